@@ -1,0 +1,411 @@
+//! Agent definitions: reusable descriptions of a worker.
+//!
+//! The file format is Claude Code's own (`.claude/agents/*.md`): YAML front matter
+//! with `name`, `description`, `tools`, `model`, and the system prompt as the body.
+//! Baton's keys sit beside them (`executor`, `command`, `tags`, `delegates_to`,
+//! `timeout_s`, `budget_usd`, `mcp_servers`, `fallback`, ...), and keys Baton does
+//! not know (Claude Code's `color`, say) are kept, not refused, so one file serves
+//! both tools.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::names::{NameError, validate_simple_name};
+
+/// How an agent is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    /// Claude Code (`claude -p --output-format stream-json`).
+    ClaudeCode,
+    /// OpenAI Codex CLI (`codex exec --json`).
+    Codex,
+    /// Google Gemini CLI (`gemini -p -o stream-json`).
+    Gemini,
+    /// Any Agent Client Protocol agent over stdio.
+    Acp,
+    /// Any command: the prompt on stdin, each stdout line an event.
+    Command,
+}
+
+impl ExecutorKind {
+    /// Every executor.
+    pub const ALL: &'static [ExecutorKind] = &[
+        ExecutorKind::ClaudeCode,
+        ExecutorKind::Codex,
+        ExecutorKind::Gemini,
+        ExecutorKind::Acp,
+        ExecutorKind::Command,
+    ];
+
+    /// The name used in definitions and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::ClaudeCode => "claude-code",
+            ExecutorKind::Codex => "codex",
+            ExecutorKind::Gemini => "gemini",
+            ExecutorKind::Acp => "acp",
+            ExecutorKind::Command => "command",
+        }
+    }
+}
+
+impl fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExecutorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ExecutorKind::ALL.iter().copied().find(|e| e.as_str() == s).ok_or_else(|| {
+            format!("unknown executor {s:?} (expected claude-code, codex, gemini, acp or command)")
+        })
+    }
+}
+
+/// A reusable definition of a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDef {
+    /// Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters).
+    pub name: String,
+    /// When to use this agent, for leads and routing.
+    #[serde(default)]
+    pub description: String,
+    /// How it is run.
+    pub executor: ExecutorKind,
+    /// The model to ask for (passed to the CLI as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Instructions given to the agent before the task.
+    #[serde(default)]
+    pub system_prompt: String,
+    /// Tools the agent may use (Claude Code's names); empty means the CLI's default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Tools the agent must not use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disallowed_tools: Vec<String>,
+    /// The CLI's permission mode (`acceptEdits`, `bypassPermissions`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    /// Capabilities, used to route tasks that name tags instead of an agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Agents this agent's sessions may start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates_to: Vec<String>,
+    /// MCP servers given to the agent (Claude Code's `mcpServers` shape).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_servers: BTreeMap<String, Value>,
+    /// For `command`: the program and its arguments. For the others: the program
+    /// (and leading arguments) to run instead of the CLI's usual name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Extra arguments appended to the CLI's command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment for the agent process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Default timeout of its tasks, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+    /// Default budget of its tasks, in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    /// How many of its sessions may run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// Agents to use instead when this one's CLI cannot start or its provider refuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
+    /// The template a task's prompt is rendered with (placeholders like `{{task}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<String>,
+    /// Front matter keys Baton does not use, kept as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Value>,
+    /// Where the definition came from: `builtin`, `api`, or a file path.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// A definition that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AgentDefError {
+    /// The file does not start with a `---` front matter block.
+    #[error("missing YAML front matter (the file must start with a line '---')")]
+    NoFrontMatter,
+    /// The front matter is not valid YAML of the expected shape.
+    #[error("invalid front matter: {0}")]
+    Yaml(String),
+    /// A name breaks the naming rules.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A field has a value the executor cannot use.
+    #[error("invalid agent {name:?}: {why}")]
+    Invalid {
+        /// The agent's name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// The front matter as written (Claude Code's keys and Baton's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FrontMatter {
+    name: Option<String>,
+    description: Option<String>,
+    executor: Option<ExecutorKind>,
+    model: Option<String>,
+    #[serde(deserialize_with = "list_or_csv")]
+    tools: Vec<String>,
+    #[serde(deserialize_with = "list_or_csv", alias = "disallowedTools")]
+    disallowed_tools: Vec<String>,
+    #[serde(alias = "permissionMode")]
+    permission_mode: Option<String>,
+    #[serde(deserialize_with = "list_or_csv")]
+    tags: Vec<String>,
+    #[serde(deserialize_with = "list_or_csv")]
+    delegates_to: Vec<String>,
+    #[serde(alias = "mcpServers")]
+    mcp_servers: BTreeMap<String, Value>,
+    #[serde(deserialize_with = "list_or_words")]
+    command: Vec<String>,
+    #[serde(deserialize_with = "list_or_words")]
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    timeout_s: Option<u64>,
+    budget_usd: Option<f64>,
+    max_parallel: Option<u32>,
+    #[serde(deserialize_with = "list_or_csv")]
+    fallback: Vec<String>,
+    prompt_template: Option<String>,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
+
+/// A list, or a string of comma-separated items (Claude Code writes `tools: Read, Grep`).
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Either::List(v)) => v,
+        Some(Either::Text(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// A list, or a string of white-space-separated words (`command: ./agent.sh --fast`).
+fn list_or_words<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Either::List(v)) => v,
+        Some(Either::Text(s)) => s.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+impl AgentDef {
+    /// Reads a Markdown definition. `file_stem` names the agent when the front
+    /// matter does not; `default_executor` applies when it names no executor (and
+    /// a `command` key implies the command executor).
+    pub fn from_markdown(
+        text: &str,
+        file_stem: &str,
+        source: &str,
+        default_executor: ExecutorKind,
+    ) -> Result<AgentDef, AgentDefError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = text.split_inclusive('\n');
+        let first = lines.next().unwrap_or("");
+        if first.trim_end() != "---" {
+            return Err(AgentDefError::NoFrontMatter);
+        }
+        let mut yaml = String::new();
+        let mut closed = false;
+        for line in lines.by_ref() {
+            if line.trim_end() == "---" {
+                closed = true;
+                break;
+            }
+            yaml.push_str(line);
+        }
+        if !closed {
+            return Err(AgentDefError::Yaml("the front matter has no closing '---' line".into()));
+        }
+        let body: String = lines.collect();
+        let fm: FrontMatter = if yaml.trim().is_empty() {
+            FrontMatter::default()
+        } else {
+            serde_norway::from_str(&yaml).map_err(|e| AgentDefError::Yaml(e.to_string()))?
+        };
+        let executor = fm.executor.unwrap_or(if fm.command.is_empty() {
+            default_executor
+        } else {
+            ExecutorKind::Command
+        });
+        let def = AgentDef {
+            name: fm.name.unwrap_or_else(|| file_stem.to_owned()),
+            description: fm.description.unwrap_or_default(),
+            executor,
+            model: fm.model,
+            system_prompt: body.trim().to_owned(),
+            tools: fm.tools,
+            disallowed_tools: fm.disallowed_tools,
+            permission_mode: fm.permission_mode,
+            tags: fm.tags,
+            delegates_to: fm.delegates_to,
+            mcp_servers: fm.mcp_servers,
+            command: fm.command,
+            args: fm.args,
+            env: fm.env,
+            timeout_s: fm.timeout_s,
+            budget_usd: fm.budget_usd,
+            max_parallel: fm.max_parallel,
+            fallback: fm.fallback,
+            prompt_template: fm.prompt_template,
+            extra: fm.extra,
+            source: source.to_owned(),
+        };
+        def.validate()?;
+        Ok(def)
+    }
+
+    /// Checks the definition can be used.
+    pub fn validate(&self) -> Result<(), AgentDefError> {
+        validate_simple_name("agent name", &self.name)?;
+        for other in self.delegates_to.iter().chain(&self.fallback) {
+            validate_simple_name("agent name", other)?;
+        }
+        let invalid = |why: &str| AgentDefError::Invalid { name: self.name.clone(), why: why.to_owned() };
+        if self.executor == ExecutorKind::Command && self.command.is_empty() {
+            return Err(invalid("the command executor needs `command` (the program and its arguments)"));
+        }
+        if self.executor == ExecutorKind::Acp && self.command.is_empty() {
+            return Err(invalid("the acp executor needs `command` (the ACP agent to start)"));
+        }
+        if self.command.first().is_some_and(|p| p.is_empty()) {
+            return Err(invalid("`command` must not start with an empty program name"));
+        }
+        if self.timeout_s == Some(0) {
+            return Err(invalid("`timeout_s` must be at least 1"));
+        }
+        if self.budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
+            return Err(invalid("`budget_usd` must be a non-negative number"));
+        }
+        if self.max_parallel == Some(0) {
+            return Err(invalid("`max_parallel` must be at least 1"));
+        }
+        for key in self.env.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(invalid("environment variable names must be non-empty, without '=' or NUL"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The agents every Baton has without any file: one per agent CLI.
+    pub fn builtins() -> Vec<AgentDef> {
+        let base = |name: &str, executor: ExecutorKind, description: &str| AgentDef {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            executor,
+            model: None,
+            system_prompt: String::new(),
+            tools: Vec::new(),
+            disallowed_tools: Vec::new(),
+            permission_mode: None,
+            tags: Vec::new(),
+            delegates_to: Vec::new(),
+            mcp_servers: BTreeMap::new(),
+            command: Vec::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            timeout_s: None,
+            budget_usd: None,
+            max_parallel: None,
+            fallback: Vec::new(),
+            prompt_template: None,
+            extra: BTreeMap::new(),
+            source: "builtin".to_owned(),
+        };
+        vec![
+            base("claude", ExecutorKind::ClaudeCode, "Claude Code with its default tools"),
+            base("codex", ExecutorKind::Codex, "OpenAI Codex CLI"),
+            base("gemini", ExecutorKind::Gemini, "Google Gemini CLI"),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_claude_code_definitions_unchanged() {
+        let text = "---\nname: code-reviewer\ndescription: Reviews code\ntools: Read, Grep, Glob\nmodel: sonnet\ncolor: blue\n---\n\nYou review code.\n";
+        let def = AgentDef::from_markdown(text, "x", ".claude/agents/r.md", ExecutorKind::ClaudeCode).unwrap();
+        assert_eq!(def.name, "code-reviewer");
+        assert_eq!(def.executor, ExecutorKind::ClaudeCode);
+        assert_eq!(def.tools, ["Read", "Grep", "Glob"]);
+        assert_eq!(def.model.as_deref(), Some("sonnet"));
+        assert_eq!(def.system_prompt, "You review code.");
+        assert_eq!(def.extra["color"], Value::String("blue".into()));
+    }
+
+    #[test]
+    fn reads_baton_keys() {
+        let text = "---\ncommand: [sh, -c, 'echo hi']\ntags: [rust, backend]\ndelegates_to: worker\ntimeout_s: 30\n---\nbody";
+        let def = AgentDef::from_markdown(text, "echo", "f.md", ExecutorKind::ClaudeCode).unwrap();
+        assert_eq!(def.name, "echo");
+        assert_eq!(def.executor, ExecutorKind::Command);
+        assert_eq!(def.command, ["sh", "-c", "echo hi"]);
+        assert_eq!(def.tags, ["rust", "backend"]);
+        assert_eq!(def.delegates_to, ["worker"]);
+        assert_eq!(def.timeout_s, Some(30));
+    }
+
+    #[test]
+    fn refuses_bad_definitions() {
+        let no_fm = AgentDef::from_markdown("hello", "x", "f", ExecutorKind::ClaudeCode);
+        assert_eq!(no_fm.unwrap_err(), AgentDefError::NoFrontMatter);
+        let unclosed = AgentDef::from_markdown("---\nname: x\n", "x", "f", ExecutorKind::ClaudeCode);
+        assert!(matches!(unclosed, Err(AgentDefError::Yaml(_))));
+        let bad_name = AgentDef::from_markdown("---\nname: ../x\n---\n", "x", "f", ExecutorKind::ClaudeCode);
+        assert!(matches!(bad_name, Err(AgentDefError::Name(_))));
+        let no_cmd = AgentDef::from_markdown("---\nexecutor: command\n---\n", "x", "f", ExecutorKind::ClaudeCode);
+        assert!(matches!(no_cmd, Err(AgentDefError::Invalid { .. })));
+        let bad_exec = AgentDef::from_markdown("---\nexecutor: cobol\n---\n", "x", "f", ExecutorKind::ClaudeCode);
+        assert!(matches!(bad_exec, Err(AgentDefError::Yaml(_))));
+    }
+
+    #[test]
+    fn json_definitions_refuse_unknown_fields() {
+        let r: Result<AgentDef, _> = serde_json::from_str(r#"{"name":"a","executor":"command","command":["x"],"bogus":1}"#);
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,451 @@
+//! The data types of the coordinator's HTTP API, shared by the server and its
+//! clients (CLI, launcher, MCP server): requests, responses, the error shape with
+//! its stable codes, and the launcher protocol.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::agent::{AgentDef, ExecutorKind};
+use crate::event::NewEvent;
+use crate::ids::{LauncherId, RunId};
+use crate::model::{Launcher, Project, ProjectSettings, Run, Session, SpoolOffsets, Task, TaskGit};
+use crate::status::RunStatus;
+
+/// The stable error codes of the API. Clients match on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not JSON (400).
+    MalformedJson,
+    /// The body is JSON of the wrong shape: a missing field, a wrong type, an unknown field (400).
+    InvalidBody,
+    /// A value breaks a rule: an unsafe name, an unknown executor, an empty prompt (400).
+    InvalidArgument,
+    /// An id given as a prefix matches more than one thing (400).
+    AmbiguousId,
+    /// `depends_on` would make a cycle (400).
+    DependencyCycle,
+    /// The body is not `application/json` (415).
+    UnsupportedMediaType,
+    /// No token, or one Baton does not know (401).
+    Unauthorized,
+    /// The token may not do this (403).
+    Forbidden,
+    /// The request came from a web page of another origin (403).
+    ForbiddenOrigin,
+    /// The thing named does not exist (404).
+    NotFound,
+    /// The method is not allowed on this path (405).
+    MethodNotAllowed,
+    /// The thing already exists (409).
+    AlreadyExists,
+    /// The thing is not in a state that allows this (409).
+    IllegalTransition,
+    /// Merging would conflict with the base branch (409).
+    MergeConflict,
+    /// Another conflict with the current state (409).
+    Conflict,
+    /// The body or an event is larger than allowed (413).
+    PayloadTooLarge,
+    /// The coordinator cannot do this now (503).
+    Unavailable,
+    /// Something went wrong inside the coordinator; its log has the details (500).
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::AmbiguousId => "ambiguous_id",
+            ErrorCode::DependencyCycle => "dependency_cycle",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::IllegalTransition => "illegal_transition",
+            ErrorCode::MergeConflict => "merge_conflict",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::MalformedJson
+            | ErrorCode::InvalidBody
+            | ErrorCode::InvalidArgument
+            | ErrorCode::AmbiguousId
+            | ErrorCode::DependencyCycle => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden | ErrorCode::ForbiddenOrigin => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::AlreadyExists
+            | ErrorCode::IllegalTransition
+            | ErrorCode::MergeConflict
+            | ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every error response: `{"error": {"code": ..., "message": ..., "details": ...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code (see [`ErrorCode`]).
+    pub code: ErrorCode,
+    /// What happened, for people.
+    pub message: String,
+    /// Machine-readable particulars (the conflicting files, the cycle, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// `POST /api/projects`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// Path of a git repository with at least one commit.
+    pub path: String,
+    /// A name (the directory's name by default).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The base branch (the repository's current branch by default).
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    /// Settings (`.baton/config.toml` of the repository by default).
+    #[serde(default)]
+    pub settings: Option<ProjectSettings>,
+}
+
+/// Whether a task waits for `baton approve` (`"required"`, `"none"`, `true`, `false`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Approval(pub bool);
+
+impl<'de> Deserialize<'de> for Approval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(Approval(b)),
+            Value::String(s) if s == "required" => Ok(Approval(true)),
+            Value::String(s) if s == "none" || s == "auto" => Ok(Approval(false)),
+            other => Err(serde::de::Error::custom(format!(
+                "approval must be \"required\", \"none\" or a boolean, not {other}"
+            ))),
+        }
+    }
+}
+
+/// `POST /api/tasks`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// The project's id or name (for agents, their own project by default).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// What to do.
+    pub prompt: String,
+    /// A short title (the prompt's first line by default).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The agent to use (by default one matching `tags`, else the project's default).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Capabilities wanted, for routing.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Ids (or unique prefixes) of tasks that must succeed first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Acceptance checks (the project's by default).
+    #[serde(default)]
+    pub checks: Option<Vec<String>>,
+    /// Seconds each run may take.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    /// Automatic retries of a failed run.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Spending limit in US dollars.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Whether the task waits for approval before it starts.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// For agents starting tasks: resume the calling session with the result.
+    #[serde(default)]
+    pub callback: bool,
+}
+
+/// `POST /api/tasks/{id}/resume`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeTask {
+    /// The follow-up message for the agent.
+    pub message: String,
+}
+
+/// `POST /api/tasks/{id}/stop` (the body is optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopTask {
+    /// Why, for the record.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `GET /api/tasks/{id}` and the rest: a task with its sessions' summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDetail {
+    /// The task.
+    #[serde(flatten)]
+    pub task: Task,
+    /// Its sessions, oldest first.
+    #[serde(default)]
+    pub sessions: Vec<Session>,
+    /// The runs of its current session, oldest first.
+    #[serde(default)]
+    pub runs: Vec<Run>,
+}
+
+/// `GET /api/agents` entries: a definition and whether its CLI can run here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The definition.
+    #[serde(flatten)]
+    pub def: AgentDef,
+    /// Whether some online launcher offers its executor.
+    pub available: bool,
+}
+
+// ---------------------------------------------------------------------------
+// The launcher protocol.
+// ---------------------------------------------------------------------------
+
+/// `POST /api/launchers/register`: a launcher introduces itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterLauncher {
+    /// The id it had before a restart, so its runs are recognised.
+    #[serde(default)]
+    pub id: Option<LauncherId>,
+    /// A name for people.
+    pub name: String,
+    /// Its host.
+    pub hostname: String,
+    /// Its Baton version.
+    pub version: String,
+    /// How many agents it runs at once.
+    pub slots: u32,
+    /// The executors it can run.
+    pub executors: Vec<ExecutorKind>,
+}
+
+/// The answer to registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registered {
+    /// The launcher as the coordinator records it.
+    pub launcher: Launcher,
+    /// How often to send heartbeats.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// `POST /api/launchers/{id}/poll`: wait for work or stop orders.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    /// How many more runs the launcher can take now.
+    pub free_slots: u32,
+    /// How long to wait for something to arrive, in milliseconds.
+    pub wait_ms: u64,
+}
+
+/// What a poll returns: runs to start and runs to stop.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PollResponse {
+    /// Newly claimed runs.
+    pub runs: Vec<Assignment>,
+    /// Runs to stop.
+    pub stops: Vec<StopOrder>,
+}
+
+/// Everything a launcher needs to start (or re-attach to) a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The run.
+    pub run: Run,
+    /// Its task.
+    pub task: Task,
+    /// Its session.
+    pub session: Session,
+    /// The task's project.
+    pub project: Project,
+    /// The agent's definition, resolved.
+    pub agent: AgentDef,
+    /// The text to give the agent for this turn (rendered prompt, or the resume message).
+    pub prompt: String,
+    /// Environment for the agent process (`BATON_*`, including its session token).
+    pub env: BTreeMap<String, String>,
+    /// Seconds the run may take.
+    pub timeout_s: Option<u64>,
+    /// Seconds between the interrupt and SIGKILL when stopping.
+    pub grace_s: u64,
+}
+
+/// An order to stop a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopOrder {
+    /// The run.
+    pub run_id: RunId,
+    /// Why.
+    pub reason: String,
+}
+
+/// `POST /api/launchers/{id}/attach`: a restarted launcher names the runs it still
+/// has on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    /// Runs found in its spool directory.
+    pub runs: Vec<RunId>,
+}
+
+/// What the coordinator knows of each run a launcher re-attaches to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachResponse {
+    /// One entry per run asked about.
+    pub runs: Vec<Attached>,
+}
+
+/// One re-attached run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attached {
+    /// The run.
+    pub run_id: RunId,
+    /// Its assignment, when the coordinator still expects it to be running; `None`
+    /// means the run is unknown or already finished, and the launcher cleans it up.
+    pub assignment: Option<Assignment>,
+    /// Set when the run should be stopped.
+    pub stop: Option<String>,
+}
+
+/// `POST /api/runs/{id}/started`: the agent process is alive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStarted {
+    /// Its process (and process group) id.
+    pub pid: i32,
+    /// Git state of the task after its worktree was prepared.
+    #[serde(default)]
+    pub git: Option<TaskGit>,
+}
+
+/// `POST /api/runs/{id}/events`: a batch of events parsed from the spool between
+/// two offsets. The coordinator stores the events and the new offsets in one
+/// transaction, so a batch sent twice is stored once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// Where the batch starts in the spool (must equal what was acknowledged).
+    pub from: SpoolOffsets,
+    /// Where it ends.
+    pub to: SpoolOffsets,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchAck {
+    /// What is now acknowledged.
+    pub offsets: SpoolOffsets,
+    /// The session's last sequence number.
+    pub last_seq: i64,
+    /// Set when the coordinator wants the run stopped (a budget was exceeded).
+    #[serde(default)]
+    pub stop: Option<String>,
+}
+
+/// `POST /api/runs/{id}/finished`: the agent process ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFinished {
+    /// How it ended: succeeded, failed, stopped, timed_out or lost.
+    pub status: RunStatus,
+    /// Its exit code.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// What went wrong.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Git state after the work was committed.
+    #[serde(default)]
+    pub git: Option<TaskGit>,
+}
+
+/// `POST /api/launchers/{id}/heartbeat`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The runs it is supervising.
+    pub running: Vec<RunId>,
+    /// How many more it can take.
+    pub free_slots: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approval_accepts_words_and_booleans() {
+        let t: CreateTask = serde_json::from_str(r#"{"prompt":"x","approval":"required"}"#).unwrap();
+        assert_eq!(t.approval, Some(Approval(true)));
+        let t: CreateTask = serde_json::from_str(r#"{"prompt":"x","approval":false}"#).unwrap();
+        assert_eq!(t.approval, Some(Approval(false)));
+        assert!(serde_json::from_str::<CreateTask>(r#"{"prompt":"x","approval":"maybe"}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<CreateTask>(r#"{"prompt":"x","dependson":[]}"#).is_err());
+    }
+
+    #[test]
+    fn codes_serialize_as_their_names() {
+        for code in [ErrorCode::MalformedJson, ErrorCode::NotFound, ErrorCode::IllegalTransition] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+        }
+    }
+}

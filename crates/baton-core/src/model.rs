@@ -1,0 +1,378 @@
+//! The things Baton keeps: projects, tasks, sessions, runs and launchers.
+//!
+//! Each is stored whole (as a document) with a few indexed columns beside it, and
+//! sent whole over the API and the live stream, so a client that receives a change
+//! has the complete new state and never needs to refetch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::ExecutorKind;
+use crate::ids::{LauncherId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use crate::status::{LauncherStatus, RunStatus, SessionStatus, TaskStatus};
+use crate::time::Timestamp;
+
+/// A git repository under Baton's care.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// Its id.
+    pub id: ProjectId,
+    /// A unique, human-friendly name (the directory's name by default).
+    pub name: String,
+    /// Absolute path of the main checkout.
+    pub path: String,
+    /// The branch tasks start from and merge into.
+    pub default_branch: String,
+    /// Limits, setup and merge policy.
+    #[serde(default)]
+    pub settings: ProjectSettings,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
+/// How a project's tasks are run and merged. Read from `.baton/config.toml` in the
+/// repository, or set through the API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// How many of the project's tasks may run at once (none: only launcher slots limit).
+    pub parallel_limit: Option<u32>,
+    /// The agent used when a task names none.
+    pub default_agent: Option<String>,
+    /// A shell command run in each new worktree before the agent starts.
+    pub setup: Option<String>,
+    /// Files copied from the main checkout into each worktree (`.env`, local config).
+    pub copy_files: Vec<String>,
+    /// Acceptance checks run after every task of the project.
+    pub checks: Vec<String>,
+    /// How finished tasks are merged into the default branch.
+    pub merge_strategy: MergeStrategy,
+    /// Merge a task as soon as it succeeds and its checks pass.
+    pub auto_merge: bool,
+    /// Remove a task's worktree after it is merged.
+    pub remove_worktree_after_merge: bool,
+    /// Extra environment for every agent of the project.
+    pub env: BTreeMap<String, String>,
+    /// Run agents in their own worktrees (the default). When false, agents run in
+    /// the main checkout: only for read-only work.
+    pub worktrees: Option<bool>,
+    /// How many ports each task gets in `BATON_PORT`..`BATON_PORT + n`.
+    pub ports_per_task: Option<u16>,
+    /// Free text about the project (stack, layout) given to workers in their prompt.
+    pub context: Option<String>,
+}
+
+impl ProjectSettings {
+    /// Whether tasks get their own worktree.
+    pub fn uses_worktrees(&self) -> bool {
+        self.worktrees.unwrap_or(true)
+    }
+}
+
+/// How a task's branch lands on the base branch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeStrategy {
+    /// A merge commit.
+    #[default]
+    Merge,
+    /// One commit with all the task's changes.
+    Squash,
+    /// The task's commits replayed on the base.
+    Rebase,
+}
+
+/// A unit of work in a project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Its id.
+    pub id: TaskId,
+    /// The project it belongs to.
+    pub project_id: ProjectId,
+    /// A short title (from the prompt's first line when not given).
+    pub title: String,
+    /// What the agent is asked to do.
+    pub prompt: String,
+    /// The agent that works on it.
+    pub agent: String,
+    /// Capabilities asked for; used to pick an agent when none is named.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Tasks that must succeed before this one starts.
+    #[serde(default)]
+    pub depends_on: Vec<TaskId>,
+    /// Commands that must pass in the worktree after the agent finishes.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Seconds a run may take before it is killed.
+    pub timeout_s: Option<u64>,
+    /// How many times a failed run is retried automatically.
+    #[serde(default)]
+    pub max_retries: u32,
+    /// How many automatic retries have been used.
+    #[serde(default)]
+    pub retries: u32,
+    /// Spending limit in US dollars; the agent is stopped when it is exceeded.
+    pub budget_usd: Option<f64>,
+    /// Whether `baton approve` must let it start.
+    #[serde(default)]
+    pub approval: bool,
+    /// When it was approved.
+    pub approved_at: Option<Timestamp>,
+    /// Where it is in its life.
+    pub status: TaskStatus,
+    /// Why it is blocked, failed or cancelled.
+    pub reason: Option<String>,
+    /// The session currently working on it.
+    pub session_id: Option<SessionId>,
+    /// The session that started it (an agent delegating work), if any.
+    pub parent_session_id: Option<SessionId>,
+    /// Whether the parent session is resumed with this task's result when it ends.
+    #[serde(default)]
+    pub callback: bool,
+    /// The plan it was submitted with.
+    pub plan_id: Option<PlanId>,
+    /// Git state: branch, worktree, commits.
+    #[serde(default)]
+    pub git: TaskGit,
+    /// The last result the agent reported.
+    pub result: Option<String>,
+    /// Money and tokens spent on it so far.
+    #[serde(default)]
+    pub usage: Usage,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When its first run started.
+    pub started_at: Option<Timestamp>,
+    /// When it last finished.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// The git side of a task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskGit {
+    /// The task's branch, `baton/<short-id>-<slug>`.
+    pub branch: Option<String>,
+    /// The branch it starts from and merges into.
+    pub base_branch: Option<String>,
+    /// The commit the branch started from.
+    pub base_commit: Option<String>,
+    /// Where the worktree is (on the launcher's host).
+    pub worktree: Option<String>,
+    /// The branch's last commit.
+    pub head: Option<String>,
+    /// Commits on the branch that the base does not have.
+    pub commits: Vec<String>,
+    /// Files the branch changes against its base.
+    pub files_changed: Vec<String>,
+    /// `git diff --shortstat` against the base.
+    pub diff_stat: Option<String>,
+    /// Whether the last run left uncommitted work that Baton committed for it.
+    pub wip_committed: bool,
+    /// Merge state.
+    pub merge: MergeState,
+    /// The commit that landed on the base, once merged.
+    pub merged_commit: Option<String>,
+    /// Disk use of the worktree in bytes, when last measured.
+    pub disk_bytes: Option<u64>,
+}
+
+/// Whether and how a task's branch reached its base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeState {
+    /// Not asked to merge.
+    #[default]
+    None,
+    /// Waiting in the merge queue.
+    Queued,
+    /// Landed on the base.
+    Merged,
+    /// Refused: it conflicts with the base.
+    Conflict,
+}
+
+/// Tokens and money spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    /// Input tokens (including cache reads).
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    /// Adds another amount to this one.
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+/// One conversation with one agent process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Its id.
+    pub id: SessionId,
+    /// The task it works on.
+    pub task_id: TaskId,
+    /// The task's project.
+    pub project_id: ProjectId,
+    /// The agent definition's name.
+    pub agent: String,
+    /// How the agent is run.
+    pub executor: ExecutorKind,
+    /// Where it is.
+    pub status: SessionStatus,
+    /// The agent's own session id (Claude's `session_id`, Codex's `thread_id`), used
+    /// to resume the conversation.
+    pub agent_session_id: Option<String>,
+    /// The session that started this one's task, if any.
+    pub parent_session_id: Option<SessionId>,
+    /// The sequence number of its last event.
+    pub last_seq: i64,
+    /// Money and tokens spent.
+    #[serde(default)]
+    pub usage: Usage,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Why a run was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// The first turn of a session.
+    Start,
+    /// A follow-up turn in the same conversation.
+    Resume,
+}
+
+/// One turn of a session handed to a launcher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Its id.
+    pub id: RunId,
+    /// Its session.
+    pub session_id: SessionId,
+    /// Its task.
+    pub task_id: TaskId,
+    /// Its project.
+    pub project_id: ProjectId,
+    /// Start or resume.
+    pub kind: RunKind,
+    /// Where it is.
+    pub status: RunStatus,
+    /// The message of this turn (the task's prompt for a start).
+    pub message: String,
+    /// The launcher that claimed it.
+    pub launcher_id: Option<LauncherId>,
+    /// The agent's process id (also its process group id).
+    pub pid: Option<i32>,
+    /// The agent's exit code.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the agent, if one did.
+    pub signal: Option<i32>,
+    /// What went wrong, when it did not succeed.
+    pub error: Option<String>,
+    /// The result text the agent reported.
+    pub result: Option<String>,
+    /// How far the coordinator has acknowledged the run's output spool.
+    #[serde(default)]
+    pub offsets: SpoolOffsets,
+    /// Whether a stop was asked for, and why.
+    pub stop_reason: Option<String>,
+    /// Money and tokens spent in this turn.
+    #[serde(default)]
+    pub usage: Usage,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When a launcher claimed it.
+    pub claimed_at: Option<Timestamp>,
+    /// When the agent process started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Byte offsets into a run's spooled stdout and stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpoolOffsets {
+    /// Bytes of stdout acknowledged.
+    pub stdout: u64,
+    /// Bytes of stderr acknowledged.
+    pub stderr: u64,
+}
+
+/// A process that supervises agents on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Launcher {
+    /// Its id (kept across restarts of the same launcher).
+    pub id: LauncherId,
+    /// A name for people.
+    pub name: String,
+    /// The host it runs on.
+    pub hostname: String,
+    /// Its Baton version.
+    pub version: String,
+    /// How many agents it runs at once at most.
+    pub slots: u32,
+    /// The executors it offers.
+    pub executors: Vec<ExecutorKind>,
+    /// Reachable or not.
+    pub status: LauncherStatus,
+    /// The runs it is working on.
+    #[serde(default)]
+    pub running: Vec<RunId>,
+    /// When it was last heard from.
+    pub last_seen: Timestamp,
+    /// When it first registered.
+    pub registered_at: Timestamp,
+}
+
+/// What a token lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Everything.
+    Admin,
+    /// The launcher protocol.
+    Launcher,
+    /// One agent session: read, report on itself, start tasks its rules allow.
+    Session,
+}
+
+impl TokenKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Launcher => "launcher",
+            TokenKind::Session => "session",
+        }
+    }
+}
+
+/// A token as stored: only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, in hex.
+    pub hash: String,
+    /// What it allows.
+    pub kind: TokenKind,
+    /// For session tokens the session id, for launcher tokens the launcher id.
+    pub subject: Option<String>,
+    /// When it was made.
+    pub created_at: Timestamp,
+}

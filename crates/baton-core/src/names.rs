@@ -1,0 +1,147 @@
+//! Names that reach the file system or git: their rules, and slugs.
+//!
+//! User text never becomes a git option, a shell word or a path outside the place
+//! it belongs to: every name is checked here before it is used.
+
+/// A name that breaks the rules for its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {value:?}: {why}")]
+pub struct NameError {
+    /// The kind of name (agent name, branch name, ...).
+    pub kind: &'static str,
+    /// What was given.
+    pub value: String,
+    /// The rule it breaks.
+    pub why: &'static str,
+}
+
+fn refuse(kind: &'static str, value: &str, why: &'static str) -> NameError {
+    NameError { kind, value: value.to_owned(), why }
+}
+
+/// Agent and project names: 1 to 64 characters of `[A-Za-z0-9._-]`, starting with a
+/// letter or digit.
+pub fn validate_simple_name(kind: &'static str, name: &str) -> Result<(), NameError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(refuse(kind, name, "must be 1 to 64 characters"));
+    }
+    if !name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return Err(refuse(kind, name, "must start with a letter or a digit"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(refuse(kind, name, "may only contain letters, digits, '.', '_' and '-'"));
+    }
+    if name.contains("..") {
+        return Err(refuse(kind, name, "must not contain '..'"));
+    }
+    Ok(())
+}
+
+/// A git branch name, by the rules of `git check-ref-format`, and a little stricter:
+/// no leading `-` (it would read as an option), no white space or control
+/// characters, no `..`, `@{`, `\`, `~^:?*[`, no component starting with `.` or
+/// ending with `.lock`, no trailing `/` or `.`.
+pub fn validate_branch_name(name: &str) -> Result<(), NameError> {
+    const KIND: &str = "branch name";
+    if name.is_empty() || name.len() > 200 {
+        return Err(refuse(KIND, name, "must be 1 to 200 characters"));
+    }
+    if name.starts_with('-') {
+        return Err(refuse(KIND, name, "must not start with '-'"));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refuse(KIND, name, "must not contain white space or control characters"));
+    }
+    if name.contains("..") || name.contains("@{") || name == "@" {
+        return Err(refuse(KIND, name, "must not contain '..' or '@{' or be '@'"));
+    }
+    if name.chars().any(|c| "\\~^:?*[".contains(c)) {
+        return Err(refuse(KIND, name, "must not contain any of \\ ~ ^ : ? * ["));
+    }
+    if name.ends_with('/') || name.ends_with('.') || name.starts_with('/') || name.contains("//") {
+        return Err(refuse(KIND, name, "must not start or end with '/', end with '.', or contain '//'"));
+    }
+    if name.split('/').any(|c| c.starts_with('.') || c.ends_with(".lock")) {
+        return Err(refuse(KIND, name, "no component may start with '.' or end with '.lock'"));
+    }
+    Ok(())
+}
+
+/// A short, safe slug of a title for a branch name: lowercase ASCII letters and
+/// digits joined by single dashes, at most 40 characters; `task` when nothing is left.
+pub fn slugify(title: &str) -> String {
+    let mut slug = String::new();
+    let mut dash = false;
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            if dash && !slug.is_empty() {
+                slug.push('-');
+            }
+            dash = false;
+            slug.push(c);
+        } else {
+            dash = true;
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.is_empty() { "task".to_owned() } else { slug }
+}
+
+/// A title from a prompt: its first non-empty line, cut to 80 characters.
+pub fn title_from_prompt(prompt: &str) -> String {
+    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("untitled");
+    if line.chars().count() > 80 {
+        let cut: String = line.chars().take(79).collect();
+        format!("{cut}…")
+    } else {
+        line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_follow_git_rules() {
+        for ok in ["baton/4k9m-fix-login", "main", "feature/x.y", "a-b_c"] {
+            assert!(validate_branch_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "-rf", "a..b", "a b", "a\tb", "a\u{7}b", "a~1", "a^", "x:y", "what?", "a*", "a[",
+            "a\\b", "a/", "a.", "/a", "a//b", ".hidden", "x/.y", "a.lock", "x/y.lock", "@", "a@{1}",
+        ] {
+            assert!(validate_branch_name(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn slugs_are_safe() {
+        assert_eq!(slugify("Fix the login bug!"), "fix-the-login-bug");
+        assert_eq!(slugify("  --rf /etc/passwd; rm -rf ~ "), "rf-etc-passwd-rm-rf");
+        assert_eq!(slugify("../../.."), "task");
+        assert_eq!(slugify("日本語"), "task");
+        assert_eq!(slugify(&"a".repeat(100)).len(), 40);
+        for t in ["-x", "a..b", "x.lock", "$(whoami)", "`id`", "a\nb"] {
+            assert!(validate_branch_name(&format!("baton/abc-{}", slugify(t))).is_ok(), "{t}");
+        }
+    }
+
+    #[test]
+    fn simple_names() {
+        assert!(validate_simple_name("agent name", "code-reviewer").is_ok());
+        assert!(validate_simple_name("agent name", "a.b_c-1").is_ok());
+        for bad in ["", "-x", ".x", "a/b", "a..b", "a b", &"x".repeat(65)] {
+            assert!(validate_simple_name("agent name", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(title_from_prompt("\n\n  Fix it\nmore"), "Fix it");
+        assert_eq!(title_from_prompt(&"x".repeat(100)).chars().count(), 80);
+    }
+}
