@@ -1,0 +1,501 @@
+//! [`StoreRead`] and [`StoreTx`] over one SQLite connection.
+//!
+//! Things are stored as JSON documents beside the few columns that queries filter
+//! and sort on; `put_*` writes both from the same value, so they cannot disagree.
+
+use std::str::FromStr;
+
+use baton_core::agent::AgentDef;
+use baton_core::event::{Event, EventKind, NewEvent};
+use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{Launcher, Project, Run, Session, Task, TokenKind, TokenRecord};
+use baton_core::status::{RunStatus, TaskStatus};
+use baton_core::time::Timestamp;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::{EventFilter, StoreRead, StoreTx, TaskFilter};
+use crate::StoreError;
+
+/// One connection, and the events a write job appended (published after commit).
+pub(crate) struct Db<'c> {
+    /// The connection.
+    conn: &'c Connection,
+    /// Events appended by the current job.
+    pub(crate) appended: Vec<Event>,
+}
+
+impl<'c> Db<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Self { conn, appended: Vec::new() }
+    }
+
+    fn doc<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.query_row(params, |r| r.get(0)).optional())
+            .map_err(db_err)?;
+        text.map(|t| decode(what, &t)).transpose()
+    }
+
+    fn docs<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(db_err)?;
+        let texts = st
+            .query_map(params, |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        texts.iter().map(|t| decode(what, t)).collect()
+    }
+
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map_err(db_err)
+    }
+
+    fn exec_unique(&self, what: &str, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Duplicate { what: what.to_owned() },
+                _ => db_err(e),
+            })
+    }
+
+    fn events_where(&self, clause: &str, values: Vec<SqlValue>) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT id, ts, session_id, seq, run_id, task_id, kind, data, raw FROM events WHERE {clause}"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let rows = st
+            .query_map(params_from_iter(values), read_event_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+}
+
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// An events row before its ids are checked.
+struct EventRow {
+    id: i64,
+    ts: i64,
+    session_id: Option<String>,
+    seq: Option<i64>,
+    run_id: Option<String>,
+    task_id: Option<String>,
+    kind: String,
+    data: String,
+    raw: Option<String>,
+}
+
+fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        ts: r.get(1)?,
+        session_id: r.get(2)?,
+        seq: r.get(3)?,
+        run_id: r.get(4)?,
+        task_id: r.get(5)?,
+        kind: r.get(6)?,
+        data: r.get(7)?,
+        raw: r.get(8)?,
+    })
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<Event, StoreError> {
+        let corrupt = |_| StoreError::Corrupt {
+            what: "event",
+            source: serde::de::Error::custom("malformed id or kind"),
+        };
+        Ok(Event {
+            id: self.id,
+            ts: Timestamp::from_millis(self.ts),
+            session_id: self.session_id.as_deref().map(SessionId::parse).transpose().map_err(corrupt)?,
+            seq: self.seq,
+            run_id: self.run_id.as_deref().map(RunId::parse).transpose().map_err(corrupt)?,
+            task_id: self.task_id.as_deref().map(TaskId::parse).transpose().map_err(corrupt)?,
+            kind: EventKind::from_str(&self.kind).map_err(|_| StoreError::Corrupt {
+                what: "event",
+                source: serde::de::Error::custom("unknown kind"),
+            })?,
+            data: decode("event data", &self.data)?,
+            raw: self.raw,
+        })
+    }
+}
+
+impl StoreRead for Db<'_> {
+    fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        self.doc("project", "SELECT data FROM projects WHERE id = ?1", [id.as_str()])
+    }
+
+    fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError> {
+        self.doc("project", "SELECT data FROM projects WHERE name = ?1", [name])
+    }
+
+    fn project_by_path(&self, path: &str) -> Result<Option<Project>, StoreError> {
+        self.doc("project", "SELECT data FROM projects WHERE path = ?1", [path])
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.docs("project", "SELECT data FROM projects ORDER BY created_at, id", [])
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<AgentDef>, StoreError> {
+        self.doc("agent", "SELECT data FROM agents WHERE name = ?1", [name])
+    }
+
+    fn agents(&self) -> Result<Vec<AgentDef>, StoreError> {
+        self.docs("agent", "SELECT data FROM agents ORDER BY name", [])
+    }
+
+    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        self.doc("task", "SELECT data FROM tasks WHERE id = ?1", [id.as_str()])
+    }
+
+    fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut values: Vec<SqlValue> = Vec::new();
+        if let Some(p) = &filter.project {
+            values.push(SqlValue::Text(p.to_string()));
+            clauses.push(format!("project_id = ?{}", values.len()));
+        }
+        if let Some(s) = &filter.parent_session {
+            values.push(SqlValue::Text(s.to_string()));
+            clauses.push(format!("parent_session_id = ?{}", values.len()));
+        }
+        if !filter.statuses.is_empty() {
+            let names: Vec<String> = filter.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            clauses.push(format!("status IN ({})", names.join(",")));
+        }
+        let mut sql = String::from("SELECT data FROM tasks");
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY created_at DESC, rowid DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        self.docs("task", &sql, params_from_iter(values))
+    }
+
+    fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError> {
+        self.docs(
+            "task",
+            "SELECT t.data FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = ?1 ORDER BY t.created_at",
+            [id.as_str()],
+        )
+    }
+
+    fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT status, COUNT(*) FROM tasks WHERE (?1 IS NULL OR project_id = ?1) GROUP BY status",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([project.map(|p| p.as_str())], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| TaskStatus::from_str(&s).ok().map(|s| (s, n as u64)))
+            .collect())
+    }
+
+    fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.doc("session", "SELECT data FROM sessions WHERE id = ?1", [id.as_str()])
+    }
+
+    fn sessions_of_task(&self, id: &TaskId) -> Result<Vec<Session>, StoreError> {
+        self.docs("session", "SELECT data FROM sessions WHERE task_id = ?1 ORDER BY created_at, rowid", [id.as_str()])
+    }
+
+    fn sessions(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
+        self.docs("session", "SELECT data FROM sessions ORDER BY created_at DESC, rowid DESC LIMIT ?1", [limit])
+    }
+
+    fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
+        self.doc("run", "SELECT data FROM runs WHERE id = ?1", [id.as_str()])
+    }
+
+    fn runs_of_session(&self, id: &SessionId) -> Result<Vec<Run>, StoreError> {
+        self.docs("run", "SELECT data FROM runs WHERE session_id = ?1 ORDER BY created_at, rowid", [id.as_str()])
+    }
+
+    fn runs_in_status(&self, status: RunStatus, limit: u32) -> Result<Vec<Run>, StoreError> {
+        self.docs(
+            "run",
+            "SELECT data FROM runs WHERE status = ?1 ORDER BY created_at, rowid LIMIT ?2",
+            params![status.as_str(), limit],
+        )
+    }
+
+    fn active_runs_of_launcher(&self, id: &LauncherId) -> Result<Vec<Run>, StoreError> {
+        self.docs(
+            "run",
+            "SELECT data FROM runs WHERE launcher_id = ?1 AND status IN ('claimed', 'running') ORDER BY created_at",
+            [id.as_str()],
+        )
+    }
+
+    fn launcher(&self, id: &LauncherId) -> Result<Option<Launcher>, StoreError> {
+        self.doc("launcher", "SELECT data FROM launchers WHERE id = ?1", [id.as_str()])
+    }
+
+    fn launchers(&self) -> Result<Vec<Launcher>, StoreError> {
+        self.docs("launcher", "SELECT data FROM launchers ORDER BY id", [])
+    }
+
+    fn ids_with_prefix(&self, kind: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        let table = match kind {
+            "task" => "tasks",
+            "session" => "sessions",
+            "run" => "runs",
+            "project" => "projects",
+            "launcher" => "launchers",
+            _ => return Ok(Vec::new()),
+        };
+        if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT id FROM {table} WHERE id GLOB ?1 ORDER BY id LIMIT ?2");
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        st.query_map(params![format!("{prefix}*"), limit], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(db_err)
+    }
+
+    fn session_events(&self, id: &SessionId, after_seq: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.events_where(
+            "session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            vec![SqlValue::Text(id.to_string()), SqlValue::Integer(after_seq), SqlValue::Integer(limit.into())],
+        )
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let mut clause = String::from("id > ?1");
+        let mut values = vec![SqlValue::Integer(filter.after)];
+        if let Some(s) = &filter.session {
+            values.push(SqlValue::Text(s.to_string()));
+            clause.push_str(&format!(" AND session_id = ?{}", values.len()));
+        }
+        if let Some(t) = &filter.task {
+            values.push(SqlValue::Text(t.to_string()));
+            clause.push_str(&format!(" AND task_id = ?{}", values.len()));
+        }
+        if !filter.kinds.is_empty() {
+            let names: Vec<String> = filter.kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+            clause.push_str(&format!(" AND kind IN ({})", names.join(",")));
+        }
+        values.push(SqlValue::Integer(filter.limit.into()));
+        clause.push_str(&format!(" ORDER BY id LIMIT ?{}", values.len()));
+        self.events_where(&clause, values)
+    }
+
+    fn last_event_id(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(db_err)
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<(String, String, Option<String>, i64)> = self
+            .conn
+            .prepare_cached("SELECT hash, kind, subject, created_at FROM tokens WHERE hash = ?1")
+            .and_then(|mut st| st.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+            .map_err(db_err)?;
+        Ok(row.and_then(|(hash, kind, subject, created_at)| {
+            let kind = match kind.as_str() {
+                "admin" => TokenKind::Admin,
+                "launcher" => TokenKind::Launcher,
+                "session" => TokenKind::Session,
+                _ => return None,
+            };
+            Some(TokenRecord { hash, kind, subject, created_at: Timestamp::from_millis(created_at) })
+        }))
+    }
+}
+
+impl StoreTx for Db<'_> {
+    fn put_project(&mut self, p: &Project) -> Result<(), StoreError> {
+        let data = encode("project", p)?;
+        self.exec_unique(
+            &format!("a project named {:?} or at {:?}", p.name, p.path),
+            "INSERT INTO projects (id, name, path, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, path = excluded.path, data = excluded.data",
+            params![p.id.as_str(), p.name, p.path, p.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn put_agent(&mut self, a: &AgentDef) -> Result<(), StoreError> {
+        let data = encode("agent", a)?;
+        self.exec(
+            "INSERT INTO agents (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+            params![a.name, data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_agent(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM agents WHERE name = ?1", [name])? > 0)
+    }
+
+    fn insert_task(&mut self, t: &Task) -> Result<(), StoreError> {
+        let data = encode("task", t)?;
+        self.exec_unique(
+            &format!("task {}", t.id),
+            "INSERT INTO tasks (id, project_id, status, parent_session_id, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                t.id.as_str(),
+                t.project_id.as_str(),
+                t.status.as_str(),
+                t.parent_session_id.as_ref().map(|s| s.as_str()),
+                t.created_at.as_millis(),
+                data
+            ],
+        )?;
+        for dep in &t.depends_on {
+            self.exec(
+                "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
+                [t.id.as_str(), dep.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_task(&mut self, t: &Task) -> Result<(), StoreError> {
+        let data = encode("task", t)?;
+        self.exec(
+            "UPDATE tasks SET status = ?2, data = ?3 WHERE id = ?1",
+            params![t.id.as_str(), t.status.as_str(), data],
+        )?;
+        Ok(())
+    }
+
+    fn put_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        let data = encode("session", s)?;
+        self.exec(
+            "INSERT INTO sessions (id, task_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            params![s.id.as_str(), s.task_id.as_str(), s.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn put_run(&mut self, r: &Run) -> Result<(), StoreError> {
+        let data = encode("run", r)?;
+        self.exec(
+            "INSERT INTO runs (id, session_id, status, launcher_id, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, launcher_id = excluded.launcher_id, data = excluded.data",
+            params![
+                r.id.as_str(),
+                r.session_id.as_str(),
+                r.status.as_str(),
+                r.launcher_id.as_ref().map(|l| l.as_str()),
+                r.created_at.as_millis(),
+                data
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_launcher(&mut self, l: &Launcher) -> Result<(), StoreError> {
+        let data = encode("launcher", l)?;
+        self.exec(
+            "INSERT INTO launchers (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            params![l.id.as_str(), data],
+        )?;
+        Ok(())
+    }
+
+    fn append_event(
+        &mut self,
+        session: Option<&SessionId>,
+        run: Option<&RunId>,
+        task: Option<&TaskId>,
+        event: NewEvent,
+    ) -> Result<Event, StoreError> {
+        let seq = match session {
+            Some(s) => Some(
+                self.conn
+                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE session_id = ?1")
+                    .and_then(|mut st| st.query_row([s.as_str()], |r| r.get::<_, i64>(0)))
+                    .map_err(db_err)?,
+            ),
+            None => None,
+        };
+        let ts = event.ts.unwrap_or_else(Timestamp::now);
+        let data = encode("event data", &event.data)?;
+        self.exec(
+            "INSERT INTO events (ts, session_id, seq, run_id, task_id, kind, data, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                ts.as_millis(),
+                session.map(|s| s.as_str()),
+                seq,
+                run.map(|r| r.as_str()),
+                task.map(|t| t.as_str()),
+                event.kind.as_str(),
+                data,
+                event.raw
+            ],
+        )?;
+        let stored = Event {
+            id: self.conn.last_insert_rowid(),
+            ts,
+            session_id: session.cloned(),
+            seq,
+            run_id: run.cloned(),
+            task_id: task.cloned(),
+            kind: event.kind,
+            data: event.data,
+            raw: event.raw,
+        };
+        self.appended.push(stored.clone());
+        Ok(stored)
+    }
+
+    fn put_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT OR REPLACE INTO tokens (hash, kind, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![t.hash, t.kind.as_str(), t.subject, t.created_at.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError> {
+        let n = self.exec("DELETE FROM tokens WHERE kind = ?1 AND subject IS ?2", params![kind, subject])?;
+        Ok(n as u64)
+    }
+}

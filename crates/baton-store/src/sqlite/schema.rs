@@ -1,0 +1,100 @@
+//! The schema and its migrations. `PRAGMA user_version` records how many
+//! migrations have run; each new one is appended to [`MIGRATIONS`], never edited.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// Every migration, in order.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE agents (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    parent_session_id TEXT,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX tasks_by_project ON tasks(project_id, created_at);
+CREATE INDEX tasks_by_status ON tasks(status, created_at);
+CREATE INDEX tasks_by_parent ON tasks(parent_session_id) WHERE parent_session_id IS NOT NULL;
+CREATE TABLE task_deps (
+    task_id TEXT NOT NULL,
+    depends_on TEXT NOT NULL,
+    PRIMARY KEY (task_id, depends_on)
+) WITHOUT ROWID;
+CREATE INDEX task_deps_reverse ON task_deps(depends_on, task_id);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX sessions_by_task ON sessions(task_id, created_at);
+CREATE INDEX sessions_by_created ON sessions(created_at);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    launcher_id TEXT,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX runs_by_session ON runs(session_id, created_at);
+CREATE INDEX runs_by_status ON runs(status, created_at);
+CREATE INDEX runs_by_launcher ON runs(launcher_id, status);
+CREATE TABLE launchers (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    session_id TEXT,
+    seq INTEGER,
+    run_id TEXT,
+    task_id TEXT,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    raw TEXT
+);
+CREATE UNIQUE INDEX events_by_session ON events(session_id, seq) WHERE session_id IS NOT NULL;
+CREATE INDEX events_by_task ON events(task_id, id) WHERE task_id IS NOT NULL;
+CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX tokens_by_subject ON tokens(kind, subject);
+"#];
+
+/// Brings the schema up to date, one migration per transaction.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let db = |e: rusqlite::Error| StoreError::Database(Box::new(e));
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew { found: version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(db(e));
+        }
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}

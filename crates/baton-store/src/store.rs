@@ -1,0 +1,224 @@
+//! The store interface: [`Store`], the read and write views, and the job plumbing
+//! a backend implements.
+
+use std::sync::Arc;
+
+use baton_core::event::{Event, EventKind, NewEvent};
+use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{Launcher, Project, Run, Session, Task, TokenRecord};
+use baton_core::status::{RunStatus, TaskStatus};
+use baton_core::agent::AgentDef;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::StoreError;
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Only this project's.
+    pub project: Option<ProjectId>,
+    /// Only these statuses (any, when empty).
+    pub statuses: Vec<TaskStatus>,
+    /// Only tasks started by this session.
+    pub parent_session: Option<SessionId>,
+    /// At most this many, newest first (all, when `None`).
+    pub limit: Option<u32>,
+}
+
+/// Which events of the global stream to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events after this position.
+    pub after: i64,
+    /// Only this session's.
+    pub session: Option<SessionId>,
+    /// Only this task's (its sessions' events and its own changes).
+    pub task: Option<TaskId>,
+    /// Only these kinds (any, when empty).
+    pub kinds: Vec<EventKind>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Reads, inside a read snapshot or a write transaction.
+pub trait StoreRead {
+    /// A project by id.
+    fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
+    /// A project by name.
+    fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError>;
+    /// A project by the path of its checkout.
+    fn project_by_path(&self, path: &str) -> Result<Option<Project>, StoreError>;
+    /// All projects, oldest first.
+    fn projects(&self) -> Result<Vec<Project>, StoreError>;
+
+    /// An agent definition by name.
+    fn agent(&self, name: &str) -> Result<Option<AgentDef>, StoreError>;
+    /// All agent definitions, by name.
+    fn agents(&self) -> Result<Vec<AgentDef>, StoreError>;
+
+    /// A task by id.
+    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError>;
+    /// Tasks matching a filter, newest first.
+    fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+    /// Tasks that depend on `id`.
+    fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError>;
+    /// How many tasks are in each status (for metrics).
+    fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError>;
+
+    /// A session by id.
+    fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// A task's sessions, oldest first.
+    fn sessions_of_task(&self, id: &TaskId) -> Result<Vec<Session>, StoreError>;
+    /// All sessions, newest first, at most `limit`.
+    fn sessions(&self, limit: u32) -> Result<Vec<Session>, StoreError>;
+
+    /// A run by id.
+    fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// A session's runs, oldest first.
+    fn runs_of_session(&self, id: &SessionId) -> Result<Vec<Run>, StoreError>;
+    /// Runs in a status, oldest first, at most `limit`.
+    fn runs_in_status(&self, status: RunStatus, limit: u32) -> Result<Vec<Run>, StoreError>;
+    /// Unfinished runs (claimed or running) of a launcher.
+    fn active_runs_of_launcher(&self, id: &LauncherId) -> Result<Vec<Run>, StoreError>;
+
+    /// A launcher by id.
+    fn launcher(&self, id: &LauncherId) -> Result<Option<Launcher>, StoreError>;
+    /// All launchers.
+    fn launchers(&self) -> Result<Vec<Launcher>, StoreError>;
+
+    /// Ids that start with `prefix` in the table of `kind` ("task", "session", "run",
+    /// "project"), at most `limit`.
+    fn ids_with_prefix(&self, kind: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// A session's events after sequence number `after_seq`, at most `limit`.
+    fn session_events(&self, id: &SessionId, after_seq: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// Events of the global stream matching a filter, in order.
+    fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError>;
+    /// The position of the newest event (0 when there is none).
+    fn last_event_id(&self) -> Result<i64, StoreError>;
+
+    /// A token by its hash.
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+}
+
+/// Writes, inside a transaction. Everything written by one job commits or rolls
+/// back together.
+pub trait StoreTx: StoreRead {
+    /// Inserts or replaces a project.
+    fn put_project(&mut self, project: &Project) -> Result<(), StoreError>;
+    /// Inserts or replaces an agent definition.
+    fn put_agent(&mut self, agent: &AgentDef) -> Result<(), StoreError>;
+    /// Removes an agent definition; whether there was one.
+    fn delete_agent(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Inserts a new task (and its dependency edges).
+    fn insert_task(&mut self, task: &Task) -> Result<(), StoreError>;
+    /// Replaces an existing task.
+    fn put_task(&mut self, task: &Task) -> Result<(), StoreError>;
+    /// Inserts or replaces a session.
+    fn put_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    /// Inserts or replaces a run.
+    fn put_run(&mut self, run: &Run) -> Result<(), StoreError>;
+    /// Inserts or replaces a launcher.
+    fn put_launcher(&mut self, launcher: &Launcher) -> Result<(), StoreError>;
+    /// Appends an event. A session event gets the session's next sequence number.
+    fn append_event(
+        &mut self,
+        session: Option<&SessionId>,
+        run: Option<&RunId>,
+        task: Option<&TaskId>,
+        event: NewEvent,
+    ) -> Result<Event, StoreError>;
+    /// Stores a token.
+    fn put_token(&mut self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Removes every token of a kind and subject; how many there were.
+    fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError>;
+}
+
+/// An event that has been committed, with its JSON text made once for every
+/// subscriber.
+#[derive(Debug)]
+pub struct Committed {
+    /// The event.
+    pub event: Event,
+    /// `event` as JSON.
+    pub json: String,
+}
+
+/// Called once a job's transaction has committed (or failed to).
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A write job: runs inside the transaction, returns whether it succeeded (a
+/// failed job's writes are rolled back) and what to call after the commit.
+pub type WriteJob = Box<dyn FnOnce(&mut dyn StoreTx) -> (bool, Completion) + Send>;
+
+/// A read job.
+pub type ReadJob = Box<dyn FnOnce(&dyn StoreRead) + Send>;
+
+/// What a database backend provides: somewhere to run write jobs (serialised,
+/// transactional) and read jobs (concurrent, on a consistent snapshot).
+pub trait Backend: Send + Sync {
+    /// Queues a write job.
+    fn submit_write(&self, job: WriteJob) -> Result<(), StoreError>;
+    /// Queues a read job.
+    fn submit_read(&self, job: ReadJob) -> Result<(), StoreError>;
+}
+
+/// The handle to the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// The database behind it.
+    backend: Arc<dyn Backend>,
+    /// Where committed events are published.
+    events: broadcast::Sender<Arc<Committed>>,
+}
+
+impl Store {
+    /// A store over `backend`, publishing committed events on `events`.
+    pub fn new(backend: Arc<dyn Backend>, events: broadcast::Sender<Arc<Committed>>) -> Self {
+        Self { backend, events }
+    }
+
+    /// Subscribes to events as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.events.subscribe()
+    }
+
+    /// Runs `f` in a write transaction and returns its result once committed. When
+    /// `f` fails, its writes are rolled back and its error returned.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn StoreTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let job: WriteJob = Box::new(move |tx: &mut dyn StoreTx| {
+            let result = f(tx);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit: Result<(), StoreError>| {
+                let out = match (commit, result) {
+                    (Err(e), Ok(_)) => Err(E::from(e)),
+                    (_, r) => r,
+                };
+                let _ = reply.send(out);
+            });
+            (ok, completion)
+        });
+        self.backend.submit_write(job)?;
+        answer.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Runs `f` on a read snapshot.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&dyn StoreRead) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        self.backend.submit_read(Box::new(move |r: &dyn StoreRead| {
+            let _ = reply.send(f(r));
+        }))?;
+        answer.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+}
