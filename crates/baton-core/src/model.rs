@@ -237,8 +237,6 @@ pub struct Session {
     pub agent_session_id: Option<String>,
     /// The session that started this one's task, if any.
     pub parent_session_id: Option<SessionId>,
-    /// The sequence number of its last event.
-    pub last_seq: i64,
     /// Money and tokens spent.
     #[serde(default)]
     pub usage: Usage,
@@ -269,6 +267,8 @@ pub struct Run {
     pub task_id: TaskId,
     /// Its project.
     pub project_id: ProjectId,
+    /// The agent definition's name.
+    pub agent: String,
     /// Start or resume.
     pub kind: RunKind,
     /// Where it is.
@@ -295,6 +295,9 @@ pub struct Run {
     /// Money and tokens spent in this turn.
     #[serde(default)]
     pub usage: Usage,
+    /// Not to be claimed before this time (retry backoff).
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When a launcher claimed it.

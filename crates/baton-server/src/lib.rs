@@ -1,1 +1,70 @@
-//! placeholder
+//! The Baton coordinator: the HTTP API (REST, live stream, launcher protocol), the
+//! scheduler behind it, authentication, and project registration.
+//!
+//! [`app`] builds the router from an [`AppState`]; `baton up` and the integration
+//! tests share it. Handlers are thin: they authenticate, parse, and hand the work
+//! to a [`scheduler`] function that runs inside one store transaction; what must
+//! happen after the commit (waking launchers, token bookkeeping) comes back as
+//! [`scheduler::Effects`] and is applied by [`transact`].
+
+mod api;
+pub mod auth;
+pub mod error;
+pub mod projects;
+mod reaper;
+pub mod resolve;
+pub mod scheduler;
+pub mod state;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use baton_store::StoreTx;
+
+pub use api::app;
+pub use reaper::spawn_reaper;
+pub use state::{AppState, ServerConfig};
+
+use error::AppError;
+use scheduler::Effects;
+
+/// Runs a scheduler operation in one write transaction, then applies its effects.
+pub async fn transact<T, F>(state: &Arc<AppState>, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut dyn StoreTx, &mut Effects) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let (value, fx) = state
+        .store
+        .write(move |tx| {
+            let mut fx = Effects::default();
+            let value = f(tx, &mut fx)?;
+            Ok::<_, AppError>((value, fx))
+        })
+        .await?;
+    apply(state, fx);
+    Ok(value)
+}
+
+fn apply(state: &Arc<AppState>, fx: Effects) {
+    for session in &fx.revoked_sessions {
+        state.tokens.forget(baton_core::model::TokenKind::Session, session.as_str());
+    }
+    for token in fx.new_tokens {
+        state.tokens.insert(token);
+    }
+    if fx.events_ingested > 0 {
+        state.metrics.events_ingested.fetch_add(fx.events_ingested, Ordering::Relaxed);
+    }
+    if let Some(at) = fx.wake_at {
+        let state = Arc::clone(state);
+        let delay = at.millis_since(baton_core::Timestamp::now()).max(0) as u64;
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            state.wake_launchers();
+        });
+    }
+    if fx.wake_launchers {
+        state.wake_launchers();
+    }
+}

@@ -1,0 +1,146 @@
+//! Running git, and the questions about a repository Baton asks.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+/// A git command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// `git` could not be started.
+    #[error("error running git (is it installed?)")]
+    Spawn(#[source] std::io::Error),
+    /// git exited with an error.
+    #[error("git {args} failed: {stderr}")]
+    Failed {
+        /// The arguments, for the message.
+        args: String,
+        /// What git printed on stderr.
+        stderr: String,
+        /// Its exit code.
+        code: Option<i32>,
+    },
+    /// The path is not inside a git repository.
+    #[error("{0} is not a git repository")]
+    NotARepository(PathBuf),
+    /// The repository has no commit yet.
+    #[error("the repository at {0} has no commits yet; commit something first")]
+    NoCommits(PathBuf),
+    /// git printed something Baton could not read.
+    #[error("unexpected output from git {args}: {output}")]
+    Unexpected {
+        /// The arguments.
+        args: String,
+        /// The output.
+        output: String,
+    },
+}
+
+/// A git repository (or worktree) at a path.
+#[derive(Debug, Clone)]
+pub struct Git {
+    /// The directory git runs in.
+    dir: PathBuf,
+}
+
+impl Git {
+    /// Git in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory git runs in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C")
+            .arg(&self.dir)
+            .args(["-c", "core.quotepath=off", "-c", "advice.detachedHead=false"])
+            .args(args)
+            .env("LC_ALL", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_PAGER", "cat")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs git with `args`; its stdout on success.
+    pub async fn run<I, S>(&self, args: I) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S> + Clone,
+        S: AsRef<OsStr>,
+    {
+        let output = self.command(args.clone()).output().await.map_err(GitError::Spawn)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(GitError::Failed {
+                args: describe(args),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                code: output.status.code(),
+            })
+        }
+    }
+
+    /// Runs git and returns whether it exited 0, with its stdout (for commands
+    /// whose failure is an answer, like `merge-base --is-ancestor`).
+    pub async fn probe<I, S>(&self, args: I) -> Result<(bool, String), GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let output = self.command(args).output().await.map_err(GitError::Spawn)?;
+        Ok((output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    /// The top directory of the repository containing `path`.
+    pub async fn discover(path: &Path) -> Result<PathBuf, GitError> {
+        let git = Git::new(path);
+        let (ok, out) = git.probe(["rev-parse", "--show-toplevel"]).await?;
+        if !ok {
+            return Err(GitError::NotARepository(path.to_owned()));
+        }
+        Ok(PathBuf::from(out.trim()))
+    }
+
+    /// Whether the repository has at least one commit.
+    pub async fn has_commits(&self) -> Result<bool, GitError> {
+        Ok(self.probe(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).await?.0)
+    }
+
+    /// The branch checked out, or `None` on a detached HEAD.
+    pub async fn current_branch(&self) -> Result<Option<String>, GitError> {
+        let (ok, out) = self.probe(["symbolic-ref", "--quiet", "--short", "HEAD"]).await?;
+        Ok(ok.then(|| out.trim().to_owned()).filter(|b| !b.is_empty()))
+    }
+
+    /// Whether a local branch exists.
+    pub async fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
+        let refname = format!("refs/heads/{branch}");
+        Ok(self.probe(["show-ref", "--verify", "--quiet", refname.as_str()]).await?.0)
+    }
+}
+
+fn describe<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    args.into_iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

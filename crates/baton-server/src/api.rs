@@ -1,0 +1,83 @@
+//! The HTTP routes. Each resource has its own module of thin handlers.
+
+mod agents;
+mod launchers;
+mod meta;
+mod projects;
+mod runs;
+mod sessions;
+mod stream;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use baton_core::api::ErrorCode;
+
+use crate::auth;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The largest event batch a launcher may send, in bytes.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// The coordinator's router, over `state`.
+pub fn app(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{id}", get(projects::show))
+        .route("/agents", get(agents::list).post(agents::create))
+        .route("/agents/{name}", get(agents::show).put(agents::replace).delete(agents::delete))
+        .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/{id}", get(tasks::show))
+        .route("/tasks/{id}/events", get(tasks::events))
+        .route("/tasks/{id}/stop", post(tasks::stop))
+        .route("/tasks/{id}/resume", post(tasks::resume))
+        .route("/tasks/{id}/retry", post(tasks::retry))
+        .route("/tasks/{id}/approve", post(tasks::approve))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/{id}", get(sessions::show))
+        .route("/sessions/{id}/events", get(sessions::events))
+        .route("/runs/{id}", get(runs::show))
+        .route("/runs/{id}/started", post(runs::started))
+        .route(
+            "/runs/{id}/events",
+            post(runs::events).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+        )
+        .route("/runs/{id}/finished", post(runs::finished))
+        .route("/launchers", get(launchers::list))
+        .route("/launchers/register", post(launchers::register))
+        .route("/launchers/{id}/poll", post(launchers::poll))
+        .route("/launchers/{id}/attach", post(launchers::attach))
+        .route("/launchers/{id}/heartbeat", post(launchers::heartbeat))
+        .route("/stream", get(stream::stream))
+        .route("/openapi.json", get(meta::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(meta::healthz))
+        .route("/metrics", get(meta::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard_origin))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::new(ErrorCode::MethodNotAllowed, "this method is not allowed here")
+}
+
+/// Query-string limits shared by list endpoints.
+fn clamp_limit(limit: Option<u32>, default: u32, max: u32) -> u32 {
+    limit.unwrap_or(default).clamp(1, max)
+}

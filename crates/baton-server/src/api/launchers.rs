@@ -1,0 +1,134 @@
+//! `/api/launchers`: the launcher protocol (register, poll, attach, heartbeat).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use baton_core::api::{AttachRequest, AttachResponse, ErrorCode, Heartbeat, PollRequest, PollResponse, Registered, RegisterLauncher, StopOrder};
+use baton_core::ids::LauncherId;
+use baton_core::model::Launcher;
+use baton_core::status::LauncherStatus;
+
+use crate::auth::Caller;
+use crate::error::{ApiJson, AppError};
+use crate::state::AppState;
+use crate::{scheduler, transact};
+
+/// The longest a poll may wait.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
+
+/// How long before an unanswered stop order is sent again.
+const STOP_RESEND: Duration = Duration::from_secs(15);
+
+pub(super) async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Vec<Launcher>>, AppError> {
+    Ok(Json(state.store.read(|r| r.launchers()).await?))
+}
+
+pub(super) async fn register(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RegisterLauncher>,
+) -> Result<Json<Registered>, AppError> {
+    caller.require_launcher()?;
+    let launcher = transact(&state, move |tx, _fx| scheduler::register(tx, &caller, req)).await?;
+    state.launcher_seen(&launcher.id);
+    if let Ok(mut live) = state.launchers.lock()
+        && let Some(l) = live.get_mut(&launcher.id)
+    {
+        l.stops_sent.clear();
+    }
+    state.wake_launchers();
+    Ok(Json(Registered {
+        launcher,
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+    }))
+}
+
+fn launcher_id(caller: &Caller, id: &str) -> Result<LauncherId, AppError> {
+    let id = LauncherId::parse(id)?;
+    caller.require_launcher_id(&id)?;
+    Ok(id)
+}
+
+/// Stop orders for a launcher's runs that it has not been sent recently.
+async fn due_stops(state: &Arc<AppState>, id: &LauncherId) -> Result<Vec<StopOrder>, AppError> {
+    let lid = id.clone();
+    let runs = state.store.read(move |r| r.active_runs_of_launcher(&lid)).await?;
+    let mut due = Vec::new();
+    if let Ok(mut live) = state.launchers.lock()
+        && let Some(l) = live.get_mut(id)
+    {
+        for run in runs {
+            let Some(reason) = run.stop_reason else { continue };
+            let recently = l.stops_sent.get(&run.id).is_some_and(|at| at.elapsed() < STOP_RESEND);
+            if !recently {
+                l.stops_sent.insert(run.id.clone(), Instant::now());
+                due.push(StopOrder { run_id: run.id, reason });
+            }
+        }
+    }
+    Ok(due)
+}
+
+/// Waits until there is work or a stop order for the launcher, or the wait ends.
+/// The launcher's waiting poll is woken the moment a run is queued.
+pub(super) async fn poll(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PollRequest>,
+) -> Result<Json<PollResponse>, AppError> {
+    let id = launcher_id(&caller, &id)?;
+    let deadline = Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_POLL_WAIT);
+    loop {
+        let notified = state.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        state.launcher_seen(&id);
+        let (st, lid, free) = (Arc::clone(&state), id.clone(), req.free_slots);
+        let runs = transact(&state, move |tx, fx| {
+            let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
+            if launcher.status == LauncherStatus::Offline {
+                return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
+            }
+            scheduler::claim_runs(tx, fx, &lid, free, &st.config)
+        })
+        .await?;
+        let stops = due_stops(&state, &id).await?;
+        if !runs.is_empty() || !stops.is_empty() || Instant::now() >= deadline {
+            state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
+            return Ok(Json(PollResponse { runs, stops }));
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+pub(super) async fn attach(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AttachRequest>,
+) -> Result<Json<AttachResponse>, AppError> {
+    let id = launcher_id(&caller, &id)?;
+    state.launcher_seen(&id);
+    let st = Arc::clone(&state);
+    let response = transact(&state, move |tx, fx| scheduler::attach(tx, fx, &id, req.runs, &st.config)).await?;
+    Ok(Json(response))
+}
+
+pub(super) async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(hb): ApiJson<Heartbeat>,
+) -> Result<Json<Launcher>, AppError> {
+    let id = launcher_id(&caller, &id)?;
+    state.launcher_seen(&id);
+    let launcher = transact(&state, move |tx, _fx| scheduler::heartbeat(tx, &id, hb)).await?;
+    Ok(Json(launcher))
+}

@@ -1,0 +1,77 @@
+//! `/healthz`, `/metrics` and `/api/openapi.json`.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use baton_core::status::{LauncherStatus, RunStatus, TaskStatus};
+use serde_json::{Value, json};
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The API description, kept beside the routes it describes.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs(),
+    }))
+}
+
+pub(super) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The resident memory of this process, in bytes (Linux).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, AppError> {
+    let (counts, launchers, running, queued) = state
+        .store
+        .read(|r| {
+            Ok::<_, AppError>((
+                r.task_counts(None)?,
+                r.launchers()?,
+                r.runs_in_status(RunStatus::Running, u32::MAX)?.len(),
+                r.runs_in_status(RunStatus::Queued, u32::MAX)?.len(),
+            ))
+        })
+        .await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP baton_tasks Tasks by status.\n# TYPE baton_tasks gauge");
+    for status in TaskStatus::ALL {
+        let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "baton_tasks{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP baton_runs Runs queued and running.\n# TYPE baton_runs gauge");
+    let _ = writeln!(out, "baton_runs{{status=\"queued\"}} {queued}\nbaton_runs{{status=\"running\"}} {running}");
+    let online = launchers.iter().filter(|l| l.status == LauncherStatus::Online).count();
+    let slots: u32 = launchers.iter().filter(|l| l.status == LauncherStatus::Online).map(|l| l.slots).sum();
+    let _ = writeln!(out, "# HELP baton_launchers Launchers online.\n# TYPE baton_launchers gauge\nbaton_launchers {online}");
+    let _ = writeln!(out, "# HELP baton_slots Agent slots of online launchers.\n# TYPE baton_slots gauge\nbaton_slots {slots}");
+    let m = &state.metrics;
+    for (name, help, value) in [
+        ("baton_tasks_created_total", "Tasks created.", m.tasks_created.load(Ordering::Relaxed)),
+        ("baton_runs_claimed_total", "Runs handed to launchers.", m.runs_claimed.load(Ordering::Relaxed)),
+        ("baton_events_ingested_total", "Events received from launchers.", m.events_ingested.load(Ordering::Relaxed)),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    let clients = m.stream_clients.load(Ordering::Relaxed);
+    let _ = writeln!(out, "# HELP baton_stream_clients Live stream clients.\n# TYPE baton_stream_clients gauge\nbaton_stream_clients {clients}");
+    if let Some(rss) = rss_bytes() {
+        let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}

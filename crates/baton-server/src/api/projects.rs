@@ -1,0 +1,55 @@
+//! `/api/projects`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use baton_core::api::CreateProject;
+use baton_core::model::Project;
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiJson, AppError};
+use crate::state::AppState;
+use crate::{projects, resolve};
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    /// Only the project at this path.
+    path: Option<String>,
+}
+
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Project>>, AppError> {
+    let projects = state.store.read(|r| r.projects()).await?;
+    let projects = match q.path {
+        Some(path) => {
+            let canonical = std::fs::canonicalize(&path).map(|p| p.to_string_lossy().into_owned()).unwrap_or(path);
+            projects.into_iter().filter(|p| p.path == canonical).collect()
+        }
+        None => projects,
+    };
+    Ok(Json(projects))
+}
+
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateProject>,
+) -> Result<(StatusCode, Json<Project>), AppError> {
+    caller.require_admin()?;
+    let project = projects::add_project(&state, req, false).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+pub(super) async fn show(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, AppError> {
+    Ok(Json(state.store.read(move |r| resolve::project_ref(r, &id)).await?))
+}

@@ -1,0 +1,202 @@
+//! `/api/tasks`: creating tasks, reading them, and acting on them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use baton_core::api::{CreateTask, ResumeTask, StopTask, TaskDetail};
+use baton_core::event::{Event, EventKind};
+use baton_core::model::{Task, TokenKind};
+use baton_core::status::TaskStatus;
+use baton_store::{EventFilter, StoreRead, TaskFilter};
+use serde::Deserialize;
+
+use super::clamp_limit;
+use crate::auth::Caller;
+use crate::error::{ApiJson, AppError, OptionalJson};
+use crate::state::AppState;
+use crate::{resolve, scheduler, transact};
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    /// A project id or name.
+    project: Option<String>,
+    /// Comma-separated statuses.
+    status: Option<String>,
+    /// Only tasks started by this session.
+    parent: Option<String>,
+    /// At most this many, newest first.
+    limit: Option<u32>,
+}
+
+/// Parses `a,b,c` into statuses.
+pub(super) fn parse_statuses(text: Option<&str>) -> Result<Vec<TaskStatus>, AppError> {
+    text.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| TaskStatus::from_str(s).map_err(|e| AppError::invalid(e.to_string())))
+            .collect()
+    })
+    .unwrap_or(Ok(Vec::new()))
+}
+
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Task>>, AppError> {
+    let statuses = parse_statuses(q.status.as_deref())?;
+    let limit = q.limit.map(|l| clamp_limit(Some(l), 100, 100_000));
+    let tasks = state
+        .store
+        .read(move |r| {
+            let project = match &q.project {
+                Some(p) => Some(resolve::project_ref(r, p)?.id),
+                None => None,
+            };
+            let parent_session = match &q.parent {
+                Some(s) => Some(resolve::session_id(r, s)?),
+                None => None,
+            };
+            Ok::<_, AppError>(r.tasks(&TaskFilter { project, statuses, parent_session, limit })?)
+        })
+        .await?;
+    Ok(Json(tasks))
+}
+
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateTask>,
+) -> Result<(StatusCode, Json<Task>), AppError> {
+    if caller.kind == TokenKind::Launcher {
+        return Err(AppError::forbidden("launcher tokens cannot create tasks"));
+    }
+    let st = Arc::clone(&state);
+    let task = transact(&state, move |tx, fx| scheduler::create_task(tx, fx, &caller, req, &st.config)).await?;
+    state.metrics.tasks_created.fetch_add(1, Ordering::Relaxed);
+    Ok((StatusCode::CREATED, Json(task)))
+}
+
+/// A task with its sessions and the runs of its current session.
+pub(super) fn detail(r: &dyn StoreRead, task: Task) -> Result<TaskDetail, AppError> {
+    let sessions = r.sessions_of_task(&task.id)?;
+    let runs = match &task.session_id {
+        Some(s) => r.runs_of_session(s)?,
+        None => Vec::new(),
+    };
+    Ok(TaskDetail { task, sessions, runs })
+}
+
+pub(super) async fn show(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TaskDetail>, AppError> {
+    let detail = state.store.read(move |r| detail(r, resolve::task_ref(r, &id)?)).await?;
+    Ok(Json(detail))
+}
+
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    /// Only events after this stream position.
+    after: Option<i64>,
+    /// Comma-separated kinds.
+    kinds: Option<String>,
+    /// At most this many.
+    limit: Option<u32>,
+}
+
+/// Parses `a,b,c` into event kinds.
+pub(super) fn parse_kinds(text: Option<&str>) -> Result<Vec<EventKind>, AppError> {
+    text.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| EventKind::from_str(s).map_err(AppError::invalid))
+            .collect()
+    })
+    .unwrap_or(Ok(Vec::new()))
+}
+
+pub(super) async fn events(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<Event>>, AppError> {
+    let kinds = parse_kinds(q.kinds.as_deref())?;
+    let limit = clamp_limit(q.limit, 1000, 10_000);
+    let events = state
+        .store
+        .read(move |r| {
+            let task = resolve::task_id(r, &id)?;
+            let filter = EventFilter { after: q.after.unwrap_or(0), session: None, task: Some(task), kinds, limit };
+            Ok::<_, AppError>(r.events(&filter)?)
+        })
+        .await?;
+    Ok(Json(events))
+}
+
+/// Admins act on any task; an agent's session acts on the tasks it started.
+fn may_act(caller: &Caller, task: &Task) -> Result<(), AppError> {
+    match caller.kind {
+        TokenKind::Admin => Ok(()),
+        TokenKind::Session if caller.session().is_some() && caller.session() == task.parent_session_id => Ok(()),
+        _ => Err(AppError::forbidden(format!("this token may not act on task {}", task.id))),
+    }
+}
+
+/// Runs an action on a task after checking the caller may act on it.
+async fn act<F>(state: Arc<AppState>, caller: Caller, id: String, f: F) -> Result<Json<Task>, AppError>
+where
+    F: FnOnce(&mut dyn baton_store::StoreTx, &mut scheduler::Effects, &baton_core::ids::TaskId) -> Result<Task, AppError>
+        + Send
+        + 'static,
+{
+    let task = transact(&state, move |tx, fx| {
+        let task = resolve::task_ref(tx, &id)?;
+        may_act(&caller, &task)?;
+        f(tx, fx, &task.id)
+    })
+    .await?;
+    Ok(Json(task))
+}
+
+pub(super) async fn stop(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<StopTask>,
+) -> Result<Json<Task>, AppError> {
+    act(state, caller, id, move |tx, fx, id| scheduler::stop_task(tx, fx, id, req.reason)).await
+}
+
+pub(super) async fn resume(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ResumeTask>,
+) -> Result<Json<Task>, AppError> {
+    act(state, caller, id, move |tx, fx, id| scheduler::resume_task(tx, fx, id, req.message)).await
+}
+
+pub(super) async fn retry(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Task>, AppError> {
+    act(state, caller, id, scheduler::retry_task).await
+}
+
+pub(super) async fn approve(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Task>, AppError> {
+    act(state, caller, id, scheduler::approve_task).await
+}

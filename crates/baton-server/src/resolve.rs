@@ -1,0 +1,83 @@
+//! Turning what a user typed into the thing it names: whole ids, unique id
+//! prefixes (`t-4k9m` or `4k9m`), and project names.
+
+use baton_core::api::ErrorCode;
+use baton_core::ids::{IdRef, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{Project, Run, Session, Task};
+use baton_store::StoreRead;
+use serde_json::json;
+
+use crate::error::AppError;
+
+fn resolve<T: std::str::FromStr<Err = baton_core::ids::IdError>>(
+    r: &dyn StoreRead,
+    text: &str,
+    prefix: &'static str,
+    kind: &'static str,
+) -> Result<T, AppError> {
+    match IdRef::<T>::parse(text, prefix, kind) {
+        Ok(IdRef::Exact(id)) => Ok(id),
+        Ok(IdRef::Prefix(p)) => {
+            let found = r.ids_with_prefix(kind, &p, 5)?;
+            match found.as_slice() {
+                [] => Err(AppError::not_found(kind, text)),
+                [one] => one.parse::<T>().map_err(AppError::from),
+                many => Err(AppError::new(ErrorCode::AmbiguousId, format!("{text} names more than one {kind}"))
+                    .with_details(json!({ "candidates": many }))),
+            }
+        }
+        Err(_) => Err(AppError::not_found(kind, text)),
+    }
+}
+
+/// A task id from text.
+pub fn task_id(r: &dyn StoreRead, text: &str) -> Result<TaskId, AppError> {
+    resolve(r, text, TaskId::PREFIX, TaskId::KIND)
+}
+
+/// A session id from text.
+pub fn session_id(r: &dyn StoreRead, text: &str) -> Result<SessionId, AppError> {
+    resolve(r, text, SessionId::PREFIX, SessionId::KIND)
+}
+
+/// A run id from text.
+pub fn run_id(r: &dyn StoreRead, text: &str) -> Result<RunId, AppError> {
+    resolve(r, text, RunId::PREFIX, RunId::KIND)
+}
+
+/// A task that must exist.
+pub fn task(r: &dyn StoreRead, id: &TaskId) -> Result<Task, AppError> {
+    r.task(id)?.ok_or_else(|| AppError::not_found("task", id))
+}
+
+/// A session that must exist.
+pub fn session(r: &dyn StoreRead, id: &SessionId) -> Result<Session, AppError> {
+    r.session(id)?.ok_or_else(|| AppError::not_found("session", id))
+}
+
+/// A run that must exist.
+pub fn run(r: &dyn StoreRead, id: &RunId) -> Result<Run, AppError> {
+    r.run(id)?.ok_or_else(|| AppError::not_found("run", id))
+}
+
+/// A project that must exist, by id.
+pub fn project(r: &dyn StoreRead, id: &ProjectId) -> Result<Project, AppError> {
+    r.project(id)?.ok_or_else(|| AppError::not_found("project", id))
+}
+
+/// A project by id, unique id prefix, or name.
+pub fn project_ref(r: &dyn StoreRead, text: &str) -> Result<Project, AppError> {
+    if let Some(p) = r.project_by_name(text)? {
+        return Ok(p);
+    }
+    match resolve::<ProjectId>(r, text, ProjectId::PREFIX, ProjectId::KIND) {
+        Ok(id) => project(r, &id),
+        Err(e) if e.code == ErrorCode::AmbiguousId => Err(e),
+        Err(_) => Err(AppError::not_found("project", text)),
+    }
+}
+
+/// A task by id or unique prefix.
+pub fn task_ref(r: &dyn StoreRead, text: &str) -> Result<Task, AppError> {
+    task(r, &task_id(r, text)?)
+}

@@ -1,0 +1,460 @@
+//! Runs: handing them to launchers, following them, and ending them, with what
+//! an ending means for the session and the task (success, retry, failure, and
+//! the dependents that follow).
+
+use std::collections::{BTreeMap, HashMap};
+
+use baton_core::agent::AgentDef;
+use baton_core::api::{Assignment, Attached, AttachResponse, BatchAck, ErrorCode, EventBatch, RunFinished, RunStarted};
+use baton_core::event::{EventKind, ResultData};
+use baton_core::ids::{LauncherId, ProjectId, RunId};
+use baton_core::model::{Project, Run, RunKind, TokenKind, Usage};
+use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
+use baton_core::time::Timestamp;
+use baton_store::StoreTx;
+use serde_json::json;
+
+use super::Effects;
+use super::emit::{save_run, save_session, save_task};
+use super::tasks::{block_dependents, promote_dependents, queue_run, set_status};
+use crate::auth::{new_token, token_record};
+use crate::error::AppError;
+use crate::resolve;
+use crate::state::ServerConfig;
+
+/// How many queued runs one poll looks at.
+const CLAIM_SCAN: u32 = 256;
+
+/// How many times a session's run may be lost (its launcher died) and be
+/// restarted before the task fails.
+const MAX_LOST: usize = 3;
+
+/// The message that resumes a session whose process was lost.
+const RESUME_AFTER_LOSS: &str =
+    "Your previous process was interrupted before it finished. Continue the task from where you left off.";
+
+/// Hands up to `free_slots` queued runs to a launcher, oldest first, within the
+/// project and agent limits, and gives each a fresh session token.
+pub fn claim_runs(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    launcher_id: &LauncherId,
+    free_slots: u32,
+    config: &ServerConfig,
+) -> Result<Vec<Assignment>, AppError> {
+    if free_slots == 0 {
+        return Ok(Vec::new());
+    }
+    let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
+    let queued = tx.runs_in_status(RunStatus::Queued, CLAIM_SCAN)?;
+    if queued.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut per_project: HashMap<ProjectId, u32> = HashMap::new();
+    let mut per_agent: HashMap<String, u32> = HashMap::new();
+    for status in [RunStatus::Claimed, RunStatus::Running] {
+        for r in tx.runs_in_status(status, u32::MAX)? {
+            *per_project.entry(r.project_id).or_default() += 1;
+            *per_agent.entry(r.agent).or_default() += 1;
+        }
+    }
+    let now = Timestamp::now();
+    let mut projects: HashMap<ProjectId, Project> = HashMap::new();
+    let mut agents: HashMap<String, Option<AgentDef>> = HashMap::new();
+    let mut out = Vec::new();
+    for mut run in queued {
+        if out.len() as u32 >= free_slots {
+            break;
+        }
+        if run.not_before.is_some_and(|t| t > now) {
+            continue;
+        }
+        if !agents.contains_key(&run.agent) {
+            agents.insert(run.agent.clone(), tx.agent(&run.agent)?);
+        }
+        let Some(agent) = agents[&run.agent].clone() else {
+            let report = failure(format!("agent {} no longer exists", run.agent));
+            finish(tx, fx, run, report)?;
+            continue;
+        };
+        if !launcher.executors.contains(&agent.executor) {
+            continue;
+        }
+        if !projects.contains_key(&run.project_id) {
+            projects.insert(run.project_id.clone(), resolve::project(tx, &run.project_id)?);
+        }
+        let project = projects[&run.project_id].clone();
+        let in_project = per_project.entry(run.project_id.clone()).or_default();
+        if project.settings.parallel_limit.is_some_and(|limit| *in_project >= limit) {
+            continue;
+        }
+        let of_agent = per_agent.entry(run.agent.clone()).or_default();
+        if agent.max_parallel.is_some_and(|limit| *of_agent >= limit) {
+            continue;
+        }
+        *in_project += 1;
+        *of_agent += 1;
+        run.status = run.status.transition(RunStatus::Claimed)?;
+        run.launcher_id = Some(launcher.id.clone());
+        run.claimed_at = Some(now);
+        save_run(tx, &run)?;
+
+        let token = new_token(TokenKind::Session);
+        tx.delete_tokens(TokenKind::Session.as_str(), Some(run.session_id.as_str()))?;
+        let record = token_record(&token, TokenKind::Session, Some(run.session_id.to_string()));
+        tx.put_token(&record)?;
+        fx.revoked_sessions.push(run.session_id.clone());
+        fx.new_tokens.push(record);
+        out.push(assignment(tx, run, agent, project, Some(token), config)?);
+    }
+    Ok(out)
+}
+
+/// Everything a launcher needs for a run. Without `token` (a re-attach), the
+/// launcher keeps the token it was first given.
+fn assignment(
+    tx: &dyn StoreTx,
+    run: Run,
+    agent: AgentDef,
+    project: Project,
+    token: Option<String>,
+    config: &ServerConfig,
+) -> Result<Assignment, AppError> {
+    let task = resolve::task(tx, &run.task_id)?;
+    let session = resolve::session(tx, &run.session_id)?;
+    let prompt = match run.kind {
+        RunKind::Start => task.prompt.clone(),
+        RunKind::Resume => run.message.clone(),
+    };
+    let mut env = BTreeMap::new();
+    env.insert("BATON_URL".to_owned(), config.public_url.clone());
+    env.insert("BATON_TASK_ID".to_owned(), task.id.to_string());
+    env.insert("BATON_SESSION_ID".to_owned(), session.id.to_string());
+    env.insert("BATON_RUN_ID".to_owned(), run.id.to_string());
+    env.insert("BATON_PROJECT_ID".to_owned(), project.id.to_string());
+    env.insert("BATON_AGENT".to_owned(), agent.name.clone());
+    if let Some(token) = token {
+        env.insert("BATON_TOKEN".to_owned(), token);
+    }
+    Ok(Assignment {
+        timeout_s: task.timeout_s,
+        grace_s: config.grace_s,
+        run,
+        task,
+        session,
+        project,
+        agent,
+        prompt,
+        env,
+    })
+}
+
+fn check_launcher(run: &Run, caller: Option<&LauncherId>) -> Result<(), AppError> {
+    match (caller, &run.launcher_id) {
+        (Some(caller), Some(owner)) if caller != owner => {
+            Err(AppError::forbidden(format!("run {} belongs to launcher {owner}", run.id)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The launcher started the agent process.
+pub fn run_started(
+    tx: &mut dyn StoreTx,
+    id: &RunId,
+    caller: Option<&LauncherId>,
+    report: RunStarted,
+) -> Result<Run, AppError> {
+    let mut run = resolve::run(tx, id)?;
+    check_launcher(&run, caller)?;
+    if run.status == RunStatus::Running {
+        return Ok(run);
+    }
+    let now = Timestamp::now();
+    run.status = run.status.transition(RunStatus::Running)?;
+    run.pid = Some(report.pid);
+    run.started_at = Some(now);
+    save_run(tx, &run)?;
+    let mut session = resolve::session(tx, &run.session_id)?;
+    if session.status == SessionStatus::Queued {
+        session.status = session.status.transition(SessionStatus::Running)?;
+        session.updated_at = now;
+        save_session(tx, &session)?;
+    }
+    let mut task = resolve::task(tx, &run.task_id)?;
+    if task.status == TaskStatus::Queued {
+        set_status(&mut task, TaskStatus::Running, None)?;
+    }
+    if let Some(git) = report.git {
+        task.git = git;
+    }
+    save_task(tx, &task)?;
+    Ok(run)
+}
+
+/// Stores a batch of a run's events and the spool offsets it reaches, in one
+/// transaction: a batch sent twice is stored once. Usage adds to the run, session
+/// and task, and a task over its budget is asked to stop.
+pub fn ingest_events(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    id: &RunId,
+    caller: Option<&LauncherId>,
+    batch: EventBatch,
+    config: &ServerConfig,
+) -> Result<BatchAck, AppError> {
+    let mut run = resolve::run(tx, id)?;
+    check_launcher(&run, caller)?;
+    if !matches!(run.status, RunStatus::Claimed | RunStatus::Running) {
+        return Err(AppError::conflict(format!("run {} is {}; it takes no more events", run.id, run.status)));
+    }
+    let acked = run.offsets;
+    if batch.from != acked {
+        if batch.to.stdout <= acked.stdout && batch.to.stderr <= acked.stderr {
+            return Ok(BatchAck { offsets: acked, last_seq: 0, stop: run.stop_reason });
+        }
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            format!(
+                "the batch starts at stdout {} / stderr {} but {} / {} is acknowledged",
+                batch.from.stdout, batch.from.stderr, acked.stdout, acked.stderr
+            ),
+        )
+        .with_details(json!({ "offsets": acked })));
+    }
+    if batch.to.stdout < batch.from.stdout || batch.to.stderr < batch.from.stderr {
+        return Err(AppError::invalid("a batch cannot end before it starts"));
+    }
+    for event in &batch.events {
+        if !event.kind.is_agent_kind() {
+            return Err(AppError::invalid(format!("launchers cannot send {} events", event.kind)));
+        }
+        let size = serde_json::to_vec(&event.data).map(|v| v.len()).unwrap_or(usize::MAX)
+            + event.raw.as_ref().map_or(0, String::len);
+        if size > config.max_event_bytes {
+            return Err(AppError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("an event of {size} bytes is larger than the limit of {}", config.max_event_bytes),
+            ));
+        }
+    }
+    let mut session = resolve::session(tx, &run.session_id)?;
+    let mut task = resolve::task(tx, &run.task_id)?;
+    let (mut session_changed, mut task_changed) = (false, false);
+    let mut last_seq = 0;
+    let count = batch.events.len() as u64;
+    for event in batch.events {
+        match event.kind {
+            EventKind::Usage => {
+                if let Ok(usage) = serde_json::from_value::<Usage>(event.data.clone()) {
+                    run.usage.add(&usage);
+                    session.usage.add(&usage);
+                    task.usage.add(&usage);
+                    task_changed = true;
+                }
+            }
+            EventKind::Init => {
+                if let Some(agent_session) = event.data.get("agent_session_id").and_then(|v| v.as_str()) {
+                    session.agent_session_id = Some(agent_session.to_owned());
+                    session_changed = true;
+                }
+            }
+            EventKind::Result => {
+                if let Ok(result) = serde_json::from_value::<ResultData>(event.data.clone()) {
+                    if let Some(text) = result.text {
+                        run.result = Some(text.clone());
+                        task.result = Some(text);
+                        task_changed = true;
+                    }
+                    if let Some(agent_session) = result.agent_session_id {
+                        session.agent_session_id = Some(agent_session);
+                        session_changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let stored = tx.append_event(Some(&session.id), Some(&run.id), Some(&task.id), event)?;
+        last_seq = stored.seq.unwrap_or(0);
+    }
+    run.offsets = batch.to;
+    if let Some(budget) = task.budget_usd
+        && task.usage.cost_usd > budget
+        && run.stop_reason.is_none()
+    {
+        run.stop_reason = Some(format!(
+            "budget of ${budget:.2} exceeded (${:.2} spent)",
+            task.usage.cost_usd
+        ));
+        fx.wake_launchers = true;
+        save_run(tx, &run)?;
+    } else {
+        tx.put_run(&run)?;
+    }
+    if session_changed {
+        session.updated_at = Timestamp::now();
+        save_session(tx, &session)?;
+    } else if task_changed {
+        tx.put_session(&session)?;
+    }
+    if task_changed {
+        task.updated_at = Timestamp::now();
+        save_task(tx, &task)?;
+    }
+    fx.events_ingested += count;
+    Ok(BatchAck { offsets: run.offsets, last_seq, stop: run.stop_reason })
+}
+
+fn failure(error: String) -> RunFinished {
+    RunFinished { status: RunStatus::Failed, exit_code: None, signal: None, error: Some(error), git: None }
+}
+
+/// The launcher reports that a run's agent process ended.
+pub fn run_finished(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    id: &RunId,
+    caller: Option<&LauncherId>,
+    report: RunFinished,
+) -> Result<Run, AppError> {
+    let run = resolve::run(tx, id)?;
+    check_launcher(&run, caller)?;
+    if run.status.is_finished() {
+        return Ok(run);
+    }
+    if !report.status.is_finished() {
+        return Err(AppError::invalid(format!("{} is not a final run status", report.status)));
+    }
+    finish(tx, fx, run, report)
+}
+
+/// Ends a run and follows through: the session, the task (success, retry,
+/// failure), its dependents, and the session's token.
+fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinished) -> Result<Run, AppError> {
+    let now = Timestamp::now();
+    let status = report.status;
+    run.status = run.status.transition(status)?;
+    run.exit_code = report.exit_code;
+    run.signal = report.signal;
+    run.error = report.error.clone().or_else(|| default_error(&run, status));
+    run.finished_at = Some(now);
+    save_run(tx, &run)?;
+
+    let mut session = resolve::session(tx, &run.session_id)?;
+    session.status = session.status.transition(match status {
+        RunStatus::Succeeded => SessionStatus::Idle,
+        RunStatus::Stopped => SessionStatus::Stopped,
+        _ => SessionStatus::Failed,
+    })?;
+    session.updated_at = now;
+    save_session(tx, &session)?;
+    tx.delete_tokens(TokenKind::Session.as_str(), Some(session.id.as_str()))?;
+    fx.revoked_sessions.push(session.id.clone());
+
+    let mut task = resolve::task(tx, &run.task_id)?;
+    if let Some(git) = report.git {
+        task.git = git;
+    }
+    match status {
+        RunStatus::Succeeded => {
+            set_status(&mut task, TaskStatus::Succeeded, None)?;
+            save_task(tx, &task)?;
+            promote_dependents(tx, fx, &task.id)?;
+        }
+        RunStatus::Stopped => {
+            let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
+            set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
+            save_task(tx, &task)?;
+            block_dependents(tx, &task)?;
+        }
+        _ => {
+            let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
+            if status == RunStatus::Lost && lost <= MAX_LOST {
+                if session.agent_session_id.is_some() {
+                    queue_run(tx, fx, &mut task, RunKind::Resume, RESUME_AFTER_LOSS.into(), Some(session), None)?;
+                } else {
+                    let prompt = task.prompt.clone();
+                    queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, None)?;
+                }
+                save_task(tx, &task)?;
+            } else if task.retries < task.max_retries {
+                task.retries += 1;
+                let backoff_ms = 1000i64 << (task.retries.min(8) - 1);
+                let prompt = task.prompt.clone();
+                queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, Some(now.plus_millis(backoff_ms)))?;
+                save_task(tx, &task)?;
+            } else {
+                set_status(&mut task, TaskStatus::Failed, run.error.clone())?;
+                save_task(tx, &task)?;
+                block_dependents(tx, &task)?;
+            }
+        }
+    }
+    Ok(run)
+}
+
+fn default_error(run: &Run, status: RunStatus) -> Option<String> {
+    match status {
+        RunStatus::Succeeded => None,
+        RunStatus::Stopped => run.stop_reason.clone(),
+        RunStatus::TimedOut => Some("timed out".into()),
+        RunStatus::Lost => Some("the launcher running it went away".into()),
+        _ => Some(match (run.exit_code, run.signal) {
+            (Some(code), _) => format!("the agent exited with code {code}"),
+            (None, Some(sig)) => format!("the agent was killed by signal {sig}"),
+            _ => "the agent failed".into(),
+        }),
+    }
+}
+
+/// Marks every unfinished run of a launcher lost, except `keep`.
+pub fn lose_runs(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    launcher: &LauncherId,
+    keep: &[RunId],
+    why: &str,
+) -> Result<u32, AppError> {
+    let mut lost = 0;
+    for run in tx.active_runs_of_launcher(launcher)? {
+        if keep.contains(&run.id) {
+            continue;
+        }
+        let report = RunFinished {
+            status: RunStatus::Lost,
+            exit_code: None,
+            signal: None,
+            error: Some(why.to_owned()),
+            git: None,
+        };
+        finish(tx, fx, run, report)?;
+        lost += 1;
+    }
+    Ok(lost)
+}
+
+/// A restarted launcher names the runs it still has; the coordinator answers with
+/// what it knows of each, and marks lost the runs the launcher no longer has.
+pub fn attach(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    launcher: &LauncherId,
+    runs: Vec<RunId>,
+    config: &ServerConfig,
+) -> Result<AttachResponse, AppError> {
+    let mut out = Vec::new();
+    for id in &runs {
+        let entry = match tx.run(id)? {
+            Some(run) if !run.status.is_finished() && run.launcher_id.as_ref() == Some(launcher) => {
+                let agent = tx.agent(&run.agent)?.ok_or_else(|| AppError::not_found("agent", &run.agent))?;
+                let project = resolve::project(tx, &run.project_id)?;
+                let stop = run.stop_reason.clone();
+                Attached { run_id: id.clone(), assignment: Some(assignment(tx, run, agent, project, None, config)?), stop }
+            }
+            _ => Attached { run_id: id.clone(), assignment: None, stop: Some("the coordinator does not expect this run".into()) },
+        };
+        out.push(entry);
+    }
+    lose_runs(tx, fx, launcher, &runs, "the launcher restarted without it")?;
+    Ok(AttachResponse { runs: out })
+}

@@ -1,0 +1,473 @@
+//! Tasks: creation, readiness, promotion and blocking through the DAG, and the
+//! user's actions (stop, retry, resume, approve).
+
+use baton_core::agent::AgentDef;
+use baton_core::api::{CreateTask, ErrorCode};
+use baton_core::ids::{RunId, SessionId, TaskId};
+use baton_core::model::{Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
+use baton_core::names::title_from_prompt;
+use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
+use baton_core::time::Timestamp;
+use baton_store::StoreTx;
+
+use super::Effects;
+use super::emit::{insert_task, save_run, save_session, save_task};
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::resolve;
+use crate::state::ServerConfig;
+
+/// The longest prompt accepted, in bytes.
+const MAX_PROMPT_BYTES: usize = 512 * 1024;
+
+/// Moves a task to `to`, recording why and when.
+pub(crate) fn set_status(task: &mut Task, to: TaskStatus, reason: Option<String>) -> Result<(), IllegalTransition> {
+    task.status = task.status.transition(to)?;
+    task.reason = reason;
+    let now = Timestamp::now();
+    task.updated_at = now;
+    if to == TaskStatus::Running && task.started_at.is_none() {
+        task.started_at = Some(now);
+    }
+    if to.is_finished() {
+        task.finished_at = Some(now);
+    } else if to.is_active() {
+        task.finished_at = None;
+    }
+    Ok(())
+}
+
+/// Creates a task from a request; it starts at once when nothing holds it back.
+pub fn create_task(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    caller: &Caller,
+    req: CreateTask,
+    config: &ServerConfig,
+) -> Result<Task, AppError> {
+    let parent = match caller.session() {
+        Some(id) => Some(resolve::session(tx, &id)?),
+        None => None,
+    };
+    let project = match (&req.project, &parent) {
+        (Some(p), _) => resolve::project_ref(tx, p)?,
+        (None, Some(s)) => resolve::project(tx, &s.project_id)?,
+        (None, None) => return Err(AppError::invalid("`project` is required (a project id or name)")),
+    };
+    if req.prompt.trim().is_empty() {
+        return Err(AppError::invalid("`prompt` must not be empty"));
+    }
+    if req.prompt.len() > MAX_PROMPT_BYTES {
+        return Err(AppError::new(ErrorCode::PayloadTooLarge, format!("`prompt` is longer than {MAX_PROMPT_BYTES} bytes")));
+    }
+    if let Some(title) = &req.title
+        && (title.trim().is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control))
+    {
+        return Err(AppError::invalid("`title` must be 1 to 200 characters without control characters"));
+    }
+    if req.timeout_s == Some(0) {
+        return Err(AppError::invalid("`timeout_s` must be at least 1"));
+    }
+    if req.budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
+        return Err(AppError::invalid("`budget_usd` must be a non-negative number"));
+    }
+    let checks = req.checks.clone().unwrap_or_else(|| project.settings.checks.clone());
+    if checks.iter().any(|c| c.trim().is_empty()) {
+        return Err(AppError::invalid("`checks` must not contain empty commands"));
+    }
+    let agent = resolve_agent(tx, &project, req.agent.as_deref(), &req.tags)?;
+    if let Some(parent) = &parent {
+        check_delegation(tx, parent, &agent, config.max_delegation_depth)?;
+    }
+    let mut depends_on: Vec<TaskId> = Vec::new();
+    for text in &req.depends_on {
+        let dep = resolve::task_ref(tx, text)?;
+        if dep.project_id != project.id {
+            return Err(AppError::invalid(format!(
+                "`depends_on` names {}, a task of another project",
+                dep.id
+            )));
+        }
+        if !depends_on.contains(&dep.id) {
+            depends_on.push(dep.id);
+        }
+    }
+
+    let now = Timestamp::now();
+    let mut task = Task {
+        id: TaskId::generate(),
+        project_id: project.id.clone(),
+        title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
+        prompt: req.prompt,
+        agent: agent.name.clone(),
+        tags: req.tags,
+        depends_on,
+        checks,
+        timeout_s: req.timeout_s.or(agent.timeout_s),
+        max_retries: req.max_retries.unwrap_or(0),
+        retries: 0,
+        budget_usd: req.budget_usd.or(agent.budget_usd),
+        approval: req.approval.is_some_and(|a| a.0),
+        approved_at: None,
+        status: TaskStatus::Pending,
+        reason: None,
+        session_id: None,
+        parent_session_id: parent.as_ref().map(|s| s.id.clone()),
+        callback: req.callback && parent.is_some(),
+        plan_id: None,
+        git: TaskGit { base_branch: Some(project.default_branch.clone()), ..TaskGit::default() },
+        result: None,
+        usage: Usage::default(),
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    match readiness(tx, &task.depends_on)? {
+        Readiness::Blocked(reason) => {
+            task.status = TaskStatus::Blocked;
+            task.reason = Some(reason);
+            insert_task(tx, &task)?;
+        }
+        Readiness::Waiting => insert_task(tx, &task)?,
+        Readiness::Ready => {
+            insert_task(tx, &task)?;
+            become_ready(tx, fx, &mut task)?;
+        }
+    }
+    Ok(task)
+}
+
+/// Picks the agent for a task: the one named, else the first whose tags include
+/// every tag asked for, else the project's default, else `claude`.
+fn resolve_agent(
+    tx: &dyn StoreTx,
+    project: &Project,
+    named: Option<&str>,
+    tags: &[String],
+) -> Result<AgentDef, AppError> {
+    if let Some(name) = named {
+        return tx.agent(name)?.ok_or_else(|| AppError::not_found("agent", name));
+    }
+    if !tags.is_empty() {
+        let wanted: Vec<String> = tags.iter().map(|t| t.to_lowercase()).collect();
+        let matching = tx.agents()?.into_iter().find(|a| {
+            wanted.iter().all(|w| a.tags.iter().any(|t| t.to_lowercase() == *w))
+        });
+        return matching.ok_or_else(|| {
+            AppError::not_found("agent", format!("with tags [{}]", tags.join(", ")))
+        });
+    }
+    let name = project.settings.default_agent.as_deref().unwrap_or("claude");
+    tx.agent(name)?.ok_or_else(|| AppError::not_found("agent", name))
+}
+
+/// Refuses a session starting an agent its rules do not allow, or delegation
+/// deeper than allowed.
+fn check_delegation(tx: &dyn StoreTx, parent: &Session, target: &AgentDef, max_depth: u32) -> Result<(), AppError> {
+    let allowed = tx
+        .agent(&parent.agent)?
+        .map(|a| a.delegates_to.iter().any(|n| n == &target.name || n == "*"))
+        .unwrap_or(false);
+    if !allowed {
+        return Err(AppError::forbidden(format!(
+            "agent {} may not start agent {} (add it to {}'s `delegates_to`)",
+            parent.agent, target.name, parent.agent
+        )));
+    }
+    let mut depth = 2;
+    let mut ancestor = parent.parent_session_id.clone();
+    while let Some(id) = ancestor {
+        depth += 1;
+        ancestor = tx.session(&id)?.and_then(|s| s.parent_session_id);
+    }
+    if depth > max_depth {
+        return Err(AppError::forbidden(format!(
+            "delegation may be at most {max_depth} levels deep"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a task's prerequisites let it start.
+enum Readiness {
+    /// Every prerequisite succeeded.
+    Ready,
+    /// Some are still pending or running.
+    Waiting,
+    /// One failed, was cancelled, or is itself blocked.
+    Blocked(String),
+}
+
+fn readiness(tx: &dyn StoreTx, deps: &[TaskId]) -> Result<Readiness, AppError> {
+    let mut waiting = false;
+    for id in deps {
+        let dep = resolve::task(tx, id)?;
+        match dep.status {
+            TaskStatus::Succeeded => {}
+            TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Blocked => {
+                return Ok(Readiness::Blocked(format!("prerequisite {} is {}", dep.id, dep.status)));
+            }
+            _ => waiting = true,
+        }
+    }
+    Ok(if waiting { Readiness::Waiting } else { Readiness::Ready })
+}
+
+/// A task whose prerequisites are done: it waits for approval, or starts.
+fn become_ready(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task) -> Result<(), AppError> {
+    if task.approval && task.approved_at.is_none() {
+        set_status(task, TaskStatus::AwaitingApproval, None)?;
+    } else {
+        let prompt = task.prompt.clone();
+        queue_run(tx, fx, task, RunKind::Start, prompt, None, None)?;
+    }
+    save_task(tx, task)?;
+    Ok(())
+}
+
+/// Queues a run for a task: in `session` (a resume) or in a new session, and
+/// moves the task to `queued`. The caller saves the task.
+pub(crate) fn queue_run(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    kind: RunKind,
+    message: String,
+    session: Option<Session>,
+    not_before: Option<Timestamp>,
+) -> Result<Run, AppError> {
+    let now = Timestamp::now();
+    let agent = tx.agent(&task.agent)?.ok_or_else(|| AppError::not_found("agent", &task.agent))?;
+    let session = match session {
+        Some(mut s) => {
+            s.status = s.status.transition(SessionStatus::Queued)?;
+            s.updated_at = now;
+            s
+        }
+        None => Session {
+            id: SessionId::generate(),
+            task_id: task.id.clone(),
+            project_id: task.project_id.clone(),
+            agent: agent.name.clone(),
+            executor: agent.executor,
+            status: SessionStatus::Queued,
+            agent_session_id: None,
+            parent_session_id: task.parent_session_id.clone(),
+            usage: Usage::default(),
+            created_at: now,
+            updated_at: now,
+        },
+    };
+    let run = Run {
+        id: RunId::generate(),
+        session_id: session.id.clone(),
+        task_id: task.id.clone(),
+        project_id: task.project_id.clone(),
+        agent: session.agent.clone(),
+        kind,
+        status: RunStatus::Queued,
+        message,
+        launcher_id: None,
+        pid: None,
+        exit_code: None,
+        signal: None,
+        error: None,
+        result: None,
+        offsets: SpoolOffsets::default(),
+        stop_reason: None,
+        usage: Usage::default(),
+        not_before,
+        created_at: now,
+        claimed_at: None,
+        started_at: None,
+        finished_at: None,
+    };
+    task.session_id = Some(session.id.clone());
+    set_status(task, TaskStatus::Queued, None)?;
+    save_session(tx, &session)?;
+    save_run(tx, &run)?;
+    match not_before {
+        Some(at) => fx.wake_at = Some(fx.wake_at.map_or(at, |w| w.min(at))),
+        None => fx.wake_launchers = true,
+    }
+    Ok(run)
+}
+
+/// After a task succeeded: start the dependents it was the last obstacle for.
+pub(crate) fn promote_dependents(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result<(), AppError> {
+    for mut dep in tx.dependents(id)? {
+        if dep.status == TaskStatus::Pending && matches!(readiness(tx, &dep.depends_on)?, Readiness::Ready) {
+            become_ready(tx, fx, &mut dep)?;
+        }
+    }
+    Ok(())
+}
+
+/// After a task failed or was cancelled: block everything that waits on it,
+/// transitively, saying why.
+pub(crate) fn block_dependents(tx: &mut dyn StoreTx, root: &Task) -> Result<(), AppError> {
+    let mut stack = vec![(root.id.clone(), root.status)];
+    while let Some((id, status)) = stack.pop() {
+        for mut dep in tx.dependents(&id)? {
+            if matches!(dep.status, TaskStatus::Pending | TaskStatus::AwaitingApproval) {
+                set_status(&mut dep, TaskStatus::Blocked, Some(format!("prerequisite {id} is {status}")))?;
+                save_task(tx, &dep)?;
+                stack.push((dep.id.clone(), dep.status));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a failed task is retried or resumed: its blocked dependents wait again,
+/// unless another prerequisite still blocks them.
+pub(crate) fn unblock_dependents(tx: &mut dyn StoreTx, root: &TaskId) -> Result<(), AppError> {
+    let mut stack = vec![root.clone()];
+    while let Some(id) = stack.pop() {
+        for mut dep in tx.dependents(&id)? {
+            if dep.status == TaskStatus::Blocked && !matches!(readiness(tx, &dep.depends_on)?, Readiness::Blocked(_)) {
+                set_status(&mut dep, TaskStatus::Pending, None)?;
+                save_task(tx, &dep)?;
+                stack.push(dep.id.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stops a task: a waiting one is cancelled at once; a running one is asked to
+/// stop, and is cancelled when its launcher reports the agent gone.
+pub fn stop_task(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    id: &TaskId,
+    reason: Option<String>,
+) -> Result<Task, AppError> {
+    let mut task = resolve::task(tx, id)?;
+    let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "stopped by request".into());
+    match task.status {
+        TaskStatus::Pending | TaskStatus::AwaitingApproval | TaskStatus::Blocked => {
+            set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
+            save_task(tx, &task)?;
+            block_dependents(tx, &task)?;
+        }
+        TaskStatus::Queued | TaskStatus::Running | TaskStatus::Checking => {
+            let active = match &task.session_id {
+                Some(sid) => tx.runs_of_session(sid)?.into_iter().rev().find(|r| !r.status.is_finished()),
+                None => None,
+            };
+            match active {
+                Some(mut run) if run.status == RunStatus::Queued => {
+                    let now = Timestamp::now();
+                    run.status = run.status.transition(RunStatus::Stopped)?;
+                    run.stop_reason = Some(reason.clone());
+                    run.finished_at = Some(now);
+                    save_run(tx, &run)?;
+                    let mut session = resolve::session(tx, &run.session_id)?;
+                    session.status = session.status.transition(SessionStatus::Stopped)?;
+                    session.updated_at = now;
+                    save_session(tx, &session)?;
+                    set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
+                    save_task(tx, &task)?;
+                    block_dependents(tx, &task)?;
+                }
+                Some(mut run) => {
+                    if run.stop_reason.is_none() {
+                        run.stop_reason = Some(reason);
+                        save_run(tx, &run)?;
+                    }
+                    fx.wake_launchers = true;
+                }
+                None => {
+                    set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
+                    save_task(tx, &task)?;
+                    block_dependents(tx, &task)?;
+                }
+            }
+        }
+        TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled => {
+            return Err(AppError::conflict(format!("task {} has already ended ({})", task.id, task.status)));
+        }
+    }
+    Ok(task)
+}
+
+/// Runs a failed or cancelled task again in a new session (on the same branch,
+/// so earlier work is kept), and lets its blocked dependents wait for it again.
+pub fn retry_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result<Task, AppError> {
+    let mut task = resolve::task(tx, id)?;
+    match task.status {
+        TaskStatus::Failed | TaskStatus::Cancelled => {}
+        TaskStatus::Blocked => {
+            return Err(AppError::conflict(format!(
+                "task {} is blocked ({}); retry that prerequisite instead",
+                task.id,
+                task.reason.as_deref().unwrap_or("a prerequisite failed")
+            )));
+        }
+        other => {
+            return Err(AppError::conflict(format!("task {} is {other}; only failed or cancelled tasks can be retried", task.id)));
+        }
+    }
+    let prompt = task.prompt.clone();
+    if readiness(tx, &task.depends_on.clone())?.is_ready() {
+        queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, None)?;
+    } else {
+        set_status(&mut task, TaskStatus::Pending, None)?;
+    }
+    save_task(tx, &task)?;
+    unblock_dependents(tx, &task.id)?;
+    Ok(task)
+}
+
+impl Readiness {
+    fn is_ready(&self) -> bool {
+        matches!(self, Readiness::Ready)
+    }
+}
+
+/// Continues a finished task's conversation with a new message, in the same
+/// session and worktree.
+pub fn resume_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId, message: String) -> Result<Task, AppError> {
+    if message.trim().is_empty() {
+        return Err(AppError::invalid("`message` must not be empty"));
+    }
+    if message.len() > MAX_PROMPT_BYTES {
+        return Err(AppError::new(ErrorCode::PayloadTooLarge, format!("`message` is longer than {MAX_PROMPT_BYTES} bytes")));
+    }
+    let mut task = resolve::task(tx, id)?;
+    if !task.status.is_finished() {
+        return Err(AppError::conflict(format!(
+            "task {} is {}; only a finished task can be resumed (stop it first)",
+            task.id, task.status
+        )));
+    }
+    let Some(session_id) = task.session_id.clone() else {
+        return Err(AppError::conflict(format!("task {} never started; retry it instead", task.id)));
+    };
+    let session = resolve::session(tx, &session_id)?;
+    let was_failed = task.status != TaskStatus::Succeeded;
+    queue_run(tx, fx, &mut task, RunKind::Resume, message, Some(session), None)?;
+    save_task(tx, &task)?;
+    if was_failed {
+        unblock_dependents(tx, &task.id)?;
+    }
+    Ok(task)
+}
+
+/// Lets a task that waits for approval start.
+pub fn approve_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result<Task, AppError> {
+    let mut task = resolve::task(tx, id)?;
+    if task.status != TaskStatus::AwaitingApproval {
+        return Err(AppError::conflict(format!(
+            "task {} is not waiting for approval (it is {})",
+            task.id, task.status
+        )));
+    }
+    task.approved_at = Some(Timestamp::now());
+    let prompt = task.prompt.clone();
+    queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, None)?;
+    save_task(tx, &task)?;
+    Ok(task)
+}
