@@ -278,12 +278,12 @@ pub struct Registered {
     pub heartbeat_interval_ms: u64,
 }
 
-/// `POST /api/launchers/{id}/poll`: wait for work or stop orders.
+/// `POST /api/launchers/{id}/poll`: wait for work or stop orders. The coordinator
+/// hands out at most the launcher's free slots (its slots minus its unfinished
+/// runs), counted when work arrives, not when the poll began.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
-    /// How many more runs the launcher can take now.
-    pub free_slots: u32,
     /// How long to wait for something to arrive, in milliseconds.
     pub wait_ms: u64,
 }

@@ -87,13 +87,13 @@ pub(super) async fn poll(
         tokio::pin!(notified);
         notified.as_mut().enable();
         state.launcher_seen(&id);
-        let (st, lid, free) = (Arc::clone(&state), id.clone(), req.free_slots);
+        let (st, lid) = (Arc::clone(&state), id.clone());
         let runs = transact(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
             }
-            scheduler::claim_runs(tx, fx, &lid, free, &st.config)
+            scheduler::claim_runs(tx, fx, &lid, &st.config)
         })
         .await?;
         let stops = due_stops(&state, &id).await?;
@@ -129,6 +129,6 @@ pub(super) async fn heartbeat(
 ) -> Result<Json<Launcher>, AppError> {
     let id = launcher_id(&caller, &id)?;
     state.launcher_seen(&id);
-    let launcher = transact(&state, move |tx, _fx| scheduler::heartbeat(tx, &id, hb)).await?;
+    let launcher = transact(&state, move |tx, fx| scheduler::heartbeat(tx, fx, &id, hb)).await?;
     Ok(Json(launcher))
 }

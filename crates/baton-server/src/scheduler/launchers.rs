@@ -58,9 +58,23 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
     Ok(launcher)
 }
 
-/// Records a heartbeat: the launcher is online and supervising `running`.
-pub fn heartbeat(tx: &mut dyn StoreTx, id: &LauncherId, hb: Heartbeat) -> Result<Launcher, AppError> {
+/// How long a claimed run may be missing from its launcher's heartbeats before it
+/// is considered lost (its poll answer never arrived).
+const UNDELIVERED_MS: i64 = 60_000;
+
+/// Records a heartbeat: the launcher is online and supervising `running`. A run
+/// the coordinator handed to it long ago that it does not name never reached it
+/// (the poll's answer was lost): it is marked lost, which queues it again.
+pub fn heartbeat(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, hb: Heartbeat) -> Result<Launcher, AppError> {
     let mut launcher = tx.launcher(id)?.ok_or_else(|| AppError::not_found("launcher", id))?;
+    let now = Timestamp::now();
+    let (undelivered, keep): (Vec<_>, Vec<_>) = tx.active_runs_of_launcher(id)?.into_iter().partition(|r| {
+        !hb.running.contains(&r.id) && r.claimed_at.is_some_and(|at| now.millis_since(at) > UNDELIVERED_MS)
+    });
+    if !undelivered.is_empty() {
+        let keep: Vec<_> = keep.into_iter().map(|r| r.id).collect();
+        lose_runs(tx, fx, id, &keep, "the run never reached its launcher")?;
+    }
     let was_offline = launcher.status == LauncherStatus::Offline;
     let changed = was_offline || launcher.running != hb.running;
     launcher.status = LauncherStatus::Online;

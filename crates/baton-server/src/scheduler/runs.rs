@@ -33,19 +33,19 @@ const MAX_LOST: usize = 3;
 const RESUME_AFTER_LOSS: &str =
     "Your previous process was interrupted before it finished. Continue the task from where you left off.";
 
-/// Hands up to `free_slots` queued runs to a launcher, oldest first, within the
-/// project and agent limits, and gives each a fresh session token.
+/// Hands queued runs to a launcher, oldest first, up to its free slots and within
+/// the project and agent limits, and gives each a fresh session token.
 pub fn claim_runs(
     tx: &mut dyn StoreTx,
     fx: &mut Effects,
     launcher_id: &LauncherId,
-    free_slots: u32,
     config: &ServerConfig,
 ) -> Result<Vec<Assignment>, AppError> {
+    let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
+    let free_slots = launcher.slots.saturating_sub(tx.active_runs_of_launcher(launcher_id)?.len() as u32);
     if free_slots == 0 {
         return Ok(Vec::new());
     }
-    let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
     let queued = tx.runs_in_status(RunStatus::Queued, CLAIM_SCAN)?;
     if queued.is_empty() {
         return Ok(Vec::new());

@@ -1,0 +1,301 @@
+//! [`Client`]: typed calls to the coordinator.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use baton_core::api::{
+    AgentInfo, AttachRequest, AttachResponse, BatchAck, CreateProject, CreateTask, ErrorBody, ErrorCode, EventBatch,
+    Heartbeat, PollRequest, PollResponse, Registered, RegisterLauncher, ResumeTask, RunFinished, RunStarted, StopTask,
+    TaskDetail,
+};
+use baton_core::event::Event;
+use baton_core::ids::{LauncherId, RunId};
+use baton_core::model::{Launcher, Project, Run, Session, Task};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::sse::EventStream;
+
+/// A call to the coordinator that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The coordinator could not be reached.
+    #[error("cannot reach the coordinator at {url}")]
+    Connect {
+        /// Where it was expected.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The coordinator answered with an error.
+    #[error("{message} ({code})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The stable code.
+        code: ErrorCode,
+        /// The coordinator's message.
+        message: String,
+        /// Its details.
+        details: Option<Value>,
+    },
+    /// The answer could not be read.
+    #[error("unexpected answer from the coordinator ({status})")]
+    Decode {
+        /// The HTTP status.
+        status: u16,
+        /// Why it could not be read.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The exchange failed midway.
+    #[error("error talking to the coordinator")]
+    Http(#[source] reqwest::Error),
+    /// The URL is not usable.
+    #[error("invalid coordinator URL {0:?}")]
+    BadUrl(String),
+}
+
+impl ClientError {
+    /// The API error code, when the coordinator answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+static TLS: Once = Once::new();
+
+/// A client of one coordinator.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The HTTP client (connection pool).
+    http: reqwest::Client,
+    /// The coordinator's URL, without a trailing slash.
+    base: String,
+    /// The bearer token.
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the coordinator at `base` (like `http://127.0.0.1:7070`).
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        TLS.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let base = base.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::BadUrl(base));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(ClientError::Http)?;
+        Ok(Self { http, base, token })
+    }
+
+    /// The coordinator's URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A request builder for `path` (starting with `/`), with the token.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let response = req.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(ClientError::Http)?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(body)
+            .map_err(|e| ClientError::Decode { status: status.as_u16(), source: Box::new(e) })
+    }
+
+    fn transport(&self, e: reqwest::Error) -> ClientError {
+        if e.is_connect() || e.is_timeout() {
+            ClientError::Connect { url: self.base.clone(), source: e }
+        } else {
+            ClientError::Http(e)
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send::<Value>(self.request(Method::DELETE, path)).await.map(|_| ())
+    }
+
+    /// The live event stream from position `after` (the present when `None`),
+    /// optionally limited by `query` (`task=...&kinds=...`).
+    pub async fn stream(&self, after: Option<i64>, query: &str) -> Result<EventStream, ClientError> {
+        let mut path = String::from("/api/stream?");
+        if let Some(after) = after {
+            path.push_str(&format!("after={after}&"));
+        }
+        path.push_str(query);
+        let response = self
+            .request(Method::GET, &path)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(ClientError::Http)?;
+            return Err(api_error(status, &bytes));
+        }
+        Ok(EventStream::new(response))
+    }
+
+    // --- projects, agents, tasks, sessions -------------------------------
+
+    /// `GET /api/projects`.
+    pub async fn projects(&self) -> Result<Vec<Project>, ClientError> {
+        self.get("/api/projects").await
+    }
+
+    /// `POST /api/projects`.
+    pub async fn create_project(&self, req: &CreateProject) -> Result<Project, ClientError> {
+        self.post("/api/projects", req).await
+    }
+
+    /// `GET /api/agents`.
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
+        self.get("/api/agents").await
+    }
+
+    /// `POST /api/tasks`.
+    pub async fn create_task(&self, req: &CreateTask) -> Result<Task, ClientError> {
+        self.post("/api/tasks", req).await
+    }
+
+    /// `GET /api/tasks?query`.
+    pub async fn tasks(&self, query: &str) -> Result<Vec<Task>, ClientError> {
+        self.get(&format!("/api/tasks?{query}")).await
+    }
+
+    /// `GET /api/tasks/{id}`.
+    pub async fn task(&self, id: &str) -> Result<TaskDetail, ClientError> {
+        self.get(&format!("/api/tasks/{}", encode(id))).await
+    }
+
+    /// `GET /api/tasks/{id}/events`.
+    pub async fn task_events(&self, id: &str, after: i64, limit: u32) -> Result<Vec<Event>, ClientError> {
+        self.get(&format!("/api/tasks/{}/events?after={after}&limit={limit}", encode(id))).await
+    }
+
+    /// `POST /api/tasks/{id}/stop`.
+    pub async fn stop_task(&self, id: &str, reason: Option<String>) -> Result<Task, ClientError> {
+        self.post(&format!("/api/tasks/{}/stop", encode(id)), &StopTask { reason }).await
+    }
+
+    /// `POST /api/tasks/{id}/resume`.
+    pub async fn resume_task(&self, id: &str, message: &str) -> Result<Task, ClientError> {
+        self.post(&format!("/api/tasks/{}/resume", encode(id)), &ResumeTask { message: message.to_owned() }).await
+    }
+
+    /// `POST /api/tasks/{id}/{action}` for retry and approve.
+    pub async fn task_action(&self, id: &str, action: &str) -> Result<Task, ClientError> {
+        self.post(&format!("/api/tasks/{}/{action}", encode(id)), &serde_json::json!({})).await
+    }
+
+    /// `GET /api/sessions/{id}`.
+    pub async fn session(&self, id: &str) -> Result<Session, ClientError> {
+        self.get(&format!("/api/sessions/{}", encode(id))).await
+    }
+
+    // --- the launcher protocol -------------------------------------------
+
+    /// `POST /api/launchers/register`.
+    pub async fn register_launcher(&self, req: &RegisterLauncher) -> Result<Registered, ClientError> {
+        self.post("/api/launchers/register", req).await
+    }
+
+    /// `POST /api/launchers/{id}/poll`, waiting up to `req.wait_ms`.
+    pub async fn poll(&self, id: &LauncherId, req: &PollRequest) -> Result<PollResponse, ClientError> {
+        let timeout = Duration::from_millis(req.wait_ms) + Duration::from_secs(15);
+        self.send(self.request(Method::POST, &format!("/api/launchers/{id}/poll")).json(req).timeout(timeout))
+            .await
+    }
+
+    /// `POST /api/launchers/{id}/attach`.
+    pub async fn attach(&self, id: &LauncherId, req: &AttachRequest) -> Result<AttachResponse, ClientError> {
+        self.post(&format!("/api/launchers/{id}/attach"), req).await
+    }
+
+    /// `POST /api/launchers/{id}/heartbeat`.
+    pub async fn heartbeat(&self, id: &LauncherId, hb: &Heartbeat) -> Result<Launcher, ClientError> {
+        self.post(&format!("/api/launchers/{id}/heartbeat"), hb).await
+    }
+
+    /// `POST /api/runs/{id}/started`.
+    pub async fn run_started(&self, id: &RunId, report: &RunStarted) -> Result<Run, ClientError> {
+        self.post(&format!("/api/runs/{id}/started"), report).await
+    }
+
+    /// `POST /api/runs/{id}/events`.
+    pub async fn run_events(&self, id: &RunId, batch: &EventBatch) -> Result<BatchAck, ClientError> {
+        self.post(&format!("/api/runs/{id}/events"), batch).await
+    }
+
+    /// `POST /api/runs/{id}/finished`.
+    pub async fn run_finished(&self, id: &RunId, report: &RunFinished) -> Result<Run, ClientError> {
+        self.post(&format!("/api/runs/{id}/finished"), report).await
+    }
+}
+
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => ClientError::Api {
+            status: status.as_u16(),
+            code: body.error.code,
+            message: body.error.message,
+            details: body.error.details,
+        },
+        Err(e) => ClientError::Decode { status: status.as_u16(), source: Box::new(e) },
+    }
+}
+
+/// Percent-encodes a path segment typed by a user.
+pub fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,273 @@
+//! The dispatcher: registration, re-attachment, the poll loop, heartbeats.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_client::{Client, ClientError};
+use baton_core::agent::ExecutorKind;
+use baton_core::api::{AttachRequest, ErrorCode, Heartbeat, PollRequest, RegisterLauncher, StopOrder};
+use baton_core::ids::{LauncherId, RunId};
+use tokio::sync::{mpsc, watch};
+
+use crate::process::{kill_orphaned_agent, signal_stop, supervised};
+use crate::run::Order;
+use crate::spool::{self, Spool};
+use crate::watcher::Watcher;
+
+/// How a launcher is set up.
+#[derive(Debug, Clone)]
+pub struct LauncherConfig {
+    /// The coordinator's URL.
+    pub url: String,
+    /// A launcher (or admin) token.
+    pub token: String,
+    /// Where run spools live.
+    pub runs_dir: PathBuf,
+    /// Where the launcher keeps its id across restarts.
+    pub id_file: PathBuf,
+    /// A name for people.
+    pub name: String,
+    /// How many agents may run at once.
+    pub slots: u32,
+    /// The `baton` binary, started as `baton supervise DIR` for each agent.
+    pub exe: PathBuf,
+    /// The largest event sent, in bytes.
+    pub max_event_bytes: usize,
+    /// How long one poll waits on the coordinator.
+    pub poll_wait: Duration,
+    /// The first port handed to agents in `BATON_PORT`.
+    pub port_base: u16,
+    /// How many ports each run gets.
+    pub ports_per_run: u16,
+    /// Where worktrees are created (per project), when tasks use them.
+    pub worktrees_dir: PathBuf,
+}
+
+/// A launcher that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LauncherError {
+    /// The coordinator could not be used.
+    #[error("error talking to the coordinator")]
+    Client(#[from] ClientError),
+    /// The launcher's directories could not be used.
+    #[error("error preparing the launcher's directories")]
+    Io(#[from] std::io::Error),
+}
+
+/// A run this launcher is working on.
+pub(crate) struct Active {
+    /// Orders for its actor.
+    pub orders: mpsc::UnboundedSender<Order>,
+}
+
+/// The launcher.
+#[derive(Clone)]
+pub struct Launcher {
+    pub(crate) config: Arc<LauncherConfig>,
+    pub(crate) client: Client,
+    pub(crate) watcher: Watcher,
+    /// Runs in progress, by id.
+    pub(crate) runs: Arc<Mutex<HashMap<RunId, Active>>>,
+    /// Port blocks in use.
+    pub(crate) ports: Arc<Mutex<Vec<u16>>>,
+    /// Its id, once registered.
+    pub(crate) id: Arc<Mutex<Option<LauncherId>>>,
+}
+
+impl Launcher {
+    /// A launcher for `config` (nothing happens until [`Launcher::run`]).
+    pub fn new(config: LauncherConfig) -> Result<Self, LauncherError> {
+        std::fs::create_dir_all(&config.runs_dir)?;
+        let client = Client::new(&config.url, Some(config.token.clone()))?;
+        Ok(Self {
+            config: Arc::new(config),
+            client,
+            watcher: Watcher::start()?,
+            runs: Arc::default(),
+            ports: Arc::default(),
+            id: Arc::default(),
+        })
+    }
+
+    /// Runs until `shutdown` turns true. Agents keep running under their
+    /// supervisors after the launcher stops, and are re-attached at the next start.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), LauncherError> {
+        let id = tokio::select! {
+            id = self.register() => id,
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        };
+        let heartbeat = tokio::spawn(self.clone().heartbeat_loop(id.clone()));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let request = PollRequest { wait_ms: self.config.poll_wait.as_millis() as u64 };
+            let response = tokio::select! {
+                r = self.client.poll(&id, &request) => r,
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            match response {
+                Ok(work) => {
+                    backoff = Duration::from_millis(100);
+                    for order in work.stops {
+                        self.stop(order);
+                    }
+                    for assignment in work.runs {
+                        let launcher = self.clone();
+                        tokio::spawn(async move { launcher.start(assignment).await });
+                    }
+                }
+                Err(ClientError::Api { code: ErrorCode::Conflict | ErrorCode::NotFound, message, .. }) => {
+                    tracing::warn!(%message, "the coordinator does not know this launcher as online; registering again");
+                    self.register().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "poll failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait_for(|s| *s) => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        heartbeat.abort();
+        let running = self.runs.lock().map(|r| r.len()).unwrap_or(0);
+        if running > 0 {
+            tracing::info!(running, "launcher stopping; its agents keep running and will be re-attached");
+        }
+        Ok(())
+    }
+
+    fn free_slots(&self) -> u32 {
+        let busy = self.runs.lock().map(|r| r.len()).unwrap_or(0) as u32;
+        self.config.slots.saturating_sub(busy)
+    }
+
+    /// Registers (retrying until the coordinator answers) and re-attaches to the
+    /// runs left in the spool directory.
+    async fn register(&self) -> LauncherId {
+        let previous = std::fs::read_to_string(&self.config.id_file).ok().and_then(|s| LauncherId::parse(s.trim()).ok());
+        let request = RegisterLauncher {
+            id: previous,
+            name: self.config.name.clone(),
+            hostname: hostname(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            slots: self.config.slots,
+            executors: ExecutorKind::ALL.to_vec(),
+        };
+        let mut delay = Duration::from_millis(100);
+        let id = loop {
+            match self.client.register_launcher(&request).await {
+                Ok(registered) => break registered.launcher.id,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not register with the coordinator; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        if let Err(e) = std::fs::write(&self.config.id_file, id.as_str()) {
+            tracing::warn!(error = %e, "could not save the launcher id");
+        }
+        if let Ok(mut slot) = self.id.lock() {
+            *slot = Some(id.clone());
+        }
+        self.reattach(&id).await;
+        id
+    }
+
+    /// Tells the coordinator which runs are still on disk, and follows each one it
+    /// still expects; the others are stopped and cleaned up.
+    async fn reattach(&self, id: &LauncherId) {
+        let known: Vec<RunId> = self.runs.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let on_disk: Vec<RunId> = spool::list(&self.config.runs_dir).into_iter().filter(|r| !known.contains(r)).collect();
+        let mut all = known.clone();
+        all.extend(on_disk.iter().cloned());
+        let response = match self.client.attach(id, &AttachRequest { runs: all }).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-attach runs");
+                return;
+            }
+        };
+        for entry in response.runs {
+            if known.contains(&entry.run_id) {
+                if let Some(reason) = entry.stop.filter(|_| entry.assignment.is_none()) {
+                    self.stop(StopOrder { run_id: entry.run_id, reason });
+                }
+                continue;
+            }
+            let spool = Spool::of(&self.config.runs_dir, &entry.run_id);
+            match entry.assignment {
+                Some(assignment) => {
+                    tracing::info!(run = %entry.run_id, "re-attaching to a run left running");
+                    let launcher = self.clone();
+                    let stop = entry.stop;
+                    tokio::spawn(async move { launcher.resume_actor(spool, assignment, stop).await });
+                }
+                None => {
+                    tracing::info!(run = %entry.run_id, "cleaning up a run the coordinator no longer expects");
+                    tokio::spawn(async move { discard(spool).await });
+                }
+            }
+        }
+    }
+
+    /// Passes a stop order to the run's actor; reports runs it does not have.
+    fn stop(&self, order: StopOrder) {
+        let sent = self
+            .runs
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&order.run_id).map(|a| a.orders.send(Order::Stop(order.reason.clone())).is_ok()))
+            .unwrap_or(false);
+        if !sent {
+            let spool = Spool::of(&self.config.runs_dir, &order.run_id);
+            if !signal_stop(&spool) {
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let report = baton_core::api::RunFinished {
+                        status: baton_core::status::RunStatus::Stopped,
+                        exit_code: None,
+                        signal: None,
+                        error: Some("the run was not running on this launcher".into()),
+                        git: None,
+                    };
+                    let _ = client.run_finished(&order.run_id, &report).await;
+                });
+            }
+        }
+    }
+
+    async fn heartbeat_loop(self, id: LauncherId) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let running: Vec<RunId> = self.runs.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+            let hb = Heartbeat { running, free_slots: self.free_slots() };
+            if let Err(e) = self.client.heartbeat(&id, &hb).await {
+                tracing::debug!(error = %e, "heartbeat failed");
+            }
+        }
+    }
+}
+
+/// Stops a run nobody expects and removes its spool once its supervisor is gone.
+async fn discard(spool: Spool) {
+    if supervised(&spool) {
+        signal_stop(&spool);
+        if let Some(pid) = spool.read_pid("supervisor.pid")
+            && let Ok(fd) = crate::process::PidFd::open(pid)
+        {
+            fd.exited().await;
+        }
+    } else {
+        kill_orphaned_agent(&spool);
+    }
+    let _ = spool.remove();
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,328 @@
+//! One run's actor: the single owner of a running agent's spool and supervisor.
+//!
+//! It waits for three things only: the spool changed (inotify), the supervisor
+//! exited (its child handle or pidfd), or an order arrived (stop). On each wake it
+//! reads the complete new lines from the spool, parses them into events, and sends
+//! them with the byte offsets they came from; the coordinator stores events and
+//! offsets in one transaction, so nothing is sent twice and nothing is skipped,
+//! even across a launcher restart. When the supervisor is gone it sends the last
+//! lines, reports how the run ended, and removes the spool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_agents::output::{OutputParser, Stream, fit};
+use baton_client::{Client, ClientError};
+use baton_core::api::{Assignment, ErrorCode, EventBatch, RunFinished};
+use baton_core::event::NewEvent;
+use baton_core::model::{SpoolOffsets, TaskGit};
+use baton_core::status::RunStatus;
+use tokio::sync::{Notify, mpsc};
+
+use crate::process::{PidFd, kill_orphaned_agent, signal_stop};
+use crate::spool::{Outcome, Spool};
+use crate::watcher::Watch;
+
+/// How many bytes of a stream one read takes.
+const CHUNK: usize = 512 * 1024;
+
+/// The most events in one batch.
+const MAX_BATCH_EVENTS: usize = 2000;
+
+/// How the actor learns that the supervisor is gone.
+pub(crate) enum Exit {
+    /// A supervisor this launcher started (waiting also reaps it).
+    Child(tokio::process::Child),
+    /// A supervisor found again after a restart.
+    Pid(PidFd),
+    /// No supervisor is running any more.
+    Gone,
+}
+
+impl Exit {
+    async fn wait(&mut self) {
+        match self {
+            Exit::Child(child) => {
+                let _ = child.wait().await;
+            }
+            Exit::Pid(fd) => fd.exited().await,
+            Exit::Gone => {}
+        }
+    }
+}
+
+/// Orders for an actor.
+#[derive(Debug)]
+pub(crate) enum Order {
+    /// Stop the agent.
+    Stop(String),
+}
+
+/// What the coordinator said to a batch.
+enum Sent {
+    /// Stored; these offsets are acknowledged.
+    Acked(SpoolOffsets, Option<String>),
+    /// The coordinator has other offsets; continue from them.
+    Resync(SpoolOffsets),
+    /// The coordinator no longer expects this run.
+    Unwanted,
+}
+
+/// Removes the run from the launcher's table (and frees its ports) when the actor ends.
+pub(crate) struct Registration {
+    /// Called once, when the actor ends.
+    pub on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_end.take() {
+            f();
+        }
+    }
+}
+
+/// Saves the agent's work when a run ends (a WIP commit of what it left
+/// uncommitted) and describes the task's branch; `None` when there is no git side.
+pub(crate) type Finisher =
+    Arc<dyn Fn(&Assignment) -> Pin<Box<dyn Future<Output = Option<TaskGit>> + Send>> + Send + Sync>;
+
+/// The actor of one run.
+pub(crate) struct RunActor {
+    /// The coordinator.
+    pub client: Client,
+    /// The run as assigned.
+    pub assignment: Assignment,
+    /// Its spool.
+    pub spool: Spool,
+    /// What the coordinator has acknowledged.
+    pub offsets: SpoolOffsets,
+    /// Parses the agent's output.
+    pub parser: Box<dyn OutputParser>,
+    /// Woken when the spool changes.
+    pub changed: Arc<Notify>,
+    /// The inotify watch behind `changed` (removed when the actor ends).
+    pub _watch: Option<Watch>,
+    /// Tells it the supervisor is gone.
+    pub exit: Exit,
+    /// Orders from the launcher.
+    pub orders: mpsc::UnboundedReceiver<Order>,
+    /// Whether a stop was already passed to the supervisor.
+    pub stop_sent: bool,
+    /// The largest event allowed.
+    pub max_event_bytes: usize,
+    /// Saves the agent's work (WIP commit) and describes the branch.
+    pub finisher: Finisher,
+    /// Taken off the launcher's table when the actor ends.
+    pub _registration: Registration,
+}
+
+impl RunActor {
+    /// Follows the run to its end.
+    pub(crate) async fn run(mut self) {
+        let run_id = self.assignment.run.id.clone();
+        let mut exited = false;
+        loop {
+            if !self.drain(false).await {
+                self.abandon().await;
+                return;
+            }
+            if exited {
+                break;
+            }
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = self.exit.wait() => exited = true,
+                Some(order) = self.orders.recv() => match order {
+                    Order::Stop(reason) => self.stop(reason),
+                },
+            }
+        }
+        if !self.drain(true).await {
+            self.abandon().await;
+            return;
+        }
+        let tail: Vec<NewEvent> = self.parser.finish().into_iter().map(|e| fit(e, self.max_event_bytes)).collect();
+        if !tail.is_empty() {
+            let batch = EventBatch { from: self.offsets, to: self.offsets, events: tail };
+            if matches!(self.send(&batch).await, Sent::Unwanted) {
+                self.abandon().await;
+                return;
+            }
+        }
+        let git = (self.finisher)(&self.assignment).await;
+        let report = self.report(git);
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.client.run_finished(&run_id, &report).await {
+                Ok(_) => break,
+                Err(ClientError::Api { code, message, .. }) => {
+                    tracing::warn!(run = %run_id, %code, %message, "the coordinator refused the run's end report");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run_id, error = %e, "could not report the run's end; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if let Err(e) = self.spool.remove() {
+            tracing::warn!(run = %run_id, error = %e, "could not remove the spool");
+        }
+    }
+
+    fn stop(&mut self, reason: String) {
+        tracing::info!(run = %self.assignment.run.id, %reason, "stopping");
+        if !self.stop_sent {
+            self.stop_sent = signal_stop(&self.spool);
+        }
+    }
+
+    /// The coordinator does not want this run (any more): stop the agent, keep its
+    /// work, and clean up without reporting.
+    async fn abandon(&mut self) {
+        tracing::warn!(run = %self.assignment.run.id, "the coordinator no longer expects this run; stopping it");
+        self.stop("the coordinator no longer expects this run".into());
+        self.exit.wait().await;
+        kill_orphaned_agent(&self.spool);
+        let _ = (self.finisher)(&self.assignment).await;
+        let _ = self.spool.remove();
+    }
+
+    /// How the run ended, from the supervisor's record and the agent's own words.
+    fn report(&self, git: Option<TaskGit>) -> RunFinished {
+        let verdict = self.parser.verdict();
+        let (status, error, exit_code, signal) = match self.spool.read_exit() {
+            Err(_) => {
+                kill_orphaned_agent(&self.spool);
+                (RunStatus::Failed, Some("the agent's supervisor ended without recording how the agent ended".to_owned()), None, None)
+            }
+            Ok(r) => match r.outcome {
+                Outcome::SpawnFailed => (RunStatus::Failed, r.error, None, None),
+                Outcome::Stopped => (RunStatus::Stopped, None, r.exit_code, r.signal),
+                Outcome::TimedOut => (
+                    RunStatus::TimedOut,
+                    Some(format!("timed out after {}s", self.assignment.timeout_s.unwrap_or(0))),
+                    r.exit_code,
+                    r.signal,
+                ),
+                Outcome::Exited if verdict.reported_error => (
+                    RunStatus::Failed,
+                    Some(verdict.error.unwrap_or_else(|| "the agent reported an error".into())),
+                    r.exit_code,
+                    r.signal,
+                ),
+                Outcome::Exited if r.exit_code == Some(0) => (RunStatus::Succeeded, None, r.exit_code, None),
+                Outcome::Exited => (RunStatus::Failed, None, r.exit_code, r.signal),
+            },
+        };
+        RunFinished { status, exit_code, signal, error, git }
+    }
+
+    /// Sends everything new in the spool. False when the coordinator no longer
+    /// wants the run.
+    async fn drain(&mut self, last: bool) -> bool {
+        loop {
+            let (events, to) = self.collect(last);
+            if events.is_empty() && to == self.offsets {
+                return true;
+            }
+            let batch = EventBatch { from: self.offsets, to, events };
+            match self.send(&batch).await {
+                Sent::Acked(offsets, stop) => {
+                    self.offsets = offsets;
+                    if let Some(reason) = stop {
+                        self.stop(reason);
+                    }
+                }
+                Sent::Resync(offsets) => self.offsets = offsets,
+                Sent::Unwanted => return false,
+            }
+        }
+    }
+
+    /// Parses the complete lines after the acknowledged offsets (and, when `last`,
+    /// a final line without a newline).
+    fn collect(&mut self, last: bool) -> (Vec<NewEvent>, SpoolOffsets) {
+        let mut events = Vec::new();
+        let mut to = self.offsets;
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let start = match stream {
+                Stream::Stdout => to.stdout,
+                Stream::Stderr => to.stderr,
+            };
+            let bytes = match self.spool.read_from(stream.as_str(), start, CHUNK) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the spool");
+                    Vec::new()
+                }
+            };
+            let mut pos = 0;
+            while events.len() < MAX_BATCH_EVENTS {
+                let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else { break };
+                self.parse(stream, &bytes[pos..pos + nl], &mut events);
+                pos += nl + 1;
+            }
+            let rest = bytes.len() - pos;
+            if events.len() < MAX_BATCH_EVENTS && rest > 0 && (pos == 0 && bytes.len() == CHUNK || last && bytes.len() < CHUNK) {
+                self.parse(stream, &bytes[pos..], &mut events);
+                pos = bytes.len();
+            }
+            match stream {
+                Stream::Stdout => to.stdout += pos as u64,
+                Stream::Stderr => to.stderr += pos as u64,
+            }
+        }
+        (events, to)
+    }
+
+    fn parse(&mut self, stream: Stream, line: &[u8], out: &mut Vec<NewEvent>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        out.extend(self.parser.line(stream, &text).into_iter().map(|e| fit(e, self.max_event_bytes)));
+    }
+
+    async fn send(&self, batch: &EventBatch) -> Sent {
+        let run = &self.assignment.run.id;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.client.run_events(run, batch).await {
+                Ok(ack) => return Sent::Acked(ack.offsets, ack.stop),
+                Err(ClientError::Api { code: ErrorCode::Conflict, details, .. }) => {
+                    let offsets = details
+                        .and_then(|d| d.get("offsets").cloned())
+                        .and_then(|o| serde_json::from_value(o).ok());
+                    return match offsets {
+                        Some(o) => Sent::Resync(o),
+                        None => Sent::Unwanted,
+                    };
+                }
+                Err(ClientError::Api { code: ErrorCode::PayloadTooLarge, message, .. }) => {
+                    tracing::error!(run = %run, %message, "a batch was refused as too large; its events are replaced by a note");
+                    let note = EventBatch {
+                        from: batch.from,
+                        to: batch.to,
+                        events: vec![NewEvent::error(format!("{} events were too large to store", batch.events.len()))],
+                    };
+                    return match self.client.run_events(run, &note).await {
+                        Ok(ack) => Sent::Acked(ack.offsets, ack.stop),
+                        Err(_) => Sent::Unwanted,
+                    };
+                }
+                Err(ClientError::Api { code, message, .. }) => {
+                    tracing::warn!(run = %run, %code, %message, "the coordinator refused a batch");
+                    return Sent::Unwanted;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run, error = %e, "could not send events; retrying (they are safe in the spool)");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Starting a run: preparing its spool, starting its supervisor, and handing it
+//! to an actor; and picking up a run found on disk after a restart.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_agents::executor::{Executor, TurnRequest};
+use baton_client::ClientError;
+use baton_core::api::{Assignment, RunFinished, RunStarted};
+use baton_core::model::SpoolOffsets;
+use baton_core::status::RunStatus;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Notify, mpsc};
+
+use crate::launcher::{Active, Launcher};
+use crate::process::{PidFd, kill_orphaned_agent, signal_stop, supervised};
+use crate::run::{Exit, Finisher, Order, Registration, RunActor};
+use crate::spool::{Spec, Spool};
+
+/// How long a supervisor may take to say whether the agent started.
+const SUPERVISOR_START: Duration = Duration::from_secs(30);
+
+impl Launcher {
+    /// Starts a newly claimed run.
+    pub(crate) async fn start(self, assignment: Assignment) {
+        let run_id = assignment.run.id.clone();
+        let spool = Spool::of(&self.config.runs_dir, &run_id);
+        let (orders, orders_rx) = mpsc::unbounded_channel();
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(run_id.clone(), Active { orders });
+        }
+        let port = self.reserve_ports(None);
+        match self.spawn_supervisor(&spool, &assignment, port).await {
+            Ok((child, pid)) => {
+                self.report_started(&assignment, pid, &spool).await;
+                self.spawn_actor(spool, assignment, Exit::Child(child), SpoolOffsets::default(), port, orders_rx);
+            }
+            Err(error) => {
+                tracing::warn!(run = %run_id, %error, "the run could not start");
+                let report = RunFinished { status: RunStatus::Failed, exit_code: None, signal: None, error: Some(error), git: None };
+                if let Err(e) = self.client.run_finished(&run_id, &report).await {
+                    tracing::warn!(run = %run_id, error = %e, "could not report the failed start");
+                }
+                let _ = spool.remove();
+                self.forget(&run_id, port);
+            }
+        }
+    }
+
+    /// Follows a run found on disk after a restart, from the offsets the
+    /// coordinator acknowledged.
+    pub(crate) async fn resume_actor(self, spool: Spool, assignment: Assignment, stop: Option<String>) {
+        let run_id = assignment.run.id.clone();
+        let (orders, orders_rx) = mpsc::unbounded_channel();
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(run_id.clone(), Active { orders: orders.clone() });
+        }
+        let exit = if supervised(&spool) {
+            match spool.read_pid("supervisor.pid").map(PidFd::open) {
+                Some(Ok(fd)) => Exit::Pid(fd),
+                _ => Exit::Gone,
+            }
+        } else {
+            if spool.read_exit().is_err() {
+                kill_orphaned_agent(&spool);
+            }
+            Exit::Gone
+        };
+        if assignment.run.status == RunStatus::Claimed
+            && let Some(pid) = spool.read_pid("agent.pid")
+        {
+            self.report_started(&assignment, pid, &spool).await;
+        }
+        let port = self.reserve_ports(
+            spool.read_spec().ok().and_then(|s| s.env.iter().find(|(k, _)| k == "BATON_PORT").and_then(|(_, v)| v.parse().ok())),
+        );
+        let offsets = assignment.run.offsets;
+        if let Some(reason) = stop {
+            let _ = orders.send(Order::Stop(reason));
+        }
+        self.spawn_actor(spool, assignment, exit, offsets, port, orders_rx);
+    }
+
+    /// Reports that the agent is running, retrying while the coordinator is away.
+    async fn report_started(&self, a: &Assignment, pid: i32, spool: &Spool) {
+        let report = RunStarted { pid, git: None };
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.client.run_started(&a.run.id, &report).await {
+                Ok(_) => return,
+                Err(ClientError::Api { code, message, .. }) => {
+                    tracing::warn!(run = %a.run.id, %code, %message, "the coordinator refused the start; stopping the agent");
+                    signal_stop(spool);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %a.run.id, error = %e, "could not report the start; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Writes the spool and starts `baton supervise` on it, in a session of its own
+    /// (so a Ctrl-C aimed at Baton does not reach the agents).
+    async fn spawn_supervisor(&self, spool: &Spool, a: &Assignment, port: u16) -> Result<(tokio::process::Child, i32), String> {
+        let io = |what: &str, e: std::io::Error| format!("could not {what}: {e}");
+        spool.create().map_err(|e| io("create the run's spool directory", e))?;
+        spool.write_assignment(a).map_err(|e| io("write the assignment", e))?;
+        let cwd = PathBuf::from(&a.project.path);
+        let turn = TurnRequest {
+            agent: &a.agent,
+            prompt: &a.prompt,
+            kind: a.run.kind,
+            agent_session_id: a.session.agent_session_id.as_deref(),
+        };
+        let launch = Executor::from(a.agent.executor).launch(&turn).map_err(|e| e.to_string())?;
+        // The agent must not inherit the launcher's own BATON_* (an admin token, say).
+        let mut env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")).collect();
+        env.extend(a.project.settings.env.clone());
+        env.extend(a.agent.env.clone());
+        env.extend(a.env.clone());
+        env.extend(launch.env.clone());
+        env.insert("BATON_PORT".into(), port.to_string());
+        env.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
+        env.insert("BATON_WORKTREE".into(), cwd.to_string_lossy().into_owned());
+        if let Some(input) = &launch.stdin {
+            spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
+        }
+        let spec = Spec {
+            program: launch.program,
+            args: launch.args,
+            env: env.into_iter().collect(),
+            cwd,
+            stdin: launch.stdin.is_some(),
+            timeout_s: a.timeout_s,
+            grace_s: a.grace_s,
+        };
+        spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
+        let log = std::fs::File::create(spool.path("supervisor.log")).map_err(|e| io("create the supervisor log", e))?;
+        let mut cmd = tokio::process::Command::new(&self.config.exe);
+        cmd.arg("supervise").arg(spool.dir()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        let mut child = cmd.spawn().map_err(|e| io(&format!("start {}", self.config.exe.display()), e))?;
+        let stdout = child.stdout.take().ok_or("the supervisor has no stdout")?;
+        let mut line = String::new();
+        let read = tokio::time::timeout(SUPERVISOR_START, BufReader::new(stdout).read_line(&mut line)).await;
+        if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
+            return Ok((child, pid));
+        }
+        let _ = child.wait().await;
+        if let Some(message) = line.trim().strip_prefix("failed ") {
+            return Err(message.to_owned());
+        }
+        let log = std::fs::read_to_string(spool.path("supervisor.log")).unwrap_or_default();
+        Err(match read {
+            Err(_) => "the supervisor did not report within 30 s".to_owned(),
+            Ok(_) => format!("the supervisor did not start the agent: {}", log.trim()),
+        })
+    }
+
+    fn spawn_actor(
+        &self,
+        spool: Spool,
+        assignment: Assignment,
+        exit: Exit,
+        offsets: SpoolOffsets,
+        port: u16,
+        orders: mpsc::UnboundedReceiver<Order>,
+    ) {
+        let (changed, watch) = match self.watcher.watch(spool.dir()) {
+            Ok(w) => (Arc::clone(&w.changed), Some(w)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the spool; its events will be sent when the agent ends");
+                (Arc::new(Notify::new()), None)
+            }
+        };
+        let launcher = self.clone();
+        let run_id = assignment.run.id.clone();
+        let registration = Registration { on_end: Some(Box::new(move || launcher.forget(&run_id, port))) };
+        let finisher: Finisher = Arc::new(|_| Box::pin(async { None }));
+        let actor = RunActor {
+            client: self.client.clone(),
+            parser: Executor::from(assignment.agent.executor).parser(),
+            assignment,
+            spool,
+            offsets,
+            changed,
+            _watch: watch,
+            exit,
+            orders,
+            stop_sent: false,
+            max_event_bytes: self.config.max_event_bytes,
+            finisher,
+            _registration: registration,
+        };
+        tokio::spawn(actor.run());
+    }
+
+    /// Takes a run off the table and frees its ports.
+    fn forget(&self, run: &baton_core::ids::RunId, port: u16) {
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.remove(run);
+        }
+        if let Ok(mut ports) = self.ports.lock() {
+            ports.retain(|p| *p != port);
+        }
+    }
+
+    /// A block of free ports for a run (`wanted` when re-attaching).
+    fn reserve_ports(&self, wanted: Option<u16>) -> u16 {
+        let Ok(mut used) = self.ports.lock() else { return 0 };
+        if let Some(p) = wanted {
+            used.push(p);
+            return p;
+        }
+        let step = self.config.ports_per_run.max(1);
+        let mut base = self.config.port_base;
+        while base < u16::MAX - step {
+            let free = !used.contains(&base) && std::net::TcpListener::bind(("127.0.0.1", base)).is_ok();
+            if free {
+                used.push(base);
+                return base;
+            }
+            base += step;
+        }
+        0
+    }
+}

@@ -1,0 +1,258 @@
+//! The supervisor: a small process of its own (`baton supervise DIR`) that owns
+//! one agent process, so the agent outlives a crash or upgrade of Baton.
+//!
+//! It starts the agent in its own process group with stdout and stderr appended
+//! straight to the spool files (nothing to copy, nothing lost if Baton is down),
+//! holds the spool's lock for as long as it lives (how a restarted launcher knows
+//! it is there), and becomes a child subreaper so that descendants the agent
+//! leaves behind come back to it. It waits on a signalfd and nothing else:
+//!
+//! - the agent exits: every remaining descendant is killed, `exit.json` written;
+//! - SIGTERM/SIGINT/SIGHUP (a stop): SIGINT to the agent's group, SIGTERM after
+//!   half the grace period, SIGKILL after all of it; a second stop kills at once;
+//! - the timeout passes: the same sequence, recorded as timed out.
+//!
+//! It prints one line on stdout for the launcher (`started PID` or `failed
+//! MESSAGE`) and then detaches its stdout. It has no async runtime and no threads.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl;
+use nix::sys::signal::{self, SigHandler, SigSet, Signal, kill, killpg};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getpgrp, getpid};
+
+use crate::spool::{ExitRecord, Outcome, Spool};
+
+/// A supervisor that could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// The spool could not be read or written.
+    #[error("error using the spool directory")]
+    Spool(#[source] io::Error),
+    /// Another supervisor holds the spool.
+    #[error("another supervisor is already running this run")]
+    AlreadySupervised,
+    /// A system call failed.
+    #[error("system call failed")]
+    Sys(#[source] Errno),
+}
+
+/// The signals that ask for a stop.
+const STOP_SIGNALS: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// Supervises the run in `dir`; the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    match supervise(&Spool::at(dir)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("baton supervise: {e}");
+            1
+        }
+    }
+}
+
+fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
+    let spec = spool.read_spec().map_err(SupervisorError::Spool)?;
+    let lock_file = File::create(spool.path("lock")).map_err(SupervisorError::Spool)?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| SupervisorError::AlreadySupervised)?;
+    std::fs::write(spool.path("supervisor.pid"), getpid().to_string()).map_err(SupervisorError::Spool)?;
+
+    let mut mask = SigSet::empty();
+    for s in STOP_SIGNALS {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(SupervisorError::Sys)?;
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to race with.
+    unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map_err(SupervisorError::Sys)?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(SupervisorError::Sys)?;
+    prctl::set_child_subreaper(true).map_err(SupervisorError::Sys)?;
+
+    let append = |name: &str| OpenOptions::new().create(true).append(true).open(spool.path(name));
+    let stdout = append("stdout").map_err(SupervisorError::Spool)?;
+    let stderr = append("stderr").map_err(SupervisorError::Spool)?;
+    let stdin = if spec.stdin {
+        Stdio::from(File::open(spool.path("stdin")).map_err(SupervisorError::Spool)?)
+    } else {
+        Stdio::null()
+    };
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    // SAFETY: only async-signal-safe calls (sigprocmask, signal) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            SigSet::empty().thread_set_mask().map_err(io::Error::from)?;
+            signal::signal(Signal::SIGPIPE, SigHandler::SigDfl).map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let error = format!("could not start {}: {e}", spec.program);
+            let record = ExitRecord { outcome: Outcome::SpawnFailed, exit_code: None, signal: None, error: Some(error.clone()), duration_ms: 0 };
+            spool.write_exit(&record).map_err(SupervisorError::Spool)?;
+            announce(&format!("failed {error}"));
+            return Ok(());
+        }
+    };
+    let agent = Pid::from_raw(child.id() as i32);
+    drop(child);
+    std::fs::write(spool.path("agent.pid"), agent.to_string()).map_err(SupervisorError::Spool)?;
+    announce(&format!("started {agent}"));
+
+    let grace = Duration::from_secs(spec.grace_s.max(1));
+    let deadline = spec.timeout_s.map(|s| started + Duration::from_secs(s));
+    let mut stopping: Option<(Outcome, Instant)> = None;
+    let (mut termed, mut killed) = (false, false);
+    let status = loop {
+        if let Some(status) = reap(agent) {
+            break status;
+        }
+        let now = Instant::now();
+        if stopping.is_none() && deadline.is_some_and(|d| now >= d) {
+            stopping = Some((Outcome::TimedOut, now));
+            let _ = killpg(agent, Signal::SIGINT);
+        }
+        if let Some((_, began)) = stopping {
+            if !termed && now >= began + grace / 2 {
+                let _ = killpg(agent, Signal::SIGTERM);
+                termed = true;
+            }
+            if !killed && now >= began + grace {
+                let _ = killpg(agent, Signal::SIGKILL);
+                killed = true;
+            }
+        }
+        let next = match stopping {
+            Some((_, began)) if !termed => Some(began + grace / 2),
+            Some((_, began)) if !killed => Some(began + grace),
+            Some(_) => None,
+            None => deadline,
+        };
+        let timeout = match next {
+            Some(at) => PollTimeout::try_from(at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+                .unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(SupervisorError::Sys(e)),
+        }
+        while let Ok(Some(info)) = signals.read_signal() {
+            let sig = Signal::try_from(info.ssi_signo as i32).ok();
+            if sig.is_some_and(|s| STOP_SIGNALS.contains(&s)) {
+                if stopping.is_none() {
+                    stopping = Some((Outcome::Stopped, Instant::now()));
+                    let _ = killpg(agent, Signal::SIGINT);
+                } else {
+                    let _ = killpg(agent, Signal::SIGKILL);
+                    killed = true;
+                }
+            }
+        }
+    };
+    kill_descendants(agent);
+    let (exit_code, signal) = match status {
+        WaitStatus::Exited(_, code) => (Some(code), None),
+        WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
+        _ => (None, None),
+    };
+    let record = ExitRecord {
+        outcome: stopping.map_or(Outcome::Exited, |(o, _)| o),
+        exit_code,
+        signal,
+        error: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    spool.write_exit(&record).map_err(SupervisorError::Spool)
+}
+
+/// Tells the launcher how the start went, then lets go of stdout so the launcher
+/// going away cannot hurt the supervisor.
+fn announce(line: &str) {
+    let mut out = io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(null.as_fd());
+    }
+}
+
+/// Reaps every child that has exited; the agent's status, if it was one of them.
+fn reap(agent: Pid) -> Option<WaitStatus> {
+    let mut agent_status = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return agent_status,
+            Ok(status) => {
+                if status.pid() == Some(agent) && matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                    agent_status = Some(status);
+                }
+            }
+        }
+    }
+}
+
+/// Kills everything the agent left behind: its process group, and every process
+/// that was reparented to this supervisor (with its own process group), until
+/// nothing is left.
+fn kill_descendants(agent: Pid) {
+    let me = getpid();
+    let own_group = getpgrp();
+    for round in 0..200 {
+        let group_alive = killpg(agent, Signal::SIGKILL).is_ok();
+        let orphans = children_of(me);
+        for pid in &orphans {
+            if let Ok(group) = nix::unistd::getpgid(Some(*pid))
+                && group != own_group
+            {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        reap(agent);
+        if !group_alive && orphans.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(if round < 10 { 2 } else { 20 }));
+    }
+}
+
+/// The processes whose parent is `parent` (from /proc).
+pub(crate) fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| parent_of(*pid) == Some(parent.as_raw()))
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// The parent of a process, from `/proc/PID/stat`.
+pub(crate) fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
