@@ -1,1 +1,53 @@
-fn main() {}
+//! The `baton` binary: coordinator, launcher, supervisor and client in one.
+//!
+//! `baton supervise` is handled before anything else starts (no async runtime,
+//! no threads), because a supervisor must block signals for the whole process.
+
+mod cli;
+mod commands;
+mod context;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "supervise" {
+        return ExitCode::from(baton_launcher::supervisor::main(std::path::Path::new(&args[2])) as u8);
+    }
+    let cli = Cli::parse();
+    let verbose = matches!(cli.command, Command::Up(_) | Command::Launcher(_));
+    init_logging(verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(10);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", error::report(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -6,5 +6,5 @@
 mod client;
 mod sse;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, encode};
 pub use sse::EventStream;

@@ -1,0 +1,257 @@
+//! The command line, defined once: parsing, `--help` and errors come from here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run a fleet of AI coding agents on your git repositories.
+///
+/// Start the coordinator in a repository with `baton up`, then hand out work with
+/// `baton run "PROMPT"`. Every task runs on its own branch; `baton ps` shows them,
+/// `baton logs -f ID` follows one, `baton result ID` prints what it answered.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The coordinator's URL (default: the one `baton up` started for this directory).
+    #[arg(long, global = true, env = "BATON_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// The token to use (default: the admin token in the coordinator's data directory).
+    #[arg(long, global = true, env = "BATON_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The exit codes, shown at the end of `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the task failed, was cancelled or is blocked (commands that wait)
+  2  the command line is wrong
+  3  something named does not exist
+  4  the request conflicts with the current state (for example, stopping a finished task)
+  5  no coordinator could be reached
+  6  the token is missing, unknown or not allowed to do this
+  7  the input was refused as invalid
+  10 the coordinator failed";
+
+/// Baton's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the coordinator, the dashboard and a launcher for this repository.
+    Up(UpArgs),
+    /// Create a task: an agent works on PROMPT on a branch of its own.
+    Run(RunArgs),
+    /// List tasks.
+    Ps(PsArgs),
+    /// Show a task in detail.
+    Show(IdArgs),
+    /// Print a task's events (messages, tool calls, output).
+    Logs(LogsArgs),
+    /// Print what a task's agent answered.
+    Result(IdArgs),
+    /// Stop a task (its agent is interrupted, then killed after a grace period).
+    Stop(StopArgs),
+    /// Continue a finished task's conversation with a new message.
+    Resume(ResumeArgs),
+    /// Run a failed or cancelled task again.
+    Retry(WaitIdArgs),
+    /// Let a task that waits for approval start.
+    Approve(IdArgs),
+    /// List agent definitions and whether they can run.
+    Agents(JsonArgs),
+    /// Run a launcher that takes work from a coordinator on another host.
+    Launcher(LauncherArgs),
+    /// Supervise one agent process (started by launchers; not for people).
+    #[command(hide = true)]
+    Supervise {
+        /// The run's spool directory.
+        dir: PathBuf,
+    },
+}
+
+/// `baton up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where to keep the database, tokens and run spools (default: `.baton/` in this repository).
+    #[arg(long, env = "BATON_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7077", value_name = "ADDR")]
+    pub listen: String,
+    /// How many agents the embedded launcher runs at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub slots: u32,
+    /// Start only the coordinator, without the embedded launcher.
+    #[arg(long)]
+    pub no_launcher: bool,
+    /// What an acknowledged write survives: `process` (a crash or kill -9 of Baton)
+    /// or `power` (a power loss; every commit is flushed to disk).
+    #[arg(long, value_enum, default_value_t = Durability::Process)]
+    pub durability: Durability,
+    /// Seconds from the interrupt to SIGKILL when an agent is stopped.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub grace: u64,
+}
+
+/// See [`UpArgs::durability`].
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Durability {
+    /// Survive a crash of Baton.
+    Process,
+    /// Survive a power loss.
+    Power,
+}
+
+/// `baton run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to do (`-` reads it from stdin).
+    pub prompt: String,
+    /// The project (id or name; default: the repository you are in).
+    #[arg(long, short)]
+    pub project: Option<String>,
+    /// The agent to use (default: one matching --tag, else the project's default).
+    #[arg(long, short)]
+    pub agent: Option<String>,
+    /// A task that must succeed first (repeatable).
+    #[arg(long = "after", value_name = "TASK")]
+    pub after: Vec<String>,
+    /// A short title (default: the prompt's first line).
+    #[arg(long, short)]
+    pub title: Option<String>,
+    /// A capability the agent must have (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// An acceptance check run in the worktree afterwards (repeatable).
+    #[arg(long = "check", value_name = "COMMAND")]
+    pub checks: Vec<String>,
+    /// Seconds the agent may run.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Automatic retries when the agent fails.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Spending limit in US dollars.
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
+    /// Wait for `baton approve` before starting.
+    #[arg(long)]
+    pub approval: bool,
+    /// Follow the task to its end, showing progress; exit 1 if it fails.
+    #[arg(long, short)]
+    pub wait: bool,
+    /// Print the task as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Only this project's tasks.
+    #[arg(long, short)]
+    pub project: Option<String>,
+    /// Only tasks in these statuses (comma-separated).
+    #[arg(long, short)]
+    pub status: Option<String>,
+    /// Include finished tasks older than a day.
+    #[arg(long, short)]
+    pub all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Commands that name a task.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Commands that name a task and can wait for it.
+#[derive(Debug, Args)]
+pub struct WaitIdArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// Follow the task to its end.
+    #[arg(long, short)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// Keep following until the task ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Print each event as a JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// Why (recorded on the task).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Wait until the agent is gone.
+    #[arg(long, short)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// The follow-up message (`-` reads it from stdin).
+    pub message: String,
+    /// Follow the task to its end.
+    #[arg(long, short)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Commands with only `--json`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton launcher`.
+#[derive(Debug, Args)]
+pub struct LauncherArgs {
+    /// Where to keep run spools and the launcher's id.
+    #[arg(long, env = "BATON_LAUNCHER_DIR", value_name = "DIR", default_value = ".baton-launcher")]
+    pub data_dir: PathBuf,
+    /// How many agents to run at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub slots: u32,
+    /// A name for this launcher (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+}

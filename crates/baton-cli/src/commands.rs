@@ -1,0 +1,38 @@
+//! One module per command; this file only routes.
+
+mod agents;
+mod follow;
+mod launcher;
+mod run;
+mod tasks;
+mod up;
+
+use crate::cli::{Cli, Command};
+use crate::context;
+use crate::error::CliError;
+
+/// Runs a command; the process exit code.
+pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    let (url, token) = (cli.url.as_deref(), cli.token.as_deref());
+    match cli.command {
+        Command::Up(args) => up::up(args).await,
+        Command::Launcher(args) => launcher::launcher(url, token, args).await,
+        Command::Supervise { .. } => Err(CliError::Invalid("`baton supervise` is started by launchers".into())),
+        command => {
+            let client = context::client(url, token)?;
+            match command {
+                Command::Run(args) => run::run(&client, args).await,
+                Command::Ps(args) => tasks::ps(&client, args).await,
+                Command::Show(args) => tasks::show(&client, args).await,
+                Command::Logs(args) => tasks::logs(&client, args).await,
+                Command::Result(args) => tasks::result(&client, args).await,
+                Command::Stop(args) => tasks::stop(&client, args).await,
+                Command::Resume(args) => tasks::resume(&client, args).await,
+                Command::Retry(args) => tasks::retry(&client, args).await,
+                Command::Approve(args) => tasks::approve(&client, args).await,
+                Command::Agents(args) => agents::agents(&client, args).await,
+                Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}

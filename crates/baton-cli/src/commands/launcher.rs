@@ -1,0 +1,72 @@
+//! `baton launcher`: a launcher on another host, and the launcher settings that
+//! `baton up` shares.
+
+use std::path::Path;
+use std::time::Duration;
+
+use baton_launcher::{Launcher, LauncherConfig};
+use tokio::sync::watch;
+
+use crate::cli::LauncherArgs;
+use crate::error::CliError;
+
+/// The largest event a launcher sends (the coordinator's default limit is 1 MiB).
+const MAX_EVENT_BYTES: usize = 1_000_000;
+
+/// A launcher's settings, with its files under `dir`.
+pub fn config(url: &str, token: &str, dir: &Path, name: String, slots: u32) -> Result<LauncherConfig, CliError> {
+    let exe = std::env::current_exe().map_err(|e| CliError::io("cannot find the baton binary", e))?;
+    Ok(LauncherConfig {
+        url: url.to_owned(),
+        token: token.to_owned(),
+        runs_dir: dir.join("runs"),
+        id_file: dir.join("launcher.id"),
+        name,
+        slots,
+        exe,
+        max_event_bytes: MAX_EVENT_BYTES,
+        poll_wait: Duration::from_secs(30),
+        port_base: 41_000,
+        ports_per_run: 10,
+        worktrees_dir: dir.join("worktrees"),
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn signalled() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn launcher(url: Option<&str>, token: Option<&str>, args: LauncherArgs) -> Result<u8, CliError> {
+    let url = url.ok_or_else(|| CliError::Invalid("`baton launcher` needs --url (or BATON_URL)".into()))?;
+    let token = token.ok_or_else(|| CliError::Invalid("`baton launcher` needs --token (or BATON_TOKEN)".into()))?;
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| CliError::io(format!("cannot create {}", args.data_dir.display()), e))?;
+    let _lock = super::up::lock_dir(&args.data_dir)?;
+    let name = args.name.unwrap_or_else(|| {
+        nix_hostname().unwrap_or_else(|| "launcher".into())
+    });
+    let launcher = Launcher::new(config(url, token, &args.data_dir, name, args.slots)?)
+        .map_err(|e| CliError::Startup(crate::error::report(&e)))?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(launcher.run(stopped));
+    eprintln!("launcher running against {url}");
+    signalled().await;
+    eprintln!("launcher stopping; its agents keep running and are re-attached at the next start");
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(0)
+}
+
+fn nix_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}

@@ -1,0 +1,192 @@
+//! `baton up`: the coordinator, its API and an embedded launcher, for the
+//! repository it is started in.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::api::CreateProject;
+use baton_core::ids::LauncherId;
+use baton_core::model::TokenKind;
+use baton_server::auth::{new_token, token_record};
+use baton_server::{AppState, ServerConfig, app, projects, spawn_reaper};
+use baton_store::sqlite::{self, Durability as StoreDurability, SqliteOptions};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::launcher::{config as launcher_config, signalled};
+use crate::cli::{Durability, UpArgs};
+use crate::context::DATA_DIR_NAME;
+use crate::error::{CliError, report};
+
+/// What `.baton/.gitignore` keeps out of git: runtime files, not the user's
+/// `agents/` and `config.toml`.
+const GITIGNORE: &str = "# Baton's runtime files. Keep agents/ and config.toml in git.\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n";
+
+/// Takes the directory's lock so two processes never share it.
+pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| CliError::io(format!("cannot open {}", path.display()), e))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| CliError::Startup(format!("another Baton process is using {}", dir.display())))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(|e| CliError::io(format!("cannot write {}", tmp.display()), e))?;
+    f.write_all(text.as_bytes()).map_err(|e| CliError::io(format!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))
+}
+
+async fn bind(listen: &str) -> Result<TcpListener, CliError> {
+    match TcpListener::bind(listen).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && listen == "127.0.0.1:7077" => {
+            tracing::warn!("port 7077 is taken; listening on a free port instead");
+            TcpListener::bind("127.0.0.1:0").await.map_err(|e| CliError::io("cannot listen on 127.0.0.1", e))
+        }
+        Err(e) => Err(CliError::io(format!("cannot listen on {listen}"), e)),
+    }
+}
+
+/// The admin token: read from the data directory, or made at the first start.
+/// Only its hash goes into the database.
+async fn admin_token(state: &Arc<AppState>, data_dir: &Path) -> Result<String, CliError> {
+    let path = data_dir.join("token");
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let t = new_token(TokenKind::Admin);
+            write_private(&path, &t)?;
+            t
+        }
+    };
+    let record = token_record(&token, TokenKind::Admin, None);
+    state.store.write(move |tx| tx.put_token(&record)).await.map_err(|e| CliError::Startup(report(&e)))?;
+    Ok(token)
+}
+
+pub async fn up(args: UpArgs) -> Result<u8, CliError> {
+    let cwd = std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?;
+    let repo = baton_git::Git::discover(&cwd).await.ok();
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
+    std::fs::create_dir_all(&data_dir).map_err(|e| CliError::io(format!("cannot create {}", data_dir.display()), e))?;
+    let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+    if !data_dir.join(".gitignore").exists() {
+        let _ = std::fs::write(data_dir.join(".gitignore"), GITIGNORE);
+    }
+    let _lock = lock_dir(&data_dir)?;
+
+    let options = SqliteOptions {
+        path: data_dir.join("baton.db"),
+        readers: 2,
+        durability: match args.durability {
+            Durability::Process => StoreDurability::Process,
+            Durability::Power => StoreDurability::Power,
+        },
+    };
+    let store = sqlite::open(&options).map_err(|e| CliError::Startup(report(&e)))?;
+    let listener = bind(&args.listen).await?;
+    let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+    let url = if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    let mut config = ServerConfig::new(&url);
+    config.grace_s = args.grace;
+    if !addr.ip().is_loopback() {
+        config.allowed_hosts = None;
+    }
+    let state = Arc::new(AppState::new(store, config));
+    admin_token(&state, &data_dir).await?;
+    projects::ensure_builtin_agents(&state).await.map_err(|e| CliError::Startup(e.to_string()))?;
+    if let Some(root) = &repo {
+        let req = CreateProject { path: root.to_string_lossy().into_owned(), ..Default::default() };
+        match projects::add_project(&state, req, true).await {
+            Ok(p) => tracing::info!(project = %p.name, id = %p.id, path = %p.path, "project registered"),
+            Err(e) => tracing::warn!(error = %e.message, "this repository was not registered as a project"),
+        }
+    }
+
+    println!("listening on {url}");
+    let _ = std::io::stdout().flush();
+    write_private(&data_dir.join("url"), &url)?;
+    tracing::info!(data_dir = %data_dir.display(), "admin token in {}", data_dir.join("token").display());
+
+    let reaper = spawn_reaper(Arc::clone(&state));
+    let (stop, stopped) = watch::channel(false);
+    let mut server_stop = stopped.clone();
+    let router = app(Arc::clone(&state));
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        };
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    });
+    let launcher = if args.no_launcher {
+        None
+    } else {
+        Some(start_launcher(&state, &data_dir, &url, args.slots, stopped).await?)
+    };
+
+    tokio::select! {
+        _ = signalled() => {}
+        result = server => {
+            return match result {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(e)) => Err(CliError::io("the server stopped", e)),
+                Err(e) => Err(CliError::Startup(format!("the server stopped: {e}"))),
+            };
+        }
+    }
+    eprintln!("stopping; running agents keep running and are re-attached by the next `baton up`");
+    let _ = std::fs::remove_file(data_dir.join("url"));
+    let _ = stop.send(true);
+    if let Some(l) = launcher {
+        let _ = tokio::time::timeout(Duration::from_secs(3), l).await;
+    }
+    reaper.abort();
+    Ok(0)
+}
+
+/// Starts the embedded launcher with a launcher token of its own.
+async fn start_launcher(
+    state: &Arc<AppState>,
+    data_dir: &Path,
+    url: &str,
+    slots: u32,
+    stopped: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, CliError> {
+    let id_file: PathBuf = data_dir.join("launcher.id");
+    let id = match std::fs::read_to_string(&id_file).ok().and_then(|s| LauncherId::parse(s.trim()).ok()) {
+        Some(id) => id,
+        None => {
+            let id = LauncherId::generate();
+            write_private(&id_file, id.as_str())?;
+            id
+        }
+    };
+    let token = new_token(TokenKind::Launcher);
+    let record = token_record(&token, TokenKind::Launcher, Some(id.to_string()));
+    let subject = id.to_string();
+    state
+        .store
+        .write(move |tx| {
+            tx.delete_tokens(TokenKind::Launcher.as_str(), Some(&subject))?;
+            tx.put_token(&record)
+        })
+        .await
+        .map_err(|e| CliError::Startup(report(&e)))?;
+    let config = launcher_config(url, &token, data_dir, "embedded".into(), slots)?;
+    let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Startup(report(&e)))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = launcher.run(stopped).await {
+            tracing::error!(error = %report(&e), "the launcher stopped");
+        }
+    }))
+}
