@@ -197,8 +197,11 @@ impl RunActor {
         let verdict = self.parser.verdict();
         let (status, error, exit_code, signal) = match self.spool.read_exit() {
             Err(_) => {
+                // The supervisor vanished without a record (its host went down with
+                // it): the agent's fate is unknown, so the run is lost, and the
+                // coordinator's policy restarts or resumes it.
                 kill_orphaned_agent(&self.spool);
-                (RunStatus::Failed, Some("the agent's supervisor ended without recording how the agent ended".to_owned()), None, None)
+                (RunStatus::Lost, Some("the agent's supervisor ended without recording how the agent ended".to_owned()), None, None)
             }
             Ok(r) => match r.outcome {
                 Outcome::SpawnFailed => (RunStatus::Failed, r.error, None, None),

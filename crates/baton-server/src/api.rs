@@ -81,3 +81,39 @@ async fn method_not_allowed() -> AppError {
 fn clamp_limit(limit: Option<u32>, default: u32, max: u32) -> u32 {
     limit.unwrap_or(default).clamp(1, max)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::state::ServerConfig;
+
+    #[tokio::test]
+    async fn every_documented_path_is_routed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
+        let state = Arc::new(AppState::new(store, ServerConfig::new("http://127.0.0.1:1")));
+        let router = app(state);
+        let spec: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        for (path, ops) in spec["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                let uri = path.replace("{id}", "x").replace("{name}", "x");
+                let req = Request::builder()
+                    .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+                    .uri(&uri)
+                    .header("host", "127.0.0.1")
+                    .body(Body::empty())
+                    .unwrap();
+                let resp = router.clone().oneshot(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let unrouted = status == 405 || json["error"]["message"] == "no such route";
+                assert!(!unrouted, "{method} {path} is documented but not routed");
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! A real `baton up` in a temporary git repository, for integration tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use baton_client::Client;
+use baton_core::api::TaskDetail;
+use baton_core::model::Task;
+use baton_core::status::TaskStatus;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+/// The binary under test.
+pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// A coordinator with its embedded launcher, in a fresh repository.
+pub struct Baton {
+    /// Holds everything; removed at the end.
+    pub dir: tempfile::TempDir,
+    /// The git repository.
+    pub repo: PathBuf,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// The coordinator's URL.
+    pub url: String,
+    /// The admin token.
+    pub token: String,
+    /// A client with the admin token.
+    pub client: Client,
+    /// Extra arguments to `baton up`.
+    args: Vec<String>,
+    /// The `baton up` process.
+    child: Option<Child>,
+}
+
+/// Runs a command and panics unless it succeeds.
+pub fn sh(dir: &Path, script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().expect("sh");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh git repository with one commit, in `dir/repo`.
+pub fn git_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    sh(&repo, "git init -q -b main && git config user.email t@example.com && git config user.name Test && echo hello > README.md && git add . && git commit -qm init");
+    repo
+}
+
+impl Baton {
+    /// Starts `baton up` in a new repository.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts `baton up` with extra arguments.
+    pub fn start_with(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git_repo(dir.path());
+        let data = repo.join(".baton");
+        let mut baton = Baton {
+            dir,
+            repo,
+            data,
+            url: String::new(),
+            token: String::new(),
+            client: Client::new("http://127.0.0.1:1", None).unwrap(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        baton.launch();
+        baton
+    }
+
+    fn launch(&mut self) {
+        let mut child = Command::new(BATON)
+            .arg("up")
+            .args(["--listen", "127.0.0.1:0", "--grace", "2"])
+            .args(&self.args)
+            .current_dir(&self.repo)
+            .env("BATON_LOG", "warn")
+            .env_remove("BATON_URL")
+            .env_remove("BATON_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start baton up");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_owned();
+        self.token = std::fs::read_to_string(self.data.join("token")).unwrap().trim().to_owned();
+        self.client = Client::new(&url, Some(self.token.clone())).unwrap();
+        self.url = url;
+        self.child = Some(child);
+        if !self.args.iter().any(|a| a == "--no-launcher") {
+            self.wait_for_launcher();
+        }
+    }
+
+    /// Waits until the embedded launcher has registered.
+    fn wait_for_launcher(&self) {
+        let start = Instant::now();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = self.client.clone();
+        std::thread::spawn(move || {
+            rt.block_on(async move {
+                loop {
+                    let launchers: Vec<Value> = client.get("/api/launchers").await.unwrap_or_default();
+                    if launchers.iter().any(|l| l["status"] == "online") {
+                        return;
+                    }
+                    assert!(start.elapsed() < Duration::from_secs(10), "the launcher did not register");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Kills `baton up` with SIGKILL (its agents keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts `baton up` again on the same data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// Defines a `command` agent running `script` with `sh -c`.
+    pub async fn agent(&self, name: &str, script: &str) {
+        self.agent_def(json!({ "name": name, "executor": "command", "command": ["sh", "-c", script] })).await;
+    }
+
+    /// Defines an agent from JSON.
+    pub async fn agent_def(&self, def: Value) {
+        let _: Value = self.client.post("/api/agents", &def).await.expect("create agent");
+    }
+
+    /// Creates a task; its id.
+    pub async fn task(&self, body: Value) -> String {
+        let mut body = body;
+        body.as_object_mut().unwrap().entry("project").or_insert(json!("repo"));
+        let t: Task = self.client.post("/api/tasks", &body).await.expect("create task");
+        t.id.to_string()
+    }
+
+    /// Runs the CLI in the repository against this coordinator.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BATON)
+            .args(args)
+            .current_dir(&self.repo)
+            .env("BATON_URL", &self.url)
+            .env("BATON_TOKEN", &self.token)
+            .env("BATON_LOG", "warn")
+            .output()
+            .expect("run baton")
+    }
+
+    /// A task, now.
+    pub async fn get(&self, id: &str) -> TaskDetail {
+        self.client.task(id).await.expect("get task")
+    }
+
+    /// Waits (up to 30 s) until the task satisfies `done`.
+    pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&TaskDetail) -> bool) -> TaskDetail {
+        let start = Instant::now();
+        loop {
+            let t = self.get(id).await;
+            if done(&t) {
+                return t;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}; task is {:?}", t.task.status);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the task is in `status`.
+    pub async fn wait_status(&self, id: &str, status: TaskStatus) -> TaskDetail {
+        self.wait_for(id, status.as_str(), |t| t.task.status == status).await
+    }
+
+    /// Every event of a task, in order.
+    pub async fn events(&self, id: &str) -> Vec<baton_core::event::Event> {
+        self.client.task_events(id, 0, 10_000).await.expect("events")
+    }
+}
+
+/// Processes whose environment names this task (every agent process and its
+/// descendants inherit `BATON_TASK_ID`).
+pub fn processes_of_task(task: &str) -> Vec<i32> {
+    let needle = format!("BATON_TASK_ID={task}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(false);
+        if !is_zombie && env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits (up to 5 s) until no process of the task is left.
+pub async fn assert_no_processes(task: &str) {
+    let start = Instant::now();
+    loop {
+        let left = processes_of_task(task);
+        if left.is_empty() {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "processes left for {task}: {left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Drop for Baton {
+    fn drop(&mut self) {
+        self.kill9();
+        // Agents outlive `baton up` by design; a test must not leave them behind.
+        let runs = self.data.join("runs");
+        if let Ok(entries) = std::fs::read_dir(&runs) {
+            for e in entries.flatten() {
+                for name in ["agent.pid", "supervisor.pid"] {
+                    if let Some(pid) = std::fs::read_to_string(e.path().join(name)).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}

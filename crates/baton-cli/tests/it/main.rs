@@ -1,0 +1,8 @@
+//! Integration tests: the real `baton` binary, on port 0, in temporary git
+//! repositories, driven over HTTP and through the CLI.
+
+mod api_errors;
+mod crash;
+mod harness;
+mod lifecycle;
+mod stream;
