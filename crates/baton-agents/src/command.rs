@@ -43,7 +43,9 @@ fn structured(line: &str) -> Option<NewEvent> {
     if !trimmed.starts_with('{') {
         return None;
     }
-    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(trimmed) else { return None };
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(trimmed) else {
+        return None;
+    };
     let kind = match obj.get("type").and_then(Value::as_str)? {
         "message" => EventKind::Message,
         "tool_call" => EventKind::ToolCall,

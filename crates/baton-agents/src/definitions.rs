@@ -47,7 +47,9 @@ pub fn load_repository(root: &Path) -> (Vec<AgentDef>, Vec<LoadError>) {
 pub fn load_dir(dir: &Path, default_executor: ExecutorKind) -> (Vec<AgentDef>, Vec<LoadError>) {
     let mut defs = Vec::new();
     let mut errors = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return (defs, errors) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (defs, errors);
+    };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "md") && p.is_file())
@@ -55,12 +57,10 @@ pub fn load_dir(dir: &Path, default_executor: ExecutorKind) -> (Vec<AgentDef>, V
     paths.sort();
     for path in paths {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let result = std::fs::read_to_string(&path)
-            .map_err(LoadErrorKind::Read)
-            .and_then(|text| {
-                AgentDef::from_markdown(&text, &stem, &path.display().to_string(), default_executor)
-                    .map_err(LoadErrorKind::from)
-            });
+        let result = std::fs::read_to_string(&path).map_err(LoadErrorKind::Read).and_then(|text| {
+            AgentDef::from_markdown(&text, &stem, &path.display().to_string(), default_executor)
+                .map_err(LoadErrorKind::from)
+        });
         match result {
             Ok(def) => defs.push(def),
             Err(error) => errors.push(LoadError { path, error }),

@@ -55,7 +55,9 @@ pub fn output_event(stream: Stream, line: &str) -> NewEvent {
 /// Shrinks an event to at most `max` bytes of JSON: long strings in its data are
 /// cut (marked with `…[N bytes cut]`) and a long raw line is cut the same way.
 pub fn fit(mut event: NewEvent, max: usize) -> NewEvent {
-    let size = |e: &NewEvent| serde_json::to_vec(&e.data).map(|v| v.len()).unwrap_or(0) + e.raw.as_ref().map_or(0, String::len);
+    let size = |e: &NewEvent| {
+        serde_json::to_vec(&e.data).map(|v| v.len()).unwrap_or(0) + e.raw.as_ref().map_or(0, String::len)
+    };
     if size(&event) <= max {
         return event;
     }
@@ -103,7 +105,8 @@ mod tests {
 
     #[test]
     fn big_events_are_cut_to_fit() {
-        let e = NewEvent::tool_result(Some("1"), Value::String("x".repeat(100_000)), false).with_raw("y".repeat(100_000));
+        let e =
+            NewEvent::tool_result(Some("1"), Value::String("x".repeat(100_000)), false).with_raw("y".repeat(100_000));
         let fitted = fit(e, 10_000);
         let size = serde_json::to_vec(&fitted.data).unwrap().len() + fitted.raw.as_ref().map_or(0, String::len);
         assert!(size <= 10_000, "{size}");

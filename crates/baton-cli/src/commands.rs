@@ -31,7 +31,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Retry(args) => tasks::retry(&client, args).await,
                 Command::Approve(args) => tasks::approve(&client, args).await,
                 Command::Agents(args) => agents::agents(&client, args).await,
-                Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } => unreachable!("handled above"),
+                Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

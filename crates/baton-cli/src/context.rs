@@ -19,7 +19,8 @@ pub fn find_data_dir(start: &Path) -> Option<PathBuf> {
 
 /// A client of the coordinator for this command.
 pub fn client(url: Option<&str>, token: Option<&str>) -> Result<Client, CliError> {
-    let found = find_data_dir(&std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?);
+    let found =
+        find_data_dir(&std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?);
     let url = match url {
         Some(u) => u.to_owned(),
         None => match &found {

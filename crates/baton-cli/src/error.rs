@@ -40,7 +40,10 @@ impl CliError {
         match self {
             CliError::Client(ClientError::Api { code, .. }) => match code {
                 ErrorCode::NotFound => 3,
-                ErrorCode::IllegalTransition | ErrorCode::Conflict | ErrorCode::AlreadyExists | ErrorCode::MergeConflict => 4,
+                ErrorCode::IllegalTransition
+                | ErrorCode::Conflict
+                | ErrorCode::AlreadyExists
+                | ErrorCode::MergeConflict => 4,
                 ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::ForbiddenOrigin => 6,
                 ErrorCode::Internal | ErrorCode::Unavailable => 10,
                 _ => 7,

@@ -18,7 +18,12 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == "supervise" {
-        return ExitCode::from(baton_launcher::supervisor::main(std::path::Path::new(&args[2])) as u8);
+        let code = if args[2] == "--standby" {
+            baton_launcher::supervisor::standby()
+        } else {
+            baton_launcher::supervisor::main(std::path::Path::new(&args[2]))
+        };
+        return ExitCode::from(code as u8);
     }
     let cli = Cli::parse();
     let verbose = matches!(cli.command, Command::Up(_) | Command::Launcher(_));

@@ -81,7 +81,9 @@ impl EventPrinter {
     pub fn line(&mut self, e: &Event) -> Option<String> {
         let when = clock(e.ts);
         let text = match e.kind {
-            EventKind::Session | EventKind::Project | EventKind::Agent | EventKind::Launcher => return None,
+            EventKind::Session | EventKind::Project | EventKind::Agent | EventKind::Launcher => {
+                return None;
+            }
             EventKind::Task => {
                 let status = e.data["status"].as_str()?.to_owned();
                 if self.last_task_status.as_deref() == Some(status.as_str()) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use baton_core::api::{
     AgentInfo, AttachRequest, AttachResponse, BatchAck, CreateProject, CreateTask, ErrorBody, ErrorCode, EventBatch,
-    Heartbeat, PollRequest, PollResponse, Registered, RegisterLauncher, ResumeTask, RunFinished, RunStarted, StopTask,
+    Heartbeat, PollRequest, PollResponse, RegisterLauncher, Registered, ResumeTask, RunFinished, RunStarted, StopTask,
     TaskDetail,
 };
 use baton_core::event::Event;
@@ -124,8 +124,7 @@ impl Client {
             return Err(api_error(status, &bytes));
         }
         let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(body)
-            .map_err(|e| ClientError::Decode { status: status.as_u16(), source: Box::new(e) })
+        serde_json::from_slice(body).map_err(|e| ClientError::Decode { status: status.as_u16(), source: Box::new(e) })
     }
 
     fn transport(&self, e: reqwest::Error) -> ClientError {
@@ -142,12 +141,20 @@ impl Client {
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
     /// `PUT path` with a JSON body.
-    pub async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
@@ -245,8 +252,7 @@ impl Client {
     /// `POST /api/launchers/{id}/poll`, waiting up to `req.wait_ms`.
     pub async fn poll(&self, id: &LauncherId, req: &PollRequest) -> Result<PollResponse, ClientError> {
         let timeout = Duration::from_millis(req.wait_ms) + Duration::from_secs(15);
-        self.send(self.request(Method::POST, &format!("/api/launchers/{id}/poll")).json(req).timeout(timeout))
-            .await
+        self.send(self.request(Method::POST, &format!("/api/launchers/{id}/poll")).json(req).timeout(timeout)).await
     }
 
     /// `POST /api/launchers/{id}/attach`.

@@ -63,9 +63,11 @@ impl fmt::Display for ExecutorKind {
 impl FromStr for ExecutorKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ExecutorKind::ALL.iter().copied().find(|e| e.as_str() == s).ok_or_else(|| {
-            format!("unknown executor {s:?} (expected claude-code, codex, gemini, acp or command)")
-        })
+        ExecutorKind::ALL
+            .iter()
+            .copied()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| format!("unknown executor {s:?} (expected claude-code, codex, gemini, acp or command)"))
     }
 }
 
@@ -196,26 +198,16 @@ struct FrontMatter {
 
 /// A list, or a string of comma-separated items (Claude Code writes `tools: Read, Grep`).
 fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Option::<Either>::deserialize(d)? {
-        None => Vec::new(),
-        Some(Either::List(v)) => v,
-        Some(Either::Text(s)) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
+    list_or_text(d, |s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect())
 }
 
 /// A list, or a string of white-space-separated words (`command: ./agent.sh --fast`).
 fn list_or_words<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    list_or_text(d, |s| s.split_whitespace().map(str::to_owned).collect())
+}
+
+/// A list of strings, or one string cut into items by `split`.
+fn list_or_text<'de, D: Deserializer<'de>>(d: D, split: fn(&str) -> Vec<String>) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
@@ -225,7 +217,7 @@ fn list_or_words<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
     Ok(match Option::<Either>::deserialize(d)? {
         None => Vec::new(),
         Some(Either::List(v)) => v,
-        Some(Either::Text(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Either::Text(s)) => split(&s),
     })
 }
 
@@ -263,11 +255,8 @@ impl AgentDef {
         } else {
             serde_norway::from_str(&yaml).map_err(|e| AgentDefError::Yaml(e.to_string()))?
         };
-        let executor = fm.executor.unwrap_or(if fm.command.is_empty() {
-            default_executor
-        } else {
-            ExecutorKind::Command
-        });
+        let executor =
+            fm.executor.unwrap_or(if fm.command.is_empty() { default_executor } else { ExecutorKind::Command });
         let def = AgentDef {
             name: fm.name.unwrap_or_else(|| file_stem.to_owned()),
             description: fm.description.unwrap_or_default(),
@@ -379,7 +368,8 @@ mod tests {
 
     #[test]
     fn reads_baton_keys() {
-        let text = "---\ncommand: [sh, -c, 'echo hi']\ntags: [rust, backend]\ndelegates_to: worker\ntimeout_s: 30\n---\nbody";
+        let text =
+            "---\ncommand: [sh, -c, 'echo hi']\ntags: [rust, backend]\ndelegates_to: worker\ntimeout_s: 30\n---\nbody";
         let def = AgentDef::from_markdown(text, "echo", "f.md", ExecutorKind::ClaudeCode).unwrap();
         assert_eq!(def.name, "echo");
         assert_eq!(def.executor, ExecutorKind::Command);
@@ -405,7 +395,8 @@ mod tests {
 
     #[test]
     fn json_definitions_refuse_unknown_fields() {
-        let r: Result<AgentDef, _> = serde_json::from_str(r#"{"name":"a","executor":"command","command":["x"],"bogus":1}"#);
+        let r: Result<AgentDef, _> =
+            serde_json::from_str(r#"{"name":"a","executor":"command","command":["x"],"bogus":1}"#);
         assert!(r.is_err());
     }
 }

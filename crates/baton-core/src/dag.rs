@@ -74,11 +74,7 @@ pub fn topological_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> 
             }
         }
     }
-    if order.len() == n {
-        Ok(order)
-    } else {
-        Err(find_cycle(deps).unwrap_or_default())
-    }
+    if order.len() == n { Ok(order) } else { Err(find_cycle(deps).unwrap_or_default()) }
 }
 
 #[cfg(test)]

@@ -126,11 +126,7 @@ impl fmt::Display for EventKind {
 impl FromStr for EventKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        EventKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown event kind {s:?}"))
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown event kind {s:?}"))
     }
 }
 
@@ -201,10 +197,7 @@ impl NewEvent {
 
     /// A tool's result.
     pub fn tool_result(id: Option<&str>, output: Value, is_error: bool) -> Self {
-        Self::new(
-            EventKind::ToolResult,
-            json!({ "id": id, "output": output, "is_error": is_error }),
-        )
+        Self::new(EventKind::ToolResult, json!({ "id": id, "output": output, "is_error": is_error }))
     }
 
     /// A line of output on `stream` ("stdout" or "stderr").

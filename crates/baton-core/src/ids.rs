@@ -33,10 +33,7 @@ pub struct IdError {
 pub(crate) fn random_suffix() -> String {
     let mut bytes = [0u8; RANDOM_LEN];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes
-        .iter()
-        .map(|b| ALPHABET[(b & 31) as usize] as char)
-        .collect()
+    bytes.iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect()
 }
 
 /// Whether `s` could be (a prefix of) the random part of an id.

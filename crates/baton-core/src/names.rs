@@ -111,8 +111,8 @@ mod tests {
             assert!(validate_branch_name(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "-rf", "a..b", "a b", "a\tb", "a\u{7}b", "a~1", "a^", "x:y", "what?", "a*", "a[",
-            "a\\b", "a/", "a.", "/a", "a//b", ".hidden", "x/.y", "a.lock", "x/y.lock", "@", "a@{1}",
+            "", "-rf", "a..b", "a b", "a\tb", "a\u{7}b", "a~1", "a^", "x:y", "what?", "a*", "a[", "a\\b", "a/", "a.",
+            "/a", "a//b", ".hidden", "x/.y", "a.lock", "x/y.lock", "@", "a@{1}",
         ] {
             assert!(validate_branch_name(bad).is_err(), "{bad:?} should be refused");
         }

@@ -74,6 +74,8 @@ pub struct Launcher {
     pub(crate) ports: Arc<Mutex<Vec<u16>>>,
     /// Its id, once registered.
     pub(crate) id: Arc<Mutex<Option<LauncherId>>>,
+    /// Supervisors started ahead of time, waiting for a run.
+    pub(crate) standby: Arc<Mutex<Vec<crate::start::Standby>>>,
 }
 
 impl Launcher {
@@ -88,6 +90,7 @@ impl Launcher {
             runs: Arc::default(),
             ports: Arc::default(),
             id: Arc::default(),
+            standby: Arc::default(),
         })
     }
 
@@ -99,6 +102,7 @@ impl Launcher {
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(id.clone()));
+        self.refill_standby();
         let mut backoff = Duration::from_millis(100);
         loop {
             let request = PollRequest { wait_ms: self.config.poll_wait.as_millis() as u64 };
@@ -147,7 +151,8 @@ impl Launcher {
     /// Registers (retrying until the coordinator answers) and re-attaches to the
     /// runs left in the spool directory.
     async fn register(&self) -> LauncherId {
-        let previous = std::fs::read_to_string(&self.config.id_file).ok().and_then(|s| LauncherId::parse(s.trim()).ok());
+        let previous =
+            std::fs::read_to_string(&self.config.id_file).ok().and_then(|s| LauncherId::parse(s.trim()).ok());
         let request = RegisterLauncher {
             id: previous,
             name: self.config.name.clone(),
@@ -181,7 +186,8 @@ impl Launcher {
     /// still expects; the others are stopped and cleaned up.
     async fn reattach(&self, id: &LauncherId) {
         let known: Vec<RunId> = self.runs.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
-        let on_disk: Vec<RunId> = spool::list(&self.config.runs_dir).into_iter().filter(|r| !known.contains(r)).collect();
+        let on_disk: Vec<RunId> =
+            spool::list(&self.config.runs_dir).into_iter().filter(|r| !known.contains(r)).collect();
         let mut all = known.clone();
         all.extend(on_disk.iter().cloned());
         let response = match self.client.attach(id, &AttachRequest { runs: all }).await {

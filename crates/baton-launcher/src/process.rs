@@ -14,7 +14,9 @@ use crate::spool::Spool;
 
 /// Whether a supervisor holds the spool's lock (is alive).
 pub fn supervised(spool: &Spool) -> bool {
-    let Ok(file) = File::open(spool.path("lock")) else { return false };
+    let Ok(file) = File::open(spool.path("lock")) else {
+        return false;
+    };
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(_unlocked_on_drop) => false,
         Err(_) => true,

@@ -201,7 +201,12 @@ impl RunActor {
                 // it): the agent's fate is unknown, so the run is lost, and the
                 // coordinator's policy restarts or resumes it.
                 kill_orphaned_agent(&self.spool);
-                (RunStatus::Lost, Some("the agent's supervisor ended without recording how the agent ended".to_owned()), None, None)
+                (
+                    RunStatus::Lost,
+                    Some("the agent's supervisor ended without recording how the agent ended".to_owned()),
+                    None,
+                    None,
+                )
             }
             Ok(r) => match r.outcome {
                 Outcome::SpawnFailed => (RunStatus::Failed, r.error, None, None),
@@ -266,12 +271,17 @@ impl RunActor {
             };
             let mut pos = 0;
             while events.len() < MAX_BATCH_EVENTS {
-                let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else { break };
+                let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+                    break;
+                };
                 self.parse(stream, &bytes[pos..pos + nl], &mut events);
                 pos += nl + 1;
             }
             let rest = bytes.len() - pos;
-            if events.len() < MAX_BATCH_EVENTS && rest > 0 && (pos == 0 && bytes.len() == CHUNK || last && bytes.len() < CHUNK) {
+            if events.len() < MAX_BATCH_EVENTS
+                && rest > 0
+                && (pos == 0 && bytes.len() == CHUNK || last && bytes.len() < CHUNK)
+            {
                 self.parse(stream, &bytes[pos..], &mut events);
                 pos = bytes.len();
             }
@@ -296,9 +306,8 @@ impl RunActor {
             match self.client.run_events(run, batch).await {
                 Ok(ack) => return Sent::Acked(ack.offsets, ack.stop),
                 Err(ClientError::Api { code: ErrorCode::Conflict, details, .. }) => {
-                    let offsets = details
-                        .and_then(|d| d.get("offsets").cloned())
-                        .and_then(|o| serde_json::from_value(o).ok());
+                    let offsets =
+                        details.and_then(|d| d.get("offsets").cloned()).and_then(|o| serde_json::from_value(o).ok());
                     return match offsets {
                         Some(o) => Sent::Resync(o),
                         None => Sent::Unwanted,

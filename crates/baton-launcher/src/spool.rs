@@ -3,7 +3,6 @@
 //!
 //! ```text
 //! runs/<run-id>/
-//!   assignment.json  what the coordinator asked for (with the session token; 0600)
 //!   spec.json        the exact process to run, for the supervisor (0600)
 //!   stdin            the prompt, when the executor reads stdin
 //!   stdout, stderr   the agent's output, byte for byte, appended by the agent itself
@@ -18,7 +17,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use baton_core::api::Assignment;
 use baton_core::ids::RunId;
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +117,7 @@ impl Spool {
     }
 
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let bytes = serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.write_private(name, &bytes)
     }
 
@@ -131,16 +129,6 @@ impl Spool {
     /// Writes the supervisor's instructions.
     pub fn write_spec(&self, spec: &Spec) -> io::Result<()> {
         self.write_json("spec.json", spec)
-    }
-
-    /// The coordinator's assignment, as first received.
-    pub fn read_assignment(&self) -> io::Result<Assignment> {
-        self.read_json("assignment.json")
-    }
-
-    /// Keeps the coordinator's assignment.
-    pub fn write_assignment(&self, a: &Assignment) -> io::Result<()> {
-        self.write_json("assignment.json", a)
     }
 
     /// How the agent ended, once it has.
@@ -179,7 +167,9 @@ impl Spool {
 
 /// The run ids with a spool under `runs_dir`.
 pub fn list(runs_dir: &Path) -> Vec<RunId> {
-    let Ok(entries) = fs::read_dir(runs_dir) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
     let mut ids: Vec<RunId> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| RunId::parse(n).ok()))

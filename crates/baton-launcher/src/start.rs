@@ -23,6 +23,16 @@ use crate::spool::{Spec, Spool};
 /// How long a supervisor may take to say whether the agent started.
 const SUPERVISOR_START: Duration = Duration::from_secs(30);
 
+/// How many supervisors wait, started, for the next runs.
+const STANDBY: usize = 2;
+
+/// A supervisor started ahead of time (`baton supervise --standby`), waiting on its
+/// stdin for the spool directory of a run.
+pub(crate) struct Standby {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+}
 impl Launcher {
     /// Starts a newly claimed run.
     pub(crate) async fn start(self, assignment: Assignment) {
@@ -40,7 +50,13 @@ impl Launcher {
             }
             Err(error) => {
                 tracing::warn!(run = %run_id, %error, "the run could not start");
-                let report = RunFinished { status: RunStatus::Failed, exit_code: None, signal: None, error: Some(error), git: None };
+                let report = RunFinished {
+                    status: RunStatus::Failed,
+                    exit_code: None,
+                    signal: None,
+                    error: Some(error),
+                    git: None,
+                };
                 if let Err(e) = self.client.run_finished(&run_id, &report).await {
                     tracing::warn!(run = %run_id, error = %e, "could not report the failed start");
                 }
@@ -75,7 +91,10 @@ impl Launcher {
             self.report_started(&assignment, pid, &spool).await;
         }
         let port = self.reserve_ports(
-            spool.read_spec().ok().and_then(|s| s.env.iter().find(|(k, _)| k == "BATON_PORT").and_then(|(_, v)| v.parse().ok())),
+            spool
+                .read_spec()
+                .ok()
+                .and_then(|s| s.env.iter().find(|(k, _)| k == "BATON_PORT").and_then(|(_, v)| v.parse().ok())),
         );
         let offsets = assignment.run.offsets;
         if let Some(reason) = stop {
@@ -105,12 +124,18 @@ impl Launcher {
         }
     }
 
-    /// Writes the spool and starts `baton supervise` on it, in a session of its own
-    /// (so a Ctrl-C aimed at Baton does not reach the agents).
-    async fn spawn_supervisor(&self, spool: &Spool, a: &Assignment, port: u16) -> Result<(tokio::process::Child, i32), String> {
+    /// Writes the spool and starts `baton supervise` on it. The supervisor moves
+    /// itself into a session of its own (so a Ctrl-C aimed at Baton does not reach
+    /// the agents); doing that there rather than in a `pre_exec` hook here lets the
+    /// spawn use `posix_spawn` instead of forking this multi-threaded process.
+    async fn spawn_supervisor(
+        &self,
+        spool: &Spool,
+        a: &Assignment,
+        port: u16,
+    ) -> Result<(tokio::process::Child, i32), String> {
         let io = |what: &str, e: std::io::Error| format!("could not {what}: {e}");
         spool.create().map_err(|e| io("create the run's spool directory", e))?;
-        spool.write_assignment(a).map_err(|e| io("write the assignment", e))?;
         let cwd = PathBuf::from(&a.project.path);
         let turn = TurnRequest {
             agent: &a.agent,
@@ -141,17 +166,12 @@ impl Launcher {
             grace_s: a.grace_s,
         };
         spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
-        let log = std::fs::File::create(spool.path("supervisor.log")).map_err(|e| io("create the supervisor log", e))?;
-        let mut cmd = tokio::process::Command::new(&self.config.exe);
-        cmd.arg("supervise").arg(spool.dir()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
-        }
-        let mut child = cmd.spawn().map_err(|e| io(&format!("start {}", self.config.exe.display()), e))?;
-        let stdout = child.stdout.take().ok_or("the supervisor has no stdout")?;
+        let (mut child, stdout) =
+            self.supervisor_for(spool).await.map_err(|e| io(&format!("start {}", self.config.exe.display()), e))?;
         let mut line = String::new();
         let read = tokio::time::timeout(SUPERVISOR_START, BufReader::new(stdout).read_line(&mut line)).await;
+        let launcher = self.clone();
+        tokio::spawn(async move { launcher.refill_standby() });
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
             return Ok((child, pid));
         }
@@ -204,6 +224,65 @@ impl Launcher {
         tokio::spawn(actor.run());
     }
 
+    /// A supervisor for the spool: a standby one when there is one (handed the
+    /// spool's directory), else a new one. Standbys are refilled in the background.
+    async fn supervisor_for(
+        &self,
+        spool: &Spool,
+    ) -> std::io::Result<(tokio::process::Child, tokio::process::ChildStdout)> {
+        use tokio::io::AsyncWriteExt;
+        let standby = self.standby.lock().ok().and_then(|mut s| s.pop());
+        if let Some(mut s) = standby {
+            let line = format!("{}\n", spool.dir().display());
+            if s.stdin.write_all(line.as_bytes()).await.is_ok() && s.stdin.flush().await.is_ok() {
+                drop(s.stdin);
+                return Ok((s.child, s.stdout));
+            }
+            let _ = s.child.start_kill();
+        }
+        let log = std::fs::File::create(spool.path("supervisor.log"))?;
+        let mut child = tokio::process::Command::new(&self.config.exe)
+            .arg("supervise")
+            .arg(spool.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("the supervisor has no stdout"))?;
+        Ok((child, stdout))
+    }
+
+    /// Starts standby supervisors until there are enough.
+    pub(crate) fn refill_standby(&self) {
+        loop {
+            let Ok(have) = self.standby.lock().map(|s| s.len()) else {
+                return;
+            };
+            if have >= STANDBY.min(self.config.slots as usize) {
+                return;
+            }
+            let spawned = tokio::process::Command::new(&self.config.exe)
+                .args(["supervise", "--standby"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn();
+            let mut child = match spawned {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start a standby supervisor");
+                    return;
+                }
+            };
+            let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                return;
+            };
+            if let Ok(mut s) = self.standby.lock() {
+                s.push(Standby { child, stdin, stdout });
+            }
+        }
+    }
+
     /// Takes a run off the table and frees its ports.
     fn forget(&self, run: &baton_core::ids::RunId, port: u16) {
         if let Ok(mut runs) = self.runs.lock() {
@@ -216,7 +295,9 @@ impl Launcher {
 
     /// A block of free ports for a run (`wanted` when re-attaching).
     fn reserve_ports(&self, wanted: Option<u16>) -> u16 {
-        let Ok(mut used) = self.ports.lock() else { return 0 };
+        let Ok(mut used) = self.ports.lock() else {
+            return 0;
+        };
         if let Some(p) = wanted {
             used.push(p);
             return p;

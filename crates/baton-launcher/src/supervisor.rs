@@ -51,6 +51,27 @@ pub enum SupervisorError {
 /// The signals that ask for a stop.
 const STOP_SIGNALS: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
 
+/// A supervisor started ahead of time (`baton supervise --standby`): it does its
+/// start-up work now and waits on stdin for the spool directory of its run, so a
+/// new run does not pay for starting a process. It exits quietly if stdin closes
+/// first (its launcher went away).
+pub fn standby() -> i32 {
+    let _ = nix::unistd::setsid();
+    let mut line = String::new();
+    match io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => return 0,
+        Ok(_) => {}
+    }
+    let dir = Path::new(line.trim_end());
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(null.as_fd());
+    }
+    if let Ok(log) = OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")) {
+        let _ = nix::unistd::dup2_stderr(log.as_fd());
+    }
+    main(dir)
+}
+
 /// Supervises the run in `dir`; the process exit code.
 pub fn main(dir: &Path) -> i32 {
     match supervise(&Spool::at(dir)) {
@@ -63,9 +84,13 @@ pub fn main(dir: &Path) -> i32 {
 }
 
 fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
+    // A session of its own: no controlling terminal, so no terminal signal (a
+    // Ctrl-C or hang-up aimed at Baton) reaches the supervisor or its agent.
+    let _ = nix::unistd::setsid();
     let spec = spool.read_spec().map_err(SupervisorError::Spool)?;
     let lock_file = File::create(spool.path("lock")).map_err(SupervisorError::Spool)?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| SupervisorError::AlreadySupervised)?;
+    let _lock =
+        Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| SupervisorError::AlreadySupervised)?;
     std::fs::write(spool.path("supervisor.pid"), getpid().to_string()).map_err(SupervisorError::Spool)?;
 
     let mut mask = SigSet::empty();
@@ -76,7 +101,8 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     mask.thread_block().map_err(SupervisorError::Sys)?;
     // SAFETY: setting a signal's disposition to "ignore" has no handler to race with.
     unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map_err(SupervisorError::Sys)?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(SupervisorError::Sys)?;
+    let signals =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(SupervisorError::Sys)?;
     prctl::set_child_subreaper(true).map_err(SupervisorError::Sys)?;
 
     let append = |name: &str| OpenOptions::new().create(true).append(true).open(spool.path(name));
@@ -109,7 +135,13 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         Ok(child) => child,
         Err(e) => {
             let error = format!("could not start {}: {e}", spec.program);
-            let record = ExitRecord { outcome: Outcome::SpawnFailed, exit_code: None, signal: None, error: Some(error.clone()), duration_ms: 0 };
+            let record = ExitRecord {
+                outcome: Outcome::SpawnFailed,
+                exit_code: None,
+                signal: None,
+                error: Some(error.clone()),
+                duration_ms: 0,
+            };
             spool.write_exit(&record).map_err(SupervisorError::Spool)?;
             announce(&format!("failed {error}"));
             return Ok(());
@@ -241,7 +273,9 @@ fn kill_descendants(agent: Pid) {
 
 /// The processes whose parent is `parent` (from /proc).
 pub(crate) fn children_of(parent: Pid) -> Vec<Pid> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))

@@ -62,7 +62,10 @@ impl Watcher {
 
     /// Watches `dir` for files being written, created or renamed into it.
     pub fn watch(&self, dir: &Path) -> io::Result<Watch> {
-        let flags = AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE;
+        let flags = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_CREATE;
         let descriptor = self.fd.get_ref().0.add_watch(dir, flags)?;
         let changed = Arc::new(Notify::new());
         if let Ok(mut t) = self.targets.lock() {
@@ -73,10 +76,14 @@ impl Watcher {
 
     async fn read_loop(self) {
         loop {
-            let Ok(mut guard) = self.fd.readable().await else { return };
+            let Ok(mut guard) = self.fd.readable().await else {
+                return;
+            };
             match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(io::Error::from)) {
                 Ok(Ok(events)) => {
-                    let Ok(targets) = self.targets.lock() else { return };
+                    let Ok(targets) = self.targets.lock() else {
+                        return;
+                    };
                     for event in events {
                         if event.mask.contains(nix::sys::inotify::AddWatchFlags::IN_Q_OVERFLOW) {
                             targets.values().for_each(|n| n.notify_one());

@@ -43,10 +43,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/sessions/{id}/events", get(sessions::events))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/started", post(runs::started))
-        .route(
-            "/runs/{id}/events",
-            post(runs::events).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
-        )
+        .route("/runs/{id}/events", post(runs::events).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
         .route("/runs/{id}/finished", post(runs::finished))
         .route("/launchers", get(launchers::list))
         .route("/launchers/register", post(launchers::register))
@@ -94,7 +91,8 @@ mod tests {
     #[tokio::test]
     async fn every_documented_path_is_routed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
+        let store =
+            baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
         let state = Arc::new(AppState::new(store, ServerConfig::new("http://127.0.0.1:1")));
         let router = app(state);
         let spec: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();

@@ -176,11 +176,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 pub async fn guard_origin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !state.config.host_allowed(host) {
-        return AppError::new(
-            ErrorCode::ForbiddenOrigin,
-            format!("this coordinator does not answer to host {host:?}"),
-        )
-        .into_response();
+        return AppError::new(ErrorCode::ForbiddenOrigin, format!("this coordinator does not answer to host {host:?}"))
+            .into_response();
     }
     if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let same = origin

@@ -87,8 +87,12 @@ impl IntoResponse for AppError {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             match &self.source {
-                Some(source) => tracing::error!(code = %self.code, error = %source, cause = ?source.source(), "request failed"),
-                None => tracing::error!(code = %self.code, message = %self.message, "request failed"),
+                Some(source) => {
+                    tracing::error!(code = %self.code, error = %source, cause = ?source.source(), "request failed")
+                }
+                None => {
+                    tracing::error!(code = %self.code, message = %self.message, "request failed")
+                }
             }
         }
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, details: self.details } };
@@ -134,14 +138,10 @@ pub struct ApiJson<T>(pub T);
 pub struct OptionalJson<T>(pub T);
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), AppError> {
-    let json_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-        });
+    let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
+        let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    });
     let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::new(ErrorCode::PayloadTooLarge, "the request body is larger than allowed")

@@ -24,8 +24,9 @@ pub const CONFIG_FILE: &str = ".baton/config.toml";
 pub fn read_settings(root: &Path) -> Result<ProjectSettings, AppError> {
     let path = root.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map_err(|e| AppError::invalid(format!("{}: {}", path.display(), e.message()))),
+        Ok(text) => {
+            toml::from_str(&text).map_err(|e| AppError::invalid(format!("{}: {}", path.display(), e.message())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProjectSettings::default()),
         Err(e) => Err(AppError::invalid(format!("could not read {}: {e}", path.display()))),
     }
@@ -45,8 +46,7 @@ pub async fn inspect_repository(path: &str) -> Result<(PathBuf, String), AppErro
     if !given.is_absolute() {
         return Err(AppError::invalid(format!("project path {path:?} must be absolute")));
     }
-    let canonical = std::fs::canonicalize(given)
-        .map_err(|e| AppError::invalid(format!("project path {path}: {e}")))?;
+    let canonical = std::fs::canonicalize(given).map_err(|e| AppError::invalid(format!("project path {path}: {e}")))?;
     if !canonical.is_dir() {
         return Err(AppError::invalid(format!("project path {path} is not a directory")));
     }
@@ -91,10 +91,8 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
         Some(n) => n,
         None => root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into()),
     };
-    let name: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
-        .collect();
+    let name: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).collect();
     let name = name.trim_start_matches(['.', '-', '_']).to_owned();
     validate_simple_name("project name", &name)?;
     let (agents, errors) = baton_agents::definitions::load_repository(&root);

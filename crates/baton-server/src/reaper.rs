@@ -19,10 +19,8 @@ pub fn spawn_reaper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             && let Ok(mut live) = state.launchers.lock()
         {
             for l in launchers.into_iter().filter(|l| l.status == LauncherStatus::Online) {
-                live.entry(l.id).or_insert_with(|| LauncherLive {
-                    last_seen: Instant::now(),
-                    stops_sent: Default::default(),
-                });
+                live.entry(l.id)
+                    .or_insert_with(|| LauncherLive { last_seen: Instant::now(), stops_sent: Default::default() });
             }
         }
         let mut tick = tokio::time::interval(state.config.heartbeat_interval);
@@ -44,7 +42,9 @@ pub fn spawn_reaper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 let id2 = id.clone();
                 match transact(&state, move |tx, fx| scheduler::mark_offline(tx, fx, &id2, &why)).await {
                     Ok(lost) => tracing::warn!(launcher = %id, lost, "launcher went offline"),
-                    Err(e) => tracing::error!(launcher = %id, error = %e, "could not mark launcher offline"),
+                    Err(e) => {
+                        tracing::error!(launcher = %id, error = %e, "could not mark launcher offline")
+                    }
                 }
             }
         }

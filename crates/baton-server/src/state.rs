@@ -49,7 +49,9 @@ impl ServerConfig {
 
     /// Whether a `Host` header names this coordinator.
     pub fn host_allowed(&self, host_header: &str) -> bool {
-        let Some(allowed) = &self.allowed_hosts else { return true };
+        let Some(allowed) = &self.allowed_hosts else {
+            return true;
+        };
         let host = match host_header.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => host_header,

@@ -18,6 +18,5 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, Committed, Completion, EventFilter, ReadJob, Store, StoreRead, StoreTx, TaskFilter,
-    WriteJob,
+    Backend, Committed, Completion, EventFilter, ReadJob, Store, StoreRead, StoreTx, TaskFilter, WriteJob,
 };

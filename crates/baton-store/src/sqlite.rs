@@ -13,8 +13,8 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
-use crate::store::{Backend, Committed, Completion, ReadJob, Store, WriteJob};
 use crate::StoreError;
+use crate::store::{Backend, Committed, Completion, ReadJob, Store, WriteJob};
 use db::Db;
 
 /// How hard commits try to reach the disk.
@@ -55,18 +55,13 @@ const EVENT_BUFFER: usize = 65_536;
 
 /// Opens (creating and migrating as needed) the database and starts its threads.
 pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
-    let open_err = |source: rusqlite::Error| StoreError::Open {
-        path: options.path.clone(),
-        source: Box::new(source),
-    };
+    let open_err = |source: rusqlite::Error| StoreError::Open { path: options.path.clone(), source: Box::new(source) };
     let writer = open_connection(&options.path, false).map_err(open_err)?;
     let sync = match options.durability {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
-    writer
-        .execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};"))
-        .map_err(open_err)?;
+    writer.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};")).map_err(open_err)?;
     schema::migrate(&writer).map_err(|e| match e {
         StoreError::Database(source) => StoreError::Open { path: options.path.clone(), source },
         other => other,

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use baton_core::agent::AgentDef;
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{Launcher, Project, Run, Session, Task, TokenRecord};
 use baton_core::status::{RunStatus, TaskStatus};
-use baton_core::agent::AgentDef;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::StoreError;

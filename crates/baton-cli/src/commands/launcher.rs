@@ -25,7 +25,7 @@ pub fn config(url: &str, token: &str, dir: &Path, name: String, slots: u32) -> R
         slots,
         exe,
         max_event_bytes: MAX_EVENT_BYTES,
-        poll_wait: Duration::from_secs(30),
+        poll_wait: Duration::from_secs(55),
         port_base: 41_000,
         ports_per_run: 10,
         worktrees_dir: dir.join("worktrees"),
@@ -50,11 +50,10 @@ pub async fn signalled() {
 pub async fn launcher(url: Option<&str>, token: Option<&str>, args: LauncherArgs) -> Result<u8, CliError> {
     let url = url.ok_or_else(|| CliError::Invalid("`baton launcher` needs --url (or BATON_URL)".into()))?;
     let token = token.ok_or_else(|| CliError::Invalid("`baton launcher` needs --token (or BATON_TOKEN)".into()))?;
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| CliError::io(format!("cannot create {}", args.data_dir.display()), e))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| CliError::io(format!("cannot create {}", args.data_dir.display()), e))?;
     let _lock = super::up::lock_dir(&args.data_dir)?;
-    let name = args.name.unwrap_or_else(|| {
-        nix_hostname().unwrap_or_else(|| "launcher".into())
-    });
+    let name = args.name.unwrap_or_else(|| nix_hostname().unwrap_or_else(|| "launcher".into()));
     let launcher = Launcher::new(config(url, token, &args.data_dir, name, args.slots)?)
         .map_err(|e| CliError::Startup(crate::error::report(&e)))?;
     let (stop, stopped) = watch::channel(false);

@@ -56,14 +56,13 @@ pub async fn default_project(client: &Client) -> Result<String, CliError> {
     let projects = client.projects().await?;
     let cwd = std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?;
     let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
-    let here = projects
-        .iter()
-        .filter(|p| cwd.starts_with(&p.path))
-        .max_by_key(|p| p.path.len());
+    let here = projects.iter().filter(|p| cwd.starts_with(&p.path)).max_by_key(|p| p.path.len());
     match (here, projects.as_slice()) {
         (Some(p), _) => Ok(p.id.to_string()),
         (None, [only]) => Ok(only.id.to_string()),
-        (None, []) => Err(CliError::Invalid("the coordinator has no project yet: run `baton up` in a git repository".into())),
+        (None, []) => {
+            Err(CliError::Invalid("the coordinator has no project yet: run `baton up` in a git repository".into()))
+        }
         (None, _) => Err(CliError::Invalid("several projects exist; name one with --project".into())),
     }
 }

@@ -208,7 +208,12 @@ pub async fn result(client: &Client, args: IdArgs) -> Result<u8, CliError> {
         None if !follow::settled(t.status) => {
             return Err(CliError::Invalid(format!("task {} is {} and has no result yet", t.id, t.status)));
         }
-        None => eprintln!("task {} {} without a result{}", t.id, t.status, t.reason.map(|r| format!(": {r}")).unwrap_or_default()),
+        None => eprintln!(
+            "task {} {} without a result{}",
+            t.id,
+            t.status,
+            t.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ),
     }
     Ok(0)
 }
@@ -230,7 +235,11 @@ where
         }
         return Ok(0);
     };
-    let done = if follow::settled(task.status) { task } else { follow::follow(client, &id, stream, if json_out { Show::Quiet } else { Show::Progress }).await? };
+    let done = if follow::settled(task.status) {
+        task
+    } else {
+        follow::follow(client, &id, stream, if json_out { Show::Quiet } else { Show::Progress }).await?
+    };
     if json_out {
         print_json(&done);
     } else {
@@ -241,7 +250,8 @@ where
 
 pub async fn stop(client: &Client, args: StopArgs) -> Result<u8, CliError> {
     let reason = args.reason.clone();
-    let code = act(client, &args.id, args.wait, args.json, |id| async move { client.stop_task(&id, reason).await }).await?;
+    let code =
+        act(client, &args.id, args.wait, args.json, |id| async move { client.stop_task(&id, reason).await }).await?;
     // A stopped task is cancelled: that is what was asked for.
     Ok(if args.wait && code == 1 { 0 } else { code })
 }

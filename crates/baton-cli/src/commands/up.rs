@@ -30,14 +30,25 @@ const GITIGNORE: &str = "# Baton's runtime files. Keep agents/ and config.toml i
 /// Takes the directory's lock so two processes never share it.
 pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
     let path = dir.join("lock");
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| CliError::io(format!("cannot open {}", path.display()), e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| CliError::io(format!("cannot open {}", path.display()), e))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| CliError::Startup(format!("another Baton process is using {}", dir.display())))
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
     let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(|e| CliError::io(format!("cannot write {}", tmp.display()), e))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| CliError::io(format!("cannot write {}", tmp.display()), e))?;
     f.write_all(text.as_bytes()).map_err(|e| CliError::io(format!("cannot write {}", tmp.display()), e))?;
     std::fs::rename(&tmp, path).map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))
 }
@@ -73,7 +84,8 @@ async fn admin_token(state: &Arc<AppState>, data_dir: &Path) -> Result<String, C
 pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let cwd = std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?;
     let repo = baton_git::Git::discover(&cwd).await.ok();
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
+    let data_dir =
+        args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
     std::fs::create_dir_all(&data_dir).map_err(|e| CliError::io(format!("cannot create {}", data_dir.display()), e))?;
     let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
     if !data_dir.join(".gitignore").exists() {
@@ -92,11 +104,8 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let store = sqlite::open(&options).map_err(|e| CliError::Startup(report(&e)))?;
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
-    let url = if addr.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", addr.port())
-    } else {
-        format!("http://{addr}")
-    };
+    let url =
+        if addr.ip().is_unspecified() { format!("http://127.0.0.1:{}", addr.port()) } else { format!("http://{addr}") };
     let mut config = ServerConfig::new(&url);
     config.grace_s = args.grace;
     if !addr.ip().is_loopback() {
@@ -108,8 +117,12 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     if let Some(root) = &repo {
         let req = CreateProject { path: root.to_string_lossy().into_owned(), ..Default::default() };
         match projects::add_project(&state, req, true).await {
-            Ok(p) => tracing::info!(project = %p.name, id = %p.id, path = %p.path, "project registered"),
-            Err(e) => tracing::warn!(error = %e.message, "this repository was not registered as a project"),
+            Ok(p) => {
+                tracing::info!(project = %p.name, id = %p.id, path = %p.path, "project registered")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message, "this repository was not registered as a project")
+            }
         }
     }
 
@@ -122,17 +135,18 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
     let router = app(Arc::clone(&state));
+    // Small responses (a launcher's assignment) must not wait for delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = server_stop.wait_for(|s| *s).await;
         };
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await
     });
-    let launcher = if args.no_launcher {
-        None
-    } else {
-        Some(start_launcher(&state, &data_dir, &url, args.slots, stopped).await?)
-    };
+    let launcher =
+        if args.no_launcher { None } else { Some(start_launcher(&state, &data_dir, &url, args.slots, stopped).await?) };
 
     tokio::select! {
         _ = signalled() => {}

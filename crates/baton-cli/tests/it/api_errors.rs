@@ -7,7 +7,14 @@ use serde_json::{Value, json};
 use crate::harness::Baton;
 
 /// Sends a raw request; the status and the JSON body.
-async fn raw(b: &Baton, method: Method, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
+async fn raw(
+    b: &Baton,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value) {
     let http = reqwest::Client::new();
     let mut req = http.request(method, format!("{}{path}", b.url));
     if let Some(t) = token {
@@ -60,11 +67,29 @@ async fn malformed_json_is_refused() {
 async fn wrong_types_are_refused() {
     let b = Baton::start();
     refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":42}"#), 400, "invalid_body").await;
-    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"x","depends_on":"t-1"}"#), 400, "invalid_body").await;
+    refused(
+        &b,
+        Method::POST,
+        "/api/tasks",
+        Some(r#"{"project":"repo","prompt":"x","depends_on":"t-1"}"#),
+        400,
+        "invalid_body",
+    )
+    .await;
     refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo"}"#), 400, "invalid_body").await;
-    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"x","bogus":1}"#), 400, "invalid_body").await;
-    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"   "}"#), 400, "invalid_argument").await;
-    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"x","timeout_s":0}"#), 400, "invalid_argument").await;
+    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"x","bogus":1}"#), 400, "invalid_body")
+        .await;
+    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"   "}"#), 400, "invalid_argument")
+        .await;
+    refused(
+        &b,
+        Method::POST,
+        "/api/tasks",
+        Some(r#"{"project":"repo","prompt":"x","timeout_s":0}"#),
+        400,
+        "invalid_argument",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -89,13 +114,29 @@ async fn a_body_that_is_not_json_typed_is_refused() {
 #[tokio::test]
 async fn unknown_ids_are_404() {
     let b = Baton::start();
-    for path in ["/api/tasks/t-0000000000", "/api/tasks/zzzz", "/api/sessions/s-0000000000", "/api/runs/r-0000000000", "/api/projects/nope", "/api/agents/nope", "/api/nothing-here"] {
+    for path in [
+        "/api/tasks/t-0000000000",
+        "/api/tasks/zzzz",
+        "/api/sessions/s-0000000000",
+        "/api/runs/r-0000000000",
+        "/api/projects/nope",
+        "/api/agents/nope",
+        "/api/nothing-here",
+    ] {
         let (status, body) = raw(&b, Method::GET, path, Some(&b.token), &[], None).await;
         assert_error(status, &body, 404, "not_found");
     }
     refused(&b, Method::POST, "/api/tasks/t-0000000000/stop", None, 404, "not_found").await;
     refused(&b, Method::POST, "/api/tasks/t-0000000000/retry", None, 404, "not_found").await;
-    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"x","depends_on":["t-0000000000"]}"#), 404, "not_found").await;
+    refused(
+        &b,
+        Method::POST,
+        "/api/tasks",
+        Some(r#"{"project":"repo","prompt":"x","depends_on":["t-0000000000"]}"#),
+        404,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -118,7 +159,8 @@ async fn a_missing_token_is_401() {
 async fn a_wrong_token_is_401() {
     let b = Baton::start();
     let before = snapshot(&b).await;
-    let (status, resp) = raw(&b, Method::POST, "/api/tasks", Some("bta_wrong"), &[], Some(r#"{"project":"repo","prompt":"x"}"#)).await;
+    let (status, resp) =
+        raw(&b, Method::POST, "/api/tasks", Some("bta_wrong"), &[], Some(r#"{"project":"repo","prompt":"x"}"#)).await;
     assert_error(status, &resp, 401, "unauthorized");
     let (status, resp) = raw(&b, Method::GET, "/api/tasks", Some(""), &[], None).await;
     assert_error(status, &resp, 401, "unauthorized");
@@ -130,13 +172,15 @@ async fn a_foreign_origin_is_403() {
     let b = Baton::start();
     let before = snapshot(&b).await;
     let body = Some(r#"{"project":"repo","prompt":"x"}"#);
-    let (status, resp) = raw(&b, Method::POST, "/api/tasks", Some(&b.token), &[("origin", "https://evil.example")], body).await;
+    let (status, resp) =
+        raw(&b, Method::POST, "/api/tasks", Some(&b.token), &[("origin", "https://evil.example")], body).await;
     assert_error(status, &resp, 403, "forbidden_origin");
     let (status, resp) = raw(&b, Method::POST, "/api/tasks", Some(&b.token), &[("host", "evil.example")], body).await;
     assert_error(status, &resp, 403, "forbidden_origin");
     assert_eq!(snapshot(&b).await, before);
     let same_origin = b.url.clone();
-    let (status, _) = raw(&b, Method::GET, "/api/tasks", Some(&b.token), &[("origin", same_origin.as_str())], None).await;
+    let (status, _) =
+        raw(&b, Method::GET, "/api/tasks", Some(&b.token), &[("origin", same_origin.as_str())], None).await;
     assert_eq!(status, 200, "a same-origin request is allowed");
 }
 
@@ -150,10 +194,27 @@ async fn an_oversize_body_is_413() {
 #[tokio::test]
 async fn unknown_agents_and_executors_are_refused() {
     let b = Baton::start();
-    refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"repo","prompt":"x","agent":"nobody"}"#), 404, "not_found").await;
+    refused(
+        &b,
+        Method::POST,
+        "/api/tasks",
+        Some(r#"{"project":"repo","prompt":"x","agent":"nobody"}"#),
+        404,
+        "not_found",
+    )
+    .await;
     refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"a","executor":"cobol"}"#), 400, "invalid_body").await;
-    refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"../a","executor":"command","command":["x"]}"#), 400, "invalid_argument").await;
-    refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"a","executor":"command"}"#), 400, "invalid_argument").await;
+    refused(
+        &b,
+        Method::POST,
+        "/api/agents",
+        Some(r#"{"name":"../a","executor":"command","command":["x"]}"#),
+        400,
+        "invalid_argument",
+    )
+    .await;
+    refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"a","executor":"command"}"#), 400, "invalid_argument")
+        .await;
 }
 
 #[tokio::test]
@@ -172,7 +233,15 @@ async fn state_changes_that_are_not_allowed_are_409() {
     for action in ["stop", "retry", "approve"] {
         refused(&b, Method::POST, &format!("/api/tasks/{id}/{action}"), None, 409, "illegal_transition").await;
     }
-    refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"ok","executor":"command","command":["true"]}"#), 409, "already_exists").await;
+    refused(
+        &b,
+        Method::POST,
+        "/api/agents",
+        Some(r#"{"name":"ok","executor":"command","command":["true"]}"#),
+        409,
+        "already_exists",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -192,7 +261,8 @@ async fn launcher_reports_for_foreign_runs_and_bad_batches_are_refused() {
     let batch = r#"{"from":{"stdout":0,"stderr":0},"to":{"stdout":0,"stderr":0},"events":[{"kind":"task","data":{}}]}"#;
     refused(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(batch), 400, "invalid_argument").await;
     let backwards = r#"{"from":{"stdout":999999,"stderr":0},"to":{"stdout":999999,"stderr":0},"events":[]}"#;
-    let (status, body) = raw(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(&b.token), &[], Some(backwards)).await;
+    let (status, body) =
+        raw(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(&b.token), &[], Some(backwards)).await;
     assert_error(status, &body, 409, "conflict");
     assert!(body["error"]["details"]["offsets"].is_object(), "{body}");
     let huge = format!(

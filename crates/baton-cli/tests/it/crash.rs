@@ -93,18 +93,27 @@ async fn a_run_whose_agent_died_with_the_host_is_marked_lost_and_started_again()
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
     for entry in std::fs::read_dir(b.data.join("runs")).unwrap().flatten() {
-        if let Some(pid) = std::fs::read_to_string(entry.path().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok()) {
+        if let Some(pid) =
+            std::fs::read_to_string(entry.path().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok())
+        {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     b.restart();
-    let t = b.wait_for(&id, "a second run", |t| t.sessions.iter().any(|s| s.status == baton_core::status::SessionStatus::Running) && t.sessions.len() == 2).await;
+    let t = b
+        .wait_for(&id, "a second run", |t| {
+            t.sessions.iter().any(|s| s.status == baton_core::status::SessionStatus::Running) && t.sessions.len() == 2
+        })
+        .await;
     let first_session_runs: Vec<_> = {
         let detail: serde_json::Value = b.client.get(&format!("/api/sessions/{}", t.sessions[0].id)).await.unwrap();
         detail["runs"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect()
     };
-    assert!(first_session_runs.contains(&"failed".to_owned()) || first_session_runs.contains(&"lost".to_owned()), "{first_session_runs:?}");
+    assert!(
+        first_session_runs.contains(&"failed".to_owned()) || first_session_runs.contains(&"lost".to_owned()),
+        "{first_session_runs:?}"
+    );
     assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 2, "started again");
     let _ = b.cli(&["stop", &id, "--wait"]);
     assert_no_processes(&id).await;

@@ -47,7 +47,10 @@ pub fn sh(dir: &Path, script: &str) -> String {
 pub fn git_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    sh(&repo, "git init -q -b main && git config user.email t@example.com && git config user.name Test && echo hello > README.md && git add . && git commit -qm init");
+    sh(
+        &repo,
+        "git init -q -b main && git config user.email t@example.com && git config user.name Test && echo hello > README.md && git add . && git commit -qm init",
+    );
     repo
 }
 
@@ -92,7 +95,8 @@ impl Baton {
             .expect("start baton up");
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_owned();
+        let url =
+            first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_owned();
         self.token = std::fs::read_to_string(self.data.join("token")).unwrap().trim().to_owned();
         self.client = Client::new(&url, Some(self.token.clone())).unwrap();
         self.url = url;
@@ -180,7 +184,11 @@ impl Baton {
             if done(&t) {
                 return t;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}; task is {:?}", t.task.status);
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}; task is {:?}",
+                t.task.status
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -202,8 +210,12 @@ pub fn processes_of_task(task: &str) -> Vec<i32> {
     let needle = format!("BATON_TASK_ID={task}");
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
         let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
             .unwrap_or(false);
@@ -235,7 +247,9 @@ impl Drop for Baton {
         if let Ok(entries) = std::fs::read_dir(&runs) {
             for e in entries.flatten() {
                 for name in ["agent.pid", "supervisor.pid"] {
-                    if let Some(pid) = std::fs::read_to_string(e.path().join(name)).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                    if let Some(pid) =
+                        std::fs::read_to_string(e.path().join(name)).ok().and_then(|s| s.trim().parse::<i32>().ok())
+                    {
                         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }

@@ -73,7 +73,11 @@ async fn a_failing_agent_fails_its_task_and_the_cli_says_so() {
 async fn stop_kills_the_whole_process_group_and_every_descendant() {
     let b = Baton::start();
     // Ignores the interrupt and SIGTERM, and leaves a grandchild in a new session.
-    b.agent("stubborn", r#"trap '' INT TERM; (trap '' INT TERM; setsid sleep 600 &); sleep 600 & while true; do sleep 0.1; done"#).await;
+    b.agent(
+        "stubborn",
+        r#"trap '' INT TERM; (trap '' INT TERM; setsid sleep 600 &); sleep 600 & while true; do sleep 0.1; done"#,
+    )
+    .await;
     let id = b.task(json!({ "prompt": "x", "agent": "stubborn" })).await;
     b.wait_status(&id, TaskStatus::Running).await;
     let start = std::time::Instant::now();
@@ -104,7 +108,8 @@ async fn a_timeout_kills_the_agent_and_fails_the_task() {
 async fn slots_cap_how_many_agents_run_at_once() {
     let b = Baton::start_with(&["--slots", "2"]);
     let log = b.dir.path().join("spans.log");
-    let script = format!("echo \"start $(date +%s%N)\" >> {0}; sleep 0.4; echo \"end $(date +%s%N)\" >> {0}", log.display());
+    let script =
+        format!("echo \"start $(date +%s%N)\" >> {0}; sleep 0.4; echo \"end $(date +%s%N)\" >> {0}", log.display());
     b.agent("napper", &script).await;
     let mut ids = Vec::new();
     for i in 0..5 {

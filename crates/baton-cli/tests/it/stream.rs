@@ -13,7 +13,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::Baton;
 
-async fn connect(b: &Baton, after: i64) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn connect(
+    b: &Baton,
+    after: i64,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("{}/api/stream?after={after}", b.url.replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert("authorization", format!("Bearer {}", b.token).parse().unwrap());
@@ -21,9 +24,15 @@ async fn connect(b: &Baton, after: i64) -> tokio_tungstenite::WebSocketStream<to
     ws
 }
 
-async fn next_event(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>) -> Event {
+async fn next_event(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Event {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an event within 10 s").unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
         if let Message::Text(text) = msg {
             return serde_json::from_str(&text).unwrap();
         }

@@ -15,14 +15,16 @@ use crate::error::{ApiJson, AppError};
 use crate::projects::save_agents;
 use crate::state::AppState;
 
-pub(super) async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Vec<AgentInfo>>, AppError> {
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Vec<AgentInfo>>, AppError> {
     let (agents, launchers) = state.store.read(|r| Ok::<_, AppError>((r.agents()?, r.launchers()?))).await?;
     let infos = agents
         .into_iter()
         .map(|def| {
-            let available = launchers
-                .iter()
-                .any(|l| l.status == LauncherStatus::Online && l.executors.contains(&def.executor));
+            let available =
+                launchers.iter().any(|l| l.status == LauncherStatus::Online && l.executors.contains(&def.executor));
             AgentInfo { def, available }
         })
         .collect();

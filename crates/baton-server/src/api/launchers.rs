@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use baton_core::api::{AttachRequest, AttachResponse, ErrorCode, Heartbeat, PollRequest, PollResponse, Registered, RegisterLauncher, StopOrder};
+use baton_core::api::{
+    AttachRequest, AttachResponse, ErrorCode, Heartbeat, PollRequest, PollResponse, RegisterLauncher, Registered,
+    StopOrder,
+};
 use baton_core::ids::LauncherId;
 use baton_core::model::Launcher;
 use baton_core::status::LauncherStatus;
@@ -40,10 +43,7 @@ pub(super) async fn register(
         l.stops_sent.clear();
     }
     state.wake_launchers();
-    Ok(Json(Registered {
-        launcher,
-        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
-    }))
+    Ok(Json(Registered { launcher, heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64 }))
 }
 
 fn launcher_id(caller: &Caller, id: &str) -> Result<LauncherId, AppError> {
@@ -52,24 +52,20 @@ fn launcher_id(caller: &Caller, id: &str) -> Result<LauncherId, AppError> {
     Ok(id)
 }
 
-/// Stop orders for a launcher's runs that it has not been sent recently.
-async fn due_stops(state: &Arc<AppState>, id: &LauncherId) -> Result<Vec<StopOrder>, AppError> {
-    let lid = id.clone();
-    let runs = state.store.read(move |r| r.active_runs_of_launcher(&lid)).await?;
-    let mut due = Vec::new();
-    if let Ok(mut live) = state.launchers.lock()
-        && let Some(l) = live.get_mut(id)
-    {
-        for run in runs {
-            let Some(reason) = run.stop_reason else { continue };
-            let recently = l.stops_sent.get(&run.id).is_some_and(|at| at.elapsed() < STOP_RESEND);
+/// Of the runs asked to stop, those the launcher has not been sent recently.
+fn due_stops(state: &Arc<AppState>, id: &LauncherId, asked: Vec<StopOrder>) -> Vec<StopOrder> {
+    let Ok(mut live) = state.launchers.lock() else { return Vec::new() };
+    let Some(l) = live.get_mut(id) else { return Vec::new() };
+    asked
+        .into_iter()
+        .filter(|order| {
+            let recently = l.stops_sent.get(&order.run_id).is_some_and(|at| at.elapsed() < STOP_RESEND);
             if !recently {
-                l.stops_sent.insert(run.id.clone(), Instant::now());
-                due.push(StopOrder { run_id: run.id, reason });
+                l.stops_sent.insert(order.run_id.clone(), Instant::now());
             }
-        }
-    }
-    Ok(due)
+            !recently
+        })
+        .collect()
 }
 
 /// Waits until there is work or a stop order for the launcher, or the wait ends.
@@ -88,15 +84,21 @@ pub(super) async fn poll(
         notified.as_mut().enable();
         state.launcher_seen(&id);
         let (st, lid) = (Arc::clone(&state), id.clone());
-        let runs = transact(&state, move |tx, fx| {
+        let (runs, asked) = transact(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
             }
-            scheduler::claim_runs(tx, fx, &lid, &st.config)
+            let runs = scheduler::claim_runs(tx, fx, &lid, &st.config)?;
+            let asked: Vec<StopOrder> = tx
+                .active_runs_of_launcher(&lid)?
+                .into_iter()
+                .filter_map(|r| r.stop_reason.map(|reason| StopOrder { run_id: r.id, reason }))
+                .collect();
+            Ok((runs, asked))
         })
         .await?;
-        let stops = due_stops(&state, &id).await?;
+        let stops = due_stops(&state, &id, asked);
         if !runs.is_empty() || !stops.is_empty() || Instant::now() >= deadline {
             state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
             return Ok(Json(PollResponse { runs, stops }));

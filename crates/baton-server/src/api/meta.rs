@@ -58,8 +58,14 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
     let _ = writeln!(out, "baton_runs{{status=\"queued\"}} {queued}\nbaton_runs{{status=\"running\"}} {running}");
     let online = launchers.iter().filter(|l| l.status == LauncherStatus::Online).count();
     let slots: u32 = launchers.iter().filter(|l| l.status == LauncherStatus::Online).map(|l| l.slots).sum();
-    let _ = writeln!(out, "# HELP baton_launchers Launchers online.\n# TYPE baton_launchers gauge\nbaton_launchers {online}");
-    let _ = writeln!(out, "# HELP baton_slots Agent slots of online launchers.\n# TYPE baton_slots gauge\nbaton_slots {slots}");
+    let _ = writeln!(
+        out,
+        "# HELP baton_launchers Launchers online.\n# TYPE baton_launchers gauge\nbaton_launchers {online}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP baton_slots Agent slots of online launchers.\n# TYPE baton_slots gauge\nbaton_slots {slots}"
+    );
     let m = &state.metrics;
     for (name, help, value) in [
         ("baton_tasks_created_total", "Tasks created.", m.tasks_created.load(Ordering::Relaxed)),
@@ -69,9 +75,15 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
     }
     let clients = m.stream_clients.load(Ordering::Relaxed);
-    let _ = writeln!(out, "# HELP baton_stream_clients Live stream clients.\n# TYPE baton_stream_clients gauge\nbaton_stream_clients {clients}");
+    let _ = writeln!(
+        out,
+        "# HELP baton_stream_clients Live stream clients.\n# TYPE baton_stream_clients gauge\nbaton_stream_clients {clients}"
+    );
     if let Some(rss) = rss_bytes() {
-        let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
+        );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -94,7 +94,11 @@ impl Feed {
                 Ok(c) if c.event.id > self.filter.after => {
                     self.filter.after = c.event.id;
                     if self.matches(&c.event) {
-                        return Some(vec![Frame { id: c.event.id, kind: c.event.kind.as_str(), json: c.json.as_str().into() }]);
+                        return Some(vec![Frame {
+                            id: c.event.id,
+                            kind: c.event.kind.as_str(),
+                            json: c.json.as_str().into(),
+                        }]);
                     }
                 }
                 Ok(_) => {}
@@ -128,11 +132,8 @@ pub(super) async fn stream(
     req: Request,
 ) -> Result<Response, AppError> {
     let (mut parts, _body) = req.into_parts();
-    let last_event_id = parts
-        .headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
+    let last_event_id =
+        parts.headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
     let kinds = parse_kinds(q.kinds.as_deref())?;
     let live = state.store.subscribe();
     let (session, task, start) = state
@@ -169,9 +170,11 @@ pub(super) async fn stream(
         feed.next().await.map(|frames| (frames, (feed, guard)))
     })
     .flat_map(|frames| {
-        stream::iter(frames.into_iter().map(|f| {
-            Ok::<_, Infallible>(SseEvent::default().id(f.id.to_string()).event(f.kind).data(&*f.json))
-        }))
+        stream::iter(
+            frames
+                .into_iter()
+                .map(|f| Ok::<_, Infallible>(SseEvent::default().id(f.id.to_string()).event(f.kind).data(&*f.json))),
+        )
     });
     Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }

@@ -154,7 +154,11 @@ fn may_act(caller: &Caller, task: &Task) -> Result<(), AppError> {
 /// Runs an action on a task after checking the caller may act on it.
 async fn act<F>(state: Arc<AppState>, caller: Caller, id: String, f: F) -> Result<Json<Task>, AppError>
 where
-    F: FnOnce(&mut dyn baton_store::StoreTx, &mut scheduler::Effects, &baton_core::ids::TaskId) -> Result<Task, AppError>
+    F: FnOnce(
+            &mut dyn baton_store::StoreTx,
+            &mut scheduler::Effects,
+            &baton_core::ids::TaskId,
+        ) -> Result<Task, AppError>
         + Send
         + 'static,
 {

@@ -91,7 +91,9 @@ pub fn heartbeat(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, hb: He
 /// A launcher stopped answering (or said goodbye): it goes offline and its
 /// unfinished runs are lost, which restarts them elsewhere by policy.
 pub fn mark_offline(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, why: &str) -> Result<u32, AppError> {
-    let Some(mut launcher) = tx.launcher(id)? else { return Ok(0) };
+    let Some(mut launcher) = tx.launcher(id)? else {
+        return Ok(0);
+    };
     if launcher.status == LauncherStatus::Online {
         launcher.status = LauncherStatus::Offline;
         launcher.running.clear();

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use baton_core::agent::AgentDef;
-use baton_core::api::{Assignment, Attached, AttachResponse, BatchAck, ErrorCode, EventBatch, RunFinished, RunStarted};
+use baton_core::api::{Assignment, AttachResponse, Attached, BatchAck, ErrorCode, EventBatch, RunFinished, RunStarted};
 use baton_core::event::{EventKind, ResultData};
 use baton_core::ids::{LauncherId, ProjectId, RunId};
 use baton_core::model::{Project, Run, RunKind, TokenKind, Usage};
@@ -282,10 +282,7 @@ pub fn ingest_events(
         && task.usage.cost_usd > budget
         && run.stop_reason.is_none()
     {
-        run.stop_reason = Some(format!(
-            "budget of ${budget:.2} exceeded (${:.2} spent)",
-            task.usage.cost_usd
-        ));
+        run.stop_reason = Some(format!("budget of ${budget:.2} exceeded (${:.2} spent)", task.usage.cost_usd));
         fx.wake_launchers = true;
         save_run(tx, &run)?;
     } else {
@@ -350,6 +347,9 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     save_session(tx, &session)?;
     tx.delete_tokens(TokenKind::Session.as_str(), Some(session.id.as_str()))?;
     fx.revoked_sessions.push(session.id.clone());
+    // The run's slot is free again: a launcher waiting with full slots may now
+    // take queued work.
+    fx.wake_launchers = true;
 
     let mut task = resolve::task(tx, &run.task_id)?;
     if let Some(git) = report.git {
@@ -449,9 +449,17 @@ pub fn attach(
                 let agent = tx.agent(&run.agent)?.ok_or_else(|| AppError::not_found("agent", &run.agent))?;
                 let project = resolve::project(tx, &run.project_id)?;
                 let stop = run.stop_reason.clone();
-                Attached { run_id: id.clone(), assignment: Some(assignment(tx, run, agent, project, None, config)?), stop }
+                Attached {
+                    run_id: id.clone(),
+                    assignment: Some(assignment(tx, run, agent, project, None, config)?),
+                    stop,
+                }
             }
-            _ => Attached { run_id: id.clone(), assignment: None, stop: Some("the coordinator does not expect this run".into()) },
+            _ => Attached {
+                run_id: id.clone(),
+                assignment: None,
+                stop: Some("the coordinator does not expect this run".into()),
+            },
         };
         out.push(entry);
     }

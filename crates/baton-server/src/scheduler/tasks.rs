@@ -52,13 +52,18 @@ pub fn create_task(
     let project = match (&req.project, &parent) {
         (Some(p), _) => resolve::project_ref(tx, p)?,
         (None, Some(s)) => resolve::project(tx, &s.project_id)?,
-        (None, None) => return Err(AppError::invalid("`project` is required (a project id or name)")),
+        (None, None) => {
+            return Err(AppError::invalid("`project` is required (a project id or name)"));
+        }
     };
     if req.prompt.trim().is_empty() {
         return Err(AppError::invalid("`prompt` must not be empty"));
     }
     if req.prompt.len() > MAX_PROMPT_BYTES {
-        return Err(AppError::new(ErrorCode::PayloadTooLarge, format!("`prompt` is longer than {MAX_PROMPT_BYTES} bytes")));
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("`prompt` is longer than {MAX_PROMPT_BYTES} bytes"),
+        ));
     }
     if let Some(title) = &req.title
         && (title.trim().is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control))
@@ -83,10 +88,7 @@ pub fn create_task(
     for text in &req.depends_on {
         let dep = resolve::task_ref(tx, text)?;
         if dep.project_id != project.id {
-            return Err(AppError::invalid(format!(
-                "`depends_on` names {}, a task of another project",
-                dep.id
-            )));
+            return Err(AppError::invalid(format!("`depends_on` names {}, a task of another project", dep.id)));
         }
         if !depends_on.contains(&dep.id) {
             depends_on.push(dep.id);
@@ -151,12 +153,9 @@ fn resolve_agent(
     }
     if !tags.is_empty() {
         let wanted: Vec<String> = tags.iter().map(|t| t.to_lowercase()).collect();
-        let matching = tx.agents()?.into_iter().find(|a| {
-            wanted.iter().all(|w| a.tags.iter().any(|t| t.to_lowercase() == *w))
-        });
-        return matching.ok_or_else(|| {
-            AppError::not_found("agent", format!("with tags [{}]", tags.join(", ")))
-        });
+        let matching =
+            tx.agents()?.into_iter().find(|a| wanted.iter().all(|w| a.tags.iter().any(|t| t.to_lowercase() == *w)));
+        return matching.ok_or_else(|| AppError::not_found("agent", format!("with tags [{}]", tags.join(", "))));
     }
     let name = project.settings.default_agent.as_deref().unwrap_or("claude");
     tx.agent(name)?.ok_or_else(|| AppError::not_found("agent", name))
@@ -165,10 +164,8 @@ fn resolve_agent(
 /// Refuses a session starting an agent its rules do not allow, or delegation
 /// deeper than allowed.
 fn check_delegation(tx: &dyn StoreTx, parent: &Session, target: &AgentDef, max_depth: u32) -> Result<(), AppError> {
-    let allowed = tx
-        .agent(&parent.agent)?
-        .map(|a| a.delegates_to.iter().any(|n| n == &target.name || n == "*"))
-        .unwrap_or(false);
+    let allowed =
+        tx.agent(&parent.agent)?.map(|a| a.delegates_to.iter().any(|n| n == &target.name || n == "*")).unwrap_or(false);
     if !allowed {
         return Err(AppError::forbidden(format!(
             "agent {} may not start agent {} (add it to {}'s `delegates_to`)",
@@ -182,9 +179,7 @@ fn check_delegation(tx: &dyn StoreTx, parent: &Session, target: &AgentDef, max_d
         ancestor = tx.session(&id)?.and_then(|s| s.parent_session_id);
     }
     if depth > max_depth {
-        return Err(AppError::forbidden(format!(
-            "delegation may be at most {max_depth} levels deep"
-        )));
+        return Err(AppError::forbidden(format!("delegation may be at most {max_depth} levels deep")));
     }
     Ok(())
 }
@@ -407,7 +402,10 @@ pub fn retry_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result
             )));
         }
         other => {
-            return Err(AppError::conflict(format!("task {} is {other}; only failed or cancelled tasks can be retried", task.id)));
+            return Err(AppError::conflict(format!(
+                "task {} is {other}; only failed or cancelled tasks can be retried",
+                task.id
+            )));
         }
     }
     let prompt = task.prompt.clone();
@@ -434,7 +432,10 @@ pub fn resume_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId, message:
         return Err(AppError::invalid("`message` must not be empty"));
     }
     if message.len() > MAX_PROMPT_BYTES {
-        return Err(AppError::new(ErrorCode::PayloadTooLarge, format!("`message` is longer than {MAX_PROMPT_BYTES} bytes")));
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("`message` is longer than {MAX_PROMPT_BYTES} bytes"),
+        ));
     }
     let mut task = resolve::task(tx, id)?;
     if !task.status.is_finished() {

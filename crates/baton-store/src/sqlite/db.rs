@@ -16,8 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::store::{EventFilter, StoreRead, StoreTx, TaskFilter};
 use crate::StoreError;
+use crate::store::{EventFilter, StoreRead, StoreTx, TaskFilter};
 
 /// One connection, and the events a write job appended (published after commit).
 pub(crate) struct Db<'c> {
@@ -61,26 +61,19 @@ impl<'c> Db<'c> {
     }
 
     fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut st| st.execute(params))
-            .map_err(db_err)
+        self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map_err(db_err)
     }
 
     fn exec_unique(&self, what: &str, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut st| st.execute(params))
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Duplicate { what: what.to_owned() },
-                _ => db_err(e),
-            })
+        self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Duplicate { what: what.to_owned() },
+            _ => db_err(e),
+        })
     }
 
     fn events_where(&self, clause: &str, values: Vec<SqlValue>) -> Result<Vec<Event>, StoreError> {
-        let sql = format!(
-            "SELECT id, ts, session_id, seq, run_id, task_id, kind, data, raw FROM events WHERE {clause}"
-        );
+        let sql =
+            format!("SELECT id, ts, session_id, seq, run_id, task_id, kind, data, raw FROM events WHERE {clause}");
         let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let rows = st
             .query_map(params_from_iter(values), read_event_row)
@@ -131,10 +124,8 @@ fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
 
 impl EventRow {
     fn into_event(self) -> Result<Event, StoreError> {
-        let corrupt = |_| StoreError::Corrupt {
-            what: "event",
-            source: serde::de::Error::custom("malformed id or kind"),
-        };
+        let corrupt =
+            |_| StoreError::Corrupt { what: "event", source: serde::de::Error::custom("malformed id or kind") };
         Ok(Event {
             id: self.id,
             ts: Timestamp::from_millis(self.ts),
@@ -142,10 +133,8 @@ impl EventRow {
             seq: self.seq,
             run_id: self.run_id.as_deref().map(RunId::parse).transpose().map_err(corrupt)?,
             task_id: self.task_id.as_deref().map(TaskId::parse).transpose().map_err(corrupt)?,
-            kind: EventKind::from_str(&self.kind).map_err(|_| StoreError::Corrupt {
-                what: "event",
-                source: serde::de::Error::custom("unknown kind"),
-            })?,
+            kind: EventKind::from_str(&self.kind)
+                .map_err(|_| StoreError::Corrupt { what: "event", source: serde::de::Error::custom("unknown kind") })?,
             data: decode("event data", &self.data)?,
             raw: self.raw,
         })
@@ -219,18 +208,13 @@ impl StoreRead for Db<'_> {
     fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT status, COUNT(*) FROM tasks WHERE (?1 IS NULL OR project_id = ?1) GROUP BY status",
-            )
+            .prepare_cached("SELECT status, COUNT(*) FROM tasks WHERE (?1 IS NULL OR project_id = ?1) GROUP BY status")
             .map_err(db_err)?;
         let rows = st
             .query_map([project.map(|p| p.as_str())], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(s, n)| TaskStatus::from_str(&s).ok().map(|s| (s, n as u64)))
-            .collect())
+        Ok(rows.into_iter().filter_map(|(s, n)| TaskStatus::from_str(&s).ok().map(|s| (s, n as u64))).collect())
     }
 
     fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -291,9 +275,7 @@ impl StoreRead for Db<'_> {
         }
         let sql = format!("SELECT id FROM {table} WHERE id GLOB ?1 ORDER BY id LIMIT ?2");
         let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
-        st.query_map(params![format!("{prefix}*"), limit], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(db_err)
+        st.query_map(params![format!("{prefix}*"), limit], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(db_err)
     }
 
     fn session_events(&self, id: &SessionId, after_seq: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -324,9 +306,7 @@ impl StoreRead for Db<'_> {
     }
 
     fn last_event_id(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
-            .map_err(db_err)
+        self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)).map_err(db_err)
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {

@@ -1,0 +1,112 @@
+//! A release `baton up` in a temporary repository, for benchmarks.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use baton_client::Client;
+
+/// Writes the time this process started running (ns since the epoch) into
+/// `DIR/$BATON_TASK_ID`.
+pub fn stamp(dir: &str) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let task = std::env::var("BATON_TASK_ID").unwrap_or_default();
+    let tmp = Path::new(dir).join(format!(".{task}"));
+    std::fs::write(&tmp, now.to_string()).unwrap();
+    std::fs::rename(tmp, Path::new(dir).join(task)).unwrap();
+}
+
+/// Nanoseconds since the epoch.
+pub fn now_ns() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The `baton` binary beside this one.
+pub fn baton_binary() -> PathBuf {
+    let me = std::env::current_exe().unwrap();
+    me.with_file_name("baton")
+}
+
+/// A running coordinator.
+pub struct Coordinator {
+    /// Keeps the temporary repository alive.
+    pub _dir: tempfile::TempDir,
+    pub child: Child,
+    pub client: Client,
+    pub stamps: PathBuf,
+}
+
+impl Coordinator {
+    pub fn start(slots: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg("git init -q -b main && git -c user.email=b@b -c user.name=b commit -q --allow-empty -m init")
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let mut child = Command::new(baton_binary())
+            .args(["up", "--listen", "127.0.0.1:0", "--slots", &slots.to_string()])
+            .current_dir(&repo)
+            .env("BATON_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start baton up (build it with cargo build --release --bin baton)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+        let token = std::fs::read_to_string(repo.join(".baton/token")).unwrap().trim().to_owned();
+        let stamps = dir.path().join("stamps");
+        std::fs::create_dir_all(&stamps).unwrap();
+        Self { client: Client::new(&url, Some(token)).unwrap(), _dir: dir, child, stamps }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The proportional set size of a process, in KiB: its private memory plus its
+/// share of pages it shares with others (the binary's code, libc).
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Pss:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Pids of the processes whose command line contains `needle`.
+pub fn pids_matching(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}

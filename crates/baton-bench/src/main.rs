@@ -1,0 +1,43 @@
+//! `baton-bench`: measures a real `baton up` (release build) on this machine.
+//!
+//! ```text
+//! cargo build --release --bin baton --bin baton-bench
+//! target/release/baton-bench [--quick] [--baseline bench/baseline.json] [--save FILE]
+//! ```
+//!
+//! Each figure is a median (and p99) of many runs, printed beside the target from
+//! DESIGN.md and, when a baseline file is given, the baseline's figure.
+//! `baton-bench stamp DIR` is the agent used to time spawns: it writes the time it
+//! started running into `DIR/$BATON_TASK_ID`.
+
+mod harness;
+mod measures;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("stamp") {
+        harness::stamp(&args[2]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let baseline: BTreeMap<String, f64> = flag("--baseline")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let results = rt.block_on(measures::all(quick));
+    println!("\n{:<44} {:>10} {:>8} {:>10}  unit", "measure", "value", "target", "baseline");
+    for r in &results {
+        let base = baseline.get(&r.key).map(|b| format!("{b:.3}")).unwrap_or_else(|| "-".into());
+        println!("{:<44} {:>10.3} {:>8} {:>10}  {}", r.key, r.value, r.target, base, r.unit);
+    }
+    if let Some(path) = flag("--save") {
+        let map: BTreeMap<&str, f64> = results.iter().map(|r| (r.key.as_str(), r.value)).collect();
+        std::fs::write(&path, serde_json::to_string_pretty(&map).unwrap() + "\n").expect("save results");
+        println!("\nsaved to {}", path.display());
+    }
+}

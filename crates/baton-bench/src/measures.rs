@@ -1,0 +1,189 @@
+//! The measures.
+
+use std::time::{Duration, Instant};
+
+use baton_core::model::Task;
+use baton_core::status::TaskStatus;
+use serde_json::{Value, json};
+
+use crate::harness::{Coordinator, baton_binary, now_ns, pids_matching, pss_kib, rss_kib};
+
+/// One figure.
+pub struct Measure {
+    pub key: String,
+    pub value: f64,
+    pub target: String,
+    pub unit: &'static str,
+}
+
+fn measure(key: &str, value: f64, target: &str, unit: &'static str) -> Measure {
+    Measure { key: key.into(), value, target: target.into(), unit }
+}
+
+/// The median and 99th percentile of samples.
+fn median_p99(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+async fn agent(c: &Coordinator, name: &str, command: Value) {
+    let _: Value = c
+        .client
+        .post("/api/agents", &json!({ "name": name, "executor": "command", "command": command }))
+        .await
+        .unwrap();
+}
+
+async fn create(c: &Coordinator, agent: &str, extra: Value) -> Task {
+    let mut body = json!({ "project": "repo", "prompt": "bench", "agent": agent });
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c.client.post("/api/tasks", &body).await.unwrap()
+}
+
+pub async fn all(quick: bool) -> Vec<Measure> {
+    let scale = if quick { 10 } else { 1 };
+    let mut out = Vec::new();
+    let c = Coordinator::start(8);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    out.push(measure("coordinator idle RSS", rss_kib(c.pid()) as f64 / 1024.0, "< 20", "MiB"));
+
+    // Create-task latency, for tasks held back by an approval gate (the create path alone).
+    agent(&c, "noop", json!(["true"])).await;
+    for _ in 0..50 {
+        create(&c, "noop", json!({ "approval": "required" })).await;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..2000 / scale {
+        let t = Instant::now();
+        create(&c, "noop", json!({ "approval": "required" })).await;
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (median, p99) = median_p99(samples);
+    out.push(measure("create task, median", median, "< 1", "ms"));
+    out.push(measure("create task, p99", p99, "-", "ms"));
+
+    // Create → the agent process runs its first instruction.
+    let stamp_dir = c.stamps.to_string_lossy().into_owned();
+    agent(&c, "stamp", json!([baton_binary().with_file_name("baton-bench"), "stamp", stamp_dir])).await;
+    let mut samples = Vec::new();
+    for _ in 0..300 / scale {
+        let t0 = now_ns();
+        let task = create(&c, "stamp", json!({})).await;
+        let file = c.stamps.join(task.id.as_str());
+        let start = Instant::now();
+        let stamped = loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                break text.trim().parse::<u128>().unwrap();
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the agent never ran");
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        };
+        samples.push((stamped.saturating_sub(t0)) as f64 / 1e6);
+        wait_done(&c, task.id.as_str()).await;
+    }
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        let mut sorted = samples.clone();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f) as usize];
+        eprintln!(
+            "spawn quantiles: p10 {:.2} p25 {:.2} p50 {:.2} p75 {:.2} p90 {:.2}",
+            q(0.1),
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            q(0.9)
+        );
+        eprintln!("sequence: {:?}", samples.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>());
+    }
+    let (median, p99) = median_p99(samples);
+    let own = agent_start_cost(&c).await;
+    out.push(measure("create → agent's first instruction, median", median, "-", "ms"));
+    out.push(measure("  the agent's own start-up (excluded below)", own, "-", "ms"));
+    out.push(measure("create → agent spawned, median", median - own, "< 5", "ms"));
+    out.push(measure("create → agent spawned, p99", p99 - own, "-", "ms"));
+
+    // 1,000 no-op tasks, end to end.
+    let n = 1000 / scale;
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(create(&c, "noop", json!({})).await.id.to_string());
+    }
+    loop {
+        let done: Vec<Task> = c.client.get("/api/tasks?status=succeeded,failed&limit=100000").await.unwrap();
+        let ours = done.iter().filter(|t| t.agent == "noop").count();
+        if ours >= n {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "no-op tasks did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    out.push(measure(&format!("{n} no-op tasks end to end"), secs, if quick { "-" } else { "< 10" }, "s"));
+
+    // Launcher overhead per running agent: what the coordinator process grows by,
+    // plus each supervisor's proportional memory (its private pages and its share
+    // of the binary's pages).
+    agent(&c, "sleeper", json!(["sleep", "60"])).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(c.pid());
+    let k = 8;
+    let mut sleepers = Vec::new();
+    for _ in 0..k {
+        sleepers.push(create(&c, "sleeper", json!({})).await.id.to_string());
+    }
+    let start = Instant::now();
+    let supervisors = loop {
+        let pids = pids_matching(" supervise ");
+        if pids.len() >= k {
+            break pids;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "sleepers did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let growth = rss_kib(c.pid()).saturating_sub(before) as f64 / k as f64;
+    let pss: u64 = supervisors.iter().map(|p| pss_kib(*p)).sum();
+    let per_supervisor = pss as f64 / supervisors.len() as f64;
+    out.push(measure("launcher overhead per running agent", (growth + per_supervisor) / 1024.0, "< 2", "MiB"));
+    out.push(measure("  of which supervisor PSS", per_supervisor / 1024.0, "-", "MiB"));
+    let rss: u64 = supervisors.iter().map(|p| rss_kib(*p)).sum();
+    out.push(measure(
+        "  supervisor RSS (shared pages counted)",
+        rss as f64 / supervisors.len() as f64 / 1024.0,
+        "-",
+        "MiB",
+    ));
+    for id in sleepers {
+        let _: Value = c.client.post(&format!("/api/tasks/{id}/stop"), &json!({})).await.unwrap();
+    }
+    out
+}
+
+/// How long the stamp agent takes from being spawned to writing its stamp (its
+/// own start-up, which is not Baton's): spawned directly, many times.
+async fn agent_start_cost(c: &Coordinator) -> f64 {
+    let bench = baton_binary().with_file_name("baton-bench");
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let id = format!("direct-{i}");
+        let t0 = now_ns();
+        let status =
+            std::process::Command::new(&bench).arg("stamp").arg(&c.stamps).env("BATON_TASK_ID", &id).status().unwrap();
+        assert!(status.success());
+        let stamped: u128 = std::fs::read_to_string(c.stamps.join(&id)).unwrap().trim().parse().unwrap();
+        samples.push(stamped.saturating_sub(t0) as f64 / 1e6);
+    }
+    median_p99(samples).0
+}
+
+async fn wait_done(c: &Coordinator, id: &str) {
+    loop {
+        let t = c.client.task(id).await.unwrap();
+        if t.task.status == TaskStatus::Succeeded || t.task.status == TaskStatus::Failed {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
