@@ -38,10 +38,12 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn start(slots: u32) -> Self {
+    /// A coordinator in a new repository whose `.baton/config.toml` is `config`.
+    pub fn start(slots: u32, config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), config).unwrap();
         let ok = Command::new("sh")
             .arg("-c")
             .arg("git init -q -b main && git -c user.email=b@b -c user.name=b commit -q --allow-empty -m init")

@@ -44,44 +44,27 @@ async fn create(c: &Coordinator, agent: &str, extra: Value) -> Task {
 pub async fn all(quick: bool) -> Vec<Measure> {
     let scale = if quick { 10 } else { 1 };
     let mut out = Vec::new();
-    let c = Coordinator::start(8);
+    // Baton's own overhead: tasks that need no worktree (read-only or no-op work).
+    let c = Coordinator::start(8, "worktrees = false\n");
     tokio::time::sleep(Duration::from_millis(500)).await;
     out.push(measure("coordinator idle RSS", rss_kib(c.pid()) as f64 / 1024.0, "< 20", "MiB"));
 
     // Create-task latency, for tasks held back by an approval gate (the create path alone).
-    agent(&c, "noop", json!(["true"])).await;
+    agent(&c, "held", json!(["true"])).await;
     for _ in 0..50 {
-        create(&c, "noop", json!({ "approval": "required" })).await;
+        create(&c, "held", json!({ "approval": "required" })).await;
     }
     let mut samples = Vec::new();
     for _ in 0..2000 / scale {
         let t = Instant::now();
-        create(&c, "noop", json!({ "approval": "required" })).await;
+        create(&c, "held", json!({ "approval": "required" })).await;
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let (median, p99) = median_p99(samples);
     out.push(measure("create task, median", median, "< 1", "ms"));
     out.push(measure("create task, p99", p99, "-", "ms"));
 
-    // Create → the agent process runs its first instruction.
-    let stamp_dir = c.stamps.to_string_lossy().into_owned();
-    agent(&c, "stamp", json!([baton_binary().with_file_name("baton-bench"), "stamp", stamp_dir])).await;
-    let mut samples = Vec::new();
-    for _ in 0..300 / scale {
-        let t0 = now_ns();
-        let task = create(&c, "stamp", json!({})).await;
-        let file = c.stamps.join(task.id.as_str());
-        let start = Instant::now();
-        let stamped = loop {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                break text.trim().parse::<u128>().unwrap();
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "the agent never ran");
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        };
-        samples.push((stamped.saturating_sub(t0)) as f64 / 1e6);
-        wait_done(&c, task.id.as_str()).await;
-    }
+    let samples = spawn_latencies(&c, 300 / scale).await;
     if std::env::var_os("BENCH_DEBUG").is_some() {
         let mut sorted = samples.clone();
         sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -105,21 +88,7 @@ pub async fn all(quick: bool) -> Vec<Measure> {
 
     // 1,000 no-op tasks, end to end.
     let n = 1000 / scale;
-    let t = Instant::now();
-    let mut ids = Vec::with_capacity(n);
-    for _ in 0..n {
-        ids.push(create(&c, "noop", json!({})).await.id.to_string());
-    }
-    loop {
-        let done: Vec<Task> = c.client.get("/api/tasks?status=succeeded,failed&limit=100000").await.unwrap();
-        let ours = done.iter().filter(|t| t.agent == "noop").count();
-        if ours >= n {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(300), "no-op tasks did not finish");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let secs = t.elapsed().as_secs_f64();
+    let secs = throughput(&c, n).await;
     out.push(measure(&format!("{n} no-op tasks end to end"), secs, if quick { "-" } else { "< 10" }, "s"));
 
     // Launcher overhead per running agent: what the coordinator process grows by,
@@ -158,7 +127,117 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     for id in sleepers {
         let _: Value = c.client.post(&format!("/api/tasks/{id}/stop"), &json!({})).await.unwrap();
     }
+    drop(c);
+
+    // The same, with each task in its own worktree (the default): `git worktree
+    // add` before the agent starts, a WIP commit and the branch's summary after.
+    let c = Coordinator::start(8, "");
+    let own = agent_start_cost(&c).await;
+    let (median, _) = median_p99(spawn_latencies(&c, 100 / scale).await);
+    out.push(measure("with worktrees: create → agent spawned, median", median - own, "-", "ms"));
+    let n = 200 / scale;
+    out.push(measure(&format!("with worktrees: {n} no-op tasks end to end"), throughput(&c, n).await, "-", "s"));
+    drop(c);
+    out.extend(worktree_overhead(quick).await);
     out
+}
+
+/// Creates tasks one after another, each with the stamp agent; the milliseconds
+/// from just before each `POST` to the stamp.
+async fn spawn_latencies(c: &Coordinator, n: usize) -> Vec<f64> {
+    let stamp_dir = c.stamps.to_string_lossy().into_owned();
+    agent(c, "stamp", json!([baton_binary().with_file_name("baton-bench"), "stamp", stamp_dir])).await;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = now_ns();
+        let task = create(c, "stamp", json!({})).await;
+        let file = c.stamps.join(task.id.as_str());
+        let start = Instant::now();
+        let stamped = loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                break text.trim().parse::<u128>().unwrap();
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the agent never ran");
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        };
+        samples.push(stamped.saturating_sub(t0) as f64 / 1e6);
+        wait_done(c, task.id.as_str()).await;
+    }
+    samples
+}
+
+/// Seconds for `n` no-op tasks, created back to back, to all succeed.
+async fn throughput(c: &Coordinator, n: usize) -> f64 {
+    agent(c, "noop", json!(["true"])).await;
+    let t = Instant::now();
+    for _ in 0..n {
+        create(c, "noop", json!({})).await;
+    }
+    loop {
+        let done: Vec<Task> = c.client.get("/api/tasks?status=succeeded,failed&limit=100000").await.unwrap();
+        if done.iter().filter(|t| t.agent == "noop").count() >= n {
+            return t.elapsed().as_secs_f64();
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "no-op tasks did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Creating a task's worktree (`baton_git::worktree::prepare`: validation, the
+/// base's commit, `git worktree add -b`) against plain `git worktree add -b`, on a
+/// repository of 20,000 files, alternating the two.
+async fn worktree_overhead(quick: bool) -> Vec<Measure> {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("big");
+    std::fs::create_dir_all(&repo).unwrap();
+    for d in 0..200 {
+        let sub = repo.join(format!("dir{d:03}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..100 {
+            std::fs::write(sub.join(format!("file{f:03}.txt")), format!("{d} {f}\n")).unwrap();
+        }
+    }
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("git init -q -b main && git add -A && git -c user.email=b@b -c user.name=b commit -qm files")
+        .current_dir(&repo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let rounds = if quick { 3 } else { 10 };
+    let (mut plain, mut baton) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let path = dir.path().join(format!("plain-{i}"));
+        let t = Instant::now();
+        let status = std::process::Command::new("git")
+            .args(["worktree", "add", "--quiet", "-b", &format!("plain-{i}"), path.to_str().unwrap(), "main"])
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        plain.push(t.elapsed().as_secs_f64() * 1000.0);
+
+        let path = dir.path().join(format!("baton-{i}"));
+        let branch = format!("baton/{i}-bench");
+        let plan = baton_git::worktree::Plan {
+            repo: &repo,
+            path: &path,
+            branch: &branch,
+            base: "main",
+            base_commit: None,
+            prerequisites: &[],
+        };
+        let t = Instant::now();
+        baton_git::worktree::prepare(&plan).await.unwrap();
+        baton.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (plain, _) = median_p99(plain);
+    let (baton, _) = median_p99(baton);
+    vec![
+        measure("git worktree add, 20,000 files, median", plain, "-", "ms"),
+        measure("baton worktree, 20,000 files, median", baton, "-", "ms"),
+        measure("baton worktree / git worktree add", baton / plain, "< 1.2", "×"),
+    ]
 }
 
 /// How long the stamp agent takes from being spawned to writing its stamp (its

@@ -62,6 +62,15 @@ pub enum Command {
     Retry(WaitIdArgs),
     /// Let a task that waits for approval start.
     Approve(IdArgs),
+    /// Show what a task changed against its base (committed and uncommitted).
+    Diff(DiffArgs),
+    /// Merge a succeeded task's branch into its base (after its unmerged prerequisites).
+    Merge(MergeArgs),
+    /// Remove the worktrees of merged or abandoned tasks (never losing work without --force).
+    Clean(CleanArgs),
+    /// Register and list projects (git repositories).
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// List agent definitions and whether they can run.
     Agents(JsonArgs),
     /// Run a launcher that takes work from a coordinator on another host.
@@ -142,6 +151,9 @@ pub struct RunArgs {
     /// Wait for `baton approve` before starting.
     #[arg(long)]
     pub approval: bool,
+    /// The branch to work on (default `baton/<short-id>-<slug-of-title>`).
+    #[arg(long)]
+    pub branch: Option<String>,
     /// Follow the task to its end, showing progress; exit 1 if it fails.
     #[arg(long, short)]
     pub wait: bool,
@@ -240,6 +252,78 @@ pub struct JsonArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `baton diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// Only the summary: files and their changed lines.
+    #[arg(long)]
+    pub stat: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a task lands on its base.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Strategy {
+    /// A merge commit.
+    Merge,
+    /// One commit with all the task's changes.
+    Squash,
+    /// The task's commits replayed on the base.
+    Rebase,
+}
+
+/// `baton merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The task's id (or a unique prefix of it).
+    pub id: String,
+    /// How to merge (default: the project's `merge_strategy`).
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Tasks whose worktrees to remove (default: every merged, failed or cancelled task).
+    pub ids: Vec<String>,
+    /// Remove even worktrees with uncommitted changes or unmerged commits (branches with
+    /// unmerged commits are kept).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton project`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Register a git repository (with at least one commit) as a project.
+    Add {
+        /// The repository's top directory.
+        path: PathBuf,
+        /// A name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The base branch (default: the repository's current branch).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects.
+    List(JsonArgs),
 }
 
 /// `baton launcher`.

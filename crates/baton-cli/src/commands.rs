@@ -3,6 +3,8 @@
 mod agents;
 mod follow;
 mod launcher;
+mod projects;
+mod review;
 mod run;
 mod tasks;
 mod up;
@@ -31,6 +33,10 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Retry(args) => tasks::retry(&client, args).await,
                 Command::Approve(args) => tasks::approve(&client, args).await,
                 Command::Agents(args) => agents::agents(&client, args).await,
+                Command::Diff(args) => review::diff(&client, args).await,
+                Command::Merge(args) => review::merge(&client, args).await,
+                Command::Clean(args) => review::clean(&client, args).await,
+                Command::Project(command) => projects::project(&client, command).await,
                 Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } => {
                     unreachable!("handled above")
                 }

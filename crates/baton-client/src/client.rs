@@ -270,6 +270,11 @@ impl Client {
         self.post(&format!("/api/runs/{id}/started"), report).await
     }
 
+    /// `POST /api/runs/{id}/checking`.
+    pub async fn run_checking(&self, id: &RunId) -> Result<Run, ClientError> {
+        self.post(&format!("/api/runs/{id}/checking"), &serde_json::json!({})).await
+    }
+
     /// `POST /api/runs/{id}/events`.
     pub async fn run_events(&self, id: &RunId, batch: &EventBatch) -> Result<BatchAck, ClientError> {
         self.post(&format!("/api/runs/{id}/events"), batch).await

@@ -10,8 +10,10 @@ use serde_json::Value;
 
 use crate::agent::{AgentDef, ExecutorKind};
 use crate::event::NewEvent;
-use crate::ids::{LauncherId, RunId};
-use crate::model::{Launcher, Project, ProjectSettings, Run, Session, SpoolOffsets, Task, TaskGit};
+use crate::ids::{LauncherId, RunId, TaskId};
+use crate::model::{
+    CheckResult, Launcher, MergeStrategy, Project, ProjectSettings, Run, Session, SpoolOffsets, Task, TaskGit,
+};
 use crate::status::RunStatus;
 
 /// The stable error codes of the API. Clients match on these, never on messages.
@@ -200,6 +202,9 @@ pub struct CreateTask {
     /// Whether the task waits for approval before it starts.
     #[serde(default)]
     pub approval: Option<Approval>,
+    /// The branch to work on (default `baton/<short-id>-<slug-of-title>`).
+    #[serde(default)]
+    pub branch: Option<String>,
     /// For agents starting tasks: resume the calling session with the result.
     #[serde(default)]
     pub callback: bool,
@@ -234,6 +239,85 @@ pub struct TaskDetail {
     /// The runs of its current session, oldest first.
     #[serde(default)]
     pub runs: Vec<Run>,
+    /// Other live tasks of the project that change some of the same files.
+    #[serde(default)]
+    pub overlaps: Vec<Overlap>,
+}
+
+/// The conflict radar: another live task changing some of the same files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlap {
+    /// The other task.
+    pub task_id: TaskId,
+    /// The files both change.
+    pub files: Vec<String>,
+}
+
+/// `GET /api/projects/{id}/radar`: every live task that overlaps another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RadarEntry {
+    /// The task.
+    pub task_id: TaskId,
+    /// Whom it overlaps, and where.
+    pub overlaps: Vec<Overlap>,
+}
+
+/// `POST /api/tasks/{id}/merge` (the body is optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeTask {
+    /// How to merge (the project's strategy by default).
+    #[serde(default)]
+    pub strategy: Option<MergeStrategy>,
+}
+
+/// `POST /api/tasks/{id}/clean` and `POST /api/clean` (the body is optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanRequest {
+    /// Remove worktrees even with uncommitted changes or unmerged commits.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What cleaning a task's worktree did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanReport {
+    /// The task.
+    pub task_id: TaskId,
+    /// The worktree.
+    pub worktree: Option<String>,
+    /// Whether it was removed.
+    pub removed: bool,
+    /// Why not, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Files with uncommitted changes that removing it would lose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncommitted: Vec<String>,
+    /// Commits on its branch that the base does not have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmerged_commits: Vec<String>,
+}
+
+/// `GET /api/tasks/{id}/diff`: what the task changed against its base.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Diff {
+    /// The task.
+    pub task_id: TaskId,
+    /// The commit it started from.
+    pub base: String,
+    /// Its branch.
+    pub branch: String,
+    /// The files it changes.
+    pub files: Vec<String>,
+    /// `git diff --stat` style summary.
+    pub stat: String,
+    /// The patch (committed and, while the worktree exists, uncommitted changes).
+    pub patch: String,
+    /// New files not yet committed (not in the patch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untracked: Vec<String>,
 }
 
 /// `GET /api/agents` entries: a definition and whether its CLI can run here.
@@ -318,6 +402,18 @@ pub struct Assignment {
     pub timeout_s: Option<u64>,
     /// Seconds between the interrupt and SIGKILL when stopping.
     pub grace_s: u64,
+    /// The task's prerequisites and their branches, to merge into a new branch.
+    #[serde(default)]
+    pub prerequisites: Vec<Prerequisite>,
+}
+
+/// A prerequisite of the task being started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prerequisite {
+    /// The prerequisite task.
+    pub task_id: TaskId,
+    /// Its branch.
+    pub branch: Option<String>,
 }
 
 /// An order to stop a run.
@@ -380,6 +476,10 @@ pub struct EventBatch {
     pub to: SpoolOffsets,
     /// The events, in order.
     pub events: Vec<NewEvent>,
+    /// The files the task's worktree now changes against its base (for the
+    /// conflict radar), when the launcher looked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_changed: Option<Vec<String>>,
 }
 
 /// The answer to a batch.
@@ -412,6 +512,9 @@ pub struct RunFinished {
     /// Git state after the work was committed.
     #[serde(default)]
     pub git: Option<TaskGit>,
+    /// The acceptance checks that ran, in order.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
 }
 
 /// `POST /api/launchers/{id}/heartbeat`.

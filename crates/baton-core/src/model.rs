@@ -136,6 +136,9 @@ pub struct Task {
     /// Git state: branch, worktree, commits.
     #[serde(default)]
     pub git: TaskGit,
+    /// How its acceptance checks went, the last time they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check_results: Vec<CheckResult>,
     /// The last result the agent reported.
     pub result: Option<String>,
     /// Money and tokens spent on it so far.
@@ -179,6 +182,21 @@ pub struct TaskGit {
     pub merged_commit: Option<String>,
     /// Disk use of the worktree in bytes, when last measured.
     pub disk_bytes: Option<u64>,
+}
+
+/// One acceptance check, run in the task's worktree after its agent finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The command (run with `sh -c`).
+    pub command: String,
+    /// Its exit code (none when it was killed or could not start).
+    pub exit_code: Option<i32>,
+    /// Whether it passed.
+    pub passed: bool,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The end of its output.
+    pub output_tail: String,
 }
 
 /// Whether and how a task's branch reached its base.

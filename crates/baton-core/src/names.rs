@@ -90,6 +90,11 @@ pub fn slugify(title: &str) -> String {
     if slug.is_empty() { "task".to_owned() } else { slug }
 }
 
+/// A task's branch: `baton/<short-id>-<slug-of-title>`.
+pub fn task_branch(id: &crate::ids::TaskId, title: &str) -> String {
+    format!("baton/{}-{}", id.short(), slugify(title))
+}
+
 /// A title from a prompt: its first non-empty line, cut to 80 characters.
 pub fn title_from_prompt(prompt: &str) -> String {
     let line = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("untitled");

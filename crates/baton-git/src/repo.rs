@@ -22,6 +22,14 @@ pub enum GitError {
         /// Its exit code.
         code: Option<i32>,
     },
+    /// Merging would conflict; the files named are the ones in conflict.
+    #[error("merging {what} conflicts in {}", files.join(", "))]
+    Conflict {
+        /// What was being merged.
+        what: String,
+        /// The conflicting files.
+        files: Vec<String>,
+    },
     /// The path is not inside a git repository.
     #[error("{0} is not a git repository")]
     NotARepository(PathBuf),
@@ -56,6 +64,61 @@ impl Git {
         &self.dir
     }
 
+    /// Runs git with `args` and extra environment; its stdout on success.
+    pub async fn run_with_env<I, S>(&self, args: I, env: &[(&str, String)]) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S> + Clone,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(args.clone());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().await.map_err(GitError::Spawn)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(GitError::Failed {
+                args: describe(args),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                code: output.status.code(),
+            })
+        }
+    }
+
+    /// Runs git and returns its exit code and raw stdout, whatever the code.
+    pub async fn output<I, S>(&self, args: I) -> Result<(Option<i32>, Vec<u8>, String), GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let output = self.command(args).output().await.map_err(GitError::Spawn)?;
+        Ok((output.status.code(), output.stdout, String::from_utf8_lossy(&output.stderr).trim().to_owned()))
+    }
+
+    /// The commit a revision names, or `None` when it names none.
+    pub async fn resolve(&self, rev: &str) -> Result<Option<String>, GitError> {
+        let spec = format!("{rev}^{{commit}}");
+        let (ok, out) = self.probe(["rev-parse", "--verify", "--quiet", "--end-of-options", spec.as_str()]).await?;
+        Ok(ok.then(|| out.trim().to_owned()).filter(|s| !s.is_empty()))
+    }
+
+    /// Environment giving commits an author when the repository has none
+    /// configured (commits Baton makes for agents must not fail for want of one).
+    pub async fn identity_env(&self) -> Result<Vec<(&'static str, String)>, GitError> {
+        let (has_email, _) = self.probe(["config", "user.email"]).await?;
+        let (has_name, _) = self.probe(["config", "user.name"]).await?;
+        if has_email && has_name {
+            return Ok(Vec::new());
+        }
+        Ok(vec![
+            ("GIT_AUTHOR_NAME", "Baton".to_owned()),
+            ("GIT_AUTHOR_EMAIL", "baton@localhost".to_owned()),
+            ("GIT_COMMITTER_NAME", "Baton".to_owned()),
+            ("GIT_COMMITTER_EMAIL", "baton@localhost".to_owned()),
+        ])
+    }
+
     fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -83,16 +146,7 @@ impl Git {
         I: IntoIterator<Item = S> + Clone,
         S: AsRef<OsStr>,
     {
-        let output = self.command(args.clone()).output().await.map_err(GitError::Spawn)?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(GitError::Failed {
-                args: describe(args),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-                code: output.status.code(),
-            })
-        }
+        self.run_with_env(args, &[]).await
     }
 
     /// Runs git and returns whether it exited 0, with its stdout (for commands

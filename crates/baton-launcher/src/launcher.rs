@@ -239,6 +239,7 @@ impl Launcher {
                         signal: None,
                         error: Some("the run was not running on this launcher".into()),
                         git: None,
+                        checks: Vec::new(),
                     };
                     let _ = client.run_finished(&order.run_id, &report).await;
                 });

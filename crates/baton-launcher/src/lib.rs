@@ -12,6 +12,7 @@
 //! - each agent process runs under its own supervisor process ([`supervisor`]), so
 //!   agents survive the launcher's crash or upgrade and are re-attached.
 
+mod commands;
 mod launcher;
 mod process;
 pub mod run;
@@ -19,5 +20,6 @@ pub mod spool;
 mod start;
 pub mod supervisor;
 mod watcher;
+mod workspace;
 
 pub use launcher::{Launcher, LauncherConfig, LauncherError};

@@ -8,22 +8,25 @@
 //! even across a launcher restart. When the supervisor is gone it sends the last
 //! lines, reports how the run ended, and removes the spool.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_agents::output::{OutputParser, Stream, fit};
 use baton_client::{Client, ClientError};
 use baton_core::api::{Assignment, ErrorCode, EventBatch, RunFinished};
 use baton_core::event::NewEvent;
-use baton_core::model::{SpoolOffsets, TaskGit};
+use baton_core::model::SpoolOffsets;
 use baton_core::status::RunStatus;
 use tokio::sync::{Notify, mpsc};
 
+use crate::commands::{self, Ended, Sink};
 use crate::process::{PidFd, kill_orphaned_agent, signal_stop};
 use crate::spool::{Outcome, Spool};
 use crate::watcher::Watch;
+use crate::workspace::Workspace;
+
+/// How often, at most, the worktree's changed files are sent while the agent works.
+const FILES_EVERY: Duration = Duration::from_secs(2);
 
 /// How many bytes of a stream one read takes.
 const CHUNK: usize = 512 * 1024;
@@ -84,11 +87,6 @@ impl Drop for Registration {
     }
 }
 
-/// Saves the agent's work when a run ends (a WIP commit of what it left
-/// uncommitted) and describes the task's branch; `None` when there is no git side.
-pub(crate) type Finisher =
-    Arc<dyn Fn(&Assignment) -> Pin<Box<dyn Future<Output = Option<TaskGit>> + Send>> + Send + Sync>;
-
 /// The actor of one run.
 pub(crate) struct RunActor {
     /// The coordinator.
@@ -113,8 +111,10 @@ pub(crate) struct RunActor {
     pub stop_sent: bool,
     /// The largest event allowed.
     pub max_event_bytes: usize,
-    /// Saves the agent's work (WIP commit) and describes the branch.
-    pub finisher: Finisher,
+    /// The task's worktree, when it has one.
+    pub workspace: Option<Workspace>,
+    /// When the worktree's changed files were last sent (for the conflict radar).
+    pub files_checked: Option<Instant>,
     /// Taken off the launcher's table when the actor ends.
     pub _registration: Registration,
 }
@@ -146,14 +146,13 @@ impl RunActor {
         }
         let tail: Vec<NewEvent> = self.parser.finish().into_iter().map(|e| fit(e, self.max_event_bytes)).collect();
         if !tail.is_empty() {
-            let batch = EventBatch { from: self.offsets, to: self.offsets, events: tail };
+            let batch = EventBatch { from: self.offsets, to: self.offsets, events: tail, files_changed: None };
             if matches!(self.send(&batch).await, Sent::Unwanted) {
                 self.abandon().await;
                 return;
             }
         }
-        let git = (self.finisher)(&self.assignment).await;
-        let report = self.report(git);
+        let report = self.conclude().await;
         let mut delay = Duration::from_millis(100);
         loop {
             match self.client.run_finished(&run_id, &report).await {
@@ -188,12 +187,66 @@ impl RunActor {
         self.stop("the coordinator no longer expects this run".into());
         self.exit.wait().await;
         kill_orphaned_agent(&self.spool);
-        let _ = (self.finisher)(&self.assignment).await;
+        if let Some(ws) = &self.workspace {
+            ws.save(&self.assignment.task.id, "abandoned").await;
+        }
         let _ = self.spool.remove();
     }
 
+    /// How the run ended: the agent's outcome, its work saved, and — when it
+    /// succeeded — the task's acceptance checks.
+    async fn conclude(&mut self) -> RunFinished {
+        let mut report = self.report();
+        let why = match report.status {
+            RunStatus::Succeeded => "the agent finished",
+            RunStatus::Stopped => "stopped",
+            RunStatus::TimedOut => "timed out",
+            RunStatus::Lost => "its supervisor was lost",
+            _ => "the agent failed",
+        };
+        let Some(workspace) = self.workspace.clone() else { return report };
+        report.git = Some(workspace.save(&self.assignment.task.id, why).await);
+        let checks = self.assignment.task.checks.clone();
+        if report.status != RunStatus::Succeeded || checks.is_empty() {
+            return report;
+        }
+        if let Err(e) = self.client.run_checking(&self.assignment.run.id).await {
+            tracing::warn!(run = %self.assignment.run.id, error = %e, "could not report the checks starting");
+        }
+        let env = self.spool.read_spec().map(|s| s.env).unwrap_or_default();
+        let timeout = Duration::from_secs(self.assignment.timeout_s.unwrap_or(3600));
+        let mut sink = Sink { client: &self.client, run: &self.assignment.run.id, offsets: self.offsets };
+        for check in &checks {
+            let (ended, result) =
+                commands::run(check, "check", &workspace.path, &env, timeout, &mut sink, Some(&mut self.orders)).await;
+            report.checks.push(result);
+            match ended {
+                Ended::Exited(Some(0)) => {}
+                Ended::Stopped => {
+                    report.status = RunStatus::Stopped;
+                    break;
+                }
+                Ended::TimedOut => {
+                    report.status = RunStatus::Failed;
+                    report.error = Some(format!("check `{check}` timed out"));
+                    break;
+                }
+                Ended::Exited(code) => {
+                    report.status = RunStatus::Failed;
+                    report.error = Some(format!(
+                        "check `{check}` failed{}",
+                        code.map(|c| format!(" with exit code {c}")).unwrap_or_default()
+                    ));
+                    break;
+                }
+            }
+        }
+        self.offsets = sink.offsets;
+        report
+    }
+
     /// How the run ended, from the supervisor's record and the agent's own words.
-    fn report(&self, git: Option<TaskGit>) -> RunFinished {
+    fn report(&self) -> RunFinished {
         let verdict = self.parser.verdict();
         let (status, error, exit_code, signal) = match self.spool.read_exit() {
             Err(_) => {
@@ -227,7 +280,7 @@ impl RunActor {
                 Outcome::Exited => (RunStatus::Failed, None, r.exit_code, r.signal),
             },
         };
-        RunFinished { status, exit_code, signal, error, git }
+        RunFinished { status, exit_code, signal, error, git: None, checks: Vec::new() }
     }
 
     /// Sends everything new in the spool. False when the coordinator no longer
@@ -238,7 +291,8 @@ impl RunActor {
             if events.is_empty() && to == self.offsets {
                 return true;
             }
-            let batch = EventBatch { from: self.offsets, to, events };
+            let files_changed = self.files_due(!events.is_empty()).await;
+            let batch = EventBatch { from: self.offsets, to, events, files_changed };
             match self.send(&batch).await {
                 Sent::Acked(offsets, stop) => {
                     self.offsets = offsets;
@@ -250,6 +304,17 @@ impl RunActor {
                 Sent::Unwanted => return false,
             }
         }
+    }
+
+    /// The worktree's changed files, when the agent has been active and they were
+    /// not sent in the last [`FILES_EVERY`].
+    async fn files_due(&mut self, active: bool) -> Option<Vec<String>> {
+        let ws = self.workspace.as_ref()?;
+        if !active || self.files_checked.is_some_and(|at| at.elapsed() < FILES_EVERY) {
+            return None;
+        }
+        self.files_checked = Some(Instant::now());
+        ws.changed_files().await
     }
 
     /// Parses the complete lines after the acknowledged offsets (and, when `last`,
@@ -319,6 +384,7 @@ impl RunActor {
                         from: batch.from,
                         to: batch.to,
                         events: vec![NewEvent::error(format!("{} events were too large to store", batch.events.len()))],
+                        files_changed: None,
                     };
                     return match self.client.run_events(run, &note).await {
                         Ok(ack) => Sent::Acked(ack.offsets, ack.stop),

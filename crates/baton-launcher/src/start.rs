@@ -10,21 +10,42 @@ use std::time::Duration;
 use baton_agents::executor::{Executor, TurnRequest};
 use baton_client::ClientError;
 use baton_core::api::{Assignment, RunFinished, RunStarted};
+use baton_core::event::NewEvent;
 use baton_core::model::SpoolOffsets;
 use baton_core::status::RunStatus;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
+use crate::commands::{self, Ended, Sink};
 use crate::launcher::{Active, Launcher};
 use crate::process::{PidFd, kill_orphaned_agent, signal_stop, supervised};
-use crate::run::{Exit, Finisher, Order, Registration, RunActor};
+use crate::run::{Exit, Order, Registration, RunActor};
 use crate::spool::{Spec, Spool};
+use crate::workspace::{Workspace, copy_files};
 
 /// How long a supervisor may take to say whether the agent started.
 const SUPERVISOR_START: Duration = Duration::from_secs(30);
 
 /// How many supervisors wait, started, for the next runs.
 const STANDBY: usize = 2;
+
+/// Why a run could not start.
+pub(crate) enum StartFailure {
+    /// It was stopped during setup.
+    Stopped,
+    /// Something went wrong; the message says what.
+    Failed(String),
+}
+
+/// A started (or re-attached) run, for its actor.
+pub(crate) struct Started {
+    /// How the actor learns the supervisor is gone.
+    exit: Exit,
+    /// What the coordinator has acknowledged of the spool.
+    offsets: SpoolOffsets,
+    /// The task's worktree, when it has one.
+    workspace: Option<Workspace>,
+}
 
 /// A supervisor started ahead of time (`baton supervise --standby`), waiting on its
 /// stdin for the spool directory of a run.
@@ -38,25 +59,25 @@ impl Launcher {
     pub(crate) async fn start(self, assignment: Assignment) {
         let run_id = assignment.run.id.clone();
         let spool = Spool::of(&self.config.runs_dir, &run_id);
-        let (orders, orders_rx) = mpsc::unbounded_channel();
+        let (orders, mut orders_rx) = mpsc::unbounded_channel();
         if let Ok(mut runs) = self.runs.lock() {
             runs.insert(run_id.clone(), Active { orders });
         }
         let port = self.reserve_ports(None);
-        match self.spawn_supervisor(&spool, &assignment, port).await {
-            Ok((child, pid)) => {
-                self.report_started(&assignment, pid, &spool).await;
-                self.spawn_actor(spool, assignment, Exit::Child(child), SpoolOffsets::default(), port, orders_rx);
+        match self.spawn_supervisor(&spool, &assignment, port, &mut orders_rx).await {
+            Ok((child, pid, workspace)) => {
+                self.report_started(&assignment, pid, &spool, workspace.as_ref()).await;
+                let started = Started { exit: Exit::Child(child), offsets: SpoolOffsets::default(), workspace };
+                self.spawn_actor(spool, assignment, started, port, orders_rx);
             }
-            Err(error) => {
-                tracing::warn!(run = %run_id, %error, "the run could not start");
-                let report = RunFinished {
-                    status: RunStatus::Failed,
-                    exit_code: None,
-                    signal: None,
-                    error: Some(error),
-                    git: None,
+            Err(failure) => {
+                let (status, error) = match failure {
+                    StartFailure::Stopped => (RunStatus::Stopped, None),
+                    StartFailure::Failed(e) => (RunStatus::Failed, Some(e)),
                 };
+                tracing::warn!(run = %run_id, ?status, ?error, "the run did not start");
+                let report =
+                    RunFinished { status, exit_code: None, signal: None, error, git: None, checks: Vec::new() };
                 if let Err(e) = self.client.run_finished(&run_id, &report).await {
                     tracing::warn!(run = %run_id, error = %e, "could not report the failed start");
                 }
@@ -88,7 +109,7 @@ impl Launcher {
         if assignment.run.status == RunStatus::Claimed
             && let Some(pid) = spool.read_pid("agent.pid")
         {
-            self.report_started(&assignment, pid, &spool).await;
+            self.report_started(&assignment, pid, &spool, Workspace::of(&assignment).as_ref()).await;
         }
         let port = self.reserve_ports(
             spool
@@ -100,12 +121,13 @@ impl Launcher {
         if let Some(reason) = stop {
             let _ = orders.send(Order::Stop(reason));
         }
-        self.spawn_actor(spool, assignment, exit, offsets, port, orders_rx);
+        let workspace = Workspace::of(&assignment);
+        self.spawn_actor(spool, assignment, Started { exit, offsets, workspace }, port, orders_rx);
     }
 
     /// Reports that the agent is running, retrying while the coordinator is away.
-    async fn report_started(&self, a: &Assignment, pid: i32, spool: &Spool) {
-        let report = RunStarted { pid, git: None };
+    async fn report_started(&self, a: &Assignment, pid: i32, spool: &Spool, workspace: Option<&Workspace>) {
+        let report = RunStarted { pid, git: workspace.map(Workspace::started) };
         let mut delay = Duration::from_millis(50);
         loop {
             match self.client.run_started(&a.run.id, &report).await {
@@ -124,42 +146,62 @@ impl Launcher {
         }
     }
 
-    /// Writes the spool and starts `baton supervise` on it. The supervisor moves
-    /// itself into a session of its own (so a Ctrl-C aimed at Baton does not reach
-    /// the agents); doing that there rather than in a `pre_exec` hook here lets the
-    /// spawn use `posix_spawn` instead of forking this multi-threaded process.
+    /// Prepares the task's worktree (and, when it is new, copies files into it
+    /// and runs the project's setup command), writes the spool, and starts
+    /// `baton supervise` on it. The supervisor moves itself into a session of its
+    /// own (so a Ctrl-C aimed at Baton does not reach the agents); doing that there
+    /// rather than in a `pre_exec` hook here lets the spawn use `posix_spawn`
+    /// instead of forking this multi-threaded process.
     async fn spawn_supervisor(
         &self,
         spool: &Spool,
         a: &Assignment,
         port: u16,
-    ) -> Result<(tokio::process::Child, i32), String> {
-        let io = |what: &str, e: std::io::Error| format!("could not {what}: {e}");
+        orders: &mut mpsc::UnboundedReceiver<Order>,
+    ) -> Result<(tokio::process::Child, i32, Option<Workspace>), StartFailure> {
+        let io = |what: &str, e: std::io::Error| StartFailure::Failed(format!("could not {what}: {e}"));
         spool.create().map_err(|e| io("create the run's spool directory", e))?;
-        let cwd = PathBuf::from(&a.project.path);
+        let settings = &a.project.settings;
+        let workspace = if settings.uses_worktrees() {
+            Some(Workspace::prepare(&self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?)
+        } else {
+            None
+        };
+        let cwd = workspace.as_ref().map_or_else(|| PathBuf::from(&a.project.path), |(w, _)| w.path.clone());
         let turn = TurnRequest {
             agent: &a.agent,
             prompt: &a.prompt,
             kind: a.run.kind,
             agent_session_id: a.session.agent_session_id.as_deref(),
         };
-        let launch = Executor::from(a.agent.executor).launch(&turn).map_err(|e| e.to_string())?;
+        let launch = Executor::from(a.agent.executor).launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
+        let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
+        let _ = std::fs::create_dir_all(&cache);
+        let cache = cache.to_string_lossy().into_owned();
         // The agent must not inherit the launcher's own BATON_* (an admin token, say).
         let mut env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")).collect();
-        env.extend(a.project.settings.env.clone());
+        env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.replace("${BATON_CACHE}", &cache))));
         env.extend(a.agent.env.clone());
         env.extend(a.env.clone());
         env.extend(launch.env.clone());
         env.insert("BATON_PORT".into(), port.to_string());
         env.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
         env.insert("BATON_WORKTREE".into(), cwd.to_string_lossy().into_owned());
+        env.insert("BATON_CACHE".into(), cache);
+        if let Some((w, _)) = &workspace {
+            env.insert("BATON_BRANCH".into(), w.branch.clone());
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        if let Some((w, true)) = &workspace {
+            self.set_up(a, w, &env, orders).await?;
+        }
         if let Some(input) = &launch.stdin {
             spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
         }
         let spec = Spec {
             program: launch.program,
             args: launch.args,
-            env: env.into_iter().collect(),
+            env,
             cwd,
             stdin: launch.stdin.is_some(),
             timeout_s: a.timeout_s,
@@ -172,26 +214,60 @@ impl Launcher {
         let read = tokio::time::timeout(SUPERVISOR_START, BufReader::new(stdout).read_line(&mut line)).await;
         let launcher = self.clone();
         tokio::spawn(async move { launcher.refill_standby() });
+        let workspace = workspace.map(|(w, _)| w);
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
-            return Ok((child, pid));
+            return Ok((child, pid, workspace));
         }
         let _ = child.wait().await;
         if let Some(message) = line.trim().strip_prefix("failed ") {
-            return Err(message.to_owned());
+            return Err(StartFailure::Failed(message.to_owned()));
         }
         let log = std::fs::read_to_string(spool.path("supervisor.log")).unwrap_or_default();
-        Err(match read {
+        Err(StartFailure::Failed(match read {
             Err(_) => "the supervisor did not report within 30 s".to_owned(),
             Ok(_) => format!("the supervisor did not start the agent: {}", log.trim()),
-        })
+        }))
+    }
+
+    /// Gets a new worktree ready: copies the project's `copy_files` into it and runs
+    /// its `setup` command, whose output becomes the run's first events.
+    async fn set_up(
+        &self,
+        a: &Assignment,
+        workspace: &Workspace,
+        env: &[(String, String)],
+        orders: &mut mpsc::UnboundedReceiver<Order>,
+    ) -> Result<(), StartFailure> {
+        let settings = &a.project.settings;
+        let mut sink = Sink { client: &self.client, run: &a.run.id, offsets: SpoolOffsets::default() };
+        if !settings.copy_files.is_empty() {
+            let copied =
+                copy_files(&workspace.repo, &workspace.path, &settings.copy_files).map_err(StartFailure::Failed)?;
+            if !copied.is_empty() {
+                sink.send(vec![NewEvent::log(format!("copied {} into the worktree", copied.join(", ")))]).await;
+            }
+        }
+        let Some(setup) = settings.setup.as_deref().filter(|s| !s.trim().is_empty()) else { return Ok(()) };
+        let timeout = Duration::from_secs(a.timeout_s.unwrap_or(3600));
+        let (ended, result) =
+            commands::run(setup, "setup", &workspace.path, env, timeout, &mut sink, Some(orders)).await;
+        match ended {
+            Ended::Exited(Some(0)) => Ok(()),
+            Ended::Stopped => Err(StartFailure::Stopped),
+            Ended::TimedOut => Err(StartFailure::Failed(format!("setup `{setup}` timed out"))),
+            Ended::Exited(code) => Err(StartFailure::Failed(format!(
+                "setup `{setup}` failed{}: {}",
+                code.map(|c| format!(" with exit code {c}")).unwrap_or_default(),
+                result.output_tail.lines().last().unwrap_or("")
+            ))),
+        }
     }
 
     fn spawn_actor(
         &self,
         spool: Spool,
         assignment: Assignment,
-        exit: Exit,
-        offsets: SpoolOffsets,
+        started: Started,
         port: u16,
         orders: mpsc::UnboundedReceiver<Order>,
     ) {
@@ -205,20 +281,20 @@ impl Launcher {
         let launcher = self.clone();
         let run_id = assignment.run.id.clone();
         let registration = Registration { on_end: Some(Box::new(move || launcher.forget(&run_id, port))) };
-        let finisher: Finisher = Arc::new(|_| Box::pin(async { None }));
         let actor = RunActor {
             client: self.client.clone(),
             parser: Executor::from(assignment.agent.executor).parser(),
             assignment,
             spool,
-            offsets,
+            offsets: started.offsets,
             changed,
             _watch: watch,
-            exit,
+            exit: started.exit,
             orders,
             stop_sent: false,
             max_event_bytes: self.config.max_event_bytes,
-            finisher,
+            workspace: started.workspace,
+            files_checked: None,
             _registration: registration,
         };
         tokio::spawn(actor.run());

@@ -29,6 +29,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{id}", get(projects::show))
+        .route("/projects/{id}/radar", get(projects::radar))
         .route("/agents", get(agents::list).post(agents::create))
         .route("/agents/{name}", get(agents::show).put(agents::replace).delete(agents::delete))
         .route("/tasks", get(tasks::list).post(tasks::create))
@@ -38,11 +39,16 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/tasks/{id}/resume", post(tasks::resume))
         .route("/tasks/{id}/retry", post(tasks::retry))
         .route("/tasks/{id}/approve", post(tasks::approve))
+        .route("/tasks/{id}/diff", get(tasks::diff))
+        .route("/tasks/{id}/merge", post(tasks::merge))
+        .route("/tasks/{id}/clean", post(tasks::clean))
+        .route("/clean", post(tasks::clean_all))
         .route("/sessions", get(sessions::list))
         .route("/sessions/{id}", get(sessions::show))
         .route("/sessions/{id}/events", get(sessions::events))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/started", post(runs::started))
+        .route("/runs/{id}/checking", post(runs::checking))
         .route("/runs/{id}/events", post(runs::events).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
         .route("/runs/{id}/finished", post(runs::finished))
         .route("/launchers", get(launchers::list))
@@ -93,7 +99,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store =
             baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-        let state = Arc::new(AppState::new(store, ServerConfig::new("http://127.0.0.1:1")));
+        let (state, _merges) = AppState::new(store, ServerConfig::new("http://127.0.0.1:1"));
+        let state = Arc::new(state);
         let router = app(state);
         let spec: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
         for (path, ops) in spec["paths"].as_object().unwrap() {

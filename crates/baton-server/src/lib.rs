@@ -11,8 +11,10 @@ mod api;
 pub mod auth;
 pub mod error;
 pub mod projects;
+pub mod radar;
 mod reaper;
 pub mod resolve;
+pub mod review;
 pub mod scheduler;
 pub mod state;
 
@@ -63,6 +65,9 @@ fn apply(state: &Arc<AppState>, fx: Effects) {
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             state.wake_launchers();
         });
+    }
+    for task in fx.merges {
+        let _ = state.merges.send(review::MergeJob { task, strategy: None, reply: None });
     }
     if fx.wake_launchers {
         state.wake_launchers();

@@ -169,3 +169,30 @@ pub async fn ensure_builtin_agents(state: &Arc<AppState>) -> Result<(), AppError
         })
         .await
 }
+
+/// Worktrees under `dir` (laid out `<project>/<short-task-id>-<slug>`) whose task
+/// no longer exists. They are reported so the user can look; never deleted.
+pub async fn orphan_worktrees(state: &Arc<AppState>, dir: &Path) -> Vec<PathBuf> {
+    let mut candidates: Vec<(PathBuf, Option<baton_core::ids::TaskId>)> = Vec::new();
+    for project in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(project.path()).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !entry.path().is_dir() {
+                continue;
+            }
+            let short = name.split('-').next().unwrap_or_default();
+            candidates.push((entry.path(), baton_core::ids::TaskId::parse(&format!("t-{short}")).ok()));
+        }
+    }
+    let ids: Vec<_> = candidates.iter().map(|(_, id)| id.clone()).collect();
+    let known = state
+        .store
+        .read(move |r| {
+            ids.iter()
+                .map(|id| Ok(id.as_ref().map(|i| r.task(i)).transpose()?.flatten().is_some()))
+                .collect::<Result<Vec<bool>, AppError>>()
+        })
+        .await
+        .unwrap_or_default();
+    candidates.into_iter().zip(known).filter(|(_, known)| !known).map(|((path, _), _)| path).collect()
+}

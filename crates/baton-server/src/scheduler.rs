@@ -16,8 +16,10 @@ mod tasks;
 use baton_core::ids::SessionId;
 use baton_core::model::TokenRecord;
 
+pub(crate) use emit::save_task as emit_task;
 pub use launchers::{heartbeat, mark_offline, register};
-pub use runs::{attach, claim_runs, ingest_events, lose_runs, run_finished, run_started};
+pub use runs::{attach, claim_runs, ingest_events, lose_runs, run_checking, run_finished, run_started};
+pub use tasks::update_git;
 pub use tasks::{approve_task, create_task, resume_task, retry_task, stop_task};
 
 /// What an operation asks to be done once its transaction has committed.
@@ -33,4 +35,6 @@ pub struct Effects {
     pub events_ingested: u64,
     /// A run was queued to start later (retry backoff): wake launchers then.
     pub wake_at: Option<baton_core::Timestamp>,
+    /// Tasks to put in the merge queue (auto-merge).
+    pub merges: Vec<baton_core::ids::TaskId>,
 }

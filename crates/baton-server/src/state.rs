@@ -105,12 +105,19 @@ pub struct AppState {
     pub metrics: Metrics,
     /// When the coordinator started.
     pub started: Instant,
+    /// The merge queue.
+    pub merges: tokio::sync::mpsc::UnboundedSender<crate::review::MergeJob>,
 }
 
 impl AppState {
-    /// State over a store.
-    pub fn new(store: Store, config: ServerConfig) -> Self {
-        Self {
+    /// State over a store, and the receiving end of its merge queue (give it to
+    /// [`crate::review::spawn_merge_queue`]).
+    pub fn new(
+        store: Store,
+        config: ServerConfig,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<crate::review::MergeJob>) {
+        let (merges, jobs) = tokio::sync::mpsc::unbounded_channel();
+        let state = Self {
             store,
             config,
             tokens: TokenCache::default(),
@@ -118,7 +125,9 @@ impl AppState {
             launchers: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             started: Instant::now(),
-        }
+            merges,
+        };
+        (state, jobs)
     }
 
     /// Wakes every waiting launcher poll.

@@ -27,6 +27,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<u8, CliError> {
         max_retries: args.retries,
         budget_usd: args.budget,
         approval: args.approval.then_some(Approval(true)),
+        branch: args.branch,
         callback: false,
     };
     let task = client.create_task(&req).await?;

@@ -1,7 +1,9 @@
 //! `baton ps`, `show`, `logs`, `result`, `stop`, `resume`, `retry`, `approve`.
 
 use baton_client::{Client, encode};
-use baton_core::api::TaskDetail;
+use std::collections::HashMap;
+
+use baton_core::api::{RadarEntry, TaskDetail};
 use baton_core::model::Task;
 use baton_core::time::Timestamp;
 use serde_json::json;
@@ -38,6 +40,14 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<u8, CliError> {
         eprintln!("no tasks");
         return Ok(0);
     }
+    let mut overlaps: HashMap<String, Vec<String>> = HashMap::new();
+    for project in client.projects().await? {
+        let radar: Vec<RadarEntry> = client.get(&format!("/api/projects/{}/radar", project.id)).await?;
+        for entry in radar {
+            let others = entry.overlaps.iter().map(|o| o.task_id.short()[..4].to_owned()).collect();
+            overlaps.insert(entry.task_id.to_string(), others);
+        }
+    }
     let rows: Vec<Vec<String>> = tasks
         .iter()
         .map(|t| {
@@ -53,11 +63,13 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<u8, CliError> {
                 ago(t.created_at),
                 elapsed,
                 format!("${:.2}", t.usage.cost_usd),
-                cut(&t.title, 60),
+                t.git.disk_bytes.map(bytes).unwrap_or_else(|| "-".into()),
+                overlaps.get(t.id.as_str()).map(|o| o.join(",")).unwrap_or_else(|| "-".into()),
+                cut(&t.title, 50),
             ]
         })
         .collect();
-    table(&["ID", "STATUS", "AGENT", "CREATED", "RAN", "COST", "TITLE"], &rows);
+    table(&["ID", "STATUS", "AGENT", "CREATED", "RAN", "COST", "DISK", "OVERLAPS", "TITLE"], &rows);
     Ok(0)
 }
 
@@ -69,6 +81,16 @@ pub async fn show(client: &Client, args: IdArgs) -> Result<u8, CliError> {
     }
     print_detail(&detail);
     Ok(0)
+}
+
+/// A size in bytes, compactly.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n}B"),
+        1024..1_048_576 => format!("{:.0}K", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.0}M", n as f64 / 1_048_576.0),
+        _ => format!("{:.1}G", n as f64 / 1_073_741_824.0),
+    }
 }
 
 fn print_detail(d: &TaskDetail) {
@@ -95,7 +117,28 @@ fn print_detail(d: &TaskDetail) {
         println!("branch   {b}");
     }
     if let Some(w) = &t.git.worktree {
-        println!("worktree {w}");
+        println!("worktree {w}{}", t.git.disk_bytes.map(|b| format!(" ({})", bytes(b))).unwrap_or_default());
+    }
+    if let Some(stat) = &t.git.diff_stat {
+        println!(
+            "changes  {stat} in {} commit(s){}",
+            t.git.commits.len(),
+            if t.git.wip_committed { ", WIP committed by Baton" } else { "" }
+        );
+    }
+    match t.git.merge {
+        baton_core::model::MergeState::Merged => {
+            println!("merged   {}", t.git.merged_commit.as_deref().unwrap_or(""));
+        }
+        baton_core::model::MergeState::Conflict => println!("merge    refused: conflicts with its base"),
+        _ => {}
+    }
+    for c in &t.check_results {
+        let verdict = if c.passed { "passed".to_owned() } else { format!("FAILED (exit {:?})", c.exit_code) };
+        println!("check    {} {verdict}", c.command);
+    }
+    for o in &d.overlaps {
+        println!("overlaps {} on {}", o.task_id, o.files.join(", "));
     }
     println!("usage    {} tokens in, {} out, ${:.4}", t.usage.input_tokens, t.usage.output_tokens, t.usage.cost_usd);
     if t.max_retries > 0 {

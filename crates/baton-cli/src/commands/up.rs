@@ -12,6 +12,7 @@ use baton_core::api::CreateProject;
 use baton_core::ids::LauncherId;
 use baton_core::model::TokenKind;
 use baton_server::auth::{new_token, token_record};
+use baton_server::review::spawn_merge_queue;
 use baton_server::{AppState, ServerConfig, app, projects, spawn_reaper};
 use baton_store::sqlite::{self, Durability as StoreDurability, SqliteOptions};
 use nix::fcntl::{Flock, FlockArg};
@@ -25,7 +26,7 @@ use crate::error::{CliError, report};
 
 /// What `.baton/.gitignore` keeps out of git: runtime files, not the user's
 /// `agents/` and `config.toml`.
-const GITIGNORE: &str = "# Baton's runtime files. Keep agents/ and config.toml in git.\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n";
+const GITIGNORE: &str = "# Baton's runtime files (this file included), so they never show in git status.\n# agents/ and config.toml are yours to commit.\n/.gitignore\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n";
 
 /// Takes the directory's lock so two processes never share it.
 pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
@@ -111,7 +112,9 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     if !addr.ip().is_loopback() {
         config.allowed_hosts = None;
     }
-    let state = Arc::new(AppState::new(store, config));
+    let (state, merge_jobs) = AppState::new(store, config);
+    let state = Arc::new(state);
+    let _merge_queue = spawn_merge_queue(Arc::clone(&state), merge_jobs);
     admin_token(&state, &data_dir).await?;
     projects::ensure_builtin_agents(&state).await.map_err(|e| CliError::Startup(e.to_string()))?;
     if let Some(root) = &repo {
@@ -124,6 +127,10 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
                 tracing::warn!(error = %e.message, "this repository was not registered as a project")
             }
         }
+    }
+
+    for orphan in projects::orphan_worktrees(&state, &data_dir.join("worktrees")).await {
+        tracing::warn!(worktree = %orphan.display(), "this worktree belongs to no task Baton knows; it was left as it is");
     }
 
     println!("listening on {url}");

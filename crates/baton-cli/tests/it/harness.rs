@@ -62,8 +62,14 @@ impl Baton {
 
     /// Starts `baton up` with extra arguments.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_in(args, |_| {})
+    }
+
+    /// Starts `baton up` after `prepare` has set up the repository (and committed).
+    pub fn start_in(args: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = git_repo(dir.path());
+        prepare(&repo);
         let data = repo.join(".baton");
         let mut baton = Baton {
             dir,
@@ -196,6 +202,11 @@ impl Baton {
     /// Waits until the task is in `status`.
     pub async fn wait_status(&self, id: &str, status: TaskStatus) -> TaskDetail {
         self.wait_for(id, status.as_str(), |t| t.task.status == status).await
+    }
+
+    /// Runs a shell script in the repository; its trimmed stdout.
+    pub fn sh(&self, script: &str) -> String {
+        sh(&self.repo, script).trim().to_owned()
     }
 
     /// Every event of a task, in order.

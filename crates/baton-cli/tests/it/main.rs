@@ -6,3 +6,4 @@ mod crash;
 mod harness;
 mod lifecycle;
 mod stream;
+mod worktrees;

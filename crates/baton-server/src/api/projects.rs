@@ -46,6 +46,21 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+pub(super) async fn radar(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<baton_core::api::RadarEntry>>, AppError> {
+    let radar = state
+        .store
+        .read(move |r| {
+            let project = resolve::project_ref(r, &id)?;
+            crate::radar::project_radar(r, &project.id)
+        })
+        .await?;
+    Ok(Json(radar))
+}
+
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
     _caller: Caller,

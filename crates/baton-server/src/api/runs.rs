@@ -43,6 +43,20 @@ pub(super) async fn started(
     Ok(Json(run))
 }
 
+pub(super) async fn checking(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, AppError> {
+    let launcher = launcher_of(&caller)?;
+    let run = transact(&state, move |tx, _fx| {
+        let id = resolve::run_id(tx, &id)?;
+        scheduler::run_checking(tx, &id, launcher.as_ref())
+    })
+    .await?;
+    Ok(Json(run))
+}
+
 pub(super) async fn events(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use baton_core::api::{CreateTask, ResumeTask, StopTask, TaskDetail};
+use baton_core::api::{CleanReport, CleanRequest, CreateTask, MergeTask, ResumeTask, StopTask, TaskDetail};
 use baton_core::event::{Event, EventKind};
 use baton_core::model::{Task, TokenKind};
 use baton_core::status::TaskStatus;
@@ -89,7 +89,8 @@ pub(super) fn detail(r: &dyn StoreRead, task: Task) -> Result<TaskDetail, AppErr
         Some(s) => r.runs_of_session(s)?,
         None => Vec::new(),
     };
-    Ok(TaskDetail { task, sessions, runs })
+    let overlaps = crate::radar::overlaps(r, &task)?;
+    Ok(TaskDetail { task, sessions, runs, overlaps })
 }
 
 pub(super) async fn show(
@@ -195,6 +196,81 @@ pub(super) async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<Task>, AppError> {
     act(state, caller, id, scheduler::retry_task).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DiffQuery {
+    /// `patch` for the plain patch instead of JSON.
+    format: Option<String>,
+}
+
+pub(super) async fn diff(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
+    let diff = crate::review::diff(&state, task).await?;
+    Ok(match q.format.as_deref() {
+        Some("patch") => {
+            ([(axum::http::header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], diff.patch).into_response()
+        }
+        Some(other) => return Err(AppError::invalid(format!("unknown format {other:?} (expected patch)"))),
+        None => Json(diff).into_response(),
+    })
+}
+
+pub(super) async fn merge(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<MergeTask>,
+) -> Result<Json<Task>, AppError> {
+    let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
+    may_act(&caller, &task)?;
+    Ok(Json(crate::review::request_merge(&state, task.id, req.strategy).await?))
+}
+
+pub(super) async fn clean(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<CleanRequest>,
+) -> Result<Json<CleanReport>, AppError> {
+    let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
+    may_act(&caller, &task)?;
+    let report = crate::review::clean(&state, &task, req.force).await?;
+    match &report.refused {
+        Some(why) if !report.removed => Err(AppError::new(
+            baton_core::api::ErrorCode::Conflict,
+            format!("the worktree of task {} was not removed: {why}", task.id),
+        )
+        .with_details(serde_json::to_value(&report).unwrap_or_default())),
+        _ => Ok(Json(report)),
+    }
+}
+
+/// `POST /api/clean`: the worktrees of every merged or abandoned task (and, with
+/// `force`, every finished one).
+pub(super) async fn clean_all(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    OptionalJson(req): OptionalJson<CleanRequest>,
+) -> Result<Json<Vec<CleanReport>>, AppError> {
+    caller.require_admin()?;
+    let tasks = state.store.read(|r| r.tasks(&TaskFilter::default())).await?;
+    let mut reports = Vec::new();
+    for task in tasks.iter().filter(|t| t.git.worktree.is_some() && t.status.is_finished()) {
+        let abandoned = matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled);
+        let merged = task.git.merge == baton_core::model::MergeState::Merged;
+        if !(merged || abandoned || req.force) {
+            continue;
+        }
+        reports.push(crate::review::clean(&state, task, req.force).await?);
+    }
+    Ok(Json(reports))
 }
 
 pub(super) async fn approve(

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use baton_core::agent::AgentDef;
-use baton_core::api::{Assignment, AttachResponse, Attached, BatchAck, ErrorCode, EventBatch, RunFinished, RunStarted};
+use baton_core::api::{
+    Assignment, AttachResponse, Attached, BatchAck, ErrorCode, EventBatch, Prerequisite, RunFinished, RunStarted,
+};
 use baton_core::event::{EventKind, ResultData};
 use baton_core::ids::{LauncherId, ProjectId, RunId};
 use baton_core::model::{Project, Run, RunKind, TokenKind, Usage};
@@ -16,7 +18,7 @@ use serde_json::json;
 
 use super::Effects;
 use super::emit::{save_run, save_session, save_task};
-use super::tasks::{block_dependents, promote_dependents, queue_run, set_status};
+use super::tasks::{block_dependents, promote_dependents, queue_run, set_status, update_git};
 use crate::auth::{new_token, token_record};
 use crate::error::AppError;
 use crate::resolve;
@@ -136,7 +138,13 @@ fn assignment(
     if let Some(token) = token {
         env.insert("BATON_TOKEN".to_owned(), token);
     }
+    let mut prerequisites = Vec::with_capacity(task.depends_on.len());
+    for dep in &task.depends_on {
+        let branch = tx.task(dep)?.and_then(|t| t.git.branch);
+        prerequisites.push(Prerequisite { task_id: dep.clone(), branch });
+    }
     Ok(Assignment {
+        prerequisites,
         timeout_s: task.timeout_s,
         grace_s: config.grace_s,
         run,
@@ -186,9 +194,24 @@ pub fn run_started(
         set_status(&mut task, TaskStatus::Running, None)?;
     }
     if let Some(git) = report.git {
-        task.git = git;
+        update_git(&mut task, git);
     }
     save_task(tx, &task)?;
+    Ok(run)
+}
+
+/// The agent finished well; the launcher runs the task's acceptance checks.
+pub fn run_checking(tx: &mut dyn StoreTx, id: &RunId, caller: Option<&LauncherId>) -> Result<Run, AppError> {
+    let run = resolve::run(tx, id)?;
+    check_launcher(&run, caller)?;
+    if run.status != RunStatus::Running {
+        return Err(AppError::conflict(format!("run {} is {}, not running", run.id, run.status)));
+    }
+    let mut task = resolve::task(tx, &run.task_id)?;
+    if task.status != TaskStatus::Checking {
+        set_status(&mut task, TaskStatus::Checking, None)?;
+        save_task(tx, &task)?;
+    }
     Ok(run)
 }
 
@@ -241,6 +264,12 @@ pub fn ingest_events(
     let mut session = resolve::session(tx, &run.session_id)?;
     let mut task = resolve::task(tx, &run.task_id)?;
     let (mut session_changed, mut task_changed) = (false, false);
+    if let Some(files) = batch.files_changed
+        && files != task.git.files_changed
+    {
+        task.git.files_changed = files;
+        task_changed = true;
+    }
     let mut last_seq = 0;
     let count = batch.events.len() as u64;
     for event in batch.events {
@@ -303,7 +332,14 @@ pub fn ingest_events(
 }
 
 fn failure(error: String) -> RunFinished {
-    RunFinished { status: RunStatus::Failed, exit_code: None, signal: None, error: Some(error), git: None }
+    RunFinished {
+        status: RunStatus::Failed,
+        exit_code: None,
+        signal: None,
+        error: Some(error),
+        git: None,
+        checks: Vec::new(),
+    }
 }
 
 /// The launcher reports that a run's agent process ended.
@@ -353,13 +389,19 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
 
     let mut task = resolve::task(tx, &run.task_id)?;
     if let Some(git) = report.git {
-        task.git = git;
+        update_git(&mut task, git);
+    }
+    if !report.checks.is_empty() {
+        task.check_results = report.checks;
     }
     match status {
         RunStatus::Succeeded => {
             set_status(&mut task, TaskStatus::Succeeded, None)?;
             save_task(tx, &task)?;
             promote_dependents(tx, fx, &task.id)?;
+            if tx.project(&task.project_id)?.is_some_and(|p| p.settings.auto_merge) {
+                fx.merges.push(task.id.clone());
+            }
         }
         RunStatus::Stopped => {
             let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
@@ -426,6 +468,7 @@ pub fn lose_runs(
             signal: None,
             error: Some(why.to_owned()),
             git: None,
+            checks: Vec::new(),
         };
         finish(tx, fx, run, report)?;
         lost += 1;

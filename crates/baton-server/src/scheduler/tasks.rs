@@ -5,7 +5,7 @@ use baton_core::agent::AgentDef;
 use baton_core::api::{CreateTask, ErrorCode};
 use baton_core::ids::{RunId, SessionId, TaskId};
 use baton_core::model::{Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
-use baton_core::names::title_from_prompt;
+use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
 use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
@@ -19,6 +19,16 @@ use crate::state::ServerConfig;
 
 /// The longest prompt accepted, in bytes.
 const MAX_PROMPT_BYTES: usize = 512 * 1024;
+
+/// Takes what a launcher reports of a task's branch and worktree, keeping what
+/// only the coordinator knows (whether and where it was merged).
+pub fn update_git(task: &mut Task, reported: TaskGit) {
+    let merge = task.git.merge;
+    let merged_commit = task.git.merged_commit.take();
+    task.git = reported;
+    task.git.merge = merge;
+    task.git.merged_commit = merged_commit;
+}
 
 /// Moves a task to `to`, recording why and when.
 pub(crate) fn set_status(task: &mut Task, to: TaskStatus, reason: Option<String>) -> Result<(), IllegalTransition> {
@@ -95,11 +105,20 @@ pub fn create_task(
         }
     }
 
+    let id = TaskId::generate();
+    let title = req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt));
+    let branch = match &req.branch {
+        Some(b) => {
+            validate_branch_name(b)?;
+            b.clone()
+        }
+        None => task_branch(&id, &title),
+    };
     let now = Timestamp::now();
     let mut task = Task {
-        id: TaskId::generate(),
+        id,
         project_id: project.id.clone(),
-        title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
+        title,
         prompt: req.prompt,
         agent: agent.name.clone(),
         tags: req.tags,
@@ -117,7 +136,8 @@ pub fn create_task(
         parent_session_id: parent.as_ref().map(|s| s.id.clone()),
         callback: req.callback && parent.is_some(),
         plan_id: None,
-        git: TaskGit { base_branch: Some(project.default_branch.clone()), ..TaskGit::default() },
+        git: TaskGit { branch: Some(branch), base_branch: Some(project.default_branch.clone()), ..TaskGit::default() },
+        check_results: Vec::new(),
         result: None,
         usage: Usage::default(),
         created_at: now,

@@ -1,0 +1,217 @@
+//! Setup commands and acceptance checks: `sh -c COMMAND` in the worktree, in a
+//! process group of its own, its output sent to the coordinator as `log` events
+//! as it comes, with a timeout, and stoppable (the whole group is killed).
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use baton_client::{Client, ClientError};
+use baton_core::api::EventBatch;
+use baton_core::event::{EventKind, NewEvent};
+use baton_core::ids::RunId;
+use baton_core::model::{CheckResult, SpoolOffsets};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::run::Order;
+
+/// How many output lines are sent together.
+const LINES_PER_BATCH: usize = 50;
+
+/// How much of the output a check result keeps.
+const TAIL_BYTES: usize = 4096;
+
+/// Sends events that do not come from the spool (they carry the acknowledged
+/// offsets as both ends of their batch).
+pub(crate) struct Sink<'a> {
+    /// The coordinator.
+    pub client: &'a Client,
+    /// The run they belong to.
+    pub run: &'a RunId,
+    /// The acknowledged spool offsets.
+    pub offsets: SpoolOffsets,
+}
+
+impl Sink<'_> {
+    /// Sends events, retrying while the coordinator is away; false when it no
+    /// longer wants this run.
+    pub(crate) async fn send(&mut self, events: Vec<NewEvent>) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let batch = EventBatch { from: self.offsets, to: self.offsets, events, files_changed: None };
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.client.run_events(self.run, &batch).await {
+                Ok(ack) => {
+                    self.offsets = ack.offsets;
+                    return true;
+                }
+                Err(ClientError::Api { code, message, .. }) => {
+                    tracing::warn!(run = %self.run, %code, %message, "the coordinator refused setup or check output");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %self.run, error = %e, "could not send setup or check output; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// It exited (with its code; none if a signal ended it).
+    Exited(Option<i32>),
+    /// It ran past its timeout and was killed.
+    TimedOut,
+    /// A stop order arrived and it was killed.
+    Stopped,
+}
+
+/// A line of a command's output as an event.
+fn line_event(phase: &str, command: &str, stream: &str, line: &str) -> NewEvent {
+    NewEvent::new(EventKind::Log, json!({ "message": line, "phase": phase, "command": command, "stream": stream }))
+}
+
+/// Runs `command` and reports its output through `sink`; how it ended, with a
+/// check result.
+pub(crate) async fn run(
+    command: &str,
+    phase: &str,
+    cwd: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+    sink: &mut Sink<'_>,
+    mut orders: Option<&mut mpsc::UnboundedReceiver<Order>>,
+) -> (Ended, CheckResult) {
+    let started = Instant::now();
+    let mut result = CheckResult {
+        command: command.to_owned(),
+        exit_code: None,
+        passed: false,
+        duration_ms: 0,
+        output_tail: String::new(),
+    };
+    let spawned = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            result.output_tail = format!("could not start sh: {e}");
+            sink.send(vec![NewEvent::error(format!("{phase} `{command}` could not start: {e}"))]).await;
+            return (Ended::Exited(None), result);
+        }
+    };
+    let group = child.id().map(|p| Pid::from_raw(p as i32));
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        return (Ended::Exited(None), result);
+    };
+    let (mut out, mut err) = (BufReader::new(out).lines(), BufReader::new(err).lines());
+    let (mut out_done, mut err_done) = (false, false);
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut pending = Vec::new();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut ended = None;
+    while !(out_done && err_done) {
+        let (stream, line) = tokio::select! {
+            line = out.next_line(), if !out_done => ("stdout", line),
+            line = err.next_line(), if !err_done => ("stderr", line),
+            _ = &mut deadline => { ended = Some(Ended::TimedOut); break; }
+            order = next_order(&mut orders) => {
+                match order {
+                    Some(Order::Stop(_)) => {
+                        ended = Some(Ended::Stopped);
+                        break;
+                    }
+                    // Nobody can send orders any more: stop listening.
+                    None => orders = None,
+                }
+                continue;
+            }
+        };
+        match line {
+            Ok(Some(line)) => {
+                pending.push(line_event(phase, command, stream, &line));
+                tail.push_back(line);
+                while tail.iter().map(String::len).sum::<usize>() > TAIL_BYTES {
+                    tail.pop_front();
+                }
+                if pending.len() >= LINES_PER_BATCH {
+                    sink.send(std::mem::take(&mut pending)).await;
+                }
+            }
+            _ => {
+                if stream == "stdout" {
+                    out_done = true;
+                } else {
+                    err_done = true;
+                }
+            }
+        }
+    }
+    let status = match ended {
+        Some(_) => {
+            if let Some(g) = group {
+                let _ = killpg(g, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            None
+        }
+        None => child.wait().await.ok(),
+    };
+    // Whatever the command left running in its group goes too.
+    if let Some(g) = group {
+        let _ = killpg(g, Signal::SIGKILL);
+    }
+    let ended = ended.unwrap_or(Ended::Exited(status.and_then(|s| s.code())));
+    result.exit_code = status.and_then(|s| s.code());
+    result.passed = ended == Ended::Exited(Some(0));
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result.output_tail = tail.into_iter().collect::<Vec<_>>().join("\n");
+    let verdict = match ended {
+        Ended::Exited(Some(0)) => "passed".to_owned(),
+        Ended::Exited(Some(code)) => format!("failed with exit code {code}"),
+        Ended::Exited(None) => "was killed by a signal".to_owned(),
+        Ended::TimedOut => format!("timed out after {}s", timeout.as_secs()),
+        Ended::Stopped => "was stopped".to_owned(),
+    };
+    pending.push(NewEvent::new(
+        EventKind::Log,
+        json!({
+            "message": format!("{phase} `{command}` {verdict} ({:.1}s)", result.duration_ms as f64 / 1000.0),
+            "phase": phase,
+            "command": command,
+            "exit_code": result.exit_code,
+            "passed": result.passed,
+        }),
+    ));
+    sink.send(pending).await;
+    (ended, result)
+}
+
+async fn next_order(orders: &mut Option<&mut mpsc::UnboundedReceiver<Order>>) -> Option<Order> {
+    match orders {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
