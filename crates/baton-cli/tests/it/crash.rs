@@ -88,16 +88,17 @@ async fn a_run_whose_agent_died_with_the_host_is_marked_lost_and_started_again()
     let id = b.task(json!({ "prompt": "x", "agent": "phoenix" })).await;
     b.wait_status(&id, TaskStatus::Running).await;
     b.kill9();
-    // The host "dies": the supervisor and the agent go too, without a word.
-    for pid in processes_of_task(&id) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    }
+    // The host "dies": the supervisor goes first, without a word (so it cannot
+    // record how the agent ended), then the agent.
     for entry in std::fs::read_dir(b.data.join("runs")).unwrap().flatten() {
         if let Some(pid) =
             std::fs::read_to_string(entry.path().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok())
         {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
+    }
+    for pid in processes_of_task(&id) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     b.restart();
