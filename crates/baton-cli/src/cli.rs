@@ -62,6 +62,10 @@ pub enum Command {
     Retry(WaitIdArgs),
     /// Let a task that waits for approval start.
     Approve(IdArgs),
+    /// Submit a plan: a DAG of tasks from a YAML or JSON file, checked whole first.
+    Plan(PlanArgs),
+    /// Plan, execute and synthesise a description with a planner agent and experts.
+    Orchestrate(OrchestrateArgs),
     /// Show what a task changed against its base (committed and uncommitted).
     Diff(DiffArgs),
     /// Merge a succeeded task's branch into its base (after its unmerged prerequisites).
@@ -249,6 +253,44 @@ pub struct ResumeArgs {
 /// Commands with only `--json`.
 #[derive(Debug, Args)]
 pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan file (`.yaml`, `.yml` or `.json`; `-` reads YAML or JSON from stdin).
+    pub file: PathBuf,
+    /// The project (id or name; default: the plan's, else the repository you are in).
+    #[arg(long, short)]
+    pub project: Option<String>,
+    /// Follow every task of the plan until all have settled; exit 1 unless all succeeded.
+    #[arg(long, short)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton orchestrate`.
+#[derive(Debug, Args)]
+pub struct OrchestrateArgs {
+    /// What to build (`-` reads it from stdin).
+    pub description: String,
+    /// The project (id or name; default: the repository you are in).
+    #[arg(long, short)]
+    pub project: Option<String>,
+    /// The planning agent.
+    #[arg(long)]
+    pub planner: Option<String>,
+    /// The synthesising agent.
+    #[arg(long)]
+    pub synthesizer: Option<String>,
+    /// Follow it to the end and print the final result.
+    #[arg(long, short)]
+    pub wait: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

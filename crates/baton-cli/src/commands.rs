@@ -3,6 +3,7 @@
 mod agents;
 mod follow;
 mod launcher;
+mod plans;
 mod projects;
 mod review;
 mod run;
@@ -33,6 +34,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Retry(args) => tasks::retry(&client, args).await,
                 Command::Approve(args) => tasks::approve(&client, args).await,
                 Command::Agents(args) => agents::agents(&client, args).await,
+                Command::Plan(args) => plans::plan(&client, args).await,
+                Command::Orchestrate(args) => plans::orchestrate(&client, args).await,
                 Command::Diff(args) => review::diff(&client, args).await,
                 Command::Merge(args) => review::merge(&client, args).await,
                 Command::Clean(args) => review::clean(&client, args).await,

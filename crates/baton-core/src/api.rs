@@ -331,6 +331,245 @@ pub struct AgentInfo {
 }
 
 // ---------------------------------------------------------------------------
+// Plans, orchestrations, the lead's status.
+// ---------------------------------------------------------------------------
+
+/// `POST /api/plans` (JSON or YAML): a DAG of tasks in one call. Tasks name each
+/// other by their names in the plan; the whole plan is checked before anything is
+/// created.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlan {
+    /// A name for people.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The project's id or name.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Values for every task that does not set its own.
+    #[serde(default)]
+    pub defaults: PlanDefaults,
+    /// The tasks.
+    pub tasks: Vec<PlanTask>,
+    /// A final task that depends on every other and receives every result.
+    #[serde(default)]
+    pub synthesis: Option<PlanSynthesis>,
+}
+
+/// Shared defaults of a plan's tasks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanDefaults {
+    /// The agent.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Capabilities wanted.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Acceptance checks.
+    #[serde(default)]
+    pub checks: Option<Vec<String>>,
+    /// Seconds each run may take.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    /// Automatic retries.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Spending limit per task.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Approval gate.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+}
+
+/// One task of a plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTask {
+    /// Its name in the plan (how other tasks depend on it).
+    pub name: String,
+    /// What to do.
+    pub prompt: String,
+    /// A title (the name by default).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The agent.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Capabilities wanted.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Names of plan tasks (or ids of existing tasks) that must succeed first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Acceptance checks.
+    #[serde(default)]
+    pub checks: Option<Vec<String>>,
+    /// Seconds each run may take.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    /// Automatic retries.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Spending limit.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Approval gate (`required`).
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// The branch.
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// The synthesis task of a plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSynthesis {
+    /// What to do with the results.
+    pub prompt: String,
+    /// The agent.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// A title.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// What `POST /api/plans` created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanCreated {
+    /// The plan.
+    pub plan: crate::model::Plan,
+    /// Its tasks, in the order they were listed (the synthesis last); the whole
+    /// tasks are at `GET /api/plans/{id}`.
+    pub tasks: Vec<PlannedTask>,
+}
+
+/// A task a plan created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedTask {
+    /// Its name in the plan.
+    pub name: String,
+    /// Its id.
+    pub id: TaskId,
+    /// Its status right after the plan was submitted.
+    pub status: crate::status::TaskStatus,
+    /// Why it waits or is blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/orchestrate/task`: plan, execute and synthesise a description.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orchestrate {
+    /// What to build.
+    pub description: String,
+    /// The project's id or name.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The planning agent.
+    #[serde(default)]
+    pub planner: Option<String>,
+    /// The synthesising agent.
+    #[serde(default)]
+    pub synthesizer: Option<String>,
+    /// Accepted for compatibility with the seed's API; unused.
+    #[serde(default)]
+    pub master_deployment_id: Option<String>,
+}
+
+/// `GET /api/orchestrate/agents` entries: the experts a plan can name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentTemplate {
+    /// What a plan's `agent_type` names it by.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// What it is good at.
+    pub description: String,
+    /// Keywords it is matched by.
+    pub tags: Vec<String>,
+}
+
+/// `POST /api/projects/{id}/heartbeat`: the lead is alive.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadBeat {
+    /// Who beats (the session's agent for a session token).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The lead's session.
+    #[serde(default)]
+    pub session_key: Option<String>,
+    /// The lead's view of the work.
+    #[serde(default)]
+    pub state: Option<Value>,
+}
+
+/// `GET /api/projects/{id}/orchestrator`: the lead's status, in seed 000's shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadStatus {
+    /// `running` (recent heartbeat), `stale`, or `stopped`.
+    pub status: String,
+    /// Whether the status is `running`.
+    pub is_running: bool,
+    /// Running, and no task is failed or blocked.
+    pub is_healthy: bool,
+    /// The last heartbeat.
+    pub last_poll: Option<crate::time::Timestamp>,
+    /// Milliseconds since the last heartbeat.
+    pub time_since_last_poll: Option<i64>,
+    /// The lead's session, when the last heartbeat came from one.
+    pub session_key: Option<String>,
+    /// Who gave the last heartbeat.
+    pub source: Option<String>,
+    /// Agents at work.
+    pub active_agents: Vec<ActiveAgent>,
+    /// Tasks succeeded.
+    pub completed_count: u64,
+    /// Counts and the next wave.
+    pub state: LeadState,
+}
+
+/// An agent at work, in seed 000's shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveAgent {
+    /// The agent's name.
+    pub agent_id: String,
+    /// Its task.
+    pub task_id: String,
+    /// The task's title.
+    pub task_title: String,
+    /// When it started.
+    pub spawned_at: Option<crate::time::Timestamp>,
+    /// Its session.
+    pub session_key: Option<String>,
+}
+
+/// Task counts, in seed 000's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadState {
+    /// All tasks.
+    pub tasks_total: u64,
+    /// Succeeded.
+    pub tasks_completed: u64,
+    /// Queued, running or checking.
+    pub tasks_in_progress: u64,
+    /// Pending or waiting for approval.
+    pub tasks_todo: u64,
+    /// Tasks that start next: queued ones, and pending ones whose prerequisites are
+    /// all done or in progress.
+    pub next_wave: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
 // The launcher protocol.
 // ---------------------------------------------------------------------------
 

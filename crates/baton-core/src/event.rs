@@ -53,6 +53,8 @@ pub enum EventKind {
     Agent,
     /// A launcher changed; `data` is the new launcher.
     Launcher,
+    /// An orchestration changed; `data` is the new orchestration.
+    Orchestration,
 }
 
 impl EventKind {
@@ -74,6 +76,7 @@ impl EventKind {
         EventKind::Project,
         EventKind::Agent,
         EventKind::Launcher,
+        EventKind::Orchestration,
     ];
 
     /// The stored name.
@@ -95,6 +98,7 @@ impl EventKind {
             EventKind::Project => "project",
             EventKind::Agent => "agent",
             EventKind::Launcher => "launcher",
+            EventKind::Orchestration => "orchestration",
         }
     }
 
@@ -294,7 +298,7 @@ pub fn summarize(kind: EventKind, data: &Value) -> String {
         EventKind::Raw => s("line").to_owned(),
         EventKind::Error => format!("error: {}", s("message")),
         EventKind::Log => format!("baton: {}", s("message")),
-        EventKind::Task | EventKind::Session | EventKind::Run | EventKind::Launcher => {
+        EventKind::Task | EventKind::Session | EventKind::Run | EventKind::Launcher | EventKind::Orchestration => {
             format!("{} {} {}", kind, s("id"), s("status"))
         }
         EventKind::Project | EventKind::Agent => format!("{} {}", kind, s("name")),

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::ExecutorKind;
-use crate::ids::{LauncherId, PlanId, ProjectId, RunId, SessionId, TaskId};
-use crate::status::{LauncherStatus, RunStatus, SessionStatus, TaskStatus};
+use crate::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use crate::status::{LauncherStatus, OrchestrationStatus, RunStatus, SessionStatus, TaskStatus};
 use crate::time::Timestamp;
 
 /// A git repository under Baton's care.
@@ -61,6 +61,14 @@ pub struct ProjectSettings {
     pub ports_per_task: Option<u16>,
     /// Free text about the project (stack, layout) given to workers in their prompt.
     pub context: Option<String>,
+    /// Seconds without a lead heartbeat before the lead is `stale` (default 600).
+    pub heartbeat_stale_s: Option<u64>,
+    /// Seconds without a lead heartbeat before the lead is `stopped` (default 3600).
+    pub heartbeat_stopped_s: Option<u64>,
+    /// The agent that plans orchestrations (default: `planner` if defined, else the default agent).
+    pub planner_agent: Option<String>,
+    /// The agent that synthesises orchestrations (default: `synthesizer` if defined, else the default agent).
+    pub synthesizer_agent: Option<String>,
 }
 
 impl ProjectSettings {
@@ -133,6 +141,12 @@ pub struct Task {
     pub callback: bool,
     /// The plan it was submitted with.
     pub plan_id: Option<PlanId>,
+    /// Its name in that plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_name: Option<String>,
+    /// The orchestration it belongs to, and its part in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestration: Option<OrchestrationRef>,
     /// Git state: branch, worktree, commits.
     #[serde(default)]
     pub git: TaskGit,
@@ -182,6 +196,30 @@ pub struct TaskGit {
     pub merged_commit: Option<String>,
     /// Disk use of the worktree in bytes, when last measured.
     pub disk_bytes: Option<u64>,
+}
+
+/// A task's part in an orchestration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrchestrationRef {
+    /// The orchestration.
+    pub id: OrchestrationId,
+    /// What the task does in it.
+    pub role: OrchestrationRole,
+    /// For a subtask, its id in the planner's plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtask: Option<String>,
+}
+
+/// The parts of an orchestration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrchestrationRole {
+    /// Turns the description into a plan.
+    Planner,
+    /// Does one subtask of the plan.
+    Subtask,
+    /// Merges the subtasks' results into one.
+    Synthesizer,
 }
 
 /// One acceptance check, run in the task's worktree after its agent finished.
@@ -258,10 +296,144 @@ pub struct Session {
     /// Money and tokens spent.
     #[serde(default)]
     pub usage: Usage,
+    /// Results of tasks it started with a callback, waiting for it to be idle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_callbacks: Vec<Callback>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+/// A child task's ending, to be told to the session that started it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// The child task.
+    pub task_id: TaskId,
+    /// Its title.
+    pub title: String,
+    /// How it ended.
+    pub status: TaskStatus,
+    /// Its result, or why it failed.
+    pub text: String,
+}
+
+impl Callback {
+    /// The message a parent session is resumed with, for one or more callbacks.
+    pub fn message(callbacks: &[Callback]) -> String {
+        let mut text = String::new();
+        for (i, c) in callbacks.iter().enumerate() {
+            if i > 0 {
+                text.push_str("\n\n");
+            }
+            let how = match c.status {
+                TaskStatus::Succeeded => "succeeded",
+                TaskStatus::Cancelled => "was cancelled",
+                TaskStatus::Blocked => "is blocked",
+                _ => "failed",
+            };
+            text.push_str(&format!("Task {} ({}) that you started {how}.", c.task_id, c.title));
+            if !c.text.trim().is_empty() {
+                text.push_str(&format!("\nResult:\n{}", c.text.trim()));
+            }
+        }
+        text
+    }
+}
+
+/// A DAG of tasks submitted together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Its id.
+    pub id: PlanId,
+    /// A name for people.
+    pub name: String,
+    /// The project.
+    pub project_id: ProjectId,
+    /// Its tasks, by their names in the plan.
+    pub tasks: BTreeMap<String, TaskId>,
+    /// The synthesis task, which receives every result.
+    pub synthesis: Option<TaskId>,
+    /// When it was submitted.
+    pub created_at: Timestamp,
+}
+
+/// The planner → experts → synthesizer flow (seed 004).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Orchestration {
+    /// Its id.
+    pub id: OrchestrationId,
+    /// The project.
+    pub project_id: ProjectId,
+    /// What was asked for.
+    pub description: String,
+    /// Where it is.
+    pub status: OrchestrationStatus,
+    /// The agent that plans.
+    pub planner: String,
+    /// The agent that synthesises.
+    pub synthesizer: String,
+    /// The planning task.
+    pub planner_task: Option<TaskId>,
+    /// How many corrective turns the planner was given.
+    #[serde(default)]
+    pub corrections: u32,
+    /// The plan, as the planner answered it.
+    pub plan: Option<serde_json::Value>,
+    /// The plan's subtasks.
+    #[serde(default)]
+    pub subtasks: Vec<Subtask>,
+    /// The synthesis task.
+    pub synthesizer_task: Option<TaskId>,
+    /// The integrated result.
+    pub final_result: Option<String>,
+    /// What happened, line by line, for people.
+    #[serde(default)]
+    pub logs: Vec<String>,
+    /// When it was submitted.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it completed or failed.
+    pub completed_at: Option<Timestamp>,
+}
+
+/// One subtask of an orchestration's plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subtask {
+    /// Its id in the plan.
+    pub id: String,
+    /// What to do.
+    pub description: String,
+    /// The kind of expert it needs (an agent name or tag).
+    pub agent_type: String,
+    /// Subtasks that must finish first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The agent it was given.
+    pub agent: Option<String>,
+    /// Its task.
+    pub task_id: Option<TaskId>,
+    /// Its task's status.
+    pub status: TaskStatus,
+    /// Its result.
+    pub result: Option<String>,
+}
+
+/// A lead's heartbeat for a project (the scheduler's own, or a lead agent's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadHeartbeat {
+    /// The project.
+    pub project_id: ProjectId,
+    /// Who beat: `scheduler`, or a lead's name.
+    pub source: String,
+    /// The lead's session, when it is one.
+    pub session_key: Option<String>,
+    /// The lead's view of the work (free form).
+    #[serde(default)]
+    pub state: serde_json::Value,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// Why a run was created.

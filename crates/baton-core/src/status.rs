@@ -190,6 +190,24 @@ impl RunStatus {
 }
 
 state_machine! {
+    /// Where an orchestration (planner → experts → synthesizer) is.
+    OrchestrationStatus, "orchestration" {
+        /// Created; the planner has not started.
+        Pending = "pending" => [Planning, Failed],
+        /// The planner is working.
+        Planning = "planning" => [Executing, Failed],
+        /// The subtasks are running.
+        Executing = "executing" => [Synthesizing, Failed],
+        /// The synthesizer is merging the results.
+        Synthesizing = "synthesizing" => [Completed, Failed],
+        /// Done, with a final result.
+        Completed = "completed" => [],
+        /// Planning failed (or everything else did).
+        Failed = "failed" => [],
+    }
+}
+
+state_machine! {
     /// Whether a launcher is reachable.
     LauncherStatus, "launcher" {
         /// Heartbeats arrive.

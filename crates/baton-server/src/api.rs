@@ -3,6 +3,7 @@
 mod agents;
 mod launchers;
 mod meta;
+mod plans;
 mod projects;
 mod runs;
 mod sessions;
@@ -30,6 +31,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{id}", get(projects::show))
         .route("/projects/{id}/radar", get(projects::radar))
+        .route("/projects/{id}/orchestrator", get(projects::lead))
+        .route("/projects/{id}/heartbeat", post(projects::heartbeat))
+        .route("/projects/{id}/heartbeats", get(projects::heartbeats))
+        .route("/plans", get(plans::list).post(plans::create).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
+        .route("/plans/{id}", get(plans::show))
+        .route("/orchestrate/task", post(plans::orchestrate))
+        .route("/orchestrate/task/{id}", get(plans::orchestration))
+        .route("/orchestrate/tasks", get(plans::orchestrations))
+        .route("/orchestrate/agents", get(plans::templates))
         .route("/agents", get(agents::list).post(agents::create))
         .route("/agents/{name}", get(agents::show).put(agents::replace).delete(agents::delete))
         .route("/tasks", get(tasks::list).post(tasks::create))
@@ -40,6 +50,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/tasks/{id}/retry", post(tasks::retry))
         .route("/tasks/{id}/approve", post(tasks::approve))
         .route("/tasks/{id}/diff", get(tasks::diff))
+        .route("/tasks/{id}/wait", get(tasks::wait))
         .route("/tasks/{id}/merge", post(tasks::merge))
         .route("/tasks/{id}/clean", post(tasks::clean))
         .route("/clean", post(tasks::clean_all))

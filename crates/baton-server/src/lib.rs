@@ -10,7 +10,9 @@
 mod api;
 pub mod auth;
 pub mod error;
+pub mod lead;
 pub mod projects;
+pub mod prompt;
 pub mod radar;
 mod reaper;
 pub mod resolve;

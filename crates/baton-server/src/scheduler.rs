@@ -10,7 +10,10 @@
 
 mod emit;
 mod launchers;
+pub mod orchestrations;
+mod plans;
 mod runs;
+mod settle;
 mod tasks;
 
 use baton_core::ids::SessionId;
@@ -18,6 +21,7 @@ use baton_core::model::TokenRecord;
 
 pub(crate) use emit::save_task as emit_task;
 pub use launchers::{heartbeat, mark_offline, register};
+pub use plans::create_plan;
 pub use runs::{attach, claim_runs, ingest_events, lose_runs, run_checking, run_finished, run_started};
 pub use tasks::update_git;
 pub use tasks::{approve_task, create_task, resume_task, retry_task, stop_task};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use baton_core::agent::AgentDef;
 use baton_core::event::{Event, EventKind, NewEvent};
-use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
-use baton_core::model::{Launcher, Project, Run, Session, Task, TokenRecord};
+use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenRecord};
 use baton_core::status::{RunStatus, TaskStatus};
 use tokio::sync::{broadcast, oneshot};
 
@@ -99,6 +99,17 @@ pub trait StoreRead {
 
     /// A token by its hash.
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// A plan by id.
+    fn plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError>;
+    /// Plans, newest first, at most `limit`.
+    fn plans(&self, limit: u32) -> Result<Vec<Plan>, StoreError>;
+    /// An orchestration by id.
+    fn orchestration(&self, id: &OrchestrationId) -> Result<Option<Orchestration>, StoreError>;
+    /// Orchestrations, newest first, at most `limit`.
+    fn orchestrations(&self, limit: u32) -> Result<Vec<Orchestration>, StoreError>;
+    /// A project's lead heartbeats, newest first, at most `limit`.
+    fn heartbeats(&self, project: &ProjectId, limit: u32) -> Result<Vec<LeadHeartbeat>, StoreError>;
 }
 
 /// Writes, inside a transaction. Everything written by one job commits or rolls
@@ -132,6 +143,12 @@ pub trait StoreTx: StoreRead {
     fn put_token(&mut self, token: &TokenRecord) -> Result<(), StoreError>;
     /// Removes every token of a kind and subject; how many there were.
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError>;
+    /// Inserts or replaces a plan.
+    fn put_plan(&mut self, plan: &Plan) -> Result<(), StoreError>;
+    /// Inserts or replaces an orchestration.
+    fn put_orchestration(&mut self, orchestration: &Orchestration) -> Result<(), StoreError>;
+    /// Records a lead heartbeat.
+    fn add_heartbeat(&mut self, beat: &LeadHeartbeat) -> Result<(), StoreError>;
 }
 
 /// An event that has been committed, with its JSON text made once for every

@@ -5,5 +5,6 @@ mod api_errors;
 mod crash;
 mod harness;
 mod lifecycle;
+mod orchestration;
 mod stream;
 mod worktrees;

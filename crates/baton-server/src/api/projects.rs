@@ -61,6 +61,60 @@ pub(super) async fn radar(
     Ok(Json(radar))
 }
 
+pub(super) async fn lead(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<baton_core::api::LeadStatus>, AppError> {
+    let status = state.store.read(move |r| crate::lead::status(r, &resolve::project_ref(r, &id)?)).await?;
+    Ok(Json(status))
+}
+
+pub(super) async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    crate::error::OptionalJson(beat): crate::error::OptionalJson<baton_core::api::LeadBeat>,
+) -> Result<Json<baton_core::model::LeadHeartbeat>, AppError> {
+    caller.require_admin().or_else(|e| caller.session().map(|_| ()).ok_or(e))?;
+    let session = caller.session();
+    let beat = state
+        .store
+        .write(move |tx| {
+            let project = resolve::project_ref(tx, &id)?;
+            let agent = match &session {
+                Some(s) => Some(resolve::session(tx, s)?.agent),
+                None => None,
+            };
+            let heartbeat = baton_core::model::LeadHeartbeat {
+                project_id: project.id,
+                source: beat.source.or(agent).unwrap_or_else(|| "lead".into()),
+                session_key: beat.session_key.or(session.map(|s| s.to_string())),
+                state: beat.state.unwrap_or_default(),
+                at: baton_core::Timestamp::now(),
+            };
+            tx.add_heartbeat(&heartbeat)?;
+            Ok::<_, AppError>(heartbeat)
+        })
+        .await?;
+    Ok(Json(beat))
+}
+
+pub(super) async fn heartbeats(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<baton_core::model::LeadHeartbeat>>, AppError> {
+    let beats = state
+        .store
+        .read(move |r| {
+            let project = resolve::project_ref(r, &id)?;
+            Ok::<_, AppError>(r.heartbeats(&project.id, 500)?)
+        })
+        .await?;
+    Ok(Json(beats))
+}
+
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
     _caller: Caller,

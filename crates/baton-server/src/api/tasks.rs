@@ -273,6 +273,48 @@ pub(super) async fn clean_all(
     Ok(Json(reports))
 }
 
+#[derive(Deserialize)]
+pub(super) struct WaitQuery {
+    /// The longest to wait, in seconds (at most 3600).
+    timeout_s: Option<u64>,
+}
+
+/// Whether a task has reached a status it will not leave by itself.
+fn settled(status: TaskStatus) -> bool {
+    status.is_finished() || status == TaskStatus::Blocked
+}
+
+/// `GET /api/tasks/{id}/wait`: synchronous delegation. Answers when the task
+/// succeeds, fails, is cancelled or blocked (or when the wait ends), with the task.
+pub(super) async fn wait(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<TaskDetail>, AppError> {
+    let mut changes = state.store.subscribe();
+    let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.timeout_s.unwrap_or(600).min(3600));
+    let id = task.id.clone();
+    let mut status = task.status;
+    while !settled(status) {
+        match tokio::time::timeout_at(deadline, changes.recv()).await {
+            Err(_) => break,
+            Ok(Ok(c)) if c.event.kind == EventKind::Task && c.event.task_id.as_ref() == Some(&id) => {
+                status = c.event.data["status"].as_str().and_then(|s| s.parse().ok()).unwrap_or(status);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                let tid = id.clone();
+                status = state.store.read(move |r| resolve::task(r, &tid)).await?.status;
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+        }
+    }
+    let detail = state.store.read(move |r| detail(r, resolve::task(r, &id)?)).await?;
+    Ok(Json(detail))
+}
+
 pub(super) async fn approve(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -10,6 +10,7 @@ use baton_store::StoreTx;
 use super::Effects;
 use super::emit::save_launcher;
 use super::runs::lose_runs;
+use super::tasks::refresh_unavailable;
 use crate::auth::Caller;
 use crate::error::AppError;
 
@@ -55,6 +56,7 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
         },
     };
     save_launcher(tx, &launcher)?;
+    refresh_unavailable(tx)?;
     Ok(launcher)
 }
 
@@ -99,5 +101,7 @@ pub fn mark_offline(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, why
         launcher.running.clear();
         save_launcher(tx, &launcher)?;
     }
-    lose_runs(tx, fx, id, &[], why)
+    let lost = lose_runs(tx, fx, id, &[], why)?;
+    refresh_unavailable(tx)?;
+    Ok(lost)
 }

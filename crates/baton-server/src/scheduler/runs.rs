@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::Effects;
 use super::emit::{save_run, save_session, save_task};
+use super::settle::{deliver_callbacks, settled};
 use super::tasks::{block_dependents, promote_dependents, queue_run, set_status, update_git};
 use crate::auth::{new_token, token_record};
 use crate::error::AppError;
@@ -125,7 +126,7 @@ fn assignment(
     let task = resolve::task(tx, &run.task_id)?;
     let session = resolve::session(tx, &run.session_id)?;
     let prompt = match run.kind {
-        RunKind::Start => task.prompt.clone(),
+        RunKind::Start => crate::prompt::render(tx, &task, &agent, &project)?,
         RunKind::Resume => run.message.clone(),
     };
     let mut env = BTreeMap::new();
@@ -402,12 +403,14 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
             if tx.project(&task.project_id)?.is_some_and(|p| p.settings.auto_merge) {
                 fx.merges.push(task.id.clone());
             }
+            settled(tx, fx, &task)?;
         }
         RunStatus::Stopped => {
             let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
             set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
             save_task(tx, &task)?;
-            block_dependents(tx, &task)?;
+            block_dependents(tx, fx, &task)?;
+            settled(tx, fx, &task)?;
         }
         _ => {
             let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
@@ -428,9 +431,16 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
             } else {
                 set_status(&mut task, TaskStatus::Failed, run.error.clone())?;
                 save_task(tx, &task)?;
-                block_dependents(tx, &task)?;
+                block_dependents(tx, fx, &task)?;
+                settled(tx, fx, &task)?;
             }
         }
+    }
+    // Callbacks that waited for this session to be idle are delivered now.
+    if let Some(session) = tx.session(&run.session_id)?
+        && !session.pending_callbacks.is_empty()
+    {
+        deliver_callbacks(tx, fx, session)?;
     }
     Ok(run)
 }

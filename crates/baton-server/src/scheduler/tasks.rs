@@ -1,17 +1,20 @@
 //! Tasks: creation, readiness, promotion and blocking through the DAG, and the
 //! user's actions (stop, retry, resume, approve).
 
-use baton_core::agent::AgentDef;
+use std::collections::HashMap;
+
+use baton_core::agent::{AgentDef, ExecutorKind};
 use baton_core::api::{CreateTask, ErrorCode};
-use baton_core::ids::{RunId, SessionId, TaskId};
-use baton_core::model::{Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
+use baton_core::ids::{PlanId, RunId, SessionId, TaskId};
+use baton_core::model::{OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
 use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
-use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
+use baton_core::status::{IllegalTransition, LauncherStatus, RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
 
 use super::Effects;
 use super::emit::{insert_task, save_run, save_session, save_task};
+use super::settle::settled;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::resolve;
@@ -47,6 +50,80 @@ pub(crate) fn set_status(task: &mut Task, to: TaskStatus, reason: Option<String>
     Ok(())
 }
 
+/// A task to create, resolved and checked.
+pub(crate) struct NewTask {
+    /// Its project.
+    pub project: Project,
+    /// What to do.
+    pub prompt: String,
+    /// Its title.
+    pub title: String,
+    /// Its agent.
+    pub agent: AgentDef,
+    /// Capabilities asked for.
+    pub tags: Vec<String>,
+    /// Prerequisites (existing tasks of the same project).
+    pub depends_on: Vec<TaskId>,
+    /// Acceptance checks.
+    pub checks: Vec<String>,
+    /// Seconds per run.
+    pub timeout_s: Option<u64>,
+    /// Automatic retries.
+    pub max_retries: u32,
+    /// Spending limit.
+    pub budget_usd: Option<f64>,
+    /// Approval gate.
+    pub approval: bool,
+    /// Its branch (the default name when `None`).
+    pub branch: Option<String>,
+    /// The session that started it.
+    pub parent: Option<SessionId>,
+    /// Whether the parent is told when it ends.
+    pub callback: bool,
+    /// Its plan and its name there.
+    pub plan: Option<(PlanId, String)>,
+    /// Its part in an orchestration.
+    pub orchestration: Option<OrchestrationRef>,
+}
+
+/// Checks the fields every way of creating a task shares.
+pub(crate) fn check_fields(
+    prompt: &str,
+    title: Option<&str>,
+    timeout_s: Option<u64>,
+    budget_usd: Option<f64>,
+    checks: &[String],
+    branch: Option<&str>,
+) -> Result<(), AppError> {
+    if prompt.trim().is_empty() {
+        return Err(AppError::invalid("`prompt` must not be empty"));
+    }
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("`prompt` is longer than {MAX_PROMPT_BYTES} bytes"),
+        ));
+    }
+    if let Some(title) = title
+        && (title.trim().is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control))
+    {
+        return Err(AppError::invalid("`title` must be 1 to 200 characters without control characters"));
+    }
+    if timeout_s == Some(0) {
+        return Err(AppError::invalid("`timeout_s` must be at least 1"));
+    }
+    if budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
+        return Err(AppError::invalid("`budget_usd` must be a non-negative number"));
+    }
+    if checks.iter().any(|c| c.trim().is_empty()) {
+        return Err(AppError::invalid("`checks` must not contain empty commands"));
+    }
+    if let Some(b) = branch {
+        validate_branch_name(b)?;
+    }
+    Ok(())
+}
+
 /// Creates a task from a request; it starts at once when nothing holds it back.
 pub fn create_task(
     tx: &mut dyn StoreTx,
@@ -62,40 +139,44 @@ pub fn create_task(
     let project = match (&req.project, &parent) {
         (Some(p), _) => resolve::project_ref(tx, p)?,
         (None, Some(s)) => resolve::project(tx, &s.project_id)?,
-        (None, None) => {
-            return Err(AppError::invalid("`project` is required (a project id or name)"));
-        }
+        (None, None) => return Err(AppError::invalid("`project` is required (a project id or name)")),
     };
-    if req.prompt.trim().is_empty() {
-        return Err(AppError::invalid("`prompt` must not be empty"));
-    }
-    if req.prompt.len() > MAX_PROMPT_BYTES {
-        return Err(AppError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("`prompt` is longer than {MAX_PROMPT_BYTES} bytes"),
-        ));
-    }
-    if let Some(title) = &req.title
-        && (title.trim().is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control))
-    {
-        return Err(AppError::invalid("`title` must be 1 to 200 characters without control characters"));
-    }
-    if req.timeout_s == Some(0) {
-        return Err(AppError::invalid("`timeout_s` must be at least 1"));
-    }
-    if req.budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
-        return Err(AppError::invalid("`budget_usd` must be a non-negative number"));
-    }
     let checks = req.checks.clone().unwrap_or_else(|| project.settings.checks.clone());
-    if checks.iter().any(|c| c.trim().is_empty()) {
-        return Err(AppError::invalid("`checks` must not contain empty commands"));
-    }
+    check_fields(&req.prompt, req.title.as_deref(), req.timeout_s, req.budget_usd, &checks, req.branch.as_deref())?;
     let agent = resolve_agent(tx, &project, req.agent.as_deref(), &req.tags)?;
     if let Some(parent) = &parent {
         check_delegation(tx, parent, &agent, config.max_delegation_depth)?;
     }
+    let depends_on = resolve_dependencies(tx, &project, &req.depends_on)?;
+    let new = NewTask {
+        title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
+        prompt: req.prompt,
+        timeout_s: req.timeout_s.or(agent.timeout_s),
+        budget_usd: req.budget_usd.or(agent.budget_usd),
+        agent,
+        tags: req.tags,
+        depends_on,
+        checks,
+        max_retries: req.max_retries.unwrap_or(0),
+        approval: req.approval.is_some_and(|a| a.0),
+        branch: req.branch,
+        callback: req.callback && parent.is_some(),
+        parent: parent.map(|s| s.id),
+        plan: None,
+        orchestration: None,
+        project,
+    };
+    insert(tx, fx, new, TaskId::generate())
+}
+
+/// Existing tasks named as prerequisites: they must exist and be of the project.
+pub(crate) fn resolve_dependencies(
+    tx: &dyn StoreTx,
+    project: &Project,
+    names: &[String],
+) -> Result<Vec<TaskId>, AppError> {
     let mut depends_on: Vec<TaskId> = Vec::new();
-    for text in &req.depends_on {
+    for text in names {
         let dep = resolve::task_ref(tx, text)?;
         if dep.project_id != project.id {
             return Err(AppError::invalid(format!("`depends_on` names {}, a task of another project", dep.id)));
@@ -104,39 +185,57 @@ pub fn create_task(
             depends_on.push(dep.id);
         }
     }
+    Ok(depends_on)
+}
 
-    let id = TaskId::generate();
-    let title = req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt));
-    let branch = match &req.branch {
-        Some(b) => {
-            validate_branch_name(b)?;
-            b.clone()
-        }
-        None => task_branch(&id, &title),
-    };
+/// Stores a new task and, when nothing holds it back, queues its first run.
+pub(crate) fn insert(tx: &mut dyn StoreTx, fx: &mut Effects, new: NewTask, id: TaskId) -> Result<Task, AppError> {
+    insert_known(tx, fx, new, id, &HashMap::new())
+}
+
+/// Like [`insert`], with the statuses of some prerequisites already known (tasks
+/// created earlier in the same plan), so they need not be read back.
+pub(crate) fn insert_known(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    new: NewTask,
+    id: TaskId,
+    known: &HashMap<TaskId, TaskStatus>,
+) -> Result<Task, AppError> {
+    let branch = new.branch.unwrap_or_else(|| task_branch(&id, &new.title));
     let now = Timestamp::now();
+    let (plan_id, plan_name) = match new.plan {
+        Some((p, n)) => (Some(p), Some(n)),
+        None => (None, None),
+    };
     let mut task = Task {
         id,
-        project_id: project.id.clone(),
-        title,
-        prompt: req.prompt,
-        agent: agent.name.clone(),
-        tags: req.tags,
-        depends_on,
-        checks,
-        timeout_s: req.timeout_s.or(agent.timeout_s),
-        max_retries: req.max_retries.unwrap_or(0),
+        project_id: new.project.id.clone(),
+        title: new.title,
+        prompt: new.prompt,
+        agent: new.agent.name.clone(),
+        tags: new.tags,
+        depends_on: new.depends_on,
+        checks: new.checks,
+        timeout_s: new.timeout_s,
+        max_retries: new.max_retries,
         retries: 0,
-        budget_usd: req.budget_usd.or(agent.budget_usd),
-        approval: req.approval.is_some_and(|a| a.0),
+        budget_usd: new.budget_usd,
+        approval: new.approval,
         approved_at: None,
         status: TaskStatus::Pending,
         reason: None,
         session_id: None,
-        parent_session_id: parent.as_ref().map(|s| s.id.clone()),
-        callback: req.callback && parent.is_some(),
-        plan_id: None,
-        git: TaskGit { branch: Some(branch), base_branch: Some(project.default_branch.clone()), ..TaskGit::default() },
+        parent_session_id: new.parent,
+        callback: new.callback,
+        plan_id,
+        plan_name,
+        orchestration: new.orchestration,
+        git: TaskGit {
+            branch: Some(branch),
+            base_branch: Some(new.project.default_branch.clone()),
+            ..TaskGit::default()
+        },
         check_results: Vec::new(),
         result: None,
         usage: Usage::default(),
@@ -145,7 +244,7 @@ pub fn create_task(
         started_at: None,
         finished_at: None,
     };
-    match readiness(tx, &task.depends_on)? {
+    match readiness_known(tx, &task.depends_on, known)? {
         Readiness::Blocked(reason) => {
             task.status = TaskStatus::Blocked;
             task.reason = Some(reason);
@@ -162,7 +261,7 @@ pub fn create_task(
 
 /// Picks the agent for a task: the one named, else the first whose tags include
 /// every tag asked for, else the project's default, else `claude`.
-fn resolve_agent(
+pub(crate) fn resolve_agent(
     tx: &dyn StoreTx,
     project: &Project,
     named: Option<&str>,
@@ -183,7 +282,12 @@ fn resolve_agent(
 
 /// Refuses a session starting an agent its rules do not allow, or delegation
 /// deeper than allowed.
-fn check_delegation(tx: &dyn StoreTx, parent: &Session, target: &AgentDef, max_depth: u32) -> Result<(), AppError> {
+pub(crate) fn check_delegation(
+    tx: &dyn StoreTx,
+    parent: &Session,
+    target: &AgentDef,
+    max_depth: u32,
+) -> Result<(), AppError> {
     let allowed =
         tx.agent(&parent.agent)?.map(|a| a.delegates_to.iter().any(|n| n == &target.name || n == "*")).unwrap_or(false);
     if !allowed {
@@ -215,13 +319,24 @@ enum Readiness {
 }
 
 fn readiness(tx: &dyn StoreTx, deps: &[TaskId]) -> Result<Readiness, AppError> {
+    readiness_known(tx, deps, &HashMap::new())
+}
+
+fn readiness_known(
+    tx: &dyn StoreTx,
+    deps: &[TaskId],
+    known: &HashMap<TaskId, TaskStatus>,
+) -> Result<Readiness, AppError> {
     let mut waiting = false;
     for id in deps {
-        let dep = resolve::task(tx, id)?;
-        match dep.status {
+        let status = match known.get(id) {
+            Some(s) => *s,
+            None => resolve::task(tx, id)?.status,
+        };
+        match status {
             TaskStatus::Succeeded => {}
             TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Blocked => {
-                return Ok(Readiness::Blocked(format!("prerequisite {} is {}", dep.id, dep.status)));
+                return Ok(Readiness::Blocked(format!("prerequisite {id} is {status}")));
             }
             _ => waiting = true,
         }
@@ -270,6 +385,7 @@ pub(crate) fn queue_run(
             agent_session_id: None,
             parent_session_id: task.parent_session_id.clone(),
             usage: Usage::default(),
+            pending_callbacks: Vec::new(),
             created_at: now,
             updated_at: now,
         },
@@ -300,6 +416,7 @@ pub(crate) fn queue_run(
     };
     task.session_id = Some(session.id.clone());
     set_status(task, TaskStatus::Queued, None)?;
+    task.reason = unavailable(tx, agent.executor)?;
     save_session(tx, &session)?;
     save_run(tx, &run)?;
     match not_before {
@@ -307,6 +424,30 @@ pub(crate) fn queue_run(
         None => fx.wake_launchers = true,
     }
     Ok(run)
+}
+
+/// Why a queued task cannot run anywhere now (no online launcher offers its
+/// executor), so it says so instead of waiting silently.
+pub(crate) fn unavailable(tx: &dyn StoreTx, executor: ExecutorKind) -> Result<Option<String>, AppError> {
+    let offered = tx.launchers()?.iter().any(|l| l.status == LauncherStatus::Online && l.executors.contains(&executor));
+    Ok((!offered).then(|| {
+        format!("waiting: no online launcher offers the {executor} executor (start `baton up` or `baton launcher`)")
+    }))
+}
+
+/// Brings the waiting reasons of queued tasks up to date after launchers came or went.
+pub(crate) fn refresh_unavailable(tx: &mut dyn StoreTx) -> Result<(), AppError> {
+    let queued = tx.tasks(&baton_store::TaskFilter { statuses: vec![TaskStatus::Queued], ..Default::default() })?;
+    for mut task in queued {
+        let Some(agent) = tx.agent(&task.agent)? else { continue };
+        let reason = unavailable(tx, agent.executor)?;
+        if reason != task.reason {
+            task.reason = reason;
+            task.updated_at = Timestamp::now();
+            save_task(tx, &task)?;
+        }
+    }
+    Ok(())
 }
 
 /// After a task succeeded: start the dependents it was the last obstacle for.
@@ -321,13 +462,14 @@ pub(crate) fn promote_dependents(tx: &mut dyn StoreTx, fx: &mut Effects, id: &Ta
 
 /// After a task failed or was cancelled: block everything that waits on it,
 /// transitively, saying why.
-pub(crate) fn block_dependents(tx: &mut dyn StoreTx, root: &Task) -> Result<(), AppError> {
+pub(crate) fn block_dependents(tx: &mut dyn StoreTx, fx: &mut Effects, root: &Task) -> Result<(), AppError> {
     let mut stack = vec![(root.id.clone(), root.status)];
     while let Some((id, status)) = stack.pop() {
         for mut dep in tx.dependents(&id)? {
             if matches!(dep.status, TaskStatus::Pending | TaskStatus::AwaitingApproval) {
                 set_status(&mut dep, TaskStatus::Blocked, Some(format!("prerequisite {id} is {status}")))?;
                 save_task(tx, &dep)?;
+                settled(tx, fx, &dep)?;
                 stack.push((dep.id.clone(), dep.status));
             }
         }
@@ -365,7 +507,8 @@ pub fn stop_task(
         TaskStatus::Pending | TaskStatus::AwaitingApproval | TaskStatus::Blocked => {
             set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
             save_task(tx, &task)?;
-            block_dependents(tx, &task)?;
+            block_dependents(tx, fx, &task)?;
+            settled(tx, fx, &task)?;
         }
         TaskStatus::Queued | TaskStatus::Running | TaskStatus::Checking => {
             let active = match &task.session_id {
@@ -385,7 +528,8 @@ pub fn stop_task(
                     save_session(tx, &session)?;
                     set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
                     save_task(tx, &task)?;
-                    block_dependents(tx, &task)?;
+                    block_dependents(tx, fx, &task)?;
+                    settled(tx, fx, &task)?;
                 }
                 Some(mut run) => {
                     if run.stop_reason.is_none() {
@@ -397,7 +541,8 @@ pub fn stop_task(
                 None => {
                     set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
                     save_task(tx, &task)?;
-                    block_dependents(tx, &task)?;
+                    block_dependents(tx, fx, &task)?;
+                    settled(tx, fx, &task)?;
                 }
             }
         }

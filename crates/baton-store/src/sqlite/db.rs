@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use baton_core::agent::AgentDef;
 use baton_core::event::{Event, EventKind, NewEvent};
-use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
-use baton_core::model::{Launcher, Project, Run, Session, Task, TokenKind, TokenRecord};
+use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{
+    Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenKind, TokenRecord,
+};
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use rusqlite::types::Value as SqlValue;
@@ -268,6 +270,8 @@ impl StoreRead for Db<'_> {
             "run" => "runs",
             "project" => "projects",
             "launcher" => "launchers",
+            "plan" => "plans",
+            "orchestration" => "orchestrations",
             _ => return Ok(Vec::new()),
         };
         if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -307,6 +311,34 @@ impl StoreRead for Db<'_> {
 
     fn last_event_id(&self) -> Result<i64, StoreError> {
         self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)).map_err(db_err)
+    }
+
+    fn plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError> {
+        self.doc("plan", "SELECT data FROM plans WHERE id = ?1", [id.as_str()])
+    }
+
+    fn plans(&self, limit: u32) -> Result<Vec<Plan>, StoreError> {
+        self.docs("plan", "SELECT data FROM plans ORDER BY created_at DESC, rowid DESC LIMIT ?1", [limit])
+    }
+
+    fn orchestration(&self, id: &OrchestrationId) -> Result<Option<Orchestration>, StoreError> {
+        self.doc("orchestration", "SELECT data FROM orchestrations WHERE id = ?1", [id.as_str()])
+    }
+
+    fn orchestrations(&self, limit: u32) -> Result<Vec<Orchestration>, StoreError> {
+        self.docs(
+            "orchestration",
+            "SELECT data FROM orchestrations ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+            [limit],
+        )
+    }
+
+    fn heartbeats(&self, project: &ProjectId, limit: u32) -> Result<Vec<LeadHeartbeat>, StoreError> {
+        self.docs(
+            "heartbeat",
+            "SELECT data FROM heartbeats WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2",
+            params![project.as_str(), limit],
+        )
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -470,6 +502,35 @@ impl StoreTx for Db<'_> {
         self.exec(
             "INSERT OR REPLACE INTO tokens (hash, kind, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![t.hash, t.kind.as_str(), t.subject, t.created_at.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn put_plan(&mut self, plan: &Plan) -> Result<(), StoreError> {
+        let data = encode("plan", plan)?;
+        self.exec(
+            "INSERT INTO plans (id, project_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            params![plan.id.as_str(), plan.project_id.as_str(), plan.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn put_orchestration(&mut self, o: &Orchestration) -> Result<(), StoreError> {
+        let data = encode("orchestration", o)?;
+        self.exec(
+            "INSERT INTO orchestrations (id, project_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            params![o.id.as_str(), o.project_id.as_str(), o.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn add_heartbeat(&mut self, beat: &LeadHeartbeat) -> Result<(), StoreError> {
+        let data = encode("heartbeat", beat)?;
+        self.exec(
+            "INSERT INTO heartbeats (project_id, at, data) VALUES (?1, ?2, ?3)",
+            params![beat.project_id.as_str(), beat.at.as_millis(), data],
         )?;
         Ok(())
     }

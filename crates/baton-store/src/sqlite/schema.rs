@@ -6,7 +6,8 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// Every migration, in order.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -78,7 +79,29 @@ CREATE TABLE tokens (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX tokens_by_subject ON tokens(kind, subject);
-"#];
+"#,
+    r#"
+CREATE TABLE plans (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE orchestrations (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE heartbeats (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX heartbeats_by_project ON heartbeats(project_id, id);
+"#,
+];
 
 /// Brings the schema up to date, one migration per transaction.
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
