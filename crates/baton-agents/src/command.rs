@@ -6,10 +6,41 @@
 //! A resumed turn runs the command again with `BATON_RESUME=1` and, when an earlier
 //! turn reported one, the agent's session id in `BATON_AGENT_SESSION_ID`.
 
+use std::collections::BTreeMap;
+
 use baton_core::event::{EventKind, NewEvent};
+use baton_core::model::RunKind;
 use serde_json::{Map, Value};
 
+use crate::executor::{Launch, LaunchError, TurnRequest};
 use crate::output::{OutputParser, Stream, Verdict, output_event};
+
+/// The command line for a turn: the definition's `command` and `args`.
+pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
+    let agent = turn.agent;
+    let (program, rest) = agent.command.split_first().ok_or_else(|| LaunchError::Definition {
+        agent: agent.name.clone(),
+        why: "the command executor needs `command`".into(),
+    })?;
+    let mut env = BTreeMap::new();
+    env.insert("BATON_PROMPT".to_owned(), turn.prompt.to_owned());
+    if !agent.system_prompt.is_empty() {
+        env.insert("BATON_SYSTEM_PROMPT".to_owned(), agent.system_prompt.clone());
+    }
+    if turn.kind == RunKind::Resume {
+        env.insert("BATON_RESUME".to_owned(), "1".to_owned());
+        if let Some(id) = turn.agent_session_id {
+            env.insert("BATON_AGENT_SESSION_ID".to_owned(), id.to_owned());
+        }
+    }
+    Ok(Launch {
+        program: program.clone(),
+        args: rest.iter().chain(&agent.args).cloned().collect(),
+        env,
+        stdin: Some(turn.prompt.to_owned()),
+        files: Vec::new(),
+    })
+}
 
 /// The parser of the command executor.
 #[derive(Debug, Default)]
@@ -26,6 +57,7 @@ impl OutputParser for CommandParser {
             if event.kind == EventKind::Result && event.data["is_error"].as_bool() == Some(true) {
                 self.verdict.reported_error = true;
                 self.verdict.error = event.data["text"].as_str().map(str::to_owned);
+                self.verdict.failure = self.verdict.error.as_deref().and_then(crate::output::failure_of_text);
             }
             return vec![event];
         }

@@ -1,11 +1,15 @@
 //! The executors, as one closed enum, and what each needs to start a turn.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use baton_core::agent::{AgentDef, ExecutorKind};
-use baton_core::model::RunKind;
+use baton_core::model::{RunKind, Usage};
 
+use crate::claude::ClaudeParser;
+use crate::codex::CodexParser;
 use crate::command::CommandParser;
+use crate::gemini::GeminiParser;
 use crate::output::OutputParser;
 
 /// What the launcher needs to know to start one turn of an agent.
@@ -19,6 +23,12 @@ pub struct TurnRequest<'a> {
     pub kind: RunKind,
     /// The agent's own session id from an earlier turn, for a resume.
     pub agent_session_id: Option<&'a str>,
+    /// The agent's working directory.
+    pub cwd: &'a Path,
+    /// The run's spool directory, for files the CLI is pointed at (MCP config).
+    pub dir: &'a Path,
+    /// The `baton` binary (the ACP executor runs `baton acp-client`).
+    pub baton: &'a Path,
 }
 
 /// How to start the agent process for a turn.
@@ -32,6 +42,8 @@ pub struct Launch {
     pub env: BTreeMap<String, String>,
     /// What to write to its stdin (then closed); `None` gives it an empty stdin.
     pub stdin: Option<String>,
+    /// Files to write before it starts (path, content).
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// An executor that cannot run this turn.
@@ -45,9 +57,6 @@ pub enum LaunchError {
         /// What is missing.
         why: String,
     },
-    /// This build does not drive this executor yet.
-    #[error("the {0} executor is not available in this build of Baton")]
-    Unsupported(ExecutorKind),
 }
 
 /// One adapter per kind of agent.
@@ -77,49 +86,52 @@ impl From<ExecutorKind> for Executor {
     }
 }
 
+/// The program of an agent and its leading arguments: `command` when the
+/// definition gives one, else the CLI's usual name.
+pub(crate) fn program(agent: &AgentDef, default: &str) -> (String, Vec<String>) {
+    match agent.command.split_first() {
+        Some((p, rest)) => (p.clone(), rest.to_vec()),
+        None => (default.to_owned(), Vec::new()),
+    }
+}
+
 impl Executor {
     /// The command line for a turn.
     pub fn launch(self, turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         match self {
-            Executor::Command => command_launch(turn),
-            Executor::ClaudeCode => Err(LaunchError::Unsupported(ExecutorKind::ClaudeCode)),
-            Executor::Codex => Err(LaunchError::Unsupported(ExecutorKind::Codex)),
-            Executor::Gemini => Err(LaunchError::Unsupported(ExecutorKind::Gemini)),
-            Executor::Acp => Err(LaunchError::Unsupported(ExecutorKind::Acp)),
+            Executor::Command => crate::command::launch(turn),
+            Executor::ClaudeCode => crate::claude::launch(turn),
+            Executor::Codex => crate::codex::launch(turn),
+            Executor::Gemini => crate::gemini::launch(turn),
+            Executor::Acp => crate::acp::launch(turn),
         }
     }
 
-    /// A fresh parser for the agent's output.
-    pub fn parser(self) -> Box<dyn OutputParser> {
+    /// A fresh parser for the agent's output. `counted` is the usage its session
+    /// already recorded (for CLIs that report usage cumulatively).
+    pub fn parser(self, agent: &AgentDef, counted: Usage) -> Box<dyn OutputParser> {
         match self {
-            Executor::Command | Executor::ClaudeCode | Executor::Codex | Executor::Gemini | Executor::Acp => {
-                Box::new(CommandParser::default())
-            }
+            Executor::Command | Executor::Acp => Box::new(CommandParser::default()),
+            Executor::ClaudeCode => Box::new(ClaudeParser::new(agent.pricing)),
+            Executor::Codex => Box::new(CodexParser::new(counted, agent.pricing)),
+            Executor::Gemini => Box::new(GeminiParser::new(agent.pricing)),
         }
     }
 }
 
-fn command_launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
-    let agent = turn.agent;
-    let (program, rest) = agent.command.split_first().ok_or_else(|| LaunchError::Definition {
-        agent: agent.name.clone(),
-        why: "the command executor needs `command`".into(),
-    })?;
-    let mut env = BTreeMap::new();
-    env.insert("BATON_PROMPT".to_owned(), turn.prompt.to_owned());
-    if !agent.system_prompt.is_empty() {
-        env.insert("BATON_SYSTEM_PROMPT".to_owned(), agent.system_prompt.clone());
+/// Finds a program the way `execvp` would: a path with a slash as it is, else
+/// the first executable of that name on `path` (a `PATH`-style list).
+pub fn find_program(program: &str, path: Option<&str>, cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable =
+        |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then_some(p);
     }
-    if turn.kind == RunKind::Resume {
-        env.insert("BATON_RESUME".to_owned(), "1".to_owned());
-        if let Some(id) = turn.agent_session_id {
-            env.insert("BATON_AGENT_SESSION_ID".to_owned(), id.to_owned());
-        }
-    }
-    Ok(Launch {
-        program: program.clone(),
-        args: rest.iter().chain(&agent.args).cloned().collect(),
-        env,
-        stdin: Some(turn.prompt.to_owned()),
-    })
+    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| executable(p))
 }

@@ -6,7 +6,11 @@
 //! for a turn ([`executor::Launch`]), and how its output lines become events
 //! ([`output::OutputParser`]). Nothing here spawns processes; the launcher does.
 
+pub mod acp;
+pub mod claude;
+pub mod codex;
 pub mod command;
 pub mod definitions;
 pub mod executor;
+pub mod gemini;
 pub mod output;

@@ -29,6 +29,74 @@ pub struct Verdict {
     pub reported_error: bool,
     /// Its message, if it gave one.
     pub error: Option<String>,
+    /// What kind of failure it was, when it is one a fallback agent can avoid.
+    pub failure: Option<baton_core::api::FailureKind>,
+}
+
+/// The failure kind an HTTP status from a model provider stands for.
+pub fn failure_of_status(status: u64) -> Option<baton_core::api::FailureKind> {
+    use baton_core::api::FailureKind;
+    match status {
+        401 | 403 => Some(FailureKind::Credentials),
+        429 | 503 | 529 => Some(FailureKind::Overloaded),
+        _ => None,
+    }
+}
+
+/// The failure kind an error message speaks of, when it names one.
+pub fn failure_of_text(text: &str) -> Option<baton_core::api::FailureKind> {
+    use baton_core::api::FailureKind;
+    let t = text.to_lowercase();
+    if [
+        "401",
+        "403",
+        "unauthorized",
+        "invalid api key",
+        "invalid_api_key",
+        "authentication",
+        "permission_denied",
+        "expired",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+    {
+        Some(FailureKind::Credentials)
+    } else if ["429", "529", "overloaded", "rate limit", "rate_limit", "resource_exhausted", "quota"]
+        .iter()
+        .any(|w| t.contains(w))
+    {
+        Some(FailureKind::Overloaded)
+    } else {
+        None
+    }
+}
+
+/// A JSON line, or `None` when the line is not a JSON object.
+pub(crate) fn json_object(line: &str) -> Option<serde_json::Map<String, Value>> {
+    let t = line.trim();
+    if !t.starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str::<Value>(t) {
+        Ok(Value::Object(obj)) => Some(obj),
+        _ => None,
+    }
+}
+
+/// A line a structured parser does not understand, kept as it was.
+pub(crate) fn raw_event(line: &str) -> NewEvent {
+    NewEvent::new(EventKind::Raw, json!({ "line": line }))
+}
+
+/// The text of a tool result's content: a string, or text blocks joined.
+pub(crate) fn content_text(content: &Value) -> Value {
+    match content {
+        Value::Array(blocks) => {
+            let texts: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+            if texts.len() == blocks.len() { Value::String(texts.join("\n")) } else { content.clone() }
+        }
+        other => other.clone(),
+    }
 }
 
 /// Parses one agent's output, line by line. A parser may keep state between lines

@@ -85,6 +85,32 @@ pub enum Command {
         /// The run's spool directory.
         dir: PathBuf,
     },
+    /// Drive an Agent Client Protocol agent for one turn, printing Baton's JSON
+    /// lines (run by launchers for `executor: acp` agents). The prompt is read
+    /// from stdin.
+    #[command(hide = true)]
+    AcpClient(AcpClientArgs),
+}
+
+/// `baton acp-client`.
+#[derive(Debug, Args)]
+pub struct AcpClientArgs {
+    /// The working directory: the session's, and the only place the agent's file
+    /// requests are served from.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub cwd: PathBuf,
+    /// How permission requests are answered.
+    #[arg(long, value_parser = ["allow", "reject"], default_value = "allow")]
+    pub permission: String,
+    /// A JSON file of MCP servers (Claude Code's `mcpServers` shape) for the session.
+    #[arg(long, value_name = "FILE")]
+    pub mcp: Option<PathBuf>,
+    /// The agent's session id to load (a follow-up turn) instead of a new session.
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
+    /// The agent's command and its arguments.
+    #[arg(last = true, required = true, value_name = "AGENT")]
+    pub command: Vec<String>,
 }
 
 /// `baton up`.

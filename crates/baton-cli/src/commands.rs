@@ -21,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Up(args) => up::up(args).await,
         Command::Launcher(args) => launcher::launcher(url, token, args).await,
         Command::Supervise { .. } => Err(CliError::Invalid("`baton supervise` is started by launchers".into())),
+        Command::AcpClient(args) => agents::acp_client(args).await,
         command => {
             let client = context::client(url, token)?;
             match command {
@@ -40,7 +41,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Merge(args) => review::merge(&client, args).await,
                 Command::Clean(args) => review::clean(&client, args).await,
                 Command::Project(command) => projects::project(&client, command).await,
-                Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } => {
+                Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } | Command::AcpClient(_) => {
                     unreachable!("handled above")
                 }
             }

@@ -52,6 +52,29 @@ impl ExecutorKind {
             ExecutorKind::Command => "command",
         }
     }
+
+    /// The program the executor runs when a definition names no `command`.
+    pub fn default_program(self) -> Option<&'static str> {
+        match self {
+            ExecutorKind::ClaudeCode => Some("claude"),
+            ExecutorKind::Codex => Some("codex"),
+            ExecutorKind::Gemini => Some("gemini"),
+            ExecutorKind::Acp | ExecutorKind::Command => None,
+        }
+    }
+
+    /// How to install the executor's CLI, for the message when it is missing.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            ExecutorKind::ClaudeCode => "install it with `npm install -g @anthropic-ai/claude-code`",
+            ExecutorKind::Codex => "install it with `npm install -g @openai/codex`",
+            ExecutorKind::Gemini => "install it with `npm install -g @google/gemini-cli`",
+            ExecutorKind::Acp => {
+                "install the ACP agent named in the definition's `command` (for example `npm install -g @agentclientprotocol/claude-agent-acp`)"
+            }
+            ExecutorKind::Command => "install it, or fix the definition's `command`",
+        }
+    }
 }
 
 impl fmt::Display for ExecutorKind {
@@ -131,12 +154,32 @@ pub struct AgentDef {
     /// The template a task's prompt is rendered with (placeholders like `{{task}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_template: Option<String>,
+    /// Prices per million tokens, for CLIs that report tokens but no cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
     /// Front matter keys Baton does not use, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,
     /// Where the definition came from: `builtin`, `api`, or a file path.
     #[serde(default)]
     pub source: String,
+}
+
+/// Prices per million tokens, in US dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// Per million input tokens.
+    pub input_per_mtok: f64,
+    /// Per million output tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Pricing {
+    /// The cost of some tokens.
+    pub fn cost(&self, input: u64, output: u64) -> f64 {
+        (input as f64 * self.input_per_mtok + output as f64 * self.output_per_mtok) / 1_000_000.0
+    }
 }
 
 /// A definition that cannot be used.
@@ -192,6 +235,7 @@ struct FrontMatter {
     #[serde(deserialize_with = "list_or_csv")]
     fallback: Vec<String>,
     prompt_template: Option<String>,
+    pricing: Option<Pricing>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -222,6 +266,12 @@ fn list_or_text<'de, D: Deserializer<'de>>(d: D, split: fn(&str) -> Vec<String>)
 }
 
 impl AgentDef {
+    /// The program that must be installed to run this agent: the first word of
+    /// `command`, else the executor's usual CLI.
+    pub fn program(&self) -> Option<String> {
+        self.command.first().cloned().or_else(|| self.executor.default_program().map(str::to_owned))
+    }
+
     /// Reads a Markdown definition. `file_stem` names the agent when the front
     /// matter does not; `default_executor` applies when it names no executor (and
     /// a `command` key implies the command executor).
@@ -277,6 +327,7 @@ impl AgentDef {
             max_parallel: fm.max_parallel,
             fallback: fm.fallback,
             prompt_template: fm.prompt_template,
+            pricing: fm.pricing,
             extra: fm.extra,
             source: source.to_owned(),
         };
@@ -339,6 +390,7 @@ impl AgentDef {
             max_parallel: None,
             fallback: Vec::new(),
             prompt_template: None,
+            pricing: None,
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };

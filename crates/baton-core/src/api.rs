@@ -10,9 +10,10 @@ use serde_json::Value;
 
 use crate::agent::{AgentDef, ExecutorKind};
 use crate::event::NewEvent;
-use crate::ids::{LauncherId, RunId, TaskId};
+use crate::ids::{LauncherId, ProjectId, RunId, TaskId};
 use crate::model::{
-    CheckResult, Launcher, MergeStrategy, Project, ProjectSettings, Run, Session, SpoolOffsets, Task, TaskGit,
+    CheckResult, Launcher, MergeStrategy, ProgramInfo, Project, ProjectSettings, Run, Session, SpoolOffsets, Task,
+    TaskGit, Usage,
 };
 use crate::status::RunStatus;
 
@@ -326,8 +327,28 @@ pub struct AgentInfo {
     /// The definition.
     #[serde(flatten)]
     pub def: AgentDef,
-    /// Whether some online launcher offers its executor.
+    /// Whether some online launcher offers its executor and has its program.
     pub available: bool,
+    /// The program it needs (the CLI, or the first word of `command`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// Where online launchers found that program (or not), with its version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installs: Vec<ProgramInstall>,
+    /// How to install the program, when no online launcher has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_hint: Option<String>,
+}
+
+/// An agent's program on one launcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramInstall {
+    /// The launcher's name.
+    pub launcher: String,
+    /// Where the program is; `None` when it is not installed there.
+    pub path: Option<String>,
+    /// Its version.
+    pub version: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -754,6 +775,82 @@ pub struct RunFinished {
     /// The acceptance checks that ran, in order.
     #[serde(default)]
     pub checks: Vec<CheckResult>,
+    /// The final answer, when the agent gave none as a `result` event (its last
+    /// message, or the end of its output).
+    #[serde(default)]
+    pub result: Option<String>,
+    /// What kind of failure it was, when another agent might not have it.
+    #[serde(default)]
+    pub failure: Option<FailureKind>,
+}
+
+/// Money and tokens one agent spent in one project (sessions summed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spend {
+    /// The project.
+    pub project_id: ProjectId,
+    /// The agent definition's name.
+    pub agent: String,
+    /// What its sessions spent there.
+    pub usage: Usage,
+}
+
+/// `GET /api/costs`: what was spent, in all and per project and agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Costs {
+    /// Everything.
+    pub total: Usage,
+    /// Per project, by project id.
+    pub projects: BTreeMap<String, Usage>,
+    /// Per agent, by name.
+    pub agents: BTreeMap<String, Usage>,
+    /// Per project and agent.
+    pub rows: Vec<Spend>,
+}
+
+impl Costs {
+    /// Sums the rows.
+    pub fn of(rows: Vec<Spend>) -> Self {
+        let mut costs = Costs::default();
+        for row in &rows {
+            costs.total.add(&row.usage);
+            costs.projects.entry(row.project_id.to_string()).or_default().add(&row.usage);
+            costs.agents.entry(row.agent.clone()).or_default().add(&row.usage);
+        }
+        costs.rows = rows;
+        costs
+    }
+}
+
+impl RunFinished {
+    /// A run that ended without the agent reporting anything more: lost, stopped
+    /// before it started, or failed to launch.
+    pub fn ended(status: RunStatus, error: impl Into<String>) -> Self {
+        RunFinished {
+            status,
+            exit_code: None,
+            signal: None,
+            error: Some(error.into()),
+            git: None,
+            checks: Vec::new(),
+            result: None,
+            failure: None,
+        }
+    }
+}
+
+/// A failure another agent might not have: the CLI is missing, or the provider
+/// refused the credentials or is overloaded. A task whose agent names `fallback`
+/// agents switches to the next one on such a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The agent's CLI is not installed (or cannot start).
+    CliMissing,
+    /// The provider rejected the credentials (expired login, bad key).
+    Credentials,
+    /// The provider is overloaded or rate limiting.
+    Overloaded,
 }
 
 /// `POST /api/launchers/{id}/heartbeat`.
@@ -764,6 +861,9 @@ pub struct Heartbeat {
     pub running: Vec<RunId>,
     /// How many more it can take.
     pub free_slots: u32,
+    /// The agents' programs on its host, when that changed since the last heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programs: Option<BTreeMap<String, ProgramInfo>>,
 }
 
 #[cfg(test)]

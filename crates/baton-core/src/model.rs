@@ -69,6 +69,9 @@ pub struct ProjectSettings {
     pub planner_agent: Option<String>,
     /// The agent that synthesises orchestrations (default: `synthesizer` if defined, else the default agent).
     pub synthesizer_agent: Option<String>,
+    /// The most the project's agents may spend, in US dollars. Running agents are
+    /// stopped and no new ones start once it is spent.
+    pub budget_usd: Option<f64>,
 }
 
 impl ProjectSettings {
@@ -155,6 +158,9 @@ pub struct Task {
     pub check_results: Vec<CheckResult>,
     /// The last result the agent reported.
     pub result: Option<String>,
+    /// Fallback agents it switched to, in order, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_switches: Vec<AgentSwitch>,
     /// Money and tokens spent on it so far.
     #[serde(default)]
     pub usage: Usage,
@@ -250,6 +256,19 @@ pub enum MergeState {
     Merged,
     /// Refused: it conflicts with the base.
     Conflict,
+}
+
+/// A task moving to a fallback agent because its agent could not work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSwitch {
+    /// The agent that failed.
+    pub from: String,
+    /// The fallback agent that took over.
+    pub to: String,
+    /// What went wrong with `from`.
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// Tokens and money spent.
@@ -532,6 +551,18 @@ pub struct Launcher {
     pub last_seen: Timestamp,
     /// When it first registered.
     pub registered_at: Timestamp,
+    /// The agents' programs as found on its host, by the name agents give them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub programs: BTreeMap<String, ProgramInfo>,
+}
+
+/// An agent's program as a launcher found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramInfo {
+    /// Where it is; `None` when it is not installed.
+    pub path: Option<String>,
+    /// The first line of its `--version`.
+    pub version: Option<String>,
 }
 
 /// What a token lets its holder do.

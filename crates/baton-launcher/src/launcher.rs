@@ -1,6 +1,6 @@
 //! The dispatcher: registration, re-attachment, the poll loop, heartbeats.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,9 +9,11 @@ use baton_client::{Client, ClientError};
 use baton_core::agent::ExecutorKind;
 use baton_core::api::{AttachRequest, ErrorCode, Heartbeat, PollRequest, RegisterLauncher, StopOrder};
 use baton_core::ids::{LauncherId, RunId};
+use baton_core::model::ProgramInfo;
 use tokio::sync::{mpsc, watch};
 
 use crate::process::{kill_orphaned_agent, signal_stop, supervised};
+use crate::programs::Programs;
 use crate::run::Order;
 use crate::spool::{self, Spool};
 use crate::watcher::Watcher;
@@ -102,6 +104,7 @@ impl Launcher {
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(id.clone()));
+        let preflight = tokio::spawn(self.clone().preflight_loop(id.clone()));
         self.refill_standby();
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -136,6 +139,7 @@ impl Launcher {
             }
         }
         heartbeat.abort();
+        preflight.abort();
         let running = self.runs.lock().map(|r| r.len()).unwrap_or(0);
         if running > 0 {
             tracing::info!(running, "launcher stopping; its agents keep running and will be re-attached");
@@ -233,28 +237,44 @@ impl Launcher {
             if !signal_stop(&spool) {
                 let client = self.client.clone();
                 tokio::spawn(async move {
-                    let report = baton_core::api::RunFinished {
-                        status: baton_core::status::RunStatus::Stopped,
-                        exit_code: None,
-                        signal: None,
-                        error: Some("the run was not running on this launcher".into()),
-                        git: None,
-                        checks: Vec::new(),
-                    };
+                    let report = baton_core::api::RunFinished::ended(
+                        baton_core::status::RunStatus::Stopped,
+                        "the run was not running on this launcher",
+                    );
                     let _ = client.run_finished(&order.run_id, &report).await;
                 });
             }
         }
     }
 
+    fn heartbeat(&self, programs: Option<BTreeMap<String, ProgramInfo>>) -> Heartbeat {
+        let running: Vec<RunId> = self.runs.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        Heartbeat { running, free_slots: self.free_slots(), programs }
+    }
+
     async fn heartbeat_loop(self, id: LauncherId) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            let running: Vec<RunId> = self.runs.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
-            let hb = Heartbeat { running, free_slots: self.free_slots() };
-            if let Err(e) = self.client.heartbeat(&id, &hb).await {
+            if let Err(e) = self.client.heartbeat(&id, &self.heartbeat(None)).await {
                 tracing::debug!(error = %e, "heartbeat failed");
+            }
+        }
+    }
+
+    /// Looks for the programs of the agents this launcher can run, and tells the
+    /// coordinator what it found whenever that changes.
+    async fn preflight_loop(self, id: LauncherId) {
+        let mut programs = Programs::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(3));
+        loop {
+            tick.tick().await;
+            let Ok(agents) = self.client.agents().await else { continue };
+            let wanted: BTreeSet<String> = agents.iter().filter_map(|a| a.def.program()).collect();
+            let Some(found) = programs.refresh(&wanted).await else { continue };
+            match self.client.heartbeat(&id, &self.heartbeat(Some(found.clone()))).await {
+                Ok(_) => programs.sent(found),
+                Err(e) => tracing::debug!(error = %e, "could not report the agents' programs"),
             }
         }
     }

@@ -15,6 +15,7 @@
 mod commands;
 mod launcher;
 mod process;
+mod programs;
 pub mod run;
 pub mod spool;
 mod start;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use baton_agents::output::{OutputParser, Stream, fit};
 use baton_client::{Client, ClientError};
 use baton_core::api::{Assignment, ErrorCode, EventBatch, RunFinished};
-use baton_core::event::NewEvent;
+use baton_core::event::{EventKind, NewEvent};
 use baton_core::model::SpoolOffsets;
 use baton_core::status::RunStatus;
 use tokio::sync::{Notify, mpsc};
@@ -24,6 +24,9 @@ use crate::process::{PidFd, kill_orphaned_agent, signal_stop};
 use crate::spool::{Outcome, Spool};
 use crate::watcher::Watch;
 use crate::workspace::Workspace;
+
+/// How many of the last output lines make the fallback result.
+const TAIL_LINES: usize = 40;
 
 /// How often, at most, the worktree's changed files are sent while the agent works.
 const FILES_EVERY: Duration = Duration::from_secs(2);
@@ -115,6 +118,12 @@ pub(crate) struct RunActor {
     pub workspace: Option<Workspace>,
     /// When the worktree's changed files were last sent (for the conflict radar).
     pub files_checked: Option<Instant>,
+    /// Whether the agent reported a result of its own.
+    pub reported_result: bool,
+    /// Its last assistant message.
+    pub last_message: Option<String>,
+    /// Its last lines of output.
+    pub tail: std::collections::VecDeque<String>,
     /// Taken off the launcher's table when the actor ends.
     pub _registration: Registration,
 }
@@ -280,7 +289,17 @@ impl RunActor {
                 Outcome::Exited => (RunStatus::Failed, None, r.exit_code, r.signal),
             },
         };
-        RunFinished { status, exit_code, signal, error, git: None, checks: Vec::new() }
+        let failure = if status == RunStatus::Succeeded { None } else { verdict.failure };
+        RunFinished {
+            status,
+            exit_code,
+            signal,
+            error,
+            git: None,
+            checks: Vec::new(),
+            result: self.fallback_result(),
+            failure,
+        }
     }
 
     /// Sends everything new in the spool. False when the coordinator no longer
@@ -361,7 +380,38 @@ impl RunActor {
     fn parse(&mut self, stream: Stream, line: &[u8], out: &mut Vec<NewEvent>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
-        out.extend(self.parser.line(stream, &text).into_iter().map(|e| fit(e, self.max_event_bytes)));
+        for event in self.parser.line(stream, &text) {
+            self.remember(&event);
+            out.push(fit(event, self.max_event_bytes));
+        }
+    }
+
+    /// Keeps what the final answer falls back to when the agent reports no
+    /// result: its last message, or the end of its output.
+    fn remember(&mut self, event: &NewEvent) {
+        match event.kind {
+            EventKind::Result => self.reported_result = true,
+            EventKind::Message if event.data["role"] == "assistant" => {
+                self.last_message = event.data["text"].as_str().map(str::to_owned);
+            }
+            EventKind::Output if event.data["stream"] == "stdout" => {
+                self.tail.push_back(event.data["line"].as_str().unwrap_or("").to_owned());
+                while self.tail.len() > TAIL_LINES {
+                    self.tail.pop_front();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The result to report when the agent reported none.
+    fn fallback_result(&self) -> Option<String> {
+        if self.reported_result {
+            return None;
+        }
+        self.last_message
+            .clone()
+            .or_else(|| (!self.tail.is_empty()).then(|| self.tail.iter().cloned().collect::<Vec<_>>().join("\n")))
     }
 
     async fn send(&self, batch: &EventBatch) -> Sent {

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_agents::executor::{Executor, TurnRequest};
+use baton_agents::executor::{Executor, TurnRequest, find_program};
 use baton_client::ClientError;
-use baton_core::api::{Assignment, RunFinished, RunStarted};
+use baton_core::api::{Assignment, FailureKind, RunFinished, RunStarted};
 use baton_core::event::NewEvent;
 use baton_core::model::SpoolOffsets;
 use baton_core::status::RunStatus;
@@ -33,6 +33,8 @@ const STANDBY: usize = 2;
 pub(crate) enum StartFailure {
     /// It was stopped during setup.
     Stopped,
+    /// The agent's CLI is not installed; the message says how to install it.
+    Missing(String),
     /// Something went wrong; the message says what.
     Failed(String),
 }
@@ -71,13 +73,22 @@ impl Launcher {
                 self.spawn_actor(spool, assignment, started, port, orders_rx);
             }
             Err(failure) => {
-                let (status, error) = match failure {
-                    StartFailure::Stopped => (RunStatus::Stopped, None),
-                    StartFailure::Failed(e) => (RunStatus::Failed, Some(e)),
+                let (status, error, failure) = match failure {
+                    StartFailure::Stopped => (RunStatus::Stopped, None, None),
+                    StartFailure::Failed(e) => (RunStatus::Failed, Some(e), None),
+                    StartFailure::Missing(e) => (RunStatus::Failed, Some(e), Some(FailureKind::CliMissing)),
                 };
                 tracing::warn!(run = %run_id, ?status, ?error, "the run did not start");
-                let report =
-                    RunFinished { status, exit_code: None, signal: None, error, git: None, checks: Vec::new() };
+                let report = RunFinished {
+                    status,
+                    exit_code: None,
+                    signal: None,
+                    error,
+                    git: None,
+                    checks: Vec::new(),
+                    result: None,
+                    failure,
+                };
                 if let Err(e) = self.client.run_finished(&run_id, &report).await {
                     tracing::warn!(run = %run_id, error = %e, "could not report the failed start");
                 }
@@ -168,13 +179,17 @@ impl Launcher {
             None
         };
         let cwd = workspace.as_ref().map_or_else(|| PathBuf::from(&a.project.path), |(w, _)| w.path.clone());
+        let executor = Executor::from(a.agent.executor);
         let turn = TurnRequest {
             agent: &a.agent,
             prompt: &a.prompt,
             kind: a.run.kind,
             agent_session_id: a.session.agent_session_id.as_deref(),
+            cwd: &cwd,
+            dir: spool.dir(),
+            baton: &self.config.exe,
         };
-        let launch = Executor::from(a.agent.executor).launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
+        let launch = executor.launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
         let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
         let _ = std::fs::create_dir_all(&cache);
         let cache = cache.to_string_lossy().into_owned();
@@ -191,9 +206,21 @@ impl Launcher {
         if let Some((w, _)) = &workspace {
             env.insert("BATON_BRANCH".into(), w.branch.clone());
         }
+        if let Some(program) = a.agent.program()
+            && find_program(&program, env.get("PATH").map(String::as_str), &cwd).is_none()
+        {
+            return Err(StartFailure::Missing(format!(
+                "{program} is not installed on launcher {} (not found on its PATH); {}",
+                self.config.name,
+                a.agent.executor.install_hint()
+            )));
+        }
         let env: Vec<(String, String)> = env.into_iter().collect();
         if let Some((w, true)) = &workspace {
             self.set_up(a, w, &env, orders).await?;
+        }
+        for (path, content) in &launch.files {
+            std::fs::write(path, content).map_err(|e| io(&format!("write {}", path.display()), e))?;
         }
         if let Some(input) = &launch.stdin {
             spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
@@ -283,7 +310,7 @@ impl Launcher {
         let registration = Registration { on_end: Some(Box::new(move || launcher.forget(&run_id, port))) };
         let actor = RunActor {
             client: self.client.clone(),
-            parser: Executor::from(assignment.agent.executor).parser(),
+            parser: Executor::from(assignment.agent.executor).parser(&assignment.agent, assignment.session.usage),
             assignment,
             spool,
             offsets: started.offsets,
@@ -295,6 +322,9 @@ impl Launcher {
             max_event_bytes: self.config.max_event_bytes,
             workspace: started.workspace,
             files_checked: None,
+            reported_result: false,
+            last_message: None,
+            tail: Default::default(),
             _registration: registration,
         };
         tokio::spawn(actor.run());

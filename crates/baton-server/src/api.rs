@@ -31,6 +31,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{id}", get(projects::show))
         .route("/projects/{id}/radar", get(projects::radar))
+        .route("/costs", get(projects::costs))
         .route("/projects/{id}/orchestrator", get(projects::lead))
         .route("/projects/{id}/heartbeat", post(projects::heartbeat))
         .route("/projects/{id}/heartbeats", get(projects::heartbeats))

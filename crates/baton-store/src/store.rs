@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use baton_core::agent::AgentDef;
+use baton_core::api::Spend;
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenRecord};
@@ -64,6 +65,8 @@ pub trait StoreRead {
     fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError>;
     /// How many tasks are in each status (for metrics).
     fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError>;
+    /// What sessions spent, summed per project and agent (one project's, or all).
+    fn spend(&self, project: Option<&ProjectId>) -> Result<Vec<Spend>, StoreError>;
 
     /// A session by id.
     fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;

@@ -35,7 +35,13 @@ async fn raw(
 /// What the database holds that requests could change.
 async fn snapshot(b: &Baton) -> Value {
     let tasks: Value = b.client.get("/api/tasks").await.unwrap();
-    let agents: Value = b.client.get("/api/agents").await.unwrap();
+    let mut agents: Value = b.client.get("/api/agents").await.unwrap();
+    // What launchers found of the agents' programs is news, not a change.
+    for a in agents.as_array_mut().unwrap() {
+        for key in ["available", "installs", "install_hint"] {
+            a.as_object_mut().unwrap().remove(key);
+        }
+    }
     let projects: Value = b.client.get("/api/projects").await.unwrap();
     let sessions: Value = b.client.get("/api/sessions").await.unwrap();
     json!({ "tasks": tasks, "agents": agents, "projects": projects, "sessions": sessions })

@@ -66,7 +66,8 @@ async fn a_failing_agent_fails_its_task_and_the_cli_says_so() {
     let id = b.task(json!({ "prompt": "x", "agent": "missing" })).await;
     let t = b.wait_status(&id, TaskStatus::Failed).await;
     let reason = t.task.reason.unwrap();
-    assert!(reason.contains("could not start /nonexistent/agent-cli"), "{reason}");
+    assert!(reason.contains("/nonexistent/agent-cli is not installed"), "{reason}");
+    assert!(reason.contains("fix the definition's `command`"), "{reason}");
 }
 
 #[tokio::test]
@@ -214,8 +215,30 @@ async fn health_metrics_openapi_and_agents() {
     assert!(metrics.contains("baton_tasks{status=\"running\"}"), "{metrics}");
     let spec: Value = reqwest::get(format!("{}/api/openapi.json", b.url)).await.unwrap().json().await.unwrap();
     assert!(spec["paths"]["/api/tasks"].is_object());
-    let agents: Vec<Value> = serde_json::from_slice(&b.cli(&["agents", "--json"]).stdout).unwrap();
-    assert!(agents.iter().any(|a| a["name"] == "claude" && a["available"] == true));
+    // Preflight: the launcher looks for each agent's program and says what it found.
+    b.agent_def(json!({ "name": "gitter", "executor": "command", "command": ["git", "status"] })).await;
+    b.agent_def(json!({ "name": "ghost", "executor": "claude-code", "command": ["/nonexistent/claude"] })).await;
+    let start = std::time::Instant::now();
+    let agents = loop {
+        let agents: Vec<Value> = serde_json::from_slice(&b.cli(&["agents", "--json"]).stdout).unwrap();
+        let probed = |name: &str| agents.iter().any(|a| a["name"] == name && a["installs"].is_array());
+        if probed("gitter") && probed("ghost") {
+            break agents;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "no preflight report: {agents:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let agent = |name: &str| agents.iter().find(|a| a["name"] == name).unwrap().clone();
+    let gitter = agent("gitter");
+    assert_eq!(gitter["available"], true);
+    assert!(gitter["installs"][0]["version"].as_str().unwrap().starts_with("git version"), "{gitter}");
+    let ghost = agent("ghost");
+    assert_eq!(ghost["available"], false);
+    assert_eq!(ghost["installs"][0]["path"], Value::Null);
+    assert!(ghost["install_hint"].as_str().unwrap().contains("npm install -g @anthropic-ai/claude-code"), "{ghost}");
+    let table = String::from_utf8(b.cli(&["agents"]).stdout).unwrap();
+    assert!(table.lines().any(|l| l.starts_with("gitter") && l.contains("git 2.")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("ghost") && l.contains("claude missing")), "{table}");
     let launchers: Vec<Value> = b.client.get("/api/launchers").await.unwrap();
     assert_eq!(launchers.len(), 1);
     assert_eq!(launchers[0]["status"], "online");

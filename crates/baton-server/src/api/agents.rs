@@ -6,8 +6,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_core::agent::AgentDef;
-use baton_core::api::{AgentInfo, ErrorCode};
+use baton_core::api::{AgentInfo, ErrorCode, ProgramInstall};
 use baton_core::event::{EventKind, NewEvent};
+use baton_core::model::Launcher;
 use baton_core::status::LauncherStatus;
 
 use crate::auth::Caller;
@@ -20,15 +21,31 @@ pub(super) async fn list(
     _caller: Caller,
 ) -> Result<Json<Vec<AgentInfo>>, AppError> {
     let (agents, launchers) = state.store.read(|r| Ok::<_, AppError>((r.agents()?, r.launchers()?))).await?;
-    let infos = agents
-        .into_iter()
-        .map(|def| {
-            let available =
-                launchers.iter().any(|l| l.status == LauncherStatus::Online && l.executors.contains(&def.executor));
-            AgentInfo { def, available }
-        })
-        .collect();
+    let online: Vec<_> = launchers.iter().filter(|l| l.status == LauncherStatus::Online).collect();
+    let infos = agents.into_iter().map(|def| agent_info(def, &online)).collect();
     Ok(Json(infos))
+}
+
+/// A definition with where its program is installed. An agent is available
+/// when an online launcher offers its executor and has not reported its program
+/// missing (a launcher that has not probed yet counts as having it).
+fn agent_info(def: AgentDef, online: &[&Launcher]) -> AgentInfo {
+    let program = def.program();
+    let mut installs = Vec::new();
+    let mut available = false;
+    for l in online.iter().filter(|l| l.executors.contains(&def.executor)) {
+        let found = program.as_ref().and_then(|p| l.programs.get(p));
+        if let (Some(_), Some(info)) = (&program, found) {
+            installs.push(ProgramInstall {
+                launcher: l.name.clone(),
+                path: info.path.clone(),
+                version: info.version.clone(),
+            });
+        }
+        available |= found.is_none_or(|info| info.path.is_some());
+    }
+    let install_hint = (!available && program.is_some()).then(|| def.executor.install_hint().to_owned());
+    AgentInfo { def, available, program, installs, install_hint }
 }
 
 pub(super) async fn show(

@@ -122,3 +122,25 @@ pub(super) async fn show(
 ) -> Result<Json<Project>, AppError> {
     Ok(Json(state.store.read(move |r| resolve::project_ref(r, &id)).await?))
 }
+
+#[derive(Deserialize)]
+pub(super) struct CostsQuery {
+    /// Only this project's (id, prefix or name).
+    project: Option<String>,
+}
+
+/// `GET /api/costs`: tokens and dollars, in all and per project and agent.
+pub(super) async fn costs(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Query(q): Query<CostsQuery>,
+) -> Result<Json<baton_core::api::Costs>, AppError> {
+    let rows = state
+        .store
+        .read(move |r| {
+            let project = q.project.map(|p| resolve::project_ref(r, &p)).transpose()?;
+            Ok::<_, AppError>(r.spend(project.as_ref().map(|p| &p.id))?)
+        })
+        .await?;
+    Ok(Json(baton_core::api::Costs::of(rows)))
+}

@@ -38,6 +38,7 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
             l.version = req.version;
             l.slots = req.slots;
             l.executors = req.executors;
+            l.programs.clear();
             l.status = LauncherStatus::Online;
             l.last_seen = now;
             l
@@ -53,6 +54,7 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
             running: Vec::new(),
             last_seen: now,
             registered_at: now,
+            programs: Default::default(),
         },
     };
     save_launcher(tx, &launcher)?;
@@ -78,7 +80,11 @@ pub fn heartbeat(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, hb: He
         lose_runs(tx, fx, id, &keep, "the run never reached its launcher")?;
     }
     let was_offline = launcher.status == LauncherStatus::Offline;
-    let changed = was_offline || launcher.running != hb.running;
+    let mut changed = was_offline || launcher.running != hb.running;
+    if let Some(programs) = hb.programs {
+        changed = true;
+        launcher.programs = programs;
+    }
     launcher.status = LauncherStatus::Online;
     launcher.running = hb.running;
     launcher.last_seen = Timestamp::now();

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{
-    Assignment, AttachResponse, Attached, BatchAck, ErrorCode, EventBatch, Prerequisite, RunFinished, RunStarted,
+    Assignment, AttachResponse, Attached, BatchAck, ErrorCode, EventBatch, FailureKind, Prerequisite, RunFinished,
+    RunStarted,
 };
-use baton_core::event::{EventKind, ResultData};
+use baton_core::event::{EventKind, NewEvent, ResultData};
 use baton_core::ids::{LauncherId, ProjectId, RunId};
-use baton_core::model::{Project, Run, RunKind, TokenKind, Usage};
+use baton_core::model::{AgentSwitch, Project, Run, RunKind, Session, Task, TokenKind, Usage};
 use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
@@ -62,7 +63,7 @@ pub fn claim_runs(
         }
     }
     let now = Timestamp::now();
-    let mut projects: HashMap<ProjectId, Project> = HashMap::new();
+    let mut projects: HashMap<ProjectId, (Project, Option<String>)> = HashMap::new();
     let mut agents: HashMap<String, Option<AgentDef>> = HashMap::new();
     let mut out = Vec::new();
     for mut run in queued {
@@ -84,9 +85,16 @@ pub fn claim_runs(
             continue;
         }
         if !projects.contains_key(&run.project_id) {
-            projects.insert(run.project_id.clone(), resolve::project(tx, &run.project_id)?);
+            let project = resolve::project(tx, &run.project_id)?;
+            let over = project_over_budget(tx, &project)?;
+            projects.insert(run.project_id.clone(), (project, over));
         }
-        let project = projects[&run.project_id].clone();
+        let (project, over) = projects[&run.project_id].clone();
+        if let Some(reason) = over {
+            run.stop_reason = Some(reason.clone());
+            finish(tx, fx, run, RunFinished::ended(RunStatus::Stopped, reason))?;
+            continue;
+        }
         let in_project = per_project.entry(run.project_id.clone()).or_default();
         if project.settings.parallel_limit.is_some_and(|limit| *in_project >= limit) {
             continue;
@@ -264,7 +272,7 @@ pub fn ingest_events(
     }
     let mut session = resolve::session(tx, &run.session_id)?;
     let mut task = resolve::task(tx, &run.task_id)?;
-    let (mut session_changed, mut task_changed) = (false, false);
+    let (mut session_changed, mut task_changed, mut spent) = (false, false, false);
     if let Some(files) = batch.files_changed
         && files != task.git.files_changed
     {
@@ -281,6 +289,7 @@ pub fn ingest_events(
                     session.usage.add(&usage);
                     task.usage.add(&usage);
                     task_changed = true;
+                    spent = true;
                 }
             }
             EventKind::Init => {
@@ -308,21 +317,19 @@ pub fn ingest_events(
         last_seq = stored.seq.unwrap_or(0);
     }
     run.offsets = batch.to;
-    if let Some(budget) = task.budget_usd
-        && task.usage.cost_usd > budget
-        && run.stop_reason.is_none()
-    {
-        run.stop_reason = Some(format!("budget of ${budget:.2} exceeded (${:.2} spent)", task.usage.cost_usd));
-        fx.wake_launchers = true;
-        save_run(tx, &run)?;
-    } else {
-        tx.put_run(&run)?;
-    }
     if session_changed {
         session.updated_at = Timestamp::now();
         save_session(tx, &session)?;
     } else if task_changed {
         tx.put_session(&session)?;
+    }
+    let over = if spent && run.stop_reason.is_none() { over_budget(tx, &task)? } else { None };
+    if let Some(reason) = over {
+        run.stop_reason = Some(reason);
+        fx.wake_launchers = true;
+        save_run(tx, &run)?;
+    } else {
+        tx.put_run(&run)?;
     }
     if task_changed {
         task.updated_at = Timestamp::now();
@@ -333,14 +340,7 @@ pub fn ingest_events(
 }
 
 fn failure(error: String) -> RunFinished {
-    RunFinished {
-        status: RunStatus::Failed,
-        exit_code: None,
-        signal: None,
-        error: Some(error),
-        git: None,
-        checks: Vec::new(),
-    }
+    RunFinished::ended(RunStatus::Failed, error)
 }
 
 /// The launcher reports that a run's agent process ended.
@@ -389,6 +389,13 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     fx.wake_launchers = true;
 
     let mut task = resolve::task(tx, &run.task_id)?;
+    if run.result.is_none()
+        && let Some(result) = report.result
+    {
+        run.result = Some(result.clone());
+        save_run(tx, &run)?;
+        task.result = Some(result);
+    }
     if let Some(git) = report.git {
         update_git(&mut task, git);
     }
@@ -414,7 +421,11 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
         }
         _ => {
             let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
-            if status == RunStatus::Lost && lost <= MAX_LOST {
+            if let Some(kind) = report.failure
+                && let Some(next) = fallback_agent(tx, &task)?
+            {
+                switch_agent(tx, fx, &mut task, &session, next, kind, run.error.as_deref())?;
+            } else if status == RunStatus::Lost && lost <= MAX_LOST {
                 if session.agent_session_id.is_some() {
                     queue_run(tx, fx, &mut task, RunKind::Resume, RESUME_AFTER_LOSS.into(), Some(session), None)?;
                 } else {
@@ -445,6 +456,74 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     Ok(run)
 }
 
+/// Why a task must stop spending: its own budget or its project's is spent.
+fn over_budget(tx: &dyn StoreTx, task: &Task) -> Result<Option<String>, AppError> {
+    if let Some(budget) = task.budget_usd
+        && task.usage.cost_usd > budget
+    {
+        return Ok(Some(format!("budget of ${budget:.2} exceeded (${:.2} spent)", task.usage.cost_usd)));
+    }
+    let project = resolve::project(tx, &task.project_id)?;
+    project_over_budget(tx, &project)
+}
+
+/// Why a project's agents must stop: its budget is spent.
+fn project_over_budget(tx: &dyn StoreTx, project: &Project) -> Result<Option<String>, AppError> {
+    let Some(budget) = project.settings.budget_usd else { return Ok(None) };
+    let spent: f64 = tx.spend(Some(&project.id))?.iter().map(|s| s.usage.cost_usd).sum();
+    Ok((spent >= budget)
+        .then(|| format!("project {} budget of ${budget:.2} exceeded (${spent:.2} spent)", project.name)))
+}
+
+/// The next fallback agent of a task's agent that the task has not tried yet.
+fn fallback_agent(tx: &dyn StoreTx, task: &Task) -> Result<Option<AgentDef>, AppError> {
+    let Some(agent) = tx.agent(&task.agent)? else { return Ok(None) };
+    let tried = |name: &str| name == task.agent || task.agent_switches.iter().any(|s| s.from == name || s.to == name);
+    for name in agent.fallback.iter().filter(|n| !tried(n)) {
+        if let Some(def) = tx.agent(name)? {
+            return Ok(Some(def));
+        }
+    }
+    Ok(None)
+}
+
+/// Hands a task to a fallback agent in a new session, recording the switch on
+/// the task and in the failed session's events. It does not count as a retry.
+fn switch_agent(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    failed: &Session,
+    next: AgentDef,
+    kind: FailureKind,
+    error: Option<&str>,
+) -> Result<(), AppError> {
+    let why = match kind {
+        FailureKind::CliMissing => "its CLI could not start",
+        FailureKind::Credentials => "its provider rejected the credentials",
+        FailureKind::Overloaded => "its provider is overloaded",
+    };
+    let reason = match error {
+        Some(e) => format!("{why}: {e}"),
+        None => why.to_owned(),
+    };
+    let switch = AgentSwitch { from: task.agent.clone(), to: next.name.clone(), reason, at: Timestamp::now() };
+    let text = format!("agent {} failed ({}); switching to fallback agent {}", switch.from, switch.reason, switch.to);
+    tx.append_event(
+        Some(&failed.id),
+        None,
+        Some(&task.id),
+        NewEvent::new(EventKind::Log, json!({ "message": text, "agent_switch": &switch })),
+    )?;
+    tracing::info!(task = %task.id, from = %switch.from, to = %switch.to, "switching to a fallback agent");
+    task.agent = next.name;
+    task.agent_switches.push(switch);
+    let prompt = task.prompt.clone();
+    queue_run(tx, fx, task, RunKind::Start, prompt, None, None)?;
+    save_task(tx, task)?;
+    Ok(())
+}
+
 fn default_error(run: &Run, status: RunStatus) -> Option<String> {
     match status {
         RunStatus::Succeeded => None,
@@ -472,14 +551,7 @@ pub fn lose_runs(
         if keep.contains(&run.id) {
             continue;
         }
-        let report = RunFinished {
-            status: RunStatus::Lost,
-            exit_code: None,
-            signal: None,
-            error: Some(why.to_owned()),
-            git: None,
-            checks: Vec::new(),
-        };
+        let report = RunFinished::ended(RunStatus::Lost, why);
         finish(tx, fx, run, report)?;
         lost += 1;
     }

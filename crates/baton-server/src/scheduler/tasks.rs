@@ -237,6 +237,7 @@ pub(crate) fn insert_known(
             ..TaskGit::default()
         },
         check_results: Vec::new(),
+        agent_switches: Vec::new(),
         result: None,
         usage: Usage::default(),
         created_at: now,

@@ -6,10 +6,11 @@
 use std::str::FromStr;
 
 use baton_core::agent::AgentDef;
+use baton_core::api::Spend;
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenKind, TokenRecord,
+    Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -217,6 +218,46 @@ impl StoreRead for Db<'_> {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db_err)?;
         Ok(rows.into_iter().filter_map(|(s, n)| TaskStatus::from_str(&s).ok().map(|s| (s, n as u64))).collect())
+    }
+
+    fn spend(&self, project: Option<&ProjectId>) -> Result<Vec<Spend>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT json_extract(data, '$.project_id') AS p, json_extract(data, '$.agent') AS a,
+                        SUM(json_extract(data, '$.usage.input_tokens')), SUM(json_extract(data, '$.usage.output_tokens')),
+                        SUM(json_extract(data, '$.usage.cost_usd'))
+                 FROM sessions WHERE ?1 IS NULL OR p = ?1 GROUP BY p, a ORDER BY p, a",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([project.map(|p| p.as_str())], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(p, agent, input, output, cost)| {
+                Ok(Spend {
+                    project_id: ProjectId::from_str(&p).map_err(|_| StoreError::Corrupt {
+                        what: "session",
+                        source: serde::de::Error::custom("malformed project id"),
+                    })?,
+                    agent,
+                    usage: Usage {
+                        input_tokens: input.unwrap_or(0) as u64,
+                        output_tokens: output.unwrap_or(0) as u64,
+                        cost_usd: cost.unwrap_or(0.0),
+                    },
+                })
+            })
+            .collect()
     }
 
     fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {

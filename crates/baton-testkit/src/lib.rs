@@ -1,0 +1,20 @@
+//! A scripted fake of the model APIs the agent CLIs speak — Anthropic Messages
+//! (Claude Code, `claude-agent-acp`), OpenAI Responses (Codex CLI) and Gemini
+//! `generateContent` (Gemini CLI) — so that end-to-end tests drive the real CLIs
+//! offline and deterministically.
+//!
+//! A [`Script`] is a list of steps, each one model turn: some text, a file written
+//! or a shell command run through the CLI's own tool, an arbitrary tool call, or an
+//! API error, optionally after a delay. The server is stateless: the step it
+//! answers is the number of model turns already in the request's conversation, so
+//! a resumed session simply continues the script. Past the last step it answers
+//! "Done." Every request is recorded (`GET /_fake/requests`).
+
+mod anthropic;
+mod gemini;
+mod openai;
+mod script;
+mod server;
+
+pub use script::{ApiError, Script, Step};
+pub use server::FakeModel;
