@@ -25,7 +25,7 @@ use agent_client_protocol::v1::schema::{
     StopReason, TextContent, ToolCallContent, ToolCallStatus, ToolCallUpdate, WriteTextFileRequest,
     WriteTextFileResponse,
 };
-use agent_client_protocol::{AcpAgent, Agent, Error};
+use agent_client_protocol::{Agent, Error};
 use serde_json::{Value, json};
 
 use crate::executor::{Launch, LaunchError, TurnRequest};
@@ -177,7 +177,7 @@ impl Emitter {
         let f = &update.fields;
         let title = f.title.clone().unwrap_or_default();
         let name = f.name.clone().or_else(|| meta_tool_name(update.meta.as_ref())).unwrap_or_else(|| title.clone());
-        let kind = f.kind.map(|k| format!("{k:?}").to_lowercase());
+        let kind = f.kind.map(|k| serde_json::to_value(k).unwrap_or(Value::Null));
         self.pending.insert(
             id.clone(),
             json!({
@@ -218,7 +218,7 @@ impl Emitter {
                     id.clone(),
                     json!({
                         "type": "tool_call", "id": id, "name": name, "title": call.title,
-                        "input": call.raw_input.clone().unwrap_or(Value::Null), "kind": format!("{:?}", call.kind).to_lowercase(),
+                        "input": call.raw_input.clone().unwrap_or(Value::Null), "kind": serde_json::to_value(call.kind).unwrap_or(Value::Null),
                     }),
                 );
                 if call.status != ToolCallStatus::Pending || given(&call.raw_input) {
@@ -361,11 +361,43 @@ pub async fn run_client(options: ClientOptions) -> i32 {
 }
 
 async fn drive(options: ClientOptions, root: PathBuf) -> Result<i32, Error> {
-    let agent = AcpAgent::from_args(options.command.clone())?.with_debug(|line, direction| {
-        if matches!(direction, agent_client_protocol::LineDirection::Stderr) {
-            eprintln!("{line}");
+        use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+    let (program, args) = options.command.split_first().ok_or_else(|| Error::new(-32602, "no agent command"))?;
+    // The agent is started here rather than by the SDK so that, once the turn is
+    // over and its stdin closed, it gets time to save its session (the next turn
+    // loads it) before anything stronger than end-of-input asks it to go.
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(&root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::new(-32603, format!("could not start {program}: {e}")))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(Error::new(-32603, "the agent's stdio is missing"));
+    };
+    let agent = agent_client_protocol::ByteStreams::new(stdin.compat_write(), stdout.compat());
+    let outcome = converse(options, root, agent).await;
+    if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
+        if let Some(pid) = child.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
         }
-    });
+        if tokio::time::timeout(EXIT_GRACE / 3, child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+    outcome
+}
+
+/// How long the agent has to exit by itself after its stdin closes.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn converse<T>(options: ClientOptions, root: PathBuf, agent: T) -> Result<i32, Error>
+where
+    T: agent_client_protocol::ConnectTo<agent_client_protocol::Client> + 'static,
+{
     let emitter = Arc::new(Mutex::new(Emitter::default()));
     let (updates, perms, reads, writes) = (Arc::clone(&emitter), Arc::clone(&emitter), root.clone(), root.clone());
     let permission = options.permission;
@@ -492,7 +524,7 @@ async fn drive(options: ClientOptions, root: PathBuf) -> Result<i32, Error> {
             let refused = matches!(response.stop_reason, StopReason::Refusal);
             emit(json!({
                 "type": "result", "text": e.last_message.clone().unwrap_or_default(), "session_id": session_id.to_string(),
-                "is_error": refused, "subtype": format!("{:?}", response.stop_reason).to_lowercase(),
+                "is_error": refused, "subtype": serde_json::to_value(response.stop_reason).unwrap_or(Value::Null),
             }));
             Ok(if response.stop_reason == StopReason::Cancelled { 130 } else { 0 })
         })

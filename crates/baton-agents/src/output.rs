@@ -61,7 +61,17 @@ pub fn failure_of_text(text: &str) -> Option<baton_core::api::FailureKind> {
     .any(|w| t.contains(w))
     {
         Some(FailureKind::Credentials)
-    } else if ["429", "529", "overloaded", "rate limit", "rate_limit", "resource_exhausted", "quota"]
+    } else if [
+        "429",
+        "529",
+        "overloaded",
+        "rate limit",
+        "rate_limit",
+        "resource_exhausted",
+        "quota",
+        "high demand",
+        "service unavailable",
+    ]
         .iter()
         .any(|w| t.contains(w))
     {

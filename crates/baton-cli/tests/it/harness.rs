@@ -182,19 +182,26 @@ impl Baton {
         self.client.task(id).await.expect("get task")
     }
 
-    /// Waits (up to 30 s) until the task satisfies `done`.
+        /// Waits (up to 30 s) until the task satisfies `done`.
     pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&TaskDetail) -> bool) -> TaskDetail {
+        self.wait_within(Duration::from_secs(30), id, what, done).await
+    }
+
+    /// Waits (up to `limit`) until the task satisfies `done`.
+    pub async fn wait_within(
+        &self,
+        limit: Duration,
+        id: &str,
+        what: &str,
+        done: impl Fn(&TaskDetail) -> bool,
+    ) -> TaskDetail {
         let start = Instant::now();
         loop {
             let t = self.get(id).await;
             if done(&t) {
                 return t;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}; task is {:?}",
-                t.task.status
-            );
+                        assert!(start.elapsed() < limit, "timed out waiting for {what}; task is {:?}: {:?}", t.task.status, t.task.reason);
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

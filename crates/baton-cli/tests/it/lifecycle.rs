@@ -262,3 +262,43 @@ async fn a_remote_launcher_takes_work_from_a_coordinator_without_one() {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(launcher.id() as i32), nix::sys::signal::Signal::SIGTERM);
     let _ = launcher.wait();
 }
+
+/// An agent that reports spending $0.50 a line, for ten lines.
+const SPENDER: &str =
+    r#"for i in 1 2 3 4 5 6 7 8 9 10; do echo '{"type":"usage","input_tokens":100,"output_tokens":10,"cost_usd":0.5}'; sleep 0.2; done"#;
+
+#[tokio::test]
+async fn a_task_over_its_budget_is_stopped_with_the_reason() {
+    let b = Baton::start();
+    b.agent("spender", SPENDER).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "spender", "budget_usd": 1.0 })).await;
+    let t = b.wait_status(&id, TaskStatus::Cancelled).await;
+    let reason = t.task.reason.unwrap();
+    assert!(reason.contains("budget of $1.00 exceeded"), "{reason}");
+    assert!(t.task.usage.cost_usd > 1.0 && t.task.usage.cost_usd < 5.0, "stopped early: {:?}", t.task.usage);
+    assert_eq!(t.runs[0].usage, t.task.usage, "the run's usage is the task's");
+    assert_eq!(t.sessions[0].usage, t.task.usage, "and the session's");
+    assert_no_processes(&id).await;
+}
+
+#[tokio::test]
+async fn a_project_over_its_budget_stops_its_agents_and_starts_no_more() {
+    let b = Baton::start_in(&[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), "budget_usd = 1.0\n").unwrap();
+    });
+    b.agent("spender", SPENDER).await;
+    let first = b.task(json!({ "prompt": "x", "agent": "spender" })).await;
+    let t = b.wait_status(&first, TaskStatus::Cancelled).await;
+    let reason = t.task.reason.unwrap();
+    assert!(reason.contains("project repo budget of $1.00 exceeded"), "{reason}");
+    let second = b.task(json!({ "prompt": "y", "agent": "spender" })).await;
+    let t = b.wait_status(&second, TaskStatus::Cancelled).await;
+    assert!(t.task.reason.unwrap().contains("project repo budget"));
+    assert!(t.runs[0].started_at.is_none(), "the second agent never started");
+    let costs: Value = b.client.get("/api/costs?project=repo").await.unwrap();
+    let spent = costs["total"]["cost_usd"].as_f64().unwrap();
+    assert!(spent >= 1.0, "{costs}");
+    assert_eq!(costs["agents"]["spender"]["cost_usd"].as_f64().unwrap(), spent);
+    assert_eq!(costs["total"]["input_tokens"].as_u64().unwrap() % 100, 0, "{costs}");
+}

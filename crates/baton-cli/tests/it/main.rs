@@ -6,5 +6,6 @@ mod crash;
 mod harness;
 mod lifecycle;
 mod orchestration;
+mod real_agents;
 mod stream;
 mod worktrees;
