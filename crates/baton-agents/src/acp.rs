@@ -361,7 +361,7 @@ pub async fn run_client(options: ClientOptions) -> i32 {
 }
 
 async fn drive(options: ClientOptions, root: PathBuf) -> Result<i32, Error> {
-        use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+    use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
     let (program, args) = options.command.split_first().ok_or_else(|| Error::new(-32602, "no agent command"))?;
     // The agent is started here rather than by the SDK so that, once the turn is
     // over and its stdin closed, it gets time to save its session (the next turn

@@ -11,10 +11,7 @@ use baton_core::model::{RunKind, Usage};
 use serde_json::{Map, Value, json};
 
 use crate::executor::{Launch, LaunchError, TurnRequest};
-use crate::output::{
-    OutputParser, Stream, Verdict, content_text, failure_of_status, failure_of_text, json_object, output_event,
-    raw_event,
-};
+use crate::output::{OutputParser, Stream, Verdict, content_text, failure_of_status, failure_of_text, json_line};
 
 /// Tools an unattended Claude Code worker may use when its definition names none.
 const DEFAULT_TOOLS: &str = "Bash Edit Write Read Glob Grep NotebookEdit WebFetch WebSearch TodoWrite Task";
@@ -154,16 +151,7 @@ fn user_block(block: &Value) -> Option<NewEvent> {
 
 impl OutputParser for ClaudeParser {
     fn line(&mut self, stream: Stream, line: &str) -> Vec<NewEvent> {
-        if stream == Stream::Stderr {
-            return vec![output_event(stream, line)];
-        }
-        let Some(obj) = json_object(line) else {
-            return vec![raw_event(line)];
-        };
-        match self.events(&obj) {
-            Some(events) => events.into_iter().map(|e| e.with_raw(line)).collect(),
-            None => vec![raw_event(line)],
-        }
+        json_line(stream, line, |obj| self.events(obj).filter(|e| !e.is_empty()))
     }
 
     fn verdict(&self) -> Verdict {

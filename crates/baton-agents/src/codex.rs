@@ -14,7 +14,7 @@ use baton_core::model::{RunKind, Usage};
 use serde_json::{Map, Value, json};
 
 use crate::executor::{Launch, LaunchError, TurnRequest};
-use crate::output::{OutputParser, Stream, Verdict, failure_of_text, json_object, output_event, raw_event};
+use crate::output::{OutputParser, Stream, Verdict, failure_of_text, json_line, raw_event};
 
 /// The command line for a turn.
 pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
@@ -183,17 +183,8 @@ impl CodexParser {
 
 impl OutputParser for CodexParser {
     fn line(&mut self, stream: Stream, line: &str) -> Vec<NewEvent> {
-        if stream == Stream::Stderr {
-            return vec![output_event(stream, line)];
-        }
-        let Some(obj) = json_object(line) else {
-            return vec![raw_event(line)];
-        };
-        match self.events(&obj) {
-            // A line understood but without news (`turn.started`) is kept raw.
-            Some(events) if !events.is_empty() => events.into_iter().map(|e| e.with_raw(line)).collect(),
-            _ => vec![raw_event(line)],
-        }
+        // A line understood but without news (`turn.started`) is kept raw.
+        json_line(stream, line, |obj| self.events(obj).filter(|e| !e.is_empty()))
     }
 
     fn verdict(&self) -> Verdict {

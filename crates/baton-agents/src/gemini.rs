@@ -11,7 +11,7 @@ use baton_core::model::{RunKind, Usage};
 use serde_json::{Map, Value};
 
 use crate::executor::{Launch, LaunchError, TurnRequest};
-use crate::output::{OutputParser, Stream, Verdict, failure_of_text, json_object, output_event, raw_event};
+use crate::output::{OutputParser, Stream, Verdict, failure_of_text, json_line};
 
 /// The command line for a turn.
 pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
@@ -143,21 +143,17 @@ impl GeminiParser {
 
 impl OutputParser for GeminiParser {
     fn line(&mut self, stream: Stream, line: &str) -> Vec<NewEvent> {
-        if stream == Stream::Stderr {
-            return vec![output_event(stream, line)];
+        let mut held = false;
+        let events = json_line(stream, line, |obj| {
+            let events = self.events(obj);
+            held = events.as_ref().is_some_and(Vec::is_empty);
+            events
+        });
+        // A chunk of a streamed message: kept for the message's raw form.
+        if held {
+            self.pending_raw.push(line.to_owned());
         }
-        let Some(obj) = json_object(line) else {
-            return vec![raw_event(line)];
-        };
-        match self.events(&obj) {
-            // A chunk of a streamed message: kept for the message's raw form.
-            Some(events) if events.is_empty() => {
-                self.pending_raw.push(line.to_owned());
-                Vec::new()
-            }
-            Some(events) => events.into_iter().map(|e| if e.raw.is_none() { e.with_raw(line) } else { e }).collect(),
-            None => vec![raw_event(line)],
-        }
+        events
     }
 
     fn finish(&mut self) -> Vec<NewEvent> {

@@ -72,8 +72,8 @@ pub fn failure_of_text(text: &str) -> Option<baton_core::api::FailureKind> {
         "high demand",
         "service unavailable",
     ]
-        .iter()
-        .any(|w| t.contains(w))
+    .iter()
+    .any(|w| t.contains(w))
     {
         Some(FailureKind::Overloaded)
     } else {
@@ -90,6 +90,27 @@ pub(crate) fn json_object(line: &str) -> Option<serde_json::Map<String, Value>> 
     match serde_json::from_str::<Value>(t) {
         Ok(Value::Object(obj)) => Some(obj),
         _ => None,
+    }
+}
+
+/// The common shape of a JSON-lines parser's `line`: a stderr line is an output
+/// event, a line that is not a JSON object (or that `events` does not know,
+/// `None`) is kept raw, and every event keeps the line it came from. `Some` of no
+/// events means the line is held back, to be joined with later ones.
+pub(crate) fn json_line(
+    stream: Stream,
+    line: &str,
+    events: impl FnOnce(&serde_json::Map<String, Value>) -> Option<Vec<NewEvent>>,
+) -> Vec<NewEvent> {
+    if stream == Stream::Stderr {
+        return vec![output_event(stream, line)];
+    }
+    let Some(obj) = json_object(line) else {
+        return vec![raw_event(line)];
+    };
+    match events(&obj) {
+        Some(events) => events.into_iter().map(|e| if e.raw.is_none() { e.with_raw(line) } else { e }).collect(),
+        None => vec![raw_event(line)],
     }
 }
 

@@ -182,7 +182,7 @@ impl Baton {
         self.client.task(id).await.expect("get task")
     }
 
-        /// Waits (up to 30 s) until the task satisfies `done`.
+    /// Waits (up to 30 s) until the task satisfies `done`.
     pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&TaskDetail) -> bool) -> TaskDetail {
         self.wait_within(Duration::from_secs(30), id, what, done).await
     }
@@ -201,7 +201,12 @@ impl Baton {
             if done(&t) {
                 return t;
             }
-                        assert!(start.elapsed() < limit, "timed out waiting for {what}; task is {:?}: {:?}", t.task.status, t.task.reason);
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}; task is {:?}: {:?}",
+                t.task.status,
+                t.task.reason
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

@@ -264,8 +264,7 @@ async fn a_remote_launcher_takes_work_from_a_coordinator_without_one() {
 }
 
 /// An agent that reports spending $0.50 a line, for ten lines.
-const SPENDER: &str =
-    r#"for i in 1 2 3 4 5 6 7 8 9 10; do echo '{"type":"usage","input_tokens":100,"output_tokens":10,"cost_usd":0.5}'; sleep 0.2; done"#;
+const SPENDER: &str = r#"for i in 1 2 3 4 5 6 7 8 9 10; do echo '{"type":"usage","input_tokens":100,"output_tokens":10,"cost_usd":0.5}'; sleep 0.2; done"#;
 
 #[tokio::test]
 async fn a_task_over_its_budget_is_stopped_with_the_reason() {

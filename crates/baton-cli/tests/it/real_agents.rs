@@ -210,9 +210,9 @@ async fn stop_mid_tool_call(cli: Cli) {
     loop {
         let events = b.events(&id).await;
         if find(&events, EventKind::ToolCall, |_| true).is_some()
-            && crate::harness::processes_of_task(&id).iter().any(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("sleep"))
-            })
+            && crate::harness::processes_of_task(&id)
+                .iter()
+                .any(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("sleep")))
         {
             break;
         }
@@ -253,7 +253,7 @@ async fn api_error(cli: Cli, status: u16) {
     let t = finished(&b, &id, 1).await;
     let events = b.events(&id).await;
     assert_eq!(t.task.status, TaskStatus::Failed, "{}", dump(&events));
-        let reason = t.task.reason.clone().unwrap_or_default();
+    let reason = t.task.reason.clone().unwrap_or_default();
     // A 400 is the request's fault: the provider's words are passed on. A 5xx
     // each CLI words its own way ("high demand", "internal server error").
     if status == 400 {
@@ -288,21 +288,35 @@ async fn garbage_truncated_json_and_silent_exits_are_reported_not_fatal() {
     let b = Baton::start();
     for executor in ["claude-code", "codex", "gemini"] {
         let name = format!("broken-{executor}");
-        let script = r#"echo 'this is not JSON'; printf '{"type":"assistant","message":{"content":[{"type":"te'; exit 1"#;
+        let script =
+            r#"echo 'this is not JSON'; printf '{"type":"assistant","message":{"content":[{"type":"te'; exit 1"#;
         b.agent_def(json!({ "name": name, "executor": executor, "command": ["sh", "-c", script, "sh"] })).await;
         let id = b.task(json!({ "prompt": "x", "agent": name })).await;
         let t = b.wait_within(TURN, &id, "failed", |t| t.task.status == TaskStatus::Failed).await;
         let events = b.events(&id).await;
-        let raw = |text: &str| find(&events, EventKind::Raw, |e| e.data["line"].as_str().is_some_and(|l| l.contains(text)));
+        let raw =
+            |text: &str| find(&events, EventKind::Raw, |e| e.data["line"].as_str().is_some_and(|l| l.contains(text)));
         assert!(raw("this is not JSON").is_some(), "{executor}: garbage kept\n{}", dump(&events));
-        assert!(raw(r#"{"type":"assistant","message""#).is_some(), "{executor}: truncated JSON kept\n{}", dump(&events));
-        assert!(t.task.reason.as_deref().unwrap_or("").contains("exited with code 1"), "{executor}: {:?}", t.task.reason);
+        assert!(
+            raw(r#"{"type":"assistant","message""#).is_some(),
+            "{executor}: truncated JSON kept\n{}",
+            dump(&events)
+        );
+        assert!(
+            t.task.reason.as_deref().unwrap_or("").contains("exited with code 1"),
+            "{executor}: {:?}",
+            t.task.reason
+        );
 
         let name = format!("silent-{executor}");
         b.agent_def(json!({ "name": name, "executor": executor, "command": ["sh", "-c", "exit 7", "sh"] })).await;
         let id = b.task(json!({ "prompt": "x", "agent": name })).await;
         let t = b.wait_within(TURN, &id, "failed", |t| t.task.status == TaskStatus::Failed).await;
-        assert!(t.task.reason.as_deref().unwrap_or("").contains("exited with code 7"), "{executor}: {:?}", t.task.reason);
+        assert!(
+            t.task.reason.as_deref().unwrap_or("").contains("exited with code 7"),
+            "{executor}: {:?}",
+            t.task.reason
+        );
     }
 }
 
@@ -341,14 +355,19 @@ async fn a_missing_cli_fails_at_once_or_falls_back() {
 #[tokio::test]
 async fn rejected_credentials_switch_to_the_fallback_agent() {
     let broken = FakeModel::start(Script::new(vec![Step::error(401, "invalid x-api-key")])).await.unwrap();
-    let working = FakeModel::start(Script::new(vec![Step::write("ok.txt", "fine\n"), Step::text("Done.")])).await.unwrap();
+    let working =
+        FakeModel::start(Script::new(vec![Step::write("ok.txt", "fine\n"), Step::text("Done.")])).await.unwrap();
     let b = Baton::start();
     let mut primary = Cli::Claude.def("primary", &broken.url, &b.dir.path().join("home-a"));
     primary["fallback"] = json!(["secondary"]);
     b.agent_def(primary).await;
     b.agent_def(Cli::Codex.def("secondary", &working.url, &b.dir.path().join("home-b"))).await;
     let id = b.task(json!({ "prompt": "Write ok.txt", "agent": "primary" })).await;
-    let t = b.wait_within(TURN, &id, "done", |t| t.task.status.is_finished() && t.runs.iter().all(|r| r.status.is_finished())).await;
+    let t = b
+        .wait_within(TURN, &id, "done", |t| {
+            t.task.status.is_finished() && t.runs.iter().all(|r| r.status.is_finished())
+        })
+        .await;
     let events = b.events(&id).await;
     assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}\n{}", t.task.reason, dump(&events));
     assert_eq!(t.task.agent, "secondary");
@@ -377,7 +396,9 @@ async fn an_acp_agent_cannot_reach_outside_its_worktree() {
     assert!(!worktree.parent().unwrap().join("escape.txt").exists(), "nothing was written outside");
     let refusals = events
         .iter()
-        .filter(|e| e.kind == EventKind::Error && e.data["message"].as_str().unwrap_or("").contains("outside the worktree"))
+        .filter(|e| {
+            e.kind == EventKind::Error && e.data["message"].as_str().unwrap_or("").contains("outside the worktree")
+        })
         .count();
     assert_eq!(refusals, 2, "{}", dump(&events));
     assert_eq!(b.sh(&format!("git show {}:inside.txt", t.task.git.branch.unwrap())), "inside");
