@@ -362,6 +362,9 @@ pub async fn run_client(options: ClientOptions) -> i32 {
 
 async fn drive(options: ClientOptions, root: PathBuf) -> Result<i32, Error> {
     use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+    // Descendants the agent leaves behind become this process's children, so
+    // they can be waited for (see the end).
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let (program, args) = options.command.split_first().ok_or_else(|| Error::new(-32602, "no agent command"))?;
     // The agent is started here rather than by the SDK so that, once the turn is
     // over and its stdin closed, it gets time to save its session (the next turn
@@ -388,6 +391,13 @@ async fn drive(options: ClientOptions, root: PathBuf) -> Result<i32, Error> {
             let _ = child.kill().await;
         }
     }
+    // An agent may leave work to its own children when it exits (claude-agent-acp
+    // exits while the Claude Code it started still saves the session): they were
+    // reparented to this process, and get the rest of the grace period to end.
+    let orphans = tokio::task::spawn_blocking(|| {
+        while !matches!(nix::sys::wait::waitpid(None, None), Err(nix::errno::Errno::ECHILD)) {}
+    });
+    let _ = tokio::time::timeout(EXIT_GRACE, orphans).await;
     outcome
 }
 

@@ -83,5 +83,8 @@ pub async fn acp_client(args: AcpClientArgs) -> Result<u8, CliError> {
         mcp_servers,
         prompt,
     };
-    Ok(run_client(options).await.clamp(0, 255) as u8)
+    let code = run_client(options).await.clamp(0, 255);
+    // Exit here rather than through the runtime's shutdown, which would wait for
+    // the thread still waiting on a descendant that outlived the grace period.
+    std::process::exit(code)
 }
