@@ -403,3 +403,48 @@ async fn an_acp_agent_cannot_reach_outside_its_worktree() {
     assert_eq!(refusals, 2, "{}", dump(&events));
     assert_eq!(b.sh(&format!("git show {}:inside.txt", t.task.git.branch.unwrap())), "inside");
 }
+
+/// The host dies mid-run (Baton, the supervisor and the agent killed with
+/// SIGKILL): after the restart the coordinator resumes the agent's own session,
+/// so the conversation goes on where it was instead of starting over.
+#[tokio::test]
+async fn a_run_lost_with_its_host_is_resumed_through_the_agents_session() {
+    let (mut b, fake) = setup(
+        Cli::Claude,
+        vec![Step::write("hello.txt", "before the crash\n"), Step::bash("sleep 300"), Step::text("Recovered.")],
+    )
+    .await;
+    let id = b.task(json!({ "prompt": "Write hello.txt, then wait", "agent": "worker" })).await;
+    let start = std::time::Instant::now();
+    while !crate::harness::processes_of_task(&id)
+        .iter()
+        .any(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("sleep\0300")))
+    {
+        assert!(start.elapsed() < TURN, "the agent never reached its second tool call");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let agent_session = b.get(&id).await.sessions[0].agent_session_id.clone().expect("the agent's session id");
+    b.kill9();
+    for entry in std::fs::read_dir(b.data.join("runs")).unwrap().flatten() {
+        if let Some(pid) =
+            std::fs::read_to_string(entry.path().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok())
+        {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    for pid in crate::harness::processes_of_task(&id) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    b.restart();
+    let t = finished(&b, &id, 2).await;
+    let events = b.events(&id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}\n{}", t.task.reason, dump(&events));
+    assert_eq!(t.sessions.len(), 1, "the same session, not a new start");
+    assert_eq!(t.runs[0].status, RunStatus::Lost);
+    assert_eq!(t.runs[1].kind, RunKind::Resume);
+    assert_eq!(t.sessions[0].agent_session_id.as_deref(), Some(agent_session.as_str()));
+    assert_eq!(t.task.result.as_deref(), Some("Recovered."));
+    let last = fake.requests().into_iter().rev().find(|r| r["path"] != "/").unwrap();
+    assert!(last["body"].to_string().contains("interrupted"), "the agent is told what happened");
+    assert_eq!(b.sh(&format!("git show {}:hello.txt", t.task.git.branch.unwrap())), "before the crash");
+}
