@@ -418,7 +418,7 @@ async fn a_run_lost_with_its_host_is_resumed_through_the_agents_session() {
     let start = std::time::Instant::now();
     while !crate::harness::processes_of_task(&id)
         .iter()
-        .any(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("sleep\0300")))
+        .any(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("sleep\u{0}300")))
     {
         assert!(start.elapsed() < TURN, "the agent never reached its second tool call");
         tokio::time::sleep(Duration::from_millis(100)).await;
