@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `baton run "PROMPT"`. Every task runs on its own branch; `baton ps` shows them,
 /// `baton logs -f ID` follows one, `baton result ID` prints what it answered.
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "baton", version, max_term_width = 100)]
 #[command(after_help = EXIT_CODES)]
 pub struct Cli {
     /// The coordinator's URL (default: the one `baton up` started for this directory).
@@ -75,6 +75,9 @@ pub enum Command {
     /// Register and list projects (git repositories).
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// The context store: documents agents share (every version kept, searched by relevance).
+    #[command(subcommand)]
+    Doc(DocCommand),
     /// List agent definitions and whether they can run.
     Agents(JsonArgs),
     /// Run a launcher that takes work from a coordinator on another host.
@@ -392,6 +395,84 @@ pub enum ProjectCommand {
     },
     /// List projects.
     List(JsonArgs),
+}
+
+/// `baton doc ...`.
+#[derive(Debug, Subcommand)]
+pub enum DocCommand {
+    /// Create a document, or write a new version of it, from FILE (or stdin).
+    Push {
+        /// Its name: `/`-separated segments of letters, digits, `.`, `_`, `-` (`notes/api.md`).
+        name: String,
+        /// The file to read (`-` or nothing: stdin). Bytes that are not UTF-8 are stored as binary.
+        file: Option<PathBuf>,
+        /// A tag (repeatable); replaces the earlier tags when given.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Metadata KEY=VALUE (repeatable; VALUE is JSON when it parses, else text).
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// A relation KIND:NAME (kind: parent, child, related, predecessor, successor; repeatable).
+        #[arg(long = "rel", value_name = "KIND:NAME")]
+        relations: Vec<String>,
+        /// Its media type (default text/markdown, or application/octet-stream for bytes).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// The project it is about.
+        #[arg(long)]
+        project: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a document's content to FILE (or stdout).
+    Pull {
+        /// The document.
+        name: String,
+        /// Where to write it (default: stdout).
+        file: Option<PathBuf>,
+        /// An earlier version.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Print a document's content.
+    Read {
+        /// The document.
+        name: String,
+        /// An earlier version.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Search documents by words (ranked by relevance), or list them.
+    Query {
+        /// Words to look for in names, tags and content (none: the newest documents).
+        words: Vec<String>,
+        /// Only documents with this tag (repeatable; all required).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Only names starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a document's metadata, relations and versions.
+    Info {
+        /// The document.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a document and all its versions.
+    Delete {
+        /// The document.
+        name: String,
+    },
 }
 
 /// `baton launcher`.

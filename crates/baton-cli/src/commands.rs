@@ -1,6 +1,7 @@
 //! One module per command; this file only routes.
 
 mod agents;
+mod docs;
 mod follow;
 mod launcher;
 mod plans;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             let client = context::client(url, token)?;
             match command {
                 Command::Run(args) => run::run(&client, args).await,
+                Command::Doc(command) => docs::doc(&client, command).await,
                 Command::Ps(args) => tasks::ps(&client, args).await,
                 Command::Show(args) => tasks::show(&client, args).await,
                 Command::Logs(args) => tasks::logs(&client, args).await,

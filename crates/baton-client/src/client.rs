@@ -4,9 +4,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use baton_core::api::{
-    AgentInfo, AttachRequest, AttachResponse, BatchAck, CreateProject, CreateTask, ErrorBody, ErrorCode, EventBatch,
-    Heartbeat, PollRequest, PollResponse, RegisterLauncher, Registered, ResumeTask, RunFinished, RunStarted, StopTask,
-    TaskDetail,
+    AgentInfo, AttachRequest, AttachResponse, BatchAck, CreateProject, CreateTask, DocDetail, DocEntry, ErrorBody,
+    ErrorCode, EventBatch, Heartbeat, PollRequest, PollResponse, PushDoc, RegisterLauncher, Registered, ResumeTask,
+    RunFinished, RunStarted, StopTask, TaskDetail,
 };
 use baton_core::event::Event;
 use baton_core::ids::{LauncherId, RunId};
@@ -242,6 +242,29 @@ impl Client {
         self.get(&format!("/api/sessions/{}", encode(id))).await
     }
 
+    // --- the context store -------------------------------------------------
+
+    /// `POST /api/docs`.
+    pub async fn push_doc(&self, req: &PushDoc) -> Result<DocDetail, ClientError> {
+        self.post("/api/docs", req).await
+    }
+
+    /// `GET /api/docs?...`: `query` is the query string (without `?`).
+    pub async fn docs(&self, query: &str) -> Result<Vec<DocEntry>, ClientError> {
+        self.get(&format!("/api/docs?{query}")).await
+    }
+
+    /// `GET /api/docs/{name}` (an earlier version with `version`).
+    pub async fn doc(&self, name: &str, version: Option<u32>) -> Result<DocDetail, ClientError> {
+        let v = version.map(|v| format!("?version={v}")).unwrap_or_default();
+        self.get(&format!("/api/docs/{}{v}", doc_path(name))).await
+    }
+
+    /// `DELETE /api/docs/{name}`.
+    pub async fn delete_doc(&self, name: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/api/docs/{}", doc_path(name))).await
+    }
+
     // --- the launcher protocol -------------------------------------------
 
     /// `POST /api/launchers/register`.
@@ -296,6 +319,11 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
         },
         Err(e) => ClientError::Decode { status: status.as_u16(), source: Box::new(e) },
     }
+}
+
+/// A document name as a URL path: each `/`-separated segment encoded.
+fn doc_path(name: &str) -> String {
+    name.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 /// Percent-encodes a path segment typed by a user.

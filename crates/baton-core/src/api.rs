@@ -784,6 +784,72 @@ pub struct RunFinished {
     pub failure: Option<FailureKind>,
 }
 
+// ---------------------------------------------------------------------------
+// The context store.
+// ---------------------------------------------------------------------------
+
+/// `POST /api/docs`: create a document, or write a new version of it (the earlier
+/// versions are kept). Fields left out of an edit keep their values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushDoc {
+    /// Its name: `/`-separated segments of letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Binary content, base64-encoded (stored as a file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+    /// Its media type (default `text/markdown` for text, `application/octet-stream` for bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Labels (replace the earlier ones when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Metadata (replaces the earlier one when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, Value>>,
+    /// Links to other documents (replace the earlier ones when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Vec<crate::doc::Relation>>,
+    /// The project it is about (id or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
+/// `GET /api/docs/{name}`: a document with its content and its versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocDetail {
+    /// The document (a binary one's bytes are in `content_base64`).
+    #[serde(flatten)]
+    pub doc: crate::doc::Document,
+    /// A binary document's bytes, base64-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+    /// Every version, newest first.
+    #[serde(default)]
+    pub versions: Vec<crate::doc::DocVersion>,
+    /// Documents that name this one in their relations.
+    #[serde(default)]
+    pub referenced_by: Vec<String>,
+}
+
+/// `GET /api/docs` entries: a document without its content, and for a search its
+/// relevance and the passage that matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocEntry {
+    /// The document (`content` left out).
+    #[serde(flatten)]
+    pub doc: crate::doc::Document,
+    /// Relevance, higher is better (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The matching passage, matches in `[` `]` (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
 /// Money and tokens one agent spent in one project (sessions summed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spend {

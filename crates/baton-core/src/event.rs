@@ -55,6 +55,11 @@ pub enum EventKind {
     Launcher,
     /// An orchestration changed; `data` is the new orchestration.
     Orchestration,
+    /// A document of the context store changed; `data` is the document without
+    /// its content (or `{name, deleted}`).
+    Document,
+    /// A Claude Code hook reported (`baton hook`); `data` is the hook's JSON.
+    Hook,
 }
 
 impl EventKind {
@@ -77,6 +82,8 @@ impl EventKind {
         EventKind::Agent,
         EventKind::Launcher,
         EventKind::Orchestration,
+        EventKind::Document,
+        EventKind::Hook,
     ];
 
     /// The stored name.
@@ -99,6 +106,8 @@ impl EventKind {
             EventKind::Agent => "agent",
             EventKind::Launcher => "launcher",
             EventKind::Orchestration => "orchestration",
+            EventKind::Document => "document",
+            EventKind::Hook => "hook",
         }
     }
 
@@ -301,7 +310,8 @@ pub fn summarize(kind: EventKind, data: &Value) -> String {
         EventKind::Task | EventKind::Session | EventKind::Run | EventKind::Launcher | EventKind::Orchestration => {
             format!("{} {} {}", kind, s("id"), s("status"))
         }
-        EventKind::Project | EventKind::Agent => format!("{} {}", kind, s("name")),
+        EventKind::Project | EventKind::Agent | EventKind::Document => format!("{} {}", kind, s("name")),
+        EventKind::Hook => format!("hook {}", s("hook_event_name")),
     }
 }
 

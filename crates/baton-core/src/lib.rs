@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod dag;
+pub mod doc;
 pub mod event;
 pub mod ids;
 pub mod model;

@@ -67,6 +67,27 @@ pub fn validate_branch_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Document names: 1 to 200 characters of `[A-Za-z0-9._-]` in `/`-separated
+/// segments (`notes/api.md`); no empty segment, no segment starting with `.` (so no
+/// `..`), no leading or trailing `/`.
+pub fn validate_doc_name(name: &str) -> Result<(), NameError> {
+    const KIND: &str = "document name";
+    if name.is_empty() || name.len() > 200 {
+        return Err(refuse(KIND, name, "must be 1 to 200 characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b)) {
+        return Err(refuse(KIND, name, "may only contain letters, digits, '.', '_', '-' and '/'"));
+    }
+    if name.split('/').any(|s| s.is_empty() || s.starts_with('.')) {
+        return Err(refuse(
+            KIND,
+            name,
+            "no segment may be empty or start with '.' (no '..', no leading or trailing '/')",
+        ));
+    }
+    Ok(())
+}
+
 /// A short, safe slug of a title for a branch name: lowercase ASCII letters and
 /// digits joined by single dashes, at most 40 characters; `task` when nothing is left.
 pub fn slugify(title: &str) -> String {

@@ -1,6 +1,7 @@
 //! The HTTP routes. Each resource has its own module of thin handlers.
 
 mod agents;
+mod docs;
 mod launchers;
 mod meta;
 mod plans;
@@ -32,6 +33,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects/{id}", get(projects::show))
         .route("/projects/{id}/radar", get(projects::radar))
         .route("/costs", get(projects::costs))
+        .route("/docs", get(docs::list).post(docs::push).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
+        .route("/docs/{*name}", get(docs::show).delete(docs::delete))
         .route("/projects/{id}/orchestrator", get(projects::lead))
         .route("/projects/{id}/heartbeat", post(projects::heartbeat))
         .route("/projects/{id}/heartbeats", get(projects::heartbeats))

@@ -9,6 +9,7 @@
 
 mod api;
 pub mod auth;
+pub mod docs;
 pub mod error;
 pub mod lead;
 pub mod projects;

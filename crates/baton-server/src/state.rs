@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The largest single event, in bytes of JSON.
     pub max_event_bytes: usize,
+    /// Where binary documents of the context store are kept (`None`: text only).
+    pub blobs_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -44,6 +46,7 @@ impl ServerConfig {
             max_delegation_depth: 4,
             max_body_bytes: 2 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
+            blobs_dir: None,
         }
     }
 

@@ -18,5 +18,6 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, Committed, Completion, EventFilter, ReadJob, Store, StoreRead, StoreTx, TaskFilter, WriteJob,
+    Backend, Committed, Completion, DocFilter, DocHit, EventFilter, ReadJob, Store, StoreRead, StoreTx, TaskFilter,
+    WriteJob,
 };

@@ -356,4 +356,73 @@ mod tests {
         drop(conn);
         assert!(matches!(open(&SqliteOptions::new(&path)), Err(StoreError::TooNew { found: 999, .. })));
     }
+
+    fn document(name: &str, content: &str, tags: &[&str], version: u32) -> baton_core::doc::Document {
+        baton_core::doc::Document {
+            name: name.into(),
+            content: Some(content.into()),
+            blob: None,
+            content_type: "text/markdown".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            metadata: Default::default(),
+            relations: Vec::new(),
+            project_id: None,
+            version,
+            size: content.len() as u64,
+            written_by: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn documents_are_searched_by_relevance_and_keep_their_versions() {
+        use crate::DocFilter;
+        use baton_core::doc::fts_query;
+        let dir = tempfile::tempdir().unwrap();
+        rt().block_on(async {
+            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
+            store
+                .write(|tx| {
+                    tx.put_document(&document("notes/api", "The REST API uses bearer tokens.", &["api"], 1))?;
+                    tx.put_document(&document("notes/db", "SQLite in WAL mode; tokens hashed.", &["db"], 1))?;
+                    tx.put_document(&document("tokens", "Everything about tokens: tokens, tokens.", &["security"], 1))?;
+                    tx.put_document(&document("notes/api", "The REST API uses bearer tokens and cookies.", &["api"], 2))
+                })
+                .await
+                .unwrap();
+            let search = |q: &str, tags: Vec<String>| {
+                let filter = DocFilter { query: fts_query(q), tags, limit: 10, ..Default::default() };
+                let store = store.clone();
+                async move { store.read(move |r| r.documents(&filter)).await.unwrap() }
+            };
+            let hits = search("tokens", vec![]).await;
+            let names: Vec<&str> = hits.iter().map(|h| h.doc.name.as_str()).collect();
+            assert_eq!(names[0], "tokens", "the name and the most mentions rank first: {names:?}");
+            assert_eq!(names.len(), 3);
+            assert!(hits[0].snippet.as_deref().unwrap().contains("[tokens]"));
+            assert!(hits[0].score.unwrap() >= hits[1].score.unwrap());
+            let hits = search("tokens", vec!["db".into()]).await;
+            assert_eq!(hits.iter().map(|h| h.doc.name.as_str()).collect::<Vec<_>>(), ["notes/db"]);
+            assert_eq!(search("cook", vec![]).await.len(), 1, "the last word matches as a prefix");
+            assert_eq!(search("\"bearer\" AND (x* NEAR :", vec![]).await.len(), 0, "no syntax error");
+            let (cur, old, versions) = store
+                .read(|r| {
+                    Ok::<_, StoreError>((
+                        r.document("notes/api")?,
+                        r.document_version("notes/api", 1)?,
+                        r.document_versions("notes/api")?,
+                    ))
+                })
+                .await
+                .unwrap();
+            assert_eq!(cur.unwrap().version, 2);
+            assert_eq!(old.unwrap().content.as_deref(), Some("The REST API uses bearer tokens."));
+            assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+            let deleted = store.write(|tx| tx.delete_document("notes/api")).await.unwrap();
+            assert!(deleted);
+            assert_eq!(search("bearer", vec![]).await.len(), 0, "gone from the index too");
+            assert!(store.read(|r| r.document_versions("notes/api")).await.unwrap().is_empty());
+        });
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::Spend;
+use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenRecord};
@@ -41,6 +42,35 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
+/// Which documents to list or search.
+#[derive(Debug, Clone, Default)]
+pub struct DocFilter {
+    /// A full-text query, already made safe ([`baton_core::doc::fts_query`]);
+    /// results are then ranked by relevance, else newest first.
+    pub query: Option<String>,
+    /// Only documents with every one of these tags.
+    pub tags: Vec<String>,
+    /// Only this project's.
+    pub project: Option<ProjectId>,
+    /// Only names starting with this.
+    pub prefix: Option<String>,
+    /// Only documents with a relation to this one.
+    pub related_to: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A document found, with how well it matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocHit {
+    /// The document.
+    pub doc: Document,
+    /// Relevance (higher is better), for a search.
+    pub score: Option<f64>,
+    /// The matching passage, with the matches in `[` `]`, for a search.
+    pub snippet: Option<String>,
+}
+
 /// Reads, inside a read snapshot or a write transaction.
 pub trait StoreRead {
     /// A project by id.
@@ -65,6 +95,14 @@ pub trait StoreRead {
     fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError>;
     /// How many tasks are in each status (for metrics).
     fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError>;
+    /// A document by name (its current version).
+    fn document(&self, name: &str) -> Result<Option<Document>, StoreError>;
+    /// One version of a document.
+    fn document_version(&self, name: &str, version: u32) -> Result<Option<Document>, StoreError>;
+    /// Every version of a document, newest first.
+    fn document_versions(&self, name: &str) -> Result<Vec<DocVersion>, StoreError>;
+    /// Documents matching a filter.
+    fn documents(&self, filter: &DocFilter) -> Result<Vec<DocHit>, StoreError>;
     /// What sessions spent, summed per project and agent (one project's, or all).
     fn spend(&self, project: Option<&ProjectId>) -> Result<Vec<Spend>, StoreError>;
 
@@ -152,6 +190,10 @@ pub trait StoreTx: StoreRead {
     fn put_orchestration(&mut self, orchestration: &Orchestration) -> Result<(), StoreError>;
     /// Records a lead heartbeat.
     fn add_heartbeat(&mut self, beat: &LeadHeartbeat) -> Result<(), StoreError>;
+    /// Writes a document's new version (the earlier ones are kept).
+    fn put_document(&mut self, doc: &Document) -> Result<(), StoreError>;
+    /// Removes a document and its versions; false when there was none.
+    fn delete_document(&mut self, name: &str) -> Result<bool, StoreError>;
 }
 
 /// An event that has been committed, with its JSON text made once for every

@@ -26,7 +26,7 @@ use crate::error::{CliError, report};
 
 /// What `.baton/.gitignore` keeps out of git: runtime files, not the user's
 /// `agents/` and `config.toml`.
-const GITIGNORE: &str = "# Baton's runtime files (this file included), so they never show in git status.\n# agents/ and config.toml are yours to commit.\n/.gitignore\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n";
+const GITIGNORE: &str = "# Baton's runtime files (this file included), so they never show in git status.\n# agents/ and config.toml are yours to commit.\n/.gitignore\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n/docs/\n";
 
 /// Takes the directory's lock so two processes never share it.
 pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
@@ -109,6 +109,7 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
         if addr.ip().is_unspecified() { format!("http://127.0.0.1:{}", addr.port()) } else { format!("http://{addr}") };
     let mut config = ServerConfig::new(&url);
     config.grace_s = args.grace;
+    config.blobs_dir = Some(data_dir.join("docs"));
     if !addr.ip().is_loopback() {
         config.allowed_hosts = None;
     }

@@ -3,6 +3,7 @@
 
 mod api_errors;
 mod crash;
+mod docs;
 mod harness;
 mod lifecycle;
 mod orchestration;

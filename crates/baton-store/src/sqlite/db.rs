@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::Spend;
+use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
@@ -20,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::StoreError;
-use crate::store::{EventFilter, StoreRead, StoreTx, TaskFilter};
+use crate::store::{DocFilter, DocHit, EventFilter, StoreRead, StoreTx, TaskFilter};
 
 /// One connection, and the events a write job appended (published after commit).
 pub(crate) struct Db<'c> {
@@ -257,6 +258,84 @@ impl StoreRead for Db<'_> {
                     },
                 })
             })
+            .collect()
+    }
+
+    fn document(&self, name: &str) -> Result<Option<Document>, StoreError> {
+        self.doc("document", "SELECT data FROM documents WHERE name = ?1", [name])
+    }
+
+    fn document_version(&self, name: &str, version: u32) -> Result<Option<Document>, StoreError> {
+        self.doc(
+            "document",
+            "SELECT data FROM document_versions WHERE name = ?1 AND version = ?2",
+            params![name, version],
+        )
+    }
+
+    fn document_versions(&self, name: &str) -> Result<Vec<DocVersion>, StoreError> {
+        let docs: Vec<Document> =
+            self.docs("document", "SELECT data FROM document_versions WHERE name = ?1 ORDER BY version DESC", [name])?;
+        Ok(docs
+            .into_iter()
+            .map(|d| DocVersion {
+                version: d.version,
+                size: d.size,
+                written_by: d.written_by,
+                updated_at: d.updated_at,
+            })
+            .collect())
+    }
+
+    fn documents(&self, filter: &DocFilter) -> Result<Vec<DocHit>, StoreError> {
+        let mut args: Vec<SqlValue> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let arg = |v: SqlValue, args: &mut Vec<SqlValue>| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        let (select, from, order) = match &filter.query {
+            Some(q) => {
+                let n = arg(SqlValue::Text(q.clone()), &mut args);
+                conds.push(format!("documents_fts MATCH {n}"));
+                (
+                    "d.data, -bm25(documents_fts, 10.0, 5.0, 1.0), snippet(documents_fts, 2, '[', ']', '…', 16)",
+                    "documents_fts JOIN documents d ON d.id = documents_fts.rowid",
+                    "bm25(documents_fts, 10.0, 5.0, 1.0)",
+                )
+            }
+            None => ("d.data, NULL, NULL", "documents d", "d.updated_at DESC"),
+        };
+        for tag in &filter.tags {
+            let n = arg(SqlValue::Text(tag.clone()), &mut args);
+            conds.push(format!("EXISTS (SELECT 1 FROM json_each(d.data, '$.tags') WHERE value = {n})"));
+        }
+        if let Some(p) = &filter.project {
+            let n = arg(SqlValue::Text(p.to_string()), &mut args);
+            conds.push(format!("d.project_id = {n}"));
+        }
+        if let Some(prefix) = &filter.prefix {
+            let n = arg(SqlValue::Text(prefix.clone()), &mut args);
+            conds.push(format!("substr(d.name, 1, length({n})) = {n}"));
+        }
+        if let Some(target) = &filter.related_to {
+            let n = arg(SqlValue::Text(target.clone()), &mut args);
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(d.data, '$.relations') WHERE json_extract(value, '$.target') = {n})"
+            ));
+        }
+        let limit = arg(SqlValue::Integer(filter.limit as i64), &mut args);
+        let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let sql = format!("SELECT {select} FROM {from} {filter_sql} ORDER BY {order} LIMIT {limit}");
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let rows = st
+            .query_map(params_from_iter(args), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<f64>>(1)?, r.get::<_, Option<String>>(2)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(data, score, snippet)| Ok(DocHit { doc: decode("document", &data)?, score, snippet }))
             .collect()
     }
 
@@ -574,6 +653,46 @@ impl StoreTx for Db<'_> {
             params![beat.project_id.as_str(), beat.at.as_millis(), data],
         )?;
         Ok(())
+    }
+
+    fn put_document(&mut self, doc: &Document) -> Result<(), StoreError> {
+        let data = encode("document", doc)?;
+        let rowid: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO documents (name, project_id, updated_at, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET project_id = excluded.project_id, updated_at = excluded.updated_at,
+                 data = excluded.data RETURNING id",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![doc.name, doc.project_id.as_ref().map(|p| p.as_str()), doc.updated_at.as_millis(), data],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(db_err)?;
+        self.exec(
+            "INSERT OR REPLACE INTO document_versions (name, version, data) VALUES (?1, ?2, ?3)",
+            params![doc.name, doc.version, data],
+        )?;
+        self.exec("DELETE FROM documents_fts WHERE rowid = ?1", [rowid])?;
+        self.exec(
+            "INSERT INTO documents_fts (rowid, name, tags, content) VALUES (?1, ?2, ?3, ?4)",
+            params![rowid, doc.name, doc.tags.join(" "), doc.content.as_deref().unwrap_or("")],
+        )?;
+        Ok(())
+    }
+
+    fn delete_document(&mut self, name: &str) -> Result<bool, StoreError> {
+        let rowid: Option<i64> = self
+            .conn
+            .prepare_cached("DELETE FROM documents WHERE name = ?1 RETURNING id")
+            .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
+            .map_err(db_err)?;
+        let Some(rowid) = rowid else { return Ok(false) };
+        self.exec("DELETE FROM documents_fts WHERE rowid = ?1", [rowid])?;
+        self.exec("DELETE FROM document_versions WHERE name = ?1", [name])?;
+        Ok(true)
     }
 
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError> {

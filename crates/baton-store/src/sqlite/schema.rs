@@ -101,6 +101,22 @@ CREATE TABLE heartbeats (
 );
 CREATE INDEX heartbeats_by_project ON heartbeats(project_id, id);
 "#,
+    r#"
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    project_id TEXT,
+    updated_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE document_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE documents_fts USING fts5(name, tags, content, tokenize = 'unicode61 remove_diacritics 2');
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,0 +1,198 @@
+//! `baton doc`: the context store.
+
+use std::io::{Read, Write};
+
+use base64::Engine;
+use baton_client::{Client, encode};
+use baton_core::api::PushDoc;
+use baton_core::doc::{Relation, RelationKind};
+use baton_core::names::validate_doc_name;
+use serde_json::Value;
+
+use crate::cli::DocCommand;
+use crate::error::CliError;
+use crate::output::{cut, print_json, table};
+
+pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
+    // Checked here too: a `..` in a URL path would be resolved away before the
+    // coordinator could refuse it.
+    let name = match &command {
+        DocCommand::Push { name, .. }
+        | DocCommand::Pull { name, .. }
+        | DocCommand::Read { name, .. }
+        | DocCommand::Info { name, .. }
+        | DocCommand::Delete { name } => Some(name),
+        DocCommand::Query { .. } => None,
+    };
+    if let Some(name) = name {
+        validate_doc_name(name).map_err(|e| CliError::Invalid(e.to_string()))?;
+    }
+    match command {
+        DocCommand::Push { name, file, tags, meta, relations, content_type, project, json } => {
+            let bytes = read_input(file.as_deref())?;
+            let (content, content_base64) = match String::from_utf8(bytes) {
+                Ok(text) => (Some(text), None),
+                Err(e) => (None, Some(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))),
+            };
+            let req = PushDoc {
+                name,
+                content,
+                content_base64,
+                content_type,
+                tags: (!tags.is_empty()).then_some(tags),
+                metadata: (!meta.is_empty()).then(|| parse_meta(&meta)).transpose()?,
+                relations: (!relations.is_empty()).then(|| parse_relations(&relations)).transpose()?,
+                project,
+            };
+            let detail = client.push_doc(&req).await?;
+            if json {
+                print_json(&detail);
+            } else {
+                println!("{} version {}", detail.doc.name, detail.doc.version);
+            }
+            Ok(0)
+        }
+        DocCommand::Pull { name, file, version } => {
+            let bytes = content(client, &name, version).await?;
+            match file {
+                Some(path) => std::fs::write(&path, bytes)
+                    .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))?,
+                None => std::io::stdout().write_all(&bytes).map_err(|e| CliError::io("cannot write to stdout", e))?,
+            }
+            Ok(0)
+        }
+        DocCommand::Read { name, version } => {
+            let bytes = content(client, &name, version).await?;
+            let mut out = std::io::stdout();
+            out.write_all(&bytes).map_err(|e| CliError::io("cannot write to stdout", e))?;
+            if !bytes.ends_with(b"\n") {
+                let _ = out.write_all(b"\n");
+            }
+            Ok(0)
+        }
+        DocCommand::Query { words, tags, prefix, limit, json } => {
+            let mut query = vec![format!("limit={limit}")];
+            if !words.is_empty() {
+                query.push(format!("q={}", encode(&words.join(" "))));
+            }
+            if !tags.is_empty() {
+                query.push(format!("tag={}", encode(&tags.join(","))));
+            }
+            if let Some(p) = prefix {
+                query.push(format!("prefix={}", encode(&p)));
+            }
+            let hits = client.docs(&query.join("&")).await?;
+            if json {
+                print_json(&hits);
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = hits
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.doc.name.clone(),
+                        h.doc.version.to_string(),
+                        h.doc.tags.join(","),
+                        h.doc.updated_at.to_string(),
+                        cut(&h.snippet.clone().unwrap_or_default().replace('\n', " "), 60),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "VERSION", "TAGS", "UPDATED", "MATCH"], &rows);
+            Ok(0)
+        }
+        DocCommand::Info { name, json } => {
+            let detail = client.doc(&name, None).await?;
+            if json {
+                let mut value = serde_json::to_value(&detail).unwrap_or_default();
+                if let Some(obj) = value.as_object_mut() {
+                    obj.remove("content");
+                    obj.remove("content_base64");
+                }
+                print_json(&value);
+                return Ok(0);
+            }
+            let d = &detail.doc;
+            println!("name:         {}", d.name);
+            println!("version:      {} ({} bytes, {})", d.version, d.size, d.content_type);
+            println!("tags:         {}", d.tags.join(", "));
+            for (k, v) in &d.metadata {
+                println!("meta:         {k} = {v}");
+            }
+            for r in &d.relations {
+                println!(
+                    "relation:     {} {}",
+                    serde_json::to_value(r.kind).unwrap_or_default().as_str().unwrap_or(""),
+                    r.target
+                );
+            }
+            for name in &detail.referenced_by {
+                println!("named by:     {name}");
+            }
+            println!("created:      {}", d.created_at);
+            for v in &detail.versions {
+                let by = v.written_by.as_ref().map(|s| format!(" by {s}")).unwrap_or_default();
+                println!("  v{:<4} {} {} bytes{by}", v.version, v.updated_at, v.size);
+            }
+            Ok(0)
+        }
+        DocCommand::Delete { name } => {
+            client.delete_doc(&name).await?;
+            println!("deleted {name}");
+            Ok(0)
+        }
+    }
+}
+
+/// A document's content as bytes.
+async fn content(client: &Client, name: &str, version: Option<u32>) -> Result<Vec<u8>, CliError> {
+    let detail = client.doc(name, version).await?;
+    Ok(match (detail.doc.content, detail.content_base64) {
+        (Some(text), _) => text.into_bytes(),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| CliError::Invalid(format!("the coordinator sent bad base64: {e}")))?,
+        (None, None) => Vec::new(),
+    })
+}
+
+fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
+    match file {
+        Some(path) if path != std::path::Path::new("-") => {
+            std::fs::read(path).map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))
+        }
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).map_err(|e| CliError::io("cannot read stdin", e))?;
+            Ok(bytes)
+        }
+    }
+}
+
+fn parse_meta(pairs: &[String]) -> Result<std::collections::BTreeMap<String, Value>, CliError> {
+    pairs
+        .iter()
+        .map(|p| {
+            let (k, v) =
+                p.split_once('=').ok_or_else(|| CliError::Invalid(format!("--meta {p:?}: expected KEY=VALUE")))?;
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+            Ok((k.to_owned(), value))
+        })
+        .collect()
+}
+
+fn parse_relations(items: &[String]) -> Result<Vec<Relation>, CliError> {
+    items
+        .iter()
+        .map(|item| {
+            let (kind, target) =
+                item.split_once(':').ok_or_else(|| CliError::Invalid(format!("--rel {item:?}: expected KIND:NAME")))?;
+            let kind: RelationKind = serde_json::from_value(Value::String(kind.to_owned())).map_err(|_| {
+                CliError::Invalid(format!(
+                    "--rel {item:?}: kind must be parent, child, related, predecessor or successor"
+                ))
+            })?;
+            Ok(Relation { kind, target: target.to_owned() })
+        })
+        .collect()
+}

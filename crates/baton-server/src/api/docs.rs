@@ -1,0 +1,133 @@
+//! `/api/docs`: the context store.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use baton_core::api::{DocDetail, DocEntry, PushDoc};
+use baton_core::doc::fts_query;
+use baton_store::DocFilter;
+use serde::Deserialize;
+
+use super::clamp_limit;
+use crate::auth::Caller;
+use crate::error::{ApiJson, AppError};
+use crate::state::AppState;
+use crate::{docs, resolve};
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    /// Words to search for (ranked by relevance); without it, newest first.
+    q: Option<String>,
+    /// Comma-separated tags, all required.
+    tag: Option<String>,
+    /// A project id or name.
+    project: Option<String>,
+    /// Names starting with this.
+    prefix: Option<String>,
+    /// At most this many.
+    limit: Option<u32>,
+}
+
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<DocEntry>>, AppError> {
+    let query = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => match fts_query(text) {
+            Some(query) => Some(query),
+            // Only punctuation: nothing can match.
+            None => return Ok(Json(Vec::new())),
+        },
+        None => None,
+    };
+    let tags: Vec<String> =
+        q.tag.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+    let limit = clamp_limit(q.limit, 50, 1000);
+    let hits = state
+        .store
+        .read(move |r| {
+            let project = q.project.as_deref().map(|p| resolve::project_ref(r, p)).transpose()?.map(|p| p.id);
+            let filter = DocFilter { query, tags, project, prefix: q.prefix, related_to: None, limit };
+            Ok::<_, AppError>(r.documents(&filter)?)
+        })
+        .await?;
+    let entries = hits
+        .into_iter()
+        .map(|h| DocEntry { doc: docs::without_content(h.doc), score: h.score, snippet: h.snippet })
+        .collect();
+    Ok(Json(entries))
+}
+
+pub(super) async fn push(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PushDoc>,
+) -> Result<(StatusCode, Json<DocDetail>), AppError> {
+    let writer = caller.session();
+    if writer.is_none() {
+        caller.require_admin()?;
+    }
+    let bytes = docs::check_push(&req)?;
+    let blob = match &bytes {
+        Some(b) => Some((docs::store_blob(state.config.blobs_dir.as_deref(), b)?, b.len() as u64)),
+        None => None,
+    };
+    let name = req.name.clone();
+    let blobs = state.config.blobs_dir.clone();
+    let (created, detail) = state
+        .store
+        .write(move |tx| {
+            let (created, _) = docs::push(tx, req, blob, writer)?;
+            Ok::<_, AppError>((created, docs::detail(tx, &name, None, blobs.as_deref())?))
+        })
+        .await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(detail)))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ShowQuery {
+    /// An earlier version.
+    version: Option<u32>,
+    /// The content itself, with its media type, instead of JSON.
+    raw: Option<bool>,
+}
+
+pub(super) async fn show(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, AppError> {
+    let blobs = state.config.blobs_dir.clone();
+    let detail = state.store.read(move |r| docs::detail(r, &name, q.version, blobs.as_deref())).await?;
+    if q.raw != Some(true) {
+        return Ok(Json(detail).into_response());
+    }
+    let bytes = match (&detail.doc.content, &detail.content_base64) {
+        (Some(text), _) => text.clone().into_bytes(),
+        (None, Some(b64)) => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(b64).map_err(AppError::internal)?
+        }
+        (None, None) => Vec::new(),
+    };
+    Ok(([(header::CONTENT_TYPE, detail.doc.content_type.clone())], Body::from(bytes)).into_response())
+}
+
+pub(super) async fn delete(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    if caller.session().is_none() {
+        caller.require_admin()?;
+    }
+    baton_core::names::validate_doc_name(&name).map_err(|e| AppError::invalid(e.to_string()))?;
+    state.store.write(move |tx| docs::delete(tx, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
