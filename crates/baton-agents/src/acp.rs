@@ -46,9 +46,10 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     };
     args.extend(["--permission".to_owned(), policy.to_owned()]);
     let mut files = Vec::new();
-    if !agent.mcp_servers.is_empty() {
+    let servers = crate::executor::mcp_servers(turn);
+    if !servers.is_empty() {
         let path = turn.dir.join("mcp.json");
-        files.push((path.clone(), json!(agent.mcp_servers).to_string()));
+        files.push((path.clone(), json!(servers).to_string()));
         args.extend(["--mcp".to_owned(), path.to_string_lossy().into_owned()]);
     }
     if turn.kind == baton_core::model::RunKind::Resume
@@ -334,7 +335,15 @@ fn mcp_servers(servers: &BTreeMap<String, Value>) -> Vec<McpServer> {
             let args: Vec<String> = s["args"]
                 .as_array()
                 .map_or_else(Vec::new, |a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect());
-            let env = pairs(&s["env"]).into_iter().map(|(k, v)| EnvVariable::new(k, v)).collect();
+            // The server runs as the agent's child: it gets the session's coordinator
+            // and token unless the definition says otherwise.
+            let mut env = pairs(&s["env"]);
+            for key in ["BATON_URL", "BATON_TOKEN", "BATON_SESSION_ID"] {
+                if let (false, Ok(value)) = (env.iter().any(|(k, _)| k == key), std::env::var(key)) {
+                    env.push((key.to_owned(), value));
+                }
+            }
+            let env = env.into_iter().map(|(k, v)| EnvVariable::new(k, v)).collect();
             Some(McpServer::Stdio(McpServerStdio::new(name.clone(), PathBuf::from(command)).args(args).env(env)))
         })
         .collect()

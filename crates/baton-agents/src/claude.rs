@@ -28,16 +28,24 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         args.extend(["--append-system-prompt".into(), agent.system_prompt.clone()]);
     }
     args.extend(["--permission-mode".into(), agent.permission_mode.clone().unwrap_or_else(|| "acceptEdits".into())]);
-    let tools = if agent.tools.is_empty() { DEFAULT_TOOLS.to_owned() } else { agent.tools.join(" ") };
+    let mut tools = if agent.tools.is_empty() { DEFAULT_TOOLS.to_owned() } else { agent.tools.join(" ") };
+    let servers = crate::executor::mcp_servers(turn);
+    if servers.contains_key(crate::executor::BATON_MCP) && !tools.split(' ').any(|t| t == "mcp__baton") {
+        tools.push_str(" mcp__baton");
+    }
     args.extend(["--allowedTools".into(), tools]);
     if !agent.disallowed_tools.is_empty() {
         args.extend(["--disallowedTools".into(), agent.disallowed_tools.join(" ")]);
     }
     let mut files = Vec::new();
-    if !agent.mcp_servers.is_empty() {
+    if !servers.is_empty() {
         let path = turn.dir.join("mcp.json");
-        files.push((path.clone(), json!({ "mcpServers": agent.mcp_servers }).to_string()));
-        args.extend(["--mcp-config".into(), path.to_string_lossy().into_owned(), "--strict-mcp-config".into()]);
+        files.push((path.clone(), json!({ "mcpServers": servers }).to_string()));
+        args.extend(["--mcp-config".into(), path.to_string_lossy().into_owned()]);
+        // The definition's own servers replace the project's `.mcp.json`.
+        if !agent.mcp_servers.is_empty() {
+            args.push("--strict-mcp-config".into());
+        }
     }
     if turn.kind == RunKind::Resume
         && let Some(id) = turn.agent_session_id

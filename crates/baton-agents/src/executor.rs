@@ -86,6 +86,26 @@ impl From<ExecutorKind> for Executor {
     }
 }
 
+/// The name of the MCP server Baton adds to agents that speak MCP.
+pub const BATON_MCP: &str = "baton";
+
+/// The MCP servers of an agent for a turn: its definition's, plus Baton's own
+/// (`baton mcp`, which finds the coordinator and the session's token in the
+/// agent's environment) unless the definition names a `baton` server itself or
+/// says `baton_mcp: false`. In the definition's servers, `${BATON_URL}`,
+/// `${BATON_TOKEN}` and `${BATON_SESSION_ID}` are replaced by the launcher.
+pub fn mcp_servers(turn: &TurnRequest<'_>) -> BTreeMap<String, serde_json::Value> {
+    let mut servers = turn.agent.mcp_servers.clone();
+    let wanted = turn.agent.baton_mcp.unwrap_or(true);
+    if wanted && !servers.contains_key(BATON_MCP) {
+        servers.insert(
+            BATON_MCP.to_owned(),
+            serde_json::json!({ "command": turn.baton.to_string_lossy(), "args": ["mcp"] }),
+        );
+    }
+    servers
+}
+
 /// The program of an agent and its leading arguments: `command` when the
 /// definition gives one, else the CLI's usual name.
 pub(crate) fn program(agent: &AgentDef, default: &str) -> (String, Vec<String>) {

@@ -80,6 +80,13 @@ pub enum Command {
     Doc(DocCommand),
     /// List agent definitions and whether they can run.
     Agents(JsonArgs),
+    /// Record a Claude Code hook: reads the hook's JSON on stdin and adds it to the session
+    /// that stands for that Claude Code session. Never blocks Claude Code: it gives up after
+    /// two seconds and always exits 0. `baton hook install` writes the hook settings.
+    Hook(HookArgs),
+    /// Serve Baton's tools over MCP on stdin/stdout, for an MCP client such as Claude Code
+    /// (`.mcp.json`: {"mcpServers": {"baton": {"command": "baton", "args": ["mcp"]}}}).
+    Mcp,
     /// Run a launcher that takes work from a coordinator on another host.
     Launcher(LauncherArgs),
     /// Supervise one agent process (started by launchers; not for people).
@@ -395,6 +402,29 @@ pub enum ProjectCommand {
     },
     /// List projects.
     List(JsonArgs),
+}
+
+/// `baton hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// `install`; without it, record the hook read from stdin.
+    #[command(subcommand)]
+    pub command: Option<HookCommand>,
+}
+
+/// `baton hook install`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Add `baton hook` to a project's Claude Code settings for every hook event
+    /// (`.claude/settings.local.json`, or `.claude/settings.json` with --shared). Idempotent.
+    Install {
+        /// The project's directory (default: this repository's top directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Write the settings file that is committed and shared with the team.
+        #[arg(long)]
+        shared: bool,
+    },
 }
 
 /// `baton doc ...`.

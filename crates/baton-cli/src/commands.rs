@@ -3,6 +3,7 @@
 mod agents;
 mod docs;
 mod follow;
+mod hook;
 mod launcher;
 mod plans;
 mod projects;
@@ -23,11 +24,16 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Launcher(args) => launcher::launcher(url, token, args).await,
         Command::Supervise { .. } => Err(CliError::Invalid("`baton supervise` is started by launchers".into())),
         Command::AcpClient(args) => agents::acp_client(args).await,
+        Command::Hook(args) => hook::hook(url, token, args).await,
         command => {
             let client = context::client(url, token)?;
             match command {
                 Command::Run(args) => run::run(&client, args).await,
                 Command::Doc(command) => docs::doc(&client, command).await,
+                Command::Mcp => {
+                    baton_mcp::serve_stdio(client).await.map_err(|e| CliError::Invalid(format!("MCP: {e}")))?;
+                    Ok(0)
+                }
                 Command::Ps(args) => tasks::ps(&client, args).await,
                 Command::Show(args) => tasks::show(&client, args).await,
                 Command::Logs(args) => tasks::logs(&client, args).await,
@@ -43,7 +49,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Merge(args) => review::merge(&client, args).await,
                 Command::Clean(args) => review::clean(&client, args).await,
                 Command::Project(command) => projects::project(&client, command).await,
-                Command::Up(_) | Command::Launcher(_) | Command::Supervise { .. } | Command::AcpClient(_) => {
+                Command::Up(_)
+                | Command::Launcher(_)
+                | Command::Supervise { .. }
+                | Command::AcpClient(_)
+                | Command::Hook(_) => {
                     unreachable!("handled above")
                 }
             }

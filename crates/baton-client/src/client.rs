@@ -102,6 +102,11 @@ impl Client {
         Ok(Self { http, base, token })
     }
 
+    /// The same coordinator and connection pool, with another token.
+    pub fn with_token(&self, token: Option<String>) -> Self {
+        Self { http: self.http.clone(), base: self.base.clone(), token }
+    }
+
     /// The coordinator's URL.
     pub fn base(&self) -> &str {
         &self.base
@@ -257,12 +262,12 @@ impl Client {
     /// `GET /api/docs/{name}` (an earlier version with `version`).
     pub async fn doc(&self, name: &str, version: Option<u32>) -> Result<DocDetail, ClientError> {
         let v = version.map(|v| format!("?version={v}")).unwrap_or_default();
-        self.get(&format!("/api/docs/{}{v}", doc_path(name))).await
+        self.get(&format!("/api/docs/{}{v}", doc_path(name)?)).await
     }
 
     /// `DELETE /api/docs/{name}`.
     pub async fn delete_doc(&self, name: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/api/docs/{}", doc_path(name))).await
+        self.delete(&format!("/api/docs/{}", doc_path(name)?)).await
     }
 
     // --- the launcher protocol -------------------------------------------
@@ -322,8 +327,16 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
 }
 
 /// A document name as a URL path: each `/`-separated segment encoded.
-fn doc_path(name: &str) -> String {
-    name.split('/').map(encode).collect::<Vec<_>>().join("/")
+/// Checked here, before any request: a `..` in a URL path would be resolved
+/// away on the way, so the coordinator could not refuse it itself.
+fn doc_path(name: &str) -> Result<String, ClientError> {
+    baton_core::names::validate_doc_name(name).map_err(|e| ClientError::Api {
+        status: 400,
+        code: ErrorCode::InvalidArgument,
+        message: e.to_string(),
+        details: None,
+    })?;
+    Ok(name.split('/').map(encode).collect::<Vec<_>>().join("/"))
 }
 
 /// Percent-encodes a path segment typed by a user.

@@ -129,6 +129,10 @@ pub struct AgentDef {
     /// MCP servers given to the agent (Claude Code's `mcpServers` shape).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mcp_servers: BTreeMap<String, Value>,
+    /// Whether the agent also gets Baton's own MCP server (`baton mcp`: tasks,
+    /// plans, documents) when it speaks MCP. Default: yes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baton_mcp: Option<bool>,
     /// For `command`: the program and its arguments. For the others: the program
     /// (and leading arguments) to run instead of the CLI's usual name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -236,6 +240,7 @@ struct FrontMatter {
     fallback: Vec<String>,
     prompt_template: Option<String>,
     pricing: Option<Pricing>,
+    baton_mcp: Option<bool>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -328,6 +333,7 @@ impl AgentDef {
             fallback: fm.fallback,
             prompt_template: fm.prompt_template,
             pricing: fm.pricing,
+            baton_mcp: fm.baton_mcp,
             extra: fm.extra,
             source: source.to_owned(),
         };
@@ -391,6 +397,7 @@ impl AgentDef {
             fallback: Vec::new(),
             prompt_template: None,
             pricing: None,
+            baton_mcp: None,
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };

@@ -55,7 +55,7 @@ pub struct Blob {
 }
 
 /// A link from one document to another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Relation {
     /// What the other document is to this one.
     pub kind: RelationKind,
@@ -64,7 +64,7 @@ pub struct Relation {
 }
 
 /// How two documents relate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RelationKind {
     /// The other is this one's parent.

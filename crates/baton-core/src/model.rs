@@ -158,6 +158,11 @@ pub struct Task {
     pub check_results: Vec<CheckResult>,
     /// The last result the agent reported.
     pub result: Option<String>,
+    /// A session Baton did not start: an interactive Claude Code that reports
+    /// through hooks (`baton hook`). Baton shows it but never runs, stops or
+    /// resumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
     /// Fallback agents it switched to, in order, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_switches: Vec<AgentSwitch>,

@@ -220,7 +220,15 @@ impl Launcher {
             self.set_up(a, w, &env, orders).await?;
         }
         for (path, content) in &launch.files {
-            std::fs::write(path, content).map_err(|e| io(&format!("write {}", path.display()), e))?;
+            // Files may name the session's own coordinator URL and token (an MCP
+            // server's headers); they are private to the run.
+            let mut content = content.clone();
+            for key in ["BATON_URL", "BATON_TOKEN", "BATON_SESSION_ID", "BATON_TASK_ID"] {
+                if let Some(value) = env.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                    content = content.replace(&format!("${{{key}}}"), value);
+                }
+            }
+            write_private(path, &content).map_err(|e| io(&format!("write {}", path.display()), e))?;
         }
         if let Some(input) = &launch.stdin {
             spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
@@ -420,4 +428,12 @@ impl Launcher {
         }
         0
     }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(content.as_bytes())
 }

@@ -33,6 +33,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects/{id}", get(projects::show))
         .route("/projects/{id}/radar", get(projects::radar))
         .route("/costs", get(projects::costs))
+        .route("/hooks", post(projects::hook))
         .route("/docs", get(docs::list).post(docs::push).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
         .route("/docs/{*name}", get(docs::show).delete(docs::delete))
         .route("/projects/{id}/orchestrator", get(projects::lead))
@@ -76,8 +77,16 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let max_body = state.config.max_body_bytes;
+    // MCP over streamable HTTP: the same tools as `baton mcp`, each call made with
+    // the caller's own token against this coordinator's API.
+    let coordinator = baton_client::Client::new(&state.config.public_url, None)
+        .unwrap_or_else(|_| baton_client::Client::new("http://127.0.0.1:1", None).expect("a valid URL"));
+    let mcp = Router::new()
+        .nest_service("/mcp", baton_mcp::http_service(coordinator))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .nest("/api", api)
+        .merge(mcp)
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)

@@ -171,6 +171,21 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
+/// Refuses requests without a valid bearer token (for `/mcp`, whose tools then
+/// call the API with that same token).
+pub async fn require_token(_caller: Caller, req: Request, next: Next) -> Response {
+    let bearer_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("bearer "));
+    if !bearer_header {
+        return AppError::new(ErrorCode::Unauthorized, "MCP needs the token in Authorization: Bearer <token>")
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// Refuses requests with a `Host` the coordinator does not answer to (DNS
 /// rebinding) and requests whose `Origin` is another site.
 pub async fn guard_origin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

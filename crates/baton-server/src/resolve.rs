@@ -81,3 +81,25 @@ pub fn project_ref(r: &dyn StoreRead, text: &str) -> Result<Project, AppError> {
 pub fn task_ref(r: &dyn StoreRead, text: &str) -> Result<Task, AppError> {
     task(r, &task_id(r, text)?)
 }
+
+/// The project a request is about: the one it names, else its calling session's,
+/// else the only one registered.
+pub fn request_project(
+    r: &dyn StoreRead,
+    named: Option<&str>,
+    session_project: Option<&ProjectId>,
+) -> Result<Project, AppError> {
+    match (named, session_project) {
+        (Some(p), _) => project_ref(r, p),
+        (None, Some(id)) => project(r, id),
+        (None, None) => match r.projects()?.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(AppError::invalid(
+                "no project is registered: run `baton up` in a repository, or `baton project add`",
+            )),
+            _ => Err(AppError::invalid(
+                "`project` is required when several projects are registered (a project id or name)",
+            )),
+        },
+    }
+}

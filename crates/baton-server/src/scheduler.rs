@@ -8,7 +8,7 @@
 //! inside the same transaction: a task that succeeds promotes the dependents it
 //! was holding back; one that fails blocks them.
 
-mod emit;
+pub(crate) mod emit;
 mod launchers;
 pub mod orchestrations;
 mod plans;

@@ -108,6 +108,8 @@ pub trait StoreRead {
 
     /// A session by id.
     fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// The newest session with this agent session id (Claude's `session_id`, ...).
+    fn session_by_agent_session(&self, agent_session_id: &str) -> Result<Option<Session>, StoreError>;
     /// A task's sessions, oldest first.
     fn sessions_of_task(&self, id: &TaskId) -> Result<Vec<Session>, StoreError>;
     /// All sessions, newest first, at most `limit`.

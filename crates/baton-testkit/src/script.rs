@@ -98,6 +98,11 @@ impl Step {
         Step { bash: Some(command.to_owned()), ..Default::default() }
     }
 
+    /// A turn that calls a tool by name (an MCP tool: `mcp__<server>__<tool>`).
+    pub fn tool(name: &str, input: Value) -> Self {
+        Step { tool: Some(ToolCall { name: name.to_owned(), input }), ..Default::default() }
+    }
+
     /// A turn that answers with an HTTP error.
     pub fn error(status: u16, message: &str) -> Self {
         Step { error: Some(ApiError { status, message: message.to_owned() }), ..Default::default() }

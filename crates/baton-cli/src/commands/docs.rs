@@ -6,7 +6,7 @@ use base64::Engine;
 use baton_client::{Client, encode};
 use baton_core::api::PushDoc;
 use baton_core::doc::{Relation, RelationKind};
-use baton_core::names::validate_doc_name;
+
 use serde_json::Value;
 
 use crate::cli::DocCommand;
@@ -14,19 +14,6 @@ use crate::error::CliError;
 use crate::output::{cut, print_json, table};
 
 pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
-    // Checked here too: a `..` in a URL path would be resolved away before the
-    // coordinator could refuse it.
-    let name = match &command {
-        DocCommand::Push { name, .. }
-        | DocCommand::Pull { name, .. }
-        | DocCommand::Read { name, .. }
-        | DocCommand::Info { name, .. }
-        | DocCommand::Delete { name } => Some(name),
-        DocCommand::Query { .. } => None,
-    };
-    if let Some(name) = name {
-        validate_doc_name(name).map_err(|e| CliError::Invalid(e.to_string()))?;
-    }
     match command {
         DocCommand::Push { name, file, tags, meta, relations, content_type, project, json } => {
             let bytes = read_input(file.as_deref())?;

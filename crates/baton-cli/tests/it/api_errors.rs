@@ -227,6 +227,9 @@ async fn unknown_agents_and_executors_are_refused() {
 async fn a_task_in_an_unknown_project_is_refused() {
     let b = Baton::start();
     refused(&b, Method::POST, "/api/tasks", Some(r#"{"project":"nope","prompt":"x"}"#), 404, "not_found").await;
+    // With one project, it is the default; with two, a task must name one.
+    let other = crate::harness::git_repo(&b.dir.path().join("other"));
+    let _: Value = b.client.post("/api/projects", &json!({ "path": other })).await.unwrap();
     refused(&b, Method::POST, "/api/tasks", Some(r#"{"prompt":"x"}"#), 400, "invalid_argument").await;
 }
 

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use crate::harness::{Baton, assert_no_processes};
 
 /// How long a real CLI may take for a turn on a busy 2-core machine.
-const TURN: Duration = Duration::from_secs(120);
+pub(crate) const TURN: Duration = Duration::from_secs(120);
 
 /// Where `scripts/setup-test-deps` installed the CLIs.
-fn clis() -> PathBuf {
+pub(crate) fn clis() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/agent-clis/node_modules/.bin");
     assert!(
         dir.join("claude").exists(),
@@ -33,7 +33,7 @@ fn testkit(file: &str) -> String {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cli {
+pub(crate) enum Cli {
     Claude,
     Codex,
     Gemini,
@@ -44,7 +44,7 @@ enum Cli {
 impl Cli {
     /// A definition of agent `name` running this CLI against the fake model at
     /// `url`, with a home of its own under `home` (nothing of the user's is read).
-    fn def(self, name: &str, url: &str, home: &Path) -> Value {
+    pub(crate) fn def(self, name: &str, url: &str, home: &Path) -> Value {
         std::fs::create_dir_all(home).unwrap();
         let bin = |program: &str| clis().join(program).display().to_string();
         let home_s = home.display().to_string();
@@ -105,18 +105,18 @@ async fn setup(cli: Cli, steps: Vec<Step>) -> (Baton, FakeModel) {
     (b, fake)
 }
 
-async fn finished(b: &Baton, id: &str, runs: usize) -> TaskDetail {
+pub(crate) async fn finished(b: &Baton, id: &str, runs: usize) -> TaskDetail {
     b.wait_within(TURN, id, "the turn to end", |t| {
         t.runs.len() == runs && t.runs.iter().all(|r| r.status.is_finished()) && t.task.status.is_finished()
     })
     .await
 }
 
-fn find(events: &[Event], kind: EventKind, what: impl Fn(&Event) -> bool) -> Option<&Event> {
+pub(crate) fn find(events: &[Event], kind: EventKind, what: impl Fn(&Event) -> bool) -> Option<&Event> {
     events.iter().find(|e| e.kind == kind && what(e))
 }
 
-fn dump(events: &[Event]) -> String {
+pub(crate) fn dump(events: &[Event]) -> String {
     events.iter().map(|e| format!("{} {}\n", e.kind, e.data)).collect()
 }
 

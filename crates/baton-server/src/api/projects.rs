@@ -144,3 +144,18 @@ pub(super) async fn costs(
         .await?;
     Ok(Json(baton_core::api::Costs::of(rows)))
 }
+
+/// `POST /api/hooks`: a Claude Code hook's JSON, recorded as an event of the
+/// session that stands for that Claude Code session (see [`crate::hooks`]).
+pub(super) async fn hook(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    crate::error::ApiJson(hook): crate::error::ApiJson<serde_json::Value>,
+) -> Result<Json<crate::hooks::HookRecorded>, AppError> {
+    if caller.session().is_none() {
+        caller.require_admin()?;
+    }
+    crate::hooks::check(&hook)?;
+    let recorded = state.store.write(move |tx| crate::hooks::record(tx, hook)).await?;
+    Ok(Json(recorded))
+}

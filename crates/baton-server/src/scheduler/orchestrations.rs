@@ -122,14 +122,11 @@ pub fn start(
     if req.description.trim().is_empty() {
         return Err(AppError::invalid("`description` must not be empty"));
     }
-    let project = match (&req.project, caller.session()) {
-        (Some(p), _) => resolve::project_ref(tx, p)?,
-        (None, Some(s)) => resolve::project(tx, &resolve::session(tx, &s)?.project_id)?,
-        (None, None) => match tx.projects()?.as_slice() {
-            [only] => only.clone(),
-            _ => return Err(AppError::invalid("`project` is required (a project id or name)")),
-        },
+    let session_project = match caller.session() {
+        Some(s) => Some(resolve::session(tx, &s)?.project_id),
+        None => None,
     };
+    let project = resolve::request_project(tx, req.project.as_deref(), session_project.as_ref())?;
     let s = &project.settings;
     let planner = role_agent(tx, &project, req.planner.as_deref(), s.planner_agent.as_deref(), "planner")?;
     let synthesizer =

@@ -37,11 +37,7 @@ pub fn create_plan(
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
     };
-    let project = match (&req.project, &parent) {
-        (Some(p), _) => resolve::project_ref(tx, p)?,
-        (None, Some(s)) => resolve::project(tx, &s.project_id)?,
-        (None, None) => return Err(AppError::invalid("`project` is required (a project id or name)")),
-    };
+    let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
     if req.tasks.is_empty() {
         return Err(AppError::invalid(if req.synthesis.is_some() {
             "the plan's synthesis would depend on nothing: a plan needs at least one task"

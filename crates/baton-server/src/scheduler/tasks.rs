@@ -136,11 +136,7 @@ pub fn create_task(
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
     };
-    let project = match (&req.project, &parent) {
-        (Some(p), _) => resolve::project_ref(tx, p)?,
-        (None, Some(s)) => resolve::project(tx, &s.project_id)?,
-        (None, None) => return Err(AppError::invalid("`project` is required (a project id or name)")),
-    };
+    let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
     let checks = req.checks.clone().unwrap_or_else(|| project.settings.checks.clone());
     check_fields(&req.prompt, req.title.as_deref(), req.timeout_s, req.budget_usd, &checks, req.branch.as_deref())?;
     let agent = resolve_agent(tx, &project, req.agent.as_deref(), &req.tags)?;
@@ -238,6 +234,7 @@ pub(crate) fn insert_known(
         },
         check_results: Vec::new(),
         agent_switches: Vec::new(),
+        external: false,
         result: None,
         usage: Usage::default(),
         created_at: now,
@@ -503,6 +500,7 @@ pub fn stop_task(
     reason: Option<String>,
 ) -> Result<Task, AppError> {
     let mut task = resolve::task(tx, id)?;
+    refuse_external(&task, "stopped")?;
     let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "stopped by request".into());
     match task.status {
         TaskStatus::Pending | TaskStatus::AwaitingApproval | TaskStatus::Blocked => {
@@ -556,8 +554,20 @@ pub fn stop_task(
 
 /// Runs a failed or cancelled task again in a new session (on the same branch,
 /// so earlier work is kept), and lets its blocked dependents wait for it again.
+/// Refuses to act on a session Baton did not start.
+fn refuse_external(task: &Task, what: &str) -> Result<(), AppError> {
+    if task.external {
+        return Err(AppError::conflict(format!(
+            "task {} is an interactive Claude Code session Baton only watches; it cannot be {what} from here",
+            task.id
+        )));
+    }
+    Ok(())
+}
+
 pub fn retry_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result<Task, AppError> {
     let mut task = resolve::task(tx, id)?;
+    refuse_external(&task, "retried")?;
     match task.status {
         TaskStatus::Failed | TaskStatus::Cancelled => {}
         TaskStatus::Blocked => {
@@ -604,6 +614,7 @@ pub fn resume_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId, message:
         ));
     }
     let mut task = resolve::task(tx, id)?;
+    refuse_external(&task, "resumed")?;
     if !task.status.is_finished() {
         return Err(AppError::conflict(format!(
             "task {} is {}; only a finished task can be resumed (stop it first)",

@@ -343,6 +343,15 @@ impl StoreRead for Db<'_> {
         self.doc("session", "SELECT data FROM sessions WHERE id = ?1", [id.as_str()])
     }
 
+    fn session_by_agent_session(&self, agent_session_id: &str) -> Result<Option<Session>, StoreError> {
+        self.doc(
+            "session",
+            "SELECT data FROM sessions WHERE json_extract(data, '$.agent_session_id') = ?1
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            [agent_session_id],
+        )
+    }
+
     fn sessions_of_task(&self, id: &TaskId) -> Result<Vec<Session>, StoreError> {
         self.docs("session", "SELECT data FROM sessions WHERE task_id = ?1 ORDER BY created_at, rowid", [id.as_str()])
     }

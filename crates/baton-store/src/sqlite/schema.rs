@@ -117,6 +117,10 @@ CREATE TABLE document_versions (
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE documents_fts USING fts5(name, tags, content, tokenize = 'unicode61 remove_diacritics 2');
 "#,
+    r#"
+CREATE INDEX sessions_by_agent_session ON sessions(json_extract(data, '$.agent_session_id'))
+    WHERE json_extract(data, '$.agent_session_id') IS NOT NULL;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
