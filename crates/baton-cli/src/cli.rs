@@ -84,6 +84,8 @@ pub enum Command {
     /// that stands for that Claude Code session. Never blocks Claude Code: it gives up after
     /// two seconds and always exits 0. `baton hook install` writes the hook settings.
     Hook(HookArgs),
+    /// Print a one-time login link for the dashboard (it sets a cookie, then the link is spent).
+    Dashboard,
     /// Serve Baton's tools over MCP on stdin/stdout, for an MCP client such as Claude Code
     /// (`.mcp.json`: {"mcpServers": {"baton": {"command": "baton", "args": ["mcp"]}}}).
     Mcp,

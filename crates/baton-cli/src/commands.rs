@@ -30,6 +30,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             match command {
                 Command::Run(args) => run::run(&client, args).await,
                 Command::Doc(command) => docs::doc(&client, command).await,
+                Command::Dashboard => {
+                    let link: serde_json::Value = client.post("/api/login-links", &serde_json::json!({})).await?;
+                    println!("{}", link["url"].as_str().unwrap_or_default());
+                    Ok(0)
+                }
                 Command::Mcp => {
                     baton_mcp::serve_stdio(client).await.map_err(|e| CliError::Invalid(format!("MCP: {e}")))?;
                     Ok(0)

@@ -1,6 +1,7 @@
 //! The HTTP routes. Each resource has its own module of thin handlers.
 
 mod agents;
+mod dashboard;
 mod docs;
 mod launchers;
 mod meta;
@@ -34,6 +35,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects/{id}/radar", get(projects::radar))
         .route("/costs", get(projects::costs))
         .route("/hooks", post(projects::hook))
+        .route("/login-links", post(dashboard::login_link))
         .route("/docs", get(docs::list).post(docs::push).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
         .route("/docs/{*name}", get(docs::show).delete(docs::delete))
         .route("/projects/{id}/orchestrator", get(projects::lead))
@@ -87,6 +89,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(mcp)
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::app_js))
+        .route("/assets/app.css", get(dashboard::app_css))
+        .route("/login", get(dashboard::login))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)

@@ -63,6 +63,9 @@ impl ServerConfig {
     }
 }
 
+/// How long a dashboard login link works.
+pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(15 * 60);
+
 /// What the coordinator knows of a connected launcher beyond the database.
 #[derive(Debug)]
 pub struct LauncherLive {
@@ -110,6 +113,8 @@ pub struct AppState {
     pub started: Instant,
     /// The merge queue.
     pub merges: tokio::sync::mpsc::UnboundedSender<crate::review::MergeJob>,
+    /// One-time dashboard login codes (hashed) and when each expires.
+    pub login_codes: Mutex<HashMap<String, Instant>>,
 }
 
 impl AppState {
@@ -129,8 +134,27 @@ impl AppState {
             metrics: Metrics::default(),
             started: Instant::now(),
             merges,
+            login_codes: Mutex::new(HashMap::new()),
         };
         (state, jobs)
+    }
+
+    /// A fresh one-time login link for the dashboard, valid for [`LOGIN_CODE_TTL`].
+    pub fn login_link(&self) -> String {
+        let code = crate::auth::new_token(baton_core::model::TokenKind::Admin);
+        let code = code.trim_start_matches("bta_").to_owned();
+        if let Ok(mut codes) = self.login_codes.lock() {
+            let now = Instant::now();
+            codes.retain(|_, expires| *expires > now);
+            codes.insert(crate::auth::hash_token(&code), now + LOGIN_CODE_TTL);
+        }
+        format!("{}/login?code={code}", self.config.public_url)
+    }
+
+    /// Takes a login code: true once, while it is fresh.
+    pub fn redeem_login_code(&self, code: &str) -> bool {
+        let Ok(mut codes) = self.login_codes.lock() else { return false };
+        codes.remove(&crate::auth::hash_token(code)).is_some_and(|expires| expires > Instant::now())
     }
 
     /// Wakes every waiting launcher poll.

@@ -134,7 +134,12 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
         tracing::warn!(worktree = %orphan.display(), "this worktree belongs to no task Baton knows; it was left as it is");
     }
 
-    println!("listening on {url}");
+    // One write for both lines: whoever reads the first line may close the pipe.
+    let _ = write!(
+        std::io::stdout().lock(),
+        "listening on {url}\ndashboard: {} (a one-time login link; `baton dashboard` prints another)\n",
+        state.login_link()
+    );
     let _ = std::io::stdout().flush();
     write_private(&data_dir.join("url"), &url)?;
     tracing::info!(data_dir = %data_dir.display(), "admin token in {}", data_dir.join("token").display());

@@ -3,6 +3,7 @@
 
 mod api_errors;
 mod crash;
+mod dashboard;
 mod docs;
 mod harness;
 mod hooks;

@@ -1,0 +1,113 @@
+//! The dashboard: its login link, its assets, and the whole of it in a real
+//! browser (Debian's headless Chromium driven by playwright-core, both installed
+//! by `scripts/setup-test-deps`), with a screenshot of each main view saved under
+//! `target/dashboard-screenshots/`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::harness::{BATON, Baton};
+
+/// A fresh one-time login link from `baton dashboard`.
+fn login_link(b: &Baton) -> String {
+    let out = b.cli(&["dashboard"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test]
+async fn a_login_link_works_once_and_sets_an_http_only_cookie() {
+    let b = Baton::start();
+    let link = login_link(&b);
+    assert!(link.starts_with(&format!("{}/login?code=", b.url)), "{link}");
+    let client = no_redirects();
+    let resp = client.get(&link).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/", "the code leaves the address bar at once");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    // The cookie is a token the API accepts.
+    let tasks = client.get(format!("{}/api/tasks", b.url)).header("cookie", &pair).send().await.unwrap();
+    assert_eq!(tasks.status(), 200);
+    // The link is spent.
+    let again = client.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 401);
+    assert!(again.text().await.unwrap().contains("baton dashboard"));
+    let bad = client.get(format!("{}/login?code=guess", b.url)).send().await.unwrap();
+    assert_eq!(bad.status(), 401);
+    // Without a cookie or token the API refuses; the page itself loads (and says so).
+    let anon = client.get(format!("{}/api/tasks", b.url)).send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+    // A page of another site cannot use the cookie to act.
+    let forged = client
+        .post(format!("{}/api/tasks", b.url))
+        .header("cookie", &pair)
+        .header("origin", "https://evil.example")
+        .json(&json!({ "prompt": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+}
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_by_baton_itself() {
+    let b = Baton::start();
+    let client = no_redirects();
+    let page = client.get(format!("{}/", b.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/assets/app.js") && html.contains("/assets/app.css"), "{html}");
+    for (path, kind) in [("/assets/app.js", "javascript"), ("/assets/app.css", "css")] {
+        let r = client.get(format!("{}{path}", b.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().contains(kind));
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("http://") && !body.contains("https://"), "{path} loads nothing from elsewhere");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_in_a_real_browser() {
+    let b = Baton::start();
+    let talker = r#"i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo "{\"type\":\"tool_call\",\"id\":\"c$i\",\"name\":\"Bash\",\"input\":{\"command\":\"step $i\"}}"; echo "{\"type\":\"tool_result\",\"id\":\"c$i\",\"output\":\"ok $i\"}"; echo '{"type":"usage","input_tokens":10,"output_tokens":2,"cost_usd":0.001}'; sleep 0.3; done"#;
+    b.agent("talker", talker).await;
+    b.agent("writer", "echo hello > greeting.txt; echo wrote it").await;
+    b.agent("same-a", "echo A > same.txt").await;
+    b.agent("same-b", "echo B > same.txt").await;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser/dashboard.mjs");
+    assert!(
+        script.parent().unwrap().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed in testkit/browser: run scripts/setup-test-deps"
+    );
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("BATON", BATON)
+        .env("BATON_URL", &b.url)
+        .env("BATON_TOKEN", &b.token)
+        .env("REPO", &b.repo)
+        .env("LOGIN_URL", login_link(&b))
+        .env("SHOTS", &shots)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for view in ["board", "task-timeline", "review", "merge-conflict", "overview", "dag", "agents", "costs", "docs"] {
+        let file = shots.join(format!("{view}.png"));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000, "{view}.png is not a real screenshot");
+    }
+    let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    assert!(tasks.iter().any(|t| t["git"]["merge"] == "merged"), "the page merged a task");
+}

@@ -1,0 +1,165 @@
+// Drives Baton's dashboard in Debian's headless Chromium with playwright-core.
+// Started by the Rust test `dashboard::the_dashboard_in_a_real_browser` with:
+//   BATON (the binary), BATON_URL, BATON_TOKEN, REPO (where to run the CLI),
+//   LOGIN_URL (a one-time login link), SHOTS (where to save screenshots).
+// Prints one line per step; exits non-zero on the first failure.
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = process.env;
+const base = env.BATON_URL;
+const TIMEOUT = 60_000;
+
+function cli(args, input) {
+  return execFileSync(env.BATON, args, { cwd: env.REPO, env, encoding: "utf8", input }).trim();
+}
+
+async function api(path) {
+  const r = await fetch(base + path, { headers: { authorization: `Bearer ${env.BATON_TOKEN}` } });
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+async function until(what, check) {
+  const start = Date.now();
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() - start > TIMEOUT) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const step = (text) => console.log(`step: ${text}`);
+
+/** Runs a task to its end from the CLI; its id. */
+function runToEnd(agent, title) {
+  return JSON.parse(cli(["run", "--agent", agent, "--title", title, "--wait", "--json", "Do it"])).id;
+}
+
+mkdirSync(env.SHOTS, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(TIMEOUT);
+  const pageErrors = [];
+  const foreign = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("request", (r) => {
+    const url = r.url();
+    if (!url.startsWith(base) && !url.startsWith("data:")) foreign.push(url);
+  });
+  const shot = async (name) => {
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
+    step(`screenshot ${name}.png`);
+  };
+
+  step("log in with the one-time link");
+  await page.goto(env.LOGIN_URL);
+  if (page.url() !== `${base}/`) throw new Error(`after login the page is ${page.url()}, not ${base}/`);
+  await page.waitForSelector('[data-live="connected"]');
+  await page.evaluate(() => {
+    window.__notReloaded = true;
+  });
+  await page.waitForSelector('[data-view="overview"]');
+
+  step("a task started from the CLI appears without a reload");
+  await page.click('[data-nav="board"]');
+  await page.waitForSelector('[data-view="board"]');
+  const talker = cli(["run", "--agent", "talker", "--title", "streamed work", "Work in steps"]);
+  await page.waitForSelector(`[data-task-id="${talker}"]`);
+  await page.waitForSelector(`[data-task-id="${talker}"]:has-text("running")`);
+  await shot("board");
+
+  step("its tool calls stream into the timeline");
+  await page.click(`[data-task-id="${talker}"]`);
+  await page.waitForSelector('[data-view="task"]');
+  await page.waitForSelector('[data-event-kind="tool_call"]');
+  const before = await page.locator('[data-event-kind="tool_call"]').count();
+  await until("more tool calls", async () => (await page.locator('[data-event-kind="tool_call"]').count()) >= before + 2);
+  await shot("task-timeline");
+
+  step("stop from the page");
+  await page.click('[data-tab="review"]');
+  await page.click('[data-action="stop"]');
+  await until("the task is cancelled", async () => (await api(`/api/tasks/${talker}`)).status === "cancelled");
+  await page.waitForSelector('[data-task-status]:has-text("cancelled")');
+
+  step("merge from the page");
+  const writer = runToEnd("writer", "add greeting");
+  await page.evaluate((id) => {
+    location.hash = `#/tasks/${id}`;
+  }, writer);
+  await page.waitForSelector(`[data-view="task"]`);
+  await page.waitForSelector('[data-task-status]:has-text("succeeded")');
+  await page.click('[data-tab="review"]');
+  await page.waitForSelector("text=greeting.txt");
+  await shot("review");
+  await page.click('[data-action="merge"]');
+  await until("the task is merged", async () => (await api(`/api/tasks/${writer}`)).git.merge === "merged");
+
+  step("a refused merge shows the conflict");
+  const one = runToEnd("same-a", "same a");
+  const two = runToEnd("same-b", "same b");
+  cli(["merge", one]);
+  await page.evaluate((id) => {
+    location.hash = `#/tasks/${id}`;
+  }, two);
+  await page.waitForSelector('[data-task-status]:has-text("succeeded")');
+  await page.click('[data-tab="review"]');
+  await page.click('[data-action="merge"]');
+  await page.waitForSelector("[data-error]:has-text('same.txt')");
+  await shot("merge-conflict");
+
+  step("the other views");
+  cli(["doc", "push", "notes/architecture", "--tag", "design"], "The event pipeline: launchers batch events to the coordinator.\n");
+  for (const [nav, view] of [
+    ["overview", "overview"],
+    ["dag", "dag"],
+    ["agents", "agents"],
+    ["costs", "costs"],
+  ]) {
+    await page.click(`[data-nav="${nav}"]`);
+    await page.waitForSelector(`[data-view="${view}"]`);
+    await shot(view);
+  }
+  await page.waitForSelector(`[data-view="costs"] >> text=talker`);
+
+  step("search the context store");
+  await page.click('[data-nav="docs"]');
+  await page.fill('[data-input="doc-search"]', "pipeline");
+  await page.press('[data-input="doc-search"]', "Enter");
+  await page.waitForSelector('[data-doc-name="notes/architecture"]');
+  await page.click('[data-doc-name="notes/architecture"]');
+  await page.waitForSelector("text=event pipeline");
+  await shot("docs");
+
+  step("keyboard: 2 opens the board");
+  await page.locator("body").press("2");
+  await page.waitForSelector('[data-view="board"]');
+
+  step("still the same page, nothing from elsewhere, no script errors");
+  if (!(await page.evaluate(() => window.__notReloaded === true))) throw new Error("the page was reloaded");
+  if (foreign.length) throw new Error(`requests to other origins: ${foreign.join(", ")}`);
+  if (pageErrors.length) throw new Error(`script errors: ${pageErrors.join("; ")}`);
+  step("done");
+} catch (e) {
+  failed = true;
+  console.error(`FAILED: ${e.stack || e}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
