@@ -129,8 +129,14 @@ fn read_loop(conn: Connection, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
             }
         };
         let db = Db::new(&conn);
+        // One read transaction per job: every statement of it sees the same
+        // snapshot (a task and its runs as of one commit, never half of two).
+        let snapshot = conn.execute_batch("BEGIN DEFERRED").is_ok();
         // A panicking job drops its reply sender, so its caller gets `Closed`.
         let _ = catch_unwind(AssertUnwindSafe(|| job(&db)));
+        if snapshot {
+            let _ = conn.execute_batch("COMMIT");
+        }
     }
 }
 
@@ -423,6 +429,44 @@ mod tests {
             assert!(deleted);
             assert_eq!(search("bearer", vec![]).await.len(), 0, "gone from the index too");
             assert!(store.read(|r| r.document_versions("notes/api")).await.unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_read_job_sees_one_snapshot_even_while_writes_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        rt().block_on(async {
+            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
+            let p = project("before");
+            let id = p.id.clone();
+            store.write(move |tx| tx.put_project(&p)).await.unwrap();
+            let (read_started, wrote) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+            let (started_tx, started_rx) = read_started;
+            let (wrote_tx, wrote_rx) = wrote;
+            let reader = {
+                let store = store.clone();
+                let id = id.clone();
+                tokio::spawn(async move {
+                    store
+                        .read(move |r| {
+                            let first = r.project(&id)?.unwrap().name;
+                            started_tx.send(()).unwrap();
+                            wrote_rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+                            let second = r.project(&id)?.unwrap().name;
+                            Ok::<_, StoreError>((first, second))
+                        })
+                        .await
+                })
+            };
+            tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
+            let mut renamed = project("after");
+            renamed.id = id.clone();
+            store.write(move |tx| tx.put_project(&renamed)).await.unwrap();
+            wrote_tx.send(()).unwrap();
+            let (first, second) = reader.await.unwrap().unwrap();
+            assert_eq!((first.as_str(), second.as_str()), ("before", "before"), "one snapshot per read job");
+            let now = store.read(move |r| r.project(&id)).await.unwrap().unwrap().name;
+            assert_eq!(now, "after");
         });
     }
 }
