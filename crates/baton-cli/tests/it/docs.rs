@@ -1,27 +1,12 @@
 //! The context store: `/api/docs` and `baton doc`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use baton_core::status::TaskStatus;
 use serde_json::{Value, json};
 
-use crate::harness::{BATON, Baton};
+use crate::harness::Baton;
 
-/// Runs `baton ARGS` with `input` on stdin.
 fn cli_in(b: &Baton, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(BATON)
-        .args(args)
-        .current_dir(&b.repo)
-        .env("BATON_URL", &b.url)
-        .env("BATON_TOKEN", &b.token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    b.cli_in(args, input, None)
 }
 
 fn ok(out: &std::process::Output) -> String {

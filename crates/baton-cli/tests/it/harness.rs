@@ -177,6 +177,25 @@ impl Baton {
             .expect("run baton")
     }
 
+    /// Runs the CLI with `input` on stdin, against `url` (default: this coordinator).
+    pub fn cli_in(&self, args: &[&str], input: &[u8], url: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(BATON)
+            .args(args)
+            .current_dir(&self.repo)
+            .env("BATON_URL", url.unwrap_or(&self.url))
+            .env("BATON_TOKEN", &self.token)
+            .env("BATON_LOG", "warn")
+            .env_remove("BATON_SESSION_ID")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run baton");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().expect("run baton")
+    }
+
     /// A task, now.
     pub async fn get(&self, id: &str) -> TaskDetail {
         self.client.task(id).await.expect("get task")

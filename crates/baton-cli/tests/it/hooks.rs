@@ -1,8 +1,7 @@
 //! `baton hook`: an interactive Claude Code session, reporting through its hooks,
 //! shows up as a session beside the workers.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use baton_core::event::EventKind;
@@ -10,25 +9,13 @@ use baton_core::status::TaskStatus;
 use baton_testkit::{FakeModel, Script, Step};
 use serde_json::{Value, json};
 
-use crate::harness::{BATON, Baton};
+use crate::harness::Baton;
 use crate::real_agents::{clis, dump, find};
 
-/// Runs `baton hook` in the repository with `input` on stdin.
+/// Runs `baton hook` in the repository with `input` on stdin; how long it took.
 fn hook(b: &Baton, input: &[u8], url: &str) -> (std::process::Output, Duration) {
     let start = Instant::now();
-    let mut child = Command::new(BATON)
-        .arg("hook")
-        .current_dir(&b.repo)
-        .env("BATON_URL", url)
-        .env("BATON_TOKEN", &b.token)
-        .env_remove("BATON_SESSION_ID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = b.cli_in(&["hook"], input, Some(url));
     (out, start.elapsed())
 }
 
