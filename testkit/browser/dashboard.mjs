@@ -5,6 +5,7 @@
 // Prints one line per step; exits non-zero on the first failure.
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const env = process.env;
@@ -31,6 +32,16 @@ async function until(what, check) {
 }
 
 const step = (text) => console.log(`step: ${text}`);
+
+// Asks the Rust test to do something to the coordinator (a line "ask: WHAT" on
+// stdout) and waits for its one-line answer on stdin.
+const answers = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function ask(what) {
+  console.log(`ask: ${what}`);
+  const answer = await answers.next();
+  if (answer.done) throw new Error(`no answer to "${what}"`);
+  return answer.value.trim();
+}
 
 /** Runs a task to its end from the CLI; its id. */
 function runToEnd(agent, title) {
@@ -146,6 +157,16 @@ try {
   await page.click('[data-doc-name="notes/architecture"]');
   await page.waitForSelector("text=event pipeline");
   await shot("docs");
+
+  step("the coordinator goes away: the page says so, and catches up when it is back");
+  await page.click('[data-nav="board"]');
+  await page.waitForSelector('[data-view="board"]');
+  const away = await ask("away"); // a task run to its end while the page could not hear of it
+  await page.waitForSelector('#live[data-live="reconnecting"]');
+  if (await page.locator(`[data-task-id="${away}"]`).count()) throw new Error("the page shows a task it cannot know of");
+  await ask("back");
+  await page.waitForSelector('#live[data-live="connected"]');
+  await page.waitForSelector(`[data-task-id="${away}"]:has-text("succeeded")`);
 
   step("keyboard: 2 opens the board");
   await page.locator("body").press("2");

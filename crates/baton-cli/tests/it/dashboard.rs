@@ -4,8 +4,10 @@
 //! `target/dashboard-screenshots/`.
 
 use std::path::Path;
+use std::process::Stdio;
 
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::harness::{BATON, Baton};
 
@@ -77,7 +79,7 @@ async fn the_page_and_its_assets_are_served_by_baton_itself() {
 
 #[tokio::test]
 async fn the_dashboard_in_a_real_browser() {
-    let b = Baton::start();
+    let mut b = Baton::start();
     let talker = r#"i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo "{\"type\":\"tool_call\",\"id\":\"c$i\",\"name\":\"Bash\",\"input\":{\"command\":\"step $i\"}}"; echo "{\"type\":\"tool_result\",\"id\":\"c$i\",\"output\":\"ok $i\"}"; echo '{"type":"usage","input_tokens":10,"output_tokens":2,"cost_usd":0.001}'; sleep 0.3; done"#;
     b.agent("talker", talker).await;
     b.agent("writer", "echo hello > greeting.txt; echo wrote it").await;
@@ -89,7 +91,7 @@ async fn the_dashboard_in_a_real_browser() {
         script.parent().unwrap().join("node_modules/playwright-core").exists(),
         "playwright-core is not installed in testkit/browser: run scripts/setup-test-deps"
     );
-    let out = tokio::process::Command::new("node")
+    let mut node = tokio::process::Command::new("node")
         .arg(&script)
         .env("BATON", BATON)
         .env("BATON_URL", &b.url)
@@ -97,12 +99,46 @@ async fn the_dashboard_in_a_real_browser() {
         .env("REPO", &b.repo)
         .env("LOGIN_URL", login_link(&b))
         .env("SHOTS", &shots)
-        .output()
-        .await
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut answers = node.stdin.take().unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut stderr = node.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    // The script asks for what only this side can do to the coordinator.
+    let home = b.address();
+    let mut stdout = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stdout.push_str(&line);
+        stdout.push('\n');
+        let answer = match line.as_str() {
+            // Gone from where the page knows it; a task runs to its end elsewhere meanwhile.
+            "ask: away" => {
+                b.restart_at("127.0.0.1:0");
+                let out = b.cli(&["run", "--agent", "writer", "--title", "while away", "--wait", "--json", "Do it"]);
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                let task: Value = serde_json::from_slice(&out.stdout).unwrap();
+                task["id"].as_str().unwrap().to_owned()
+            }
+            "ask: back" => {
+                b.restart_at(&home);
+                "back".to_owned()
+            }
+            _ => continue,
+        };
+        answers.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+    }
+    let status = node.wait().await.unwrap();
+    let stderr = stderr.await.unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
     for view in ["board", "task-timeline", "review", "merge-conflict", "overview", "dag", "agents", "costs", "docs"] {
         let file = shots.join(format!("{view}.png"));
         let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

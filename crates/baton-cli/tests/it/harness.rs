@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 /// The binary under test.
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
 
+/// Where a coordinator listens unless told otherwise: a free port.
+const ANY_PORT: &str = "127.0.0.1:0";
+
 /// A coordinator with its embedded launcher, in a fresh repository.
 pub struct Baton {
     /// Holds everything; removed at the end.
@@ -81,14 +84,14 @@ impl Baton {
             args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        baton.launch();
+        baton.launch(ANY_PORT);
         baton
     }
 
-    fn launch(&mut self) {
+    fn launch(&mut self, listen: &str) {
         let mut child = Command::new(BATON)
             .arg("up")
-            .args(["--listen", "127.0.0.1:0", "--grace", "2"])
+            .args(["--listen", listen, "--grace", "2"])
             .args(&self.args)
             .current_dir(&self.repo)
             .env("BATON_LOG", "warn")
@@ -143,8 +146,19 @@ impl Baton {
 
     /// Starts `baton up` again on the same data directory.
     pub fn restart(&mut self) {
+        self.restart_at(ANY_PORT);
+    }
+
+    /// Starts `baton up` again on the same data directory, listening on `listen`
+    /// (the old address, to come back where a client waits for it).
+    pub fn restart_at(&mut self, listen: &str) {
         self.kill9();
-        self.launch();
+        self.launch(listen);
+    }
+
+    /// The address the coordinator listens on.
+    pub fn address(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
     }
 
     /// Defines a `command` agent running `script` with `sh -c`.
