@@ -148,6 +148,8 @@ try {
     await shot(view);
   }
   await page.waitForSelector(`[data-view="costs"] >> text=talker`);
+  await page.click('[data-nav="overview"]');
+  await page.waitForSelector('[data-project-progress]:has-text("4 total · 3 completed")');
 
   step("search the context store");
   await page.click('[data-nav="docs"]');

@@ -871,8 +871,9 @@ function OverviewView() {
             : rel(ld.lastPoll),
         ld.lastPoll ? h('span', { class: 'muted' }, ` (at ${new Date(ms(ld.lastPoll)).toLocaleTimeString()})`) : null,
         ld.source ? [' from ', h('strong', null, ld.source)] : null) : (lead ? null : h('p', { class: 'small muted' }, 'Lead status: loading…')),
-      ld && ld.state ? h('p', { class: 'small muted' },
-        `${ld.state.tasksTotal} total · ${ld.state.tasksCompleted} completed · ${ld.state.tasksInProgress} in progress · ${ld.state.tasksTodo} to do`) : null,
+      // Counted here from the live tasks (the lead's own figures are fetched at most every few seconds).
+      h('p', { class: 'small muted', 'data-project-progress': p.id },
+        `${total} total · ${c.succeeded || 0} completed · ${(c.queued || 0) + (c.running || 0) + (c.checking || 0)} in progress · ${(c.pending || 0) + (c.awaiting_approval || 0)} to do`),
       h('ul', { class: 'counts', 'aria-label': 'Tasks by status' },
         STATUSES.map((st) => h('li', { class: c[st] ? '' : 'zero' }, badge(st), h('span', { class: 'n' }, String(c[st] || 0))))),
       ld && ld.state && ld.state.nextWave && ld.state.nextWave.length
