@@ -1,6 +1,6 @@
 //! The dispatcher: registration, re-attachment, the poll loop, heartbeats.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -270,7 +270,13 @@ impl Launcher {
         loop {
             tick.tick().await;
             let Ok(agents) = self.client.agents().await else { continue };
-            let wanted: BTreeSet<String> = agents.iter().filter_map(|a| a.def.program()).collect();
+            // Only the known CLIs are asked their version (see `programs`).
+            let mut wanted: BTreeMap<String, bool> = BTreeMap::new();
+            for def in agents.iter().map(|a| &a.def) {
+                if let Some(program) = def.program() {
+                    *wanted.entry(program).or_default() |= def.executor.default_program().is_some();
+                }
+            }
             let Some(found) = programs.refresh(&wanted).await else { continue };
             match self.client.heartbeat(&id, &self.heartbeat(Some(found.clone()))).await {
                 Ok(_) => programs.sent(found),

@@ -1,7 +1,11 @@
 //! Preflight: which of the agents' programs are installed on this host, and
 //! which version, reported to the coordinator so `baton agents` can say.
+//!
+//! Only the known agent CLIs are asked `--version`: any other program (a
+//! `command` or ACP agent's) may do something else with that argument, so it is
+//! only looked for.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,23 +32,24 @@ pub(crate) struct Programs {
 }
 
 impl Programs {
-    /// Probes the `wanted` programs that are new or due again. The full map,
-    /// when it differs from what the coordinator was last told.
-    pub async fn refresh(&mut self, wanted: &BTreeSet<String>) -> Option<BTreeMap<String, ProgramInfo>> {
+    /// Probes the `wanted` programs (each with whether to ask its version) that
+    /// are new or due again. The full map, when it differs from what the
+    /// coordinator was last told.
+    pub async fn refresh(&mut self, wanted: &BTreeMap<String, bool>) -> Option<BTreeMap<String, ProgramInfo>> {
         let path = std::env::var("PATH").ok();
         let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-        for program in wanted {
+        for (program, &ask_version) in wanted {
             let due = self
                 .known
                 .get(program)
                 .is_none_or(|(info, at)| at.elapsed() > if info.path.is_some() { FOUND_TTL } else { MISSING_TTL });
             if due {
-                let info = probe(program, path.as_deref(), &cwd).await;
+                let info = probe(program, ask_version, path.as_deref(), &cwd).await;
                 self.known.insert(program.clone(), (info, Instant::now()));
             }
         }
         let now: BTreeMap<String, ProgramInfo> =
-            wanted.iter().filter_map(|p| self.known.get(p).map(|(i, _)| (p.clone(), i.clone()))).collect();
+            wanted.keys().filter_map(|p| self.known.get(p).map(|(i, _)| (p.clone(), i.clone()))).collect();
         (self.sent.as_ref() != Some(&now)).then_some(now)
     }
 
@@ -54,9 +59,14 @@ impl Programs {
     }
 }
 
-/// Finds a program and asks its version.
-async fn probe(program: &str, path: Option<&str>, cwd: &Path) -> ProgramInfo {
+/// Finds a program and, when `ask_version`, asks its version (a program that
+/// fails at `--version` has none).
+async fn probe(program: &str, ask_version: bool, path: Option<&str>, cwd: &Path) -> ProgramInfo {
     let Some(found) = find_program(program, path, cwd) else { return ProgramInfo::default() };
+    let path = Some(found.to_string_lossy().into_owned());
+    if !ask_version {
+        return ProgramInfo { path, version: None };
+    }
     let output = tokio::time::timeout(
         VERSION_TIMEOUT,
         tokio::process::Command::new(&found)
@@ -67,7 +77,7 @@ async fn probe(program: &str, path: Option<&str>, cwd: &Path) -> ProgramInfo {
     )
     .await;
     let version = match output {
-        Ok(Ok(out)) => {
+        Ok(Ok(out)) if out.status.success() => {
             let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
             String::from_utf8_lossy(&text).lines().map(str::trim).find(|l| !l.is_empty()).map(|l| {
                 let mut l = l.to_owned();
@@ -77,7 +87,7 @@ async fn probe(program: &str, path: Option<&str>, cwd: &Path) -> ProgramInfo {
         }
         _ => None,
     };
-    ProgramInfo { path: Some(found.to_string_lossy().into_owned()), version }
+    ProgramInfo { path, version }
 }
 
 #[cfg(test)]
@@ -87,13 +97,26 @@ mod tests {
     #[tokio::test]
     async fn installed_programs_have_a_path_and_version_and_missing_ones_neither() {
         let mut programs = Programs::default();
-        let wanted: BTreeSet<String> = ["git".to_owned(), "surely-not-installed-xyz".to_owned()].into();
+        let wanted: BTreeMap<String, bool> =
+            [("git".to_owned(), true), ("sh".to_owned(), false), ("surely-not-installed-xyz".to_owned(), true)].into();
         let map = programs.refresh(&wanted).await.expect("first report");
         let git = &map["git"];
         assert!(git.path.as_deref().is_some_and(|p| p.ends_with("/git")), "{git:?}");
         assert!(git.version.as_deref().is_some_and(|v| v.starts_with("git version")), "{git:?}");
+        let sh = &map["sh"];
+        assert!(sh.path.is_some() && sh.version.is_none(), "a program that is not a known CLI is not run: {sh:?}");
         assert_eq!(map["surely-not-installed-xyz"], ProgramInfo::default());
         programs.sent(map);
         assert!(programs.refresh(&wanted).await.is_none(), "nothing changed, nothing to send");
+    }
+
+    #[tokio::test]
+    async fn a_program_failing_at_version_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let fails = dir.path().join("fails");
+        std::fs::write(&fails, "#!/bin/sh\necho 'unknown option --version' >&2\nexit 2\n").unwrap();
+        std::fs::set_permissions(&fails, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let info = probe(fails.to_str().unwrap(), true, None, dir.path()).await;
+        assert!(info.path.is_some() && info.version.is_none(), "{info:?}");
     }
 }

@@ -40,13 +40,17 @@ pub async fn agents(client: &Client, args: JsonArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// The CLI column: the program and its version where installed, `missing`
+/// The CLI column: the program and its version where installed (`installed`
+/// for programs that are not asked their version), `missing`
 /// where launchers looked and did not find it, `?` before any looked.
 fn installed(a: &AgentInfo) -> String {
     let Some(program) = &a.program else { return "-".into() };
     let name = program.rsplit('/').next().unwrap_or(program);
     match a.installs.iter().find(|i| i.path.is_some()) {
-        Some(i) => cut(&format!("{name} {}", short_version(i.version.as_deref().unwrap_or(""))), 40),
+        Some(i) => match i.version.as_deref() {
+            Some(version) => cut(&format!("{name} {}", short_version(version)), 40),
+            None => format!("{name} installed"),
+        },
         None if a.installs.is_empty() => format!("{name} ?"),
         None => format!("{name} missing"),
     }

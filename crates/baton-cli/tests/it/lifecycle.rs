@@ -217,12 +217,14 @@ async fn health_metrics_openapi_and_agents() {
     assert!(spec["paths"]["/api/tasks"].is_object());
     // Preflight: the launcher looks for each agent's program and says what it found.
     b.agent_def(json!({ "name": "gitter", "executor": "command", "command": ["git", "status"] })).await;
+    // A known CLI is asked its version (here tar standing in for claude).
+    b.agent_def(json!({ "name": "versioned", "executor": "claude-code", "command": ["tar"] })).await;
     b.agent_def(json!({ "name": "ghost", "executor": "claude-code", "command": ["/nonexistent/claude"] })).await;
     let start = std::time::Instant::now();
     let agents = loop {
         let agents: Vec<Value> = serde_json::from_slice(&b.cli(&["agents", "--json"]).stdout).unwrap();
         let probed = |name: &str| agents.iter().any(|a| a["name"] == name && a["installs"].is_array());
-        if probed("gitter") && probed("ghost") {
+        if probed("gitter") && probed("ghost") && probed("versioned") {
             break agents;
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(20), "no preflight report: {agents:#?}");
@@ -231,13 +233,17 @@ async fn health_metrics_openapi_and_agents() {
     let agent = |name: &str| agents.iter().find(|a| a["name"] == name).unwrap().clone();
     let gitter = agent("gitter");
     assert_eq!(gitter["available"], true);
-    assert!(gitter["installs"][0]["version"].as_str().unwrap().starts_with("git version"), "{gitter}");
+    assert!(gitter["installs"][0]["path"].as_str().unwrap().ends_with("/git"), "{gitter}");
+    assert_eq!(gitter["installs"][0]["version"], Value::Null, "a command agent's program is not run: {gitter}");
+    let versioned = agent("versioned");
+    assert!(versioned["installs"][0]["version"].as_str().unwrap().contains("tar"), "{versioned}");
     let ghost = agent("ghost");
     assert_eq!(ghost["available"], false);
     assert_eq!(ghost["installs"][0]["path"], Value::Null);
     assert!(ghost["install_hint"].as_str().unwrap().contains("npm install -g @anthropic-ai/claude-code"), "{ghost}");
     let table = String::from_utf8(b.cli(&["agents"]).stdout).unwrap();
-    assert!(table.lines().any(|l| l.starts_with("gitter") && l.contains("git 2.")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("gitter") && l.contains("git installed")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("versioned") && l.contains("tar 1.")), "{table}");
     assert!(table.lines().any(|l| l.starts_with("ghost") && l.contains("claude missing")), "{table}");
     let launchers: Vec<Value> = b.client.get("/api/launchers").await.unwrap();
     assert_eq!(launchers.len(), 1);
