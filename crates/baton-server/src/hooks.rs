@@ -7,6 +7,11 @@
 //! (a prompt is a `message`, a tool use a `tool_call` and `tool_result`), with the
 //! hook's JSON kept as the event's raw form. Each hook also counts as a heartbeat
 //! of the project's lead.
+//!
+//! When the session starts tasks through Baton's MCP tools (`start_task`,
+//! `submit_plan`), the tool's answer names them: they become children of its
+//! session, as they would be of a session Baton runs, so the lead and its
+//! workers show up as one tree.
 
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::{SessionId, TaskId};
@@ -97,6 +102,9 @@ pub fn record(tx: &mut dyn StoreTx, hook: Value) -> Result<HookRecorded, AppErro
     let raw = hook.to_string();
     for e in events(&hook, &event) {
         tx.append_event(Some(&session.id), None, Some(&task.id), e.with_raw(raw.clone()))?;
+    }
+    if event == "PostToolUse" {
+        adopt_started(tx, &session, &hook, now)?;
     }
 
     // The session's state follows its hooks (an external session has no runs).
@@ -199,6 +207,52 @@ fn start(
     Ok((task, session))
 }
 
+/// Makes the tasks a Baton MCP tool call of this session started (named in the
+/// tool's answer) children of the session. Only tasks without a parent, run by
+/// Baton, and created since the session began are taken.
+fn adopt_started(tx: &mut dyn StoreTx, session: &Session, hook: &Value, now: Timestamp) -> Result<(), AppError> {
+    let tool = field(hook, "tool_name").unwrap_or("");
+    let Some((_server, name)) = tool.strip_prefix("mcp__").and_then(|t| t.rsplit_once("__")) else { return Ok(()) };
+    if !matches!(name, "start_task" | "submit_plan") {
+        return Ok(());
+    }
+    for id in started_ids(&hook["tool_response"]) {
+        let Some(mut task) = tx.task(&id)? else { continue };
+        if task.external || task.parent_session_id.is_some() || task.created_at < session.created_at {
+            continue;
+        }
+        task.parent_session_id = Some(session.id.clone());
+        task.updated_at = now;
+        save_task(tx, &task)?;
+        for mut child in tx.sessions_of_task(&task.id)? {
+            if child.parent_session_id.is_none() {
+                child.parent_session_id = Some(session.id.clone());
+                save_session(tx, &child)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tasks a `start_task` or `submit_plan` answer names as started: the
+/// answer's `id`, or its `tasks[].id`, wherever Claude Code put the tool's text
+/// (a string, content blocks, structured content).
+fn started_ids(answer: &Value) -> Vec<TaskId> {
+    match answer {
+        Value::String(text) => serde_json::from_str::<Value>(text).map(|v| started_ids(&v)).unwrap_or_default(),
+        Value::Array(items) => items.iter().flat_map(started_ids).collect(),
+        Value::Object(o) => match o.get("id").and_then(Value::as_str).and_then(|id| id.parse::<TaskId>().ok()) {
+            Some(id) => vec![id],
+            None => ["text", "content", "structuredContent", "tasks"]
+                .iter()
+                .filter_map(|k| o.get(*k))
+                .flat_map(started_ids)
+                .collect(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 /// A hook as Baton's events.
 fn events(hook: &Value, event: &str) -> Vec<NewEvent> {
     let s = |k: &str| field(hook, k);
@@ -243,6 +297,22 @@ mod tests {
         assert!(check(&json!({ "session_id": "../x", "hook_event_name": "Stop" })).is_err());
         assert!(check(&json!({ "session_id": "abc", "hook_event_name": "St op" })).is_err());
         assert!(check(&json!({ "session_id": "abc-1", "hook_event_name": "PreToolUse" })).is_ok());
+    }
+
+    #[test]
+    fn started_tasks_are_found_in_any_shape_of_answer() {
+        let task = TaskId::generate();
+        let text = json!({ "id": task, "depends_on": [TaskId::generate()] }).to_string();
+        for answer in [
+            json!(text),
+            json!([{ "type": "text", "text": text }]),
+            json!({ "content": [{ "type": "text", "text": text }] }),
+            json!({ "plan": { "id": "pl-x" }, "tasks": [{ "name": "a", "id": task }] }),
+        ] {
+            assert_eq!(started_ids(&answer), vec![task.clone()], "{answer}");
+        }
+        assert!(started_ids(&json!("not json")).is_empty());
+        assert!(started_ids(&json!({ "id": "../x" })).is_empty());
     }
 
     #[test]

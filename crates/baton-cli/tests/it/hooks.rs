@@ -21,10 +21,15 @@ fn hook(b: &Baton, input: &[u8], url: &str) -> (std::process::Output, Duration) 
 
 #[tokio::test]
 async fn a_real_claude_code_session_shows_up_through_its_hooks() {
-    let fake = FakeModel::start(Script::new(vec![Step::write("hello.txt", "hi\n"), Step::text("Created hello.txt.")]))
-        .await
-        .unwrap();
+    let fake = FakeModel::start(Script::new(vec![
+        Step::write("hello.txt", "hi\n"),
+        Step::tool("mcp__baton__start_task", json!({ "prompt": "Help out", "agent": "helper", "title": "help" })),
+        Step::text("Created hello.txt."),
+    ]))
+    .await
+    .unwrap();
     let b = Baton::start();
+    b.agent("helper", "echo helped").await;
     let out = b.cli(&["hook", "install"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let settings: Value =
@@ -36,10 +41,16 @@ async fn a_real_claude_code_session_shows_up_through_its_hooks() {
     // The user's own Claude Code, in the repository, not started by Baton.
     let home = b.dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
+    // With Baton's MCP server, as `claude mcp add baton -- baton mcp` would add it.
+    let mcp = b.dir.path().join("mcp.json");
+    let servers = json!({ "mcpServers": { "baton": { "command": crate::harness::BATON, "args": ["mcp"] } } });
+    std::fs::write(&mcp, servers.to_string()).unwrap();
     // tokio's, so that the fake model (on this test's runtime) answers while we wait.
     let mut claude = tokio::process::Command::new(clis().join("claude"))
         .args(["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"])
-        .args(["--allowedTools", "Write"])
+        .args(["--allowedTools", "Write,mcp__baton__start_task"])
+        .arg("--mcp-config")
+        .arg(&mcp)
         .current_dir(&b.repo)
         .env("HOME", &home)
         .env("ANTHROPIC_BASE_URL", &fake.url)
@@ -91,6 +102,11 @@ async fn a_real_claude_code_session_shows_up_through_its_hooks() {
     assert!(call.raw.as_deref().unwrap().contains("PreToolUse"), "the hook's JSON is kept");
     assert!(find(&events, EventKind::ToolResult, |e| e.data["id"] == call.data["id"]).is_some());
     assert!(find(&events, EventKind::Hook, |e| e.data["hook_event_name"] == "SessionEnd").is_some());
+    // The task it started through Baton's MCP server is its child.
+    let lead_session = &t.sessions[0].id;
+    let children: Vec<Value> = b.client.get(&format!("/api/tasks?parent={lead_session}")).await.unwrap();
+    assert_eq!(children.len(), 1, "{children:?}\n{}", dump(&events));
+    assert_eq!(children[0]["title"], "help");
     // The lead's status counts hooks as heartbeats.
     let lead: Value = b.client.get("/api/projects/repo/orchestrator").await.unwrap();
     assert_eq!(lead["status"], "running", "{lead}");

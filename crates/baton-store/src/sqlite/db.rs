@@ -539,8 +539,8 @@ impl StoreTx for Db<'_> {
     fn put_task(&mut self, t: &Task) -> Result<(), StoreError> {
         let data = encode("task", t)?;
         self.exec(
-            "UPDATE tasks SET status = ?2, data = ?3 WHERE id = ?1",
-            params![t.id.as_str(), t.status.as_str(), data],
+            "UPDATE tasks SET status = ?2, data = ?3, parent_session_id = ?4 WHERE id = ?1",
+            params![t.id.as_str(), t.status.as_str(), data, t.parent_session_id.as_ref().map(|s| s.as_str())],
         )?;
         Ok(())
     }
