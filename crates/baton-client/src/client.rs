@@ -92,13 +92,20 @@ impl Client {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::BadUrl(base));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(ClientError::Http)?;
+            .no_proxy();
+        if base.starts_with("http://") {
+            // Plain HTTP never verifies a certificate: skip loading the system's
+            // (hundreds of files parsed, megabytes kept, on every command).
+            let tls = rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let http = builder.build().map_err(ClientError::Http)?;
         Ok(Self { http, base, token })
     }
 
