@@ -50,8 +50,10 @@ impl SqliteOptions {
 const MAX_GROUP: usize = 512;
 
 /// How many committed events subscribers may fall behind before they must catch up
-/// from the database.
-const EVENT_BUFFER: usize = 65_536;
+/// from the database. The ring is allocated whole at start (about 32 bytes a slot),
+/// so it is sized for ordinary bursts; a bigger one (a plan of thousands of tasks)
+/// sends its readers to the database, which they read in pages.
+const EVENT_BUFFER: usize = 4_096;
 
 /// Opens (creating and migrating as needed) the database and starts its threads.
 pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {

@@ -100,3 +100,40 @@ async fn server_sent_events_resume_after_a_position_and_filter_by_task() {
         assert_eq!(got.task_id.as_ref().map(|t| t.to_string()), Some(a.clone()), "only the task asked for");
     }
 }
+
+/// A client that falls further behind than the coordinator's live buffer holds
+/// (it reads nothing while an agent prints megabytes) is caught up from the
+/// database: every event, once, in order.
+#[tokio::test]
+async fn a_client_further_behind_than_the_live_buffer_misses_nothing() {
+    let b = Baton::start();
+    b.agent("loud", "line=$(printf '%01000d' 0); i=0; while [ $i -lt 12000 ]; do echo \"$i $line\"; i=$((i+1)); done")
+        .await;
+    let mut ws = connect(&b, 0).await;
+    let id = b.task(json!({ "prompt": "shout", "agent": "loud" })).await;
+    b.wait_status(&id, TaskStatus::Succeeded).await;
+    let mut want = Vec::new();
+    loop {
+        let page = b.client.task_events(&id, want.last().copied().unwrap_or(0), 10_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        want.extend(page.iter().map(|e| e.id));
+    }
+    assert!(want.len() > 12_000, "{} events", want.len());
+    let last = *want.last().unwrap();
+    let mut got = Vec::new();
+    let mut previous = 0;
+    loop {
+        let e = next_event(&mut ws).await;
+        assert!(e.id > previous, "in order, nothing twice: {} after {previous}", e.id);
+        previous = e.id;
+        if e.task_id.as_ref().is_some_and(|t| t.as_str() == id) {
+            got.push(e.id);
+        }
+        if e.id >= last {
+            break;
+        }
+    }
+    assert_eq!(got, want, "every event of the task");
+}
