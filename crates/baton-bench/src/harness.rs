@@ -17,6 +17,28 @@ pub fn stamp(dir: &str) {
     std::fs::rename(tmp, Path::new(dir).join(task)).unwrap();
 }
 
+/// Prints `count` lines at `rate` lines a second, each the time (ns since the
+/// epoch) it was written: the agent of the fan-out measure.
+pub fn emit(count: u64, rate: u64) {
+    use std::io::Write;
+    let start = std::time::Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut sent = 0;
+    while sent < count {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(count);
+        if due > sent {
+            let now = now_ns();
+            for _ in sent..due {
+                writeln!(out, "{now}").unwrap();
+            }
+            out.flush().unwrap();
+            sent = due;
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    }
+}
+
 /// Nanoseconds since the epoch.
 pub fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
@@ -35,6 +57,9 @@ pub struct Coordinator {
     pub child: Child,
     pub client: Client,
     pub stamps: PathBuf,
+    /// The coordinator's URL and admin token.
+    pub url: String,
+    pub token: String,
 }
 
 impl Coordinator {
@@ -65,7 +90,7 @@ impl Coordinator {
         let token = std::fs::read_to_string(repo.join(".baton/token")).unwrap().trim().to_owned();
         let stamps = dir.path().join("stamps");
         std::fs::create_dir_all(&stamps).unwrap();
-        Self { client: Client::new(&url, Some(token)).unwrap(), _dir: dir, child, stamps }
+        Self { client: Client::new(&url, Some(token.clone())).unwrap(), _dir: dir, child, stamps, url, token }
     }
 
     pub fn pid(&self) -> u32 {

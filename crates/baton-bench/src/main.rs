@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! cargo build --release --bin baton --bin baton-bench
-//! target/release/baton-bench [--quick] [--baseline bench/baseline.json] [--save FILE]
+//! target/release/baton-bench [--quick] [--fanout] [--baseline bench/baseline.json] [--save FILE]
 //! ```
 //!
 //! Each figure is a median (and p99) of many runs, printed beside the target from
 //! DESIGN.md and, when a baseline file is given, the baseline's figure.
 //! `baton-bench stamp DIR` is the agent used to time spawns: it writes the time it
-//! started running into `DIR/$BATON_TASK_ID`.
+//! started running into `DIR/$BATON_TASK_ID`; `baton-bench emit COUNT RATE` is the
+//! agent of the fan-out measure: COUNT lines at RATE a second, each its own time.
 
+mod fanout;
 mod harness;
 mod measures;
 
@@ -22,6 +24,10 @@ fn main() {
         harness::stamp(&args[2]);
         return;
     }
+    if args.get(1).map(String::as_str) == Some("emit") {
+        harness::emit(args[2].parse().expect("count"), args[3].parse().expect("rate"));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let baseline: BTreeMap<String, f64> = flag("--baseline")
@@ -29,7 +35,15 @@ fn main() {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let results = rt.block_on(measures::all(quick));
+    let results = if args.iter().any(|a| a == "--fanout") {
+        rt.block_on(async {
+            let c = harness::Coordinator::start(8, "worktrees = false\n");
+            let clients = std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+            fanout::fanout(&c, 20_000, if quick { 1 } else { 3 }, clients).await
+        })
+    } else {
+        rt.block_on(measures::all(quick))
+    };
     println!("\n{:<44} {:>10} {:>8} {:>10}  unit", "measure", "value", "target", "baseline");
     for r in &results {
         let base = baseline.get(&r.key).map(|b| format!("{b:.3}")).unwrap_or_else(|| "-".into());

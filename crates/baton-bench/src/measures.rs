@@ -16,18 +16,18 @@ pub struct Measure {
     pub unit: &'static str,
 }
 
-fn measure(key: &str, value: f64, target: &str, unit: &'static str) -> Measure {
+pub(crate) fn measure(key: &str, value: f64, target: &str, unit: &'static str) -> Measure {
     Measure { key: key.into(), value, target: target.into(), unit }
 }
 
 /// The median and 99th percentile of samples.
-fn median_p99(mut samples: Vec<f64>) -> (f64, f64) {
+pub(crate) fn median_p99(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     (at(0.5), at(0.99))
 }
 
-async fn agent(c: &Coordinator, name: &str, command: Value) {
+pub(crate) async fn agent(c: &Coordinator, name: &str, command: Value) {
     let _: Value = c
         .client
         .post("/api/agents", &json!({ "name": name, "executor": "command", "command": command }))
@@ -35,7 +35,7 @@ async fn agent(c: &Coordinator, name: &str, command: Value) {
         .unwrap();
 }
 
-async fn create(c: &Coordinator, agent: &str, extra: Value) -> Task {
+pub(crate) async fn create(c: &Coordinator, agent: &str, extra: Value) -> Task {
     let mut body = json!({ "project": "repo", "prompt": "bench", "agent": agent });
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     c.client.post("/api/tasks", &body).await.unwrap()
@@ -99,6 +99,9 @@ pub async fn all(quick: bool) -> Vec<Measure> {
         if quick { "-" } else { "< 1000" },
         "ms",
     ));
+
+    // 20,000 events a second from one agent, to 50 live clients.
+    out.extend(crate::fanout::fanout(&c, 20_000, if quick { 1 } else { 3 }, 50).await);
 
     // Launcher overhead per running agent: what the coordinator process grows by,
     // plus each supervisor's proportional memory (its private pages and its share

@@ -190,7 +190,7 @@ fn commit_group(conn: &Connection, batch: Vec<WriteJob>, events: &broadcast::Sen
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
             for event in published {
-                let json = serde_json::to_string(&event).unwrap_or_default();
+                let json = serde_json::to_string(&event).unwrap_or_default().into();
                 let _ = events.send(Arc::new(Committed { event, json }));
             }
             for completion in completions {

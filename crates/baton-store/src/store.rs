@@ -204,8 +204,8 @@ pub trait StoreTx: StoreRead {
 pub struct Committed {
     /// The event.
     pub event: Event,
-    /// `event` as JSON.
-    pub json: String,
+    /// `event` as JSON (UTF-8), shared by every subscriber without a copy.
+    pub json: bytes::Bytes,
 }
 
 /// Called once a job's transaction has committed (or failed to).

@@ -137,3 +137,31 @@ async fn a_client_further_behind_than_the_live_buffer_misses_nothing() {
     }
     assert_eq!(got, want, "every event of the task");
 }
+
+/// A WebSocket client that goes away is let go of at once (its reader and
+/// writer both end), while the others keep being served.
+#[tokio::test]
+async fn a_websocket_client_that_leaves_is_let_go() {
+    let b = Baton::start();
+    let clients = || async {
+        let text = reqwest::get(format!("{}/metrics", b.url)).await.unwrap().text().await.unwrap();
+        text.lines().find_map(|l| l.strip_prefix("baton_stream_clients ")).unwrap().trim().parse::<u32>().unwrap()
+    };
+    let mut stays = connect(&b, 0).await;
+    let leaves = connect(&b, 0).await;
+    assert_eq!(clients().await, 2);
+    drop(leaves);
+    let start = std::time::Instant::now();
+    while clients().await != 1 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the client that left is still counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.agent("one", "echo one").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "one" })).await;
+    loop {
+        let e = next_event(&mut stays).await;
+        if e.task_id.as_ref().is_some_and(|t| t.as_str() == id) {
+            break;
+        }
+    }
+}

@@ -13,16 +13,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use baton_core::event::Event;
 use baton_store::{Committed, EventFilter};
+use futures_util::SinkExt;
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 
 use super::tasks::parse_kinds;
 use crate::auth::Caller;
@@ -32,6 +36,9 @@ use crate::state::AppState;
 
 /// How many events one catch-up read returns.
 const CATCH_UP_PAGE: u32 = 1000;
+
+/// How many live events go out to a client in one write at most.
+const LIVE_BATCH: usize = 256;
 
 #[derive(Deserialize)]
 pub(super) struct StreamQuery {
@@ -49,7 +56,7 @@ pub(super) struct StreamQuery {
 struct Frame {
     id: i64,
     kind: &'static str,
-    json: Arc<str>,
+    json: Utf8Bytes,
 }
 
 /// A client's position in the feed.
@@ -90,21 +97,46 @@ impl Feed {
                 }
                 continue;
             }
-            match self.live.recv().await {
-                Ok(c) if c.event.id > self.filter.after => {
-                    self.filter.after = c.event.id;
-                    if self.matches(&c.event) {
-                        return Some(vec![Frame {
-                            id: c.event.id,
-                            kind: c.event.kind.as_str(),
-                            json: c.json.as_str().into(),
-                        }]);
+            // Everything already committed goes out together (one write to the
+            // client for many events, when they come fast).
+            let mut frames = Vec::new();
+            let mut next = self.live.recv().await;
+            loop {
+                match next {
+                    Ok(c) => self.take(&c, &mut frames),
+                    Err(RecvError::Lagged(_)) => {
+                        self.catching_up = true;
+                        break;
                     }
+                    Err(RecvError::Closed) if frames.is_empty() => return None,
+                    Err(RecvError::Closed) => break,
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => self.catching_up = true,
-                Err(RecvError::Closed) => return None,
+                if frames.len() >= LIVE_BATCH {
+                    break;
+                }
+                next = match self.live.try_recv() {
+                    Ok(c) => Ok(c),
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    Err(TryRecvError::Empty) => break,
+                };
             }
+            if !frames.is_empty() {
+                return Some(frames);
+            }
+        }
+    }
+
+    /// Adds a live event's frame, unless already sent or filtered out.
+    fn take(&mut self, c: &Committed, frames: &mut Vec<Frame>) {
+        if c.event.id <= self.filter.after {
+            return;
+        }
+        self.filter.after = c.event.id;
+        if self.matches(&c.event) {
+            // The store made the JSON with serde_json: valid UTF-8, shared, not copied.
+            let Ok(json) = Utf8Bytes::try_from(c.json.clone()) else { return };
+            frames.push(Frame { id: c.event.id, kind: c.event.kind.as_str(), json });
         }
     }
 }
@@ -166,20 +198,34 @@ pub(super) async fn stream(
             .map_err(|e| AppError::invalid(format!("bad WebSocket upgrade: {e}")))?;
         return Ok(ws.on_upgrade(move |socket| websocket(socket, feed, guard)));
     }
-    let frames = stream::unfold((feed, guard), |(mut feed, guard)| async move {
-        feed.next().await.map(|frames| (frames, (feed, guard)))
-    })
-    .flat_map(|frames| {
-        stream::iter(
-            frames
-                .into_iter()
-                .map(|f| Ok::<_, Infallible>(SseEvent::default().id(f.id.to_string()).event(f.kind).data(&*f.json))),
-        )
-    });
+    let frames =
+        stream::unfold((feed, guard), |(mut feed, guard)| async move {
+            feed.next().await.map(|frames| (frames, (feed, guard)))
+        })
+        .flat_map(|frames| {
+            stream::iter(frames.into_iter().map(|f| {
+                Ok::<_, Infallible>(SseEvent::default().id(f.id.to_string()).event(f.kind).data(f.json.as_str()))
+            }))
+        });
     Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
-async fn websocket(mut socket: WebSocket, mut feed: Feed, _guard: ClientGuard) {
+async fn websocket(socket: WebSocket, mut feed: Feed, _guard: ClientGuard) {
+    let (mut tx, mut rx) = socket.split();
+    // Reading only notices the client leaving (and answers its pings). It runs
+    // apart from sending: a read attempt on every batch sent would cost more than
+    // the batch (the read buffer is cleared each time).
+    let reader = AbortOnDrop(tokio::spawn(async move {
+        while let Some(Ok(msg)) = rx.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    }));
+    let mut gone = std::pin::pin!(async move {
+        let mut reader = reader;
+        let _ = (&mut reader.0).await;
+    });
     let mut ping = tokio::time::interval(Duration::from_secs(20));
     ping.tick().await;
     loop {
@@ -187,21 +233,30 @@ async fn websocket(mut socket: WebSocket, mut feed: Feed, _guard: ClientGuard) {
             frames = feed.next() => {
                 let Some(frames) = frames else { break };
                 for f in frames {
-                    if socket.send(Message::Text((&*f.json).into())).await.is_err() {
+                    if tx.feed(Message::Text(f.json)).await.is_err() {
                         return;
                     }
                 }
+                if tx.flush().await.is_err() {
+                    return;
+                }
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
+            () = &mut gone => return,
             _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if tx.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
             }
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = tx.send(Message::Close(None)).await;
+}
+
+/// Aborts a task when dropped (the reader of a WebSocket whose writer is done).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
