@@ -31,6 +31,20 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     if let Some(model) = &agent.model {
         args.extend(["--model".into(), model.clone()]);
     }
+    // Baton's MCP server, as `baton mcp` over stdio; Codex hands a stdio server
+    // only the environment it is told to, so the session's URL and token are
+    // passed by name (never written on the command line).
+    if agent.baton_mcp.unwrap_or(true) && !agent.mcp_servers.contains_key(crate::executor::BATON_MCP) {
+        let key = format!("mcp_servers.{}", crate::executor::BATON_MCP);
+        let baton = json!(turn.baton.to_string_lossy());
+        for setting in [
+            format!("{key}.command={baton}"),
+            format!("{key}.args=[\"mcp\"]"),
+            format!("{key}.env_vars=[\"BATON_URL\",\"BATON_TOKEN\",\"BATON_SESSION_ID\",\"BATON_TASK_ID\"]"),
+        ] {
+            args.extend(["-c".into(), setting]);
+        }
+    }
     args.extend(agent.args.iter().cloned());
     if turn.kind == RunKind::Resume
         && let Some(id) = turn.agent_session_id

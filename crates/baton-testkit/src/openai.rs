@@ -36,10 +36,19 @@ pub(crate) async fn responses(State(shared): State<Arc<Shared>>, body: Bytes) ->
             "type": "function_call", "id": shared.id("fc"), "call_id": shared.id("call"), "status": "completed",
             "name": "exec_command", "arguments": json!({ "cmd": cmd }).to_string(),
         }),
-        (None, Some(t)) => json!({
-            "type": "function_call", "id": shared.id("fc"), "call_id": shared.id("call"), "status": "completed",
-            "name": t.name, "arguments": t.input.to_string(),
-        }),
+        (None, Some(t)) => {
+            let mut call = json!({
+                "type": "function_call", "id": shared.id("fc"), "call_id": shared.id("call"), "status": "completed",
+                "name": t.name, "arguments": t.input.to_string(),
+            });
+            // Codex offers each MCP server's tools in a namespace (`mcp__baton`):
+            // a call of `mcp__baton__doc_push` names the namespace and the tool.
+            if let Some((namespace, tool)) = namespaced(&req, &t.name) {
+                call["namespace"] = json!(namespace);
+                call["name"] = json!(tool);
+            }
+            call
+        }
         (None, None) => json!({
             "type": "message", "id": shared.id("msg"), "status": "completed", "role": "assistant",
             "content": [{ "type": "output_text", "text": step.text.clone().unwrap_or_else(|| "Done.".into()), "annotations": [] }],
@@ -75,4 +84,13 @@ pub(crate) async fn responses(State(shared): State<Arc<Shared>>, body: Bytes) ->
         json!({ "type": "response.completed", "response": response("completed", json!([item]), usage) }),
     );
     sse(out)
+}
+
+/// Splits `name` into a namespace the request offers and a tool of it.
+fn namespaced(req: &Value, name: &str) -> Option<(String, String)> {
+    req["tools"].as_array()?.iter().filter(|t| t["type"] == "namespace").find_map(|ns| {
+        let prefix = ns["name"].as_str()?;
+        let tool = name.strip_prefix(prefix)?.strip_prefix("__")?;
+        ns["tools"].as_array()?.iter().any(|t| t["name"] == tool).then(|| (prefix.to_owned(), tool.to_owned()))
+    })
 }
