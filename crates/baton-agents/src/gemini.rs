@@ -8,7 +8,7 @@
 use baton_core::agent::Pricing;
 use baton_core::event::{InitData, NewEvent, ResultData};
 use baton_core::model::{RunKind, Usage};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::executor::{Launch, LaunchError, TurnRequest};
 use crate::output::{OutputParser, Stream, Verdict, failure_of_text, json_line};
@@ -40,7 +40,54 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     } else {
         format!("{}\n\n{}", agent.system_prompt.trim(), turn.prompt)
     };
-    Ok(Launch { program, args, env, stdin: Some(prompt), files: Vec::new() })
+    // MCP servers: Gemini reads them only from settings files, so Baton's go into a
+    // file of the run's own, read as the lowest layer of settings ("system
+    // defaults"): the user's settings still apply on top.
+    let servers = mcp_servers(turn);
+    let mut files = Vec::new();
+    if !servers.is_empty() {
+        let path = turn.dir.join("gemini-settings.json");
+        files.push((path.clone(), json!({ "mcpServers": servers }).to_string()));
+        env.insert("GEMINI_CLI_SYSTEM_DEFAULTS_PATH".to_owned(), path.to_string_lossy().into_owned());
+    }
+    Ok(Launch { program, args, env, stdin: Some(prompt), files })
+}
+
+/// The agent's MCP servers in Gemini's settings shape, with Baton's own over
+/// streamable HTTP (Gemini strips variables that look like secrets from a stdio
+/// server's environment) and trusted (its tools need no confirmation; the
+/// session's token limits what they may do).
+fn mcp_servers(turn: &TurnRequest<'_>) -> Map<String, Value> {
+    let mut servers: Map<String, Value> = turn
+        .agent
+        .mcp_servers
+        .iter()
+        .map(|(name, def)| {
+            let mut def = def.clone();
+            if let Some(obj) = def.as_object_mut() {
+                match obj.remove("type").as_ref().and_then(Value::as_str) {
+                    Some("http") | Some("streamable-http") => {
+                        if let Some(url) = obj.remove("url") {
+                            obj.insert("httpUrl".into(), url);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (name.clone(), def)
+        })
+        .collect();
+    if turn.agent.baton_mcp.unwrap_or(true) && !servers.contains_key(crate::executor::BATON_MCP) {
+        servers.insert(
+            crate::executor::BATON_MCP.to_owned(),
+            json!({
+                "httpUrl": "${BATON_URL}/mcp",
+                "headers": { "Authorization": "Bearer ${BATON_TOKEN}" },
+                "trust": true,
+            }),
+        );
+    }
+    servers
 }
 
 /// The parser of Gemini's stream.

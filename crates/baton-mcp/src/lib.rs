@@ -406,13 +406,13 @@ pub fn http_service(
 > {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-    // The coordinator checks Host and Origin for every route, /mcp included.
-    let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
-    StreamableHttpService::new(
-        move || Ok(BatonMcp::new(coordinator.clone())),
-        std::sync::Arc::new(LocalSessionManager::default()),
-        config,
-    )
+    // The coordinator checks Host and Origin for every route, /mcp included. No
+    // SSE priming events: nothing here can resume a stream (no event store), and
+    // the empty event breaks older clients (Gemini CLI's parses it as JSON).
+    let config = StreamableHttpServerConfig::default().disable_allowed_hosts().with_sse_retry(None);
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.sse_retry = None;
+    StreamableHttpService::new(move || Ok(BatonMcp::new(coordinator.clone())), std::sync::Arc::new(sessions), config)
 }
 
 #[cfg(test)]

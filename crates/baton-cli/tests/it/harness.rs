@@ -68,9 +68,21 @@ impl Baton {
         Self::start_in(args, |_| {})
     }
 
+    /// Starts `baton up` in a repository none of whose parent directories others
+    /// may write to (not under `/tmp`): some CLIs refuse files there.
+    pub fn start_private() -> Self {
+        let base = Path::new(&std::env::var("HOME").unwrap()).join(".cache/baton-tests");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        Self::start_at(tempfile::tempdir_in(base).unwrap(), &[], |_| {})
+    }
+
     /// Starts `baton up` after `prepare` has set up the repository (and committed).
     pub fn start_in(args: &[&str], prepare: impl FnOnce(&Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_at(tempfile::tempdir().unwrap(), args, prepare)
+    }
+
+    fn start_at(dir: tempfile::TempDir, args: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let repo = git_repo(dir.path());
         prepare(&repo);
         let data = repo.join(".baton");

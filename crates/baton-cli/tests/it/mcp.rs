@@ -124,37 +124,45 @@ async fn documents_pushed_by_one_worker_over_http_are_found_by_another() {
     assert!(found.data["output"].to_string().contains("findings/cache"), "{}", dump(&events));
 }
 
-/// A Codex worker gets Baton's MCP server too (`baton mcp`, handed the session's
-/// URL and token by name): the document it pushes is written with its own token.
-#[tokio::test]
-async fn a_codex_worker_speaks_to_baton_over_mcp() {
+/// A worker of `cli` on coordinator `b` calls `tool` (the name its CLI gives
+/// Baton's `doc_push`): the document lands, written with the worker's own session
+/// token, and the call is in the task's timeline.
+async fn a_worker_pushes_a_document_over_mcp(b: Baton, cli: Cli, tool: &str) {
+    let name = format!("findings/{tool}");
     let fake = FakeModel::start(Script::new(vec![
-        Step::tool("mcp__baton__doc_push", json!({ "name": "findings/codex", "content": "Codex was here." })),
+        Step::tool(tool, json!({ "name": name, "content": "Found it." })),
         Step::text("Written."),
     ]))
     .await
     .unwrap();
-    let b = Baton::start();
-    b.agent_def(Cli::Codex.def("coder", &fake.url, &b.dir.path().join("home"))).await;
-    let id = b.task(json!({ "prompt": "Write down what you found", "agent": "coder" })).await;
-    let t = b.wait_within(TURN, &id, "the codex turn", |t| t.task.status.is_finished()).await;
+    b.agent_def(cli.def("worker", &fake.url, &b.dir.path().join("home"))).await;
+    let id = b.task(json!({ "prompt": "Write down what you found", "agent": "worker" })).await;
+    let t = b.wait_within(TURN, &id, "the worker's turn", |t| t.task.status.is_finished()).await;
     let events = b.events(&id).await;
-    // What Codex offered the model: Baton's tools, in the `mcp__baton` namespace.
-    let tools: Vec<String> = fake
-        .requests()
-        .iter()
-        .flat_map(|r| r["body"]["tools"].as_array().cloned().unwrap_or_default())
-        .filter_map(|t| t["name"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(t.task.status, TaskStatus::Succeeded, "{}\ntools: {tools:?}", dump(&events));
-    let doc: Value = b
-        .client
-        .get("/api/docs/findings/codex")
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}\ntools: {tools:?}", dump(&events)));
+    // What the CLI offered the model, for when the tool is not among them.
+    let offered: Vec<Value> = fake.requests().iter().map(|r| r["body"]["tools"].clone()).collect();
+    let context =
+        || format!("{}\noffered: {}", dump(&events), json!(offered).to_string().chars().take(3000).collect::<String>());
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{}", context());
+    let doc: Value = b.client.get(&format!("/api/docs/{name}")).await.unwrap_or_else(|e| panic!("{e}\n{}", context()));
     assert_eq!(doc["written_by"], json!(t.sessions[0].id), "the call carried the worker's own token");
     let call = find(&events, EventKind::ToolCall, |e| e.data.to_string().contains("doc_push"));
     assert!(call.is_some(), "the MCP call is in the timeline: {}", dump(&events));
+}
+
+/// Codex gets Baton's MCP server through `-c mcp_servers.baton.*` (`baton mcp`,
+/// handed the session's URL and token by name) and offers its tools in the
+/// `mcp__baton` namespace.
+#[tokio::test]
+async fn a_codex_worker_speaks_to_baton_over_mcp() {
+    a_worker_pushes_a_document_over_mcp(Baton::start(), Cli::Codex, "mcp__baton__doc_push").await;
+}
+
+/// Gemini gets it over HTTP from a settings file of the run's own — which it reads
+/// only when no parent directory is writable by others (not under /tmp).
+#[tokio::test]
+async fn a_gemini_worker_speaks_to_baton_over_mcp() {
+    a_worker_pushes_a_document_over_mcp(Baton::start_private(), Cli::Gemini, "mcp_baton_doc_push").await;
 }
 
 /// A `baton mcp` process speaking raw JSON-RPC, for the bad input.
