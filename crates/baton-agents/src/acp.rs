@@ -338,7 +338,7 @@ fn mcp_servers(servers: &BTreeMap<String, Value>) -> Vec<McpServer> {
             // The server runs as the agent's child: it gets the session's coordinator
             // and token unless the definition says otherwise.
             let mut env = pairs(&s["env"]);
-            for key in ["BATON_URL", "BATON_TOKEN", "BATON_SESSION_ID"] {
+            for key in crate::executor::SESSION_VARS {
                 if let (false, Ok(value)) = (env.iter().any(|(k, _)| k == key), std::env::var(key)) {
                     env.push((key.to_owned(), value));
                 }

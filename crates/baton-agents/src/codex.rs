@@ -34,14 +34,13 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     // Baton's MCP server, as `baton mcp` over stdio; Codex hands a stdio server
     // only the environment it is told to, so the session's URL and token are
     // passed by name (never written on the command line).
-    if agent.baton_mcp.unwrap_or(true) && !agent.mcp_servers.contains_key(crate::executor::BATON_MCP) {
+    if crate::executor::wants_baton_mcp(agent) {
         let key = format!("mcp_servers.{}", crate::executor::BATON_MCP);
         let baton = json!(turn.baton.to_string_lossy());
-        for setting in [
-            format!("{key}.command={baton}"),
-            format!("{key}.args=[\"mcp\"]"),
-            format!("{key}.env_vars=[\"BATON_URL\",\"BATON_TOKEN\",\"BATON_SESSION_ID\",\"BATON_TASK_ID\"]"),
-        ] {
+        let vars = json!(crate::executor::SESSION_VARS);
+        for setting in
+            [format!("{key}.command={baton}"), format!("{key}.args=[\"mcp\"]"), format!("{key}.env_vars={vars}")]
+        {
             args.extend(["-c".into(), setting]);
         }
     }
@@ -52,11 +51,7 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         args.extend(["resume".into(), id.to_owned()]);
     }
     args.push("-".into());
-    let prompt = if agent.system_prompt.trim().is_empty() {
-        turn.prompt.to_owned()
-    } else {
-        format!("{}\n\n{}", agent.system_prompt.trim(), turn.prompt)
-    };
+    let prompt = crate::executor::with_system_prompt(turn);
     Ok(Launch { program, args, env: Default::default(), stdin: Some(prompt), files: Vec::new() })
 }
 

@@ -89,6 +89,25 @@ impl From<ExecutorKind> for Executor {
 /// The name of the MCP server Baton adds to agents that speak MCP.
 pub const BATON_MCP: &str = "baton";
 
+/// The variables that name an agent's session to its coordinator: handed to the
+/// MCP servers it starts, and filled in (`${NAME}`) in the files a launch writes.
+pub const SESSION_VARS: [&str; 4] = ["BATON_URL", "BATON_TOKEN", "BATON_SESSION_ID", "BATON_TASK_ID"];
+
+/// Whether Baton adds its own MCP server to this agent's: unless the definition
+/// says `baton_mcp: false` or names a `baton` server itself.
+pub fn wants_baton_mcp(agent: &AgentDef) -> bool {
+    agent.baton_mcp.unwrap_or(true) && !agent.mcp_servers.contains_key(BATON_MCP)
+}
+
+/// The prompt with the definition's system prompt before it, for CLIs that take
+/// no system prompt of their own.
+pub(crate) fn with_system_prompt(turn: &TurnRequest<'_>) -> String {
+    match turn.agent.system_prompt.trim() {
+        "" => turn.prompt.to_owned(),
+        system => format!("{system}\n\n{}", turn.prompt),
+    }
+}
+
 /// The MCP servers of an agent for a turn: its definition's, plus Baton's own
 /// (`baton mcp`, which finds the coordinator and the session's token in the
 /// agent's environment) unless the definition names a `baton` server itself or
@@ -96,8 +115,7 @@ pub const BATON_MCP: &str = "baton";
 /// `${BATON_TOKEN}` and `${BATON_SESSION_ID}` are replaced by the launcher.
 pub fn mcp_servers(turn: &TurnRequest<'_>) -> BTreeMap<String, serde_json::Value> {
     let mut servers = turn.agent.mcp_servers.clone();
-    let wanted = turn.agent.baton_mcp.unwrap_or(true);
-    if wanted && !servers.contains_key(BATON_MCP) {
+    if wants_baton_mcp(turn.agent) {
         servers.insert(
             BATON_MCP.to_owned(),
             serde_json::json!({ "command": turn.baton.to_string_lossy(), "args": ["mcp"] }),

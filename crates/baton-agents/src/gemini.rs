@@ -35,11 +35,7 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     // The worktree is Baton's own: headless Gemini refuses to run in a folder it
     // has not been told to trust.
     env.insert("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned());
-    let prompt = if agent.system_prompt.trim().is_empty() {
-        turn.prompt.to_owned()
-    } else {
-        format!("{}\n\n{}", agent.system_prompt.trim(), turn.prompt)
-    };
+    let prompt = crate::executor::with_system_prompt(turn);
     // MCP servers: Gemini reads them only from settings files, so Baton's go into a
     // file of the run's own, read as the lowest layer of settings ("system
     // defaults"): the user's settings still apply on top.
@@ -77,7 +73,7 @@ fn mcp_servers(turn: &TurnRequest<'_>) -> Map<String, Value> {
             (name.clone(), def)
         })
         .collect();
-    if turn.agent.baton_mcp.unwrap_or(true) && !servers.contains_key(crate::executor::BATON_MCP) {
+    if crate::executor::wants_baton_mcp(turn.agent) {
         servers.insert(
             crate::executor::BATON_MCP.to_owned(),
             json!({

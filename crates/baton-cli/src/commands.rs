@@ -32,11 +32,16 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Doc(command) => docs::doc(&client, command).await,
                 Command::Dashboard => {
                     let link: serde_json::Value = client.post("/api/login-links", &serde_json::json!({})).await?;
-                    println!("{}", link["url"].as_str().unwrap_or_default());
+                    let url = link["url"]
+                        .as_str()
+                        .ok_or_else(|| CliError::Startup(format!("the coordinator sent no login link: {link}")))?;
+                    println!("{url}");
                     Ok(0)
                 }
                 Command::Mcp => {
-                    baton_mcp::serve_stdio(client).await.map_err(|e| CliError::Invalid(format!("MCP: {e}")))?;
+                    baton_mcp::serve_stdio(client)
+                        .await
+                        .map_err(|e| CliError::Startup(format!("MCP: {}", crate::error::report(&*e))))?;
                     Ok(0)
                 }
                 Command::Ps(args) => tasks::ps(&client, args).await,

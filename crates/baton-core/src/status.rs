@@ -131,6 +131,18 @@ impl TaskStatus {
         matches!(self, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled)
     }
 
+    /// Whether nothing more happens to the task by itself: it is finished, or
+    /// blocked by a prerequisite until someone retries that.
+    pub fn is_settled(self) -> bool {
+        self.is_finished() || self == TaskStatus::Blocked
+    }
+
+    /// Whether a synchronous wait on the task answers: it is settled, or it waits
+    /// for an approval (which the waiter may be the one to give).
+    pub fn ends_a_wait(self) -> bool {
+        self.is_settled() || self == TaskStatus::AwaitingApproval
+    }
+
     /// Whether a run of the task is queued or in progress.
     pub fn is_active(self) -> bool {
         matches!(self, TaskStatus::Queued | TaskStatus::Running | TaskStatus::Checking)

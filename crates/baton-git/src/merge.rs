@@ -111,8 +111,12 @@ pub async fn land(
         if !swapped {
             continue;
         }
+        // The merge has landed: a checkout that cannot follow (a file changed in the
+        // moment since the dry run) is reported, not turned into a failed merge.
         for dir in &checkouts {
-            Git::new(dir).run(["read-tree", "-m", "-u", old.as_str(), new.as_str()]).await?;
+            if let Err(e) = Git::new(dir).run(["read-tree", "-m", "-u", old.as_str(), new.as_str()]).await {
+                tracing::warn!(checkout = %dir, error = %e, "the merge landed but this checkout could not follow it");
+            }
         }
         return Ok(Landed { old, new });
     }

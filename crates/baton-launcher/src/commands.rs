@@ -128,14 +128,27 @@ pub(crate) async fn run(
     let (mut out, mut err) = (BufReader::new(out).lines(), BufReader::new(err).lines());
     let (mut out_done, mut err_done) = (false, false);
     let mut tail: VecDeque<String> = VecDeque::new();
+    let mut tail_bytes = 0;
     let mut pending = Vec::new();
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut ended = None;
+    // `sh`'s own exit: a command that leaves a process behind (`server &`) is done
+    // when `sh` is, not when the last holder of its pipes goes.
+    let mut exited: Option<Option<std::process::ExitStatus>> = None;
     while !(out_done && err_done) {
         let (stream, line) = tokio::select! {
             line = out.next_line(), if !out_done => ("stdout", line),
             line = err.next_line(), if !err_done => ("stderr", line),
+            status = child.wait(), if exited.is_none() => {
+                exited = Some(status.ok());
+                // What it left running goes now; its pipes close and the rest of
+                // the output is read to the end.
+                if let Some(g) = group {
+                    let _ = killpg(g, Signal::SIGKILL);
+                }
+                continue;
+            }
             _ = &mut deadline => { ended = Some(Ended::TimedOut); break; }
             order = next_order(&mut orders) => {
                 match order {
@@ -152,9 +165,10 @@ pub(crate) async fn run(
         match line {
             Ok(Some(line)) => {
                 pending.push(line_event(phase, command, stream, &line));
+                tail_bytes += line.len();
                 tail.push_back(line);
-                while tail.iter().map(String::len).sum::<usize>() > TAIL_BYTES {
-                    tail.pop_front();
+                while tail_bytes > TAIL_BYTES {
+                    tail_bytes -= tail.pop_front().map_or(0, |l| l.len());
                 }
                 if pending.len() >= LINES_PER_BATCH {
                     sink.send(std::mem::take(&mut pending)).await;
@@ -177,7 +191,10 @@ pub(crate) async fn run(
             let _ = child.wait().await;
             None
         }
-        None => child.wait().await.ok(),
+        None => match exited {
+            Some(status) => status,
+            None => child.wait().await.ok(),
+        },
     };
     // Whatever the command left running in its group goes too.
     if let Some(g) = group {

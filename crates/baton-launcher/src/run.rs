@@ -222,7 +222,16 @@ impl RunActor {
         if let Err(e) = self.client.run_checking(&self.assignment.run.id).await {
             tracing::warn!(run = %self.assignment.run.id, error = %e, "could not report the checks starting");
         }
-        let env = self.spool.read_spec().map(|s| s.env).unwrap_or_default();
+        // The checks run with the agent's environment (its PATH above all): without
+        // it they would fail for a reason nobody could see.
+        let env = match self.spool.read_spec() {
+            Ok(spec) => spec.env,
+            Err(e) => {
+                report.status = RunStatus::Failed;
+                report.error = Some(format!("could not read the run's environment for its checks: {e}"));
+                return report;
+            }
+        };
         let timeout = Duration::from_secs(self.assignment.timeout_s.unwrap_or(3600));
         let mut sink = Sink { client: &self.client, run: &self.assignment.run.id, offsets: self.offsets };
         for check in &checks {

@@ -2,12 +2,12 @@
 //! to an actor; and picking up a run found on disk after a restart.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_agents::executor::{Executor, TurnRequest, find_program};
+use baton_agents::executor::{Executor, SESSION_VARS, TurnRequest, find_program};
 use baton_client::ClientError;
 use baton_core::api::{Assignment, FailureKind, RunFinished, RunStarted};
 use baton_core::event::NewEvent;
@@ -173,6 +173,23 @@ impl Launcher {
         let io = |what: &str, e: std::io::Error| StartFailure::Failed(format!("could not {what}: {e}"));
         spool.create().map_err(|e| io("create the run's spool directory", e))?;
         let settings = &a.project.settings;
+        // A missing CLI fails before anything is prepared for it: the next start
+        // (a fallback agent's, say) gets its worktree new, setup included. The PATH
+        // is the one the agent will have (its layers below, the last one winning).
+        let path = (a.env.get("PATH"))
+            .or_else(|| a.agent.env.get("PATH"))
+            .or_else(|| settings.env.get("PATH"))
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok());
+        if let Some(program) = a.agent.program()
+            && find_program(&program, path.as_deref(), Path::new(&a.project.path)).is_none()
+        {
+            return Err(StartFailure::Missing(format!(
+                "{program} is not installed on launcher {} (not found on its PATH); {}",
+                self.config.name,
+                a.agent.executor.install_hint()
+            )));
+        }
         let workspace = if settings.uses_worktrees() {
             Some(Workspace::prepare(&self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?)
         } else {
@@ -206,24 +223,22 @@ impl Launcher {
         if let Some((w, _)) = &workspace {
             env.insert("BATON_BRANCH".into(), w.branch.clone());
         }
-        if let Some(program) = a.agent.program()
-            && find_program(&program, env.get("PATH").map(String::as_str), &cwd).is_none()
-        {
-            return Err(StartFailure::Missing(format!(
-                "{program} is not installed on launcher {} (not found on its PATH); {}",
-                self.config.name,
-                a.agent.executor.install_hint()
-            )));
-        }
         let env: Vec<(String, String)> = env.into_iter().collect();
-        if let Some((w, true)) = &workspace {
-            self.set_up(a, w, &env, orders).await?;
+        if let Some((w, true)) = &workspace
+            && let Err(e) = self.set_up(a, w, &env, orders).await
+        {
+            // A worktree whose setup did not finish is not kept: the next start
+            // makes it again and runs the setup (the branch stays).
+            if let Err(err) = baton_git::worktree::remove(&w.repo, &w.path, true, None).await {
+                tracing::warn!(worktree = %w.path.display(), error = %err, "could not remove a worktree whose setup failed");
+            }
+            return Err(e);
         }
         for (path, content) in &launch.files {
             // Files may name the session's own coordinator URL and token (an MCP
             // server's headers); they are private to the run.
             let mut content = content.clone();
-            for key in ["BATON_URL", "BATON_TOKEN", "BATON_SESSION_ID", "BATON_TASK_ID"] {
+            for key in SESSION_VARS {
                 if let Some(value) = env.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
                     content = content.replace(&format!("${{{key}}}"), value);
                 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use baton_client::{Client, ClientError, encode};
 use baton_core::api::{CreateTask, DocDetail, PushDoc, TaskDetail};
-use baton_core::status::TaskStatus;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
@@ -116,9 +115,7 @@ impl BatonMcp {
             let left = limit.saturating_sub(start.elapsed()).as_secs().clamp(1, 600);
             let t: TaskDetail =
                 client.get(&format!("/api/tasks/{}/wait?timeout_s={left}", encode(id))).await.map_err(explain)?;
-            let settled = t.task.status.is_finished()
-                || matches!(t.task.status, TaskStatus::Blocked | TaskStatus::AwaitingApproval);
-            if settled || start.elapsed() >= limit {
+            if t.task.status.ends_a_wait() || start.elapsed() >= limit {
                 return Ok(t);
             }
         }

@@ -280,6 +280,11 @@ function errorList(err) {
 }
 
 /** Nodes that say what went wrong, in plain words. */
+/** A box saying what could not be done, and why. */
+function errorBox(verb, err) {
+  return h('div', { class: 'error-box', 'data-error': '' }, errorNodes(verb, err));
+}
+
 function errorNodes(verb, err) {
   const msg = errorMessage(err);
   const text = verb ? `Could not ${verb}: ${msg}` : msg;
@@ -1176,7 +1181,7 @@ function TaskView() {
     } catch (err) {
       if (!alive) return;
       root.replaceChildren(h('div', { class: 'page-head' }, h('h1', null, 'Task ', h('code', null, id))),
-        h('div', { class: 'error-box', 'data-error': '' }, errorNodes('load this task', err)),
+        errorBox('load this task', err),
         h('p', null, h('a', { href: '#/board' }, '← Back to the board')));
       return;
     }
@@ -1236,6 +1241,7 @@ function TaskView() {
   async function loadEvents() {
     let after = 0;
     const first = [];
+    let failed = null;
     try {
       for (;;) {
         const page = await api(`/api/tasks/${enc(id)}/events?after=${after}&limit=${EVENTS_PAGE}`);
@@ -1246,10 +1252,11 @@ function TaskView() {
       }
     } catch (err) {
       if (!alive) return;
-      timelineList.replaceChildren(h('div', { class: 'error-box', 'data-error': '' }, errorNodes('load the events', err)));
+      failed = err;
     }
     if (!alive) return;
-    timelineList.replaceChildren();
+    // What loaded is shown, after the reason the rest did not; live events follow.
+    timelineList.replaceChildren(...(failed ? [errorBox('load the events', failed)] : []));
     enqueue(first);
     flush(true);
     openStream();
@@ -1681,7 +1688,7 @@ function TaskView() {
         reviewDiff.replaceChildren(h('div', { class: 'notice', 'data-diff-empty': '' },
           h('p', null, 'This task has no branch yet, so there is nothing to compare.'), h('p', { class: 'muted small' }, errorMessage(err))));
       } else {
-        reviewDiff.replaceChildren(h('div', { class: 'error-box', 'data-error': '' }, errorNodes('load the diff', err)));
+        reviewDiff.replaceChildren(errorBox('load the diff', err));
       }
     } finally {
       diffState.loading = false;
@@ -1843,7 +1850,7 @@ function AgentsView() {
   function build() {
     const agents = [...S.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
     return [
-      error ? h('div', { class: 'error-box', 'data-error': '' }, errorNodes('load the agents', error)) : null,
+      error ? errorBox('load the agents', error) : null,
       !S.ready && !agents.length ? loading()
         : agents.length ? h('div', { class: 'agent-grid' }, agents.map(agentCard)) : empty('No agents are defined.'),
     ];
@@ -1916,7 +1923,7 @@ function DocsView() {
       renderList(q);
     } catch (err) {
       if (!alive || my !== seq) return;
-      list.replaceChildren(h('div', { class: 'error-box', 'data-error': '' }, errorNodes('search the documents', err)));
+      list.replaceChildren(errorBox('search the documents', err));
     } finally {
       if (my === seq) list.removeAttribute('aria-busy');
     }
@@ -1962,8 +1969,7 @@ function DocsView() {
       renderDoc(d);
     } catch (err) {
       if (!alive || my !== dseq) return;
-      pane.replaceChildren(h('div', { class: 'error-box', 'data-error': '' },
-        errorNodes(`read ${selected}${version ? ` (version ${version})` : ''}`, err)));
+      pane.replaceChildren(errorBox(`read ${selected}${version ? ` (version ${version})` : ''}`, err));
     }
   }
 

@@ -21,11 +21,6 @@ pub enum Show {
     Json,
 }
 
-/// Whether a task has reached a status it will not leave by itself.
-pub fn settled(status: TaskStatus) -> bool {
-    status.is_finished() || status == TaskStatus::Blocked
-}
-
 /// Opens the stream of one task's events from `after` (`None`: from now), to be
 /// opened before acting on the task so nothing that follows is missed.
 pub async fn open(client: &Client, task: &str, after: Option<i64>) -> Result<EventStream, CliError> {
@@ -53,7 +48,7 @@ pub async fn follow(client: &Client, task: &str, mut stream: EventStream, show: 
                 }
                 if event.kind == EventKind::Task
                     && let Some(status) = event.data["status"].as_str().and_then(|s| s.parse::<TaskStatus>().ok())
-                    && settled(status)
+                    && status.is_settled()
                 {
                     return Ok(client.task(task).await?.task);
                 }
@@ -65,7 +60,7 @@ pub async fn follow(client: &Client, task: &str, mut stream: EventStream, show: 
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if let Ok(detail) = client.task(task).await
-                    && settled(detail.task.status)
+                    && detail.task.status.is_settled()
                 {
                     return Ok(detail.task);
                 }

@@ -8,7 +8,6 @@ use baton_core::event::EventKind;
 use baton_core::model::Orchestration;
 use baton_core::status::{OrchestrationStatus, TaskStatus};
 
-use super::follow::settled;
 use super::run::default_project;
 use crate::cli::{OrchestrateArgs, PlanArgs};
 use crate::context::text_or_stdin;
@@ -52,7 +51,7 @@ pub async fn plan(client: &Client, args: PlanArgs) -> Result<u8, CliError> {
         }
     }
     let Some(stream) = stream.as_mut() else { return Ok(0) };
-    while !status.values().all(|s| settled(*s)) {
+    while !status.values().all(|s| s.is_settled()) {
         let Some(event) = stream.next().await? else {
             return Err(CliError::NoCoordinator("the coordinator closed the stream".into()));
         };
@@ -106,6 +105,10 @@ pub async fn orchestrate(client: &Client, args: OrchestrateArgs) -> Result<u8, C
             break;
         }
         let Some(event) = stream.next().await? else {
+            // The stream ended (the coordinator went away): look again in a moment,
+            // on a fresh stream that misses nothing from now on.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            *stream = client.stream(None, "kinds=orchestration").await?;
             o = client.get(&format!("/api/orchestrate/task/{}", encode(o.id.as_str()))).await?;
             continue;
         };

@@ -182,7 +182,7 @@ fn indent(text: &str) -> String {
 pub async fn logs(client: &Client, args: LogsArgs) -> Result<u8, CliError> {
     let detail = client.task(&args.id).await?;
     let id = detail.task.id.to_string();
-    if args.follow && !follow::settled(detail.task.status) {
+    if args.follow && !detail.task.status.is_settled() {
         let stream = follow::open(client, &id, Some(0)).await?;
         let show = if args.json { Show::Json } else { Show::Progress };
         if show == Show::Progress {
@@ -223,15 +223,16 @@ async fn follow_to_stdout(client: &Client, id: &str, mut stream: baton_client::E
                     println!("{line}");
                 }
                 if e.kind == baton_core::event::EventKind::Task
-                    && let Some(status) = e.data["status"].as_str().and_then(|s| s.parse().ok())
-                    && follow::settled(status)
+                    && let Some(status) =
+                        e.data["status"].as_str().and_then(|s| s.parse::<baton_core::status::TaskStatus>().ok())
+                    && status.is_settled()
                 {
                     return Ok(client.task(id).await?.task);
                 }
             }
             _ => {
                 let detail = client.task(id).await?;
-                if follow::settled(detail.task.status) {
+                if detail.task.status.is_settled() {
                     return Ok(detail.task);
                 }
                 return follow::follow(client, id, follow::open(client, id, None).await?, Show::Quiet).await;
@@ -248,7 +249,7 @@ pub async fn result(client: &Client, args: IdArgs) -> Result<u8, CliError> {
     }
     match &t.result {
         Some(r) => println!("{r}"),
-        None if !follow::settled(t.status) => {
+        None if !t.status.is_settled() => {
             return Err(CliError::Invalid(format!("task {} is {} and has no result yet", t.id, t.status)));
         }
         None => eprintln!(
@@ -278,7 +279,7 @@ where
         }
         return Ok(0);
     };
-    let done = if follow::settled(task.status) {
+    let done = if task.status.is_settled() {
         task
     } else {
         follow::follow(client, &id, stream, if json_out { Show::Quiet } else { Show::Progress }).await?

@@ -281,3 +281,12 @@ async fn launcher_reports_for_foreign_runs_and_bad_batches_are_refused() {
     refused(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(&huge), 413, "payload_too_large").await;
     let _ = b.cli(&["stop", &id, "--wait"]);
 }
+
+#[tokio::test]
+async fn a_prompt_template_with_an_unknown_placeholder_is_refused() {
+    let b = Baton::start();
+    let before = snapshot(&b).await;
+    let def = r#"{"name":"typo","executor":"command","command":["true"],"prompt_template":"Do {{taks}}"}"#;
+    refused(&b, Method::POST, "/api/agents", Some(def), 400, "invalid_argument").await;
+    assert_eq!(snapshot(&b).await, before, "nothing was saved");
+}

@@ -114,14 +114,16 @@ impl Baton {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start baton up");
+        // Kept at once, so that a failure below still ends it (on drop).
+        let stdout = child.stdout.take().unwrap();
+        self.child = Some(child);
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
         let url =
             first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_owned();
         self.token = std::fs::read_to_string(self.data.join("token")).unwrap().trim().to_owned();
         self.client = Client::new(&url, Some(self.token.clone())).unwrap();
         self.url = url;
-        self.child = Some(child);
         if !self.args.iter().any(|a| a == "--no-launcher") {
             self.wait_for_launcher();
         }

@@ -62,6 +62,7 @@ async fn a_real_claude_code_session_shows_up_through_its_hooks() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     {

@@ -388,7 +388,25 @@ async fn delegation_follows_the_agents_rules_and_depth_is_bounded() {
         record.display()
     );
     b.agent_def(json!({ "name": "recursive", "executor": "command", "command": ["sh", "-c", script], "delegates_to": ["recursive"] })).await;
-    b.agent_def(json!({ "name": "limited", "executor": "command", "command": ["sh", "-c", format!(r#"curl -s -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $BATON_TOKEN" -H 'content-type: application/json' -d '{{"prompt":"x","agent":"recursive"}}' "$BATON_URL/api/tasks" >> {}"#, b.dir.path().join("limited.txt").display())], "delegates_to": ["someone-else"] })).await;
+    // `limited` may start `someone-else` only: not `recursive` as a task, nor as a
+    // plan's synthesis, nor anything through an orchestration's planner.
+    b.agent("someone-else", "echo fine").await;
+    let post = |path: &str, body: &str| {
+        format!(
+            r#"curl -s -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $BATON_TOKEN" -H 'content-type: application/json' -d '{body}' "$BATON_URL{path}" >> {}"#,
+            b.dir.path().join("limited.txt").display()
+        )
+    };
+    let limited = [
+        post("/api/tasks", r#"{"prompt":"x","agent":"recursive"}"#),
+        post(
+            "/api/plans",
+            r#"{"tasks":[{"name":"a","prompt":"x","agent":"someone-else"}],"synthesis":{"prompt":"y","agent":"recursive"}}"#,
+        ),
+        post("/api/orchestrate/task", r#"{"description":"anything"}"#),
+    ]
+    .join("; ");
+    b.agent_def(json!({ "name": "limited", "executor": "command", "command": ["sh", "-c", limited], "delegates_to": ["someone-else"] })).await;
     b.task(json!({ "prompt": "top", "agent": "recursive" })).await;
     let start = std::time::Instant::now();
     loop {
@@ -402,7 +420,9 @@ async fn delegation_follows_the_agents_rules_and_depth_is_bounded() {
     }
     let id = b.task(json!({ "prompt": "x", "agent": "limited" })).await;
     b.wait_status(&id, TaskStatus::Succeeded).await;
-    assert_eq!(std::fs::read_to_string(b.dir.path().join("limited.txt")).unwrap().trim(), "403");
+    assert_eq!(std::fs::read_to_string(b.dir.path().join("limited.txt")).unwrap().trim(), "403\n403\n403");
+    let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    assert!(tasks.iter().all(|t| t["agent"] != "someone-else"), "a refused plan creates nothing");
 }
 
 #[tokio::test]

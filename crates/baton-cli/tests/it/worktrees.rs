@@ -44,6 +44,7 @@ async fn three_tasks_run_in_parallel_in_their_own_worktrees() {
         assert_eq!(t.task.git.files_changed, ["out.txt"]);
         paths.push(worktree(&t).to_owned());
     }
+    paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 3);
     assert_eq!(b.sh("git status --porcelain"), "", "the lead's checkout is untouched");
@@ -231,6 +232,20 @@ async fn acceptance_checks_decide_success_and_their_output_is_kept() {
     assert_eq!(t.task.check_results[0].output_tail, "expected 3 got 4");
     let logs = String::from_utf8_lossy(&b.cli(&["logs", &bad]).stdout).into_owned();
     assert!(logs.contains("expected 3 got 4") && logs.contains("failed with exit code 1"), "{logs}");
+}
+
+/// A check that starts a server in the background is done when its `sh` is (the
+/// server goes with it), not when the timeout kills whatever holds its output.
+#[tokio::test]
+async fn a_check_that_leaves_a_process_behind_ends_with_its_shell() {
+    let b = Baton::start();
+    b.agent("builder", "echo built").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "builder", "checks": ["sleep 600 & echo started"] })).await;
+    let t = b.wait_within(Duration::from_secs(30), &id, "the check to end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert!(t.task.check_results[0].passed);
+    assert_eq!(t.task.check_results[0].output_tail, "started");
+    assert!(t.task.check_results[0].duration_ms < 10_000, "{}", t.task.check_results[0].duration_ms);
 }
 
 #[tokio::test]

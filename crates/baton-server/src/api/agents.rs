@@ -61,6 +61,17 @@ pub(super) async fn show(
 fn prepare(mut def: AgentDef) -> Result<AgentDef, AppError> {
     def.source = "api".into();
     def.validate().map_err(|e| AppError::invalid(e.to_string()))?;
+    // A misspelt placeholder would reach the agent as it is written.
+    if let Some(template) = &def.prompt_template {
+        let unknown = crate::prompt::unknown_placeholders(template);
+        if !unknown.is_empty() {
+            return Err(AppError::invalid(format!(
+                "prompt_template uses unknown placeholders {}; known: {}",
+                unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", "),
+                crate::prompt::PLACEHOLDERS.join(", ")
+            )));
+        }
+    }
     Ok(def)
 }
 

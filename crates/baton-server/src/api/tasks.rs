@@ -280,12 +280,9 @@ pub(super) struct WaitQuery {
 }
 
 /// Whether a task has reached a status it will not leave by itself.
-fn settled(status: TaskStatus) -> bool {
-    status.is_finished() || status == TaskStatus::Blocked
-}
-
 /// `GET /api/tasks/{id}/wait`: synchronous delegation. Answers when the task
-/// succeeds, fails, is cancelled or blocked (or when the wait ends), with the task.
+/// succeeds, fails, is cancelled or blocked, or waits for an approval (or when
+/// the wait ends), with the task.
 pub(super) async fn wait(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
@@ -297,7 +294,7 @@ pub(super) async fn wait(
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.timeout_s.unwrap_or(600).min(3600));
     let id = task.id.clone();
     let mut status = task.status;
-    while !settled(status) {
+    while !status.ends_a_wait() {
         match tokio::time::timeout_at(deadline, changes.recv()).await {
             Err(_) => break,
             Ok(Ok(c)) if c.event.kind == EventKind::Task && c.event.task_id.as_ref() == Some(&id) => {

@@ -122,11 +122,15 @@ pub fn start(
     if req.description.trim().is_empty() {
         return Err(AppError::invalid("`description` must not be empty"));
     }
-    let session_project = match caller.session() {
-        Some(s) => Some(resolve::session(tx, &s)?.project_id),
-        None => None,
-    };
-    let project = resolve::request_project(tx, req.project.as_deref(), session_project.as_ref())?;
+    // Its planner picks the subtasks' agents, beyond any session's `delegates_to`:
+    // an agent hands out work with tasks or plans instead, which are checked.
+    if caller.session().is_some() {
+        return Err(AppError::forbidden(
+            "an agent's session may not start an orchestration (its planner would pick agents the session may not \
+             start); submit a plan instead",
+        ));
+    }
+    let project = resolve::request_project(tx, req.project.as_deref(), None)?;
     let s = &project.settings;
     let planner = role_agent(tx, &project, req.planner.as_deref(), s.planner_agent.as_deref(), "planner")?;
     let synthesizer =
@@ -405,8 +409,7 @@ fn subtask_settled(
         let id = s.id.clone();
         log(o, level, format!("Subtask {id} {}", task.status));
     }
-    let settled = |s: &Subtask| s.status.is_finished() || s.status == TaskStatus::Blocked;
-    if o.status != OrchestrationStatus::Executing || !o.subtasks.iter().all(settled) {
+    if o.status != OrchestrationStatus::Executing || !o.subtasks.iter().all(|s| s.status.is_settled()) {
         return Ok(());
     }
     let project = resolve::project(tx, &o.project_id)?;

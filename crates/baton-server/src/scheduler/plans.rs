@@ -117,7 +117,12 @@ pub fn create_plan(
     let synthesis = match &req.synthesis {
         Some(s) => {
             check_fields(&s.prompt, s.title.as_deref(), None, None, &[], None).map_err(|e| in_task(e, "synthesis"))?;
-            Some((s, resolve_agent(tx, &project, s.agent.as_deref(), &[]).map_err(|e| in_task(e, "synthesis"))?))
+            let agent = resolve_agent(tx, &project, s.agent.as_deref(), &[]).map_err(|e| in_task(e, "synthesis"))?;
+            if let Some(parent) = &parent {
+                check_delegation(tx, parent, &agent, config.max_delegation_depth)
+                    .map_err(|e| in_task(e, "synthesis"))?;
+            }
+            Some((s, agent))
         }
         None => None,
     };

@@ -552,8 +552,6 @@ pub fn stop_task(
     Ok(task)
 }
 
-/// Runs a failed or cancelled task again in a new session (on the same branch,
-/// so earlier work is kept), and lets its blocked dependents wait for it again.
 /// Refuses to act on a session Baton did not start.
 fn refuse_external(task: &Task, what: &str) -> Result<(), AppError> {
     if task.external {
@@ -565,6 +563,8 @@ fn refuse_external(task: &Task, what: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Runs a failed or cancelled task again in a new session (on the same branch,
+/// so earlier work is kept), and lets its blocked dependents wait for it again.
 pub fn retry_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result<Task, AppError> {
     let mut task = resolve::task(tx, id)?;
     refuse_external(&task, "retried")?;
