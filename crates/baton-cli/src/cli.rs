@@ -91,6 +91,9 @@ pub enum Command {
     Mcp,
     /// Run a launcher that takes work from a coordinator on another host.
     Launcher(LauncherArgs),
+    /// Tokens for machines: make one for a launcher, list them, revoke one.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Supervise one agent process (started by launchers; not for people).
     #[command(hide = true)]
     Supervise {
@@ -102,6 +105,32 @@ pub enum Command {
     /// from stdin.
     #[command(hide = true)]
     AcpClient(AcpClientArgs),
+}
+
+/// `baton token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (shown this once): `--launcher` for a launcher on
+    /// another host (`baton launcher --token …`). It is bound to the first launcher
+    /// that registers with it.
+    Create {
+        /// A token for a launcher (the only kind made here).
+        #[arg(long, required = true)]
+        launcher: bool,
+        /// A name for people (the host it is for).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON (`{"id", "token"}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List launcher tokens (never the tokens themselves).
+    List(JsonArgs),
+    /// Revoke a token: it is refused from its next request on.
+    Revoke {
+        /// The token's id (`tok-…`, from `baton token list`).
+        id: String,
+    },
 }
 
 /// `baton acp-client`.
@@ -196,6 +225,13 @@ pub struct RunArgs {
     /// The branch to work on (default `baton/<short-id>-<slug-of-title>`).
     #[arg(long)]
     pub branch: Option<String>,
+    /// How the agent is isolated: auto (a sandbox where the host allows one),
+    /// required (fail rather than run without one), off, or container.
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<baton_core::sandbox::SandboxMode>,
+    /// A launcher label the host must have (`gpu`, `region=eu`; repeatable).
+    #[arg(long = "require", value_name = "LABEL")]
+    pub require: Vec<String>,
     /// Follow the task to its end, showing progress; exit 1 if it fails.
     #[arg(long, short)]
     pub wait: bool,
@@ -519,4 +555,15 @@ pub struct LauncherArgs {
     /// A name for this launcher (default: the host name).
     #[arg(long)]
     pub name: Option<String>,
+    /// A label for placement (`gpu`, `region=eu`; repeatable): tasks and agents
+    /// that `require` labels run only on launchers that have them.
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// A PEM file of CA certificates to trust for the coordinator (a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// A file holding the launcher token (instead of --token, which other users
+    /// of the host can read in the process list).
+    #[arg(long, value_name = "FILE", env = "BATON_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }

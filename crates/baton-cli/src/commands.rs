@@ -10,6 +10,7 @@ mod projects;
 mod review;
 mod run;
 mod tasks;
+mod tokens;
 mod up;
 
 use crate::cli::{Cli, Command};
@@ -59,6 +60,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Merge(args) => review::merge(&client, args).await,
                 Command::Clean(args) => review::clean(&client, args).await,
                 Command::Project(command) => projects::project(&client, command).await,
+                Command::Token(command) => tokens::token(&client, command).await,
                 Command::Up(_)
                 | Command::Launcher(_)
                 | Command::Supervise { .. }

@@ -319,6 +319,18 @@ impl Client {
     pub async fn run_finished(&self, id: &RunId, report: &RunFinished) -> Result<Run, ClientError> {
         self.post(&format!("/api/runs/{id}/finished"), report).await
     }
+
+    /// `POST /api/launchers/{id}/orders/done`: an order was carried out (or not).
+    pub async fn order_done(&self, id: &LauncherId, done: &baton_core::api::OrderDone) -> Result<Value, ClientError> {
+        self.post(&format!("/api/launchers/{id}/orders/done"), done).await
+    }
+
+    /// `POST /api/runs/{id}/checkpoint`: a snapshot of the task's worktree was
+    /// pushed to `refs/baton/checkpoints/<task>`.
+    pub async fn run_checkpoint(&self, id: &RunId, commit: &str) -> Result<Run, ClientError> {
+        self.post(&format!("/api/runs/{id}/checkpoint"), &baton_core::api::Checkpoint { commit: commit.to_owned() })
+            .await
+    }
 }
 
 fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {

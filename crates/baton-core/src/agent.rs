@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::names::{NameError, validate_simple_name};
+use crate::sandbox::{NetworkPolicy, SandboxMode};
 
 /// How an agent is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -161,6 +162,22 @@ pub struct AgentDef {
     /// Prices per million tokens, for CLIs that report tokens but no cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<Pricing>,
+    /// How its sessions are isolated (default: the project's, else `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxMode>,
+    /// Where its network traffic may go (default: the project's, else `full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkPolicy>,
+    /// Host variables it is given (`NAME` or `PREFIX_*`), beyond its executor's
+    /// own; shown redacted wherever Baton shows its output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_env: Vec<String>,
+    /// The container image for `sandbox: container`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Launcher labels a host must have to run it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<String>,
     /// Front matter keys Baton does not use, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,
@@ -241,6 +258,13 @@ struct FrontMatter {
     prompt_template: Option<String>,
     pricing: Option<Pricing>,
     baton_mcp: Option<bool>,
+    sandbox: Option<SandboxMode>,
+    network: Option<NetworkPolicy>,
+    #[serde(deserialize_with = "list_or_csv")]
+    pass_env: Vec<String>,
+    image: Option<String>,
+    #[serde(deserialize_with = "list_or_csv")]
+    require: Vec<String>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -334,6 +358,11 @@ impl AgentDef {
             prompt_template: fm.prompt_template,
             pricing: fm.pricing,
             baton_mcp: fm.baton_mcp,
+            sandbox: fm.sandbox,
+            network: fm.network,
+            pass_env: fm.pass_env,
+            image: fm.image,
+            require: fm.require,
             extra: fm.extra,
             source: source.to_owned(),
         };
@@ -371,6 +400,19 @@ impl AgentDef {
                 return Err(invalid("environment variable names must be non-empty, without '=' or NUL"));
             }
         }
+        crate::sandbox::validate_pass_env(&self.pass_env).map_err(|e| invalid(&e))?;
+        if let Some(network) = &self.network {
+            network.validate().map_err(|e| invalid(&e))?;
+        }
+        if let Some(image) = &self.image {
+            crate::names::validate_image(image)?;
+        }
+        if self.sandbox == Some(SandboxMode::Container) && self.image.is_none() {
+            return Err(invalid("sandbox: container needs an `image`"));
+        }
+        for label in &self.require {
+            crate::names::validate_label(label)?;
+        }
         Ok(())
     }
 
@@ -398,6 +440,11 @@ impl AgentDef {
             prompt_template: None,
             pricing: None,
             baton_mcp: None,
+            sandbox: None,
+            network: None,
+            pass_env: Vec::new(),
+            image: None,
+            require: Vec::new(),
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };

@@ -209,6 +209,13 @@ pub struct CreateTask {
     /// For agents starting tasks: resume the calling session with the result.
     #[serde(default)]
     pub callback: bool,
+    /// How its agent is isolated (`auto`, `required`, `off`, `container`),
+    /// overriding the agent's and the project's setting.
+    #[serde(default)]
+    pub sandbox: Option<crate::sandbox::SandboxMode>,
+    /// Launcher labels a host must have to run it (`gpu`, `region=eu`).
+    #[serde(default)]
+    pub require: Vec<String>,
 }
 
 /// `POST /api/tasks/{id}/resume`.
@@ -299,6 +306,10 @@ pub struct CleanReport {
     /// Commits on its branch that the base does not have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmerged_commits: Vec<String>,
+    /// The launcher that has the worktree has not answered yet: it removes the
+    /// worktree when it is back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// `GET /api/tasks/{id}/diff`: what the task changed against its base.
@@ -442,6 +453,12 @@ pub struct PlanTask {
     /// The branch.
     #[serde(default)]
     pub branch: Option<String>,
+    /// How its agent is isolated.
+    #[serde(default)]
+    pub sandbox: Option<crate::sandbox::SandboxMode>,
+    /// Launcher labels a host must have to run it.
+    #[serde(default)]
+    pub require: Vec<String>,
 }
 
 /// The synthesis task of a plan.
@@ -611,6 +628,12 @@ pub struct RegisterLauncher {
     pub slots: u32,
     /// The executors it can run.
     pub executors: Vec<ExecutorKind>,
+    /// Its labels (`gpu`, `region=eu`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The best isolation it can give agents.
+    #[serde(default)]
+    pub sandbox: Option<crate::sandbox::SandboxReport>,
 }
 
 /// The answer to registration.
@@ -639,6 +662,65 @@ pub struct PollResponse {
     pub runs: Vec<Assignment>,
     /// Runs to stop.
     pub stops: Vec<StopOrder>,
+    /// Other orders: checkpoints wanted now, worktrees to remove. Each comes
+    /// again (every 15 s) until the launcher says it is done.
+    #[serde(default)]
+    pub orders: Vec<crate::model::LauncherOrder>,
+}
+
+/// `POST /api/launchers/{id}/orders/done`: a launcher did (or could not do) an order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderDone {
+    /// The order's kind.
+    pub kind: crate::model::OrderKind,
+    /// What it was about.
+    pub subject: String,
+    /// Whether it was done.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// Files with uncommitted changes (a removal refused for them).
+    #[serde(default)]
+    pub uncommitted: Vec<String>,
+}
+
+/// `POST /api/tokens`: a new token for a machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// What it is for: `launcher`.
+    pub kind: crate::model::TokenKind,
+    /// A name for people (the host it is for).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The answer to `POST /api/tokens`: the token, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewToken {
+    /// Its id (to list and revoke it).
+    pub id: String,
+    /// The token itself: kept nowhere but here.
+    pub token: String,
+}
+
+/// `GET /api/tokens` entries: a token without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Its id.
+    pub id: String,
+    /// What it allows.
+    pub kind: crate::model::TokenKind,
+    /// A name for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The launcher it is bound to (after that launcher's first registration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<String>,
+    /// When it was made.
+    pub created_at: crate::time::Timestamp,
 }
 
 /// Everything a launcher needs to start (or re-attach to) a run.
@@ -665,6 +747,10 @@ pub struct Assignment {
     /// The task's prerequisites and their branches, to merge into a new branch.
     #[serde(default)]
     pub prerequisites: Vec<Prerequisite>,
+    /// The commit of the base branch a new branch starts from (the base's head
+    /// when the run was claimed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
 }
 
 /// A prerequisite of the task being started.
@@ -674,6 +760,9 @@ pub struct Prerequisite {
     pub task_id: TaskId,
     /// Its branch.
     pub branch: Option<String>,
+    /// Its branch's commit.
+    #[serde(default)]
+    pub head: Option<String>,
 }
 
 /// An order to stop a run.
@@ -722,6 +811,9 @@ pub struct RunStarted {
     /// Git state of the task after its worktree was prepared.
     #[serde(default)]
     pub git: Option<TaskGit>,
+    /// How the agent is isolated.
+    #[serde(default)]
+    pub sandbox: Option<crate::sandbox::SandboxReport>,
 }
 
 /// `POST /api/runs/{id}/events`: a batch of events parsed from the spool between
@@ -752,6 +844,15 @@ pub struct BatchAck {
     /// Set when the coordinator wants the run stopped (a budget was exceeded).
     #[serde(default)]
     pub stop: Option<String>,
+}
+
+/// `POST /api/runs/{id}/checkpoint`: a snapshot of the task's worktree, pushed
+/// to `refs/baton/checkpoints/<task>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The snapshot's commit (its parent is the agent's HEAD when it was taken).
+    pub commit: String,
 }
 
 /// `POST /api/runs/{id}/finished`: the agent process ended.

@@ -13,6 +13,7 @@ pub mod event;
 pub mod ids;
 pub mod model;
 pub mod names;
+pub mod sandbox;
 pub mod status;
 pub mod time;
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::ExecutorKind;
 use crate::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use crate::sandbox::{ContainerRuntime, NetworkPolicy, SandboxMode, SandboxReport};
 use crate::status::{LauncherStatus, OrchestrationStatus, RunStatus, SessionStatus, TaskStatus};
 use crate::time::Timestamp;
 
@@ -72,12 +73,40 @@ pub struct ProjectSettings {
     /// The most the project's agents may spend, in US dollars. Running agents are
     /// stopped and no new ones start once it is spent.
     pub budget_usd: Option<f64>,
+    /// How its agents are isolated (default `auto`: a sandbox where the host allows one).
+    pub sandbox: Option<SandboxMode>,
+    /// Where its agents' network traffic may go (default `full`).
+    pub network: Option<NetworkPolicy>,
+    /// Host variables its agents are given (`NAME` or `PREFIX_*`), shown redacted.
+    pub pass_env: Vec<String>,
+    /// The container image of agents run with `sandbox = "container"`.
+    pub image: Option<String>,
+    /// `podman` or `docker` for container sandboxes (default: whichever is installed).
+    pub container_runtime: Option<ContainerRuntime>,
+    /// Seconds between snapshots of a working agent's worktree, pushed to
+    /// `refs/baton/checkpoints/<task>` (default 60; 0 turns them off).
+    pub checkpoint_s: Option<u64>,
 }
 
 impl ProjectSettings {
     /// Whether tasks get their own worktree.
     pub fn uses_worktrees(&self) -> bool {
         self.worktrees.unwrap_or(true)
+    }
+
+    /// Checks the settings that have rules beyond their type.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::sandbox::validate_pass_env(&self.pass_env)?;
+        if let Some(network) = &self.network {
+            network.validate()?;
+        }
+        if self.sandbox == Some(SandboxMode::Container) && self.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
+            return Err("sandbox = \"container\" needs an `image`".into());
+        }
+        if let Some(image) = &self.image {
+            crate::names::validate_image(image).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -129,6 +158,15 @@ pub struct Task {
     /// Whether `baton approve` must let it start.
     #[serde(default)]
     pub approval: bool,
+    /// How its agent is isolated, overriding the agent's and the project's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxMode>,
+    /// Launcher labels a host must have to run it (`gpu`, `region=eu`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<String>,
+    /// How its last run was isolated, as its launcher reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<SandboxReport>,
     /// When it was approved.
     pub approved_at: Option<Timestamp>,
     /// Where it is in its life.
@@ -207,6 +245,12 @@ pub struct TaskGit {
     pub merged_commit: Option<String>,
     /// Disk use of the worktree in bytes, when last measured.
     pub disk_bytes: Option<u64>,
+    /// The launcher whose host has the worktree.
+    pub launcher: Option<LauncherId>,
+    /// The last snapshot of the working tree pushed while the agent worked
+    /// (`refs/baton/checkpoints/<task>`): a commit whose parent is the agent's
+    /// HEAD then, with its uncommitted changes.
+    pub checkpoint: Option<String>,
 }
 
 /// A task's part in an orchestration.
@@ -559,6 +603,15 @@ pub struct Launcher {
     /// The agents' programs as found on its host, by the name agents give them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub programs: BTreeMap<String, ProgramInfo>,
+    /// Its labels (`gpu`, `region=eu`), which tasks and agents may `require`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Whether it takes no new work (its running agents finish).
+    #[serde(default)]
+    pub draining: bool,
+    /// The best isolation it can give agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxReport>,
 }
 
 /// An agent's program as a launcher found it.
@@ -600,8 +653,55 @@ pub struct TokenRecord {
     pub hash: String,
     /// What it allows.
     pub kind: TokenKind,
-    /// For session tokens the session id, for launcher tokens the launcher id.
+    /// For session tokens the session id, for launcher tokens the launcher id
+    /// (bound at the launcher's first registration).
     pub subject: Option<String>,
     /// When it was made.
     pub created_at: Timestamp,
+    /// Its id, for tokens people make and revoke (`tok-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A name for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Something a launcher is asked to do besides running agents, kept until it
+/// says it is done (so a restart of either side loses none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LauncherOrder {
+    /// The launcher.
+    pub launcher_id: LauncherId,
+    /// What to do.
+    pub kind: OrderKind,
+    /// What it is about: a run id (checkpoint) or a task id (worktree removal).
+    pub subject: String,
+    /// Particulars (`{"force": true}`).
+    #[serde(default)]
+    pub data: serde_json::Value,
+    /// When it was asked for.
+    pub created_at: Timestamp,
+    /// When it was last handed to the launcher.
+    #[serde(default)]
+    pub sent_at: Option<Timestamp>,
+}
+
+/// The kinds of [`LauncherOrder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// Snapshot a run's worktree now and push it as its task's checkpoint.
+    Checkpoint,
+    /// Remove a task's worktree (and the agent's home) from the launcher's host.
+    RemoveWorktree,
+}
+
+impl OrderKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Checkpoint => "checkpoint",
+            OrderKind::RemoveWorktree => "remove_worktree",
+        }
+    }
 }

@@ -67,6 +67,39 @@ pub fn validate_branch_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A container image reference (`alpine:3.20`, `registry.example/team/agent@sha256:…`):
+/// 1 to 255 characters of letters, digits and `._-/:@`, not starting with `-`.
+pub fn validate_image(image: &str) -> Result<(), NameError> {
+    const KIND: &str = "container image";
+    if image.is_empty() || image.len() > 255 {
+        return Err(refuse(KIND, image, "must be 1 to 255 characters"));
+    }
+    if !image.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return Err(refuse(KIND, image, "must start with a letter or a digit"));
+    }
+    if !image.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b)) {
+        return Err(refuse(KIND, image, "may only contain letters, digits and . _ - / : @"));
+    }
+    Ok(())
+}
+
+/// A launcher label: `name` or `name=value`, each part 1 to 64 characters of
+/// `[A-Za-z0-9._-]`.
+pub fn validate_label(label: &str) -> Result<(), NameError> {
+    const KIND: &str = "label";
+    let ok = |part: &str| {
+        !part.is_empty() && part.len() <= 64 && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    let valid = match label.split_once('=') {
+        Some((k, v)) => ok(k) && ok(v),
+        None => ok(label),
+    };
+    if !valid {
+        return Err(refuse(KIND, label, "must be name or name=value, of letters, digits, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
 /// Document names: 1 to 200 characters of `[A-Za-z0-9._-]` in `/`-separated
 /// segments (`notes/api.md`); no empty segment, no segment starting with `.` (so no
 /// `..`), no leading or trailing `/`.

@@ -1,8 +1,10 @@
 //! Running git, and the questions about a repository Baton asks.
 
 use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::process::Command;
 
@@ -51,12 +53,39 @@ pub enum GitError {
 pub struct Git {
     /// The directory git runs in.
     dir: PathBuf,
+    /// A program and arguments that run git (a sandbox: `bwrap ... --`), for
+    /// repositories an agent controls, whose configuration may name commands.
+    wrapper: Option<Arc<Vec<OsString>>>,
+    /// The whole environment git gets, when set (else the caller's).
+    env: Option<Arc<Vec<(String, String)>>>,
+    /// Configuration given on the command line (`-c key=value`), after Baton's own.
+    config: Vec<(String, String)>,
 }
 
 impl Git {
     /// Git in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self { dir: dir.into(), wrapper: None, env: None, config: Vec::new() }
+    }
+
+    /// Git in `dir`, run through `wrapper` (a sandbox's command line, which ends
+    /// where the program begins) with exactly `env`. Hooks are off: commands Baton
+    /// runs in an agent's repository never run the agent's hooks.
+    pub fn jailed(
+        dir: impl Into<PathBuf>,
+        wrapper: Option<Arc<Vec<OsString>>>,
+        env: Arc<Vec<(String, String)>>,
+    ) -> Self {
+        let mut git = Self { dir: dir.into(), wrapper, env: Some(env), config: Vec::new() };
+        git.config.push(("core.hooksPath".into(), "/dev/null".into()));
+        git.config.push(("core.fsmonitor".into(), "false".into()));
+        git
+    }
+
+    /// The same, with `key=value` set for every command (`-c`).
+    pub fn with_config(mut self, key: &str, value: &str) -> Self {
+        self.config.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// The directory git runs in.
@@ -75,6 +104,31 @@ impl Git {
             cmd.env(k, v);
         }
         let output = cmd.output().await.map_err(GitError::Spawn)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(GitError::Failed {
+                args: describe(args),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                code: output.status.code(),
+            })
+        }
+    }
+
+    /// Runs git with `input` on its stdin; its stdout on success.
+    pub async fn run_with_input<I, S>(&self, args: I, input: &[u8]) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S> + Clone,
+        S: AsRef<OsStr>,
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = self.command(args.clone());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(GitError::Spawn)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).await.map_err(GitError::Spawn)?;
+        }
+        let output = child.wait_with_output().await.map_err(GitError::Spawn)?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -124,11 +178,22 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C")
-            .arg(&self.dir)
-            .args(["-c", "core.quotepath=off", "-c", "advice.detachedHead=false"])
-            .args(args)
+        let mut cmd = match &self.wrapper {
+            Some(wrapper) => {
+                let mut cmd = Command::new(&wrapper[0]);
+                cmd.args(&wrapper[1..]).arg("git");
+                cmd
+            }
+            None => Command::new("git"),
+        };
+        if let Some(env) = &self.env {
+            cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        cmd.arg("-C").arg(&self.dir).args(["-c", "core.quotepath=off", "-c", "advice.detachedHead=false"]);
+        for (k, v) in &self.config {
+            cmd.arg("-c").arg(format!("{k}={v}"));
+        }
+        cmd.args(args)
             .env("LC_ALL", "C")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_PAGER", "cat")

@@ -6,30 +6,36 @@ use baton_core::names::validate_branch_name;
 
 use crate::{Git, GitError};
 
-/// Where and how a task's worktree should exist.
+/// Where and how a task's working tree should exist.
+///
+/// A task works in a repository of its own (a working tree with its `.git`
+/// directory inside), not in a worktree of the project: its commits and refs stay
+/// there, and reach the project only when the launcher pushes the task's branch.
+/// It borrows every object from `objects` (the launcher's mirror of the project,
+/// through `objects/info/alternates`), so creating it copies nothing.
 #[derive(Debug, Clone)]
 pub struct Plan<'a> {
-    /// The project's main checkout.
-    pub repo: &'a Path,
-    /// Where the worktree goes.
+    /// The working tree (its repository is `path/.git`).
     pub path: &'a Path,
+    /// The objects directory it borrows from (read-only to it).
+    pub objects: &'a Path,
     /// The task's branch.
     pub branch: &'a str,
-    /// The branch it starts from.
-    pub base: &'a str,
-    /// The commit it started from, if it started before.
-    pub base_commit: Option<&'a str>,
-    /// Branches of prerequisites to merge in when the branch is created, in order.
-    pub prerequisites: &'a [String],
+    /// The commit a new branch starts from.
+    pub base_commit: &'a str,
+    /// The branch's last pushed commit, when it has one (a run on another host).
+    pub head: Option<&'a str>,
+    /// A newer snapshot of the working tree to restore on top of it.
+    pub checkpoint: Option<&'a str>,
+    /// Prerequisites' commits merged into a new branch, in order (name, commit).
+    pub prerequisites: &'a [(String, String)],
 }
 
-/// A worktree ready for an agent.
+/// A working tree ready for an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
-    /// Whether it was created now (a first run) rather than found.
+    /// Whether it was created now (a first run on this host) rather than found.
     pub created: bool,
-    /// The commit the branch started from.
-    pub base_commit: String,
     /// The branch's commit now.
     pub head: String,
 }
@@ -38,21 +44,24 @@ fn invalid(what: &str, why: String) -> GitError {
     GitError::Failed { args: what.to_owned(), stderr: why, code: None }
 }
 
-/// Makes sure the task's worktree exists on its branch: found as it was, checked
-/// out again from the branch, or created from the base with the prerequisites'
-/// branches merged in. A conflict between prerequisites removes what was created
-/// and reports the files.
+/// Makes sure the task's working tree exists on its branch: found as it was, or
+/// created from its last pushed commit (with the last checkpoint's files on top),
+/// or from the base with the prerequisites merged in. A conflict between
+/// prerequisites removes what was created and names the files.
 pub async fn prepare(plan: &Plan<'_>) -> Result<Prepared, GitError> {
-    for name in std::iter::once(plan.branch)
-        .chain(std::iter::once(plan.base))
-        .chain(plan.prerequisites.iter().map(String::as_str))
-    {
+    validate_branch_name(plan.branch).map_err(|e| invalid("worktree", e.to_string()))?;
+    for (name, _) in plan.prerequisites {
         validate_branch_name(name).map_err(|e| invalid("worktree", e.to_string()))?;
+    }
+    for commit in std::iter::once(plan.base_commit).chain(plan.head).chain(plan.checkpoint) {
+        check_object_id(commit)?;
+    }
+    for (_, commit) in plan.prerequisites {
+        check_object_id(commit)?;
     }
     if !plan.path.is_absolute() {
         return Err(invalid("worktree", format!("worktree path {} is not absolute", plan.path.display())));
     }
-    let repo = Git::new(plan.repo);
     if plan.path.join(".git").exists() {
         let wt = Git::new(plan.path);
         let current = wt.current_branch().await?;
@@ -63,73 +72,91 @@ pub async fn prepare(plan: &Plan<'_>) -> Result<Prepared, GitError> {
             ));
         }
         let head = wt.resolve("HEAD").await?.unwrap_or_default();
-        let base_commit = match plan.base_commit {
-            Some(c) => c.to_owned(),
-            None => merge_base(&repo, plan.base, &head).await?,
-        };
-        return Ok(Prepared { created: false, base_commit, head });
+        return Ok(Prepared { created: false, head });
     }
-    if let Some(parent) = plan.path.parent() {
-        std::fs::create_dir_all(parent).map_err(GitError::Spawn)?;
+    let created = create(plan).await;
+    if created.is_err() {
+        let _ = std::fs::remove_dir_all(plan.path);
     }
-    let path = plan.path.to_string_lossy().into_owned();
+    created
+}
+
+async fn create(plan: &Plan<'_>) -> Result<Prepared, GitError> {
+    std::fs::create_dir_all(plan.path).map_err(GitError::Spawn)?;
     let wt = Git::new(plan.path);
-    // The common case in one git call: a new branch from the base.
-    let created = repo.run(["worktree", "add", "--quiet", "-b", plan.branch, path.as_str(), plan.base]).await;
-    if let Err(e) = created {
-        if !repo.branch_exists(plan.branch).await? {
-            if repo.resolve(plan.base).await?.is_none() {
-                return Err(invalid("worktree", format!("the base branch {} does not exist", plan.base)));
-            }
-            return Err(e);
-        }
-        // The branch exists (its worktree was removed): check it out again.
-        repo.run(["worktree", "add", "--quiet", path.as_str(), plan.branch]).await?;
-        let head = wt.resolve("HEAD").await?.unwrap_or_default();
-        let base_commit = match plan.base_commit {
-            Some(c) => c.to_owned(),
-            None => merge_base(&repo, plan.base, &head).await?,
-        };
-        return Ok(Prepared { created: true, base_commit, head });
+    wt.run(["init", "-q", "--template="]).await?;
+    set_alternates(&plan.path.join(".git"), &[plan.objects.to_owned()]).map_err(GitError::Spawn)?;
+    if !wt.identity_env().await?.is_empty() {
+        // The agent's own commits need an author too.
+        wt.run(["config", "user.name", "Baton agent"]).await?;
+        wt.run(["config", "user.email", "baton@localhost"]).await?;
     }
-    let base_commit = wt.resolve("HEAD").await?.unwrap_or_default();
-    if plan.prerequisites.is_empty() {
-        return Ok(Prepared { created: true, head: base_commit.clone(), base_commit });
+    let start = match (plan.checkpoint, plan.head) {
+        (Some(checkpoint), _) => format!("{checkpoint}^"),
+        (None, Some(head)) => head.to_owned(),
+        (None, None) => plan.base_commit.to_owned(),
+    };
+    wt.run(["checkout", "-q", "-B", plan.branch, start.as_str()]).await?;
+    if let Some(checkpoint) = plan.checkpoint {
+        // The snapshot's files, as uncommitted changes on top of the agent's HEAD then.
+        wt.run(["read-tree", "-u", "--reset", checkpoint]).await?;
+        wt.run(["reset", "-q"]).await?;
+    } else if plan.head.is_none() {
+        merge_prerequisites(&wt, plan.prerequisites).await?;
+    }
+    let head = wt.resolve("HEAD").await?.unwrap_or_default();
+    Ok(Prepared { created: true, head })
+}
+
+async fn merge_prerequisites(wt: &Git, prerequisites: &[(String, String)]) -> Result<(), GitError> {
+    if prerequisites.is_empty() {
+        return Ok(());
     }
     let identity = wt.identity_env().await?;
-    for prerequisite in plan.prerequisites {
-        let message = format!("Merge prerequisite {prerequisite}");
+    for (name, commit) in prerequisites {
+        let message = format!("Merge prerequisite {name}");
         let merged = wt
             .run_with_env(
-                ["merge", "--no-ff", "--no-edit", "--quiet", "-m", message.as_str(), prerequisite.as_str()],
+                ["merge", "--no-ff", "--no-edit", "--quiet", "-m", message.as_str(), commit.as_str()],
                 &identity,
             )
             .await;
         if let Err(e) = merged {
             let conflicts = wt.run(["diff", "--name-only", "--diff-filter=U"]).await.unwrap_or_default();
             let files: Vec<String> = conflicts.lines().map(str::to_owned).collect();
-            let _ = wt.run(["merge", "--abort"]).await;
-            let _ = repo.run(["worktree", "remove", "--force", path.as_str()]).await;
-            let _ = repo.run(["branch", "-D", plan.branch]).await;
             if files.is_empty() {
                 return Err(e);
             }
-            return Err(GitError::Conflict { what: format!("prerequisite {prerequisite}"), files });
+            return Err(GitError::Conflict { what: format!("prerequisite {name}"), files });
         }
     }
-    let head = wt.resolve("HEAD").await?.unwrap_or_default();
-    Ok(Prepared { created: true, base_commit, head })
+    Ok(())
 }
 
-async fn merge_base(repo: &Git, a: &str, b: &str) -> Result<String, GitError> {
-    Ok(repo.run(["merge-base", a, b]).await?.trim().to_owned())
+/// Writes `objects/info/alternates` of the repository at `git_dir`: the object
+/// directories it may read from without copying.
+pub fn set_alternates(git_dir: &Path, dirs: &[PathBuf]) -> std::io::Result<()> {
+    let info = git_dir.join("objects/info");
+    std::fs::create_dir_all(&info)?;
+    let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
+    std::fs::write(info.join("alternates"), text)
 }
 
-/// Commits everything uncommitted in the worktree (new files included, ignored
-/// ones not), without running hooks. Whether there was anything to commit.
-pub async fn commit_wip(worktree: &Path, message: &str) -> Result<bool, GitError> {
-    let wt = Git::new(worktree);
-    if uncommitted(worktree).await?.is_empty() {
+/// Refuses anything but a full hexadecimal object id (SHA-1 or SHA-256).
+pub fn check_object_id(id: &str) -> Result<(), GitError> {
+    if matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(invalid("object id", format!("{id:?} is not a full commit id")))
+    }
+}
+
+/// Commits everything uncommitted in the working tree (new files included,
+/// ignored ones not), without running hooks. Whether there was anything to
+/// commit. `git` is the agent's repository as Baton may touch it: run inside the
+/// agent's sandbox, since its configuration is the agent's to write.
+pub async fn commit_wip(wt: &Git, message: &str) -> Result<bool, GitError> {
+    if uncommitted(wt).await?.is_empty() {
         return Ok(false);
     }
     wt.run(["add", "--all"]).await?;
@@ -140,6 +167,30 @@ pub async fn commit_wip(worktree: &Path, message: &str) -> Result<bool, GitError
     let identity = wt.identity_env().await?;
     wt.run_with_env(["commit", "--no-verify", "--quiet", "-m", message], &identity).await?;
     Ok(true)
+}
+
+/// A snapshot of the working tree that touches nothing the agent sees: its
+/// files (uncommitted changes and new files included) go through a temporary
+/// index into a commit whose parent is HEAD, kept as `refs/baton/checkpoint`.
+/// The snapshot's commit and tree.
+pub async fn snapshot(wt: &Git) -> Result<(String, String), GitError> {
+    let index = ("GIT_INDEX_FILE", ".git/baton-snapshot.index".to_owned());
+    let env = std::slice::from_ref(&index);
+    wt.run_with_env(["read-tree", "HEAD"], env).await?;
+    wt.run_with_env(["add", "--all"], env).await?;
+    let tree = wt.run_with_env(["write-tree"], env).await?.trim().to_owned();
+    let mut identity = wt.identity_env().await?;
+    identity.push(index);
+    let commit = wt
+        .run_with_env(
+            ["commit-tree", tree.as_str(), "-p", "HEAD", "-m", "Baton checkpoint of the working tree"],
+            &identity,
+        )
+        .await?
+        .trim()
+        .to_owned();
+    wt.run(["update-ref", "refs/baton/checkpoint", commit.as_str()]).await?;
+    Ok((commit, tree))
 }
 
 /// What a branch changed against the commit it started from.
@@ -163,7 +214,7 @@ pub async fn summarize(dir: &Path, base_commit: &str, rev: &str) -> Result<Summa
     let commits: Vec<String> =
         git.run(["rev-list", "--reverse", range.as_str()]).await?.lines().map(str::to_owned).collect();
     let head = commits.last().cloned().unwrap_or_else(|| base_commit.to_owned());
-    let numstat = git.run(["diff", "--numstat", "-z", base_commit, head.as_str()]).await?;
+    let numstat = git.run(["diff", "--numstat", "--no-textconv", "-z", base_commit, head.as_str()]).await?;
     let (files, insertions, deletions) = parse_numstat(&numstat);
     let stat = (!files.is_empty()).then(|| {
         let plural = |n: usize, one: &str, many: &str| if n == 1 { one.to_owned() } else { many.to_owned() };
@@ -204,10 +255,9 @@ fn parse_numstat(text: &str) -> (Vec<String>, usize, usize) {
     (files, ins, del)
 }
 
-/// Files changed in a worktree against `base_commit`, committed or not, new files
-/// included (for the conflict radar).
-pub async fn changed_files(worktree: &Path, base_commit: &str) -> Result<Vec<String>, GitError> {
-    let wt = Git::new(worktree);
+/// Files changed in a working tree against `base_commit`, committed or not, new
+/// files included (for the conflict radar).
+pub async fn changed_files(wt: &Git, base_commit: &str) -> Result<Vec<String>, GitError> {
     let mut files = split_z(&wt.run(["diff", "--name-only", "-z", base_commit]).await?);
     files.extend(split_z(&wt.run(["ls-files", "--others", "--exclude-standard", "-z"]).await?));
     files.sort();
@@ -215,9 +265,9 @@ pub async fn changed_files(worktree: &Path, base_commit: &str) -> Result<Vec<Str
     Ok(files)
 }
 
-/// Files with uncommitted changes in a worktree (new files included).
-pub async fn uncommitted(worktree: &Path) -> Result<Vec<String>, GitError> {
-    let out = Git::new(worktree).run(["status", "--porcelain=v1", "-z", "--untracked-files=all"]).await?;
+/// Files with uncommitted changes in a working tree (new files included).
+pub async fn uncommitted(wt: &Git) -> Result<Vec<String>, GitError> {
+    let out = wt.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"]).await?;
     let mut files = Vec::new();
     let mut entries = out.split('\0').filter(|e| !e.is_empty());
     while let Some(entry) = entries.next() {
@@ -238,28 +288,15 @@ pub async fn unmerged_commits(repo: &Path, base: &str, branch: &str) -> Result<V
     Ok(out.lines().map(str::to_owned).collect())
 }
 
-/// Removes a worktree (`force`: even with uncommitted changes) and, when `branch`
-/// is given, deletes the branch if it is fully merged into `base`.
-pub async fn remove(repo: &Path, path: &Path, force: bool, branch: Option<(&str, &str)>) -> Result<(), GitError> {
+/// Deletes `branch` of `repo` when `base` has all its commits (else keeps it).
+/// Whether it was deleted.
+pub async fn delete_branch_if_merged(repo: &Path, branch: &str, base: &str) -> Result<bool, GitError> {
     let git = Git::new(repo);
-    let path_text = path.to_string_lossy().into_owned();
-    if path.exists() {
-        let mut args = vec!["worktree", "remove"];
-        if force {
-            args.push("--force");
-        }
-        args.push(path_text.as_str());
-        git.run(args).await?;
-    } else {
-        git.run(["worktree", "prune"]).await?;
-    }
-    if let Some((branch, base)) = branch
-        && git.branch_exists(branch).await?
-        && unmerged_commits(repo, base, branch).await?.is_empty()
-    {
+    if git.branch_exists(branch).await? && unmerged_commits(repo, base, branch).await?.is_empty() {
         git.run(["branch", "-D", branch]).await?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Bytes used by the files under `dir` (symbolic links not followed).
@@ -284,21 +321,12 @@ pub(crate) fn split_z(text: &str) -> Vec<String> {
     text.split('\0').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// The patch and `--stat` of `dir` against `base`: of the working tree (committed
-/// and uncommitted changes) when `rev` is `None`, else of commit `rev`.
-pub async fn diff(dir: &Path, base: &str, rev: Option<&str>) -> Result<(String, String), GitError> {
-    let git = Git::new(dir);
-    let mut args = vec!["diff", "--no-color", "--no-ext-diff", base];
-    if let Some(rev) = rev {
-        args.push(rev);
-    }
+/// The patch and `--stat` of commit `rev` against `base` in `repo`.
+pub async fn diff(repo: &Path, base: &str, rev: &str) -> Result<(String, String), GitError> {
+    let git = Git::new(repo);
+    let mut args = vec!["diff", "--no-color", "--no-ext-diff", "--no-textconv", base, rev];
     let patch = git.run(args.clone()).await?;
     args.insert(1, "--stat");
     let stat = git.run(args).await?;
     Ok((patch, stat))
-}
-
-/// New files in a worktree that git does not track yet (and does not ignore).
-pub async fn untracked(worktree: &Path) -> Result<Vec<String>, GitError> {
-    Ok(split_z(&Git::new(worktree).run(["ls-files", "--others", "--exclude-standard", "-z"]).await?))
 }

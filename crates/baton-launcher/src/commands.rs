@@ -1,6 +1,7 @@
-//! Setup commands and acceptance checks: `sh -c COMMAND` in the worktree, in a
-//! process group of its own, its output sent to the coordinator as `log` events
-//! as it comes, with a timeout, and stoppable (the whole group is killed).
+//! Setup commands and acceptance checks: `sh -c COMMAND` in the worktree, inside
+//! the agent's sandbox, in a process group of its own, its output sent to the
+//! coordinator as `log` events as it comes (secrets redacted), with a timeout,
+//! and stoppable (the whole group is killed).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -18,7 +19,9 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::env::Redactor;
 use crate::run::Order;
+use crate::sandbox::Jail;
 
 /// How many output lines are sent together.
 const LINES_PER_BATCH: usize = 50;
@@ -35,6 +38,8 @@ pub(crate) struct Sink<'a> {
     pub run: &'a RunId,
     /// The acknowledged spool offsets.
     pub offsets: SpoolOffsets,
+    /// Hides the run's secrets in what is sent.
+    pub redactor: &'a Redactor,
 }
 
 impl Sink<'_> {
@@ -44,6 +49,7 @@ impl Sink<'_> {
         if events.is_empty() {
             return true;
         }
+        let events = events.into_iter().map(|e| self.redactor.event(e)).collect();
         let batch = EventBatch { from: self.offsets, to: self.offsets, events, files_changed: None };
         let mut delay = Duration::from_millis(50);
         loop {
@@ -84,11 +90,13 @@ fn line_event(phase: &str, command: &str, stream: &str, line: &str) -> NewEvent 
 
 /// Runs `command` and reports its output through `sink`; how it ended, with a
 /// check result.
+#[expect(clippy::too_many_arguments, reason = "each is a separate part of the run the command belongs to")]
 pub(crate) async fn run(
     command: &str,
     phase: &str,
     cwd: &Path,
     env: &[(String, String)],
+    jail: &Jail,
     timeout: Duration,
     sink: &mut Sink<'_>,
     mut orders: Option<&mut mpsc::UnboundedReceiver<Order>>,
@@ -101,12 +109,11 @@ pub(crate) async fn run(
         duration_ms: 0,
         output_tail: String::new(),
     };
-    let spawned = tokio::process::Command::new("sh")
+    let spawned = jail
+        .command("sh", env)
         .arg("-c")
         .arg(command)
         .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,6 +163,8 @@ pub(crate) async fn run(
                         ended = Some(Ended::Stopped);
                         break;
                     }
+                    // The agent is done; its worktree is pushed when the checks are.
+                    Some(Order::Checkpoint) => {}
                     // Nobody can send orders any more: stop listening.
                     None => orders = None,
                 }
@@ -204,7 +213,7 @@ pub(crate) async fn run(
     result.exit_code = status.and_then(|s| s.code());
     result.passed = ended == Ended::Exited(Some(0));
     result.duration_ms = started.elapsed().as_millis() as u64;
-    result.output_tail = tail.into_iter().collect::<Vec<_>>().join("\n");
+    result.output_tail = sink.redactor.string(tail.into_iter().collect::<Vec<_>>().join("\n"));
     let verdict = match ended {
         Ended::Exited(Some(0)) => "passed".to_owned(),
         Ended::Exited(Some(code)) => format!("failed with exit code {code}"),

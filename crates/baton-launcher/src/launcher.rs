@@ -12,9 +12,11 @@ use baton_core::ids::{LauncherId, RunId};
 use baton_core::model::ProgramInfo;
 use tokio::sync::{mpsc, watch};
 
+use crate::mirror::Mirrors;
 use crate::process::{kill_orphaned_agent, signal_stop, supervised};
 use crate::programs::Programs;
 use crate::run::Order;
+use crate::sandbox::SandboxSupport;
 use crate::spool::{self, Spool};
 use crate::watcher::Watcher;
 
@@ -45,6 +47,19 @@ pub struct LauncherConfig {
     pub ports_per_run: u16,
     /// Where worktrees are created (per project), when tasks use them.
     pub worktrees_dir: PathBuf,
+    /// The launcher's data directory (mirrors, agents' homes): hidden from agents.
+    pub data_dir: PathBuf,
+    /// More directories hidden from agents (the coordinator's data directory).
+    pub hidden: Vec<PathBuf>,
+    /// Its labels (`gpu`, `region=eu`).
+    pub labels: Vec<String>,
+    /// What isolation this host can give agents.
+    pub sandbox: SandboxSupport,
+    /// Whether projects' checkouts are on this host (the launcher `baton up`
+    /// embeds): its mirrors borrow their objects instead of fetching.
+    pub local_repos: bool,
+    /// A PEM file of CA certificates to trust for the coordinator, for git.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A launcher that could not run.
@@ -78,13 +93,30 @@ pub struct Launcher {
     pub(crate) id: Arc<Mutex<Option<LauncherId>>>,
     /// Supervisors started ahead of time, waiting for a run.
     pub(crate) standby: Arc<Mutex<Vec<crate::start::Standby>>>,
+    /// The projects' mirrors on this host.
+    pub(crate) mirrors: Arc<Mirrors>,
+    /// The launcher's own environment, from which agents' are named.
+    pub(crate) host_env: Arc<BTreeMap<String, String>>,
+    /// How often to send heartbeats (the coordinator says, at registration).
+    pub(crate) heartbeat_every: Arc<Mutex<Duration>>,
 }
 
 impl Launcher {
     /// A launcher for `config` (nothing happens until [`Launcher::run`]).
     pub fn new(config: LauncherConfig) -> Result<Self, LauncherError> {
+        private_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.runs_dir)?;
         let client = Client::new(&config.url, Some(config.token.clone()))?;
+        let mirrors = Mirrors::new(
+            config.data_dir.join("git"),
+            &config.url,
+            &config.token,
+            config.ca_file.clone(),
+            config.local_repos,
+        );
+        // The launcher's own BATON_* (its token) never reaches an agent: agents'
+        // environments are named from this, and BATON_* is never named.
+        let host_env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")).collect();
         Ok(Self {
             config: Arc::new(config),
             client,
@@ -93,6 +125,9 @@ impl Launcher {
             ports: Arc::default(),
             id: Arc::default(),
             standby: Arc::default(),
+            mirrors: Arc::new(mirrors),
+            host_env: Arc::new(host_env),
+            heartbeat_every: Arc::new(Mutex::new(Duration::from_secs(5))),
         })
     }
 
@@ -118,6 +153,10 @@ impl Launcher {
                     backoff = Duration::from_millis(100);
                     for order in work.stops {
                         self.stop(order);
+                    }
+                    for order in work.orders {
+                        let launcher = self.clone();
+                        tokio::spawn(async move { launcher.carry_out(order).await });
                     }
                     for assignment in work.runs {
                         let launcher = self.clone();
@@ -147,6 +186,11 @@ impl Launcher {
         Ok(())
     }
 
+    /// Its id, once registered.
+    pub(crate) fn launcher_id(&self) -> Option<LauncherId> {
+        self.id.lock().ok().and_then(|id| id.clone())
+    }
+
     fn free_slots(&self) -> u32 {
         let busy = self.runs.lock().map(|r| r.len()).unwrap_or(0) as u32;
         self.config.slots.saturating_sub(busy)
@@ -164,11 +208,19 @@ impl Launcher {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             slots: self.config.slots,
             executors: ExecutorKind::ALL.to_vec(),
+            labels: self.config.labels.clone(),
+            sandbox: Some(self.config.sandbox.report()),
         };
         let mut delay = Duration::from_millis(100);
         let id = loop {
             match self.client.register_launcher(&request).await {
-                Ok(registered) => break registered.launcher.id,
+                Ok(registered) => {
+                    let every = Duration::from_millis(registered.heartbeat_interval_ms.clamp(100, 60_000));
+                    if let Ok(mut h) = self.heartbeat_every.lock() {
+                        *h = every;
+                    }
+                    break registered.launcher.id;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not register with the coordinator; retrying");
                     tokio::time::sleep(delay).await;
@@ -253,9 +305,9 @@ impl Launcher {
     }
 
     async fn heartbeat_loop(self, id: LauncherId) {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
-            tick.tick().await;
+            let every = self.heartbeat_every.lock().map(|h| *h).unwrap_or(Duration::from_secs(5));
+            tokio::time::sleep(every).await;
             if let Err(e) = self.client.heartbeat(&id, &self.heartbeat(None)).await {
                 tracing::debug!(error = %e, "heartbeat failed");
             }
@@ -299,6 +351,13 @@ async fn discard(spool: Spool) {
         kill_orphaned_agent(&spool);
     }
     let _ = spool.remove();
+}
+
+/// Makes a directory only its owner may enter (a launcher's data: tokens, spools).
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn hostname() -> String {

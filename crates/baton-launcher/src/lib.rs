@@ -13,10 +13,14 @@
 //!   agents survive the launcher's crash or upgrade and are re-attached.
 
 mod commands;
+mod env;
 mod launcher;
+mod mirror;
+mod orders;
 mod process;
 mod programs;
 pub mod run;
+pub mod sandbox;
 pub mod spool;
 mod start;
 pub mod supervisor;
@@ -24,3 +28,4 @@ mod watcher;
 mod workspace;
 
 pub use launcher::{Launcher, LauncherConfig, LauncherError};
+pub use sandbox::SandboxSupport;

@@ -20,7 +20,10 @@ use baton_core::status::RunStatus;
 use tokio::sync::{Notify, mpsc};
 
 use crate::commands::{self, Ended, Sink};
+use crate::env::Redactor;
+use crate::mirror::Mirrors;
 use crate::process::{PidFd, kill_orphaned_agent, signal_stop};
+use crate::sandbox::Jail;
 use crate::spool::{Outcome, Spool};
 use crate::watcher::Watch;
 use crate::workspace::Workspace;
@@ -64,6 +67,8 @@ impl Exit {
 pub(crate) enum Order {
     /// Stop the agent.
     Stop(String),
+    /// Take a checkpoint now, and report it even if nothing changed.
+    Checkpoint,
 }
 
 /// What the coordinator said to a batch.
@@ -116,6 +121,20 @@ pub(crate) struct RunActor {
     pub max_event_bytes: usize,
     /// The task's worktree, when it has one.
     pub workspace: Option<Workspace>,
+    /// The agent's sandbox: its checks and the git commands in its worktree run there.
+    pub jail: Jail,
+    /// Hides the run's secrets in everything sent.
+    pub redactor: Redactor,
+    /// The environment of git commands in the worktree.
+    pub git_env: Arc<Vec<(String, String)>>,
+    /// The project mirrors, to push the task's work through.
+    pub mirrors: Arc<Mirrors>,
+    /// How often the worktree is snapshotted while the agent works (none: never).
+    pub checkpoint_every: Option<Duration>,
+    /// The last checkpoint's HEAD and tree.
+    pub last_checkpoint: Option<(String, String)>,
+    /// The last checkpoint's commit.
+    pub last_commit: Option<String>,
     /// When the worktree's changed files were last sent (for the conflict radar).
     pub files_checked: Option<Instant>,
     /// Whether the agent reported a result of its own.
@@ -133,6 +152,10 @@ impl RunActor {
     pub(crate) async fn run(mut self) {
         let run_id = self.assignment.run.id.clone();
         let mut exited = false;
+        let every = self.checkpoint_every.filter(|_| self.workspace.is_some());
+        let mut checkpoints = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checkpoints.reset();
         loop {
             if !self.drain(false).await {
                 self.abandon().await;
@@ -146,14 +169,17 @@ impl RunActor {
                 _ = self.exit.wait() => exited = true,
                 Some(order) = self.orders.recv() => match order {
                     Order::Stop(reason) => self.stop(reason),
+                    Order::Checkpoint => self.checkpoint(true).await,
                 },
+                _ = checkpoints.tick(), if every.is_some() => self.checkpoint(false).await,
             }
         }
         if !self.drain(true).await {
             self.abandon().await;
             return;
         }
-        let tail: Vec<NewEvent> = self.parser.finish().into_iter().map(|e| fit(e, self.max_event_bytes)).collect();
+        let tail: Vec<NewEvent> =
+            self.parser.finish().into_iter().map(|e| fit(self.redactor.event(e), self.max_event_bytes)).collect();
         if !tail.is_empty() {
             let batch = EventBatch { from: self.offsets, to: self.offsets, events: tail, files_changed: None };
             if matches!(self.send(&batch).await, Sent::Unwanted) {
@@ -196,10 +222,39 @@ impl RunActor {
         self.stop("the coordinator no longer expects this run".into());
         self.exit.wait().await;
         kill_orphaned_agent(&self.spool);
-        if let Some(ws) = &self.workspace {
-            ws.save(&self.assignment.task.id, "abandoned").await;
+        if let Some(mut ws) = self.workspace.take() {
+            let git = self.worktree_git(&ws);
+            ws.save(&git, &self.mirrors, &self.assignment.task.id, "abandoned").await;
         }
         let _ = self.spool.remove();
+    }
+
+    /// Git in the task's worktree, inside the agent's sandbox.
+    fn worktree_git(&self, ws: &Workspace) -> baton_git::Git {
+        self.jail.git(&ws.path, Arc::clone(&self.git_env))
+    }
+
+    /// Snapshots the worktree and pushes it as the task's checkpoint (when it
+    /// changed), then tells the coordinator (always, when `asked`).
+    async fn checkpoint(&mut self, asked: bool) {
+        let Some(ws) = self.workspace.clone() else { return };
+        let git = self.worktree_git(&ws);
+        let task = self.assignment.task.id.clone();
+        let previous = self.last_commit.clone();
+        let commit = match ws.checkpoint(&git, &self.mirrors, &task, &mut self.last_checkpoint).await {
+            Ok(Some(commit)) => Some(commit),
+            Ok(None) if asked => previous,
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(run = %self.assignment.run.id, error = %e, "could not take a checkpoint");
+                None
+            }
+        };
+        let Some(commit) = commit else { return };
+        self.last_commit = Some(commit.clone());
+        if let Err(e) = self.client.run_checkpoint(&self.assignment.run.id, &commit).await {
+            tracing::warn!(run = %self.assignment.run.id, error = %e, "could not report a checkpoint");
+        }
     }
 
     /// How the run ended: the agent's outcome, its work saved, and — when it
@@ -213,8 +268,18 @@ impl RunActor {
             RunStatus::Lost => "its supervisor was lost",
             _ => "the agent failed",
         };
-        let Some(workspace) = self.workspace.clone() else { return report };
-        report.git = Some(workspace.save(&self.assignment.task.id, why).await);
+        let Some(mut workspace) = self.workspace.clone() else { return report };
+        let git = self.worktree_git(&workspace);
+        let (saved, problem) = workspace.save(&git, &self.mirrors, &self.assignment.task.id, why).await;
+        report.git = Some(saved);
+        self.workspace = Some(workspace.clone());
+        if let Some(problem) = problem {
+            // Work that did not reach the coordinator fails the run: it must not
+            // look landed (it is kept in the worktree).
+            report.status = RunStatus::Failed;
+            report.error = Some(self.redactor.string(problem));
+            return report;
+        }
         let checks = self.assignment.task.checks.clone();
         if report.status != RunStatus::Succeeded || checks.is_empty() {
             return report;
@@ -233,10 +298,24 @@ impl RunActor {
             }
         };
         let timeout = Duration::from_secs(self.assignment.timeout_s.unwrap_or(3600));
-        let mut sink = Sink { client: &self.client, run: &self.assignment.run.id, offsets: self.offsets };
+        let mut sink = Sink {
+            client: &self.client,
+            run: &self.assignment.run.id,
+            offsets: self.offsets,
+            redactor: &self.redactor,
+        };
         for check in &checks {
-            let (ended, result) =
-                commands::run(check, "check", &workspace.path, &env, timeout, &mut sink, Some(&mut self.orders)).await;
+            let (ended, result) = commands::run(
+                check,
+                "check",
+                &workspace.path,
+                &env,
+                &self.jail,
+                timeout,
+                &mut sink,
+                Some(&mut self.orders),
+            )
+            .await;
             report.checks.push(result);
             match ended {
                 Ended::Exited(Some(0)) => {}
@@ -303,7 +382,7 @@ impl RunActor {
             status,
             exit_code,
             signal,
-            error,
+            error: error.map(|e| self.redactor.string(e)),
             git: None,
             checks: Vec::new(),
             result: self.fallback_result(),
@@ -342,7 +421,7 @@ impl RunActor {
             return None;
         }
         self.files_checked = Some(Instant::now());
-        ws.changed_files().await
+        ws.changed_files(&self.jail.git(&ws.path, Arc::clone(&self.git_env))).await
     }
 
     /// Parses the complete lines after the acknowledged offsets (and, when `last`,
@@ -390,6 +469,7 @@ impl RunActor {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
         for event in self.parser.line(stream, &text) {
+            let event = self.redactor.event(event);
             self.remember(&event);
             out.push(fit(event, self.max_event_bytes));
         }

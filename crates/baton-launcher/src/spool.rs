@@ -8,7 +8,8 @@
 //!   stdout, stderr   the agent's output, byte for byte, appended by the agent itself
 //!   lock             held (flock) by the supervisor for as long as it lives
 //!   supervisor.pid   the supervisor's pid
-//!   agent.pid        the agent's pid (and process group id)
+//!   agent.pid        the agent's process group id (its pid; in a sandbox, the
+//!                    sandbox's first process, whose group holds the agent)
 //!   exit.json        how the agent ended, written atomically by the supervisor
 //! ```
 
@@ -37,6 +38,13 @@ pub struct Spec {
     pub timeout_s: Option<u64>,
     /// Seconds between the interrupt and SIGKILL when stopping.
     pub grace_s: u64,
+    /// The sandbox's command line the program runs under (`bwrap` and its
+    /// arguments, without the program), when it has one.
+    #[serde(default)]
+    pub sandbox: Option<Vec<String>>,
+    /// Names of the variables of `env` whose values are secrets (shown redacted).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// How the agent ended.

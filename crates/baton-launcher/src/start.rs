@@ -1,7 +1,7 @@
-//! Starting a run: preparing its spool, starting its supervisor, and handing it
-//! to an actor; and picking up a run found on disk after a restart.
+//! Starting a run: preparing its environment, worktree, sandbox and spool,
+//! starting its supervisor, and handing it to an actor; and picking up a run
+//! found on disk after a restart.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -12,14 +12,17 @@ use baton_client::ClientError;
 use baton_core::api::{Assignment, FailureKind, RunFinished, RunStarted};
 use baton_core::event::NewEvent;
 use baton_core::model::SpoolOffsets;
+use baton_core::sandbox::SandboxMode;
 use baton_core::status::RunStatus;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
 use crate::commands::{self, Ended, Sink};
+use crate::env::{AgentEnv, Redactor, home_files, seed_home};
 use crate::launcher::{Active, Launcher};
 use crate::process::{PidFd, kill_orphaned_agent, signal_stop, supervised};
 use crate::run::{Exit, Order, Registration, RunActor};
+use crate::sandbox::{Jail, Places};
 use crate::spool::{Spec, Spool};
 use crate::workspace::{Workspace, copy_files};
 
@@ -28,6 +31,9 @@ const SUPERVISOR_START: Duration = Duration::from_secs(30);
 
 /// How many supervisors wait, started, for the next runs.
 const STANDBY: usize = 2;
+
+/// Seconds between checkpoints of a working agent's worktree, by default.
+const DEFAULT_CHECKPOINT_S: u64 = 60;
 
 /// Why a run could not start.
 pub(crate) enum StartFailure {
@@ -39,6 +45,20 @@ pub(crate) enum StartFailure {
     Failed(String),
 }
 
+/// A run prepared and started: its supervisor and everything its actor needs.
+pub(crate) struct Prepared {
+    /// The supervisor.
+    child: tokio::process::Child,
+    /// The agent's process group.
+    pid: i32,
+    /// The task's worktree, when it has one.
+    workspace: Option<Workspace>,
+    /// The agent's sandbox.
+    jail: Jail,
+    /// Hides the run's secrets.
+    redactor: Redactor,
+}
+
 /// A started (or re-attached) run, for its actor.
 pub(crate) struct Started {
     /// How the actor learns the supervisor is gone.
@@ -47,6 +67,12 @@ pub(crate) struct Started {
     offsets: SpoolOffsets,
     /// The task's worktree, when it has one.
     workspace: Option<Workspace>,
+    /// The agent's sandbox (for the checks and the git commands in its worktree).
+    jail: Jail,
+    /// Hides the run's secrets.
+    redactor: Redactor,
+    /// The environment of git commands in the worktree.
+    git_env: Arc<Vec<(String, String)>>,
 }
 
 /// A supervisor started ahead of time (`baton supervise --standby`), waiting on its
@@ -56,6 +82,23 @@ pub(crate) struct Standby {
     stdin: tokio::process::ChildStdin,
     stdout: tokio::process::ChildStdout,
 }
+
+/// The environment of git commands Baton runs in an agent's worktree: enough to
+/// find git and the agent's HOME, nothing else.
+fn git_env(env: &[(String, String)]) -> Arc<Vec<(String, String)>> {
+    Arc::new(env.iter().filter(|(k, _)| matches!(k.as_str(), "PATH" | "HOME" | "TMPDIR")).cloned().collect())
+}
+
+/// Removes a worktree made for a start that did not happen (its branch, if any,
+/// is on the coordinator).
+async fn discard_new(workspace: Option<&(Workspace, bool)>) {
+    if let Some((w, true)) = workspace
+        && let Err(e) = tokio::fs::remove_dir_all(&w.path).await
+    {
+        tracing::warn!(worktree = %w.path.display(), error = %e, "could not remove a worktree whose start failed");
+    }
+}
+
 impl Launcher {
     /// Starts a newly claimed run.
     pub(crate) async fn start(self, assignment: Assignment) {
@@ -67,9 +110,17 @@ impl Launcher {
         }
         let port = self.reserve_ports(None);
         match self.spawn_supervisor(&spool, &assignment, port, &mut orders_rx).await {
-            Ok((child, pid, workspace)) => {
-                self.report_started(&assignment, pid, &spool, workspace.as_ref()).await;
-                let started = Started { exit: Exit::Child(child), offsets: SpoolOffsets::default(), workspace };
+            Ok(p) => {
+                self.report_started(&assignment, p.pid, &spool, p.workspace.as_ref().map(|w| (w, &p.jail))).await;
+                let env = spool.read_spec().map(|s| s.env).unwrap_or_default();
+                let started = Started {
+                    exit: Exit::Child(p.child),
+                    offsets: SpoolOffsets::default(),
+                    workspace: p.workspace,
+                    jail: p.jail,
+                    redactor: p.redactor,
+                    git_env: git_env(&env),
+                };
                 self.spawn_actor(spool, assignment, started, port, orders_rx);
             }
             Err(failure) => {
@@ -99,7 +150,7 @@ impl Launcher {
     }
 
     /// Follows a run found on disk after a restart, from the offsets the
-    /// coordinator acknowledged.
+    /// coordinator acknowledged. Its sandbox and secrets are read back from its spec.
     pub(crate) async fn resume_actor(self, spool: Spool, assignment: Assignment, stop: Option<String>) {
         let run_id = assignment.run.id.clone();
         let (orders, orders_rx) = mpsc::unbounded_channel();
@@ -117,28 +168,34 @@ impl Launcher {
             }
             Exit::Gone
         };
+        let spec = spool.read_spec().ok();
+        let jail = spec.as_ref().and_then(|s| s.sandbox.clone()).map_or_else(|| Jail::none(None), Jail::from_prefix);
+        let env = spec.as_ref().map(|s| s.env.clone()).unwrap_or_default();
+        let secrets = spec.as_ref().map(|s| s.secrets.clone()).unwrap_or_default();
+        let redactor =
+            Redactor::new(env.iter().filter(|(k, _)| secrets.contains(k)).map(|(k, v)| (k.clone(), v.clone())));
+        let workspace = Workspace::of(&assignment);
         if assignment.run.status == RunStatus::Claimed
             && let Some(pid) = spool.read_pid("agent.pid")
         {
-            self.report_started(&assignment, pid, &spool, Workspace::of(&assignment).as_ref()).await;
+            self.report_started(&assignment, pid, &spool, workspace.as_ref().map(|w| (w, &jail))).await;
         }
-        let port = self.reserve_ports(
-            spool
-                .read_spec()
-                .ok()
-                .and_then(|s| s.env.iter().find(|(k, _)| k == "BATON_PORT").and_then(|(_, v)| v.parse().ok())),
-        );
+        let port = self.reserve_ports(env.iter().find(|(k, _)| k == "BATON_PORT").and_then(|(_, v)| v.parse().ok()));
         let offsets = assignment.run.offsets;
         if let Some(reason) = stop {
             let _ = orders.send(Order::Stop(reason));
         }
-        let workspace = Workspace::of(&assignment);
-        self.spawn_actor(spool, assignment, Started { exit, offsets, workspace }, port, orders_rx);
+        let started = Started { exit, offsets, workspace, jail, redactor, git_env: git_env(&env) };
+        self.spawn_actor(spool, assignment, started, port, orders_rx);
     }
 
     /// Reports that the agent is running, retrying while the coordinator is away.
-    async fn report_started(&self, a: &Assignment, pid: i32, spool: &Spool, workspace: Option<&Workspace>) {
-        let report = RunStarted { pid, git: workspace.map(Workspace::started) };
+    async fn report_started(&self, a: &Assignment, pid: i32, spool: &Spool, prepared: Option<(&Workspace, &Jail)>) {
+        let report = RunStarted {
+            pid,
+            git: prepared.map(|(w, _)| w.started(self.launcher_id())),
+            sandbox: prepared.map(|(_, j)| j.report.clone()),
+        };
         let mut delay = Duration::from_millis(50);
         loop {
             match self.client.run_started(&a.run.id, &report).await {
@@ -157,32 +214,71 @@ impl Launcher {
         }
     }
 
-    /// Prepares the task's worktree (and, when it is new, copies files into it
-    /// and runs the project's setup command), writes the spool, and starts
-    /// `baton supervise` on it. The supervisor moves itself into a session of its
-    /// own (so a Ctrl-C aimed at Baton does not reach the agents); doing that there
-    /// rather than in a `pre_exec` hook here lets the spawn use `posix_spawn`
-    /// instead of forking this multi-threaded process.
+    /// The sandbox a run's agent gets, by its task's, agent's and project's
+    /// `sandbox` setting and what this host can do.
+    fn jail(&self, a: &Assignment, places: &Places) -> Result<Jail, StartFailure> {
+        let mode = a.task.sandbox.or(a.agent.sandbox).or(a.project.settings.sandbox).unwrap_or_default();
+        let network = a.agent.network.clone().or_else(|| a.project.settings.network.clone()).unwrap_or_default();
+        let support = &self.config.sandbox;
+        match (mode, &support.bwrap) {
+            (SandboxMode::Off, _) => Ok(Jail::none(Some("sandbox = \"off\"".into()))),
+            (SandboxMode::Container, _) => {
+                Err(StartFailure::Failed("sandbox = \"container\" is not available on this launcher yet".into()))
+            }
+            (_, Some(bwrap)) => Ok(Jail::bubblewrap(bwrap, places, &network)),
+            (SandboxMode::Required, None) => Err(StartFailure::Failed(format!(
+                "the task requires a sandbox, and launcher {} cannot make one: {}",
+                self.config.name,
+                support.reason.as_deref().unwrap_or("no sandbox is available")
+            ))),
+            (SandboxMode::Auto, None) => Ok(Jail::none(support.reason.clone())),
+        }
+    }
+
+    /// The agent's HOME: the one its definition or project names, else a home of
+    /// the task's own on this host, seeded with the CLI's login and settings.
+    fn home(&self, a: &Assignment, env: &AgentEnv) -> Result<PathBuf, StartFailure> {
+        if AgentEnv::named(&a.project.settings, &a.agent, "HOME")
+            && let Some(home) = env.vars.get("HOME")
+        {
+            return Ok(PathBuf::from(home));
+        }
+        let home = self.config.data_dir.join("homes").join(a.task.id.as_str());
+        let user_home = self.host_env.get("HOME").map(PathBuf::from);
+        seed_home(&home, user_home.as_deref(), home_files(a.agent.executor))
+            .map_err(|e| StartFailure::Failed(format!("could not prepare the agent's home {}: {e}", home.display())))?;
+        Ok(home)
+    }
+
+    /// Prepares everything a run needs and starts `baton supervise` on it: the
+    /// agent's environment (named, never inherited) and HOME, the task's working
+    /// tree (copying files into a new one and running the project's setup
+    /// command), its sandbox, and the spool. The supervisor moves itself into a
+    /// session of its own (so a Ctrl-C aimed at Baton does not reach the agents);
+    /// doing that there rather than in a `pre_exec` hook here lets the spawn use
+    /// `posix_spawn` instead of forking this multi-threaded process.
     async fn spawn_supervisor(
         &self,
         spool: &Spool,
         a: &Assignment,
         port: u16,
         orders: &mut mpsc::UnboundedReceiver<Order>,
-    ) -> Result<(tokio::process::Child, i32, Option<Workspace>), StartFailure> {
+    ) -> Result<Prepared, StartFailure> {
         let io = |what: &str, e: std::io::Error| StartFailure::Failed(format!("could not {what}: {e}"));
         spool.create().map_err(|e| io("create the run's spool directory", e))?;
         let settings = &a.project.settings;
+        let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
+        let _ = std::fs::create_dir_all(&cache);
+        let cache_text = cache.to_string_lossy().into_owned();
+        let mut baton = a.env.clone();
+        baton.insert("BATON_PORT".into(), port.to_string());
+        baton.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
+        baton.insert("BATON_CACHE".into(), cache_text.clone());
+        let mut env = AgentEnv::build(&self.host_env, settings, &a.agent, &baton, &cache_text);
         // A missing CLI fails before anything is prepared for it: the next start
-        // (a fallback agent's, say) gets its worktree new, setup included. The PATH
-        // is the one the agent will have (its layers below, the last one winning).
-        let path = (a.env.get("PATH"))
-            .or_else(|| a.agent.env.get("PATH"))
-            .or_else(|| settings.env.get("PATH"))
-            .cloned()
-            .or_else(|| std::env::var("PATH").ok());
+        // (a fallback agent's, say) gets its worktree new, setup included.
         if let Some(program) = a.agent.program()
-            && find_program(&program, path.as_deref(), Path::new(&a.project.path)).is_none()
+            && find_program(&program, env.vars.get("PATH").map(String::as_str), Path::new(&a.project.path)).is_none()
         {
             return Err(StartFailure::Missing(format!(
                 "{program} is not installed on launcher {} (not found on its PATH); {}",
@@ -190,12 +286,54 @@ impl Launcher {
                 a.agent.executor.install_hint()
             )));
         }
+        if !settings.uses_worktrees() && !self.mirrors.local() {
+            return Err(StartFailure::Failed(format!(
+                "project {} runs tasks in its checkout (worktrees = false), which launcher {} does not have",
+                a.project.name, self.config.name
+            )));
+        }
+        let home = self.home(a, &env)?;
+        env.vars.insert("HOME".into(), home.to_string_lossy().into_owned());
+        let mut notes = Vec::new();
         let workspace = if settings.uses_worktrees() {
-            Some(Workspace::prepare(&self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?)
+            let (w, created, n) =
+                Workspace::prepare(&self.mirrors, &self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?;
+            notes = n;
+            Some((w, created))
         } else {
             None
         };
         let cwd = workspace.as_ref().map_or_else(|| PathBuf::from(&a.project.path), |(w, _)| w.path.clone());
+        let mut places = Places {
+            cwd: cwd.clone(),
+            writable: vec![cache.clone(), home.clone()],
+            readable: vec![spool.dir().to_owned()],
+            hidden: self.config.hidden.clone(),
+            user_home: self.host_env.get("HOME").map(PathBuf::from),
+        };
+        if let Some((w, _)) = &workspace {
+            places.writable.push(w.path.clone());
+            places.readable.extend(self.mirrors.objects(&a.project.id));
+        }
+        if self.mirrors.local() {
+            // The lead's checkout, read-only (where it is hidden, under `/tmp`).
+            places.readable.push(PathBuf::from(&a.project.path));
+        }
+        let jail = match self.jail(a, &places) {
+            Ok(j) => j,
+            Err(e) => {
+                discard_new(workspace.as_ref()).await;
+                return Err(e);
+            }
+        };
+        if jail.report.kind != baton_core::sandbox::SandboxKind::None {
+            env.vars.insert("TMPDIR".into(), "/tmp".into());
+        }
+        env.vars.insert("BATON_WORKTREE".into(), cwd.to_string_lossy().into_owned());
+        if let Some((w, _)) = &workspace {
+            env.vars.insert("BATON_BRANCH".into(), w.branch.clone());
+        }
+        let redactor = env.redactor();
         let executor = Executor::from(a.agent.executor);
         let turn = TurnRequest {
             agent: &a.agent,
@@ -207,31 +345,19 @@ impl Launcher {
             baton: &self.config.exe,
         };
         let launch = executor.launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
-        let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
-        let _ = std::fs::create_dir_all(&cache);
-        let cache = cache.to_string_lossy().into_owned();
-        // The agent must not inherit the launcher's own BATON_* (an admin token, say).
-        let mut env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")).collect();
-        env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.replace("${BATON_CACHE}", &cache))));
-        env.extend(a.agent.env.clone());
-        env.extend(a.env.clone());
-        env.extend(launch.env.clone());
-        env.insert("BATON_PORT".into(), port.to_string());
-        env.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
-        env.insert("BATON_WORKTREE".into(), cwd.to_string_lossy().into_owned());
-        env.insert("BATON_CACHE".into(), cache);
-        if let Some((w, _)) = &workspace {
-            env.insert("BATON_BRANCH".into(), w.branch.clone());
+        env.vars.extend(launch.env.clone());
+        let vars: Vec<(String, String)> = env.vars.clone().into_iter().collect();
+        if !notes.is_empty() {
+            let mut sink =
+                Sink { client: &self.client, run: &a.run.id, offsets: SpoolOffsets::default(), redactor: &redactor };
+            sink.send(notes.iter().map(|n| NewEvent::log(n.clone())).collect()).await;
         }
-        let env: Vec<(String, String)> = env.into_iter().collect();
         if let Some((w, true)) = &workspace
-            && let Err(e) = self.set_up(a, w, &env, orders).await
+            && let Err(e) = self.set_up(a, w, &vars, &jail, &redactor, orders).await
         {
             // A worktree whose setup did not finish is not kept: the next start
             // makes it again and runs the setup (the branch stays).
-            if let Err(err) = baton_git::worktree::remove(&w.repo, &w.path, true, None).await {
-                tracing::warn!(worktree = %w.path.display(), error = %err, "could not remove a worktree whose setup failed");
-            }
+            discard_new(workspace.as_ref()).await;
             return Err(e);
         }
         for (path, content) in &launch.files {
@@ -239,7 +365,7 @@ impl Launcher {
             // server's headers); they are private to the run.
             let mut content = content.clone();
             for key in SESSION_VARS {
-                if let Some(value) = env.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                if let Some(value) = env.vars.get(key) {
                     content = content.replace(&format!("${{{key}}}"), value);
                 }
             }
@@ -251,11 +377,13 @@ impl Launcher {
         let spec = Spec {
             program: launch.program,
             args: launch.args,
-            env,
+            env: vars,
             cwd,
             stdin: launch.stdin.is_some(),
             timeout_s: a.timeout_s,
             grace_s: a.grace_s,
+            sandbox: jail.prefix(),
+            secrets: env.secrets.clone(),
         };
         spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
         let (mut child, stdout) =
@@ -266,7 +394,7 @@ impl Launcher {
         tokio::spawn(async move { launcher.refill_standby() });
         let workspace = workspace.map(|(w, _)| w);
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
-            return Ok((child, pid, workspace));
+            return Ok(Prepared { child, pid, workspace, jail, redactor });
         }
         let _ = child.wait().await;
         if let Some(message) = line.trim().strip_prefix("failed ") {
@@ -280,27 +408,38 @@ impl Launcher {
     }
 
     /// Gets a new worktree ready: copies the project's `copy_files` into it and runs
-    /// its `setup` command, whose output becomes the run's first events.
+    /// its `setup` command in the sandbox, whose output becomes the run's first events.
     async fn set_up(
         &self,
         a: &Assignment,
         workspace: &Workspace,
         env: &[(String, String)],
+        jail: &Jail,
+        redactor: &Redactor,
         orders: &mut mpsc::UnboundedReceiver<Order>,
     ) -> Result<(), StartFailure> {
         let settings = &a.project.settings;
-        let mut sink = Sink { client: &self.client, run: &a.run.id, offsets: SpoolOffsets::default() };
+        let mut sink = Sink { client: &self.client, run: &a.run.id, offsets: SpoolOffsets::default(), redactor };
         if !settings.copy_files.is_empty() {
-            let copied =
-                copy_files(&workspace.repo, &workspace.path, &settings.copy_files).map_err(StartFailure::Failed)?;
-            if !copied.is_empty() {
-                sink.send(vec![NewEvent::log(format!("copied {} into the worktree", copied.join(", ")))]).await;
+            if self.mirrors.local() {
+                let copied = copy_files(Path::new(&a.project.path), &workspace.path, &settings.copy_files)
+                    .map_err(StartFailure::Failed)?;
+                if !copied.is_empty() {
+                    sink.send(vec![NewEvent::log(format!("copied {} into the worktree", copied.join(", ")))]).await;
+                }
+            } else {
+                sink.send(vec![NewEvent::log(format!(
+                    "copy_files ({}) skipped: launcher {} does not have the project's checkout",
+                    settings.copy_files.join(", "),
+                    self.config.name
+                ))])
+                .await;
             }
         }
         let Some(setup) = settings.setup.as_deref().filter(|s| !s.trim().is_empty()) else { return Ok(()) };
         let timeout = Duration::from_secs(a.timeout_s.unwrap_or(3600));
         let (ended, result) =
-            commands::run(setup, "setup", &workspace.path, env, timeout, &mut sink, Some(orders)).await;
+            commands::run(setup, "setup", &workspace.path, env, jail, timeout, &mut sink, Some(orders)).await;
         match ended {
             Ended::Exited(Some(0)) => Ok(()),
             Ended::Stopped => Err(StartFailure::Stopped),
@@ -331,6 +470,10 @@ impl Launcher {
         let launcher = self.clone();
         let run_id = assignment.run.id.clone();
         let registration = Registration { on_end: Some(Box::new(move || launcher.forget(&run_id, port))) };
+        let checkpoint_every = match assignment.project.settings.checkpoint_s.unwrap_or(DEFAULT_CHECKPOINT_S) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        };
         let actor = RunActor {
             client: self.client.clone(),
             parser: Executor::from(assignment.agent.executor).parser(&assignment.agent, assignment.session.usage),
@@ -344,6 +487,13 @@ impl Launcher {
             stop_sent: false,
             max_event_bytes: self.config.max_event_bytes,
             workspace: started.workspace,
+            jail: started.jail,
+            redactor: started.redactor,
+            git_env: started.git_env,
+            mirrors: Arc::clone(&self.mirrors),
+            checkpoint_every,
+            last_checkpoint: None,
+            last_commit: None,
             files_checked: None,
             reported_result: false,
             last_message: None,

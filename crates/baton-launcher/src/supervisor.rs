@@ -17,7 +17,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -113,7 +113,21 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     } else {
         Stdio::null()
     };
-    let mut cmd = Command::new(&spec.program);
+    // In a sandbox, bubblewrap tells where the agent's process group is on a pipe.
+    let info = match &spec.sandbox {
+        Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Sys)?),
+        None => None,
+    };
+    let mut cmd = match (&spec.sandbox, &info) {
+        (Some(prefix), Some((_, write))) => {
+            let mut cmd = Command::new(&prefix[0]);
+            cmd.args(&prefix[1..]).arg("--info-fd").arg(write.as_raw_fd().to_string());
+            cmd.arg("--").arg(&spec.program);
+            cmd
+        }
+        _ => Command::new(&spec.program),
+    };
+    let info_fd = info.as_ref().map(|(_, w)| w.as_raw_fd());
     cmd.args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -124,9 +138,17 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         .process_group(0);
     // SAFETY: only async-signal-safe calls (sigprocmask, signal) run between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             SigSet::empty().thread_set_mask().map_err(io::Error::from)?;
             signal::signal(Signal::SIGPIPE, SigHandler::SigDfl).map_err(io::Error::from)?;
+            if let Some(fd) = info_fd {
+                // The sandbox's info pipe stays open across exec (fcntl is async-signal-safe).
+                nix::fcntl::fcntl(
+                    std::os::fd::BorrowedFd::borrow_raw(fd),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )
+                .map_err(io::Error::from)?;
+            }
             Ok(())
         });
     }
@@ -147,8 +169,15 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
             return Ok(());
         }
     };
-    let agent = Pid::from_raw(child.id() as i32);
+    let child_pid = Pid::from_raw(child.id() as i32);
     drop(child);
+    let agent = match info {
+        Some((read, write)) => {
+            drop(write);
+            sandbox_group(read).unwrap_or(child_pid)
+        }
+        None => child_pid,
+    };
     std::fs::write(spool.path("agent.pid"), agent.to_string()).map_err(SupervisorError::Spool)?;
     announce(&format!("started {agent}"));
 
@@ -157,7 +186,7 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     let mut stopping: Option<(Outcome, Instant)> = None;
     let (mut termed, mut killed) = (false, false);
     let status = loop {
-        if let Some(status) = reap(agent) {
+        if let Some(status) = reap(child_pid) {
             break status;
         }
         let now = Instant::now();
@@ -204,7 +233,7 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
             }
         }
     };
-    kill_descendants(agent);
+    kill_descendants(agent, child_pid);
     let (exit_code, signal) = match status {
         WaitStatus::Exited(_, code) => (Some(code), None),
         WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
@@ -231,6 +260,27 @@ fn announce(line: &str) {
     }
 }
 
+/// The host pid of the sandbox's first process, from bubblewrap's `--info-fd`
+/// (`{"child-pid": N, ...}`): the leader of the process group the agent runs in.
+fn sandbox_group(read: std::os::fd::OwnedFd) -> Option<Pid> {
+    use std::io::Read;
+    let mut file = File::from(read);
+    let (mut text, mut chunk) = (Vec::new(), [0u8; 512]);
+    // bubblewrap writes the object at once; reading stops when it is whole.
+    let info: serde_json::Value = loop {
+        let n = file.read(&mut chunk).ok()?;
+        if n == 0 || text.len() > 4096 {
+            return None;
+        }
+        text.extend_from_slice(&chunk[..n]);
+        if let Ok(v) = serde_json::from_slice(&text) {
+            break v;
+        }
+    };
+    let pid = info.get("child-pid")?.as_i64()?;
+    Some(Pid::from_raw(i32::try_from(pid).ok()?))
+}
+
 /// Reaps every child that has exited; the agent's status, if it was one of them.
 fn reap(agent: Pid) -> Option<WaitStatus> {
     let mut agent_status = None;
@@ -246,14 +296,15 @@ fn reap(agent: Pid) -> Option<WaitStatus> {
     }
 }
 
-/// Kills everything the agent left behind: its process group, and every process
-/// that was reparented to this supervisor (with its own process group), until
-/// nothing is left.
-fn kill_descendants(agent: Pid) {
+/// Kills everything the agent left behind: its process group (in a sandbox, the
+/// sandbox's first process: everything inside goes with it), the process the
+/// supervisor started, and every process that was reparented to this supervisor
+/// (with its own process group), until nothing is left.
+fn kill_descendants(agent: Pid, child: Pid) {
     let me = getpid();
     let own_group = getpgrp();
     for round in 0..200 {
-        let group_alive = killpg(agent, Signal::SIGKILL).is_ok();
+        let group_alive = killpg(agent, Signal::SIGKILL).is_ok() | killpg(child, Signal::SIGKILL).is_ok();
         let orphans = children_of(me);
         for pid in &orphans {
             if let Ok(group) = nix::unistd::getpgid(Some(*pid))
@@ -263,7 +314,7 @@ fn kill_descendants(agent: Pid) {
             }
             let _ = kill(*pid, Signal::SIGKILL);
         }
-        reap(agent);
+        reap(child);
         if !group_alive && orphans.is_empty() {
             return;
         }

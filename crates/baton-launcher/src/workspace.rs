@@ -1,5 +1,12 @@
-//! A task's worktree on this host: preparing it for a run, saving what the agent
-//! left uncommitted, and describing the branch for the coordinator.
+//! A task's working tree on this host: a repository of its own that borrows the
+//! mirror's objects, prepared for a run, its work saved (a WIP commit) and pushed
+//! to the coordinator, snapshots of it taken while the agent works, and the
+//! branch described for the coordinator.
+//!
+//! Git commands that read the task's repository run inside the agent's sandbox
+//! (the [`Git`] they are given): its configuration is the agent's to write, and
+//! may name commands. Only the mirror, which the agent cannot touch, is read
+//! outside it.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -8,13 +15,16 @@ use baton_core::ids::TaskId;
 use baton_core::model::TaskGit;
 use baton_core::names::{slugify, task_branch};
 use baton_git::worktree::{self, Plan};
+use baton_git::{Git, transport};
+
+use crate::mirror::{Mirrors, Notes, Wanted};
 
 /// Where a task works, and what its branch started from.
 #[derive(Debug, Clone)]
 pub(crate) struct Workspace {
-    /// The project's main checkout.
-    pub repo: PathBuf,
-    /// The worktree.
+    /// The task's project.
+    pub project: baton_core::ids::ProjectId,
+    /// The working tree (its repository is `.git` inside).
     pub path: PathBuf,
     /// The task's branch.
     pub branch: String,
@@ -22,89 +32,205 @@ pub(crate) struct Workspace {
     pub base_branch: String,
     /// The commit it started from.
     pub base_commit: String,
+    /// The branch's head as the coordinator has it (last pushed).
+    pub pushed: Option<String>,
+}
+
+/// Where the working tree of an assignment's task goes on this host.
+fn path_of(worktrees_dir: &Path, a: &Assignment) -> PathBuf {
+    let task = &a.task;
+    match (&task.git.worktree, &task.git.launcher) {
+        (Some(p), Some(l)) if a.run.launcher_id.as_ref() == Some(l) => PathBuf::from(p),
+        _ => worktrees_dir.join(&a.project.name).join(format!("{}-{}", task.id.short(), slugify(&task.title))),
+    }
 }
 
 impl Workspace {
-    /// Prepares the worktree of an assignment: found, checked out again, or created
-    /// with the prerequisites' branches merged in. Whether it was created now.
-    pub(crate) async fn prepare(worktrees_dir: &Path, a: &Assignment) -> Result<(Workspace, bool), String> {
+    /// Prepares the working tree of an assignment: found as it was, or created
+    /// (from the branch's last pushed commit and checkpoint when it has them, else
+    /// from the base with the prerequisites merged in), the commits it needs
+    /// fetched into the mirror first. Whether it was created now.
+    pub(crate) async fn prepare(
+        mirrors: &Mirrors,
+        worktrees_dir: &Path,
+        a: &Assignment,
+    ) -> Result<(Workspace, bool, Notes), String> {
         let task = &a.task;
         let branch = task.git.branch.clone().unwrap_or_else(|| task_branch(&task.id, &task.title));
         let base_branch = task.git.base_branch.clone().unwrap_or_else(|| a.project.default_branch.clone());
-        let path = match &task.git.worktree {
-            Some(p) => PathBuf::from(p),
-            None => worktrees_dir.join(&a.project.name).join(format!("{}-{}", task.id.short(), slugify(&task.title))),
-        };
-        let prerequisites: Vec<String> = a.prerequisites.iter().filter_map(|p| p.branch.clone()).collect();
-        let repo = PathBuf::from(&a.project.path);
+        let base_commit =
+            task.git.base_commit.clone().or_else(|| a.base_commit.clone()).ok_or_else(|| {
+                format!("the coordinator did not say which commit of {base_branch} the task starts from")
+            })?;
+        let path = path_of(worktrees_dir, a);
+        let head = task.git.head.clone().filter(|h| *h != base_commit);
+        let checkpoint = task.git.checkpoint.clone();
+        let mut wanted = vec![Wanted { refname: format!("refs/heads/{base_branch}"), commit: base_commit.clone() }];
+        if !path.join(".git").exists() {
+            if let Some(h) = &head {
+                wanted.push(Wanted { refname: format!("refs/heads/{branch}"), commit: h.clone() });
+            }
+            if let Some(c) = &checkpoint {
+                wanted.push(Wanted { refname: format!("refs/baton/checkpoints/{}", task.id), commit: c.clone() });
+            }
+            for p in a.prerequisites.iter().filter(|_| head.is_none()) {
+                if let (Some(b), Some(h)) = (&p.branch, &p.head) {
+                    wanted.push(Wanted { refname: format!("refs/heads/{b}"), commit: h.clone() });
+                }
+            }
+        }
+        let (mirror, notes) = mirrors.ready(&a.project, &wanted).await?;
+        let prerequisites: Vec<(String, String)> =
+            a.prerequisites.iter().filter_map(|p| Some((p.branch.clone()?, p.head.clone()?))).collect();
+        let objects = mirror.join("objects");
         let plan = Plan {
-            repo: &repo,
             path: &path,
+            objects: &objects,
             branch: &branch,
-            base: &base_branch,
-            base_commit: task.git.base_commit.as_deref(),
+            base_commit: &base_commit,
+            head: head.as_deref(),
+            checkpoint: checkpoint.as_deref(),
             prerequisites: &prerequisites,
         };
         let prepared = worktree::prepare(&plan).await.map_err(|e| format!("could not prepare the worktree: {e}"))?;
-        Ok((Workspace { repo, path, branch, base_branch, base_commit: prepared.base_commit }, prepared.created))
+        let workspace =
+            Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: head };
+        Ok((workspace, prepared.created, notes))
     }
 
     /// The workspace an earlier start prepared (for a re-attached run).
     pub(crate) fn of(a: &Assignment) -> Option<Workspace> {
         let git = &a.task.git;
         Some(Workspace {
-            repo: PathBuf::from(&a.project.path),
+            project: a.project.id.clone(),
             path: PathBuf::from(git.worktree.as_ref()?),
             branch: git.branch.clone()?,
             base_branch: git.base_branch.clone().unwrap_or_else(|| a.project.default_branch.clone()),
             base_commit: git.base_commit.clone()?,
+            pushed: git.head.clone(),
         })
     }
 
     /// The git state to report at the start of a run.
-    pub(crate) fn started(&self) -> TaskGit {
+    pub(crate) fn started(&self, launcher: Option<baton_core::ids::LauncherId>) -> TaskGit {
         TaskGit {
             branch: Some(self.branch.clone()),
             base_branch: Some(self.base_branch.clone()),
             base_commit: Some(self.base_commit.clone()),
             worktree: Some(self.path.to_string_lossy().into_owned()),
+            launcher,
             ..TaskGit::default()
         }
     }
 
-    /// Commits what the agent left uncommitted (a WIP commit saying why), then
-    /// describes the branch. Nothing here may lose work: failures are logged and
-    /// the description is as complete as it can be.
-    pub(crate) async fn save(&self, task: &TaskId, why: &str) -> TaskGit {
-        let mut git = self.started();
+    /// Commits what the agent left uncommitted (a WIP commit saying why), pushes
+    /// the branch to the coordinator, then describes it. Nothing here may lose
+    /// work: a failure leaves the work in the working tree, says so, and the
+    /// description is as complete as it can be. `git` is the task's repository
+    /// inside the agent's sandbox.
+    pub(crate) async fn save(
+        &mut self,
+        git: &Git,
+        mirrors: &Mirrors,
+        task: &TaskId,
+        why: &str,
+    ) -> (TaskGit, Option<String>) {
+        let mut report = self.started(None);
+        report.worktree = Some(self.path.to_string_lossy().into_owned());
         if !self.path.join(".git").exists() {
             tracing::warn!(task = %task, worktree = %self.path.display(), "the worktree is gone");
-            return git;
+            return (report, Some("the task's worktree is gone".into()));
         }
         let message = format!(
             "WIP: work left uncommitted by baton task {task} ({why})\n\nCommitted by Baton when the agent's process ended, so nothing is lost."
         );
-        match worktree::commit_wip(&self.path, &message).await {
-            Ok(committed) => git.wip_committed = committed,
+        match worktree::commit_wip(git, &message).await {
+            Ok(committed) => report.wip_committed = committed,
             Err(e) => tracing::error!(task = %task, error = %e, "could not commit the agent's uncommitted work"),
         }
-        match worktree::summarize(&self.path, &self.base_commit, "HEAD").await {
-            Ok(s) => {
-                git.head = Some(s.head);
-                git.commits = s.commits;
-                git.files_changed = s.files;
-                git.diff_stat = s.stat;
+        let problem = match self.push(git, mirrors, task).await {
+            Ok(head) => {
+                let mirror = mirrors.path(&self.project);
+                match worktree::summarize(&mirror, &self.base_commit, &head).await {
+                    Ok(s) => {
+                        report.head = Some(s.head);
+                        report.commits = s.commits;
+                        report.files_changed = s.files;
+                        report.diff_stat = s.stat;
+                    }
+                    Err(e) => tracing::warn!(task = %task, error = %e, "could not describe the branch"),
+                }
+                None
             }
-            Err(e) => tracing::warn!(task = %task, error = %e, "could not describe the branch"),
-        }
+            Err(e) => {
+                tracing::error!(task = %task, error = %e, "could not push the task's branch");
+                Some(format!(
+                    "the task's branch could not be pushed to the coordinator (its work is kept in {}): {e}",
+                    self.path.display()
+                ))
+            }
+        };
         let path = self.path.clone();
-        git.disk_bytes = tokio::task::spawn_blocking(move || worktree::disk_usage(&path)).await.ok();
-        git
+        report.disk_bytes = tokio::task::spawn_blocking(move || worktree::disk_usage(&path)).await.ok();
+        (report, problem)
+    }
+
+    /// Brings the task's branch into the mirror and pushes it to the coordinator
+    /// (a fast-forward of what was pushed before: when the agent rewrote its
+    /// history, a bridge commit keeps both). The commit pushed.
+    async fn push(&mut self, git: &Git, mirrors: &Mirrors, task: &TaskId) -> Result<String, String> {
+        let local = format!("refs/heads/{}", self.branch);
+        let work = format!("refs/baton/work/{task}");
+        let mut head = mirrors.take(&self.project, &self.path, &local, &work).await.map_err(|e| e.to_string())?;
+        let mirror = mirrors.path(&self.project);
+        if let Some(old) = self.pushed.clone()
+            && old != head
+            && !transport::is_ancestor(&mirror, &old, &head).await.map_err(|e| e.to_string())?
+        {
+            let message = format!(
+                "Baton: the agent of task {task} rewrote its branch\n\nThis commit has the branch's new files, and both its earlier and its rewritten history, so the branch only moves forward."
+            );
+            let bridge = transport::bridge(&mirror, &old, &head, &message).await.map_err(|e| e.to_string())?;
+            git.run(["update-ref", local.as_str(), bridge.as_str(), head.as_str()]).await.map_err(|e| e.to_string())?;
+            head = bridge;
+        }
+        if self.pushed.as_deref() != Some(head.as_str()) {
+            let refspec = format!("{head}:refs/heads/{}", self.branch);
+            mirrors.push(&self.project, &[refspec]).await.map_err(|e| e.to_string())?;
+            self.pushed = Some(head.clone());
+        }
+        Ok(head)
+    }
+
+    /// Takes a snapshot of the working tree and pushes it as the task's
+    /// checkpoint, unless nothing changed since `last` (HEAD and tree). The new
+    /// checkpoint's commit, when one was pushed.
+    pub(crate) async fn checkpoint(
+        &self,
+        git: &Git,
+        mirrors: &Mirrors,
+        task: &TaskId,
+        last: &mut Option<(String, String)>,
+    ) -> Result<Option<String>, String> {
+        let (commit, tree) = worktree::snapshot(git).await.map_err(|e| e.to_string())?;
+        let parent = git.resolve("HEAD").await.map_err(|e| e.to_string())?.unwrap_or_default();
+        if last.as_ref().is_some_and(|(p, t)| *p == parent && *t == tree) {
+            return Ok(None);
+        }
+        let into = format!("refs/baton/checkpoints/{task}");
+        let taken =
+            mirrors.take(&self.project, &self.path, "refs/baton/checkpoint", &into).await.map_err(|e| e.to_string())?;
+        if taken != commit {
+            return Err("the checkpoint changed while it was taken".into());
+        }
+        mirrors.push(&self.project, &[format!("+{commit}:{into}")]).await.map_err(|e| e.to_string())?;
+        *last = Some((parent, tree));
+        Ok(Some(commit))
     }
 
     /// Files the worktree changes against its base, committed or not.
-    pub(crate) async fn changed_files(&self) -> Option<Vec<String>> {
-        worktree::changed_files(&self.path, &self.base_commit).await.ok()
+    pub(crate) async fn changed_files(&self, git: &Git) -> Option<Vec<String>> {
+        worktree::changed_files(git, &self.base_commit).await.ok()
     }
 }
 

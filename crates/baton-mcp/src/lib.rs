@@ -169,6 +169,7 @@ impl BatonMcp {
             approval: a.approval.map(baton_core::api::Approval),
             branch: None,
             callback: a.callback.unwrap_or(false),
+            ..Default::default()
         };
         let task = client.create_task(&req).await.map_err(explain)?;
         Self::answer_for(&client, task.id.as_str(), a.wait, a.wait_timeout_s).await

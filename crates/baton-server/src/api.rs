@@ -11,6 +11,7 @@ mod runs;
 mod sessions;
 mod stream;
 mod tasks;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -74,6 +75,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/launchers/{id}/poll", post(launchers::poll))
         .route("/launchers/{id}/attach", post(launchers::attach))
         .route("/launchers/{id}/heartbeat", post(launchers::heartbeat))
+        .route("/launchers/{id}/orders/done", post(launchers::order_done))
+        .route("/runs/{id}/checkpoint", post(runs::checkpoint))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/stream", get(stream::stream))
         .route("/openapi.json", get(meta::openapi))
         .fallback(not_found)
@@ -89,6 +94,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(mcp)
+        .merge(crate::git_http::routes())
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::app_js))
         .route("/assets/app.css", get(dashboard::app_css))

@@ -48,7 +48,7 @@ pub fn new_token(kind: TokenKind) -> String {
 
 /// A token record for a new token.
 pub fn token_record(token: &str, kind: TokenKind, subject: Option<String>) -> TokenRecord {
-    TokenRecord { hash: hash_token(token), kind, subject, created_at: Timestamp::now() }
+    TokenRecord { hash: hash_token(token), kind, subject, created_at: Timestamp::now(), id: None, name: None }
 }
 
 /// Known tokens, by hash, so most requests need no database read.
@@ -70,6 +70,13 @@ impl TokenCache {
         }
     }
 
+    /// Forgets one token.
+    pub fn forget_hash(&self, hash: &str) {
+        if let Ok(mut map) = self.map.write() {
+            map.remove(hash);
+        }
+    }
+
     /// Forgets every token of `kind` for `subject`.
     pub fn forget(&self, kind: TokenKind, subject: &str) {
         if let Ok(mut map) = self.map.write() {
@@ -85,6 +92,9 @@ pub struct Caller {
     pub kind: TokenKind,
     /// The session or launcher the token belongs to.
     pub subject: Option<String>,
+    /// The hash of its token (a launcher token is bound to its launcher at the
+    /// first registration).
+    pub token_hash: String,
 }
 
 impl Caller {
@@ -96,11 +106,15 @@ impl Caller {
         }
     }
 
-    /// Refuses unless the caller is the admin or a launcher.
+    /// Refuses unless the caller holds a launcher token: the launcher protocol
+    /// takes nothing else (an admin token would skip the checks of which runs a
+    /// launcher holds).
     pub fn require_launcher(&self) -> Result<(), AppError> {
         match self.kind {
-            TokenKind::Admin | TokenKind::Launcher => Ok(()),
-            TokenKind::Session => Err(AppError::forbidden("this needs a launcher token")),
+            TokenKind::Launcher => Ok(()),
+            _ => Err(AppError::forbidden(
+                "the launcher protocol needs a launcher token (make one with `baton token create --launcher`)",
+            )),
         }
     }
 
@@ -129,6 +143,13 @@ fn bearer(parts: &Parts) -> Option<String> {
         let value = value.trim();
         if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
             return Some(token.trim().to_owned());
+        }
+        // git's own credentials (`https://x:TOKEN@host/git/…`): the password is the token.
+        if let Some(basic) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            return text.split_once(':').map(|(_, token)| token.to_owned()).filter(|t| !t.is_empty());
         }
     }
     parts
@@ -165,7 +186,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
         };
         match record {
-            Some(r) => Ok(Caller { kind: r.kind, subject: r.subject }),
+            Some(r) => Ok(Caller { kind: r.kind, subject: r.subject, token_hash: r.hash }),
             None => Err(AppError::new(ErrorCode::Unauthorized, "unknown or revoked token")),
         }
     }

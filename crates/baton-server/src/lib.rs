@@ -11,6 +11,7 @@ mod api;
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod git_http;
 pub mod hooks;
 pub mod lead;
 pub mod projects;

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use baton_core::api::{CleanReport, Diff, ErrorCode};
 use baton_core::ids::TaskId;
-use baton_core::model::{MergeState, MergeStrategy, Project, Task};
+use baton_core::model::{LauncherOrder, MergeState, MergeStrategy, OrderKind, Project, Task};
 use baton_core::status::TaskStatus;
 use baton_git::GitError;
 use baton_git::{merge, worktree};
-use baton_store::StoreRead;
+use baton_store::{EventFilter, StoreRead};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
@@ -144,7 +144,7 @@ async fn land(state: &Arc<AppState>, project: &Project, task: Task, strategy: Me
                 t.git.merged_commit = Some(landed.new.clone());
             })
             .await?;
-            if remove && let Err(e) = clean(state, &task, false).await {
+            if remove && let Err(e) = clean_many(state, std::slice::from_ref(&task), false, false).await {
                 tracing::warn!(task = %task.id, error = %e, "could not remove the worktree after merging");
             }
             Ok(task)
@@ -184,8 +184,16 @@ where
         .await
 }
 
-/// What a task changed against its base: from its worktree while it exists
-/// (uncommitted changes included), else from its branch.
+/// How long `diff` waits for a running task's launcher to push a fresh checkpoint.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long `clean` waits for launchers to remove worktrees.
+const CLEAN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What a task changed against its base, from the project's repository: the
+/// branch as last pushed, or, while the task runs, a checkpoint its launcher
+/// pushes on request (uncommitted changes included). Baton never reads a
+/// worktree an agent can write.
 pub async fn diff(state: &Arc<AppState>, task: Task) -> Result<Diff, AppError> {
     let project = {
         let pid = task.project_id.clone();
@@ -194,29 +202,155 @@ pub async fn diff(state: &Arc<AppState>, task: Task) -> Result<Diff, AppError> {
     let (Some(base), Some(branch)) = (task.git.base_commit.clone(), task.git.branch.clone()) else {
         return Err(AppError::conflict(format!("task {} has not started yet; there is nothing to compare", task.id)));
     };
-    let git_err = |e: GitError| AppError::internal(e);
-    let worktree = task.git.worktree.as_deref().map(Path::new).filter(|p| p.join(".git").exists());
-    let (patch, stat, files, untracked) = match worktree {
-        Some(dir) => {
-            let (patch, stat) = worktree::diff(dir, &base, None).await.map_err(git_err)?;
-            let files = worktree::changed_files(dir, &base).await.map_err(git_err)?;
-            let untracked = worktree::untracked(dir).await.map_err(git_err)?;
-            (patch, stat, files, untracked)
-        }
-        None => {
-            let repo = Path::new(&project.path);
-            let (patch, stat) = worktree::diff(repo, &base, Some(&branch)).await.map_err(git_err)?;
-            let files = worktree::summarize(repo, &base, &branch).await.map_err(git_err)?.files;
-            (patch, stat, files, Vec::new())
-        }
+    let task = if task.status.is_active() { fresh_checkpoint(state, task).await? } else { task };
+    let rev = match (&task.git.checkpoint, &task.git.head) {
+        (Some(c), _) if task.status.is_active() => c.clone(),
+        (_, Some(h)) => h.clone(),
+        _ => base.clone(),
     };
-    Ok(Diff { task_id: task.id, base, branch, files, stat, patch, untracked })
+    let repo = Path::new(&project.path);
+    let git_err = |e: GitError| AppError::internal(e);
+    let (patch, stat) = worktree::diff(repo, &base, &rev).await.map_err(git_err)?;
+    let files = worktree::summarize(repo, &base, &rev).await.map_err(git_err)?.files;
+    Ok(Diff { task_id: task.id, base, branch, files, stat, patch, untracked: Vec::new() })
 }
 
-/// Removes a task's worktree unless that would lose work (uncommitted changes, or
-/// commits its base does not have); with `force`, removes it anyway (an unmerged
-/// branch is kept; a merged one is deleted).
+/// Asks the launcher running a task for a checkpoint now, and waits (a while)
+/// for it; the task as it is then.
+async fn fresh_checkpoint(state: &Arc<AppState>, task: Task) -> Result<Task, AppError> {
+    let id = task.id.clone();
+    let run = {
+        let session = task.session_id.clone();
+        state
+            .store
+            .read(move |r| {
+                let Some(s) = session else { return Ok::<_, AppError>(None) };
+                Ok(r.runs_of_session(&s)?.into_iter().rev().find(|r| !r.status.is_finished()))
+            })
+            .await?
+    };
+    let Some(run) = run.filter(|r| r.status == baton_core::status::RunStatus::Running) else { return Ok(task) };
+    let Some(launcher) = run.launcher_id.clone() else { return Ok(task) };
+    let order = LauncherOrder {
+        launcher_id: launcher,
+        kind: OrderKind::Checkpoint,
+        subject: run.id.to_string(),
+        data: serde_json::Value::Null,
+        created_at: baton_core::Timestamp::now(),
+        sent_at: None,
+    };
+    if !order_and_wait(state, vec![order], std::slice::from_ref(&id), CHECKPOINT_WAIT).await? {
+        tracing::info!(task = %id, "no fresh checkpoint in time; the diff shows the last one");
+    }
+    state.store.read(move |r| resolve::task(r, &id)).await
+}
+
+/// Queues orders for launchers and waits until they are all done (their rows
+/// gone), or `limit` passes; whether they were. Woken by the tasks' events.
+async fn order_and_wait(
+    state: &Arc<AppState>,
+    orders: Vec<LauncherOrder>,
+    tasks: &[TaskId],
+    limit: std::time::Duration,
+) -> Result<bool, AppError> {
+    let mut events = state.store.subscribe();
+    let queued = orders.clone();
+    crate::transact(state, move |tx, fx| {
+        for o in &queued {
+            tx.put_order(o)?;
+        }
+        fx.wake_launchers = true;
+        Ok(())
+    })
+    .await?;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let pending = orders.clone();
+        let left = state
+            .store
+            .read(move |r| {
+                let mut left = 0;
+                for o in &pending {
+                    let theirs = r.orders_of_launcher(&o.launcher_id)?;
+                    left += theirs.iter().filter(|x| x.kind == o.kind && x.subject == o.subject).count();
+                }
+                Ok::<_, AppError>(left)
+            })
+            .await?;
+        if left == 0 {
+            return Ok(true);
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Ok(false),
+                Ok(Ok(c)) if c.event.task_id.as_ref().is_some_and(|t| tasks.contains(t)) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
+                Ok(Err(_)) => return Ok(false),
+            }
+        }
+    }
+}
+
+/// Removes a task's worktree unless that would lose work (see [`clean_many`]).
 pub async fn clean(state: &Arc<AppState>, task: &Task, force: bool) -> Result<CleanReport, AppError> {
+    let mut reports = clean_many(state, std::slice::from_ref(task), force, true).await?;
+    reports.pop().ok_or_else(|| AppError::not_found("task", &task.id))
+}
+
+/// Removes tasks' worktrees from the hosts of the launchers that have them,
+/// unless that would lose work: commits the base does not have (checked here),
+/// or uncommitted changes (checked by the launcher). With `force`, removes them
+/// anyway (an unmerged branch is kept; a merged one is deleted). With `wait`,
+/// waits a while for the launchers' answers; a launcher that does not answer in
+/// time removes the worktree when it is back (`pending`).
+pub async fn clean_many(
+    state: &Arc<AppState>,
+    tasks: &[Task],
+    force: bool,
+    wait: bool,
+) -> Result<Vec<CleanReport>, AppError> {
+    let mut reports = Vec::new();
+    let mut orders = Vec::new();
+    for task in tasks {
+        let (report, order) = clean_check(state, task, force).await?;
+        if let Some(o) = order {
+            orders.push(o);
+        }
+        reports.push(report);
+    }
+    if orders.is_empty() {
+        return Ok(reports);
+    }
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
+    if !wait {
+        let queued = orders;
+        crate::transact(state, move |tx, fx| {
+            for o in &queued {
+                tx.put_order(o)?;
+            }
+            fx.wake_launchers = true;
+            Ok(())
+        })
+        .await?;
+        return Ok(reports);
+    }
+    order_and_wait(state, orders.clone(), &ids, CLEAN_WAIT).await?;
+    for (report, task) in reports.iter_mut().zip(tasks) {
+        if !orders.iter().any(|o| o.subject == task.id.as_str()) {
+            continue;
+        }
+        clean_outcome(state, report, task).await?;
+    }
+    Ok(reports)
+}
+
+/// Whether a task's worktree may go, and the order that removes it.
+async fn clean_check(
+    state: &Arc<AppState>,
+    task: &Task,
+    force: bool,
+) -> Result<(CleanReport, Option<LauncherOrder>), AppError> {
     let mut report = CleanReport {
         task_id: task.id.clone(),
         worktree: task.git.worktree.clone(),
@@ -224,47 +358,99 @@ pub async fn clean(state: &Arc<AppState>, task: &Task, force: bool) -> Result<Cl
         refused: None,
         uncommitted: Vec::new(),
         unmerged_commits: Vec::new(),
+        pending: false,
     };
     if task.status.is_active() {
         report.refused = Some(format!("task {} is {}; stop it first", task.id, task.status));
-        return Ok(report);
+        return Ok((report, None));
     }
     let Some(path) = task.git.worktree.clone() else {
         report.refused = Some("the task has no worktree".into());
-        return Ok(report);
+        return Ok((report, None));
+    };
+    let Some(launcher) = task.git.launcher.clone() else {
+        report.refused = Some(format!("no launcher is known to have the worktree {path}"));
+        return Ok((report, None));
     };
     let project = {
         let pid = task.project_id.clone();
         state.store.read(move |r| resolve::project(r, &pid)).await?
     };
     let repo = Path::new(&project.path);
-    let path = Path::new(&path);
     let branch = task.git.branch.clone().unwrap_or_default();
     let base = task.git.base_branch.clone().unwrap_or_else(|| project.default_branch.clone());
-    if path.join(".git").exists() {
-        report.uncommitted = worktree::uncommitted(path).await.map_err(AppError::internal)?;
-    }
     if !branch.is_empty() && baton_git::Git::new(repo).branch_exists(&branch).await.map_err(AppError::internal)? {
         report.unmerged_commits = worktree::unmerged_commits(repo, &base, &branch).await.map_err(AppError::internal)?;
     }
-    if !force && (!report.uncommitted.is_empty() || !report.unmerged_commits.is_empty()) {
-        let mut why = Vec::new();
-        if !report.uncommitted.is_empty() {
-            why.push(format!("uncommitted changes to {}", report.uncommitted.join(", ")));
-        }
-        if !report.unmerged_commits.is_empty() {
-            why.push(format!("{} commit(s) not merged into {base}", report.unmerged_commits.len()));
-        }
-        report.refused = Some(format!("it would lose {} (use --force to remove it anyway)", why.join(" and ")));
-        return Ok(report);
+    if !force && !report.unmerged_commits.is_empty() {
+        report.refused = Some(format!(
+            "it would lose {} commit(s) not merged into {base} (use --force to remove it anyway)",
+            report.unmerged_commits.len()
+        ));
+        return Ok((report, None));
     }
-    let branch_arg = (!branch.is_empty()).then_some((branch.as_str(), base.as_str()));
-    worktree::remove(repo, path, true, branch_arg).await.map_err(AppError::internal)?;
-    update_task(state, &task.id, |t| {
-        t.git.worktree = None;
-        t.git.disk_bytes = None;
-    })
-    .await?;
-    report.removed = true;
-    Ok(report)
+    let order = LauncherOrder {
+        launcher_id: launcher,
+        kind: OrderKind::RemoveWorktree,
+        subject: task.id.to_string(),
+        data: json!({ "path": path, "force": force, "project": task.project_id }),
+        created_at: baton_core::Timestamp::now(),
+        sent_at: None,
+    };
+    Ok((report, Some(order)))
+}
+
+/// What the launcher answered to a removal, into `report`; a merged branch is
+/// deleted once its worktree is gone.
+async fn clean_outcome(state: &Arc<AppState>, report: &mut CleanReport, task: &Task) -> Result<(), AppError> {
+    let id = task.id.clone();
+    let (now, answer) = state
+        .store
+        .read(move |r| {
+            let task = resolve::task(r, &id)?;
+            let filter = EventFilter { task: Some(id.clone()), limit: 10_000, ..Default::default() };
+            let answer = r.events(&filter)?.into_iter().rev().find_map(|e| e.data.get("clean").cloned());
+            Ok::<_, AppError>((task, answer))
+        })
+        .await?;
+    let pending_order = {
+        let (launcher, subject) = (task.git.launcher.clone(), task.id.to_string());
+        state
+            .store
+            .read(move |r| {
+                let Some(l) = launcher else { return Ok::<_, AppError>(false) };
+                Ok(r.orders_of_launcher(&l)?
+                    .iter()
+                    .any(|o| o.kind == OrderKind::RemoveWorktree && o.subject == subject))
+            })
+            .await?
+    };
+    if pending_order {
+        report.pending = true;
+        report.refused = Some(format!(
+            "launcher {} has not answered yet; it removes the worktree when it is back",
+            task.git.launcher.as_ref().map(|l| l.to_string()).unwrap_or_default()
+        ));
+        return Ok(());
+    }
+    if now.git.worktree.is_none() {
+        report.removed = true;
+        let project = {
+            let pid = task.project_id.clone();
+            state.store.read(move |r| resolve::project(r, &pid)).await?
+        };
+        if let Some(branch) = &task.git.branch {
+            let base = task.git.base_branch.clone().unwrap_or_else(|| project.default_branch.clone());
+            if let Err(e) = worktree::delete_branch_if_merged(Path::new(&project.path), branch, &base).await {
+                tracing::warn!(task = %task.id, error = %e, "could not delete the merged branch");
+            }
+        }
+        return Ok(());
+    }
+    if let Some(answer) = answer {
+        report.refused = answer.get("refused").and_then(|v| v.as_str()).map(str::to_owned);
+        report.uncommitted =
+            answer.get("uncommitted").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    }
+    Ok(())
 }

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub max_event_bytes: usize,
     /// Where binary documents of the context store are kept (`None`: text only).
     pub blobs_dir: Option<std::path::PathBuf>,
+    /// Baton's own git hooks (`pre-receive`), run by pushes to `/git/…`.
+    pub git_hooks_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -47,6 +49,7 @@ impl ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             blobs_dir: None,
+            git_hooks_dir: None,
         }
     }
 

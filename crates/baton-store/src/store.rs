@@ -8,7 +8,10 @@ use baton_core::api::Spend;
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
-use baton_core::model::{Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenRecord};
+use baton_core::model::{
+    Launcher, LauncherOrder, LeadHeartbeat, Orchestration, OrderKind, Plan, Project, Run, Session, Task, TokenKind,
+    TokenRecord,
+};
 use baton_core::status::{RunStatus, TaskStatus};
 use tokio::sync::{broadcast, oneshot};
 
@@ -142,6 +145,13 @@ pub trait StoreRead {
 
     /// A token by its hash.
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Tokens of a kind, oldest first.
+    fn tokens(&self, kind: TokenKind) -> Result<Vec<TokenRecord>, StoreError>;
+    /// A token by its id.
+    fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// A launcher's pending orders, oldest first.
+    fn orders_of_launcher(&self, id: &LauncherId) -> Result<Vec<LauncherOrder>, StoreError>;
 
     /// A plan by id.
     fn plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError>;
@@ -186,6 +196,12 @@ pub trait StoreTx: StoreRead {
     fn put_token(&mut self, token: &TokenRecord) -> Result<(), StoreError>;
     /// Removes every token of a kind and subject; how many there were.
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError>;
+    /// Removes a token by its hash; whether there was one.
+    fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError>;
+    /// Inserts or replaces a launcher order (one per launcher, kind and subject).
+    fn put_order(&mut self, order: &LauncherOrder) -> Result<(), StoreError>;
+    /// Removes a launcher order; whether there was one.
+    fn delete_order(&mut self, launcher: &LauncherId, kind: OrderKind, subject: &str) -> Result<bool, StoreError>;
     /// Inserts or replaces a plan.
     fn put_plan(&mut self, plan: &Plan) -> Result<(), StoreError>;
     /// Inserts or replaces an orchestration.

@@ -29,6 +29,8 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<u8, CliError> {
         approval: args.approval.then_some(Approval(true)),
         branch: args.branch,
         callback: false,
+        sandbox: args.sandbox,
+        require: args.require,
     };
     let task = client.create_task(&req).await?;
     if !args.wait {

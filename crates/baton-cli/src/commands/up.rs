@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use crate::error::{CliError, report};
 
 /// What `.baton/.gitignore` keeps out of git: runtime files, not the user's
 /// `agents/` and `config.toml`.
-const GITIGNORE: &str = "# Baton's runtime files (this file included), so they never show in git status.\n# agents/ and config.toml are yours to commit.\n/.gitignore\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n/docs/\n";
+const GITIGNORE: &str = "# Baton's runtime files (this file included), so they never show in git status.\n# agents/ and config.toml are yours to commit.\n/.gitignore\n/baton.db*\n/token\n/url\n/launcher.id\n/lock\n/runs/\n/worktrees/\n/docs/\n/git/\n/homes/\n/hooks/\n";
 
 /// Takes the directory's lock so two processes never share it.
 pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
@@ -39,6 +39,13 @@ pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
         .map_err(|e| CliError::io(format!("cannot open {}", path.display()), e))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| CliError::Startup(format!("another Baton process is using {}", dir.display())))
+}
+
+/// Makes a directory only its owner may enter.
+pub fn private_dir(dir: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| CliError::io(format!("cannot make {} private", dir.display()), e))
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
@@ -87,7 +94,7 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let repo = baton_git::Git::discover(&cwd).await.ok();
     let data_dir =
         args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
-    std::fs::create_dir_all(&data_dir).map_err(|e| CliError::io(format!("cannot create {}", data_dir.display()), e))?;
+    private_dir(&data_dir)?;
     let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
     if !data_dir.join(".gitignore").exists() {
         let _ = std::fs::write(data_dir.join(".gitignore"), GITIGNORE);
@@ -103,6 +110,10 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
         },
     };
     let store = sqlite::open(&options).map_err(|e| CliError::Startup(report(&e)))?;
+    // The database holds every token's hash and every agent's output: its owner's only.
+    for file in ["baton.db", "baton.db-wal", "baton.db-shm"] {
+        let _ = std::fs::set_permissions(data_dir.join(file), std::fs::Permissions::from_mode(0o600));
+    }
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
     let url =
@@ -110,6 +121,10 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let mut config = ServerConfig::new(&url);
     config.grace_s = args.grace;
     config.blobs_dir = Some(data_dir.join("docs"));
+    let hooks = data_dir.join("hooks");
+    baton_server::git_http::install_hooks(&hooks)
+        .map_err(|e| CliError::io(format!("cannot write Baton's git hooks into {}", hooks.display()), e))?;
+    config.git_hooks_dir = Some(hooks);
     if !addr.ip().is_loopback() {
         config.allowed_hosts = None;
     }
@@ -209,7 +224,8 @@ async fn start_launcher(
         })
         .await
         .map_err(|e| CliError::Startup(report(&e)))?;
-    let config = launcher_config(url, &token, data_dir, "embedded".into(), slots)?;
+    let mut config = launcher_config(url, &token, data_dir, "embedded".into(), slots).await?;
+    config.local_repos = true;
     let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Startup(report(&e)))?;
     Ok(tokio::spawn(async move {
         if let Err(e) = launcher.run(stopped).await {

@@ -262,24 +262,49 @@ async fn unknown_methods_are_405() {
 
 #[tokio::test]
 async fn launcher_reports_for_foreign_runs_and_bad_batches_are_refused() {
-    let b = Baton::start();
+    let b = Baton::start_with(&["--no-launcher"]);
     b.agent("slow", "sleep 30").await;
     let id = b.task(json!({ "prompt": "x", "agent": "slow" })).await;
-    let t = b.wait_status(&id, baton_core::status::TaskStatus::Running).await;
-    let run = &t.runs[0].id;
+    // A launcher of this test's own, through the real protocol, holds the run.
+    let token = b.launcher_token("tester").await;
+    let register = r#"{"name":"tester","hostname":"h","version":"0","slots":1,"executors":["command"]}"#;
+    let (status, me) = raw(&b, Method::POST, "/api/launchers/register", Some(&token), &[], Some(register)).await;
+    assert_eq!(status, 200, "{me}");
+    let lid = me["launcher"]["id"].as_str().unwrap().to_owned();
+    let (status, work) =
+        raw(&b, Method::POST, &format!("/api/launchers/{lid}/poll"), Some(&token), &[], Some(r#"{"wait_ms":5000}"#))
+            .await;
+    assert_eq!(status, 200, "{work}");
+    let run = work["runs"][0]["run"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(work["runs"][0]["task"]["id"], id);
+    let before = snapshot(&b).await;
+    let send = |body: String, who: String| {
+        let (b, run) = (&b, run.clone());
+        async move { raw(b, Method::POST, &format!("/api/runs/{run}/events"), Some(&who), &[], Some(&body)).await }
+    };
     let batch = r#"{"from":{"stdout":0,"stderr":0},"to":{"stdout":0,"stderr":0},"events":[{"kind":"task","data":{}}]}"#;
-    refused(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(batch), 400, "invalid_argument").await;
+    let (status, body) = send(batch.into(), token.clone()).await;
+    assert_error(status, &body, 400, "invalid_argument");
     let backwards = r#"{"from":{"stdout":999999,"stderr":0},"to":{"stdout":999999,"stderr":0},"events":[]}"#;
-    let (status, body) =
-        raw(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(&b.token), &[], Some(backwards)).await;
+    let (status, body) = send(backwards.into(), token.clone()).await;
     assert_error(status, &body, 409, "conflict");
     assert!(body["error"]["details"]["offsets"].is_object(), "{body}");
     let huge = format!(
         r#"{{"from":{{"stdout":0,"stderr":0}},"to":{{"stdout":0,"stderr":0}},"events":[{{"kind":"log","data":{{"message":"{}"}}}}]}}"#,
         "x".repeat(2 * 1024 * 1024)
     );
-    refused(&b, Method::POST, &format!("/api/runs/{run}/events"), Some(&huge), 413, "payload_too_large").await;
-    let _ = b.cli(&["stop", &id, "--wait"]);
+    let (status, body) = send(huge, token.clone()).await;
+    assert_error(status, &body, 413, "payload_too_large");
+    // Another launcher's token, the admin's, and none: each refused.
+    let other = b.launcher_token("other").await;
+    let empty = r#"{"from":{"stdout":0,"stderr":0},"to":{"stdout":0,"stderr":0},"events":[]}"#;
+    let (status, body) = send(empty.into(), other).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = send(empty.into(), b.token.clone()).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = raw(&b, Method::POST, &format!("/api/runs/{run}/events"), None, &[], Some(empty)).await;
+    assert_error(status, &body, 401, "unauthorized");
+    assert_eq!(snapshot(&b).await, before, "nothing changed");
 }
 
 #[tokio::test]

@@ -83,7 +83,7 @@ async fn a_run_that_finished_while_the_coordinator_was_down_is_reported_after_re
 #[tokio::test]
 async fn a_run_whose_agent_died_with_the_host_is_marked_lost_and_started_again() {
     let mut b = Baton::start();
-    let count = b.dir.path().join("starts");
+    let count = b.shared("starts");
     b.agent("phoenix", &format!("echo x >> {}; sleep 600", count.display())).await;
     let id = b.task(json!({ "prompt": "x", "agent": "phoenix" })).await;
     b.wait_status(&id, TaskStatus::Running).await;

@@ -175,6 +175,21 @@ impl Baton {
         self.url.trim_start_matches("http://").to_owned()
     }
 
+    /// A file agents may write and tests read: in the project's cache directory,
+    /// the one place outside its worktree a sandboxed agent may write to.
+    pub fn shared(&self, name: &str) -> PathBuf {
+        let dir = self.data.join("worktrees/repo/.cache");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    /// A new launcher token (`POST /api/tokens`).
+    pub async fn launcher_token(&self, name: &str) -> String {
+        let made: Value =
+            self.client.post("/api/tokens", &json!({ "kind": "launcher", "name": name })).await.expect("make a token");
+        made["token"].as_str().expect("a token").to_owned()
+    }
+
     /// Defines a `command` agent running `script` with `sh -c`.
     pub async fn agent(&self, name: &str, script: &str) {
         self.agent_def(json!({ "name": name, "executor": "command", "command": ["sh", "-c", script] })).await;

@@ -108,7 +108,7 @@ async fn a_timeout_kills_the_agent_and_fails_the_task() {
 #[tokio::test]
 async fn slots_cap_how_many_agents_run_at_once() {
     let b = Baton::start_with(&["--slots", "2"]);
-    let log = b.dir.path().join("spans.log");
+    let log = b.shared("spans.log");
     let script =
         format!("echo \"start $(date +%s%N)\" >> {0}; sleep 0.4; echo \"end $(date +%s%N)\" >> {0}", log.display());
     b.agent("napper", &script).await;
@@ -139,7 +139,7 @@ async fn slots_cap_how_many_agents_run_at_once() {
 #[tokio::test]
 async fn a_dependent_task_waits_for_its_prerequisite() {
     let b = Baton::start();
-    let marker = b.dir.path().join("order.log");
+    let marker = b.shared("order.log");
     b.agent("first", &format!("sleep 0.3; echo first >> {}", marker.display())).await;
     b.agent("second", &format!("echo second >> {}", marker.display())).await;
     let a = b.task(json!({ "prompt": "a", "agent": "first" })).await;
@@ -177,7 +177,7 @@ async fn resume_continues_the_same_session_and_retry_starts_a_new_one() {
 #[tokio::test]
 async fn automatic_retries_run_a_failed_task_again() {
     let b = Baton::start();
-    let counter = b.dir.path().join("count");
+    let counter = b.shared("count");
     b.agent("second-time-lucky", &format!("echo x >> {0}; [ $(wc -l < {0}) -ge 2 ]", counter.display())).await;
     let id = b.task(json!({ "prompt": "x", "agent": "second-time-lucky", "max_retries": 2 })).await;
     let t = b.wait_status(&id, TaskStatus::Succeeded).await;
@@ -258,8 +258,9 @@ async fn a_remote_launcher_takes_work_from_a_coordinator_without_one() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(b.get(&id).await.task.status, TaskStatus::Queued, "no launcher, no run");
     let dir = b.dir.path().join("remote");
+    let token = b.launcher_token("remote").await;
     let mut launcher = std::process::Command::new(crate::harness::BATON)
-        .args(["launcher", "--url", &b.url, "--token", &b.token, "--data-dir", dir.to_str().unwrap(), "--slots", "1"])
+        .args(["launcher", "--url", &b.url, "--token", &token, "--data-dir", dir.to_str().unwrap(), "--slots", "1"])
         .env("BATON_LOG", "warn")
         .spawn()
         .unwrap();

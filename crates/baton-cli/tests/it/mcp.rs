@@ -38,7 +38,7 @@ async fn a_lead_starts_two_workers_keeps_answering_and_receives_both_results() {
     .await
     .unwrap();
     let b = Baton::start();
-    let gate = b.dir.path().join("gate");
+    let gate = b.shared("gate");
     for (name, text) in [("worker-a", "result-from-A"), ("worker-b", "result-from-B")] {
         b.agent(name, &format!("while [ ! -f {} ]; do sleep 0.05; done; echo {text}", gate.display())).await;
     }

@@ -42,7 +42,7 @@ fn timed(log: &std::path::Path, extra: &str) -> String {
 #[tokio::test]
 async fn a_diamond_runs_its_middle_in_parallel_and_its_end_last() {
     let b = Baton::start();
-    let log = b.dir.path().join("spans.log");
+    let log = b.shared("spans.log");
     b.agent("step", &timed(&log, "")).await;
     let plan = b.dir.path().join("diamond.yaml");
     std::fs::write(
@@ -61,7 +61,7 @@ async fn a_diamond_runs_its_middle_in_parallel_and_its_end_last() {
 #[tokio::test]
 async fn a_failure_blocks_its_dependents_not_its_siblings_and_a_retry_unblocks_them() {
     let b = Baton::start();
-    let flag = b.dir.path().join("fixed");
+    let flag = b.shared("fixed");
     b.agent("ok", "true").await;
     b.agent("flaky", &format!("test -f {}", flag.display())).await;
     let (status, plan) = post(
@@ -94,7 +94,7 @@ async fn a_project_limit_of_one_never_runs_two_at_once() {
         std::fs::create_dir_all(repo.join(".baton")).unwrap();
         std::fs::write(repo.join(".baton/config.toml"), "parallel_limit = 1\n").unwrap();
     });
-    let log = b.dir.path().join("spans.log");
+    let log = b.shared("spans.log");
     b.agent("one-at-a-time", &timed(&log, "")).await;
     let mut ids = Vec::new();
     for i in 0..4 {
@@ -352,7 +352,7 @@ sleep {busy}"#,
 #[tokio::test]
 async fn a_callback_resumes_an_idle_parent_at_once() {
     let b = Baton::start();
-    let record = b.dir.path().join("told.txt");
+    let record = b.shared("told.txt");
     b.agent("child", r#"sleep 0.5; echo "{\"type\":\"result\",\"result\":\"child says hi\"}""#).await;
     b.agent_def(json!({ "name": "lead", "executor": "command", "command": ["sh", "-c", lead_script(&record, 1, 0.0)], "delegates_to": ["child"] })).await;
     let lead = b.task(json!({ "prompt": "lead", "agent": "lead" })).await;
@@ -367,7 +367,7 @@ async fn a_callback_resumes_an_idle_parent_at_once() {
 #[tokio::test]
 async fn callbacks_for_a_busy_parent_wait_and_arrive_together() {
     let b = Baton::start();
-    let record = b.dir.path().join("told.txt");
+    let record = b.shared("told.txt");
     b.agent("child", r#"echo "{\"type\":\"result\",\"result\":\"done $BATON_PROMPT\"}""#).await;
     b.agent_def(json!({ "name": "lead", "executor": "command", "command": ["sh", "-c", lead_script(&record, 2, 1.5)], "delegates_to": ["child"] })).await;
     let lead = b.task(json!({ "prompt": "lead", "agent": "lead" })).await;
@@ -382,7 +382,7 @@ async fn callbacks_for_a_busy_parent_wait_and_arrive_together() {
 #[tokio::test]
 async fn delegation_follows_the_agents_rules_and_depth_is_bounded() {
     let b = Baton::start();
-    let record = b.dir.path().join("codes.txt");
+    let record = b.shared("codes.txt");
     let script = format!(
         r#"code=$(curl -s -o /dev/null -w '%{{http_code}}' -H "Authorization: Bearer $BATON_TOKEN" -H 'content-type: application/json' -d '{{"prompt":"deeper","agent":"recursive"}}' "$BATON_URL/api/tasks"); echo "$code" >> {}"#,
         record.display()
@@ -394,7 +394,7 @@ async fn delegation_follows_the_agents_rules_and_depth_is_bounded() {
     let post = |path: &str, body: &str| {
         format!(
             r#"curl -s -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $BATON_TOKEN" -H 'content-type: application/json' -d '{body}' "$BATON_URL{path}" >> {}"#,
-            b.dir.path().join("limited.txt").display()
+            b.shared("limited.txt").display()
         )
     };
     let limited = [
@@ -420,7 +420,7 @@ async fn delegation_follows_the_agents_rules_and_depth_is_bounded() {
     }
     let id = b.task(json!({ "prompt": "x", "agent": "limited" })).await;
     b.wait_status(&id, TaskStatus::Succeeded).await;
-    assert_eq!(std::fs::read_to_string(b.dir.path().join("limited.txt")).unwrap().trim(), "403\n403\n403");
+    assert_eq!(std::fs::read_to_string(b.shared("limited.txt")).unwrap().trim(), "403\n403\n403");
     let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
     assert!(tasks.iter().all(|t| t["agent"] != "someone-else"), "a refused plan creates nothing");
 }

@@ -192,11 +192,15 @@ async fn clean_refuses_to_lose_work_and_removes_merged_worktrees() {
         "the refusal lists what would be lost: {stdout}"
     );
     assert!(kept_path.exists());
-    std::fs::write(kept_path.join("scratch.txt"), "uncommitted").unwrap();
-    let stdout = String::from_utf8_lossy(&b.cli(&["clean", &kept]).stdout).into_owned();
-    assert!(stdout.contains("uncommitted: scratch.txt"), "{stdout}");
 
     assert!(b.cli(&["merge", &merged]).status.success());
+    std::fs::write(merged_path.join("scratch.txt"), "uncommitted").unwrap();
+    let out = b.cli(&["clean", &merged]);
+    assert_eq!(out.status.code(), Some(4));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("uncommitted: scratch.txt"), "the launcher refuses to lose it: {stdout}");
+    assert!(merged_path.join("scratch.txt").exists());
+    std::fs::remove_file(merged_path.join("scratch.txt")).unwrap();
     let out = b.cli(&["clean"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(!merged_path.exists(), "a merged task's worktree is removed");

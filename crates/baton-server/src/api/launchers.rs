@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Path, State};
 use baton_core::api::{
-    AttachRequest, AttachResponse, ErrorCode, Heartbeat, PollRequest, PollResponse, RegisterLauncher, Registered,
-    StopOrder,
+    Assignment, AttachRequest, AttachResponse, ErrorCode, Heartbeat, OrderDone, PollRequest, PollResponse,
+    RegisterLauncher, Registered, StopOrder,
 };
 use baton_core::ids::LauncherId;
 use baton_core::model::Launcher;
@@ -35,7 +35,7 @@ pub(super) async fn register(
     ApiJson(req): ApiJson<RegisterLauncher>,
 ) -> Result<Json<Registered>, AppError> {
     caller.require_launcher()?;
-    let launcher = transact(&state, move |tx, _fx| scheduler::register(tx, &caller, req)).await?;
+    let launcher = transact(&state, move |tx, fx| scheduler::register(tx, fx, &caller, req)).await?;
     state.launcher_seen(&launcher.id);
     if let Ok(mut live) = state.launchers.lock()
         && let Some(l) = live.get_mut(&launcher.id)
@@ -84,7 +84,7 @@ pub(super) async fn poll(
         notified.as_mut().enable();
         state.launcher_seen(&id);
         let (st, lid) = (Arc::clone(&state), id.clone());
-        let (runs, asked) = transact(&state, move |tx, fx| {
+        let (mut runs, asked, orders) = transact(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
@@ -95,19 +95,48 @@ pub(super) async fn poll(
                 .into_iter()
                 .filter_map(|r| r.stop_reason.map(|reason| StopOrder { run_id: r.id, reason }))
                 .collect();
-            Ok((runs, asked))
+            let orders = scheduler::due_orders(tx, &lid)?;
+            Ok((runs, asked, orders))
         })
         .await?;
         let stops = due_stops(&state, &id, asked);
-        if !runs.is_empty() || !stops.is_empty() || Instant::now() >= deadline {
+        if !runs.is_empty() || !stops.is_empty() || !orders.is_empty() || Instant::now() >= deadline {
             state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
-            return Ok(Json(PollResponse { runs, stops }));
+            for run in &mut runs {
+                base_commit(run).await;
+            }
+            return Ok(Json(PollResponse { runs, stops, orders }));
         }
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
+}
+
+/// Names the commit a new branch starts from: the base branch's head, now.
+async fn base_commit(a: &mut Assignment) {
+    if a.task.git.base_commit.is_some() {
+        return;
+    }
+    let base = a.task.git.base_branch.clone().unwrap_or_else(|| a.project.default_branch.clone());
+    match baton_git::Git::new(&a.project.path).resolve(&format!("refs/heads/{base}")).await {
+        Ok(commit) => a.base_commit = commit,
+        Err(e) => tracing::warn!(project = %a.project.name, error = %e, "could not read the base branch's head"),
+    }
+}
+
+/// A launcher did (or could not do) an order.
+pub(super) async fn order_done(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(done): ApiJson<OrderDone>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let id = launcher_id(&caller, &id)?;
+    state.launcher_seen(&id);
+    transact(&state, move |tx, _fx| scheduler::order_done(tx, &id, done)).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 pub(super) async fn attach(

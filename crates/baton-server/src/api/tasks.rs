@@ -243,7 +243,7 @@ pub(super) async fn clean(
     may_act(&caller, &task)?;
     let report = crate::review::clean(&state, &task, req.force).await?;
     match &report.refused {
-        Some(why) if !report.removed => Err(AppError::new(
+        Some(why) if !report.removed && !report.pending => Err(AppError::new(
             baton_core::api::ErrorCode::Conflict,
             format!("the worktree of task {} was not removed: {why}", task.id),
         )
@@ -261,16 +261,16 @@ pub(super) async fn clean_all(
 ) -> Result<Json<Vec<CleanReport>>, AppError> {
     caller.require_admin()?;
     let tasks = state.store.read(|r| r.tasks(&TaskFilter::default())).await?;
-    let mut reports = Vec::new();
-    for task in tasks.iter().filter(|t| t.git.worktree.is_some() && t.status.is_finished()) {
-        let abandoned = matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled);
-        let merged = task.git.merge == baton_core::model::MergeState::Merged;
-        if !(merged || abandoned || req.force) {
-            continue;
-        }
-        reports.push(crate::review::clean(&state, task, req.force).await?);
-    }
-    Ok(Json(reports))
+    let chosen: Vec<Task> = tasks
+        .into_iter()
+        .filter(|t| t.git.worktree.is_some() && t.status.is_finished())
+        .filter(|t| {
+            let abandoned = matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled);
+            let merged = t.git.merge == baton_core::model::MergeState::Merged;
+            merged || abandoned || req.force
+        })
+        .collect();
+    Ok(Json(crate::review::clean_many(&state, &chosen, req.force, true).await?))
 }
 
 #[derive(Deserialize)]

@@ -1,26 +1,37 @@
 //! Launchers: registration, heartbeats, and going offline.
 
-use baton_core::api::{Heartbeat, RegisterLauncher};
-use baton_core::ids::LauncherId;
-use baton_core::model::Launcher;
+use baton_core::api::{Heartbeat, OrderDone, RegisterLauncher};
+use baton_core::event::{EventKind, NewEvent};
+use baton_core::ids::{LauncherId, TaskId};
+use baton_core::model::{Launcher, LauncherOrder, OrderKind};
 use baton_core::status::LauncherStatus;
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
+use serde_json::json;
 
 use super::Effects;
-use super::emit::save_launcher;
+use super::emit::{save_launcher, save_task};
 use super::runs::lose_runs;
 use super::tasks::refresh_unavailable;
 use crate::auth::Caller;
 use crate::error::AppError;
 
-/// Registers a launcher, or welcomes back one that restarted with its old id.
-pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) -> Result<Launcher, AppError> {
+/// Registers a launcher, or welcomes back one that restarted with its old id. A
+/// launcher token is bound to the first launcher that registers with it.
+pub fn register(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    caller: &Caller,
+    req: RegisterLauncher,
+) -> Result<Launcher, AppError> {
     if req.slots == 0 || req.slots > 1024 {
         return Err(AppError::invalid("`slots` must be between 1 and 1024"));
     }
     if req.name.trim().is_empty() || req.name.len() > 128 {
         return Err(AppError::invalid("`name` must be 1 to 128 characters"));
+    }
+    for label in &req.labels {
+        baton_core::names::validate_label(label)?;
     }
     let id = match (&req.id, &caller.subject) {
         (Some(id), Some(subject)) if id.as_str() != subject => {
@@ -30,6 +41,13 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
         (None, Some(subject)) => LauncherId::parse(subject)?,
         (None, None) => LauncherId::generate(),
     };
+    if caller.subject.is_none()
+        && let Some(mut token) = tx.token(&caller.token_hash)?
+    {
+        token.subject = Some(id.to_string());
+        tx.put_token(&token)?;
+        fx.new_tokens.push(token);
+    }
     let now = Timestamp::now();
     let launcher = match tx.launcher(&id)? {
         Some(mut l) => {
@@ -39,6 +57,8 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
             l.slots = req.slots;
             l.executors = req.executors;
             l.programs.clear();
+            l.labels = req.labels;
+            l.sandbox = req.sandbox;
             l.status = LauncherStatus::Online;
             l.last_seen = now;
             l
@@ -55,6 +75,9 @@ pub fn register(tx: &mut dyn StoreTx, caller: &Caller, req: RegisterLauncher) ->
             last_seen: now,
             registered_at: now,
             programs: Default::default(),
+            labels: req.labels,
+            draining: false,
+            sandbox: req.sandbox,
         },
     };
     save_launcher(tx, &launcher)?;
@@ -94,6 +117,58 @@ pub fn heartbeat(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, hb: He
         tx.put_launcher(&launcher)?;
     }
     Ok(launcher)
+}
+
+/// How long before an order the launcher has not answered is sent again.
+const ORDER_RESEND_MS: i64 = 15_000;
+
+/// A launcher's orders to hand out now: those never sent, or sent long enough
+/// ago without an answer (each is marked sent).
+pub fn due_orders(tx: &mut dyn StoreTx, id: &LauncherId) -> Result<Vec<LauncherOrder>, AppError> {
+    let now = Timestamp::now();
+    let mut due = Vec::new();
+    for mut order in tx.orders_of_launcher(id)? {
+        if order.sent_at.is_some_and(|at| now.millis_since(at) < ORDER_RESEND_MS) {
+            continue;
+        }
+        order.sent_at = Some(now);
+        tx.put_order(&order)?;
+        due.push(order);
+    }
+    Ok(due)
+}
+
+/// A launcher answered an order: it is done (or refused), and what it means
+/// follows (a removed worktree is forgotten; either way the task's timeline says).
+pub fn order_done(tx: &mut dyn StoreTx, id: &LauncherId, done: OrderDone) -> Result<(), AppError> {
+    if !tx.delete_order(id, done.kind, &done.subject)? {
+        return Ok(());
+    }
+    if done.kind != OrderKind::RemoveWorktree {
+        return Ok(());
+    }
+    let task_id = TaskId::parse(&done.subject)?;
+    let Some(mut task) = tx.task(&task_id)? else { return Ok(()) };
+    let message = match (&done.refused, done.ok) {
+        (_, true) => format!("worktree {} removed", task.git.worktree.as_deref().unwrap_or("")),
+        (Some(why), false) => format!("worktree kept: {why}"),
+        (None, false) => "worktree kept".to_owned(),
+    };
+    if done.ok {
+        task.git.worktree = None;
+        task.git.disk_bytes = None;
+        task.git.launcher = None;
+        task.updated_at = Timestamp::now();
+        save_task(tx, &task)?;
+    }
+    let clean = json!({ "removed": done.ok, "refused": done.refused, "uncommitted": done.uncommitted });
+    tx.append_event(
+        None,
+        None,
+        Some(&task.id),
+        NewEvent::new(EventKind::Log, json!({ "message": message, "clean": clean })),
+    )?;
+    Ok(())
 }
 
 /// A launcher stopped answering (or said goodbye): it goes offline and its

@@ -207,6 +207,8 @@ fn role_task(
         callback: false,
         plan: None,
         orchestration: Some(OrchestrationRef { id: id.clone(), role, subtask }),
+        sandbox: None,
+        require: Vec::new(),
     }
 }
 

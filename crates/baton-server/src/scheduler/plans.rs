@@ -68,6 +68,9 @@ pub fn create_plan(
         let budget_usd = t.budget_usd.or(d.budget_usd);
         check_fields(&t.prompt, t.title.as_deref(), timeout_s, budget_usd, &checks, t.branch.as_deref())
             .map_err(|e| in_task(e, &t.name))?;
+        for label in &t.require {
+            baton_core::names::validate_label(label).map_err(|e| in_task(e.into(), &t.name))?;
+        }
         let agent_name = t.agent.clone().or_else(|| d.agent.clone());
         let tags = if t.tags.is_empty() { d.tags.clone() } else { t.tags.clone() };
         let key = (agent_name.clone(), tags.clone());
@@ -104,6 +107,8 @@ pub fn create_plan(
             callback: false,
             plan: None,
             orchestration: None,
+            sandbox: t.sandbox,
+            require: t.require.clone(),
         });
     }
     let order = dag::topological_order(&internal).map_err(|cycle| {
@@ -168,6 +173,8 @@ pub fn create_plan(
                 callback: false,
                 plan: Some((plan_id.clone(), "synthesis".into())),
                 orchestration: None,
+                sandbox: None,
+                require: Vec::new(),
             };
             let task = insert(tx, fx, new, TaskId::generate())?;
             let id = task.id.clone();

@@ -11,7 +11,7 @@ use baton_core::api::{
 };
 use baton_core::event::{EventKind, NewEvent, ResultData};
 use baton_core::ids::{LauncherId, ProjectId, RunId};
-use baton_core::model::{AgentSwitch, Project, Run, RunKind, Session, Task, TokenKind, Usage};
+use baton_core::model::{AgentSwitch, OrderKind, Project, Run, RunKind, Session, Task, TokenKind, Usage};
 use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
@@ -149,8 +149,8 @@ fn assignment(
     }
     let mut prerequisites = Vec::with_capacity(task.depends_on.len());
     for dep in &task.depends_on {
-        let branch = tx.task(dep)?.and_then(|t| t.git.branch);
-        prerequisites.push(Prerequisite { task_id: dep.clone(), branch });
+        let git = tx.task(dep)?.map(|t| t.git).unwrap_or_default();
+        prerequisites.push(Prerequisite { task_id: dep.clone(), branch: git.branch, head: git.head });
     }
     Ok(Assignment {
         prerequisites,
@@ -163,6 +163,7 @@ fn assignment(
         agent,
         prompt,
         env,
+        base_commit: None,
     })
 }
 
@@ -205,6 +206,33 @@ pub fn run_started(
     if let Some(git) = report.git {
         update_git(&mut task, git);
     }
+    if report.sandbox.is_some() {
+        task.isolation = report.sandbox;
+    }
+    save_task(tx, &task)?;
+    Ok(run)
+}
+
+/// The launcher pushed a snapshot of the run's worktree as its task's checkpoint
+/// (the caller checked that the project's repository has the commit).
+pub fn run_checkpoint(
+    tx: &mut dyn StoreTx,
+    id: &RunId,
+    caller: Option<&LauncherId>,
+    commit: String,
+) -> Result<Run, AppError> {
+    let run = resolve::run(tx, id)?;
+    check_launcher(&run, caller)?;
+    if let Some(launcher) = &run.launcher_id {
+        tx.delete_order(launcher, OrderKind::Checkpoint, run.id.as_str())?;
+    }
+    if !matches!(run.status, RunStatus::Claimed | RunStatus::Running) {
+        return Err(AppError::conflict(format!("run {} is {}; it takes no checkpoint", run.id, run.status)));
+    }
+    let mut task = resolve::task(tx, &run.task_id)?;
+    // Saved (and announced) even when unchanged: someone may be waiting for it.
+    task.git.checkpoint = Some(commit);
+    task.updated_at = Timestamp::now();
     save_task(tx, &task)?;
     Ok(run)
 }

@@ -8,6 +8,7 @@ use baton_core::api::{CreateTask, ErrorCode};
 use baton_core::ids::{PlanId, RunId, SessionId, TaskId};
 use baton_core::model::{OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
 use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
+use baton_core::sandbox::SandboxMode;
 use baton_core::status::{IllegalTransition, LauncherStatus, RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
@@ -26,11 +27,31 @@ const MAX_PROMPT_BYTES: usize = 512 * 1024;
 /// Takes what a launcher reports of a task's branch and worktree, keeping what
 /// only the coordinator knows (whether and where it was merged).
 pub fn update_git(task: &mut Task, reported: TaskGit) {
-    let merge = task.git.merge;
-    let merged_commit = task.git.merged_commit.take();
-    task.git = reported;
-    task.git.merge = merge;
-    task.git.merged_commit = merged_commit;
+    let old = std::mem::take(&mut task.git);
+    // A report with a head describes the pushed branch (the end of a run): it
+    // replaces the description, and the branch now holds what a checkpoint had.
+    // A report without one (a start) leaves the description as it was.
+    let pushed = reported.head.is_some();
+    task.git = TaskGit {
+        branch: reported.branch.or(old.branch),
+        base_branch: reported.base_branch.or(old.base_branch),
+        base_commit: reported.base_commit.or(old.base_commit),
+        worktree: reported.worktree.or(old.worktree),
+        head: reported.head.or(old.head),
+        commits: if pushed { reported.commits } else { old.commits },
+        files_changed: if pushed || !reported.files_changed.is_empty() {
+            reported.files_changed
+        } else {
+            old.files_changed
+        },
+        diff_stat: if pushed { reported.diff_stat } else { old.diff_stat },
+        wip_committed: if pushed { reported.wip_committed } else { old.wip_committed },
+        merge: old.merge,
+        merged_commit: old.merged_commit,
+        disk_bytes: reported.disk_bytes.or(old.disk_bytes),
+        launcher: reported.launcher.or(old.launcher),
+        checkpoint: if pushed { None } else { old.checkpoint },
+    };
 }
 
 /// Moves a task to `to`, recording why and when.
@@ -84,6 +105,10 @@ pub(crate) struct NewTask {
     pub plan: Option<(PlanId, String)>,
     /// Its part in an orchestration.
     pub orchestration: Option<OrchestrationRef>,
+    /// Its sandbox mode, when it names one.
+    pub sandbox: Option<SandboxMode>,
+    /// Launcher labels it needs.
+    pub require: Vec<String>,
 }
 
 /// Checks the fields every way of creating a task shares.
@@ -139,6 +164,9 @@ pub fn create_task(
     let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
     let checks = req.checks.clone().unwrap_or_else(|| project.settings.checks.clone());
     check_fields(&req.prompt, req.title.as_deref(), req.timeout_s, req.budget_usd, &checks, req.branch.as_deref())?;
+    for label in &req.require {
+        baton_core::names::validate_label(label)?;
+    }
     let agent = resolve_agent(tx, &project, req.agent.as_deref(), &req.tags)?;
     if let Some(parent) = &parent {
         check_delegation(tx, parent, &agent, config.max_delegation_depth)?;
@@ -160,6 +188,8 @@ pub fn create_task(
         parent: parent.map(|s| s.id),
         plan: None,
         orchestration: None,
+        sandbox: req.sandbox,
+        require: req.require,
         project,
     };
     insert(tx, fx, new, TaskId::generate())
@@ -219,6 +249,9 @@ pub(crate) fn insert_known(
         budget_usd: new.budget_usd,
         approval: new.approval,
         approved_at: None,
+        sandbox: new.sandbox,
+        require: new.require,
+        isolation: None,
         status: TaskStatus::Pending,
         reason: None,
         session_id: None,

@@ -11,7 +11,8 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LeadHeartbeat, Orchestration, Plan, Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
+    Launcher, LauncherOrder, LeadHeartbeat, Orchestration, OrderKind, Plan, Project, Run, Session, Task, TokenKind,
+    TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -471,20 +472,47 @@ impl StoreRead for Db<'_> {
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<(String, String, Option<String>, i64)> = self
-            .conn
-            .prepare_cached("SELECT hash, kind, subject, created_at FROM tokens WHERE hash = ?1")
-            .and_then(|mut st| st.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+        Ok(self.tokens_where("hash = ?1", [hash])?.pop())
+    }
+
+    fn tokens(&self, kind: TokenKind) -> Result<Vec<TokenRecord>, StoreError> {
+        self.tokens_where("kind = ?1 ORDER BY created_at, hash", [kind.as_str()])
+    }
+
+    fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.tokens_where("id = ?1", [id])?.pop())
+    }
+
+    fn orders_of_launcher(&self, id: &LauncherId) -> Result<Vec<LauncherOrder>, StoreError> {
+        let mut orders: Vec<LauncherOrder> =
+            self.docs("launcher order", "SELECT data FROM launcher_orders WHERE launcher_id = ?1", [id.as_str()])?;
+        orders.sort_by_key(|o| o.created_at);
+        Ok(orders)
+    }
+}
+
+impl Db<'_> {
+    fn tokens_where(&self, clause: &str, params: impl rusqlite::Params) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!("SELECT hash, kind, subject, created_at, id, name FROM tokens WHERE {clause}");
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let rows = st
+            .query_map(params, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db_err)?;
-        Ok(row.and_then(|(hash, kind, subject, created_at)| {
-            let kind = match kind.as_str() {
-                "admin" => TokenKind::Admin,
-                "launcher" => TokenKind::Launcher,
-                "session" => TokenKind::Session,
-                _ => return None,
-            };
-            Some(TokenRecord { hash, kind, subject, created_at: Timestamp::from_millis(created_at) })
-        }))
+        Ok(rows
+            .into_iter()
+            .filter_map(|(hash, kind, subject, created_at, id, name)| {
+                let kind = match kind.as_str() {
+                    "admin" => TokenKind::Admin,
+                    "launcher" => TokenKind::Launcher,
+                    "session" => TokenKind::Session,
+                    _ => return None,
+                };
+                Some(TokenRecord { hash, kind, subject, created_at: Timestamp::from_millis(created_at), id, name })
+            })
+            .collect())
     }
 }
 
@@ -629,8 +657,8 @@ impl StoreTx for Db<'_> {
 
     fn put_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
         self.exec(
-            "INSERT OR REPLACE INTO tokens (hash, kind, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![t.hash, t.kind.as_str(), t.subject, t.created_at.as_millis()],
+            "INSERT OR REPLACE INTO tokens (hash, kind, subject, created_at, id, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![t.hash, t.kind.as_str(), t.subject, t.created_at.as_millis(), t.id, t.name],
         )?;
         Ok(())
     }
@@ -707,5 +735,27 @@ impl StoreTx for Db<'_> {
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError> {
         let n = self.exec("DELETE FROM tokens WHERE kind = ?1 AND subject IS ?2", params![kind, subject])?;
         Ok(n as u64)
+    }
+
+    fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0)
+    }
+
+    fn put_order(&mut self, order: &LauncherOrder) -> Result<(), StoreError> {
+        let data = encode("launcher order", order)?;
+        self.exec(
+            "INSERT INTO launcher_orders (launcher_id, kind, subject, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(launcher_id, kind, subject) DO UPDATE SET data = excluded.data",
+            params![order.launcher_id.as_str(), order.kind.as_str(), order.subject, data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_order(&mut self, launcher: &LauncherId, kind: OrderKind, subject: &str) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "DELETE FROM launcher_orders WHERE launcher_id = ?1 AND kind = ?2 AND subject = ?3",
+            params![launcher.as_str(), kind.as_str(), subject],
+        )?;
+        Ok(n > 0)
     }
 }

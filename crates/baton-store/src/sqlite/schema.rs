@@ -121,6 +121,18 @@ CREATE VIRTUAL TABLE documents_fts USING fts5(name, tags, content, tokenize = 'u
 CREATE INDEX sessions_by_agent_session ON sessions(json_extract(data, '$.agent_session_id'))
     WHERE json_extract(data, '$.agent_session_id') IS NOT NULL;
 "#,
+    r#"
+ALTER TABLE tokens ADD COLUMN id TEXT;
+ALTER TABLE tokens ADD COLUMN name TEXT;
+CREATE UNIQUE INDEX tokens_by_id ON tokens(id) WHERE id IS NOT NULL;
+CREATE TABLE launcher_orders (
+    launcher_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (launcher_id, kind, subject)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,0 +1,179 @@
+//! The launcher's mirrors: one bare repository per project in its own data
+//! directory, which task repositories borrow their objects from.
+//!
+//! A launcher that sees the project's checkout (the one `baton up` embeds) lets
+//! its mirror borrow the project's own objects, so it never fetches. Any other
+//! fetches from the coordinator's `/git/{project}`, only when a commit a run
+//! needs is missing, in one fetch of every ref it needs. Work goes back the same
+//! way: the task's branch is fetched from its repository into the mirror, and
+//! pushed from there to the coordinator, which takes only the refs of runs this
+//! launcher holds. Nothing is ever pushed from a repository an agent can write.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use baton_core::ids::ProjectId;
+use baton_core::model::Project;
+use baton_git::GitError;
+use baton_git::transport::{self, Remote};
+
+/// A commit a run needs, and the ref of the coordinator's repository it is on.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    /// The ref (`refs/heads/main`, `refs/baton/checkpoints/<task>`).
+    pub refname: String,
+    /// The commit.
+    pub commit: String,
+}
+
+/// Every project's mirror on this host.
+pub(crate) struct Mirrors {
+    /// Where they live (`<data>/git`).
+    dir: PathBuf,
+    /// The coordinator's URL.
+    url: String,
+    /// The launcher's token.
+    token: String,
+    /// A private CA to trust.
+    ca_file: Option<PathBuf>,
+    /// Whether projects' checkouts are on this host (the embedded launcher).
+    local: bool,
+    /// One lock per project: fetches into one mirror never overlap.
+    locks: Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What happened to a mirror that had to be made again.
+pub(crate) type Notes = Vec<String>;
+
+impl Mirrors {
+    /// The mirrors under `dir`, of the coordinator at `url`.
+    pub fn new(dir: PathBuf, url: &str, token: &str, ca_file: Option<PathBuf>, local: bool) -> Self {
+        Self {
+            dir,
+            url: url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            ca_file,
+            local,
+            locks: Mutex::default(),
+        }
+    }
+
+    /// Whether this launcher sees projects' checkouts.
+    pub fn local(&self) -> bool {
+        self.local
+    }
+
+    /// The mirror of a project.
+    pub fn path(&self, project: &ProjectId) -> PathBuf {
+        self.dir.join(format!("{project}.git"))
+    }
+
+    /// The object directories a task repository of the project reads: the
+    /// mirror's and those it borrows from in turn.
+    pub fn objects(&self, project: &ProjectId) -> Vec<PathBuf> {
+        let objects = self.path(project).join("objects");
+        let borrowed = std::fs::read_to_string(objects.join("info/alternates")).unwrap_or_default();
+        let mut all = vec![objects];
+        all.extend(borrowed.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(PathBuf::from));
+        all
+    }
+
+    fn remote(&self, project: &ProjectId) -> Remote {
+        Remote { url: format!("{}/git/{project}", self.url), token: self.token.clone(), ca_file: self.ca_file.clone() }
+    }
+
+    fn lock(&self, project: &ProjectId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(project.clone()).or_default())
+    }
+
+    /// The project's mirror with every `wanted` commit in it: fetched (once, all
+    /// refs together) when some are missing, made again when it is corrupt.
+    /// Notes say what happened that a person should know.
+    pub async fn ready(&self, project: &Project, wanted: &[Wanted]) -> Result<(PathBuf, Notes), String> {
+        let lock = self.lock(&project.id);
+        let _held = lock.lock().await;
+        let mirror = self.path(&project.id);
+        let mut notes = Vec::new();
+        match self.fill(project, &mirror, wanted).await {
+            Ok(()) => return Ok((mirror, notes)),
+            Err(e) if !corrupt(&e) => {
+                return Err(format!("could not update the mirror of project {}: {e}", project.name));
+            }
+            Err(e) => {
+                tracing::warn!(mirror = %mirror.display(), error = %e, "the mirror is corrupt; cloning it again");
+                notes.push(format!(
+                    "the launcher's mirror of project {} was corrupt ({e}); it was removed and cloned again",
+                    project.name
+                ));
+            }
+        }
+        // A new mirror: task repositories that borrowed from the old one find the
+        // same objects again once it has fetched what they use.
+        let _ = std::fs::remove_dir_all(&mirror);
+        self.fill(project, &mirror, wanted)
+            .await
+            .map_err(|e| format!("could not clone the mirror of project {} again: {e}", project.name))?;
+        Ok((mirror, notes))
+    }
+
+    async fn fill(&self, project: &Project, mirror: &Path, wanted: &[Wanted]) -> Result<(), GitError> {
+        transport::init_mirror(mirror).await?;
+        if self.local {
+            let objects = mirror.join("objects/info/alternates");
+            if !objects.exists() {
+                let theirs = transport::objects_dir(Path::new(&project.path)).await?;
+                baton_git::worktree::set_alternates(mirror, &[theirs]).map_err(GitError::Spawn)?;
+            }
+        }
+        let commits: Vec<&str> = wanted.iter().map(|w| w.commit.as_str()).collect();
+        let missing = transport::missing(mirror, &commits).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let refspecs: Vec<String> = wanted
+            .iter()
+            .filter(|w| missing.contains(&w.commit))
+            .map(|w| format!("+{0}:{0}", w.refname))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        transport::fetch(mirror, &self.remote(&project.id), &refspecs).await?;
+        let still = transport::missing(mirror, &commits).await?;
+        if let Some(commit) = still.first() {
+            return Err(GitError::Failed {
+                args: "fetch".into(),
+                stderr: format!("commit {commit} is not on the coordinator's {}", refspecs.join(", ")),
+                code: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Pushes `refspecs` (`<commit>:<ref>`) of a project's mirror to the coordinator.
+    pub async fn push(&self, project: &ProjectId, refspecs: &[String]) -> Result<(), GitError> {
+        let lock = self.lock(project);
+        let _held = lock.lock().await;
+        transport::push(&self.path(project), &self.remote(project), refspecs).await
+    }
+
+    /// Brings a task repository's `refname` into the project's mirror as `into`;
+    /// the commit it names.
+    pub async fn take(&self, project: &ProjectId, repo: &Path, refname: &str, into: &str) -> Result<String, GitError> {
+        let lock = self.lock(project);
+        let _held = lock.lock().await;
+        let mirror = self.path(project);
+        transport::fetch_local(&mirror, &repo.join(".git"), &[format!("+{refname}:{into}")]).await?;
+        let commit = baton_git::Git::new(&mirror).resolve(into).await?;
+        commit.ok_or_else(|| GitError::Unexpected { args: format!("rev-parse {into}"), output: String::new() })
+    }
+}
+
+/// Whether a git failure means the repository itself is damaged.
+fn corrupt(e: &GitError) -> bool {
+    let text = e.to_string();
+    ["corrupt", "bad object", "not a git repository", "unable to read", "loose object", "packfile", "invalid object"]
+        .iter()
+        .any(|w| text.contains(w))
+}

@@ -1,0 +1,240 @@
+//! Sandboxes for agents, their setup and checks, and the git commands Baton runs
+//! in their repositories: bubblewrap, built once per run as a [`Jail`].
+//!
+//! Inside, the host is read-only; the agent may write only its working tree, the
+//! project's cache, a private `/tmp` and its own HOME. Baton's data directory
+//! (database, tokens, spools, other tasks' working trees, the mirrors) is hidden
+//! under an empty tmpfs, with the few parts the agent needs bound back read-only
+//! (its run's spool, the mirror objects its repository borrows). Well-known
+//! places of the launcher user's credentials are hidden too.
+//!
+//! Mount order matters (bubblewrap applies them in order, and a later mount
+//! covers what is below it): `/` read-only, a fresh `/dev` and `/proc`, then a
+//! tmpfs `/tmp`, the hidden places and the binds sorted by depth, parents first
+//! (so the project's checkout under `/tmp` is bound back before Baton's data
+//! directory inside it is hidden, and the worktree inside that bound back after);
+//! at one path, a bind wins over hiding.
+//!
+//! The agent runs in a new session, PID and IPC namespace, with no capabilities
+//! and `no_new_privs`. bubblewrap's own process would die of the interrupt that
+//! asks an agent to stop, and take the agent with it; so the agent's process
+//! group is the one bubblewrap starts inside (`--new-session`), which the
+//! supervisor learns from `--info-fd` and signals instead.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use baton_core::sandbox::{NetworkPolicy, SandboxKind, SandboxReport};
+
+/// Places under the launcher user's HOME that hold credentials, hidden from agents.
+const HIDDEN_IN_HOME: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".config/gh",
+    ".config/gcloud",
+    ".config/hub",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".claude",
+    ".claude.json",
+    ".codex",
+    ".gemini",
+    ".bash_history",
+    ".zsh_history",
+    ".python_history",
+];
+
+/// What isolation this host can give, found once at start.
+#[derive(Debug, Clone)]
+pub struct SandboxSupport {
+    /// The bubblewrap program, when it works here.
+    pub bwrap: Option<PathBuf>,
+    /// Why it does not, and the fix.
+    pub reason: Option<String>,
+}
+
+impl SandboxSupport {
+    /// Looks for bubblewrap and tries it once.
+    pub async fn detect() -> Self {
+        let path = std::env::var("PATH").ok();
+        let Some(bwrap) = baton_agents::executor::find_program("bwrap", path.as_deref(), Path::new("/")) else {
+            return Self::none(
+                "bubblewrap is not installed; install it (apt-get install bubblewrap, dnf install bubblewrap)",
+            );
+        };
+        let mut probe = tokio::process::Command::new(&bwrap);
+        probe.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--new-session"]);
+        probe.args(["--die-with-parent", "--cap-drop", "ALL", "true"]).kill_on_drop(true);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), probe.output()).await {
+            Ok(Ok(out)) if out.status.success() => Self { bwrap: Some(bwrap), reason: None },
+            Ok(Ok(out)) => {
+                let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                Self::none(&format!(
+                    "bubblewrap cannot make a sandbox here ({stderr}); allow user namespaces (sysctl kernel.unprivileged_userns_clone=1, or an AppArmor profile for bwrap) or run the launcher as root"
+                ))
+            }
+            Ok(Err(e)) => Self::none(&format!("bubblewrap could not start ({e})")),
+            Err(_) => Self::none("bubblewrap did not answer within 10 s"),
+        }
+    }
+
+    /// No sandbox, for `reason`.
+    pub fn none(reason: &str) -> Self {
+        Self { bwrap: None, reason: Some(reason.to_owned()) }
+    }
+
+    /// What the launcher tells the coordinator it can do.
+    pub fn report(&self) -> SandboxReport {
+        match &self.bwrap {
+            Some(_) => SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: NetworkPolicy::Full },
+            None => {
+                SandboxReport { kind: SandboxKind::None, reason: self.reason.clone(), network: NetworkPolicy::Full }
+            }
+        }
+    }
+}
+
+/// Where one run's agent lives, for its sandbox.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Places {
+    /// The working directory (the task's working tree, or the project's checkout
+    /// for a task without one, then read-only).
+    pub cwd: PathBuf,
+    /// Directories the agent may write: its working tree, the project's cache,
+    /// its HOME.
+    pub writable: Vec<PathBuf>,
+    /// Directories it may read inside hidden ones: its spool, borrowed objects.
+    pub readable: Vec<PathBuf>,
+    /// Directories hidden under an empty tmpfs: Baton's data directories.
+    pub hidden: Vec<PathBuf>,
+    /// The launcher user's HOME, whose credentials are hidden.
+    pub user_home: Option<PathBuf>,
+}
+
+/// One mount of a sandbox, in the order they win at one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mount {
+    /// An empty tmpfs over a directory.
+    Hide,
+    /// `/dev/null` over a file.
+    HideFile,
+    /// The host's directory, read-only.
+    Read,
+    /// The host's directory, writable.
+    Write,
+}
+
+/// Every mount after `/`, `/dev` and `/proc`, parents first.
+fn mounts(places: &Places) -> Vec<(Mount, PathBuf)> {
+    let mut all = vec![(Mount::Hide, PathBuf::from("/tmp"))];
+    all.extend(places.hidden.iter().filter(|d| d.is_dir()).map(|d| (Mount::Hide, d.clone())));
+    if let Some(home) = &places.user_home {
+        for name in HIDDEN_IN_HOME {
+            let p = home.join(name);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => all.push((Mount::Hide, p)),
+                Ok(_) => all.push((Mount::HideFile, p)),
+                Err(_) => {}
+            }
+        }
+    }
+    all.extend(places.readable.iter().filter(|d| d.exists()).map(|d| (Mount::Read, d.clone())));
+    all.extend(places.writable.iter().filter(|d| d.exists()).map(|d| (Mount::Write, d.clone())));
+    all.sort_by(|(ma, pa), (mb, pb)| pa.components().count().cmp(&pb.components().count()).then(ma.cmp(mb)));
+    all.dedup();
+    all
+}
+
+/// A run's sandbox: the command line that runs a program inside it.
+#[derive(Debug, Clone)]
+pub(crate) struct Jail {
+    /// `bwrap` and its arguments, without the program (none: no sandbox).
+    prefix: Option<Arc<Vec<OsString>>>,
+    /// What the run reports about its isolation.
+    pub report: SandboxReport,
+}
+
+impl Jail {
+    /// No sandbox, for `reason`.
+    pub fn none(reason: Option<String>) -> Self {
+        Jail { prefix: None, report: SandboxReport { kind: SandboxKind::None, reason, network: NetworkPolicy::Full } }
+    }
+
+    /// A bubblewrap sandbox around `places`.
+    pub fn bubblewrap(bwrap: &Path, places: &Places, network: &NetworkPolicy) -> Self {
+        let mut a: Vec<OsString> = vec![bwrap.into()];
+        let mut arg = |parts: &[&dyn AsRef<std::ffi::OsStr>]| a.extend(parts.iter().map(|p| p.as_ref().to_owned()));
+        arg(&[&"--ro-bind", &"/", &"/", &"--dev", &"/dev", &"--proc", &"/proc"]);
+        for (mount, path) in mounts(places) {
+            match mount {
+                Mount::Hide => arg(&[&"--tmpfs", &path]),
+                Mount::HideFile => arg(&[&"--ro-bind", &"/dev/null", &path]),
+                Mount::Read => arg(&[&"--ro-bind", &path, &path]),
+                Mount::Write => arg(&[&"--bind", &path, &path]),
+            }
+        }
+        arg(&[&"--unshare-pid", &"--unshare-ipc", &"--new-session", &"--die-with-parent"]);
+        if nix::unistd::geteuid().is_root() {
+            arg(&[&"--cap-drop", &"ALL"]);
+        }
+        if *network != NetworkPolicy::Full {
+            arg(&[&"--unshare-net"]);
+        }
+        arg(&[&"--chdir", &places.cwd]);
+        Jail {
+            prefix: Some(Arc::new(a)),
+            report: SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: network.clone() },
+        }
+    }
+
+    /// The sandbox of a run found on disk, from its spec's command line.
+    pub fn from_prefix(prefix: Vec<String>) -> Self {
+        Jail {
+            prefix: Some(Arc::new(prefix.into_iter().map(OsString::from).collect())),
+            report: SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: NetworkPolicy::Full },
+        }
+    }
+
+    /// The sandbox's command line without the program, for the supervisor (which
+    /// adds `--info-fd`).
+    pub fn prefix(&self) -> Option<Vec<String>> {
+        self.prefix.as_ref().map(|p| p.iter().map(|a| a.to_string_lossy().into_owned()).collect())
+    }
+
+    /// The command line that runs a program inside (ending with `--`).
+    pub fn wrapper(&self) -> Option<Arc<Vec<OsString>>> {
+        self.prefix.as_ref().map(|p| {
+            let mut w = p.as_ref().clone();
+            w.push("--".into());
+            Arc::new(w)
+        })
+    }
+
+    /// A command running `program` inside the sandbox, with exactly `env`.
+    pub fn command(&self, program: &str, env: &[(String, String)]) -> tokio::process::Command {
+        let mut cmd = match self.wrapper() {
+            Some(w) => {
+                let mut c = tokio::process::Command::new(&w[0]);
+                c.args(&w[1..]).arg(program);
+                c
+            }
+            None => tokio::process::Command::new(program),
+        };
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Git in `dir` inside the sandbox (hooks off), with `env`.
+    pub fn git(&self, dir: &Path, env: Arc<Vec<(String, String)>>) -> baton_git::Git {
+        baton_git::Git::jailed(dir, self.wrapper(), env)
+    }
+}
