@@ -26,6 +26,8 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
             args.push("--dangerously-bypass-approvals-and-sandbox".into());
         }
         Some(mode) => args.extend(["--sandbox".into(), mode.to_owned()]),
+        // Inside Baton's sandbox, Codex's own would only nest a weaker one.
+        None if turn.sandboxed => args.push("--dangerously-bypass-approvals-and-sandbox".into()),
         None => args.extend(["--sandbox".into(), "workspace-write".into()]),
     }
     if let Some(model) = &agent.model {

@@ -29,6 +29,9 @@ pub struct TurnRequest<'a> {
     pub dir: &'a Path,
     /// The `baton` binary (the ACP executor runs `baton acp-client`).
     pub baton: &'a Path,
+    /// Whether the agent runs inside Baton's sandbox (a CLI's own sandbox is
+    /// then switched off rather than nested).
+    pub sandboxed: bool,
 }
 
 /// How to start the agent process for a turn.

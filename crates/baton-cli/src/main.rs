@@ -25,6 +25,11 @@ fn main() -> ExitCode {
         };
         return ExitCode::from(code as u8);
     }
+    if args.len() > 2 && args[1] == "sandbox-net" {
+        // Inside an agent's sandbox, before the agent (see `baton_launcher::net`).
+        let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(baton_launcher::net::main(&rest).clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     let verbose = matches!(cli.command, Command::Up(_) | Command::Launcher(_));
     init_logging(verbose);

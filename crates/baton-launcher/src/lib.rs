@@ -16,6 +16,7 @@ mod commands;
 mod env;
 mod launcher;
 mod mirror;
+pub mod net;
 mod orders;
 mod process;
 mod programs;

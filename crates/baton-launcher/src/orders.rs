@@ -90,7 +90,7 @@ impl Launcher {
             hidden: self.config.hidden.clone(),
             user_home: self.host_env.get("HOME").map(PathBuf::from),
         };
-        Jail::bubblewrap(bwrap, &places, &baton_core::sandbox::NetworkPolicy::None)
+        Jail::bubblewrap(bwrap, &places, &baton_core::sandbox::NetworkPolicy::None, None)
     }
 
     /// The environment of git commands Baton runs in agents' worktrees.

@@ -135,6 +135,8 @@ pub(crate) struct RunActor {
     pub last_checkpoint: Option<(String, String)>,
     /// The last checkpoint's commit.
     pub last_commit: Option<String>,
+    /// The agent's ways out of its network namespace (served while the actor lives).
+    pub _egress: Option<crate::net::Egress>,
     /// When the worktree's changed files were last sent (for the conflict radar).
     pub files_checked: Option<Instant>,
     /// Whether the agent reported a result of its own.

@@ -103,6 +103,18 @@ impl SandboxSupport {
     }
 }
 
+/// How a sandboxed run without the full network reaches Baton (and its
+/// allowlist): see [`crate::net`].
+#[derive(Debug, Clone)]
+pub(crate) struct NetPlan {
+    /// The run's spool directory, where the sockets and the hosts file are.
+    pub spool_dir: PathBuf,
+    /// The coordinator.
+    pub coordinator: crate::net::Coordinator,
+    /// The `baton` binary, which runs `sandbox-net` inside.
+    pub exe: PathBuf,
+}
+
 /// Where one run's agent lives, for its sandbox.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Places {
@@ -159,6 +171,9 @@ fn mounts(places: &Places) -> Vec<(Mount, PathBuf)> {
 pub(crate) struct Jail {
     /// `bwrap` and its arguments, without the program (none: no sandbox).
     prefix: Option<Arc<Vec<OsString>>>,
+    /// What runs inside before the program (`baton sandbox-net … --`), for a
+    /// network of its own.
+    inner: Option<Arc<Vec<OsString>>>,
     /// What the run reports about its isolation.
     pub report: SandboxReport,
 }
@@ -166,11 +181,16 @@ pub(crate) struct Jail {
 impl Jail {
     /// No sandbox, for `reason`.
     pub fn none(reason: Option<String>) -> Self {
-        Jail { prefix: None, report: SandboxReport { kind: SandboxKind::None, reason, network: NetworkPolicy::Full } }
+        Jail {
+            prefix: None,
+            inner: None,
+            report: SandboxReport { kind: SandboxKind::None, reason, network: NetworkPolicy::Full },
+        }
     }
 
-    /// A bubblewrap sandbox around `places`.
-    pub fn bubblewrap(bwrap: &Path, places: &Places, network: &NetworkPolicy) -> Self {
+    /// A bubblewrap sandbox around `places`; with a network policy other than
+    /// `full`, `net` says how it reaches Baton.
+    pub fn bubblewrap(bwrap: &Path, places: &Places, network: &NetworkPolicy, net: Option<&NetPlan>) -> Self {
         let mut a: Vec<OsString> = vec![bwrap.into()];
         let mut arg = |parts: &[&dyn AsRef<std::ffi::OsStr>]| a.extend(parts.iter().map(|p| p.as_ref().to_owned()));
         arg(&[&"--ro-bind", &"/", &"/", &"--dev", &"/dev", &"--proc", &"/proc"]);
@@ -186,12 +206,33 @@ impl Jail {
         if nix::unistd::geteuid().is_root() {
             arg(&[&"--cap-drop", &"ALL"]);
         }
+        let mut inner = None;
         if *network != NetworkPolicy::Full {
             arg(&[&"--unshare-net"]);
+            if let Some(net) = net {
+                let hosts = net.spool_dir.join("hosts");
+                if std::fs::write(&hosts, crate::net::hosts_file(&net.coordinator)).is_ok() {
+                    arg(&[&"--ro-bind", &hosts, &"/etc/hosts"]);
+                }
+                if net.coordinator.port < 1024 {
+                    arg(&[&"--cap-add", &"CAP_NET_BIND_SERVICE"]);
+                }
+                let mut helper: Vec<OsString> = vec![net.exe.clone().into(), "sandbox-net".into()];
+                let forward = |addr: String, socket: &str| -> [OsString; 2] {
+                    ["--forward".into(), format!("{addr}={}", net.spool_dir.join(socket).display()).into()]
+                };
+                helper.extend(forward(net.coordinator.inside(), crate::net::BATON_SOCKET));
+                if matches!(network, NetworkPolicy::Allow(_)) {
+                    helper.extend(forward(format!("127.0.0.1:{}", crate::net::PROXY_PORT), crate::net::PROXY_SOCKET));
+                }
+                helper.push("--".into());
+                inner = Some(Arc::new(helper));
+            }
         }
         arg(&[&"--chdir", &places.cwd]);
         Jail {
             prefix: Some(Arc::new(a)),
+            inner,
             report: SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: network.clone() },
         }
     }
@@ -200,6 +241,7 @@ impl Jail {
     pub fn from_prefix(prefix: Vec<String>) -> Self {
         Jail {
             prefix: Some(Arc::new(prefix.into_iter().map(OsString::from).collect())),
+            inner: None,
             report: SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: NetworkPolicy::Full },
         }
     }
@@ -219,12 +261,17 @@ impl Jail {
         })
     }
 
+    /// What runs inside before the program, for a network of its own.
+    pub fn inner(&self) -> Option<Vec<String>> {
+        self.inner.as_ref().map(|p| p.iter().map(|a| a.to_string_lossy().into_owned()).collect())
+    }
+
     /// A command running `program` inside the sandbox, with exactly `env`.
     pub fn command(&self, program: &str, env: &[(String, String)]) -> tokio::process::Command {
         let mut cmd = match self.wrapper() {
             Some(w) => {
                 let mut c = tokio::process::Command::new(&w[0]);
-                c.args(&w[1..]).arg(program);
+                c.args(&w[1..]).args(self.inner.iter().flat_map(|i| i.iter())).arg(program);
                 c
             }
             None => tokio::process::Command::new(program),

@@ -45,6 +45,9 @@ pub struct Spec {
     /// Names of the variables of `env` whose values are secrets (shown redacted).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The agent's network policy, when it has a network namespace of its own.
+    #[serde(default)]
+    pub network: Option<baton_core::sandbox::NetworkPolicy>,
 }
 
 /// How the agent ended.

@@ -12,7 +12,7 @@ use baton_client::ClientError;
 use baton_core::api::{Assignment, FailureKind, RunFinished, RunStarted};
 use baton_core::event::NewEvent;
 use baton_core::model::SpoolOffsets;
-use baton_core::sandbox::SandboxMode;
+use baton_core::sandbox::{NetworkPolicy, SandboxMode};
 use baton_core::status::RunStatus;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
@@ -20,9 +20,10 @@ use tokio::sync::{Notify, mpsc};
 use crate::commands::{self, Ended, Sink};
 use crate::env::{AgentEnv, Redactor, home_files, seed_home};
 use crate::launcher::{Active, Launcher};
+use crate::net::{Coordinator, Egress};
 use crate::process::{PidFd, kill_orphaned_agent, signal_stop, supervised};
 use crate::run::{Exit, Order, Registration, RunActor};
-use crate::sandbox::{Jail, Places};
+use crate::sandbox::{Jail, NetPlan, Places};
 use crate::spool::{Spec, Spool};
 use crate::workspace::{Workspace, copy_files};
 
@@ -57,6 +58,8 @@ pub(crate) struct Prepared {
     jail: Jail,
     /// Hides the run's secrets.
     redactor: Redactor,
+    /// The agent's ways out of its network namespace, when it has one.
+    egress: Option<Egress>,
 }
 
 /// A started (or re-attached) run, for its actor.
@@ -73,6 +76,14 @@ pub(crate) struct Started {
     redactor: Redactor,
     /// The environment of git commands in the worktree.
     git_env: Arc<Vec<(String, String)>>,
+    /// The agent's ways out of its network namespace, when it has one.
+    egress: Option<Egress>,
+}
+
+/// Where a run's agent's network traffic may go: its agent's setting, else its
+/// project's, else everywhere.
+fn network_of(a: &Assignment) -> NetworkPolicy {
+    a.agent.network.clone().or_else(|| a.project.settings.network.clone()).unwrap_or_default()
 }
 
 /// A supervisor started ahead of time (`baton supervise --standby`), waiting on its
@@ -120,6 +131,7 @@ impl Launcher {
                     jail: p.jail,
                     redactor: p.redactor,
                     git_env: git_env(&env),
+                    egress: p.egress,
                 };
                 self.spawn_actor(spool, assignment, started, port, orders_rx);
             }
@@ -185,7 +197,11 @@ impl Launcher {
         if let Some(reason) = stop {
             let _ = orders.send(Order::Stop(reason));
         }
-        let started = Started { exit, offsets, workspace, jail, redactor, git_env: git_env(&env) };
+        let egress = match spec.as_ref().and_then(|s| s.network.clone()) {
+            Some(policy) => self.serve_egress(&spool, &policy).ok(),
+            None => None,
+        };
+        let started = Started { exit, offsets, workspace, jail, redactor, git_env: git_env(&env), egress };
         self.spawn_actor(spool, assignment, started, port, orders_rx);
     }
 
@@ -216,16 +232,21 @@ impl Launcher {
 
     /// The sandbox a run's agent gets, by its task's, agent's and project's
     /// `sandbox` setting and what this host can do.
-    fn jail(&self, a: &Assignment, places: &Places) -> Result<Jail, StartFailure> {
+    fn jail(&self, a: &Assignment, places: &Places, spool: &Spool) -> Result<Jail, StartFailure> {
         let mode = a.task.sandbox.or(a.agent.sandbox).or(a.project.settings.sandbox).unwrap_or_default();
-        let network = a.agent.network.clone().or_else(|| a.project.settings.network.clone()).unwrap_or_default();
+        let network = network_of(a);
         let support = &self.config.sandbox;
+        let net = a.env.get("BATON_URL").and_then(|u| Coordinator::of(u)).map(|coordinator| NetPlan {
+            spool_dir: spool.dir().to_owned(),
+            coordinator,
+            exe: self.config.exe.clone(),
+        });
         match (mode, &support.bwrap) {
             (SandboxMode::Off, _) => Ok(Jail::none(Some("sandbox = \"off\"".into()))),
             (SandboxMode::Container, _) => {
                 Err(StartFailure::Failed("sandbox = \"container\" is not available on this launcher yet".into()))
             }
-            (_, Some(bwrap)) => Ok(Jail::bubblewrap(bwrap, places, &network)),
+            (_, Some(bwrap)) => Ok(Jail::bubblewrap(bwrap, places, &network, net.as_ref())),
             (SandboxMode::Required, None) => Err(StartFailure::Failed(format!(
                 "the task requires a sandbox, and launcher {} cannot make one: {}",
                 self.config.name,
@@ -233,6 +254,38 @@ impl Launcher {
             ))),
             (SandboxMode::Auto, None) => Ok(Jail::none(support.reason.clone())),
         }
+    }
+
+    /// The network of a sandboxed agent without the full one: the sockets served
+    /// (which live as long as the run's actor), and its environment pointed at
+    /// them (Baton's URL on loopback, the allowlist's proxy).
+    fn egress(&self, jail: &Jail, spool: &Spool, env: &mut AgentEnv) -> std::io::Result<Option<Egress>> {
+        let policy = jail.report.network.clone();
+        if jail.inner().is_none() || policy == NetworkPolicy::Full {
+            return Ok(None);
+        }
+        if let Some(url) = env.vars.get("BATON_URL").cloned()
+            && let Some(c) = Coordinator::of(&url)
+        {
+            env.vars.insert("BATON_URL".into(), c.url_inside(&url));
+            let no_proxy = format!("127.0.0.1,localhost,{}", c.host);
+            env.vars.insert("NO_PROXY".into(), no_proxy.clone());
+            env.vars.insert("no_proxy".into(), no_proxy);
+        }
+        if matches!(policy, NetworkPolicy::Allow(_)) {
+            let proxy = format!("http://127.0.0.1:{}", crate::net::PROXY_PORT);
+            for key in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+                env.vars.insert(key.into(), proxy.clone());
+            }
+        }
+        self.serve_egress(spool, &policy).map(Some)
+    }
+
+    /// The sockets of a run's network (served again for a re-attached run).
+    fn serve_egress(&self, spool: &Spool, policy: &NetworkPolicy) -> std::io::Result<Egress> {
+        let coordinator = Coordinator::of(&self.config.url)
+            .ok_or_else(|| std::io::Error::other(format!("cannot read the coordinator's URL {}", self.config.url)))?;
+        Egress::serve(spool.dir(), &coordinator, policy)
     }
 
     /// The agent's HOME: the one its definition or project names, else a home of
@@ -319,7 +372,7 @@ impl Launcher {
             // The lead's checkout, read-only (where it is hidden, under `/tmp`).
             places.readable.push(PathBuf::from(&a.project.path));
         }
-        let jail = match self.jail(a, &places) {
+        let jail = match self.jail(a, &places, spool) {
             Ok(j) => j,
             Err(e) => {
                 discard_new(workspace.as_ref()).await;
@@ -329,6 +382,13 @@ impl Launcher {
         if jail.report.kind != baton_core::sandbox::SandboxKind::None {
             env.vars.insert("TMPDIR".into(), "/tmp".into());
         }
+        let egress = match self.egress(&jail, spool, &mut env) {
+            Ok(e) => e,
+            Err(e) => {
+                discard_new(workspace.as_ref()).await;
+                return Err(StartFailure::Failed(format!("could not set up the agent's network: {e}")));
+            }
+        };
         env.vars.insert("BATON_WORKTREE".into(), cwd.to_string_lossy().into_owned());
         if let Some((w, _)) = &workspace {
             env.vars.insert("BATON_BRANCH".into(), w.branch.clone());
@@ -343,6 +403,7 @@ impl Launcher {
             cwd: &cwd,
             dir: spool.dir(),
             baton: &self.config.exe,
+            sandboxed: jail.report.kind != baton_core::sandbox::SandboxKind::None,
         };
         let launch = executor.launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
         env.vars.extend(launch.env.clone());
@@ -374,9 +435,18 @@ impl Launcher {
         if let Some(input) = &launch.stdin {
             spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
         }
+        let (program, args) = match jail.inner() {
+            Some(mut inner) => {
+                let program = inner.remove(0);
+                inner.push(launch.program);
+                inner.extend(launch.args);
+                (program, inner)
+            }
+            None => (launch.program, launch.args),
+        };
         let spec = Spec {
-            program: launch.program,
-            args: launch.args,
+            program,
+            args,
             env: vars,
             cwd,
             stdin: launch.stdin.is_some(),
@@ -384,6 +454,7 @@ impl Launcher {
             grace_s: a.grace_s,
             sandbox: jail.prefix(),
             secrets: env.secrets.clone(),
+            network: (jail.report.network != NetworkPolicy::Full).then(|| jail.report.network.clone()),
         };
         spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
         let (mut child, stdout) =
@@ -394,7 +465,7 @@ impl Launcher {
         tokio::spawn(async move { launcher.refill_standby() });
         let workspace = workspace.map(|(w, _)| w);
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
-            return Ok(Prepared { child, pid, workspace, jail, redactor });
+            return Ok(Prepared { child, pid, workspace, jail, redactor, egress });
         }
         let _ = child.wait().await;
         if let Some(message) = line.trim().strip_prefix("failed ") {
@@ -492,6 +563,7 @@ impl Launcher {
             git_env: started.git_env,
             mirrors: Arc::clone(&self.mirrors),
             checkpoint_every,
+            _egress: started.egress,
             last_checkpoint: None,
             last_commit: None,
             files_checked: None,

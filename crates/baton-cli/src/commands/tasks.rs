@@ -117,7 +117,11 @@ fn print_detail(d: &TaskDetail) {
         println!("branch   {b}");
     }
     if let Some(w) = &t.git.worktree {
-        println!("worktree {w}{}", t.git.disk_bytes.map(|b| format!(" ({})", bytes(b))).unwrap_or_default());
+        let host = t.git.launcher.as_ref().map(|l| format!(" on {l}")).unwrap_or_default();
+        println!("worktree {w}{host}{}", t.git.disk_bytes.map(|b| format!(" ({})", bytes(b))).unwrap_or_default());
+    }
+    if let Some(isolation) = &t.isolation {
+        println!("sandbox: {isolation}");
     }
     if let Some(stat) = &t.git.diff_stat {
         println!(

@@ -35,6 +35,10 @@ pub struct Baton {
     pub client: Client,
     /// Extra arguments to `baton up`.
     args: Vec<String>,
+    /// Extra environment of `baton up`.
+    env: Vec<(String, String)>,
+    /// A command `baton up` runs under (`unshare …`), when it has one.
+    wrapper: Vec<String>,
     /// The `baton up` process.
     child: Option<Child>,
 }
@@ -82,11 +86,22 @@ impl Baton {
         Self::start_at(tempfile::tempdir().unwrap(), args, prepare)
     }
 
-    fn start_at(dir: tempfile::TempDir, args: &[&str], prepare: impl FnOnce(&Path)) -> Self {
+    /// Starts `baton up` with more environment, under `wrapper` (a command that
+    /// ends by running its arguments), after `prepare`.
+    pub fn start_custom(args: &[&str], env: &[(&str, &str)], wrapper: &[&str], prepare: impl FnOnce(&Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let repo = git_repo(dir.path());
         prepare(&repo);
+        let mut baton = Self::unstarted(dir, repo, args);
+        baton.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        baton.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        baton.launch(ANY_PORT);
+        baton
+    }
+
+    fn unstarted(dir: tempfile::TempDir, repo: PathBuf, args: &[&str]) -> Self {
         let data = repo.join(".baton");
-        let mut baton = Baton {
+        Baton {
             dir,
             repo,
             data,
@@ -94,17 +109,34 @@ impl Baton {
             token: String::new(),
             client: Client::new("http://127.0.0.1:1", None).unwrap(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            wrapper: Vec::new(),
             child: None,
-        };
+        }
+    }
+
+    fn start_at(dir: tempfile::TempDir, args: &[&str], prepare: impl FnOnce(&Path)) -> Self {
+        let repo = git_repo(dir.path());
+        prepare(&repo);
+        let mut baton = Self::unstarted(dir, repo, args);
         baton.launch(ANY_PORT);
         baton
     }
 
     fn launch(&mut self, listen: &str) {
-        let mut child = Command::new(BATON)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BATON);
+                c
+            }
+            None => Command::new(BATON),
+        };
+        let mut child = command
             .arg("up")
             .args(["--listen", listen, "--grace", "2"])
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.repo)
             .env("BATON_LOG", "warn")
             .env_remove("BATON_URL")

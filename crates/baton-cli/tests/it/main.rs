@@ -11,5 +11,6 @@ mod lifecycle;
 mod mcp;
 mod orchestration;
 mod real_agents;
+mod sandbox;
 mod stream;
 mod worktrees;

@@ -1,0 +1,273 @@
+//! Agents in a sandbox: what a worker can reach, tried as a malicious agent
+//! would, with bubblewrap (installed by `scripts/setup-test-deps`).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use baton_core::api::TaskDetail;
+use baton_core::event::EventKind;
+use baton_core::sandbox::SandboxKind;
+use baton_core::status::TaskStatus;
+use serde_json::{Value, json};
+
+use crate::harness::Baton;
+
+async fn done(b: &Baton, id: &str) -> TaskDetail {
+    b.wait_for(id, "the end", |t| t.task.status.is_finished()).await
+}
+
+/// Every line the task's agent printed on stdout.
+async fn printed(b: &Baton, id: &str) -> Vec<String> {
+    b.events(id)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Output && e.data["stream"] == "stdout")
+        .map(|e| e.data["line"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// The value the agent printed as `key=value`.
+fn said<'a>(lines: &'a [String], key: &str) -> &'a str {
+    let prefix = format!("{key}=");
+    lines.iter().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {key} in {lines:?}"))
+}
+
+/// The probe that found every hole, line by line: each must now fail.
+const SNOOP: &str = r#"
+set -u
+data=$1; repo=$2; other=$3
+echo "token_relative=$(cat ../../../token 2>/dev/null || echo hidden)"
+echo "token_absolute=$(cat "$data/token" 2>/dev/null || echo hidden)"
+echo "database=$(head -c 15 "$data/baton.db" 2>/dev/null || echo hidden)"
+echo "other_worktree=$(ls "$other" 2>/dev/null | head -1 || true)"
+stolen=$(cat "$data/token" 2>/dev/null || echo "$BATON_TOKEN")
+echo "create_agent=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $stolen" -H 'content-type: application/json' -d '{"name":"evil","executor":"command","command":["true"]}' "$BATON_URL/api/agents")"
+echo "github_token=${GITHUB_TOKEN:-unset}"
+echo "env_count=$(env | grep -c -e GITHUB_TOKEN -e SECRET_OF_THE_HOST || true)"
+git update-ref refs/heads/main HEAD~0 2>/dev/null && echo "own_main=moved"
+echo "project_main=$(git -C "$repo" update-ref refs/heads/main HEAD 2>&1 | tr '\n' ' ' | head -c 300 || true)"
+echo "write_checkout=$( (echo pwned > "$repo/pwned.txt") 2>&1 | tr '\n' ' ' )"
+echo "write_etc=$( (echo pwned > /etc/pwned) 2>&1 | tr '\n' ' ' )"
+echo "write_tmp=$(echo ok > /tmp/private && cat /tmp/private)"
+echo "write_cache=$(echo ok > "$BATON_CACHE/shared" && cat "$BATON_CACHE/shared")"
+echo "write_worktree=$(echo ok > here.txt && cat here.txt)"
+echo "ssh=$(ls "$HOME_OF_HOST/.ssh" 2>/dev/null | head -1)"
+"#;
+
+#[tokio::test]
+async fn the_probe_finds_nothing_and_work_still_lands() {
+    let fake_home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fake_home.path().join(".ssh")).unwrap();
+    std::fs::write(fake_home.path().join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
+    let home = fake_home.path().to_str().unwrap().to_owned();
+    let b = Baton::start_custom(
+        &["--slots", "2"],
+        &[("GITHUB_TOKEN", "ghp_host_secret_12345"), ("SECRET_OF_THE_HOST", "x"), ("HOME", &home)],
+        &[],
+        |_| {},
+    );
+    // A task whose worktree the snoop will look for.
+    b.agent("worker", "echo work > work.txt && git add -A && git commit -qm work").await;
+    let work = b.task(json!({ "prompt": "real work", "agent": "worker" })).await;
+    let worked = done(&b, &work).await;
+    assert_eq!(worked.task.status, TaskStatus::Succeeded);
+    let other = worked.task.git.worktree.clone().unwrap();
+
+    let script = format!("{SNOOP}\nexit 0");
+    b.agent_def(json!({
+        "name": "snoop", "executor": "command",
+        "command": ["sh", "-c", script, "snoop", b.data.display().to_string(), b.repo.display().to_string(), other],
+        "env": { "HOME_OF_HOST": home },
+    }))
+    .await;
+    let main_before = b.sh("git rev-parse main");
+    let id = b.task(json!({ "prompt": "look around", "agent": "snoop" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let isolation = t.task.isolation.clone().expect("the task says how it was isolated");
+    assert_eq!(isolation.kind, SandboxKind::Bubblewrap);
+    let lines = printed(&b, &id).await;
+    assert_eq!(said(&lines, "token_relative"), "hidden");
+    assert_eq!(said(&lines, "token_absolute"), "hidden");
+    assert_eq!(said(&lines, "database"), "hidden");
+    assert_eq!(said(&lines, "other_worktree"), "", "another task's worktree is not there");
+    assert_eq!(said(&lines, "create_agent"), "403", "its own token may not create agents");
+    assert_eq!(said(&lines, "github_token"), "unset");
+    assert_eq!(said(&lines, "env_count"), "0");
+    assert!(said(&lines, "project_main").contains("Read-only"), "{lines:?}");
+    assert!(said(&lines, "write_checkout").contains("Read-only"), "{lines:?}");
+    assert!(said(&lines, "write_etc").contains("Read-only"), "{lines:?}");
+    assert_eq!(said(&lines, "write_tmp"), "ok");
+    assert_eq!(said(&lines, "write_cache"), "ok");
+    assert_eq!(said(&lines, "write_worktree"), "ok");
+    assert_eq!(said(&lines, "ssh"), "", "the host user's credentials are hidden");
+    assert_eq!(b.sh("git rev-parse main"), main_before, "main did not move");
+    assert!(!b.repo.join("pwned.txt").exists());
+    assert!(!std::path::Path::new("/tmp/private").exists(), "its /tmp was its own");
+    let agents: Vec<Value> = b.client.get("/api/agents").await.unwrap();
+    assert!(!agents.iter().any(|a| a["name"] == "evil"));
+
+    // The files that hold secrets are the owner's alone.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&b.data), 0o700);
+    assert_eq!(mode(&b.data.join("baton.db")), 0o600);
+    assert_eq!(mode(&b.data.join("token")), 0o600);
+
+    // Meanwhile the honest task's work lands.
+    assert!(b.cli(&["merge", &work]).status.success());
+    assert_eq!(b.sh("git show main:work.txt"), "work");
+}
+
+#[tokio::test]
+async fn a_secret_passed_by_name_is_never_shown() {
+    let secret = "s3cr3t-value-0123456789";
+    let b = Baton::start_custom(&[], &[("MY_SECRET", secret)], &[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), "pass_env = [\"MY_SECRET\"]\n").unwrap();
+    });
+    let script = r#"echo "plain $MY_SECRET"; echo "to stderr $MY_SECRET" >&2; printf '{"type":"message","role":"assistant","text":"said %s"}\n' "$MY_SECRET"; printf '{"type":"result","result":"result %s"}\n' "$MY_SECRET""#;
+    b.agent("leaky", script).await;
+    let id = b
+        .task(json!({ "prompt": "x", "agent": "leaky", "checks": ["echo check $MY_SECRET; test -n \"$MY_SECRET\""] }))
+        .await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "the agent had the secret: {:?}", t.task.reason);
+    let everything = [
+        String::from_utf8_lossy(&b.cli(&["logs", &id]).stdout).into_owned(),
+        String::from_utf8_lossy(&b.cli(&["result", &id]).stdout).into_owned(),
+        String::from_utf8_lossy(&b.cli(&["show", &id, "--json"]).stdout).into_owned(),
+        serde_json::to_string(&b.events(&id).await).unwrap(),
+    ]
+    .join("\n");
+    assert!(!everything.contains(secret), "the secret leaked:\n{everything}");
+    assert!(everything.contains("plain [redacted MY_SECRET]"), "{everything}");
+    assert!(everything.contains("to stderr [redacted MY_SECRET]"), "{everything}");
+    assert!(everything.contains("result [redacted MY_SECRET]"), "{everything}");
+    assert!(everything.contains("check [redacted MY_SECRET]"), "{everything}");
+}
+
+#[tokio::test]
+async fn setup_and_checks_run_in_the_sandbox() {
+    let b = Baton::start_in(&[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        let setup =
+            "echo set-up > setup.txt && (cat ../../../token > stolen.txt 2>/dev/null || echo hidden > stolen.txt)";
+        std::fs::write(repo.join(".baton/config.toml"), format!("setup = {setup:?}\n")).unwrap();
+    });
+    b.agent("noop", "true").await;
+    let data = b.data.display().to_string();
+    let check = format!("test ! -e {data}/token && test ! -e {data}/baton.db && echo checked-inside");
+    let id = b.task(json!({ "prompt": "x", "agent": "noop", "checks": [check] })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?} {:?}", t.task.reason, t.task.check_results);
+    assert_eq!(t.task.check_results[0].output_tail, "checked-inside");
+    let stolen = b.sh(&format!("git show {}:stolen.txt", t.task.git.branch.unwrap()));
+    assert_eq!(stolen, "hidden", "the setup could not read the token");
+}
+
+/// A loopback HTTP server that answers `hello from PORT` to every request.
+fn hello_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let body = format!("hello from {port}");
+            let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn network_none_reaches_baton_only_and_an_allowlist_only_its_hosts() {
+    let (listed, unlisted) = (hello_server(), hello_server());
+    let b = Baton::start();
+    let probe = format!(
+        r#"echo "direct=$(curl -s --max-time 3 http://127.0.0.1:{listed}/ || echo refused)"
+echo "baton=$(curl -s --max-time 5 "$BATON_URL/healthz" | head -c 40)"
+echo "listed=$(curl -s -f -p --noproxy '' --max-time 5 -x "${{HTTPS_PROXY:-http://127.0.0.1:1}}" http://127.0.0.1:{listed}/ || echo refused)"
+echo "unlisted=$(curl -s -f -p --noproxy '' --max-time 5 -x "${{HTTPS_PROXY:-http://127.0.0.1:1}}" http://127.0.0.1:{unlisted}/ || echo refused)"
+"#
+    );
+    b.agent_def(json!({ "name": "offline", "executor": "command", "command": ["sh", "-c", probe], "network": "none" }))
+        .await;
+    b.agent_def(json!({
+        "name": "allowed", "executor": "command", "command": ["sh", "-c", probe],
+        "network": [format!("127.0.0.1:{listed}")],
+    }))
+    .await;
+    let offline = b.task(json!({ "prompt": "x", "agent": "offline" })).await;
+    let allowed = b.task(json!({ "prompt": "x", "agent": "allowed" })).await;
+    let (t1, t2) = (done(&b, &offline).await, done(&b, &allowed).await);
+    assert_eq!(t1.task.status, TaskStatus::Succeeded, "{:?}", t1.task.reason);
+    assert_eq!(t2.task.status, TaskStatus::Succeeded, "{:?}", t2.task.reason);
+    let lines = printed(&b, &offline).await;
+    assert_eq!(said(&lines, "direct"), "refused", "no loopback port but Baton's");
+    assert!(said(&lines, "baton").contains("ok"), "Baton is reachable: {lines:?}");
+    assert_eq!(said(&lines, "listed"), "refused", "no proxy without an allowlist");
+    let lines = printed(&b, &allowed).await;
+    assert_eq!(said(&lines, "direct"), "refused", "only through the proxy");
+    assert!(said(&lines, "baton").contains("ok"), "{lines:?}");
+    assert_eq!(said(&lines, "listed"), format!("hello from {listed}"));
+    assert_eq!(said(&lines, "unlisted"), "refused");
+    assert_eq!(t2.task.isolation.unwrap().network.to_string(), format!("127.0.0.1:{listed}"));
+}
+
+#[tokio::test]
+async fn a_host_without_a_sandbox_says_so_and_required_tasks_fail() {
+    // A host where bubblewrap cannot run: its program is hidden in the mount
+    // namespace `baton up` runs in.
+    let hide = r#"mount --bind /dev/null "$(command -v bwrap)" && exec "$@""#;
+    let b = Baton::start_custom(
+        &[],
+        &[],
+        &["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh"],
+        |_| {},
+    );
+    b.agent("noop", "echo ran").await;
+    let auto = b.task(json!({ "prompt": "x", "agent": "noop" })).await;
+    let required = b.task(json!({ "prompt": "x", "agent": "noop", "sandbox": "required" })).await;
+    let t = done(&b, &auto).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded);
+    let isolation = t.task.isolation.unwrap();
+    assert_eq!(isolation.kind, SandboxKind::None);
+    assert!(isolation.reason.unwrap().contains("bubblewrap is not installed"));
+    let shown = String::from_utf8_lossy(&b.cli(&["show", &auto]).stdout).into_owned();
+    assert!(shown.contains("sandbox: none"), "{shown}");
+    let t = done(&b, &required).await;
+    assert_eq!(t.task.status, TaskStatus::Failed);
+    let reason = t.task.reason.unwrap();
+    assert!(reason.contains("requires a sandbox") && reason.contains("apt-get install bubblewrap"), "{reason}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn bad_sandbox_settings_are_refused() {
+    let b = Baton::start();
+    for (def, why) in [
+        (
+            json!({ "name": "a", "executor": "command", "command": ["true"], "sandbox": "maybe" }),
+            "`maybe`, expected one of `auto`",
+        ),
+        (json!({ "name": "b", "executor": "command", "command": ["true"], "network": "open" }), "unknown network"),
+        (json!({ "name": "c", "executor": "command", "command": ["true"], "pass_env": ["*"] }), "whole environment"),
+        (
+            json!({ "name": "d", "executor": "command", "command": ["true"], "sandbox": "container" }),
+            "needs an `image`",
+        ),
+    ] {
+        let err = b.client.post::<Value, _>("/api/agents", &def).await.unwrap_err().to_string();
+        assert!(err.contains(why), "{def}: {err}");
+    }
+    let err = b
+        .client
+        .post::<Value, _>("/api/tasks", &json!({ "project": "repo", "prompt": "x", "sandbox": "nope" }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown variant") || err.contains("sandbox"), "{err}");
+}
