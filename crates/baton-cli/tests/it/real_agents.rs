@@ -65,8 +65,8 @@ impl Cli {
                 );
                 std::fs::write(home.join("config.toml"), config).unwrap();
                 json!({
-                    "name": name, "executor": "codex", "command": [bin("codex")],
-                    "permission_mode": "bypassPermissions", "pricing": prices,
+                    // No permission mode: inside Baton's sandbox, Codex's own is off.
+                    "name": name, "executor": "codex", "command": [bin("codex")], "pricing": prices,
                     "env": { "HOME": home_s, "CODEX_HOME": home_s, "FAKE_OPENAI_KEY": "sk-fake" },
                 })
             }
@@ -179,6 +179,13 @@ async fn end_to_end(cli: Cli) {
     let costs: Value = b.client.get("/api/costs").await.unwrap();
     assert!(costs["agents"]["worker"]["cost_usd"].as_f64().unwrap() >= t.task.usage.cost_usd - 1e-9, "{costs}");
     assert!(costs["total"]["cost_usd"].as_f64().unwrap() > 0.0, "{costs}");
+
+    // It worked in Baton's sandbox, and its work lands.
+    let isolation = t.task.isolation.expect("the run says how it was isolated");
+    assert_eq!(isolation.kind, baton_core::sandbox::SandboxKind::Bubblewrap, "{isolation}");
+    let out = b.cli(&["merge", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(b.sh("git show main:copy.txt"), "hello from the agent");
 }
 
 #[tokio::test]
