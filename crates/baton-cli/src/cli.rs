@@ -91,6 +91,10 @@ pub enum Command {
     Mcp,
     /// Run a launcher that takes work from a coordinator on another host.
     Launcher(LauncherArgs),
+    /// Check this host for Baton: git, the sandbox, container runtimes, the agent
+    /// CLIs, permissions of tokens and database, exposure without TLS, free disk.
+    /// One line each, with the fix; exit 1 when something must be fixed.
+    Doctor(DoctorArgs),
     /// Tokens for machines: make one for a launcher, list them, revoke one.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -105,6 +109,14 @@ pub enum Command {
     /// from stdin.
     #[command(hide = true)]
     AcpClient(AcpClientArgs),
+}
+
+/// `baton doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The data directory to check (default: `.baton/` of the repository you are in).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `baton token`.

@@ -2,6 +2,7 @@
 
 mod agents;
 mod docs;
+mod doctor;
 mod follow;
 mod hook;
 mod launcher;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let (url, token) = (cli.url.as_deref(), cli.token.as_deref());
     match cli.command {
         Command::Up(args) => up::up(args).await,
+        Command::Doctor(args) => doctor::doctor(args).await,
         Command::Launcher(args) => launcher::launcher(url, token, args).await,
         Command::Supervise { .. } => Err(CliError::Invalid("`baton supervise` is started by launchers".into())),
         Command::AcpClient(args) => agents::acp_client(args).await,
@@ -62,6 +64,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Project(command) => projects::project(&client, command).await,
                 Command::Token(command) => tokens::token(&client, command).await,
                 Command::Up(_)
+                | Command::Doctor(_)
                 | Command::Launcher(_)
                 | Command::Supervise { .. }
                 | Command::AcpClient(_)

@@ -1,0 +1,187 @@
+//! `baton doctor`: what this host gives Baton, one line each, with the fix for
+//! what is wrong: git, the sandbox, container runtimes, the agent CLIs, the
+//! permissions of the tokens and database, whether the coordinator listens in
+//! the open without TLS, and the free disk under the data directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use baton_launcher::SandboxSupport;
+
+use crate::cli::DoctorArgs;
+use crate::context::DATA_DIR_NAME;
+use crate::error::CliError;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the report.
+struct Line {
+    verdict: Verdict,
+    what: String,
+    fix: Option<String>,
+}
+
+fn line(verdict: Verdict, what: impl Into<String>, fix: Option<&str>) -> Line {
+    Line { verdict, what: what.into(), fix: fix.map(str::to_owned) }
+}
+
+/// The first line of `program --version`, when it answers within 10 s.
+async fn version(program: &str) -> Option<String> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("--version").kill_on_drop(true).stdin(std::process::Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output()).await.ok()?.ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).lines().next().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
+}
+
+async fn git() -> Line {
+    let Some(v) = version("git").await else {
+        return line(Verdict::Fail, "git: not found", Some("install git 2.38 or newer"));
+    };
+    let number: Vec<u32> =
+        v.split_whitespace().nth(2).unwrap_or("").split('.').take(2).filter_map(|n| n.parse().ok()).collect();
+    if number.as_slice() < [2, 38].as_slice() {
+        return line(Verdict::Fail, format!("git: {v} (merges need `merge-tree --write-tree`)"), Some("install git 2.38 or newer"));
+    }
+    line(Verdict::Ok, format!("git: {v}"), None)
+}
+
+async fn sandbox() -> Line {
+    let support = SandboxSupport::detect().await;
+    match (&support.bwrap, &support.reason) {
+        (Some(path), _) => line(Verdict::Ok, format!("sandbox: bubblewrap ({})", path.display()), None),
+        (None, reason) => line(
+            Verdict::Warn,
+            "sandbox: none (agents see what the launcher's user sees)",
+            Some(reason.as_deref().unwrap_or("install bubblewrap")),
+        ),
+    }
+}
+
+async fn containers() -> Vec<Line> {
+    let mut lines = Vec::new();
+    for runtime in ["podman", "docker"] {
+        match version(runtime).await {
+            Some(v) => lines.push(line(Verdict::Ok, format!("container runtime: {v}"), None)),
+            None => lines.push(line(
+                Verdict::Ok,
+                format!("container runtime: {runtime} not found (only needed for sandbox = \"container\")"),
+                None,
+            )),
+        }
+    }
+    lines
+}
+
+async fn agent_clis() -> Vec<Line> {
+    let mut lines = Vec::new();
+    for kind in baton_core::agent::ExecutorKind::ALL {
+        let Some(program) = kind.default_program() else { continue };
+        match version(program).await {
+            Some(v) => lines.push(line(Verdict::Ok, format!("{}: {program} {v}", kind.as_str()), None)),
+            None => lines.push(line(
+                Verdict::Warn,
+                format!("{}: {program} not found on PATH", kind.as_str()),
+                Some(kind.install_hint()),
+            )),
+        }
+    }
+    lines
+}
+
+fn permissions(dir: &Path) -> Vec<Line> {
+    let mode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777);
+    let mut lines = Vec::new();
+    let checks: [(&str, u32); 4] = [("", 0o700), ("token", 0o600), ("baton.db", 0o600), ("launcher.id", 0o600)];
+    for (name, want) in checks {
+        let path = if name.is_empty() { dir.to_owned() } else { dir.join(name) };
+        match mode(&path) {
+            None => {}
+            Some(m) if m & 0o077 == 0 => {
+                lines.push(line(Verdict::Ok, format!("permissions: {} is {m:o}", path.display()), None))
+            }
+            Some(m) => lines.push(Line {
+                verdict: Verdict::Fail,
+                what: format!("permissions: {} is {m:o}, readable by others", path.display()),
+                fix: Some(format!("chmod {want:o} {}", path.display())),
+            }),
+        }
+    }
+    lines
+}
+
+fn exposure(dir: &Path) -> Option<Line> {
+    let url = std::fs::read_to_string(dir.join("url")).ok()?;
+    let url = url.trim();
+    let host = url.split_once("://")?.1.split(['/', ':']).next()?.to_owned();
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    Some(match (url.starts_with("https://"), loopback) {
+        (true, _) => line(Verdict::Ok, format!("listening: {url} (TLS)"), None),
+        (false, true) => line(Verdict::Ok, format!("listening: {url} (loopback only)"), None),
+        (false, false) => line(
+            Verdict::Warn,
+            format!("listening: {url} off loopback without TLS: tokens cross the network in the clear"),
+            Some("restart with --tls-cert FILE --tls-key FILE (and --public-url https://…)"),
+        ),
+    })
+}
+
+fn disk(dir: &Path) -> Option<Line> {
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    let gib = free as f64 / (1u64 << 30) as f64;
+    Some(if free < 1 << 30 {
+        line(
+            Verdict::Warn,
+            format!("disk: {gib:.2} GiB free under {}", dir.display()),
+            Some("free some space: worktrees, spools and the database grow with the work (`baton clean` removes merged worktrees)"),
+        )
+    } else {
+        line(Verdict::Ok, format!("disk: {gib:.1} GiB free under {}", dir.display()), None)
+    })
+}
+
+/// The data directory to look at: the one given, else `.baton/` of the
+/// repository (or directory) we are in.
+fn data_dir(given: Option<PathBuf>) -> Option<PathBuf> {
+    if given.is_some() {
+        return given;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().map(|d| d.join(DATA_DIR_NAME)).find(|d| d.is_dir())
+}
+
+pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
+    let mut lines = vec![git().await, sandbox().await];
+    lines.extend(containers().await);
+    lines.extend(agent_clis().await);
+    match data_dir(args.data_dir) {
+        Some(dir) => {
+            lines.extend(permissions(&dir));
+            lines.extend(exposure(&dir));
+            lines.extend(disk(&dir));
+        }
+        None => lines.push(line(Verdict::Ok, "data directory: none here yet (`baton up` makes .baton/)", None)),
+    }
+    for l in &lines {
+        let tag = match l.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        match &l.fix {
+            Some(fix) => println!("{tag}  {}  — fix: {fix}", l.what),
+            None => println!("{tag}  {}", l.what),
+        }
+    }
+    Ok(if lines.iter().any(|l| l.verdict == Verdict::Fail) { 1 } else { 0 })
+}
