@@ -109,8 +109,8 @@ pub(crate) async fn run(
         duration_ms: 0,
         output_tail: String::new(),
     };
-    let spawned = jail
-        .command("sh", env)
+    let (mut cmd, container) = jail.command("sh", env);
+    let spawned = cmd
         .arg("-c")
         .arg(command)
         .current_dir(cwd)
@@ -209,6 +209,7 @@ pub(crate) async fn run(
     if let Some(g) = group {
         let _ = killpg(g, Signal::SIGKILL);
     }
+    jail.remove(container).await;
     let ended = ended.unwrap_or(Ended::Exited(status.and_then(|s| s.code())));
     result.exit_code = status.and_then(|s| s.code());
     result.passed = ended == Ended::Exited(Some(0));

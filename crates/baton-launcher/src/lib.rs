@@ -13,6 +13,7 @@
 //!   agents survive the launcher's crash or upgrade and are re-attached.
 
 mod commands;
+pub mod container;
 mod env;
 mod launcher;
 mod mirror;

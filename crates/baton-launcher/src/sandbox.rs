@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use baton_core::sandbox::{NetworkPolicy, SandboxKind, SandboxReport};
 
+use crate::container::Container;
+
 /// Places under the launcher user's HOME that hold credentials, hidden from agents.
 const HIDDEN_IN_HOME: &[&str] = &[
     ".ssh",
@@ -174,6 +176,9 @@ pub(crate) struct Jail {
     /// What runs inside before the program (`baton sandbox-net … --`), for a
     /// network of its own.
     inner: Option<Arc<Vec<OsString>>>,
+    /// The container the agent and its commands run in (the bubblewrap
+    /// sandbox, when there is one, is then only for git in its worktree).
+    container: Option<Arc<Container>>,
     /// What the run reports about its isolation.
     pub report: SandboxReport,
 }
@@ -184,6 +189,7 @@ impl Jail {
         Jail {
             prefix: None,
             inner: None,
+            container: None,
             report: SandboxReport { kind: SandboxKind::None, reason, network: NetworkPolicy::Full },
         }
     }
@@ -233,6 +239,7 @@ impl Jail {
         Jail {
             prefix: Some(Arc::new(a)),
             inner,
+            container: None,
             report: SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: network.clone() },
         }
     }
@@ -242,6 +249,7 @@ impl Jail {
         Jail {
             prefix: Some(Arc::new(prefix.into_iter().map(OsString::from).collect())),
             inner: None,
+            container: None,
             report: SandboxReport { kind: SandboxKind::Bubblewrap, reason: None, network: NetworkPolicy::Full },
         }
     }
@@ -261,13 +269,42 @@ impl Jail {
         })
     }
 
+    /// A container sandbox; `git` is where git runs in the worktree (a
+    /// bubblewrap sandbox, or none).
+    pub fn in_container(container: Container, git: Jail) -> Self {
+        let network = if container.offline { NetworkPolicy::None } else { NetworkPolicy::Full };
+        Jail {
+            prefix: git.prefix,
+            inner: None,
+            container: Some(Arc::new(container)),
+            report: SandboxReport { kind: SandboxKind::Container, reason: None, network },
+        }
+    }
+
+    /// The container the agent runs in, when it runs in one.
+    pub fn container(&self) -> Option<&Container> {
+        self.container.as_deref()
+    }
+
     /// What runs inside before the program, for a network of its own.
     pub fn inner(&self) -> Option<Vec<String>> {
         self.inner.as_ref().map(|p| p.iter().map(|a| a.to_string_lossy().into_owned()).collect())
     }
 
-    /// A command running `program` inside the sandbox, with exactly `env`.
-    pub fn command(&self, program: &str, env: &[(String, String)]) -> tokio::process::Command {
+    /// A command running `program` inside the sandbox, with exactly `env` (its
+    /// arguments follow). In a container, the container's name comes with it,
+    /// to remove it when the command is done.
+    pub fn command(&self, program: &str, env: &[(String, String)]) -> (tokio::process::Command, Option<String>) {
+        if let Some(c) = &self.container {
+            let mut suffix = [0u8; 6];
+            let _ = getrandom::fill(&mut suffix);
+            let name = format!("{}-{}", c.name, suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            let vars: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+            let mut cmd = tokio::process::Command::new(&c.runtime);
+            cmd.args(c.run_args(&name, &vars, program, &[], false));
+            cmd.env_clear().envs(c.runtime_env.iter().chain(env.iter()).map(|(k, v)| (k, v)));
+            return (cmd, Some(name));
+        }
         let mut cmd = match self.wrapper() {
             Some(w) => {
                 let mut c = tokio::process::Command::new(&w[0]);
@@ -277,7 +314,15 @@ impl Jail {
             None => tokio::process::Command::new(program),
         };
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-        cmd
+        (cmd, None)
+    }
+
+    /// Removes a command's container (when it ran in one).
+    pub async fn remove(&self, name: Option<String>) {
+        if let (Some(c), Some(name)) = (self.container.clone(), name) {
+            let _ =
+                tokio::task::spawn_blocking(move || crate::container::remove(&c.runtime, &name, &c.runtime_env)).await;
+        }
     }
 
     /// Git in `dir` inside the sandbox (hooks off), with `env`.

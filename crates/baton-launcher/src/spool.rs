@@ -39,7 +39,8 @@ pub struct Spec {
     /// Seconds between the interrupt and SIGKILL when stopping.
     pub grace_s: u64,
     /// The sandbox's command line the program runs under (`bwrap` and its
-    /// arguments, without the program), when it has one.
+    /// arguments, without the program), when it has one (with a container, the
+    /// one git runs under in the worktree).
     #[serde(default)]
     pub sandbox: Option<Vec<String>>,
     /// Names of the variables of `env` whose values are secrets (shown redacted).
@@ -48,6 +49,9 @@ pub struct Spec {
     /// The agent's network policy, when it has a network namespace of its own.
     #[serde(default)]
     pub network: Option<baton_core::sandbox::NetworkPolicy>,
+    /// The container the agent runs in, when it runs in one.
+    #[serde(default)]
+    pub container: Option<crate::container::Container>,
 }
 
 /// How the agent ended.

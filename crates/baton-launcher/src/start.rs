@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
 use crate::commands::{self, Ended, Sink};
+use crate::container::Container;
 use crate::env::{AgentEnv, Redactor, home_files, seed_home};
 use crate::launcher::{Active, Launcher};
 use crate::net::{Coordinator, Egress};
@@ -181,7 +182,12 @@ impl Launcher {
             Exit::Gone
         };
         let spec = spool.read_spec().ok();
-        let jail = spec.as_ref().and_then(|s| s.sandbox.clone()).map_or_else(|| Jail::none(None), Jail::from_prefix);
+        let git_jail =
+            spec.as_ref().and_then(|s| s.sandbox.clone()).map_or_else(|| Jail::none(None), Jail::from_prefix);
+        let jail = match spec.as_ref().and_then(|s| s.container.clone()) {
+            Some(c) => Jail::in_container(c, git_jail),
+            None => git_jail,
+        };
         let env = spec.as_ref().map(|s| s.env.clone()).unwrap_or_default();
         let secrets = spec.as_ref().map(|s| s.secrets.clone()).unwrap_or_default();
         let redactor =
@@ -232,7 +238,7 @@ impl Launcher {
 
     /// The sandbox a run's agent gets, by its task's, agent's and project's
     /// `sandbox` setting and what this host can do.
-    fn jail(&self, a: &Assignment, places: &Places, spool: &Spool) -> Result<Jail, StartFailure> {
+    async fn jail(&self, a: &Assignment, places: &Places, spool: &Spool) -> Result<Jail, StartFailure> {
         let mode = a.task.sandbox.or(a.agent.sandbox).or(a.project.settings.sandbox).unwrap_or_default();
         let network = network_of(a);
         let support = &self.config.sandbox;
@@ -243,9 +249,7 @@ impl Launcher {
         });
         match (mode, &support.bwrap) {
             (SandboxMode::Off, _) => Ok(Jail::none(Some("sandbox = \"off\"".into()))),
-            (SandboxMode::Container, _) => {
-                Err(StartFailure::Failed("sandbox = \"container\" is not available on this launcher yet".into()))
-            }
+            (SandboxMode::Container, _) => self.container_jail(a, places, spool, &network).await,
             (_, Some(bwrap)) => Ok(Jail::bubblewrap(bwrap, places, &network, net.as_ref())),
             (SandboxMode::Required, None) => Err(StartFailure::Failed(format!(
                 "the task requires a sandbox, and launcher {} cannot make one: {}",
@@ -254,6 +258,49 @@ impl Launcher {
             ))),
             (SandboxMode::Auto, None) => Ok(Jail::none(support.reason.clone())),
         }
+    }
+
+    /// A container of the agent's image for its run, with the same places a
+    /// bubblewrap sandbox gives (and that sandbox, when there is one, for git in
+    /// its worktree).
+    async fn container_jail(
+        &self,
+        a: &Assignment,
+        places: &Places,
+        spool: &Spool,
+        network: &NetworkPolicy,
+    ) -> Result<Jail, StartFailure> {
+        let failed = StartFailure::Failed;
+        let image = a.agent.image.clone().or_else(|| a.project.settings.image.clone()).ok_or_else(|| {
+            failed(
+                "sandbox = \"container\" needs an `image` (in the agent's definition or the project's settings)".into(),
+            )
+        })?;
+        if matches!(network, NetworkPolicy::Allow(_)) {
+            return Err(failed(
+                "a network allowlist needs the bubblewrap sandbox; a container has the full network or none".into(),
+            ));
+        }
+        let runtime_env = crate::container::runtime_env(&self.host_env);
+        let path = self.host_env.get("PATH").map(String::as_str);
+        let runtime = crate::container::runtime(a.project.settings.container_runtime, path).map_err(failed)?;
+        crate::container::check_image(&runtime, &image, &runtime_env).await.map_err(failed)?;
+        let container = Container {
+            runtime,
+            name: format!("baton-{}", a.run.id),
+            image,
+            writable: places.writable.clone(),
+            readable: places.readable.clone(),
+            cwd: places.cwd.clone(),
+            offline: *network != NetworkPolicy::Full,
+            runtime_env,
+        };
+        let git = match &self.config.sandbox.bwrap {
+            Some(bwrap) => Jail::bubblewrap(bwrap, places, &NetworkPolicy::None, None),
+            None => Jail::none(None),
+        };
+        let _ = spool;
+        Ok(Jail::in_container(container, git))
     }
 
     /// The network of a sandboxed agent without the full one: the sockets served
@@ -372,7 +419,7 @@ impl Launcher {
             // The lead's checkout, read-only (where it is hidden, under `/tmp`).
             places.readable.push(PathBuf::from(&a.project.path));
         }
-        let jail = match self.jail(a, &places, spool) {
+        let jail = match self.jail(a, &places, spool).await {
             Ok(j) => j,
             Err(e) => {
                 discard_new(workspace.as_ref()).await;
@@ -435,14 +482,23 @@ impl Launcher {
         if let Some(input) = &launch.stdin {
             spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
         }
-        let (program, args) = match jail.inner() {
-            Some(mut inner) => {
+        let mut vars: Vec<(String, String)> = vars;
+        let (program, args) = match (jail.container(), jail.inner()) {
+            (Some(c), _) => {
+                let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
+                let args = c.run_args(&c.name, &names, &launch.program, &launch.args, launch.stdin.is_some());
+                // The runtime gets the launcher's container settings and the agent's
+                // variables, which it passes on by name.
+                vars = c.runtime_env.iter().cloned().chain(vars).collect();
+                (c.runtime.display().to_string(), args)
+            }
+            (None, Some(mut inner)) => {
                 let program = inner.remove(0);
                 inner.push(launch.program);
                 inner.extend(launch.args);
                 (program, inner)
             }
-            None => (launch.program, launch.args),
+            (None, None) => (launch.program, launch.args),
         };
         let spec = Spec {
             program,
@@ -454,7 +510,9 @@ impl Launcher {
             grace_s: a.grace_s,
             sandbox: jail.prefix(),
             secrets: env.secrets.clone(),
-            network: (jail.report.network != NetworkPolicy::Full).then(|| jail.report.network.clone()),
+            network: (jail.report.network != NetworkPolicy::Full && jail.container().is_none())
+                .then(|| jail.report.network.clone()),
+            container: jail.container().cloned(),
         };
         spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
         let (mut child, stdout) =

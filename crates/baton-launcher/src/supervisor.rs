@@ -114,11 +114,14 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         Stdio::null()
     };
     // In a sandbox, bubblewrap tells where the agent's process group is on a pipe.
-    let info = match &spec.sandbox {
+    // A container's runtime is the process to run; the bubblewrap command line
+    // kept beside it is for git in the worktree.
+    let sandbox = spec.sandbox.as_ref().filter(|_| spec.container.is_none());
+    let info = match sandbox {
         Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Sys)?),
         None => None,
     };
-    let mut cmd = match (&spec.sandbox, &info) {
+    let mut cmd = match (sandbox, &info) {
         (Some(prefix), Some((_, write))) => {
             let mut cmd = Command::new(&prefix[0]);
             cmd.args(&prefix[1..]).arg("--info-fd").arg(write.as_raw_fd().to_string());
@@ -182,6 +185,10 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     announce(&format!("started {agent}"));
 
     let grace = Duration::from_secs(spec.grace_s.max(1));
+    let target = Target { group: agent, container: spec.container.as_ref(), grace_s: spec.grace_s.max(1) };
+    // A container's runtime kills it after the grace period itself; this is the
+    // last resort if the runtime does not.
+    let kill_after = if target.container.is_some() { grace + Duration::from_secs(5) } else { grace };
     let deadline = spec.timeout_s.map(|s| started + Duration::from_secs(s));
     let mut stopping: Option<(Outcome, Instant)> = None;
     let (mut termed, mut killed) = (false, false);
@@ -192,21 +199,21 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         let now = Instant::now();
         if stopping.is_none() && deadline.is_some_and(|d| now >= d) {
             stopping = Some((Outcome::TimedOut, now));
-            let _ = killpg(agent, Signal::SIGINT);
+            target.interrupt();
         }
         if let Some((_, began)) = stopping {
             if !termed && now >= began + grace / 2 {
-                let _ = killpg(agent, Signal::SIGTERM);
+                target.terminate();
                 termed = true;
             }
-            if !killed && now >= began + grace {
-                let _ = killpg(agent, Signal::SIGKILL);
+            if !killed && now >= began + kill_after {
+                target.kill();
                 killed = true;
             }
         }
         let next = match stopping {
             Some((_, began)) if !termed => Some(began + grace / 2),
-            Some((_, began)) if !killed => Some(began + grace),
+            Some((_, began)) if !killed => Some(began + kill_after),
             Some(_) => None,
             None => deadline,
         };
@@ -225,14 +232,17 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
             if sig.is_some_and(|s| STOP_SIGNALS.contains(&s)) {
                 if stopping.is_none() {
                     stopping = Some((Outcome::Stopped, Instant::now()));
-                    let _ = killpg(agent, Signal::SIGINT);
+                    target.interrupt();
                 } else {
-                    let _ = killpg(agent, Signal::SIGKILL);
+                    target.kill();
                     killed = true;
                 }
             }
         }
     };
+    if let Some(c) = target.container {
+        crate::container::remove(&c.runtime, &c.name, &c.runtime_env);
+    }
     kill_descendants(agent, child_pid);
     let (exit_code, signal) = match status {
         WaitStatus::Exited(_, code) => (Some(code), None),
@@ -247,6 +257,47 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         duration_ms: started.elapsed().as_millis() as u64,
     };
     spool.write_exit(&record).map_err(SupervisorError::Spool)
+}
+
+/// What a stop reaches: the agent's process group, or its container (through
+/// its runtime, which stops the container with the grace period).
+struct Target<'a> {
+    /// The agent's process group.
+    group: Pid,
+    /// Its container, when it runs in one.
+    container: Option<&'a crate::container::Container>,
+    /// Seconds between the interrupt and the kill.
+    grace_s: u64,
+}
+
+impl Target<'_> {
+    /// The first word: SIGINT, or the container's stop.
+    fn interrupt(&self) {
+        match self.container {
+            Some(c) => {
+                // Reaped with the rest of the supervisor's children.
+                let _ = crate::container::stop(&c.runtime, &c.name, self.grace_s, &c.runtime_env);
+            }
+            None => {
+                let _ = killpg(self.group, Signal::SIGINT);
+            }
+        }
+    }
+
+    /// Halfway through the grace period: SIGTERM (a container's stop does its own).
+    fn terminate(&self) {
+        if self.container.is_none() {
+            let _ = killpg(self.group, Signal::SIGTERM);
+        }
+    }
+
+    /// The end: SIGKILL, and the container removed.
+    fn kill(&self) {
+        if let Some(c) = self.container {
+            crate::container::remove(&c.runtime, &c.name, &c.runtime_env);
+        }
+        let _ = killpg(self.group, Signal::SIGKILL);
+    }
 }
 
 /// Tells the launcher how the start went, then lets go of stdout so the launcher

@@ -50,7 +50,11 @@ async fn git() -> Line {
     let number: Vec<u32> =
         v.split_whitespace().nth(2).unwrap_or("").split('.').take(2).filter_map(|n| n.parse().ok()).collect();
     if number.as_slice() < [2, 38].as_slice() {
-        return line(Verdict::Fail, format!("git: {v} (merges need `merge-tree --write-tree`)"), Some("install git 2.38 or newer"));
+        return line(
+            Verdict::Fail,
+            format!("git: {v} (merges need `merge-tree --write-tree`)"),
+            Some("install git 2.38 or newer"),
+        );
     }
     line(Verdict::Ok, format!("git: {v}"), None)
 }
@@ -143,7 +147,9 @@ fn disk(dir: &Path) -> Option<Line> {
         line(
             Verdict::Warn,
             format!("disk: {gib:.2} GiB free under {}", dir.display()),
-            Some("free some space: worktrees, spools and the database grow with the work (`baton clean` removes merged worktrees)"),
+            Some(
+                "free some space: worktrees, spools and the database grow with the work (`baton clean` removes merged worktrees)",
+            ),
         )
     } else {
         line(Verdict::Ok, format!("disk: {gib:.1} GiB free under {}", dir.display()), None)

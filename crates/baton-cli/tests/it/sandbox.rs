@@ -4,7 +4,6 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use baton_core::api::TaskDetail;
 use baton_core::event::EventKind;
@@ -221,7 +220,7 @@ echo "unlisted=$(curl -s -f -p --noproxy '' --max-time 5 -x "${{HTTPS_PROXY:-htt
 async fn a_host_without_a_sandbox_says_so_and_required_tasks_fail() {
     // A host where bubblewrap cannot run: its program is hidden in the mount
     // namespace `baton up` runs in.
-    let hide = r#"mount --bind /dev/null "$(command -v bwrap)" && exec "$@""#;
+    let hide = r#"for p in bwrap podman docker; do w=$(command -v $p) && mount --bind /dev/null "$w"; done; exec "$@""#;
     let b = Baton::start_custom(
         &[],
         &[],
@@ -242,7 +241,13 @@ async fn a_host_without_a_sandbox_says_so_and_required_tasks_fail() {
     assert_eq!(t.task.status, TaskStatus::Failed);
     let reason = t.task.reason.unwrap();
     assert!(reason.contains("requires a sandbox") && reason.contains("apt-get install bubblewrap"), "{reason}");
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // And a container needs a runtime.
+    b.agent_def(json!({ "name": "boxed", "executor": "command", "command": ["true"], "sandbox": "container", "image": "alpine:3" }))
+        .await;
+    let boxed = b.task(json!({ "prompt": "x", "agent": "boxed" })).await;
+    let t = done(&b, &boxed).await;
+    assert_eq!(t.task.status, TaskStatus::Failed);
+    assert!(t.task.reason.unwrap().contains("needs podman or docker, which is not installed"));
 }
 
 #[tokio::test]
@@ -270,4 +275,114 @@ async fn bad_sandbox_settings_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown variant") || err.contains("sandbox"), "{err}");
+}
+
+/// A container image made here from the host's own `sh` and `sleep` (no
+/// registry), and podman's settings for this machine; removed on drop.
+struct TestImage {
+    tag: String,
+    conf: tempfile::NamedTempFile,
+}
+
+impl TestImage {
+    fn build() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let mut files =
+            vec![("/bin/dash".to_owned(), "/bin/sh".to_owned()), ("/bin/sleep".to_owned(), "/bin/sleep".to_owned())];
+        for bin in ["/bin/dash", "/bin/sleep"] {
+            let ldd = std::process::Command::new("ldd").arg(bin).output().unwrap();
+            for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
+                files.push((lib.to_owned(), lib.to_owned()));
+            }
+        }
+        for (from, to) in files {
+            let to = root.path().join(to.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&from, &to).unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+        let mut suffix = [0u8; 4];
+        getrandom::fill(&mut suffix).unwrap();
+        let tag =
+            format!("localhost/baton-test-{}:latest", suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        // This machine's podman needs runc and limits it may set (no
+        // CAP_SYS_RESOURCE here); a normal host needs neither.
+        let conf = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            conf.path(),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n[engine]\nruntime = \"runc\"\n",
+        )
+        .unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("tar -C {} -c . | podman import -q - {tag} >/dev/null", root.path().display()))
+            .env("CONTAINERS_CONF", conf.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "podman import");
+        TestImage { tag, conf }
+    }
+
+    fn conf(&self) -> String {
+        self.conf.path().display().to_string()
+    }
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("podman")
+            .args(["rmi", "-f", &self.tag])
+            .env("CONTAINERS_CONF", self.conf.path())
+            .output();
+    }
+}
+
+fn containers_named(conf: &str, name: &str) -> String {
+    let out = std::process::Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name={name}")])
+        .env("CONTAINERS_CONF", conf)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_container_agent_writes_its_file_its_work_lands_and_stop_kills_it() {
+    let image = TestImage::build();
+    let conf = image.conf();
+    let b = Baton::start_custom(&[], &[("CONTAINERS_CONF", &conf)], &[], |_| {});
+    let boxed = |name: &str, script: &str| json!({ "name": name, "executor": "command", "command": ["sh", "-c", script], "sandbox": "container", "image": image.tag });
+    b.agent_def(boxed("boxed", "echo from-the-box > box.txt; echo \"secret=${GITHUB_TOKEN:-none}\"")).await;
+    b.agent_def(boxed("sleeper", "echo started > started.txt; sleep 60")).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "boxed", "checks": ["test -f box.txt"] })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.task.isolation.clone().unwrap().kind, SandboxKind::Container);
+    assert!(printed(&b, &id).await.contains(&"secret=none".to_owned()));
+    assert!(b.cli(&["merge", &id]).status.success());
+    assert_eq!(b.sh("git show main:box.txt"), "from-the-box");
+    assert!(b.sh("git log -1 --format=%s main^2").starts_with("WIP:"), "Baton committed what the agent left");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(b.repo.join(".git")).unwrap());
+    let wt = t.task.git.worktree.unwrap();
+    let written = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("{wt}/box.txt")).unwrap());
+    assert_eq!(written, owner, "the file is owned by the launcher's user");
+
+    let id = b.task(json!({ "prompt": "x", "agent": "sleeper" })).await;
+    let t = b
+        .wait_for(&id, "the agent's file", |t| {
+            t.task.git.worktree.as_ref().is_some_and(|w| std::path::Path::new(w).join("started.txt").exists())
+        })
+        .await;
+    let run = t.runs[0].id.to_string();
+    assert_eq!(containers_named(&conf, &format!("baton-{run}")), format!("baton-{run}"));
+    assert!(b.cli(&["stop", &id, "--wait"]).status.success());
+    assert_eq!(b.get(&id).await.task.status, TaskStatus::Cancelled);
+    assert_eq!(containers_named(&conf, &format!("baton-{run}")), "", "the container is gone");
+
+    // An image that does not exist fails the task with the reason.
+    b.agent_def(json!({ "name": "ghost", "executor": "command", "command": ["true"], "sandbox": "container", "image": "localhost/no-such-image:1" })).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "ghost" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Failed);
+    assert!(t.task.reason.unwrap().contains("does not exist"));
 }
