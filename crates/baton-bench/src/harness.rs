@@ -88,7 +88,9 @@ impl Coordinator {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
         let token = std::fs::read_to_string(repo.join(".baton/token")).unwrap().trim().to_owned();
-        let stamps = dir.path().join("stamps");
+        // In the project's cache: the one place outside its worktree a sandboxed
+        // agent may write.
+        let stamps = repo.join(".baton/worktrees/repo/.cache/stamps");
         std::fs::create_dir_all(&stamps).unwrap();
         Self { client: Client::new(&url, Some(token.clone())).unwrap(), _dir: dir, child, stamps, url, token }
     }

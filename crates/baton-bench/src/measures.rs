@@ -85,6 +85,13 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     out.push(measure("  the agent's own start-up (excluded below)", own, "-", "ms"));
     out.push(measure("create → agent spawned, median", median - own, "< 5", "ms"));
     out.push(measure("create → agent spawned, p99", p99 - own, "-", "ms"));
+    // The same without a sandbox: what bubblewrap adds.
+    {
+        let bare = Coordinator::start(8, "worktrees = false\nsandbox = \"off\"\n");
+        let (bare_median, _) = median_p99(spawn_latencies(&bare, 300 / scale).await);
+        out.push(measure("no sandbox: create → agent spawned, median", bare_median - own, "-", "ms"));
+        out.push(measure("the sandbox adds to create → spawned, median", median - bare_median, "<= 3", "ms"));
+    }
 
     // 1,000 no-op tasks, end to end.
     let n = 1000 / scale;
