@@ -4,7 +4,8 @@
 //! [`executor::Executor`] is a closed enum with one adapter per agent kind. Each
 //! adapter answers two questions: what command line starts (or resumes) the agent
 //! for a turn ([`executor::Launch`]), and how its output lines become events
-//! ([`output::OutputParser`]). Nothing here spawns processes; the launcher does.
+//! ([`output::OutputParser`]). [`state`] moves what a CLI keeps of a
+//! conversation between hosts. Nothing here spawns processes; the launcher does.
 
 pub mod acp;
 pub mod claude;
@@ -14,3 +15,4 @@ pub mod definitions;
 pub mod executor;
 pub mod gemini;
 pub mod output;
+pub mod state;

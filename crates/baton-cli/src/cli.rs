@@ -89,8 +89,12 @@ pub enum Command {
     /// Serve Baton's tools over MCP on stdin/stdout, for an MCP client such as Claude Code
     /// (`.mcp.json`: {"mcpServers": {"baton": {"command": "baton", "args": ["mcp"]}}}).
     Mcp,
-    /// Run a launcher that takes work from a coordinator on another host.
+    /// Run a launcher that takes work from a coordinator on another host
+    /// (`baton launcher --url URL --token-file FILE`), or drain or undrain one.
     Launcher(LauncherArgs),
+    /// List launchers: host, labels, slots used and total, programs, last
+    /// heartbeat, state (online, draining, offline).
+    Launchers(JsonArgs),
     /// Check this host for Baton: git, the sandbox, container runtimes, the agent
     /// CLIs, permissions of tokens and database, exposure without TLS, free disk.
     /// One line each, with the fix; exit 1 when something must be fixed.
@@ -109,6 +113,21 @@ pub enum Command {
     /// from stdin.
     #[command(hide = true)]
     AcpClient(AcpClientArgs),
+}
+
+/// `baton launcher drain|undrain`.
+#[derive(Debug, Subcommand)]
+pub enum LauncherAction {
+    /// Send no new work to a launcher; its running agents finish.
+    Drain {
+        /// The launcher's id (or its name).
+        id: String,
+    },
+    /// Let a drained launcher take work again.
+    Undrain {
+        /// The launcher's id (or its name).
+        id: String,
+    },
 }
 
 /// `baton doctor`.
@@ -188,6 +207,19 @@ pub struct UpArgs {
     /// Seconds from the interrupt to SIGKILL when an agent is stopped.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub grace: u64,
+    /// The URL agents and launchers reach this coordinator at (`BATON_URL`), and
+    /// the host it answers to; needed when listening beyond loopback.
+    #[arg(long, env = "BATON_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A PEM certificate (chain) to serve HTTPS with (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Listen beyond loopback without TLS: tokens cross the network in the clear.
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 /// See [`UpArgs::durability`].
@@ -557,7 +589,11 @@ pub enum DocCommand {
 
 /// `baton launcher`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LauncherArgs {
+    /// Drain or undrain a launcher instead of running one.
+    #[command(subcommand)]
+    pub action: Option<LauncherAction>,
     /// Where to keep run spools and the launcher's id.
     #[arg(long, env = "BATON_LAUNCHER_DIR", value_name = "DIR", default_value = ".baton-launcher")]
     pub data_dir: PathBuf,

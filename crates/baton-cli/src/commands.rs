@@ -24,7 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Up(args) => up::up(args).await,
         Command::Doctor(args) => doctor::doctor(args).await,
-        Command::Launcher(args) => launcher::launcher(url, token, args).await,
+        Command::Launcher(args) if args.action.is_none() => launcher::launcher(url, token, args).await,
         Command::Supervise { .. } => Err(CliError::Invalid("`baton supervise` is started by launchers".into())),
         Command::AcpClient(args) => agents::acp_client(args).await,
         Command::Hook(args) => hook::hook(url, token, args).await,
@@ -62,10 +62,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Merge(args) => review::merge(&client, args).await,
                 Command::Clean(args) => review::clean(&client, args).await,
                 Command::Project(command) => projects::project(&client, command).await,
+                Command::Launcher(args) => launcher::act(&client, args).await,
+                Command::Launchers(args) => launcher::list(&client, args).await,
                 Command::Token(command) => tokens::token(&client, command).await,
                 Command::Up(_)
                 | Command::Doctor(_)
-                | Command::Launcher(_)
                 | Command::Supervise { .. }
                 | Command::AcpClient(_)
                 | Command::Hook(_) => {

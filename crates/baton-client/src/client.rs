@@ -42,6 +42,15 @@ pub enum ClientError {
         /// Its details.
         details: Option<Value>,
     },
+    /// A CA file to trust could not be used.
+    #[error("cannot use the CA certificates in {path}")]
+    Ca {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The answer could not be read.
     #[error("unexpected answer from the coordinator ({status})")]
     Decode {
@@ -85,6 +94,12 @@ pub struct Client {
 impl Client {
     /// A client of the coordinator at `base` (like `http://127.0.0.1:7070`).
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_ca(base, token, None)
+    }
+
+    /// The same, trusting the CA certificates in the PEM file `ca` too (a
+    /// coordinator whose certificate a private CA signed).
+    pub fn with_ca(base: &str, token: Option<String>, ca: Option<&std::path::Path>) -> Result<Self, ClientError> {
         TLS.call_once(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
@@ -104,6 +119,14 @@ impl Client {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth();
             builder = builder.tls_backend_preconfigured(tls);
+        }
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).map_err(|e| ClientError::Ca { path: ca.to_owned(), source: Box::new(e) })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Ca { path: ca.to_owned(), source: Box::new(e) })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(ClientError::Http)?;
         Ok(Self { http, base, token })
@@ -318,6 +341,29 @@ impl Client {
     /// `POST /api/runs/{id}/finished`.
     pub async fn run_finished(&self, id: &RunId, report: &RunFinished) -> Result<Run, ClientError> {
         self.post(&format!("/api/runs/{id}/finished"), report).await
+    }
+
+    /// `PUT /api/sessions/{id}/state`: what the agent's CLI keeps of the conversation.
+    pub async fn put_session_state(
+        &self,
+        id: &baton_core::ids::SessionId,
+        state: &baton_core::api::SessionState,
+    ) -> Result<(), ClientError> {
+        self.send::<Value>(self.request(Method::PUT, &format!("/api/sessions/{id}/state")).json(state))
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /api/sessions/{id}/state`, when one was saved.
+    pub async fn session_state(
+        &self,
+        id: &baton_core::ids::SessionId,
+    ) -> Result<Option<baton_core::api::SessionState>, ClientError> {
+        match self.get(&format!("/api/sessions/{id}/state")).await {
+            Ok(state) => Ok(Some(state)),
+            Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `POST /api/launchers/{id}/orders/done`: an order was carried out (or not).

@@ -653,6 +653,10 @@ pub struct Registered {
 pub struct PollRequest {
     /// How long to wait for something to arrive, in milliseconds.
     pub wait_ms: u64,
+    /// The runs the launcher has: a run claimed for it that is not among them
+    /// (the claim's answer was lost) is handed to it again.
+    #[serde(default)]
+    pub running: Option<Vec<RunId>>,
 }
 
 /// What a poll returns: runs to start and runs to stop.
@@ -844,6 +848,29 @@ pub struct BatchAck {
     /// Set when the coordinator wants the run stopped (a budget was exceeded).
     #[serde(default)]
     pub stop: Option<String>,
+}
+
+/// `PUT /api/sessions/{id}/state`: what an agent's CLI keeps of its conversation
+/// (its session files), so another host can resume it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionState {
+    /// The executor whose files these are.
+    pub executor: crate::agent::ExecutorKind,
+    /// The working directory they were written in.
+    pub cwd: String,
+    /// The files, relative to the agent's HOME (Codex: its `CODEX_HOME`).
+    pub files: Vec<StateFile>,
+}
+
+/// One file of a [`SessionState`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    /// Its path, relative.
+    pub path: String,
+    /// Its bytes, base64-encoded.
+    pub content_base64: String,
 }
 
 /// `POST /api/runs/{id}/checkpoint`: a snapshot of the task's worktree, pushed

@@ -106,7 +106,7 @@ impl Launcher {
     pub fn new(config: LauncherConfig) -> Result<Self, LauncherError> {
         private_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.runs_dir)?;
-        let client = Client::new(&config.url, Some(config.token.clone()))?;
+        let client = Client::with_ca(&config.url, Some(config.token.clone()), config.ca_file.as_deref())?;
         let mirrors = Mirrors::new(
             config.data_dir.join("git"),
             &config.url,
@@ -143,7 +143,8 @@ impl Launcher {
         self.refill_standby();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let request = PollRequest { wait_ms: self.config.poll_wait.as_millis() as u64 };
+            let running: Vec<RunId> = self.runs.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+            let request = PollRequest { wait_ms: self.config.poll_wait.as_millis() as u64, running: Some(running) };
             let response = tokio::select! {
                 r = self.client.poll(&id, &request) => r,
                 _ = shutdown.wait_for(|s| *s) => break,
@@ -159,8 +160,20 @@ impl Launcher {
                         tokio::spawn(async move { launcher.carry_out(order).await });
                     }
                     for assignment in work.runs {
-                        let launcher = self.clone();
-                        tokio::spawn(async move { launcher.start(assignment).await });
+                        // Taken into the table now, so the next poll names it (and a
+                        // run handed out twice is started once).
+                        let (orders, orders_rx) = mpsc::unbounded_channel();
+                        let fresh = self.runs.lock().is_ok_and(|mut runs| {
+                            let fresh = !runs.contains_key(&assignment.run.id);
+                            if fresh {
+                                runs.insert(assignment.run.id.clone(), Active { orders });
+                            }
+                            fresh
+                        });
+                        if fresh {
+                            let launcher = self.clone();
+                            tokio::spawn(async move { launcher.start(assignment, orders_rx).await });
+                        }
                     }
                 }
                 Err(ClientError::Api { code: ErrorCode::Conflict | ErrorCode::NotFound, message, .. }) => {

@@ -231,6 +231,26 @@ impl RunActor {
         let _ = self.spool.remove();
     }
 
+    /// Saves what the agent's CLI keeps of its conversation with the coordinator,
+    /// so a launcher on another host can resume the session.
+    async fn save_conversation(&self) {
+        let executor = self.assignment.agent.executor;
+        if executor == baton_core::agent::ExecutorKind::Command {
+            return;
+        }
+        let Ok(spec) = self.spool.read_spec() else { return };
+        let Some(home) = spec.env.iter().find(|(k, _)| k == "HOME").map(|(_, v)| std::path::PathBuf::from(v)) else {
+            return;
+        };
+        let collected =
+            tokio::task::spawn_blocking(move || baton_agents::state::collect(executor, &home, &spec.cwd, &spec.env))
+                .await;
+        let Ok(Some(state)) = collected else { return };
+        if let Err(e) = self.client.put_session_state(&self.assignment.session.id, &state).await {
+            tracing::warn!(run = %self.assignment.run.id, error = %e, "could not save the agent's conversation");
+        }
+    }
+
     /// Git in the task's worktree, inside the agent's sandbox.
     fn worktree_git(&self, ws: &Workspace) -> baton_git::Git {
         self.jail.git(&ws.path, Arc::clone(&self.git_env))
@@ -263,6 +283,7 @@ impl RunActor {
     /// succeeded — the task's acceptance checks.
     async fn conclude(&mut self) -> RunFinished {
         let mut report = self.report();
+        self.save_conversation().await;
         let why = match report.status {
             RunStatus::Succeeded => "the agent finished",
             RunStatus::Stopped => "stopped",

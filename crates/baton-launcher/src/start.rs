@@ -112,14 +112,11 @@ async fn discard_new(workspace: Option<&(Workspace, bool)>) {
 }
 
 impl Launcher {
-    /// Starts a newly claimed run.
-    pub(crate) async fn start(self, assignment: Assignment) {
+    /// Starts a newly claimed run (already in the launcher's table, with its
+    /// orders channel).
+    pub(crate) async fn start(self, assignment: Assignment, mut orders_rx: mpsc::UnboundedReceiver<Order>) {
         let run_id = assignment.run.id.clone();
         let spool = Spool::of(&self.config.runs_dir, &run_id);
-        let (orders, mut orders_rx) = mpsc::unbounded_channel();
-        if let Ok(mut runs) = self.runs.lock() {
-            runs.insert(run_id.clone(), Active { orders });
-        }
         let port = self.reserve_ports(None);
         match self.spawn_supervisor(&spool, &assignment, port, &mut orders_rx).await {
             Ok(p) => {
@@ -335,6 +332,28 @@ impl Launcher {
         Egress::serve(spool.dir(), &coordinator, policy)
     }
 
+    /// Before a resumed turn on a host that does not have the conversation (the
+    /// session ran elsewhere before), restores what the agent's CLI kept of it,
+    /// as the last launcher saved it. A note for the timeline when it did.
+    async fn bring_conversation(&self, a: &Assignment, home: &Path, cwd: &Path, env: &AgentEnv) -> Option<String> {
+        let executor = a.agent.executor;
+        let vars: Vec<(String, String)> = env.vars.clone().into_iter().collect();
+        if executor == baton_core::agent::ExecutorKind::Command
+            || baton_agents::state::collect(executor, home, cwd, &vars).is_some()
+        {
+            return None;
+        }
+        let state = match self.client.session_state(&a.session.id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => return Some(format!("could not fetch the agent's earlier conversation: {e}")),
+        };
+        match baton_agents::state::restore(&state, home, cwd, &vars) {
+            Ok(n) => Some(format!("restored the agent's earlier conversation ({n} file(s)) from the coordinator")),
+            Err(e) => Some(format!("could not restore the agent's earlier conversation: {e}")),
+        }
+    }
+
     /// The agent's HOME: the one its definition or project names, else a home of
     /// the task's own on this host, seeded with the CLI's login and settings.
     fn home(&self, a: &Assignment, env: &AgentEnv) -> Result<PathBuf, StartFailure> {
@@ -394,16 +413,19 @@ impl Launcher {
         }
         let home = self.home(a, &env)?;
         env.vars.insert("HOME".into(), home.to_string_lossy().into_owned());
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
         let workspace = if settings.uses_worktrees() {
             let (w, created, n) =
                 Workspace::prepare(&self.mirrors, &self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?;
-            notes = n;
+            notes.extend(n);
             Some((w, created))
         } else {
             None
         };
         let cwd = workspace.as_ref().map_or_else(|| PathBuf::from(&a.project.path), |(w, _)| w.path.clone());
+        if a.run.kind == baton_core::model::RunKind::Resume {
+            notes.extend(self.bring_conversation(a, &home, &cwd, &env).await);
+        }
         let mut places = Places {
             cwd: cwd.clone(),
             writable: vec![cache.clone(), home.clone()],

@@ -28,6 +28,10 @@ use crate::state::AppState;
 /// The largest event batch a launcher may send, in bytes.
 const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
+/// The largest session state (an agent CLI's conversation files, base64) a
+/// launcher may save, in bytes.
+const MAX_STATE_BYTES: usize = 96 * 1024 * 1024;
+
 /// The coordinator's router, over `state`.
 pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
@@ -65,6 +69,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/sessions", get(sessions::list))
         .route("/sessions/{id}", get(sessions::show))
         .route("/sessions/{id}/events", get(sessions::events))
+        .route(
+            "/sessions/{id}/state",
+            get(sessions::get_state).put(sessions::put_state).layer(DefaultBodyLimit::max(MAX_STATE_BYTES)),
+        )
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/started", post(runs::started))
         .route("/runs/{id}/checking", post(runs::checking))
@@ -76,6 +84,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/launchers/{id}/attach", post(launchers::attach))
         .route("/launchers/{id}/heartbeat", post(launchers::heartbeat))
         .route("/launchers/{id}/orders/done", post(launchers::order_done))
+        .route("/launchers/{id}/drain", post(launchers::drain))
+        .route("/launchers/{id}/undrain", post(launchers::undrain))
         .route("/runs/{id}/checkpoint", post(runs::checkpoint))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))

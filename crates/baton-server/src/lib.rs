@@ -22,6 +22,7 @@ pub mod resolve;
 pub mod review;
 pub mod scheduler;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -11,6 +11,7 @@
 pub(crate) mod emit;
 mod launchers;
 pub mod orchestrations;
+mod placement;
 mod plans;
 mod runs;
 mod settle;
@@ -20,9 +21,11 @@ use baton_core::ids::SessionId;
 use baton_core::model::TokenRecord;
 
 pub(crate) use emit::save_task as emit_task;
-pub use launchers::{due_orders, heartbeat, mark_offline, order_done, register};
+pub use launchers::{due_orders, heartbeat, mark_offline, order_done, register, set_draining};
 pub use plans::create_plan;
-pub use runs::{attach, claim_runs, ingest_events, lose_runs, run_checking, run_checkpoint, run_finished, run_started};
+pub use runs::{
+    attach, claim_runs, ingest_events, lose_runs, redeliver, run_checking, run_checkpoint, run_finished, run_started,
+};
 pub use tasks::update_git;
 pub use tasks::{approve_task, create_task, resume_task, retry_task, stop_task};
 

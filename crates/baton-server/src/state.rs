@@ -110,6 +110,8 @@ pub struct AppState {
     pub work: Notify,
     /// Connected launchers.
     pub launchers: Mutex<HashMap<LauncherId, LauncherLive>>,
+    /// Launchers whose polls are waiting for work now.
+    pub polling: Mutex<std::collections::HashSet<LauncherId>>,
     /// Counters.
     pub metrics: Metrics,
     /// When the coordinator started.
@@ -134,6 +136,7 @@ impl AppState {
             tokens: TokenCache::default(),
             work: Notify::new(),
             launchers: Mutex::new(HashMap::new()),
+            polling: Mutex::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
             merges,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use baton_core::agent::AgentDef;
-use baton_core::api::Spend;
+use baton_core::api::{SessionState, Spend};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
@@ -150,6 +150,8 @@ pub trait StoreRead {
     /// A token by its id.
     fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
 
+    /// What an agent's CLI keeps of a session's conversation, when it was saved.
+    fn session_state(&self, id: &SessionId) -> Result<Option<SessionState>, StoreError>;
     /// A launcher's pending orders, oldest first.
     fn orders_of_launcher(&self, id: &LauncherId) -> Result<Vec<LauncherOrder>, StoreError>;
 
@@ -198,6 +200,8 @@ pub trait StoreTx: StoreRead {
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError>;
     /// Removes a token by its hash; whether there was one.
     fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError>;
+    /// Saves what an agent's CLI keeps of a session's conversation.
+    fn put_session_state(&mut self, id: &SessionId, state: &SessionState) -> Result<(), StoreError>;
     /// Inserts or replaces a launcher order (one per launcher, kind and subject).
     fn put_order(&mut self, order: &LauncherOrder) -> Result<(), StoreError>;
     /// Removes a launcher order; whether there was one.

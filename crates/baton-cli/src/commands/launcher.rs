@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use baton_launcher::{Launcher, LauncherConfig, SandboxSupport};
+use baton_core::model::Launcher;
+use baton_core::status::LauncherStatus;
+use baton_launcher::{LauncherConfig, SandboxSupport};
 use tokio::sync::watch;
 
 use crate::cli::LauncherArgs;
@@ -83,7 +85,7 @@ pub async fn launcher(url: Option<&str>, token: Option<&str>, args: LauncherArgs
     }
     config.labels = args.labels.clone();
     config.ca_file = args.ca.clone();
-    let launcher = Launcher::new(config).map_err(|e| CliError::Startup(crate::error::report(&e)))?;
+    let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Startup(crate::error::report(&e)))?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(launcher.run(stopped));
     eprintln!("launcher running against {url}");
@@ -96,4 +98,62 @@ pub async fn launcher(url: Option<&str>, token: Option<&str>, args: LauncherArgs
 
 fn nix_hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// `baton launcher drain|undrain ID`.
+pub async fn act(client: &baton_client::Client, args: LauncherArgs) -> Result<u8, CliError> {
+    let (id, verb) = match args.action {
+        Some(crate::cli::LauncherAction::Drain { id }) => (id, "drain"),
+        Some(crate::cli::LauncherAction::Undrain { id }) => (id, "undrain"),
+        None => return Err(CliError::Invalid("nothing to do".into())),
+    };
+    let l: Launcher = client.post(&format!("/api/launchers/{id}/{verb}"), &serde_json::json!({})).await?;
+    eprintln!(
+        "launcher {} ({}) {}",
+        l.id,
+        l.name,
+        if l.draining { "is draining: it takes no new work" } else { "takes work again" }
+    );
+    Ok(0)
+}
+
+/// `baton launchers`.
+pub async fn list(client: &baton_client::Client, args: crate::cli::JsonArgs) -> Result<u8, CliError> {
+    let launchers: Vec<Launcher> = client.get("/api/launchers").await?;
+    if args.json {
+        crate::output::print_json(&launchers);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = launchers
+        .iter()
+        .map(|l| {
+            let programs: Vec<String> = l
+                .programs
+                .iter()
+                .map(|(name, p)| if p.path.is_some() { name.clone() } else { format!("{name}(missing)") })
+                .collect();
+            vec![
+                l.id.to_string(),
+                l.name.clone(),
+                l.hostname.clone(),
+                l.labels.join(","),
+                format!("{}/{}", l.running.len(), l.slots),
+                programs.join(","),
+                crate::output::ago(l.last_seen),
+                state(l).to_owned(),
+                l.sandbox.as_ref().map(|s| s.kind.as_str().to_owned()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    crate::output::table(&["ID", "NAME", "HOST", "LABELS", "SLOTS", "PROGRAMS", "SEEN", "STATE", "SANDBOX"], &rows);
+    Ok(0)
+}
+
+/// `online`, `draining` or `offline`.
+fn state(l: &Launcher) -> &'static str {
+    match (l.status, l.draining) {
+        (LauncherStatus::Offline, _) => "offline",
+        (_, true) => "draining",
+        _ => "online",
+    }
 }

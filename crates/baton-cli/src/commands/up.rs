@@ -114,20 +114,35 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     for file in ["baton.db", "baton.db-wal", "baton.db-shm"] {
         let _ = std::fs::set_permissions(data_dir.join(file), std::fs::Permissions::from_mode(0o600));
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(baton_server::tls::load(cert, key).map_err(|e| CliError::Startup(report(&e)))?),
+        _ => None,
+    };
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
-    let url =
-        if addr.ip().is_unspecified() { format!("http://127.0.0.1:{}", addr.port()) } else { format!("http://{addr}") };
-    let mut config = ServerConfig::new(&url);
+    let exposure = Exposure::check(&args, addr, tls.is_some())?;
+    // The embedded launcher and this host's CLI use a loopback address; with TLS,
+    // a plain listener of their own on loopback (no certificate to trust).
+    let local = match &tls {
+        Some(_) => Some(bind("127.0.0.1:0").await?),
+        None => None,
+    };
+    let url = match &local {
+        Some(l) => {
+            format!("http://{}", l.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?)
+        }
+        None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+        None => format!("http://{addr}"),
+    };
+    let public_url = exposure.public_url.clone().unwrap_or_else(|| url.clone());
+    let mut config = ServerConfig::new(&public_url);
+    config.allowed_hosts = Some(exposure.hosts.clone());
     config.grace_s = args.grace;
     config.blobs_dir = Some(data_dir.join("docs"));
     let hooks = data_dir.join("hooks");
     baton_server::git_http::install_hooks(&hooks)
         .map_err(|e| CliError::io(format!("cannot write Baton's git hooks into {}", hooks.display()), e))?;
     config.git_hooks_dir = Some(hooks);
-    if !addr.ip().is_loopback() {
-        config.allowed_hosts = None;
-    }
     let (state, merge_jobs) = AppState::new(store, config);
     let state = Arc::new(state);
     let _merge_queue = spawn_merge_queue(Arc::clone(&state), merge_jobs);
@@ -161,18 +176,8 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
 
     let reaper = spawn_reaper(Arc::clone(&state));
     let (stop, stopped) = watch::channel(false);
-    let mut server_stop = stopped.clone();
     let router = app(Arc::clone(&state));
-    // Small responses (a launcher's assignment) must not wait for delayed ACKs.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        };
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await
-    });
+    let server = tokio::spawn(serve(listener, local, tls, router, stopped.clone()));
     let launcher =
         if args.no_launcher { None } else { Some(start_launcher(&state, &data_dir, &url, args.slots, stopped).await?) };
 
@@ -194,6 +199,96 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     }
     reaper.abort();
     Ok(0)
+}
+
+/// Serves the API on `listener` (with TLS when `tls` is given) and on `local`
+/// (plain, loopback), until `stopped` turns true.
+async fn serve(
+    listener: TcpListener,
+    local: Option<TcpListener>,
+    tls: Option<Arc<baton_server::tls::Config>>,
+    router: axum::Router,
+    stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let until = |mut s: watch::Receiver<bool>| async move {
+        let _ = s.wait_for(|v| *v).await;
+    };
+    // Small responses (a launcher's assignment) must not wait for delayed ACKs.
+    let plain = |l: TcpListener| {
+        axum::serve::ListenerExt::tap_io(l, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    };
+    if let Some(local) = local {
+        let (router, stopped) = (router.clone(), stopped.clone());
+        tokio::spawn(async move { axum::serve(plain(local), router).with_graceful_shutdown(until(stopped)).await });
+    }
+    match tls {
+        Some(tls) => {
+            let secure = baton_server::tls::TlsListener::new(listener, tls)?;
+            axum::serve(secure, router).with_graceful_shutdown(until(stopped)).await
+        }
+        None => axum::serve(plain(listener), router).with_graceful_shutdown(until(stopped)).await,
+    }
+}
+
+/// Where the coordinator may be reached from: the URL it tells agents and
+/// launchers, and the host names it answers to.
+struct Exposure {
+    /// `--public-url`, checked.
+    public_url: Option<String>,
+    /// Host names the `Host` header may carry.
+    hosts: Vec<String>,
+}
+
+impl Exposure {
+    /// Checks `--public-url`, and that listening beyond loopback is deliberate
+    /// (a public URL, and TLS or `--insecure-http`).
+    fn check(args: &UpArgs, addr: std::net::SocketAddr, tls: bool) -> Result<Self, CliError> {
+        let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"].map(String::from).to_vec();
+        let public_url = match &args.public_url {
+            Some(url) => {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(|| {
+                    CliError::Invalid(format!(
+                        "--public-url {url:?} is not an http(s) URL (like https://coord.example:7077)"
+                    ))
+                })?;
+                let authority = rest.split('/').next().unwrap_or("");
+                let host = match authority.rsplit_once(':') {
+                    Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
+                    _ => authority,
+                };
+                if host.is_empty() || host.contains(['@', ' ']) {
+                    return Err(CliError::Invalid(format!("--public-url {url:?} names no host")));
+                }
+                hosts.push(host.to_owned());
+                Some(url)
+            }
+            None => None,
+        };
+        if !addr.ip().is_loopback() {
+            if public_url.is_none() {
+                return Err(CliError::Invalid(format!(
+                    "listening on {addr} beyond loopback needs --public-url (the URL agents and launchers use, and the host this coordinator answers to)"
+                )));
+            }
+            if !tls && !args.insecure_http {
+                return Err(CliError::Invalid(format!(
+                    "listening on {addr} beyond loopback without TLS would send tokens in the clear: give --tls-cert FILE --tls-key FILE, or --insecure-http to accept that"
+                )));
+            }
+            if !tls {
+                eprintln!(
+                    "warning: listening on {addr} without TLS (--insecure-http): tokens cross the network in the clear"
+                );
+            }
+            if !addr.ip().is_unspecified() {
+                hosts.push(addr.ip().to_string());
+            }
+        }
+        Ok(Self { public_url, hosts })
+    }
 }
 
 /// Starts the embedded launcher with a launcher token of its own.

@@ -68,6 +68,29 @@ fn due_stops(state: &Arc<AppState>, id: &LauncherId, asked: Vec<StopOrder>) -> V
         .collect()
 }
 
+/// A launcher's poll waiting for work, known to the others' claims while it lasts.
+struct Polling {
+    state: Arc<AppState>,
+    id: LauncherId,
+}
+
+impl Polling {
+    fn start(state: &Arc<AppState>, id: &LauncherId) -> Self {
+        if let Ok(mut p) = state.polling.lock() {
+            p.insert(id.clone());
+        }
+        Polling { state: Arc::clone(state), id: id.clone() }
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.state.polling.lock() {
+            p.remove(&self.id);
+        }
+    }
+}
+
 /// Waits until there is work or a stop order for the launcher, or the wait ends.
 /// The launcher's waiting poll is woken the moment a run is queued.
 pub(super) async fn poll(
@@ -78,18 +101,26 @@ pub(super) async fn poll(
 ) -> Result<Json<PollResponse>, AppError> {
     let id = launcher_id(&caller, &id)?;
     let deadline = Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_POLL_WAIT);
+    let _waiting = Polling::start(&state, &id);
+    let mut has = req.running.clone();
     loop {
         let notified = state.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         state.launcher_seen(&id);
         let (st, lid) = (Arc::clone(&state), id.clone());
+        let waiting = state.polling.lock().map(|p| p.clone()).unwrap_or_default();
+        let has_now = has.take();
         let (mut runs, asked, orders) = transact(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
             }
-            let runs = scheduler::claim_runs(tx, fx, &lid, &st.config)?;
+            let mut runs = match &has_now {
+                Some(has) => scheduler::redeliver(tx, fx, &lid, has, &st.config)?,
+                None => Vec::new(),
+            };
+            runs.extend(scheduler::claim_runs(tx, fx, &lid, &st.config, &waiting)?);
             let asked: Vec<StopOrder> = tx
                 .active_runs_of_launcher(&lid)?
                 .into_iter()
@@ -124,6 +155,36 @@ async fn base_commit(a: &mut Assignment) {
         Ok(commit) => a.base_commit = commit,
         Err(e) => tracing::warn!(project = %a.project.name, error = %e, "could not read the base branch's head"),
     }
+}
+
+/// `POST /api/launchers/{id}/drain`: no new work for it (admin).
+pub(super) async fn drain(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Launcher>, AppError> {
+    set_draining(&state, &caller, &id, true).await
+}
+
+/// `POST /api/launchers/{id}/undrain`: work again (admin).
+pub(super) async fn undrain(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Launcher>, AppError> {
+    set_draining(&state, &caller, &id, false).await
+}
+
+async fn set_draining(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    id: &str,
+    draining: bool,
+) -> Result<Json<Launcher>, AppError> {
+    caller.require_admin()?;
+    let id = id.to_owned();
+    let launcher = transact(state, move |tx, fx| scheduler::set_draining(tx, fx, &id, draining)).await?;
+    Ok(Json(launcher))
 }
 
 /// A launcher did (or could not do) an order.

@@ -56,6 +56,11 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
     }
     let _ = writeln!(out, "# HELP baton_runs Runs queued and running.\n# TYPE baton_runs gauge");
     let _ = writeln!(out, "baton_runs{{status=\"queued\"}} {queued}\nbaton_runs{{status=\"running\"}} {running}");
+    // What an autoscaler of launchers follows: work waiting for a slot.
+    let _ = writeln!(
+        out,
+        "# HELP baton_runs_queued Runs waiting for a launcher.\n# TYPE baton_runs_queued gauge\nbaton_runs_queued {queued}"
+    );
     let online = launchers.iter().filter(|l| l.status == LauncherStatus::Online).count();
     let slots: u32 = launchers.iter().filter(|l| l.status == LauncherStatus::Online).map(|l| l.slots).sum();
     let _ = writeln!(

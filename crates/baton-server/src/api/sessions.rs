@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use baton_core::api::SessionState;
 use baton_core::event::Event;
+use baton_core::ids::{LauncherId, SessionId};
 use baton_core::model::{Run, Session};
 use serde::{Deserialize, Serialize};
 
 use super::clamp_limit;
 use crate::auth::Caller;
-use crate::error::AppError;
-use crate::resolve;
+use crate::error::{ApiJson, AppError};
 use crate::state::AppState;
+use crate::{resolve, transact};
 
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
@@ -85,4 +87,53 @@ pub(super) async fn events(
         })
         .await?;
     Ok(Json(events))
+}
+
+/// The session of a run the calling launcher holds (claimed or running): only
+/// such a launcher reads or writes its agent's conversation files.
+async fn held_session(state: &Arc<AppState>, caller: &Caller, id: &str) -> Result<SessionId, AppError> {
+    caller.require_launcher()?;
+    let launcher =
+        caller.subject.as_deref().and_then(|s| LauncherId::parse(s).ok()).ok_or_else(|| {
+            AppError::forbidden("this launcher token has not registered a launcher, so it holds no run")
+        })?;
+    let id = id.to_owned();
+    state
+        .store
+        .read(move |r| {
+            let session = resolve::session_id(r, &id)?;
+            let holds = r.active_runs_of_launcher(&launcher)?.iter().any(|run| run.session_id == session);
+            if !holds {
+                return Err(AppError::forbidden(format!("launcher {launcher} holds no run of session {session}")));
+            }
+            Ok(session)
+        })
+        .await
+}
+
+/// `PUT /api/sessions/{id}/state`: the launcher saves what the agent's CLI keeps
+/// of the conversation, so another host can resume it.
+pub(super) async fn put_state(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SessionState>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let session = held_session(&state, &caller, &id).await?;
+    if body.files.iter().any(|f| f.path.starts_with('/') || f.path.split('/').any(|c| c == ".." || c.is_empty())) {
+        return Err(AppError::invalid("session state files must be relative paths without `..`"));
+    }
+    transact(&state, move |tx, _fx| Ok(tx.put_session_state(&session, &body)?)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/sessions/{id}/state`: what the agent's CLI kept of the conversation.
+pub(super) async fn get_state(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SessionState>, AppError> {
+    let session = held_session(&state, &caller, &id).await?;
+    let saved = state.store.read(move |r| r.session_state(&session)).await?;
+    saved.map(Json).ok_or_else(|| AppError::not_found("session state", id))
 }

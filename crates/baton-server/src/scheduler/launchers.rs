@@ -119,6 +119,29 @@ pub fn heartbeat(tx: &mut dyn StoreTx, fx: &mut Effects, id: &LauncherId, hb: He
     Ok(launcher)
 }
 
+/// Drains a launcher (no new work; its running agents finish) or undrains it.
+/// `id` is its id or its name.
+pub fn set_draining(tx: &mut dyn StoreTx, fx: &mut Effects, id: &str, draining: bool) -> Result<Launcher, AppError> {
+    let mut launcher = match LauncherId::parse(id).ok().and_then(|lid| tx.launcher(&lid).transpose()) {
+        Some(l) => l?,
+        None => {
+            let mut named: Vec<Launcher> = tx.launchers()?.into_iter().filter(|l| l.name == id).collect();
+            match named.len() {
+                1 => named.remove(0),
+                0 => return Err(AppError::not_found("launcher", id)),
+                _ => return Err(AppError::invalid(format!("{} launchers are named {id}; use an id", named.len()))),
+            }
+        }
+    };
+    if launcher.draining != draining {
+        launcher.draining = draining;
+        save_launcher(tx, &launcher)?;
+        refresh_unavailable(tx)?;
+        fx.wake_launchers = true;
+    }
+    Ok(launcher)
+}
+
 /// How long before an order the launcher has not answered is sent again.
 const ORDER_RESEND_MS: i64 = 15_000;
 

@@ -2,7 +2,7 @@
 //! an ending means for the session and the task (success, retry, failure, and
 //! the dependents that follow).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{
@@ -11,16 +11,16 @@ use baton_core::api::{
 };
 use baton_core::event::{EventKind, NewEvent, ResultData};
 use baton_core::ids::{LauncherId, ProjectId, RunId};
-use baton_core::model::{AgentSwitch, OrderKind, Project, Run, RunKind, Session, Task, TokenKind, Usage};
+use baton_core::model::{AgentSwitch, Launcher, OrderKind, Project, Run, RunKind, Session, Task, TokenKind, Usage};
 use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
 use serde_json::json;
 
-use super::Effects;
 use super::emit::{save_run, save_session, save_task};
 use super::settle::{deliver_callbacks, settled};
 use super::tasks::{block_dependents, promote_dependents, queue_run, set_status, update_git};
+use super::{Effects, placement};
 use crate::auth::{new_token, token_record};
 use crate::error::AppError;
 use crate::resolve;
@@ -38,18 +38,25 @@ const RESUME_AFTER_LOSS: &str =
     "Your previous process was interrupted before it finished. Continue the task from where you left off.";
 
 /// Hands queued runs to a launcher, oldest first, up to its free slots and within
-/// the project and agent limits, and gives each a fresh session token.
+/// the project and agent limits, and gives each a fresh session token. A run
+/// goes only where it fits (see [`super::placement`]); it is left to another
+/// launcher that is waiting for work too and is better placed: the one that
+/// still has its worktree, else one with more free slots. `waiting` names the
+/// launchers whose polls are waiting now.
 pub fn claim_runs(
     tx: &mut dyn StoreTx,
     fx: &mut Effects,
     launcher_id: &LauncherId,
     config: &ServerConfig,
+    waiting: &HashSet<LauncherId>,
 ) -> Result<Vec<Assignment>, AppError> {
     let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
     let free_slots = launcher.slots.saturating_sub(tx.active_runs_of_launcher(launcher_id)?.len() as u32);
-    if free_slots == 0 {
+    if free_slots == 0 || launcher.draining {
         return Ok(Vec::new());
     }
+    let mut rivals = Rivals::new(tx, &launcher, waiting)?;
+    let all_launchers = tx.launchers()?;
     let queued = tx.runs_in_status(RunStatus::Queued, CLAIM_SCAN)?;
     if queued.is_empty() {
         return Ok(Vec::new());
@@ -84,6 +91,7 @@ pub fn claim_runs(
         if !launcher.executors.contains(&agent.executor) {
             continue;
         }
+        let Some(task) = tx.task(&run.task_id)? else { continue };
         if !projects.contains_key(&run.project_id) {
             let project = resolve::project(tx, &run.project_id)?;
             let over = project_over_budget(tx, &project)?;
@@ -93,6 +101,11 @@ pub fn claim_runs(
         if let Some(reason) = over {
             run.stop_reason = Some(reason.clone());
             finish(tx, fx, run, RunFinished::ended(RunStatus::Stopped, reason))?;
+            continue;
+        }
+        if !placement::may_take(&launcher, &all_launchers, &task, &agent, &project)
+            || rivals.better_placed(&launcher.id, &task, &agent, &project, free_slots - out.len() as u32)
+        {
             continue;
         }
         let in_project = per_project.entry(run.project_id.clone()).or_default();
@@ -109,16 +122,96 @@ pub fn claim_runs(
         run.launcher_id = Some(launcher.id.clone());
         run.claimed_at = Some(now);
         save_run(tx, &run)?;
-
-        let token = new_token(TokenKind::Session);
-        tx.delete_tokens(TokenKind::Session.as_str(), Some(run.session_id.as_str()))?;
-        let record = token_record(&token, TokenKind::Session, Some(run.session_id.to_string()));
-        tx.put_token(&record)?;
-        fx.revoked_sessions.push(run.session_id.clone());
-        fx.new_tokens.push(record);
+        let token = session_token(tx, fx, &run)?;
         out.push(assignment(tx, run, agent, project, Some(token), config)?);
     }
     Ok(out)
+}
+
+/// A fresh token for a run's session (the earlier one revoked).
+fn session_token(tx: &mut dyn StoreTx, fx: &mut Effects, run: &Run) -> Result<String, AppError> {
+    let token = new_token(TokenKind::Session);
+    tx.delete_tokens(TokenKind::Session.as_str(), Some(run.session_id.as_str()))?;
+    let record = token_record(&token, TokenKind::Session, Some(run.session_id.to_string()));
+    tx.put_token(&record)?;
+    fx.revoked_sessions.push(run.session_id.clone());
+    fx.new_tokens.push(record);
+    Ok(token)
+}
+
+/// How long after a claim a launcher that does not name the run in its poll is
+/// taken to have missed the answer (the answer may still be on its way).
+const REDELIVER_AFTER_MS: i64 = 2_000;
+
+/// Runs claimed by a launcher whose poll answer it never got (its poll names the
+/// runs it has, and these are not among them): handed to it again, with a fresh
+/// session token.
+pub fn redeliver(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    launcher: &LauncherId,
+    has: &[RunId],
+    config: &ServerConfig,
+) -> Result<Vec<Assignment>, AppError> {
+    let now = Timestamp::now();
+    let mut out = Vec::new();
+    for run in tx.active_runs_of_launcher(launcher)? {
+        let missed = run.status == RunStatus::Claimed
+            && !has.contains(&run.id)
+            && run.claimed_at.is_some_and(|at| now.millis_since(at) > REDELIVER_AFTER_MS);
+        if !missed {
+            continue;
+        }
+        let Some(agent) = tx.agent(&run.agent)? else { continue };
+        let project = resolve::project(tx, &run.project_id)?;
+        tracing::info!(run = %run.id, launcher = %launcher, "handing a run to its launcher again: its claim's answer was lost");
+        let token = session_token(tx, fx, &run)?;
+        out.push(assignment(tx, run, agent, project, Some(token), config)?);
+    }
+    Ok(out)
+}
+
+/// The other launchers waiting for work, for preferring the best placed.
+struct Rivals {
+    /// Each with its free slots now.
+    waiting: Vec<(Launcher, u32)>,
+}
+
+impl Rivals {
+    fn new(tx: &dyn StoreTx, me: &Launcher, waiting: &HashSet<LauncherId>) -> Result<Self, AppError> {
+        let mut out = Vec::new();
+        for id in waiting.iter().filter(|id| **id != me.id) {
+            let Some(l) = tx.launcher(id)? else { continue };
+            let free = l.slots.saturating_sub(tx.active_runs_of_launcher(id)?.len() as u32);
+            if free > 0 {
+                out.push((l, free));
+            }
+        }
+        Ok(Self { waiting: out })
+    }
+
+    /// Whether a waiting launcher that fits the run is better placed than one
+    /// with `free` slots: it has the task's worktree, or more free slots (then it
+    /// takes that slot).
+    fn better_placed(&mut self, me: &LauncherId, task: &Task, agent: &AgentDef, project: &Project, free: u32) -> bool {
+        let fits = |l: &Launcher| placement::unfit(l, task, agent, project).is_none();
+        if let Some(home) = task.git.launcher.as_ref().filter(|_| task.git.worktree.is_some()) {
+            if home == me {
+                return false;
+            }
+            if self.waiting.iter().any(|(l, _)| &l.id == home && fits(l)) {
+                return true;
+            }
+        }
+        let best = self.waiting.iter_mut().filter(|(l, f)| *f > free && fits(l)).max_by_key(|(_, f)| *f);
+        match best {
+            Some((_, f)) => {
+                *f -= 1;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Everything a launcher needs for a run. Without `token` (a re-attach), the

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use baton_core::agent::{AgentDef, ExecutorKind};
+use baton_core::agent::AgentDef;
 use baton_core::api::{CreateTask, ErrorCode};
 use baton_core::ids::{PlanId, RunId, SessionId, TaskId};
 use baton_core::model::{OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
 use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
 use baton_core::sandbox::SandboxMode;
-use baton_core::status::{IllegalTransition, LauncherStatus, RunStatus, SessionStatus, TaskStatus};
+use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
 
@@ -447,7 +447,7 @@ pub(crate) fn queue_run(
     };
     task.session_id = Some(session.id.clone());
     set_status(task, TaskStatus::Queued, None)?;
-    task.reason = unavailable(tx, agent.executor)?;
+    task.reason = super::placement::unavailable(tx, task, &agent)?;
     save_session(tx, &session)?;
     save_run(tx, &run)?;
     match not_before {
@@ -457,21 +457,12 @@ pub(crate) fn queue_run(
     Ok(run)
 }
 
-/// Why a queued task cannot run anywhere now (no online launcher offers its
-/// executor), so it says so instead of waiting silently.
-pub(crate) fn unavailable(tx: &dyn StoreTx, executor: ExecutorKind) -> Result<Option<String>, AppError> {
-    let offered = tx.launchers()?.iter().any(|l| l.status == LauncherStatus::Online && l.executors.contains(&executor));
-    Ok((!offered).then(|| {
-        format!("waiting: no online launcher offers the {executor} executor (start `baton up` or `baton launcher`)")
-    }))
-}
-
 /// Brings the waiting reasons of queued tasks up to date after launchers came or went.
 pub(crate) fn refresh_unavailable(tx: &mut dyn StoreTx) -> Result<(), AppError> {
     let queued = tx.tasks(&baton_store::TaskFilter { statuses: vec![TaskStatus::Queued], ..Default::default() })?;
     for mut task in queued {
         let Some(agent) = tx.agent(&task.agent)? else { continue };
-        let reason = unavailable(tx, agent.executor)?;
+        let reason = super::placement::unavailable(tx, &task, &agent)?;
         if reason != task.reason {
             task.reason = reason;
             task.updated_at = Timestamp::now();

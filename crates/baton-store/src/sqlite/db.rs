@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use baton_core::agent::AgentDef;
-use baton_core::api::Spend;
+use baton_core::api::{SessionState, Spend};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
@@ -483,6 +483,10 @@ impl StoreRead for Db<'_> {
         Ok(self.tokens_where("id = ?1", [id])?.pop())
     }
 
+    fn session_state(&self, id: &SessionId) -> Result<Option<SessionState>, StoreError> {
+        self.doc("session state", "SELECT data FROM session_states WHERE session_id = ?1", [id.as_str()])
+    }
+
     fn orders_of_launcher(&self, id: &LauncherId) -> Result<Vec<LauncherOrder>, StoreError> {
         let mut orders: Vec<LauncherOrder> =
             self.docs("launcher order", "SELECT data FROM launcher_orders WHERE launcher_id = ?1", [id.as_str()])?;
@@ -739,6 +743,16 @@ impl StoreTx for Db<'_> {
 
     fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError> {
         Ok(self.exec("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0)
+    }
+
+    fn put_session_state(&mut self, id: &SessionId, state: &SessionState) -> Result<(), StoreError> {
+        let data = encode("session state", state)?;
+        self.exec(
+            "INSERT INTO session_states (session_id, data) VALUES (?1, ?2)
+             ON CONFLICT(session_id) DO UPDATE SET data = excluded.data",
+            params![id.as_str(), data],
+        )?;
+        Ok(())
     }
 
     fn put_order(&mut self, order: &LauncherOrder) -> Result<(), StoreError> {

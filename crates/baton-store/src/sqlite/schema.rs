@@ -133,6 +133,12 @@ CREATE TABLE launcher_orders (
     PRIMARY KEY (launcher_id, kind, subject)
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE session_states (
+    session_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
