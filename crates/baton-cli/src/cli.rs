@@ -220,6 +220,11 @@ pub struct UpArgs {
     /// Listen beyond loopback without TLS: tokens cross the network in the clear.
     #[arg(long)]
     pub insecure_http: bool,
+    /// Seconds a launcher may stay silent before it is taken as gone and its runs
+    /// start again elsewhere (launchers are asked to beat at a third of it, at
+    /// most every 5 s).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub launcher_timeout: u64,
 }
 
 /// See [`UpArgs::durability`].

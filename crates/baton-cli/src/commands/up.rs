@@ -138,6 +138,8 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let mut config = ServerConfig::new(&public_url);
     config.allowed_hosts = Some(exposure.hosts.clone());
     config.grace_s = args.grace;
+    config.launcher_timeout = Duration::from_secs(args.launcher_timeout);
+    config.heartbeat_interval = (config.launcher_timeout / 3).min(Duration::from_secs(5));
     config.blobs_dir = Some(data_dir.join("docs"));
     let hooks = data_dir.join("hooks");
     baton_server::git_http::install_hooks(&hooks)

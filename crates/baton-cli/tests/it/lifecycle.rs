@@ -257,17 +257,10 @@ async fn a_remote_launcher_takes_work_from_a_coordinator_without_one() {
     let id = b.task(json!({ "prompt": "x", "agent": "hello" })).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(b.get(&id).await.task.status, TaskStatus::Queued, "no launcher, no run");
-    let dir = b.dir.path().join("remote");
-    let token = b.launcher_token("remote").await;
-    let mut launcher = std::process::Command::new(crate::harness::BATON)
-        .args(["launcher", "--url", &b.url, "--token", &token, "--data-dir", dir.to_str().unwrap(), "--slots", "1"])
-        .env("BATON_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut host = crate::fleet::Host::start(&b, "remote", &[]).await;
     let t = b.wait_status(&id, TaskStatus::Succeeded).await;
-    assert!(t.runs[0].launcher_id.is_some());
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(launcher.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    let _ = launcher.wait();
+    assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&host.launcher(&b).await.id));
+    host.kill();
 }
 
 /// An agent that reports spending $0.50 a line, for ten lines.

@@ -5,6 +5,7 @@ mod api_errors;
 mod crash;
 mod dashboard;
 mod docs;
+mod fleet;
 mod harness;
 mod hooks;
 mod lifecycle;

@@ -1,0 +1,249 @@
+//! A fleet across hosts. Each extra host is a launcher in PID and mount
+//! namespaces of its own (`unshare`, as root), with its own HOME and data
+//! directory, and the coordinator's repository (and data directory) hidden
+//! under a tmpfs: it shares nothing with the coordinator but a URL and a
+//! launcher token. Killing the namespace's first process is the host dying with
+//! everything on it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use baton_core::api::TaskDetail;
+use baton_core::model::Launcher;
+use baton_core::status::TaskStatus;
+use serde_json::{Value, json};
+
+use crate::harness::{BATON, Baton, sh};
+
+/// A launcher on a host of its own.
+pub(crate) struct Host {
+    /// Its files (home, data directory, token).
+    pub dir: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// `unshare`, whose child is the namespace's first process.
+    child: Option<Child>,
+}
+
+impl Host {
+    /// Starts a launcher named `name` with a new launcher token, hiding `b`'s
+    /// repository; `extra` are more `baton launcher` arguments.
+    pub(crate) async fn start(b: &Baton, name: &str, extra: &[&str]) -> Host {
+        let token = b.launcher_token(name).await;
+        Self::start_with(b, name, &b.url, &token, extra)
+    }
+
+    pub(crate) fn start_with(b: &Baton, name: &str, url: &str, token: &str, extra: &[&str]) -> Host {
+        let dir = b.dir.path().join(format!("host-{name}"));
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        std::fs::write(dir.join("token"), token).unwrap();
+        let hide = b.repo.display().to_string();
+        // `sh` stays the namespace's first process (its init: it reaps orphans),
+        // with a /proc of the namespace's own.
+        let script = format!("mount -t tmpfs tmpfs {hide} && \"$@\"");
+        let child = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--mount", "--propagation", "private", "--kill-child"])
+            .args(["sh", "-c", &script, "sh"])
+            .arg(BATON)
+            .args(["launcher", "--url", url, "--name", name, "--slots", "2"])
+            .arg("--token-file")
+            .arg(dir.join("token"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(extra)
+            .env("HOME", dir.join("home"))
+            .env("BATON_LOG", "warn")
+            .env_remove("BATON_URL")
+            .env_remove("BATON_TOKEN")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a launcher host");
+        Host { dir, name: name.to_owned(), child: Some(child) }
+    }
+
+    /// The host dies, with every process on it.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Its launcher, once registered.
+    pub(crate) async fn launcher(&self, b: &Baton) -> Launcher {
+        let start = std::time::Instant::now();
+        loop {
+            let all: Vec<Launcher> = b.client.get("/api/launchers").await.unwrap();
+            if let Some(l) = all.into_iter().find(|l| l.name == self.name && l.status.as_str() == "online") {
+                return l;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "launcher {} did not register", self.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn done(b: &Baton, id: &str) -> TaskDetail {
+    b.wait_within(Duration::from_secs(60), id, "the end", |t| t.task.status.is_finished()).await
+}
+
+#[tokio::test]
+async fn a_task_runs_on_another_host_shows_its_diff_while_it_runs_and_merges() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    let host = Host::start(&b, "build-2", &[]).await;
+    let me = host.launcher(&b).await;
+    let repo = b.repo.display().to_string();
+    let script = format!(
+        "test -e {repo}/README.md && echo 'sees the coordinator' || echo 'shares nothing'; echo one > work.txt; git add work.txt; git commit -qm one; echo two > wip.txt; sleep 3"
+    );
+    b.agent("remote", &script).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "remote" })).await;
+    b.wait_status(&id, TaskStatus::Running).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // While it runs: the diff comes from a checkpoint the launcher pushes on request.
+    let diff: Value = b.client.get(&format!("/api/tasks/{id}/diff")).await.unwrap();
+    let files: Vec<&str> = diff["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(files, ["wip.txt", "work.txt"], "committed and uncommitted work, from the other host: {diff}");
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&me.id));
+    assert_eq!(t.task.git.launcher.as_ref(), Some(&me.id));
+    let lines: Vec<String> = b.events(&id).await.iter().filter_map(|e| e.data["line"].as_str().map(str::to_owned)).collect();
+    assert!(lines.contains(&"shares nothing".to_owned()), "{lines:?}");
+    assert!(t.task.git.worktree.as_deref().unwrap().starts_with(&host.dir.display().to_string()));
+    assert!(b.cli(&["merge", &id]).status.success());
+    assert_eq!(b.sh("git show main:work.txt"), "one");
+    assert_eq!(b.sh("git show main:wip.txt"), "two", "the WIP commit came along");
+    // The worktree is on the other host: clean removes it there.
+    let worktree = PathBuf::from(t.task.git.worktree.unwrap());
+    assert!(worktree.exists());
+    assert!(b.cli(&["clean", &id]).status.success());
+    assert!(!worktree.exists(), "removed on its host");
+}
+
+/// A git command run by the test, against the coordinator, with `token`.
+fn git_as(dir: &Path, token: Option<&str>, args: &str) -> (bool, String) {
+    let auth = token.map(|t| format!("-c http.extraHeader='Authorization: Bearer {t}'")).unwrap_or_default();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("git {auth} {args} 2>&1"))
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn pushes_are_limited_to_the_refs_of_runs_the_launcher_holds() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    b.agent("slow", "sleep 30").await;
+    let mine = b.task(json!({ "prompt": "mine", "agent": "slow" })).await;
+    let theirs = b.task(json!({ "prompt": "theirs", "agent": "slow", "approval": "required" })).await;
+    // A launcher of the test's own holds `mine` (claimed through the protocol).
+    let token = b.launcher_token("pusher").await;
+    let client = baton_client::Client::new(&b.url, Some(token.clone())).unwrap();
+    let register = json!({"name": "pusher", "hostname": "h", "version": "0", "slots": 1, "executors": ["command"]});
+    let me: Value = client.post("/api/launchers/register", &register).await.unwrap();
+    let lid = me["launcher"]["id"].as_str().unwrap().to_owned();
+    let work: Value = client.post(&format!("/api/launchers/{lid}/poll"), &json!({"wait_ms": 5000})).await.unwrap();
+    assert_eq!(work["runs"][0]["task"]["id"], mine);
+    let base = work["runs"][0]["base_commit"].as_str().unwrap().to_owned();
+    let branch = b.get(&mine).await.task.git.branch.unwrap();
+    let other = b.get(&theirs).await.task.git.branch.unwrap();
+    let project = b.get(&mine).await.task.project_id.to_string();
+    let remote = format!("{}/git/{project}", b.url);
+
+    // A clone, a commit: what a launcher would push.
+    let work_dir = b.dir.path().join("pusher");
+    let (ok, out) = git_as(b.dir.path(), Some(&token), &format!("clone -q {remote} pusher"));
+    assert!(ok, "a launcher token fetches: {out}");
+    sh(&work_dir, "git config user.email t@t && git config user.name T && echo x > x.txt && git add x.txt && git commit -qm x");
+    let refs_before = b.sh("git for-each-ref --format='%(refname) %(objectname)'");
+    for (target, why) in [
+        ("HEAD:refs/heads/main", "main"),
+        (&*format!("HEAD:refs/heads/{other}"), "another task's branch"),
+        ("HEAD:refs/tags/v1", "a tag"),
+        (&*format!(":refs/heads/{branch}"), "a deletion"),
+    ] {
+        let (ok, out) = git_as(&work_dir, Some(&token), &format!("push -q {remote} {target}"));
+        assert!(!ok, "{why} was pushed: {out}");
+    }
+    for (who, label) in [(None, "no token"), (Some(b.token.as_str()), "the admin token")] {
+        let (ok, out) = git_as(&work_dir, who, &format!("ls-remote {remote}"));
+        assert!(!ok, "{label} fetched: {out}");
+    }
+    assert_eq!(b.sh("git for-each-ref --format='%(refname) %(objectname)'"), refs_before, "no ref moved");
+
+    // Its own branch: a fast-forward goes, a rewrite does not.
+    let (ok, out) = git_as(&work_dir, Some(&token), &format!("push -q {remote} HEAD:refs/heads/{branch}"));
+    assert!(ok, "its own branch: {out}");
+    sh(&work_dir, &format!("git reset -q --hard {base} && echo y > y.txt && git add y.txt && git commit -qm y"));
+    let (ok, out) = git_as(&work_dir, Some(&token), &format!("push -q -f {remote} HEAD:refs/heads/{branch}"));
+    assert!(!ok && out.contains("not a fast-forward"), "a rewrite of its branch: {out}");
+    let (ok, out) = git_as(&work_dir, Some(&token), &format!("push -q -f {remote} HEAD:refs/baton/checkpoints/{mine}"));
+    assert!(ok, "its checkpoint may move anywhere: {out}");
+
+    // Once the run is over, nothing of it may be pushed.
+    let report = json!({"status": "failed", "error": "gave up"});
+    let run = work["runs"][0]["run"]["id"].as_str().unwrap();
+    let _: Value = client.post(&format!("/api/runs/{run}/finished"), &report).await.unwrap();
+    sh(&work_dir, "echo z > z.txt && git add z.txt && git commit -qm z");
+    let (ok, out) = git_as(&work_dir, Some(&token), &format!("push -q {remote} HEAD:refs/baton/checkpoints/{mine}"));
+    assert!(!ok, "a finished run's ref: {out}");
+
+    // A revoked token is refused at once.
+    let tokens: Vec<Value> = b.client.get("/api/tokens").await.unwrap();
+    let tid = tokens.iter().find(|t| t["name"] == "pusher").unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(b.cli(&["token", "revoke", &tid]).status.success());
+    let (ok, _) = git_as(&work_dir, Some(&token), &format!("ls-remote {remote}"));
+    assert!(!ok, "a revoked token fetched");
+    let err = client.post::<Value, _>(&format!("/api/launchers/{lid}/heartbeat"), &json!({"running": [], "free_slots": 1})).await;
+    assert!(err.unwrap_err().to_string().contains("unauthorized"));
+}
+
+#[tokio::test]
+async fn labels_place_tasks_and_a_drained_launcher_takes_nothing_new() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    let gpu = Host::start(&b, "gpu-box", &["--label", "gpu", "--label", "region=eu"]).await;
+    let plain = Host::start(&b, "plain-box", &[]).await;
+    let (gpu_l, plain_l) = (gpu.launcher(&b).await, plain.launcher(&b).await);
+    assert_eq!(gpu_l.labels, ["gpu", "region=eu"]);
+    b.agent("quick", "echo ok").await;
+    for _ in 0..3 {
+        let id = b.task(json!({ "prompt": "x", "agent": "quick", "require": ["gpu"] })).await;
+        let t = done(&b, &id).await;
+        assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&gpu_l.id), "a task needing gpu runs where gpu is");
+    }
+    let nowhere = b.task(json!({ "prompt": "x", "agent": "quick", "require": ["region=mars"] })).await;
+    let reason = b.get(&nowhere).await.task.reason.unwrap();
+    assert!(reason.contains("lacks the label region=mars"), "{reason}");
+    let out = b.cli(&["run", "--agent", "quick", "--require", "bad label", "x"]);
+    assert_eq!(out.status.code(), Some(7), "a malformed label is refused");
+
+    // Drain the plain box while it runs an agent: the agent finishes, nothing new goes there.
+    b.agent("sleepy", "sleep 2; echo finished").await;
+    let running = b.task(json!({ "prompt": "x", "agent": "sleepy" })).await;
+    let t = b.wait_status(&running, TaskStatus::Running).await;
+    let host = t.runs[0].launcher_id.clone().unwrap();
+    let drained = if host == plain_l.id { &plain_l } else { &gpu_l };
+    assert!(b.cli(&["launcher", "drain", drained.id.as_str()]).status.success());
+    let listed = String::from_utf8_lossy(&b.cli(&["launchers"]).stdout).into_owned();
+    assert!(listed.contains("draining"), "{listed}");
+    let later = b.task(json!({ "prompt": "x", "agent": "quick" })).await;
+    let t = done(&b, &later).await;
+    assert_ne!(t.runs[0].launcher_id.as_ref(), Some(&drained.id), "a drained launcher takes nothing new");
+    let t = done(&b, &running).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "its running agent finished");
+    assert!(b.cli(&["launcher", "undrain", drained.id.as_str()]).status.success());
+    let json: Vec<Launcher> = serde_json::from_slice(&b.cli(&["launchers", "--json"]).stdout).unwrap();
+    assert!(json.iter().all(|l| !l.draining));
+    drop(nowhere);
+}
