@@ -274,6 +274,9 @@ impl RunActor {
         };
         let Some(commit) = commit else { return };
         self.last_commit = Some(commit.clone());
+        // The conversation so far goes with the work: a host that dies mid-turn
+        // loses at most a checkpoint's worth of either.
+        self.save_conversation().await;
         if let Err(e) = self.client.run_checkpoint(&self.assignment.run.id, &commit).await {
             tracing::warn!(run = %self.assignment.run.id, error = %e, "could not report a checkpoint");
         }

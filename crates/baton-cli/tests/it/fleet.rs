@@ -247,3 +247,95 @@ async fn labels_place_tasks_and_a_drained_launcher_takes_nothing_new() {
     assert!(json.iter().all(|l| !l.draining));
     drop(nowhere);
 }
+
+/// Kills a host once its task has a checkpoint, starts another, and waits for
+/// the task to end there.
+async fn die_after_a_checkpoint(b: &Baton, host: &mut Host, id: &str) -> (Host, TaskDetail) {
+    b.wait_within(Duration::from_secs(120), id, "a checkpoint", |t| t.task.git.checkpoint.is_some()).await;
+    let other = Host::start(b, "other", &[]).await;
+    other.launcher(b).await;
+    host.kill();
+    let t = b
+        .wait_within(Duration::from_secs(120), id, "the end, elsewhere", |t| t.task.status.is_finished())
+        .await;
+    (other, t)
+}
+
+#[tokio::test]
+async fn a_host_that_dies_mid_run_hands_the_task_on_with_its_work() {
+    let b = Baton::start_in(&["--no-launcher", "--launcher-timeout", "3"], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), "checkpoint_s = 1\n").unwrap();
+    });
+    let mut first = Host::start(&b, "first", &[]).await;
+    let first_id = first.launcher(&b).await.id;
+    let script = r#"if [ -f step1.txt ]; then echo "again with $(cat step1.txt) and $(cat notes.txt)"; echo two > step2.txt; exit 0; fi
+echo committed > step1.txt; git add step1.txt; git commit -qm step1; echo uncommitted > notes.txt; sleep 120"#;
+    b.agent("careful", script).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "careful" })).await;
+    let (other, t) = die_after_a_checkpoint(&b, &mut first, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    // Its agent kept no conversation of its own: the task started again, in a new
+    // session, from the work the first host had pushed.
+    assert_eq!(t.sessions.len(), 2);
+    let first_session: Value = b.client.get(&format!("/api/sessions/{}", t.sessions[0].id)).await.unwrap();
+    assert_eq!(first_session["runs"][0]["launcher_id"], first_id.to_string());
+    assert_eq!(first_session["runs"][0]["status"], "lost");
+    assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&other.launcher(&b).await.id));
+    let lines: Vec<String> = b.events(&id).await.iter().filter_map(|e| e.data["line"].as_str().map(str::to_owned)).collect();
+    assert!(lines.contains(&"again with committed and uncommitted".to_owned()), "the work came along: {lines:?}");
+    let branch = t.task.git.branch.unwrap();
+    for (file, text) in [("step1.txt", "committed"), ("notes.txt", "uncommitted"), ("step2.txt", "two")] {
+        assert_eq!(b.sh(&format!("git show {branch}:{file}")), text);
+    }
+}
+
+#[tokio::test]
+async fn a_real_claude_code_agent_moves_hosts_with_its_conversation() {
+    use baton_testkit::{FakeModel, Script, Step};
+    let fake = FakeModel::start(Script::new(vec![
+        Step::write("hello.txt", "before the host died\n"),
+        Step::bash("sleep 300"),
+        Step::text("Recovered."),
+    ]))
+    .await
+    .unwrap();
+    let b = Baton::start_in(&["--no-launcher", "--launcher-timeout", "3"], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), "checkpoint_s = 1\n").unwrap();
+    });
+    // No HOME in the definition: each host gives the task a home of its own, so
+    // the conversation must travel.
+    let mut def = crate::real_agents::Cli::Claude.def("worker", &fake.url, &b.dir.path().join("unused-home"));
+    def["env"].as_object_mut().unwrap().remove("HOME");
+    b.agent_def(def).await;
+    let mut first = Host::start(&b, "first", &[]).await;
+    first.launcher(&b).await;
+    let id = b.task(json!({ "prompt": "Write hello.txt, then wait", "agent": "worker" })).await;
+    let start = std::time::Instant::now();
+    while !crate::harness::processes_of_task(&id)
+        .iter()
+        .any(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("sleep\u{0}300")))
+    {
+        assert!(start.elapsed() < crate::real_agents::TURN, "the agent never reached its second tool call");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A checkpoint or two later, the conversation so far is on the coordinator.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_other, t) = die_after_a_checkpoint(&b, &mut first, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.sessions.len(), 1, "the same session");
+    assert_eq!(t.runs.len(), 2);
+    assert_eq!(t.runs[1].kind, baton_core::model::RunKind::Resume, "resumed, not started over");
+    assert_eq!(t.task.result.as_deref(), Some("Recovered."));
+    let last = fake.requests().into_iter().rev().find(|r| r["path"] != "/").expect("requests");
+    let body = last["body"].to_string();
+    assert!(body.contains("Write hello.txt"), "the resumed turn has the first turn: {body}");
+    let branch = t.task.git.branch.unwrap();
+    assert_eq!(b.sh(&format!("git show {branch}:hello.txt")), "before the host died");
+    let events = b.events(&id).await;
+    assert!(
+        events.iter().any(|e| e.data["message"].as_str().is_some_and(|m| m.contains("restored the agent's earlier conversation"))),
+        "the timeline says the conversation came along"
+    );
+}
