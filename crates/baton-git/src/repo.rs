@@ -126,7 +126,8 @@ impl Git {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(GitError::Spawn)?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input).await.map_err(GitError::Spawn)?;
+            // A git that stopped reading (it failed at once) says why on stderr.
+            let _ = stdin.write_all(input).await;
         }
         let output = child.wait_with_output().await.map_err(GitError::Spawn)?;
         if output.status.success() {

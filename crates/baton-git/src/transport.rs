@@ -35,6 +35,11 @@ impl Remote {
             env.push((KEYS[i], k));
             env.push((VALUES[i], v));
         }
+        if let Some(ca) = &self.ca_file {
+            // It wins over `http.sslCAInfo`, so a host that sets it for everything
+            // would otherwise ignore the coordinator's CA.
+            env.push(("GIT_SSL_CAINFO", ca.display().to_string()));
+        }
         env
     }
 }

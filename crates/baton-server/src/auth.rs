@@ -210,7 +210,9 @@ pub async fn require_token(_caller: Caller, req: Request, next: Next) -> Respons
 /// Refuses requests with a `Host` the coordinator does not answer to (DNS
 /// rebinding) and requests whose `Origin` is another site.
 pub async fn guard_origin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // HTTP/2 names the host in the `:authority` pseudo-header (the URI), not `Host`.
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).or(authority.as_deref()).unwrap_or("");
     if !state.config.host_allowed(host) {
         return AppError::new(ErrorCode::ForbiddenOrigin, format!("this coordinator does not answer to host {host:?}"))
             .into_response();

@@ -115,7 +115,8 @@ async fn a_task_runs_on_another_host_shows_its_diff_while_it_runs_and_merges() {
     assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
     assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&me.id));
     assert_eq!(t.task.git.launcher.as_ref(), Some(&me.id));
-    let lines: Vec<String> = b.events(&id).await.iter().filter_map(|e| e.data["line"].as_str().map(str::to_owned)).collect();
+    let lines: Vec<String> =
+        b.events(&id).await.iter().filter_map(|e| e.data["line"].as_str().map(str::to_owned)).collect();
     assert!(lines.contains(&"shares nothing".to_owned()), "{lines:?}");
     assert!(t.task.git.worktree.as_deref().unwrap().starts_with(&host.dir.display().to_string()));
     assert!(b.cli(&["merge", &id]).status.success());
@@ -165,7 +166,10 @@ async fn pushes_are_limited_to_the_refs_of_runs_the_launcher_holds() {
     let work_dir = b.dir.path().join("pusher");
     let (ok, out) = git_as(b.dir.path(), Some(&token), &format!("clone -q {remote} pusher"));
     assert!(ok, "a launcher token fetches: {out}");
-    sh(&work_dir, "git config user.email t@t && git config user.name T && echo x > x.txt && git add x.txt && git commit -qm x");
+    sh(
+        &work_dir,
+        "git config user.email t@t && git config user.name T && echo x > x.txt && git add x.txt && git commit -qm x",
+    );
     let refs_before = b.sh("git for-each-ref --format='%(refname) %(objectname)'");
     for (target, why) in [
         ("HEAD:refs/heads/main", "main"),
@@ -205,7 +209,9 @@ async fn pushes_are_limited_to_the_refs_of_runs_the_launcher_holds() {
     assert!(b.cli(&["token", "revoke", &tid]).status.success());
     let (ok, _) = git_as(&work_dir, Some(&token), &format!("ls-remote {remote}"));
     assert!(!ok, "a revoked token fetched");
-    let err = client.post::<Value, _>(&format!("/api/launchers/{lid}/heartbeat"), &json!({"running": [], "free_slots": 1})).await;
+    let err = client
+        .post::<Value, _>(&format!("/api/launchers/{lid}/heartbeat"), &json!({"running": [], "free_slots": 1}))
+        .await;
     assert!(err.unwrap_err().to_string().contains("unauthorized"));
 }
 
@@ -255,9 +261,7 @@ async fn die_after_a_checkpoint(b: &Baton, host: &mut Host, id: &str) -> (Host, 
     let other = Host::start(b, "other", &[]).await;
     other.launcher(b).await;
     host.kill();
-    let t = b
-        .wait_within(Duration::from_secs(120), id, "the end, elsewhere", |t| t.task.status.is_finished())
-        .await;
+    let t = b.wait_within(Duration::from_secs(120), id, "the end, elsewhere", |t| t.task.status.is_finished()).await;
     (other, t)
 }
 
@@ -282,7 +286,8 @@ echo committed > step1.txt; git add step1.txt; git commit -qm step1; echo uncomm
     assert_eq!(first_session["runs"][0]["launcher_id"], first_id.to_string());
     assert_eq!(first_session["runs"][0]["status"], "lost");
     assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&other.launcher(&b).await.id));
-    let lines: Vec<String> = b.events(&id).await.iter().filter_map(|e| e.data["line"].as_str().map(str::to_owned)).collect();
+    let lines: Vec<String> =
+        b.events(&id).await.iter().filter_map(|e| e.data["line"].as_str().map(str::to_owned)).collect();
     assert!(lines.contains(&"again with committed and uncommitted".to_owned()), "the work came along: {lines:?}");
     let branch = t.task.git.branch.unwrap();
     for (file, text) in [("step1.txt", "committed"), ("notes.txt", "uncommitted"), ("step2.txt", "two")] {
@@ -335,7 +340,129 @@ async fn a_real_claude_code_agent_moves_hosts_with_its_conversation() {
     assert_eq!(b.sh(&format!("git show {branch}:hello.txt")), "before the host died");
     let events = b.events(&id).await;
     assert!(
-        events.iter().any(|e| e.data["message"].as_str().is_some_and(|m| m.contains("restored the agent's earlier conversation"))),
+        events.iter().any(|e| e.data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("restored the agent's earlier conversation"))),
         "the timeline says the conversation came along"
     );
+}
+
+/// A test CA, and a certificate it signed for `localhost` and 127.0.0.1.
+fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    sh(
+        dir,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=baton-test-ca 2>/dev/null \
+         && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null \
+         && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext \
+         && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null",
+    );
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_launcher_reaches_its_coordinator_over_https_with_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(certs.path());
+    let port = free_port();
+    let public = format!("https://localhost:{port}");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let listen = format!("127.0.0.1:{port}");
+    let b = Baton::start_custom(
+        &["--no-launcher", "--listen", &listen, "--public-url", &public, "--tls-cert", &cert, "--tls-key", &key],
+        &[],
+        &[],
+        |_| {},
+    );
+    let token = b.launcher_token("secure").await;
+    let ca_arg = ca.display().to_string();
+    let host = Host::start_with(&b, "secure", &public, &token, &["--ca", &ca_arg]);
+    let me = host.launcher(&b).await;
+    b.agent("writer", "echo over-tls > tls.txt").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "writer" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&me.id));
+    assert!(b.cli(&["merge", &id]).status.success());
+    assert_eq!(b.sh("git show main:tls.txt"), "over-tls");
+    // Without the CA, the certificate is not trusted.
+    let client = baton_client::Client::new(&public, Some(b.token.clone())).unwrap();
+    assert!(client.get::<Value>("/api/projects").await.is_err());
+    let trusted = baton_client::Client::with_ca(&public, Some(b.token.clone()), Some(&ca)).unwrap();
+    assert!(trusted.get::<Value>("/api/projects").await.is_ok());
+}
+
+#[tokio::test]
+async fn bad_exposure_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::harness::git_repo(dir.path());
+    let up = |args: &[&str]| {
+        let out =
+            Command::new(BATON).arg("up").args(args).current_dir(&repo).env("BATON_LOG", "warn").output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = up(&["--listen", "127.0.0.1:0", "--public-url", "ftp://coord.example"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("is not an http(s) URL"), "{err}");
+    let (code, err) =
+        up(&["--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"]);
+    assert_eq!(code, Some(10), "{err}");
+    assert!(err.contains("cannot load the TLS certificate"), "{err}");
+    let (code, err) = up(&["--listen", "0.0.0.0:0", "--public-url", "http://coord.example:7077"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("without TLS would send tokens in the clear"), "{err}");
+    let (code, err) = up(&["--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("needs --public-url"), "{err}");
+}
+
+#[tokio::test]
+async fn the_coordinator_away_for_20_s_loses_nothing_of_a_remote_agent() {
+    let mut b = Baton::start_with(&["--no-launcher"]);
+    let _host = Host::start(&b, "steady", &[]).await;
+    b.agent("counter", "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo \"line $i\"; sleep 0.1; done").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "counter" })).await;
+    b.wait_for(&id, "some lines", |t| t.task.status == TaskStatus::Running).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let address = b.address();
+    b.kill9();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    b.restart_at(&address);
+    let t = b.wait_within(Duration::from_secs(90), &id, "the end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.runs.len(), 1, "the same run: the agent kept running");
+    let lines: Vec<u32> = b
+        .events(&id)
+        .await
+        .iter()
+        .filter_map(|e| e.data["line"].as_str()?.strip_prefix("line ")?.parse().ok())
+        .collect();
+    assert_eq!(lines, (1..=400).collect::<Vec<u32>>(), "every line once, in order");
+}
+
+#[tokio::test]
+async fn a_corrupt_mirror_is_cloned_again_and_says_so() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    let host = Host::start(&b, "flaky", &[]).await;
+    host.launcher(&b).await;
+    b.agent("writer", "echo $BATON_TASK_ID > mine.txt").await;
+    let first = b.task(json!({ "prompt": "x", "agent": "writer" })).await;
+    assert_eq!(done(&b, &first).await.task.status, TaskStatus::Succeeded);
+    let mirrors = host.dir.join("data/git");
+    let mirror = std::fs::read_dir(&mirrors).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+    // A disk that lost the object store.
+    std::fs::remove_dir_all(mirror.join("objects")).unwrap();
+    let second = b.task(json!({ "prompt": "y", "agent": "writer" })).await;
+    let t = done(&b, &second).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let said = b.events(&second).await.iter().any(|e| {
+        e.data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mirror of project repo was corrupt") && m.contains("cloned again"))
+    });
+    assert!(said, "the timeline says the mirror was cloned again");
 }

@@ -132,9 +132,12 @@ impl Baton {
             }
             None => Command::new(BATON),
         };
+        command.arg("up");
+        if !self.args.iter().any(|a| a == "--listen") {
+            command.args(["--listen", listen]);
+        }
         let mut child = command
-            .arg("up")
-            .args(["--listen", listen, "--grace", "2"])
+            .args(["--grace", "2"])
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.repo)
