@@ -4,6 +4,7 @@
 mod api_errors;
 mod crash;
 mod dashboard;
+mod deploy;
 mod docs;
 mod fleet;
 mod harness;
