@@ -65,6 +65,11 @@ pub struct Coordinator {
 impl Coordinator {
     /// A coordinator in a new repository whose `.baton/config.toml` is `config`.
     pub fn start(slots: u32, config: &str) -> Self {
+        Self::start_with(slots, config, &[])
+    }
+
+    /// The same, with more `baton up` arguments.
+    pub fn start_with(slots: u32, config: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(repo.join(".baton")).unwrap();
@@ -78,6 +83,7 @@ impl Coordinator {
         assert!(ok.success());
         let mut child = Command::new(baton_binary())
             .args(["up", "--listen", "127.0.0.1:0", "--slots", &slots.to_string()])
+            .args(extra)
             .current_dir(&repo)
             .env("BATON_LOG", "error")
             .stdout(Stdio::piped())
@@ -97,6 +103,62 @@ impl Coordinator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// A counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let response = self.client.request(Default::default(), "/metrics").send().await.unwrap();
+        let text = response.text().await.unwrap();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok()).unwrap_or(0.0)
+    }
+}
+
+/// A launcher on this host with a data directory of its own (so a mirror fetched
+/// over `/git`, as on another host), killed on drop.
+pub struct RemoteLauncher {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// Where its agents may write (its project cache).
+    pub stamps: PathBuf,
+}
+
+impl RemoteLauncher {
+    pub async fn start(c: &Coordinator, slots: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let made: serde_json::Value = c
+            .client
+            .post("/api/tokens", &serde_json::json!({ "kind": "launcher", "name": "bench" }))
+            .await
+            .unwrap();
+        std::fs::write(dir.path().join("token"), made["token"].as_str().unwrap()).unwrap();
+        let child = Command::new(baton_binary())
+            .args(["launcher", "--url", &c.url, "--slots", &slots.to_string(), "--name", "remote"])
+            .arg("--token-file")
+            .arg(dir.path().join("token"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("BATON_LOG", "error")
+            .env_remove("BATON_TOKEN")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a launcher");
+        let stamps = dir.path().join("data/worktrees/repo/.cache/stamps");
+        std::fs::create_dir_all(&stamps).unwrap();
+        loop {
+            let all: Vec<serde_json::Value> = c.client.get("/api/launchers").await.unwrap();
+            if all.iter().any(|l| l["name"] == "remote" && l["status"] == "online") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Self { child, _dir: dir, stamps }
+    }
+}
+
+impl Drop for RemoteLauncher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

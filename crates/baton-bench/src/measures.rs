@@ -64,7 +64,7 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     out.push(measure("create task, median", median, "< 1", "ms"));
     out.push(measure("create task, p99", p99, "-", "ms"));
 
-    let samples = spawn_latencies(&c, 300 / scale).await;
+    let samples = spawn_latencies(&c, &c.stamps, 300 / scale).await.0;
     if std::env::var_os("BENCH_DEBUG").is_some() {
         let mut sorted = samples.clone();
         sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -88,7 +88,7 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     // The same without a sandbox: what bubblewrap adds.
     {
         let bare = Coordinator::start(8, "worktrees = false\nsandbox = \"off\"\n");
-        let (bare_median, _) = median_p99(spawn_latencies(&bare, 300 / scale).await);
+        let (bare_median, _) = median_p99(spawn_latencies(&bare, &bare.stamps, 300 / scale).await.0);
         out.push(measure("no sandbox: create → agent spawned, median", bare_median - own, "-", "ms"));
         out.push(measure("the sandbox adds to create → spawned, median", median - bare_median, "<= 3", "ms"));
     }
@@ -152,25 +152,53 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     // add` before the agent starts, a WIP commit and the branch's summary after.
     let c = Coordinator::start(8, "");
     let own = agent_start_cost(&c).await;
-    let (median, _) = median_p99(spawn_latencies(&c, 100 / scale).await);
-    out.push(measure("with worktrees: create → agent spawned, median", median - own, "-", "ms"));
+    let (spawned, ended) = spawn_latencies(&c, &c.stamps, 100 / scale).await;
+    let (median, _) = median_p99(spawned);
+    let embedded = median - own;
+    out.push(measure("with worktrees: create → agent spawned, median", embedded, "-", "ms"));
+    let (ended, _) = median_p99(ended);
+    out.push(measure("with worktrees: agent's end → task succeeded (WIP, push), median", ended, "-", "ms"));
     let n = 200 / scale;
     out.push(measure(&format!("with worktrees: {n} no-op tasks end to end"), throughput(&c, n).await, "-", "s"));
     drop(c);
+    out.extend(remote(scale, embedded, own).await);
     out.extend(worktree_overhead(quick).await);
     out
 }
 
-/// Creates tasks one after another, each with the stamp agent; the milliseconds
-/// from just before each `POST` to the stamp.
-async fn spawn_latencies(c: &Coordinator, n: usize) -> Vec<f64> {
-    let stamp_dir = c.stamps.to_string_lossy().into_owned();
+/// A launcher with a data directory of its own (its mirror fetched over `/git`,
+/// as on another host): create → spawned with a warm mirror, against the
+/// embedded launcher's figure, and how many fetches each task costs.
+async fn remote(scale: usize, embedded: f64, own: f64) -> Vec<Measure> {
+    let c = Coordinator::start_with(8, "", &["--no-launcher"]);
+    let remote = crate::harness::RemoteLauncher::start(&c, 8).await;
+    spawn_latencies(&c, &remote.stamps, 2).await;
+    let fetches = c.metric("baton_git_fetches_total").await;
+    let n = 100 / scale;
+    let (spawned, ended) = spawn_latencies(&c, &remote.stamps, n).await;
+    let per_task = (c.metric("baton_git_fetches_total").await - fetches) / n as f64;
+    let (median, _) = median_p99(spawned);
+    let (ended, _) = median_p99(ended);
+    vec![
+        measure("remote launcher, warm mirror: create → spawned, median", median - own, "-", "ms"),
+        measure("  / the embedded launcher's", (median - own) / embedded, "<= 2", "×"),
+        measure("remote launcher: agent's end → task succeeded (WIP, push), median", ended, "-", "ms"),
+        measure("remote launcher: fetches per task", per_task, "<= 1", ""),
+    ]
+}
+
+/// Creates tasks one after another, each with the stamp agent writing into
+/// `stamps`; the milliseconds from just before each `POST` to the stamp, and
+/// from the stamp to the task's end (the run's report, its WIP commit and push).
+async fn spawn_latencies(c: &Coordinator, stamps: &std::path::Path, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let stamp_dir = stamps.to_string_lossy().into_owned();
     agent(c, "stamp", json!([baton_binary().with_file_name("baton-bench"), "stamp", stamp_dir])).await;
     let mut samples = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = now_ns();
         let task = create(c, "stamp", json!({})).await;
-        let file = c.stamps.join(task.id.as_str());
+        let file = stamps.join(task.id.as_str());
         let start = Instant::now();
         let stamped = loop {
             if let Ok(text) = std::fs::read_to_string(&file) {
@@ -181,8 +209,10 @@ async fn spawn_latencies(c: &Coordinator, n: usize) -> Vec<f64> {
         };
         samples.push(stamped.saturating_sub(t0) as f64 / 1e6);
         wait_done(c, task.id.as_str()).await;
+        let finished = c.client.task(task.id.as_str()).await.unwrap().task.finished_at.unwrap();
+        ends.push(finished.as_millis() as f64 - stamped as f64 / 1e6);
     }
-    samples
+    (samples, ends)
 }
 
 /// Milliseconds to submit a plan of `n` tasks, each depending on up to three

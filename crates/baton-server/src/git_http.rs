@@ -285,6 +285,7 @@ async fn upload_pack(
     let protocol = git_protocol(req.headers());
     let mut cmd = git(Service::UploadPack, &upload_config(), protocol.as_deref());
     cmd.arg(&project.path);
+    state.metrics.git_fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let body = body_chunks(req).await?;
     serve(Service::UploadPack, cmd, Vec::new(), body).await
 }
@@ -407,6 +408,7 @@ async fn receive_pack(
     let config = ["receive.denyDeletes=true".to_owned(), "receive.fsckObjects=true".to_owned(), hooks];
     let mut cmd = git(Service::ReceivePack, &config, protocol.as_deref());
     cmd.arg(&project.path).env("BATON_ALLOWED_REFS", allowed.join(" "));
+    state.metrics.git_pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     serve(Service::ReceivePack, cmd, head, body).await
 }
 

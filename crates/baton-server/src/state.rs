@@ -89,6 +89,10 @@ pub struct Metrics {
     pub runs_claimed: AtomicU64,
     /// Live stream clients now.
     pub stream_clients: AtomicU64,
+    /// Fetches from `/git` (`git-upload-pack` requests).
+    pub git_fetches: AtomicU64,
+    /// Pushes to `/git` that ran `receive-pack`.
+    pub git_pushes: AtomicU64,
 }
 
 impl Metrics {

@@ -76,6 +76,8 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
         ("baton_tasks_created_total", "Tasks created.", m.tasks_created.load(Ordering::Relaxed)),
         ("baton_runs_claimed_total", "Runs handed to launchers.", m.runs_claimed.load(Ordering::Relaxed)),
         ("baton_events_ingested_total", "Events received from launchers.", m.events_ingested.load(Ordering::Relaxed)),
+        ("baton_git_fetches_total", "Fetches from /git (upload-pack requests).", m.git_fetches.load(Ordering::Relaxed)),
+        ("baton_git_pushes_total", "Pushes to /git (receive-pack runs).", m.git_pushes.load(Ordering::Relaxed)),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
     }
