@@ -125,11 +125,8 @@ pub struct RemoteLauncher {
 impl RemoteLauncher {
     pub async fn start(c: &Coordinator, slots: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let made: serde_json::Value = c
-            .client
-            .post("/api/tokens", &serde_json::json!({ "kind": "launcher", "name": "bench" }))
-            .await
-            .unwrap();
+        let made: serde_json::Value =
+            c.client.post("/api/tokens", &serde_json::json!({ "kind": "launcher", "name": "bench" })).await.unwrap();
         std::fs::write(dir.path().join("token"), made["token"].as_str().unwrap()).unwrap();
         let child = Command::new(baton_binary())
             .args(["launcher", "--url", &c.url, "--slots", &slots.to_string(), "--name", "remote"])

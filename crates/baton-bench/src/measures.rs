@@ -27,12 +27,17 @@ pub(crate) fn median_p99(mut samples: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+/// Defines a `command` agent (or keeps the one of that name).
 pub(crate) async fn agent(c: &Coordinator, name: &str, command: Value) {
-    let _: Value = c
+    let made = c
         .client
-        .post("/api/agents", &json!({ "name": name, "executor": "command", "command": command }))
-        .await
-        .unwrap();
+        .post::<Value, _>("/api/agents", &json!({ "name": name, "executor": "command", "command": command }))
+        .await;
+    match made {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(baton_core::api::ErrorCode::AlreadyExists) => {}
+        Err(e) => panic!("could not define agent {name}: {e}"),
+    }
 }
 
 pub(crate) async fn create(c: &Coordinator, agent: &str, extra: Value) -> Task {

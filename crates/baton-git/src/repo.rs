@@ -247,11 +247,45 @@ impl Git {
         Ok(ok.then(|| out.trim().to_owned()).filter(|b| !b.is_empty()))
     }
 
+    /// The commit a branch points at, read from the ref files when it can be
+    /// (no process: this is on the way to every new task's start), else asked
+    /// of git.
+    pub async fn branch_head(&self, branch: &str) -> Result<Option<String>, GitError> {
+        let refname = format!("refs/heads/{branch}");
+        if let Some(dir) = git_dir(&self.dir) {
+            if let Ok(text) = std::fs::read_to_string(dir.join(&refname)) {
+                let id = text.trim();
+                if matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Ok(Some(id.to_owned()));
+                }
+            } else if let Ok(packed) = std::fs::read_to_string(dir.join("packed-refs")) {
+                let found = packed.lines().find_map(|l| {
+                    let (id, name) = l.split_once(' ')?;
+                    (name == refname && matches!(id.len(), 40 | 64)).then(|| id.to_owned())
+                });
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        self.resolve(&refname).await
+    }
+
     /// Whether a local branch exists.
     pub async fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
         let refname = format!("refs/heads/{branch}");
         Ok(self.probe(["show-ref", "--verify", "--quiet", refname.as_str()]).await?.0)
     }
+}
+
+/// The git directory of a checkout (`.git`) or of a bare repository; `None`
+/// for anything else (a linked worktree's `.git` file: git is asked then).
+fn git_dir(path: &Path) -> Option<PathBuf> {
+    let dot = path.join(".git");
+    if dot.is_dir() {
+        return Some(dot);
+    }
+    (!dot.exists() && path.join("HEAD").is_file()).then(|| path.to_owned())
 }
 
 fn describe<I, S>(args: I) -> String

@@ -274,3 +274,15 @@ async fn a_merged_branch_is_deleted_and_an_unmerged_one_kept() {
     assert!(worktree::delete_branch_if_merged(&repo, "t1", "main").await.unwrap());
     assert_eq!(sh(&repo, "git branch --list t1"), "");
 }
+
+#[tokio::test]
+async fn a_branch_head_is_read_from_loose_and_packed_refs() {
+    let (_dir, repo) = repo();
+    let git = Git::new(&repo);
+    let main = head(&repo, "main");
+    assert_eq!(git.branch_head("main").await.unwrap().as_deref(), Some(main.as_str()));
+    sh(&repo, "git branch other && git pack-refs --all");
+    assert!(!repo.join(".git/refs/heads/other").exists(), "packed");
+    assert_eq!(git.branch_head("other").await.unwrap().as_deref(), Some(main.as_str()));
+    assert_eq!(git.branch_head("missing").await.unwrap(), None);
+}

@@ -466,3 +466,55 @@ async fn a_corrupt_mirror_is_cloned_again_and_says_so() {
     });
     assert!(said, "the timeline says the mirror was cloned again");
 }
+
+#[tokio::test]
+async fn a_resume_goes_back_to_the_host_that_has_the_worktree() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    let first = Host::start(&b, "first", &[]).await;
+    let first_id = first.launcher(&b).await.id;
+    b.agent("turns", "echo turn >> turns.txt").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "turns" })).await;
+    assert_eq!(done(&b, &id).await.task.status, TaskStatus::Succeeded);
+    // Another launcher with more free slots comes; the resume still goes where
+    // the worktree is.
+    let other = Host::start(&b, "roomier", &[]).await;
+    other.launcher(&b).await;
+    for _ in 0..3 {
+        assert!(b.cli(&["resume", &id, "again", "--wait"]).status.success());
+    }
+    let t = b.get(&id).await;
+    assert!(t.runs.iter().all(|r| r.launcher_id.as_ref() == Some(&first_id)), "{:?}", t.runs);
+    let branch = t.task.git.branch.unwrap();
+    assert_eq!(b.sh(&format!("git show {branch}:turns.txt")), "turn\nturn\nturn\nturn");
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_handed_out_again() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    b.agent("slow", "sleep 30").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "slow" })).await;
+    let token = b.launcher_token("forgetful").await;
+    let client = baton_client::Client::new(&b.url, Some(token)).unwrap();
+    let register = json!({"name": "forgetful", "hostname": "h", "version": "0", "slots": 1, "executors": ["command"]});
+    let me: Value = client.post("/api/launchers/register", &register).await.unwrap();
+    let lid = me["launcher"]["id"].as_str().unwrap().to_owned();
+    let poll = |running: Value| {
+        let (client, lid) = (client.clone(), lid.clone());
+        async move {
+            client
+                .post::<Value, _>(&format!("/api/launchers/{lid}/poll"), &json!({"wait_ms": 200, "running": running}))
+                .await
+                .unwrap()
+        }
+    };
+    let first = poll(json!([])).await;
+    assert_eq!(first["runs"][0]["task"]["id"], id);
+    let run = first["runs"][0]["run"]["id"].clone();
+    // The answer "never arrived": the next poll names no run.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let again = poll(json!([])).await;
+    assert_eq!(again["runs"][0]["run"]["id"], run, "the same run, handed again");
+    assert_ne!(again["runs"][0]["env"]["BATON_TOKEN"], first["runs"][0]["env"]["BATON_TOKEN"], "with a fresh token");
+    let kept = poll(json!([run])).await;
+    assert!(kept["runs"].as_array().unwrap().is_empty(), "not when the launcher has it");
+}

@@ -147,11 +147,11 @@ pub(super) async fn poll(
 
 /// Names the commit a new branch starts from: the base branch's head, now.
 async fn base_commit(a: &mut Assignment) {
-    if a.task.git.base_commit.is_some() {
+    if a.task.git.base_commit.is_some() || !a.project.settings.uses_worktrees() {
         return;
     }
     let base = a.task.git.base_branch.clone().unwrap_or_else(|| a.project.default_branch.clone());
-    match baton_git::Git::new(&a.project.path).resolve(&format!("refs/heads/{base}")).await {
+    match baton_git::Git::new(&a.project.path).branch_head(&base).await {
         Ok(commit) => a.base_commit = commit,
         Err(e) => tracing::warn!(project = %a.project.name, error = %e, "could not read the base branch's head"),
     }
