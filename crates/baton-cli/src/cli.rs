@@ -200,6 +200,11 @@ pub struct UpArgs {
     /// Start only the coordinator, without the embedded launcher.
     #[arg(long)]
     pub no_launcher: bool,
+    /// Where the state is kept: `postgres://USER:PASSWORD@HOST:PORT/DB` (a
+    /// PostgreSQL database, which several coordinators may share, all active), or
+    /// `sqlite:PATH`. Default: the SQLite file `baton.db` in the data directory.
+    #[arg(long, env = "BATON_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// What an acknowledged write survives: `process` (a crash or kill -9 of Baton)
     /// or `power` (a power loss; every commit is flushed to disk).
     #[arg(long, value_enum, default_value_t = Durability::Process)]

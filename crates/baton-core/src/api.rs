@@ -55,6 +55,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The coordinator cannot do this now (503).
     Unavailable,
+    /// The database cannot be reached now; the request changed nothing that was
+    /// acknowledged, and may be sent again (503).
+    StoreUnavailable,
     /// Something went wrong inside the coordinator; its log has the details (500).
     Internal,
 }
@@ -80,6 +83,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -103,7 +107,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Internal => 500,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::StoreUnavailable => 503,
         }
     }
 }

@@ -92,31 +92,8 @@ pub struct DocVersion {
     pub updated_at: Timestamp,
 }
 
-/// Turns what a person typed into a safe full-text query: every word (letters
-/// and digits) becomes a quoted term, the last one also matching as a prefix,
-/// and all must match. Operators and punctuation (`AND`, `*`, `"`, `(`, `:`,
-/// `NEAR`) are taken as plain words or dropped, so no input is a syntax error.
-/// `None` when nothing searchable is left.
-pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(32)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
-    let (last, rest) = words.split_last()?;
-    let mut query = rest.join(" ");
-    if !query.is_empty() {
-        query.push(' ');
-    }
-    query.push_str(last);
-    query.push('*');
-    Some(query)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::names::validate_doc_name;
 
     #[test]
@@ -129,16 +106,5 @@ mod tests {
         {
             assert!(validate_doc_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn search_text_never_becomes_fts_syntax() {
-        assert_eq!(fts_query("api design").as_deref(), Some("\"api\" \"design\"*"));
-        assert_eq!(
-            fts_query("\"foo\" AND (bar* NEAR baz) OR -x:y").as_deref(),
-            Some("\"foo\" \"and\" \"bar\" \"near\" \"baz\" \"or\" \"x\" \"y\"*")
-        );
-        assert_eq!(fts_query("*** \" ( ) :"), None);
-        assert_eq!(fts_query(""), None);
     }
 }

@@ -550,6 +550,10 @@ pub struct Run {
     pub offsets: SpoolOffsets,
     /// Whether a stop was asked for, and why.
     pub stop_reason: Option<String>,
+    /// When the stop order was last handed to the launcher (it is repeated
+    /// while the run goes on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_sent_at: Option<Timestamp>,
     /// Money and tokens spent in this turn.
     #[serde(default)]
     pub usage: Usage,
@@ -684,6 +688,27 @@ pub struct LauncherOrder {
     /// When it was last handed to the launcher.
     #[serde(default)]
     pub sent_at: Option<Timestamp>,
+}
+
+/// A request to land a task on its base, kept until the merge queue's worker
+/// (one for every coordinator replica) has done it: an auto-merge survives a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeRequest {
+    /// Its id (`mr-…`).
+    pub id: String,
+    /// The task.
+    pub task_id: TaskId,
+    /// How (the project's strategy when `None`).
+    #[serde(default)]
+    pub strategy: Option<MergeStrategy>,
+    /// When it was asked for.
+    pub created_at: Timestamp,
+    /// Whether someone waits for the answer (an auto-merge has no one).
+    #[serde(default)]
+    pub awaited: bool,
+    /// The answer, once done: the merged task, or the error.
+    #[serde(default)]
+    pub outcome: Option<serde_json::Value>,
 }
 
 /// The kinds of [`LauncherOrder`].

@@ -145,8 +145,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store =
             baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-        let (state, _merges) = AppState::new(store, ServerConfig::new("http://127.0.0.1:1"));
-        let state = Arc::new(state);
+        let state = Arc::new(AppState::new(store, ServerConfig::new("http://127.0.0.1:1")));
         let router = app(state);
         let spec: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
         for (path, ops) in spec["paths"].as_object().unwrap() {

@@ -46,6 +46,14 @@ pub fn new_token(kind: TokenKind) -> String {
     format!("{prefix}{hex}")
 }
 
+/// A fresh random id: `prefix` and 48 random bits in hex.
+pub fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
 /// A token record for a new token.
 pub fn token_record(token: &str, kind: TokenKind, subject: Option<String>) -> TokenRecord {
     TokenRecord { hash: hash_token(token), kind, subject, created_at: Timestamp::now(), id: None, name: None }
@@ -79,8 +87,20 @@ impl TokenCache {
 
     /// Forgets every token of `kind` for `subject`.
     pub fn forget(&self, kind: TokenKind, subject: &str) {
+        self.forget_subject(kind.as_str(), Some(subject));
+    }
+
+    /// Forgets every token of a kind (as stored) and subject.
+    pub fn forget_subject(&self, kind: &str, subject: Option<&str>) {
         if let Ok(mut map) = self.map.write() {
-            map.retain(|_, r| !(r.kind == kind && r.subject.as_deref() == Some(subject)));
+            map.retain(|_, r| !(r.kind.as_str() == kind && r.subject.as_deref() == subject));
+        }
+    }
+
+    /// Forgets every token (revocations may have been missed).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
         }
     }
 }

@@ -1,8 +1,6 @@
 //! The context store: documents agents share, with every version kept, searched
-//! by relevance. Text lives in the database; bytes live in files named by their
-//! hash under the data directory.
-
-use std::path::{Path, PathBuf};
+//! by relevance. Text and bytes both live in the store (bytes once per SHA-256),
+//! so every replica sharing a database serves them.
 
 use base64::Engine;
 use baton_core::api::{DocDetail, PushDoc};
@@ -49,39 +47,23 @@ pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, AppError> {
     Ok(bytes)
 }
 
-/// Stores bytes as a file named by their hash (written before the database
-/// records it, so a document never points at a missing file).
-pub fn store_blob(dir: Option<&Path>, bytes: &[u8]) -> Result<Blob, AppError> {
-    let dir = dir.ok_or_else(|| AppError::invalid("this coordinator keeps text documents only"))?;
-    let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(&sha256);
-    if !path.exists() {
-        let io =
-            |e: std::io::Error| AppError::internal(std::io::Error::other(format!("could not store a document: {e}")));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = dir.join(format!(".{sha256}.tmp"));
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-    }
-    Ok(Blob { sha256 })
-}
-
-/// Where a blob's bytes are.
-pub fn blob_path(dir: Option<&Path>, blob: &Blob) -> Option<PathBuf> {
-    // The hash came from us, but it is checked before it becomes a path all the same.
-    let ok = blob.sha256.len() == 64 && blob.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then(|| dir.map(|d| d.join(&blob.sha256))).flatten()
-}
-
 /// Writes a new version of a document (the first, or the next), inside a
 /// transaction. True when it was created.
 pub fn push(
     tx: &mut dyn StoreTx,
     req: PushDoc,
-    blob: Option<(Blob, u64)>,
+    bytes: Option<Vec<u8>>,
     writer: Option<SessionId>,
 ) -> Result<(bool, Document), AppError> {
     let now = Timestamp::now();
+    let blob = match bytes {
+        Some(bytes) => {
+            let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            tx.put_blob(&sha256, &bytes)?;
+            Some((Blob { sha256 }, bytes.len() as u64))
+        }
+        None => None,
+    };
     let project_id = req.project.as_deref().map(|p| resolve::project_ref(tx, p)).transpose()?.map(|p| p.id);
     let previous = tx.document(&req.name)?;
     let size = match (&req.content, &blob) {
@@ -152,12 +134,7 @@ pub fn delete(tx: &mut dyn StoreTx, name: &str) -> Result<(), AppError> {
 }
 
 /// A document with its content, bytes, versions and back-references.
-pub fn detail(
-    r: &dyn StoreRead,
-    name: &str,
-    version: Option<u32>,
-    blobs: Option<&Path>,
-) -> Result<DocDetail, AppError> {
+pub fn detail(r: &dyn StoreRead, name: &str, version: Option<u32>) -> Result<DocDetail, AppError> {
     validate_doc_name(name).map_err(|e| AppError::invalid(e.to_string()))?;
     let doc = match version {
         Some(v) => r
@@ -167,10 +144,9 @@ pub fn detail(
     };
     let content_base64 = match &doc.blob {
         Some(blob) => {
-            let path = blob_path(blobs, blob)
-                .ok_or_else(|| AppError::internal(std::io::Error::other("the document's bytes are missing")))?;
-            let bytes = std::fs::read(&path)
-                .map_err(|e| AppError::internal(std::io::Error::other(format!("{}: {e}", path.display()))))?;
+            let bytes = r.blob(&blob.sha256)?.ok_or_else(|| {
+                AppError::internal(std::io::Error::other(format!("the bytes of {name} ({}) are missing", blob.sha256)))
+            })?;
             Some(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
         None => None,

@@ -105,6 +105,12 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Duplicate { what } => Self::new(ErrorCode::AlreadyExists, format!("{what} already exists")),
             StoreError::Closed => Self::new(ErrorCode::Unavailable, "the store is shutting down"),
+            StoreError::Unavailable(source) => Self {
+                code: ErrorCode::StoreUnavailable,
+                message: "the database cannot be reached; try again shortly".into(),
+                details: None,
+                source: Some(source),
+            },
             other => Self::internal(other),
         }
     }

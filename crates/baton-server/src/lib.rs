@@ -9,15 +9,17 @@
 
 mod api;
 pub mod auth;
+mod coordinator;
 pub mod docs;
 pub mod error;
 pub mod git_http;
 pub mod hooks;
 pub mod lead;
+mod leader;
+mod notices;
 pub mod projects;
 pub mod prompt;
 pub mod radar;
-mod reaper;
 pub mod resolve;
 pub mod review;
 pub mod scheduler;
@@ -27,16 +29,18 @@ pub mod tls;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use baton_store::StoreTx;
+use baton_store::{Notice, StoreTx};
 
 pub use api::app;
-pub use reaper::spawn_reaper;
+pub use coordinator::Coordinator;
 pub use state::{AppState, ServerConfig};
 
 use error::AppError;
 use scheduler::Effects;
 
 /// Runs a scheduler operation in one write transaction, then applies its effects.
+/// Launchers that may have work are told on every replica (a notice sent with
+/// the transaction), and at once on this one.
 pub async fn transact<T, F>(state: &Arc<AppState>, f: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut dyn StoreTx, &mut Effects) -> Result<T, AppError> + Send + 'static,
@@ -47,6 +51,9 @@ where
         .write(move |tx| {
             let mut fx = Effects::default();
             let value = f(tx, &mut fx)?;
+            if fx.wake_launchers {
+                tx.notify(Notice::Work)?;
+            }
             Ok::<_, AppError>((value, fx))
         })
         .await?;
@@ -65,6 +72,8 @@ fn apply(state: &Arc<AppState>, fx: Effects) {
         state.metrics.events_ingested.fetch_add(fx.events_ingested, Ordering::Relaxed);
     }
     if let Some(at) = fx.wake_at {
+        // The fast path; the timers' replica wakes every replica's launchers at
+        // that time too (see `leader`), so a backoff survives this replica.
         let state = Arc::clone(state);
         let delay = at.millis_since(baton_core::Timestamp::now()).max(0) as u64;
         tokio::spawn(async move {
@@ -72,8 +81,8 @@ fn apply(state: &Arc<AppState>, fx: Effects) {
             state.wake_launchers();
         });
     }
-    for task in fx.merges {
-        let _ = state.merges.send(review::MergeJob { task, strategy: None, reply: None });
+    if fx.merges_queued {
+        state.merge_work.notify_one();
     }
     if fx.wake_launchers {
         state.wake_launchers();

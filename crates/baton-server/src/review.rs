@@ -1,8 +1,11 @@
 //! Reviewing and landing work: a task's diff, the merge queue, and cleaning up
 //! worktrees without ever destroying work.
 //!
-//! The merge queue is one task processing one merge at a time, so merges never
-//! race; a request waits for its own turn and gets its own answer. Merging a task
+//! The merge queue is durable: a request is a row, written in the transaction
+//! that asks for it (an auto-merge in the one that ends the task), so it survives
+//! a crash. One worker, on the replica holding the timers' lease, lands one merge
+//! at a time, so merges never race, across replicas too; a request waits for its
+//! own turn and gets its own answer. Merging a task
 //! first merges its succeeded, unmerged prerequisites (dependency order). Each
 //! merge is checked against the base as it is at that moment and lands with a
 //! compare-and-swap of the base ref (see `baton_git::merge`): a conflict names the
@@ -10,65 +13,164 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use baton_core::api::{CleanReport, Diff, ErrorCode};
 use baton_core::ids::TaskId;
-use baton_core::model::{LauncherOrder, MergeState, MergeStrategy, OrderKind, Project, Task};
+use baton_core::model::{LauncherOrder, MergeRequest, MergeState, MergeStrategy, OrderKind, Project, Task};
 use baton_core::status::TaskStatus;
+use baton_core::time::Timestamp;
 use baton_git::GitError;
 use baton_git::{merge, worktree};
-use baton_store::{EventFilter, StoreRead};
+use baton_store::{EventFilter, Notice, StoreRead, StoreTx};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
 use crate::resolve;
-use crate::scheduler::emit_task;
+use crate::scheduler::{Effects, emit_task};
 use crate::state::AppState;
 
-/// A request to merge a task.
-pub struct MergeJob {
-    /// The task.
-    pub task: TaskId,
-    /// How (the project's strategy when `None`).
-    pub strategy: Option<MergeStrategy>,
-    /// Where the answer goes (none for auto-merge).
-    pub reply: Option<oneshot::Sender<Result<Task, AppError>>>,
+/// How long a caller waits for its merge before it is told to look later.
+const MERGE_WAIT: Duration = Duration::from_secs(600);
+
+/// How often a waiting caller or an idle worker looks at the queue anyway (a
+/// safety net: notices wake them at once).
+const MERGE_POLL: Duration = Duration::from_secs(2);
+
+/// Puts a merge in the queue, inside the caller's transaction: once that
+/// commits, the merge happens even if this coordinator dies. Its id.
+pub fn queue_merge(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &TaskId,
+    strategy: Option<MergeStrategy>,
+    awaited: bool,
+) -> Result<String, AppError> {
+    let id = crate::auth::random_id("mr-");
+    tx.put_merge_request(&MergeRequest {
+        id: id.clone(),
+        task_id: task.clone(),
+        strategy,
+        created_at: Timestamp::now(),
+        awaited,
+        outcome: None,
+    })?;
+    tx.notify(Notice::MergeQueued)?;
+    fx.merges_queued = true;
+    Ok(id)
 }
 
-/// Starts the merge queue's worker.
-pub fn spawn_merge_queue(
-    state: Arc<AppState>,
-    mut jobs: mpsc::UnboundedReceiver<MergeJob>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(job) = jobs.recv().await {
-            let result = merge_task(&state, &job.task, job.strategy).await;
-            match job.reply {
-                Some(reply) => {
-                    let _ = reply.send(result);
+/// The merge queue's worker. It works only on the replica that holds the timers'
+/// lease, so there is one queue across replicas: merges land one at a time, in
+/// the order they were asked for.
+pub(crate) async fn merge_worker(state: Arc<AppState>) {
+    loop {
+        if state.is_leader() {
+            match state.store.read(|r| r.pending_merges()).await {
+                Ok(pending) => {
+                    for request in pending {
+                        if !state.is_leader() {
+                            break;
+                        }
+                        merge_one(&state, request).await;
+                    }
                 }
-                None => match result {
-                    Ok(t) => tracing::info!(task = %t.id, "auto-merged"),
-                    Err(e) => tracing::warn!(task = %job.task, error = %e, "auto-merge failed"),
-                },
+                Err(e) => tracing::warn!(error = %e, "could not read the merge queue"),
             }
         }
-    })
+        tokio::select! {
+            _ = state.merge_work.notified() => {}
+            _ = tokio::time::sleep(MERGE_POLL) => {}
+        }
+    }
 }
 
-/// Queues a merge and waits for its answer.
+async fn merge_one(state: &Arc<AppState>, mut request: MergeRequest) {
+    let result = merge_task(state, &request.task_id, request.strategy).await;
+    if !request.awaited {
+        match &result {
+            Ok(t) => tracing::info!(task = %t.id, "auto-merged"),
+            Err(e) => tracing::warn!(task = %request.task_id, error = %e, "auto-merge failed"),
+        }
+    }
+    let saved = if request.awaited {
+        request.outcome = Some(match result {
+            Ok(task) => json!({ "task": task }),
+            Err(e) => json!({ "error": { "code": e.code, "message": e.message, "details": e.details } }),
+        });
+        state
+            .store
+            .write(move |tx| {
+                tx.put_merge_request(&request)?;
+                tx.notify(Notice::MergeDone { id: request.id.clone() })
+            })
+            .await
+    } else {
+        state.store.write(move |tx| tx.delete_merge_request(&request.id)).await
+    };
+    if let Err(e) = saved {
+        tracing::error!(error = %e, "could not record a merge's outcome");
+    }
+}
+
+/// Queues a merge and waits for its answer (from whichever replica merges).
 pub async fn request_merge(
     state: &Arc<AppState>,
     task: TaskId,
     strategy: Option<MergeStrategy>,
 ) -> Result<Task, AppError> {
-    let (reply, answer) = oneshot::channel();
-    state
-        .merges
-        .send(MergeJob { task, strategy, reply: Some(reply) })
-        .map_err(|_| AppError::new(ErrorCode::Unavailable, "the merge queue has stopped"))?;
-    answer.await.map_err(|_| AppError::new(ErrorCode::Unavailable, "the merge queue has stopped"))?
+    let mut notices = state.store.notices();
+    let id = crate::transact(state, move |tx, fx| {
+        resolve::task(tx, &task)?;
+        queue_merge(tx, fx, &task, strategy, true)
+    })
+    .await?;
+    let deadline = tokio::time::Instant::now() + MERGE_WAIT;
+    loop {
+        if let Some(outcome) = take_outcome(state, &id).await? {
+            return outcome;
+        }
+        tokio::select! {
+            _ = notices.recv() => {}
+            _ = tokio::time::sleep(MERGE_POLL) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AppError::new(
+                ErrorCode::Unavailable,
+                "the merge is still queued; it lands in its turn (`baton show` tells when)",
+            ));
+        }
+    }
+}
+
+/// A merge request's outcome, once done (the request is then removed).
+async fn take_outcome(state: &Arc<AppState>, id: &str) -> Result<Option<Result<Task, AppError>>, AppError> {
+    let id = id.to_owned();
+    let done = state
+        .store
+        .write(move |tx| {
+            let Some(request) = tx.merge_request(&id)? else {
+                return Err(AppError::new(ErrorCode::Internal, format!("merge request {id} disappeared")));
+            };
+            if request.outcome.is_some() {
+                tx.delete_merge_request(&id)?;
+            }
+            Ok::<_, AppError>(request.outcome)
+        })
+        .await?;
+    Ok(done.map(|outcome| {
+        if let Some(task) = outcome.get("task") {
+            return serde_json::from_value::<Task>(task.clone()).map_err(AppError::internal);
+        }
+        let error = &outcome["error"];
+        let code = serde_json::from_value(error["code"].clone()).unwrap_or(ErrorCode::Internal);
+        let message = error["message"].as_str().unwrap_or("the merge failed").to_owned();
+        let mut e = AppError::new(code, message);
+        if !error["details"].is_null() {
+            e = e.with_details(error["details"].clone());
+        }
+        Err(e)
+    }))
 }
 
 /// The task and its unmerged prerequisites, in the order they must land.

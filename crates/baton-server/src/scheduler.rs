@@ -21,10 +21,13 @@ use baton_core::ids::SessionId;
 use baton_core::model::TokenRecord;
 
 pub(crate) use emit::save_task as emit_task;
-pub use launchers::{due_orders, heartbeat, mark_offline, order_done, register, set_draining};
+pub use launchers::{
+    due_orders, due_stops, expire_silent, heartbeat, mark_offline, order_done, register, seen, set_draining,
+};
 pub use plans::create_plan;
 pub use runs::{
-    attach, claim_runs, ingest_events, lose_runs, redeliver, run_checking, run_checkpoint, run_finished, run_started,
+    attach, claim_runs, ingest_events, lose_runs, overdue_runs, redeliver, run_checking, run_checkpoint, run_finished,
+    run_started, stop_overdue,
 };
 pub use tasks::update_git;
 pub use tasks::{approve_task, create_task, resume_task, retry_task, stop_task};
@@ -42,6 +45,6 @@ pub struct Effects {
     pub events_ingested: u64,
     /// A run was queued to start later (retry backoff): wake launchers then.
     pub wake_at: Option<baton_core::Timestamp>,
-    /// Tasks to put in the merge queue (auto-merge).
-    pub merges: Vec<baton_core::ids::TaskId>,
+    /// Merge requests were queued (the merge queue's worker may have work).
+    pub merges_queued: bool,
 }

@@ -1,11 +1,10 @@
 //! The coordinator's shared state and configuration.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use baton_core::ids::{LauncherId, RunId};
+use baton_core::ids::LauncherId;
 use baton_store::Store;
 use tokio::sync::Notify;
 
@@ -30,8 +29,6 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The largest single event, in bytes of JSON.
     pub max_event_bytes: usize,
-    /// Where binary documents of the context store are kept (`None`: text only).
-    pub blobs_dir: Option<std::path::PathBuf>,
     /// Baton's own git hooks (`pre-receive`), run by pushes to `/git/…`.
     pub git_hooks_dir: Option<std::path::PathBuf>,
 }
@@ -48,7 +45,6 @@ impl ServerConfig {
             max_delegation_depth: 4,
             max_body_bytes: 2 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
-            blobs_dir: None,
             git_hooks_dir: None,
         }
     }
@@ -68,15 +64,6 @@ impl ServerConfig {
 
 /// How long a dashboard login link works.
 pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// What the coordinator knows of a connected launcher beyond the database.
-#[derive(Debug)]
-pub struct LauncherLive {
-    /// When it was last heard from.
-    pub last_seen: Instant,
-    /// Stop orders delivered and when, so a poll repeats them only when unanswered.
-    pub stops_sent: HashMap<RunId, Instant>,
-}
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -108,76 +95,68 @@ pub struct AppState {
     pub store: Store,
     /// Configuration.
     pub config: ServerConfig,
+    /// This coordinator's name among the replicas sharing the store.
+    pub replica: String,
     /// Known tokens.
     pub tokens: TokenCache,
-    /// Woken whenever launchers may have something to do (runs queued, stops asked).
+    /// Woken whenever launchers may have something to do (runs queued, stops
+    /// asked), here or on another replica.
     pub work: Notify,
-    /// Connected launchers.
-    pub launchers: Mutex<HashMap<LauncherId, LauncherLive>>,
-    /// Launchers whose polls are waiting for work now.
+    /// Woken when a merge request may be waiting.
+    pub merge_work: Notify,
+    /// Whether this replica holds the timers' lease (runs the timers and the
+    /// merge queue) now.
+    pub leader: AtomicBool,
+    /// Launchers whose polls are waiting for work on this replica now.
     pub polling: Mutex<std::collections::HashSet<LauncherId>>,
     /// Counters.
     pub metrics: Metrics,
     /// When the coordinator started.
     pub started: Instant,
-    /// The merge queue.
-    pub merges: tokio::sync::mpsc::UnboundedSender<crate::review::MergeJob>,
-    /// One-time dashboard login codes (hashed) and when each expires.
-    pub login_codes: Mutex<HashMap<String, Instant>>,
 }
 
 impl AppState {
-    /// State over a store, and the receiving end of its merge queue (give it to
-    /// [`crate::review::spawn_merge_queue`]).
-    pub fn new(
-        store: Store,
-        config: ServerConfig,
-    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<crate::review::MergeJob>) {
-        let (merges, jobs) = tokio::sync::mpsc::unbounded_channel();
-        let state = Self {
+    /// State over a store.
+    pub fn new(store: Store, config: ServerConfig) -> Self {
+        Self {
             store,
             config,
+            replica: crate::auth::random_id("c-"),
             tokens: TokenCache::default(),
             work: Notify::new(),
-            launchers: Mutex::new(HashMap::new()),
+            merge_work: Notify::new(),
+            leader: AtomicBool::new(false),
             polling: Mutex::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
-            merges,
-            login_codes: Mutex::new(HashMap::new()),
-        };
-        (state, jobs)
+        }
     }
 
-    /// A fresh one-time login link for the dashboard, valid for [`LOGIN_CODE_TTL`].
-    pub fn login_link(&self) -> String {
+    /// A fresh one-time login link for the dashboard, valid for [`LOGIN_CODE_TTL`]
+    /// on every replica.
+    pub async fn login_link(&self) -> Result<String, crate::error::AppError> {
         let code = crate::auth::new_token(baton_core::model::TokenKind::Admin);
         let code = code.trim_start_matches("bta_").to_owned();
-        if let Ok(mut codes) = self.login_codes.lock() {
-            let now = Instant::now();
-            codes.retain(|_, expires| *expires > now);
-            codes.insert(crate::auth::hash_token(&code), now + LOGIN_CODE_TTL);
-        }
-        format!("{}/login?code={code}", self.config.public_url)
+        let hash = crate::auth::hash_token(&code);
+        let expires = baton_core::Timestamp::now().plus_millis(LOGIN_CODE_TTL.as_millis() as i64);
+        self.store.write(move |tx| tx.put_login_code(&hash, expires)).await?;
+        Ok(format!("{}/login?code={code}", self.config.public_url))
     }
 
     /// Takes a login code: true once, while it is fresh.
-    pub fn redeem_login_code(&self, code: &str) -> bool {
-        let Ok(mut codes) = self.login_codes.lock() else { return false };
-        codes.remove(&crate::auth::hash_token(code)).is_some_and(|expires| expires > Instant::now())
+    pub async fn redeem_login_code(&self, code: &str) -> Result<bool, crate::error::AppError> {
+        let hash = crate::auth::hash_token(code);
+        let expires = self.store.write(move |tx| tx.take_login_code(&hash)).await?;
+        Ok(expires.is_some_and(|at| at > baton_core::Timestamp::now()))
     }
 
-    /// Wakes every waiting launcher poll.
+    /// Wakes every launcher poll waiting on this replica.
     pub fn wake_launchers(&self) {
         self.work.notify_waiters();
     }
 
-    /// Records that a launcher was heard from.
-    pub fn launcher_seen(&self, id: &LauncherId) {
-        if let Ok(mut map) = self.launchers.lock() {
-            map.entry(id.clone())
-                .and_modify(|l| l.last_seen = Instant::now())
-                .or_insert_with(|| LauncherLive { last_seen: Instant::now(), stops_sent: HashMap::new() });
-        }
+    /// Whether this replica runs the timers now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
     }
 }

@@ -1,15 +1,13 @@
 //! The store's error type.
 
-use std::path::PathBuf;
-
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened or migrated.
-    #[error("error opening the database at {path}")]
+    #[error("cannot open the database {place}")]
     Open {
-        /// The database file.
-        path: PathBuf,
+        /// The database: its file, or its URL without the password.
+        place: String,
         /// What went wrong.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -39,6 +37,16 @@ pub enum StoreError {
         found: i64,
         /// The newest version this build knows.
         known: i64,
+    },
+    /// The database cannot be reached now (a restart, a lost connection). A write
+    /// that got this may or may not have committed.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database is shared with a coordinator this one cannot work beside.
+    #[error("{message}")]
+    Incompatible {
+        /// What differs, and what to do.
+        message: String,
     },
     /// The store has shut down.
     #[error("the store is closed")]

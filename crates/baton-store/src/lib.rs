@@ -13,11 +13,14 @@
 //! order of their ids, which is what makes the live stream gap-free.
 
 mod error;
+pub mod postgres;
+mod rows;
+mod search;
 pub mod sqlite;
 mod store;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, Committed, Completion, DocFilter, DocHit, EventFilter, ReadJob, Store, StoreRead, StoreTx, TaskFilter,
-    WriteJob,
+    Backend, Committed, Completion, DocFilter, DocHit, EventFilter, Notice, ReadJob, Store, StoreRead, StoreTx,
+    TaskFilter, WriteJob,
 };

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
 use crate::StoreError;
-use crate::store::{Backend, Committed, Completion, ReadJob, Store, WriteJob};
+use crate::store::{Backend, Committed, Completion, Notice, ReadJob, Store, WriteJob};
 use db::Db;
 
 /// How hard commits try to reach the disk.
@@ -53,11 +53,22 @@ const MAX_GROUP: usize = 512;
 /// from the database. The ring is allocated whole at start (about 32 bytes a slot),
 /// so it is sized for ordinary bursts; a bigger one (a plan of thousands of tasks)
 /// sends its readers to the database, which they read in pages.
-const EVENT_BUFFER: usize = 4_096;
+pub(crate) const EVENT_BUFFER: usize = 4_096;
+
+/// How many notices subscribers may fall behind (one that does gets
+/// [`Notice::Resync`] from its receiver's lag).
+pub(crate) const NOTICE_BUFFER: usize = 1_024;
+
+/// Where the writer publishes what a commit made known.
+struct Publisher {
+    events: broadcast::Sender<Arc<Committed>>,
+    notices: broadcast::Sender<Notice>,
+}
 
 /// Opens (creating and migrating as needed) the database and starts its threads.
 pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
-    let open_err = |source: rusqlite::Error| StoreError::Open { path: options.path.clone(), source: Box::new(source) };
+    let place = options.path.display().to_string();
+    let open_err = |source: rusqlite::Error| StoreError::Open { place: place.clone(), source: Box::new(source) };
     let writer = open_connection(&options.path, false).map_err(open_err)?;
     let sync = match options.durability {
         Durability::Process => "NORMAL",
@@ -65,17 +76,18 @@ pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
     };
     writer.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};")).map_err(open_err)?;
     schema::migrate(&writer).map_err(|e| match e {
-        StoreError::Database(source) => StoreError::Open { path: options.path.clone(), source },
+        StoreError::Database(source) => StoreError::Open { place: place.clone(), source },
         other => other,
     })?;
 
     let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let (notices, _) = broadcast::channel(NOTICE_BUFFER);
     let (write_tx, write_rx) = mpsc::channel::<WriteJob>();
-    let publisher = events.clone();
+    let publisher = Publisher { events: events.clone(), notices: notices.clone() };
     thread::Builder::new()
         .name("baton-store-writer".into())
         .spawn(move || write_loop(writer, write_rx, publisher))
-        .map_err(|e| StoreError::Open { path: options.path.clone(), source: Box::new(e) })?;
+        .map_err(|e| StoreError::Open { place: place.clone(), source: Box::new(e) })?;
 
     let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
     let read_rx = Arc::new(Mutex::new(read_rx));
@@ -85,11 +97,11 @@ pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
         thread::Builder::new()
             .name(format!("baton-store-reader-{i}"))
             .spawn(move || read_loop(conn, jobs))
-            .map_err(|e| StoreError::Open { path: options.path.clone(), source: Box::new(e) })?;
+            .map_err(|e| StoreError::Open { place: place.clone(), source: Box::new(e) })?;
     }
 
     let backend = SqliteBackend { writes: write_tx, reads: read_tx };
-    Ok(Store::new(Arc::new(backend), events))
+    Ok(Store::new(Arc::new(backend), events, notices))
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, rusqlite::Error> {
@@ -119,6 +131,10 @@ impl Backend for SqliteBackend {
     fn submit_read(&self, job: ReadJob) -> Result<(), StoreError> {
         self.reads.send(job).map_err(|_| StoreError::Closed)
     }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
 }
 
 fn read_loop(conn: Connection, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
@@ -135,14 +151,14 @@ fn read_loop(conn: Connection, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
         // snapshot (a task and its runs as of one commit, never half of two).
         let snapshot = conn.execute_batch("BEGIN DEFERRED").is_ok();
         // A panicking job drops its reply sender, so its caller gets `Closed`.
-        let _ = catch_unwind(AssertUnwindSafe(|| job(&db)));
+        let _ = catch_unwind(AssertUnwindSafe(|| job(Ok(&db))));
         if snapshot {
             let _ = conn.execute_batch("COMMIT");
         }
     }
 }
 
-fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, events: broadcast::Sender<Arc<Committed>>) {
+fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, publisher: Publisher) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -151,13 +167,13 @@ fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, events: broadcast::Sen
                 Err(_) => break,
             }
         }
-        commit_group(&conn, batch, &events);
+        commit_group(&conn, batch, &publisher);
     }
 }
 
 /// Runs a group of jobs in one transaction, each in its own savepoint, then
 /// commits, publishes the events of the jobs that succeeded, and answers every job.
-fn commit_group(conn: &Connection, batch: Vec<WriteJob>, events: &broadcast::Sender<Arc<Committed>>) {
+fn commit_group(conn: &Connection, batch: Vec<WriteJob>, publisher: &Publisher) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Dropping the jobs unrun drops their reply channels: each caller gets
         // `StoreError::Closed` and nothing is written.
@@ -166,15 +182,17 @@ fn commit_group(conn: &Connection, batch: Vec<WriteJob>, events: &broadcast::Sen
     }
     let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
     let mut published = Vec::new();
+    let mut notices = Vec::new();
     for job in batch {
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             tracing::error!(error = %e, "could not open a savepoint");
         }
         let mut db = Db::new(conn);
-        match catch_unwind(AssertUnwindSafe(|| job(&mut db))) {
+        match catch_unwind(AssertUnwindSafe(|| job(Ok(&mut db)))) {
             Ok((true, completion)) => {
                 let _ = conn.execute_batch("RELEASE job");
                 published.append(&mut db.appended);
+                notices.append(&mut db.notices);
                 completions.push(completion);
             }
             Ok((false, completion)) => {
@@ -191,7 +209,10 @@ fn commit_group(conn: &Connection, batch: Vec<WriteJob>, events: &broadcast::Sen
         Ok(()) => {
             for event in published {
                 let json = serde_json::to_string(&event).unwrap_or_default().into();
-                let _ = events.send(Arc::new(Committed { event, json }));
+                let _ = publisher.events.send(Arc::new(Committed { event, json }));
+            }
+            for notice in notices {
+                let _ = publisher.notices.send(notice);
             }
             for completion in completions {
                 completion(Ok(()));
@@ -221,254 +242,5 @@ impl std::fmt::Display for SharedError {
 impl std::error::Error for SharedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use baton_core::event::{EventKind, NewEvent};
-    use baton_core::ids::{ProjectId, SessionId};
-    use baton_core::model::{Project, ProjectSettings};
-    use baton_core::time::Timestamp;
-    use serde_json::json;
-
-    use super::*;
-    use crate::EventFilter;
-
-    fn project(name: &str) -> Project {
-        Project {
-            id: ProjectId::generate(),
-            name: name.into(),
-            path: format!("/tmp/{name}"),
-            default_branch: "main".into(),
-            settings: ProjectSettings::default(),
-            created_at: Timestamp::now(),
-        }
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-    }
-
-    #[test]
-    fn writes_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.db");
-        let p = project("alpha");
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(&path)).unwrap();
-            let p2 = p.clone();
-            store.write(move |tx| tx.put_project(&p2)).await.unwrap();
-        });
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(&path)).unwrap();
-            let id = p.id.clone();
-            let got = store.read(move |r| r.project(&id)).await.unwrap();
-            assert_eq!(got, Some(p));
-        });
-    }
-
-    #[test]
-    fn session_events_are_numbered_per_session() {
-        let dir = tempfile::tempdir().unwrap();
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-            let (a, b) = (SessionId::generate(), SessionId::generate());
-            let (a2, b2) = (a.clone(), b.clone());
-            let seqs = store
-                .write(move |tx| {
-                    let mut seqs = Vec::new();
-                    for s in [&a2, &b2, &a2, &a2] {
-                        let e = tx.append_event(Some(s), None, None, NewEvent::log("x"))?;
-                        seqs.push(e.seq.unwrap());
-                    }
-                    let global = tx.append_event(None, None, None, NewEvent::log("y"))?;
-                    assert_eq!(global.seq, None);
-                    Ok::<_, StoreError>(seqs)
-                })
-                .await
-                .unwrap();
-            assert_eq!(seqs, [1, 1, 2, 3]);
-            let a3 = a.clone();
-            let events = store.read(move |r| r.session_events(&a3, 1, 10)).await.unwrap();
-            assert_eq!(events.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(), [2, 3]);
-            let all = store.read(|r| r.events(&EventFilter { limit: 100, ..Default::default() })).await.unwrap();
-            assert_eq!(all.len(), 5);
-            assert!(all.windows(2).all(|w| w[0].id < w[1].id));
-        });
-    }
-
-    #[test]
-    fn a_failed_job_is_rolled_back_alone_and_publishes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-            let mut sub = store.subscribe();
-            let s = SessionId::generate();
-            let (s1, s2) = (s.clone(), s.clone());
-            let good = store.write(move |tx| {
-                tx.append_event(Some(&s1), None, None, NewEvent::log("kept"))?;
-                Ok::<_, StoreError>(())
-            });
-            let bad = store.write(move |tx| {
-                tx.append_event(Some(&s2), None, None, NewEvent::log("undone"))?;
-                Err::<(), _>(StoreError::Closed)
-            });
-            let (good, bad) = tokio::join!(good, bad);
-            assert!(good.is_ok());
-            assert!(bad.is_err());
-            let published = sub.recv().await.unwrap();
-            assert_eq!(published.event.data, json!({"message": "kept"}));
-            assert!(sub.try_recv().is_err());
-            let s3 = s.clone();
-            let events = store.read(move |r| r.session_events(&s3, 0, 10)).await.unwrap();
-            assert_eq!(events.len(), 1);
-            assert_eq!(events[0].kind, EventKind::Log);
-        });
-    }
-
-    #[test]
-    fn duplicate_names_are_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-            let (p, mut q) = (project("same"), project("same"));
-            q.path = "/elsewhere".into();
-            store.write(move |tx| tx.put_project(&p)).await.unwrap();
-            let err = store.write(move |tx| tx.put_project(&q)).await.unwrap_err();
-            assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
-        });
-    }
-
-    #[test]
-    fn ids_resolve_by_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-            let p = project("x");
-            store.write(move |tx| tx.put_project(&p)).await.unwrap();
-            let found = store.read(|r| r.ids_with_prefix("project", "p-", 5)).await.unwrap();
-            assert_eq!(found.len(), 1);
-            let none = store.read(|r| r.ids_with_prefix("project", "p-*", 5)).await.unwrap();
-            assert!(none.is_empty());
-        });
-    }
-
-    #[test]
-    fn newer_schemas_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.db");
-        drop(open(&SqliteOptions::new(&path)).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA user_version = 999").unwrap();
-        drop(conn);
-        assert!(matches!(open(&SqliteOptions::new(&path)), Err(StoreError::TooNew { found: 999, .. })));
-    }
-
-    fn document(name: &str, content: &str, tags: &[&str], version: u32) -> baton_core::doc::Document {
-        baton_core::doc::Document {
-            name: name.into(),
-            content: Some(content.into()),
-            blob: None,
-            content_type: "text/markdown".into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            metadata: Default::default(),
-            relations: Vec::new(),
-            project_id: None,
-            version,
-            size: content.len() as u64,
-            written_by: None,
-            created_at: Timestamp::now(),
-            updated_at: Timestamp::now(),
-        }
-    }
-
-    #[test]
-    fn documents_are_searched_by_relevance_and_keep_their_versions() {
-        use crate::DocFilter;
-        use baton_core::doc::fts_query;
-        let dir = tempfile::tempdir().unwrap();
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-            store
-                .write(|tx| {
-                    tx.put_document(&document("notes/api", "The REST API uses bearer tokens.", &["api"], 1))?;
-                    tx.put_document(&document("notes/db", "SQLite in WAL mode; tokens hashed.", &["db"], 1))?;
-                    tx.put_document(&document("tokens", "Everything about tokens: tokens, tokens.", &["security"], 1))?;
-                    tx.put_document(&document("notes/api", "The REST API uses bearer tokens and cookies.", &["api"], 2))
-                })
-                .await
-                .unwrap();
-            let search = |q: &str, tags: Vec<String>| {
-                let filter = DocFilter { query: fts_query(q), tags, limit: 10, ..Default::default() };
-                let store = store.clone();
-                async move { store.read(move |r| r.documents(&filter)).await.unwrap() }
-            };
-            let hits = search("tokens", vec![]).await;
-            let names: Vec<&str> = hits.iter().map(|h| h.doc.name.as_str()).collect();
-            assert_eq!(names[0], "tokens", "the name and the most mentions rank first: {names:?}");
-            assert_eq!(names.len(), 3);
-            assert!(hits[0].snippet.as_deref().unwrap().contains("[tokens]"));
-            assert!(hits[0].score.unwrap() >= hits[1].score.unwrap());
-            let hits = search("tokens", vec!["db".into()]).await;
-            assert_eq!(hits.iter().map(|h| h.doc.name.as_str()).collect::<Vec<_>>(), ["notes/db"]);
-            assert_eq!(search("cook", vec![]).await.len(), 1, "the last word matches as a prefix");
-            assert_eq!(search("\"bearer\" AND (x* NEAR :", vec![]).await.len(), 0, "no syntax error");
-            let (cur, old, versions) = store
-                .read(|r| {
-                    Ok::<_, StoreError>((
-                        r.document("notes/api")?,
-                        r.document_version("notes/api", 1)?,
-                        r.document_versions("notes/api")?,
-                    ))
-                })
-                .await
-                .unwrap();
-            assert_eq!(cur.unwrap().version, 2);
-            assert_eq!(old.unwrap().content.as_deref(), Some("The REST API uses bearer tokens."));
-            assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
-            let deleted = store.write(|tx| tx.delete_document("notes/api")).await.unwrap();
-            assert!(deleted);
-            assert_eq!(search("bearer", vec![]).await.len(), 0, "gone from the index too");
-            assert!(store.read(|r| r.document_versions("notes/api")).await.unwrap().is_empty());
-        });
-    }
-
-    #[test]
-    fn a_read_job_sees_one_snapshot_even_while_writes_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        rt().block_on(async {
-            let store = open(&SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-            let p = project("before");
-            let id = p.id.clone();
-            store.write(move |tx| tx.put_project(&p)).await.unwrap();
-            let (read_started, wrote) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
-            let (started_tx, started_rx) = read_started;
-            let (wrote_tx, wrote_rx) = wrote;
-            let reader = {
-                let store = store.clone();
-                let id = id.clone();
-                tokio::spawn(async move {
-                    store
-                        .read(move |r| {
-                            let first = r.project(&id)?.unwrap().name;
-                            started_tx.send(()).unwrap();
-                            wrote_rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
-                            let second = r.project(&id)?.unwrap().name;
-                            Ok::<_, StoreError>((first, second))
-                        })
-                        .await
-                })
-            };
-            tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
-            let mut renamed = project("after");
-            renamed.id = id.clone();
-            store.write(move |tx| tx.put_project(&renamed)).await.unwrap();
-            wrote_tx.send(()).unwrap();
-            let (first, second) = reader.await.unwrap().unwrap();
-            assert_eq!((first.as_str(), second.as_str()), ("before", "before"), "one snapshot per read job");
-            let now = store.read(move |r| r.project(&id)).await.unwrap().unwrap().name;
-            assert_eq!(now, "after");
-        });
     }
 }

@@ -9,10 +9,11 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, Orchestration, OrderKind, Plan, Project, Run, Session, Task, TokenKind,
-    TokenRecord,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, Project, Run, Session, Task,
+    TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
+use baton_core::time::Timestamp;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::StoreError;
@@ -48,8 +49,8 @@ pub struct EventFilter {
 /// Which documents to list or search.
 #[derive(Debug, Clone, Default)]
 pub struct DocFilter {
-    /// A full-text query, already made safe ([`baton_core::doc::fts_query`]);
-    /// results are then ranked by relevance, else newest first.
+    /// Words to search for (the last one also as a prefix), taken as words, never
+    /// as a search syntax; results are then ranked by relevance, else newest first.
     pub query: Option<String>,
     /// Only documents with every one of these tags.
     pub tags: Vec<String>,
@@ -155,6 +156,15 @@ pub trait StoreRead {
     /// A launcher's pending orders, oldest first.
     fn orders_of_launcher(&self, id: &LauncherId) -> Result<Vec<LauncherOrder>, StoreError>;
 
+    /// A binary document's bytes, by their SHA-256.
+    fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Merge requests not yet done, oldest first.
+    fn pending_merges(&self) -> Result<Vec<MergeRequest>, StoreError>;
+    /// A merge request.
+    fn merge_request(&self, id: &str) -> Result<Option<MergeRequest>, StoreError>;
+    /// The time on the database's clock (leases expire on it).
+    fn clock(&self) -> Result<Timestamp, StoreError>;
+
     /// A plan by id.
     fn plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError>;
     /// Plans, newest first, at most `limit`.
@@ -202,6 +212,25 @@ pub trait StoreTx: StoreRead {
     fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError>;
     /// Saves what an agent's CLI keeps of a session's conversation.
     fn put_session_state(&mut self, id: &SessionId, state: &SessionState) -> Result<(), StoreError>;
+    /// Stores a binary document's bytes under their SHA-256 (kept once).
+    fn put_blob(&mut self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Takes (or renews) the lease `name` for `holder`, valid for `ttl_ms` on the
+    /// database's clock, unless another holder has it: its fencing number (which
+    /// grows each time the lease changes hands), else `None`.
+    fn acquire_lease(&mut self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Gives a lease up (when `holder` has it).
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Records a one-time login code (its hash) and when it expires.
+    fn put_login_code(&mut self, hash: &str, expires: Timestamp) -> Result<(), StoreError>;
+    /// Takes a login code: when it expires, if it was there (it is gone after).
+    fn take_login_code(&mut self, hash: &str) -> Result<Option<Timestamp>, StoreError>;
+    /// Inserts or replaces a merge request.
+    fn put_merge_request(&mut self, request: &MergeRequest) -> Result<(), StoreError>;
+    /// Removes a merge request.
+    fn delete_merge_request(&mut self, id: &str) -> Result<(), StoreError>;
+    /// Tells every coordinator sharing the store (this one included) something
+    /// that is not an event: a revoked token.
+    fn notify(&mut self, notice: Notice) -> Result<(), StoreError>;
     /// Inserts or replaces a launcher order (one per launcher, kind and subject).
     fn put_order(&mut self, order: &LauncherOrder) -> Result<(), StoreError>;
     /// Removes a launcher order; whether there was one.
@@ -228,15 +257,49 @@ pub struct Committed {
     pub json: bytes::Bytes,
 }
 
+/// Something every coordinator sharing the store must hear of that is not an
+/// event. Notices are delivered after the commit of the transaction that sent
+/// them, to every coordinator (the sender too), at most once: one that may have
+/// been missed (a lost connection) is followed by [`Notice::Resync`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum Notice {
+    /// A token was revoked (the store sends it when one is deleted).
+    TokenRevoked {
+        /// Its hash.
+        hash: String,
+    },
+    /// Every token of a kind and subject was revoked (sent by the store).
+    TokensRevoked {
+        /// The kind (`session`, `launcher`, `admin`).
+        kind: String,
+        /// Whose.
+        subject: Option<String>,
+    },
+    /// Launchers may have something to do (a run queued, a stop, an order).
+    Work,
+    /// A merge request was queued.
+    MergeQueued,
+    /// A merge request was done.
+    MergeDone {
+        /// Its id.
+        id: String,
+    },
+    /// Notices may have been missed: whatever was cached must be read again.
+    Resync,
+}
+
 /// Called once a job's transaction has committed (or failed to).
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// A write job: runs inside the transaction, returns whether it succeeded (a
-/// failed job's writes are rolled back) and what to call after the commit.
-pub type WriteJob = Box<dyn FnOnce(&mut dyn StoreTx) -> (bool, Completion) + Send>;
+/// failed job's writes are rolled back) and what to call after the commit. It is
+/// given the error instead of a transaction when none could begin (the database
+/// is unreachable).
+pub type WriteJob = Box<dyn FnOnce(Result<&mut dyn StoreTx, StoreError>) -> (bool, Completion) + Send>;
 
-/// A read job.
-pub type ReadJob = Box<dyn FnOnce(&dyn StoreRead) + Send>;
+/// A read job: given a snapshot, or the error that kept one from being taken.
+pub type ReadJob = Box<dyn FnOnce(Result<&dyn StoreRead, StoreError>) + Send>;
 
 /// What a database backend provides: somewhere to run write jobs (serialised,
 /// transactional) and read jobs (concurrent, on a consistent snapshot).
@@ -245,6 +308,8 @@ pub trait Backend: Send + Sync {
     fn submit_write(&self, job: WriteJob) -> Result<(), StoreError>;
     /// Queues a read job.
     fn submit_read(&self, job: ReadJob) -> Result<(), StoreError>;
+    /// Which database this is.
+    fn kind(&self) -> &'static str;
 }
 
 /// The handle to the store. Cheap to clone.
@@ -254,17 +319,34 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     /// Where committed events are published.
     events: broadcast::Sender<Arc<Committed>>,
+    /// Where notices are published.
+    notices: broadcast::Sender<Notice>,
 }
 
 impl Store {
-    /// A store over `backend`, publishing committed events on `events`.
-    pub fn new(backend: Arc<dyn Backend>, events: broadcast::Sender<Arc<Committed>>) -> Self {
-        Self { backend, events }
+    /// A store over `backend`, publishing committed events on `events` and
+    /// notices on `notices`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        events: broadcast::Sender<Arc<Committed>>,
+        notices: broadcast::Sender<Notice>,
+    ) -> Self {
+        Self { backend, events, notices }
     }
 
     /// Subscribes to events as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to notices (from every coordinator sharing the store).
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+
+    /// Which database this is, for people (`sqlite`, `postgres`).
+    pub fn kind(&self) -> &'static str {
+        self.backend.kind()
     }
 
     /// Runs `f` in a write transaction and returns its result once committed. When
@@ -276,8 +358,11 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
-        let job: WriteJob = Box::new(move |tx: &mut dyn StoreTx| {
-            let result = f(tx);
+        let job: WriteJob = Box::new(move |tx: Result<&mut dyn StoreTx, StoreError>| {
+            let result = match tx {
+                Ok(tx) => f(tx),
+                Err(e) => Err(E::from(e)),
+            };
             let ok = result.is_ok();
             let completion: Completion = Box::new(move |commit: Result<(), StoreError>| {
                 let out = match (commit, result) {
@@ -300,8 +385,8 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
-        self.backend.submit_read(Box::new(move |r: &dyn StoreRead| {
-            let _ = reply.send(f(r));
+        self.backend.submit_read(Box::new(move |r: Result<&dyn StoreRead, StoreError>| {
+            let _ = reply.send(r.map_err(E::from).and_then(f));
         }))?;
         answer.await.map_err(|_| E::from(StoreError::Closed))?
     }

@@ -11,9 +11,8 @@ use std::time::Duration;
 use baton_core::api::CreateProject;
 use baton_core::ids::LauncherId;
 use baton_core::model::TokenKind;
-use baton_server::auth::{new_token, token_record};
-use baton_server::review::spawn_merge_queue;
-use baton_server::{AppState, ServerConfig, app, projects, spawn_reaper};
+use baton_server::auth::new_token;
+use baton_server::{Coordinator, ServerConfig, projects};
 use baton_store::sqlite::{self, Durability as StoreDurability, SqliteOptions};
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
@@ -73,8 +72,9 @@ async fn bind(listen: &str) -> Result<TcpListener, CliError> {
 }
 
 /// The admin token: read from the data directory, or made at the first start.
-/// Only its hash goes into the database.
-async fn admin_token(state: &Arc<AppState>, data_dir: &Path) -> Result<String, CliError> {
+/// Only its hash goes into the database. (Each coordinator sharing a database
+/// has its own, in its own data directory.)
+async fn admin_token(coordinator: &Coordinator, data_dir: &Path) -> Result<String, CliError> {
     let path = data_dir.join("token");
     let token = match std::fs::read_to_string(&path) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
@@ -84,9 +84,53 @@ async fn admin_token(state: &Arc<AppState>, data_dir: &Path) -> Result<String, C
             t
         }
     };
-    let record = token_record(&token, TokenKind::Admin, None);
-    state.store.write(move |tx| tx.put_token(&record)).await.map_err(|e| CliError::Startup(report(&e)))?;
+    coordinator.trust_admin_token(&token).await.map_err(|e| CliError::Startup(e.to_string()))?;
     Ok(token)
+}
+
+/// Opens the store `--store` names (the SQLite file in the data directory by
+/// default).
+fn open_store(args: &UpArgs, data_dir: &Path) -> Result<baton_store::Store, CliError> {
+    let sqlite_at = |path: PathBuf| {
+        let options = SqliteOptions {
+            path,
+            readers: 2,
+            durability: match args.durability {
+                Durability::Process => StoreDurability::Process,
+                Durability::Power => StoreDurability::Power,
+            },
+        };
+        sqlite::open(&options).map_err(|e| CliError::Startup(report(&e)))
+    };
+    let store = match args.store.as_deref().map(str::trim) {
+        None | Some("") => {
+            let store = sqlite_at(data_dir.join("baton.db"))?;
+            // The database holds every token's hash and every agent's output: its owner's only.
+            for file in ["baton.db", "baton.db-wal", "baton.db-shm"] {
+                let _ = std::fs::set_permissions(data_dir.join(file), std::fs::Permissions::from_mode(0o600));
+            }
+            store
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let options = baton_store::postgres::PgOptions::new(url);
+            baton_store::postgres::open(&options).map_err(|e| CliError::Startup(report(&e)))?
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            if path.is_empty() {
+                return Err(CliError::Invalid("--store sqlite:PATH needs a path".into()));
+            }
+            sqlite_at(PathBuf::from(path))?
+        }
+        Some(other) => {
+            return Err(CliError::Invalid(format!(
+                "--store {:?} is not a store URL: give postgres://USER:PASSWORD@HOST:PORT/DB or sqlite:PATH",
+                baton_store::postgres::redact(other)
+            )));
+        }
+    };
+    tracing::info!(store = store.kind(), "store opened");
+    Ok(store)
 }
 
 pub async fn up(args: UpArgs) -> Result<u8, CliError> {
@@ -101,19 +145,7 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     }
     let _lock = lock_dir(&data_dir)?;
 
-    let options = SqliteOptions {
-        path: data_dir.join("baton.db"),
-        readers: 2,
-        durability: match args.durability {
-            Durability::Process => StoreDurability::Process,
-            Durability::Power => StoreDurability::Power,
-        },
-    };
-    let store = sqlite::open(&options).map_err(|e| CliError::Startup(report(&e)))?;
-    // The database holds every token's hash and every agent's output: its owner's only.
-    for file in ["baton.db", "baton.db-wal", "baton.db-shm"] {
-        let _ = std::fs::set_permissions(data_dir.join(file), std::fs::Permissions::from_mode(0o600));
-    }
+    let store = open_store(&args, &data_dir)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(baton_server::tls::load(cert, key).map_err(|e| CliError::Startup(report(&e)))?),
         _ => None,
@@ -140,16 +172,18 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     config.grace_s = args.grace;
     config.launcher_timeout = Duration::from_secs(args.launcher_timeout);
     config.heartbeat_interval = (config.launcher_timeout / 3).min(Duration::from_secs(5));
-    config.blobs_dir = Some(data_dir.join("docs"));
     let hooks = data_dir.join("hooks");
     baton_server::git_http::install_hooks(&hooks)
         .map_err(|e| CliError::io(format!("cannot write Baton's git hooks into {}", hooks.display()), e))?;
     config.git_hooks_dir = Some(hooks);
-    let (state, merge_jobs) = AppState::new(store, config);
-    let state = Arc::new(state);
-    let _merge_queue = spawn_merge_queue(Arc::clone(&state), merge_jobs);
-    admin_token(&state, &data_dir).await?;
-    projects::ensure_builtin_agents(&state).await.map_err(|e| CliError::Startup(e.to_string()))?;
+    let coordinator = Coordinator::start(store, config).await.map_err(|e| CliError::Startup(e.to_string()))?;
+    let state = Arc::clone(coordinator.state());
+    admin_token(&coordinator, &data_dir).await?;
+    match coordinator.import_blobs(&data_dir.join("docs")).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(documents = n, "binary documents moved from files into the store"),
+        Err(e) => tracing::warn!(error = %e, "could not move binary documents into the store"),
+    }
     if let Some(root) = &repo {
         let req = CreateProject { path: root.to_string_lossy().into_owned(), ..Default::default() };
         match projects::add_project(&state, req, true).await {
@@ -166,22 +200,23 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
         tracing::warn!(worktree = %orphan.display(), "this worktree belongs to no task Baton knows; it was left as it is");
     }
 
+    let login = coordinator.login_link().await.map_err(|e| CliError::Startup(e.to_string()))?;
     // One write for both lines: whoever reads the first line may close the pipe.
     let _ = write!(
         std::io::stdout().lock(),
-        "listening on {url}\ndashboard: {} (a one-time login link; `baton dashboard` prints another)\n",
-        state.login_link()
+        "listening on {url}\ndashboard: {login} (a one-time login link; `baton dashboard` prints another)\n",
     );
     let _ = std::io::stdout().flush();
     write_private(&data_dir.join("url"), &url)?;
     tracing::info!(data_dir = %data_dir.display(), "admin token in {}", data_dir.join("token").display());
 
-    let reaper = spawn_reaper(Arc::clone(&state));
     let (stop, stopped) = watch::channel(false);
-    let router = app(Arc::clone(&state));
-    let server = tokio::spawn(serve(listener, local, tls, router, stopped.clone()));
-    let launcher =
-        if args.no_launcher { None } else { Some(start_launcher(&state, &data_dir, &url, args.slots, stopped).await?) };
+    let server = tokio::spawn(serve(listener, local, tls, coordinator.router(), stopped.clone()));
+    let launcher = if args.no_launcher {
+        None
+    } else {
+        Some(start_launcher(&coordinator, &data_dir, &url, args.slots, stopped).await?)
+    };
 
     tokio::select! {
         _ = signalled() => {}
@@ -199,7 +234,7 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     if let Some(l) = launcher {
         let _ = tokio::time::timeout(Duration::from_secs(3), l).await;
     }
-    reaper.abort();
+    coordinator.stop().await;
     Ok(0)
 }
 
@@ -295,7 +330,7 @@ impl Exposure {
 
 /// Starts the embedded launcher with a launcher token of its own.
 async fn start_launcher(
-    state: &Arc<AppState>,
+    coordinator: &Coordinator,
     data_dir: &Path,
     url: &str,
     slots: u32,
@@ -310,17 +345,7 @@ async fn start_launcher(
             id
         }
     };
-    let token = new_token(TokenKind::Launcher);
-    let record = token_record(&token, TokenKind::Launcher, Some(id.to_string()));
-    let subject = id.to_string();
-    state
-        .store
-        .write(move |tx| {
-            tx.delete_tokens(TokenKind::Launcher.as_str(), Some(&subject))?;
-            tx.put_token(&record)
-        })
-        .await
-        .map_err(|e| CliError::Startup(report(&e)))?;
+    let token = coordinator.launcher_token(&id).await.map_err(|e| CliError::Startup(e.to_string()))?;
     let mut config = launcher_config(url, &token, data_dir, "embedded".into(), slots).await?;
     config.local_repos = true;
     let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Startup(report(&e)))?;

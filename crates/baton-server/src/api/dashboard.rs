@@ -63,7 +63,13 @@ pub(super) struct LoginQuery {
 /// fresh dashboard token, then sends the browser to `/` (so the code leaves the
 /// address bar at once).
 pub(super) async fn login(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
-    let fresh = q.code.as_deref().is_some_and(|c| state.redeem_login_code(c));
+    let fresh = match q.code.as_deref() {
+        Some(code) => match state.redeem_login_code(code).await {
+            Ok(fresh) => fresh,
+            Err(e) => return e.into_response(),
+        },
+        None => false,
+    };
     if !fresh {
         let page = "<!doctype html><meta charset=utf-8><title>Baton</title><body style=\"font-family:system-ui;margin:3em\">\
             <h1>This login link was already used or has expired.</h1>\
@@ -82,5 +88,6 @@ pub(super) async fn login(State(state): State<Arc<AppState>>, Query(q): Query<Lo
 /// `POST /api/login-links`: a new one-time dashboard login link (admin only).
 pub(super) async fn login_link(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, AppError> {
     caller.require_admin()?;
-    Ok(Json(json!({ "url": state.login_link(), "expires_in_s": crate::state::LOGIN_CODE_TTL.as_secs() })))
+    let url = state.login_link().await?;
+    Ok(Json(json!({ "url": url, "expires_in_s": crate::state::LOGIN_CODE_TTL.as_secs() })))
 }

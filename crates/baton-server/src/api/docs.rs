@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_core::api::{DocDetail, DocEntry, PushDoc};
-use baton_core::doc::fts_query;
 use baton_store::DocFilter;
 use serde::Deserialize;
 
@@ -37,14 +36,7 @@ pub(super) async fn list(
     _caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<DocEntry>>, AppError> {
-    let query = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(text) => match fts_query(text) {
-            Some(query) => Some(query),
-            // Only punctuation: nothing can match.
-            None => return Ok(Json(Vec::new())),
-        },
-        None => None,
-    };
+    let query = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
     let tags: Vec<String> =
         q.tag.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
     let limit = clamp_limit(q.limit, 50, 1000);
@@ -73,17 +65,12 @@ pub(super) async fn push(
         caller.require_admin()?;
     }
     let bytes = docs::check_push(&req)?;
-    let blob = match &bytes {
-        Some(b) => Some((docs::store_blob(state.config.blobs_dir.as_deref(), b)?, b.len() as u64)),
-        None => None,
-    };
     let name = req.name.clone();
-    let blobs = state.config.blobs_dir.clone();
     let (created, detail) = state
         .store
         .write(move |tx| {
-            let (created, _) = docs::push(tx, req, blob, writer)?;
-            Ok::<_, AppError>((created, docs::detail(tx, &name, None, blobs.as_deref())?))
+            let (created, _) = docs::push(tx, req, bytes, writer)?;
+            Ok::<_, AppError>((created, docs::detail(tx, &name, None)?))
         })
         .await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(detail)))
@@ -103,8 +90,7 @@ pub(super) async fn show(
     Path(name): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response, AppError> {
-    let blobs = state.config.blobs_dir.clone();
-    let detail = state.store.read(move |r| docs::detail(r, &name, q.version, blobs.as_deref())).await?;
+    let detail = state.store.read(move |r| docs::detail(r, &name, q.version)).await?;
     if q.raw != Some(true) {
         return Ok(Json(detail).into_response());
     }

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use baton_core::api::{
     Assignment, AttachRequest, AttachResponse, ErrorCode, Heartbeat, OrderDone, PollRequest, PollResponse,
-    RegisterLauncher, Registered, StopOrder,
+    RegisterLauncher, Registered,
 };
 use baton_core::ids::LauncherId;
 use baton_core::model::Launcher;
@@ -22,9 +22,6 @@ use crate::{scheduler, transact};
 /// The longest a poll may wait.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 
-/// How long before an unanswered stop order is sent again.
-const STOP_RESEND: Duration = Duration::from_secs(15);
-
 pub(super) async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Vec<Launcher>>, AppError> {
     Ok(Json(state.store.read(|r| r.launchers()).await?))
 }
@@ -36,12 +33,6 @@ pub(super) async fn register(
 ) -> Result<Json<Registered>, AppError> {
     caller.require_launcher()?;
     let launcher = transact(&state, move |tx, fx| scheduler::register(tx, fx, &caller, req)).await?;
-    state.launcher_seen(&launcher.id);
-    if let Ok(mut live) = state.launchers.lock()
-        && let Some(l) = live.get_mut(&launcher.id)
-    {
-        l.stops_sent.clear();
-    }
     state.wake_launchers();
     Ok(Json(Registered { launcher, heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64 }))
 }
@@ -50,22 +41,6 @@ fn launcher_id(caller: &Caller, id: &str) -> Result<LauncherId, AppError> {
     let id = LauncherId::parse(id)?;
     caller.require_launcher_id(&id)?;
     Ok(id)
-}
-
-/// Of the runs asked to stop, those the launcher has not been sent recently.
-fn due_stops(state: &Arc<AppState>, id: &LauncherId, asked: Vec<StopOrder>) -> Vec<StopOrder> {
-    let Ok(mut live) = state.launchers.lock() else { return Vec::new() };
-    let Some(l) = live.get_mut(id) else { return Vec::new() };
-    asked
-        .into_iter()
-        .filter(|order| {
-            let recently = l.stops_sent.get(&order.run_id).is_some_and(|at| at.elapsed() < STOP_RESEND);
-            if !recently {
-                l.stops_sent.insert(order.run_id.clone(), Instant::now());
-            }
-            !recently
-        })
-        .collect()
 }
 
 /// A launcher's poll waiting for work, known to the others' claims while it lasts.
@@ -107,30 +82,25 @@ pub(super) async fn poll(
         let notified = state.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        state.launcher_seen(&id);
         let (st, lid) = (Arc::clone(&state), id.clone());
         let waiting = state.polling.lock().map(|p| p.clone()).unwrap_or_default();
         let has_now = has.take();
-        let (mut runs, asked, orders) = transact(&state, move |tx, fx| {
+        let (mut runs, stops, orders) = transact(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
             }
+            scheduler::seen(tx, &lid)?;
             let mut runs = match &has_now {
                 Some(has) => scheduler::redeliver(tx, fx, &lid, has, &st.config)?,
                 None => Vec::new(),
             };
             runs.extend(scheduler::claim_runs(tx, fx, &lid, &st.config, &waiting)?);
-            let asked: Vec<StopOrder> = tx
-                .active_runs_of_launcher(&lid)?
-                .into_iter()
-                .filter_map(|r| r.stop_reason.map(|reason| StopOrder { run_id: r.id, reason }))
-                .collect();
+            let stops = scheduler::due_stops(tx, &lid)?;
             let orders = scheduler::due_orders(tx, &lid)?;
-            Ok((runs, asked, orders))
+            Ok((runs, stops, orders))
         })
         .await?;
-        let stops = due_stops(&state, &id, asked);
         if !runs.is_empty() || !stops.is_empty() || !orders.is_empty() || Instant::now() >= deadline {
             state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
             for run in &mut runs {
@@ -195,8 +165,11 @@ pub(super) async fn order_done(
     ApiJson(done): ApiJson<OrderDone>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let id = launcher_id(&caller, &id)?;
-    state.launcher_seen(&id);
-    transact(&state, move |tx, _fx| scheduler::order_done(tx, &id, done)).await?;
+    transact(&state, move |tx, _fx| {
+        scheduler::seen(tx, &id)?;
+        scheduler::order_done(tx, &id, done)
+    })
+    .await?;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -207,9 +180,12 @@ pub(super) async fn attach(
     ApiJson(req): ApiJson<AttachRequest>,
 ) -> Result<Json<AttachResponse>, AppError> {
     let id = launcher_id(&caller, &id)?;
-    state.launcher_seen(&id);
     let st = Arc::clone(&state);
-    let response = transact(&state, move |tx, fx| scheduler::attach(tx, fx, &id, req.runs, &st.config)).await?;
+    let response = transact(&state, move |tx, fx| {
+        scheduler::seen(tx, &id)?;
+        scheduler::attach(tx, fx, &id, req.runs, &st.config)
+    })
+    .await?;
     Ok(Json(response))
 }
 
@@ -220,7 +196,6 @@ pub(super) async fn heartbeat(
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> Result<Json<Launcher>, AppError> {
     let id = launcher_id(&caller, &id)?;
-    state.launcher_seen(&id);
     let launcher = transact(&state, move |tx, fx| scheduler::heartbeat(tx, fx, &id, hb)).await?;
     Ok(Json(launcher))
 }

@@ -1,6 +1,6 @@
 //! Launchers: registration, heartbeats, and going offline.
 
-use baton_core::api::{Heartbeat, OrderDone, RegisterLauncher};
+use baton_core::api::{Heartbeat, OrderDone, RegisterLauncher, StopOrder};
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::{LauncherId, TaskId};
 use baton_core::model::{Launcher, LauncherOrder, OrderKind};
@@ -81,8 +81,70 @@ pub fn register(
         },
     };
     save_launcher(tx, &launcher)?;
+    // A launcher that starts again knows no stop order yet: each is sent anew.
+    for mut run in tx.active_runs_of_launcher(&launcher.id)? {
+        if run.stop_sent_at.take().is_some() {
+            tx.put_run(&run)?;
+        }
+    }
     refresh_unavailable(tx)?;
     Ok(launcher)
+}
+
+/// How long before an unanswered stop order is sent again.
+const STOP_RESEND_MS: i64 = 15_000;
+
+/// How stale a launcher's `last_seen` may be before a request of it refreshes it
+/// (so a busy launcher does not rewrite its row on every request).
+const SEEN_REFRESH_MS: i64 = 1_000;
+
+/// Records that a launcher was heard from (liveness lives in the database, so
+/// whichever replica runs the timers sees it).
+pub fn seen(tx: &mut dyn StoreTx, id: &LauncherId) -> Result<(), AppError> {
+    let now = Timestamp::now();
+    if let Some(mut launcher) = tx.launcher(id)?
+        && now.millis_since(launcher.last_seen) >= SEEN_REFRESH_MS
+    {
+        launcher.last_seen = now;
+        tx.put_launcher(&launcher)?;
+    }
+    Ok(())
+}
+
+/// The stop orders to send a launcher now: for each of its runs asked to stop,
+/// unless the order went out recently (it is repeated until the run ends).
+pub fn due_stops(tx: &mut dyn StoreTx, id: &LauncherId) -> Result<Vec<StopOrder>, AppError> {
+    let now = Timestamp::now();
+    let mut stops = Vec::new();
+    for mut run in tx.active_runs_of_launcher(id)? {
+        let Some(reason) = run.stop_reason.clone() else { continue };
+        if run.stop_sent_at.is_some_and(|at| now.millis_since(at) < STOP_RESEND_MS) {
+            continue;
+        }
+        run.stop_sent_at = Some(now);
+        tx.put_run(&run)?;
+        stops.push(StopOrder { run_id: run.id, reason });
+    }
+    Ok(stops)
+}
+
+/// Takes launchers silent since before `cutoff` offline (their runs are lost and
+/// restarted by policy); each with how many runs it lost. Checked inside the
+/// transaction, so a heartbeat that just arrived through another replica counts.
+pub fn expire_silent(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    cutoff: Timestamp,
+) -> Result<Vec<(LauncherId, u32)>, AppError> {
+    let silent: Vec<Launcher> =
+        tx.launchers()?.into_iter().filter(|l| l.status == LauncherStatus::Online && l.last_seen < cutoff).collect();
+    let mut out = Vec::new();
+    for l in silent {
+        let why = format!("launcher {} stopped sending heartbeats", l.id);
+        let lost = mark_offline(tx, fx, &l.id, &why)?;
+        out.push((l.id, lost));
+    }
+    Ok(out)
 }
 
 /// How long a claimed run may be missing from its launcher's heartbeats before it

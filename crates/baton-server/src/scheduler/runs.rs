@@ -14,7 +14,7 @@ use baton_core::ids::{LauncherId, ProjectId, RunId};
 use baton_core::model::{AgentSwitch, Launcher, OrderKind, Project, Run, RunKind, Session, Task, TokenKind, Usage};
 use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
-use baton_store::StoreTx;
+use baton_store::{StoreRead, StoreTx};
 use serde_json::json;
 
 use super::emit::{save_run, save_session, save_task};
@@ -36,6 +36,34 @@ const MAX_LOST: usize = 3;
 /// The message that resumes a session whose process was lost.
 const RESUME_AFTER_LOSS: &str =
     "Your previous process was interrupted before it finished. Continue the task from where you left off.";
+
+/// Runs that went on past their task's timeout by more than `slack_ms`, with the
+/// timeout. Launchers enforce timeouts themselves; this is the coordinator's
+/// backstop for one that lost track of a run.
+pub fn overdue_runs(r: &dyn StoreRead, now: Timestamp, slack_ms: i64) -> Result<Vec<(RunId, u64)>, AppError> {
+    let mut out = Vec::new();
+    for run in r.runs_in_status(RunStatus::Running, u32::MAX)? {
+        let Some(started) = run.started_at.filter(|_| run.stop_reason.is_none()) else { continue };
+        let Some(timeout) = r.task(&run.task_id)?.and_then(|t| t.timeout_s) else { continue };
+        if now.millis_since(started) > timeout as i64 * 1000 + slack_ms {
+            out.push((run.id, timeout));
+        }
+    }
+    Ok(out)
+}
+
+/// Asks the launchers of these runs to stop them, for having run out of time.
+pub fn stop_overdue(tx: &mut dyn StoreTx, fx: &mut Effects, runs: &[(RunId, u64)]) -> Result<(), AppError> {
+    for (id, timeout) in runs {
+        let Some(mut run) = tx.run(id)? else { continue };
+        if run.status == RunStatus::Running && run.stop_reason.is_none() {
+            run.stop_reason = Some(format!("timed out after {timeout}s"));
+            save_run(tx, &run)?;
+            fx.wake_launchers = true;
+        }
+    }
+    Ok(())
+}
 
 /// Hands queued runs to a launcher, oldest first, up to its free slots and within
 /// the project and agent limits, and gives each a fresh session token. A run
@@ -529,7 +557,7 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
             save_task(tx, &task)?;
             promote_dependents(tx, fx, &task.id)?;
             if tx.project(&task.project_id)?.is_some_and(|p| p.settings.auto_merge) {
-                fx.merges.push(task.id.clone());
+                crate::review::queue_merge(tx, fx, &task.id, None, false)?;
             }
             settled(tx, fx, &task)?;
         }

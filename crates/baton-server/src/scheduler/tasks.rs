@@ -438,6 +438,7 @@ pub(crate) fn queue_run(
         result: None,
         offsets: SpoolOffsets::default(),
         stop_reason: None,
+        stop_sent_at: None,
         usage: Usage::default(),
         not_before,
         created_at: now,

@@ -8,33 +8,36 @@ use std::str::FromStr;
 use baton_core::agent::AgentDef;
 use baton_core::api::{SessionState, Spend};
 use baton_core::doc::{DocVersion, Document};
-use baton_core::event::{Event, EventKind, NewEvent};
+use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, Orchestration, OrderKind, Plan, Project, Run, Session, Task, TokenKind,
-    TokenRecord, Usage,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, Project, Run, Session, Task,
+    TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::StoreError;
-use crate::store::{DocFilter, DocHit, EventFilter, StoreRead, StoreTx, TaskFilter};
+use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
+use crate::store::{DocFilter, DocHit, EventFilter, Notice, StoreRead, StoreTx, TaskFilter};
 
-/// One connection, and the events a write job appended (published after commit).
+/// One connection, and what a write job appended and noticed (published after
+/// the commit).
 pub(crate) struct Db<'c> {
     /// The connection.
     conn: &'c Connection,
     /// Events appended by the current job.
     pub(crate) appended: Vec<Event>,
+    /// Notices sent by the current job.
+    pub(crate) notices: Vec<Notice>,
 }
 
 impl<'c> Db<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Self {
-        Self { conn, appended: Vec::new() }
+        Self { conn, appended: Vec::new(), notices: Vec::new() }
     }
 
     fn doc<T: DeserializeOwned>(
@@ -77,8 +80,7 @@ impl<'c> Db<'c> {
     }
 
     fn events_where(&self, clause: &str, values: Vec<SqlValue>) -> Result<Vec<Event>, StoreError> {
-        let sql =
-            format!("SELECT id, ts, session_id, seq, run_id, task_id, kind, data, raw FROM events WHERE {clause}");
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {clause}");
         let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let rows = st
             .query_map(params_from_iter(values), read_event_row)
@@ -88,30 +90,14 @@ impl<'c> Db<'c> {
     }
 }
 
-pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
-}
-
-fn decode<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
-}
-
-fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
-}
-
-/// An events row before its ids are checked.
-struct EventRow {
-    id: i64,
-    ts: i64,
-    session_id: Option<String>,
-    seq: Option<i64>,
-    run_id: Option<String>,
-    task_id: Option<String>,
-    kind: String,
-    data: String,
-    raw: Option<String>,
-}
+/// Takes a lease unless another holder's is still valid; renewing keeps the
+/// fencing number, a change of hands increments it.
+const LEASE_SQL: &str = "INSERT INTO leases (name, holder, fence, expires_at) VALUES (?1, ?2, 1, ?3)
+     ON CONFLICT(name) DO UPDATE SET
+         fence = CASE WHEN leases.holder = excluded.holder THEN leases.fence ELSE leases.fence + 1 END,
+         holder = excluded.holder, expires_at = excluded.expires_at
+     WHERE leases.holder = excluded.holder OR leases.expires_at < ?4
+     RETURNING fence";
 
 fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
@@ -127,23 +113,8 @@ fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
-impl EventRow {
-    fn into_event(self) -> Result<Event, StoreError> {
-        let corrupt =
-            |_| StoreError::Corrupt { what: "event", source: serde::de::Error::custom("malformed id or kind") };
-        Ok(Event {
-            id: self.id,
-            ts: Timestamp::from_millis(self.ts),
-            session_id: self.session_id.as_deref().map(SessionId::parse).transpose().map_err(corrupt)?,
-            seq: self.seq,
-            run_id: self.run_id.as_deref().map(RunId::parse).transpose().map_err(corrupt)?,
-            task_id: self.task_id.as_deref().map(TaskId::parse).transpose().map_err(corrupt)?,
-            kind: EventKind::from_str(&self.kind)
-                .map_err(|_| StoreError::Corrupt { what: "event", source: serde::de::Error::custom("unknown kind") })?,
-            data: decode("event data", &self.data)?,
-            raw: self.raw,
-        })
-    }
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(Box::new(e))
 }
 
 impl StoreRead for Db<'_> {
@@ -296,8 +267,12 @@ impl StoreRead for Db<'_> {
             format!("?{}", args.len())
         };
         let (select, from, order) = match &filter.query {
-            Some(q) => {
-                let n = arg(SqlValue::Text(q.clone()), &mut args);
+            Some(text) => {
+                let words = crate::search::words(text);
+                let Some((last, rest)) = words.split_last() else { return Ok(Vec::new()) };
+                let mut q: String = rest.iter().map(|w| format!("\"{w}\" ")).collect();
+                q.push_str(&format!("\"{last}\"*"));
+                let n = arg(SqlValue::Text(q), &mut args);
                 conds.push(format!("documents_fts MATCH {n}"));
                 (
                     "d.data, -bm25(documents_fts, 10.0, 5.0, 1.0), snippet(documents_fts, 2, '[', ']', '…', 16)",
@@ -493,6 +468,25 @@ impl StoreRead for Db<'_> {
         orders.sort_by_key(|o| o.created_at);
         Ok(orders)
     }
+
+    fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1")
+            .and_then(|mut st| st.query_row([sha256], |r| r.get(0)).optional())
+            .map_err(db_err)
+    }
+
+    fn pending_merges(&self) -> Result<Vec<MergeRequest>, StoreError> {
+        self.docs("merge request", "SELECT data FROM merge_requests WHERE done = 0 ORDER BY created_at, id", [])
+    }
+
+    fn merge_request(&self, id: &str) -> Result<Option<MergeRequest>, StoreError> {
+        self.doc("merge request", "SELECT data FROM merge_requests WHERE id = ?1", [id])
+    }
+
+    fn clock(&self) -> Result<Timestamp, StoreError> {
+        Ok(Timestamp::now())
+    }
 }
 
 impl Db<'_> {
@@ -508,12 +502,7 @@ impl Db<'_> {
         Ok(rows
             .into_iter()
             .filter_map(|(hash, kind, subject, created_at, id, name)| {
-                let kind = match kind.as_str() {
-                    "admin" => TokenKind::Admin,
-                    "launcher" => TokenKind::Launcher,
-                    "session" => TokenKind::Session,
-                    _ => return None,
-                };
+                let kind = token_kind(&kind)?;
                 Some(TokenRecord { hash, kind, subject, created_at: Timestamp::from_millis(created_at), id, name })
             })
             .collect())
@@ -738,11 +727,76 @@ impl StoreTx for Db<'_> {
 
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError> {
         let n = self.exec("DELETE FROM tokens WHERE kind = ?1 AND subject IS ?2", params![kind, subject])?;
+        if n > 0 {
+            self.notices.push(Notice::TokensRevoked { kind: kind.to_owned(), subject: subject.map(str::to_owned) });
+        }
         Ok(n as u64)
     }
 
     fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError> {
-        Ok(self.exec("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0)
+        let deleted = self.exec("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0;
+        if deleted {
+            self.notices.push(Notice::TokenRevoked { hash: hash.to_owned() });
+        }
+        Ok(deleted)
+    }
+
+    fn put_blob(&mut self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.exec("INSERT OR IGNORE INTO blobs (sha256, bytes) VALUES (?1, ?2)", params![sha256, bytes])?;
+        Ok(())
+    }
+
+    fn acquire_lease(&mut self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<i64>, StoreError> {
+        let now = Timestamp::now().as_millis();
+        self.conn
+            .prepare_cached(LEASE_SQL)
+            .and_then(|mut st| st.query_row(params![name, holder, now + ttl_ms, now], |r| r.get(0)).optional())
+            .map_err(db_err)
+    }
+
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+        // Expired, not deleted: the fencing number keeps growing.
+        self.exec("UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2", [name, holder])?;
+        Ok(())
+    }
+
+    fn put_login_code(&mut self, hash: &str, expires: Timestamp) -> Result<(), StoreError> {
+        self.exec("DELETE FROM login_codes WHERE expires_at < ?1", [Timestamp::now().as_millis()])?;
+        self.exec(
+            "INSERT OR REPLACE INTO login_codes (hash, expires_at) VALUES (?1, ?2)",
+            params![hash, expires.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn take_login_code(&mut self, hash: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM login_codes WHERE hash = ?1 RETURNING expires_at")
+            .and_then(|mut st| st.query_row([hash], |r| r.get(0)).optional())
+            .map(|at| at.map(Timestamp::from_millis))
+            .map_err(db_err)
+    }
+
+    fn put_merge_request(&mut self, request: &MergeRequest) -> Result<(), StoreError> {
+        let data = encode("merge request", request)?;
+        self.exec(
+            "INSERT INTO merge_requests (id, created_at, done, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET done = excluded.done, data = excluded.data",
+            params![request.id, request.created_at.as_millis(), request.outcome.is_some(), data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_merge_request(&mut self, id: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM merge_requests WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    fn notify(&mut self, notice: Notice) -> Result<(), StoreError> {
+        if !self.notices.contains(&notice) {
+            self.notices.push(notice);
+        }
+        Ok(())
     }
 
     fn put_session_state(&mut self, id: &SessionId, state: &SessionState) -> Result<(), StoreError> {

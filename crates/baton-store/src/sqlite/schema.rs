@@ -139,6 +139,29 @@ CREATE TABLE session_states (
     data TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    fence INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE login_codes (
+    hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE merge_requests (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    done INTEGER NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX merge_requests_pending ON merge_requests(done, created_at);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,0 +1,568 @@
+//! The PostgreSQL backend: several coordinators ("replicas") may share one
+//! database, all active.
+//!
+//! Each replica runs one writer thread, a few reader threads and a listener, each
+//! with its own connection.
+//!
+//! - **Writes** are group-committed as on SQLite: one transaction per group,
+//!   each job in its own savepoint. Every write transaction first takes one
+//!   transaction-scoped advisory lock, so write transactions of all replicas run
+//!   one at a time. That is what keeps the single-writer guarantees the
+//!   scheduler is built on (a claim reads then writes; a session's next `seq` is
+//!   `MAX + 1`; a name is checked before it is taken), and it means a job never
+//!   meets a serialization failure, so jobs need no retry.
+//! - **Event order.** Because event ids are drawn under that lock, they are
+//!   committed in id order: once event *n* is visible, every event before it is
+//!   too. A replica publishes events by reading `id > last` (after its own
+//!   commits, and when the listener hears `NOTIFY baton_events` from another
+//!   replica), so every subscriber of every replica sees one order, without gaps
+//!   or repeats, and `after=ID` means the same thing everywhere.
+//! - **Reads** run in `REPEATABLE READ READ ONLY` transactions: one snapshot per
+//!   job.
+//! - **Notices** ([`Notice`]) travel as `NOTIFY baton_notices` with a JSON
+//!   payload, sent inside the transaction so they are heard only if it commits.
+//!   A listener that loses its connection publishes [`Notice::Resync`] when it is
+//!   back, and catches up on events from where it was.
+//! - **Outages.** A lost connection fails what was in flight with
+//!   [`StoreError::Unavailable`] and is re-established for the next job.
+
+mod db;
+mod schema;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Config, NoTls};
+use tokio::sync::broadcast;
+
+use crate::StoreError;
+use crate::store::{Backend, Committed, Completion, Notice, ReadJob, Store, WriteJob};
+use db::{Conn, PgDb};
+
+/// The database's clock, in milliseconds since the epoch (leases and replica
+/// liveness are measured on it, never on a replica's own clock).
+pub(crate) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
+
+/// The advisory lock every write transaction holds.
+const WRITE_LOCK: i64 = 0x6261_746f_6e00;
+
+/// How many write jobs are committed together at most.
+const MAX_GROUP: usize = 512;
+
+/// How many events are read per query when catching up.
+const CATCH_UP_PAGE: i64 = 1_000;
+
+/// How long the listener waits for a notification before it checks for events
+/// anyway (a safety net; `NOTIFY` is what makes delivery prompt).
+const LISTEN_TICK: Duration = Duration::from_millis(500);
+
+/// How often a replica refreshes its row in `replicas`.
+const REPLICA_BEAT: Duration = Duration::from_secs(5);
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]` (libpq's URL form).
+    pub url: String,
+    /// How many reader threads (and connections) to run.
+    pub readers: usize,
+    /// This coordinator's name among the replicas (random when not set).
+    pub replica: String,
+    /// The host it runs on, for people reading `replicas`.
+    pub host: String,
+}
+
+impl PgOptions {
+    /// Defaults for the database at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        let mut bytes = [0u8; 6];
+        let _ = getrandom_bytes(&mut bytes);
+        let replica = format!("c-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let host =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+        Self { url: url.into(), readers: 3, replica, host }
+    }
+}
+
+fn getrandom_bytes(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// A URL fit to show: its password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "(an unreadable URL)".into() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// What went wrong, in full: the server's own message when it sent one (a
+/// refused password, a missing database), else the client's error and its cause.
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let hint = match db.code() {
+            c if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                " (check the user and password in the store URL)"
+            }
+            c if *c == SqlState::INVALID_CATALOG_NAME => " (create the database first: createdb NAME)",
+            _ => "",
+        };
+        return format!("{}: {}{hint}", db.severity(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Maps a database error: a lost or refused connection is [`StoreError::Unavailable`].
+pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
+    if is_outage(&e) { StoreError::Unavailable(Box::new(e)) } else { StoreError::Database(Box::new(e)) }
+}
+
+/// Whether an error means the database cannot be reached (rather than that it
+/// refused a statement).
+fn is_outage(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+        }
+        // No SQLSTATE: an I/O error, a closed socket.
+        None => e.as_db_error().is_none(),
+    }
+}
+
+/// Opens the database (migrating it as needed) and starts this replica's threads.
+/// May be called from async code (it blocks the caller while it connects).
+pub fn open(options: &PgOptions) -> Result<Store, StoreError> {
+    // The client blocks on a runtime of its own, which cannot run inside another:
+    // the connecting happens on a thread of its own.
+    let options = options.clone();
+    thread::scope(|scope| scope.spawn(|| open_here(&options)).join()).unwrap_or(Err(StoreError::Panicked))
+}
+
+fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
+    let place = redact(&options.url);
+    let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { place: place.clone(), source };
+    let mut config = Config::from_str(&options.url).map_err(|e| {
+        open_err(
+            format!("the store URL cannot be read ({e}); it looks like postgres://USER:PASSWORD@HOST:5432/DB").into(),
+        )
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.keepalives_idle(Duration::from_secs(15));
+    config.application_name("baton");
+    let mut first = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
+    let me = schema::Replica { id: &options.replica, host: &options.host };
+    schema::migrate(&mut first.client, &me).map_err(|e| match e {
+        StoreError::Database(source) | StoreError::Unavailable(source) => open_err(source),
+        other => other,
+    })?;
+    let last =
+        first.query("SELECT COALESCE(MAX(id), 0)::BIGINT FROM events", &[])?.first().map_or(0, |r| r.get::<_, i64>(0));
+
+    let (events, _) = broadcast::channel(crate::sqlite::EVENT_BUFFER);
+    let (notices, _) = broadcast::channel(crate::sqlite::NOTICE_BUFFER);
+    let publisher = Arc::new(Publisher { last: Mutex::new(last), events: events.clone(), notices: notices.clone() });
+    let spawn_err = |e: std::io::Error| open_err(Box::new(e));
+
+    let (write_tx, write_rx) = mpsc::channel::<WriteJob>();
+    let writer = Writer {
+        config: config.clone(),
+        conn: Some(first),
+        publisher: Arc::clone(&publisher),
+        replica: options.replica.clone(),
+    };
+    thread::Builder::new().name("baton-pg-writer".into()).spawn(move || writer.run(write_rx)).map_err(spawn_err)?;
+
+    let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
+    let read_rx = Arc::new(Mutex::new(read_rx));
+    for i in 0..options.readers.max(1) {
+        let conn = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
+        let (jobs, config) = (Arc::clone(&read_rx), config.clone());
+        thread::Builder::new()
+            .name(format!("baton-pg-reader-{i}"))
+            .spawn(move || read_loop(config, conn, jobs))
+            .map_err(spawn_err)?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = Listener { config, publisher, replica: options.replica.clone(), stop: Arc::clone(&stop) };
+    let mut conn = connect(&listener.config).map_err(|e| open_err(describe(&e).into()))?;
+    listener.listen(&mut conn)?;
+    thread::Builder::new().name("baton-pg-listener".into()).spawn(move || listener.run(conn)).map_err(spawn_err)?;
+
+    let backend = PgBackend { writes: write_tx, reads: read_tx, stop };
+    Ok(Store::new(Arc::new(backend), events, notices))
+}
+
+fn connect(config: &Config) -> Result<Conn, postgres::Error> {
+    let mut client = config.connect(NoTls)?;
+    // A statement that runs this long is a bug or a dead database; either way it
+    // must not hold the write lock forever.
+    client.batch_execute("SET statement_timeout = '60s'; SET idle_in_transaction_session_timeout = '60s'")?;
+    Ok(Conn::new(client))
+}
+
+/// The PostgreSQL implementation of [`Backend`].
+struct PgBackend {
+    /// Jobs for the writer thread.
+    writes: Sender<WriteJob>,
+    /// Jobs for the reader threads.
+    reads: Sender<ReadJob>,
+    /// Tells the listener to stop.
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend for PgBackend {
+    fn submit_write(&self, job: WriteJob) -> Result<(), StoreError> {
+        self.writes.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    fn submit_read(&self, job: ReadJob) -> Result<(), StoreError> {
+        self.reads.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Publishes committed events in id order, once each, and notices.
+struct Publisher {
+    /// The newest event published.
+    last: Mutex<i64>,
+    events: broadcast::Sender<Arc<Committed>>,
+    notices: broadcast::Sender<Notice>,
+}
+
+impl Publisher {
+    /// Publishes every committed event after the last one published.
+    fn catch_up(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        let Ok(mut last) = self.last.lock() else { return Ok(()) };
+        let sql = format!(
+            "SELECT {} FROM events WHERE id > $1 ORDER BY id LIMIT {CATCH_UP_PAGE}",
+            crate::rows::EVENT_COLUMNS
+        );
+        loop {
+            let rows = conn.query(&sql, &[&*last])?;
+            for row in &rows {
+                let event = db::event_row(row).into_event()?;
+                *last = event.id;
+                let json = serde_json::to_string(&event).unwrap_or_default().into();
+                let _ = self.events.send(Arc::new(Committed { event, json }));
+            }
+            if (rows.len() as i64) < CATCH_UP_PAGE {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A notice as sent through `NOTIFY`: who sent it (a replica ignores its own,
+/// which it published at its commit).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    from: String,
+    #[serde(flatten)]
+    notice: Notice,
+}
+
+/// The writer thread's state.
+struct Writer {
+    config: Config,
+    /// The connection (`None` after it was lost, until the next job).
+    conn: Option<Conn>,
+    publisher: Arc<Publisher>,
+    replica: String,
+}
+
+impl Writer {
+    fn run(mut self, jobs: Receiver<WriteJob>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(batch);
+        }
+    }
+
+    /// The connection, made again if it was lost.
+    fn connection(&mut self) -> Result<&mut Conn, StoreError> {
+        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let conn = connect(&self.config).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            tracing::info!("the store's writer is connected to the database again");
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    /// Runs a group of jobs in one transaction under the write lock, each in its
+    /// own savepoint, then commits, publishes, and answers every job.
+    fn commit_group(&mut self, batch: Vec<WriteJob>) {
+        let replica = self.replica.clone();
+        let begun = self.connection().and_then(|conn| {
+            conn.client.batch_execute("BEGIN").map_err(pg_err)?;
+            conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            Ok(())
+        });
+        if let Err(e) = begun {
+            self.lost(&e);
+            fail_all(batch, &e);
+            return;
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        let (mut appended, mut notices) = (false, Vec::new());
+        for job in batch {
+            let _ = conn.client.batch_execute("SAVEPOINT job");
+            let mut db = PgDb::new(conn);
+            match catch_unwind(AssertUnwindSafe(|| job(Ok(&mut db)))) {
+                Ok((true, completion)) => {
+                    appended |= db.appended;
+                    notices.append(&mut db.notices);
+                    let _ = conn.client.batch_execute("RELEASE job");
+                    completions.push(completion);
+                }
+                Ok((false, completion)) => {
+                    let _ = conn.client.batch_execute("ROLLBACK TO job; RELEASE job");
+                    completions.push(completion);
+                }
+                Err(_) => {
+                    tracing::error!("a store write job panicked; its writes were rolled back");
+                    let _ = conn.client.batch_execute("ROLLBACK TO job; RELEASE job");
+                }
+            }
+        }
+        let committed = (|| {
+            for notice in &notices {
+                let payload = serde_json::to_string(&Envelope { from: replica.clone(), notice: notice.clone() })
+                    .unwrap_or_default();
+                conn.execute("SELECT pg_notify('baton_notices', $1)", &[&payload])?;
+            }
+            if appended {
+                conn.client.batch_execute("NOTIFY baton_events").map_err(pg_err)?;
+            }
+            conn.client.batch_execute("COMMIT").map_err(pg_err)
+        })();
+        match committed {
+            Ok(()) => {
+                if appended && let Err(e) = self.publisher.catch_up(conn) {
+                    // The listener catches up when its connection is back.
+                    tracing::warn!(error = %e, "could not read the events just committed");
+                }
+                for notice in notices {
+                    let _ = self.publisher.notices.send(notice);
+                }
+                for completion in completions {
+                    completion(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the group was rolled back");
+                let _ = conn.client.batch_execute("ROLLBACK");
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.conn = None;
+                }
+                let e = Arc::new(e);
+                for completion in completions {
+                    completion(Err(shared(&e)));
+                }
+            }
+        }
+    }
+
+    /// Forgets the connection when `e` says it is gone.
+    fn lost(&mut self, e: &StoreError) {
+        if matches!(e, StoreError::Unavailable(_)) {
+            self.conn = None;
+        }
+    }
+}
+
+/// Answers every job of a group that could not begin.
+fn fail_all(batch: Vec<WriteJob>, e: &StoreError) {
+    let e = Arc::new(StoreError::Unavailable(e.to_string().into()));
+    for job in batch {
+        let (_, completion) = job(Err(shared(&e)));
+        completion(Err(shared(&e)));
+    }
+}
+
+/// One error reported to several callers, keeping its kind.
+fn shared(e: &Arc<StoreError>) -> StoreError {
+    let source: Box<dyn std::error::Error + Send + Sync> = Box::new(Shared(Arc::clone(e)));
+    match **e {
+        StoreError::Unavailable(_) => StoreError::Unavailable(source),
+        _ => StoreError::Database(source),
+    }
+}
+
+#[derive(Debug)]
+struct Shared(Arc<StoreError>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::error::Error::source(&*self.0) {
+            Some(source) => write!(f, "{}: {source}", self.0),
+            None => self.0.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Shared {}
+
+fn read_loop(config: Config, conn: Conn, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
+    let mut conn = Some(conn);
+    loop {
+        let job = {
+            let Ok(rx) = jobs.lock() else { return };
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = connect(&config).ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                job(Err(StoreError::Unavailable("cannot connect to the database".into())))
+            }));
+            continue;
+        };
+        // One snapshot per job: a task and its runs as of one commit.
+        if let Err(e) = c.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+            let e = pg_err(e);
+            if matches!(e, StoreError::Unavailable(_)) {
+                conn = None;
+            }
+            let _ = catch_unwind(AssertUnwindSafe(|| job(Err(e))));
+            continue;
+        }
+        let db = PgDb::new(c);
+        // A panicking job drops its reply sender, so its caller gets `Closed`.
+        let _ = catch_unwind(AssertUnwindSafe(|| job(Ok(&db))));
+        drop(db);
+        if c.client.batch_execute("COMMIT").is_err() {
+            conn = None;
+        }
+    }
+}
+
+/// The listener thread: hears other replicas' commits and notices.
+struct Listener {
+    config: Config,
+    publisher: Arc<Publisher>,
+    replica: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl Listener {
+    fn listen(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        conn.client.batch_execute("LISTEN baton_events; LISTEN baton_notices").map_err(pg_err)
+    }
+
+    fn run(self, conn: Conn) {
+        let mut conn = Some(conn);
+        let mut beat = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(c) = conn.as_mut().filter(|c| !c.client.is_closed()) else {
+                conn = self.reconnect();
+                if conn.is_none() {
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                } else {
+                    backoff = Duration::from_millis(100);
+                }
+                continue;
+            };
+            let heard = self.hear(c);
+            if let Err(e) = heard.and_then(|()| self.publisher.catch_up(c)) {
+                tracing::warn!(error = %e, "the store's listener lost the database; reconnecting");
+                conn = None;
+                continue;
+            }
+            if beat.elapsed() >= REPLICA_BEAT {
+                beat = Instant::now();
+                let sql = format!("UPDATE replicas SET seen_at = {NOW_MS} WHERE id = $1");
+                if let Err(e) = c.execute(&sql, &[&self.replica]) {
+                    tracing::warn!(error = %e, "could not record that this coordinator is alive");
+                }
+            }
+        }
+        if let Some(c) = conn.as_mut() {
+            let _ = c.execute("DELETE FROM replicas WHERE id = $1", &[&self.replica]);
+        }
+    }
+
+    /// Waits a little for notifications and publishes the notices of others.
+    fn hear(&self, c: &mut Conn) -> Result<(), StoreError> {
+        let mut notifications = c.client.notifications();
+        let mut heard = Vec::new();
+        let first = notifications.timeout_iter(LISTEN_TICK).next().map_err(pg_err)?;
+        if let Some(first) = first {
+            heard.push(first);
+            let mut pending = notifications.iter();
+            while let Some(n) = pending.next().map_err(pg_err)? {
+                heard.push(n);
+            }
+        }
+        for n in heard.iter().filter(|n| n.channel() == "baton_notices") {
+            match serde_json::from_str::<Envelope>(n.payload()) {
+                Ok(envelope) if envelope.from != self.replica => {
+                    let _ = self.publisher.notices.send(envelope.notice);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "a notice could not be read"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Connects and listens again; what was missed meanwhile is caught up by the
+    /// caller (events) or forgotten by subscribers (notices, through `Resync`).
+    fn reconnect(&self) -> Option<Conn> {
+        let mut conn = connect(&self.config).ok()?;
+        self.listen(&mut conn).ok()?;
+        tracing::info!("the store's listener is connected to the database again");
+        let _ = self.publisher.notices.send(Notice::Resync);
+        Some(conn)
+    }
+}

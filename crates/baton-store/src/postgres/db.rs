@@ -1,0 +1,825 @@
+//! [`StoreRead`] and [`StoreTx`] over one PostgreSQL connection.
+//!
+//! The same shape as the SQLite backend's: JSON documents beside the columns
+//! queries filter and sort on. Every write transaction holds the store's global
+//! advisory lock (taken by the writer before the first job), so the checks a job
+//! makes before it writes (a claim, a session's next `seq`, a duplicate name)
+//! hold until its commit, on every coordinator sharing the database.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use baton_core::agent::AgentDef;
+use baton_core::api::{SessionState, Spend};
+use baton_core::doc::{DocVersion, Document};
+use baton_core::event::{Event, NewEvent};
+use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, Project, Run, Session, Task,
+    TokenKind, TokenRecord, Usage,
+};
+use baton_core::status::{RunStatus, TaskStatus};
+use baton_core::time::Timestamp;
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
+use serde::de::DeserializeOwned;
+
+use super::{NOW_MS, pg_err};
+use crate::StoreError;
+use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
+use crate::store::{DocFilter, DocHit, EventFilter, Notice, StoreRead, StoreTx, TaskFilter};
+
+/// A parameter list.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// A connection and its prepared statements.
+pub(crate) struct Conn {
+    /// The connection.
+    pub(crate) client: Client,
+    /// Statements prepared on it, by their text.
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client, statements: HashMap::new() }
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+
+    /// Runs a query (prepared once per connection).
+    pub(crate) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let st = self.statement(sql).map_err(pg_err)?;
+        self.client.query(&st, params).map_err(pg_err)
+    }
+
+    /// Runs a statement; how many rows it changed.
+    pub(crate) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        let st = self.statement(sql).map_err(pg_err)?;
+        self.client.execute(&st, params).map_err(pg_err)
+    }
+}
+
+/// Reads and writes through one connection, and what a write job appended and
+/// noticed.
+pub(crate) struct PgDb<'c> {
+    /// The connection (queries need it mutably; reads take `&self`).
+    conn: RefCell<&'c mut Conn>,
+    /// Whether the current job appended events.
+    pub(crate) appended: bool,
+    /// Notices sent by the current job.
+    pub(crate) notices: Vec<Notice>,
+}
+
+impl<'c> PgDb<'c> {
+    pub(crate) fn new(conn: &'c mut Conn) -> Self {
+        Self { conn: RefCell::new(conn), appended: false, notices: Vec::new() }
+    }
+
+    fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        self.conn.borrow_mut().query(sql, params)
+    }
+
+    fn row(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        self.conn.borrow_mut().execute(sql, params)
+    }
+
+    fn doc<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<T>, StoreError> {
+        self.row(sql, params)?.map(|r| decode(what, r.get::<_, &str>(0))).transpose()
+    }
+
+    fn docs<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.rows(sql, params)?.iter().map(|r| decode(what, r.get::<_, &str>(0))).collect()
+    }
+
+    fn events_where(&self, clause: &str, params: Params<'_>) -> Result<Vec<Event>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {clause}");
+        self.rows(&sql, params)?.iter().map(|r| event_row(r).into_event()).collect()
+    }
+
+    fn tokens_where(&self, clause: &str, params: Params<'_>) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!("SELECT hash, kind, subject, created_at, id, name FROM tokens WHERE {clause}");
+        Ok(self
+            .rows(&sql, params)?
+            .iter()
+            .filter_map(|r| {
+                Some(TokenRecord {
+                    hash: r.get(0),
+                    kind: token_kind(r.get(1))?,
+                    subject: r.get(2),
+                    created_at: Timestamp::from_millis(r.get(3)),
+                    id: r.get(4),
+                    name: r.get(5),
+                })
+            })
+            .collect())
+    }
+
+    /// Fails with `Duplicate` when `sql` (an `INSERT … ON CONFLICT DO NOTHING`)
+    /// inserted nothing.
+    fn insert_new(&self, what: String, sql: &str, params: Params<'_>) -> Result<(), StoreError> {
+        match self.exec(sql, params)? {
+            0 => Err(StoreError::Duplicate { what }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads the columns of [`EVENT_COLUMNS`].
+pub(crate) fn event_row(r: &Row) -> EventRow {
+    EventRow {
+        id: r.get(0),
+        ts: r.get(1),
+        session_id: r.get(2),
+        seq: r.get(3),
+        run_id: r.get(4),
+        task_id: r.get(5),
+        kind: r.get(6),
+        data: r.get(7),
+        raw: r.get(8),
+    }
+}
+
+/// The text a document is searched in, by weight: its name's words, its tags,
+/// its content. Split into words here (as the SQLite backend's tokenizer does), so
+/// `notes/api` is found by `api`.
+fn search_text(doc: &Document) -> [String; 3] {
+    let words = |text: &str| crate::search::words_all(text).join(" ");
+    [words(&doc.name), words(&doc.tags.join(" ")), words(doc.content.as_deref().unwrap_or(""))]
+}
+
+fn limit(n: u32) -> i64 {
+    i64::from(n)
+}
+
+impl StoreRead for PgDb<'_> {
+    fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        self.doc("project", "SELECT data FROM projects WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError> {
+        self.doc("project", "SELECT data FROM projects WHERE name = $1", &[&name])
+    }
+
+    fn project_by_path(&self, path: &str) -> Result<Option<Project>, StoreError> {
+        self.doc("project", "SELECT data FROM projects WHERE path = $1", &[&path])
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.docs("project", "SELECT data FROM projects ORDER BY created_at, id", &[])
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<AgentDef>, StoreError> {
+        self.doc("agent", "SELECT data FROM agents WHERE name = $1", &[&name])
+    }
+
+    fn agents(&self) -> Result<Vec<AgentDef>, StoreError> {
+        self.docs("agent", "SELECT data FROM agents ORDER BY name", &[])
+    }
+
+    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        self.doc("task", "SELECT data FROM tasks WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
+        let project = filter.project.as_ref().map(|p| p.as_str());
+        let parent = filter.parent_session.as_ref().map(|s| s.as_str());
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let mut sql = String::from(
+            "SELECT data FROM tasks WHERE ($1::text IS NULL OR project_id = $1)
+             AND ($2::text IS NULL OR parent_session_id = $2) AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+             ORDER BY created_at DESC, n DESC",
+        );
+        if let Some(n) = filter.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        self.docs("task", &sql, &[&project, &parent, &statuses])
+    }
+
+    fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError> {
+        self.docs(
+            "task",
+            "SELECT t.data FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = $1 ORDER BY t.created_at, t.n",
+            &[&id.as_str()],
+        )
+    }
+
+    fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
+        let rows = self.rows(
+            "SELECT status, COUNT(*) FROM tasks WHERE $1::text IS NULL OR project_id = $1 GROUP BY status",
+            &[&project.map(|p| p.as_str())],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| TaskStatus::from_str(r.get(0)).ok().map(|s| (s, r.get::<_, i64>(1) as u64)))
+            .collect())
+    }
+
+    fn spend(&self, project: Option<&ProjectId>) -> Result<Vec<Spend>, StoreError> {
+        let rows = self.rows(
+            "SELECT project_id, agent, SUM(input_tokens)::BIGINT, SUM(output_tokens)::BIGINT, SUM(cost_usd)
+             FROM sessions WHERE $1::text IS NULL OR project_id = $1 GROUP BY project_id, agent ORDER BY project_id, agent",
+            &[&project.map(|p| p.as_str())],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(Spend {
+                    project_id: ProjectId::from_str(r.get(0)).map_err(|_| StoreError::Corrupt {
+                        what: "session",
+                        source: serde::de::Error::custom("malformed project id"),
+                    })?,
+                    agent: r.get(1),
+                    usage: Usage {
+                        input_tokens: r.get::<_, Option<i64>>(2).unwrap_or(0) as u64,
+                        output_tokens: r.get::<_, Option<i64>>(3).unwrap_or(0) as u64,
+                        cost_usd: r.get::<_, Option<f64>>(4).unwrap_or(0.0),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn document(&self, name: &str) -> Result<Option<Document>, StoreError> {
+        self.doc("document", "SELECT data FROM documents WHERE name = $1", &[&name])
+    }
+
+    fn document_version(&self, name: &str, version: u32) -> Result<Option<Document>, StoreError> {
+        self.doc(
+            "document",
+            "SELECT data FROM document_versions WHERE name = $1 AND version = $2",
+            &[&name, &i64::from(version)],
+        )
+    }
+
+    fn document_versions(&self, name: &str) -> Result<Vec<DocVersion>, StoreError> {
+        let docs: Vec<Document> = self.docs(
+            "document",
+            "SELECT data FROM document_versions WHERE name = $1 ORDER BY version DESC",
+            &[&name],
+        )?;
+        Ok(docs
+            .into_iter()
+            .map(|d| DocVersion {
+                version: d.version,
+                size: d.size,
+                written_by: d.written_by,
+                updated_at: d.updated_at,
+            })
+            .collect())
+    }
+
+    fn documents(&self, filter: &DocFilter) -> Result<Vec<DocHit>, StoreError> {
+        let query = match &filter.query {
+            Some(text) => {
+                let words = crate::search::words(text);
+                let Some((last, rest)) = words.split_last() else { return Ok(Vec::new()) };
+                let mut q: String = rest.iter().map(|w| format!("{w} & ")).collect();
+                q.push_str(&format!("{last}:*"));
+                Some(q)
+            }
+            None => None,
+        };
+        let project = filter.project.as_ref().map(|p| p.as_str());
+        let (select, order) = match query {
+            Some(_) => (
+                "d.data, ts_rank_cd(d.search, q)::FLOAT8,
+                 ts_headline('simple', COALESCE((d.data::jsonb)->>'content', ''), q,
+                     'StartSel=[, StopSel=], MaxWords=16, MinWords=4, ShortWord=0, MaxFragments=1, FragmentDelimiter=…')",
+                "ts_rank_cd(d.search, q) DESC, d.updated_at DESC",
+            ),
+            None => ("d.data, NULL::FLOAT8, NULL::TEXT", "d.updated_at DESC"),
+        };
+        let sql = format!(
+            "SELECT {select} FROM documents d, (SELECT to_tsquery('simple', $1) AS q) query
+             WHERE ($1::text IS NULL OR d.search @@ q)
+             AND (cardinality($2::text[]) = 0 OR (d.data::jsonb)->'tags' @> to_jsonb($2::text[]))
+             AND ($3::text IS NULL OR d.project_id = $3)
+             AND ($4::text IS NULL OR starts_with(d.name, $4))
+             AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements((d.data::jsonb)->'relations') r WHERE r->>'target' = $5))
+             ORDER BY {order} LIMIT $6"
+        );
+        let query = query.as_deref();
+        let tags: Vec<&str> = filter.tags.iter().map(String::as_str).collect();
+        let rows = self.rows(
+            &sql,
+            &[&query, &tags, &project, &filter.prefix.as_deref(), &filter.related_to.as_deref(), &limit(filter.limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok(DocHit { doc: decode("document", r.get::<_, &str>(0))?, score: r.get(1), snippet: r.get(2) }))
+            .collect()
+    }
+
+    fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.doc("session", "SELECT data FROM sessions WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn session_by_agent_session(&self, agent_session_id: &str) -> Result<Option<Session>, StoreError> {
+        self.doc(
+            "session",
+            "SELECT data FROM sessions WHERE agent_session_id = $1 ORDER BY created_at DESC, n DESC LIMIT 1",
+            &[&agent_session_id],
+        )
+    }
+
+    fn sessions_of_task(&self, id: &TaskId) -> Result<Vec<Session>, StoreError> {
+        self.docs("session", "SELECT data FROM sessions WHERE task_id = $1 ORDER BY created_at, n", &[&id.as_str()])
+    }
+
+    fn sessions(&self, n: u32) -> Result<Vec<Session>, StoreError> {
+        self.docs("session", "SELECT data FROM sessions ORDER BY created_at DESC, n DESC LIMIT $1", &[&limit(n)])
+    }
+
+    fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
+        self.doc("run", "SELECT data FROM runs WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn runs_of_session(&self, id: &SessionId) -> Result<Vec<Run>, StoreError> {
+        self.docs("run", "SELECT data FROM runs WHERE session_id = $1 ORDER BY created_at, n", &[&id.as_str()])
+    }
+
+    fn runs_in_status(&self, status: RunStatus, n: u32) -> Result<Vec<Run>, StoreError> {
+        self.docs(
+            "run",
+            "SELECT data FROM runs WHERE status = $1 ORDER BY created_at, n LIMIT $2",
+            &[&status.as_str(), &limit(n)],
+        )
+    }
+
+    fn active_runs_of_launcher(&self, id: &LauncherId) -> Result<Vec<Run>, StoreError> {
+        self.docs(
+            "run",
+            "SELECT data FROM runs WHERE launcher_id = $1 AND status IN ('claimed', 'running') ORDER BY created_at, n",
+            &[&id.as_str()],
+        )
+    }
+
+    fn launcher(&self, id: &LauncherId) -> Result<Option<Launcher>, StoreError> {
+        self.doc("launcher", "SELECT data FROM launchers WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn launchers(&self) -> Result<Vec<Launcher>, StoreError> {
+        self.docs("launcher", "SELECT data FROM launchers ORDER BY id", &[])
+    }
+
+    fn ids_with_prefix(&self, kind: &str, prefix: &str, n: u32) -> Result<Vec<String>, StoreError> {
+        let table = match kind {
+            "task" => "tasks",
+            "session" => "sessions",
+            "run" => "runs",
+            "project" => "projects",
+            "launcher" => "launchers",
+            "plan" => "plans",
+            "orchestration" => "orchestrations",
+            _ => return Ok(Vec::new()),
+        };
+        if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT id FROM {table} WHERE starts_with(id, $1) ORDER BY id LIMIT $2");
+        Ok(self.rows(&sql, &[&prefix, &limit(n)])?.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn session_events(&self, id: &SessionId, after_seq: i64, n: u32) -> Result<Vec<Event>, StoreError> {
+        self.events_where("session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", &[&id.as_str(), &after_seq, &limit(n)])
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let session = filter.session.as_ref().map(|s| s.as_str());
+        let task = filter.task.as_ref().map(|t| t.as_str());
+        let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
+        self.events_where(
+            "id > $1 AND ($2::text IS NULL OR session_id = $2) AND ($3::text IS NULL OR task_id = $3)
+             AND (cardinality($4::text[]) = 0 OR kind = ANY($4)) ORDER BY id LIMIT $5",
+            &[&filter.after, &session, &task, &kinds, &limit(filter.limit)],
+        )
+    }
+
+    fn last_event_id(&self) -> Result<i64, StoreError> {
+        Ok(self.row("SELECT COALESCE(MAX(id), 0)::BIGINT FROM events", &[])?.map_or(0, |r| r.get(0)))
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.tokens_where("hash = $1", &[&hash])?.pop())
+    }
+
+    fn tokens(&self, kind: TokenKind) -> Result<Vec<TokenRecord>, StoreError> {
+        self.tokens_where("kind = $1 ORDER BY created_at, hash", &[&kind.as_str()])
+    }
+
+    fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.tokens_where("id = $1", &[&id])?.pop())
+    }
+
+    fn session_state(&self, id: &SessionId) -> Result<Option<SessionState>, StoreError> {
+        self.doc("session state", "SELECT data FROM session_states WHERE session_id = $1", &[&id.as_str()])
+    }
+
+    fn orders_of_launcher(&self, id: &LauncherId) -> Result<Vec<LauncherOrder>, StoreError> {
+        let mut orders: Vec<LauncherOrder> =
+            self.docs("launcher order", "SELECT data FROM launcher_orders WHERE launcher_id = $1", &[&id.as_str()])?;
+        orders.sort_by_key(|o| o.created_at);
+        Ok(orders)
+    }
+
+    fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.row("SELECT bytes FROM blobs WHERE sha256 = $1", &[&sha256])?.map(|r| r.get(0)))
+    }
+
+    fn pending_merges(&self) -> Result<Vec<MergeRequest>, StoreError> {
+        self.docs("merge request", "SELECT data FROM merge_requests WHERE NOT done ORDER BY created_at, id", &[])
+    }
+
+    fn merge_request(&self, id: &str) -> Result<Option<MergeRequest>, StoreError> {
+        self.doc("merge request", "SELECT data FROM merge_requests WHERE id = $1", &[&id])
+    }
+
+    fn clock(&self) -> Result<Timestamp, StoreError> {
+        let sql = format!("SELECT {NOW_MS}");
+        Ok(Timestamp::from_millis(self.row(&sql, &[])?.map_or(0, |r| r.get(0))))
+    }
+
+    fn plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError> {
+        self.doc("plan", "SELECT data FROM plans WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn plans(&self, n: u32) -> Result<Vec<Plan>, StoreError> {
+        self.docs("plan", "SELECT data FROM plans ORDER BY created_at DESC, n DESC LIMIT $1", &[&limit(n)])
+    }
+
+    fn orchestration(&self, id: &OrchestrationId) -> Result<Option<Orchestration>, StoreError> {
+        self.doc("orchestration", "SELECT data FROM orchestrations WHERE id = $1", &[&id.as_str()])
+    }
+
+    fn orchestrations(&self, n: u32) -> Result<Vec<Orchestration>, StoreError> {
+        self.docs(
+            "orchestration",
+            "SELECT data FROM orchestrations ORDER BY created_at DESC, n DESC LIMIT $1",
+            &[&limit(n)],
+        )
+    }
+
+    fn heartbeats(&self, project: &ProjectId, n: u32) -> Result<Vec<LeadHeartbeat>, StoreError> {
+        self.docs(
+            "heartbeat",
+            "SELECT data FROM heartbeats WHERE project_id = $1 ORDER BY id DESC LIMIT $2",
+            &[&project.as_str(), &limit(n)],
+        )
+    }
+}
+
+impl StoreTx for PgDb<'_> {
+    fn put_project(&mut self, p: &Project) -> Result<(), StoreError> {
+        let taken = self.row(
+            "SELECT 1 FROM projects WHERE id <> $1 AND (name = $2 OR path = $3)",
+            &[&p.id.as_str(), &p.name, &p.path],
+        )?;
+        if taken.is_some() {
+            return Err(StoreError::Duplicate { what: format!("a project named {:?} or at {:?}", p.name, p.path) });
+        }
+        let data = encode("project", p)?;
+        self.exec(
+            "INSERT INTO projects (id, name, path, created_at, data) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, path = excluded.path, data = excluded.data",
+            &[&p.id.as_str(), &p.name, &p.path, &p.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_agent(&mut self, a: &AgentDef) -> Result<(), StoreError> {
+        let data = encode("agent", a)?;
+        self.exec(
+            "INSERT INTO agents (name, data) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            &[&a.name, &data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_agent(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM agents WHERE name = $1", &[&name])? > 0)
+    }
+
+    fn insert_task(&mut self, t: &Task) -> Result<(), StoreError> {
+        let data = encode("task", t)?;
+        self.insert_new(
+            format!("task {}", t.id),
+            "INSERT INTO tasks (id, project_id, status, parent_session_id, created_at, data)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &t.id.as_str(),
+                &t.project_id.as_str(),
+                &t.status.as_str(),
+                &t.parent_session_id.as_ref().map(|s| s.as_str()),
+                &t.created_at.as_millis(),
+                &data,
+            ],
+        )?;
+        for dep in &t.depends_on {
+            self.exec(
+                "INSERT INTO task_deps (task_id, depends_on) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&t.id.as_str(), &dep.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_task(&mut self, t: &Task) -> Result<(), StoreError> {
+        let data = encode("task", t)?;
+        self.exec(
+            "UPDATE tasks SET status = $2, data = $3, parent_session_id = $4 WHERE id = $1",
+            &[&t.id.as_str(), &t.status.as_str(), &data, &t.parent_session_id.as_ref().map(|s| s.as_str())],
+        )?;
+        Ok(())
+    }
+
+    fn put_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        let data = encode("session", s)?;
+        self.exec(
+            "INSERT INTO sessions (id, task_id, project_id, agent, agent_session_id, input_tokens, output_tokens, cost_usd, created_at, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, agent = excluded.agent,
+                 agent_session_id = excluded.agent_session_id, input_tokens = excluded.input_tokens,
+                 output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, data = excluded.data",
+            &[
+                &s.id.as_str(),
+                &s.task_id.as_str(),
+                &s.project_id.as_str(),
+                &s.agent,
+                &s.agent_session_id,
+                &(s.usage.input_tokens as i64),
+                &(s.usage.output_tokens as i64),
+                &s.usage.cost_usd,
+                &s.created_at.as_millis(),
+                &data,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_run(&mut self, r: &Run) -> Result<(), StoreError> {
+        let data = encode("run", r)?;
+        self.exec(
+            "INSERT INTO runs (id, session_id, status, launcher_id, created_at, data) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, launcher_id = excluded.launcher_id, data = excluded.data",
+            &[
+                &r.id.as_str(),
+                &r.session_id.as_str(),
+                &r.status.as_str(),
+                &r.launcher_id.as_ref().map(|l| l.as_str()),
+                &r.created_at.as_millis(),
+                &data,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_launcher(&mut self, l: &Launcher) -> Result<(), StoreError> {
+        let data = encode("launcher", l)?;
+        self.exec(
+            "INSERT INTO launchers (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            &[&l.id.as_str(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn append_event(
+        &mut self,
+        session: Option<&SessionId>,
+        run: Option<&RunId>,
+        task: Option<&TaskId>,
+        event: NewEvent,
+    ) -> Result<Event, StoreError> {
+        let ts = event.ts.unwrap_or_else(Timestamp::now);
+        let data = encode("event data", &event.data)?;
+        let session_id = session.map(|s| s.as_str());
+        // Under the writer's lock: no other transaction numbers this session now.
+        let row = self.row(
+            "INSERT INTO events (ts, session_id, seq, run_id, task_id, kind, data, raw)
+             VALUES ($1, $2, CASE WHEN $2::text IS NULL THEN NULL
+                 ELSE (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE session_id = $2) END, $3, $4, $5, $6, $7)
+             RETURNING id, seq",
+            &[
+                &ts.as_millis(),
+                &session_id,
+                &run.map(|r| r.as_str()),
+                &task.map(|t| t.as_str()),
+                &event.kind.as_str(),
+                &data,
+                &event.raw,
+            ],
+        )?;
+        let row = row.ok_or_else(|| StoreError::Database("an insert returned no row".into()))?;
+        self.appended = true;
+        Ok(Event {
+            id: row.get(0),
+            ts,
+            session_id: session.cloned(),
+            seq: row.get(1),
+            run_id: run.cloned(),
+            task_id: task.cloned(),
+            kind: event.kind,
+            data: event.data,
+            raw: event.raw,
+        })
+    }
+
+    fn put_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO tokens (hash, kind, subject, created_at, id, name) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (hash) DO UPDATE SET kind = excluded.kind, subject = excluded.subject,
+                 created_at = excluded.created_at, id = excluded.id, name = excluded.name",
+            &[&t.hash, &t.kind.as_str(), &t.subject, &t.created_at.as_millis(), &t.id, &t.name],
+        )?;
+        Ok(())
+    }
+
+    fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError> {
+        let n =
+            self.exec("DELETE FROM tokens WHERE kind = $1 AND subject IS NOT DISTINCT FROM $2", &[&kind, &subject])?;
+        if n > 0 {
+            self.notices.push(Notice::TokensRevoked { kind: kind.to_owned(), subject: subject.map(str::to_owned) });
+        }
+        Ok(n)
+    }
+
+    fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError> {
+        let deleted = self.exec("DELETE FROM tokens WHERE hash = $1", &[&hash])? > 0;
+        if deleted {
+            self.notices.push(Notice::TokenRevoked { hash: hash.to_owned() });
+        }
+        Ok(deleted)
+    }
+
+    fn put_session_state(&mut self, id: &SessionId, state: &SessionState) -> Result<(), StoreError> {
+        let data = encode("session state", state)?;
+        self.exec(
+            "INSERT INTO session_states (session_id, data) VALUES ($1, $2)
+             ON CONFLICT (session_id) DO UPDATE SET data = excluded.data",
+            &[&id.as_str(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_blob(&mut self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.exec("INSERT INTO blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&sha256, &bytes])?;
+        Ok(())
+    }
+
+    fn acquire_lease(&mut self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<i64>, StoreError> {
+        let sql = format!(
+            "INSERT INTO leases (name, holder, fence, expires_at) VALUES ($1, $2, 1, {NOW_MS} + $3)
+             ON CONFLICT (name) DO UPDATE SET
+                 fence = CASE WHEN leases.holder = excluded.holder THEN leases.fence ELSE leases.fence + 1 END,
+                 holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder OR leases.expires_at < {NOW_MS}
+             RETURNING fence"
+        );
+        Ok(self.row(&sql, &[&name, &holder, &ttl_ms])?.map(|r| r.get(0)))
+    }
+
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.exec("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2", &[&name, &holder])?;
+        Ok(())
+    }
+
+    fn put_login_code(&mut self, hash: &str, expires: Timestamp) -> Result<(), StoreError> {
+        let prune = format!("DELETE FROM login_codes WHERE expires_at < {NOW_MS}");
+        self.exec(&prune, &[])?;
+        self.exec(
+            "INSERT INTO login_codes (hash, expires_at) VALUES ($1, $2)
+             ON CONFLICT (hash) DO UPDATE SET expires_at = excluded.expires_at",
+            &[&hash, &expires.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn take_login_code(&mut self, hash: &str) -> Result<Option<Timestamp>, StoreError> {
+        let row = self.row("DELETE FROM login_codes WHERE hash = $1 RETURNING expires_at", &[&hash])?;
+        Ok(row.map(|r| Timestamp::from_millis(r.get(0))))
+    }
+
+    fn put_merge_request(&mut self, request: &MergeRequest) -> Result<(), StoreError> {
+        let data = encode("merge request", request)?;
+        self.exec(
+            "INSERT INTO merge_requests (id, created_at, done, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET done = excluded.done, data = excluded.data",
+            &[&request.id, &request.created_at.as_millis(), &request.outcome.is_some(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_merge_request(&mut self, id: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM merge_requests WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn notify(&mut self, notice: Notice) -> Result<(), StoreError> {
+        if !self.notices.contains(&notice) {
+            self.notices.push(notice);
+        }
+        Ok(())
+    }
+
+    fn put_order(&mut self, order: &LauncherOrder) -> Result<(), StoreError> {
+        let data = encode("launcher order", order)?;
+        self.exec(
+            "INSERT INTO launcher_orders (launcher_id, kind, subject, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (launcher_id, kind, subject) DO UPDATE SET data = excluded.data",
+            &[&order.launcher_id.as_str(), &order.kind.as_str(), &order.subject, &data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_order(&mut self, launcher: &LauncherId, kind: OrderKind, subject: &str) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "DELETE FROM launcher_orders WHERE launcher_id = $1 AND kind = $2 AND subject = $3",
+            &[&launcher.as_str(), &kind.as_str(), &subject],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn put_plan(&mut self, plan: &Plan) -> Result<(), StoreError> {
+        let data = encode("plan", plan)?;
+        self.exec(
+            "INSERT INTO plans (id, project_id, created_at, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            &[&plan.id.as_str(), &plan.project_id.as_str(), &plan.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_orchestration(&mut self, o: &Orchestration) -> Result<(), StoreError> {
+        let data = encode("orchestration", o)?;
+        self.exec(
+            "INSERT INTO orchestrations (id, project_id, created_at, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            &[&o.id.as_str(), &o.project_id.as_str(), &o.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn add_heartbeat(&mut self, beat: &LeadHeartbeat) -> Result<(), StoreError> {
+        let data = encode("heartbeat", beat)?;
+        self.exec(
+            "INSERT INTO heartbeats (project_id, at, data) VALUES ($1, $2, $3)",
+            &[&beat.project_id.as_str(), &beat.at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_document(&mut self, doc: &Document) -> Result<(), StoreError> {
+        let data = encode("document", doc)?;
+        let [name, tags, content] = search_text(doc);
+        self.exec(
+            "INSERT INTO documents (name, project_id, updated_at, search, data)
+             VALUES ($1, $2, $3, setweight(to_tsvector('simple', $4), 'A') || setweight(to_tsvector('simple', $5), 'B')
+                 || setweight(to_tsvector('simple', $6), 'C'), $7)
+             ON CONFLICT (name) DO UPDATE SET project_id = excluded.project_id, updated_at = excluded.updated_at,
+                 search = excluded.search, data = excluded.data",
+            &[
+                &doc.name,
+                &doc.project_id.as_ref().map(|p| p.as_str()),
+                &doc.updated_at.as_millis(),
+                &name,
+                &tags,
+                &content,
+                &data,
+            ],
+        )?;
+        self.exec(
+            "INSERT INTO document_versions (name, version, data) VALUES ($1, $2, $3)
+             ON CONFLICT (name, version) DO UPDATE SET data = excluded.data",
+            &[&doc.name, &i64::from(doc.version), &data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_document(&mut self, name: &str) -> Result<bool, StoreError> {
+        if self.exec("DELETE FROM documents WHERE name = $1", &[&name])? == 0 {
+            return Ok(false);
+        }
+        self.exec("DELETE FROM document_versions WHERE name = $1", &[&name])?;
+        Ok(true)
+    }
+}

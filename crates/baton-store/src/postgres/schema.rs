@@ -1,0 +1,252 @@
+//! The PostgreSQL schema, its migrations, and the check that the coordinators
+//! sharing a database can work side by side.
+//!
+//! `schema_version` records how many migrations have run; each new one is
+//! appended to [`MIGRATIONS`], never edited. Migrations run under an advisory
+//! lock, so replicas starting together migrate once. Every coordinator records
+//! itself in `replicas` (with the schema it knows) and refreshes that row while
+//! it runs: a coordinator that would migrate the schema under a live replica of
+//! an older one refuses to start instead.
+
+use postgres::Client;
+
+use super::NOW_MS;
+use crate::StoreError;
+
+/// Every migration, in order.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE agents (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    n BIGSERIAL,
+    project_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    parent_session_id TEXT,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX tasks_by_project ON tasks(project_id, created_at);
+CREATE INDEX tasks_by_status ON tasks(status, created_at);
+CREATE INDEX tasks_by_parent ON tasks(parent_session_id) WHERE parent_session_id IS NOT NULL;
+CREATE TABLE task_deps (
+    task_id TEXT NOT NULL,
+    depends_on TEXT NOT NULL,
+    PRIMARY KEY (task_id, depends_on)
+);
+CREATE INDEX task_deps_reverse ON task_deps(depends_on, task_id);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    n BIGSERIAL,
+    task_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    agent_session_id TEXT,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX sessions_by_task ON sessions(task_id, created_at);
+CREATE INDEX sessions_by_created ON sessions(created_at);
+CREATE INDEX sessions_by_agent_session ON sessions(agent_session_id) WHERE agent_session_id IS NOT NULL;
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    n BIGSERIAL,
+    session_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    launcher_id TEXT,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX runs_by_session ON runs(session_id, created_at);
+CREATE INDEX runs_by_status ON runs(status, created_at);
+CREATE INDEX runs_by_launcher ON runs(launcher_id, status);
+CREATE TABLE launchers (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    session_id TEXT,
+    seq BIGINT,
+    run_id TEXT,
+    task_id TEXT,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    raw TEXT
+);
+CREATE UNIQUE INDEX events_by_session ON events(session_id, seq) WHERE session_id IS NOT NULL;
+CREATE INDEX events_by_task ON events(task_id, id) WHERE task_id IS NOT NULL;
+CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT,
+    created_at BIGINT NOT NULL,
+    id TEXT UNIQUE,
+    name TEXT
+);
+CREATE INDEX tokens_by_subject ON tokens(kind, subject);
+CREATE TABLE launcher_orders (
+    launcher_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (launcher_id, kind, subject)
+);
+CREATE TABLE session_states (
+    session_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE plans (
+    id TEXT PRIMARY KEY,
+    n BIGSERIAL,
+    project_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE orchestrations (
+    id TEXT PRIMARY KEY,
+    n BIGSERIAL,
+    project_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE heartbeats (
+    id BIGSERIAL PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX heartbeats_by_project ON heartbeats(project_id, id);
+CREATE TABLE documents (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    project_id TEXT,
+    updated_at BIGINT NOT NULL,
+    search TSVECTOR NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX documents_search ON documents USING GIN (search);
+CREATE TABLE document_versions (
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    bytes BYTEA NOT NULL
+);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    fence BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE login_codes (
+    hash TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE merge_requests (
+    id TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    done BOOLEAN NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX merge_requests_pending ON merge_requests(done, created_at);
+"#];
+
+/// The newest schema this build knows.
+pub(crate) const KNOWN: i64 = MIGRATIONS.len() as i64;
+
+/// The advisory lock migrations run under.
+const MIGRATION_LOCK: i64 = 0x6261_746f_6e01;
+
+/// How long a replica that stopped refreshing its row still counts as running.
+pub(crate) const REPLICA_LIVE_MS: i64 = 30_000;
+
+/// This coordinator, as recorded in `replicas`.
+pub(crate) struct Replica<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) host: &'a str,
+}
+
+/// Brings the schema up to date (unless a live replica of an older schema would
+/// be left behind) and records this replica.
+pub(crate) fn migrate(client: &mut Client, me: &Replica<'_>) -> Result<(), StoreError> {
+    let db = super::pg_err;
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
+             CREATE TABLE IF NOT EXISTS replicas (
+                 id TEXT PRIMARY KEY, host TEXT NOT NULL, baton TEXT NOT NULL, schema_version BIGINT NOT NULL,
+                 started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL)",
+        )
+        .or_else(|e| if is_concurrent_create(&e) { Ok(()) } else { Err(db(e)) })?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).map_err(db)?;
+    let result = migrate_locked(client, me);
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result
+}
+
+/// Two replicas creating the bookkeeping tables at the same moment: one wins.
+fn is_concurrent_create(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE)
+}
+
+fn migrate_locked(client: &mut Client, me: &Replica<'_>) -> Result<(), StoreError> {
+    let db = super::pg_err;
+    let version: i64 = match client.query_opt("SELECT version FROM schema_version", &[]).map_err(db)? {
+        Some(row) => row.get(0),
+        None => {
+            client.execute("INSERT INTO schema_version (version) VALUES (0)", &[]).map_err(db)?;
+            0
+        }
+    };
+    if version > KNOWN {
+        return Err(StoreError::TooNew { found: version, known: KNOWN });
+    }
+    let live =
+        format!("SELECT id, host, baton, schema_version FROM replicas WHERE seen_at > {NOW_MS} - $1 AND id <> $2");
+    for row in client.query(&live, &[&REPLICA_LIVE_MS, &me.id]).map_err(db)? {
+        let (id, host, baton, theirs): (String, String, String, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        if theirs != KNOWN {
+            return Err(StoreError::Incompatible {
+                message: format!(
+                    "coordinator {id} on {host} (Baton {baton}) runs database schema {theirs}, this Baton needs schema {KNOWN}: \
+                     run every coordinator of one database on one Baton version (stop {id} first, then upgrade it)"
+                ),
+            });
+        }
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let batch = format!("BEGIN; {sql}; UPDATE schema_version SET version = {}; COMMIT;", i + 1);
+        if let Err(e) = client.batch_execute(&batch) {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(db(e));
+        }
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    let upsert = format!(
+        "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at) VALUES ($1, $2, $3, $4, {NOW_MS}, {NOW_MS})
+         ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at"
+    );
+    client.execute(&upsert, &[&me.id, &me.host, &env!("CARGO_PKG_VERSION"), &KNOWN]).map_err(db)?;
+    // Replicas gone for a day are forgotten.
+    let prune = format!("DELETE FROM replicas WHERE seen_at < {NOW_MS} - 86400000");
+    client.execute(&prune, &[]).map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! What both backends do with rows: things are stored as JSON documents beside
+//! the few columns queries filter and sort on, and events as columns.
+
+use std::str::FromStr;
+
+use baton_core::event::{Event, EventKind};
+use baton_core::ids::{RunId, SessionId, TaskId};
+use baton_core::model::TokenKind;
+use baton_core::time::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::StoreError;
+
+/// The columns an event is read from, in this order.
+pub(crate) const EVENT_COLUMNS: &str = "id, ts, session_id, seq, run_id, task_id, kind, data, raw";
+
+/// Reads a stored JSON document.
+pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// Writes a JSON document to store.
+pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// A token's kind as stored.
+pub(crate) fn token_kind(text: &str) -> Option<TokenKind> {
+    match text {
+        "admin" => Some(TokenKind::Admin),
+        "launcher" => Some(TokenKind::Launcher),
+        "session" => Some(TokenKind::Session),
+        _ => None,
+    }
+}
+
+/// An events row before its ids are checked.
+pub(crate) struct EventRow {
+    pub(crate) id: i64,
+    pub(crate) ts: i64,
+    pub(crate) session_id: Option<String>,
+    pub(crate) seq: Option<i64>,
+    pub(crate) run_id: Option<String>,
+    pub(crate) task_id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) data: String,
+    pub(crate) raw: Option<String>,
+}
+
+impl EventRow {
+    /// The event, its ids and kind checked.
+    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
+        let corrupt =
+            |_| StoreError::Corrupt { what: "event", source: serde::de::Error::custom("malformed id or kind") };
+        Ok(Event {
+            id: self.id,
+            ts: Timestamp::from_millis(self.ts),
+            session_id: self.session_id.as_deref().map(SessionId::parse).transpose().map_err(corrupt)?,
+            seq: self.seq,
+            run_id: self.run_id.as_deref().map(RunId::parse).transpose().map_err(corrupt)?,
+            task_id: self.task_id.as_deref().map(TaskId::parse).transpose().map_err(corrupt)?,
+            kind: EventKind::from_str(&self.kind)
+                .map_err(|_| StoreError::Corrupt { what: "event", source: serde::de::Error::custom("unknown kind") })?,
+            data: decode("event data", &self.data)?,
+            raw: self.raw,
+        })
+    }
+}

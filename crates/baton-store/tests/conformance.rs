@@ -1,0 +1,805 @@
+//! One conformance suite for the Store, run against every backend: the SQLite
+//! file always, and PostgreSQL when `BATON_TEST_PG` names a server to make
+//! throwaway databases on (`scripts/test` starts one). A test that must see
+//! PostgreSQL fails, rather than skips, when `BATON_TEST_STORE=postgres`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use baton_core::doc::Document;
+use baton_core::event::{EventKind, NewEvent};
+use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::model::{
+    Launcher, LauncherOrder, MergeRequest, OrderKind, Project, ProjectSettings, Run, Session, Task, TokenKind,
+    TokenRecord,
+};
+use baton_core::status::{RunStatus, TaskStatus};
+use baton_core::time::Timestamp;
+use baton_store::postgres::PgOptions;
+use baton_store::sqlite::SqliteOptions;
+use baton_store::{DocFilter, EventFilter, Notice, Store, StoreError, TaskFilter};
+use serde_json::json;
+
+/// Where a store under test lives, so it can be opened again.
+enum Place {
+    Sqlite(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir),
+    Postgres(PgDatabase),
+}
+
+impl Place {
+    fn open(&self) -> Store {
+        match self {
+            Place::Sqlite(path, _) => baton_store::sqlite::open(&SqliteOptions::new(path)).unwrap(),
+            Place::Postgres(db) => baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Place::Sqlite(..) => "sqlite",
+            Place::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A throwaway database on the test server, dropped afterwards.
+struct PgDatabase {
+    url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// A fresh database, when a server was given.
+    fn create() -> Option<Self> {
+        let Ok(admin) = std::env::var("BATON_TEST_PG") else {
+            assert!(
+                std::env::var("BATON_TEST_STORE").as_deref() != Ok("postgres"),
+                "BATON_TEST_STORE=postgres needs BATON_TEST_PG (scripts/test sets both)"
+            );
+            return None;
+        };
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let name = format!("t_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("the test PostgreSQL server");
+        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Some(Self { url: format!("{base}/{name}"), admin, name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn places() -> Vec<Place> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = vec![Place::Sqlite(dir.path().join("b.db"), dir)];
+    if let Some(db) = PgDatabase::create() {
+        out.push(Place::Postgres(db));
+    }
+    out
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Runs `test` against a fresh store of every backend.
+fn each<F, Fut>(test: F)
+where
+    F: Fn(Store, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for place in places() {
+        let name = place.name();
+        rt().block_on(test(place.open(), name));
+    }
+}
+
+fn project(name: &str) -> Project {
+    Project {
+        id: ProjectId::generate(),
+        name: name.into(),
+        path: format!("/tmp/{name}"),
+        default_branch: "main".into(),
+        settings: ProjectSettings::default(),
+        created_at: Timestamp::now(),
+    }
+}
+
+fn task(project: &ProjectId, status: TaskStatus) -> Task {
+    serde_json::from_value(json!({
+        "id": TaskId::generate(), "project_id": project, "title": "t", "prompt": "p", "agent": "a",
+        "status": status, "created_at": Timestamp::now(), "updated_at": Timestamp::now(),
+    }))
+    .unwrap()
+}
+
+fn session(task: &Task, agent_session_id: Option<&str>, cost: f64) -> Session {
+    serde_json::from_value(json!({
+        "id": SessionId::generate(), "task_id": task.id, "project_id": task.project_id, "agent": "a",
+        "executor": "command", "status": "running", "agent_session_id": agent_session_id,
+        "usage": {"input_tokens": 10, "output_tokens": 5, "cost_usd": cost},
+        "created_at": Timestamp::now(), "updated_at": Timestamp::now(),
+    }))
+    .unwrap()
+}
+
+fn run(session: &Session, status: RunStatus, launcher: Option<&LauncherId>) -> Run {
+    serde_json::from_value(json!({
+        "id": RunId::generate(), "session_id": session.id, "task_id": session.task_id,
+        "project_id": session.project_id, "agent": "a", "kind": "start", "status": status, "message": "m",
+        "launcher_id": launcher, "created_at": Timestamp::now(),
+    }))
+    .unwrap()
+}
+
+fn launcher(name: &str) -> Launcher {
+    serde_json::from_value(json!({
+        "id": LauncherId::generate(), "name": name, "hostname": "h", "version": "v", "slots": 2,
+        "executors": ["command"], "status": "online", "last_seen": Timestamp::now(),
+        "registered_at": Timestamp::now(),
+    }))
+    .unwrap()
+}
+
+fn document(name: &str, content: &str, tags: &[&str], version: u32) -> Document {
+    Document {
+        name: name.into(),
+        content: Some(content.into()),
+        blob: None,
+        content_type: "text/markdown".into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        metadata: Default::default(),
+        relations: Vec::new(),
+        project_id: None,
+        version,
+        size: content.len() as u64,
+        written_by: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+#[test]
+fn writes_survive_reopening() {
+    for place in places() {
+        let p = project("alpha");
+        rt().block_on(async {
+            let store = place.open();
+            let p2 = p.clone();
+            store.write(move |tx| tx.put_project(&p2)).await.unwrap();
+        });
+        rt().block_on(async {
+            let store = place.open();
+            let id = p.id.clone();
+            let got = store.read(move |r| r.project(&id)).await.unwrap();
+            assert_eq!(got, Some(p), "{}", place.name());
+        });
+    }
+}
+
+#[test]
+fn session_events_are_numbered_per_session() {
+    each(|store, backend| async move {
+        let (a, b) = (SessionId::generate(), SessionId::generate());
+        let (a2, b2) = (a.clone(), b.clone());
+        let seqs = store
+            .write(move |tx| {
+                let mut seqs = Vec::new();
+                for s in [&a2, &b2, &a2, &a2] {
+                    let e = tx.append_event(Some(s), None, None, NewEvent::log("x"))?;
+                    seqs.push(e.seq.unwrap());
+                }
+                let global = tx.append_event(None, None, None, NewEvent::log("y"))?;
+                assert_eq!(global.seq, None);
+                Ok::<_, StoreError>(seqs)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seqs, [1, 1, 2, 3], "{backend}");
+        let a3 = a.clone();
+        let events = store.read(move |r| r.session_events(&a3, 1, 10)).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(), [2, 3], "{backend}");
+        let all = store.read(|r| r.events(&EventFilter { limit: 100, ..Default::default() })).await.unwrap();
+        assert_eq!(all.len(), 5, "{backend}");
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "{backend}");
+        let last = store.read(|r| r.last_event_id()).await.unwrap();
+        assert_eq!(last, all.last().unwrap().id, "{backend}");
+        let logs = store
+            .read(move |r| {
+                r.events(&EventFilter {
+                    session: Some(b),
+                    kinds: vec![EventKind::Log],
+                    limit: 10,
+                    after: 0,
+                    task: None,
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(logs.len(), 1, "{backend}");
+    });
+}
+
+#[test]
+fn a_failed_job_is_rolled_back_alone_and_publishes_nothing() {
+    each(|store, backend| async move {
+        let mut sub = store.subscribe();
+        let mut notices = store.notices();
+        let s = SessionId::generate();
+        let (s1, s2) = (s.clone(), s.clone());
+        let good = store.write(move |tx| {
+            tx.append_event(Some(&s1), None, None, NewEvent::log("kept"))?;
+            tx.notify(Notice::Work)
+        });
+        let bad = store.write(move |tx| {
+            tx.append_event(Some(&s2), None, None, NewEvent::log("undone"))?;
+            tx.notify(Notice::MergeQueued)?;
+            Err::<(), _>(StoreError::Closed)
+        });
+        let (good, bad) = tokio::join!(good, bad);
+        assert!(good.is_ok(), "{backend}");
+        assert!(bad.is_err(), "{backend}");
+        let published = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap();
+        assert_eq!(published.event.data, json!({"message": "kept"}), "{backend}");
+        let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
+        assert_eq!(notice, Notice::Work, "{backend}");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(sub.try_recv().is_err(), "{backend}: nothing else published");
+        assert!(notices.try_recv().is_err(), "{backend}: the failed job's notice is not sent");
+        let events = store.read(move |r| r.session_events(&s, 0, 10)).await.unwrap();
+        assert_eq!(events.len(), 1, "{backend}");
+        assert_eq!(events[0].seq, Some(1), "{backend}: the rolled-back event took no number");
+    });
+}
+
+#[test]
+fn duplicates_are_reported() {
+    each(|store, backend| async move {
+        let (p, mut q) = (project("same"), project("same"));
+        q.path = "/elsewhere".into();
+        let p2 = p.clone();
+        store.write(move |tx| tx.put_project(&p2)).await.unwrap();
+        let err = store.write(move |tx| tx.put_project(&q)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { .. }), "{backend}: {err:?}");
+        let mut r = project("other");
+        r.path = p.path.clone();
+        let err = store.write(move |tx| tx.put_project(&r)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { .. }), "{backend}: the same path: {err:?}");
+        let t = task(&p.id, TaskStatus::Queued);
+        let t2 = t.clone();
+        store.write(move |tx| tx.insert_task(&t2)).await.unwrap();
+        // A job may go on after a duplicate (the transaction stays usable).
+        let again = store
+            .write(move |tx| {
+                let dup = tx.insert_task(&t);
+                tx.append_event(None, None, None, NewEvent::log("after"))?;
+                Ok::<_, StoreError>(dup.is_err())
+            })
+            .await
+            .unwrap();
+        assert!(again, "{backend}");
+        let mut renamed = p.clone();
+        renamed.name = "renamed".into();
+        store.write(move |tx| tx.put_project(&renamed)).await.unwrap();
+        assert_eq!(store.read(|r| r.projects()).await.unwrap()[0].name, "renamed", "{backend}");
+    });
+}
+
+#[test]
+fn ids_resolve_by_prefix() {
+    each(|store, backend| async move {
+        let p = project("x");
+        store.write(move |tx| tx.put_project(&p)).await.unwrap();
+        let found = store.read(|r| r.ids_with_prefix("project", "p-", 5)).await.unwrap();
+        assert_eq!(found.len(), 1, "{backend}");
+        for bad in ["p-*", "p-%", "p-_", "p-'"] {
+            let none = store.read(move |r| r.ids_with_prefix("project", bad, 5)).await.unwrap();
+            assert!(none.is_empty(), "{backend}: {bad}");
+        }
+    });
+}
+
+#[test]
+fn documents_are_searched_by_relevance_and_keep_their_versions() {
+    each(|store, backend| async move {
+        store
+            .write(|tx| {
+                tx.put_document(&document("notes/api", "The REST API uses bearer tokens.", &["api"], 1))?;
+                tx.put_document(&document("notes/db", "SQLite in WAL mode; tokens hashed.", &["db", "x"], 1))?;
+                tx.put_document(&document("tokens", "Everything about tokens: tokens, tokens.", &["security"], 1))?;
+                tx.put_document(&document("notes/api", "The REST API uses bearer tokens and cookies.", &["api"], 2))
+            })
+            .await
+            .unwrap();
+        let search = |q: &str, tags: Vec<String>| {
+            let filter = DocFilter { query: Some(q.into()), tags, limit: 10, ..Default::default() };
+            let store = store.clone();
+            async move { store.read(move |r| r.documents(&filter)).await.unwrap() }
+        };
+        let hits = search("tokens", vec![]).await;
+        let names: Vec<&str> = hits.iter().map(|h| h.doc.name.as_str()).collect();
+        assert_eq!(names[0], "tokens", "{backend}: the name and the most mentions rank first: {names:?}");
+        assert_eq!(names.len(), 3, "{backend}");
+        assert!(hits[0].snippet.as_deref().unwrap().contains("[tokens]"), "{backend}: {:?}", hits[0].snippet);
+        assert!(hits[0].score.unwrap() >= hits[1].score.unwrap(), "{backend}");
+        let hits = search("tokens", vec!["db".into()]).await;
+        assert_eq!(hits.iter().map(|h| h.doc.name.as_str()).collect::<Vec<_>>(), ["notes/db"], "{backend}");
+        assert_eq!(search("TOKENS hashed", vec!["db".into(), "x".into()]).await.len(), 1, "{backend}");
+        assert_eq!(search("cook", vec![]).await.len(), 1, "{backend}: the last word matches as a prefix");
+        assert_eq!(search("api", vec![]).await.len(), 1, "{backend}: a word of a name");
+        assert_eq!(search("\"bearer\" AND (x* NEAR : & | ! <->", vec![]).await.len(), 0, "{backend}: no syntax error");
+        assert_eq!(search("*** ( ) :", vec![]).await.len(), 0, "{backend}: nothing to search for");
+        let listed = store
+            .read(|r| r.documents(&DocFilter { prefix: Some("notes/".into()), limit: 10, ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 2, "{backend}");
+        assert!(listed[0].score.is_none(), "{backend}");
+        let (cur, old, versions) = store
+            .read(|r| {
+                Ok::<_, StoreError>((
+                    r.document("notes/api")?,
+                    r.document_version("notes/api", 1)?,
+                    r.document_versions("notes/api")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(cur.unwrap().version, 2, "{backend}");
+        assert_eq!(old.unwrap().content.as_deref(), Some("The REST API uses bearer tokens."), "{backend}");
+        assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1], "{backend}");
+        assert!(store.write(|tx| tx.delete_document("notes/api")).await.unwrap(), "{backend}");
+        assert!(!store.write(|tx| tx.delete_document("notes/api")).await.unwrap(), "{backend}");
+        assert_eq!(search("bearer", vec![]).await.len(), 0, "{backend}: gone from the index too");
+        assert!(store.read(|r| r.document_versions("notes/api")).await.unwrap().is_empty(), "{backend}");
+
+        let bytes: Vec<u8> = (0..=255).collect();
+        let b2 = bytes.clone();
+        store.write(move |tx| tx.put_blob("abc", &b2)).await.unwrap();
+        store.write(|tx| tx.put_blob("abc", b"kept once: not replaced")).await.unwrap();
+        assert_eq!(store.read(|r| r.blob("abc")).await.unwrap(), Some(bytes), "{backend}");
+        assert_eq!(store.read(|r| r.blob("nope")).await.unwrap(), None, "{backend}");
+    });
+}
+
+#[test]
+fn a_read_job_sees_one_snapshot_even_while_writes_commit() {
+    each(|store, backend| async move {
+        let p = project("before");
+        let id = p.id.clone();
+        store.write(move |tx| tx.put_project(&p)).await.unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (wrote_tx, wrote_rx) = std::sync::mpsc::channel::<()>();
+        let reader = {
+            let store = store.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                store
+                    .read(move |r| {
+                        let first = r.project(&id)?.unwrap().name;
+                        started_tx.send(()).unwrap();
+                        wrote_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                        let second = r.project(&id)?.unwrap().name;
+                        Ok::<_, StoreError>((first, second))
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
+        let mut renamed = project("after");
+        renamed.id = id.clone();
+        store.write(move |tx| tx.put_project(&renamed)).await.unwrap();
+        wrote_tx.send(()).unwrap();
+        let (first, second) = reader.await.unwrap().unwrap();
+        assert_eq!((first.as_str(), second.as_str()), ("before", "before"), "{backend}: one snapshot per read job");
+        let now = store.read(move |r| r.project(&id)).await.unwrap().unwrap().name;
+        assert_eq!(now, "after", "{backend}");
+    });
+}
+
+#[test]
+fn leases_change_hands_only_when_expired() {
+    each(|store, backend| async move {
+        let take = |holder: &'static str, ttl: i64| {
+            let store = store.clone();
+            async move { store.write(move |tx| tx.acquire_lease("timers", holder, ttl)).await.unwrap() }
+        };
+        assert_eq!(take("a", 60_000).await, Some(1), "{backend}");
+        assert_eq!(take("b", 60_000).await, None, "{backend}: a's lease holds");
+        assert_eq!(take("a", 300).await, Some(1), "{backend}: renewing keeps the fence");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(take("b", 60_000).await, Some(2), "{backend}: expired, it changes hands");
+        assert_eq!(take("a", 60_000).await, None, "{backend}");
+        store.write(|tx| tx.release_lease("timers", "a")).await.unwrap();
+        assert_eq!(take("a", 60_000).await, None, "{backend}: only the holder releases");
+        store.write(|tx| tx.release_lease("timers", "b")).await.unwrap();
+        assert_eq!(take("a", 60_000).await, Some(3), "{backend}: released, it is free");
+        let before = Timestamp::now();
+        let clock = store.read(|r| r.clock()).await.unwrap();
+        assert!((clock.millis_since(before)).abs() < 5_000, "{backend}: the database's clock");
+    });
+}
+
+#[test]
+fn login_codes_work_once_while_fresh() {
+    each(|store, backend| async move {
+        let later = Timestamp::now().plus_millis(60_000);
+        store.write(move |tx| tx.put_login_code("h1", later)).await.unwrap();
+        let first = store.write(|tx| tx.take_login_code("h1")).await.unwrap();
+        assert_eq!(first, Some(later), "{backend}");
+        assert_eq!(store.write(|tx| tx.take_login_code("h1")).await.unwrap(), None, "{backend}: once");
+        assert_eq!(store.write(|tx| tx.take_login_code("never")).await.unwrap(), None, "{backend}");
+    });
+}
+
+#[test]
+fn merge_requests_are_pending_until_done() {
+    each(|store, backend| async move {
+        let request = |id: &str| MergeRequest {
+            id: id.into(),
+            task_id: TaskId::generate(),
+            strategy: None,
+            created_at: Timestamp::now(),
+            awaited: true,
+            outcome: None,
+        };
+        let (a, b) = (request("mr-a"), request("mr-b"));
+        let (a2, b2) = (a.clone(), b.clone());
+        store
+            .write(move |tx| {
+                tx.put_merge_request(&a2)?;
+                tx.put_merge_request(&b2)
+            })
+            .await
+            .unwrap();
+        let pending = store.read(|r| r.pending_merges()).await.unwrap();
+        assert_eq!(pending.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["mr-a", "mr-b"], "{backend}");
+        let mut done = a.clone();
+        done.outcome = Some(json!({"task": "x"}));
+        store.write(move |tx| tx.put_merge_request(&done)).await.unwrap();
+        let pending = store.read(|r| r.pending_merges()).await.unwrap();
+        assert_eq!(pending, [b], "{backend}");
+        let got = store.read(|r| r.merge_request("mr-a")).await.unwrap().unwrap();
+        assert_eq!(got.outcome, Some(json!({"task": "x"})), "{backend}");
+        store.write(|tx| tx.delete_merge_request("mr-a")).await.unwrap();
+        assert!(store.read(|r| r.merge_request("mr-a")).await.unwrap().is_none(), "{backend}");
+    });
+}
+
+#[test]
+fn revoking_tokens_sends_notices() {
+    each(|store, backend| async move {
+        let mut notices = store.notices();
+        let record = |hash: &str, kind: TokenKind, subject: Option<&str>| TokenRecord {
+            hash: hash.into(),
+            kind,
+            subject: subject.map(str::to_owned),
+            created_at: Timestamp::now(),
+            id: Some(format!("tok-{hash}")),
+            name: Some("ci".into()),
+        };
+        let (a, b) = (record("h-a", TokenKind::Admin, None), record("h-b", TokenKind::Session, Some("s-1")));
+        let (a2, b2) = (a.clone(), b.clone());
+        store
+            .write(move |tx| {
+                tx.put_token(&a2)?;
+                tx.put_token(&b2)
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.read(|r| r.token_by_id("tok-h-a")).await.unwrap(), Some(a), "{backend}");
+        assert_eq!(store.read(|r| r.tokens(TokenKind::Session)).await.unwrap(), [b], "{backend}");
+        assert!(store.write(|tx| tx.delete_token("h-a")).await.unwrap(), "{backend}");
+        assert_eq!(store.write(|tx| tx.delete_tokens("session", Some("s-1"))).await.unwrap(), 1, "{backend}");
+        assert_eq!(store.write(|tx| tx.delete_tokens("session", Some("s-1"))).await.unwrap(), 0, "{backend}");
+        let mut heard = Vec::new();
+        for _ in 0..2 {
+            heard.push(tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap());
+        }
+        assert_eq!(
+            heard,
+            [
+                Notice::TokenRevoked { hash: "h-a".into() },
+                Notice::TokensRevoked { kind: "session".into(), subject: Some("s-1".into()) }
+            ],
+            "{backend}"
+        );
+        assert!(store.read(|r| r.token("h-b")).await.unwrap().is_none(), "{backend}");
+    });
+}
+
+#[test]
+fn tasks_runs_sessions_and_launchers_round_trip() {
+    each(|store, backend| async move {
+        let p = project("rt");
+        let (q1, q2, done) =
+            (task(&p.id, TaskStatus::Queued), task(&p.id, TaskStatus::Queued), task(&p.id, TaskStatus::Succeeded));
+        let mut dependent = task(&p.id, TaskStatus::Pending);
+        dependent.depends_on = vec![q1.id.clone()];
+        let s1 = session(&q1, Some("claude-1"), 0.25);
+        let s2 = session(&q2, None, 0.5);
+        let l = launcher("l1");
+        let r1 = run(&s1, RunStatus::Running, Some(&l.id));
+        let r2 = run(&s2, RunStatus::Queued, None);
+        let order = LauncherOrder {
+            launcher_id: l.id.clone(),
+            kind: OrderKind::Checkpoint,
+            subject: r1.id.to_string(),
+            data: json!({}),
+            created_at: Timestamp::now(),
+            sent_at: None,
+        };
+        let all = (p.clone(), [q1.clone(), q2.clone(), done.clone(), dependent.clone()], s1.clone(), s2.clone());
+        let more = (l.clone(), r1.clone(), r2.clone(), order.clone());
+        store
+            .write(move |tx| {
+                let (p, tasks, s1, s2) = all;
+                let (l, r1, r2, order) = more;
+                tx.put_project(&p)?;
+                for t in &tasks {
+                    tx.insert_task(t)?;
+                }
+                tx.put_session(&s1)?;
+                tx.put_session(&s2)?;
+                tx.put_launcher(&l)?;
+                tx.put_run(&r1)?;
+                tx.put_run(&r2)?;
+                tx.put_order(&order)
+            })
+            .await
+            .unwrap();
+        let pid = p.id.clone();
+        let queued = store
+            .read(move |r| {
+                r.tasks(&TaskFilter { project: Some(pid), statuses: vec![TaskStatus::Queued], ..Default::default() })
+            })
+            .await
+            .unwrap();
+        assert_eq!(queued.iter().map(|t| &t.id).collect::<Vec<_>>(), [&q2.id, &q1.id], "{backend}: newest first");
+        let limited = store.read(|r| r.tasks(&TaskFilter { limit: Some(1), ..Default::default() })).await.unwrap();
+        assert_eq!(limited.len(), 1, "{backend}");
+        let q1id = q1.id.clone();
+        let deps = store.read(move |r| r.dependents(&q1id)).await.unwrap();
+        assert_eq!(deps, [dependent], "{backend}");
+        let mut counts = store.read(|r| r.task_counts(None)).await.unwrap();
+        counts.sort_by_key(|(s, _)| s.as_str());
+        assert_eq!(
+            counts,
+            [(TaskStatus::Pending, 1), (TaskStatus::Queued, 2), (TaskStatus::Succeeded, 1)],
+            "{backend}"
+        );
+        let found = store.read(|r| r.session_by_agent_session("claude-1")).await.unwrap();
+        assert_eq!(found.map(|s| s.id), Some(s1.id.clone()), "{backend}");
+        let spend = store.read(|r| r.spend(None)).await.unwrap();
+        assert_eq!(spend.len(), 1, "{backend}");
+        assert!((spend[0].usage.cost_usd - 0.75).abs() < 1e-9, "{backend}");
+        assert_eq!(spend[0].usage.input_tokens, 20, "{backend}");
+        let lid = l.id.clone();
+        let (active, in_queue, orders, of_session) = store
+            .read(move |r| {
+                Ok::<_, StoreError>((
+                    r.active_runs_of_launcher(&lid)?,
+                    r.runs_in_status(RunStatus::Queued, 10)?,
+                    r.orders_of_launcher(&lid)?,
+                    r.runs_of_session(&s2.id)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(active, std::slice::from_ref(&r1), "{backend}");
+        assert_eq!(in_queue, std::slice::from_ref(&r2), "{backend}");
+        assert_eq!(orders, [order], "{backend}");
+        assert_eq!(of_session, [r2], "{backend}");
+        let (lid, subject) = (l.id.clone(), r1.id.to_string());
+        assert!(
+            store.write(move |tx| tx.delete_order(&lid, OrderKind::Checkpoint, &subject)).await.unwrap(),
+            "{backend}"
+        );
+        let mut moved = r1.clone();
+        moved.status = RunStatus::Succeeded;
+        store.write(move |tx| tx.put_run(&moved)).await.unwrap();
+        let lid = l.id.clone();
+        assert!(store.read(move |r| r.active_runs_of_launcher(&lid)).await.unwrap().is_empty(), "{backend}");
+        let launchers = store.read(|r| r.launchers()).await.unwrap();
+        assert_eq!(launchers, [l], "{backend}");
+    });
+}
+
+#[test]
+fn newer_schemas_are_refused() {
+    for place in places() {
+        drop(place.open());
+        match &place {
+            Place::Sqlite(path, _) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch("PRAGMA user_version = 999").unwrap();
+            }
+            Place::Postgres(db) => {
+                let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+                client.batch_execute("UPDATE schema_version SET version = 999").unwrap();
+            }
+        }
+        let err = match place {
+            Place::Sqlite(ref path, _) => baton_store::sqlite::open(&SqliteOptions::new(path)).err(),
+            Place::Postgres(ref db) => baton_store::postgres::open(&PgOptions::new(&db.url)).err(),
+        };
+        assert!(matches!(err, Some(StoreError::TooNew { found: 999, .. })), "{}: {err:?}", place.name());
+    }
+}
+
+// PostgreSQL only: several replicas on one database.
+
+fn pg() -> Option<PgDatabase> {
+    PgDatabase::create()
+}
+
+#[test]
+fn replicas_see_one_order_of_events_under_concurrent_writers() {
+    let Some(db) = pg() else { return };
+    rt().block_on(async {
+        let (a, b) = (
+            baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap(),
+            baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap(),
+        );
+        let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
+        const WRITERS: usize = 8;
+        const EACH: usize = 250;
+        let mut jobs = Vec::new();
+        for w in 0..WRITERS {
+            let store = if w % 2 == 0 { a.clone() } else { b.clone() };
+            jobs.push(tokio::spawn(async move {
+                let session = SessionId::generate();
+                for i in 0..EACH {
+                    let s = session.clone();
+                    store
+                        .write(move |tx| {
+                            tx.append_event(Some(&s), None, None, NewEvent::log(format!("{w}-{i}")))?;
+                            Ok::<_, StoreError>(())
+                        })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for j in jobs {
+            j.await.unwrap();
+        }
+        let total = WRITERS * EACH;
+        let stored = a.read(move |r| r.events(&EventFilter { limit: 10_000, ..Default::default() })).await.unwrap();
+        assert_eq!(stored.len(), total);
+        let ids: Vec<i64> = stored.iter().map(|e| e.id).collect();
+        for (name, sub) in [("a", &mut on_a), ("b", &mut on_b)] {
+            let mut seen = Vec::new();
+            while seen.len() < total {
+                let c = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("replica {name} published {} of {total}", seen.len()))
+                    .unwrap();
+                seen.push(c.event.id);
+            }
+            assert_eq!(seen, ids, "replica {name}: every committed event, once, in id order");
+        }
+        // Per session, the numbers have no gap and no repeat.
+        let mut by_session: std::collections::HashMap<_, Vec<i64>> = Default::default();
+        for e in &stored {
+            by_session.entry(e.session_id.clone().unwrap()).or_default().push(e.seq.unwrap());
+        }
+        for seqs in by_session.values() {
+            assert_eq!(*seqs, (1..=EACH as i64).collect::<Vec<_>>());
+        }
+    });
+}
+
+#[test]
+fn notices_reach_every_replica() {
+    let Some(db) = pg() else { return };
+    rt().block_on(async {
+        let a = baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap();
+        let b = baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap();
+        let (mut on_a, mut on_b) = (a.notices(), b.notices());
+        a.write(|tx| tx.notify(Notice::MergeDone { id: "mr-1".into() })).await.unwrap();
+        for (name, rx) in [("a", &mut on_a), ("b", &mut on_b)] {
+            let n = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert_eq!(n, Notice::MergeDone { id: "mr-1".into() }, "{name}");
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(on_a.try_recv().is_err(), "a replica hears its own notice once");
+    });
+}
+
+#[test]
+fn a_replica_of_another_schema_is_refused() {
+    let Some(db) = pg() else { return };
+    drop(baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap());
+    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at)
+             VALUES ('c-old', 'old-host', '0.0.1', 0, 0, (extract(epoch from clock_timestamp()) * 1000)::BIGINT)",
+        )
+        .unwrap();
+    let err = baton_store::postgres::open(&PgOptions::new(&db.url)).err().expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Incompatible { .. }), "{err:?}");
+    assert!(text.contains("c-old") && text.contains("old-host") && text.contains("schema 0"), "{text}");
+    // Once it has stopped (its row is stale), this one starts.
+    client.batch_execute("UPDATE replicas SET seen_at = 0 WHERE id = 'c-old'").unwrap();
+    drop(baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap());
+}
+
+#[test]
+fn bad_urls_and_passwords_are_told_clearly() {
+    let Some(db) = pg() else { return };
+    let err = baton_store::postgres::open(&PgOptions::new("postgres://u:secret@host:notaport/db")).err().unwrap();
+    let text = format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+    assert!(text.contains("cannot be read") && !text.contains("secret"), "{text}");
+    let wrong = match db.url.split_once("://").and_then(|(_, rest)| rest.split_once('@')) {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap();
+            format!("postgres://{user}:wrong-password@{host}")
+        }
+        None => panic!("BATON_TEST_PG must name a user: {}", db.url),
+    };
+    let err = baton_store::postgres::open(&PgOptions::new(&wrong)).err().unwrap();
+    let text = format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!text.contains("wrong-password"), "the password is not repeated: {text}");
+}
+
+#[test]
+fn a_lost_connection_is_unavailable_then_recovers() {
+    let Some(db) = pg() else { return };
+    rt().block_on(async {
+        let store = baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap();
+        let mut sub = store.subscribe();
+        let mut notices = store.notices();
+        store.write(|tx| tx.append_event(None, None, None, NewEvent::log("before"))).await.unwrap();
+        // Every connection of the store is cut, as a restart of PostgreSQL would.
+        let url = db.url.clone();
+        std::thread::spawn(move || {
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            admin
+                .batch_execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+        let first = store.write(|tx| tx.append_event(None, None, None, NewEvent::log("during"))).await;
+        if let Err(e) = &first {
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        }
+        let read = store.read(|r| r.last_event_id()).await;
+        if let Err(e) = &read {
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        }
+        store.write(|tx| tx.append_event(None, None, None, NewEvent::log("after"))).await.unwrap();
+        let mut messages = Vec::new();
+        while messages.last().map(String::as_str) != Some("after") {
+            let c = tokio::time::timeout(Duration::from_secs(10), sub.recv()).await.unwrap().unwrap();
+            messages.push(c.event.data["message"].as_str().unwrap().to_owned());
+        }
+        let expected: Vec<&str> =
+            if first.is_ok() { vec!["before", "during", "after"] } else { vec!["before", "after"] };
+        assert_eq!(messages, expected);
+        let resync = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if notices.recv().await.unwrap() == Notice::Resync {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(resync.is_ok(), "the listener tells that notices may have been missed");
+    });
+}
