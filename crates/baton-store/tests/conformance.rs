@@ -1,7 +1,7 @@
 //! One conformance suite for the Store, run against every backend: the SQLite
 //! file always, and PostgreSQL when `BATON_TEST_PG` names a server to make
-//! throwaway databases on (`scripts/test` starts one). A test that must see
-//! PostgreSQL fails, rather than skips, when `BATON_TEST_STORE=postgres`.
+//! throwaway databases on (`scripts/test` starts one). Without a server the
+//! PostgreSQL half is skipped, unless `BATON_TEST_STORE=postgres` asks for it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use baton_core::time::Timestamp;
 use baton_store::postgres::PgOptions;
 use baton_store::sqlite::SqliteOptions;
 use baton_store::{DocFilter, EventFilter, Notice, Store, StoreError, TaskFilter};
+use baton_testkit::pg::TestDatabase as PgDatabase;
 use serde_json::json;
 
 /// Where a store under test lives, so it can be opened again.
@@ -42,37 +43,17 @@ impl Place {
     }
 }
 
-/// A throwaway database on the test server, dropped afterwards.
-struct PgDatabase {
-    url: String,
-    admin: String,
-    name: String,
-}
-
-impl PgDatabase {
-    /// A fresh database, when a server was given.
-    fn create() -> Option<Self> {
-        let Ok(admin) = std::env::var("BATON_TEST_PG") else {
+/// A throwaway database when a PostgreSQL server was given (required when the
+/// suite runs on PostgreSQL).
+fn pg() -> Option<PgDatabase> {
+    match baton_testkit::pg::server() {
+        Some(_) => Some(PgDatabase::create()),
+        None => {
             assert!(
-                std::env::var("BATON_TEST_STORE").as_deref() != Ok("postgres"),
+                !baton_testkit::pg::wanted(),
                 "BATON_TEST_STORE=postgres needs BATON_TEST_PG (scripts/test sets both)"
             );
-            return None;
-        };
-        let mut bytes = [0u8; 6];
-        getrandom::fill(&mut bytes).unwrap();
-        let name = format!("t_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("the test PostgreSQL server");
-        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        Some(Self { url: format!("{base}/{name}"), admin, name })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            None
         }
     }
 }
@@ -80,7 +61,7 @@ impl Drop for PgDatabase {
 fn places() -> Vec<Place> {
     let dir = tempfile::tempdir().unwrap();
     let mut out = vec![Place::Sqlite(dir.path().join("b.db"), dir)];
-    if let Some(db) = PgDatabase::create() {
+    if let Some(db) = pg() {
         out.push(Place::Postgres(db));
     }
     out
@@ -623,8 +604,7 @@ fn newer_schemas_are_refused() {
                 conn.execute_batch("PRAGMA user_version = 999").unwrap();
             }
             Place::Postgres(db) => {
-                let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-                client.batch_execute("UPDATE schema_version SET version = 999").unwrap();
+                db.execute("UPDATE schema_version SET version = 999");
             }
         }
         let err = match place {
@@ -636,10 +616,6 @@ fn newer_schemas_are_refused() {
 }
 
 // PostgreSQL only: several replicas on one database.
-
-fn pg() -> Option<PgDatabase> {
-    PgDatabase::create()
-}
 
 #[test]
 fn replicas_see_one_order_of_events_under_concurrent_writers() {
@@ -719,19 +695,16 @@ fn notices_reach_every_replica() {
 fn a_replica_of_another_schema_is_refused() {
     let Some(db) = pg() else { return };
     drop(baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap());
-    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-    client
-        .batch_execute(
-            "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at)
-             VALUES ('c-old', 'old-host', '0.0.1', 0, 0, (extract(epoch from clock_timestamp()) * 1000)::BIGINT)",
-        )
-        .unwrap();
+    db.execute(
+        "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at)
+         VALUES ('c-old', 'old-host', '0.0.1', 0, 0, (extract(epoch from clock_timestamp()) * 1000)::BIGINT)",
+    );
     let err = baton_store::postgres::open(&PgOptions::new(&db.url)).err().expect("refused");
     let text = err.to_string();
     assert!(matches!(err, StoreError::Incompatible { .. }), "{err:?}");
     assert!(text.contains("c-old") && text.contains("old-host") && text.contains("schema 0"), "{text}");
     // Once it has stopped (its row is stale), this one starts.
-    client.batch_execute("UPDATE replicas SET seen_at = 0 WHERE id = 'c-old'").unwrap();
+    db.execute("UPDATE replicas SET seen_at = 0 WHERE id = 'c-old'");
     drop(baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap());
 }
 
@@ -763,18 +736,10 @@ fn a_lost_connection_is_unavailable_then_recovers() {
         let mut notices = store.notices();
         store.write(|tx| tx.append_event(None, None, None, NewEvent::log("before"))).await.unwrap();
         // Every connection of the store is cut, as a restart of PostgreSQL would.
-        let url = db.url.clone();
-        std::thread::spawn(move || {
-            let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            admin
-                .batch_execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                )
-                .unwrap();
-        })
-        .join()
-        .unwrap();
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
         let first = store.write(|tx| tx.append_event(None, None, None, NewEvent::log("during"))).await;
         if let Err(e) = &first {
             assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");

@@ -13,6 +13,7 @@
 mod anthropic;
 mod gemini;
 mod openai;
+pub mod pg;
 mod script;
 mod server;
 

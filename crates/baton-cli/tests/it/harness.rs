@@ -41,6 +41,9 @@ pub struct Baton {
     wrapper: Vec<String>,
     /// The `baton up` process.
     child: Option<Child>,
+    /// Its PostgreSQL database, when the suite runs on PostgreSQL
+    /// (`BATON_TEST_STORE=postgres`); the SQLite file in its data directory else.
+    pub database: Option<std::sync::Arc<baton_testkit::pg::TestDatabase>>,
 }
 
 /// Runs a command and panics unless it succeeds.
@@ -112,6 +115,8 @@ impl Baton {
             env: Vec::new(),
             wrapper: Vec::new(),
             child: None,
+            database: baton_testkit::pg::wanted()
+                .then(|| std::sync::Arc::new(baton_testkit::pg::TestDatabase::create())),
         }
     }
 
@@ -135,6 +140,9 @@ impl Baton {
         command.arg("up");
         if !self.args.iter().any(|a| a == "--listen") {
             command.args(["--listen", listen]);
+        }
+        if let Some(db) = self.database.as_ref().filter(|_| !self.args.iter().any(|a| a == "--store")) {
+            command.args(["--store", &db.url]);
         }
         let mut child = command
             .args(["--grace", "2"])
@@ -183,6 +191,11 @@ impl Baton {
         })
         .join()
         .unwrap();
+    }
+
+    /// Whether this coordinator keeps its state in PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
     }
 
     /// Kills `baton up` with SIGKILL (its agents keep running).
