@@ -13,9 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "baton", version, max_term_width = 100)]
 #[command(after_help = EXIT_CODES)]
 pub struct Cli {
-    /// The coordinator's URL (default: the one `baton up` started for this directory).
-    #[arg(long, global = true, env = "BATON_URL", value_name = "URL")]
-    pub url: Option<String>,
+    /// The coordinator's URL (default: the one `baton up` started for this
+    /// directory). Several coordinators sharing one database: repeat it, or
+    /// separate the URLs with commas; calls go to the next when one cannot be
+    /// reached.
+    #[arg(long, global = true, env = "BATON_URL", value_name = "URL", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub url: Vec<String>,
 
     /// The token to use (default: the admin token in the coordinator's data directory).
     #[arg(long, global = true, env = "BATON_TOKEN", value_name = "TOKEN", hide_env_values = true)]

@@ -20,7 +20,8 @@ use crate::error::CliError;
 
 /// Runs a command; the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
-    let (url, token) = (cli.url.as_deref(), cli.token.as_deref());
+    let urls = (!cli.url.is_empty()).then(|| cli.url.join(","));
+    let (url, token) = (urls.as_deref(), cli.token.as_deref());
     match cli.command {
         Command::Up(args) => up::up(args).await,
         Command::Doctor(args) => doctor::doctor(args).await,

@@ -1,6 +1,7 @@
 //! [`Client`]: typed calls to the coordinator.
 
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use baton_core::api::{
@@ -80,19 +81,23 @@ impl ClientError {
 
 static TLS: Once = Once::new();
 
-/// A client of one coordinator.
+/// A client of a coordinator, or of several replicas sharing one store: calls go
+/// to one URL until it cannot be reached, then to the next.
 #[derive(Clone, Debug)]
 pub struct Client {
     /// The HTTP client (connection pool).
     http: reqwest::Client,
-    /// The coordinator's URL, without a trailing slash.
-    base: String,
+    /// The coordinators' URLs, without trailing slashes.
+    bases: Arc<[String]>,
+    /// Which of them calls go to now.
+    current: Arc<AtomicUsize>,
     /// The bearer token.
     token: Option<String>,
 }
 
 impl Client {
-    /// A client of the coordinator at `base` (like `http://127.0.0.1:7070`).
+    /// A client of the coordinator at `base` (like `http://127.0.0.1:7070`), or
+    /// of the replicas at a comma-separated list of URLs.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
         Self::with_ca(base, token, None)
     }
@@ -103,16 +108,21 @@ impl Client {
         TLS.call_once(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
-        let base = base.trim().trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::BadUrl(base));
+        let bases: Vec<String> =
+            base.split(',').map(|b| b.trim().trim_end_matches('/').to_owned()).filter(|b| !b.is_empty()).collect();
+        if bases.is_empty() {
+            return Err(ClientError::BadUrl(base.to_owned()));
         }
+        if let Some(bad) = bases.iter().find(|b| !(b.starts_with("http://") || b.starts_with("https://"))) {
+            return Err(ClientError::BadUrl(bad.clone()));
+        }
+        let plain = bases.iter().all(|b| b.starts_with("http://"));
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .no_proxy();
-        if base.starts_with("http://") {
+        if plain {
             // Plain HTTP never verifies a certificate: skip loading the system's
             // (hundreds of files parsed, megabytes kept, on every command).
             let tls = rustls::ClientConfig::builder()
@@ -129,22 +139,30 @@ impl Client {
             }
         }
         let http = builder.build().map_err(ClientError::Http)?;
-        Ok(Self { http, base, token })
+        Ok(Self { http, bases: bases.into(), current: Arc::default(), token })
     }
 
-    /// The same coordinator and connection pool, with another token.
+    /// The same coordinators and connection pool, with another token.
     pub fn with_token(&self, token: Option<String>) -> Self {
-        Self { http: self.http.clone(), base: self.base.clone(), token }
+        Self { http: self.http.clone(), bases: self.bases.clone(), current: self.current.clone(), token }
     }
 
-    /// The coordinator's URL.
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The URL calls go to now.
+    pub fn base(&self) -> String {
+        let i = self.current.load(Ordering::Relaxed) % self.bases.len();
+        self.bases[i].clone()
+    }
+
+    /// Every URL, the one calls go to now first.
+    pub fn bases(&self) -> Vec<String> {
+        let n = self.bases.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        (0..n).map(|i| self.bases[(first + i) % n].clone()).collect()
     }
 
     /// A request builder for `path` (starting with `/`), with the token.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        let mut req = self.http.request(method, format!("{}{}", self.base(), path));
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -154,7 +172,7 @@ impl Client {
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
         let response = req.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(ClientError::Http)?;
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
@@ -162,9 +180,25 @@ impl Client {
         serde_json::from_slice(body).map_err(|e| ClientError::Decode { status: status.as_u16(), source: Box::new(e) })
     }
 
+    /// Maps a failed exchange; the next call goes to the next URL (the replica
+    /// this one went to may have died).
     fn transport(&self, e: reqwest::Error) -> ClientError {
+        let used = e.url().map(|u| u.as_str().to_owned()).unwrap_or_default();
+        if self.bases.len() > 1 {
+            let now = self.current.load(Ordering::Relaxed);
+            // Only if no other call has moved on already.
+            if used.starts_with(&self.bases[now % self.bases.len()]) {
+                let _ = self.current.compare_exchange(
+                    now,
+                    (now + 1) % self.bases.len(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
         if e.is_connect() || e.is_timeout() {
-            ClientError::Connect { url: self.base.clone(), source: e }
+            let url = self.bases.iter().find(|b| used.starts_with(b.as_str())).cloned().unwrap_or(used);
+            ClientError::Connect { url, source: e }
         } else {
             ClientError::Http(e)
         }
@@ -214,7 +248,7 @@ impl Client {
             .map_err(|e| self.transport(e))?;
         let status = response.status();
         if !status.is_success() {
-            let bytes = response.bytes().await.map_err(ClientError::Http)?;
+            let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
             return Err(api_error(status, &bytes));
         }
         Ok(EventStream::new(response))

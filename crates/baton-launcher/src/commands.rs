@@ -58,7 +58,8 @@ impl Sink<'_> {
                     self.offsets = ack.offsets;
                     return true;
                 }
-                Err(ClientError::Api { code, message, .. }) => {
+                // A refusal; a 5xx (the coordinator or its database away) is retried.
+                Err(ClientError::Api { status: 400..=499, code, message, .. }) => {
                     tracing::warn!(run = %self.run, %code, %message, "the coordinator refused setup or check output");
                     return false;
                 }

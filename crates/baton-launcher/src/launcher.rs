@@ -23,7 +23,8 @@ use crate::watcher::Watcher;
 /// How a launcher is set up.
 #[derive(Debug, Clone)]
 pub struct LauncherConfig {
-    /// The coordinator's URL.
+    /// The coordinator's URL; several replicas' URLs separated by commas (calls
+    /// go to the next when one cannot be reached).
     pub url: String,
     /// A launcher (or admin) token.
     pub token: String,
@@ -109,7 +110,7 @@ impl Launcher {
         let client = Client::with_ca(&config.url, Some(config.token.clone()), config.ca_file.as_deref())?;
         let mirrors = Mirrors::new(
             config.data_dir.join("git"),
-            &config.url,
+            client.clone(),
             &config.token,
             config.ca_file.clone(),
             config.local_repos,

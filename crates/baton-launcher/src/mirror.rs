@@ -31,8 +31,8 @@ pub(crate) struct Wanted {
 pub(crate) struct Mirrors {
     /// Where they live (`<data>/git`).
     dir: PathBuf,
-    /// The coordinator's URL.
-    url: String,
+    /// The coordinator (its URLs: the one calls go to now first).
+    coordinator: baton_client::Client,
     /// The launcher's token.
     token: String,
     /// A private CA to trust.
@@ -47,16 +47,15 @@ pub(crate) struct Mirrors {
 pub(crate) type Notes = Vec<String>;
 
 impl Mirrors {
-    /// The mirrors under `dir`, of the coordinator at `url`.
-    pub fn new(dir: PathBuf, url: &str, token: &str, ca_file: Option<PathBuf>, local: bool) -> Self {
-        Self {
-            dir,
-            url: url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            ca_file,
-            local,
-            locks: Mutex::default(),
-        }
+    /// The mirrors under `dir`, of the coordinator `coordinator` calls.
+    pub fn new(
+        dir: PathBuf,
+        coordinator: baton_client::Client,
+        token: &str,
+        ca_file: Option<PathBuf>,
+        local: bool,
+    ) -> Self {
+        Self { dir, coordinator, token: token.to_owned(), ca_file, local, locks: Mutex::default() }
     }
 
     /// Whether this launcher sees projects' checkouts.
@@ -79,8 +78,48 @@ impl Mirrors {
         all
     }
 
-    fn remote(&self, project: &ProjectId) -> Remote {
-        Remote { url: format!("{}/git/{project}", self.url), token: self.token.clone(), ca_file: self.ca_file.clone() }
+    /// The project's repository on each coordinator replica, the one calls go to
+    /// now first.
+    fn remotes(&self, project: &ProjectId) -> Vec<Remote> {
+        self.coordinator
+            .bases()
+            .into_iter()
+            .map(|base| Remote {
+                url: format!("{base}/git/{project}"),
+                token: self.token.clone(),
+                ca_file: self.ca_file.clone(),
+            })
+            .collect()
+    }
+
+    /// Runs a transfer against each replica in turn until one succeeds; while
+    /// the failures are of the coordinator being away (unreachable, or a 5xx:
+    /// its database restarting), again after a pause, for up to [`PATIENCE`].
+    async fn with_failover<F, Fut>(&self, project: &ProjectId, transfer: F) -> Result<(), GitError>
+    where
+        F: Fn(Remote) -> Fut,
+        Fut: std::future::Future<Output = Result<(), GitError>>,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            let mut last = None;
+            for remote in self.remotes(project) {
+                match transfer(remote).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a git transfer with the coordinator failed; trying the next URL if any");
+                        last = Some(e);
+                    }
+                }
+            }
+            let e = last.expect("a client has at least one URL");
+            if !away(&e) || started.elapsed() >= PATIENCE {
+                return Err(e);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        }
     }
 
     fn lock(&self, project: &ProjectId) -> Arc<tokio::sync::Mutex<()>> {
@@ -139,7 +178,11 @@ impl Mirrors {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        transport::fetch(mirror, &self.remote(&project.id), &refspecs).await?;
+        self.with_failover(&project.id, |remote| {
+            let refspecs = refspecs.clone();
+            async move { transport::fetch(mirror, &remote, &refspecs).await }
+        })
+        .await?;
         let still = transport::missing(mirror, &commits).await?;
         if let Some(commit) = still.first() {
             return Err(GitError::Failed {
@@ -155,7 +198,12 @@ impl Mirrors {
     pub async fn push(&self, project: &ProjectId, refspecs: &[String]) -> Result<(), GitError> {
         let lock = self.lock(project);
         let _held = lock.lock().await;
-        transport::push(&self.path(project), &self.remote(project), refspecs).await
+        let mirror = self.path(project);
+        self.with_failover(project, |remote| {
+            let mirror = mirror.clone();
+            async move { transport::push(&mirror, &remote, refspecs).await }
+        })
+        .await
     }
 
     /// Brings a task repository's `refname` into the project's mirror as `into`;
@@ -168,6 +216,21 @@ impl Mirrors {
         let commit = baton_git::Git::new(&mirror).resolve(into).await?;
         commit.ok_or_else(|| GitError::Unexpected { args: format!("rev-parse {into}"), output: String::new() })
     }
+}
+
+/// How long a transfer waits for a coordinator that is away.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether a git failure says the coordinator is away rather than that it
+/// refused (a refused ref, a missing commit).
+fn away(e: &GitError) -> bool {
+    let text = e.to_string();
+    if text.contains("returned error: 4") {
+        return false;
+    }
+    ["returned error: 50", "unable to access", "Could not connect", "Connection refused", "Empty reply", "timed out"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// Whether a git failure means the repository itself is damaged.

@@ -194,7 +194,8 @@ impl RunActor {
         loop {
             match self.client.run_finished(&run_id, &report).await {
                 Ok(_) => break,
-                Err(ClientError::Api { code, message, .. }) => {
+                // A refusal; a 5xx (the coordinator or its database away) is retried.
+                Err(ClientError::Api { status: 400..=499, code, message, .. }) => {
                     tracing::warn!(run = %run_id, %code, %message, "the coordinator refused the run's end report");
                     break;
                 }
@@ -556,7 +557,8 @@ impl RunActor {
                         Err(_) => Sent::Unwanted,
                     };
                 }
-                Err(ClientError::Api { code, message, .. }) => {
+                // A refusal; a 5xx (the coordinator or its database away) is retried.
+                Err(ClientError::Api { status: 400..=499, code, message, .. }) => {
                     tracing::warn!(run = %run, %code, %message, "the coordinator refused a batch");
                     return Sent::Unwanted;
                 }

@@ -219,7 +219,8 @@ impl Launcher {
         loop {
             match self.client.run_started(&a.run.id, &report).await {
                 Ok(_) => return,
-                Err(ClientError::Api { code, message, .. }) => {
+                // A refusal; a 5xx (the coordinator or its database away) is retried.
+                Err(ClientError::Api { status: 400..=499, code, message, .. }) => {
                     tracing::warn!(run = %a.run.id, %code, %message, "the coordinator refused the start; stopping the agent");
                     signal_stop(spool);
                     return;
@@ -327,8 +328,9 @@ impl Launcher {
 
     /// The sockets of a run's network (served again for a re-attached run).
     fn serve_egress(&self, spool: &Spool, policy: &NetworkPolicy) -> std::io::Result<Egress> {
-        let coordinator = Coordinator::of(&self.config.url)
-            .ok_or_else(|| std::io::Error::other(format!("cannot read the coordinator's URL {}", self.config.url)))?;
+        let url = self.client.base();
+        let coordinator = Coordinator::of(&url)
+            .ok_or_else(|| std::io::Error::other(format!("cannot read the coordinator's URL {url}")))?;
         Egress::serve(spool.dir(), &coordinator, policy)
     }
 

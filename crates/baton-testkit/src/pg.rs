@@ -63,6 +63,19 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// The first column of a query's rows, as integers.
+    pub fn integers(&self, sql: &str) -> Vec<i64> {
+        let (url, sql) = (self.url.clone(), sql.to_owned());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            client.query(&sql, &[]).expect("query").iter().map(|r| r.get::<_, i64>(0)).collect()
+        })
+        .join()
+        .expect("query")
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (admin, name) = (self.admin.clone(), self.name.clone());

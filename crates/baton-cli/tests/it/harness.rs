@@ -102,6 +102,35 @@ impl Baton {
         baton
     }
 
+    /// Starts `baton up` on a PostgreSQL database of its own, whichever store the
+    /// suite runs on (for tests of several coordinators).
+    pub fn start_on_postgres(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git_repo(dir.path());
+        let mut baton = Self::unstarted(dir, repo, args);
+        if baton.database.is_none() {
+            baton.database = Some(std::sync::Arc::new(baton_testkit::pg::TestDatabase::create()));
+        }
+        baton.launch(ANY_PORT);
+        baton
+    }
+
+    /// Starts another coordinator on this one's database and repository (a
+    /// replica), with a data directory of its own.
+    pub fn replica(&self, args: &[&str]) -> Self {
+        assert!(self.database.is_some(), "replicas share a PostgreSQL database");
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut all: Vec<&str> = args.to_vec();
+        let data_arg = data.display().to_string();
+        all.extend(["--data-dir", &data_arg]);
+        let mut baton = Self::unstarted(dir, self.repo.clone(), &all);
+        baton.data = data;
+        baton.database = self.database.clone();
+        baton.launch(ANY_PORT);
+        baton
+    }
+
     fn unstarted(dir: tempfile::TempDir, repo: PathBuf, args: &[&str]) -> Self {
         let data = repo.join(".baton");
         Baton {

@@ -13,6 +13,7 @@ mod lifecycle;
 mod mcp;
 mod orchestration;
 mod real_agents;
+mod replicas;
 mod sandbox;
 mod stream;
 mod worktrees;

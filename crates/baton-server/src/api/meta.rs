@@ -22,6 +22,9 @@ pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
+        "store": state.store.kind(),
+        "replica": state.replica,
+        "timers": state.is_leader(),
     }))
 }
 
@@ -81,6 +84,11 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
     }
+    let leader = u8::from(state.is_leader());
+    let _ = writeln!(
+        out,
+        "# HELP baton_timers Whether this replica runs the timers and the merge queue now.\n# TYPE baton_timers gauge\nbaton_timers {leader}"
+    );
     let clients = m.stream_clients.load(Ordering::Relaxed);
     let _ = writeln!(
         out,
