@@ -60,6 +60,14 @@ pub struct Coordinator {
     /// The coordinator's URL and admin token.
     pub url: String,
     pub token: String,
+    /// Its PostgreSQL database, when the bench runs on PostgreSQL.
+    pub _database: Option<baton_testkit::pg::TestDatabase>,
+}
+
+/// Whether the bench runs on PostgreSQL (`BATON_TEST_PG` names a server: each
+/// coordinator gets a fresh database on it).
+pub fn on_postgres() -> bool {
+    baton_testkit::pg::server().is_some()
 }
 
 impl Coordinator {
@@ -81,8 +89,11 @@ impl Coordinator {
             .status()
             .unwrap();
         assert!(ok.success());
+        let database = on_postgres().then(baton_testkit::pg::TestDatabase::create);
+        let store: Vec<&str> = database.as_ref().map(|d| vec!["--store", d.url.as_str()]).unwrap_or_default();
         let mut child = Command::new(baton_binary())
             .args(["up", "--listen", "127.0.0.1:0", "--slots", &slots.to_string()])
+            .args(&store)
             .args(extra)
             .current_dir(&repo)
             .env("BATON_LOG", "error")
@@ -98,7 +109,15 @@ impl Coordinator {
         // agent may write.
         let stamps = repo.join(".baton/worktrees/repo/.cache/stamps");
         std::fs::create_dir_all(&stamps).unwrap();
-        Self { client: Client::new(&url, Some(token.clone())).unwrap(), _dir: dir, child, stamps, url, token }
+        Self {
+            client: Client::new(&url, Some(token.clone())).unwrap(),
+            _dir: dir,
+            child,
+            stamps,
+            url,
+            token,
+            _database: database,
+        }
     }
 
     pub fn pid(&self) -> u32 {

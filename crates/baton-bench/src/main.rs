@@ -3,6 +3,7 @@
 //! ```text
 //! cargo build --release --bin baton --bin baton-bench
 //! target/release/baton-bench [--quick] [--fanout] [--baseline bench/baseline.json] [--save FILE]
+//! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
 //! ```
 //!
 //! Each figure is a median (and p99) of many runs, printed beside the target from
@@ -44,7 +45,9 @@ fn main() {
     } else {
         rt.block_on(measures::all(quick))
     };
-    println!("\n{:<44} {:>10} {:>8} {:>10}  unit", "measure", "value", "target", "baseline");
+    let store = if harness::on_postgres() { "postgres" } else { "sqlite" };
+    println!("\nstore: {store}");
+    println!("{:<44} {:>10} {:>8} {:>10}  unit", "measure", "value", "target", "baseline");
     for r in &results {
         let base = baseline.get(&r.key).map(|b| format!("{b:.3}")).unwrap_or_else(|| "-".into());
         println!("{:<44} {:>10.3} {:>8} {:>10}  {}", r.key, r.value, r.target, base, r.unit);

@@ -3,6 +3,7 @@
 mod agents;
 mod dashboard;
 mod docs;
+pub(crate) mod http;
 mod launchers;
 mod meta;
 mod plans;

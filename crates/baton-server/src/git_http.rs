@@ -115,6 +115,12 @@ fn launcher_of(caller: &Caller) -> Result<Option<LauncherId>, AppError> {
 }
 
 async fn project_of(state: &Arc<AppState>, name: &str) -> Result<Project, AppError> {
+    let project = project_named(state, name).await?;
+    crate::projects::require_repository(&project)?;
+    Ok(project)
+}
+
+async fn project_named(state: &Arc<AppState>, name: &str) -> Result<Project, AppError> {
     let name = name.strip_suffix(".git").unwrap_or(name).to_owned();
     state.store.read(move |r| resolve::project_ref(r, &name)).await
 }

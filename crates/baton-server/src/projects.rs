@@ -146,6 +146,23 @@ fn save_project(tx: &mut dyn StoreTx, project: &Project) -> Result<(), AppError>
 }
 
 /// Stores agent definitions, announcing each.
+/// Refuses when this coordinator cannot see a project's repository: coordinators
+/// sharing a database must all see the same repositories (one host, or a shared
+/// volume), and one that does not answers what needs the repository with 503.
+pub fn require_repository(project: &Project) -> Result<(), AppError> {
+    if Path::new(&project.path).join(".git").exists() || Path::new(&project.path).join("HEAD").exists() {
+        return Ok(());
+    }
+    Err(AppError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "this coordinator cannot see the repository of project {} at {}; coordinators sharing a database must see the same repositories",
+            project.name, project.path
+        ),
+    )
+    .with_details(serde_json::json!({ "project": project.name, "path": project.path })))
+}
+
 pub fn save_agents(tx: &mut dyn StoreTx, agents: &[AgentDef]) -> Result<(), AppError> {
     for agent in agents {
         tx.put_agent(agent)?;

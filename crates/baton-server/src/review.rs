@@ -219,6 +219,7 @@ async fn merge_task(state: &Arc<AppState>, id: &TaskId, strategy: Option<MergeSt
             Ok::<_, AppError>((merge_order(r, &task.id)?, project))
         })
         .await?;
+    crate::projects::require_repository(&project)?;
     let strategy = strategy.unwrap_or(project.settings.merge_strategy);
     let mut last = None;
     for task in order {
@@ -301,6 +302,7 @@ pub async fn diff(state: &Arc<AppState>, task: Task) -> Result<Diff, AppError> {
         let pid = task.project_id.clone();
         state.store.read(move |r| resolve::project(r, &pid)).await?
     };
+    crate::projects::require_repository(&project)?;
     let (Some(base), Some(branch)) = (task.git.base_commit.clone(), task.git.branch.clone()) else {
         return Err(AppError::conflict(format!("task {} has not started yet; there is nothing to compare", task.id)));
     };

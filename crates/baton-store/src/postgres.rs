@@ -336,11 +336,13 @@ impl Writer {
     /// own savepoint, then commits, publishes, and answers every job.
     fn commit_group(&mut self, batch: Vec<WriteJob>) {
         let replica = self.replica.clone();
-        let begun = self.connection().and_then(|conn| {
-            conn.client.batch_execute("BEGIN").map_err(pg_err)?;
-            conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-            Ok(())
-        });
+        // A connection the server closed is found out here: made again once
+        // (no job has run yet) before the group is told the database is away.
+        let mut begun = self.begin();
+        if let Err(e) = &begun {
+            self.lost(e);
+            begun = self.begin();
+        }
         if let Err(e) = begun {
             self.lost(&e);
             fail_all(batch, &e);
@@ -407,6 +409,14 @@ impl Writer {
         }
     }
 
+    /// Begins a write transaction holding the write lock.
+    fn begin(&mut self) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        conn.client.batch_execute("BEGIN").map_err(pg_err)?;
+        conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        Ok(())
+    }
+
     /// Forgets the connection when `e` says it is gone.
     fn lost(&mut self, e: &StoreError) {
         if matches!(e, StoreError::Unavailable(_)) {
@@ -457,24 +467,29 @@ fn read_loop(config: Config, conn: Conn, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
                 Err(_) => return,
             }
         };
-        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-            conn = connect(&config).ok();
-        }
-        let Some(c) = conn.as_mut() else {
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                job(Err(StoreError::Unavailable("cannot connect to the database".into())))
-            }));
-            continue;
-        };
-        // One snapshot per job: a task and its runs as of one commit.
-        if let Err(e) = c.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
-            let e = pg_err(e);
-            if matches!(e, StoreError::Unavailable(_)) {
-                conn = None;
+        // One snapshot per job: a task and its runs as of one commit. A connection
+        // the server closed (a restart) is only found out by using it: then a new
+        // one is made, once, before the job is told the database is away.
+        let mut begun = Err(StoreError::Unavailable("cannot connect to the database".into()));
+        for _ in 0..2 {
+            if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                conn = connect(&config).ok();
             }
-            let _ = catch_unwind(AssertUnwindSafe(|| job(Err(e))));
-            continue;
+            let Some(c) = conn.as_mut() else { break };
+            begun = c.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(pg_err);
+            match &begun {
+                Err(StoreError::Unavailable(_)) => conn = None,
+                _ => break,
+            }
         }
+        let c = match (begun, conn.as_mut()) {
+            (Ok(()), Some(c)) => c,
+            (Err(e), _) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| job(Err(e))));
+                continue;
+            }
+            (Ok(()), None) => unreachable!("a transaction began on a connection"),
+        };
         let db = PgDb::new(c);
         // A panicking job drops its reply sender, so its caller gets `Closed`.
         let _ = catch_unwind(AssertUnwindSafe(|| job(Ok(&db))));

@@ -118,6 +118,12 @@ impl Baton {
     /// Starts another coordinator on this one's database and repository (a
     /// replica), with a data directory of its own.
     pub fn replica(&self, args: &[&str]) -> Self {
+        self.replica_under(args, &[])
+    }
+
+    /// A replica started under `wrapper` (a command that ends by running its
+    /// arguments: `unshare …`).
+    pub fn replica_under(&self, args: &[&str], wrapper: &[&str]) -> Self {
         assert!(self.database.is_some(), "replicas share a PostgreSQL database");
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -127,6 +133,7 @@ impl Baton {
         let mut baton = Self::unstarted(dir, self.repo.clone(), &all);
         baton.data = data;
         baton.database = self.database.clone();
+        baton.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
         baton.launch(ANY_PORT);
         baton
     }

@@ -248,6 +248,44 @@ async fn a_postgresql_restart_is_ridden_out() {
     drop(db);
 }
 
+#[tokio::test]
+async fn a_replica_that_cannot_see_the_repository_says_so_and_leaves_its_runs_to_others() {
+    let a = Baton::start_on_postgres(&["--no-launcher"]);
+    // B runs where the repository is hidden (a tmpfs over it, in a mount
+    // namespace of its own), with an embedded launcher.
+    let hide = format!("mount -t tmpfs tmpfs {} && \"$@\"", a.repo.display());
+    let b = a.replica_under(&[], &["unshare", "--mount", "--propagation", "private", "sh", "-c", &hide, "sh"]);
+    let token = a.launcher_token("sees").await;
+    let host = Host::start_with(&a, "sees", &a.url, &token, &[]);
+    let sees = host.launcher(&a).await;
+    a.agent("committer", "echo work > work.txt && git add -A && git commit -qm work").await;
+    let id = b.task(json!({ "prompt": "work", "agent": "committer" })).await;
+    let t = a.wait_for(&id, "the end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(
+        t.runs[0].launcher_id.as_ref(),
+        Some(&sees.id),
+        "run by a launcher of a replica that sees the repository"
+    );
+
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/tasks/{id}/diff", b.url))
+        .bearer_auth(&b.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot see the repository") && message.contains(&a.repo.display().to_string()),
+        "{message}"
+    );
+    let diff: Value = a.client.get(&format!("/api/tasks/{id}/diff")).await.expect("A sees it");
+    assert!(diff["patch"].as_str().unwrap().contains("work.txt"));
+}
+
 #[test]
 fn bad_stores_are_refused_at_start_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,8 +11,9 @@ use baton_core::event::{EventKind, NewEvent};
 use baton_core::model::Launcher;
 use baton_core::status::LauncherStatus;
 
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::projects::save_agents;
 use crate::state::AppState;
 

@@ -12,8 +12,9 @@ use baton_store::DocFilter;
 use serde::Deserialize;
 
 use super::clamp_limit;
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{docs, resolve};
 

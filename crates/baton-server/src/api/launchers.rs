@@ -14,8 +14,9 @@ use baton_core::ids::LauncherId;
 use baton_core::model::Launcher;
 use baton_core::status::LauncherStatus;
 
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{scheduler, transact};
 

@@ -12,8 +12,9 @@ use baton_core::model::{Orchestration, Plan, Task};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{resolve, scheduler, transact};
 

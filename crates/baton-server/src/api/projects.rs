@@ -9,8 +9,9 @@ use baton_core::api::CreateProject;
 use baton_core::model::Project;
 use serde::Deserialize;
 
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{projects, resolve};
 
@@ -74,7 +75,7 @@ pub(super) async fn heartbeat(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    crate::error::OptionalJson(beat): crate::error::OptionalJson<baton_core::api::LeadBeat>,
+    crate::api::http::OptionalJson(beat): crate::api::http::OptionalJson<baton_core::api::LeadBeat>,
 ) -> Result<Json<baton_core::model::LeadHeartbeat>, AppError> {
     caller.require_admin().or_else(|e| caller.session().map(|_| ()).ok_or(e))?;
     let session = caller.session();
@@ -150,7 +151,7 @@ pub(super) async fn costs(
 pub(super) async fn hook(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    crate::error::ApiJson(hook): crate::error::ApiJson<serde_json::Value>,
+    crate::api::http::ApiJson(hook): crate::api::http::ApiJson<serde_json::Value>,
 ) -> Result<Json<crate::hooks::HookRecorded>, AppError> {
     if caller.session().is_none() {
         caller.require_admin()?;

@@ -8,8 +8,9 @@ use baton_core::api::{BatchAck, Checkpoint, ErrorCode, EventBatch, RunFinished, 
 use baton_core::ids::LauncherId;
 use baton_core::model::Run;
 
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{resolve, scheduler, transact};
 

@@ -11,8 +11,9 @@ use baton_core::model::{Run, Session};
 use serde::{Deserialize, Serialize};
 
 use super::clamp_limit;
+use crate::api::http::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{resolve, transact};
 

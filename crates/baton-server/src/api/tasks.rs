@@ -15,8 +15,9 @@ use baton_store::{EventFilter, StoreRead, TaskFilter};
 use serde::Deserialize;
 
 use super::clamp_limit;
+use crate::api::http::{ApiJson, OptionalJson};
 use crate::auth::Caller;
-use crate::error::{ApiJson, AppError, OptionalJson};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::{resolve, scheduler, transact};
 

@@ -10,8 +10,9 @@ use axum::http::StatusCode;
 use baton_core::api::{CreateToken, NewToken, TokenInfo};
 use baton_core::model::TokenKind;
 
+use crate::api::http::ApiJson;
 use crate::auth::{Caller, new_token, token_record};
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::transact;
 

@@ -126,6 +126,10 @@ pub fn claim_runs(
             projects.insert(run.project_id.clone(), (project, over));
         }
         let (project, over) = projects[&run.project_id].clone();
+        // A replica that cannot see the repository leaves the run to one that can.
+        if project.settings.uses_worktrees() && crate::projects::require_repository(&project).is_err() {
+            continue;
+        }
         if let Some(reason) = over {
             run.stop_reason = Some(reason.clone());
             finish(tx, fx, run, RunFinished::ended(RunStatus::Stopped, reason))?;
