@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use baton_core::Timestamp;
 use baton_core::model::LeadHeartbeat;
-use baton_core::status::{RunStatus, TaskStatus};
+use baton_core::status::{LauncherStatus, RunStatus, TaskStatus};
 
 use crate::state::AppState;
 use crate::{scheduler, transact};
@@ -35,6 +35,10 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// How many ticks between the scheduler's own lead heartbeats.
 const SCHEDULER_BEAT_TICKS: u64 = 30;
+
+/// How many ticks between looks for backoffs that ended (the replica that queued
+/// a retry wakes launchers at its end itself; this is for when it died).
+const BACKOFF_TICKS: u64 = 3;
 
 /// How many ticks between looks for runs past their timeout.
 const OVERDUE_TICKS: u64 = 5;
@@ -152,11 +156,13 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     if t.ticks.is_multiple_of(OVERDUE_TICKS) {
         stop_overdue(state).await;
     }
+    if t.ticks.is_multiple_of(BACKOFF_TICKS) {
+        let now = Timestamp::now();
+        wake_after_backoff(state, t.checked, now).await;
+        t.checked = now;
+    }
     t.ticks += 1;
     expire_silent(state, t.since).await;
-    let now = Timestamp::now();
-    wake_after_backoff(state, t.checked, now).await;
-    t.checked = now;
 }
 
 /// Launchers silent for longer than the timeout go offline; their runs are lost.
@@ -167,6 +173,19 @@ async fn expire_silent(state: &Arc<AppState>, since: Timestamp) {
         return;
     }
     let cutoff = now.plus_millis(-timeout);
+    // Read first: the write (checked again inside it) only when one is silent.
+    let silent = state
+        .store
+        .read(move |r| {
+            let launchers = r.launchers()?;
+            Ok::<_, baton_store::StoreError>(
+                launchers.iter().any(|l| l.status == LauncherStatus::Online && l.last_seen < cutoff),
+            )
+        })
+        .await;
+    if !silent.unwrap_or(false) {
+        return;
+    }
     match transact(state, move |tx, fx| scheduler::expire_silent(tx, fx, cutoff)).await {
         Ok(expired) => {
             for (launcher, lost) in expired {

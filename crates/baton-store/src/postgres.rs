@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use baton_core::event::Event;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Config, NoTls};
@@ -265,6 +266,35 @@ struct Publisher {
 }
 
 impl Publisher {
+    /// Publishes the events a commit of this replica just made, from memory,
+    /// after any of other replicas' committed before them (read from the
+    /// database only when there is a gap to fill: ids drawn under the write lock
+    /// are this transaction's, so anything between the last published and ours
+    /// committed before it).
+    fn publish_own(&self, conn: &mut Conn, mut mine: Vec<Event>) -> Result<(), StoreError> {
+        let Ok(mut last) = self.last.lock() else { return Ok(()) };
+        // The listener may have read them already.
+        mine.retain(|e| e.id > *last);
+        let Some(first) = mine.first().map(|e| e.id) else { return Ok(()) };
+        if first > *last + 1 {
+            let sql =
+                format!("SELECT {} FROM events WHERE id > $1 AND id < $2 ORDER BY id", crate::rows::EVENT_COLUMNS);
+            for row in conn.query(&sql, &[&*last, &first])? {
+                self.publish(&mut last, db::event_row(&row).into_event()?);
+            }
+        }
+        for event in mine {
+            self.publish(&mut last, event);
+        }
+        Ok(())
+    }
+
+    fn publish(&self, last: &mut i64, event: Event) {
+        *last = event.id;
+        let json = serde_json::to_string(&event).unwrap_or_default().into();
+        let _ = self.events.send(Arc::new(Committed { event, json }));
+    }
+
     /// Publishes every committed event after the last one published.
     fn catch_up(&self, conn: &mut Conn) -> Result<(), StoreError> {
         let Ok(mut last) = self.last.lock() else { return Ok(()) };
@@ -275,10 +305,7 @@ impl Publisher {
         loop {
             let rows = conn.query(&sql, &[&*last])?;
             for row in &rows {
-                let event = db::event_row(row).into_event()?;
-                *last = event.id;
-                let json = serde_json::to_string(&event).unwrap_or_default().into();
-                let _ = self.events.send(Arc::new(Committed { event, json }));
+                self.publish(&mut last, db::event_row(row).into_event()?);
             }
             if (rows.len() as i64) < CATCH_UP_PAGE {
                 return Ok(());
@@ -350,43 +377,57 @@ impl Writer {
         }
         let conn = self.conn.as_mut().expect("connected");
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
-        let (mut appended, mut notices) = (false, Vec::new());
+        let (mut appended, mut notices) = (Vec::new(), Vec::new());
+        // A job alone needs no savepoint: if it fails, the transaction is rolled back.
+        let alone = batch.len() == 1;
+        let mut undone = false;
         for job in batch {
-            let _ = conn.client.batch_execute("SAVEPOINT job");
+            if !alone {
+                let _ = conn.client.batch_execute("SAVEPOINT job");
+            }
             let mut db = PgDb::new(conn);
-            match catch_unwind(AssertUnwindSafe(|| job(Ok(&mut db)))) {
-                Ok((true, completion)) => {
-                    appended |= db.appended;
-                    notices.append(&mut db.notices);
+            let ran = catch_unwind(AssertUnwindSafe(|| job(Ok(&mut db))));
+            let ok = matches!(ran, Ok((true, _)));
+            if ok {
+                appended.append(&mut db.appended);
+                notices.append(&mut db.notices);
+            }
+            match (ok, alone) {
+                (true, false) => {
                     let _ = conn.client.batch_execute("RELEASE job");
-                    completions.push(completion);
                 }
-                Ok((false, completion)) => {
-                    let _ = conn.client.batch_execute("ROLLBACK TO job; RELEASE job");
-                    completions.push(completion);
-                }
-                Err(_) => {
-                    tracing::error!("a store write job panicked; its writes were rolled back");
+                (false, false) => {
                     let _ = conn.client.batch_execute("ROLLBACK TO job; RELEASE job");
                 }
+                (true, true) => {}
+                (false, true) => undone = true,
+            }
+            match ran {
+                Ok((_, completion)) => completions.push(completion),
+                Err(_) => tracing::error!("a store write job panicked; its writes were rolled back"),
             }
         }
-        let committed = (|| {
+        let mut end = String::new();
+        if undone {
+            end.push_str("ROLLBACK");
+        } else {
+            // The notifications and the commit in one round trip.
             for notice in &notices {
                 let payload = serde_json::to_string(&Envelope { from: replica.clone(), notice: notice.clone() })
                     .unwrap_or_default();
-                conn.execute("SELECT pg_notify('baton_notices', $1)", &[&payload])?;
+                end.push_str(&format!("NOTIFY baton_notices, '{}'; ", payload.replace('\'', "''")));
             }
-            if appended {
-                conn.client.batch_execute("NOTIFY baton_events").map_err(pg_err)?;
+            if !appended.is_empty() {
+                end.push_str(&format!("NOTIFY baton_events, '{}'; ", replica.replace('\'', "''")));
             }
-            conn.client.batch_execute("COMMIT").map_err(pg_err)
-        })();
+            end.push_str("COMMIT");
+        }
+        let committed = conn.client.batch_execute(&end).map_err(pg_err);
         match committed {
             Ok(()) => {
-                if appended && let Err(e) = self.publisher.catch_up(conn) {
+                if let Err(e) = self.publisher.publish_own(conn, appended) {
                     // The listener catches up when its connection is back.
-                    tracing::warn!(error = %e, "could not read the events just committed");
+                    tracing::warn!(error = %e, "could not publish the events just committed");
                 }
                 for notice in notices {
                     let _ = self.publisher.notices.send(notice);
@@ -409,12 +450,10 @@ impl Writer {
         }
     }
 
-    /// Begins a write transaction holding the write lock.
+    /// Begins a write transaction holding the write lock (one round trip).
     fn begin(&mut self) -> Result<(), StoreError> {
         let conn = self.connection()?;
-        conn.client.batch_execute("BEGIN").map_err(pg_err)?;
-        conn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-        Ok(())
+        conn.client.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")).map_err(pg_err)
     }
 
     /// Forgets the connection when `e` says it is gone.
@@ -528,8 +567,10 @@ impl Listener {
                 }
                 continue;
             };
+            // Caught up when another replica committed events, and when nothing was
+            // heard for a while (a safety net).
             let heard = self.hear(c);
-            if let Err(e) = heard.and_then(|()| self.publisher.catch_up(c)) {
+            if let Err(e) = heard.and_then(|due| if due { self.publisher.catch_up(c) } else { Ok(()) }) {
                 tracing::warn!(error = %e, "the store's listener lost the database; reconnecting");
                 conn = None;
                 continue;
@@ -547,8 +588,9 @@ impl Listener {
         }
     }
 
-    /// Waits a little for notifications and publishes the notices of others.
-    fn hear(&self, c: &mut Conn) -> Result<(), StoreError> {
+    /// Waits a little for notifications and publishes the notices of others;
+    /// whether another replica committed events (this one publishes its own).
+    fn hear(&self, c: &mut Conn) -> Result<bool, StoreError> {
         let mut notifications = c.client.notifications();
         let mut heard = Vec::new();
         let first = notifications.timeout_iter(LISTEN_TICK).next().map_err(pg_err)?;
@@ -559,6 +601,7 @@ impl Listener {
                 heard.push(n);
             }
         }
+        let others_events = heard.iter().any(|n| n.channel() == "baton_events" && n.payload() != self.replica);
         for n in heard.iter().filter(|n| n.channel() == "baton_notices") {
             match serde_json::from_str::<Envelope>(n.payload()) {
                 Ok(envelope) if envelope.from != self.replica => {
@@ -568,7 +611,7 @@ impl Listener {
                 Err(e) => tracing::warn!(error = %e, "a notice could not be read"),
             }
         }
-        Ok(())
+        Ok(others_events || heard.is_empty())
     }
 
     /// Connects and listens again; what was missed meanwhile is caught up by the

@@ -204,6 +204,17 @@ pub trait StoreTx: StoreRead {
         task: Option<&TaskId>,
         event: NewEvent,
     ) -> Result<Event, StoreError>;
+    /// Appends a session's events, in order (each gets the session's next
+    /// sequence number); what was stored.
+    fn append_events(
+        &mut self,
+        session: &SessionId,
+        run: Option<&RunId>,
+        task: Option<&TaskId>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Event>, StoreError> {
+        events.into_iter().map(|e| self.append_event(Some(session), run, task, e)).collect()
+    }
     /// Stores a token.
     fn put_token(&mut self, token: &TokenRecord) -> Result<(), StoreError>;
     /// Removes every token of a kind and subject; how many there were.

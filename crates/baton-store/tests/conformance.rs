@@ -206,6 +206,20 @@ fn session_events_are_numbered_per_session() {
             .await
             .unwrap();
         assert_eq!(logs.len(), 1, "{backend}");
+        // A batch continues the numbering, in order.
+        let a4 = a.clone();
+        let batch = store
+            .write(move |tx| {
+                let events = vec![NewEvent::log("b1"), NewEvent::log("b2'\"\\"), NewEvent::log("b3")];
+                tx.append_events(&a4, None, None, events)
+            })
+            .await
+            .unwrap();
+        assert_eq!(batch.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(), [4, 5, 6], "{backend}");
+        assert!(batch.windows(2).all(|w| w[0].id < w[1].id) && batch[0].id > last, "{backend}");
+        let a5 = a.clone();
+        let stored = store.read(move |r| r.session_events(&a5, 3, 10)).await.unwrap();
+        assert_eq!(stored, batch, "{backend}: stored as returned");
     });
 }
 
@@ -637,7 +651,12 @@ fn replicas_see_one_order_of_events_under_concurrent_writers() {
                     let s = session.clone();
                     store
                         .write(move |tx| {
-                            tx.append_event(Some(&s), None, None, NewEvent::log(format!("{w}-{i}")))?;
+                            // Half the writers append one by one, half in batches.
+                            if w % 4 < 2 {
+                                tx.append_event(Some(&s), None, None, NewEvent::log(format!("{w}-{i}")))?;
+                            } else {
+                                tx.append_events(&s, None, None, vec![NewEvent::log(format!("{w}-{i}"))])?;
+                            }
                             Ok::<_, StoreError>(())
                         })
                         .await

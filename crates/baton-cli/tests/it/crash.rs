@@ -7,7 +7,7 @@ use baton_core::event::EventKind;
 use baton_core::status::{RunStatus, TaskStatus};
 use serde_json::json;
 
-use crate::harness::{Baton, assert_no_processes, processes_of_task};
+use crate::harness::{Baton, assert_no_processes, processes_of_task, wait_lines};
 
 fn ticks(events: &[baton_core::event::Event]) -> Vec<u32> {
     events
@@ -115,7 +115,7 @@ async fn a_run_whose_agent_died_with_the_host_is_marked_lost_and_started_again()
         first_session_runs.contains(&"failed".to_owned()) || first_session_runs.contains(&"lost".to_owned()),
         "{first_session_runs:?}"
     );
-    assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 2, "started again");
+    assert_eq!(wait_lines(&count, 2).await.lines().count(), 2, "started again");
     let _ = b.cli(&["stop", &id, "--wait"]);
     assert_no_processes(&id).await;
 }

@@ -395,6 +395,20 @@ pub fn processes_of_task(task: &str) -> Vec<i32> {
     found
 }
 
+/// Waits (up to 10 s) until the file has `n` lines, and says what it has if not.
+/// A session shows `running` as soon as its agent is spawned, which can be
+/// before the agent's first command has run.
+pub async fn wait_lines(path: &Path, n: usize) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n || start.elapsed() > Duration::from_secs(10) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits (up to 5 s) until no process of the task is left.
 pub async fn assert_no_processes(task: &str) {
     let start = Instant::now();

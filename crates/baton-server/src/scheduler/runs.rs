@@ -432,9 +432,8 @@ pub fn ingest_events(
         task.git.files_changed = files;
         task_changed = true;
     }
-    let mut last_seq = 0;
     let count = batch.events.len() as u64;
-    for event in batch.events {
+    for event in &batch.events {
         match event.kind {
             EventKind::Usage => {
                 if let Ok(usage) = serde_json::from_value::<Usage>(event.data.clone()) {
@@ -466,9 +465,9 @@ pub fn ingest_events(
             }
             _ => {}
         }
-        let stored = tx.append_event(Some(&session.id), Some(&run.id), Some(&task.id), event)?;
-        last_seq = stored.seq.unwrap_or(0);
     }
+    let stored = tx.append_events(&session.id, Some(&run.id), Some(&task.id), batch.events)?;
+    let last_seq = stored.last().and_then(|e| e.seq).unwrap_or(0);
     run.offsets = batch.to;
     if session_changed {
         session.updated_at = Timestamp::now();

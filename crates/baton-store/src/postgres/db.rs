@@ -73,15 +73,15 @@ impl Conn {
 pub(crate) struct PgDb<'c> {
     /// The connection (queries need it mutably; reads take `&self`).
     conn: RefCell<&'c mut Conn>,
-    /// Whether the current job appended events.
-    pub(crate) appended: bool,
+    /// Events appended by the current job (published from memory after the commit).
+    pub(crate) appended: Vec<Event>,
     /// Notices sent by the current job.
     pub(crate) notices: Vec<Notice>,
 }
 
 impl<'c> PgDb<'c> {
     pub(crate) fn new(conn: &'c mut Conn) -> Self {
-        Self { conn: RefCell::new(conn), appended: false, notices: Vec::new() }
+        Self { conn: RefCell::new(conn), appended: Vec::new(), notices: Vec::new() }
     }
 
     fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
@@ -630,8 +630,7 @@ impl StoreTx for PgDb<'_> {
             ],
         )?;
         let row = row.ok_or_else(|| StoreError::Database("an insert returned no row".into()))?;
-        self.appended = true;
-        Ok(Event {
+        let stored = Event {
             id: row.get(0),
             ts,
             session_id: session.cloned(),
@@ -641,7 +640,60 @@ impl StoreTx for PgDb<'_> {
             kind: event.kind,
             data: event.data,
             raw: event.raw,
-        })
+        };
+        self.appended.push(stored.clone());
+        Ok(stored)
+    }
+
+    /// One statement for a whole batch (a launcher's batch is hundreds of
+    /// events): ids are drawn in the batch's order, `seq` numbers follow on.
+    fn append_events(
+        &mut self,
+        session: &SessionId,
+        run: Option<&RunId>,
+        task: Option<&TaskId>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Timestamp::now();
+        let ts: Vec<i64> = events.iter().map(|e| e.ts.unwrap_or(now).as_millis()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        let data: Vec<String> = events.iter().map(|e| encode("event data", &e.data)).collect::<Result<_, _>>()?;
+        let raw: Vec<Option<&str>> = events.iter().map(|e| e.raw.as_deref()).collect();
+        let rows = self.rows(
+            "INSERT INTO events (ts, session_id, seq, run_id, task_id, kind, data, raw)
+             SELECT b.ts, $1, top.seq + b.n, $2, $3, b.kind, b.data, b.raw
+             FROM unnest($4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) WITH ORDINALITY AS b(ts, kind, data, raw, n),
+                  (SELECT COALESCE(MAX(seq), 0) AS seq FROM events WHERE session_id = $1) top
+             ORDER BY b.n
+             RETURNING id, seq",
+            &[&session.as_str(), &run.map(|r| r.as_str()), &task.map(|t| t.as_str()), &ts, &kinds, &data, &raw],
+        )?;
+        let mut numbered: Vec<(i64, i64)> = rows.iter().map(|r| (r.get::<_, i64>(1), r.get::<_, i64>(0))).collect();
+        numbered.sort_unstable();
+        if numbered.len() != events.len() {
+            return Err(StoreError::Database("a batch insert stored a different number of events".into()));
+        }
+        let stored: Vec<Event> = events
+            .into_iter()
+            .zip(numbered)
+            .zip(ts)
+            .map(|((e, (seq, id)), ts)| Event {
+                id,
+                ts: Timestamp::from_millis(ts),
+                session_id: Some(session.clone()),
+                seq: Some(seq),
+                run_id: run.cloned(),
+                task_id: task.cloned(),
+                kind: e.kind,
+                data: e.data,
+                raw: e.raw,
+            })
+            .collect();
+        self.appended.extend(stored.iter().cloned());
+        Ok(stored)
     }
 
     fn put_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
