@@ -3,6 +3,7 @@
 //! ```text
 //! cargo build --release --bin baton --bin baton-bench
 //! target/release/baton-bench [--quick] [--fanout] [--baseline bench/baseline.json] [--save FILE]
+//! target/release/baton-bench --fleet 50x20 [--tasks 10000]   # the claim path at fleet scale
 //! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
 //! ```
 //!
@@ -13,6 +14,7 @@
 //! agent of the fan-out measure: COUNT lines at RATE a second, each its own time.
 
 mod fanout;
+mod fleet;
 mod harness;
 mod measures;
 
@@ -36,7 +38,24 @@ fn main() {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let results = if args.iter().any(|a| a == "--fanout") {
+    let results = if let Some(spec) = flag("--fleet") {
+        let (launchers, slots) = match fleet::parse_spec(&spec.to_string_lossy()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("baton-bench: {e}");
+                std::process::exit(2);
+            }
+        };
+        let tasks = match flag("--tasks").map(|t| t.to_string_lossy().parse::<usize>()) {
+            None => 10_000,
+            Some(Ok(n)) if n > 0 => n,
+            Some(_) => {
+                eprintln!("baton-bench: --tasks takes a positive number");
+                std::process::exit(2);
+            }
+        };
+        rt.block_on(fleet::fleet(launchers, slots, tasks))
+    } else if args.iter().any(|a| a == "--fanout") {
         rt.block_on(async {
             let c = harness::Coordinator::start(8, "worktrees = false\n");
             let clients = std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);

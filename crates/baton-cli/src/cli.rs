@@ -233,6 +233,10 @@ pub struct UpArgs {
     /// most every 5 s).
     #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub launcher_timeout: u64,
+    /// Seconds of lead heartbeats to keep (`baton lead status` reads the newest;
+    /// each project's newest is always kept).
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub heartbeat_retention: u64,
 }
 
 /// See [`UpArgs::durability`].

@@ -58,10 +58,12 @@ struct Timers {
 /// still to do (seed 000's orchestrator beat while it had work, and exited when
 /// it was done).
 async fn beat(state: &Arc<AppState>) {
+    let retention = state.config.heartbeat_retention.as_millis() as i64;
     let result = state
         .store
-        .write(|tx| {
+        .write(move |tx| {
             let now = baton_core::Timestamp::now();
+            tx.prune_heartbeats(now.plus_millis(-retention))?;
             for project in tx.projects()? {
                 let filter = baton_store::TaskFilter {
                     project: Some(project.id.clone()),
@@ -207,7 +209,7 @@ async fn wake_after_backoff(state: &Arc<AppState>, from: Timestamp, to: Timestam
         .await;
     if due.unwrap_or(false) {
         let _ = transact(state, |_tx, fx| {
-            fx.wake_launchers = true;
+            fx.wake.everyone();
             Ok(())
         })
         .await;

@@ -29,7 +29,7 @@ pub mod tls;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use baton_store::{Notice, StoreTx};
+use baton_store::StoreTx;
 
 pub use api::app;
 pub use coordinator::Coordinator;
@@ -51,8 +51,8 @@ where
         .write(move |tx| {
             let mut fx = Effects::default();
             let value = f(tx, &mut fx)?;
-            if fx.wake_launchers {
-                tx.notify(Notice::Work)?;
+            if !fx.wake.is_empty() {
+                tx.notify(fx.wake.notice())?;
             }
             Ok::<_, AppError>((value, fx))
         })
@@ -84,7 +84,7 @@ fn apply(state: &Arc<AppState>, fx: Effects) {
     if fx.merges_queued {
         state.merge_work.notify_one();
     }
-    if fx.wake_launchers {
-        state.wake_launchers();
+    if !fx.wake.is_empty() {
+        state.wake(&fx.wake);
     }
 }

@@ -15,7 +15,9 @@ pub(crate) async fn follow(state: Arc<AppState>) {
         match notices.recv().await {
             Ok(Notice::TokenRevoked { hash }) => state.tokens.forget_hash(&hash),
             Ok(Notice::TokensRevoked { kind, subject }) => state.tokens.forget_subject(&kind, subject.as_deref()),
-            Ok(Notice::Work) => state.wake_launchers(),
+            Ok(Notice::Work { executors, launchers }) => {
+                state.wake(&crate::scheduler::Wake::from_notice(executors, launchers))
+            }
             Ok(Notice::MergeQueued) => state.merge_work.notify_one(),
             // Its waiter listens for it itself.
             Ok(Notice::MergeDone { .. }) => {}

@@ -362,8 +362,8 @@ async fn order_and_wait(
     crate::transact(state, move |tx, fx| {
         for o in &queued {
             tx.put_order(o)?;
+            fx.wake.launcher(&o.launcher_id);
         }
-        fx.wake_launchers = true;
         Ok(())
     })
     .await?;
@@ -432,8 +432,8 @@ pub async fn clean_many(
         crate::transact(state, move |tx, fx| {
             for o in &queued {
                 tx.put_order(o)?;
+                fx.wake.launcher(&o.launcher_id);
             }
-            fx.wake_launchers = true;
             Ok(())
         })
         .await?;

@@ -17,7 +17,10 @@ mod runs;
 mod settle;
 mod tasks;
 
-use baton_core::ids::SessionId;
+use std::collections::BTreeSet;
+
+use baton_core::agent::ExecutorKind;
+use baton_core::ids::{LauncherId, SessionId};
 use baton_core::model::TokenRecord;
 
 pub(crate) use emit::save_task as emit_task;
@@ -35,8 +38,8 @@ pub use tasks::{approve_task, create_task, resume_task, retry_task, stop_task};
 /// What an operation asks to be done once its transaction has committed.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// Runs were queued or stops were asked for: wake launcher polls.
-    pub wake_launchers: bool,
+    /// Launcher polls to wake: runs were queued, slots freed, stops asked for.
+    pub wake: Wake,
     /// Tokens that were created (to remember without a database read).
     pub new_tokens: Vec<TokenRecord>,
     /// Sessions whose tokens were revoked.
@@ -47,4 +50,61 @@ pub struct Effects {
     pub wake_at: Option<baton_core::Timestamp>,
     /// Merge requests were queued (the merge queue's worker may have work).
     pub merges_queued: bool,
+}
+
+/// Which waiting launcher polls to wake. A queued run wakes only the launchers
+/// that run its executor; a freed slot, a stop or an order only its launcher.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Wake {
+    /// Every one (something any launcher may take, e.g. a backoff ended).
+    pub all: bool,
+    /// Those that run one of these executors.
+    pub executors: BTreeSet<ExecutorKind>,
+    /// These.
+    pub launchers: BTreeSet<LauncherId>,
+}
+
+impl Wake {
+    /// Wake every waiting poll.
+    pub fn everyone(&mut self) {
+        self.all = true;
+    }
+
+    /// Wake the launchers that run `executor`.
+    pub fn executor(&mut self, executor: ExecutorKind) {
+        self.executors.insert(executor);
+    }
+
+    /// Wake one launcher.
+    pub fn launcher(&mut self, id: &LauncherId) {
+        self.launchers.insert(id.clone());
+    }
+
+    /// Whether nothing is to be woken.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.executors.is_empty() && self.launchers.is_empty()
+    }
+
+    /// Whether a launcher running `executors` is to be woken.
+    pub fn wakes(&self, id: &LauncherId, executors: &[ExecutorKind]) -> bool {
+        self.all || self.launchers.contains(id) || executors.iter().any(|e| self.executors.contains(e))
+    }
+
+    /// The notice that tells the other replicas.
+    pub fn notice(&self) -> baton_store::Notice {
+        if self.all {
+            return baton_store::Notice::Work { executors: Vec::new(), launchers: Vec::new() };
+        }
+        baton_store::Notice::Work {
+            executors: self.executors.iter().map(|e| e.as_str().to_owned()).collect(),
+            launchers: self.launchers.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    /// The wake a notice asks for.
+    pub fn from_notice(executors: Vec<String>, launchers: Vec<String>) -> Self {
+        let launchers: BTreeSet<LauncherId> = launchers.iter().filter_map(|l| LauncherId::parse(l).ok()).collect();
+        let all = executors.is_empty() && launchers.is_empty();
+        Wake { all, executors: executors.iter().filter_map(|e| e.parse().ok()).collect(), launchers }
+    }
 }

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub max_event_bytes: usize,
     /// Baton's own git hooks (`pre-receive`), run by pushes to `/git/…`.
     pub git_hooks_dir: Option<std::path::PathBuf>,
+    /// How long lead heartbeats are kept (each project's newest always is).
+    pub heartbeat_retention: Duration,
 }
 
 impl ServerConfig {
@@ -46,6 +48,7 @@ impl ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             git_hooks_dir: None,
+            heartbeat_retention: Duration::from_secs(86_400),
         }
     }
 
@@ -99,16 +102,14 @@ pub struct AppState {
     pub replica: String,
     /// Known tokens.
     pub tokens: TokenCache,
-    /// Woken whenever launchers may have something to do (runs queued, stops
-    /// asked), here or on another replica.
-    pub work: Notify,
     /// Woken when a merge request may be waiting.
     pub merge_work: Notify,
     /// Whether this replica holds the timers' lease (runs the timers and the
     /// merge queue) now.
     pub leader: AtomicBool,
-    /// Launchers whose polls are waiting for work on this replica now.
-    pub polling: Mutex<std::collections::HashSet<LauncherId>>,
+    /// Launchers whose polls are waiting for work on this replica now, each with
+    /// what wakes it.
+    pub polling: Mutex<std::collections::HashMap<LauncherId, Waiting>>,
     /// Counters.
     pub metrics: Metrics,
     /// When the coordinator started.
@@ -123,7 +124,6 @@ impl AppState {
             config,
             replica: crate::auth::random_id("c-"),
             tokens: TokenCache::default(),
-            work: Notify::new(),
             merge_work: Notify::new(),
             leader: AtomicBool::new(false),
             polling: Mutex::default(),
@@ -152,11 +152,31 @@ impl AppState {
 
     /// Wakes every launcher poll waiting on this replica.
     pub fn wake_launchers(&self) {
-        self.work.notify_waiters();
+        self.wake(&crate::scheduler::Wake { all: true, ..Default::default() });
+    }
+
+    /// Wakes the launcher polls waiting on this replica that `wake` names.
+    pub fn wake(&self, wake: &crate::scheduler::Wake) {
+        if let Ok(polling) = self.polling.lock() {
+            for (id, waiting) in polling.iter() {
+                if wake.wakes(id, &waiting.executors) {
+                    waiting.notify.notify_one();
+                }
+            }
+        }
     }
 
     /// Whether this replica runs the timers now.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Relaxed)
     }
+}
+
+/// A launcher's poll waiting for work.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    /// Woken when it may have work (it keeps a wake that came early).
+    pub notify: std::sync::Arc<Notify>,
+    /// The executors the launcher runs.
+    pub executors: Vec<baton_core::agent::ExecutorKind>,
 }

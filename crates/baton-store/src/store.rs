@@ -127,6 +127,13 @@ pub trait StoreRead {
     fn runs_in_status(&self, status: RunStatus, limit: u32) -> Result<Vec<Run>, StoreError>;
     /// Unfinished runs (claimed or running) of a launcher.
     fn active_runs_of_launcher(&self, id: &LauncherId) -> Result<Vec<Run>, StoreError>;
+    /// Queued runs, oldest first, as a claim looks at them (see [`QueuedRuns`]).
+    fn queued_runs(&self, q: &QueuedRuns) -> Result<Vec<Run>, StoreError>;
+    /// How many runs are claimed or running, of a project, an agent or a launcher
+    /// (counted by an index, not by reading the runs).
+    fn active_run_count(&self, of: ActiveOf<'_>) -> Result<u32, StoreError>;
+    /// What a project's sessions have spent, in dollars (a running total).
+    fn project_spent(&self, project: &ProjectId) -> Result<f64, StoreError>;
 
     /// A launcher by id.
     fn launcher(&self, id: &LauncherId) -> Result<Option<Launcher>, StoreError>;
@@ -252,10 +259,41 @@ pub trait StoreTx: StoreRead {
     fn put_orchestration(&mut self, orchestration: &Orchestration) -> Result<(), StoreError>;
     /// Records a lead heartbeat.
     fn add_heartbeat(&mut self, beat: &LeadHeartbeat) -> Result<(), StoreError>;
+    /// Removes lead heartbeats older than `before`, except each project's newest;
+    /// how many went.
+    fn prune_heartbeats(&mut self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Adds to a project's running total of spend (see [`StoreRead::project_spent`]).
+    fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError>;
     /// Writes a document's new version (the earlier ones are kept).
     fn put_document(&mut self, doc: &Document) -> Result<(), StoreError>;
     /// Removes a document and its versions; false when there was none.
     fn delete_document(&mut self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// Which queued runs a claim looks at: a page of them, oldest first, leaving out
+/// the projects and agents whose limits are reached, so that runs held back by a
+/// limit never hide the runnable ones queued after them.
+#[derive(Debug, Clone, Default)]
+pub struct QueuedRuns {
+    /// Only runs queued after this one (the last of the previous page).
+    pub after: Option<RunId>,
+    /// Leave out the runs of these projects.
+    pub not_projects: Vec<ProjectId>,
+    /// Leave out the runs of these agents.
+    pub not_agents: Vec<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Whose active runs to count.
+#[derive(Debug, Clone, Copy)]
+pub enum ActiveOf<'a> {
+    /// A project's.
+    Project(&'a ProjectId),
+    /// An agent's (by name).
+    Agent(&'a str),
+    /// A launcher's.
+    Launcher(&'a LauncherId),
 }
 
 /// An event that has been committed, with its JSON text made once for every
@@ -287,8 +325,17 @@ pub enum Notice {
         /// Whose.
         subject: Option<String>,
     },
-    /// Launchers may have something to do (a run queued, a stop, an order).
-    Work,
+    /// Launchers may have something to do (a run queued, a stop, an order): those
+    /// that run one of `executors`, and those named in `launchers`; every one
+    /// when both are empty.
+    Work {
+        /// Executors a run was queued for.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        executors: Vec<String>,
+        /// Launchers (by id) with a slot freed, a stop or an order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        launchers: Vec<String>,
+    },
     /// A merge request was queued.
     MergeQueued,
     /// A merge request was done.

@@ -10,14 +10,14 @@ use baton_core::doc::Document;
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, MergeRequest, OrderKind, Project, ProjectSettings, Run, Session, Task, TokenKind,
-    TokenRecord,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, OrderKind, Project, ProjectSettings, Run, Session, Task,
+    TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::postgres::PgOptions;
 use baton_store::sqlite::SqliteOptions;
-use baton_store::{DocFilter, EventFilter, Notice, Store, StoreError, TaskFilter};
+use baton_store::{ActiveOf, DocFilter, EventFilter, Notice, QueuedRuns, Store, StoreError, TaskFilter};
 use baton_testkit::pg::TestDatabase as PgDatabase;
 use serde_json::json;
 
@@ -232,7 +232,7 @@ fn a_failed_job_is_rolled_back_alone_and_publishes_nothing() {
         let (s1, s2) = (s.clone(), s.clone());
         let good = store.write(move |tx| {
             tx.append_event(Some(&s1), None, None, NewEvent::log("kept"))?;
-            tx.notify(Notice::Work)
+            tx.notify(Notice::Work { executors: vec!["codex".into()], launchers: Vec::new() })
         });
         let bad = store.write(move |tx| {
             tx.append_event(Some(&s2), None, None, NewEvent::log("undone"))?;
@@ -245,7 +245,7 @@ fn a_failed_job_is_rolled_back_alone_and_publishes_nothing() {
         let published = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap();
         assert_eq!(published.event.data, json!({"message": "kept"}), "{backend}");
         let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
-        assert_eq!(notice, Notice::Work, "{backend}");
+        assert_eq!(notice, Notice::Work { executors: vec!["codex".into()], launchers: Vec::new() }, "{backend}");
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(sub.try_recv().is_err(), "{backend}: nothing else published");
         assert!(notices.try_recv().is_err(), "{backend}: the failed job's notice is not sent");
@@ -508,6 +508,117 @@ fn revoking_tokens_sends_notices() {
             "{backend}"
         );
         assert!(store.read(|r| r.token("h-b")).await.unwrap().is_none(), "{backend}");
+    });
+}
+
+#[test]
+fn the_queue_pages_past_full_projects_and_counts_by_index() {
+    each(|store, backend| async move {
+        let (a, b) = (project("a"), project("b"));
+        let l = launcher("l");
+        let (la, pa, pb) = (l.id.clone(), a.id.clone(), b.id.clone());
+        store
+            .write(move |tx| {
+                tx.put_project(&a)?;
+                tx.put_project(&b)?;
+                tx.put_launcher(&l)?;
+                // Five queued runs of A, then one of B, then one of agent "z" in A.
+                for i in 0..7 {
+                    let t = task(if i == 5 { &b.id } else { &a.id }, TaskStatus::Queued);
+                    tx.insert_task(&t)?;
+                    let s = session(&t, None, 0.0);
+                    tx.put_session(&s)?;
+                    let mut r = run(&s, RunStatus::Queued, None);
+                    r.created_at = Timestamp::from_millis(1_000 + i);
+                    if i == 6 {
+                        r.agent = "z".into();
+                    }
+                    tx.put_run(&r)?;
+                }
+                let t = task(&a.id, TaskStatus::Running);
+                tx.insert_task(&t)?;
+                let s = session(&t, None, 0.0);
+                tx.put_session(&s)?;
+                tx.put_run(&run(&s, RunStatus::Running, Some(&l.id)))
+            })
+            .await
+            .unwrap();
+        let (pa2, pb2) = (pa.clone(), pb.clone());
+        let (pages, counts) = store
+            .read(move |r| {
+                let first = r.queued_runs(&QueuedRuns { limit: 3, ..Default::default() })?;
+                let rest =
+                    r.queued_runs(&QueuedRuns { after: Some(first[2].id.clone()), limit: 10, ..Default::default() })?;
+                let not_a =
+                    r.queued_runs(&QueuedRuns { not_projects: vec![pa2.clone()], limit: 10, ..Default::default() })?;
+                let not_a_agent =
+                    r.queued_runs(&QueuedRuns { not_agents: vec!["a".into()], limit: 10, ..Default::default() })?;
+                let counts = (
+                    r.active_run_count(ActiveOf::Project(&pa2))?,
+                    r.active_run_count(ActiveOf::Project(&pb2))?,
+                    r.active_run_count(ActiveOf::Agent("a"))?,
+                    r.active_run_count(ActiveOf::Launcher(&la))?,
+                );
+                Ok::<_, StoreError>(((first, rest, not_a, not_a_agent), counts))
+            })
+            .await
+            .unwrap();
+        let (first, rest, not_a, not_a_agent) = pages;
+        assert_eq!(first.len(), 3, "{backend}");
+        assert_eq!(rest.len(), 4, "{backend}: the page after the first three");
+        assert!(first.iter().chain(&rest).all(|r| r.status == RunStatus::Queued), "{backend}");
+        let created: Vec<i64> = first.iter().chain(&rest).map(|r| r.created_at.as_millis()).collect();
+        assert_eq!(created, (1_000..1_007).collect::<Vec<_>>(), "{backend}: oldest first, nothing twice");
+        assert_eq!(not_a.len(), 1, "{backend}");
+        assert_eq!(not_a[0].project_id, pb, "{backend}");
+        assert_eq!(not_a_agent.len(), 1, "{backend}");
+        assert_eq!(not_a_agent[0].agent, "z", "{backend}");
+        assert_eq!(counts, (1, 0, 1, 1), "{backend}");
+    });
+}
+
+#[test]
+fn spend_is_a_running_total_and_heartbeats_are_pruned() {
+    each(|store, backend| async move {
+        let p = project("spend");
+        let pid = p.id.clone();
+        let beat = |at: i64| LeadHeartbeat {
+            project_id: pid.clone(),
+            source: "lead".into(),
+            session_key: None,
+            state: json!(null),
+            at: Timestamp::from_millis(at),
+        };
+        let beats = [beat(1_000), beat(2_000), beat(3_000)];
+        let pid2 = p.id.clone();
+        let gone = store
+            .write(move |tx| {
+                tx.put_project(&p)?;
+                tx.add_project_spend(&p.id, 0.25)?;
+                tx.add_project_spend(&p.id, 1.5)?;
+                for b in &beats {
+                    tx.add_heartbeat(b)?;
+                }
+                // Everything is older than this, but the newest is kept.
+                tx.prune_heartbeats(Timestamp::from_millis(10_000))
+            })
+            .await
+            .unwrap();
+        assert_eq!(gone, 2, "{backend}");
+        let (spent, left, other) = store
+            .read(move |r| {
+                Ok::<_, StoreError>((
+                    r.project_spent(&pid2)?,
+                    r.heartbeats(&pid2, 10)?,
+                    r.project_spent(&ProjectId::generate())?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert!((spent - 1.75).abs() < 1e-9, "{backend}: {spent}");
+        assert_eq!(other, 0.0, "{backend}");
+        assert_eq!(left.len(), 1, "{backend}");
+        assert_eq!(left[0].at.as_millis(), 3_000, "{backend}");
     });
 }
 

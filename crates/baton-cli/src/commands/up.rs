@@ -171,6 +171,7 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     config.allowed_hosts = Some(exposure.hosts.clone());
     config.grace_s = args.grace;
     config.launcher_timeout = Duration::from_secs(args.launcher_timeout);
+    config.heartbeat_retention = Duration::from_secs(args.heartbeat_retention);
     config.heartbeat_interval = (config.launcher_timeout / 3).min(Duration::from_secs(5));
     let hooks = data_dir.join("hooks");
     baton_server::git_http::install_hooks(&hooks)

@@ -15,5 +15,6 @@ mod orchestration;
 mod real_agents;
 mod replicas;
 mod sandbox;
+mod scale;
 mod stream;
 mod worktrees;

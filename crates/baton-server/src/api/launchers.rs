@@ -4,8 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use axum::Json;
 use axum::extract::{Path, State};
+use baton_core::agent::ExecutorKind;
 use baton_core::api::{
     Assignment, AttachRequest, AttachResponse, ErrorCode, Heartbeat, OrderDone, PollRequest, PollResponse,
     RegisterLauncher, Registered,
@@ -17,7 +20,7 @@ use baton_core::status::LauncherStatus;
 use crate::api::http::ApiJson;
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::state::{AppState, Waiting};
 use crate::{scheduler, transact};
 
 /// The longest a poll may wait.
@@ -48,27 +51,40 @@ fn launcher_id(caller: &Caller, id: &str) -> Result<LauncherId, AppError> {
 struct Polling {
     state: Arc<AppState>,
     id: LauncherId,
+    notify: Arc<Notify>,
 }
 
 impl Polling {
     fn start(state: &Arc<AppState>, id: &LauncherId) -> Self {
-        if let Ok(mut p) = state.polling.lock() {
-            p.insert(id.clone());
+        let polling = Polling { state: Arc::clone(state), id: id.clone(), notify: Arc::new(Notify::new()) };
+        // Known before its first claim, so that no wake falls between the claim
+        // and the wait; any queued run wakes it until it is known what it runs.
+        polling.wait_for(ExecutorKind::ALL);
+        polling
+    }
+
+    /// Makes it known, with the executors that wake it.
+    fn wait_for(&self, executors: &[ExecutorKind]) {
+        if let Ok(mut p) = self.state.polling.lock() {
+            let waiting = Waiting { notify: Arc::clone(&self.notify), executors: executors.to_vec() };
+            p.insert(self.id.clone(), waiting);
         }
-        Polling { state: Arc::clone(state), id: id.clone() }
     }
 }
 
 impl Drop for Polling {
     fn drop(&mut self) {
-        if let Ok(mut p) = self.state.polling.lock() {
+        if let Ok(mut p) = self.state.polling.lock()
+            && p.get(&self.id).is_some_and(|w| Arc::ptr_eq(&w.notify, &self.notify))
+        {
             p.remove(&self.id);
         }
     }
 }
 
 /// Waits until there is work or a stop order for the launcher, or the wait ends.
-/// The launcher's waiting poll is woken the moment a run is queued.
+/// The launcher's waiting poll is woken the moment a run it can take is queued,
+/// a slot of its own frees, or a stop or order is given it.
 pub(super) async fn poll(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -77,16 +93,13 @@ pub(super) async fn poll(
 ) -> Result<Json<PollResponse>, AppError> {
     let id = launcher_id(&caller, &id)?;
     let deadline = Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_POLL_WAIT);
-    let _waiting = Polling::start(&state, &id);
+    let polling = Polling::start(&state, &id);
     let mut has = req.running.clone();
     loop {
-        let notified = state.work.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
         let (st, lid) = (Arc::clone(&state), id.clone());
-        let waiting = state.polling.lock().map(|p| p.clone()).unwrap_or_default();
+        let waiting = state.polling.lock().map(|p| p.keys().cloned().collect()).unwrap_or_default();
         let has_now = has.take();
-        let (mut runs, stops, orders) = transact(&state, move |tx, fx| {
+        let (mut runs, stops, orders, executors) = transact(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
@@ -99,7 +112,7 @@ pub(super) async fn poll(
             runs.extend(scheduler::claim_runs(tx, fx, &lid, &st.config, &waiting)?);
             let stops = scheduler::due_stops(tx, &lid)?;
             let orders = scheduler::due_orders(tx, &lid)?;
-            Ok((runs, stops, orders))
+            Ok((runs, stops, orders, launcher.executors))
         })
         .await?;
         if !runs.is_empty() || !stops.is_empty() || !orders.is_empty() || Instant::now() >= deadline {
@@ -109,8 +122,11 @@ pub(super) async fn poll(
             }
             return Ok(Json(PollResponse { runs, stops, orders }));
         }
+        // A wake that came while the claim ran is kept by the Notify (a permit),
+        // so none is lost between the claim and the wait.
+        polling.wait_for(&executors);
         tokio::select! {
-            _ = notified => {}
+            _ = polling.notify.notified() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }

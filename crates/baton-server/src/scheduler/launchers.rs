@@ -199,7 +199,7 @@ pub fn set_draining(tx: &mut dyn StoreTx, fx: &mut Effects, id: &str, draining: 
         launcher.draining = draining;
         save_launcher(tx, &launcher)?;
         refresh_unavailable(tx)?;
-        fx.wake_launchers = true;
+        fx.wake.launcher(&launcher.id);
     }
     Ok(launcher)
 }

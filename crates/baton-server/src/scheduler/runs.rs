@@ -2,7 +2,7 @@
 //! an ending means for the session and the task (success, retry, failure, and
 //! the dependents that follow).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{
@@ -14,7 +14,7 @@ use baton_core::ids::{LauncherId, ProjectId, RunId};
 use baton_core::model::{AgentSwitch, Launcher, OrderKind, Project, Run, RunKind, Session, Task, TokenKind, Usage};
 use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
-use baton_store::{StoreRead, StoreTx};
+use baton_store::{ActiveOf, QueuedRuns, StoreRead, StoreTx};
 use serde_json::json;
 
 use super::emit::{save_run, save_session, save_task};
@@ -26,8 +26,13 @@ use crate::error::AppError;
 use crate::resolve;
 use crate::state::ServerConfig;
 
-/// How many queued runs one poll looks at.
-const CLAIM_SCAN: u32 = 256;
+/// How many queued runs a claim reads at a time.
+const CLAIM_PAGE: u32 = 256;
+
+/// How many pages a claim reads at most (runs that fit no limit are left out of
+/// the pages; these are the runs this launcher cannot take: another executor, a
+/// label, a backoff).
+const CLAIM_PAGES: usize = 8;
 
 /// How many times a session's run may be lost (its launcher died) and be
 /// restarted before the task fails.
@@ -59,7 +64,9 @@ pub fn stop_overdue(tx: &mut dyn StoreTx, fx: &mut Effects, runs: &[(RunId, u64)
         if run.status == RunStatus::Running && run.stop_reason.is_none() {
             run.stop_reason = Some(format!("timed out after {timeout}s"));
             save_run(tx, &run)?;
-            fx.wake_launchers = true;
+            if let Some(l) = &run.launcher_id {
+                fx.wake.launcher(l);
+            }
         }
     }
     Ok(())
@@ -71,6 +78,11 @@ pub fn stop_overdue(tx: &mut dyn StoreTx, fx: &mut Effects, runs: &[(RunId, u64)
 /// launcher that is waiting for work too and is better placed: the one that
 /// still has its worktree, else one with more free slots. `waiting` names the
 /// launchers whose polls are waiting now.
+///
+/// The queue is read a page at a time, and a project or agent found at its limit
+/// is left out of the pages that follow, so runs held back by a limit never hide
+/// the runnable ones queued after them; limits are counted by the store's
+/// indexes, never by reading the running runs.
 pub fn claim_runs(
     tx: &mut dyn StoreTx,
     fx: &mut Effects,
@@ -79,85 +91,149 @@ pub fn claim_runs(
     waiting: &HashSet<LauncherId>,
 ) -> Result<Vec<Assignment>, AppError> {
     let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
-    let free_slots = launcher.slots.saturating_sub(tx.active_runs_of_launcher(launcher_id)?.len() as u32);
+    let free_slots = launcher.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(launcher_id))?);
     if free_slots == 0 || launcher.draining {
         return Ok(Vec::new());
     }
-    let mut rivals = Rivals::new(tx, &launcher, waiting)?;
-    let all_launchers = tx.launchers()?;
-    let queued = tx.runs_in_status(RunStatus::Queued, CLAIM_SCAN)?;
-    if queued.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut per_project: HashMap<ProjectId, u32> = HashMap::new();
-    let mut per_agent: HashMap<String, u32> = HashMap::new();
-    for status in [RunStatus::Claimed, RunStatus::Running] {
-        for r in tx.runs_in_status(status, u32::MAX)? {
-            *per_project.entry(r.project_id).or_default() += 1;
-            *per_agent.entry(r.agent).or_default() += 1;
-        }
-    }
-    let now = Timestamp::now();
-    let mut projects: HashMap<ProjectId, (Project, Option<String>)> = HashMap::new();
-    let mut agents: HashMap<String, Option<AgentDef>> = HashMap::new();
+    let mut claim = Claim::new(tx, &launcher, waiting)?;
+    let mut page = QueuedRuns { limit: CLAIM_PAGE, ..QueuedRuns::default() };
     let mut out = Vec::new();
-    for mut run in queued {
-        if out.len() as u32 >= free_slots {
+    for _ in 0..CLAIM_PAGES {
+        let queued = tx.queued_runs(&page)?;
+        let Some(last) = queued.last() else { break };
+        page.after = Some(last.id.clone());
+        let full_page = queued.len() as u32 == CLAIM_PAGE;
+        for run in queued {
+            if out.len() as u32 >= free_slots {
+                return Ok(out);
+            }
+            if let Some((run, agent, project)) = claim.consider(tx, fx, run, free_slots - out.len() as u32)? {
+                let token = session_token(tx, fx, &run)?;
+                out.push(assignment(tx, run, agent, project, Some(token), config)?);
+            }
+        }
+        if !full_page {
             break;
         }
-        if run.not_before.is_some_and(|t| t > now) {
-            continue;
+        page.not_projects = claim.full_projects.iter().cloned().collect();
+        page.not_agents = claim.full_agents.iter().cloned().collect();
+    }
+    Ok(out)
+}
+
+/// One launcher's claim: what it has read so far, and the limits it found reached.
+struct Claim {
+    launcher: Launcher,
+    launchers: Vec<Launcher>,
+    rivals: Rivals,
+    now: Timestamp,
+    projects: HashMap<ProjectId, (Project, Option<String>)>,
+    agents: HashMap<String, Option<AgentDef>>,
+    /// Active runs per project and agent, for those with a limit (counted once).
+    per_project: HashMap<ProjectId, u32>,
+    per_agent: HashMap<String, u32>,
+    full_projects: BTreeSet<ProjectId>,
+    full_agents: BTreeSet<String>,
+}
+
+impl Claim {
+    fn new(tx: &dyn StoreTx, launcher: &Launcher, waiting: &HashSet<LauncherId>) -> Result<Self, AppError> {
+        Ok(Claim {
+            launcher: launcher.clone(),
+            launchers: tx.launchers()?,
+            rivals: Rivals::new(tx, launcher, waiting)?,
+            now: Timestamp::now(),
+            projects: HashMap::new(),
+            agents: HashMap::new(),
+            per_project: HashMap::new(),
+            per_agent: HashMap::new(),
+            full_projects: BTreeSet::new(),
+            full_agents: BTreeSet::new(),
+        })
+    }
+
+    /// Claims a queued run for the launcher when it may and should take it;
+    /// ends it when it cannot run anywhere any more (its agent is gone, its
+    /// budget is spent).
+    fn consider(
+        &mut self,
+        tx: &mut dyn StoreTx,
+        fx: &mut Effects,
+        mut run: Run,
+        free: u32,
+    ) -> Result<Option<(Run, AgentDef, Project)>, AppError> {
+        if run.not_before.is_some_and(|t| t > self.now)
+            || self.full_projects.contains(&run.project_id)
+            || self.full_agents.contains(&run.agent)
+        {
+            return Ok(None);
         }
-        if !agents.contains_key(&run.agent) {
-            agents.insert(run.agent.clone(), tx.agent(&run.agent)?);
+        if !self.agents.contains_key(&run.agent) {
+            self.agents.insert(run.agent.clone(), tx.agent(&run.agent)?);
         }
-        let Some(agent) = agents[&run.agent].clone() else {
+        let Some(agent) = self.agents[&run.agent].clone() else {
             let report = failure(format!("agent {} no longer exists", run.agent));
             finish(tx, fx, run, report)?;
-            continue;
+            return Ok(None);
         };
-        if !launcher.executors.contains(&agent.executor) {
-            continue;
+        if !self.launcher.executors.contains(&agent.executor) {
+            return Ok(None);
         }
-        let Some(task) = tx.task(&run.task_id)? else { continue };
-        if !projects.contains_key(&run.project_id) {
+        if !self.projects.contains_key(&run.project_id) {
             let project = resolve::project(tx, &run.project_id)?;
             let over = project_over_budget(tx, &project)?;
-            projects.insert(run.project_id.clone(), (project, over));
+            self.projects.insert(run.project_id.clone(), (project, over));
         }
-        let (project, over) = projects[&run.project_id].clone();
+        let (project, over) = self.projects[&run.project_id].clone();
         // A replica that cannot see the repository leaves the run to one that can.
         if project.settings.uses_worktrees() && crate::projects::require_repository(&project).is_err() {
-            continue;
+            return Ok(None);
         }
         if let Some(reason) = over {
             run.stop_reason = Some(reason.clone());
             finish(tx, fx, run, RunFinished::ended(RunStatus::Stopped, reason))?;
-            continue;
+            return Ok(None);
         }
-        if !placement::may_take(&launcher, &all_launchers, &task, &agent, &project)
-            || rivals.better_placed(&launcher.id, &task, &agent, &project, free_slots - out.len() as u32)
+        if let Some(limit) = project.settings.parallel_limit {
+            let n = match self.per_project.get(&project.id) {
+                Some(n) => *n,
+                None => tx.active_run_count(ActiveOf::Project(&project.id))?,
+            };
+            self.per_project.insert(project.id.clone(), n);
+            if n >= limit {
+                self.full_projects.insert(project.id.clone());
+                return Ok(None);
+            }
+        }
+        if let Some(limit) = agent.max_parallel {
+            let n = match self.per_agent.get(&agent.name) {
+                Some(n) => *n,
+                None => tx.active_run_count(ActiveOf::Agent(&agent.name))?,
+            };
+            self.per_agent.insert(agent.name.clone(), n);
+            if n >= limit {
+                self.full_agents.insert(agent.name.clone());
+                return Ok(None);
+            }
+        }
+        let Some(task) = tx.task(&run.task_id)? else { return Ok(None) };
+        if !placement::may_take(&self.launcher, &self.launchers, &task, &agent, &project)
+            || self.rivals.better_placed(&self.launcher.id, &task, &agent, &project, free)
         {
-            continue;
+            return Ok(None);
         }
-        let in_project = per_project.entry(run.project_id.clone()).or_default();
-        if project.settings.parallel_limit.is_some_and(|limit| *in_project >= limit) {
-            continue;
+        if let Some(n) = self.per_project.get_mut(&project.id) {
+            *n += 1;
         }
-        let of_agent = per_agent.entry(run.agent.clone()).or_default();
-        if agent.max_parallel.is_some_and(|limit| *of_agent >= limit) {
-            continue;
+        if let Some(n) = self.per_agent.get_mut(&agent.name) {
+            *n += 1;
         }
-        *in_project += 1;
-        *of_agent += 1;
         run.status = run.status.transition(RunStatus::Claimed)?;
-        run.launcher_id = Some(launcher.id.clone());
-        run.claimed_at = Some(now);
+        run.launcher_id = Some(self.launcher.id.clone());
+        run.claimed_at = Some(self.now);
         save_run(tx, &run)?;
-        let token = session_token(tx, fx, &run)?;
-        out.push(assignment(tx, run, agent, project, Some(token), config)?);
+        Ok(Some((run, agent, project)))
     }
-    Ok(out)
 }
 
 /// A fresh token for a run's session (the earlier one revoked).
@@ -214,7 +290,7 @@ impl Rivals {
         let mut out = Vec::new();
         for id in waiting.iter().filter(|id| **id != me.id) {
             let Some(l) = tx.launcher(id)? else { continue };
-            let free = l.slots.saturating_sub(tx.active_runs_of_launcher(id)?.len() as u32);
+            let free = l.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(id))?);
             if free > 0 {
                 out.push((l, free));
             }
@@ -440,6 +516,9 @@ pub fn ingest_events(
                     run.usage.add(&usage);
                     session.usage.add(&usage);
                     task.usage.add(&usage);
+                    if usage.cost_usd != 0.0 {
+                        tx.add_project_spend(&task.project_id, usage.cost_usd)?;
+                    }
                     task_changed = true;
                     spent = true;
                 }
@@ -478,7 +557,9 @@ pub fn ingest_events(
     let over = if spent && run.stop_reason.is_none() { over_budget(tx, &task)? } else { None };
     if let Some(reason) = over {
         run.stop_reason = Some(reason);
-        fx.wake_launchers = true;
+        if let Some(l) = &run.launcher_id {
+            fx.wake.launcher(l);
+        }
         save_run(tx, &run)?;
     } else {
         tx.put_run(&run)?;
@@ -536,9 +617,17 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     save_session(tx, &session)?;
     tx.delete_tokens(TokenKind::Session.as_str(), Some(session.id.as_str()))?;
     fx.revoked_sessions.push(session.id.clone());
-    // The run's slot is free again: a launcher waiting with full slots may now
-    // take queued work.
-    fx.wake_launchers = true;
+    // The run's slot is free again: its launcher may take queued work now, and,
+    // when the run counted against a limit of its project or agent, so may others.
+    if let Some(l) = &run.launcher_id {
+        fx.wake.launcher(l);
+        let agent = tx.agent(&run.agent)?;
+        let limited = agent.as_ref().is_some_and(|a| a.max_parallel.is_some())
+            || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some());
+        if let Some(agent) = agent.filter(|_| limited) {
+            fx.wake.executor(agent.executor);
+        }
+    }
 
     let mut task = resolve::task(tx, &run.task_id)?;
     if run.result.is_none()
@@ -622,7 +711,7 @@ fn over_budget(tx: &dyn StoreTx, task: &Task) -> Result<Option<String>, AppError
 /// Why a project's agents must stop: its budget is spent.
 fn project_over_budget(tx: &dyn StoreTx, project: &Project) -> Result<Option<String>, AppError> {
     let Some(budget) = project.settings.budget_usd else { return Ok(None) };
-    let spent: f64 = tx.spend(Some(&project.id))?.iter().map(|s| s.usage.cost_usd).sum();
+    let spent = tx.project_spent(&project.id)?;
     Ok((spent >= budget)
         .then(|| format!("project {} budget of ${budget:.2} exceeded (${spent:.2} spent)", project.name)))
 }

@@ -453,7 +453,7 @@ pub(crate) fn queue_run(
     save_run(tx, &run)?;
     match not_before {
         Some(at) => fx.wake_at = Some(fx.wake_at.map_or(at, |w| w.min(at))),
-        None => fx.wake_launchers = true,
+        None => fx.wake.executor(agent.executor),
     }
     Ok(run)
 }
@@ -560,7 +560,10 @@ pub fn stop_task(
                         run.stop_reason = Some(reason);
                         save_run(tx, &run)?;
                     }
-                    fx.wake_launchers = true;
+                    match &run.launcher_id {
+                        Some(id) => fx.wake.launcher(id),
+                        None => fx.wake.everyone(),
+                    }
                 }
                 None => {
                     set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;

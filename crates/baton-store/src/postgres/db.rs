@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use super::{NOW_MS, pg_err};
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
-use crate::store::{DocFilter, DocHit, EventFilter, Notice, StoreRead, StoreTx, TaskFilter};
+use crate::store::{ActiveOf, DocFilter, DocHit, EventFilter, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter};
 
 /// A parameter list.
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -375,6 +375,39 @@ impl StoreRead for PgDb<'_> {
         )
     }
 
+    fn queued_runs(&self, q: &QueuedRuns) -> Result<Vec<Run>, StoreError> {
+        let projects: Vec<&str> = q.not_projects.iter().map(|p| p.as_str()).collect();
+        let agents: Vec<&str> = q.not_agents.iter().map(String::as_str).collect();
+        self.docs(
+            "run",
+            "SELECT data FROM runs WHERE status = 'queued'
+               AND ($1::TEXT IS NULL OR (created_at, n) > (SELECT created_at, n FROM runs WHERE id = $1))
+               AND NOT (project_id = ANY($2)) AND NOT (agent = ANY($3))
+             ORDER BY created_at, n LIMIT $4",
+            &[&q.after.as_ref().map(|r| r.as_str()), &projects, &agents, &limit(q.limit)],
+        )
+    }
+
+    fn active_run_count(&self, of: ActiveOf<'_>) -> Result<u32, StoreError> {
+        let (sql, key) = match of {
+            ActiveOf::Project(p) => {
+                ("SELECT COUNT(*) FROM runs WHERE project_id = $1 AND status IN ('claimed', 'running')", p.as_str())
+            }
+            ActiveOf::Agent(a) => {
+                ("SELECT COUNT(*) FROM runs WHERE agent = $1 AND status IN ('claimed', 'running')", a)
+            }
+            ActiveOf::Launcher(l) => {
+                ("SELECT COUNT(*) FROM runs WHERE launcher_id = $1 AND status IN ('claimed', 'running')", l.as_str())
+            }
+        };
+        Ok(self.row(sql, &[&key])?.map_or(0, |r| r.get::<_, i64>(0) as u32))
+    }
+
+    fn project_spent(&self, project: &ProjectId) -> Result<f64, StoreError> {
+        let row = self.row("SELECT cost_usd FROM project_spend WHERE project_id = $1", &[&project.as_str()])?;
+        Ok(row.map_or(0.0, |r| r.get(0)))
+    }
+
     fn launcher(&self, id: &LauncherId) -> Result<Option<Launcher>, StoreError> {
         self.doc("launcher", "SELECT data FROM launchers WHERE id = $1", &[&id.as_str()])
     }
@@ -580,14 +613,18 @@ impl StoreTx for PgDb<'_> {
     fn put_run(&mut self, r: &Run) -> Result<(), StoreError> {
         let data = encode("run", r)?;
         self.exec(
-            "INSERT INTO runs (id, session_id, status, launcher_id, created_at, data) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO UPDATE SET status = excluded.status, launcher_id = excluded.launcher_id, data = excluded.data",
+            "INSERT INTO runs (id, session_id, status, launcher_id, created_at, project_id, agent, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, launcher_id = excluded.launcher_id,
+                 agent = excluded.agent, data = excluded.data",
             &[
                 &r.id.as_str(),
                 &r.session_id.as_str(),
                 &r.status.as_str(),
                 &r.launcher_id.as_ref().map(|l| l.as_str()),
                 &r.created_at.as_millis(),
+                &r.project_id.as_str(),
+                &r.agent.as_str(),
                 &data,
             ],
         )?;
@@ -840,6 +877,22 @@ impl StoreTx for PgDb<'_> {
         Ok(())
     }
 
+    fn prune_heartbeats(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        self.exec(
+            "DELETE FROM heartbeats WHERE at < $1
+               AND id NOT IN (SELECT MAX(id) FROM heartbeats GROUP BY project_id)",
+            &[&before.as_millis()],
+        )
+    }
+
+    fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO project_spend (project_id, cost_usd) VALUES ($1, $2)
+             ON CONFLICT (project_id) DO UPDATE SET cost_usd = project_spend.cost_usd + excluded.cost_usd",
+            &[&project.as_str(), &cost_usd],
+        )?;
+        Ok(())
+    }
     fn put_document(&mut self, doc: &Document) -> Result<(), StoreError> {
         let data = encode("document", doc)?;
         let [name, tags, content] = search_text(doc);

@@ -14,7 +14,8 @@ use super::NOW_MS;
 use crate::StoreError;
 
 /// Every migration, in order.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -166,7 +167,22 @@ CREATE TABLE merge_requests (
     data TEXT NOT NULL
 );
 CREATE INDEX merge_requests_pending ON merge_requests(done, created_at);
-"#];
+"#,
+    r#"
+ALTER TABLE runs ADD COLUMN project_id TEXT;
+ALTER TABLE runs ADD COLUMN agent TEXT;
+UPDATE runs SET project_id = data::json->>'project_id', agent = data::json->>'agent';
+CREATE INDEX runs_by_project ON runs(project_id, status);
+CREATE INDEX runs_by_agent ON runs(agent, status);
+CREATE TABLE project_spend (
+    project_id TEXT PRIMARY KEY,
+    cost_usd DOUBLE PRECISION NOT NULL
+);
+INSERT INTO project_spend (project_id, cost_usd)
+    SELECT project_id, SUM(cost_usd) FROM sessions GROUP BY project_id;
+CREATE INDEX heartbeats_by_time ON heartbeats(at);
+"#,
+];
 
 /// The newest schema this build knows.
 pub(crate) const KNOWN: i64 = MIGRATIONS.len() as i64;

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
-use crate::store::{DocFilter, DocHit, EventFilter, Notice, StoreRead, StoreTx, TaskFilter};
+use crate::store::{ActiveOf, DocFilter, DocHit, EventFilter, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter};
 
 /// One connection, and what a write job appended and noticed (published after
 /// the commit).
@@ -360,6 +360,48 @@ impl StoreRead for Db<'_> {
         )
     }
 
+    fn queued_runs(&self, q: &QueuedRuns) -> Result<Vec<Run>, StoreError> {
+        let list = |items: Vec<&str>| serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
+        self.docs(
+            "run",
+            "SELECT data FROM runs WHERE status = 'queued'
+               AND (?1 IS NULL OR (created_at, rowid) > (SELECT created_at, rowid FROM runs WHERE id = ?1))
+               AND project_id NOT IN (SELECT value FROM json_each(?2))
+               AND agent NOT IN (SELECT value FROM json_each(?3))
+             ORDER BY created_at, rowid LIMIT ?4",
+            params![
+                q.after.as_ref().map(|r| r.as_str()),
+                list(q.not_projects.iter().map(|p| p.as_str()).collect()),
+                list(q.not_agents.iter().map(String::as_str).collect()),
+                q.limit
+            ],
+        )
+    }
+
+    fn active_run_count(&self, of: ActiveOf<'_>) -> Result<u32, StoreError> {
+        let (sql, key) = match of {
+            ActiveOf::Project(p) => {
+                ("SELECT COUNT(*) FROM runs WHERE project_id = ?1 AND status IN ('claimed', 'running')", p.as_str())
+            }
+            ActiveOf::Agent(a) => {
+                ("SELECT COUNT(*) FROM runs WHERE agent = ?1 AND status IN ('claimed', 'running')", a)
+            }
+            ActiveOf::Launcher(l) => {
+                ("SELECT COUNT(*) FROM runs WHERE launcher_id = ?1 AND status IN ('claimed', 'running')", l.as_str())
+            }
+        };
+        self.conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0))).map_err(db_err)
+    }
+
+    fn project_spent(&self, project: &ProjectId) -> Result<f64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT cost_usd FROM project_spend WHERE project_id = ?1")
+            .and_then(|mut st| st.query_row([project.as_str()], |r| r.get(0)).optional())
+            .map_err(db_err)?
+            .unwrap_or(0.0))
+    }
+
     fn launcher(&self, id: &LauncherId) -> Result<Option<Launcher>, StoreError> {
         self.doc("launcher", "SELECT data FROM launchers WHERE id = ?1", [id.as_str()])
     }
@@ -579,14 +621,18 @@ impl StoreTx for Db<'_> {
     fn put_run(&mut self, r: &Run) -> Result<(), StoreError> {
         let data = encode("run", r)?;
         self.exec(
-            "INSERT INTO runs (id, session_id, status, launcher_id, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(id) DO UPDATE SET status = excluded.status, launcher_id = excluded.launcher_id, data = excluded.data",
+            "INSERT INTO runs (id, session_id, status, launcher_id, created_at, project_id, agent, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, launcher_id = excluded.launcher_id,
+                 agent = excluded.agent, data = excluded.data",
             params![
                 r.id.as_str(),
                 r.session_id.as_str(),
                 r.status.as_str(),
                 r.launcher_id.as_ref().map(|l| l.as_str()),
                 r.created_at.as_millis(),
+                r.project_id.as_str(),
+                r.agent.as_str(),
                 data
             ],
         )?;
@@ -681,6 +727,24 @@ impl StoreTx for Db<'_> {
         self.exec(
             "INSERT INTO heartbeats (project_id, at, data) VALUES (?1, ?2, ?3)",
             params![beat.project_id.as_str(), beat.at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn prune_heartbeats(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        let gone = self.exec(
+            "DELETE FROM heartbeats WHERE at < ?1
+               AND id NOT IN (SELECT MAX(id) FROM heartbeats GROUP BY project_id)",
+            [before.as_millis()],
+        )?;
+        Ok(gone as u64)
+    }
+
+    fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO project_spend (project_id, cost_usd) VALUES (?1, ?2)
+             ON CONFLICT(project_id) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd",
+            params![project.as_str(), cost_usd],
         )?;
         Ok(())
     }

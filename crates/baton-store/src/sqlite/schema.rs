@@ -162,6 +162,21 @@ CREATE TABLE merge_requests (
 ) WITHOUT ROWID;
 CREATE INDEX merge_requests_pending ON merge_requests(done, created_at);
 "#,
+    r#"
+ALTER TABLE runs ADD COLUMN project_id TEXT;
+ALTER TABLE runs ADD COLUMN agent TEXT;
+UPDATE runs SET project_id = json_extract(data, '$.project_id'), agent = json_extract(data, '$.agent');
+CREATE INDEX runs_by_project ON runs(project_id, status);
+CREATE INDEX runs_by_agent ON runs(agent, status);
+CREATE TABLE project_spend (
+    project_id TEXT PRIMARY KEY,
+    cost_usd REAL NOT NULL
+) WITHOUT ROWID;
+INSERT INTO project_spend (project_id, cost_usd)
+    SELECT json_extract(data, '$.project_id'), TOTAL(json_extract(data, '$.usage.cost_usd')) FROM sessions
+    GROUP BY json_extract(data, '$.project_id');
+CREATE INDEX heartbeats_by_time ON heartbeats(at);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
