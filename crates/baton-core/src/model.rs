@@ -86,7 +86,14 @@ pub struct ProjectSettings {
     /// Seconds between snapshots of a working agent's worktree, pushed to
     /// `refs/baton/checkpoints/<task>` (default 60; 0 turns them off).
     pub checkpoint_s: Option<u64>,
+    /// How many spare worktrees each launcher keeps ready at the head of the
+    /// default branch, so a new task starts without waiting for a checkout
+    /// (default 2; 0 = none; at most [`MAX_WORKTREE_POOL`]).
+    pub worktree_pool: Option<u32>,
 }
+
+/// The most spare worktrees a project may ask launchers to keep.
+pub const MAX_WORKTREE_POOL: u32 = 16;
 
 impl ProjectSettings {
     /// Whether tasks get their own worktree.
@@ -97,6 +104,11 @@ impl ProjectSettings {
     /// Checks the settings that have rules beyond their type.
     pub fn validate(&self) -> Result<(), String> {
         crate::sandbox::validate_pass_env(&self.pass_env)?;
+        if let Some(n) = self.worktree_pool.filter(|n| *n > MAX_WORKTREE_POOL) {
+            return Err(format!(
+                "worktree_pool = {n} is more than {MAX_WORKTREE_POOL} (each spare worktree is a checkout on disk)"
+            ));
+        }
         if let Some(network) = &self.network {
             network.validate()?;
         }

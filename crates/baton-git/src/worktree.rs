@@ -81,16 +81,78 @@ pub async fn prepare(plan: &Plan<'_>) -> Result<Prepared, GitError> {
     created
 }
 
-async fn create(plan: &Plan<'_>) -> Result<Prepared, GitError> {
-    std::fs::create_dir_all(plan.path).map_err(GitError::Spawn)?;
-    let wt = Git::new(plan.path);
+/// Makes an empty repository at `path` that borrows `objects`, with an author
+/// for the agent's own commits when the host has none.
+async fn init_borrowing(path: &Path, objects: &Path) -> Result<Git, GitError> {
+    std::fs::create_dir_all(path).map_err(GitError::Spawn)?;
+    let wt = Git::new(path);
     wt.run(["init", "-q", "--template="]).await?;
-    set_alternates(&plan.path.join(".git"), &[plan.objects.to_owned()]).map_err(GitError::Spawn)?;
+    set_alternates(&path.join(".git"), &[objects.to_owned()]).map_err(GitError::Spawn)?;
     if !wt.identity_env().await?.is_empty() {
         // The agent's own commits need an author too.
         wt.run(["config", "user.name", "Baton agent"]).await?;
         wt.run(["config", "user.email", "baton@localhost"]).await?;
     }
+    Ok(wt)
+}
+
+/// Makes a spare task repository at `path`: borrowing `objects`, its files
+/// checked out at `commit` with no branch yet. [`adopt_spare`] turns it into a
+/// task's working tree in microseconds.
+pub async fn make_spare(path: &Path, objects: &Path, commit: &str) -> Result<(), GitError> {
+    check_object_id(commit)?;
+    let made = async {
+        let wt = init_borrowing(path, objects).await?;
+        wt.run(["checkout", "-q", "--detach", commit]).await
+    }
+    .await;
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(path);
+    }
+    made.map(|_| ())
+}
+
+/// Moves a spare made by [`make_spare`] at `commit` to `path` and puts it on a
+/// new `branch` at that commit: the task's working tree, as [`prepare`] would
+/// have made it from the base with no prerequisites. `path` must not exist.
+pub async fn adopt_spare(spare: &Path, path: &Path, branch: &str, commit: &str) -> Result<Prepared, GitError> {
+    validate_branch_name(branch).map_err(|e| invalid("worktree", e.to_string()))?;
+    check_object_id(commit)?;
+    if path.exists() {
+        return Err(invalid("worktree", format!("{} already exists", path.display())));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(GitError::Spawn)?;
+    }
+    std::fs::rename(spare, path).map_err(GitError::Spawn)?;
+    let git_dir = path.join(".git");
+    let refname = format!("refs/heads/{branch}");
+    let written = if git_dir.join("reftable").exists() {
+        // Refs not kept as files: git writes them.
+        let wt = Git::new(path);
+        match wt.run(["update-ref", refname.as_str(), commit]).await {
+            Ok(_) => wt.run(["symbolic-ref", "HEAD", refname.as_str()]).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    } else {
+        // A loose ref and HEAD, as `git checkout -b` leaves them.
+        let file = git_dir.join(&refname);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(file.parent().unwrap_or(&git_dir))?;
+            std::fs::write(&file, format!("{commit}\n"))?;
+            std::fs::write(git_dir.join("HEAD"), format!("ref: {refname}\n"))
+        };
+        write().map_err(GitError::Spawn)
+    };
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(path);
+        return Err(e);
+    }
+    Ok(Prepared { created: true, head: commit.to_owned() })
+}
+
+async fn create(plan: &Plan<'_>) -> Result<Prepared, GitError> {
+    let wt = init_borrowing(plan.path, plan.objects).await?;
     let start = match (plan.checkpoint, plan.head) {
         (Some(checkpoint), _) => format!("{checkpoint}^"),
         (None, Some(head)) => head.to_owned(),

@@ -81,6 +81,36 @@ async fn a_task_repository_borrows_the_objects_and_leaves_the_project_alone() {
 }
 
 #[tokio::test]
+async fn a_spare_becomes_the_same_working_tree_that_prepare_makes() {
+    let (dir, repo) = repo();
+    let (obj, base) = (objects(&repo), head(&repo, "main"));
+    let spare = dir.path().join("wt/.spares/1");
+    worktree::make_spare(&spare, &obj, &base).await.unwrap();
+    assert_eq!(sh(&spare, "git status --porcelain"), "");
+    let path = dir.path().join("wt/t-1");
+    let adopted = worktree::adopt_spare(&spare, &path, "baton/t-1-x", &base).await.unwrap();
+    assert_eq!(adopted, worktree::Prepared { created: true, head: base.clone() });
+    assert!(!spare.exists());
+    let made = dir.path().join("wt/t-2");
+    worktree::prepare(&plan(&repo, &obj, &made, "baton/t-2-x", &base, &[])).await.unwrap();
+    for wt in [&path, &made] {
+        assert_eq!(sh(wt, "git status --porcelain"), "", "{}", wt.display());
+        assert_eq!(sh(wt, "git rev-parse HEAD"), base);
+        assert_eq!(sh(wt, "git count-objects"), "0 objects, 0 kilobytes", "nothing is copied");
+    }
+    assert_eq!(sh(&path, "git branch --show-current"), "baton/t-1-x");
+    // Found as it was on the next run, like any working tree.
+    let again = worktree::prepare(&plan(&repo, &obj, &path, "baton/t-1-x", &base, &[])).await.unwrap();
+    assert!(!again.created);
+    // A spare is never moved over an existing tree, nor onto a bad branch name.
+    let other = dir.path().join("wt/.spares/2");
+    worktree::make_spare(&other, &obj, &base).await.unwrap();
+    assert!(worktree::adopt_spare(&other, &made, "baton/t-3", &base).await.is_err());
+    assert!(worktree::adopt_spare(&other, &dir.path().join("wt/t-4"), "bad..name", &base).await.is_err());
+    assert!(other.exists(), "a refused spare stays where it was");
+}
+
+#[tokio::test]
 async fn prerequisites_are_merged_in_and_conflicting_ones_are_named() {
     let (dir, repo) = repo();
     sh(&repo, "git checkout -qb p1 && echo a > a.txt && git add . && git commit -qm p1 && git checkout -q main");

@@ -107,6 +107,7 @@ impl Launcher {
     pub fn new(config: LauncherConfig) -> Result<Self, LauncherError> {
         private_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.runs_dir)?;
+        crate::spares::Spares::clear_leftovers(&config.worktrees_dir);
         let client = Client::with_ca(&config.url, Some(config.token.clone()), config.ca_file.as_deref())?;
         let mirrors = Mirrors::new(
             config.data_dir.join("git"),

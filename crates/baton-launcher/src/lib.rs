@@ -23,6 +23,7 @@ mod process;
 mod programs;
 pub mod run;
 pub mod sandbox;
+mod spares;
 pub mod spool;
 mod start;
 pub mod supervisor;

@@ -41,6 +41,8 @@ pub(crate) struct Mirrors {
     local: bool,
     /// One lock per project: fetches into one mirror never overlap.
     locks: Mutex<HashMap<ProjectId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Spare task repositories borrowing from the mirrors.
+    pub(crate) spares: Arc<crate::spares::Spares>,
 }
 
 /// What happened to a mirror that had to be made again.
@@ -55,12 +57,38 @@ impl Mirrors {
         ca_file: Option<PathBuf>,
         local: bool,
     ) -> Self {
-        Self { dir, coordinator, token: token.to_owned(), ca_file, local, locks: Mutex::default() }
+        Self {
+            dir,
+            coordinator,
+            token: token.to_owned(),
+            ca_file,
+            local,
+            locks: Mutex::default(),
+            spares: Arc::default(),
+        }
     }
 
     /// Whether this launcher sees projects' checkouts.
     pub fn local(&self) -> bool {
         self.local
+    }
+
+    /// Keeps the project's spare worktrees ready at the head of its default
+    /// branch (`commit`, or newer when the branch is seen to have moved).
+    pub fn keep_spares(&self, project: &baton_core::model::Project, worktrees_dir: &Path, commit: &str) {
+        let mirror = self.path(&project.id);
+        let heads = if self.local { PathBuf::from(&project.path) } else { mirror.clone() };
+        self.spares.keep(project, worktrees_dir, mirror.join("objects"), heads, commit);
+    }
+
+    /// Whether a project's mirror still has its parts (a cheap look, no git): a
+    /// task may take a spare that borrows from it without the full check of
+    /// [`Mirrors::ready`], which mends a mirror that lost them.
+    pub fn looks_whole(&self, project: &ProjectId) -> bool {
+        let mirror = self.path(project);
+        let parts = ["HEAD", "objects/pack", "objects/info"];
+        parts.iter().all(|p| mirror.join(p).exists())
+            && (!self.local || mirror.join("objects/info/alternates").is_file())
     }
 
     /// The mirror of a project.

@@ -65,6 +65,21 @@ impl Workspace {
         let path = path_of(worktrees_dir, a);
         let head = task.git.head.clone().filter(|h| *h != base_commit);
         let checkpoint = task.git.checkpoint.clone();
+        let prerequisites: Vec<(String, String)> =
+            a.prerequisites.iter().filter_map(|p| Some((p.branch.clone()?, p.head.clone()?))).collect();
+        // A new branch from the default branch's head, with nothing to merge in:
+        // a spare made ahead of time, moved into place.
+        let pooled = a.project.settings.worktree_pool.unwrap_or(crate::spares::DEFAULT_POOL) > 0
+            && base_branch == a.project.default_branch;
+        let plain = head.is_none() && checkpoint.is_none() && prerequisites.is_empty();
+        if pooled && plain && !path.join(".git").exists() && mirrors.looks_whole(&a.project.id) {
+            if let Some(prepared) = mirrors.spares.take(&a.project.id, &base_commit, &path, &branch).await {
+                mirrors.keep_spares(&a.project, worktrees_dir, &base_commit);
+                let workspace =
+                    Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: None };
+                return Ok((workspace, prepared.created, Vec::new()));
+            }
+        }
         let mut wanted = vec![Wanted { refname: format!("refs/heads/{base_branch}"), commit: base_commit.clone() }];
         if !path.join(".git").exists() {
             if let Some(h) = &head {
@@ -80,8 +95,6 @@ impl Workspace {
             }
         }
         let (mirror, notes) = mirrors.ready(&a.project, &wanted).await?;
-        let prerequisites: Vec<(String, String)> =
-            a.prerequisites.iter().filter_map(|p| Some((p.branch.clone()?, p.head.clone()?))).collect();
         let objects = mirror.join("objects");
         let plan = Plan {
             path: &path,
@@ -93,6 +106,9 @@ impl Workspace {
             prerequisites: &prerequisites,
         };
         let prepared = worktree::prepare(&plan).await.map_err(|e| format!("could not prepare the worktree: {e}"))?;
+        if pooled {
+            mirrors.keep_spares(&a.project, worktrees_dir, &base_commit);
+        }
         let workspace =
             Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: head };
         Ok((workspace, prepared.created, notes))

@@ -87,6 +87,7 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
         Some(s) => s,
         None => read_settings(&root)?,
     };
+    settings.validate().map_err(AppError::invalid)?;
     let name = match req.name {
         Some(n) => n,
         None => root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into()),

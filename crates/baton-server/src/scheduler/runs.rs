@@ -96,13 +96,20 @@ pub fn claim_runs(
         return Ok(Vec::new());
     }
     let mut claim = Claim::new(tx, &launcher, waiting)?;
-    let mut page = QueuedRuns { limit: CLAIM_PAGE, ..QueuedRuns::default() };
+    // Enough to fill the free slots when most fit; more pages when they do not.
+    let size = (free_slots * 4).clamp(16, CLAIM_PAGE);
+    let mut page = QueuedRuns {
+        limit: size,
+        not_projects: claim.full_projects.iter().cloned().collect(),
+        not_agents: claim.full_agents.iter().cloned().collect(),
+        ..QueuedRuns::default()
+    };
     let mut out = Vec::new();
     for _ in 0..CLAIM_PAGES {
         let queued = tx.queued_runs(&page)?;
         let Some(last) = queued.last() else { break };
         page.after = Some(last.id.clone());
-        let full_page = queued.len() as u32 == CLAIM_PAGE;
+        let full_page = queued.len() as u32 == size;
         for run in queued {
             if out.len() as u32 >= free_slots {
                 return Ok(out);
@@ -137,8 +144,10 @@ struct Claim {
 }
 
 impl Claim {
+    /// A claim for `launcher`, knowing from the start which projects and agents
+    /// are at their limits (so the first page already leaves their runs out).
     fn new(tx: &dyn StoreTx, launcher: &Launcher, waiting: &HashSet<LauncherId>) -> Result<Self, AppError> {
-        Ok(Claim {
+        let mut claim = Claim {
             launcher: launcher.clone(),
             launchers: tx.launchers()?,
             rivals: Rivals::new(tx, launcher, waiting)?,
@@ -149,7 +158,26 @@ impl Claim {
             per_agent: HashMap::new(),
             full_projects: BTreeSet::new(),
             full_agents: BTreeSet::new(),
-        })
+        };
+        for project in tx.projects()? {
+            if let Some(limit) = project.settings.parallel_limit {
+                let n = tx.active_run_count(ActiveOf::Project(&project.id))?;
+                if n >= limit {
+                    claim.full_projects.insert(project.id.clone());
+                }
+                claim.per_project.insert(project.id, n);
+            }
+        }
+        for agent in tx.agents()? {
+            if let Some(limit) = agent.max_parallel {
+                let n = tx.active_run_count(ActiveOf::Agent(&agent.name))?;
+                if n >= limit {
+                    claim.full_agents.insert(agent.name.clone());
+                }
+                claim.per_agent.insert(agent.name, n);
+            }
+        }
+        Ok(claim)
     }
 
     /// Claims a queued run for the launcher when it may and should take it;
