@@ -98,6 +98,11 @@ pub enum Command {
     /// List launchers: host, labels, slots used and total, programs, last
     /// heartbeat, state (online, draining, offline).
     Launchers(JsonArgs),
+    /// List the concurrency pools (one per provider or account, `[pools]` in
+    /// .baton/config.toml): limit, runs in use and queued, rate-limit refusals
+    /// in the last hour. A pool's limit halves when its provider refuses for
+    /// rate limits and grows back by one with each run that succeeds.
+    Pools(JsonArgs),
     /// Check this host for Baton: git, the sandbox, container runtimes, the agent
     /// CLIs, permissions of tokens and database, exposure without TLS, free disk.
     /// One line each, with the fix; exit 1 when something must be fixed.
@@ -377,6 +382,10 @@ pub struct ResumeArgs {
     pub id: String,
     /// The follow-up message (`-` reads it from stdin).
     pub message: String,
+    /// Give the task a new budget in US dollars first (a task paused because
+    /// its budget was spent continues with it).
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
     /// Follow the task to its end.
     #[arg(long, short)]
     pub wait: bool,
@@ -501,6 +510,15 @@ pub enum ProjectCommand {
     },
     /// List projects.
     List(JsonArgs),
+    /// Read a project's .baton/config.toml and agent files again (budgets,
+    /// pools, limits...). Tasks paused for a budget that now has room continue.
+    Reload {
+        /// The project's id or name.
+        project: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `baton hook`.

@@ -65,6 +65,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Project(command) => projects::project(&client, command).await,
                 Command::Launcher(args) => launcher::act(&client, args).await,
                 Command::Launchers(args) => launcher::list(&client, args).await,
+                Command::Pools(args) => projects::pools(&client, args).await,
                 Command::Token(command) => tokens::token(&client, command).await,
                 Command::Up(_)
                 | Command::Doctor(_)

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use baton_core::api::{
     AgentInfo, AttachRequest, AttachResponse, BatchAck, CreateProject, CreateTask, DocDetail, DocEntry, ErrorBody,
-    ErrorCode, EventBatch, Heartbeat, PollRequest, PollResponse, PushDoc, RegisterLauncher, Registered, ResumeTask,
-    RunFinished, RunStarted, StopTask, TaskDetail,
+    ErrorCode, EventBatch, Heartbeat, PollRequest, PollResponse, PoolInfo, PushDoc, RegisterLauncher, Registered,
+    ResumeTask, RunFinished, RunStarted, StopTask, TaskDetail,
 };
 use baton_core::event::Event;
 use baton_core::ids::{LauncherId, RunId};
@@ -298,7 +298,22 @@ impl Client {
 
     /// `POST /api/tasks/{id}/resume`.
     pub async fn resume_task(&self, id: &str, message: &str) -> Result<Task, ClientError> {
-        self.post(&format!("/api/tasks/{}/resume", encode(id)), &ResumeTask { message: message.to_owned() }).await
+        self.resume_task_with(id, &ResumeTask { message: message.to_owned(), budget_usd: None }).await
+    }
+
+    /// `POST /api/tasks/{id}/resume`, with a new budget too.
+    pub async fn resume_task_with(&self, id: &str, req: &ResumeTask) -> Result<Task, ClientError> {
+        self.post(&format!("/api/tasks/{}/resume", encode(id)), req).await
+    }
+
+    /// `GET /api/pools`.
+    pub async fn pools(&self) -> Result<Vec<PoolInfo>, ClientError> {
+        self.get("/api/pools").await
+    }
+
+    /// `POST /api/projects/{id}/reload`.
+    pub async fn reload_project(&self, id: &str) -> Result<Project, ClientError> {
+        self.post(&format!("/api/projects/{}/reload", encode(id)), &serde_json::json!({})).await
     }
 
     /// `POST /api/tasks/{id}/{action}` for retry and approve.

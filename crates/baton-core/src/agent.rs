@@ -43,6 +43,17 @@ impl ExecutorKind {
         ExecutorKind::Command,
     ];
 
+    /// The concurrency pool its agents share unless they name their own: the
+    /// provider whose account they use (ACP and command agents have none).
+    pub fn default_pool(self) -> Option<&'static str> {
+        match self {
+            ExecutorKind::ClaudeCode => Some("anthropic"),
+            ExecutorKind::Codex => Some("openai"),
+            ExecutorKind::Gemini => Some("google"),
+            ExecutorKind::Acp | ExecutorKind::Command => None,
+        }
+    }
+
     /// The name used in definitions and the API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,6 +164,10 @@ pub struct AgentDef {
     /// How many of its sessions may run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
+    /// The concurrency pool (provider or account) its runs count against;
+    /// default: its executor's ([`ExecutorKind::default_pool`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     /// Agents to use instead when this one's CLI cannot start or its provider refuses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallback: Vec<String>,
@@ -253,6 +268,7 @@ struct FrontMatter {
     timeout_s: Option<u64>,
     budget_usd: Option<f64>,
     max_parallel: Option<u32>,
+    pool: Option<String>,
     #[serde(deserialize_with = "list_or_csv")]
     fallback: Vec<String>,
     prompt_template: Option<String>,
@@ -354,6 +370,7 @@ impl AgentDef {
             timeout_s: fm.timeout_s,
             budget_usd: fm.budget_usd,
             max_parallel: fm.max_parallel,
+            pool: fm.pool,
             fallback: fm.fallback,
             prompt_template: fm.prompt_template,
             pricing: fm.pricing,
@@ -395,6 +412,9 @@ impl AgentDef {
         if self.max_parallel == Some(0) {
             return Err(invalid("`max_parallel` must be at least 1"));
         }
+        if let Some(pool) = &self.pool {
+            validate_simple_name("pool name", pool)?;
+        }
         for key in self.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(invalid("environment variable names must be non-empty, without '=' or NUL"));
@@ -414,6 +434,11 @@ impl AgentDef {
             crate::names::validate_label(label)?;
         }
         Ok(())
+    }
+
+    /// The concurrency pool its runs count against: its own, or its executor's.
+    pub fn pool_name(&self) -> Option<&str> {
+        self.pool.as_deref().or(self.executor.default_pool())
     }
 
     /// The agents every Baton has without any file: one per agent CLI.
@@ -436,6 +461,7 @@ impl AgentDef {
             timeout_s: None,
             budget_usd: None,
             max_parallel: None,
+            pool: None,
             fallback: Vec::new(),
             prompt_template: None,
             pricing: None,

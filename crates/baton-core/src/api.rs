@@ -228,6 +228,10 @@ pub struct CreateTask {
 pub struct ResumeTask {
     /// The follow-up message for the agent.
     pub message: String,
+    /// A new budget for the task, in US dollars (to continue a task paused for
+    /// its budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
 }
 
 /// `POST /api/tasks/{id}/stop` (the body is optional).
@@ -1049,6 +1053,32 @@ pub enum FailureKind {
     Credentials,
     /// The provider is overloaded or rate limiting.
     Overloaded,
+}
+
+/// `GET /api/pools`: a concurrency pool (a provider or an account) and what
+/// the governor knows of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    /// Its name (`anthropic`, `openai`, `google`, or one `[pools]` or an agent names).
+    pub name: String,
+    /// The size `[pools]` gives it (the smallest where several projects do); none: no limit.
+    pub size: Option<u32>,
+    /// How many of its runs may work at once now: the size, or lower after rate limiting.
+    pub limit: Option<u32>,
+    /// Whether the limit is lowered now (it grows back as runs succeed).
+    pub lowered: bool,
+    /// Its runs working now.
+    pub in_use: u32,
+    /// Its runs waiting for a slot.
+    pub queued: u32,
+    /// How many times its provider refused for rate limits in the last hour.
+    pub throttled_last_hour: u32,
+    /// When it last did.
+    pub last_throttled_at: Option<crate::time::Timestamp>,
+    /// No run of it starts before this (the provider's `Retry-After`).
+    pub paused_until: Option<crate::time::Timestamp>,
+    /// The agents in it.
+    pub agents: Vec<String>,
 }
 
 /// `POST /api/launchers/{id}/heartbeat`.

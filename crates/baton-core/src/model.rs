@@ -90,7 +90,25 @@ pub struct ProjectSettings {
     /// default branch, so a new task starts without waiting for a checkout
     /// (default 2; 0 = none; at most [`MAX_WORKTREE_POOL`]).
     pub worktree_pool: Option<u32>,
+    /// Concurrency pools by provider or account (`[pools] anthropic = 6`): how
+    /// many runs of the agents in each may work at once, across every project
+    /// (where two projects name one pool, the smaller size holds). Agents use
+    /// their executor's pool (`anthropic`, `openai`, `google`) unless they name one.
+    pub pools: BTreeMap<String, i64>,
+    /// How many times in a row an agent may make the same failing tool call
+    /// before its run is stopped as looping (default 5; 0 = never).
+    pub loop_limit: Option<u32>,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The most runs a pool may be sized for.
+pub const MAX_POOL_SIZE: i64 = 10_000;
+
+/// The default `loop_limit`.
+pub const DEFAULT_LOOP_LIMIT: u32 = 5;
 
 /// The most spare worktrees a project may ask launchers to keep.
 pub const MAX_WORKTREE_POOL: u32 = 16;
@@ -101,6 +119,11 @@ impl ProjectSettings {
         self.worktrees.unwrap_or(true)
     }
 
+    /// How many failing tool calls in a row stop a run (0: never).
+    pub fn loop_limit(&self) -> u32 {
+        self.loop_limit.unwrap_or(DEFAULT_LOOP_LIMIT)
+    }
+
     /// Checks the settings that have rules beyond their type.
     pub fn validate(&self) -> Result<(), String> {
         crate::sandbox::validate_pass_env(&self.pass_env)?;
@@ -108,6 +131,15 @@ impl ProjectSettings {
             return Err(format!(
                 "worktree_pool = {n} is more than {MAX_WORKTREE_POOL} (each spare worktree is a checkout on disk)"
             ));
+        }
+        for (name, size) in &self.pools {
+            crate::names::validate_simple_name("pool name", name).map_err(|e| e.to_string())?;
+            if !(1..=MAX_POOL_SIZE).contains(size) {
+                return Err(format!(
+                    "[pools] {name} = {size}: a pool's size is how many runs may work at once, from 1 to {MAX_POOL_SIZE} \
+                     (leave it out for no limit)"
+                ));
+            }
         }
         if let Some(network) = &self.network {
             network.validate()?;
@@ -165,6 +197,10 @@ pub struct Task {
     /// How many automatic retries have been used.
     #[serde(default)]
     pub retries: u32,
+    /// How many times in a row its provider refused for rate limits and the
+    /// governor retried it on the same agent (not counted in `retries`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled: u32,
     /// Spending limit in US dollars; the agent is stopped when it is exceeded.
     pub budget_usd: Option<f64>,
     /// Whether `baton approve` must let it start.
@@ -566,6 +602,9 @@ pub struct Run {
     /// while the run goes on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_sent_at: Option<Timestamp>,
+    /// The agent's failing tool calls in a row, for `loop_limit`.
+    #[serde(default, skip_serializing_if = "Repeats::is_empty")]
+    pub repeats: Repeats,
     /// Money and tokens spent in this turn.
     #[serde(default)]
     pub usage: Usage,
@@ -740,5 +779,80 @@ impl OrderKind {
             OrderKind::Checkpoint => "checkpoint",
             OrderKind::RemoveWorktree => "remove_worktree",
         }
+    }
+}
+
+/// What the governor has learned of a concurrency pool from its provider's
+/// answers (see `ProjectSettings::pools`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolState {
+    /// The pool's name.
+    pub name: String,
+    /// The limit lowered after rate limiting (halved on each 429, one higher
+    /// after each run that succeeds); none once it is back at the configured
+    /// size, or above what ran when it was lowered.
+    pub limit: Option<u32>,
+    /// No new run of the pool starts before this (the provider's `Retry-After`).
+    pub paused_until: Option<Timestamp>,
+    /// When the provider last refused for rate limits, newest last (at most 100,
+    /// of the last hour).
+    pub throttled_at: Vec<Timestamp>,
+}
+
+/// An agent's tool calls waiting for their result, and the same call failing
+/// again and again: what stops a run as looping (`loop_limit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Repeats {
+    /// Calls without a result yet: their id and what they asked (tool and input).
+    pub pending: Vec<(String, String)>,
+    /// The last failing call (tool and input) and how many times in a row it failed.
+    pub failing: Option<(String, u32)>,
+}
+
+impl Repeats {
+    /// The most calls kept waiting for a result.
+    const PENDING: usize = 32;
+    /// The most of a call's input kept to compare it with the next.
+    const INPUT: usize = 2048;
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.failing.is_none()
+    }
+
+    /// A tool call began.
+    pub fn call(&mut self, id: Option<&str>, name: &str, input: &serde_json::Value) {
+        let mut what = format!("{name} {input}");
+        if what.len() > Self::INPUT {
+            let cut = (0..=Self::INPUT).rev().find(|i| what.is_char_boundary(*i)).unwrap_or(0);
+            what.truncate(cut);
+        }
+        self.pending.push((id.unwrap_or_default().to_owned(), what));
+        let excess = self.pending.len().saturating_sub(Self::PENDING);
+        self.pending.drain(..excess);
+    }
+
+    /// A tool call's result came: how many times in a row this same call has
+    /// failed (0 when it did not fail).
+    pub fn result(&mut self, id: Option<&str>, is_error: bool) -> u32 {
+        let id = id.unwrap_or_default();
+        let Some(i) = self.pending.iter().rposition(|(p, _)| p == id) else { return 0 };
+        let (_, what) = self.pending.remove(i);
+        if !is_error {
+            self.failing = None;
+            return 0;
+        }
+        let n = match &self.failing {
+            Some((last, n)) if *last == what => n + 1,
+            _ => 1,
+        };
+        self.failing = Some((what, n));
+        n
+    }
+
+    /// The tool of the failing call.
+    pub fn failing_tool(&self) -> &str {
+        self.failing.as_ref().and_then(|(w, _)| w.split(' ').next()).unwrap_or("?")
     }
 }

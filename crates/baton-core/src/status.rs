@@ -109,9 +109,9 @@ state_machine! {
         /// Prerequisites done; waiting for `baton approve`.
         AwaitingApproval = "awaiting_approval" => [Queued, Cancelled, Blocked],
         /// A run is queued and waiting for a launcher slot.
-        Queued = "queued" => [Running, Failed, Cancelled, Blocked, Queued],
+        Queued = "queued" => [Running, Failed, Cancelled, Blocked, Queued, Paused],
         /// An agent process is working on it.
-        Running = "running" => [Checking, Succeeded, Failed, Cancelled, Queued],
+        Running = "running" => [Checking, Succeeded, Failed, Cancelled, Queued, Paused],
         /// The agent finished; acceptance checks are running.
         Checking = "checking" => [Succeeded, Failed, Cancelled],
         /// Done, and its checks passed.
@@ -120,6 +120,9 @@ state_machine! {
         Failed = "failed" => [Queued, Pending],
         /// Stopped by a user or by a budget.
         Cancelled = "cancelled" => [Queued, Pending],
+        /// Its budget (or its project's) is spent: its work is committed and its
+        /// session kept; `baton resume` or a raised budget continues it.
+        Paused = "paused" => [Queued, Cancelled],
         /// A prerequisite failed or was cancelled; it will not run until that is retried.
         Blocked = "blocked" => [Pending, Cancelled],
     }
@@ -140,7 +143,7 @@ impl TaskStatus {
     /// Whether a synchronous wait on the task answers: it is settled, or it waits
     /// for an approval (which the waiter may be the one to give).
     pub fn ends_a_wait(self) -> bool {
-        self.is_settled() || self == TaskStatus::AwaitingApproval
+        self.is_settled() || matches!(self, TaskStatus::AwaitingApproval | TaskStatus::Paused)
     }
 
     /// Whether a run of the task is queued or in progress.

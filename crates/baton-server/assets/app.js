@@ -8,13 +8,13 @@
 //
 // All server text goes into the DOM as text nodes (see `h`); nothing is parsed as HTML.
 
-const STATUSES = ['pending', 'awaiting_approval', 'queued', 'running', 'checking', 'succeeded', 'failed', 'cancelled', 'blocked'];
+const STATUSES = ['pending', 'awaiting_approval', 'queued', 'running', 'checking', 'succeeded', 'failed', 'cancelled', 'blocked', 'paused'];
 const FLEET_KINDS = ['task', 'session', 'run', 'launcher', 'project', 'agent', 'document', 'orchestration', 'usage'];
 const ALL_KINDS = ['init', 'message', 'tool_call', 'tool_result', 'output', 'usage', 'result', 'raw', 'error', 'log',
   'task', 'session', 'run', 'project', 'agent', 'launcher', 'orchestration', 'document', 'hook'];
-const CAN_STOP = new Set(['queued', 'running', 'checking', 'pending', 'awaiting_approval', 'blocked']);
+const CAN_STOP = new Set(['queued', 'running', 'checking', 'pending', 'awaiting_approval', 'blocked', 'paused']);
 const CAN_RETRY = new Set(['failed', 'cancelled']);
-const CAN_RESUME = new Set(['succeeded', 'failed', 'cancelled']);
+const CAN_RESUME = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
 const LIVE = new Set(['running', 'checking']);
 const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs' };
 const EVENTS_PAGE = 10000;
@@ -821,7 +821,7 @@ function OverviewView() {
       if (LIVE.has(t.status)) running++;
     }
     const live = tasksSorted((t) => LIVE.has(t.status)).sort((a, b) => (ms(a.started_at) || 0) - (ms(b.started_at) || 0));
-    const attention = tasksSorted((t) => t.status === 'awaiting_approval' || t.status === 'blocked' || t.status === 'failed').slice(0, 12);
+    const attention = tasksSorted((t) => t.status === 'awaiting_approval' || t.status === 'blocked' || t.status === 'failed' || t.status === 'paused').slice(0, 12);
     const launchers = [...S.launchers.values()].sort((a, b) => (a.status === b.status ? a.name.localeCompare(b.name) : a.status === 'online' ? -1 : 1));
     const orchs = [...S.orchestrations.values()].sort((a, b) => (ms(b.updated_at) || 0) - (ms(a.updated_at) || 0)).slice(0, 8);
 
@@ -998,7 +998,7 @@ function BoardView() {
       h('code', null, t.id), h('span', null, t.agent), h('span', null, fmtCost(t.usage && t.usage.cost_usd)),
       files.length ? h('span', { title: files.slice(0, 30).join('\n') }, plural(files.length, 'file')) : null,
       LIVE.has(t.status) && t.started_at ? since(t.started_at) : null),
-    t.reason && ['blocked', 'failed', 'cancelled'].includes(t.status) ? h('p', { class: `reason reason-${t.status}` }, truncate(t.reason, 220)) : null,
+    t.reason && ['blocked', 'failed', 'cancelled', 'paused'].includes(t.status) ? h('p', { class: `reason reason-${t.status}` }, truncate(t.reason, 220)) : null,
     t.status === 'awaiting_approval' ? h('div', { class: 'approval' },
       h('span', { class: 'badge st-awaiting_approval approval-badge' }, 'approval waiting'),
       h('button', { type: 'button', class: 'btn small primary', 'data-action': 'approve', 'data-focus-key': 'approve:' + t.id,
@@ -1569,7 +1569,7 @@ function TaskView() {
     set('approve', st === 'awaiting_approval', 'Only a task awaiting approval can be approved');
     set('merge', st === 'succeeded' && !(t.git && t.git.merge === 'merged'),
       t.git && t.git.merge === 'merged' ? 'Already merged' : 'Only a succeeded task can be merged');
-    set('resume', CAN_RESUME.has(st), 'Only a finished task can be resumed');
+    set('resume', CAN_RESUME.has(st), 'Only a finished or paused task can be resumed');
     mergeSel.disabled = buttons.merge.disabled;
     const proj = S.projects.get(t.project_id);
     const strategy = proj && proj.settings && proj.settings.merge_strategy;

@@ -39,6 +39,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{id}", get(projects::show))
         .route("/projects/{id}/radar", get(projects::radar))
+        .route("/projects/{id}/reload", post(projects::reload))
+        .route("/pools", get(projects::pools))
         .route("/costs", get(projects::costs))
         .route("/hooks", post(projects::hook))
         .route("/login-links", post(dashboard::login_link))

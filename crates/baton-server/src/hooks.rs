@@ -181,6 +181,7 @@ fn start(
         git: TaskGit::default(),
         check_results: Vec::new(),
         external: true,
+        throttled: 0,
         agent_switches: Vec::new(),
         result: None,
         usage: Usage::default(),

@@ -139,6 +139,34 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
     Ok(saved)
 }
 
+/// Reads a project's `.baton/config.toml` and agent files again and stores
+/// them; tasks paused for a budget that now has room continue.
+pub async fn reload_project(state: &Arc<AppState>, id: String) -> Result<Project, AppError> {
+    let project = state.store.read(move |r| crate::resolve::project_ref(r, &id)).await?;
+    require_repository(&project)?;
+    let root = PathBuf::from(&project.path);
+    let settings = read_settings(&root)?;
+    settings.validate().map_err(AppError::invalid)?;
+    let (agents, errors) = baton_agents::definitions::load_repository(&root);
+    for e in &errors {
+        tracing::warn!(error = %e, "agent definition skipped");
+    }
+    crate::transact(state, move |tx, fx| {
+        let mut project = crate::resolve::project(tx, &project.id)?;
+        project.settings = settings;
+        save_project(tx, &project)?;
+        save_agents(tx, &agents)?;
+        let resumed = crate::scheduler::resume_budget_paused(tx, fx, &project.id)?;
+        if resumed > 0 {
+            tracing::info!(project = %project.name, resumed, "tasks paused for their budget continue");
+        }
+        // A pool may be larger now: launchers may take what it held back.
+        fx.wake.everyone();
+        Ok(project)
+    })
+    .await
+}
+
 fn save_project(tx: &mut dyn StoreTx, project: &Project) -> Result<(), AppError> {
     tx.put_project(project)?;
     let data = serde_json::to_value(project).unwrap_or_default();
@@ -166,6 +194,15 @@ pub fn require_repository(project: &Project) -> Result<(), AppError> {
 
 pub fn save_agents(tx: &mut dyn StoreTx, agents: &[AgentDef]) -> Result<(), AppError> {
     for agent in agents {
+        if let Some(pool) = &agent.pool
+            && !crate::scheduler::pool_known(tx, pool)?
+        {
+            return Err(AppError::invalid(format!(
+                "agent {} names pool {pool:?}, which is not a provider's (anthropic, openai, google) and no project's \
+                 [pools] sizes it; add `{pool} = N` under [pools] in .baton/config.toml",
+                agent.name
+            )));
+        }
         tx.put_agent(agent)?;
         let data = serde_json::to_value(agent).unwrap_or_default();
         tx.append_event(None, None, None, NewEvent::new(EventKind::Agent, data))?;

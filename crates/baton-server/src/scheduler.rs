@@ -9,6 +9,7 @@
 //! was holding back; one that fails blocks them.
 
 pub(crate) mod emit;
+mod governor;
 mod launchers;
 pub mod orchestrations;
 mod placement;
@@ -24,6 +25,7 @@ use baton_core::ids::{LauncherId, SessionId};
 use baton_core::model::TokenRecord;
 
 pub(crate) use emit::save_task as emit_task;
+pub use governor::{known as pool_known, list as pools};
 pub use launchers::{
     due_orders, due_stops, expire_silent, heartbeat, mark_offline, order_done, register, seen, set_draining,
 };
@@ -33,7 +35,7 @@ pub use runs::{
     run_started, stop_overdue,
 };
 pub use tasks::update_git;
-pub use tasks::{approve_task, create_task, resume_task, retry_task, stop_task};
+pub use tasks::{approve_task, create_task, resume_budget_paused, resume_task, retry_task, stop_task};
 
 /// What an operation asks to be done once its transaction has committed.
 #[derive(Debug, Default)]

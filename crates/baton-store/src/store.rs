@@ -9,8 +9,8 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, Project, Run, Session, Task,
-    TokenKind, TokenRecord,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState, Project, Run,
+    Session, Task, TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -182,6 +182,8 @@ pub trait StoreRead {
     fn orchestrations(&self, limit: u32) -> Result<Vec<Orchestration>, StoreError>;
     /// A project's lead heartbeats, newest first, at most `limit`.
     fn heartbeats(&self, project: &ProjectId, limit: u32) -> Result<Vec<LeadHeartbeat>, StoreError>;
+    /// What the governor learned of each concurrency pool, by name.
+    fn pool_states(&self) -> Result<Vec<PoolState>, StoreError>;
 }
 
 /// Writes, inside a transaction. Everything written by one job commits or rolls
@@ -262,6 +264,8 @@ pub trait StoreTx: StoreRead {
     /// Removes lead heartbeats older than `before`, except each project's newest;
     /// how many went.
     fn prune_heartbeats(&mut self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Writes what the governor learned of a pool.
+    fn put_pool_state(&mut self, state: &PoolState) -> Result<(), StoreError>;
     /// Adds to a project's running total of spend (see [`StoreRead::project_spent`]).
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError>;
     /// Writes a document's new version (the earlier ones are kept).
@@ -294,6 +298,8 @@ pub enum ActiveOf<'a> {
     Agent(&'a str),
     /// A launcher's.
     Launcher(&'a LauncherId),
+    /// An agent's queued runs (not claimed yet), by name.
+    QueuedOfAgent(&'a str),
 }
 
 /// An event that has been committed, with its JSON text made once for every

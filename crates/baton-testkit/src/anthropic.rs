@@ -37,6 +37,9 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         let blocks = vec![json!({ "type": "text", "text": "ok" })];
         return answer(&shared, stream, &model, blocks, "end_turn", usage);
     }
+    if let Some(refusal) = shared.throttled() {
+        return refusal;
+    }
     let turns = req["messages"].as_array().map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
     let step = shared.script.step(turns);
     delay(step.delay_ms).await;

@@ -16,6 +16,20 @@ pub struct Script {
     /// Output tokens reported for each turn.
     #[serde(default = "default_output")]
     pub output_tokens: u64,
+    /// Rate limiting: the first requests of agent turns (and of
+    /// `/_fake/limited`) are refused with 429 and a `Retry-After`.
+    #[serde(default)]
+    pub throttle: Option<Throttle>,
+}
+
+/// How many requests the fake refuses for rate limits, and the `Retry-After` it names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// How many requests are refused, counted across every API.
+    pub requests: u64,
+    /// The `Retry-After` header, in seconds.
+    pub retry_after_s: u64,
 }
 
 fn default_input() -> u64 {
@@ -118,7 +132,14 @@ impl Step {
 impl Script {
     /// A script of these steps.
     pub fn new(steps: Vec<Step>) -> Self {
-        Script { steps, input_tokens: default_input(), output_tokens: default_output() }
+        Script { steps, input_tokens: default_input(), output_tokens: default_output(), throttle: None }
+    }
+
+    /// The same script, refusing its first `requests` requests with 429 and
+    /// `Retry-After: retry_after_s`.
+    pub fn throttled(mut self, requests: u64, retry_after_s: u64) -> Self {
+        self.throttle = Some(Throttle { requests, retry_after_s });
+        self
     }
 
     /// The step for a conversation that already has `turns` model turns.

@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub requests: Mutex<Vec<Value>>,
     /// For unique ids.
     counter: AtomicU64,
+    /// Requests refused for rate limits so far.
+    refused: AtomicU64,
 }
 
 impl Shared {
@@ -30,6 +32,21 @@ impl Shared {
         if let Ok(mut r) = self.requests.lock() {
             r.push(json!({ "path": path, "body": body }));
         }
+    }
+
+    /// A 429 with `Retry-After` while the script's throttle still refuses
+    /// (the body in Anthropic's shape, which the other CLIs read as an error too).
+    pub fn throttled(&self) -> Option<Response> {
+        let t = self.script.throttle.as_ref()?;
+        if self.refused.fetch_add(1, Ordering::SeqCst) >= t.requests {
+            return None;
+        }
+        let body = json!({ "type": "error", "error": { "type": "rate_limit_error", "message": "Rate limited by the fake model" } });
+        let mut response = json_status(429, body);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&t.retry_after_s.to_string()) {
+            response.headers_mut().insert("retry-after", value);
+        }
+        Some(response)
     }
 
     /// A fresh id with a prefix.
@@ -54,7 +71,12 @@ impl FakeModel {
 
     /// Starts a server on `addr`.
     pub async fn start_on(addr: SocketAddr, script: Script) -> std::io::Result<FakeModel> {
-        let shared = Arc::new(Shared { script, requests: Mutex::new(Vec::new()), counter: AtomicU64::new(1) });
+        let shared = Arc::new(Shared {
+            script,
+            requests: Mutex::new(Vec::new()),
+            counter: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
+        });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let app = router(Arc::clone(&shared));
@@ -84,12 +106,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/responses", post(openai::responses))
         .route("/v1beta/models/{*call}", post(gemini::call))
         .route("/_fake/requests", get(requests))
+        .route("/_fake/limited", get(limited))
         .fallback(unknown)
         .with_state(shared)
 }
 
 async fn ok() -> StatusCode {
     StatusCode::OK
+}
+
+/// A request any client can make: refused while the throttle refuses, else 200.
+async fn limited(State(shared): State<Arc<Shared>>) -> Response {
+    shared.record("/_fake/limited", &Value::Null);
+    shared.throttled().unwrap_or_else(|| axum::Json(json!({ "ok": true })).into_response())
 }
 
 async fn requests(State(shared): State<Arc<Shared>>) -> axum::Json<Vec<Value>> {

@@ -306,7 +306,8 @@ pub async fn stop(client: &Client, args: StopArgs) -> Result<u8, CliError> {
 
 pub async fn resume(client: &Client, args: ResumeArgs) -> Result<u8, CliError> {
     let message = text_or_stdin(&args.message)?;
-    act(client, &args.id, args.wait, args.json, |id| async move { client.resume_task(&id, &message).await }).await
+    let req = baton_core::api::ResumeTask { message, budget_usd: args.budget };
+    act(client, &args.id, args.wait, args.json, |id| async move { client.resume_task_with(&id, &req).await }).await
 }
 
 pub async fn retry(client: &Client, args: WaitIdArgs) -> Result<u8, CliError> {

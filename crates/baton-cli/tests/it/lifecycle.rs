@@ -263,41 +263,78 @@ async fn a_remote_launcher_takes_work_from_a_coordinator_without_one() {
     host.kill();
 }
 
-/// An agent that reports spending $0.50 a line, for ten lines.
-const SPENDER: &str = r#"for i in 1 2 3 4 5 6 7 8 9 10; do echo '{"type":"usage","input_tokens":100,"output_tokens":10,"cost_usd":0.5}'; sleep 0.2; done"#;
+/// An agent that works, then spends $0.50 a line for ten lines; on a later run
+/// in the same worktree (its work is there) it finishes at once.
+const PAUSER: &str = r#"if [ -f wip.txt ]; then echo '{"type":"result","result":"finished after the pause"}'; exit 0; fi; echo half-done > wip.txt; for i in 1 2 3 4 5 6 7 8 9 10; do echo '{"type":"usage","input_tokens":100,"output_tokens":10,"cost_usd":0.5}'; sleep 0.2; done"#;
 
 #[tokio::test]
-async fn a_task_over_its_budget_is_stopped_with_the_reason() {
+async fn a_task_over_its_budget_pauses_with_its_work_and_a_raised_budget_resumes_its_session() {
     let b = Baton::start();
-    b.agent("spender", SPENDER).await;
+    b.agent("spender", PAUSER).await;
     let id = b.task(json!({ "prompt": "x", "agent": "spender", "budget_usd": 1.0 })).await;
-    let t = b.wait_status(&id, TaskStatus::Cancelled).await;
-    let reason = t.task.reason.unwrap();
-    assert!(reason.contains("budget of $1.00 exceeded"), "{reason}");
+    let t = b.wait_status(&id, TaskStatus::Paused).await;
+    let reason = t.task.reason.clone().unwrap();
+    assert!(reason.starts_with("budget: ") && reason.contains("budget of $1.00 is spent"), "{reason}");
     assert!(t.task.usage.cost_usd > 1.0 && t.task.usage.cost_usd < 5.0, "stopped early: {:?}", t.task.usage);
     assert_eq!(t.runs[0].usage, t.task.usage, "the run's usage is the task's");
     assert_eq!(t.sessions[0].usage, t.task.usage, "and the session's");
     assert_no_processes(&id).await;
+    let branch = t.task.git.branch.clone().unwrap();
+    assert_eq!(b.sh(&format!("git show {branch}:wip.txt")), "half-done", "the work was committed");
+    let said = b.events(&id).await.iter().any(|e| e.data["event"] == "budget.exceeded");
+    assert!(said, "a budget.exceeded event is recorded");
+    // `baton ps` and `show` say so.
+    let show = String::from_utf8(b.cli(&["show", &id]).stdout).unwrap();
+    assert!(show.contains("paused"), "{show}");
+
+    // With a new budget it goes on in the same session.
+    let out = b.cli(&["resume", &id, "--budget", "10", "go on", "--wait"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = b.wait_status(&id, TaskStatus::Succeeded).await;
+    assert_eq!(t.task.budget_usd, Some(10.0));
+    assert_eq!(t.sessions.len(), 1, "the same session");
+    assert_eq!(t.runs.len(), 2);
+    assert_eq!(t.runs[1].kind, baton_core::model::RunKind::Resume);
+    assert_eq!(t.task.result.as_deref(), Some("finished after the pause"));
+    let bad = b.cli(&["resume", &id, "--budget=-1", "again"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("budget_usd"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
 
 #[tokio::test]
-async fn a_project_over_its_budget_stops_its_agents_and_starts_no_more() {
+async fn a_project_over_its_budget_pauses_its_tasks_until_its_budget_is_raised() {
     let b = Baton::start_in(&[], |repo| {
         std::fs::create_dir_all(repo.join(".baton")).unwrap();
         std::fs::write(repo.join(".baton/config.toml"), "budget_usd = 1.0\n").unwrap();
     });
-    b.agent("spender", SPENDER).await;
+    b.agent("spender", PAUSER).await;
     let first = b.task(json!({ "prompt": "x", "agent": "spender" })).await;
-    let t = b.wait_status(&first, TaskStatus::Cancelled).await;
+    let t = b.wait_status(&first, TaskStatus::Paused).await;
     let reason = t.task.reason.unwrap();
-    assert!(reason.contains("project repo budget of $1.00 exceeded"), "{reason}");
+    assert!(reason.contains("project repo's budget of $1.00 is spent"), "{reason}");
     let second = b.task(json!({ "prompt": "y", "agent": "spender" })).await;
-    let t = b.wait_status(&second, TaskStatus::Cancelled).await;
-    assert!(t.task.reason.unwrap().contains("project repo budget"));
+    let t = b.wait_status(&second, TaskStatus::Paused).await;
+    assert!(t.task.reason.unwrap().contains("project repo's budget"));
     assert!(t.runs[0].started_at.is_none(), "the second agent never started");
     let costs: Value = b.client.get("/api/costs?project=repo").await.unwrap();
     let spent = costs["total"]["cost_usd"].as_f64().unwrap();
     assert!(spent >= 1.0, "{costs}");
     assert_eq!(costs["agents"]["spender"]["cost_usd"].as_f64().unwrap(), spent);
     assert_eq!(costs["total"]["input_tokens"].as_u64().unwrap() % 100, 0, "{costs}");
+
+    // A raised budget, read again: both go on by themselves.
+    std::fs::write(b.repo.join(".baton/config.toml"), "budget_usd = 100.0\n").unwrap();
+    let out = b.cli(&["project", "reload", "repo"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for id in [&first, &second] {
+        b.wait_status(id, TaskStatus::Succeeded).await;
+    }
+    // A bad setting read again is refused and changes nothing.
+    std::fs::write(b.repo.join(".baton/config.toml"), "budget_usd = 100.0\n[pools]\nanthropic = 0\n").unwrap();
+    let out = b.cli(&["project", "reload", "repo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[pools] anthropic = 0"), "{err}");
+    let projects: Value = b.client.get("/api/projects").await.unwrap();
+    assert_eq!(projects[0]["settings"]["pools"], json!({}), "{projects}");
 }

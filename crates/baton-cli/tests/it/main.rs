@@ -7,6 +7,7 @@ mod dashboard;
 mod deploy;
 mod docs;
 mod fleet;
+mod governor;
 mod harness;
 mod hooks;
 mod lifecycle;

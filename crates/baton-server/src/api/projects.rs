@@ -47,6 +47,23 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+pub(super) async fn reload(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, AppError> {
+    caller.require_admin()?;
+    Ok(Json(projects::reload_project(&state, id).await?))
+}
+
+pub(super) async fn pools(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Vec<baton_core::api::PoolInfo>>, AppError> {
+    let now = baton_core::time::Timestamp::now();
+    Ok(Json(state.store.read(move |r| crate::scheduler::pools(r, now)).await?))
+}
+
 pub(super) async fn radar(
     State(state): State<Arc<AppState>>,
     _caller: Caller,

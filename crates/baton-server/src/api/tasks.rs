@@ -188,7 +188,7 @@ pub(super) async fn resume(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ResumeTask>,
 ) -> Result<Json<Task>, AppError> {
-    act(state, caller, id, move |tx, fx, id| scheduler::resume_task(tx, fx, id, req.message)).await
+    act(state, caller, id, move |tx, fx, id| scheduler::resume_task(tx, fx, id, req.message, req.budget_usd)).await
 }
 
 pub(super) async fn retry(

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::emit::{save_run, save_session, save_task};
 use super::settle::{deliver_callbacks, settled};
 use super::tasks::{block_dependents, promote_dependents, queue_run, set_status, update_git};
-use super::{Effects, placement};
+use super::{Effects, governor, placement};
 use crate::auth::{new_token, token_record};
 use crate::error::AppError;
 use crate::resolve;
@@ -41,6 +41,10 @@ const MAX_LOST: usize = 3;
 /// The message that resumes a session whose process was lost.
 const RESUME_AFTER_LOSS: &str =
     "Your previous process was interrupted before it finished. Continue the task from where you left off.";
+
+/// The message that resumes a conversation its provider cut short for rate limits.
+const RESUME_AFTER_THROTTLE: &str =
+    "Your provider stopped answering for a while (rate limits). Continue the task from where you left off.";
 
 /// Runs that went on past their task's timeout by more than `slack_ms`, with the
 /// timeout. Launchers enforce timeouts themselves; this is the coordinator's
@@ -141,6 +145,8 @@ struct Claim {
     per_agent: HashMap<String, u32>,
     full_projects: BTreeSet<ProjectId>,
     full_agents: BTreeSet<String>,
+    /// The providers' concurrency pools.
+    pools: governor::Pools,
 }
 
 impl Claim {
@@ -158,8 +164,13 @@ impl Claim {
             per_agent: HashMap::new(),
             full_projects: BTreeSet::new(),
             full_agents: BTreeSet::new(),
+            pools: governor::Pools::default(),
         };
-        for project in tx.projects()? {
+        let projects = tx.projects()?;
+        let agents = tx.agents()?;
+        claim.pools = governor::Pools::load(tx, &projects, &agents, claim.now)?;
+        claim.full_agents.extend(claim.pools.held_agents().cloned());
+        for project in projects {
             if let Some(limit) = project.settings.parallel_limit {
                 let n = tx.active_run_count(ActiveOf::Project(&project.id))?;
                 if n >= limit {
@@ -168,7 +179,7 @@ impl Claim {
                 claim.per_project.insert(project.id, n);
             }
         }
-        for agent in tx.agents()? {
+        for agent in agents {
             if let Some(limit) = agent.max_parallel {
                 let n = tx.active_run_count(ActiveOf::Agent(&agent.name))?;
                 if n >= limit {
@@ -244,6 +255,10 @@ impl Claim {
                 return Ok(None);
             }
         }
+        if !self.pools.has_room_for(&agent.name) {
+            self.full_agents.extend(self.pools.mates(&agent.name));
+            return Ok(None);
+        }
         let Some(task) = tx.task(&run.task_id)? else { return Ok(None) };
         if !placement::may_take(&self.launcher, &self.launchers, &task, &agent, &project)
             || self.rivals.better_placed(&self.launcher.id, &task, &agent, &project, free)
@@ -256,6 +271,7 @@ impl Claim {
         if let Some(n) = self.per_agent.get_mut(&agent.name) {
             *n += 1;
         }
+        self.pools.took(&agent.name);
         run.status = run.status.transition(RunStatus::Claimed)?;
         run.launcher_id = Some(self.launcher.id.clone());
         run.claimed_at = Some(self.now);
@@ -537,8 +553,26 @@ pub fn ingest_events(
         task_changed = true;
     }
     let count = batch.events.len() as u64;
+    let mut looping = None;
     for event in &batch.events {
         match event.kind {
+            EventKind::ToolCall => {
+                let name = event.data["name"].as_str().unwrap_or("?");
+                run.repeats.call(event.data["id"].as_str(), name, &event.data["input"]);
+            }
+            EventKind::ToolResult => {
+                let failed = event.data["is_error"].as_bool() == Some(true);
+                let n = run.repeats.result(event.data["id"].as_str(), failed);
+                if n > 0 && looping.is_none() && run.stop_reason.is_none() {
+                    let limit = resolve::project(tx, &task.project_id)?.settings.loop_limit();
+                    if limit > 0 && n >= limit {
+                        looping = Some(format!(
+                            "looping: the agent made the same failing {} call {n} times in a row (loop_limit = {limit})",
+                            run.repeats.failing_tool()
+                        ));
+                    }
+                }
+            }
             EventKind::Usage => {
                 if let Ok(usage) = serde_json::from_value::<Usage>(event.data.clone()) {
                     run.usage.add(&usage);
@@ -583,7 +617,7 @@ pub fn ingest_events(
         tx.put_session(&session)?;
     }
     let over = if spent && run.stop_reason.is_none() { over_budget(tx, &task)? } else { None };
-    if let Some(reason) = over {
+    if let Some(reason) = over.or(looping) {
         run.stop_reason = Some(reason);
         if let Some(l) = &run.launcher_id {
             fx.wake.launcher(l);
@@ -651,7 +685,8 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
         fx.wake.launcher(l);
         let agent = tx.agent(&run.agent)?;
         let limited = agent.as_ref().is_some_and(|a| a.max_parallel.is_some())
-            || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some());
+            || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some())
+            || agent.as_ref().map(|a| governor::limits(tx, a)).transpose()?.unwrap_or(false);
         if let Some(agent) = agent.filter(|_| limited) {
             fx.wake.executor(agent.executor);
         }
@@ -673,6 +708,14 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     }
     match status {
         RunStatus::Succeeded => {
+            task.throttled = 0;
+            if let Some(agent) = tx.agent(&run.agent)?
+                && let Some((pool, limit)) = governor::succeeded(tx, &agent)?
+            {
+                let limit = limit.map_or("lifted".to_owned(), |l| format!("raised to {l}"));
+                let text = format!("a run of pool {pool} succeeded: its limit is {limit}");
+                tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::log(text))?;
+            }
             set_status(&mut task, TaskStatus::Succeeded, None)?;
             save_task(tx, &task)?;
             promote_dependents(tx, fx, &task.id)?;
@@ -680,6 +723,19 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
                 crate::review::queue_merge(tx, fx, &task.id, None, false)?;
             }
             settled(tx, fx, &task)?;
+        }
+        RunStatus::Stopped if run.stop_reason.as_deref().is_some_and(is_budget_reason) => {
+            // Paused, not ended: the work is committed and the session kept.
+            let reason = run.stop_reason.clone().unwrap_or_default();
+            set_status(&mut task, TaskStatus::Paused, Some(reason.clone()))?;
+            save_task(tx, &task)?;
+            let data = json!({
+                "event": "budget.exceeded",
+                "message": format!("task paused: {}", &reason[BUDGET.len()..]),
+                "budget_usd": task.budget_usd,
+                "spent_usd": task.usage.cost_usd,
+            });
+            tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::new(EventKind::Log, data))?;
         }
         RunStatus::Stopped => {
             let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
@@ -690,7 +746,11 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
         }
         _ => {
             let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
-            if let Some(kind) = report.failure
+            let throttled =
+                report.failure == Some(FailureKind::Overloaded) && task.throttled < governor::THROTTLE_RETRIES;
+            if throttled && let Some(agent) = tx.agent(&run.agent)? {
+                retry_throttled(tx, fx, &mut task, &run, session, &agent, now)?;
+            } else if let Some(kind) = report.failure
                 && let Some(next) = fallback_agent(tx, &task)?
             {
                 switch_agent(tx, fx, &mut task, &session, next, kind, run.error.as_deref())?;
@@ -725,23 +785,75 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     Ok(run)
 }
 
+/// How the reason of a stop for a spent budget begins: such a stop pauses the
+/// task instead of ending it.
+const BUDGET: &str = "budget: ";
+
+/// Whether a stop's (or a paused task's) reason is a spent budget.
+pub(crate) fn is_budget_reason(reason: &str) -> bool {
+    reason.starts_with(BUDGET)
+}
+
 /// Why a task must stop spending: its own budget or its project's is spent.
-fn over_budget(tx: &dyn StoreTx, task: &Task) -> Result<Option<String>, AppError> {
+pub(crate) fn over_budget(tx: &dyn StoreRead, task: &Task) -> Result<Option<String>, AppError> {
     if let Some(budget) = task.budget_usd
         && task.usage.cost_usd > budget
     {
-        return Ok(Some(format!("budget of ${budget:.2} exceeded (${:.2} spent)", task.usage.cost_usd)));
+        return Ok(Some(format!("{BUDGET}the task's budget of ${budget:.2} is spent (${:.2})", task.usage.cost_usd)));
     }
     let project = resolve::project(tx, &task.project_id)?;
     project_over_budget(tx, &project)
 }
 
 /// Why a project's agents must stop: its budget is spent.
-fn project_over_budget(tx: &dyn StoreTx, project: &Project) -> Result<Option<String>, AppError> {
+fn project_over_budget(tx: &dyn StoreRead, project: &Project) -> Result<Option<String>, AppError> {
     let Some(budget) = project.settings.budget_usd else { return Ok(None) };
     let spent = tx.project_spent(&project.id)?;
     Ok((spent >= budget)
-        .then(|| format!("project {} budget of ${budget:.2} exceeded (${spent:.2} spent)", project.name)))
+        .then(|| format!("{BUDGET}project {}'s budget of ${budget:.2} is spent (${spent:.2})", project.name)))
+}
+
+/// The agent's provider refused for rate limits: the governor lowers its pool's
+/// limit, and the task is tried again on the same agent after the provider's
+/// `Retry-After` or a backoff; a conversation that had begun is resumed.
+fn retry_throttled(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    run: &Run,
+    session: Session,
+    agent: &AgentDef,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    task.throttled += 1;
+    let t = governor::refused(tx, agent, task.throttled, run.error.as_deref(), now)?;
+    let pool = match (&t.pool, t.limit) {
+        (Some(pool), Some(limit)) => format!("; pool {pool} now runs at most {limit} at once"),
+        _ => String::new(),
+    };
+    let text = format!(
+        "the provider of agent {} refused for rate limits ({}){pool}; trying again on the same agent in {:.1} s (attempt {} of {})",
+        agent.name,
+        run.error.as_deref().unwrap_or("overloaded"),
+        t.wait_ms as f64 / 1000.0,
+        task.throttled,
+        governor::THROTTLE_RETRIES
+    );
+    tracing::info!(task = %task.id, agent = %agent.name, wait_ms = t.wait_ms, "rate limited; retrying");
+    let data = json!({ "message": text, "throttled": { "pool": t.pool, "limit": t.limit, "wait_ms": t.wait_ms } });
+    tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::new(EventKind::Log, data))?;
+    let not_before = Some(now.plus_millis(t.wait_ms));
+    if run.kind == RunKind::Resume || (session.agent_session_id.is_some() && session.usage.cost_usd > 0.0) {
+        let message = if run.kind == RunKind::Resume { run.message.clone() } else { RESUME_AFTER_THROTTLE.to_owned() };
+        queue_run(tx, fx, task, RunKind::Resume, message, Some(session), not_before)?;
+    } else {
+        // Nothing of the conversation to keep: a new one, in the same session, so
+        // each try shows as a run of it.
+        let prompt = task.prompt.clone();
+        queue_run(tx, fx, task, RunKind::Start, prompt, Some(session), not_before)?;
+    }
+    save_task(tx, task)?;
+    Ok(())
 }
 
 /// The next fallback agent of a task's agent that the task has not tried yet.

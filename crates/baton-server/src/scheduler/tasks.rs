@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{CreateTask, ErrorCode};
-use baton_core::ids::{PlanId, RunId, SessionId, TaskId};
+use baton_core::ids::{PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
 use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
 use baton_core::sandbox::SandboxMode;
 use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
-use baton_store::StoreTx;
+use baton_store::{StoreTx, TaskFilter};
 
 use super::Effects;
 use super::emit::{insert_task, save_run, save_session, save_task};
@@ -266,6 +266,7 @@ pub(crate) fn insert_known(
             ..TaskGit::default()
         },
         check_results: Vec::new(),
+        throttled: 0,
         agent_switches: Vec::new(),
         external: false,
         result: None,
@@ -439,6 +440,7 @@ pub(crate) fn queue_run(
         offsets: SpoolOffsets::default(),
         stop_reason: None,
         stop_sent_at: None,
+        repeats: Default::default(),
         usage: Usage::default(),
         not_before,
         created_at: now,
@@ -528,7 +530,7 @@ pub fn stop_task(
     refuse_external(&task, "stopped")?;
     let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "stopped by request".into());
     match task.status {
-        TaskStatus::Pending | TaskStatus::AwaitingApproval | TaskStatus::Blocked => {
+        TaskStatus::Pending | TaskStatus::AwaitingApproval | TaskStatus::Blocked | TaskStatus::Paused => {
             set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
             save_task(tx, &task)?;
             block_dependents(tx, fx, &task)?;
@@ -629,9 +631,15 @@ impl Readiness {
     }
 }
 
-/// Continues a finished task's conversation with a new message, in the same
-/// session and worktree.
-pub fn resume_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId, message: String) -> Result<Task, AppError> {
+/// Continues a finished or paused task's conversation with a new message, in
+/// the same session and worktree; `budget_usd` gives it a new budget first.
+pub fn resume_task(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    id: &TaskId,
+    message: String,
+    budget_usd: Option<f64>,
+) -> Result<Task, AppError> {
     if message.trim().is_empty() {
         return Err(AppError::invalid("`message` must not be empty"));
     }
@@ -641,25 +649,60 @@ pub fn resume_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId, message:
             format!("`message` is longer than {MAX_PROMPT_BYTES} bytes"),
         ));
     }
+    if budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
+        return Err(AppError::invalid("`budget_usd` must be a non-negative number"));
+    }
     let mut task = resolve::task(tx, id)?;
     refuse_external(&task, "resumed")?;
-    if !task.status.is_finished() {
+    if !task.status.is_finished() && task.status != TaskStatus::Paused {
         return Err(AppError::conflict(format!(
-            "task {} is {}; only a finished task can be resumed (stop it first)",
+            "task {} is {}; only a finished or paused task can be resumed (stop it first)",
             task.id, task.status
         )));
     }
-    let Some(session_id) = task.session_id.clone() else {
-        return Err(AppError::conflict(format!("task {} never started; retry it instead", task.id)));
-    };
-    let session = resolve::session(tx, &session_id)?;
+    if budget_usd.is_some() {
+        task.budget_usd = budget_usd;
+    }
     let was_failed = task.status != TaskStatus::Succeeded;
-    queue_run(tx, fx, &mut task, RunKind::Resume, message, Some(session), None)?;
+    match task.session_id.clone() {
+        Some(session_id) => {
+            let session = resolve::session(tx, &session_id)?;
+            queue_run(tx, fx, &mut task, RunKind::Resume, message, Some(session), None)?;
+        }
+        // Paused before its agent ever started: it starts now.
+        None if task.status == TaskStatus::Paused => {
+            let prompt = task.prompt.clone();
+            queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, None)?;
+        }
+        None => return Err(AppError::conflict(format!("task {} never started; retry it instead", task.id))),
+    }
     save_task(tx, &task)?;
     if was_failed {
         unblock_dependents(tx, &task.id)?;
     }
     Ok(task)
+}
+
+/// The message that continues a task paused for its budget once it has more.
+pub(crate) const RESUME_AFTER_BUDGET: &str =
+    "Your budget was raised after it ran out mid-task. Continue the task from where you left off.";
+
+/// Continues the project's tasks paused for a budget, now that there may be
+/// room: those whose own budget and their project's are not spent. How many.
+pub fn resume_budget_paused(tx: &mut dyn StoreTx, fx: &mut Effects, project: &ProjectId) -> Result<usize, AppError> {
+    let filter =
+        TaskFilter { project: Some(project.clone()), statuses: vec![TaskStatus::Paused], ..TaskFilter::default() };
+    let mut n = 0;
+    for task in tx.tasks(&filter)? {
+        if !task.reason.as_deref().is_some_and(super::runs::is_budget_reason)
+            || super::runs::over_budget(tx, &task)?.is_some()
+        {
+            continue;
+        }
+        resume_task(tx, fx, &task.id, RESUME_AFTER_BUDGET.to_owned(), None)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Lets a task that waits for approval start.

@@ -16,8 +16,8 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, Project, Run, Session, Task,
-    TokenKind, TokenRecord, Usage,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState, Project, Run,
+    Session, Task, TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -399,6 +399,7 @@ impl StoreRead for PgDb<'_> {
             ActiveOf::Launcher(l) => {
                 ("SELECT COUNT(*) FROM runs WHERE launcher_id = $1 AND status IN ('claimed', 'running')", l.as_str())
             }
+            ActiveOf::QueuedOfAgent(a) => ("SELECT COUNT(*) FROM runs WHERE agent = $1 AND status = 'queued'", a),
         };
         Ok(self.row(sql, &[&key])?.map_or(0, |r| r.get::<_, i64>(0) as u32))
     }
@@ -519,6 +520,10 @@ impl StoreRead for PgDb<'_> {
             "SELECT data FROM heartbeats WHERE project_id = $1 ORDER BY id DESC LIMIT $2",
             &[&project.as_str(), &limit(n)],
         )
+    }
+
+    fn pool_states(&self) -> Result<Vec<PoolState>, StoreError> {
+        self.docs("pool", "SELECT data FROM pools ORDER BY name", &[])
     }
 }
 
@@ -883,6 +888,15 @@ impl StoreTx for PgDb<'_> {
                AND id NOT IN (SELECT MAX(id) FROM heartbeats GROUP BY project_id)",
             &[&before.as_millis()],
         )
+    }
+
+    fn put_pool_state(&mut self, state: &PoolState) -> Result<(), StoreError> {
+        let data = encode("pool", state)?;
+        self.exec(
+            "INSERT INTO pools (name, data) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            &[&state.name, &data],
+        )?;
+        Ok(())
     }
 
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError> {

@@ -182,6 +182,12 @@ INSERT INTO project_spend (project_id, cost_usd)
     SELECT project_id, SUM(cost_usd) FROM sessions GROUP BY project_id;
 CREATE INDEX heartbeats_by_time ON heartbeats(at);
 "#,
+    r#"
+CREATE TABLE pools (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"#,
 ];
 
 /// The newest schema this build knows.

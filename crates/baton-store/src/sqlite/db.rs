@@ -11,8 +11,8 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, Project, Run, Session, Task,
-    TokenKind, TokenRecord, Usage,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState, Project, Run,
+    Session, Task, TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -389,6 +389,7 @@ impl StoreRead for Db<'_> {
             ActiveOf::Launcher(l) => {
                 ("SELECT COUNT(*) FROM runs WHERE launcher_id = ?1 AND status IN ('claimed', 'running')", l.as_str())
             }
+            ActiveOf::QueuedOfAgent(a) => ("SELECT COUNT(*) FROM runs WHERE agent = ?1 AND status = 'queued'", a),
         };
         self.conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0))).map_err(db_err)
     }
@@ -486,6 +487,10 @@ impl StoreRead for Db<'_> {
             "SELECT data FROM heartbeats WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2",
             params![project.as_str(), limit],
         )
+    }
+
+    fn pool_states(&self) -> Result<Vec<PoolState>, StoreError> {
+        self.docs("pool", "SELECT data FROM pools ORDER BY name", [])
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -738,6 +743,15 @@ impl StoreTx for Db<'_> {
             [before.as_millis()],
         )?;
         Ok(gone as u64)
+    }
+
+    fn put_pool_state(&mut self, state: &PoolState) -> Result<(), StoreError> {
+        let data = encode("pool", state)?;
+        self.exec(
+            "INSERT INTO pools (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+            params![state.name, data],
+        )?;
+        Ok(())
     }
 
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError> {

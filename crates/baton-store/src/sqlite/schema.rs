@@ -177,6 +177,12 @@ INSERT INTO project_spend (project_id, cost_usd)
     GROUP BY json_extract(data, '$.project_id');
 CREATE INDEX heartbeats_by_time ON heartbeats(at);
 "#,
+    r#"
+CREATE TABLE pools (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
