@@ -257,16 +257,29 @@ async fn acp_stops_mid_tool_call() {
 async fn api_error(cli: Cli, status: u16) {
     let (b, _fake) = setup(cli, vec![Step::error(status, "scripted refusal")]).await;
     let id = b.task(json!({ "prompt": "Try", "agent": "worker" })).await;
-    let t = finished(&b, &id, 1).await;
+    let t = b
+        .wait_within(TURN, &id, "the first run to end", |t| {
+            t.runs.first().is_some_and(|r| r.status.is_finished()) && t.task.status != TaskStatus::Running
+        })
+        .await;
     let events = b.events(&id).await;
-    assert_eq!(t.task.status, TaskStatus::Failed, "{}", dump(&events));
-    let reason = t.task.reason.clone().unwrap_or_default();
+    let error = t.runs[0].error.clone().unwrap_or_default();
+    assert_eq!(t.runs[0].status, RunStatus::Failed, "{}", dump(&events));
     // A 400 is the request's fault: the provider's words are passed on. A 5xx
-    // each CLI words its own way ("high demand", "internal server error").
+    // each CLI words its own way ("high demand", "internal server error"); when
+    // its words say the provider is overloaded, the governor tries again later.
     if status == 400 {
+        assert_eq!(t.task.status, TaskStatus::Failed, "{}", dump(&events));
+        let reason = t.task.reason.clone().unwrap_or_default();
         assert!(reason.contains("scripted refusal"), "the reason names the API error: {reason}\n{}", dump(&events));
+    } else if t.task.status == TaskStatus::Queued {
+        assert_eq!(t.task.throttled, 1, "{}", dump(&events));
+        assert!(t.runs.get(1).is_some_and(|r| r.not_before.is_some()), "{}", dump(&events));
+        b.client.post::<Value, _>(&format!("/api/tasks/{id}/stop"), &json!({})).await.unwrap();
+        b.wait_status(&id, TaskStatus::Cancelled).await;
     } else {
-        assert!(!reason.is_empty(), "{}", dump(&events));
+        assert_eq!(t.task.status, TaskStatus::Failed, "{}", dump(&events));
+        assert!(!error.is_empty(), "{}", dump(&events));
     }
     assert_no_processes(&id).await;
 }
