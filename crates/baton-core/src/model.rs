@@ -856,3 +856,42 @@ impl Repeats {
         self.failing.as_ref().and_then(|(w, _)| w.split(' ').next()).unwrap_or("?")
     }
 }
+
+#[cfg(test)]
+mod repeats_tests {
+    use serde_json::json;
+
+    use super::Repeats;
+
+    #[test]
+    fn only_the_same_failing_call_in_a_row_counts() {
+        let mut r = Repeats::default();
+        let input = json!({ "command": "cargo test" });
+        for n in 1..=3 {
+            r.call(Some(&format!("c{n}")), "Bash", &input);
+            assert_eq!(r.result(Some(&format!("c{n}")), true), n);
+        }
+        // Another input, a success, a result of no known call: each starts over.
+        r.call(Some("d"), "Bash", &json!({ "command": "cargo build" }));
+        assert_eq!(r.result(Some("d"), true), 1);
+        r.call(Some("e"), "Bash", &input);
+        assert_eq!(r.result(Some("e"), true), 1);
+        r.call(Some("f"), "Bash", &input);
+        assert_eq!(r.result(Some("f"), false), 0);
+        assert_eq!(r.result(Some("nobody"), true), 0);
+        // Calls without ids (a command agent) pair with their result in order.
+        for n in 1..=2 {
+            r.call(None, "Read", &json!({ "path": "x" }));
+            assert_eq!(r.result(None, true), n);
+        }
+        assert_eq!(r.failing_tool(), "Read");
+        // Calls that never get a result are not kept for ever.
+        for i in 0..100 {
+            r.call(Some(&i.to_string()), "Bash", &input);
+        }
+        assert_eq!(r.pending.len(), 32);
+        let huge = json!({ "text": "é".repeat(5000) });
+        r.call(Some("big"), "Write", &huge);
+        assert!(r.pending.last().unwrap().1.len() <= 2048);
+    }
+}

@@ -46,17 +46,33 @@ where
     F: FnOnce(&mut dyn StoreTx, &mut Effects) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    let (value, fx) = state
-        .store
-        .write(move |tx| {
-            let mut fx = Effects::default();
-            let value = f(tx, &mut fx)?;
-            if !fx.wake.is_empty() {
-                tx.notify(fx.wake.notice())?;
-            }
-            Ok::<_, AppError>((value, fx))
-        })
-        .await?;
+    transact_as(state, false, f).await
+}
+
+/// [`transact`] ahead of the store's backlog: a launcher's claim, so that work
+/// starts without waiting behind the events and reports of a busy fleet.
+pub async fn transact_urgent<T, F>(state: &Arc<AppState>, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut dyn StoreTx, &mut Effects) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    transact_as(state, true, f).await
+}
+
+async fn transact_as<T, F>(state: &Arc<AppState>, urgent: bool, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut dyn StoreTx, &mut Effects) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let job = move |tx: &mut dyn StoreTx| {
+        let mut fx = Effects::default();
+        let value = f(tx, &mut fx)?;
+        if !fx.wake.is_empty() {
+            tx.notify(fx.wake.notice())?;
+        }
+        Ok::<_, AppError>((value, fx))
+    };
+    let (value, fx) = if urgent { state.store.write_urgent(job).await? } else { state.store.write(job).await? };
     apply(state, fx);
     Ok(value)
 }

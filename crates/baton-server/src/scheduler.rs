@@ -18,7 +18,7 @@ mod runs;
 mod settle;
 mod tasks;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::agent::ExecutorKind;
 use baton_core::ids::{LauncherId, SessionId};
@@ -54,14 +54,16 @@ pub struct Effects {
     pub merges_queued: bool,
 }
 
-/// Which waiting launcher polls to wake. A queued run wakes only the launchers
-/// that run its executor; a freed slot, a stop or an order only its launcher.
+/// Which waiting launcher polls to wake. A queued run wakes as many launchers
+/// of its executor as runs were queued (those with the most free slots first;
+/// the others a moment later if the runs are still unclaimed); a freed slot, a
+/// stop or an order wakes only its launcher.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Wake {
     /// Every one (something any launcher may take, e.g. a backoff ended).
     pub all: bool,
-    /// Those that run one of these executors.
-    pub executors: BTreeSet<ExecutorKind>,
+    /// Runs queued for each executor: that many of the launchers that run it.
+    pub executors: BTreeMap<ExecutorKind, u32>,
     /// These.
     pub launchers: BTreeSet<LauncherId>,
 }
@@ -72,9 +74,9 @@ impl Wake {
         self.all = true;
     }
 
-    /// Wake the launchers that run `executor`.
+    /// A run for `executor` was queued (or a slot it may take freed).
     pub fn executor(&mut self, executor: ExecutorKind) {
-        self.executors.insert(executor);
+        *self.executors.entry(executor).or_default() += 1;
     }
 
     /// Wake one launcher.
@@ -87,18 +89,13 @@ impl Wake {
         !self.all && self.executors.is_empty() && self.launchers.is_empty()
     }
 
-    /// Whether a launcher running `executors` is to be woken.
-    pub fn wakes(&self, id: &LauncherId, executors: &[ExecutorKind]) -> bool {
-        self.all || self.launchers.contains(id) || executors.iter().any(|e| self.executors.contains(e))
-    }
-
-    /// The notice that tells the other replicas.
+    /// The notice that tells the other replicas (`executor:count`).
     pub fn notice(&self) -> baton_store::Notice {
         if self.all {
             return baton_store::Notice::Work { executors: Vec::new(), launchers: Vec::new() };
         }
         baton_store::Notice::Work {
-            executors: self.executors.iter().map(|e| e.as_str().to_owned()).collect(),
+            executors: self.executors.iter().map(|(e, n)| format!("{}:{n}", e.as_str())).collect(),
             launchers: self.launchers.iter().map(|l| l.to_string()).collect(),
         }
     }
@@ -107,6 +104,13 @@ impl Wake {
     pub fn from_notice(executors: Vec<String>, launchers: Vec<String>) -> Self {
         let launchers: BTreeSet<LauncherId> = launchers.iter().filter_map(|l| LauncherId::parse(l).ok()).collect();
         let all = executors.is_empty() && launchers.is_empty();
-        Wake { all, executors: executors.iter().filter_map(|e| e.parse().ok()).collect(), launchers }
+        let executors = executors
+            .iter()
+            .filter_map(|e| {
+                let (name, n) = e.split_once(':').unwrap_or((e, "1"));
+                Some((name.parse().ok()?, n.parse().unwrap_or(1)))
+            })
+            .collect();
+        Wake { all, executors, launchers }
     }
 }

@@ -1,7 +1,7 @@
 //! The coordinator's shared state and configuration.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use baton_core::ids::LauncherId;
@@ -110,6 +110,10 @@ pub struct AppState {
     /// Launchers whose polls are waiting for work on this replica now, each with
     /// what wakes it.
     pub polling: Mutex<std::collections::HashMap<LauncherId, Waiting>>,
+    /// Runs queued per executor whose wake went to only some of the waiting
+    /// launchers and that no claim here has taken yet: the others are woken a
+    /// moment later while this is above zero.
+    pub unclaimed: Mutex<std::collections::HashMap<baton_core::agent::ExecutorKind, u32>>,
     /// Counters.
     pub metrics: Metrics,
     /// When the coordinator started.
@@ -127,6 +131,7 @@ impl AppState {
             merge_work: Notify::new(),
             leader: AtomicBool::new(false),
             polling: Mutex::default(),
+            unclaimed: Mutex::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
         }
@@ -151,17 +156,70 @@ impl AppState {
     }
 
     /// Wakes every launcher poll waiting on this replica.
-    pub fn wake_launchers(&self) {
+    pub fn wake_launchers(self: &Arc<Self>) {
         self.wake(&crate::scheduler::Wake { all: true, ..Default::default() });
     }
 
-    /// Wakes the launcher polls waiting on this replica that `wake` names.
-    pub fn wake(&self, wake: &crate::scheduler::Wake) {
-        if let Ok(polling) = self.polling.lock() {
-            for (id, waiting) in polling.iter() {
-                if wake.wakes(id, &waiting.executors) {
-                    waiting.notify.notify_one();
+    /// Wakes the launcher polls waiting on this replica that `wake` names. For
+    /// runs queued, as many launchers of their executor as there are runs, the
+    /// ones with the most free slots first; the rest only if the runs are still
+    /// unclaimed after [`SECOND_WAKE`] (one that was woken could not take them).
+    pub fn wake(self: &Arc<Self>, wake: &crate::scheduler::Wake) {
+        let Ok(polling) = self.polling.lock() else { return };
+        let mut woken = std::collections::HashSet::new();
+        for (id, waiting) in polling.iter() {
+            if wake.all || wake.launchers.contains(id) {
+                waiting.notify.notify_one();
+                woken.insert(id.clone());
+            }
+        }
+        for (executor, n) in &wake.executors {
+            let mut candidates: Vec<(&LauncherId, &Waiting)> = polling
+                .iter()
+                .filter(|(id, w)| !woken.contains(*id) && w.executors.contains(executor) && w.free > 0)
+                .collect();
+            candidates.sort_by(|a, b| b.1.free.cmp(&a.1.free).then_with(|| a.0.cmp(b.0)));
+            let mut taken = 0;
+            for (id, waiting) in &candidates {
+                if taken >= *n {
+                    break;
                 }
+                waiting.notify.notify_one();
+                woken.insert((*id).clone());
+                taken += waiting.free;
+            }
+            if candidates.iter().any(|(id, _)| !woken.contains(*id)) {
+                if let Ok(mut unclaimed) = self.unclaimed.lock() {
+                    *unclaimed.entry(*executor).or_default() += n;
+                }
+                let (me, executor) = (Arc::clone(self), *executor);
+                tokio::spawn(async move {
+                    tokio::time::sleep(SECOND_WAKE).await;
+                    me.wake_the_rest(executor);
+                });
+            }
+        }
+    }
+
+    /// Runs of `executor` were claimed here.
+    pub fn claimed(&self, executor: baton_core::agent::ExecutorKind, n: u32) {
+        if let Ok(mut unclaimed) = self.unclaimed.lock()
+            && let Some(left) = unclaimed.get_mut(&executor)
+        {
+            *left = left.saturating_sub(n);
+        }
+    }
+
+    /// The second wake: every waiting launcher of `executor`, if runs woken for
+    /// are still unclaimed.
+    fn wake_the_rest(&self, executor: baton_core::agent::ExecutorKind) {
+        let left = self.unclaimed.lock().map(|mut u| u.remove(&executor).unwrap_or(0)).unwrap_or(0);
+        if left == 0 {
+            return;
+        }
+        if let Ok(polling) = self.polling.lock() {
+            for waiting in polling.values().filter(|w| w.executors.contains(&executor)) {
+                waiting.notify.notify_one();
             }
         }
     }
@@ -179,4 +237,10 @@ pub struct Waiting {
     pub notify: std::sync::Arc<Notify>,
     /// The executors the launcher runs.
     pub executors: Vec<baton_core::agent::ExecutorKind>,
+    /// Its free slots when it last claimed.
+    pub free: u32,
 }
+
+/// How long after a wake that went to some launchers the others are woken, when
+/// the runs it was for are still unclaimed.
+pub const SECOND_WAKE: Duration = Duration::from_millis(25);

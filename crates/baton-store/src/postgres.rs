@@ -44,7 +44,7 @@ use postgres::{Config, NoTls};
 use tokio::sync::broadcast;
 
 use crate::StoreError;
-use crate::store::{Backend, Committed, Completion, Notice, ReadJob, Store, WriteJob};
+use crate::store::{Backend, Committed, Completion, Notice, ReadJob, Store, WriteJob, WriteQueue};
 use db::{Conn, PgDb};
 
 /// The database's clock, in milliseconds since the epoch (leases and replica
@@ -53,9 +53,6 @@ pub(crate) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000):
 
 /// The advisory lock every write transaction holds.
 const WRITE_LOCK: i64 = 0x6261_746f_6e00;
-
-/// How many write jobs are committed together at most.
-const MAX_GROUP: usize = 512;
 
 /// How many events are read per query when catching up.
 const CATCH_UP_PAGE: i64 = 1_000;
@@ -189,7 +186,7 @@ fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
     let publisher = Arc::new(Publisher { last: Mutex::new(last), events: events.clone(), notices: notices.clone() });
     let spawn_err = |e: std::io::Error| open_err(Box::new(e));
 
-    let (write_tx, write_rx) = mpsc::channel::<WriteJob>();
+    let (write_tx, write_rx) = mpsc::channel::<(WriteJob, bool)>();
     let writer = Writer {
         config: config.clone(),
         conn: Some(first),
@@ -230,7 +227,7 @@ fn connect(config: &Config) -> Result<Conn, postgres::Error> {
 /// The PostgreSQL implementation of [`Backend`].
 struct PgBackend {
     /// Jobs for the writer thread.
-    writes: Sender<WriteJob>,
+    writes: Sender<(WriteJob, bool)>,
     /// Jobs for the reader threads.
     reads: Sender<ReadJob>,
     /// Tells the listener to stop.
@@ -238,8 +235,8 @@ struct PgBackend {
 }
 
 impl Backend for PgBackend {
-    fn submit_write(&self, job: WriteJob) -> Result<(), StoreError> {
-        self.writes.send(job).map_err(|_| StoreError::Closed)
+    fn submit_write(&self, job: WriteJob, urgent: bool) -> Result<(), StoreError> {
+        self.writes.send((job, urgent)).map_err(|_| StoreError::Closed)
     }
 
     fn submit_read(&self, job: ReadJob) -> Result<(), StoreError> {
@@ -333,16 +330,10 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, jobs: Receiver<WriteJob>) {
-        while let Ok(first) = jobs.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(batch);
+    fn run(mut self, jobs: Receiver<(WriteJob, bool)>) {
+        let mut queue = WriteQueue::default();
+        while let Some(group) = queue.next_group(&jobs) {
+            self.commit_group(group);
         }
     }
 

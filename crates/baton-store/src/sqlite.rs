@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
 use crate::StoreError;
-use crate::store::{Backend, Committed, Completion, Notice, ReadJob, Store, WriteJob};
+use crate::store::{Backend, Committed, Completion, Notice, ReadJob, Store, WriteJob, WriteQueue};
 use db::Db;
 
 /// How hard commits try to reach the disk.
@@ -45,9 +45,6 @@ impl SqliteOptions {
         Self { path: path.into(), readers: 2, durability: Durability::default() }
     }
 }
-
-/// How many write jobs are committed together at most.
-const MAX_GROUP: usize = 512;
 
 /// How many committed events subscribers may fall behind before they must catch up
 /// from the database. The ring is allocated whole at start (about 32 bytes a slot),
@@ -82,7 +79,7 @@ pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
 
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (notices, _) = broadcast::channel(NOTICE_BUFFER);
-    let (write_tx, write_rx) = mpsc::channel::<WriteJob>();
+    let (write_tx, write_rx) = mpsc::channel::<(WriteJob, bool)>();
     let publisher = Publisher { events: events.clone(), notices: notices.clone() };
     thread::Builder::new()
         .name("baton-store-writer".into())
@@ -118,14 +115,14 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, rusqlite:
 /// The SQLite implementation of [`Backend`].
 struct SqliteBackend {
     /// Jobs for the writer thread.
-    writes: Sender<WriteJob>,
+    writes: Sender<(WriteJob, bool)>,
     /// Jobs for the reader threads.
     reads: Sender<ReadJob>,
 }
 
 impl Backend for SqliteBackend {
-    fn submit_write(&self, job: WriteJob) -> Result<(), StoreError> {
-        self.writes.send(job).map_err(|_| StoreError::Closed)
+    fn submit_write(&self, job: WriteJob, urgent: bool) -> Result<(), StoreError> {
+        self.writes.send((job, urgent)).map_err(|_| StoreError::Closed)
     }
 
     fn submit_read(&self, job: ReadJob) -> Result<(), StoreError> {
@@ -158,16 +155,10 @@ fn read_loop(conn: Connection, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
-fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, publisher: Publisher) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        commit_group(&conn, batch, &publisher);
+fn write_loop(conn: Connection, jobs: Receiver<(WriteJob, bool)>, publisher: Publisher) {
+    let mut queue = WriteQueue::default();
+    while let Some(group) = queue.next_group(&jobs) {
+        commit_group(&conn, group, &publisher);
     }
 }
 

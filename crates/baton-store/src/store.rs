@@ -362,14 +362,52 @@ pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// is unreachable).
 pub type WriteJob = Box<dyn FnOnce(Result<&mut dyn StoreTx, StoreError>) -> (bool, Completion) + Send>;
 
+/// How many write jobs are committed together at most: a group's commit
+/// answers every job in it, so a bigger group makes its first jobs wait longer.
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// The write jobs waiting for the writer thread, urgent ones first.
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    urgent: std::collections::VecDeque<WriteJob>,
+    others: std::collections::VecDeque<WriteJob>,
+}
+
+impl WriteQueue {
+    /// The next group to commit: every job sent so far is taken from `jobs`
+    /// (waiting for one when none is), then up to [`MAX_GROUP`] of them, the
+    /// urgent first. `None` once the senders are gone and nothing is left.
+    pub(crate) fn next_group(&mut self, jobs: &std::sync::mpsc::Receiver<(WriteJob, bool)>) -> Option<Vec<WriteJob>> {
+        if self.urgent.is_empty() && self.others.is_empty() {
+            let (job, urgent) = jobs.recv().ok()?;
+            self.push(job, urgent);
+        }
+        while let Ok((job, urgent)) = jobs.try_recv() {
+            self.push(job, urgent);
+        }
+        let mut group = Vec::with_capacity(MAX_GROUP.min(self.urgent.len() + self.others.len()));
+        while group.len() < MAX_GROUP {
+            match self.urgent.pop_front().or_else(|| self.others.pop_front()) {
+                Some(job) => group.push(job),
+                None => break,
+            }
+        }
+        Some(group)
+    }
+
+    fn push(&mut self, job: WriteJob, urgent: bool) {
+        if urgent { self.urgent.push_back(job) } else { self.others.push_back(job) }
+    }
+}
+
 /// A read job: given a snapshot, or the error that kept one from being taken.
 pub type ReadJob = Box<dyn FnOnce(Result<&dyn StoreRead, StoreError>) + Send>;
 
 /// What a database backend provides: somewhere to run write jobs (serialised,
 /// transactional) and read jobs (concurrent, on a consistent snapshot).
 pub trait Backend: Send + Sync {
-    /// Queues a write job.
-    fn submit_write(&self, job: WriteJob) -> Result<(), StoreError>;
+    /// Queues a write job; an urgent one goes before the others waiting.
+    fn submit_write(&self, job: WriteJob, urgent: bool) -> Result<(), StoreError>;
     /// Queues a read job.
     fn submit_read(&self, job: ReadJob) -> Result<(), StoreError>;
     /// Which database this is.
@@ -421,6 +459,26 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_as(false, f).await
+    }
+
+    /// [`Store::write`], ahead of the jobs waiting that are not urgent (a
+    /// launcher's claim: what makes work start waits behind no backlog).
+    pub async fn write_urgent<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn StoreTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.write_as(true, f).await
+    }
+
+    async fn write_as<T, E, F>(&self, urgent: bool, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn StoreTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
         let job: WriteJob = Box::new(move |tx: Result<&mut dyn StoreTx, StoreError>| {
             let result = match tx {
@@ -437,7 +495,7 @@ impl Store {
             });
             (ok, completion)
         });
-        self.backend.submit_write(job)?;
+        self.backend.submit_write(job, urgent)?;
         answer.await.map_err(|_| E::from(StoreError::Closed))?
     }
 
@@ -453,5 +511,42 @@ impl Store {
             let _ = reply.send(r.map_err(E::from).and_then(f));
         }))?;
         answer.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+}
+
+#[cfg(test)]
+mod write_queue_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn urgent_jobs_go_first_and_groups_are_bounded() {
+        let ran: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let job = |n: usize| -> WriteJob {
+            let ran = Arc::clone(&ran);
+            Box::new(move |_tx| {
+                ran.lock().unwrap().push(n);
+                (true, Box::new(|_| {}) as Completion)
+            })
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        for n in 0..100 {
+            tx.send((job(n), false)).unwrap();
+        }
+        tx.send((job(1000), true)).unwrap();
+        let mut queue = WriteQueue::default();
+        let group = queue.next_group(&rx).unwrap();
+        assert_eq!(group.len(), MAX_GROUP);
+        for j in group {
+            let _ = j(Err(StoreError::Closed));
+        }
+        let first: Vec<usize> = ran.lock().unwrap().clone();
+        assert_eq!(first[0], 1000, "the urgent job came first");
+        assert_eq!(first[1..], (0..MAX_GROUP - 1).collect::<Vec<_>>()[..], "then the others in order");
+        let rest = queue.next_group(&rx).unwrap();
+        assert_eq!(rest.len(), 100 + 1 - MAX_GROUP);
+        drop(tx);
+        assert!(queue.next_group(&rx).is_none(), "none once the senders are gone");
     }
 }

@@ -1,5 +1,6 @@
 //! `/api/launchers`: the launcher protocol (register, poll, attach, heartbeat).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -16,12 +17,13 @@ use baton_core::api::{
 use baton_core::ids::LauncherId;
 use baton_core::model::Launcher;
 use baton_core::status::LauncherStatus;
+use baton_store::ActiveOf;
 
 use crate::api::http::ApiJson;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::state::{AppState, Waiting};
-use crate::{scheduler, transact};
+use crate::{scheduler, transact, transact_urgent};
 
 /// The longest a poll may wait.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
@@ -59,14 +61,14 @@ impl Polling {
         let polling = Polling { state: Arc::clone(state), id: id.clone(), notify: Arc::new(Notify::new()) };
         // Known before its first claim, so that no wake falls between the claim
         // and the wait; any queued run wakes it until it is known what it runs.
-        polling.wait_for(ExecutorKind::ALL);
+        polling.wait_for(ExecutorKind::ALL, u32::MAX);
         polling
     }
 
-    /// Makes it known, with the executors that wake it.
-    fn wait_for(&self, executors: &[ExecutorKind]) {
+    /// Makes it known, with the executors that wake it and its free slots.
+    fn wait_for(&self, executors: &[ExecutorKind], free: u32) {
         if let Ok(mut p) = self.state.polling.lock() {
-            let waiting = Waiting { notify: Arc::clone(&self.notify), executors: executors.to_vec() };
+            let waiting = Waiting { notify: Arc::clone(&self.notify), executors: executors.to_vec(), free };
             p.insert(self.id.clone(), waiting);
         }
     }
@@ -97,9 +99,10 @@ pub(super) async fn poll(
     let mut has = req.running.clone();
     loop {
         let (st, lid) = (Arc::clone(&state), id.clone());
-        let waiting = state.polling.lock().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        let waiting: HashMap<LauncherId, u32> =
+            state.polling.lock().map(|p| p.iter().map(|(id, w)| (id.clone(), w.free)).collect()).unwrap_or_default();
         let has_now = has.take();
-        let (mut runs, stops, orders, executors) = transact(&state, move |tx, fx| {
+        let (mut runs, stops, orders, executors) = transact_urgent(&state, move |tx, fx| {
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
@@ -112,9 +115,14 @@ pub(super) async fn poll(
             runs.extend(scheduler::claim_runs(tx, fx, &lid, &st.config, &waiting)?);
             let stops = scheduler::due_stops(tx, &lid)?;
             let orders = scheduler::due_orders(tx, &lid)?;
-            Ok((runs, stops, orders, launcher.executors))
+            let free = launcher.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(&lid))?);
+            Ok((runs, stops, orders, (launcher.executors, free)))
         })
         .await?;
+        let (executors, free) = executors;
+        for run in &runs {
+            state.claimed(run.agent.executor, 1);
+        }
         if !runs.is_empty() || !stops.is_empty() || !orders.is_empty() || Instant::now() >= deadline {
             state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
             for run in &mut runs {
@@ -124,7 +132,7 @@ pub(super) async fn poll(
         }
         // A wake that came while the claim ran is kept by the Notify (a permit),
         // so none is lost between the claim and the wait.
-        polling.wait_for(&executors);
+        polling.wait_for(&executors, free);
         tokio::select! {
             _ = polling.notify.notified() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}

@@ -2,7 +2,7 @@
 //! an ending means for the session and the task (success, retry, failure, and
 //! the dependents that follow).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{
@@ -92,7 +92,7 @@ pub fn claim_runs(
     fx: &mut Effects,
     launcher_id: &LauncherId,
     config: &ServerConfig,
-    waiting: &HashSet<LauncherId>,
+    waiting: &HashMap<LauncherId, u32>,
 ) -> Result<Vec<Assignment>, AppError> {
     let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
     let free_slots = launcher.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(launcher_id))?);
@@ -152,11 +152,12 @@ struct Claim {
 impl Claim {
     /// A claim for `launcher`, knowing from the start which projects and agents
     /// are at their limits (so the first page already leaves their runs out).
-    fn new(tx: &dyn StoreTx, launcher: &Launcher, waiting: &HashSet<LauncherId>) -> Result<Self, AppError> {
+    fn new(tx: &dyn StoreTx, launcher: &Launcher, waiting: &HashMap<LauncherId, u32>) -> Result<Self, AppError> {
+        let launchers = tx.launchers()?;
         let mut claim = Claim {
             launcher: launcher.clone(),
-            launchers: tx.launchers()?,
-            rivals: Rivals::new(tx, launcher, waiting)?,
+            rivals: Rivals::new(tx, launcher, &launchers, waiting)?,
+            launchers,
             now: Timestamp::now(),
             projects: HashMap::new(),
             agents: HashMap::new(),
@@ -260,9 +261,12 @@ impl Claim {
             return Ok(None);
         }
         let Some(task) = tx.task(&run.task_id)? else { return Ok(None) };
-        if !placement::may_take(&self.launcher, &self.launchers, &task, &agent, &project)
-            || self.rivals.better_placed(&self.launcher.id, &task, &agent, &project, free)
-        {
+        if !placement::may_take(&self.launcher, &self.launchers, &task, &agent, &project) {
+            return Ok(None);
+        }
+        if let Some(rival) = self.rivals.better_placed(&self.launcher.id, &task, &agent, &project, free) {
+            // Left to it: it must hear of the run.
+            fx.wake.launcher(&rival);
             return Ok(None);
         }
         if let Some(n) = self.per_project.get_mut(&project.id) {
@@ -330,39 +334,51 @@ struct Rivals {
 }
 
 impl Rivals {
-    fn new(tx: &dyn StoreTx, me: &Launcher, waiting: &HashSet<LauncherId>) -> Result<Self, AppError> {
+    /// The launchers waiting now with the free slots their last claim left
+    /// (counted again only when that is not known), from the records at hand.
+    fn new(
+        tx: &dyn StoreTx,
+        me: &Launcher,
+        launchers: &[Launcher],
+        waiting: &HashMap<LauncherId, u32>,
+    ) -> Result<Self, AppError> {
         let mut out = Vec::new();
-        for id in waiting.iter().filter(|id| **id != me.id) {
-            let Some(l) = tx.launcher(id)? else { continue };
-            let free = l.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(id))?);
+        for l in launchers.iter().filter(|l| l.id != me.id) {
+            let Some(known) = waiting.get(&l.id) else { continue };
+            let free = match *known {
+                u32::MAX => l.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(&l.id))?),
+                n => n.min(l.slots),
+            };
             if free > 0 {
-                out.push((l, free));
+                out.push((l.clone(), free));
             }
         }
         Ok(Self { waiting: out })
     }
 
-    /// Whether a waiting launcher that fits the run is better placed than one
-    /// with `free` slots: it has the task's worktree, or more free slots (then it
+    /// A waiting launcher that fits the run and is better placed than one with
+    /// `free` slots: it has the task's worktree, or more free slots (then it
     /// takes that slot).
-    fn better_placed(&mut self, me: &LauncherId, task: &Task, agent: &AgentDef, project: &Project, free: u32) -> bool {
+    fn better_placed(
+        &mut self,
+        me: &LauncherId,
+        task: &Task,
+        agent: &AgentDef,
+        project: &Project,
+        free: u32,
+    ) -> Option<LauncherId> {
         let fits = |l: &Launcher| placement::unfit(l, task, agent, project).is_none();
         if let Some(home) = task.git.launcher.as_ref().filter(|_| task.git.worktree.is_some()) {
             if home == me {
-                return false;
+                return None;
             }
             if self.waiting.iter().any(|(l, _)| &l.id == home && fits(l)) {
-                return true;
+                return Some(home.clone());
             }
         }
-        let best = self.waiting.iter_mut().filter(|(l, f)| *f > free && fits(l)).max_by_key(|(_, f)| *f);
-        match best {
-            Some((_, f)) => {
-                *f -= 1;
-                true
-            }
-            None => false,
-        }
+        let (l, f) = self.waiting.iter_mut().filter(|(l, f)| *f > free && fits(l)).max_by_key(|(_, f)| *f)?;
+        *f -= 1;
+        Some(l.id.clone())
     }
 }
 

@@ -455,7 +455,13 @@ pub(crate) fn queue_run(
     save_run(tx, &run)?;
     match not_before {
         Some(at) => fx.wake_at = Some(fx.wake_at.map_or(at, |w| w.min(at))),
-        None => fx.wake.executor(agent.executor),
+        None => {
+            fx.wake.executor(agent.executor);
+            // The launcher that has the worktree is the one placement prefers.
+            if let Some(home) = task.git.launcher.as_ref().filter(|_| task.git.worktree.is_some()) {
+                fx.wake.launcher(home);
+            }
+        }
     }
     Ok(run)
 }
