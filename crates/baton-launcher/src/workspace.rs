@@ -72,13 +72,16 @@ impl Workspace {
         let pooled = a.project.settings.worktree_pool.unwrap_or(crate::spares::DEFAULT_POOL) > 0
             && base_branch == a.project.default_branch;
         let plain = head.is_none() && checkpoint.is_none() && prerequisites.is_empty();
-        if pooled && plain && !path.join(".git").exists() && mirrors.looks_whole(&a.project.id) {
-            if let Some(prepared) = mirrors.spares.take(&a.project.id, &base_commit, &path, &branch).await {
-                mirrors.keep_spares(&a.project, worktrees_dir, &base_commit);
-                let workspace =
-                    Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: None };
-                return Ok((workspace, prepared.created, Vec::new()));
-            }
+        if pooled
+            && plain
+            && !path.join(".git").exists()
+            && mirrors.looks_whole(&a.project.id)
+            && let Some(prepared) = mirrors.spares.take(&a.project.id, &base_commit, &path, &branch).await
+        {
+            mirrors.keep_spares(&a.project, worktrees_dir, &base_commit);
+            let workspace =
+                Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: None };
+            return Ok((workspace, prepared.created, Vec::new()));
         }
         let mut wanted = vec![Wanted { refname: format!("refs/heads/{base_branch}"), commit: base_commit.clone() }];
         if !path.join(".git").exists() {

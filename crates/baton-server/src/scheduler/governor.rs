@@ -169,7 +169,7 @@ pub(crate) fn retry_after_in(text: &str) -> Option<i64> {
     for key in keys {
         let Some(at) = t.find(key) else { continue };
         let rest = &t[at + key.len()..];
-        let rest = rest.trim_start_matches(|c: char| c == ':' || c == '"' || c == ' ' || c == '=');
+        let rest = rest.trim_start_matches([':', '"', ' ', '=']);
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
         let Ok(n) = digits.parse::<f64>() else { continue };
         let unit = rest[digits.len()..].trim_start();
