@@ -24,6 +24,10 @@ use baton_git::worktree::{self, Prepared};
 /// How often a project's spares are checked against its base branch.
 const REFRESH: Duration = Duration::from_secs(2);
 
+/// How long a refill waits: the agent that just took a spare starts first,
+/// without `git` processes made beside it competing for the CPU.
+const REFILL_AFTER: Duration = Duration::from_millis(150);
+
 /// The default `worktree_pool`.
 pub(crate) const DEFAULT_POOL: u32 = 2;
 
@@ -124,6 +128,7 @@ impl Spares {
         let me = Arc::clone(self);
         let project = project.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(REFILL_AFTER).await;
             me.fill_now(&project).await;
             me.filling.lock().unwrap_or_else(|e| e.into_inner()).remove(&project);
         });
