@@ -10,8 +10,8 @@ use baton_core::doc::Document;
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, OrderKind, Project, ProjectSettings, Run, Session, Task,
-    TokenKind, TokenRecord,
+    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, OrderKind, PoolState, Project, ProjectSettings, Run, Session,
+    Task, TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -558,6 +558,8 @@ fn the_queue_pages_past_full_projects_and_counts_by_index() {
                     r.active_run_count(ActiveOf::Project(&pb2))?,
                     r.active_run_count(ActiveOf::Agent("a"))?,
                     r.active_run_count(ActiveOf::Launcher(&la))?,
+                    r.active_run_count(ActiveOf::QueuedOfAgent("a"))?,
+                    r.active_run_count(ActiveOf::QueuedOfAgent("z"))?,
                 );
                 Ok::<_, StoreError>(((first, rest, not_a, not_a_agent), counts))
             })
@@ -573,7 +575,7 @@ fn the_queue_pages_past_full_projects_and_counts_by_index() {
         assert_eq!(not_a[0].project_id, pb, "{backend}");
         assert_eq!(not_a_agent.len(), 1, "{backend}");
         assert_eq!(not_a_agent[0].agent, "z", "{backend}");
-        assert_eq!(counts, (1, 0, 1, 1), "{backend}");
+        assert_eq!(counts, (1, 0, 1, 1, 6, 1), "{backend}");
     });
 }
 
@@ -619,6 +621,33 @@ fn spend_is_a_running_total_and_heartbeats_are_pruned() {
         assert_eq!(other, 0.0, "{backend}");
         assert_eq!(left.len(), 1, "{backend}");
         assert_eq!(left[0].at.as_millis(), 3_000, "{backend}");
+    });
+}
+
+#[test]
+fn what_the_governor_learned_of_pools_is_kept() {
+    each(|store, backend| async move {
+        let lowered = PoolState {
+            name: "anthropic".into(),
+            limit: Some(2),
+            paused_until: Some(Timestamp::from_millis(5_000)),
+            throttled_at: vec![Timestamp::from_millis(1_000), Timestamp::from_millis(2_000)],
+        };
+        let (first, second) = (lowered.clone(), PoolState { name: "openai".into(), ..PoolState::default() });
+        store
+            .write(move |tx| {
+                tx.put_pool_state(&second)?;
+                tx.put_pool_state(&PoolState { limit: Some(1), ..first.clone() })?;
+                // Written again: the newest is kept.
+                tx.put_pool_state(&first)
+            })
+            .await
+            .unwrap();
+        let states = store.read(|r| r.pool_states()).await.unwrap();
+        assert_eq!(states.len(), 2, "{backend}");
+        assert_eq!(states[0], lowered, "{backend}: by name, as written last");
+        assert_eq!(states[1].name, "openai", "{backend}");
+        assert_eq!(states[1].limit, None, "{backend}");
     });
 }
 
