@@ -95,6 +95,8 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
     let chunks = tasks.div_ceil(100);
     let start = Instant::now();
     let before = seen.lock().unwrap().done;
+    let (claims, claim_secs) = (c.metric("baton_claims_total").await, c.metric("baton_claim_seconds_total").await);
+    let work_secs = c.metric("baton_claim_work_seconds_total").await;
     for i in 0..chunks {
         let due = start + paced.mul_f64(i as f64 / chunks as f64);
         tokio::time::sleep_until(due.into()).await;
@@ -109,6 +111,16 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
     let label = format!("  {tasks} tasks paced over {:.0} s: claim round trip", paced.as_secs_f64());
     out.push(measure(&format!("{label}, median"), median, "-", "ms"));
     out.push(measure(&format!("{label}, p99"), p99, if big { "< 20" } else { "-" }, "ms"));
+    let n = c.metric("baton_claims_total").await - claims;
+    let secs = c.metric("baton_claim_seconds_total").await - claim_secs;
+    out.push(measure(
+        "    of which the claim transaction (the coordinator's side), mean",
+        secs * 1000.0 / n.max(1.0),
+        "-",
+        "ms",
+    ));
+    let work = c.metric("baton_claim_work_seconds_total").await - work_secs;
+    out.push(measure("    of which the claim's own work, mean", work * 1000.0 / n.max(1.0), "-", "ms"));
 
     // Fairness: 10,000 runs held back by a limit, then new runnable tasks.
     let held = c._dir.path().join("held");

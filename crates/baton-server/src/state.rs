@@ -77,6 +77,12 @@ pub struct Metrics {
     pub tasks_created: AtomicU64,
     /// Runs handed to launchers.
     pub runs_claimed: AtomicU64,
+    /// Launcher polls' claim transactions, and the microseconds they took in
+    /// all (waiting for the store's writer included).
+    pub claims: AtomicU64,
+    pub claim_micros: AtomicU64,
+    /// Of which spent running the claim (not waiting for the writer).
+    pub claim_work_micros: AtomicU64,
     /// Live stream clients now.
     pub stream_clients: AtomicU64,
     /// Fetches from `/git` (`git-upload-pack` requests).

@@ -158,23 +158,39 @@ fn read_loop(conn: Connection, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
 fn write_loop(conn: Connection, jobs: Receiver<(WriteJob, bool)>, publisher: Publisher) {
     let mut queue = WriteQueue::default();
     while let Some(group) = queue.next_group(&jobs) {
-        commit_group(&conn, group, &publisher);
+        let left = commit_group(&conn, group, &publisher, &mut || queue.urgent_waiting(&jobs));
+        queue.put_back(left);
     }
 }
 
 /// Runs a group of jobs in one transaction, each in its own savepoint, then
 /// commits, publishes the events of the jobs that succeeded, and answers every job.
-fn commit_group(conn: &Connection, batch: Vec<WriteJob>, publisher: &Publisher) {
+/// When `urgent` says an urgent job is waiting, the group stops after the job in
+/// progress; the jobs not run are returned.
+fn commit_group(
+    conn: &Connection,
+    batch: Vec<WriteJob>,
+    publisher: &Publisher,
+    urgent: &mut dyn FnMut() -> bool,
+) -> Vec<WriteJob> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Dropping the jobs unrun drops their reply channels: each caller gets
         // `StoreError::Closed` and nothing is written.
         tracing::error!(error = %e, jobs = batch.len(), "could not begin a write transaction");
-        return;
+        return Vec::new();
     }
     let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
     let mut published = Vec::new();
     let mut notices = Vec::new();
-    for job in batch {
+    let mut batch = batch.into_iter();
+    let mut first = true;
+    while let Some(job) = batch.next() {
+        if !first && urgent() {
+            let left: Vec<WriteJob> = std::iter::once(job).chain(batch).collect();
+            finish_group(conn, completions, published, notices, publisher);
+            return left;
+        }
+        first = false;
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             tracing::error!(error = %e, "could not open a savepoint");
         }
@@ -196,6 +212,18 @@ fn commit_group(conn: &Connection, batch: Vec<WriteJob>, publisher: &Publisher) 
             }
         }
     }
+    finish_group(conn, completions, published, notices, publisher);
+    Vec::new()
+}
+
+/// Commits a group, publishes what its jobs appended and noticed, answers them.
+fn finish_group(
+    conn: &Connection,
+    completions: Vec<Completion>,
+    published: Vec<baton_core::event::Event>,
+    notices: Vec<Notice>,
+    publisher: &Publisher,
+) {
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
             for event in published {

@@ -375,8 +375,9 @@ pub(crate) struct WriteQueue {
 
 impl WriteQueue {
     /// The next group to commit: every job sent so far is taken from `jobs`
-    /// (waiting for one when none is), then up to [`MAX_GROUP`] of them, the
-    /// urgent first. `None` once the senders are gone and nothing is left.
+    /// (waiting for one when none is), then up to [`MAX_GROUP`] of them: the
+    /// urgent ones when there are any, else the others. `None` once the senders
+    /// are gone and nothing is left.
     pub(crate) fn next_group(&mut self, jobs: &std::sync::mpsc::Receiver<(WriteJob, bool)>) -> Option<Vec<WriteJob>> {
         if self.urgent.is_empty() && self.others.is_empty() {
             let (job, urgent) = jobs.recv().ok()?;
@@ -385,14 +386,29 @@ impl WriteQueue {
         while let Ok((job, urgent)) = jobs.try_recv() {
             self.push(job, urgent);
         }
-        let mut group = Vec::with_capacity(MAX_GROUP.min(self.urgent.len() + self.others.len()));
-        while group.len() < MAX_GROUP {
-            match self.urgent.pop_front().or_else(|| self.others.pop_front()) {
-                Some(job) => group.push(job),
-                None => break,
-            }
+        // Urgent jobs make a group of their own: each is answered at its group's
+        // commit, which must not wait for the others.
+        let from = if self.urgent.is_empty() { &mut self.others } else { &mut self.urgent };
+        let n = from.len().min(MAX_GROUP);
+        Some(from.drain(..n).collect())
+    }
+
+    /// Whether an urgent job is waiting (the channel is read first): a group
+    /// being run stops there and commits, so the urgent job waits for no more
+    /// than the job in progress.
+    pub(crate) fn urgent_waiting(&mut self, jobs: &std::sync::mpsc::Receiver<(WriteJob, bool)>) -> bool {
+        while let Ok((job, urgent)) = jobs.try_recv() {
+            self.push(job, urgent);
         }
-        Some(group)
+        !self.urgent.is_empty()
+    }
+
+    /// Jobs of a group that was cut short, to run first in the next one (after
+    /// the urgent).
+    pub(crate) fn put_back(&mut self, jobs: Vec<WriteJob>) {
+        for job in jobs.into_iter().rev() {
+            self.others.push_front(job);
+        }
     }
 
     fn push(&mut self, job: WriteJob, urgent: bool) {
@@ -537,15 +553,25 @@ mod write_queue_tests {
         tx.send((job(1000), true)).unwrap();
         let mut queue = WriteQueue::default();
         let group = queue.next_group(&rx).unwrap();
+        assert_eq!(group.len(), 1, "the urgent job alone");
+        for j in group {
+            let _ = j(Err(StoreError::Closed));
+        }
+        assert_eq!(*ran.lock().unwrap(), vec![1000]);
+        let group = queue.next_group(&rx).unwrap();
         assert_eq!(group.len(), MAX_GROUP);
         for j in group {
             let _ = j(Err(StoreError::Closed));
         }
-        let first: Vec<usize> = ran.lock().unwrap().clone();
-        assert_eq!(first[0], 1000, "the urgent job came first");
-        assert_eq!(first[1..], (0..MAX_GROUP - 1).collect::<Vec<_>>()[..], "then the others in order");
+        assert_eq!(ran.lock().unwrap()[1..], (0..MAX_GROUP).collect::<Vec<_>>()[..], "then the others in order");
+        // A group cut short goes back before the others.
         let rest = queue.next_group(&rx).unwrap();
-        assert_eq!(rest.len(), 100 + 1 - MAX_GROUP);
+        assert_eq!(rest.len(), 100 - MAX_GROUP);
+        queue.put_back(rest);
+        tx.send((job(2000), true)).unwrap();
+        assert!(queue.urgent_waiting(&rx));
+        assert_eq!(queue.next_group(&rx).unwrap().len(), 1);
+        assert_eq!(queue.next_group(&rx).unwrap().len(), 100 - MAX_GROUP);
         drop(tx);
         assert!(queue.next_group(&rx).is_none(), "none once the senders are gone");
     }

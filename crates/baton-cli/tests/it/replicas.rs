@@ -213,7 +213,9 @@ async fn the_timers_move_to_another_replica_when_theirs_dies() {
         all.iter().any(|l| l["id"] == launcher.id.as_str() && l["status"] == "offline")
     };
     within(Duration::from_secs(15), "the silent launcher goes offline", offline).await;
-    assert!(silent.elapsed() >= Duration::from_secs(3), "not before its timeout");
+    // Its timeout (3 s) runs from when it was last seen, which is at most one
+    // heartbeat (1 s) and one refresh of `last_seen` (1 s) before it died.
+    assert!(silent.elapsed() >= Duration::from_secs(1), "not before its timeout: {:?}", silent.elapsed());
 }
 
 #[tokio::test]

@@ -102,7 +102,11 @@ pub(super) async fn poll(
         let waiting: HashMap<LauncherId, u32> =
             state.polling.lock().map(|p| p.iter().map(|(id, w)| (id.clone(), w.free)).collect()).unwrap_or_default();
         let has_now = has.take();
+        let claim_started = Instant::now();
+        let st2 = Arc::clone(&state);
         let (mut runs, stops, orders, executors) = transact_urgent(&state, move |tx, fx| {
+            let work = Instant::now();
+            let _timed = Timed(work, &st2.metrics.claim_work_micros);
             let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
             if launcher.status == LauncherStatus::Offline {
                 return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
@@ -120,6 +124,8 @@ pub(super) async fn poll(
         })
         .await?;
         let (executors, free) = executors;
+        state.metrics.claims.fetch_add(1, Ordering::Relaxed);
+        state.metrics.claim_micros.fetch_add(claim_started.elapsed().as_micros() as u64, Ordering::Relaxed);
         for run in &runs {
             state.claimed(run.agent.executor, 1);
         }
@@ -137,6 +143,15 @@ pub(super) async fn poll(
             _ = polling.notify.notified() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
+    }
+}
+
+/// Adds the time since its start to a counter when dropped.
+struct Timed<'a>(Instant, &'a std::sync::atomic::AtomicU64);
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_add(self.0.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 

@@ -81,8 +81,20 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
         ("baton_events_ingested_total", "Events received from launchers.", m.events_ingested.load(Ordering::Relaxed)),
         ("baton_git_fetches_total", "Fetches from /git (upload-pack requests).", m.git_fetches.load(Ordering::Relaxed)),
         ("baton_git_pushes_total", "Pushes to /git (receive-pack runs).", m.git_pushes.load(Ordering::Relaxed)),
+        ("baton_claims_total", "Claim transactions of launcher polls.", m.claims.load(Ordering::Relaxed)),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    for (name, help, micros) in [
+        ("baton_claim_seconds_total", "Time in claim transactions (the store's queue included).", &m.claim_micros),
+        (
+            "baton_claim_work_seconds_total",
+            "Time claim transactions ran (the store's queue not included).",
+            &m.claim_work_micros,
+        ),
+    ] {
+        let seconds = micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {seconds}");
     }
     let leader = u8::from(state.is_leader());
     let _ = writeln!(
