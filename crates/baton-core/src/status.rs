@@ -140,10 +140,16 @@ impl TaskStatus {
         self.is_finished() || self == TaskStatus::Blocked
     }
 
-    /// Whether a synchronous wait on the task answers: it is settled, or it waits
+    /// Whether nothing more happens to the task until someone acts: it is
+    /// settled, or paused for its budget.
+    pub fn is_at_rest(self) -> bool {
+        self.is_settled() || self == TaskStatus::Paused
+    }
+
+    /// Whether a synchronous wait on the task answers: it is at rest, or it waits
     /// for an approval (which the waiter may be the one to give).
     pub fn ends_a_wait(self) -> bool {
-        self.is_settled() || matches!(self, TaskStatus::AwaitingApproval | TaskStatus::Paused)
+        self.is_at_rest() || self == TaskStatus::AwaitingApproval
     }
 
     /// Whether a run of the task is queued or in progress.

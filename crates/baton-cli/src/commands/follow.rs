@@ -48,7 +48,7 @@ pub async fn follow(client: &Client, task: &str, mut stream: EventStream, show: 
                 }
                 if event.kind == EventKind::Task
                     && let Some(status) = event.data["status"].as_str().and_then(|s| s.parse::<TaskStatus>().ok())
-                    && (status.is_settled() || status == TaskStatus::Paused)
+                    && status.is_at_rest()
                 {
                     return Ok(client.task(task).await?.task);
                 }
@@ -60,7 +60,7 @@ pub async fn follow(client: &Client, task: &str, mut stream: EventStream, show: 
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if let Ok(detail) = client.task(task).await
-                    && (detail.task.status.is_settled() || detail.task.status == TaskStatus::Paused)
+                    && detail.task.status.is_at_rest()
                 {
                     return Ok(detail.task);
                 }

@@ -51,7 +51,7 @@ pub async fn plan(client: &Client, args: PlanArgs) -> Result<u8, CliError> {
         }
     }
     let Some(stream) = stream.as_mut() else { return Ok(0) };
-    while !status.values().all(|s| s.is_settled()) {
+    while !status.values().all(|s| s.is_at_rest()) {
         let Some(event) = stream.next().await? else {
             return Err(CliError::NoCoordinator("the coordinator closed the stream".into()));
         };

@@ -186,7 +186,7 @@ fn indent(text: &str) -> String {
 pub async fn logs(client: &Client, args: LogsArgs) -> Result<u8, CliError> {
     let detail = client.task(&args.id).await?;
     let id = detail.task.id.to_string();
-    if args.follow && !detail.task.status.is_settled() {
+    if args.follow && !detail.task.status.is_at_rest() {
         let stream = follow::open(client, &id, Some(0)).await?;
         let show = if args.json { Show::Json } else { Show::Progress };
         if show == Show::Progress {
@@ -229,14 +229,14 @@ async fn follow_to_stdout(client: &Client, id: &str, mut stream: baton_client::E
                 if e.kind == baton_core::event::EventKind::Task
                     && let Some(status) =
                         e.data["status"].as_str().and_then(|s| s.parse::<baton_core::status::TaskStatus>().ok())
-                    && status.is_settled()
+                    && status.is_at_rest()
                 {
                     return Ok(client.task(id).await?.task);
                 }
             }
             _ => {
                 let detail = client.task(id).await?;
-                if detail.task.status.is_settled() {
+                if detail.task.status.is_at_rest() {
                     return Ok(detail.task);
                 }
                 return follow::follow(client, id, follow::open(client, id, None).await?, Show::Quiet).await;
@@ -253,7 +253,7 @@ pub async fn result(client: &Client, args: IdArgs) -> Result<u8, CliError> {
     }
     match &t.result {
         Some(r) => println!("{r}"),
-        None if !t.status.is_settled() => {
+        None if !t.status.is_at_rest() => {
             return Err(CliError::Invalid(format!("task {} is {} and has no result yet", t.id, t.status)));
         }
         None => eprintln!(
@@ -283,7 +283,7 @@ where
         }
         return Ok(0);
     };
-    let done = if task.status.is_settled() {
+    let done = if task.status.is_at_rest() {
         task
     } else {
         follow::follow(client, &id, stream, if json_out { Show::Quiet } else { Show::Progress }).await?
