@@ -148,6 +148,11 @@ try {
     await shot(view);
   }
   await page.waitForSelector(`[data-view="costs"] >> text=talker`);
+  step("the agents view lists the providers' pools");
+  await page.click('[data-nav="agents"]');
+  await page.waitForSelector('[data-pool-name="anthropic"]');
+  await page.waitForSelector('[data-pool-name="openai"] >> text=no limit');
+  await page.click('[data-nav="costs"]');
   await page.click('[data-nav="overview"]');
   await page.waitForSelector('[data-project-progress]:has-text("4 total · 3 completed")');
 

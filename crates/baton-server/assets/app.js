@@ -389,6 +389,7 @@ function applyEvent(ev) {
     case 'run':
       if (d && d.id) S.runs.set(d.id, d);
       if (current && current.view.onRun) current.view.onRun(d);
+      if (current && current.name === 'agents') current.view.reload();
       break;
     case 'launcher':
       if (d && d.id && upsert(S.launchers, d.id, d)) scheduleRender();
@@ -1833,10 +1834,12 @@ function TaskView() {
 function AgentsView() {
   let root, content, alive = true;
   let error = null;
+  let pools = [];
   async function reloadNow() {
     try {
-      const list = await api('/api/agents');
+      const [list, poolList] = await Promise.all([api('/api/agents'), api('/api/pools')]);
       if (!alive) return;
+      pools = poolList || [];
       const seen = new Set();
       for (const a of list || []) { S.agents.set(a.name, a); seen.add(a.name); }
       for (const name of [...S.agents.keys()]) if (!seen.has(name)) S.agents.delete(name);
@@ -1853,7 +1856,26 @@ function AgentsView() {
       error ? errorBox('load the agents', error) : null,
       !S.ready && !agents.length ? loading()
         : agents.length ? h('div', { class: 'agent-grid' }, agents.map(agentCard)) : empty('No agents are defined.'),
+      poolsSection(),
     ];
+  }
+  // Concurrency pools per provider or account: the governor's limits now.
+  function poolsSection() {
+    if (!pools.length) return null;
+    const limit = (p) => (p.limit == null ? 'no limit' : `${p.limit}${p.lowered ? ` (lowered${p.size != null ? ` from ${p.size}` : ''})` : ''}`);
+    const when = (ts) => (ts ? h('span', { title: new Date(ms(ts)).toLocaleString() }, relTime(ts)) : '—');
+    return h('section', { class: 'pools' },
+      sectionHead('Pools', h('span', { class: 'muted small' }, 'runs at once per provider or account; a limit halves on a 429 and grows back as runs succeed')),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+        h('thead', null, h('tr', null, ['Pool', 'Limit', 'In use', 'Queued', '429s (1 h)', 'Last 429', 'Agents'].map((c) => h('th', null, c)))),
+        h('tbody', null, pools.map((p) => h('tr', { 'data-pool-name': p.name },
+          h('td', null, h('strong', null, p.name)),
+          h('td', { class: p.lowered ? 'warn-text' : null }, limit(p)),
+          h('td', null, String(p.in_use)),
+          h('td', null, String(p.queued)),
+          h('td', null, String(p.throttled_last_hour)),
+          h('td', null, when(p.last_throttled_at)),
+          h('td', { class: 'small' }, (p.agents || []).join(', ') || '—')))))));
   }
   function agentCard(a) {
     const installs = a.installs || [];
@@ -1889,7 +1911,7 @@ function AgentsView() {
       root = r;
       content = h('div');
       root.append(h('div', { class: 'page-head' }, h('h1', null, 'Agents'),
-        h('p', { class: 'muted' }, 'Definitions from .claude/agents, .baton/agents and the API, with where their CLI is installed.')), content);
+        h('p', { class: 'muted' }, 'Definitions from .claude/agents, .baton/agents and the API, with where their CLI is installed, and the pools they share.')), content);
       refresh();
       reloadNow();
     },
