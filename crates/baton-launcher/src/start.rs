@@ -386,6 +386,9 @@ impl Launcher {
         orders: &mut mpsc::UnboundedReceiver<Order>,
     ) -> Result<Prepared, StartFailure> {
         let io = |what: &str, e: std::io::Error| StartFailure::Failed(format!("could not {what}: {e}"));
+        let began = std::time::Instant::now();
+        let mut phases: Vec<(&str, f64)> = Vec::new();
+        let mut lap = |name: &'static str| phases.push((name, began.elapsed().as_secs_f64() * 1000.0));
         spool.create().map_err(|e| io("create the run's spool directory", e))?;
         let settings = &a.project.settings;
         let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
@@ -424,6 +427,7 @@ impl Launcher {
         } else {
             None
         };
+        lap("workspace");
         let cwd = workspace.as_ref().map_or_else(|| PathBuf::from(&a.project.path), |(w, _)| w.path.clone());
         if a.run.kind == baton_core::model::RunKind::Resume {
             notes.extend(self.bring_conversation(a, &home, &cwd, &env).await);
@@ -450,6 +454,7 @@ impl Launcher {
                 return Err(e);
             }
         };
+        lap("sandbox");
         if jail.report.kind != baton_core::sandbox::SandboxKind::None {
             env.vars.insert("TMPDIR".into(), "/tmp".into());
         }
@@ -492,6 +497,7 @@ impl Launcher {
             discard_new(workspace.as_ref()).await;
             return Err(e);
         }
+        lap("setup");
         for (path, content) in &launch.files {
             // Files may name the session's own coordinator URL and token (an MCP
             // server's headers); they are private to the run.
@@ -539,6 +545,7 @@ impl Launcher {
             container: jail.container().cloned(),
         };
         spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
+        lap("spec");
         let (mut child, stdout) =
             self.supervisor_for(spool).await.map_err(|e| io(&format!("start {}", self.config.exe.display()), e))?;
         let mut line = String::new();
@@ -546,6 +553,8 @@ impl Launcher {
         let launcher = self.clone();
         tokio::spawn(async move { launcher.refill_standby() });
         let workspace = workspace.map(|(w, _)| w);
+        lap("started");
+        tracing::debug!(run = %a.run.id, ?phases, "the agent's start, ms since the assignment");
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
             return Ok(Prepared { child, pid, workspace, jail, redactor, egress });
         }
