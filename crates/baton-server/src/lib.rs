@@ -23,6 +23,7 @@ pub mod radar;
 pub mod resolve;
 pub mod review;
 pub mod scheduler;
+pub mod signature;
 pub mod state;
 pub mod tls;
 
