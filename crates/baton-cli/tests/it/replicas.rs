@@ -255,7 +255,7 @@ async fn a_replica_that_cannot_see_the_repository_says_so_and_leaves_its_runs_to
     let a = Baton::start_on_postgres(&["--no-launcher"]);
     // B runs where the repository is hidden (a tmpfs over it, in a mount
     // namespace of its own), with an embedded launcher.
-    let hide = format!("mount -t tmpfs tmpfs {} && \"$@\"", a.repo.display());
+    let hide = format!("mount -t tmpfs tmpfs {} && exec \"$@\"", a.repo.display());
     let b = a.replica_under(&[], &["unshare", "--mount", "--propagation", "private", "sh", "-c", &hide, "sh"]);
     let token = a.launcher_token("sees").await;
     let host = Host::start_with(&a, "sees", &a.url, &token, &[]);
