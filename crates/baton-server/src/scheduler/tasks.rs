@@ -620,6 +620,8 @@ pub fn retry_task(tx: &mut dyn StoreTx, fx: &mut Effects, id: &TaskId) -> Result
             )));
         }
     }
+    // A person's retry gives the governor its full count of tries again.
+    task.throttled = 0;
     let prompt = task.prompt.clone();
     if readiness(tx, &task.depends_on.clone())?.is_ready() {
         queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, None)?;
@@ -669,6 +671,7 @@ pub fn resume_task(
     if budget_usd.is_some() {
         task.budget_usd = budget_usd;
     }
+    task.throttled = 0;
     let was_failed = task.status != TaskStatus::Succeeded;
     match task.session_id.clone() {
         Some(session_id) => {
