@@ -801,21 +801,20 @@ pub struct PoolState {
 }
 
 /// An agent's tool calls waiting for their result, and the same call failing
-/// again and again: what stops a run as looping (`loop_limit`).
+/// again and again: what stops a run as looping (`loop_limit`). A call is kept
+/// as its tool and a hash of its input, so the run's record stays small.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Repeats {
-    /// Calls without a result yet: their id and what they asked (tool and input).
-    pub pending: Vec<(String, String)>,
-    /// The last failing call (tool and input) and how many times in a row it failed.
-    pub failing: Option<(String, u32)>,
+    /// Calls without a result yet: their id, tool and input's hash.
+    pub pending: Vec<(String, String, u64)>,
+    /// The last failing call (tool, input's hash) and how many times in a row it failed.
+    pub failing: Option<(String, u64, u32)>,
 }
 
 impl Repeats {
     /// The most calls kept waiting for a result.
     const PENDING: usize = 32;
-    /// The most of a call's input kept to compare it with the next.
-    const INPUT: usize = 2048;
 
     fn is_empty(&self) -> bool {
         self.pending.is_empty() && self.failing.is_none()
@@ -823,12 +822,7 @@ impl Repeats {
 
     /// A tool call began.
     pub fn call(&mut self, id: Option<&str>, name: &str, input: &serde_json::Value) {
-        let mut what = format!("{name} {input}");
-        if what.len() > Self::INPUT {
-            let cut = (0..=Self::INPUT).rev().find(|i| what.is_char_boundary(*i)).unwrap_or(0);
-            what.truncate(cut);
-        }
-        self.pending.push((id.unwrap_or_default().to_owned(), what));
+        self.pending.push((id.unwrap_or_default().to_owned(), name.to_owned(), fnv1a(input.to_string().as_bytes())));
         let excess = self.pending.len().saturating_sub(Self::PENDING);
         self.pending.drain(..excess);
     }
@@ -837,24 +831,30 @@ impl Repeats {
     /// failed (0 when it did not fail).
     pub fn result(&mut self, id: Option<&str>, is_error: bool) -> u32 {
         let id = id.unwrap_or_default();
-        let Some(i) = self.pending.iter().rposition(|(p, _)| p == id) else { return 0 };
-        let (_, what) = self.pending.remove(i);
+        let Some(i) = self.pending.iter().rposition(|(p, _, _)| p == id) else { return 0 };
+        let (_, tool, hash) = self.pending.remove(i);
         if !is_error {
             self.failing = None;
             return 0;
         }
         let n = match &self.failing {
-            Some((last, n)) if *last == what => n + 1,
+            Some((t, h, n)) if *t == tool && *h == hash => n + 1,
             _ => 1,
         };
-        self.failing = Some((what, n));
+        self.failing = Some((tool, hash, n));
         n
     }
 
     /// The tool of the failing call.
     pub fn failing_tool(&self) -> &str {
-        self.failing.as_ref().and_then(|(w, _)| w.split(' ').next()).unwrap_or("?")
+        self.failing.as_ref().map_or("?", |(tool, _, _)| tool)
     }
+}
+
+/// FNV-1a, 64 bits: the same on every host and version, unlike std's hasher
+/// (a run's record moves between coordinator replicas).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -892,6 +892,6 @@ mod repeats_tests {
         assert_eq!(r.pending.len(), 32);
         let huge = json!({ "text": "é".repeat(5000) });
         r.call(Some("big"), "Write", &huge);
-        assert!(r.pending.last().unwrap().1.len() <= 2048);
+        assert!(serde_json::to_string(&r).unwrap().len() <= 2048, "a call's input is not kept");
     }
 }

@@ -62,7 +62,8 @@ pub struct Effects {
 pub struct Wake {
     /// Every one (something any launcher may take, e.g. a backoff ended).
     pub all: bool,
-    /// Runs queued for each executor: that many of the launchers that run it.
+    /// Runs queued for each executor: that many of the launchers that run it
+    /// (0: a slot freed that one of them may use).
     pub executors: BTreeMap<ExecutorKind, u32>,
     /// These.
     pub launchers: BTreeSet<LauncherId>,
@@ -74,9 +75,15 @@ impl Wake {
         self.all = true;
     }
 
-    /// A run for `executor` was queued (or a slot it may take freed).
+    /// A run for `executor` was queued.
     pub fn executor(&mut self, executor: ExecutorKind) {
         *self.executors.entry(executor).or_default() += 1;
+    }
+
+    /// A slot under a limit freed: one launcher of `executor` may take a run
+    /// that was held back (nothing new was queued).
+    pub fn slot_freed(&mut self, executor: ExecutorKind) {
+        self.executors.entry(executor).or_default();
     }
 
     /// Wake one launcher.
@@ -108,7 +115,7 @@ impl Wake {
             .iter()
             .filter_map(|e| {
                 let (name, n) = e.split_once(':').unwrap_or((e, "1"));
-                Some((name.parse().ok()?, n.parse().unwrap_or(1)))
+                Some((name.parse().ok()?, n.parse().unwrap_or(0)))
             })
             .collect();
         Wake { all, executors, launchers }

@@ -180,21 +180,24 @@ impl AppState {
             }
         }
         for (executor, n) in &wake.executors {
+            // Not yet known (a poll before its first claim) counts as room.
+            let free = |w: &Waiting| w.free.unwrap_or(u32::MAX);
             let mut candidates: Vec<(&LauncherId, &Waiting)> = polling
                 .iter()
-                .filter(|(id, w)| !woken.contains(*id) && w.executors.contains(executor) && w.free > 0)
+                .filter(|(id, w)| !woken.contains(*id) && w.executors.contains(executor) && free(w) > 0)
                 .collect();
-            candidates.sort_by(|a, b| b.1.free.cmp(&a.1.free).then_with(|| a.0.cmp(b.0)));
-            let mut taken = 0;
+            candidates.sort_by(|a, b| free(b.1).cmp(&free(a.1)).then_with(|| a.0.cmp(b.0)));
+            // A freed slot (0 runs queued) wakes one launcher, and no second wake.
+            let mut taken = 0u32;
             for (id, waiting) in &candidates {
-                if taken >= *n {
+                if taken >= (*n).max(1) {
                     break;
                 }
                 waiting.notify.notify_one();
                 woken.insert((*id).clone());
-                taken += waiting.free;
+                taken = taken.saturating_add(free(waiting));
             }
-            if candidates.iter().any(|(id, _)| !woken.contains(*id)) {
+            if *n > 0 && candidates.iter().any(|(id, _)| !woken.contains(*id)) {
                 if let Ok(mut unclaimed) = self.unclaimed.lock() {
                     *unclaimed.entry(*executor).or_default() += n;
                 }
@@ -243,8 +246,8 @@ pub struct Waiting {
     pub notify: std::sync::Arc<Notify>,
     /// The executors the launcher runs.
     pub executors: Vec<baton_core::agent::ExecutorKind>,
-    /// Its free slots when it last claimed.
-    pub free: u32,
+    /// Its free slots when it last claimed (none before its first claim).
+    pub free: Option<u32>,
 }
 
 /// How long after a wake that went to some launchers the others are woken, when

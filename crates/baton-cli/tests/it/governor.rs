@@ -11,7 +11,7 @@ use baton_testkit::{FakeModel, Script, Step};
 use serde_json::{Value, json};
 
 use crate::harness::{Baton, assert_no_processes};
-use crate::real_agents::{Cli, TURN, dump, finished};
+use crate::real_agents::{Cli, dump, finished};
 
 fn with_config(config: &'static str) -> impl FnOnce(&std::path::Path) {
     move |repo| {
@@ -168,7 +168,6 @@ async fn a_real_claude_code_agent_refused_with_429_is_retried_after_retry_after(
     assert_eq!((p.size, p.limit, p.lowered, p.throttled_last_hour), (Some(4), Some(2), true, 1), "{p:?}");
     let branch = t.task.git.branch.clone().unwrap();
     assert_eq!(b.sh(&format!("git show {branch}:hello.txt")), "hi");
-    let _ = TURN;
 }
 
 #[tokio::test]

@@ -61,12 +61,12 @@ impl Polling {
         let polling = Polling { state: Arc::clone(state), id: id.clone(), notify: Arc::new(Notify::new()) };
         // Known before its first claim, so that no wake falls between the claim
         // and the wait; any queued run wakes it until it is known what it runs.
-        polling.wait_for(ExecutorKind::ALL, u32::MAX);
+        polling.wait_for(ExecutorKind::ALL, None);
         polling
     }
 
     /// Makes it known, with the executors that wake it and its free slots.
-    fn wait_for(&self, executors: &[ExecutorKind], free: u32) {
+    fn wait_for(&self, executors: &[ExecutorKind], free: Option<u32>) {
         if let Ok(mut p) = self.state.polling.lock() {
             let waiting = Waiting { notify: Arc::clone(&self.notify), executors: executors.to_vec(), free };
             p.insert(self.id.clone(), waiting);
@@ -99,7 +99,7 @@ pub(super) async fn poll(
     let mut has = req.running.clone();
     loop {
         let (st, lid) = (Arc::clone(&state), id.clone());
-        let waiting: HashMap<LauncherId, u32> =
+        let waiting: HashMap<LauncherId, Option<u32>> =
             state.polling.lock().map(|p| p.iter().map(|(id, w)| (id.clone(), w.free)).collect()).unwrap_or_default();
         let has_now = has.take();
         let claim_started = Instant::now();
@@ -138,7 +138,7 @@ pub(super) async fn poll(
         }
         // A wake that came while the claim ran is kept by the Notify (a permit),
         // so none is lost between the claim and the wait.
-        polling.wait_for(&executors, free);
+        polling.wait_for(&executors, Some(free));
         tokio::select! {
             _ = polling.notify.notified() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}

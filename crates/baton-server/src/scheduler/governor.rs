@@ -66,6 +66,16 @@ pub(crate) fn limits(r: &dyn StoreRead, agent: &AgentDef) -> Result<bool, AppErr
         || r.pool_states()?.iter().any(|s| s.name == pool && (s.limit.is_some() || s.paused_until.is_some())))
 }
 
+/// How many runs of these agents work now (or, `queued`, wait for a slot).
+fn count<'a>(r: &dyn StoreRead, agents: impl IntoIterator<Item = &'a AgentDef>, queued: bool) -> Result<u32, AppError> {
+    let mut n = 0;
+    for agent in agents {
+        let of = if queued { ActiveOf::QueuedOfAgent(&agent.name) } else { ActiveOf::Agent(&agent.name) };
+        n += r.active_run_count(of)?;
+    }
+    Ok(n)
+}
+
 /// The limit that holds for a pool now, if any.
 fn effective(size: Option<u32>, state: Option<&PoolState>) -> Option<u32> {
     match (size, state.and_then(|s| s.limit)) {
@@ -80,7 +90,7 @@ fn effective(size: Option<u32>, state: Option<&PoolState>) -> Option<u32> {
 pub(crate) struct Pools {
     /// Each agent's pool.
     pool_of: HashMap<String, String>,
-    /// Each limited pool's agents.
+    /// Each pool's agents.
     members: HashMap<String, Vec<String>>,
     /// Each limited pool's limit and active runs.
     room: HashMap<String, (u32, u32)>,
@@ -104,16 +114,13 @@ impl Pools {
             pools.pool_of.insert(agent.name.clone(), pool.to_owned());
             pools.members.entry(pool.to_owned()).or_default().push(agent.name.clone());
         }
-        for (pool, members) in &pools.members {
+        for pool in pools.members.keys() {
             let state = states.get(pool);
             if let Some(until) = state.and_then(|s| s.paused_until).filter(|t| *t > now) {
                 pools.paused.insert(pool.clone(), until);
             }
             if let Some(limit) = effective(sizes.get(pool).copied(), state) {
-                let mut used = 0;
-                for agent in members {
-                    used += tx.active_run_count(ActiveOf::Agent(agent))?;
-                }
+                let used = count(tx, agents.iter().filter(|a| a.pool_name() == Some(pool)), false)?;
                 pools.room.insert(pool.clone(), (limit, used));
             }
         }
@@ -158,7 +165,7 @@ pub(crate) fn backoff_ms(attempt: u32, retry_after_ms: Option<i64>, jitter: f64)
     }
     let base = (BACKOFF_BASE_MS << attempt.saturating_sub(1).min(16)).min(BACKOFF_MAX_MS);
     let spread = (base as f64 * 0.25 * jitter.clamp(-1.0, 1.0)) as i64;
-    base + spread
+    (base + spread).min(BACKOFF_MAX_MS)
 }
 
 /// A `Retry-After` named in a provider's error text, in milliseconds: "retry
@@ -202,10 +209,8 @@ pub(crate) fn refused(
     let Some(pool) = agent.pool_name() else { return Ok(Throttled { pool: None, limit: None, wait_ms }) };
     let mut state = state_of(tx, pool)?;
     let size = configured(&tx.projects()?).get(pool).copied();
-    let mut running = 1;
-    for agent in tx.agents()?.iter().filter(|a| a.pool_name() == Some(pool)) {
-        running += tx.active_run_count(ActiveOf::Agent(&agent.name))?;
-    }
+    // The refused run is over already: it counts as one that was running.
+    let running = 1 + count(tx, tx.agents()?.iter().filter(|a| a.pool_name() == Some(pool)), false)?;
     let now_limit = effective(size, Some(&state)).unwrap_or(running).min(running.max(1));
     state.limit = Some((now_limit / 2).max(1));
     state.throttled_at.retain(|t| now.millis_since(*t) < WINDOW_MS);
@@ -278,11 +283,8 @@ pub fn list(r: &dyn StoreRead, now: Timestamp) -> Result<Vec<PoolInfo>, AppError
     for name in names {
         let state = states.get(&name);
         let members: Vec<&AgentDef> = agents.iter().filter(|a| a.pool_name() == Some(name.as_str())).collect();
-        let (mut in_use, mut queued) = (0, 0);
-        for agent in &members {
-            in_use += r.active_run_count(ActiveOf::Agent(&agent.name))?;
-            queued += r.active_run_count(ActiveOf::QueuedOfAgent(&agent.name))?;
-        }
+        let in_use = count(r, members.iter().copied(), false)?;
+        let queued = count(r, members.iter().copied(), true)?;
         let recent: Vec<Timestamp> = state
             .map(|s| s.throttled_at.iter().filter(|t| now.millis_since(**t) < WINDOW_MS).copied().collect())
             .unwrap_or_default();

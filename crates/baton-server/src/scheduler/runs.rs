@@ -92,7 +92,7 @@ pub fn claim_runs(
     fx: &mut Effects,
     launcher_id: &LauncherId,
     config: &ServerConfig,
-    waiting: &HashMap<LauncherId, u32>,
+    waiting: &HashMap<LauncherId, Option<u32>>,
 ) -> Result<Vec<Assignment>, AppError> {
     let launcher = tx.launcher(launcher_id)?.ok_or_else(|| AppError::not_found("launcher", launcher_id))?;
     let free_slots = launcher.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(launcher_id))?);
@@ -152,7 +152,11 @@ struct Claim {
 impl Claim {
     /// A claim for `launcher`, knowing from the start which projects and agents
     /// are at their limits (so the first page already leaves their runs out).
-    fn new(tx: &dyn StoreTx, launcher: &Launcher, waiting: &HashMap<LauncherId, u32>) -> Result<Self, AppError> {
+    fn new(
+        tx: &dyn StoreTx,
+        launcher: &Launcher,
+        waiting: &HashMap<LauncherId, Option<u32>>,
+    ) -> Result<Self, AppError> {
         let launchers = tx.launchers()?;
         let mut claim = Claim {
             launcher: launcher.clone(),
@@ -340,14 +344,14 @@ impl Rivals {
         tx: &dyn StoreTx,
         me: &Launcher,
         launchers: &[Launcher],
-        waiting: &HashMap<LauncherId, u32>,
+        waiting: &HashMap<LauncherId, Option<u32>>,
     ) -> Result<Self, AppError> {
         let mut out = Vec::new();
         for l in launchers.iter().filter(|l| l.id != me.id) {
             let Some(known) = waiting.get(&l.id) else { continue };
             let free = match *known {
-                u32::MAX => l.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(&l.id))?),
-                n => n.min(l.slots),
+                Some(n) => n.min(l.slots),
+                None => l.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(&l.id))?),
             };
             if free > 0 {
                 out.push((l.clone(), free));
@@ -697,14 +701,16 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     fx.revoked_sessions.push(session.id.clone());
     // The run's slot is free again: its launcher may take queued work now, and,
     // when the run counted against a limit of its project or agent, so may others.
+    let agent = tx.agent(&run.agent)?;
     if let Some(l) = &run.launcher_id {
         fx.wake.launcher(l);
-        let agent = tx.agent(&run.agent)?;
-        let limited = agent.as_ref().is_some_and(|a| a.max_parallel.is_some())
-            || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some())
-            || agent.as_ref().map(|a| governor::limits(tx, a)).transpose()?.unwrap_or(false);
-        if let Some(agent) = agent.filter(|_| limited) {
-            fx.wake.executor(agent.executor);
+        if let Some(agent) = &agent {
+            let limited = agent.max_parallel.is_some()
+                || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some())
+                || governor::limits(tx, agent)?;
+            if limited {
+                fx.wake.slot_freed(agent.executor);
+            }
         }
     }
 
@@ -725,8 +731,8 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     match status {
         RunStatus::Succeeded => {
             task.throttled = 0;
-            if let Some(agent) = tx.agent(&run.agent)?
-                && let Some((pool, limit)) = governor::succeeded(tx, &agent)?
+            if let Some(agent) = &agent
+                && let Some((pool, limit)) = governor::succeeded(tx, agent)?
             {
                 let limit = limit.map_or("lifted".to_owned(), |l| format!("raised to {l}"));
                 let text = format!("a run of pool {pool} succeeded: its limit is {limit}");
@@ -764,8 +770,8 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
             let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
             let throttled =
                 report.failure == Some(FailureKind::Overloaded) && task.throttled < governor::THROTTLE_RETRIES;
-            if throttled && let Some(agent) = tx.agent(&run.agent)? {
-                retry_throttled(tx, fx, &mut task, &run, session, &agent, now)?;
+            if throttled && let Some(agent) = &agent {
+                retry_throttled(tx, fx, &mut task, &run, session, agent, now)?;
             } else if let Some(kind) = report.failure
                 && let Some(next) = fallback_agent(tx, &task)?
             {
