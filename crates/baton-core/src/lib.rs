@@ -16,6 +16,7 @@ pub mod names;
 pub mod sandbox;
 pub mod status;
 pub mod time;
+pub mod webhook;
 
 pub use ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
 pub use time::Timestamp;

@@ -14,6 +14,7 @@ use baton_core::model::{
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
+use baton_core::webhook::{ActionLink, Delivery, Webhook};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::StoreError;
@@ -184,6 +185,22 @@ pub trait StoreRead {
     fn heartbeats(&self, project: &ProjectId, limit: u32) -> Result<Vec<LeadHeartbeat>, StoreError>;
     /// What the governor learned of each concurrency pool, by name.
     fn pool_states(&self) -> Result<Vec<PoolState>, StoreError>;
+
+    /// Every webhook, oldest first.
+    fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// A webhook by id.
+    fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;
+    /// A webhook's deliveries, newest first, at most `limit`.
+    fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// A delivery by id.
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError>;
+    /// How many of a webhook's deliveries are pending and how many failed.
+    fn delivery_counts(&self, webhook: &str) -> Result<(u32, u32), StoreError>;
+    /// The oldest pending delivery of each webhook that has one: what is sent
+    /// next, in order per webhook.
+    fn next_deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
+    /// An action link by the hash of its secret part.
+    fn action_link(&self, hash: &str) -> Result<Option<ActionLink>, StoreError>;
 }
 
 /// Writes, inside a transaction. Everything written by one job commits or rolls
@@ -272,6 +289,18 @@ pub trait StoreTx: StoreRead {
     fn put_document(&mut self, doc: &Document) -> Result<(), StoreError>;
     /// Removes a document and its versions; false when there was none.
     fn delete_document(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Inserts or replaces a webhook.
+    fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// Removes a webhook and its deliveries; whether there was one.
+    fn delete_webhook(&mut self, id: &str) -> Result<bool, StoreError>;
+    /// Inserts a delivery (after every other, in its webhook's order) or
+    /// replaces one, keeping its place.
+    fn put_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Inserts or replaces an action link, under the hash of its secret part.
+    fn put_action_link(&mut self, hash: &str, link: &ActionLink) -> Result<(), StoreError>;
+    /// Removes deliveries that ended and action links that expired before
+    /// `before`; how many went.
+    fn prune_webhook_records(&mut self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Which queued runs a claim looks at: a page of them, oldest first, leaving out
@@ -349,6 +378,8 @@ pub enum Notice {
         /// Its id.
         id: String,
     },
+    /// A webhook delivery was recorded (or asked to be sent again).
+    Deliveries,
     /// Notices may have been missed: whatever was cached must be read again.
     Resync,
 }

@@ -652,6 +652,92 @@ fn what_the_governor_learned_of_pools_is_kept() {
 }
 
 #[test]
+fn the_outbox_keeps_each_webhooks_order() {
+    use baton_core::webhook::{ActionLink, Delivery, DeliveryStatus, LinkAction, Webhook, WebhookEvent, WebhookFormat};
+    each(|store, backend| async move {
+        let hook = |id: &str| Webhook {
+            id: id.into(),
+            url: format!("http://127.0.0.1:9/{id}"),
+            events: vec!["*".into()],
+            project_id: None,
+            format: WebhookFormat::Json,
+            secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0".into(),
+            created_at: Timestamp::from_millis(1_000),
+            disabled: None,
+        };
+        let delivery = |id: &str, webhook: &str| Delivery {
+            id: id.into(),
+            webhook_id: webhook.into(),
+            event: WebhookEvent::TaskFailed,
+            payload: json!({"type": "task.failed"}),
+            status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            next_at: Timestamp::from_millis(2_000),
+            created_at: Timestamp::from_millis(2_000),
+            finished_at: None,
+        };
+        let (a, b) = (hook("wh_a"), hook("wh_b"));
+        store
+            .write(move |tx| {
+                tx.put_webhook(&a)?;
+                tx.put_webhook(&b)?;
+                // Ids that sort against the order they were written in.
+                for (id, webhook) in [("msg_9", "wh_a"), ("msg_1", "wh_a"), ("msg_5", "wh_b"), ("msg_0", "wh_a")] {
+                    tx.put_delivery(&delivery(id, webhook))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let next = store.read(|r| r.next_deliveries()).await.unwrap();
+        let mut heads: Vec<&str> = next.iter().map(|d| d.id.as_str()).collect();
+        heads.sort_unstable();
+        assert_eq!(heads, ["msg_5", "msg_9"], "{backend}: the first written of each webhook");
+        // The head is delivered: the next in order takes its place, and a
+        // rewrite keeps a delivery's place.
+        let mut done = delivery("msg_9", "wh_a");
+        done.status = DeliveryStatus::Delivered;
+        let again = delivery("msg_1", "wh_a");
+        store
+            .write(move |tx| {
+                tx.put_delivery(&done)?;
+                tx.put_delivery(&again)
+            })
+            .await
+            .unwrap();
+        let next = store.read(|r| r.next_deliveries()).await.unwrap();
+        assert!(next.iter().any(|d| d.id == "msg_1"), "{backend}: {next:?}");
+        let listed = store.read(|r| r.deliveries("wh_a", 10)).await.unwrap();
+        let ids: Vec<&str> = listed.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["msg_0", "msg_1", "msg_9"], "{backend}: newest first");
+        assert_eq!(store.read(|r| r.delivery_counts("wh_a")).await.unwrap(), (2, 0), "{backend}");
+        assert_eq!(store.read(|r| r.delivery("msg_9")).await.unwrap().unwrap().status, DeliveryStatus::Delivered);
+
+        let link = ActionLink {
+            task_id: TaskId::generate(),
+            action: LinkAction::Approve,
+            created_at: Timestamp::from_millis(1_000),
+            expires_at: Timestamp::from_millis(5_000),
+            used_at: None,
+        };
+        let stored = link.clone();
+        store.write(move |tx| tx.put_action_link("h1", &stored)).await.unwrap();
+        assert_eq!(store.read(|r| r.action_link("h1")).await.unwrap(), Some(link), "{backend}");
+        assert_eq!(store.read(|r| r.action_link("h2")).await.unwrap(), None, "{backend}");
+        // Pruning takes ended deliveries and expired links, never pending ones.
+        let gone = store.write(|tx| tx.prune_webhook_records(Timestamp::from_millis(9_000))).await.unwrap();
+        assert_eq!(gone, 2, "{backend}: msg_9 and the link");
+        assert_eq!(store.read(|r| r.deliveries("wh_a", 10)).await.unwrap().len(), 2, "{backend}");
+        assert!(store.write(|tx| tx.delete_webhook("wh_a")).await.unwrap(), "{backend}");
+        assert!(!store.write(|tx| tx.delete_webhook("wh_a")).await.unwrap(), "{backend}");
+        assert_eq!(store.read(|r| r.deliveries("wh_a", 10)).await.unwrap().len(), 0, "{backend}");
+        let hooks = store.read(|r| r.webhooks()).await.unwrap();
+        assert_eq!(hooks.len(), 1, "{backend}");
+        assert_eq!(hooks[0].id, "wh_b", "{backend}");
+    });
+}
+
+#[test]
 fn tasks_runs_sessions_and_launchers_round_trip() {
     each(|store, backend| async move {
         let p = project("rt");

@@ -21,6 +21,7 @@ use baton_core::model::{
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
+use baton_core::webhook::{ActionLink, Delivery, Webhook};
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 use serde::de::DeserializeOwned;
@@ -525,6 +526,48 @@ impl StoreRead for PgDb<'_> {
     fn pool_states(&self) -> Result<Vec<PoolState>, StoreError> {
         self.docs("pool", "SELECT data FROM pools ORDER BY name", &[])
     }
+
+    fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.docs("webhook", "SELECT data FROM webhooks ORDER BY created_at, id", &[])
+    }
+
+    fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        self.doc("webhook", "SELECT data FROM webhooks WHERE id = $1", &[&id])
+    }
+
+    fn deliveries(&self, webhook: &str, n: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.docs(
+            "delivery",
+            "SELECT data FROM deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2",
+            &[&webhook, &limit(n)],
+        )
+    }
+
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        self.doc("delivery", "SELECT data FROM deliveries WHERE id = $1", &[&id])
+    }
+
+    fn delivery_counts(&self, webhook: &str) -> Result<(u32, u32), StoreError> {
+        let row = self.row(
+            "SELECT COUNT(*) FILTER (WHERE status = 'pending'), COUNT(*) FILTER (WHERE status = 'failed')
+             FROM deliveries WHERE webhook_id = $1",
+            &[&webhook],
+        )?;
+        Ok(row.map_or((0, 0), |r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u32)))
+    }
+
+    fn next_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.docs(
+            "delivery",
+            "SELECT d.data FROM webhooks w JOIN deliveries d ON d.seq = (
+                 SELECT seq FROM deliveries WHERE webhook_id = w.id AND status = 'pending' ORDER BY seq LIMIT 1)",
+            &[],
+        )
+    }
+
+    fn action_link(&self, hash: &str) -> Result<Option<ActionLink>, StoreError> {
+        self.doc("action link", "SELECT data FROM action_links WHERE hash = $1", &[&hash])
+    }
 }
 
 impl StoreTx for PgDb<'_> {
@@ -897,6 +940,48 @@ impl StoreTx for PgDb<'_> {
             &[&state.name, &data],
         )?;
         Ok(())
+    }
+
+    fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError> {
+        let data = encode("webhook", webhook)?;
+        self.exec(
+            "INSERT INTO webhooks (id, created_at, data) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            &[&webhook.id, &webhook.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_webhook(&mut self, id: &str) -> Result<bool, StoreError> {
+        self.exec("DELETE FROM deliveries WHERE webhook_id = $1", &[&id])?;
+        Ok(self.exec("DELETE FROM webhooks WHERE id = $1", &[&id])? > 0)
+    }
+
+    fn put_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        let data = encode("delivery", delivery)?;
+        self.exec(
+            "INSERT INTO deliveries (id, webhook_id, status, created_at, data) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data",
+            &[&delivery.id, &delivery.webhook_id, &delivery.status.as_str(), &delivery.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_action_link(&mut self, hash: &str, link: &ActionLink) -> Result<(), StoreError> {
+        let data = encode("action link", link)?;
+        self.exec(
+            "INSERT INTO action_links (hash, expires_at, data) VALUES ($1, $2, $3)
+             ON CONFLICT (hash) DO UPDATE SET data = excluded.data",
+            &[&hash, &link.expires_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn prune_webhook_records(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        let at = before.as_millis();
+        let deliveries = self.exec("DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1", &[&at])?;
+        let links = self.exec("DELETE FROM action_links WHERE expires_at < $1", &[&at])?;
+        Ok(deliveries + links)
     }
 
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError> {

@@ -191,6 +191,29 @@ CREATE TABLE pools (
 DROP INDEX runs_by_status;
 CREATE INDEX runs_by_status ON runs(status, created_at, n, project_id, agent);
 "#,
+    r#"
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+-- The outbox: `seq` is each webhook's order of delivery (commit order, as
+-- every write transaction holds the writer lock).
+CREATE TABLE deliveries (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX deliveries_by_webhook ON deliveries(webhook_id, status, seq);
+CREATE TABLE action_links (
+    hash TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+"#,
 ];
 
 /// The newest schema this build knows.

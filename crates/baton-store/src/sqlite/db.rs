@@ -16,6 +16,7 @@ use baton_core::model::{
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
+use baton_core::webhook::{ActionLink, Delivery, Webhook};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::de::DeserializeOwned;
@@ -493,6 +494,49 @@ impl StoreRead for Db<'_> {
         self.docs("pool", "SELECT data FROM pools ORDER BY name", [])
     }
 
+    fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.docs("webhook", "SELECT data FROM webhooks ORDER BY created_at, id", [])
+    }
+
+    fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        self.doc("webhook", "SELECT data FROM webhooks WHERE id = ?1", [id])
+    }
+
+    fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.docs(
+            "delivery",
+            "SELECT data FROM deliveries WHERE webhook_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            params![webhook, limit],
+        )
+    }
+
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        self.doc("delivery", "SELECT data FROM deliveries WHERE id = ?1", [id])
+    }
+
+    fn delivery_counts(&self, webhook: &str) -> Result<(u32, u32), StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT COUNT(*) FILTER (WHERE status = 'pending'), COUNT(*) FILTER (WHERE status = 'failed')
+                 FROM deliveries WHERE webhook_id = ?1",
+            )
+            .and_then(|mut st| st.query_row([webhook], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(db_err)
+    }
+
+    fn next_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.docs(
+            "delivery",
+            "SELECT d.data FROM webhooks w JOIN deliveries d ON d.seq = (
+                 SELECT seq FROM deliveries WHERE webhook_id = w.id AND status = 'pending' ORDER BY seq LIMIT 1)",
+            [],
+        )
+    }
+
+    fn action_link(&self, hash: &str) -> Result<Option<ActionLink>, StoreError> {
+        self.doc("action link", "SELECT data FROM action_links WHERE hash = ?1", [hash])
+    }
+
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.tokens_where("hash = ?1", [hash])?.pop())
     }
@@ -801,6 +845,48 @@ impl StoreTx for Db<'_> {
         self.exec("DELETE FROM documents_fts WHERE rowid = ?1", [rowid])?;
         self.exec("DELETE FROM document_versions WHERE name = ?1", [name])?;
         Ok(true)
+    }
+
+    fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError> {
+        let data = encode("webhook", webhook)?;
+        self.exec(
+            "INSERT INTO webhooks (id, created_at, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            params![webhook.id, webhook.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_webhook(&mut self, id: &str) -> Result<bool, StoreError> {
+        self.exec("DELETE FROM deliveries WHERE webhook_id = ?1", [id])?;
+        Ok(self.exec("DELETE FROM webhooks WHERE id = ?1", [id])? > 0)
+    }
+
+    fn put_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        let data = encode("delivery", delivery)?;
+        self.exec(
+            "INSERT INTO deliveries (id, webhook_id, status, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+            params![delivery.id, delivery.webhook_id, delivery.status.as_str(), delivery.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn put_action_link(&mut self, hash: &str, link: &ActionLink) -> Result<(), StoreError> {
+        let data = encode("action link", link)?;
+        self.exec(
+            "INSERT INTO action_links (hash, expires_at, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT(hash) DO UPDATE SET data = excluded.data",
+            params![hash, link.expires_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn prune_webhook_records(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        let at = before.as_millis();
+        let deliveries = self.exec("DELETE FROM deliveries WHERE status <> 'pending' AND created_at < ?1", [at])?;
+        let links = self.exec("DELETE FROM action_links WHERE expires_at < ?1", [at])?;
+        Ok((deliveries + links) as u64)
     }
 
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError> {

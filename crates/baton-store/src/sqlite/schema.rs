@@ -186,6 +186,28 @@ CREATE TABLE pools (
 DROP INDEX runs_by_status;
 CREATE INDEX runs_by_status ON runs(status, created_at, project_id, agent);
 "#,
+    r#"
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+-- The outbox: `seq` is each webhook's order of delivery.
+CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX deliveries_by_webhook ON deliveries(webhook_id, status, seq);
+CREATE TABLE action_links (
+    hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
