@@ -110,6 +110,11 @@ pub enum Command {
     /// Tokens for machines: make one for a launcher, list them, revoke one.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Webhooks: tell Slack, Discord, ntfy or any HTTP endpoint when a task needs
+    /// approval, fails, succeeds or is merged (signed as Standard Webhooks says,
+    /// retried for 24 h, with one-tap action links).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Supervise one agent process (started by launchers; not for people).
     #[command(hide = true)]
     Supervise {
@@ -168,6 +173,59 @@ pub enum TokenCommand {
     /// Revoke a token: it is refused from its next request on.
     Revoke {
         /// The token's id (`tok-…`, from `baton token list`).
+        id: String,
+    },
+}
+
+/// `baton webhook`.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Add a webhook and print its signing secret (shown this once).
+    ///
+    /// Events: task.succeeded, task.failed, task.blocked, task.awaiting_approval,
+    /// task.merged, merge.conflict, budget.exceeded, launcher.offline, lead.stale,
+    /// plan.completed, orchestration.completed, or * for all of them.
+    Add {
+        /// Where to POST (http or https): a receiver of yours, a Slack or Discord
+        /// incoming-webhook URL, or an ntfy topic URL (`https://ntfy.sh/TOPIC`).
+        url: String,
+        /// An event to send (repeatable, or comma-separated; `*` for all).
+        #[arg(long = "event", short, required = true, value_name = "EVENT", value_delimiter = ',')]
+        events: Vec<String>,
+        /// Only this project's events (id or name; default: every project's).
+        #[arg(long, short)]
+        project: Option<String>,
+        /// The bodies' shape: json (default), slack, discord or ntfy.
+        #[arg(long, short, value_name = "FORMAT")]
+        format: Option<String>,
+        /// The signing secret (`whsec_` and base64); default: a new one.
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+        /// Print JSON (the webhook, its secret included).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List webhooks: URL, events, format, deliveries pending and failed.
+    List(JsonArgs),
+    /// Remove a webhook and its deliveries.
+    Rm {
+        /// The webhook's id (`wh_…`).
+        id: String,
+    },
+    /// A webhook's recent deliveries, newest first: event, status, attempts.
+    Deliveries {
+        /// The webhook's id (`wh_…`).
+        id: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON (with each attempt and the body).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a delivery again now (the same webhook-id and body).
+    Redeliver {
+        /// The delivery's id (`msg_…`).
         id: String,
     },
 }
@@ -242,6 +300,34 @@ pub struct UpArgs {
     /// each project's newest is always kept).
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub heartbeat_retention: u64,
+    /// Seconds between a webhook delivery's tries, comma-separated; the last
+    /// repeats until --webhook-window ends (jittered ± 20 %).
+    #[arg(long, env = "BATON_WEBHOOK_RETRIES", default_value = "5,30,120,600,3600", value_name = "SECONDS,…", value_parser = seconds_list)]
+    pub webhook_retries: SecondsList,
+    /// Seconds a webhook delivery is tried for before it is marked failed.
+    #[arg(long, env = "BATON_WEBHOOK_WINDOW", default_value_t = 86_400.0, value_name = "SECONDS", value_parser = seconds)]
+    pub webhook_window: f64,
+    /// Seconds one try of a webhook delivery may take.
+    #[arg(long, env = "BATON_WEBHOOK_TIMEOUT", default_value_t = 10.0, value_name = "SECONDS", value_parser = seconds)]
+    pub webhook_timeout: f64,
+    /// Seconds a notification's one-tap action link works.
+    #[arg(long, env = "BATON_ACTION_LINK_TTL", default_value_t = 86_400.0, value_name = "SECONDS", value_parser = seconds)]
+    pub action_link_ttl: f64,
+}
+
+/// Seconds, comma-separated (see [`UpArgs::webhook_retries`]).
+#[derive(Debug, Clone)]
+pub struct SecondsList(pub Vec<f64>);
+
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 31_536_000.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds above 0")),
+    }
+}
+
+fn seconds_list(text: &str) -> Result<SecondsList, String> {
+    text.split(',').map(seconds).collect::<Result<Vec<_>, _>>().map(SecondsList)
 }
 
 /// See [`UpArgs::durability`].

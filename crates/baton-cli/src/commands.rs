@@ -12,6 +12,7 @@ mod review;
 mod run;
 mod tasks;
 mod tokens;
+mod webhooks;
 mod up;
 
 use crate::cli::{Cli, Command};
@@ -67,6 +68,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Launchers(args) => launcher::list(&client, args).await,
                 Command::Pools(args) => projects::pools(&client, args).await,
                 Command::Token(command) => tokens::token(&client, command).await,
+                Command::Webhook(command) => webhooks::webhook(&client, command).await,
                 Command::Up(_)
                 | Command::Doctor(_)
                 | Command::Supervise { .. }

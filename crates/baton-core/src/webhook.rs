@@ -217,6 +217,13 @@ pub struct Delivery {
     /// When it was delivered or given up on.
     #[serde(default)]
     pub finished_at: Option<Timestamp>,
+    /// Whether its links were made and made absolute (done once, before the
+    /// first try, so every try sends the same body).
+    #[serde(default)]
+    pub prepared: bool,
+    /// When its retry window began: its creation, or a person's redelivery.
+    #[serde(default)]
+    pub retry_from: Option<Timestamp>,
 }
 
 /// A one-tap action link as stored (under the hash of its secret part).

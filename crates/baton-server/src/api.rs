@@ -13,6 +13,7 @@ mod sessions;
 mod stream;
 mod tasks;
 mod tokens;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -90,6 +91,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/launchers/{id}/drain", post(launchers::drain))
         .route("/launchers/{id}/undrain", post(launchers::undrain))
         .route("/runs/{id}/checkpoint", post(runs::checkpoint))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show).delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/deliveries/{id}/redeliver", post(webhooks::redeliver))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/stream", get(stream::stream))
@@ -112,6 +117,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/assets/app.js", get(dashboard::app_js))
         .route("/assets/app.css", get(dashboard::app_css))
         .route("/login", get(dashboard::login))
+        .route("/act/{task}/{action}/{key}", get(crate::webhooks::actions::confirm).post(crate::webhooks::actions::act))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)

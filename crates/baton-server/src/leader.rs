@@ -43,8 +43,14 @@ const BACKOFF_TICKS: u64 = 3;
 /// How many ticks between looks for runs past their timeout.
 const OVERDUE_TICKS: u64 = 5;
 
+/// How many ticks between looks at whether a project's lead went silent.
+const LEAD_TICKS: u64 = 10;
+
 /// What the timers remember between ticks.
 struct Timers {
+    /// Whether each project's lead was stale at the last look (a lead that turns
+    /// stale is told of once; the first look after taking the lease only notes).
+    leads: std::collections::HashMap<baton_core::ids::ProjectId, bool>,
     /// When this replica took the lease (launchers silent since before then get
     /// a full timeout from it: their heartbeats may have gone to a replica that
     /// died).
@@ -117,7 +123,7 @@ pub(crate) async fn run(state: Arc<AppState>) {
                     if timers.is_none() {
                         tracing::info!(replica = %state.replica, "this coordinator runs the timers and the merge queue");
                         let now = Timestamp::now();
-                        timers = Some(Timers { since: now, checked: now, ticks: 0 });
+                        timers = Some(Timers { leads: Default::default(), since: now, checked: now, ticks: 0 });
                         state.leader.store(true, Ordering::Relaxed);
                         state.merge_work.notify_one();
                     }
@@ -157,6 +163,9 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     }
     if t.ticks.is_multiple_of(OVERDUE_TICKS) {
         stop_overdue(state).await;
+    }
+    if t.ticks.is_multiple_of(LEAD_TICKS) {
+        watch_leads(state, &mut t.leads).await;
     }
     if t.ticks.is_multiple_of(BACKOFF_TICKS) {
         let now = Timestamp::now();
@@ -229,5 +238,41 @@ async fn stop_overdue(state: &Arc<AppState>) {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not look for runs past their timeout"),
+    }
+}
+
+/// Tells webhooks of each project whose lead (a lead agent, or the scheduler
+/// while the project has work) has just turned stale.
+async fn watch_leads(state: &Arc<AppState>, leads: &mut std::collections::HashMap<baton_core::ids::ProjectId, bool>) {
+    let seen = state
+        .store
+        .read(|r| {
+            let now = Timestamp::now();
+            let mut seen = Vec::new();
+            for project in r.projects()? {
+                let Some(last) = r.heartbeats(&project.id, 1)?.into_iter().next() else { continue };
+                let stale_ms = project.settings.heartbeat_stale_s.unwrap_or(crate::lead::STALE_S) as i64 * 1000;
+                let silent = now.millis_since(last.at);
+                seen.push((project, last, silent, silent >= stale_ms));
+            }
+            Ok::<_, baton_store::StoreError>(seen)
+        })
+        .await;
+    let Ok(seen) = seen else { return };
+    for (project, last, silent, stale) in seen {
+        let was = leads.insert(project.id.clone(), stale);
+        if !(stale && was == Some(false)) {
+            continue;
+        }
+        let data = serde_json::json!({
+            "project": { "id": project.id, "name": project.name },
+            "lead": { "source": last.source, "session_key": last.session_key, "last_seen": last.at, "silent_s": silent / 1000 },
+            "link": "/#/",
+        });
+        let event = baton_core::webhook::WebhookEvent::LeadStale;
+        let told = transact(state, move |tx, _fx| Ok(crate::webhooks::tell(tx, event, Some(&project.id), data, &[])?)).await;
+        if let Err(e) = told {
+            tracing::warn!(error = %e, "could not tell webhooks of a stale lead");
+        }
     }
 }

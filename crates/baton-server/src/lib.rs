@@ -26,6 +26,7 @@ pub mod scheduler;
 pub mod signature;
 pub mod state;
 pub mod tls;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,7 +35,7 @@ use baton_store::StoreTx;
 
 pub use api::app;
 pub use coordinator::Coordinator;
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, ServerConfig, WebhookSettings};
 
 use error::AppError;
 use scheduler::Effects;

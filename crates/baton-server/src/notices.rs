@@ -19,6 +19,7 @@ pub(crate) async fn follow(state: Arc<AppState>) {
                 state.wake(&crate::scheduler::Wake::from_notice(executors, launchers))
             }
             Ok(Notice::MergeQueued) => state.merge_work.notify_one(),
+            Ok(Notice::Deliveries) => state.delivery_work.notify_one(),
             // Its waiter listens for it itself.
             Ok(Notice::MergeDone { .. }) => {}
             Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => {
@@ -26,6 +27,7 @@ pub(crate) async fn follow(state: Arc<AppState>) {
                 state.tokens.clear();
                 state.wake_launchers();
                 state.merge_work.notify_one();
+                state.delivery_work.notify_one();
             }
             Err(RecvError::Closed) => return,
         }

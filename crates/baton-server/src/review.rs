@@ -24,6 +24,7 @@ use baton_git::GitError;
 use baton_git::{merge, worktree};
 use baton_store::{EventFilter, Notice, StoreRead, StoreTx};
 use serde_json::json;
+use baton_core::webhook::WebhookEvent;
 
 use crate::error::AppError;
 use crate::resolve;
@@ -253,7 +254,18 @@ async fn land(state: &Arc<AppState>, project: &Project, task: Task, strategy: Me
             Ok(task)
         }
         Err(GitError::Conflict { files, .. }) => {
-            update_task(state, &id, |t| t.git.merge = MergeState::Conflict).await?;
+            let (tid, told) = (id.clone(), json!({ "conflict": { "base": base, "files": files } }));
+            state
+                .store
+                .write(move |tx| {
+                    let mut task = resolve::task(tx, &tid)?;
+                    task.git.merge = MergeState::Conflict;
+                    task.updated_at = baton_core::Timestamp::now();
+                    emit_task(tx, &task)?;
+                    crate::webhooks::tell_task(tx, WebhookEvent::MergeConflict, &task, told)?;
+                    Ok::<_, AppError>(())
+                })
+                .await?;
             Err(AppError::new(
                 ErrorCode::MergeConflict,
                 format!("merging task {id} into {base} conflicts in {}; {base} is unchanged", files.join(", ")),

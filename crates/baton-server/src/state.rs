@@ -33,6 +33,34 @@ pub struct ServerConfig {
     pub git_hooks_dir: Option<std::path::PathBuf>,
     /// How long lead heartbeats are kept (each project's newest always is).
     pub heartbeat_retention: Duration,
+    /// How webhook deliveries are sent and retried, and how long action links work.
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhook deliveries are sent and retried.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The waits between tries, in order; the last repeats until the window ends.
+    pub retries: Vec<Duration>,
+    /// How long a delivery is tried for before it is given up on.
+    pub window: Duration,
+    /// How long one try may take.
+    pub timeout: Duration,
+    /// How long a one-tap action link works.
+    pub link_ttl: Duration,
+}
+
+impl Default for WebhookSettings {
+    /// About 5 s, 30 s, 2 min, 10 min, 1 h, then hourly, for 24 h in all; 10 s a
+    /// try; links for 24 h.
+    fn default() -> Self {
+        Self {
+            retries: [5, 30, 120, 600, 3600].into_iter().map(Duration::from_secs).collect(),
+            window: Duration::from_secs(86_400),
+            timeout: Duration::from_secs(10),
+            link_ttl: Duration::from_secs(86_400),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -49,6 +77,7 @@ impl ServerConfig {
             max_event_bytes: 1024 * 1024,
             git_hooks_dir: None,
             heartbeat_retention: Duration::from_secs(86_400),
+            webhooks: WebhookSettings::default(),
         }
     }
 
@@ -110,6 +139,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Woken when a merge request may be waiting.
     pub merge_work: Notify,
+    /// Woken when a webhook delivery may be due.
+    pub delivery_work: Notify,
     /// Whether this replica holds the timers' lease (runs the timers and the
     /// merge queue) now.
     pub leader: AtomicBool,
@@ -135,6 +166,7 @@ impl AppState {
             replica: crate::auth::random_id("c-"),
             tokens: TokenCache::default(),
             merge_work: Notify::new(),
+            delivery_work: Notify::new(),
             leader: AtomicBool::new(false),
             polling: Mutex::default(),
             unclaimed: Mutex::default(),

@@ -675,6 +675,8 @@ fn the_outbox_keeps_each_webhooks_order() {
             next_at: Timestamp::from_millis(2_000),
             created_at: Timestamp::from_millis(2_000),
             finished_at: None,
+            prepared: false,
+            retry_from: None,
         };
         let (a, b) = (hook("wh_a"), hook("wh_b"));
         store

@@ -173,6 +173,12 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     config.launcher_timeout = Duration::from_secs(args.launcher_timeout);
     config.heartbeat_retention = Duration::from_secs(args.heartbeat_retention);
     config.heartbeat_interval = (config.launcher_timeout / 3).min(Duration::from_secs(5));
+    config.webhooks = baton_server::WebhookSettings {
+        retries: args.webhook_retries.0.iter().map(|s| Duration::from_secs_f64(*s)).collect(),
+        window: Duration::from_secs_f64(args.webhook_window),
+        timeout: Duration::from_secs_f64(args.webhook_timeout),
+        link_ttl: Duration::from_secs_f64(args.action_link_ttl),
+    };
     let hooks = data_dir.join("hooks");
     baton_server::git_http::install_hooks(&hooks)
         .map_err(|e| CliError::io(format!("cannot write Baton's git hooks into {}", hooks.display()), e))?;

@@ -4,14 +4,21 @@ use baton_core::event::{EventKind, NewEvent};
 use baton_core::model::{Launcher, Run, Session, Task};
 use baton_store::{StoreError, StoreTx};
 
+use crate::webhooks;
+
 fn snapshot<T: serde::Serialize>(kind: EventKind, value: &T) -> NewEvent {
     NewEvent::new(kind, serde_json::to_value(value).unwrap_or_default())
 }
 
-/// Writes a changed task and announces it.
+/// Writes a changed task and announces it (to webhooks too, in the same
+/// transaction, when the change is one they are told of).
 pub(crate) fn save_task(tx: &mut dyn StoreTx, task: &Task) -> Result<(), StoreError> {
+    let before = if webhooks::may_tell(task) { tx.task(&task.id)? } else { None };
     tx.put_task(task)?;
     tx.append_event(None, None, Some(&task.id), snapshot(EventKind::Task, task))?;
+    if let Some(before) = before {
+        webhooks::task_saved(tx, Some(&before), task)?;
+    }
     Ok(())
 }
 
@@ -19,6 +26,9 @@ pub(crate) fn save_task(tx: &mut dyn StoreTx, task: &Task) -> Result<(), StoreEr
 pub(crate) fn insert_task(tx: &mut dyn StoreTx, task: &Task) -> Result<(), StoreError> {
     tx.insert_task(task)?;
     tx.append_event(None, None, Some(&task.id), snapshot(EventKind::Task, task))?;
+    if webhooks::may_tell(task) {
+        webhooks::task_saved(tx, None, task)?;
+    }
     Ok(())
 }
 

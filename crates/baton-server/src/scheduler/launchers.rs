@@ -142,6 +142,13 @@ pub fn expire_silent(
     for l in silent {
         let why = format!("launcher {} stopped sending heartbeats", l.id);
         let lost = mark_offline(tx, fx, &l.id, &why)?;
+        let data = json!({
+            "launcher": { "id": l.id, "name": l.name, "host": l.hostname, "last_seen": l.last_seen },
+            "reason": why,
+            "lost_runs": lost,
+            "link": "/#/agents",
+        });
+        crate::webhooks::tell(tx, baton_core::webhook::WebhookEvent::LauncherOffline, None, data, &[])?;
         out.push((l.id, lost));
     }
     Ok(out)

@@ -54,6 +54,7 @@ fn move_to(o: &mut Orchestration, status: OrchestrationStatus) -> Result<(), App
 
 /// Writes an orchestration and announces it.
 pub(crate) fn save(tx: &mut dyn StoreTx, o: &Orchestration) -> Result<(), AppError> {
+    crate::webhooks::orchestration_saved(tx, o)?;
     tx.put_orchestration(o)?;
     tx.append_event(
         None,

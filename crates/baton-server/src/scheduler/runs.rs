@@ -757,7 +757,14 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
                 "budget_usd": task.budget_usd,
                 "spent_usd": task.usage.cost_usd,
             });
-            tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::new(EventKind::Log, data))?;
+            tx.append_event(
+                Some(&run.session_id),
+                Some(&run.id),
+                Some(&task.id),
+                NewEvent::new(EventKind::Log, data.clone()),
+            )?;
+            let budget = json!({ "budget": data });
+            crate::webhooks::tell_task(tx, baton_core::webhook::WebhookEvent::BudgetExceeded, &task, budget)?;
         }
         RunStatus::Stopped => {
             let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
