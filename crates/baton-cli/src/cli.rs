@@ -188,7 +188,8 @@ pub enum WebhookCommand {
     Add {
         /// Where to POST (http or https): a receiver of yours, a Slack or Discord
         /// incoming-webhook URL, or an ntfy topic URL (`https://ntfy.sh/TOPIC`).
-        url: String,
+        #[arg(value_name = "URL")]
+        target: String,
         /// An event to send (repeatable, or comma-separated; `*` for all).
         #[arg(long = "event", short, required = true, value_name = "EVENT", value_delimiter = ',')]
         events: Vec<String>,

@@ -12,8 +12,8 @@ mod review;
 mod run;
 mod tasks;
 mod tokens;
-mod webhooks;
 mod up;
+mod webhooks;
 
 use crate::cli::{Cli, Command};
 use crate::context;

@@ -270,7 +270,8 @@ async fn watch_leads(state: &Arc<AppState>, leads: &mut std::collections::HashMa
             "link": "/#/",
         });
         let event = baton_core::webhook::WebhookEvent::LeadStale;
-        let told = transact(state, move |tx, _fx| Ok(crate::webhooks::tell(tx, event, Some(&project.id), data, &[])?)).await;
+        let told =
+            transact(state, move |tx, _fx| Ok(crate::webhooks::tell(tx, event, Some(&project.id), data, &[])?)).await;
         if let Err(e) = told {
             tracing::warn!(error = %e, "could not tell webhooks of a stale lead");
         }

@@ -20,11 +20,11 @@ use baton_core::ids::TaskId;
 use baton_core::model::{LauncherOrder, MergeRequest, MergeState, MergeStrategy, OrderKind, Project, Task};
 use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
+use baton_core::webhook::WebhookEvent;
 use baton_git::GitError;
 use baton_git::{merge, worktree};
 use baton_store::{EventFilter, Notice, StoreRead, StoreTx};
 use serde_json::json;
-use baton_core::webhook::WebhookEvent;
 
 use crate::error::AppError;
 use crate::resolve;

@@ -75,7 +75,12 @@ fn actions_for(event: WebhookEvent) -> &'static [LinkAction] {
 }
 
 /// Tells of `event` about a task; `extra`'s fields (an object) join the data.
-pub(crate) fn tell_task(tx: &mut dyn StoreTx, event: WebhookEvent, task: &Task, extra: Value) -> Result<(), StoreError> {
+pub(crate) fn tell_task(
+    tx: &mut dyn StoreTx,
+    event: WebhookEvent,
+    task: &Task,
+    extra: Value,
+) -> Result<(), StoreError> {
     let project = tx.project(&task.project_id)?;
     let mut data = json!({
         "task": {
@@ -122,7 +127,11 @@ pub(crate) fn orchestration_saved(tx: &mut dyn StoreTx, o: &Orchestration) -> Re
 fn plan_settled(tx: &mut dyn StoreTx, task: &Task) -> Result<(), StoreError> {
     let Some(plan) = task.plan_id.as_ref().map(|id| tx.plan(id)).transpose()?.flatten() else { return Ok(()) };
     let mut tasks = Vec::new();
-    let ids = plan.tasks.iter().map(|(name, id)| (name.clone(), id)).chain(plan.synthesis.iter().map(|id| ("synthesis".into(), id)));
+    let ids = plan
+        .tasks
+        .iter()
+        .map(|(name, id)| (name.clone(), id))
+        .chain(plan.synthesis.iter().map(|id| ("synthesis".into(), id)));
     for (name, id) in ids {
         let status = if *id == task.id { Some(task.status) } else { tx.task(id)?.map(|t| t.status) };
         match status {

@@ -14,6 +14,7 @@ mod anthropic;
 mod gemini;
 mod openai;
 pub mod pg;
+pub mod receiver;
 mod script;
 mod server;
 

@@ -10,7 +10,7 @@ use crate::output::{ago, print_json, table};
 
 pub async fn webhook(client: &Client, command: WebhookCommand) -> Result<u8, CliError> {
     match command {
-        WebhookCommand::Add { url, events, project, format, secret, json } => {
+        WebhookCommand::Add { target: url, events, project, format, secret, json } => {
             let events = events.into_iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
             let made: WebhookInfo =
                 client.post("/api/webhooks", &CreateWebhook { url, events, project, format, secret }).await?;

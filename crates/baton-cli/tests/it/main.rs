@@ -18,4 +18,5 @@ mod replicas;
 mod sandbox;
 mod scale;
 mod stream;
+mod webhooks;
 mod worktrees;

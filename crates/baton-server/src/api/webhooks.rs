@@ -41,7 +41,8 @@ fn info(r: &dyn StoreRead, hook: Webhook) -> Result<WebhookInfo, AppError> {
 
 /// Checks a request, before anything is stored.
 fn checked(req: CreateWebhook) -> Result<(CreateWebhook, WebhookFormat, Secret), AppError> {
-    let url = reqwest::Url::parse(&req.url).map_err(|e| AppError::invalid(format!("`url` {:?} is not a URL: {e}", req.url)))?;
+    let url = reqwest::Url::parse(&req.url)
+        .map_err(|e| AppError::invalid(format!("`url` {:?} is not a URL: {e}", req.url)))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(AppError::invalid(format!("`url` must be an http or https URL with a host, not {:?}", req.url)));
     }
@@ -93,7 +94,10 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(shown)))
 }
 
-pub(super) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<WebhookInfo>>, AppError> {
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<WebhookInfo>>, AppError> {
     caller.require_admin()?;
     let hooks = state.store.read(|r| r.webhooks()?.into_iter().map(|h| info(r, h)).collect()).await?;
     Ok(Json(hooks))
@@ -154,7 +158,10 @@ pub(super) async fn redeliver(
     let delivery = transact(&state, move |tx, _fx| {
         let mut d = tx.delivery(&id)?.ok_or_else(|| AppError::not_found("delivery", &id))?;
         if let Some(why) = webhook(tx, &d.webhook_id)?.disabled {
-            return Err(AppError::conflict(format!("webhook {} is disabled ({why}); add it again to use it", d.webhook_id)));
+            return Err(AppError::conflict(format!(
+                "webhook {} is disabled ({why}); add it again to use it",
+                d.webhook_id
+            )));
         }
         let now = Timestamp::now();
         d.status = DeliveryStatus::Pending;

@@ -150,7 +150,8 @@ async fn send(client: &reqwest::Client, webhook: &Webhook, delivery: &Delivery) 
             let status = answer.status();
             let text = answer.text().await.unwrap_or_default();
             let said: String = text.trim().chars().take(ANSWER_MAX).collect();
-            let error = if said.is_empty() { format!("answered {status}") } else { format!("answered {status}: {said}") };
+            let error =
+                if said.is_empty() { format!("answered {status}") } else { format!("answered {status}: {said}") };
             Attempt { at, status: Some(status.as_u16()), error: Some(error), ms }
         }
         Err(e) if e.is_timeout() => Attempt { at, status: None, error: Some("timed out".into()), ms },
@@ -211,8 +212,7 @@ fn disable(tx: &mut dyn baton_store::StoreTx, webhook: &Webhook, now: Timestamp)
     tx.put_webhook(&webhook)?;
     tracing::warn!(webhook = %webhook.id, url = %webhook.url, "a webhook's receiver answered 410 Gone: it is disabled");
     loop {
-        let pending: Vec<Delivery> =
-            tx.next_deliveries()?.into_iter().filter(|d| d.webhook_id == webhook.id).collect();
+        let pending: Vec<Delivery> = tx.next_deliveries()?.into_iter().filter(|d| d.webhook_id == webhook.id).collect();
         let Some(mut d) = pending.into_iter().next() else { return Ok(()) };
         finish(&mut d, DeliveryStatus::Failed, now);
         tx.put_delivery(&d)?;
@@ -223,7 +223,8 @@ fn disable(tx: &mut dyn baton_store::StoreTx, webhook: &Webhook, now: Timestamp)
 /// is over: the schedule's next wait (its last one repeating), ± 20 %.
 pub(crate) fn next_try(delivery: &Delivery, settings: &WebhookSettings, now: Timestamp) -> Option<Timestamp> {
     let tries = delivery.attempts.len().max(1);
-    let base = settings.retries.get(tries - 1).or(settings.retries.last()).copied().unwrap_or(Duration::from_secs(3600));
+    let base =
+        settings.retries.get(tries - 1).or(settings.retries.last()).copied().unwrap_or(Duration::from_secs(3600));
     let wait = (base.as_millis() as f64 * jitter()) as i64;
     let from = delivery.retry_from.unwrap_or(delivery.created_at);
     let end = from.plus_millis(settings.window.as_millis() as i64);

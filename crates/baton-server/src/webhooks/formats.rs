@@ -64,9 +64,13 @@ impl Summary {
         let task = &data["task"];
         let named = format!("Task {} “{}”", task["id"].as_str().unwrap_or("?"), task["title"].as_str().unwrap_or(""));
         let (headline, detail, priority, tag) = match event {
-            Some(WebhookEvent::TaskSucceeded) => (format!("{named} succeeded"), text(&task["result"]), 3, ("white_check_mark", "✅")),
+            Some(WebhookEvent::TaskSucceeded) => {
+                (format!("{named} succeeded"), text(&task["result"]), 3, ("white_check_mark", "✅"))
+            }
             Some(WebhookEvent::TaskFailed) => (format!("{named} failed"), text(&task["reason"]), 4, ("x", "❌")),
-            Some(WebhookEvent::TaskBlocked) => (format!("{named} is blocked"), text(&task["reason"]), 3, ("no_entry", "⛔")),
+            Some(WebhookEvent::TaskBlocked) => {
+                (format!("{named} is blocked"), text(&task["reason"]), 3, ("no_entry", "⛔"))
+            }
             Some(WebhookEvent::TaskAwaitingApproval) => {
                 (format!("{named} is waiting for your approval"), None, 4, ("raised_hand", "✋"))
             }
@@ -75,19 +79,31 @@ impl Summary {
                 (format!("{named} was merged into {base}"), None, 2, ("twisted_rightwards_arrows", "🔀"))
             }
             Some(WebhookEvent::MergeConflict) => {
-                let files = data["conflict"]["files"].as_array().map(|f| {
-                    f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
-                });
+                let files = data["conflict"]["files"]
+                    .as_array()
+                    .map(|f| f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "));
                 let base = data["conflict"]["base"].as_str().unwrap_or("its base");
-                (format!("Merging {named} into {base} conflicts"), files.map(|f| format!("Conflicting files: {f}")), 4, ("warning", "⚠️"))
+                (
+                    format!("Merging {named} into {base} conflicts"),
+                    files.map(|f| format!("Conflicting files: {f}")),
+                    4,
+                    ("warning", "⚠️"),
+                )
             }
-            Some(WebhookEvent::BudgetExceeded) => {
-                (format!("{named} was paused: its budget is spent"), text(&data["budget"]["message"]), 4, ("money_with_wings", "💸"))
-            }
+            Some(WebhookEvent::BudgetExceeded) => (
+                format!("{named} was paused: its budget is spent"),
+                text(&data["budget"]["message"]),
+                4,
+                ("money_with_wings", "💸"),
+            ),
             Some(WebhookEvent::LauncherOffline) => {
                 let l = &data["launcher"];
                 let lost = data["lost_runs"].as_u64().unwrap_or(0);
-                let h = format!("Launcher {} on {} went offline", l["name"].as_str().unwrap_or("?"), l["host"].as_str().unwrap_or("?"));
+                let h = format!(
+                    "Launcher {} on {} went offline",
+                    l["name"].as_str().unwrap_or("?"),
+                    l["host"].as_str().unwrap_or("?")
+                );
                 (h, Some(format!("{lost} run(s) were lost and will start again elsewhere")), 4, ("electric_plug", "🔌"))
             }
             Some(WebhookEvent::LeadStale) => {
@@ -98,11 +114,20 @@ impl Summary {
             Some(WebhookEvent::PlanCompleted) => {
                 let p = &data["plan"];
                 let (ok, all) = (p["succeeded"].as_u64().unwrap_or(0), p["total"].as_u64().unwrap_or(0));
-                (format!("Plan “{}” finished: {ok} of {all} tasks succeeded", p["name"].as_str().unwrap_or("?")), None, 3, ("clipboard", "📋"))
+                (
+                    format!("Plan “{}” finished: {ok} of {all} tasks succeeded", p["name"].as_str().unwrap_or("?")),
+                    None,
+                    3,
+                    ("clipboard", "📋"),
+                )
             }
             Some(WebhookEvent::OrchestrationCompleted) => {
                 let o = &data["orchestration"];
-                let h = format!("Orchestration {} {}", o["id"].as_str().unwrap_or("?"), o["status"].as_str().unwrap_or("ended"));
+                let h = format!(
+                    "Orchestration {} {}",
+                    o["id"].as_str().unwrap_or("?"),
+                    o["status"].as_str().unwrap_or("ended")
+                );
                 (h, text(&o["description"]), 3, ("musical_score", "🎼"))
             }
             None => (payload["type"].as_str().unwrap_or("Baton").to_owned(), None, 3, ("bell", "🔔")),
@@ -197,7 +222,7 @@ fn slack(s: &Summary) -> Value {
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
-    json!({"text": cut(&s.line(), 3000), "blocks": blocks})
+    json!({"text": cut(&slack_escape(&s.line()), 3000), "blocks": blocks})
 }
 
 /// A Discord webhook message: `content` (the line) and one embed; mentions in
@@ -235,8 +260,12 @@ fn ntfy(s: &Summary, topic: &str) -> Value {
     if message.is_empty() {
         message = s.headline.clone();
     }
-    let actions: Vec<Value> =
-        s.actions.iter().take(3).map(|(label, url)| json!({"action": "view", "label": label, "url": url, "clear": true})).collect();
+    let actions: Vec<Value> = s
+        .actions
+        .iter()
+        .take(3)
+        .map(|(label, url)| json!({"action": "view", "label": label, "url": url, "clear": true}))
+        .collect();
     let mut body = json!({
         "topic": topic,
         "title": cut(&s.headline, 250),
@@ -279,5 +308,164 @@ mod tests {
         assert_eq!(cut("abcd", 4), "abcd");
         assert_eq!(cut("ééééé", 3), "éé…");
         assert_eq!(slack_escape("a <b> & c"), "a &lt;b&gt; &amp; c");
+    }
+}
+
+/// The checked-in samples: what each chat format makes of one notification,
+/// compared byte for byte, and checked against the shape and limits each
+/// service documents. `BATON_BLESS=1` writes them again.
+#[cfg(test)]
+mod samples {
+    use super::*;
+
+    fn payload() -> Value {
+        json!({
+            "type": "task.failed",
+            "timestamp": "2026-12-05T09:30:00.000Z",
+            "data": {
+                "task": {
+                    "id": "t-1a2b3c4d5e6f",
+                    "title": "Fix the <login> & session bug",
+                    "status": "failed",
+                    "reason": "checks failed: cargo test (exit 101)",
+                    "result": null,
+                    "agent": "claude",
+                    "branch": "baton/1a2b3c4d-fix-the-login",
+                    "base": "main",
+                    "merge": "none",
+                    "cost_usd": 0.4213,
+                    "project": {"id": "p-0f0e0d0c0b0a", "name": "shop"}
+                },
+                "url": "https://baton.example.com/#/tasks/t-1a2b3c4d5e6f",
+                "actions": {"retry": "https://baton.example.com/act/t-1a2b3c4d5e6f/retry/00ff"}
+            }
+        })
+    }
+
+    fn hook(format: WebhookFormat, url: &str) -> Webhook {
+        Webhook {
+            id: "wh_1".into(),
+            url: url.into(),
+            events: vec!["*".into()],
+            project_id: None,
+            format,
+            secret: String::new(),
+            created_at: baton_core::Timestamp::from_millis(0),
+            disabled: None,
+        }
+    }
+
+    fn compare(name: &str, shaped: &Shaped) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/webhooks/samples").join(name);
+        let value: Value = serde_json::from_slice(&shaped.body).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        if std::env::var_os("BATON_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &pretty).unwrap();
+        }
+        let sample = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(pretty, sample, "{name} differs from its sample (BATON_BLESS=1 writes it again)");
+        value
+    }
+
+    fn chars(v: &Value) -> usize {
+        v.as_str().map_or(0, |s| s.chars().count())
+    }
+
+    /// Slack: `text` and `blocks` of section, context and actions blocks; a
+    /// section's text at most 3,000 characters; at most 25 elements in an
+    /// actions block; a button's text at most 75, its URL at most 3,000, its
+    /// action_id at most 255 and unique.
+    #[test]
+    fn slack_matches_its_sample_and_slacks_message_shape() {
+        let v = compare(
+            "slack.json",
+            &render(&hook(WebhookFormat::Slack, "https://hooks.slack.com/services/T/B/X"), &payload()),
+        );
+        assert!(chars(&v["text"]) > 0 && chars(&v["text"]) <= 3000);
+        let blocks = v["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        for block in blocks {
+            match block["type"].as_str().unwrap() {
+                "section" => {
+                    assert_eq!(block["text"]["type"], "mrkdwn");
+                    assert!(chars(&block["text"]["text"]) <= 3000);
+                }
+                "context" => {
+                    let elements = block["elements"].as_array().unwrap();
+                    assert!(!elements.is_empty() && elements.len() <= 10);
+                }
+                "actions" => {
+                    let buttons = block["elements"].as_array().unwrap();
+                    assert!(!buttons.is_empty() && buttons.len() <= 25);
+                    let mut ids = std::collections::HashSet::new();
+                    for b in buttons {
+                        assert_eq!(b["type"], "button");
+                        assert_eq!(b["text"]["type"], "plain_text");
+                        assert!(chars(&b["text"]["text"]) <= 75);
+                        assert!(b["url"].as_str().unwrap().starts_with("https://") && chars(&b["url"]) <= 3000);
+                        assert!(
+                            ids.insert(b["action_id"].as_str().unwrap().to_owned()) && chars(&b["action_id"]) <= 255
+                        );
+                    }
+                }
+                other => panic!("a block type Baton does not send: {other}"),
+            }
+        }
+        let section = blocks[0]["text"]["text"].as_str().unwrap();
+        assert!(section.contains("&lt;login&gt; &amp;"), "mrkdwn is escaped: {section}");
+    }
+
+    /// Discord: `content` at most 2,000 characters; at most 10 embeds; an
+    /// embed's title at most 256, description 4,096, at most 25 fields, each
+    /// name 256 and value 1,024; a colour as an integer; mentions parsed from
+    /// nothing.
+    #[test]
+    fn discord_matches_its_sample_and_discords_message_shape() {
+        let v = compare(
+            "discord.json",
+            &render(&hook(WebhookFormat::Discord, "https://discord.com/api/webhooks/1/x"), &payload()),
+        );
+        assert!(chars(&v["content"]) <= 2000);
+        assert_eq!(v["allowed_mentions"]["parse"], json!([]));
+        let embeds = v["embeds"].as_array().unwrap();
+        assert!(!embeds.is_empty() && embeds.len() <= 10);
+        let e = &embeds[0];
+        assert!(chars(&e["title"]) <= 256 && chars(&e["description"]) <= 4096);
+        assert!(e["color"].is_u64());
+        assert!(e["url"].as_str().unwrap().starts_with("https://"));
+        let fields = e["fields"].as_array().unwrap();
+        assert!(fields.len() <= 25);
+        for f in fields {
+            assert!(chars(&f["name"]) > 0 && chars(&f["name"]) <= 256);
+            assert!(chars(&f["value"]) > 0 && chars(&f["value"]) <= 1024);
+            assert!(f["inline"].is_boolean());
+        }
+    }
+
+    /// ntfy (JSON publishing): topic, title, message, priority 1–5, tags, click,
+    /// at most 3 actions of `view` with label and URL.
+    #[test]
+    fn ntfy_matches_its_sample_and_ntfys_json_shape() {
+        let shaped = render(&hook(WebhookFormat::Ntfy, "https://ntfy.sh/baton-team"), &payload());
+        assert_eq!(shaped.url, "https://ntfy.sh/");
+        let v = compare("ntfy.json", &shaped);
+        assert_eq!(v["topic"], "baton-team");
+        assert!((1..=5).contains(&v["priority"].as_u64().unwrap()));
+        assert!(v["tags"].as_array().unwrap().iter().all(Value::is_string));
+        assert!(v["click"].as_str().unwrap().starts_with("https://"));
+        let actions = v["actions"].as_array().unwrap();
+        assert!(actions.len() <= 3);
+        assert!(actions.iter().all(|a| a["action"] == "view" && a["label"].is_string() && a["url"].is_string()));
+    }
+
+    #[test]
+    fn json_is_the_payload_itself() {
+        let shaped = render(&hook(WebhookFormat::Json, "https://example.com/hook"), &payload());
+        assert_eq!(serde_json::from_slice::<Value>(&shaped.body).unwrap(), payload());
+        assert_eq!(
+            Summary::of(&payload()).line(),
+            "❌ Task t-1a2b3c4d5e6f “Fix the <login> & session bug” failed · status failed · branch baton/1a2b3c4d-fix-the-login · cost $0.42 · project shop"
+        );
     }
 }
