@@ -156,6 +156,13 @@ try {
   await page.click('[data-nav="overview"]');
   await page.waitForSelector('[data-project-progress]:has-text("4 total · 3 completed")');
 
+  step("the webhooks view lists webhooks and their deliveries");
+  const hook = JSON.parse(cli(["webhook", "add", "http://127.0.0.1:9/hook", "--event", "*", "--format", "slack", "--json"]));
+  await page.click('[data-nav="webhooks"]');
+  await page.waitForSelector(`[data-webhook-id="${hook.id}"] >> text=slack`);
+  await page.waitForSelector(`[data-webhook-id="${hook.id}"] >> text=Nothing delivered yet`);
+  await shot("webhooks");
+
   step("search the context store");
   await page.click('[data-nav="docs"]');
   await page.fill('[data-input="doc-search"]', "pipeline");

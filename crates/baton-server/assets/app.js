@@ -16,7 +16,7 @@ const CAN_STOP = new Set(['queued', 'running', 'checking', 'pending', 'awaiting_
 const CAN_RETRY = new Set(['failed', 'cancelled']);
 const CAN_RESUME = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
 const LIVE = new Set(['running', 'checking']);
-const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs' };
+const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs', 7: '#/webhooks' };
 const EVENTS_PAGE = 10000;
 
 // ---------------------------------------------------------------------------
@@ -615,7 +615,7 @@ function parseHash() {
   }
   if (!parts.length || (parts[0] === 'overview' && parts.length === 1)) return { name: 'overview', params: {} };
   const [first, ...rest] = parts;
-  if (['board', 'dag', 'agents', 'costs'].includes(first) && !rest.length) return { name: first, params: {} };
+  if (['board', 'dag', 'agents', 'costs', 'webhooks'].includes(first) && !rest.length) return { name: first, params: {} };
   if (first === 'docs') return { name: 'docs', params: { doc: rest.length ? rest.join('/') : null } };
   if (first === 'tasks' && rest.length >= 1 && rest.length <= 2) return { name: 'task', params: { id: rest[0], tab: rest[1] || null } };
   return { name: 'notfound', params: { path } };
@@ -629,9 +629,10 @@ const VIEWS = {
   agents: AgentsView,
   docs: DocsView,
   costs: CostsView,
+  webhooks: WebhooksView,
   notfound: NotFoundView,
 };
-const NAV_OF = { overview: 'overview', board: 'board', dag: 'dag', agents: 'agents', docs: 'docs', costs: 'costs', task: null };
+const NAV_OF = { overview: 'overview', board: 'board', dag: 'dag', agents: 'agents', docs: 'docs', costs: 'costs', webhooks: 'webhooks', task: null };
 
 function route() {
   if (S.loggedOut) return;
@@ -1918,6 +1919,93 @@ function AgentsView() {
     refresh,
     reload,
     unmount() { alive = false; reload.cancel(); },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------
+
+// Webhooks, their recent deliveries (status, attempts, last answer) and
+// "redeliver". Deliveries change without events on the stream: read every few
+// seconds while the view is open.
+function WebhooksView() {
+  let content, alive = true, timer = null;
+  let error = null, hooks = null;
+  const deliveries = new Map();
+  async function reloadNow() {
+    try {
+      const list = await api('/api/webhooks');
+      const logs = await Promise.all((list || []).map((w) => api(`/api/webhooks/${enc(w.id)}/deliveries?limit=10`)));
+      if (!alive) return;
+      hooks = list || [];
+      deliveries.clear();
+      hooks.forEach((w, i) => deliveries.set(w.id, logs[i] || []));
+      error = null;
+    } catch (err) {
+      error = err;
+    }
+    if (alive) refresh();
+  }
+  async function redeliver(d) {
+    try {
+      await api(`/api/deliveries/${enc(d.id)}/redeliver`, { method: 'POST', body: {} });
+      toastOk(`Delivery ${d.id} will be sent again now.`);
+      reloadNow();
+    } catch (err) {
+      toastError('send the delivery again', err);
+    }
+  }
+  function answer(a) {
+    if (!a) return '—';
+    return a.error || String(a.status);
+  }
+  function deliveryRow(d) {
+    const last = d.attempts[d.attempts.length - 1];
+    return h('tr', { 'data-delivery-id': d.id },
+      h('td', null, h('code', null, d.event)),
+      h('td', null, h('span', { class: `badge delivery-${d.status}` }, d.status)),
+      h('td', null, String(d.attempts.length)),
+      h('td', { class: 'small' }, answer(last)),
+      h('td', null, h('span', { title: new Date(ms(d.created_at)).toLocaleString() }, relTime(d.created_at))),
+      h('td', null, h('button', { type: 'button', class: 'btn small', 'data-focus-key': `redeliver-${d.id}`, onclick: () => redeliver(d) }, 'Redeliver')));
+  }
+  function hookCard(w) {
+    const log = deliveries.get(w.id) || [];
+    return h('article', { class: 'card webhook-card', 'data-webhook-id': w.id },
+      h('div', { class: 'card-top' },
+        h('h3', null, h('code', null, w.id)),
+        h('span', { class: 'tag' }, w.format),
+        w.disabled ? h('span', { class: 'badge avail-no' }, 'disabled') : h('span', { class: 'badge avail-yes' }, 'active')),
+      h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'URL'), ' ', h('code', { class: 'wrap' }, w.url)),
+      h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Events'), ' ', w.events.join(', ')),
+      h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Deliveries'), ` ${w.pending} pending, ${w.failed} failed`),
+      w.disabled ? h('p', { class: 'hint' }, w.disabled) : null,
+      log.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+        h('thead', null, h('tr', null, ['Event', 'Status', 'Attempts', 'Last answer', 'Made', ''].map((c) => h('th', null, c)))),
+        h('tbody', null, log.map(deliveryRow)))) : h('p', { class: 'muted small' }, 'Nothing delivered yet.'));
+  }
+  function build() {
+    return [
+      error ? errorBox('load the webhooks', error) : null,
+      hooks === null ? loading()
+        : hooks.length ? hooks.map(hookCard)
+          : empty('No webhooks. Add one with: baton webhook add URL --event task.awaiting_approval --format slack'),
+    ];
+  }
+  function refresh() { if (content) rerender(content, build); }
+  return {
+    title: 'Webhooks',
+    mount(r) {
+      content = h('div');
+      r.append(h('div', { class: 'page-head' }, h('h1', null, 'Webhooks'),
+        h('p', { class: 'muted' }, 'Where Baton tells what happened: signed deliveries, retried for 24 h, with one-tap action links.')), content);
+      refresh();
+      reloadNow();
+      timer = setInterval(reloadNow, 3000);
+    },
+    refresh,
+    unmount() { alive = false; clearInterval(timer); },
   };
 }
 
