@@ -17,7 +17,7 @@ macro_rules! named {
         }
     ) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
         pub enum $name {
             $( $(#[$vdoc])* $variant, )*
         }
@@ -71,6 +71,7 @@ named! {
     /// Something a webhook can be told of.
     WebhookEvent, "event" {
         /// A task's work succeeded (its checks passed).
+        #[default]
         TaskSucceeded = "task.succeeded",
         /// A task failed.
         TaskFailed = "task.failed",
@@ -99,6 +100,7 @@ named! {
     /// The shape of a webhook's bodies.
     WebhookFormat, "format" {
         /// `{"type", "timestamp", "data"}`, as the Standard Webhooks specification shows.
+        #[default]
         Json = "json",
         /// A Slack incoming-webhook message with blocks.
         Slack = "slack",
@@ -113,6 +115,7 @@ named! {
     /// What a one-tap action link does.
     LinkAction, "action" {
         /// Approves a task waiting for approval.
+        #[default]
         Approve = "approve",
         /// Merges a task's branch.
         Merge = "merge",
@@ -127,17 +130,12 @@ named! {
     /// Where a delivery is.
     DeliveryStatus, "delivery status" {
         /// Not yet answered with a 2xx; tried again at `next_at`.
+        #[default]
         Pending = "pending",
         /// The receiver answered with a 2xx.
         Delivered = "delivered",
         /// Given up on: tried for the whole retry window, or the webhook was disabled.
         Failed = "failed",
-    }
-}
-
-impl Default for WebhookFormat {
-    fn default() -> Self {
-        WebhookFormat::Json
     }
 }
 
