@@ -305,3 +305,69 @@ async fn bad_webhooks_are_refused_and_nothing_is_stored() {
     let hooks: Vec<Value> = b.client.get("/api/webhooks").await.unwrap();
     assert!(hooks.is_empty());
 }
+
+/// A receiver's bodies, in order of arrival, once one of them says `last`.
+async fn events_until(receiver: &Receiver, last: &str) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let got: Vec<Value> = receiver.received().iter().map(|r| r.json()).collect();
+        if got.iter().any(|j| j.to_string().contains(last)) {
+            return got;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no {last} among {got:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_tells_of_each_tasks_end_of_the_plans_end_of_merges_and_of_conflicts() {
+    let b = Baton::start();
+    let receiver = Receiver::start().await;
+    add(&b, &receiver.url, "*", &["--format", "discord"]);
+    add(&b, &receiver.url, "plan.completed", &["--project", "repo"]);
+    b.agent("ok", "true").await;
+    b.agent("no", "exit 1").await;
+    let plan: Value = b
+        .client
+        .post(
+            "/api/plans",
+            &json!({ "project": "repo", "name": "release", "tasks": [
+                { "name": "a", "prompt": "a", "agent": "ok" },
+                { "name": "b", "prompt": "b", "agent": "no" },
+                { "name": "c", "prompt": "c", "agent": "ok", "depends_on": ["b"] },
+            ]}),
+        )
+        .await
+        .unwrap();
+    let got = events_until(&receiver, "\"plan.completed\"").await;
+    let finished = got.iter().find(|j| j["type"] == "plan.completed" && j["data"]["plan"].is_object()).unwrap();
+    assert_eq!(finished["data"]["plan"]["name"], "release");
+    assert_eq!(finished["data"]["plan"]["succeeded"], 1);
+    assert_eq!(finished["data"]["plan"]["total"], 3);
+    // The discord webhook's messages, one per change.
+    let lines: Vec<String> = got.iter().filter_map(|j| j["content"].as_str().map(str::to_owned)).collect();
+    let id = |n: &str| plan["plan"]["tasks"][n].as_str().unwrap().to_owned();
+    for (task, what) in [(id("a"), "succeeded"), (id("b"), "failed"), (id("c"), "is blocked")] {
+        assert!(lines.iter().any(|l| l.contains(&task) && l.contains(what)), "{task} {what}: {lines:?}");
+    }
+    assert!(lines.iter().any(|l| l.contains("Plan “release” finished: 1 of 3")), "{lines:?}");
+
+    // A merge, then two tasks that change one file: the second merge conflicts.
+    assert!(b.cli(&["merge", &id("a")]).status.success());
+    events_until(&receiver, "was merged into main").await;
+    b.agent("one", "echo one > SAME.md && git add -A && git commit -qm one").await;
+    b.agent("two", "echo two > SAME.md && git add -A && git commit -qm two").await;
+    let one = b.task(json!({ "prompt": "x", "agent": "one" })).await;
+    let two = b.task(json!({ "prompt": "x", "agent": "two" })).await;
+    b.wait_status(&one, TaskStatus::Succeeded).await;
+    b.wait_status(&two, TaskStatus::Succeeded).await;
+    assert!(b.cli(&["merge", &one]).status.success());
+    assert_eq!(b.cli(&["merge", &two]).status.code(), Some(4));
+    events_until(&receiver, "conflicts").await;
+    let lines: Vec<String> =
+        receiver.received().iter().filter_map(|r| r.json()["content"].as_str().map(str::to_owned)).collect();
+    let conflict = lines.iter().find(|l| l.contains("conflicts")).unwrap();
+    assert!(conflict.contains(&two), "{conflict}");
+    let embeds: Vec<Value> = receiver.received().iter().map(|r| r.json()["embeds"][0].clone()).collect();
+    assert!(embeds.iter().any(|e| e["description"].as_str().is_some_and(|d| d.contains("SAME.md"))), "{embeds:?}");
+}
