@@ -285,9 +285,6 @@ pub struct WebhookInfo {
     pub secret: Option<String>,
 }
 
-/// How long action links work by default.
-pub const ACTION_LINK_TTL_MS: i64 = 24 * 3600 * 1000;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,23 +35,24 @@ pub fn hash_token(token: &str) -> String {
 
 /// A fresh token of `kind`: a kind prefix and 256 random bits in hex.
 pub fn new_token(kind: TokenKind) -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     let prefix = match kind {
         TokenKind::Admin => "bta_",
         TokenKind::Launcher => "btl_",
         TokenKind::Session => "bts_",
     };
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", random_hex(32))
 }
 
 /// A fresh random id: `prefix` and 48 random bits in hex.
 pub fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", random_hex(6))
+}
+
+/// `bytes` random bytes from the operating system, in hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A token record for a new token.

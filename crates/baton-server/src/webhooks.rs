@@ -81,8 +81,9 @@ pub(crate) fn tell_task(
     task: &Task,
     extra: Value,
 ) -> Result<(), StoreError> {
-    let project = tx.project(&task.project_id)?;
-    let mut data = json!({
+    tell_with(tx, event, Some(&task.project_id), actions_for(event), |tx| {
+        let project = tx.project(&task.project_id)?;
+        let mut data = json!({
         "task": {
             "id": task.id,
             "title": task.title,
@@ -97,9 +98,10 @@ pub(crate) fn tell_task(
             "project": project.as_ref().map(|p| json!({"id": p.id, "name": p.name})),
         },
         "link": format!("/#/tasks/{}", task.id),
-    });
-    merge_into(&mut data, extra);
-    tell(tx, event, Some(&task.project_id), data, actions_for(event))
+        });
+        merge_into(&mut data, extra);
+        Ok(Some(data))
+    })
 }
 
 /// Tells of an orchestration's end, when `o` has just ended.
@@ -107,44 +109,47 @@ pub(crate) fn orchestration_saved(tx: &mut dyn StoreTx, o: &Orchestration) -> Re
     if !matches!(o.status, OrchestrationStatus::Completed | OrchestrationStatus::Failed) {
         return Ok(());
     }
-    if tx.orchestration(&o.id)?.is_some_and(|before| before.status == o.status) {
-        return Ok(());
-    }
-    let data = json!({
-        "orchestration": {
-            "id": o.id,
-            "status": o.status,
-            "description": clip(&o.description),
-            "synthesis_task": o.synthesizer_task,
-        },
-        "result": o.final_result.as_deref().map(clip),
-        "link": o.synthesizer_task.as_ref().map_or_else(|| "/#/".to_owned(), |t| format!("/#/tasks/{t}")),
-    });
-    tell(tx, WebhookEvent::OrchestrationCompleted, Some(&o.project_id), data, &[])
+    tell_with(tx, WebhookEvent::OrchestrationCompleted, Some(&o.project_id), &[], |tx| {
+        if tx.orchestration(&o.id)?.is_some_and(|before| before.status == o.status) {
+            return Ok(None);
+        }
+        Ok(Some(json!({
+            "orchestration": {
+                "id": o.id,
+                "status": o.status,
+                "description": clip(&o.description),
+                "synthesis_task": o.synthesizer_task,
+            },
+            "result": o.final_result.as_deref().map(clip),
+            "link": o.synthesizer_task.as_ref().map_or_else(|| "/#/".to_owned(), |t| format!("/#/tasks/{t}")),
+        })))
+    })
 }
 
-/// Tells of a plan's end when `task`, one of its tasks, settled the last.
+/// Tells of a plan's end when `task`, one of its tasks, settled the last. Its
+/// tasks are read only when a webhook wants to hear of it.
 fn plan_settled(tx: &mut dyn StoreTx, task: &Task) -> Result<(), StoreError> {
-    let Some(plan) = task.plan_id.as_ref().map(|id| tx.plan(id)).transpose()?.flatten() else { return Ok(()) };
-    let mut tasks = Vec::new();
-    let ids = plan
-        .tasks
-        .iter()
-        .map(|(name, id)| (name.clone(), id))
-        .chain(plan.synthesis.iter().map(|id| ("synthesis".into(), id)));
-    for (name, id) in ids {
-        let status = if *id == task.id { Some(task.status) } else { tx.task(id)?.map(|t| t.status) };
-        match status {
-            Some(s) if s.is_settled() => tasks.push(json!({"name": name, "id": id, "status": s})),
-            _ => return Ok(()),
+    tell_with(tx, WebhookEvent::PlanCompleted, Some(&task.project_id), &[], |tx| {
+        let Some(plan) = task.plan_id.as_ref().map(|id| tx.plan(id)).transpose()?.flatten() else { return Ok(None) };
+        let mut tasks = Vec::new();
+        let ids = plan
+            .tasks
+            .iter()
+            .map(|(name, id)| (name.clone(), id))
+            .chain(plan.synthesis.iter().map(|id| ("synthesis".into(), id)));
+        for (name, id) in ids {
+            let status = if *id == task.id { Some(task.status) } else { tx.task(id)?.map(|t| t.status) };
+            match status {
+                Some(s) if s.is_settled() => tasks.push(json!({"name": name, "id": id, "status": s})),
+                _ => return Ok(None),
+            }
         }
-    }
-    let succeeded = tasks.iter().filter(|t| t["status"] == "succeeded").count();
-    let data = json!({
-        "plan": {"id": plan.id, "name": plan.name, "tasks": tasks, "succeeded": succeeded, "total": tasks.len()},
-        "link": "/#/dag",
-    });
-    tell(tx, WebhookEvent::PlanCompleted, Some(&plan.project_id), data, &[])
+        let succeeded = tasks.iter().filter(|t| t["status"] == "succeeded").count();
+        Ok(Some(json!({
+            "plan": {"id": plan.id, "name": plan.name, "tasks": tasks, "succeeded": succeeded, "total": tasks.len()},
+            "link": "/#/dag",
+        })))
+    })
 }
 
 /// Records a delivery of `event` for each webhook that wants it, and asks the
@@ -157,10 +162,26 @@ pub(crate) fn tell(
     data: Value,
     actions: &[LinkAction],
 ) -> Result<(), StoreError> {
+    tell_with(tx, event, project, actions, |_| Ok(Some(data)))
+}
+
+/// [`tell`], with the data made by `data` only when a webhook wants `event`
+/// (and not at all when `data` finds nothing to tell).
+fn tell_with<F>(
+    tx: &mut dyn StoreTx,
+    event: WebhookEvent,
+    project: Option<&ProjectId>,
+    actions: &[LinkAction],
+    data: F,
+) -> Result<(), StoreError>
+where
+    F: FnOnce(&mut dyn StoreTx) -> Result<Option<Value>, StoreError>,
+{
     let hooks: Vec<_> = tx.webhooks()?.into_iter().filter(|h| h.wants(event, project)).collect();
     if hooks.is_empty() {
         return Ok(());
     }
+    let Some(data) = data(tx)? else { return Ok(()) };
     let now = Timestamp::now();
     let mut payload = json!({ "type": event, "timestamp": now.to_rfc3339(), "data": data });
     if !actions.is_empty() {
@@ -168,7 +189,7 @@ pub(crate) fn tell(
     }
     for hook in hooks {
         tx.put_delivery(&Delivery {
-            id: crate::auth::random_id("msg_") + &crate::auth::random_id(""),
+            id: format!("msg_{}", crate::auth::random_hex(12)),
             webhook_id: hook.id,
             event,
             payload: payload.clone(),

@@ -71,6 +71,7 @@ pub(super) async fn create(
     caller.require_admin()?;
     let (req, format, secret) = checked(req)?;
     let mut events = req.events.clone();
+    events.sort_unstable();
     events.dedup();
     let hook = transact(&state, move |tx, _fx| {
         let project_id = req.project.as_deref().map(|p| resolve::project_ref(tx, p)).transpose()?.map(|p| p.id);

@@ -50,7 +50,7 @@ pub(crate) fn prepare(
     if let Some(task) = task {
         let now = Timestamp::now();
         for action in names {
-            let key = random_key();
+            let key = crate::auth::random_hex(32);
             tx.put_action_link(
                 &hash_token(&key),
                 &ActionLink {
@@ -77,13 +77,6 @@ pub(crate) fn prepare(
     Ok(delivery)
 }
 
-/// 256 random bits in hex.
-fn random_key() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Why a link does not work.
 enum Refusal {
     /// Unknown, or shown with another task or action (403).
@@ -94,9 +87,9 @@ enum Refusal {
     Expired(Timestamp),
 }
 
-/// The stored link for a URL's parts, if it works now.
-fn check(r: &dyn StoreRead, task: &str, action: &str, key: &str) -> Result<Result<ActionLink, Refusal>, StoreError> {
-    let Some(link) = r.action_link(&hash_token(key))? else { return Ok(Err(Refusal::Invalid)) };
+/// The stored link for a URL's parts (its key as hashed), if it works now.
+fn check(r: &dyn StoreRead, task: &str, action: &str, hash: &str) -> Result<Result<ActionLink, Refusal>, StoreError> {
+    let Some(link) = r.action_link(hash)? else { return Ok(Err(Refusal::Invalid)) };
     if link.task_id.as_str() != task || link.action.as_str() != action {
         return Ok(Err(Refusal::Invalid));
     }
@@ -132,13 +125,8 @@ fn refused(why: Refusal) -> Response {
     }
 }
 
-fn label(action: LinkAction) -> &'static str {
-    match action {
-        LinkAction::Approve => "Approve",
-        LinkAction::Merge => "Merge",
-        LinkAction::Retry => "Retry",
-        LinkAction::Stop => "Stop",
-    }
+fn label(action: LinkAction) -> String {
+    super::formats::capitalise(action.as_str())
 }
 
 /// `GET /act/{task}/{action}/{key}`: a page asking to confirm; changes nothing.
@@ -149,7 +137,7 @@ pub(crate) async fn confirm(
     let found = state
         .store
         .read(move |r| {
-            let link = check(r, &task, &action, &key)?;
+            let link = check(r, &task, &action, &hash_token(&key))?;
             let task = match &link {
                 Ok(l) => r.task(&l.task_id)?,
                 Err(_) => None,
@@ -171,7 +159,7 @@ pub(crate) async fn confirm(
         task.git.branch.as_deref().map(|b| format!(", on branch {b}")).unwrap_or_default(),
         link.expires_at
     );
-    Ok(page(StatusCode::OK, &format!("{verb} task {}", task.id), &text, Some(verb)))
+    Ok(page(StatusCode::OK, &format!("{verb} task {}", task.id), &text, Some(&verb)))
 }
 
 /// `POST /act/{task}/{action}/{key}`: takes the link (once) and acts.
@@ -180,15 +168,16 @@ pub(crate) async fn act(
     Path((task, action, key)): Path<(String, String, String)>,
 ) -> Result<Response, AppError> {
     let hash = hash_token(&key);
+    let taking = hash.clone();
     // Taken first, so two taps cannot both act; given back when the action fails.
     let taken = state
         .store
         .write(move |tx| {
-            let link = match check(tx, &task, &action, &key)? {
+            let link = match check(tx, &task, &action, &taking)? {
                 Ok(link) => link,
                 Err(why) => return Ok::<_, StoreError>(Err(why)),
             };
-            tx.put_action_link(&hash_token(&key), &ActionLink { used_at: Some(Timestamp::now()), ..link.clone() })?;
+            tx.put_action_link(&taking, &ActionLink { used_at: Some(Timestamp::now()), ..link.clone() })?;
             Ok(Ok(link))
         })
         .await?;

@@ -211,12 +211,12 @@ fn disable(tx: &mut dyn baton_store::StoreTx, webhook: &Webhook, now: Timestamp)
     webhook.disabled = Some(format!("the receiver answered 410 Gone at {now}"));
     tx.put_webhook(&webhook)?;
     tracing::warn!(webhook = %webhook.id, url = %webhook.url, "a webhook's receiver answered 410 Gone: it is disabled");
-    loop {
-        let pending: Vec<Delivery> = tx.next_deliveries()?.into_iter().filter(|d| d.webhook_id == webhook.id).collect();
-        let Some(mut d) = pending.into_iter().next() else { return Ok(()) };
+    let deliveries = tx.deliveries(&webhook.id, u32::MAX)?;
+    for mut d in deliveries.into_iter().filter(|d| d.status == DeliveryStatus::Pending) {
         finish(&mut d, DeliveryStatus::Failed, now);
         tx.put_delivery(&d)?;
     }
+    Ok(())
 }
 
 /// When to try again after the tries so far, or `None` once the retry window
