@@ -344,7 +344,9 @@ async fn a_plan_tells_of_each_tasks_end_of_the_plans_end_of_merges_and_of_confli
     assert_eq!(finished["data"]["plan"]["name"], "release");
     assert_eq!(finished["data"]["plan"]["succeeded"], 1);
     assert_eq!(finished["data"]["plan"]["total"], 3);
-    // The discord webhook's messages, one per change.
+    // The discord webhook's messages, one per change (its queue is its own:
+    // wait for its last one too).
+    let got = events_until(&receiver, "Plan “release” finished").await;
     let lines: Vec<String> = got.iter().filter_map(|j| j["content"].as_str().map(str::to_owned)).collect();
     let id = |n: &str| plan["plan"]["tasks"][n].as_str().unwrap().to_owned();
     for (task, what) in [(id("a"), "succeeded"), (id("b"), "failed"), (id("c"), "is blocked")] {
