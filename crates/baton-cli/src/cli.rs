@@ -385,6 +385,20 @@ pub struct RunArgs {
     /// A launcher label the host must have (`gpu`, `region=eu`; repeatable).
     #[arg(long = "require", value_name = "LABEL")]
     pub require: Vec<String>,
+    /// How many times the agent is resumed to fix failing checks, a conflict or
+    /// its pull request's failures (default: the agent's, the project's, else 2; 0: off).
+    #[arg(long, value_name = "N")]
+    pub fix_attempts: Option<u32>,
+    /// When its merge conflicts: `refuse` (default) or `resume` the agent to resolve it.
+    #[arg(long, value_name = "WHAT", value_parser = ["refuse", "resume"])]
+    pub on_conflict: Option<String>,
+    /// An agent that reviews the work once its checks pass; requested changes go
+    /// back to this task's agent, and `baton merge` waits for an approval.
+    #[arg(long, value_name = "AGENT")]
+    pub review_by: Option<String>,
+    /// How many times requested changes go back to the agent (default 2).
+    #[arg(long, value_name = "N")]
+    pub review_rounds: Option<u32>,
     /// Follow the task to its end, showing progress; exit 1 if it fails.
     #[arg(long, short)]
     pub wait: bool,
@@ -559,6 +573,9 @@ pub struct MergeArgs {
     /// How to merge (default: the project's `merge_strategy`).
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
+    /// Merge even though the task's reviewer has not approved it (`review_by`).
+    #[arg(long)]
+    pub force: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

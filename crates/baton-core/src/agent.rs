@@ -193,6 +193,13 @@ pub struct AgentDef {
     /// Launcher labels a host must have to run it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub require: Vec<String>,
+    /// How many times its tasks' sessions are resumed to fix failing checks, a
+    /// conflict or a pull request's failures (default: the project's, else 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_attempts: Option<u32>,
+    /// The agent that reviews its tasks' work before they succeed (default: the project's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<String>,
     /// Front matter keys Baton does not use, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,
@@ -281,6 +288,8 @@ struct FrontMatter {
     image: Option<String>,
     #[serde(deserialize_with = "list_or_csv")]
     require: Vec<String>,
+    fix_attempts: Option<u32>,
+    review_by: Option<String>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -380,6 +389,8 @@ impl AgentDef {
             pass_env: fm.pass_env,
             image: fm.image,
             require: fm.require,
+            fix_attempts: fm.fix_attempts,
+            review_by: fm.review_by,
             extra: fm.extra,
             source: source.to_owned(),
         };
@@ -433,6 +444,9 @@ impl AgentDef {
         for label in &self.require {
             crate::names::validate_label(label)?;
         }
+        if let Some(reviewer) = &self.review_by {
+            validate_simple_name("agent name", reviewer)?;
+        }
         Ok(())
     }
 
@@ -471,6 +485,8 @@ impl AgentDef {
             pass_env: Vec::new(),
             image: None,
             require: Vec::new(),
+            fix_attempts: None,
+            review_by: None,
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };

@@ -49,6 +49,10 @@ pub enum ErrorCode {
     IllegalTransition,
     /// Merging would conflict with the base branch (409).
     MergeConflict,
+    /// The task's reviewer has not approved its work; `force` merges anyway (409).
+    ReviewRequired,
+    /// The forge refused: branch protection, a pull request not mergeable (409).
+    ForgeRefused,
     /// Another conflict with the current state (409).
     Conflict,
     /// The body or an event is larger than allowed (413).
@@ -80,6 +84,8 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::IllegalTransition => "illegal_transition",
             ErrorCode::MergeConflict => "merge_conflict",
+            ErrorCode::ReviewRequired => "review_required",
+            ErrorCode::ForgeRefused => "forge_refused",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",
@@ -103,6 +109,8 @@ impl ErrorCode {
             ErrorCode::AlreadyExists
             | ErrorCode::IllegalTransition
             | ErrorCode::MergeConflict
+            | ErrorCode::ReviewRequired
+            | ErrorCode::ForgeRefused
             | ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -220,6 +228,20 @@ pub struct CreateTask {
     /// Launcher labels a host must have to run it (`gpu`, `region=eu`).
     #[serde(default)]
     pub require: Vec<String>,
+    /// How many times its session is resumed to fix failing checks (and
+    /// conflicts, and its pull request's failures); default: the agent's, the
+    /// project's, else 2; 0 turns the loops off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_attempts: Option<u32>,
+    /// `refuse` or `resume` when its merge conflicts (default: the project's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<crate::model::OnConflict>,
+    /// The agent that reviews its work before it succeeds (default: the agent's, the project's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<String>,
+    /// How many times requested changes go back to its agent (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_rounds: Option<u32>,
 }
 
 /// `POST /api/tasks/{id}/resume`.
@@ -285,6 +307,9 @@ pub struct MergeTask {
     /// How to merge (the project's strategy by default).
     #[serde(default)]
     pub strategy: Option<MergeStrategy>,
+    /// Merge even though the task's reviewer has not approved it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// `POST /api/tasks/{id}/clean` and `POST /api/clean` (the body is optional).
@@ -763,6 +788,11 @@ pub struct Assignment {
     /// when the run was claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_commit: Option<String>,
+    /// The base branch's head now, for a run asked to merge it into the task's
+    /// branch (a conflict to resolve): the launcher brings it into the worktree's
+    /// object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_head: Option<String>,
 }
 
 /// A prerequisite of the task being started.

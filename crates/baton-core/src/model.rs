@@ -98,6 +98,128 @@ pub struct ProjectSettings {
     /// How many times in a row an agent may make the same failing tool call
     /// before its run is stopped as looping (default 5; 0 = never).
     pub loop_limit: Option<u32>,
+    /// How many times a task's session is resumed to fix its failing checks (and,
+    /// with `on_conflict = "resume"`, a merge conflict; and its pull request's
+    /// failing CI or requested changes). Default 2; 0 turns the loops off.
+    pub fix_attempts: Option<u32>,
+    /// What a merge refused for a conflict does: `refuse` (the default) or
+    /// `resume` the agent to merge the base into its branch and resolve.
+    pub on_conflict: Option<OnConflict>,
+    /// The agent that reviews each task's work once its checks pass.
+    pub review_by: Option<String>,
+    /// How many times requested changes go back to the author (default 2).
+    pub review_rounds: Option<u32>,
+    /// Open a pull request for each task that succeeds (needs `[forge]`).
+    pub auto_pr: bool,
+    /// How `baton merge` lands a task: `baton` (its own queue, the default) or
+    /// `forge` (merging the task's pull request through the forge's API).
+    pub merge_via: Option<MergeVia>,
+    /// The forge (GitHub) that hosts the repository's pull requests.
+    pub forge: Option<ForgeSettings>,
+}
+
+/// The default `fix_attempts`.
+pub const DEFAULT_FIX_ATTEMPTS: u32 = 2;
+
+/// The default `review_rounds`.
+pub const DEFAULT_REVIEW_ROUNDS: u32 = 2;
+
+/// What a merge refused for a conflict does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Nothing more: a person decides.
+    #[default]
+    Refuse,
+    /// The agent is resumed to merge the base into its branch and resolve; the
+    /// merge is tried again once its checks pass.
+    Resume,
+}
+
+/// Where `baton merge` lands a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeVia {
+    /// Baton's own merge queue, into the project's repository.
+    #[default]
+    Baton,
+    /// The forge's API merges the task's pull request (branch protection and the
+    /// forge's merge queue apply).
+    Forge,
+}
+
+/// Kinds of forge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForgeKind {
+    /// GitHub or GitHub Enterprise Server.
+    #[default]
+    Github,
+}
+
+/// `[forge]` in a project's config: where its pull requests live.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForgeSettings {
+    /// `github`.
+    pub kind: ForgeKind,
+    /// `owner/name`.
+    pub repo: String,
+    /// The API's root (default `https://api.github.com`).
+    pub api_url: Option<String>,
+    /// The coordinator's environment variable holding the API token (default
+    /// `GITHUB_TOKEN`). Read by the coordinator only, never given to agents.
+    pub token_env: Option<String>,
+    /// The coordinator's environment variable holding the secret of the forge's
+    /// webhook (`X-Hub-Signature-256`). Without it, Baton polls instead.
+    pub webhook_secret_env: Option<String>,
+    /// The git remote task branches are pushed to (default `origin`).
+    pub remote: Option<String>,
+    /// Seconds between polls of open pull requests (default 60; 0 = webhook only).
+    pub poll_s: Option<u64>,
+}
+
+impl ForgeSettings {
+    /// The API's root, without a trailing slash.
+    pub fn api_url(&self) -> String {
+        self.api_url.as_deref().unwrap_or("https://api.github.com").trim_end_matches('/').to_owned()
+    }
+
+    /// The variable holding the token.
+    pub fn token_env(&self) -> &str {
+        self.token_env.as_deref().unwrap_or("GITHUB_TOKEN")
+    }
+
+    /// The remote branches are pushed to.
+    pub fn remote(&self) -> &str {
+        self.remote.as_deref().unwrap_or("origin")
+    }
+
+    /// Checks what needs no network: the repository's name and the variables' names.
+    pub fn validate(&self) -> Result<(), String> {
+        let parts: Vec<&str> = self.repo.split('/').collect();
+        let part_ok = |p: &str| {
+            !p.is_empty() && p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        if parts.len() != 2 || !parts.iter().all(|p| part_ok(p)) {
+            return Err(format!("[forge] repo = {:?} must be \"owner/name\"", self.repo));
+        }
+        if let Some(url) = &self.api_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(format!("[forge] api_url = {url:?} must be an http(s) URL"));
+        }
+        for name in [self.token_env.as_deref(), self.webhook_secret_env.as_deref()].into_iter().flatten() {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("[forge] {name:?} is not an environment variable's name"));
+            }
+        }
+        if self.remote.as_deref().is_some_and(|r| r.is_empty() || r.starts_with('-') || r.contains(char::is_whitespace))
+        {
+            return Err("[forge] remote must be a git remote's name".into());
+        }
+        Ok(())
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -149,6 +271,15 @@ impl ProjectSettings {
         }
         if let Some(image) = &self.image {
             crate::names::validate_image(image).map_err(|e| e.to_string())?;
+        }
+        if let Some(reviewer) = &self.review_by {
+            crate::names::validate_simple_name("review_by", reviewer).map_err(|e| e.to_string())?;
+        }
+        if let Some(forge) = &self.forge {
+            forge.validate()?;
+        }
+        if self.forge.is_none() && (self.auto_pr || self.merge_via == Some(MergeVia::Forge)) {
+            return Err("auto_pr and merge_via = \"forge\" need a [forge] section".into());
         }
         Ok(())
     }
@@ -252,6 +383,16 @@ pub struct Task {
     /// Fallback agents it switched to, in order, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_switches: Vec<AgentSwitch>,
+    /// Its feedback loops: how failing checks, conflicts and reviews are answered,
+    /// and what they did so far.
+    #[serde(default)]
+    pub loops: Loops,
+    /// For a reviewer's task: the task whose work it reviews.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_of: Option<TaskId>,
+    /// Its pull request on the project's forge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PullRequest>,
     /// Money and tokens spent on it so far.
     #[serde(default)]
     pub usage: Usage,
@@ -263,6 +404,133 @@ pub struct Task {
     pub started_at: Option<Timestamp>,
     /// When it last finished.
     pub finished_at: Option<Timestamp>,
+}
+
+/// A task's feedback loops: its settings (resolved from the task, its agent and
+/// its project when it was made) and their counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Loops {
+    /// How many times its session may be resumed to fix failing checks; as many
+    /// again for conflicts and for its pull request's failures.
+    pub fix_attempts: u32,
+    /// What a merge refused for a conflict does.
+    pub on_conflict: OnConflict,
+    /// The agent reviewing its work, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<String>,
+    /// How many times requested changes go back to its agent.
+    pub review_rounds: u32,
+    /// Fix attempts used on failing checks.
+    pub check_fixes: u32,
+    /// Fix attempts used on conflicts.
+    pub conflict_fixes: u32,
+    /// Fix attempts used on its pull request's failing checks and requested changes.
+    pub forge_fixes: u32,
+    /// Whether it merges again once its agent's fix of a conflict succeeds.
+    pub remerge: bool,
+    /// Its reviews, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reviews: Vec<Review>,
+}
+
+impl Loops {
+    /// The last review's verdict, if it gave one.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.reviews.last().and_then(|r| r.verdict)
+    }
+}
+
+/// One review of a task's work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The reviewer's agent.
+    pub reviewer: String,
+    /// The reviewer's task.
+    pub task_id: TaskId,
+    /// The commit it reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Its verdict, once given (none: pending, or the review failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Its comments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<ReviewComment>,
+    /// Why the review failed, with the reviewer's answer kept in `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The reviewer's answer when it did not fit the schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Whether the reviewer was already asked once to answer in the schema.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub corrected: bool,
+    /// When it was asked for.
+    pub at: Timestamp,
+}
+
+/// A reviewer's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The work may land.
+    Approve,
+    /// The author must change something first.
+    ChangesRequested,
+}
+
+/// One comment of a review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewComment {
+    /// The file it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The line it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// What it says.
+    pub body: String,
+}
+
+/// A task's pull request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PullRequest {
+    /// Its number on the forge.
+    pub number: u64,
+    /// Its page.
+    pub url: String,
+    /// `open`, `closed` or `merged`.
+    pub state: PrState,
+    /// The branch it merges into.
+    pub base: String,
+    /// The commit of the task's branch last pushed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<String>,
+    /// The forge's ETag of the pull request, for conditional polls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Check runs and reviews already acted on (their forge ids).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub handled: Vec<u64>,
+    /// The last failing CI check or review acted on, for the timeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_feedback: Option<String>,
+}
+
+/// Where a pull request is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrState {
+    /// Open for review.
+    #[default]
+    Open,
+    /// Closed without merging.
+    Closed,
+    /// Merged on the forge.
+    Merged,
 }
 
 /// The git side of a task.

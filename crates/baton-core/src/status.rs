@@ -111,9 +111,11 @@ state_machine! {
         /// A run is queued and waiting for a launcher slot.
         Queued = "queued" => [Running, Failed, Cancelled, Blocked, Queued, Paused],
         /// An agent process is working on it.
-        Running = "running" => [Checking, Succeeded, Failed, Cancelled, Queued, Paused],
+        Running = "running" => [Checking, Reviewing, Succeeded, Failed, Cancelled, Queued, Paused],
         /// The agent finished; acceptance checks are running.
-        Checking = "checking" => [Succeeded, Failed, Cancelled],
+        Checking = "checking" => [Reviewing, Succeeded, Failed, Cancelled, Queued],
+        /// Its checks passed; a reviewer agent is reading its work.
+        Reviewing = "reviewing" => [Succeeded, Queued, Failed, Cancelled],
         /// Done, and its checks passed.
         Succeeded = "succeeded" => [Queued],
         /// The agent or its checks failed and no retry is left.

@@ -83,7 +83,10 @@ impl Workspace {
                 Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: None };
             return Ok((workspace, prepared.created, Vec::new()));
         }
-        let mut wanted = vec![Wanted { refname: format!("refs/heads/{base_branch}"), commit: base_commit.clone() }];
+        // A run that must merge the base's new head (a conflict to resolve) needs
+        // it in the mirror, whose objects the worktree borrows.
+        let base_wanted = a.base_head.clone().unwrap_or_else(|| base_commit.clone());
+        let mut wanted = vec![Wanted { refname: format!("refs/heads/{base_branch}"), commit: base_wanted }];
         if !path.join(".git").exists() {
             if let Some(h) = &head {
                 wanted.push(Wanted { refname: format!("refs/heads/{branch}"), commit: h.clone() });

@@ -8,11 +8,11 @@
 //
 // All server text goes into the DOM as text nodes (see `h`); nothing is parsed as HTML.
 
-const STATUSES = ['pending', 'awaiting_approval', 'queued', 'running', 'checking', 'succeeded', 'failed', 'cancelled', 'blocked', 'paused'];
+const STATUSES = ['pending', 'awaiting_approval', 'queued', 'running', 'checking', 'reviewing', 'succeeded', 'failed', 'cancelled', 'blocked', 'paused'];
 const FLEET_KINDS = ['task', 'session', 'run', 'launcher', 'project', 'agent', 'document', 'orchestration', 'usage'];
 const ALL_KINDS = ['init', 'message', 'tool_call', 'tool_result', 'output', 'usage', 'result', 'raw', 'error', 'log',
   'task', 'session', 'run', 'project', 'agent', 'launcher', 'orchestration', 'document', 'hook'];
-const CAN_STOP = new Set(['queued', 'running', 'checking', 'pending', 'awaiting_approval', 'blocked', 'paused']);
+const CAN_STOP = new Set(['queued', 'running', 'checking', 'reviewing', 'pending', 'awaiting_approval', 'blocked', 'paused']);
 const CAN_RETRY = new Set(['failed', 'cancelled']);
 const CAN_RESUME = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
 const LIVE = new Set(['running', 'checking']);

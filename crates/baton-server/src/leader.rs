@@ -79,6 +79,7 @@ async fn beat(state: &Arc<AppState>) {
                         TaskStatus::Queued,
                         TaskStatus::Running,
                         TaskStatus::Checking,
+                        TaskStatus::Reviewing,
                     ],
                     limit: Some(1),
                     ..Default::default()

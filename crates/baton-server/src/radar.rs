@@ -21,6 +21,7 @@ fn live(t: &Task) -> bool {
             TaskStatus::Queued
                 | TaskStatus::Running
                 | TaskStatus::Checking
+                | TaskStatus::Reviewing
                 | TaskStatus::Succeeded
                 | TaskStatus::Failed
         )

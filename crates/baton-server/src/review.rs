@@ -119,11 +119,13 @@ pub async fn request_merge(
     state: &Arc<AppState>,
     task: TaskId,
     strategy: Option<MergeStrategy>,
+    force: bool,
 ) -> Result<Task, AppError> {
     let mut notices = state.store.notices();
     let id = crate::transact(state, move |tx, fx| {
-        resolve::task(tx, &task)?;
-        queue_merge(tx, fx, &task, strategy, true)
+        let task = resolve::task(tx, &task)?;
+        crate::scheduler::loops::merge_gate(&task, force)?;
+        queue_merge(tx, fx, &task.id, strategy, true)
     })
     .await?;
     let deadline = tokio::time::Instant::now() + MERGE_WAIT;
@@ -254,23 +256,25 @@ async fn land(state: &Arc<AppState>, project: &Project, task: Task, strategy: Me
             Ok(task)
         }
         Err(GitError::Conflict { files, .. }) => {
+            let head = baton_git::Git::new(&project.path).branch_head(&base).await.ok().flatten();
             let (tid, told) = (id.clone(), json!({ "conflict": { "base": base, "files": files } }));
-            state
-                .store
-                .write(move |tx| {
-                    let mut task = resolve::task(tx, &tid)?;
-                    task.git.merge = MergeState::Conflict;
-                    task.updated_at = baton_core::Timestamp::now();
-                    emit_task(tx, &task)?;
-                    crate::webhooks::tell_task(tx, WebhookEvent::MergeConflict, &task, told)?;
-                    Ok::<_, AppError>(())
-                })
-                .await?;
+            let (b, f) = (base.clone(), files.clone());
+            let resumed = crate::transact(state, move |tx, fx| {
+                let mut task = resolve::task(tx, &tid)?;
+                task.git.merge = MergeState::Conflict;
+                task.updated_at = baton_core::Timestamp::now();
+                emit_task(tx, &task)?;
+                crate::webhooks::tell_task(tx, WebhookEvent::MergeConflict, &task, told)?;
+                crate::scheduler::loops::merge_conflicted(tx, fx, &mut task, &b, head.as_deref(), &f)
+            })
+            .await?;
+            let then =
+                if resumed { "; its agent was resumed to resolve it, and it merges again when done" } else { "" };
             Err(AppError::new(
                 ErrorCode::MergeConflict,
-                format!("merging task {id} into {base} conflicts in {}; {base} is unchanged", files.join(", ")),
+                format!("merging task {id} into {base} conflicts in {}; {base} is unchanged{then}", files.join(", ")),
             )
-            .with_details(json!({ "task": id, "base": base, "files": files })))
+            .with_details(json!({ "task": id, "base": base, "files": files, "resumed": resumed })))
         }
         Err(GitError::Failed { stderr, .. })
             if stderr.contains("uncommitted changes") || stderr.contains("does not exist") =>

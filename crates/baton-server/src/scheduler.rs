@@ -11,6 +11,7 @@
 pub(crate) mod emit;
 mod governor;
 mod launchers;
+pub(crate) mod loops;
 pub mod orchestrations;
 mod placement;
 mod plans;
@@ -52,6 +53,8 @@ pub struct Effects {
     pub wake_at: Option<baton_core::Timestamp>,
     /// Merge requests were queued (the merge queue's worker may have work).
     pub merges_queued: bool,
+    /// A task of a project with a forge succeeded (a pull request to open or push).
+    pub forge: bool,
 }
 
 /// Which waiting launcher polls to wake. A queued run wakes as many launchers

@@ -9,8 +9,13 @@
 //! answers is the number of model turns already in the request's conversation, so
 //! a resumed session simply continues the script. Past the last step it answers
 //! "Done." Every request is recorded (`GET /_fake/requests`).
+//!
+//! [`forge`] is a fake GitHub: one repository's pull requests, check runs,
+//! job logs and reviews through GitHub's REST API (optionally merging in a real
+//! bare repository), and the webhooks GitHub would send about them, signed.
 
 mod anthropic;
+pub mod forge;
 mod gemini;
 mod openai;
 pub mod pg;

@@ -32,8 +32,9 @@ pub async fn merge(client: &Client, args: MergeArgs) -> Result<u8, CliError> {
         Strategy::Squash => MergeStrategy::Squash,
         Strategy::Rebase => MergeStrategy::Rebase,
     });
-    let result: Result<Task, ClientError> =
-        client.post(&format!("/api/tasks/{}/merge", encode(&args.id)), &MergeTask { strategy }).await;
+    let result: Result<Task, ClientError> = client
+        .post(&format!("/api/tasks/{}/merge", encode(&args.id)), &MergeTask { strategy, force: args.force })
+        .await;
     match result {
         Ok(task) => {
             if args.json {

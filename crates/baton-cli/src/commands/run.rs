@@ -2,6 +2,7 @@
 
 use baton_client::Client;
 use baton_core::api::{Approval, CreateTask};
+use baton_core::model::OnConflict;
 
 use super::follow::{self, Show};
 use crate::cli::RunArgs;
@@ -31,6 +32,13 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<u8, CliError> {
         callback: false,
         sandbox: args.sandbox,
         require: args.require,
+        fix_attempts: args.fix_attempts,
+        on_conflict: args.on_conflict.map(|w| match w.as_str() {
+            "resume" => OnConflict::Resume,
+            _ => OnConflict::Refuse,
+        }),
+        review_by: args.review_by,
+        review_rounds: args.review_rounds,
     };
     let task = client.create_task(&req).await?;
     if !args.wait {

@@ -144,6 +144,7 @@ fn print_detail(d: &TaskDetail) {
     for o in &d.overlaps {
         println!("overlaps {} on {}", o.task_id, o.files.join(", "));
     }
+    print_loops(t);
     println!("usage    {} tokens in, {} out, ${:.4}", t.usage.input_tokens, t.usage.output_tokens, t.usage.cost_usd);
     if t.max_retries > 0 {
         println!("retries  {}/{}", t.retries, t.max_retries);
@@ -160,9 +161,55 @@ fn print_detail(d: &TaskDetail) {
         };
         let error = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
         println!("run      {} {} {}{exit}{error}", r.id, r.kind_name(), r.status);
+        if r.kind == baton_core::model::RunKind::Resume {
+            let first: String =
+                r.message.lines().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(100).collect();
+            println!("           ↳ {first}");
+        }
     }
     if let Some(result) = &t.result {
         println!("result\n{}", indent(result));
+    }
+}
+
+/// The feedback loops: what went back to the agent, the reviews, the pull request.
+fn print_loops(t: &baton_core::model::Task) {
+    let l = &t.loops;
+    let mut fixes = Vec::new();
+    for (n, what) in
+        [(l.check_fixes, "checks failed"), (l.conflict_fixes, "conflicts"), (l.forge_fixes, "CI or PR reviews")]
+    {
+        if n > 0 {
+            fixes.push(format!("{what}: {n} of {} attempts", l.fix_attempts));
+        }
+    }
+    if !fixes.is_empty() {
+        println!("fixes    {}", fixes.join("; "));
+    }
+    for (i, r) in l.reviews.iter().enumerate() {
+        let verdict = match (r.verdict, &r.error) {
+            (Some(baton_core::model::Verdict::Approve), _) => "approved".to_owned(),
+            (Some(baton_core::model::Verdict::ChangesRequested), _) => "changes requested".to_owned(),
+            (None, Some(e)) => format!("failed: {e}"),
+            (None, None) => "in progress".to_owned(),
+        };
+        println!("review   {} by {} ({}): {verdict}", i + 1, r.reviewer, r.task_id);
+        for c in &r.comments {
+            let place = match (&c.file, c.line) {
+                (Some(f), Some(n)) => format!("{f}:{n}: "),
+                (Some(f), None) => format!("{f}: "),
+                _ => String::new(),
+            };
+            println!("           - {place}{}", c.body);
+        }
+    }
+    if let Some(pr) = &t.pr {
+        let state = match pr.state {
+            baton_core::model::PrState::Open => "open",
+            baton_core::model::PrState::Closed => "closed",
+            baton_core::model::PrState::Merged => "merged",
+        };
+        println!("pr       #{} {state} {}", pr.number, pr.url);
     }
 }
 

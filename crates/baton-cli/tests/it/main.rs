@@ -11,6 +11,7 @@ mod governor;
 mod harness;
 mod hooks;
 mod lifecycle;
+mod loops;
 mod mcp;
 mod orchestration;
 mod real_agents;

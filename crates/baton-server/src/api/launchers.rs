@@ -155,13 +155,16 @@ impl Drop for Timed<'_> {
     }
 }
 
-/// Names the commit a new branch starts from: the base branch's head, now.
+/// Names the commit a new branch starts from: the base branch's head, now; and
+/// that head again for a run that must merge it (a conflict to resolve).
 async fn base_commit(a: &mut Assignment) {
-    if a.task.git.base_commit.is_some() || !a.project.settings.uses_worktrees() {
+    let remerge = a.task.loops.remerge;
+    if (a.task.git.base_commit.is_some() && !remerge) || !a.project.settings.uses_worktrees() {
         return;
     }
     let base = a.task.git.base_branch.clone().unwrap_or_else(|| a.project.default_branch.clone());
     match baton_git::Git::new(&a.project.path).branch_head(&base).await {
+        Ok(commit) if remerge => a.base_head = commit,
         Ok(commit) => a.base_commit = commit,
         Err(e) => tracing::warn!(project = %a.project.name, error = %e, "could not read the base branch's head"),
     }

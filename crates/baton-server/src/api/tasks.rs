@@ -231,7 +231,7 @@ pub(super) async fn merge(
 ) -> Result<Json<Task>, AppError> {
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
     may_act(&caller, &task)?;
-    Ok(Json(crate::review::request_merge(&state, task.id, req.strategy).await?))
+    Ok(Json(crate::review::request_merge(&state, task.id, req.strategy, req.force).await?))
 }
 
 pub(super) async fn clean(

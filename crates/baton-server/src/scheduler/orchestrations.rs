@@ -210,6 +210,9 @@ fn role_task(
         orchestration: Some(OrchestrationRef { id: id.clone(), role, subtask }),
         sandbox: None,
         require: Vec::new(),
+        loops: Default::default(),
+        review_of: None,
+        base: None,
     }
 }
 

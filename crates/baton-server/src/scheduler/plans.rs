@@ -90,6 +90,8 @@ pub fn create_plan(
         internal.push(inside.iter().map(|n| index[n.as_str()]).collect());
         let outside: Vec<String> = outside.into_iter().cloned().collect();
         let external = resolve_dependencies(tx, &project, &outside).map_err(|e| in_task(e, &t.name))?;
+        let loops = super::loops::settings(tx, &project, &agent, super::loops::Ask::default())
+            .map_err(|e| in_task(e, &t.name))?;
         news.push(NewTask {
             project: project.clone(),
             prompt: t.prompt.clone(),
@@ -109,6 +111,9 @@ pub fn create_plan(
             orchestration: None,
             sandbox: t.sandbox,
             require: t.require.clone(),
+            loops,
+            review_of: None,
+            base: None,
         });
     }
     let order = dag::topological_order(&internal).map_err(|cycle| {
@@ -175,6 +180,9 @@ pub fn create_plan(
                 orchestration: None,
                 sandbox: None,
                 require: Vec::new(),
+                loops: Default::default(),
+                review_of: None,
+                base: None,
             };
             let task = insert(tx, fx, new, TaskId::generate())?;
             let id = task.id.clone();

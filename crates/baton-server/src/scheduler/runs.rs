@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::emit::{save_run, save_session, save_task};
 use super::settle::{deliver_callbacks, settled};
-use super::tasks::{block_dependents, promote_dependents, queue_run, set_status, update_git};
+use super::tasks::{block_dependents, fail, queue_run, set_status, succeed, update_git};
 use super::{Effects, governor, placement};
 use crate::auth::{new_token, token_record};
 use crate::error::AppError;
@@ -429,6 +429,7 @@ fn assignment(
         prompt,
         env,
         base_commit: None,
+        base_head: None,
     })
 }
 
@@ -725,6 +726,7 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     if let Some(git) = report.git {
         update_git(&mut task, git);
     }
+    let checks_failed = status == RunStatus::Failed && report.checks.iter().any(|c| !c.passed);
     if !report.checks.is_empty() {
         task.check_results = report.checks;
     }
@@ -738,13 +740,11 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
                 let text = format!("a run of pool {pool} succeeded: its limit is {limit}");
                 tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::log(text))?;
             }
-            set_status(&mut task, TaskStatus::Succeeded, None)?;
-            save_task(tx, &task)?;
-            promote_dependents(tx, fx, &task.id)?;
-            if tx.project(&task.project_id)?.is_some_and(|p| p.settings.auto_merge) {
-                crate::review::queue_merge(tx, fx, &task.id, None, false)?;
+            if super::loops::review_wanted(&task) {
+                super::loops::start_review(tx, fx, &mut task)?;
+            } else {
+                succeed(tx, fx, &mut task, None)?;
             }
-            settled(tx, fx, &task)?;
         }
         RunStatus::Stopped if run.stop_reason.as_deref().is_some_and(is_budget_reason) => {
             // Paused, not ended: the work is committed and the session kept.
@@ -779,6 +779,8 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
                 report.failure == Some(FailureKind::Overloaded) && task.throttled < governor::THROTTLE_RETRIES;
             if throttled && let Some(agent) = &agent {
                 retry_throttled(tx, fx, &mut task, &run, session, agent, now)?;
+            } else if checks_failed && task.loops.fix_attempts > 0 {
+                super::loops::checks_failed(tx, fx, &mut task, &run, session)?;
             } else if let Some(kind) = report.failure
                 && let Some(next) = fallback_agent(tx, &task)?
             {
@@ -798,10 +800,7 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
                 queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, Some(now.plus_millis(backoff_ms)))?;
                 save_task(tx, &task)?;
             } else {
-                set_status(&mut task, TaskStatus::Failed, run.error.clone())?;
-                save_task(tx, &task)?;
-                block_dependents(tx, fx, &task)?;
-                settled(tx, fx, &task)?;
+                fail(tx, fx, &mut task, run.error.clone())?;
             }
         }
     }

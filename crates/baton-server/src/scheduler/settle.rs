@@ -19,6 +19,9 @@ pub(crate) fn settled(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task) -> Re
     if task.orchestration.is_some() {
         orchestrations::advance(tx, fx, task)?;
     }
+    if task.review_of.is_some() {
+        super::loops::review_settled(tx, fx, task)?;
+    }
     Ok(())
 }
 

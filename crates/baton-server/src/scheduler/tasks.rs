@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use baton_core::agent::AgentDef;
 use baton_core::api::{CreateTask, ErrorCode};
 use baton_core::ids::{PlanId, ProjectId, RunId, SessionId, TaskId};
-use baton_core::model::{OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
+use baton_core::model::{Loops, OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
 use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
 use baton_core::sandbox::SandboxMode;
 use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
@@ -109,6 +109,13 @@ pub(crate) struct NewTask {
     pub sandbox: Option<SandboxMode>,
     /// Launcher labels it needs.
     pub require: Vec<String>,
+    /// Its feedback loops' settings.
+    pub loops: Loops,
+    /// For a reviewer's task: the task it reviews.
+    pub review_of: Option<TaskId>,
+    /// The branch and commit it starts from, when not the project's default
+    /// branch's head (a reviewer's copy of the reviewed branch).
+    pub base: Option<(String, String)>,
 }
 
 /// Checks the fields every way of creating a task shares.
@@ -171,6 +178,13 @@ pub fn create_task(
     if let Some(parent) = &parent {
         check_delegation(tx, parent, &agent, config.max_delegation_depth)?;
     }
+    let ask = super::loops::Ask {
+        fix_attempts: req.fix_attempts,
+        on_conflict: req.on_conflict,
+        review_by: req.review_by.clone(),
+        review_rounds: req.review_rounds,
+    };
+    let loops = super::loops::settings(tx, &project, &agent, ask)?;
     let depends_on = resolve_dependencies(tx, &project, &req.depends_on)?;
     let new = NewTask {
         title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
@@ -190,6 +204,9 @@ pub fn create_task(
         orchestration: None,
         sandbox: req.sandbox,
         require: req.require,
+        loops,
+        review_of: None,
+        base: None,
         project,
     };
     insert(tx, fx, new, TaskId::generate())
@@ -260,14 +277,25 @@ pub(crate) fn insert_known(
         plan_id,
         plan_name,
         orchestration: new.orchestration,
-        git: TaskGit {
-            branch: Some(branch),
-            base_branch: Some(new.project.default_branch.clone()),
-            ..TaskGit::default()
+        git: match new.base {
+            Some((base_branch, base_commit)) => TaskGit {
+                branch: Some(branch),
+                base_branch: Some(base_branch),
+                base_commit: Some(base_commit),
+                ..TaskGit::default()
+            },
+            None => TaskGit {
+                branch: Some(branch),
+                base_branch: Some(new.project.default_branch.clone()),
+                ..TaskGit::default()
+            },
         },
         check_results: Vec::new(),
         throttled: 0,
         agent_switches: Vec::new(),
+        loops: new.loops,
+        review_of: new.review_of,
+        pr: None,
         external: false,
         result: None,
         usage: Usage::default(),
@@ -466,6 +494,43 @@ pub(crate) fn queue_run(
     Ok(run)
 }
 
+/// A task's work is done (its checks passed, its reviewer approved or ran out of
+/// rounds): it succeeds, its dependents may start, and a merge follows when its
+/// project merges automatically or its conflict loop waits to merge again.
+pub(crate) fn succeed(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    reason: Option<String>,
+) -> Result<(), AppError> {
+    set_status(task, TaskStatus::Succeeded, reason)?;
+    let remerge = std::mem::take(&mut task.loops.remerge);
+    save_task(tx, task)?;
+    promote_dependents(tx, fx, &task.id)?;
+    let project = tx.project(&task.project_id)?;
+    let approved = super::loops::merge_gate(task, false).is_ok();
+    if remerge || (approved && project.as_ref().is_some_and(|p| p.settings.auto_merge)) {
+        crate::review::queue_merge(tx, fx, &task.id, None, false)?;
+    }
+    if project.is_some_and(|p| p.settings.forge.is_some()) {
+        fx.forge = true;
+    }
+    settled(tx, fx, task)
+}
+
+/// A task fails for good: its dependents are blocked.
+pub(crate) fn fail(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    reason: Option<String>,
+) -> Result<(), AppError> {
+    set_status(task, TaskStatus::Failed, reason)?;
+    save_task(tx, task)?;
+    block_dependents(tx, fx, task)?;
+    settled(tx, fx, task)
+}
+
 /// Brings the waiting reasons of queued tasks up to date after launchers came or went.
 pub(crate) fn refresh_unavailable(tx: &mut dyn StoreTx) -> Result<(), AppError> {
     let queued = tx.tasks(&baton_store::TaskFilter { statuses: vec![TaskStatus::Queued], ..Default::default() })?;
@@ -580,6 +645,13 @@ pub fn stop_task(
                     settled(tx, fx, &task)?;
                 }
             }
+        }
+        TaskStatus::Reviewing => {
+            super::loops::stop_review(tx, fx, &task, &reason)?;
+            set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
+            save_task(tx, &task)?;
+            block_dependents(tx, fx, &task)?;
+            settled(tx, fx, &task)?;
         }
         TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled => {
             return Err(AppError::conflict(format!("task {} has already ended ({})", task.id, task.status)));

@@ -209,7 +209,7 @@ async fn perform(state: &Arc<AppState>, link: &ActionLink) -> Result<Task, AppEr
             transact(state, move |tx, fx| scheduler::stop_task(tx, fx, &id, reason)).await
         }
         LinkAction::Merge => {
-            crate::review::request_merge(state, id.clone(), None).await?;
+            crate::review::request_merge(state, id.clone(), None, false).await?;
             state.store.read(move |r| resolve::task(r, &id)).await
         }
     }
