@@ -73,6 +73,10 @@ pub enum Command {
     Diff(DiffArgs),
     /// Merge a succeeded task's branch into its base (after its unmerged prerequisites).
     Merge(MergeArgs),
+    /// Push a succeeded task's branch to the project's forge and open a pull
+    /// request; Baton then follows it (CI failures and requested changes go back
+    /// to the agent, a merge on the forge marks the task merged).
+    Pr(IdArgs),
     /// Remove the worktrees of merged or abandoned tasks (never losing work without --force).
     Clean(CleanArgs),
     /// Register and list projects (git repositories).

@@ -62,6 +62,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Orchestrate(args) => plans::orchestrate(&client, args).await,
                 Command::Diff(args) => review::diff(&client, args).await,
                 Command::Merge(args) => review::merge(&client, args).await,
+                Command::Pr(args) => review::pr(&client, args).await,
                 Command::Clean(args) => review::clean(&client, args).await,
                 Command::Project(command) => projects::project(&client, command).await,
                 Command::Launcher(args) => launcher::act(&client, args).await,

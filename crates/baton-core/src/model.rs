@@ -509,9 +509,10 @@ pub struct PullRequest {
     /// The commit of the task's branch last pushed to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<String>,
-    /// The forge's ETag of the pull request, for conditional polls.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
+    /// The forge's ETags of what polls read (`pull`, `reviews`, `checks:SHA`),
+    /// for conditional requests.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub etags: BTreeMap<String, String>,
     /// Check runs and reviews already acted on (their forge ids).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handled: Vec<u64>,

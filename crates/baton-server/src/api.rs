@@ -68,6 +68,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/tasks/{id}/diff", get(tasks::diff))
         .route("/tasks/{id}/wait", get(tasks::wait))
         .route("/tasks/{id}/merge", post(tasks::merge))
+        .route("/tasks/{id}/pr", post(tasks::pr))
+        .route("/forge/github", post(tasks::github_webhook))
         .route("/tasks/{id}/clean", post(tasks::clean))
         .route("/clean", post(tasks::clean_all))
         .route("/sessions", get(sessions::list))

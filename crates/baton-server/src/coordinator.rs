@@ -32,6 +32,7 @@ impl Coordinator {
             tokio::spawn(notices::follow(Arc::clone(&state))),
             tokio::spawn(leader::run(Arc::clone(&state))),
             tokio::spawn(review::merge_worker(Arc::clone(&state))),
+            tokio::spawn(crate::forge::worker(Arc::clone(&state))),
             tokio::spawn(crate::webhooks::deliver::worker(Arc::clone(&state))),
         ];
         Ok(Self { state, background })

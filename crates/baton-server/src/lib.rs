@@ -12,6 +12,7 @@ pub mod auth;
 mod coordinator;
 pub mod docs;
 pub mod error;
+pub mod forge;
 pub mod git_http;
 pub mod hooks;
 pub mod lead;
@@ -101,6 +102,9 @@ fn apply(state: &Arc<AppState>, fx: Effects) {
     }
     if fx.merges_queued {
         state.merge_work.notify_one();
+    }
+    if fx.forge {
+        state.forge_work.notify_one();
     }
     if !fx.wake.is_empty() {
         state.wake(&fx.wake);

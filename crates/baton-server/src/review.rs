@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use baton_core::api::{CleanReport, Diff, ErrorCode};
 use baton_core::ids::TaskId;
-use baton_core::model::{LauncherOrder, MergeRequest, MergeState, MergeStrategy, OrderKind, Project, Task};
+use baton_core::model::{LauncherOrder, MergeRequest, MergeState, MergeStrategy, MergeVia, OrderKind, Project, Task};
 use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
 use baton_core::webhook::WebhookEvent;
@@ -205,7 +205,7 @@ fn merge_order(r: &dyn StoreRead, id: &TaskId) -> Result<Vec<Task>, AppError> {
 
 async fn merge_task(state: &Arc<AppState>, id: &TaskId, strategy: Option<MergeStrategy>) -> Result<Task, AppError> {
     let target = id.clone();
-    let (order, project) = state
+    let (order, project, task) = state
         .store
         .read(move |r| {
             let task = resolve::task(r, &target)?;
@@ -219,11 +219,14 @@ async fn merge_task(state: &Arc<AppState>, id: &TaskId, strategy: Option<MergeSt
                 return Err(AppError::conflict(format!("task {} is already merged", task.id)));
             }
             let project = resolve::project(r, &task.project_id)?;
-            Ok::<_, AppError>((merge_order(r, &task.id)?, project))
+            Ok::<_, AppError>((merge_order(r, &task.id)?, project, task))
         })
         .await?;
     crate::projects::require_repository(&project)?;
     let strategy = strategy.unwrap_or(project.settings.merge_strategy);
+    if project.settings.merge_via == Some(MergeVia::Forge) {
+        return crate::forge::merge(state, &project, task, strategy).await;
+    }
     let mut last = None;
     for task in order {
         last = Some(land(state, &project, task, strategy).await?);

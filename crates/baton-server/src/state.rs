@@ -139,6 +139,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Woken when a merge request may be waiting.
     pub merge_work: Notify,
+    /// Wakes the forge's worker: a task of a project with a forge succeeded.
+    pub forge_work: Notify,
     /// Woken when a webhook delivery may be due.
     pub delivery_work: Notify,
     /// Whether this replica holds the timers' lease (runs the timers and the
@@ -166,6 +168,7 @@ impl AppState {
             replica: crate::auth::random_id("c-"),
             tokens: TokenCache::default(),
             merge_work: Notify::new(),
+            forge_work: Notify::new(),
             delivery_work: Notify::new(),
             leader: AtomicBool::new(false),
             polling: Mutex::default(),

@@ -4,7 +4,7 @@ use baton_client::{Client, ClientError, encode};
 use baton_core::api::{CleanReport, CleanRequest, Diff, ErrorCode, MergeTask};
 use baton_core::model::{MergeStrategy, Task};
 
-use crate::cli::{CleanArgs, DiffArgs, MergeArgs, Strategy};
+use crate::cli::{CleanArgs, DiffArgs, IdArgs, MergeArgs, Strategy};
 use crate::error::CliError;
 use crate::output::print_json;
 
@@ -60,6 +60,17 @@ pub async fn merge(client: &Client, args: MergeArgs) -> Result<u8, CliError> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `baton pr`: push the task's branch and open its pull request.
+pub async fn pr(client: &Client, args: IdArgs) -> Result<u8, CliError> {
+    let task: Task = client.post(&format!("/api/tasks/{}/pr", encode(&args.id)), &serde_json::json!({})).await?;
+    if args.json {
+        print_json(&task);
+    } else if let Some(pr) = &task.pr {
+        println!("opened pull request #{} for {}: {}", pr.number, task.id, pr.url);
+    }
+    Ok(0)
 }
 
 fn print_report(r: &CleanReport) {

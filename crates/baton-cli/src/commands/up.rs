@@ -203,6 +203,13 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
         }
     }
 
+    // A forge whose token is missing is said now, not at the first pull request.
+    if let Ok(all) = state.store.read(|r| r.projects()).await {
+        for warning in baton_server::forge::check_configuration(&all) {
+            eprintln!("warning: {warning}");
+        }
+    }
+
     for orphan in projects::orphan_worktrees(&state, &data_dir.join("worktrees")).await {
         tracing::warn!(worktree = %orphan.display(), "this worktree belongs to no task Baton knows; it was left as it is");
     }

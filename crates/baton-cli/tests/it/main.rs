@@ -7,6 +7,7 @@ mod dashboard;
 mod deploy;
 mod docs;
 mod fleet;
+mod forge;
 mod governor;
 mod harness;
 mod hooks;

@@ -234,6 +234,29 @@ pub(super) async fn merge(
     Ok(Json(crate::review::request_merge(&state, task.id, req.strategy, req.force).await?))
 }
 
+/// `POST /api/tasks/{id}/pr`: push the task's branch and open its pull request.
+pub(super) async fn pr(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<Task>), AppError> {
+    let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
+    may_act(&caller, &task)?;
+    Ok((axum::http::StatusCode::CREATED, Json(crate::forge::open_pr(&state, task.id).await?)))
+}
+
+/// `POST /api/forge/github`: GitHub's webhook (no Baton token: the
+/// `X-Hub-Signature-256` of the project's webhook secret authenticates it).
+pub(super) async fn github_webhook(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (event, signature) = (header("x-github-event"), header("x-hub-signature-256"));
+    Ok(Json(crate::forge::github_webhook(&state, &event, &signature, &body).await?))
+}
+
 pub(super) async fn clean(
     State(state): State<Arc<AppState>>,
     caller: Caller,

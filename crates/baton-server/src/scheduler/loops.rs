@@ -32,6 +32,7 @@ use super::Effects;
 use super::emit::save_task;
 use super::tasks::{NewTask, fail, insert, queue_run, set_status, stop_task, succeed};
 use crate::error::AppError;
+use crate::forge::github::tail;
 use crate::resolve;
 
 /// The most `fix_attempts` or `review_rounds` a task may ask for.
@@ -97,18 +98,6 @@ fn preamble(task: &Task, session: &Session) -> String {
         Some(_) => String::new(),
         None => format!("You were working on this task:\n\n{}\n\n", task.prompt.trim()),
     }
-}
-
-/// The end of a text, at most `limit` bytes, cut at a character boundary.
-fn tail(text: &str, limit: usize) -> &str {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut start = text.len() - limit;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 /// A run's checks failed: the agent is resumed with them while fix attempts
@@ -435,17 +424,63 @@ fn verdict_given(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, answer
         "A reviewer ({reviewer}) read your work and asks for changes (round {round} of {allowed}). Address each \
          comment, commit, and keep the checks passing; the work is reviewed again when you finish.\n\n"
     ));
-    for c in &answer.comments {
+    message.push_str(&comment_list(&answer.comments));
+    queue_run(tx, fx, task, RunKind::Resume, message, Some(session), None)?;
+    save_task(tx, task)?;
+    Ok(())
+}
+
+/// Review comments as a list, each with its file and line.
+pub(crate) fn comment_list(comments: &[ReviewComment]) -> String {
+    let mut list = String::new();
+    for c in comments {
         let place = match (&c.file, c.line) {
             (Some(f), Some(l)) => format!("`{f}:{l}` — "),
             (Some(f), None) => format!("`{f}` — "),
             _ => String::new(),
         };
-        message.push_str(&format!("- {place}{}\n", c.body.trim()));
+        list.push_str(&format!("- {place}{}\n", c.body.trim()));
     }
+    list
+}
+
+/// What the forge said of a task's pull request (a failed check run, a review
+/// requesting changes; `id` is its forge id): the agent is resumed with
+/// `message` while fix attempts are left. Each is acted on once; one that comes
+/// while the agent works waits for the next poll. Whether the agent was resumed.
+pub(crate) fn forge_feedback(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    id: u64,
+    summary: String,
+    message: String,
+) -> Result<bool, AppError> {
+    let Some(pr) = task.pr.as_ref() else { return Ok(false) };
+    if pr.handled.contains(&id) || task.status != TaskStatus::Succeeded {
+        return Ok(false);
+    }
+    let allowed = task.loops.fix_attempts;
+    if let Some(pr) = task.pr.as_mut() {
+        pr.handled.push(id);
+        pr.last_feedback = Some(summary.clone());
+    }
+    if task.loops.forge_fixes >= allowed {
+        let text = format!("{summary}; no fix attempts are left ({allowed} used), so a person must look");
+        tell(tx, task, "forge", text, json!({ "id": id, "gave_up": true }))?;
+        save_task(tx, task)?;
+        return Ok(false);
+    }
+    let Some(session_id) = task.session_id.clone() else { return Ok(false) };
+    let session = resolve::session(tx, &session_id)?;
+    task.loops.forge_fixes += 1;
+    let attempt = task.loops.forge_fixes;
+    let text = format!("{summary}; resuming the agent to fix it (attempt {attempt} of {allowed})");
+    tell(tx, task, "forge", text, json!({ "id": id, "attempt": attempt, "of": allowed }))?;
+    let message = format!("{}{message}\n(Fix attempt {attempt} of {allowed}.)", preamble(task, &session));
     queue_run(tx, fx, task, RunKind::Resume, message, Some(session), None)?;
     save_task(tx, task)?;
-    Ok(())
+    Ok(true)
 }
 
 /// A task in review is stopped: its reviewer's task is stopped too.
@@ -512,5 +547,20 @@ mod tests {
         assert_eq!(tail("abcdef", 3), "def");
         assert_eq!(tail("aé", 1), "");
         assert_eq!(tail("aéb", 2), "b");
+    }
+
+    #[test]
+    fn comments_are_listed_with_their_place() {
+        let c = |file: Option<&str>, line, body: &str| ReviewComment {
+            file: file.map(str::to_owned),
+            line,
+            body: body.into(),
+        };
+        let list = comment_list(&[
+            c(Some("a.rs"), Some(3), "name it"),
+            c(Some("b.rs"), None, " test it "),
+            c(None, None, "ok"),
+        ]);
+        assert_eq!(list, "- `a.rs:3` — name it\n- `b.rs` — test it\n- ok\n");
     }
 }

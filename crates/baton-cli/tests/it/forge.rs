@@ -1,0 +1,271 @@
+//! Pull requests: a task's branch pushed to a real bare repository (the remote)
+//! and proposed on the testkit's fake GitHub; its CI and its merge followed
+//! through signed webhooks and polls.
+
+use std::path::Path;
+use std::time::Duration;
+
+use baton_core::api::TaskDetail;
+use baton_core::model::{MergeState, PrState};
+use baton_core::status::TaskStatus;
+use baton_testkit::forge::{FakeForge, send_webhook};
+use serde_json::json;
+
+use crate::harness::{Baton, sh};
+
+const TOKEN: &str = "ghp_faketokenforbatontests";
+const SECRET: &str = "it's a secret to everybody";
+const REPO: &str = "acme/widgets";
+
+/// A coordinator whose project has a forge (the fake) and a remote (a bare
+/// repository); `top` goes before the `[forge]` table, `forge` inside it.
+struct Forged {
+    b: Baton,
+    fake: FakeForge,
+    bare: tempfile::TempDir,
+}
+
+async fn forged(top: &str, forge: &str, env: &[(&str, &str)]) -> Forged {
+    let bare = tempfile::tempdir().unwrap();
+    sh(bare.path(), "git init -q --bare -b main");
+    let fake = FakeForge::with_bare(REPO, TOKEN, bare.path()).await;
+    let config = format!(
+        "{top}\n[forge]\nkind = \"github\"\nrepo = \"{REPO}\"\napi_url = \"{}\"\nwebhook_secret_env = \"GH_HOOK_SECRET\"\n{forge}\n",
+        fake.url
+    );
+    let remote = bare.path().display().to_string();
+    let b = Baton::start_custom(&[], env, &[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), config).unwrap();
+        sh(repo, &format!("git remote add origin {remote} && git push -q origin main"));
+    });
+    Forged { b, fake, bare }
+}
+
+const ENV: &[(&str, &str)] = &[("GITHUB_TOKEN", TOKEN), ("GH_HOOK_SECRET", SECRET)];
+
+/// Writes a feature; resumed with a CI log that says `TypeError: boom`, fixes it.
+const FEATURE: &str = r#"if [ "$BATON_RESUME" = 1 ]; then case "$BATON_PROMPT" in *"TypeError: boom"*) echo fixed > fix.txt;; esac; else echo feature > feature.txt; env > seen-env.txt; fi; git add -A && git commit -qm "work"; echo '{"type":"result","text":"Added the feature."}'"#;
+
+async fn succeeded(b: &Baton, agent: &str) -> TaskDetail {
+    let id = b.task(json!({ "prompt": "add the feature", "title": "Add the feature", "agent": agent })).await;
+    let t = b.wait_for(&id, "the end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    t
+}
+
+fn bare_head(bare: &Path, branch: &str) -> String {
+    sh(bare, &format!("git rev-parse refs/heads/{branch}")).trim().to_owned()
+}
+
+fn hook_url(b: &Baton) -> String {
+    format!("{}/api/forge/github", b.url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_pr_pushes_the_branch_and_opens_a_pull_request() {
+    let f = forged("", "poll_s = 0", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    let out = f.b.cli(&["pr", &id]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("opened pull request #1 for"), "{stdout}");
+    let branch = t.task.git.branch.clone().unwrap();
+    assert_eq!(bare_head(f.bare.path(), &branch), t.task.git.head.clone().unwrap(), "pushed to the remote");
+    let pulls = f.fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    let pr = &pulls[0];
+    assert_eq!((pr["head"]["ref"].as_str(), pr["base"]["ref"].as_str()), (Some(branch.as_str()), Some("main")));
+    assert_eq!(pr["title"], "Add the feature");
+    let body = pr["body"].as_str().unwrap();
+    assert!(body.starts_with("Added the feature."), "{body}");
+    assert!(body.contains("**Cost**") && body.contains(&format!("/#/tasks/{id}")), "{body}");
+    let created = f.fake.requests().into_iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(created.header("authorization"), format!("Bearer {TOKEN}"));
+    let t = f.b.get(&id).await;
+    let recorded = t.task.pr.unwrap();
+    assert_eq!((recorded.number, recorded.state), (1, PrState::Open));
+    assert_eq!(recorded.url, pr["html_url"].as_str().unwrap());
+    let env = sh(f.bare.path(), &format!("git show {branch}:seen-env.txt"));
+    assert!(!env.contains(TOKEN) && !env.contains(SECRET), "the forge's secrets never reach the agent");
+    let again = f.b.cli(&["pr", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has pull request #1"));
+    assert_eq!(f.fake.pulls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_check_run_goes_back_to_the_agent_and_its_fix_is_pushed_to_the_same_pull_request() {
+    let f = forged("", "poll_s = 0", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    assert!(f.b.cli(&["pr", &id]).status.success());
+    let head = t.task.git.head.clone().unwrap();
+    let check =
+        f.fake.add_check_run(&head, "ci / test", Some("failure"), "running tests\nTypeError: boom\n  at widget.js:3\n");
+    let (status, answer) = send_webhook(&hook_url(&f.b), SECRET, "check_run", &f.fake.check_run_event(check)).await;
+    assert_eq!(status, 200, "{answer}");
+    let t =
+        f.b.wait_for(&id, "the fix pushed", |t| {
+            t.task.status == TaskStatus::Succeeded
+                && t.task.loops.forge_fixes == 1
+                && t.task.pr.as_ref().and_then(|p| p.pushed.clone()) == t.task.git.head
+                && t.task.git.head.as_deref() != Some(head.as_str())
+        })
+        .await;
+    assert_eq!(t.runs.len(), 2, "the same session, resumed");
+    assert!(t.runs[1].message.contains("TypeError: boom") && t.runs[1].message.contains("ci / test"));
+    let branch = t.task.git.branch.clone().unwrap();
+    let new_head = t.task.git.head.clone().unwrap();
+    assert_eq!(bare_head(f.bare.path(), &branch), new_head);
+    assert_eq!(sh(f.bare.path(), &format!("git show {branch}:fix.txt")).trim(), "fixed");
+    assert_eq!(f.fake.pulls()[0]["head"]["sha"], new_head, "the same pull request shows the fix");
+    assert_eq!(f.fake.pulls().len(), 1);
+    // The same delivery again changes nothing.
+    let (status, _) = send_webhook(&hook_url(&f.b), SECRET, "check_run", &f.fake.check_run_event(check)).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.b.get(&id).await.runs.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_merged_on_github_marks_the_task_merged_and_bad_signatures_change_nothing() {
+    let f = forged("", "poll_s = 0", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    assert!(f.b.cli(&["pr", &id]).status.success());
+    let sha = f.fake.merge_on_github(1);
+    let event = f.fake.pull_request_event(1, "closed");
+    let (status, answer) = send_webhook(&hook_url(&f.b), "not the secret", "pull_request", &event).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("unauthorized"), "{answer}");
+    let unsigned = reqwest::Client::new()
+        .post(hook_url(&f.b))
+        .header("X-GitHub-Event", "pull_request")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(f.b.get(&id).await.task.git.merge, MergeState::None, "nothing changed");
+
+    let (status, answer) =
+        send_webhook(&hook_url(&f.b), SECRET, "issues", &json!({ "repository": { "full_name": REPO } })).await;
+    assert_eq!(status, 200);
+    assert!(answer.contains("ignored"), "{answer}");
+    let (status, _) = send_webhook(&hook_url(&f.b), SECRET, "pull_request", &event).await;
+    assert_eq!(status, 200);
+    let t = f.b.get(&id).await;
+    assert_eq!(t.task.git.merge, MergeState::Merged);
+    assert_eq!(t.task.git.merged_commit.as_deref(), Some(sha.as_str()));
+    assert_eq!(t.task.pr.unwrap().state, PrState::Merged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_via_forge_merges_through_the_api_and_a_protected_branch_is_reported() {
+    let f = forged("merge_via = \"forge\"", "poll_s = 0", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    assert!(f.b.cli(&["pr", &id]).status.success());
+    let local_main = f.b.sh("git rev-parse main");
+    f.fake.protect("main");
+    let out = f.b.cli(&["merge", &id]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("405") && stderr.contains("Repository rule violations"), "{stderr}");
+    let t = f.b.get(&id).await;
+    assert_eq!((t.task.git.merge, t.task.pr.as_ref().unwrap().state), (MergeState::None, PrState::Open));
+    assert_eq!(f.b.sh("git rev-parse main"), local_main, "nothing changed locally");
+    assert_eq!(bare_head(f.bare.path(), "main"), local_main, "nor on the remote");
+
+    // Unprotected (a fresh forge on the same remote would be the same): a second task.
+    let g = forged("merge_via = \"forge\"", "poll_s = 0", ENV).await;
+    g.b.agent("feature", FEATURE).await;
+    let t = succeeded(&g.b, "feature").await;
+    let id = t.task.id.to_string();
+    assert!(g.b.cli(&["pr", &id]).status.success());
+    let local_main = g.b.sh("git rev-parse main");
+    let out = g.b.cli(&["merge", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = g.b.get(&id).await;
+    assert_eq!(t.task.git.merge, MergeState::Merged);
+    let merged = bare_head(g.bare.path(), "main");
+    assert_eq!(t.task.git.merged_commit.as_deref(), Some(merged.as_str()), "the forge's merge commit");
+    assert_eq!(sh(g.bare.path(), "git show main:feature.txt").trim(), "feature");
+    assert_eq!(g.b.sh("git rev-parse main"), local_main, "Baton's own queue did not merge");
+    let merge = g.fake.requests().into_iter().find(|r| r.method == "PUT").unwrap();
+    assert_eq!(merge.json()["sha"], t.task.git.head.clone().unwrap(), "merged at the head Baton pushed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_webhook_baton_polls_with_conditional_requests() {
+    let f = forged("auto_pr = true", "poll_s = 1", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    let t = f.b.wait_for(&id, "the pull request auto_pr opens", |t| t.task.pr.is_some()).await;
+    let head = t.task.git.head.clone().unwrap();
+    f.fake.add_check_run(&head, "lint", Some("success"), "");
+    f.fake.add_check_run(&head, "test", Some("failure"), "TypeError: boom");
+    let t =
+        f.b.wait_within(Duration::from_secs(30), &id, "the poll to see the failure", |t| t.task.loops.forge_fixes == 1)
+            .await;
+    assert!(t.task.pr.unwrap().last_feedback.unwrap().contains("test failed"));
+    f.b.wait_for(&id, "the fix pushed", |t| {
+        t.task.pr.as_ref().and_then(|p| p.pushed.clone()) == t.task.git.head
+            && t.task.git.head.as_deref() != Some(head.as_str())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let conditional = f
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/pulls/1") && !r.header("if-none-match").is_empty())
+        .count();
+    assert!(conditional >= 1, "later polls ask only for changes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_forge_setups_and_empty_tasks_are_refused_with_nothing_changed() {
+    // The token's variable is not set.
+    let f = forged("", "poll_s = 0", &[("GH_HOOK_SECRET", SECRET)]).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let out = f.b.cli(&["pr", t.task.id.as_str()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GITHUB_TOKEN, which is not set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.fake.pulls().is_empty());
+
+    // A remote that does not exist.
+    let f = forged("", "remote = \"upstream\"\npoll_s = 0", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let out = f.b.cli(&["pr", t.task.id.as_str()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no remote named \"upstream\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.fake.pulls().is_empty() && f.fake.requests().is_empty(), "the forge was not called");
+
+    // A task without commits.
+    f.b.agent("idle", "true").await;
+    let t = succeeded(&f.b, "idle").await;
+    let out = f.b.cli(&["pr", t.task.id.as_str()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no commits"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.b.get(t.task.id.as_str()).await.task.pr.is_none());
+}
