@@ -581,6 +581,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_token_variable_that_is_not_set_is_said_at_start() {
+        let mut project: Project = serde_json::from_value(json!({
+            "id": "p-1a2b3c4d5e", "name": "widgets", "path": "/r", "default_branch": "main",
+            "created_at": "2026-12-05T00:00:00Z",
+            "settings": { "forge": { "repo": "acme/widgets", "token_env": "BATON_TEST_SURELY_UNSET_TOKEN" } }
+        }))
+        .unwrap();
+        let warnings = check_configuration(std::slice::from_ref(&project));
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with(
+                "project widgets: [forge] token_env names BATON_TEST_SURELY_UNSET_TOKEN, which is not set"
+            ),
+            "{}",
+            warnings[0]
+        );
+        project.settings.forge = None;
+        assert!(check_configuration(&[project]).is_empty());
+    }
+
+    #[test]
     fn hex_signatures_are_read_strictly() {
         assert_eq!(hex(&"ab".repeat(32)).map(|v| v.len()), Some(32));
         assert!(hex("abc").is_none());
@@ -591,7 +612,7 @@ mod tests {
     #[test]
     fn a_pull_requests_body_carries_result_checks_cost_and_link() {
         let mut task: Task = serde_json::from_value(json!({
-            "id": "t-1a2b3c4d5e6f", "project_id": "p-1", "title": "t", "prompt": "p", "agent": "claude",
+            "id": "t-1a2b3c4d5e", "project_id": "p-1a2b3c4d5e", "title": "t", "prompt": "p", "agent": "claude",
             "status": "succeeded", "created_at": "2026-12-05T00:00:00Z", "updated_at": "2026-12-05T00:00:00Z",
             "result": "Added the flag.", "usage": { "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.25 },
             "check_results": [{ "command": "cargo test", "exit_code": 0, "passed": true, "duration_ms": 1500, "output_tail": "" }]
@@ -602,6 +623,6 @@ mod tests {
         assert!(body.starts_with("Added the flag.\n\n---"), "{body}");
         assert!(body.contains("- ✅ `cargo test` (1.5 s)"), "{body}");
         assert!(body.contains("**Cost**: $0.2500 (10 tokens in, 5 out), agent `claude`"), "{body}");
-        assert!(body.contains("[t-1a2b3c4d5e6f](https://baton.example.com/#/tasks/t-1a2b3c4d5e6f)"), "{body}");
+        assert!(body.contains("[t-1a2b3c4d5e](https://baton.example.com/#/tasks/t-1a2b3c4d5e)"), "{body}");
     }
 }

@@ -269,3 +269,39 @@ async fn bad_forge_setups_and_empty_tasks_are_refused_with_nothing_changed() {
     );
     assert!(f.b.get(t.task.id.as_str()).await.task.pr.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_requesting_changes_on_github_goes_back_to_the_agent_with_its_comments() {
+    let f = forged("", "poll_s = 0", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    assert!(f.b.cli(&["pr", &id]).status.success());
+    let approving = f.fake.add_review(1, "APPROVED", "fine by me", &[]);
+    let (status, answer) =
+        send_webhook(&hook_url(&f.b), SECRET, "pull_request_review", &f.fake.review_event(1, approving)).await;
+    assert_eq!(status, 200);
+    assert!(answer.contains("ignored"), "an approval asks nothing of the agent: {answer}");
+    let review = f.fake.add_review(
+        1,
+        "CHANGES_REQUESTED",
+        "Please handle the error.",
+        &[("feature.txt", 1, "TypeError: boom here")],
+    );
+    let (status, _) =
+        send_webhook(&hook_url(&f.b), SECRET, "pull_request_review", &f.fake.review_event(1, review)).await;
+    assert_eq!(status, 200);
+    let head = t.task.git.head.clone().unwrap();
+    let t =
+        f.b.wait_for(&id, "the fix pushed", |t| {
+            t.task.pr.as_ref().and_then(|p| p.pushed.clone()) == t.task.git.head
+                && t.task.git.head.as_deref() != Some(head.as_str())
+        })
+        .await;
+    let message = &t.runs[1].message;
+    assert!(
+        message.contains("Please handle the error.") && message.contains("`feature.txt:1` — TypeError: boom here"),
+        "{message}"
+    );
+    assert_eq!(f.fake.pulls()[0]["head"]["sha"], t.task.git.head.clone().unwrap());
+}

@@ -201,3 +201,36 @@ async fn post(b: &Baton, path: &str, body: Value) -> (u16, Value) {
         reqwest::Client::new().post(format!("{}{path}", b.url)).bearer_auth(&b.token).json(&body).send().await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap_or_default())
 }
+
+/// A real Claude Code reviewer, against the fake model, reads the branch with
+/// its own tool and answers a verdict that fits the schema.
+#[tokio::test]
+async fn a_real_claude_code_reviewer_answers_in_the_schema() {
+    use baton_testkit::{FakeModel, Script, Step};
+    let verdict =
+        r#"{"verdict": "approve", "comments": [{"file": "notes.txt", "line": 1, "body": "Clear and tested."}]}"#;
+    let fake = FakeModel::start(Script::new(vec![
+        Step::bash("git log --oneline -3 && git diff HEAD~1 HEAD"),
+        Step::text(verdict),
+    ]))
+    .await
+    .unwrap();
+    let b = Baton::start();
+    b.agent("author", AUTHOR).await;
+    b.agent_def(crate::real_agents::Cli::Claude.def("claude-reviewer", &fake.url, &b.dir.path().join("home"))).await;
+    let id = b.task(json!({ "prompt": "write notes", "agent": "author", "review_by": "claude-reviewer" })).await;
+    let t =
+        b.wait_within(std::time::Duration::from_secs(120), &id, "the review", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?} {:?}", t.task.reason, t.task.loops.reviews);
+    let review = &t.task.loops.reviews[0];
+    assert_eq!(review.verdict, Some(Verdict::Approve));
+    assert_eq!(review.comments[0].body, "Clear and tested.");
+    assert_eq!(review.comments[0].line, Some(1));
+    let reviewer = b.get(review.task_id.as_str()).await;
+    assert_eq!(reviewer.task.agent, "claude-reviewer");
+    let events = b.events(review.task_id.as_str()).await;
+    assert!(
+        events.iter().any(|e| e.data.to_string().contains("notes")),
+        "the reviewer read the change with its own tool"
+    );
+}
