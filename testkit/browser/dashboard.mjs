@@ -163,6 +163,15 @@ try {
   await page.waitForSelector(`[data-webhook-id="${hook.id}"] >> text=Nothing delivered yet`);
   await shot("webhooks");
 
+  step("a reviewed task shows its reviewer's verdict and comments");
+  const reviewed = JSON.parse(cli(["run", "--agent", "writer", "--review-by", "approver", "--title", "reviewed", "--wait", "--json", "Greet, reviewed"])).id;
+  await page.evaluate((id) => {
+    location.hash = `#/tasks/${id}`;
+  }, reviewed);
+  await page.waitForSelector('[data-loops] [data-verdict="approve"]');
+  await page.waitForSelector('[data-loops] >> text=greeting.txt:1');
+  await shot("review-verdict");
+
   step("search the context store");
   await page.click('[data-nav="docs"]');
   await page.fill('[data-input="doc-search"]', "pipeline");

@@ -1510,6 +1510,7 @@ function TaskView() {
           h('span', { class: 'muted small' }, ` (session ${t.parent_session_id}${t.callback ? ', with callback' : ''})`),
           parentTask && parentTask.error ? h('span', { class: 'warn-text small' }, ` — ${parentTask.error}`) : null) : null,
         (detail.sessions || []).length ? fact('Sessions', (detail.sessions || []).map((x, i) => [i ? ', ' : '', h('code', null, x.id), ` ${x.status}`])) : null),
+      loopsBox(t),
       (t.depends_on || []).length ? h('div', { class: 'rel' }, h('h3', null, 'Depends on'),
         h('ul', { class: 'chips' }, t.depends_on.map((d) => taskChip(S.tasks.get(d), d)))) : null,
       dependents.length ? h('div', { class: 'rel' }, h('h3', null, 'Needed by'), h('ul', { class: 'chips' }, dependents.map((x) => taskChip(x)))) : null,
@@ -1637,6 +1638,29 @@ function TaskView() {
   }
 
   // --- review -----------------------------------------------------------------
+
+  /** A task's feedback loops: its pull request, its fix attempts, its reviews. */
+  function loopsBox(t) {
+    const l = t.loops || {};
+    const reviews = l.reviews || [];
+    const fixes = [['checks', l.check_fixes], ['conflicts', l.conflict_fixes], ['CI and PR reviews', l.forge_fixes]].filter(([, n]) => n > 0);
+    if (!t.pr && !reviews.length && !fixes.length) return null;
+    const pr = t.pr;
+    const prLink = pr && /^https?:\/\//.test(pr.url) ? h('a', { href: pr.url, rel: 'noopener noreferrer', target: '_blank' }, `#${pr.number}`) : pr ? `#${pr.number}` : null;
+    const verdict = (r) => r.verdict ? r.verdict.replace('_', ' ') : r.error ? 'failed' : 'in progress';
+    const verdictClass = (r) => r.verdict === 'approve' ? 'st-succeeded' : (r.verdict || r.error) ? 'st-failed' : 'st-reviewing';
+    return h('div', { class: 'rel', 'data-loops': '' },
+      h('h3', null, 'Feedback loops'),
+      pr ? h('p', { 'data-pr': pr.state }, 'Pull request ', prLink, ' ', h('span', { class: `tag ${pr.state === 'merged' ? 'ok' : ''}` }, pr.state),
+        pr.last_feedback ? h('span', { class: 'muted small' }, ` · last: ${pr.last_feedback}`) : null) : null,
+      fixes.length ? h('p', { 'data-fixes': '' }, 'Fix attempts: ', fixes.map(([what, n], i) => [i ? ' · ' : '', `${what} ${n} of ${l.fix_attempts}`])) : null,
+      reviews.length ? h('ol', { class: 'reviews' }, reviews.map((r) => h('li', { 'data-verdict': r.verdict || (r.error ? 'failed' : 'pending') },
+        h('span', { class: `badge ${verdictClass(r)}` }, verdict(r)), ' by ', h('a', { href: taskHref(r.task_id) }, r.reviewer), ' ',
+        h('span', { class: 'muted small' }, rel(r.at)),
+        r.error ? h('div', { class: 'warn-text small' }, r.error) : null,
+        (r.comments || []).length ? h('ul', null, r.comments.map((c) => h('li', null,
+          c.file ? h('code', null, c.line ? `${c.file}:${c.line}` : c.file) : null, c.file ? ' — ' : null, c.body))) : null))) : null);
+  }
 
   function renderReviewParts() {
     const t = task();

@@ -85,6 +85,11 @@ async fn the_dashboard_in_a_real_browser() {
     b.agent("writer", "echo hello > greeting.txt; echo wrote it").await;
     b.agent("same-a", "echo A > same.txt").await;
     b.agent("same-b", "echo B > same.txt").await;
+    let verdict = r#"{"verdict":"approve","comments":[{"file":"greeting.txt","line":1,"body":"Friendly."}]}"#;
+    let approver = format!(
+        "python3 -c 'import json,sys; print(json.dumps({{\"type\":\"result\",\"text\":sys.argv[1]}}))' '{verdict}'"
+    );
+    b.agent("approver", &approver).await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser/dashboard.mjs");
     assert!(
@@ -139,7 +144,18 @@ async fn the_dashboard_in_a_real_browser() {
     let status = node.wait().await.unwrap();
     let stderr = stderr.await.unwrap();
     assert!(status.success(), "{stdout}\n{stderr}");
-    for view in ["board", "task-timeline", "review", "merge-conflict", "overview", "dag", "agents", "costs", "docs"] {
+    for view in [
+        "board",
+        "task-timeline",
+        "review",
+        "merge-conflict",
+        "overview",
+        "dag",
+        "agents",
+        "costs",
+        "docs",
+        "review-verdict",
+    ] {
         let file = shots.join(format!("{view}.png"));
         let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000, "{view}.png is not a real screenshot");

@@ -265,7 +265,8 @@ pub(crate) fn start_review(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Ta
         at: Timestamp::now(),
     });
     set_status(task, TaskStatus::Reviewing, None)?;
-    let text = format!("checks passed; {name} reviews the work in task {} (review {round})", reviewer.id);
+    let done = if task.checks.is_empty() { "the agent finished" } else { "checks passed" };
+    let text = format!("{done}; {name} reviews the work in task {} (review {round})", reviewer.id);
     tell(tx, task, "review", text, json!({ "round": round, "reviewer": name, "review_task": reviewer.id }))?;
     save_task(tx, task)?;
     Ok(())
@@ -396,10 +397,13 @@ fn verdict_given(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, answer
         review.verdict = Some(answer.verdict);
         review.comments = answer.comments.clone();
     }
-    let n = answer.comments.len();
+    let n = match answer.comments.len() {
+        1 => "1 comment".to_owned(),
+        n => format!("{n} comments"),
+    };
     let comments = json!({ "verdict": answer.verdict, "comments": answer.comments });
     if answer.verdict == Verdict::Approve {
-        tell(tx, task, "review", format!("{reviewer} approved the work ({n} comments)"), comments)?;
+        tell(tx, task, "review", format!("{reviewer} approved the work ({n})"), comments)?;
         return succeed(tx, fx, task, None);
     }
     let allowed = task.loops.review_rounds;
@@ -414,7 +418,7 @@ fn verdict_given(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, answer
         tx,
         task,
         "review",
-        format!("{reviewer} requested changes ({n} comments); back to the author (round {round} of {allowed})"),
+        format!("{reviewer} requested changes ({n}); back to the author (round {round} of {allowed})"),
         comments,
     )?;
     let Some(session_id) = task.session_id.clone() else { return succeed(tx, fx, task, None) };
