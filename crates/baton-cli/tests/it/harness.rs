@@ -367,6 +367,18 @@ impl Baton {
         sh(&self.repo, script).trim().to_owned()
     }
 
+    /// POSTs JSON with the admin token; the status and the JSON answer (`Null` when none).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or_default())
+    }
+
     /// Every event of a task, in order.
     pub async fn events(&self, id: &str) -> Vec<baton_core::event::Event> {
         self.client.task_events(id, 0, 10_000).await.expect("events")

@@ -148,7 +148,7 @@ async fn work_without_approval_is_not_merged_unless_forced() {
     let out = b.cli(&["merge", &id]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"), "{}", String::from_utf8_lossy(&out.stderr));
-    let (status, body) = post(&b, &format!("/api/tasks/{id}/merge"), json!({})).await;
+    let (status, body) = b.post(&format!("/api/tasks/{id}/merge"), json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("review_required")));
     assert_eq!(b.sh("git rev-parse main"), main, "nothing changed");
     assert!(b.cli(&["merge", "--force", &id]).status.success());
@@ -181,7 +181,7 @@ async fn bad_loop_settings_are_refused() {
         (json!({ "project": "repo", "prompt": "x", "agent": "author", "fix_attempts": 11 }), "invalid_argument"),
         (json!({ "project": "repo", "prompt": "x", "agent": "author", "on_conflict": "pray" }), "invalid_body"),
     ] {
-        let (status, answer) = post(&b, "/api/tasks", body.clone()).await;
+        let (status, answer) = b.post("/api/tasks", body.clone()).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (400, Some(code)), "{body}: {answer}");
     }
     let list: Value = reqwest::Client::new()
@@ -194,12 +194,6 @@ async fn bad_loop_settings_are_refused() {
         .await
         .unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing was created: {list}");
-}
-
-async fn post(b: &Baton, path: &str, body: Value) -> (u16, Value) {
-    let resp =
-        reqwest::Client::new().post(format!("{}{path}", b.url)).bearer_auth(&b.token).json(&body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
 }
 
 /// A real Claude Code reviewer, against the fake model, reads the branch with

@@ -10,12 +10,6 @@ use serde_json::{Value, json};
 
 use crate::harness::Baton;
 
-async fn post(b: &Baton, path: &str, body: Value) -> (u16, Value) {
-    let resp =
-        reqwest::Client::new().post(format!("{}{path}", b.url)).bearer_auth(&b.token).json(&body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
-}
-
 async fn settled(b: &Baton, id: &str) -> TaskDetail {
     b.wait_for(id, "settled", |t| t.task.status.is_finished() || t.task.status == TaskStatus::Blocked).await
 }
@@ -64,17 +58,17 @@ async fn a_failure_blocks_its_dependents_not_its_siblings_and_a_retry_unblocks_t
     let flag = b.shared("fixed");
     b.agent("ok", "true").await;
     b.agent("flaky", &format!("test -f {}", flag.display())).await;
-    let (status, plan) = post(
-        &b,
-        "/api/plans",
-        json!({ "project": "repo", "tasks": [
-            { "name": "a", "prompt": "a", "agent": "ok" },
-            { "name": "b", "prompt": "b", "agent": "flaky", "depends_on": ["a"] },
-            { "name": "c", "prompt": "c", "agent": "ok", "depends_on": ["a"] },
-            { "name": "d", "prompt": "d", "agent": "ok", "depends_on": ["b", "c"] },
-        ]}),
-    )
-    .await;
+    let (status, plan) = b
+        .post(
+            "/api/plans",
+            json!({ "project": "repo", "tasks": [
+                { "name": "a", "prompt": "a", "agent": "ok" },
+                { "name": "b", "prompt": "b", "agent": "flaky", "depends_on": ["a"] },
+                { "name": "c", "prompt": "c", "agent": "ok", "depends_on": ["a"] },
+                { "name": "d", "prompt": "d", "agent": "ok", "depends_on": ["b", "c"] },
+            ]}),
+        )
+        .await;
     assert_eq!(status, 201, "{plan}");
     let id = |n: &str| plan["plan"]["tasks"][n].as_str().unwrap().to_owned();
     assert_eq!(settled(&b, &id("b")).await.task.status, TaskStatus::Failed);
@@ -120,7 +114,7 @@ async fn an_approval_gate_holds_its_task_until_approved() {
     let out = b.cli(&["approve", &id]);
     assert!(out.status.success());
     b.wait_status(&id, TaskStatus::Succeeded).await;
-    let (status, body) = post(&b, &format!("/api/tasks/{id}/approve"), json!({})).await;
+    let (status, body) = b.post(&format!("/api/tasks/{id}/approve"), json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("illegal_transition")));
 }
 
@@ -129,42 +123,39 @@ async fn plans_are_checked_whole_before_anything_is_created() {
     let b = Baton::start();
     b.agent("ok", "true").await;
     let before: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
-    let (status, body) = post(
-        &b,
-        "/api/plans",
-        json!({ "project": "repo", "tasks": [
-            { "name": "a", "prompt": "a", "agent": "ok", "depends_on": ["c"] },
-            { "name": "b", "prompt": "b", "agent": "ok", "depends_on": ["a"] },
-            { "name": "c", "prompt": "c", "agent": "ok", "depends_on": ["b"] },
-        ]}),
-    )
-    .await;
+    let (status, body) = b
+        .post(
+            "/api/plans",
+            json!({ "project": "repo", "tasks": [
+                { "name": "a", "prompt": "a", "agent": "ok", "depends_on": ["c"] },
+                { "name": "b", "prompt": "b", "agent": "ok", "depends_on": ["a"] },
+                { "name": "c", "prompt": "c", "agent": "ok", "depends_on": ["b"] },
+            ]}),
+        )
+        .await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("dependency_cycle")), "{body}");
     assert_eq!(body["error"]["details"]["cycle"].as_array().unwrap().len(), 4);
-    let (status, body) = post(
-        &b,
-        "/api/plans",
-        json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a", "depends_on": ["t-0000000000"] }] }),
-    )
-    .await;
+    let (status, body) = b
+        .post(
+            "/api/plans",
+            json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a", "depends_on": ["t-0000000000"] }] }),
+        )
+        .await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
     let (status, body) =
-        post(&b, "/api/plans", json!({ "project": "repo", "tasks": [], "synthesis": { "prompt": "sum up" } })).await;
+        b.post("/api/plans", json!({ "project": "repo", "tasks": [], "synthesis": { "prompt": "sum up" } })).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("depend on nothing"));
-    let (status, body) = post(
-        &b,
-        "/api/plans",
-        json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a", "agent": "nobody" }] }),
-    )
-    .await;
+    let (status, body) = b
+        .post("/api/plans", json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a", "agent": "nobody" }] }))
+        .await;
     assert_eq!(status, 404, "{body}");
-    let (status, _) = post(
-        &b,
-        "/api/plans",
-        json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a" }, { "name": "a", "prompt": "b" }] }),
-    )
-    .await;
+    let (status, _) = b
+        .post(
+            "/api/plans",
+            json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a" }, { "name": "a", "prompt": "b" }] }),
+        )
+        .await;
     assert_eq!(status, 400);
     let after: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
     assert_eq!(before, after, "nothing was created");
@@ -175,11 +166,10 @@ async fn plans_are_checked_whole_before_anything_is_created() {
         &other,
         "git init -q -b main && git -c user.email=a@a -c user.name=a commit -q --allow-empty -m x",
     );
-    let (status, _) = post(&b, "/api/projects", json!({ "path": other })).await;
+    let (status, _) = b.post("/api/projects", json!({ "path": other })).await;
     assert_eq!(status, 201);
     let foreign = b.task(json!({ "project": "other", "prompt": "x", "agent": "ok" })).await;
-    let (status, body) = post(
-        &b,
+    let (status, body) = b.post(
         "/api/plans",
         json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a", "agent": "ok", "depends_on": [foreign] }] }),
     )
@@ -244,12 +234,12 @@ async fn experts(b: &Baton, failing: Option<&str>) {
 }
 
 async fn orchestrate(b: &Baton, planner: &str) -> Orchestration {
-    let (status, o) = post(
-        b,
-        "/api/orchestrate/task",
-        json!({ "description": "Build a todo app", "project": "repo", "planner": planner, "synthesizer": "synth" }),
-    )
-    .await;
+    let (status, o) = b
+        .post(
+            "/api/orchestrate/task",
+            json!({ "description": "Build a todo app", "project": "repo", "planner": planner, "synthesizer": "synth" }),
+        )
+        .await;
     assert_eq!(status, 201, "{o}");
     let id = o["id"].as_str().unwrap().to_owned();
     b.wait_orchestration(&id).await
@@ -328,7 +318,7 @@ async fn a_failing_synthesizer_falls_back_to_concatenation() {
     experts(&b, None).await;
     b.agent("planner", &planner_script(PLAN)).await;
     b.agent("broken-synth", "exit 1").await;
-    let (status, o) = post(&b, "/api/orchestrate/task", json!({ "description": "Build a todo app", "project": "repo", "planner": "planner", "synthesizer": "broken-synth" })).await;
+    let (status, o) = b.post("/api/orchestrate/task", json!({ "description": "Build a todo app", "project": "repo", "planner": "planner", "synthesizer": "broken-synth" })).await;
     assert_eq!(status, 201, "{o}");
     let id = o["id"].as_str().unwrap().to_owned();
     let o = b.wait_orchestration(&id).await;
@@ -438,7 +428,7 @@ async fn the_leads_status_moves_from_running_to_stale_to_stopped() {
     let s = status(&b).await;
     assert_eq!(s["status"], "stopped", "no heartbeat yet");
     let (code, _) =
-        post(&b, "/api/projects/repo/heartbeat", json!({ "source": "jarvis", "session_key": "lead-1" })).await;
+        b.post("/api/projects/repo/heartbeat", json!({ "source": "jarvis", "session_key": "lead-1" })).await;
     assert_eq!(code, 200);
     let s = status(&b).await;
     assert_eq!(

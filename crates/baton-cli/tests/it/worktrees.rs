@@ -144,16 +144,10 @@ async fn the_radar_warns_and_the_second_of_two_conflicting_merges_is_refused() {
     assert!(stderr.contains("conflict: README.md"), "{stderr}");
     assert_eq!(b.sh("git rev-parse main"), main_after_first, "the base is unchanged");
     assert_eq!(b.get(&two).await.task.git.merge, MergeState::Conflict);
-    let (status, body) = post(&b, &format!("/api/tasks/{two}/merge"), json!({})).await;
+    let (status, body) = b.post(&format!("/api/tasks/{two}/merge"), json!({})).await;
     assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "merge_conflict");
     assert_eq!(body["error"]["details"]["files"], json!(["README.md"]));
-}
-
-async fn post(b: &Baton, path: &str, body: Value) -> (u16, Value) {
-    let resp =
-        reqwest::Client::new().post(format!("{}{path}", b.url)).bearer_auth(&b.token).json(&body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
 }
 
 #[tokio::test]
@@ -328,7 +322,7 @@ async fn bad_repositories_branches_and_merges_are_refused() {
     let b = Baton::start();
     let not_repo = b.dir.path().join("plain");
     std::fs::create_dir(&not_repo).unwrap();
-    let (status, body) = post(&b, "/api/projects", json!({ "path": not_repo })).await;
+    let (status, body) = b.post("/api/projects", json!({ "path": not_repo })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_argument")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("not a git repository"));
     let out = b.cli(&["project", "add", not_repo.to_str().unwrap()]);
@@ -336,14 +330,14 @@ async fn bad_repositories_branches_and_merges_are_refused() {
     let empty = b.dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     crate::harness::sh(&empty, "git init -q");
-    let (status, body) = post(&b, "/api/projects", json!({ "path": empty })).await;
+    let (status, body) = b.post("/api/projects", json!({ "path": empty })).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("no commits"));
-    let (status, _) = post(&b, "/api/projects", json!({ "path": b.repo.join("subdir-that-does-not-exist") })).await;
+    let (status, _) = b.post("/api/projects", json!({ "path": b.repo.join("subdir-that-does-not-exist") })).await;
     assert_eq!(status, 400);
 
     for bad in ["a..b", "-x", "has space", "ctl\u{7}", "x~1", "ends/", "a.lock"] {
-        let (status, body) = post(&b, "/api/tasks", json!({ "project": "repo", "prompt": "x", "branch": bad })).await;
+        let (status, body) = b.post("/api/tasks", json!({ "project": "repo", "prompt": "x", "branch": bad })).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_argument")), "{bad:?}: {body}");
     }
     b.agent("slow", "sleep 600").await;
@@ -351,9 +345,9 @@ async fn bad_repositories_branches_and_merges_are_refused() {
         b.task(json!({ "prompt": "x", "agent": "slow", "title": "-rf ../../etc; $(whoami) `id`" })).await;
     let t = b.wait_status(&unsafe_title, TaskStatus::Running).await;
     assert_eq!(t.task.git.branch.unwrap(), format!("baton/{}-rf-etc-whoami-id", &unsafe_title[2..]));
-    let (status, body) = post(&b, &format!("/api/tasks/{unsafe_title}/merge"), json!({})).await;
+    let (status, body) = b.post(&format!("/api/tasks/{unsafe_title}/merge"), json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("illegal_transition")), "{body}");
-    let (status, body) = post(&b, &format!("/api/tasks/{unsafe_title}/clean"), json!({})).await;
+    let (status, body) = b.post(&format!("/api/tasks/{unsafe_title}/clean"), json!({})).await;
     assert_eq!(status, 409, "{body}");
     let _ = b.cli(&["stop", &unsafe_title, "--wait"]);
 }

@@ -229,28 +229,12 @@ pub(crate) fn start_review(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Ta
     let project = resolve::project(tx, &task.project_id)?;
     let round = task.loops.reviews.len() + 1;
     let title: String = format!("Review of {}", task.title).chars().take(200).collect();
+    let prompt = review_prompt(task, &head);
     let new = NewTask {
-        prompt: review_prompt(task, &head),
-        title,
-        timeout_s: agent.timeout_s,
-        budget_usd: agent.budget_usd,
-        tags: Vec::new(),
-        depends_on: Vec::new(),
-        checks: Vec::new(),
-        max_retries: 0,
-        approval: false,
-        branch: None,
-        parent: None,
-        callback: false,
-        plan: None,
-        orchestration: None,
-        sandbox: None,
         require: task.require.clone(),
-        loops: Loops::default(),
         review_of: Some(task.id.clone()),
         base: Some((branch, head.clone())),
-        agent,
-        project,
+        ..NewTask::made(&project, agent, prompt, title)
     };
     let reviewer = insert(tx, fx, new, TaskId::generate())?;
     task.loops.reviews.push(Review {

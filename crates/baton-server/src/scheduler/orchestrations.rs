@@ -192,27 +192,9 @@ fn role_task(
     depends_on: Vec<TaskId>,
 ) -> NewTask {
     NewTask {
-        project: project.clone(),
-        prompt,
-        title,
-        timeout_s: agent.timeout_s,
-        budget_usd: agent.budget_usd,
-        agent,
-        tags: Vec::new(),
         depends_on,
-        checks: Vec::new(),
-        max_retries: 0,
-        approval: false,
-        branch: None,
-        parent: None,
-        callback: false,
-        plan: None,
         orchestration: Some(OrchestrationRef { id: id.clone(), role, subtask }),
-        sandbox: None,
-        require: Vec::new(),
-        loops: Default::default(),
-        review_of: None,
-        base: None,
+        ..NewTask::made(project, agent, prompt, title)
     }
 }
 

@@ -161,28 +161,12 @@ pub fn create_plan(
     let mut tasks: Vec<PlannedTask> = created.into_iter().map(|t| t.expect("every task created")).collect();
     let synthesis_id = match synthesis {
         Some((s, agent)) => {
+            let title = s.title.clone().unwrap_or_else(|| "Synthesis".into());
             let new = NewTask {
-                project: project.clone(),
-                prompt: s.prompt.clone(),
-                title: s.title.clone().unwrap_or_else(|| "Synthesis".into()),
-                timeout_s: agent.timeout_s,
-                budget_usd: agent.budget_usd,
-                agent,
-                tags: Vec::new(),
                 depends_on: ids.clone(),
-                checks: Vec::new(),
-                max_retries: 0,
-                approval: false,
-                branch: None,
                 parent: parent.as_ref().map(|s| s.id.clone()),
-                callback: false,
                 plan: Some((plan_id.clone(), "synthesis".into())),
-                orchestration: None,
-                sandbox: None,
-                require: Vec::new(),
-                loops: Default::default(),
-                review_of: None,
-                base: None,
+                ..NewTask::made(&project, agent, s.prompt.clone(), title)
             };
             let task = insert(tx, fx, new, TaskId::generate())?;
             let id = task.id.clone();

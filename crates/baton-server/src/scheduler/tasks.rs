@@ -118,6 +118,36 @@ pub(crate) struct NewTask {
     pub base: Option<(String, String)>,
 }
 
+impl NewTask {
+    /// A task Baton makes itself (a planner, a synthesis, a reviewer): the
+    /// agent's timeout and budget, and nothing else asked of it.
+    pub(crate) fn made(project: &Project, agent: AgentDef, prompt: String, title: String) -> NewTask {
+        NewTask {
+            project: project.clone(),
+            prompt,
+            title,
+            timeout_s: agent.timeout_s,
+            budget_usd: agent.budget_usd,
+            agent,
+            tags: Vec::new(),
+            depends_on: Vec::new(),
+            checks: Vec::new(),
+            max_retries: 0,
+            approval: false,
+            branch: None,
+            parent: None,
+            callback: false,
+            plan: None,
+            orchestration: None,
+            sandbox: None,
+            require: Vec::new(),
+            loops: Loops::default(),
+            review_of: None,
+            base: None,
+        }
+    }
+}
+
 /// Checks the fields every way of creating a task shares.
 pub(crate) fn check_fields(
     prompt: &str,
