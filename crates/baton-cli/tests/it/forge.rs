@@ -305,3 +305,35 @@ async fn a_review_requesting_changes_on_github_goes_back_to_the_agent_with_its_c
     );
     assert_eq!(f.fake.pulls()[0]["head"]["sha"], t.task.git.head.clone().unwrap());
 }
+
+/// The whole loop, unattended: the agent's first attempt fails its check and it
+/// fixes it, a reviewer agent approves, and a pull request opens by itself
+/// (`auto_pr`) saying so. Every step is on the task's timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_from_lunch_to_an_approved_pull_request_whose_checks_pass() {
+    let f = forged("auto_pr = true\nreview_by = \"approver\"", "poll_s = 0", ENV).await;
+    let fixer = r#"if [ "$BATON_RESUME" = 1 ]; then case "$BATON_PROMPT" in *"expected 3 got 4"*) echo 3 > answer.txt;; esac; else echo 4 > answer.txt; fi; git add -A && git commit -qm "answer $(cat answer.txt)"; echo '{"type":"result","text":"The answer is written."}'"#;
+    f.b.agent("fixer", fixer).await;
+    let verdict = r#"{"verdict":"approve","comments":[]}"#;
+    f.b.agent(
+        "approver",
+        &format!(
+            "python3 -c 'import json,sys; print(json.dumps({{\"type\":\"result\",\"text\":sys.argv[1]}}))' '{verdict}'"
+        ),
+    )
+    .await;
+    let check = r#"a=$(cat answer.txt); [ "$a" = 3 ] || { echo "expected 3 got $a" >&2; exit 1; }"#;
+    let id = f
+        .b
+        .task(json!({ "prompt": "write the answer", "title": "Write the answer", "agent": "fixer", "checks": [check] }))
+        .await;
+    let t = f.b.wait_for(&id, "the pull request", |t| t.task.pr.is_some()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded);
+    assert_eq!((t.task.loops.check_fixes, t.task.loops.reviews.len()), (1, 1));
+    let body = f.fake.pulls()[0]["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("✅ `a=$(cat answer.txt)") && body.contains("**Review**: approver approved"), "{body}");
+    assert_eq!(f.fake.pulls()[0]["head"]["sha"], t.task.git.head.clone().unwrap());
+    let steps: Vec<String> =
+        f.b.events(&id).await.iter().filter_map(|e| e.data["loop"]["kind"].as_str().map(str::to_owned)).collect();
+    assert_eq!(steps, ["checks", "review", "review", "pr"], "fixed, reviewed, approved, proposed");
+}

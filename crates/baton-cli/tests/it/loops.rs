@@ -129,6 +129,15 @@ async fn a_reviewer_asks_for_changes_the_author_makes_them_and_the_reviewer_appr
     assert_eq!(reviewer.task.review_of.as_ref().map(|r| r.as_str()), Some(id.as_str()));
     assert_eq!(reviewer.task.git.base_branch, t.task.git.branch);
     assert_ne!(reviewer.task.git.branch, t.task.git.branch);
+    let out = b.cli(&["merge", "--force", reviews[0].task_id.as_str()]);
+    assert!(!out.status.success(), "a reviewer's copy is never merged");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is the review of task"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let author_branch = t.task.git.branch.clone().unwrap();
+    assert_eq!(b.sh(&format!("git rev-parse {author_branch}")), t.task.git.head.clone().unwrap());
     let kinds: Vec<String> = steps(&b, &id).await.into_iter().map(|s| s.0).collect();
     assert_eq!(kinds, ["review", "review", "review", "review"], "asked, changes, asked, approved");
     assert!(b.cli(&["merge", &id]).status.success(), "approved work merges");

@@ -482,8 +482,16 @@ pub(crate) fn stop_review(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task, r
     Ok(())
 }
 
-/// Refuses to merge a reviewed task whose last verdict is not `approve`, unless forced.
+/// Refuses to merge a reviewer's task (its branch is a throwaway copy of the
+/// reviewed one), and a reviewed task whose last verdict is not `approve`,
+/// unless forced.
 pub(crate) fn merge_gate(task: &Task, force: bool) -> Result<(), AppError> {
+    if let Some(reviewed) = &task.review_of {
+        return Err(AppError::conflict(format!(
+            "task {} is the review of task {reviewed}: its branch is a copy for reading and is never merged",
+            task.id
+        )));
+    }
     if force || task.loops.review_by.is_none() || task.loops.verdict() == Some(Verdict::Approve) {
         return Ok(());
     }
