@@ -43,7 +43,9 @@ impl CliError {
                 ErrorCode::IllegalTransition
                 | ErrorCode::Conflict
                 | ErrorCode::AlreadyExists
-                | ErrorCode::MergeConflict => 4,
+                | ErrorCode::MergeConflict
+                | ErrorCode::ReviewRequired
+                | ErrorCode::ForgeRefused => 4,
                 ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::ForbiddenOrigin => 6,
                 ErrorCode::Internal | ErrorCode::Unavailable => 10,
                 _ => 7,

@@ -151,7 +151,7 @@ async fn work_without_approval_is_not_merged_unless_forced() {
     let id = b.task(json!({ "prompt": "x", "agent": "author", "review_by": "picky", "review_rounds": 1 })).await;
     let t = ended(&b, &id).await;
     assert_eq!(t.task.status, TaskStatus::Succeeded);
-    assert!(t.task.reason.as_deref().unwrap().contains("still requests changes after 1 rounds"), "{:?}", t.task.reason);
+    assert!(t.task.reason.as_deref().unwrap().contains("still requests changes after 1 round;"), "{:?}", t.task.reason);
     assert_eq!(t.task.loops.reviews.len(), 2);
     let main = b.sh("git rev-parse main");
     let out = b.cli(&["merge", &id]);

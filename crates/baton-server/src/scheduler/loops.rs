@@ -91,12 +91,12 @@ fn tell(
     Ok(())
 }
 
-/// The start of a resume message: the task again when the agent's CLI kept no
+/// The end of a resume message: the task again when the agent's CLI kept no
 /// conversation to resume.
-fn preamble(task: &Task, session: &Session) -> String {
+fn reminder(task: &Task, session: &Session) -> String {
     match session.agent_session_id {
         Some(_) => String::new(),
-        None => format!("You were working on this task:\n\n{}\n\n", task.prompt.trim()),
+        None => format!("\n\n## The task you were working on\n\n{}\n", task.prompt.trim()),
     }
 }
 
@@ -125,7 +125,7 @@ pub(crate) fn checks_failed(
     }
     task.loops.check_fixes += 1;
     let attempt = task.loops.check_fixes;
-    let mut message = preamble(task, &session);
+    let mut message = String::new();
     message.push_str(&format!(
         "Your work is committed, but its acceptance checks failed. Fix the code so that they pass, \
          then commit. The checks run again when you finish (fix attempt {attempt} of {allowed}).\n"
@@ -141,6 +141,7 @@ pub(crate) fn checks_failed(
             tail(check.output_tail.trim_end(), CHECK_OUTPUT)
         ));
     }
+    message.push_str(&reminder(task, &session));
     let commands: Vec<&str> = failing.iter().map(|c| c.command.as_str()).collect();
     let text = format!(
         "checks failed ({}); resuming the agent to fix them (attempt {attempt} of {allowed})",
@@ -186,12 +187,12 @@ pub(crate) fn merge_conflicted(
     let what = base_head.map_or_else(|| format!("`{base}`"), |h| format!("`{h}` (the head of `{base}`)"));
     let list: String = files.iter().map(|f| format!("- `{f}`\n")).collect();
     let message = format!(
-        "{}Your branch could not be merged into `{base}`: changes that landed there since you started conflict \
+        "Your branch could not be merged into `{base}`: changes that landed there since you started conflict \
          with yours in these files:\n\n{list}\nMerge {what} into your branch (`git merge {}`), resolve each conflict \
          keeping the intent of both sides, and commit the merge. The checks run again when you finish, and the \
-         merge is tried again (conflict fix {attempt} of {allowed}).",
-        preamble(task, &session),
+         merge is tried again (conflict fix {attempt} of {allowed}).{}",
         base_head.unwrap_or(base),
+        reminder(task, &session),
     );
     let text = format!(
         "merging into {base} conflicts in {}; resuming the agent to resolve it (attempt {attempt} of {allowed})",
@@ -392,8 +393,10 @@ fn verdict_given(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, answer
     }
     let allowed = task.loops.review_rounds;
     if requested >= allowed {
-        let reason =
-            format!("{reviewer} still requests changes after {allowed} rounds; `baton merge --force` lands it anyway");
+        let reason = format!(
+            "{reviewer} still requests changes after {}; `baton merge --force` lands it anyway",
+            rounds(allowed)
+        );
         tell(tx, task, "review", reason.clone(), comments)?;
         return succeed(tx, fx, task, Some(reason));
     }
@@ -407,15 +410,21 @@ fn verdict_given(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, answer
     )?;
     let Some(session_id) = task.session_id.clone() else { return succeed(tx, fx, task, None) };
     let session = resolve::session(tx, &session_id)?;
-    let mut message = preamble(task, &session);
+    let mut message = String::new();
     message.push_str(&format!(
         "A reviewer ({reviewer}) read your work and asks for changes (round {round} of {allowed}). Address each \
          comment, commit, and keep the checks passing; the work is reviewed again when you finish.\n\n"
     ));
     message.push_str(&comment_list(&answer.comments));
+    message.push_str(&reminder(task, &session));
     queue_run(tx, fx, task, RunKind::Resume, message, Some(session), None)?;
     save_task(tx, task)?;
     Ok(())
+}
+
+/// "1 round", "2 rounds".
+fn rounds(n: u32) -> String {
+    if n == 1 { "1 round".to_owned() } else { format!("{n} rounds") }
 }
 
 /// Review comments as a list, each with its file and line.
@@ -465,7 +474,7 @@ pub(crate) fn forge_feedback(
     let attempt = task.loops.forge_fixes;
     let text = format!("{summary}; resuming the agent to fix it (attempt {attempt} of {allowed})");
     tell(tx, task, "forge", text, json!({ "id": id, "attempt": attempt, "of": allowed }))?;
-    let message = format!("{}{message}\n(Fix attempt {attempt} of {allowed}.)", preamble(task, &session));
+    let message = format!("{message}\n(Fix attempt {attempt} of {allowed}.){}", reminder(task, &session));
     queue_run(tx, fx, task, RunKind::Resume, message, Some(session), None)?;
     save_task(tx, task)?;
     Ok(true)
