@@ -447,6 +447,9 @@ impl AgentDef {
         if let Some(reviewer) = &self.review_by {
             validate_simple_name("agent name", reviewer)?;
         }
+        if self.fix_attempts.is_some_and(|n| n > crate::model::MAX_LOOP_ROUNDS) {
+            return Err(invalid(&format!("`fix_attempts` must be at most {}", crate::model::MAX_LOOP_ROUNDS)));
+        }
         Ok(())
     }
 

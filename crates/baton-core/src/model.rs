@@ -118,6 +118,9 @@ pub struct ProjectSettings {
     pub forge: Option<ForgeSettings>,
 }
 
+/// The most `fix_attempts` or `review_rounds` anything may ask for.
+pub const MAX_LOOP_ROUNDS: u32 = 10;
+
 /// The default `fix_attempts`.
 pub const DEFAULT_FIX_ATTEMPTS: u32 = 2;
 
@@ -204,10 +207,15 @@ impl ForgeSettings {
         if parts.len() != 2 || !parts.iter().all(|p| part_ok(p)) {
             return Err(format!("[forge] repo = {:?} must be \"owner/name\"", self.repo));
         }
-        if let Some(url) = &self.api_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(format!("[forge] api_url = {url:?} must be an http(s) URL"));
+        if let Some(url) = &self.api_url {
+            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|l| url.strip_prefix(l).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
+            if !(url.starts_with("https://") || local) {
+                return Err(format!(
+                    "[forge] api_url = {url:?} must be an https URL (plain http only to this host): the token goes there"
+                ));
+            }
         }
         for name in [self.token_env.as_deref(), self.webhook_secret_env.as_deref()].into_iter().flatten() {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -274,6 +282,11 @@ impl ProjectSettings {
         }
         if let Some(reviewer) = &self.review_by {
             crate::names::validate_simple_name("review_by", reviewer).map_err(|e| e.to_string())?;
+        }
+        for (name, n) in [("fix_attempts", self.fix_attempts), ("review_rounds", self.review_rounds)] {
+            if n.is_some_and(|n| n > MAX_LOOP_ROUNDS) {
+                return Err(format!("{name} must be at most {MAX_LOOP_ROUNDS}"));
+            }
         }
         if let Some(forge) = &self.forge {
             forge.validate()?;
@@ -439,6 +452,12 @@ impl Loops {
     pub fn verdict(&self) -> Option<Verdict> {
         self.reviews.last().and_then(|r| r.verdict)
     }
+
+    /// Whether the last review approved `head` itself (work changed after an
+    /// approval is reviewed again).
+    pub fn approved_at(&self, head: Option<&str>) -> bool {
+        self.reviews.last().is_some_and(|r| r.verdict == Some(Verdict::Approve) && r.commit.as_deref() == head)
+    }
 }
 
 /// One review of a task's work.
@@ -513,12 +532,31 @@ pub struct PullRequest {
     /// for conditional requests.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub etags: BTreeMap<String, String>,
-    /// Check runs and reviews already acted on (their forge ids).
+    /// Check runs and reviews already acted on (`check:ID`, `review:ID`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub handled: Vec<u64>,
+    pub handled: Vec<String>,
+    /// What the forge said while the agent was busy, kept until it is idle.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Feedback>,
     /// The last failing CI check or review acted on, for the timeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_feedback: Option<String>,
+}
+
+/// Something the forge said of a pull request, for the task's agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Feedback {
+    /// `check:ID` or `review:ID`.
+    pub key: String,
+    /// The commit it is about, when it is about one (a check run): it is dropped
+    /// once another commit is pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// One line for the timeline.
+    pub summary: String,
+    /// What the agent is told.
+    pub message: String,
 }
 
 /// Where a pull request is.
@@ -1162,5 +1200,36 @@ mod repeats_tests {
         let huge = json!({ "text": "é".repeat(5000) });
         r.call(Some("big"), "Write", &huge);
         assert!(serde_json::to_string(&r).unwrap().len() <= 2048, "a call's input is not kept");
+    }
+}
+
+#[cfg(test)]
+mod forge_tests {
+    use super::{ForgeSettings, ProjectSettings};
+
+    #[test]
+    fn forge_settings_are_checked_before_any_token_leaves() {
+        let forge = |repo: &str, api: Option<&str>| ForgeSettings {
+            repo: repo.into(),
+            api_url: api.map(str::to_owned),
+            ..ForgeSettings::default()
+        };
+        assert!(forge("acme/widgets", None).validate().is_ok());
+        assert!(forge("acme/widgets", Some("https://ghe.example.com/api/v3")).validate().is_ok());
+        assert!(forge("acme/widgets", Some("http://127.0.0.1:8080")).validate().is_ok());
+        for (repo, api) in [
+            ("acme", None),
+            ("acme/widgets/x", None),
+            ("acme/wid gets", None),
+            ("acme/widgets", Some("http://ghe.example.com")),
+            ("acme/widgets", Some("http://127.0.0.1.evil.com")),
+            ("acme/widgets", Some("ftp://x")),
+        ] {
+            assert!(forge(repo, api).validate().is_err(), "{repo} {api:?}");
+        }
+        let bad = ProjectSettings { auto_pr: true, ..Default::default() };
+        assert!(bad.validate().unwrap_err().contains("[forge]"));
+        let many = ProjectSettings { fix_attempts: Some(11), ..Default::default() };
+        assert!(many.validate().unwrap_err().contains("fix_attempts must be at most 10"));
     }
 }

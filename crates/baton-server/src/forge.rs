@@ -12,7 +12,12 @@
 //! The token is read by the coordinator from the variable `token_env` names and
 //! never reaches an agent: pushes and API calls happen here, not in worktrees.
 
+mod follow;
 pub mod github;
+mod webhook;
+
+pub(crate) use follow::worker;
+pub use webhook::github_webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,16 +25,16 @@ use std::time::Duration;
 use baton_core::api::ErrorCode;
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::TaskId;
-use baton_core::model::{MergeState, MergeStrategy, PrState, Project, PullRequest, ReviewComment, Task};
+use baton_core::model::{MergeState, MergeStrategy, PrState, Project, PullRequest, Task};
 use baton_core::status::TaskStatus;
-use baton_store::{StoreRead, StoreTx, TaskFilter};
+use baton_store::StoreTx;
 use serde_json::{Value, json};
 
 use crate::error::AppError;
 use crate::resolve;
-use crate::scheduler::{emit_task, loops};
+use crate::scheduler::emit_task;
 use crate::state::AppState;
-use github::{Fresh, GitHub};
+use github::GitHub;
 
 /// How often the worker looks for pushes and pull requests to open when
 /// nothing wakes it.
@@ -52,14 +57,22 @@ fn client(project: &Project) -> Result<GitHub, AppError> {
     GitHub::new(forge)
 }
 
-/// Says at start what would stop each project's pull requests: a token
-/// variable that is not set. The warnings, for `baton up` to print.
+/// Says at start what would stop each project's pull requests: a token or
+/// webhook secret variable that is not set. The warnings, for `baton up` to print.
 pub fn check_configuration(projects: &[Project]) -> Vec<String> {
     let mut warnings = Vec::new();
     for p in projects {
         let Some(forge) = &p.settings.forge else { continue };
         if let Err(e) = GitHub::new(forge) {
             warnings.push(format!("project {}: {}", p.name, e.message));
+        }
+        if let Some(var) = &forge.webhook_secret_env
+            && std::env::var(var).map_or(true, |v| v.is_empty())
+        {
+            warnings.push(format!(
+                "project {}: [forge] webhook_secret_env names {var}, which is not set; GitHub's webhooks will be refused (Baton polls instead)",
+                p.name
+            ));
         }
     }
     warnings
@@ -227,355 +240,6 @@ fn mark_merged(tx: &mut dyn StoreTx, task: &mut Task, sha: Option<String>, how: 
     Ok(())
 }
 
-/// The forge's worker, on the timers' leader: pushes fixes to open pull
-/// requests, opens those `auto_pr` asks for, and polls open ones.
-pub(crate) async fn worker(state: Arc<AppState>) {
-    let mut polled: std::collections::HashMap<String, tokio::time::Instant> = Default::default();
-    loop {
-        let mut wait = LOOK;
-        if state.is_leader() {
-            match pass(&state, &mut polled).await {
-                Ok(next) => wait = next,
-                Err(e) => tracing::warn!(error = %e, "the forge worker's pass failed"),
-            }
-        }
-        tokio::select! {
-            _ = state.forge_work.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// One pass over the projects with a forge; how long until the next is due.
-async fn pass(
-    state: &Arc<AppState>,
-    polled: &mut std::collections::HashMap<String, tokio::time::Instant>,
-) -> Result<Duration, AppError> {
-    let work = state
-        .store
-        .read(|r| {
-            let mut work = Vec::new();
-            for project in r.projects()?.into_iter().filter(|p| p.settings.forge.is_some()) {
-                let tasks = followed(r, &project)?;
-                work.push((project, tasks));
-            }
-            Ok::<_, AppError>(work)
-        })
-        .await?;
-    let mut next = LOOK;
-    for (project, tasks) in work {
-        let Ok(github) = client(&project) else { continue };
-        let poll_s = project.settings.forge.as_ref().and_then(|f| f.poll_s).unwrap_or(DEFAULT_POLL_S);
-        if poll_s > 0 {
-            next = next.min(Duration::from_secs(poll_s));
-        }
-        let due =
-            poll_s > 0 && polled.get(project.id.as_str()).is_none_or(|at| at.elapsed() >= Duration::from_secs(poll_s));
-        if due {
-            polled.insert(project.id.to_string(), tokio::time::Instant::now());
-        }
-        for task in tasks {
-            let id = task.id.clone();
-            if let Err(e) = follow(state, &github, &project, task, due).await {
-                tracing::warn!(task = %id, error = %e.message, "could not follow the task's pull request");
-            }
-        }
-    }
-    Ok(next)
-}
-
-/// The tasks of a project the worker looks after: succeeded ones with an open
-/// pull request, or waiting for one (`auto_pr`).
-fn followed(r: &dyn StoreRead, project: &Project) -> Result<Vec<Task>, AppError> {
-    let filter =
-        TaskFilter { project: Some(project.id.clone()), statuses: vec![TaskStatus::Succeeded], ..Default::default() };
-    Ok(r.tasks(&filter)?
-        .into_iter()
-        .filter(|t| t.git.merge != MergeState::Merged && t.review_of.is_none())
-        .filter(|t| match &t.pr {
-            Some(pr) => pr.state == PrState::Open,
-            None => project.settings.auto_pr && !t.git.commits.is_empty() && loops::merge_gate(t, false).is_ok(),
-        })
-        .collect())
-}
-
-/// Brings one task's pull request up to date: opened, its new commits pushed,
-/// and (when `poll`) what the forge says acted on.
-async fn follow(
-    state: &Arc<AppState>,
-    github: &GitHub,
-    project: &Project,
-    task: Task,
-    poll: bool,
-) -> Result<(), AppError> {
-    let Some(pr) = task.pr.clone() else {
-        open_pr(state, task.id.clone()).await?;
-        return Ok(());
-    };
-    if let (Some(branch), Some(head)) = (&task.git.branch, &task.git.head)
-        && pr.pushed.as_ref() != Some(head)
-    {
-        push(project, branch, head).await?;
-        let (tid, head) = (task.id.clone(), head.clone());
-        crate::transact(state, move |tx, _| {
-            let mut task = resolve::task(tx, &tid)?;
-            if let Some(pr) = task.pr.as_mut() {
-                pr.pushed = Some(head.clone());
-                let text = format!("pushed {} to pull request #{}", &head[..head.len().min(12)], pr.number);
-                tell(tx, &task, "pr", text, Value::Null)?;
-            }
-            emit_task(tx, &task)?;
-            Ok(())
-        })
-        .await?;
-        return Ok(());
-    }
-    if poll {
-        poll_pr(state, github, &task, &pr).await?;
-    }
-    Ok(())
-}
-
-/// Reads a pull request, its head's check runs and its reviews (each only when
-/// changed), and acts on what is new.
-async fn poll_pr(state: &Arc<AppState>, github: &GitHub, task: &Task, pr: &PullRequest) -> Result<(), AppError> {
-    let etag = |key: &str| pr.etags.get(key).map(String::as_str);
-    let mut tags = Vec::new();
-    if let Fresh::New(pull, tag) = github.pull(pr.number, etag("pull")).await? {
-        if pull.merged {
-            return on_merged(state, task.id.clone(), pull.merge_commit_sha).await;
-        }
-        if pull.state == "closed" {
-            return on_closed(state, task.id.clone()).await;
-        }
-        tags.push(("pull".to_owned(), tag));
-    }
-    if let Some(sha) = &pr.pushed {
-        let key = format!("checks:{sha}");
-        if let Fresh::New(runs, tag) = github.check_runs(sha, etag(&key)).await? {
-            for run in runs.iter().filter(|r| r.failed() && !pr.handled.contains(&r.id)) {
-                let log = github.check_log(run).await;
-                on_failed_check(state, task.id.clone(), run.id, run.name.clone(), log).await?;
-            }
-            tags.push((key, tag));
-        }
-    }
-    if let Fresh::New(reviews, tag) = github.reviews(pr.number, etag("reviews")).await? {
-        for review in reviews.iter().filter(|r| r.state == "CHANGES_REQUESTED" && !pr.handled.contains(&r.id)) {
-            let comments = github.review_comments(pr.number, review.id).await?;
-            let who = review.user.as_ref().map_or("a reviewer".to_owned(), |u| u.login.clone());
-            on_changes_requested(state, task.id.clone(), review.id, who, review.body.clone(), comments).await?;
-        }
-        tags.push(("reviews".to_owned(), tag));
-    }
-    remember_etags(state, &task.id, tags).await
-}
-
-/// Keeps the ETags of what a poll read, so the next poll asks only for changes.
-/// An answer acted on is read again (its ETag is not kept) until the action
-/// took (the task was busy, say).
-async fn remember_etags(
-    state: &Arc<AppState>,
-    id: &TaskId,
-    tags: Vec<(String, Option<String>)>,
-) -> Result<(), AppError> {
-    if tags.is_empty() {
-        return Ok(());
-    }
-    let id = id.clone();
-    crate::transact(state, move |tx, _| {
-        let mut task = resolve::task(tx, &id)?;
-        let Some(pr) = task.pr.as_mut() else { return Ok(()) };
-        let before = pr.etags.clone();
-        pr.etags.retain(|k, _| !k.starts_with("checks:") || Some(&k[7..]) == pr.pushed.as_deref());
-        for (key, tag) in tags {
-            match tag {
-                Some(tag) => pr.etags.insert(key, tag),
-                None => pr.etags.remove(&key),
-            };
-        }
-        if pr.etags != before {
-            tx.put_task(&task)?;
-        }
-        Ok(())
-    })
-    .await
-}
-
-async fn on_merged(state: &Arc<AppState>, id: TaskId, sha: Option<String>) -> Result<(), AppError> {
-    crate::transact(state, move |tx, _| {
-        let mut task = resolve::task(tx, &id)?;
-        if task.git.merge != MergeState::Merged {
-            mark_merged(tx, &mut task, sha, "was merged on the forge")?;
-        }
-        Ok(())
-    })
-    .await
-}
-
-async fn on_closed(state: &Arc<AppState>, id: TaskId) -> Result<(), AppError> {
-    crate::transact(state, move |tx, _| {
-        let mut task = resolve::task(tx, &id)?;
-        if let Some(pr) = task.pr.as_mut().filter(|p| p.state == PrState::Open) {
-            pr.state = PrState::Closed;
-            let text = format!("pull request #{} was closed without merging", pr.number);
-            tell(tx, &task, "pr", text, Value::Null)?;
-            emit_task(tx, &task)?;
-        }
-        Ok(())
-    })
-    .await
-}
-
-async fn on_failed_check(
-    state: &Arc<AppState>,
-    id: TaskId,
-    check: u64,
-    name: String,
-    log: String,
-) -> Result<(), AppError> {
-    crate::transact(state, move |tx, fx| {
-        let mut task = resolve::task(tx, &id)?;
-        let log = github::tail(log.trim_end(), LOG_TO_AGENT);
-        let message = format!(
-            "The CI of your pull request failed: check `{name}`. Fix what it reports, commit, and keep your own \
-             checks passing; your fix is pushed to the same pull request.\n\nThe end of its log:\n\n```\n{log}\n```\n"
-        );
-        let summary = format!("CI check {name} failed on the pull request");
-        loops::forge_feedback(tx, fx, &mut task, check, summary, message)
-    })
-    .await
-    .map(|_| ())
-}
-
-async fn on_changes_requested(
-    state: &Arc<AppState>,
-    id: TaskId,
-    review: u64,
-    who: String,
-    body: Option<String>,
-    comments: Vec<ReviewComment>,
-) -> Result<(), AppError> {
-    crate::transact(state, move |tx, fx| {
-        let mut task = resolve::task(tx, &id)?;
-        let mut message = format!(
-            "{who} reviewed your pull request and requests changes. Address each point, commit, and keep the \
-             checks passing; your fix is pushed to the same pull request.\n\n"
-        );
-        if let Some(body) = body.as_deref().filter(|b| !b.trim().is_empty()) {
-            message.push_str(&format!("{}\n\n", body.trim()));
-        }
-        message.push_str(&loops::comment_list(&comments));
-        let summary = format!("{who} requested changes on the pull request ({} comments)", comments.len());
-        loops::forge_feedback(tx, fx, &mut task, review, summary, message)
-    })
-    .await
-    .map(|_| ())
-}
-
-/// `POST /api/forge/github`: a webhook from GitHub, verified with the
-/// `X-Hub-Signature-256` of the project whose `[forge] repo` it names. Events
-/// Baton does not use are acknowledged and ignored.
-pub async fn github_webhook(
-    state: &Arc<AppState>,
-    event: &str,
-    signature: &str,
-    body: &[u8],
-) -> Result<Value, AppError> {
-    let payload: Value = serde_json::from_slice(body)
-        .map_err(|e| AppError::new(ErrorCode::MalformedJson, format!("the webhook's body is not JSON: {e}")))?;
-    let repo = payload["repository"]["full_name"].as_str().unwrap_or_default().to_owned();
-    let projects = state.store.read(|r| r.projects()).await?;
-    let project = projects
-        .into_iter()
-        .filter(|p| p.settings.forge.as_ref().is_some_and(|f| f.repo.eq_ignore_ascii_case(&repo)))
-        .find(|p| verifies(p, signature, body))
-        .ok_or_else(|| {
-            tracing::warn!(repo, event, "a forge webhook whose signature no project's secret verifies");
-            AppError::new(ErrorCode::Unauthorized, "the webhook's X-Hub-Signature-256 does not verify")
-        })?;
-    let ignored = |why: &str| {
-        tracing::info!(event, repo, "forge webhook ignored: {why}");
-        Ok(json!({ "ignored": why }))
-    };
-    match event {
-        "ping" => Ok(json!({ "ok": true })),
-        "pull_request" if payload["action"] == "closed" => {
-            let Some(task) = pr_task(state, &project, payload["pull_request"]["number"].as_u64()).await? else {
-                return ignored("no task has this pull request");
-            };
-            if payload["pull_request"]["merged"] == true {
-                let sha = payload["pull_request"]["merge_commit_sha"].as_str().map(str::to_owned);
-                on_merged(state, task.id, sha).await?;
-            } else {
-                on_closed(state, task.id).await?;
-            }
-            Ok(json!({ "ok": true }))
-        }
-        "check_run" if payload["action"] == "completed" => {
-            let run: github::CheckRun = serde_json::from_value(payload["check_run"].clone())
-                .map_err(|e| AppError::invalid(format!("the check_run is not in GitHub's shape: {e}")))?;
-            if !run.failed() {
-                return ignored("the check run did not fail");
-            }
-            let number = payload["check_run"]["pull_requests"][0]["number"].as_u64();
-            let Some(task) = pr_task(state, &project, number).await? else {
-                return ignored("no task has this check run's pull request");
-            };
-            let log = client(&project)?.check_log(&run).await;
-            on_failed_check(state, task.id, run.id, run.name, log).await?;
-            Ok(json!({ "ok": true }))
-        }
-        "pull_request_review" if payload["action"] == "submitted" => {
-            if payload["review"]["state"] != "changes_requested" {
-                return ignored("the review does not request changes");
-            }
-            let number = payload["pull_request"]["number"].as_u64();
-            let Some(task) = pr_task(state, &project, number).await? else {
-                return ignored("no task has this pull request");
-            };
-            let review = payload["review"]["id"].as_u64().unwrap_or_default();
-            let comments = client(&project)?.review_comments(number.unwrap_or_default(), review).await?;
-            let who = payload["review"]["user"]["login"].as_str().unwrap_or("a reviewer").to_owned();
-            let body = payload["review"]["body"].as_str().map(str::to_owned);
-            on_changes_requested(state, task.id, review, who, body, comments).await?;
-            Ok(json!({ "ok": true }))
-        }
-        _ => ignored("not an event Baton acts on"),
-    }
-}
-
-/// Whether a webhook's signature verifies with the project's secret.
-fn verifies(project: &Project, signature: &str, body: &[u8]) -> bool {
-    let Some(var) = project.settings.forge.as_ref().and_then(|f| f.webhook_secret_env.as_deref()) else {
-        return false;
-    };
-    let Some(secret) = std::env::var(var).ok().filter(|s| !s.is_empty()) else { return false };
-    let Some(given) = signature.strip_prefix("sha256=").and_then(hex) else { return false };
-    let expected = crate::signature::hmac_sha256(secret.as_bytes(), body);
-    crate::signature::same(&given, &expected)
-}
-
-fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
-}
-
-/// The task of a project whose pull request has `number`.
-async fn pr_task(state: &Arc<AppState>, project: &Project, number: Option<u64>) -> Result<Option<Task>, AppError> {
-    let Some(number) = number else { return Ok(None) };
-    let pid = project.id.clone();
-    state
-        .store
-        .read(move |r| {
-            let tasks = r.tasks(&TaskFilter { project: Some(pid), ..Default::default() })?;
-            Ok::<_, AppError>(tasks.into_iter().find(|t| t.pr.as_ref().is_some_and(|p| p.number == number)))
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,14 +263,6 @@ mod tests {
         );
         project.settings.forge = None;
         assert!(check_configuration(&[project]).is_empty());
-    }
-
-    #[test]
-    fn hex_signatures_are_read_strictly() {
-        assert_eq!(hex(&"ab".repeat(32)).map(|v| v.len()), Some(32));
-        assert!(hex("abc").is_none());
-        assert!(hex(&"zz".repeat(32)).is_none());
-        assert!(hex(&"é".repeat(32)).is_none());
     }
 
     #[test]

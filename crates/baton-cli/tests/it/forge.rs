@@ -124,10 +124,10 @@ async fn a_failed_check_run_goes_back_to_the_agent_and_its_fix_is_pushed_to_the_
     assert_eq!(sh(f.bare.path(), &format!("git show {branch}:fix.txt")).trim(), "fixed");
     assert_eq!(f.fake.pulls()[0]["head"]["sha"], new_head, "the same pull request shows the fix");
     assert_eq!(f.fake.pulls().len(), 1);
-    // The same delivery again changes nothing.
-    let (status, _) = send_webhook(&hook_url(&f.b), SECRET, "check_run", &f.fake.check_run_event(check)).await;
+    // The same delivery again (a check of a commit the PR no longer has) changes nothing.
+    let (status, answer) = send_webhook(&hook_url(&f.b), SECRET, "check_run", &f.fake.check_run_event(check)).await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(answer.contains("ignored"), "{answer}");
     assert_eq!(f.b.get(&id).await.runs.len(), 2);
 }
 
@@ -336,4 +336,47 @@ async fn back_from_lunch_to_an_approved_pull_request_whose_checks_pass() {
     let steps: Vec<String> =
         f.b.events(&id).await.iter().filter_map(|e| e.data["loop"]["kind"].as_str().map(str::to_owned)).collect();
     assert_eq!(steps, ["checks", "review", "review", "pr"], "fixed, reviewed, approved, proposed");
+}
+
+/// What GitHub says while the agent works is kept and given to it when it is
+/// idle again: a review that arrives during a CI fix is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_that_arrives_while_the_agent_works_waits_for_it() {
+    let f = forged("", "poll_s = 0", ENV).await;
+    let slow = r#"if [ "$BATON_RESUME" = 1 ]; then sleep 1; echo "$BATON_PROMPT" >> prompts.txt; else echo feature > feature.txt; fi; git add -A && git commit -qm work"#;
+    f.b.agent("slow", slow).await;
+    let t = succeeded(&f.b, "slow").await;
+    let id = t.task.id.to_string();
+    assert!(f.b.cli(&["pr", &id]).status.success());
+    let head = t.task.git.head.clone().unwrap();
+    let check = f.fake.add_check_run(&head, "test", Some("failure"), "TypeError: boom");
+    assert_eq!(send_webhook(&hook_url(&f.b), SECRET, "check_run", &f.fake.check_run_event(check)).await.0, 200);
+    f.b.wait_status(&id, TaskStatus::Running).await;
+    let review = f.fake.add_review(1, "CHANGES_REQUESTED", "Rename it.", &[]);
+    let (status, _) =
+        send_webhook(&hook_url(&f.b), SECRET, "pull_request_review", &f.fake.review_event(1, review)).await;
+    assert_eq!(status, 200);
+    assert_eq!(f.b.get(&id).await.task.pr.unwrap().waiting.len(), 1, "kept while the agent works");
+    let t = f.b.wait_for(&id, "both fixes", |t| t.runs.len() == 3 && t.task.status == TaskStatus::Succeeded).await;
+    assert!(t.runs[1].message.contains("TypeError: boom") && t.runs[2].message.contains("Rename it."));
+    assert_eq!(t.task.loops.forge_fixes, 2);
+    assert!(t.task.pr.unwrap().waiting.is_empty());
+}
+
+/// With `auto_merge` through the forge, a pull request merges once its check
+/// runs are green; a review from outside the repository's people asks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_green_pull_request_merges_itself_through_the_forge() {
+    let f = forged("auto_pr = true\nauto_merge = true\nmerge_via = \"forge\"", "poll_s = 1", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let t = succeeded(&f.b, "feature").await;
+    let id = t.task.id.to_string();
+    let t = f.b.wait_for(&id, "the pull request", |t| t.task.pr.is_some()).await;
+    assert_eq!(t.task.git.merge, MergeState::None, "not before its checks ran");
+    let head = t.task.git.head.clone().unwrap();
+    f.fake.add_check_run(&head, "lint", Some("success"), "");
+    let t =
+        f.b.wait_within(Duration::from_secs(30), &id, "the merge", |t| t.task.git.merge == MergeState::Merged).await;
+    assert_eq!(t.task.pr.unwrap().state, PrState::Merged);
+    assert_eq!(sh(f.bare.path(), "git show main:feature.txt").trim(), "feature");
 }

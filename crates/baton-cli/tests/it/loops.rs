@@ -92,7 +92,6 @@ async fn a_conflicting_merge_goes_back_to_the_agent_which_resolves_it_and_lands(
     assert!(t.runs[1].message.contains("README.md"), "{}", t.runs[1].message);
     assert_eq!(b.sh("git show main:README.md"), "hello from one and two");
     let one_commit = b.get(&one).await.task.git.merged_commit.unwrap();
-    b.sh(&format!("git merge-base --is-ancestor {one_commit} main"));
     assert_eq!(b.sh(&format!("git merge-base --is-ancestor {one_commit} main && echo yes")), "yes");
     let kinds: Vec<String> = steps(&b, &two).await.into_iter().map(|s| s.0).collect();
     assert_eq!(kinds, ["conflict"]);
@@ -105,7 +104,7 @@ fn reviewer_script(approve_when: &str) -> String {
     )
 }
 
-const AUTHOR: &str = r#"if [ "$BATON_RESUME" = 1 ]; then case "$BATON_PROMPT" in *"say that it is tested"*) echo "draft, tested" > notes.txt;; esac; else echo draft > notes.txt; fi; git add -A && git commit -qm notes"#;
+const AUTHOR: &str = r#"if [ "$BATON_RESUME" = 1 ]; then case "$BATON_PROMPT" in *"say that it is tested"*) echo "draft, tested" > notes.txt;; *) echo more >> notes.txt;; esac; else echo draft > notes.txt; fi; git add -A && git commit -qm notes"#;
 
 #[tokio::test]
 async fn a_reviewer_asks_for_changes_the_author_makes_them_and_the_reviewer_approves() {
@@ -140,7 +139,41 @@ async fn a_reviewer_asks_for_changes_the_author_makes_them_and_the_reviewer_appr
     assert_eq!(b.sh(&format!("git rev-parse {author_branch}")), t.task.git.head.clone().unwrap());
     let kinds: Vec<String> = steps(&b, &id).await.into_iter().map(|s| s.0).collect();
     assert_eq!(kinds, ["review", "review", "review", "review"], "asked, changes, asked, approved");
+    // Work changed after the approval is reviewed again before it may land.
+    let out = b.cli(&["resume", &id, "add more"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t =
+        b.wait_for(&id, "the second review", |t| t.task.loops.reviews.len() == 3 && t.task.status.is_finished()).await;
+    assert_eq!(t.task.loops.reviews[2].commit, t.task.git.head);
     assert!(b.cli(&["merge", &id]).status.success(), "approved work merges");
+}
+
+#[tokio::test]
+async fn a_task_stopped_in_review_stops_its_reviewer_and_is_cancelled_once() {
+    let b = Baton::start();
+    b.agent("author", AUTHOR).await;
+    b.agent("slow", "sleep 30").await;
+    let id = b.task(json!({ "prompt": "x", "agent": "author", "review_by": "slow" })).await;
+    let t = b.wait_status(&id, TaskStatus::Reviewing).await;
+    let reviewer = t.task.loops.reviews[0].task_id.to_string();
+    assert!(b.cli(&["stop", &id]).status.success());
+    let t = ended(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Cancelled);
+    let r = ended(&b, &reviewer).await;
+    assert_eq!(r.task.status, TaskStatus::Cancelled);
+    assert!(r.task.reason.unwrap().contains("the reviewed task was stopped"));
+    let settled: Vec<String> = b
+        .events(&id)
+        .await
+        .iter()
+        .filter(|e| {
+            e.kind == baton_core::event::EventKind::Task
+                && e.data["status"].as_str().is_some_and(|s| s == "cancelled" || s == "failed")
+        })
+        .map(|e| e.data["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(settled, ["cancelled"], "ended once, as cancelled");
+    assert!(t.task.loops.reviews[0].error.is_none());
 }
 
 #[tokio::test]

@@ -254,7 +254,8 @@ pub(super) async fn github_webhook(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (event, signature) = (header("x-github-event"), header("x-hub-signature-256"));
-    Ok(Json(crate::forge::github_webhook(&state, &event, &signature, &body).await?))
+    let content_type = header("content-type");
+    Ok(Json(crate::forge::github_webhook(&state, &event, &content_type, &signature, &body).await?))
 }
 
 pub(super) async fn clean(

@@ -100,6 +100,9 @@ pub struct PullReview {
     pub state: String,
     #[serde(default)]
     pub user: Option<User>,
+    /// `OWNER`, `MEMBER`, `COLLABORATOR`, `CONTRIBUTOR`, `NONE`…
+    #[serde(default)]
+    pub author_association: Option<String>,
 }
 
 /// A GitHub user.
@@ -179,7 +182,10 @@ impl GitHub {
         let bytes = resp.bytes().await.map_err(|e| unreachable_forge(&self.api, e))?;
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status == StatusCode::UNAUTHORIZED {
-            return Err(AppError::conflict(format!("GitHub refused the token: {}", message(&value))));
+            return Err(AppError::new(
+                ErrorCode::ForgeRefused,
+                format!("GitHub refused the token: {}", message(&value)),
+            ));
         }
         Ok((status, tag, value))
     }

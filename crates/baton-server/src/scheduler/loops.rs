@@ -19,8 +19,8 @@ use baton_core::api::ErrorCode;
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::TaskId;
 use baton_core::model::{
-    DEFAULT_FIX_ATTEMPTS, DEFAULT_REVIEW_ROUNDS, Loops, OnConflict, Project, Review, ReviewComment, Run, RunKind,
-    Session, Task, Verdict,
+    DEFAULT_FIX_ATTEMPTS, DEFAULT_REVIEW_ROUNDS, Feedback, Loops, MAX_LOOP_ROUNDS, OnConflict, Project, Review,
+    ReviewComment, Run, RunKind, Session, Task, Verdict,
 };
 use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
@@ -34,9 +34,6 @@ use super::tasks::{NewTask, fail, insert, queue_run, set_status, stop_task, succ
 use crate::error::AppError;
 use crate::forge::github::tail;
 use crate::resolve;
-
-/// The most `fix_attempts` or `review_rounds` a task may ask for.
-const MAX_ROUNDS: u32 = 10;
 
 /// How much of one check's output goes back to the agent.
 const CHECK_OUTPUT: usize = 4000;
@@ -56,16 +53,21 @@ pub(crate) fn settings(tx: &dyn StoreTx, project: &Project, agent: &AgentDef, as
     let s = &project.settings;
     let fix_attempts = ask.fix_attempts.or(agent.fix_attempts).or(s.fix_attempts).unwrap_or(DEFAULT_FIX_ATTEMPTS);
     let review_rounds = ask.review_rounds.or(s.review_rounds).unwrap_or(DEFAULT_REVIEW_ROUNDS);
-    if fix_attempts > MAX_ROUNDS || review_rounds > MAX_ROUNDS {
-        return Err(AppError::invalid(format!("`fix_attempts` and `review_rounds` must be at most {MAX_ROUNDS}")));
+    if fix_attempts > MAX_LOOP_ROUNDS || review_rounds > MAX_LOOP_ROUNDS {
+        return Err(AppError::invalid(format!("`fix_attempts` and `review_rounds` must be at most {MAX_LOOP_ROUNDS}")));
     }
-    let review_by = ask.review_by.or_else(|| agent.review_by.clone()).or_else(|| s.review_by.clone());
+    let (review_by, from) = match (ask.review_by, &agent.review_by, &s.review_by) {
+        (Some(r), _, _) => (Some(r), "the request".to_owned()),
+        (None, Some(r), _) => (Some(r.clone()), format!("agent {}'s definition", agent.name)),
+        (None, None, Some(r)) => (Some(r.clone()), format!("project {}'s settings", project.name)),
+        _ => (None, String::new()),
+    };
     if let Some(name) = &review_by
         && tx.agent(name)?.is_none()
     {
         return Err(AppError::new(
             ErrorCode::InvalidArgument,
-            format!("`review_by` names agent {name:?}, which is not defined (`baton agents` lists them)"),
+            format!("`review_by` in {from} names agent {name:?}, which is not defined (`baton agents` lists them)"),
         ));
     }
     Ok(Loops {
@@ -212,7 +214,7 @@ pub(crate) fn merge_conflicted(
 
 /// Whether a task whose checks passed must be reviewed before it succeeds.
 pub(crate) fn review_wanted(task: &Task) -> bool {
-    task.loops.review_by.is_some() && task.review_of.is_none() && task.loops.verdict() != Some(Verdict::Approve)
+    task.loops.review_by.is_some() && task.review_of.is_none() && !task.loops.approved_at(task.git.head.as_deref())
 }
 
 /// Hands a task's work to its reviewer: a task of the reviewer agent on a copy
@@ -224,9 +226,12 @@ pub(crate) fn start_review(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Ta
         return fail(tx, fx, task, Some(reason));
     };
     let (Some(branch), Some(head)) = (task.git.branch.clone(), task.git.head.clone()) else {
-        // Nothing was committed: nothing to review.
         return succeed(tx, fx, task, None);
     };
+    if task.git.commits.is_empty() {
+        // Nothing was committed: nothing to review.
+        return succeed(tx, fx, task, None);
+    }
     let project = resolve::project(tx, &task.project_id)?;
     let round = task.loops.reviews.len() + 1;
     let title: String = format!("Review of {}", task.title).chars().take(200).collect();
@@ -441,30 +446,45 @@ pub(crate) fn comment_list(comments: &[ReviewComment]) -> String {
     list
 }
 
-/// What the forge said of a task's pull request (a failed check run, a review
-/// requesting changes; `id` is its forge id): the agent is resumed with
-/// `message` while fix attempts are left. Each is acted on once; one that comes
-/// while the agent works waits for the next poll. Whether the agent was resumed.
+/// What the forge said of a task's pull request (failed check runs, a review
+/// requesting changes), acted on once each: the agent is resumed with all of it
+/// in one turn while fix attempts are left. What comes while the agent works is
+/// kept on the pull request and given when it is idle again (a check run's, only
+/// if no other commit was pushed meanwhile). Whether the agent was resumed.
 pub(crate) fn forge_feedback(
     tx: &mut dyn StoreTx,
     fx: &mut Effects,
     task: &mut Task,
-    id: u64,
-    summary: String,
-    message: String,
+    items: Vec<Feedback>,
 ) -> Result<bool, AppError> {
-    let Some(pr) = task.pr.as_ref() else { return Ok(false) };
-    if pr.handled.contains(&id) || task.status != TaskStatus::Succeeded {
+    let Some(pr) = task.pr.as_mut() else { return Ok(false) };
+    let pushed = pr.pushed.clone();
+    let mut items: Vec<Feedback> = items
+        .into_iter()
+        .filter(|f| !pr.handled.contains(&f.key) && f.commit.as_ref().is_none_or(|c| Some(c) == pushed.as_ref()))
+        .collect();
+    items.dedup_by(|a, b| a.key == b.key);
+    if items.is_empty() {
         return Ok(false);
     }
-    let allowed = task.loops.fix_attempts;
-    if let Some(pr) = task.pr.as_mut() {
-        pr.handled.push(id);
-        pr.last_feedback = Some(summary.clone());
+    if task.status != TaskStatus::Succeeded {
+        for f in items {
+            if !pr.waiting.iter().any(|w| w.key == f.key) {
+                pr.waiting.push(f);
+            }
+        }
+        save_task(tx, task)?;
+        return Ok(false);
     }
+    pr.waiting.retain(|w| !items.iter().any(|f| f.key == w.key));
+    pr.handled.extend(items.iter().map(|f| f.key.clone()));
+    let summary = items.iter().map(|f| f.summary.as_str()).collect::<Vec<_>>().join("; ");
+    pr.last_feedback = Some(summary.clone());
+    let keys: Vec<&str> = items.iter().map(|f| f.key.as_str()).collect();
+    let allowed = task.loops.fix_attempts;
     if task.loops.forge_fixes >= allowed {
         let text = format!("{summary}; no fix attempts are left ({allowed} used), so a person must look");
-        tell(tx, task, "forge", text, json!({ "id": id, "gave_up": true }))?;
+        tell(tx, task, "forge", text, json!({ "keys": keys, "gave_up": true }))?;
         save_task(tx, task)?;
         return Ok(false);
     }
@@ -473,8 +493,9 @@ pub(crate) fn forge_feedback(
     task.loops.forge_fixes += 1;
     let attempt = task.loops.forge_fixes;
     let text = format!("{summary}; resuming the agent to fix it (attempt {attempt} of {allowed})");
-    tell(tx, task, "forge", text, json!({ "id": id, "attempt": attempt, "of": allowed }))?;
-    let message = format!("{message}\n(Fix attempt {attempt} of {allowed}.){}", reminder(task, &session));
+    tell(tx, task, "forge", text, json!({ "keys": keys, "attempt": attempt, "of": allowed }))?;
+    let said: Vec<&str> = items.iter().map(|f| f.message.trim_end()).collect();
+    let message = format!("{}\n\n(Fix attempt {attempt} of {allowed}.){}", said.join("\n\n"), reminder(task, &session));
     queue_run(tx, fx, task, RunKind::Resume, message, Some(session), None)?;
     save_task(tx, task)?;
     Ok(true)
@@ -501,14 +522,13 @@ pub(crate) fn merge_gate(task: &Task, force: bool) -> Result<(), AppError> {
             task.id
         )));
     }
-    if force || task.loops.review_by.is_none() || task.loops.verdict() == Some(Verdict::Approve) {
+    if force || task.loops.review_by.is_none() || task.loops.approved_at(task.git.head.as_deref()) {
         return Ok(());
     }
     let last = match task.loops.reviews.last() {
         Some(r) => match r.verdict {
-            Some(v) => {
-                format!("its last verdict is {}", serde_json::to_value(v).unwrap_or_default().as_str().unwrap_or("?"))
-            }
+            Some(Verdict::Approve) => "its work changed since the reviewer approved it".to_owned(),
+            Some(Verdict::ChangesRequested) => "its last verdict is changes_requested".to_owned(),
             None => "its review did not give a verdict".to_owned(),
         },
         None => "it was never reviewed".to_owned(),

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use baton_core::agent::AgentDef;
 use baton_core::api::{CreateTask, ErrorCode};
 use baton_core::ids::{PlanId, ProjectId, RunId, SessionId, TaskId};
-use baton_core::model::{Loops, OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage};
+use baton_core::model::{
+    Loops, MergeVia, OrchestrationRef, Project, Run, RunKind, Session, SpoolOffsets, Task, TaskGit, Usage,
+};
 use baton_core::names::{task_branch, title_from_prompt, validate_branch_name};
 use baton_core::sandbox::SandboxMode;
 use baton_core::status::{IllegalTransition, RunStatus, SessionStatus, TaskStatus};
@@ -539,7 +541,9 @@ pub(crate) fn succeed(
     promote_dependents(tx, fx, &task.id)?;
     let project = tx.project(&task.project_id)?;
     let approved = super::loops::merge_gate(task, false).is_ok();
-    if remerge || (approved && project.as_ref().is_some_and(|p| p.settings.auto_merge)) {
+    // Through the forge, the forge's worker merges once the pull request is green.
+    let here = project.as_ref().is_some_and(|p| p.settings.auto_merge && p.settings.merge_via != Some(MergeVia::Forge));
+    if remerge || (approved && here) {
         crate::review::queue_merge(tx, fx, &task.id, None, false)?;
     }
     if project.is_some_and(|p| p.settings.forge.is_some()) {
@@ -677,9 +681,10 @@ pub fn stop_task(
             }
         }
         TaskStatus::Reviewing => {
-            super::loops::stop_review(tx, fx, &task, &reason)?;
-            set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
+            // Cancelled first, so its reviewer's end finds nothing left to decide.
+            set_status(&mut task, TaskStatus::Cancelled, Some(reason.clone()))?;
             save_task(tx, &task)?;
+            super::loops::stop_review(tx, fx, &task, &reason)?;
             block_dependents(tx, fx, &task)?;
             settled(tx, fx, &task)?;
         }
