@@ -164,7 +164,7 @@ try {
   await shot("webhooks");
 
   step("a reviewed task shows its reviewer's verdict and comments");
-  const reviewed = JSON.parse(cli(["run", "--agent", "writer", "--review-by", "approver", "--title", "reviewed", "--wait", "--json", "Greet, reviewed"])).id;
+  const reviewed = JSON.parse(cli(["run", "--agent", "noter", "--review-by", "approver", "--title", "reviewed", "--wait", "--json", "Greet, reviewed"])).id;
   await page.evaluate((id) => {
     location.hash = `#/tasks/${id}`;
   }, reviewed);

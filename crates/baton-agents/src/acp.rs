@@ -550,26 +550,31 @@ where
         .await
 }
 
+/// Replays the `session/update` notifications in `text` (transcript lines
+/// `{"dir": "<-", "msg": {...}}`, or bare notifications' params) through the
+/// emitter; the lines it would print. For tests and fuzzing.
+pub(crate) fn replay_updates(text: &str) -> Vec<Value> {
+    let mut e = Emitter { captured: Some(Vec::new()), ..Default::default() };
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let params = if v["dir"] == "<-" && v["msg"]["method"] == "session/update" { &v["msg"]["params"] } else { &v };
+        if let Ok(n) = serde_json::from_value::<SessionNotification>(params.clone()) {
+            e.update(&n.update);
+        }
+    }
+    e.start_all_tools();
+    e.flush();
+    e.captured.unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Replays the agent's `session/update` notifications of a transcript through
-    /// the emitter; the lines it would print.
+    /// Replays the agent's `session/update` notifications of a transcript.
     fn replay(name: &str) -> Vec<Value> {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts").join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut e = Emitter { captured: Some(Vec::new()), ..Default::default() };
-        for line in text.lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            if v["dir"] == "<-" && v["msg"]["method"] == "session/update" {
-                let n: SessionNotification = serde_json::from_value(v["msg"]["params"].clone()).unwrap();
-                e.update(&n.update);
-            }
-        }
-        e.start_all_tools();
-        e.flush();
-        e.captured.unwrap()
+        replay_updates(&std::fs::read_to_string(&path).unwrap())
     }
 
     fn of<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -13,6 +13,8 @@ pub mod codex;
 pub mod command;
 pub mod definitions;
 pub mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gemini;
 pub mod output;
 pub mod state;

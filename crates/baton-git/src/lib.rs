@@ -16,7 +16,10 @@
 //!   any checkout: conflicts are found with `merge-tree`, the result is committed
 //!   with `commit-tree`, and the base ref is moved with a compare-and-swap.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod merge;
+pub mod pktline;
 mod repo;
 pub mod transport;
 pub mod worktree;

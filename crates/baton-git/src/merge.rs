@@ -130,6 +130,12 @@ fn missing(name: &str) -> GitError {
 /// The worktrees (the main checkout included) that have `branch_ref` checked out.
 async fn checkouts_of(git: &Git, branch_ref: &str) -> Result<Vec<String>, GitError> {
     let list = git.run(["worktree", "list", "--porcelain"]).await?;
+    Ok(worktrees_on(&list, branch_ref))
+}
+
+/// The worktrees of `git worktree list --porcelain` that have `branch_ref`
+/// checked out.
+pub(crate) fn worktrees_on(list: &str, branch_ref: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut path: Option<&str> = None;
     for line in list.lines() {
@@ -141,7 +147,7 @@ async fn checkouts_of(git: &Git, branch_ref: &str) -> Result<Vec<String>, GitErr
             out.push(p.to_owned());
         }
     }
-    Ok(out)
+    out
 }
 
 /// Replays the branch's own commits onto `onto` in a temporary worktree; the

@@ -259,10 +259,7 @@ impl Git {
                     return Ok(Some(id.to_owned()));
                 }
             } else if let Ok(packed) = std::fs::read_to_string(dir.join("packed-refs")) {
-                let found = packed.lines().find_map(|l| {
-                    let (id, name) = l.split_once(' ')?;
-                    (name == refname && matches!(id.len(), 40 | 64)).then(|| id.to_owned())
-                });
+                let found = packed_ref(&packed, &refname);
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -294,4 +291,13 @@ where
     S: AsRef<OsStr>,
 {
     args.into_iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// A ref's object id in a `packed-refs` file's text.
+pub(crate) fn packed_ref(packed: &str, refname: &str) -> Option<String> {
+    packed.lines().find_map(|l| {
+        let (id, name) = l.split_once(' ')?;
+        (name == refname && matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| id.to_owned())
+    })
 }

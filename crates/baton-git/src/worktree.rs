@@ -294,19 +294,19 @@ pub async fn summarize(dir: &Path, base_commit: &str, rev: &str) -> Result<Summa
 
 /// Files, insertions and deletions from `git diff --numstat -z` (renames give
 /// their new name; binary files count no lines).
-fn parse_numstat(text: &str) -> (Vec<String>, usize, usize) {
+pub(crate) fn parse_numstat(text: &str) -> (Vec<String>, usize, usize) {
     let mut files = Vec::new();
-    let (mut ins, mut del) = (0, 0);
+    let (mut ins, mut del) = (0usize, 0usize);
     let mut parts = text.split('\0');
     while let Some(entry) = parts.next() {
         let mut fields = entry.splitn(3, '\t');
         let (Some(a), Some(d), Some(path)) = (fields.next(), fields.next(), fields.next()) else { continue };
-        ins += a.parse::<usize>().unwrap_or(0);
-        del += d.parse::<usize>().unwrap_or(0);
+        ins = ins.saturating_add(a.parse::<usize>().unwrap_or(0));
+        del = del.saturating_add(d.parse::<usize>().unwrap_or(0));
         if path.is_empty() {
             // A rename: the old and the new name follow as their own fields.
             let _old = parts.next();
-            if let Some(new) = parts.next() {
+            if let Some(new) = parts.next().filter(|n| !n.is_empty()) {
                 files.push(new.to_owned());
             }
         } else {
@@ -330,17 +330,23 @@ pub async fn changed_files(wt: &Git, base_commit: &str) -> Result<Vec<String>, G
 /// Files with uncommitted changes in a working tree (new files included).
 pub async fn uncommitted(wt: &Git) -> Result<Vec<String>, GitError> {
     let out = wt.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"]).await?;
+    Ok(parse_status_z(&out))
+}
+
+/// The paths of `git status --porcelain=v1 -z` (a rename or copy names its new
+/// path; its old one follows and is skipped).
+pub(crate) fn parse_status_z(out: &str) -> Vec<String> {
     let mut files = Vec::new();
     let mut entries = out.split('\0').filter(|e| !e.is_empty());
     while let Some(entry) = entries.next() {
-        if entry.len() > 3 {
-            files.push(entry[3..].to_owned());
+        if let Some(path) = entry.get(3..).filter(|p| !p.is_empty()) {
+            files.push(path.to_owned());
         }
         if entry.starts_with('R') || entry.starts_with('C') {
             entries.next();
         }
     }
-    Ok(files)
+    files
 }
 
 /// Commits on `branch` that `base` does not have.

@@ -90,6 +90,7 @@ async fn the_dashboard_in_a_real_browser() {
         "python3 -c 'import json,sys; print(json.dumps({{\"type\":\"result\",\"text\":sys.argv[1]}}))' '{verdict}'"
     );
     b.agent("approver", &approver).await;
+    b.agent("noter", "echo reviewed > note.txt").await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser/dashboard.mjs");
     assert!(

@@ -1,0 +1,5 @@
+//! The command executor's output parser, over arbitrary output lines.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    baton_agents::fuzzing::output(baton_core::agent::ExecutorKind::Command, data);
+});
