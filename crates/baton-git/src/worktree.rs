@@ -398,3 +398,21 @@ pub async fn diff(repo: &Path, base: &str, rev: &str) -> Result<(String, String)
     let stat = git.run(args).await?;
     Ok((patch, stat))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found while writing the fuzz targets: a status entry whose third byte is
+    /// inside a character was sliced there, and numstat's sums could overflow.
+    #[test]
+    fn fuzz_status_entry_cut_inside_a_character_and_numstat_overflow() {
+        assert_eq!(parse_status_z("Aé\0 M ok.rs\0"), ["ok.rs"]);
+        assert!(parse_status_z("é\0").is_empty());
+        let huge = format!("{m}\t{m}\ta\0{m}\t1\tb\0", m = usize::MAX);
+        let (files, ins, del) = parse_numstat(&huge);
+        assert_eq!((files.len(), ins, del), (2, usize::MAX, usize::MAX));
+        let (files, _, _) = parse_numstat("1\t1\t\0old\0\0");
+        assert!(files.is_empty(), "a rename without a new name names no file");
+    }
+}
