@@ -370,6 +370,10 @@ pub struct RunArgs {
     /// Seconds the agent may run.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Stop a run that prints nothing for this long, as stalled (its work is
+    /// committed); default: the agent's `stall_s`, else never.
+    #[arg(long, value_name = "SECONDS")]
+    pub stall: Option<u64>,
     /// Automatic retries when the agent fails.
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,

@@ -158,6 +158,10 @@ pub struct AgentDef {
     /// Default timeout of its tasks, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u64>,
+    /// Default seconds its tasks' runs may go without output before they are
+    /// stopped as stalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_s: Option<u64>,
     /// Default budget of its tasks, in US dollars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<f64>,
@@ -290,6 +294,7 @@ struct FrontMatter {
     require: Vec<String>,
     fix_attempts: Option<u32>,
     review_by: Option<String>,
+    stall_s: Option<u64>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -390,6 +395,7 @@ impl AgentDef {
             image: fm.image,
             require: fm.require,
             fix_attempts: fm.fix_attempts,
+            stall_s: fm.stall_s,
             review_by: fm.review_by,
             extra: fm.extra,
             source: source.to_owned(),
@@ -416,6 +422,9 @@ impl AgentDef {
         }
         if self.timeout_s == Some(0) {
             return Err(invalid("`timeout_s` must be at least 1"));
+        }
+        if self.stall_s == Some(0) {
+            return Err(invalid("`stall_s` must be at least 1"));
         }
         if self.budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
             return Err(invalid("`budget_usd` must be a non-negative number"));
@@ -490,6 +499,7 @@ impl AgentDef {
             require: Vec::new(),
             fix_attempts: None,
             review_by: None,
+            stall_s: None,
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };

@@ -206,6 +206,10 @@ pub struct CreateTask {
     /// Seconds each run may take.
     #[serde(default)]
     pub timeout_s: Option<u64>,
+    /// Seconds a run may go without output before it is stopped as stalled
+    /// (default: the agent's; none: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_s: Option<u64>,
     /// Automatic retries of a failed run.
     #[serde(default)]
     pub max_retries: Option<u32>,

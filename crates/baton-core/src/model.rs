@@ -335,6 +335,10 @@ pub struct Task {
     pub checks: Vec<String>,
     /// Seconds a run may take before it is killed.
     pub timeout_s: Option<u64>,
+    /// Seconds a run may go without printing anything before it is stopped as
+    /// stalled (its work WIP-committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_s: Option<u64>,
     /// How many times a failed run is retried automatically.
     #[serde(default)]
     pub max_retries: u32,

@@ -292,6 +292,7 @@ impl RunActor {
             RunStatus::Succeeded => "the agent finished",
             RunStatus::Stopped => "stopped",
             RunStatus::TimedOut => "timed out",
+            RunStatus::Failed if report.error.as_deref().is_some_and(|e| e.starts_with("stalled")) => "stalled",
             RunStatus::Lost => "its supervisor was lost",
             _ => "the agent failed",
         };
@@ -388,6 +389,15 @@ impl RunActor {
             Ok(r) => match r.outcome {
                 Outcome::SpawnFailed => (RunStatus::Failed, r.error, None, None),
                 Outcome::Stopped => (RunStatus::Stopped, None, r.exit_code, r.signal),
+                Outcome::Stalled => (
+                    RunStatus::Failed,
+                    Some(format!(
+                        "stalled: no output for {}s (stall_s), so it was stopped",
+                        self.assignment.task.stall_s.unwrap_or(0)
+                    )),
+                    r.exit_code,
+                    r.signal,
+                ),
                 Outcome::TimedOut => (
                     RunStatus::TimedOut,
                     Some(format!("timed out after {}s", self.assignment.timeout_s.unwrap_or(0))),

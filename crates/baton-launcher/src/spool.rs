@@ -38,6 +38,9 @@ pub struct Spec {
     pub timeout_s: Option<u64>,
     /// Seconds between the interrupt and SIGKILL when stopping.
     pub grace_s: u64,
+    /// Seconds without a byte of output before it is stopped as stalled.
+    #[serde(default)]
+    pub stall_s: Option<u64>,
     /// The sandbox's command line the program runs under (`bwrap` and its
     /// arguments, without the program), when it has one (with a container, the
     /// one git runs under in the worktree).
@@ -64,6 +67,8 @@ pub enum Outcome {
     Stopped,
     /// It ran past its timeout.
     TimedOut,
+    /// It printed nothing for `stall_s` seconds.
+    Stalled,
     /// It could not be started.
     SpawnFailed,
 }

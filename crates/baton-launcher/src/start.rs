@@ -538,6 +538,7 @@ impl Launcher {
             stdin: launch.stdin.is_some(),
             timeout_s: a.timeout_s,
             grace_s: a.grace_s,
+            stall_s: a.task.stall_s,
             sandbox: jail.prefix(),
             secrets: env.secrets.clone(),
             network: (jail.report.network != NetworkPolicy::Full && jail.container().is_none())

@@ -190,6 +190,7 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     // last resort if the runtime does not.
     let kill_after = if target.container.is_some() { grace + Duration::from_secs(5) } else { grace };
     let deadline = spec.timeout_s.map(|s| started + Duration::from_secs(s));
+    let mut stall = spec.stall_s.map(|s| Stall::new(spool, Duration::from_secs(s.max(1))));
     let mut stopping: Option<(Outcome, Instant)> = None;
     let (mut termed, mut killed) = (false, false);
     let status = loop {
@@ -199,6 +200,10 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         let now = Instant::now();
         if stopping.is_none() && deadline.is_some_and(|d| now >= d) {
             stopping = Some((Outcome::TimedOut, now));
+            target.interrupt();
+        }
+        if stopping.is_none() && stall.as_mut().is_some_and(|s| s.stalled(now)) {
+            stopping = Some((Outcome::Stalled, now));
             target.interrupt();
         }
         if let Some((_, began)) = stopping {
@@ -215,7 +220,7 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
             Some((_, began)) if !termed => Some(began + grace / 2),
             Some((_, began)) if !killed => Some(began + kill_after),
             Some(_) => None,
-            None => deadline,
+            None => [deadline, stall.as_ref().map(|s| s.next_look())].into_iter().flatten().min(),
         };
         let timeout = match next {
             Some(at) => PollTimeout::try_from(at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
@@ -257,6 +262,40 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         duration_ms: started.elapsed().as_millis() as u64,
     };
     spool.write_exit(&record).map_err(SupervisorError::Spool)
+}
+
+/// Watches the size of the agent's output files: no growth for `limit` is a
+/// stall (an agent hung on a network call, or waiting for input it will never get).
+struct Stall {
+    files: [std::path::PathBuf; 2],
+    size: u64,
+    since: Instant,
+    limit: Duration,
+}
+
+impl Stall {
+    /// How often the sizes are looked at.
+    const LOOK: Duration = Duration::from_secs(1);
+
+    fn new(spool: &Spool, limit: Duration) -> Stall {
+        let files = [spool.path("stdout"), spool.path("stderr")];
+        Stall { files, size: 0, since: Instant::now(), limit }
+    }
+
+    /// Whether the output has not grown for `limit` (it looks now).
+    fn stalled(&mut self, now: Instant) -> bool {
+        let size = self.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        if size != self.size {
+            self.size = size;
+            self.since = now;
+        }
+        now.duration_since(self.since) >= self.limit
+    }
+
+    /// When to look again.
+    fn next_look(&self) -> Instant {
+        (Instant::now() + Self::LOOK).min(self.since + self.limit)
+    }
 }
 
 /// What a stop reaches: the agent's process group, or its container (through

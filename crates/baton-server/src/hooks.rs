@@ -162,6 +162,7 @@ fn start(
         depends_on: Vec::new(),
         checks: Vec::new(),
         timeout_s: None,
+        stall_s: None,
         max_retries: 0,
         retries: 0,
         budget_usd: None,

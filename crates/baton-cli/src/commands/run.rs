@@ -25,6 +25,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<u8, CliError> {
         depends_on: args.after,
         checks: (!args.checks.is_empty()).then_some(args.checks),
         timeout_s: args.timeout,
+        stall_s: args.stall,
         max_retries: args.retries,
         budget_usd: args.budget,
         approval: args.approval.then_some(Approval(true)),

@@ -6,6 +6,7 @@ mod crash;
 mod dashboard;
 mod deploy;
 mod docs;
+mod faults;
 mod fleet;
 mod forge;
 mod governor;

@@ -97,6 +97,7 @@ pub fn create_plan(
             prompt: t.prompt.clone(),
             title: t.title.clone().unwrap_or_else(|| t.name.clone()),
             timeout_s: timeout_s.or(agent.timeout_s),
+            stall_s: agent.stall_s,
             budget_usd: budget_usd.or(agent.budget_usd),
             agent,
             tags,

@@ -91,6 +91,8 @@ pub(crate) struct NewTask {
     pub checks: Vec<String>,
     /// Seconds per run.
     pub timeout_s: Option<u64>,
+    /// Seconds without output before a run is stopped as stalled.
+    pub stall_s: Option<u64>,
     /// Automatic retries.
     pub max_retries: u32,
     /// Spending limit.
@@ -129,6 +131,7 @@ impl NewTask {
             prompt,
             title,
             timeout_s: agent.timeout_s,
+            stall_s: agent.stall_s,
             budget_usd: agent.budget_usd,
             agent,
             tags: Vec::new(),
@@ -203,6 +206,9 @@ pub fn create_task(
     let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
     let checks = req.checks.clone().unwrap_or_else(|| project.settings.checks.clone());
     check_fields(&req.prompt, req.title.as_deref(), req.timeout_s, req.budget_usd, &checks, req.branch.as_deref())?;
+    if req.stall_s == Some(0) {
+        return Err(AppError::invalid("`stall_s` must be at least 1"));
+    }
     for label in &req.require {
         baton_core::names::validate_label(label)?;
     }
@@ -222,6 +228,7 @@ pub fn create_task(
         title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
         prompt: req.prompt,
         timeout_s: req.timeout_s.or(agent.timeout_s),
+        stall_s: req.stall_s.or(agent.stall_s),
         budget_usd: req.budget_usd.or(agent.budget_usd),
         agent,
         tags: req.tags,
@@ -293,6 +300,7 @@ pub(crate) fn insert_known(
         depends_on: new.depends_on,
         checks: new.checks,
         timeout_s: new.timeout_s,
+        stall_s: new.stall_s,
         max_retries: new.max_retries,
         retries: 0,
         budget_usd: new.budget_usd,

@@ -1,0 +1,33 @@
+//! Faults of the kind hosts have: an agent that hangs without a word.
+
+use std::time::{Duration, Instant};
+
+use baton_core::status::TaskStatus;
+use serde_json::json;
+
+use crate::harness::{Baton, assert_no_processes};
+
+#[tokio::test]
+async fn an_agent_silent_past_stall_s_is_stopped_as_stalled_with_its_work_committed() {
+    let b = Baton::start();
+    b.agent("hangs", "echo starting; echo draft > notes.md; sleep 300").await;
+    b.agent("chatty", "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done").await;
+    let started = Instant::now();
+    let hung = b.task(json!({ "prompt": "x", "agent": "hangs", "stall_s": 2 })).await;
+    let fine = b.task(json!({ "prompt": "x", "agent": "chatty", "stall_s": 2 })).await;
+    let t = b.wait_for(&hung, "the stall", |t| t.task.status.is_finished()).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped long before its sleep ended");
+    assert_eq!(t.task.status, TaskStatus::Failed);
+    let reason = t.task.reason.clone().unwrap();
+    assert!(reason.starts_with("stalled: no output for 2s"), "{reason}");
+    assert!(t.task.git.wip_committed, "its work is committed");
+    let branch = t.task.git.branch.clone().unwrap();
+    assert_eq!(b.sh(&format!("git show {branch}:notes.md")), "draft");
+    assert!(b.sh(&format!("git log -1 --format=%B {branch}")).contains("(stalled)"));
+    assert_no_processes(&hung).await;
+    let t = b.wait_for(&fine, "the end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "output every 0.5 s for 3 s is not a stall: {:?}", t.task.reason);
+    let (status, body) =
+        b.post("/api/tasks", json!({ "project": "repo", "prompt": "x", "agent": "chatty", "stall_s": 0 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_argument")));
+}
