@@ -2,6 +2,7 @@
 //! repositories, driven over HTTP and through the CLI.
 
 mod api_errors;
+mod chaos;
 mod crash;
 mod dashboard;
 mod deploy;
