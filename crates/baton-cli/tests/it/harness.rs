@@ -254,6 +254,11 @@ impl Baton {
         self.launch(listen);
     }
 
+    /// The `baton up` process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The address the coordinator listens on.
     pub fn address(&self) -> String {
         self.url.trim_start_matches("http://").to_owned()
