@@ -4,6 +4,7 @@
 //! cargo build --release --bin baton --bin baton-bench
 //! target/release/baton-bench [--quick] [--fanout] [--baseline bench/baseline.json] [--save FILE]
 //! target/release/baton-bench --fleet 50x20 [--tasks 10000]   # the claim path at fleet scale
+//! target/release/baton-bench --soak 4   # tasks for 4 hours: the coordinator's memory and files must stay bounded
 //! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
 //! ```
 //!
@@ -17,6 +18,7 @@ mod fanout;
 mod fleet;
 mod harness;
 mod measures;
+mod soak;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +57,12 @@ fn main() {
             }
         };
         rt.block_on(fleet::fleet(launchers, slots, tasks))
+    } else if let Some(hours) = flag("--soak") {
+        let Ok(hours) = hours.to_string_lossy().parse::<f64>() else {
+            eprintln!("baton-bench: --soak takes a number of hours (0.1 for six minutes)");
+            std::process::exit(2);
+        };
+        rt.block_on(soak::soak(hours))
     } else if args.iter().any(|a| a == "--fanout") {
         rt.block_on(async {
             let c = harness::Coordinator::start(8, "worktrees = false\n");
