@@ -135,7 +135,15 @@ fn open_store(args: &UpArgs, data_dir: &Path) -> Result<baton_store::Store, CliE
 
 pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let cwd = std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?;
-    let repo = baton_git::Git::discover(&cwd).await.ok();
+    let repo = match baton_git::Git::discover(&cwd).await {
+        Ok(repo) => Some(repo),
+        Err(baton_git::GitError::Spawn(_)) => {
+            return Err(CliError::Startup(
+                "git is not on PATH: Baton needs it for worktrees, branches and merges (apt-get install git)".into(),
+            ));
+        }
+        Err(_) => None,
+    };
     let data_dir =
         args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
     private_dir(&data_dir)?;

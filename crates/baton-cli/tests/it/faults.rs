@@ -31,3 +31,22 @@ async fn an_agent_silent_past_stall_s_is_stopped_as_stalled_with_its_work_commit
         b.post("/api/tasks", json!({ "project": "repo", "prompt": "x", "agent": "chatty", "stall_s": 0 })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_argument")));
 }
+
+#[tokio::test]
+async fn without_git_on_path_baton_up_says_so_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::harness::git_repo(dir.path());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.join("sh")).unwrap();
+    let out = std::process::Command::new(crate::harness::BATON)
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .current_dir(&repo)
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{stderr}");
+    assert!(stderr.contains("git is not on PATH"), "{stderr}");
+    assert!(!repo.join(".baton").exists(), "nothing was created");
+}
