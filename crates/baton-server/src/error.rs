@@ -83,7 +83,9 @@ impl From<StoreError> for AppError {
             StoreError::Closed => Self::new(ErrorCode::Unavailable, "the store is shutting down"),
             StoreError::Unavailable(source) => Self {
                 code: ErrorCode::StoreUnavailable,
-                message: "the database cannot be reached; try again shortly".into(),
+                message: format!(
+                    "the database cannot be written now ({source}); nothing was changed, try again shortly"
+                ),
                 details: None,
                 source: Some(source),
             },

@@ -174,9 +174,14 @@ fn commit_group(
     urgent: &mut dyn FnMut() -> bool,
 ) -> Vec<WriteJob> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        // Dropping the jobs unrun drops their reply channels: each caller gets
-        // `StoreError::Closed` and nothing is written.
+        // The database is locked by another process past the busy timeout, or
+        // cannot be written: each job is told so, and nothing is written.
         tracing::error!(error = %e, jobs = batch.len(), "could not begin a write transaction");
+        let err = Arc::new(e);
+        for job in batch {
+            let (_, completion) = job(Err(StoreError::Unavailable(Box::new(SharedError(err.clone())))));
+            completion(Ok(()));
+        }
         return Vec::new();
     }
     let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());

@@ -50,3 +50,35 @@ async fn without_git_on_path_baton_up_says_so_and_changes_nothing() {
     assert!(stderr.contains("git is not on PATH"), "{stderr}");
     assert!(!repo.join(".baton").exists(), "nothing was created");
 }
+
+/// Another process holds the SQLite file locked past the busy timeout (10 s):
+/// a write is refused with `503 store_unavailable` saying why, nothing changes,
+/// and writes work again once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_by_another_process_refuses_writes_clearly_then_recovers() {
+    let b = Baton::start();
+    if b.database.is_some() {
+        return; // SQLite's file lock; PostgreSQL has its own tests of an unreachable store.
+    }
+    let db = b.data.join("baton.db");
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(13); c.execute('COMMIT')"])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let (status, body) =
+        b.post("/api/agents", json!({ "name": "during", "executor": "command", "command": ["true"] })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("store_unavailable")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("locked"), "{body}");
+    holder.wait().unwrap();
+    let (status, _) =
+        b.post("/api/agents", json!({ "name": "after", "executor": "command", "command": ["true"] })).await;
+    assert_eq!(status, 201, "writes work again");
+    let (status, _) =
+        b.post("/api/agents", json!({ "name": "during", "executor": "command", "command": ["true"] })).await;
+    assert_eq!(status, 201, "the refused write changed nothing");
+}
