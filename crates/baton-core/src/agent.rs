@@ -18,7 +18,7 @@ use crate::names::{NameError, validate_simple_name};
 use crate::sandbox::{NetworkPolicy, SandboxMode};
 
 /// How an agent is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExecutorKind {
     /// Claude Code (`claude -p --output-format stream-json`).
@@ -107,7 +107,7 @@ impl FromStr for ExecutorKind {
 }
 
 /// A reusable definition of a worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
     /// Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters).
@@ -213,7 +213,7 @@ pub struct AgentDef {
 }
 
 /// Prices per million tokens, in US dollars.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pricing {
     /// Per million input tokens.
@@ -252,7 +252,7 @@ pub enum AgentDefError {
 }
 
 /// The front matter as written (Claude Code's keys and Baton's).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 struct FrontMatter {
     name: Option<String>,
@@ -311,7 +311,7 @@ fn list_or_words<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
 
 /// A list of strings, or one string cut into items by `split`.
 fn list_or_text<'de, D: Deserializer<'de>>(d: D, split: fn(&str) -> Vec<String>) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     #[serde(untagged)]
     enum Either {
         List(Vec<String>),

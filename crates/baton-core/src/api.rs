@@ -18,7 +18,7 @@ use crate::model::{
 use crate::status::RunStatus;
 
 /// The stable error codes of the API. Clients match on these, never on messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The body is not JSON (400).
@@ -127,14 +127,14 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Every error response: `{"error": {"code": ..., "message": ..., "details": ...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// The inside of an error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// Stable code (see [`ErrorCode`]).
     pub code: ErrorCode,
@@ -146,7 +146,7 @@ pub struct ErrorDetail {
 }
 
 /// `POST /api/projects`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// Path of a git repository with at least one commit.
@@ -166,6 +166,19 @@ pub struct CreateProject {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Approval(pub bool);
 
+impl schemars::JsonSchema for Approval {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Approval".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Whether a task waits for `baton approve`.",
+            "oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["required", "none", "auto"]}]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Approval {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
@@ -180,7 +193,7 @@ impl<'de> Deserialize<'de> for Approval {
 }
 
 /// `POST /api/tasks`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// The project's id or name (for agents, their own project by default).
@@ -249,7 +262,7 @@ pub struct CreateTask {
 }
 
 /// `POST /api/tasks/{id}/resume`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeTask {
     /// The follow-up message for the agent.
@@ -261,7 +274,7 @@ pub struct ResumeTask {
 }
 
 /// `POST /api/tasks/{id}/stop` (the body is optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopTask {
     /// Why, for the record.
@@ -270,7 +283,7 @@ pub struct StopTask {
 }
 
 /// `GET /api/tasks/{id}` and the rest: a task with its sessions' summary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskDetail {
     /// The task.
     #[serde(flatten)]
@@ -287,7 +300,7 @@ pub struct TaskDetail {
 }
 
 /// The conflict radar: another live task changing some of the same files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Overlap {
     /// The other task.
     pub task_id: TaskId,
@@ -296,7 +309,7 @@ pub struct Overlap {
 }
 
 /// `GET /api/projects/{id}/radar`: every live task that overlaps another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RadarEntry {
     /// The task.
     pub task_id: TaskId,
@@ -305,7 +318,7 @@ pub struct RadarEntry {
 }
 
 /// `POST /api/tasks/{id}/merge` (the body is optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeTask {
     /// How to merge (the project's strategy by default).
@@ -317,7 +330,7 @@ pub struct MergeTask {
 }
 
 /// `POST /api/tasks/{id}/clean` and `POST /api/clean` (the body is optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CleanRequest {
     /// Remove worktrees even with uncommitted changes or unmerged commits.
@@ -326,7 +339,7 @@ pub struct CleanRequest {
 }
 
 /// What cleaning a task's worktree did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CleanReport {
     /// The task.
     pub task_id: TaskId,
@@ -350,7 +363,7 @@ pub struct CleanReport {
 }
 
 /// `GET /api/tasks/{id}/diff`: what the task changed against its base.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diff {
     /// The task.
     pub task_id: TaskId,
@@ -370,7 +383,7 @@ pub struct Diff {
 }
 
 /// `GET /api/agents` entries: a definition and whether its CLI can run here.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentInfo {
     /// The definition.
     #[serde(flatten)]
@@ -389,7 +402,7 @@ pub struct AgentInfo {
 }
 
 /// An agent's program on one launcher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProgramInstall {
     /// The launcher's name.
     pub launcher: String,
@@ -406,7 +419,7 @@ pub struct ProgramInstall {
 /// `POST /api/plans` (JSON or YAML): a DAG of tasks in one call. Tasks name each
 /// other by their names in the plan; the whole plan is checked before anything is
 /// created.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePlan {
     /// A name for people.
@@ -426,7 +439,7 @@ pub struct CreatePlan {
 }
 
 /// Shared defaults of a plan's tasks.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanDefaults {
     /// The agent.
@@ -453,7 +466,7 @@ pub struct PlanDefaults {
 }
 
 /// One task of a plan.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanTask {
     /// Its name in the plan (how other tasks depend on it).
@@ -499,7 +512,7 @@ pub struct PlanTask {
 }
 
 /// The synthesis task of a plan.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSynthesis {
     /// What to do with the results.
@@ -513,7 +526,7 @@ pub struct PlanSynthesis {
 }
 
 /// What `POST /api/plans` created.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanCreated {
     /// The plan.
     pub plan: crate::model::Plan,
@@ -523,7 +536,7 @@ pub struct PlanCreated {
 }
 
 /// A task a plan created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlannedTask {
     /// Its name in the plan.
     pub name: String,
@@ -537,7 +550,7 @@ pub struct PlannedTask {
 }
 
 /// `POST /api/orchestrate/task`: plan, execute and synthesise a description.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Orchestrate {
     /// What to build.
@@ -557,7 +570,7 @@ pub struct Orchestrate {
 }
 
 /// `GET /api/orchestrate/agents` entries: the experts a plan can name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentTemplate {
     /// What a plan's `agent_type` names it by.
     #[serde(rename = "type")]
@@ -571,7 +584,7 @@ pub struct AgentTemplate {
 }
 
 /// `POST /api/projects/{id}/heartbeat`: the lead is alive.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadBeat {
     /// Who beats (the session's agent for a session token).
@@ -586,7 +599,7 @@ pub struct LeadBeat {
 }
 
 /// `GET /api/projects/{id}/orchestrator`: the lead's status, in seed 000's shape.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeadStatus {
     /// `running` (recent heartbeat), `stale`, or `stopped`.
@@ -612,7 +625,7 @@ pub struct LeadStatus {
 }
 
 /// An agent at work, in seed 000's shape.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveAgent {
     /// The agent's name.
@@ -628,7 +641,7 @@ pub struct ActiveAgent {
 }
 
 /// Task counts, in seed 000's shape.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeadState {
     /// All tasks.
@@ -649,7 +662,7 @@ pub struct LeadState {
 // ---------------------------------------------------------------------------
 
 /// `POST /api/launchers/register`: a launcher introduces itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterLauncher {
     /// The id it had before a restart, so its runs are recognised.
@@ -674,7 +687,7 @@ pub struct RegisterLauncher {
 }
 
 /// The answer to registration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Registered {
     /// The launcher as the coordinator records it.
     pub launcher: Launcher,
@@ -685,7 +698,7 @@ pub struct Registered {
 /// `POST /api/launchers/{id}/poll`: wait for work or stop orders. The coordinator
 /// hands out at most the launcher's free slots (its slots minus its unfinished
 /// runs), counted when work arrives, not when the poll began.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// How long to wait for something to arrive, in milliseconds.
@@ -697,7 +710,7 @@ pub struct PollRequest {
 }
 
 /// What a poll returns: runs to start and runs to stop.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PollResponse {
     /// Newly claimed runs.
     pub runs: Vec<Assignment>,
@@ -710,7 +723,7 @@ pub struct PollResponse {
 }
 
 /// `POST /api/launchers/{id}/orders/done`: a launcher did (or could not do) an order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderDone {
     /// The order's kind.
@@ -728,7 +741,7 @@ pub struct OrderDone {
 }
 
 /// `POST /api/tokens`: a new token for a machine.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// What it is for: `launcher`.
@@ -739,7 +752,7 @@ pub struct CreateToken {
 }
 
 /// The answer to `POST /api/tokens`: the token, shown this once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewToken {
     /// Its id (to list and revoke it).
     pub id: String,
@@ -748,7 +761,7 @@ pub struct NewToken {
 }
 
 /// `GET /api/tokens` entries: a token without its secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     /// Its id.
     pub id: String,
@@ -765,7 +778,7 @@ pub struct TokenInfo {
 }
 
 /// Everything a launcher needs to start (or re-attach to) a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assignment {
     /// The run.
     pub run: Run,
@@ -800,7 +813,7 @@ pub struct Assignment {
 }
 
 /// A prerequisite of the task being started.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Prerequisite {
     /// The prerequisite task.
     pub task_id: TaskId,
@@ -812,7 +825,7 @@ pub struct Prerequisite {
 }
 
 /// An order to stop a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StopOrder {
     /// The run.
     pub run_id: RunId,
@@ -822,7 +835,7 @@ pub struct StopOrder {
 
 /// `POST /api/launchers/{id}/attach`: a restarted launcher names the runs it still
 /// has on disk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachRequest {
     /// Runs found in its spool directory.
@@ -830,14 +843,14 @@ pub struct AttachRequest {
 }
 
 /// What the coordinator knows of each run a launcher re-attaches to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttachResponse {
     /// One entry per run asked about.
     pub runs: Vec<Attached>,
 }
 
 /// One re-attached run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attached {
     /// The run.
     pub run_id: RunId,
@@ -849,7 +862,7 @@ pub struct Attached {
 }
 
 /// `POST /api/runs/{id}/started`: the agent process is alive.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunStarted {
     /// Its process (and process group) id.
@@ -865,7 +878,7 @@ pub struct RunStarted {
 /// `POST /api/runs/{id}/events`: a batch of events parsed from the spool between
 /// two offsets. The coordinator stores the events and the new offsets in one
 /// transaction, so a batch sent twice is stored once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     /// Where the batch starts in the spool (must equal what was acknowledged).
@@ -881,7 +894,7 @@ pub struct EventBatch {
 }
 
 /// The answer to a batch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BatchAck {
     /// What is now acknowledged.
     pub offsets: SpoolOffsets,
@@ -894,7 +907,7 @@ pub struct BatchAck {
 
 /// `PUT /api/sessions/{id}/state`: what an agent's CLI keeps of its conversation
 /// (its session files), so another host can resume it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionState {
     /// The executor whose files these are.
@@ -906,7 +919,7 @@ pub struct SessionState {
 }
 
 /// One file of a [`SessionState`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateFile {
     /// Its path, relative.
@@ -917,7 +930,7 @@ pub struct StateFile {
 
 /// `POST /api/runs/{id}/checkpoint`: a snapshot of the task's worktree, pushed
 /// to `refs/baton/checkpoints/<task>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The snapshot's commit (its parent is the agent's HEAD when it was taken).
@@ -925,7 +938,7 @@ pub struct Checkpoint {
 }
 
 /// `POST /api/runs/{id}/finished`: the agent process ended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunFinished {
     /// How it ended: succeeded, failed, stopped, timed_out or lost.
@@ -960,7 +973,7 @@ pub struct RunFinished {
 
 /// `POST /api/docs`: create a document, or write a new version of it (the earlier
 /// versions are kept). Fields left out of an edit keep their values.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushDoc {
     /// Its name: `/`-separated segments of letters, digits, `.`, `_`, `-`.
@@ -989,7 +1002,7 @@ pub struct PushDoc {
 }
 
 /// `GET /api/docs/{name}`: a document with its content and its versions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocDetail {
     /// The document (a binary one's bytes are in `content_base64`).
     #[serde(flatten)]
@@ -1007,7 +1020,7 @@ pub struct DocDetail {
 
 /// `GET /api/docs` entries: a document without its content, and for a search its
 /// relevance and the passage that matched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocEntry {
     /// The document (`content` left out).
     #[serde(flatten)]
@@ -1021,7 +1034,7 @@ pub struct DocEntry {
 }
 
 /// Money and tokens one agent spent in one project (sessions summed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Spend {
     /// The project.
     pub project_id: ProjectId,
@@ -1032,7 +1045,7 @@ pub struct Spend {
 }
 
 /// `GET /api/costs`: what was spent, in all and per project and agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Costs {
     /// Everything.
     pub total: Usage,
@@ -1078,7 +1091,7 @@ impl RunFinished {
 /// A failure another agent might not have: the CLI is missing, or the provider
 /// refused the credentials or is overloaded. A task whose agent names `fallback`
 /// agents switches to the next one on such a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The agent's CLI is not installed (or cannot start).
@@ -1091,7 +1104,7 @@ pub enum FailureKind {
 
 /// `GET /api/pools`: a concurrency pool (a provider or an account) and what
 /// the governor knows of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PoolInfo {
     /// Its name (`anthropic`, `openai`, `google`, or one `[pools]` or an agent names).
     pub name: String,
@@ -1116,7 +1129,7 @@ pub struct PoolInfo {
 }
 
 /// `POST /api/launchers/{id}/heartbeat`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The runs it is supervising.

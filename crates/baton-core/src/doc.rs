@@ -10,7 +10,7 @@ use crate::ids::{ProjectId, SessionId};
 use crate::time::Timestamp;
 
 /// A document of the context store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {
     /// Its name, unique (`notes/api.md`); see [`crate::names::validate_doc_name`].
     pub name: String,
@@ -48,7 +48,7 @@ pub struct Document {
 }
 
 /// A binary document's bytes, stored as a file named by their hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Blob {
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
@@ -80,7 +80,7 @@ pub enum RelationKind {
 }
 
 /// One version of a document, without its content (`GET /api/docs/{name}` lists them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocVersion {
     /// The version number.
     pub version: u32,

@@ -18,7 +18,7 @@ use crate::model::Usage;
 use crate::time::Timestamp;
 
 /// What an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The agent process started (the agent's session id, model, tools).
@@ -144,7 +144,7 @@ impl FromStr for EventKind {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     /// Position in the global stream (strictly increasing).
     pub id: i64,
@@ -172,7 +172,7 @@ pub struct Event {
 }
 
 /// An event to append (the coordinator assigns `id` and `seq`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewEvent {
     /// What it records.
     pub kind: EventKind,
@@ -245,7 +245,7 @@ impl NewEvent {
 }
 
 /// The payload of an `init` event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct InitData {
     /// The agent's own session id.
@@ -263,7 +263,7 @@ pub struct InitData {
 }
 
 /// The payload of a `result` event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ResultData {
     /// The final answer.

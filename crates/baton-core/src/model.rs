@@ -15,7 +15,7 @@ use crate::status::{LauncherStatus, OrchestrationStatus, RunStatus, SessionStatu
 use crate::time::Timestamp;
 
 /// A git repository under Baton's care.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Project {
     /// Its id.
     pub id: ProjectId,
@@ -34,7 +34,7 @@ pub struct Project {
 
 /// How a project's tasks are run and merged. Read from `.baton/config.toml` in the
 /// repository, or set through the API.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectSettings {
     /// How many of the project's tasks may run at once (none: only launcher slots limit).
@@ -128,7 +128,7 @@ pub const DEFAULT_FIX_ATTEMPTS: u32 = 2;
 pub const DEFAULT_REVIEW_ROUNDS: u32 = 2;
 
 /// What a merge refused for a conflict does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnConflict {
     /// Nothing more: a person decides.
@@ -140,7 +140,7 @@ pub enum OnConflict {
 }
 
 /// Where `baton merge` lands a task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeVia {
     /// Baton's own merge queue, into the project's repository.
@@ -152,7 +152,7 @@ pub enum MergeVia {
 }
 
 /// Kinds of forge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ForgeKind {
     /// GitHub or GitHub Enterprise Server.
@@ -161,7 +161,7 @@ pub enum ForgeKind {
 }
 
 /// `[forge]` in a project's config: where its pull requests live.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForgeSettings {
     /// `github`.
@@ -299,7 +299,7 @@ impl ProjectSettings {
 }
 
 /// How a task's branch lands on the base branch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
     /// A merge commit.
@@ -312,7 +312,7 @@ pub enum MergeStrategy {
 }
 
 /// A unit of work in a project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Task {
     /// Its id.
     pub id: TaskId,
@@ -425,7 +425,7 @@ pub struct Task {
 
 /// A task's feedback loops: its settings (resolved from the task, its agent and
 /// its project when it was made) and their counters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Loops {
     /// How many times its session may be resumed to fix failing checks; as many
@@ -465,7 +465,7 @@ impl Loops {
 }
 
 /// One review of a task's work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Review {
     /// The reviewer's agent.
     pub reviewer: String,
@@ -494,7 +494,7 @@ pub struct Review {
 }
 
 /// A reviewer's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The work may land.
@@ -504,7 +504,7 @@ pub enum Verdict {
 }
 
 /// One comment of a review.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewComment {
     /// The file it is about.
@@ -518,7 +518,7 @@ pub struct ReviewComment {
 }
 
 /// A task's pull request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PullRequest {
     /// Its number on the forge.
@@ -548,7 +548,7 @@ pub struct PullRequest {
 }
 
 /// Something the forge said of a pull request, for the task's agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Feedback {
     /// `check:ID` or `review:ID`.
@@ -564,7 +564,7 @@ pub struct Feedback {
 }
 
 /// Where a pull request is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PrState {
     /// Open for review.
@@ -577,7 +577,7 @@ pub enum PrState {
 }
 
 /// The git side of a task.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TaskGit {
     /// The task's branch, `baton/<short-id>-<slug>`.
@@ -613,7 +613,7 @@ pub struct TaskGit {
 }
 
 /// A task's part in an orchestration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrchestrationRef {
     /// The orchestration.
     pub id: OrchestrationId,
@@ -625,7 +625,7 @@ pub struct OrchestrationRef {
 }
 
 /// The parts of an orchestration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrchestrationRole {
     /// Turns the description into a plan.
@@ -637,7 +637,7 @@ pub enum OrchestrationRole {
 }
 
 /// One acceptance check, run in the task's worktree after its agent finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckResult {
     /// The command (run with `sh -c`).
     pub command: String,
@@ -652,7 +652,7 @@ pub struct CheckResult {
 }
 
 /// Whether and how a task's branch reached its base.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeState {
     /// Not asked to merge.
@@ -667,7 +667,7 @@ pub enum MergeState {
 }
 
 /// A task moving to a fallback agent because its agent could not work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentSwitch {
     /// The agent that failed.
     pub from: String,
@@ -680,7 +680,7 @@ pub struct AgentSwitch {
 }
 
 /// Tokens and money spent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Usage {
     /// Input tokens (including cache reads).
@@ -701,7 +701,7 @@ impl Usage {
 }
 
 /// One conversation with one agent process.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Session {
     /// Its id.
     pub id: SessionId,
@@ -733,7 +733,7 @@ pub struct Session {
 }
 
 /// A child task's ending, to be told to the session that started it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Callback {
     /// The child task.
     pub task_id: TaskId,
@@ -769,7 +769,7 @@ impl Callback {
 }
 
 /// A DAG of tasks submitted together.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     /// Its id.
     pub id: PlanId,
@@ -786,7 +786,7 @@ pub struct Plan {
 }
 
 /// The planner → experts → synthesizer flow (seed 004).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Orchestration {
     /// Its id.
     pub id: OrchestrationId,
@@ -826,7 +826,7 @@ pub struct Orchestration {
 }
 
 /// One subtask of an orchestration's plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Subtask {
     /// Its id in the plan.
     pub id: String,
@@ -848,7 +848,7 @@ pub struct Subtask {
 }
 
 /// A lead's heartbeat for a project (the scheduler's own, or a lead agent's).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LeadHeartbeat {
     /// The project.
     pub project_id: ProjectId,
@@ -864,7 +864,7 @@ pub struct LeadHeartbeat {
 }
 
 /// Why a run was created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     /// The first turn of a session.
@@ -874,7 +874,7 @@ pub enum RunKind {
 }
 
 /// One turn of a session handed to a launcher.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     /// Its id.
     pub id: RunId,
@@ -933,7 +933,7 @@ pub struct Run {
 }
 
 /// Byte offsets into a run's spooled stdout and stderr.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SpoolOffsets {
     /// Bytes of stdout acknowledged.
@@ -943,7 +943,7 @@ pub struct SpoolOffsets {
 }
 
 /// A process that supervises agents on one host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Launcher {
     /// Its id (kept across restarts of the same launcher).
     pub id: LauncherId,
@@ -981,7 +981,7 @@ pub struct Launcher {
 }
 
 /// An agent's program as a launcher found it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProgramInfo {
     /// Where it is; `None` when it is not installed.
     pub path: Option<String>,
@@ -990,7 +990,7 @@ pub struct ProgramInfo {
 }
 
 /// What a token lets its holder do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// Everything.
@@ -1013,7 +1013,7 @@ impl TokenKind {
 }
 
 /// A token as stored: only its hash is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenRecord {
     /// SHA-256 of the token, in hex.
     pub hash: String,
@@ -1034,7 +1034,7 @@ pub struct TokenRecord {
 
 /// Something a launcher is asked to do besides running agents, kept until it
 /// says it is done (so a restart of either side loses none).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LauncherOrder {
     /// The launcher.
     pub launcher_id: LauncherId,
@@ -1054,7 +1054,7 @@ pub struct LauncherOrder {
 
 /// A request to land a task on its base, kept until the merge queue's worker
 /// (one for every coordinator replica) has done it: an auto-merge survives a crash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MergeRequest {
     /// Its id (`mr-…`).
     pub id: String,
@@ -1074,7 +1074,7 @@ pub struct MergeRequest {
 }
 
 /// The kinds of [`LauncherOrder`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderKind {
     /// Snapshot a run's worktree now and push it as its task's checkpoint.
@@ -1095,7 +1095,7 @@ impl OrderKind {
 
 /// What the governor has learned of a concurrency pool from its provider's
 /// answers (see `ProjectSettings::pools`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PoolState {
     /// The pool's name.
@@ -1114,7 +1114,7 @@ pub struct PoolState {
 /// An agent's tool calls waiting for their result, and the same call failing
 /// again and again: what stops a run as looping (`loop_limit`). A call is kept
 /// as its tool and a hash of its input, so the run's record stays small.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Repeats {
     /// Calls without a result yet: their id, tool and input's hash.

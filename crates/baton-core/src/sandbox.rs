@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::agent::ExecutorKind;
 
 /// How an agent is isolated from the host.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxMode {
     /// A sandbox where the host allows one (bubblewrap on Linux), else none, said
@@ -143,6 +143,22 @@ impl Serialize for NetworkPolicy {
     }
 }
 
+impl schemars::JsonSchema for NetworkPolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NetworkPolicy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Where an agent's network traffic may go: \"full\", \"none\", or a list of host:port it may reach.",
+            "oneOf": [
+                {"type": "string", "enum": ["full", "none"]},
+                {"type": "array", "items": {"type": "string"}}
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for NetworkPolicy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -212,7 +228,7 @@ pub fn executor_env(executor: ExecutorKind) -> &'static [&'static str] {
 }
 
 /// How a run was actually isolated, as its launcher reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SandboxReport {
     /// `bubblewrap`, `container` or `none`.
     pub kind: SandboxKind,
@@ -238,7 +254,7 @@ impl fmt::Display for SandboxReport {
 }
 
 /// The kinds of isolation a launcher can give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxKind {
     /// A bubblewrap sandbox: the host read-only, the worktree writable.
@@ -261,7 +277,7 @@ impl SandboxKind {
 }
 
 /// The container runtimes Baton can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContainerRuntime {
     /// Podman.

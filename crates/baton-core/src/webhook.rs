@@ -58,6 +58,16 @@ macro_rules! named {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "enum": [$($text),*]})
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(d)?;
@@ -140,7 +150,7 @@ named! {
 }
 
 /// A webhook as stored (its secret included).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Webhook {
     /// Its id (`wh_…`).
     pub id: String,
@@ -178,7 +188,7 @@ impl Webhook {
 }
 
 /// One try at a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     /// When it was sent.
     pub at: Timestamp,
@@ -193,7 +203,7 @@ pub struct Attempt {
 /// A message for one webhook: the outbox's row. It is written in the same
 /// transaction as the change it tells of, and sent until it is answered with a
 /// 2xx or given up on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     /// Its id, sent as `webhook-id` (the same on every try).
     pub id: String,
@@ -225,7 +235,7 @@ pub struct Delivery {
 }
 
 /// A one-tap action link as stored (under the hash of its secret part).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionLink {
     /// The task it acts on.
     pub task_id: TaskId,
@@ -241,7 +251,7 @@ pub struct ActionLink {
 }
 
 /// `POST /api/webhooks`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where to send (http or https).
@@ -260,7 +270,7 @@ pub struct CreateWebhook {
 }
 
 /// A webhook as the API shows it: its secret only in the answer that made it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookInfo {
     /// Its id.
     pub id: String,

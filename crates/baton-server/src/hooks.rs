@@ -27,7 +27,7 @@ use crate::resolve;
 use crate::scheduler::emit::{insert_task, save_session, save_task};
 
 /// What `POST /api/hooks` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HookRecorded {
     /// The task that stands for the Claude Code session.
     pub task_id: Option<TaskId>,

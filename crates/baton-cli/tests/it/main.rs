@@ -21,6 +21,7 @@ mod real_agents;
 mod replicas;
 mod sandbox;
 mod scale;
+mod schema;
 mod soak;
 mod stream;
 mod webhooks;

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::api::http::ApiQuery;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use baton_core::model::TokenKind;
@@ -54,7 +55,7 @@ pub(super) async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct LoginQuery {
     code: Option<String>,
 }
@@ -62,7 +63,7 @@ pub(super) struct LoginQuery {
 /// `GET /login?code=...`: trades a one-time code for an HttpOnly cookie holding a
 /// fresh dashboard token, then sends the browser to `/` (so the code leaves the
 /// address bar at once).
-pub(super) async fn login(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
+pub(super) async fn login(State(state): State<Arc<AppState>>, ApiQuery(q): ApiQuery<LoginQuery>) -> Response {
     let fresh = match q.code.as_deref() {
         Some(code) => match state.redeem_login_code(code).await {
             Ok(fresh) => fresh,

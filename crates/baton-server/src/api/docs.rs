@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::api::http::ApiQuery;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_core::api::{DocDetail, DocEntry, PushDoc};
@@ -18,7 +19,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::{docs, resolve};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
     /// Words to search for (ranked by relevance); without it, newest first.
     q: Option<String>,
@@ -35,7 +36,7 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<DocEntry>>, AppError> {
     let query = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
     let tags: Vec<String> =
@@ -77,7 +78,7 @@ pub(super) async fn push(
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(detail)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ShowQuery {
     /// An earlier version.
     version: Option<u32>,
@@ -89,7 +90,7 @@ pub(super) async fn show(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(name): Path<String>,
-    Query(q): Query<ShowQuery>,
+    ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Response, AppError> {
     let detail = state.store.read(move |r| docs::detail(r, &name, q.version)).await?;
     if q.raw != Some(true) {

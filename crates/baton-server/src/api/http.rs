@@ -98,3 +98,45 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         decode(&bytes).map(OptionalJson)
     }
 }
+
+/// A query string whose every failure is an [`AppError`] (`invalid_argument`,
+/// saying which parameter), where axum's own `Query` answers in plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| AppError::new(ErrorCode::InvalidArgument, format!("bad query string: {e}")))
+    }
+}
+
+/// Gives a 4xx answer that is not JSON (from a service of its own, such as the MCP
+/// endpoint's) the API's error shape, its text kept as the message.
+pub(crate) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        _ => ErrorCode::InvalidArgument,
+    };
+    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let mut answer = AppError::new(code, if message.is_empty() { status.to_string() } else { message }).into_response();
+    *answer.status_mut() = status;
+    answer
+}

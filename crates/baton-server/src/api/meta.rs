@@ -7,15 +7,12 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use baton_core::status::{LauncherStatus, RunStatus, TaskStatus};
 use serde_json::{Value, json};
 
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// The API description, kept beside the routes it describes.
-const OPENAPI: &str = include_str!("../openapi.json");
 
 pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
@@ -28,8 +25,8 @@ pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-pub(super) async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+pub(super) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi::served()).into_response()
 }
 
 /// The resident memory of this process, in bytes (Linux).
@@ -39,7 +36,7 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, AppError> {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
     let (counts, launchers, running, queued) = state
         .store
         .read(|r| {
@@ -112,5 +109,5 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl I
             "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
         );
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

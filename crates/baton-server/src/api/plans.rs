@@ -43,6 +43,12 @@ impl<S: Send + Sync> FromRequest<S> for PlanBody {
     }
 }
 
+impl crate::api::openapi::Input for PlanBody {
+    fn describe(draft: &mut crate::api::openapi::Draft, g: &mut schemars::SchemaGenerator) {
+        draft.json_body(g.subschema_for::<CreatePlan>().to_value(), true);
+    }
+}
+
 fn may_create(caller: &Caller) -> Result<(), AppError> {
     match caller.kind {
         TokenKind::Launcher => Err(AppError::forbidden("launcher tokens cannot create tasks")),
@@ -66,7 +72,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, _caller: Caller) ->
 }
 
 /// A plan with its tasks.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct PlanDetail {
     #[serde(flatten)]
     plan: Plan,

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::api::http::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_core::api::CreateProject;
 use baton_core::model::Project;
@@ -15,7 +16,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::{projects, resolve};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
     /// Only the project at this path.
     path: Option<String>,
@@ -24,7 +25,7 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Project>>, AppError> {
     let projects = state.store.read(|r| r.projects()).await?;
     let projects = match q.path {
@@ -141,7 +142,7 @@ pub(super) async fn show(
     Ok(Json(state.store.read(move |r| resolve::project_ref(r, &id)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct CostsQuery {
     /// Only this project's (id, prefix or name).
     project: Option<String>,
@@ -151,7 +152,7 @@ pub(super) struct CostsQuery {
 pub(super) async fn costs(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Query(q): Query<CostsQuery>,
+    ApiQuery(q): ApiQuery<CostsQuery>,
 ) -> Result<Json<baton_core::api::Costs>, AppError> {
     let rows = state
         .store

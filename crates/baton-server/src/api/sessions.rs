@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::api::http::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use baton_core::api::SessionState;
 use baton_core::event::Event;
 use baton_core::ids::{LauncherId, SessionId};
@@ -17,7 +18,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::{resolve, transact};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
     /// Only this task's sessions.
     task: Option<String>,
@@ -28,7 +29,7 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Session>>, AppError> {
     let limit = clamp_limit(q.limit, 100, 10_000);
     let sessions = state
@@ -42,7 +43,7 @@ pub(super) async fn list(
 }
 
 /// A session and its runs.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct SessionDetail {
     #[serde(flatten)]
     session: Session,
@@ -65,7 +66,7 @@ pub(super) async fn show(
     Ok(Json(detail))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct EventsQuery {
     /// Only events after this sequence number.
     after: Option<i64>,
@@ -77,7 +78,7 @@ pub(super) async fn events(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, AppError> {
     let limit = clamp_limit(q.limit, 1000, 10_000);
     let events = state

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::api::http::ApiQuery;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -40,7 +41,7 @@ const CATCH_UP_PAGE: u32 = 1000;
 /// How many live events go out to a client in one write at most.
 const LIVE_BATCH: usize = 256;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct StreamQuery {
     /// Send events after this position (0: from the beginning).
     after: Option<i64>,
@@ -160,7 +161,7 @@ impl Drop for ClientGuard {
 pub(super) async fn stream(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Query(q): Query<StreamQuery>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
     req: Request,
 ) -> Result<Response, AppError> {
     let (mut parts, _body) = req.into_parts();

@@ -4,8 +4,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::api::http::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_core::api::{CleanReport, CleanRequest, CreateTask, MergeTask, ResumeTask, StopTask, TaskDetail};
 use baton_core::event::{Event, EventKind};
@@ -21,7 +22,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::{resolve, scheduler, transact};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
     /// A project id or name.
     project: Option<String>,
@@ -48,7 +49,7 @@ pub(super) fn parse_statuses(text: Option<&str>) -> Result<Vec<TaskStatus>, AppE
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Task>>, AppError> {
     let statuses = parse_statuses(q.status.as_deref())?;
     let limit = q.limit.map(|l| clamp_limit(Some(l), 100, 100_000));
@@ -103,7 +104,7 @@ pub(super) async fn show(
     Ok(Json(detail))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct EventsQuery {
     /// Only events after this stream position.
     after: Option<i64>,
@@ -129,7 +130,7 @@ pub(super) async fn events(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, AppError> {
     let kinds = parse_kinds(q.kinds.as_deref())?;
     let limit = clamp_limit(q.limit, 1000, 10_000);
@@ -199,7 +200,7 @@ pub(super) async fn retry(
     act(state, caller, id, scheduler::retry_task).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct DiffQuery {
     /// `patch` for the plain patch instead of JSON.
     format: Option<String>,
@@ -209,7 +210,7 @@ pub(super) async fn diff(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<DiffQuery>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> Result<axum::response::Response, AppError> {
     use axum::response::IntoResponse;
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
@@ -298,9 +299,10 @@ pub(super) async fn clean_all(
     Ok(Json(crate::review::clean_many(&state, &chosen, req.force, true).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct WaitQuery {
     /// The longest to wait, in seconds (at most 3600).
+    #[schemars(range(max = 3600))]
     timeout_s: Option<u64>,
 }
 
@@ -312,7 +314,7 @@ pub(super) async fn wait(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<TaskDetail>, AppError> {
     let mut changes = state.store.subscribe();
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::api::http::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_core::time::Timestamp;
 use baton_core::webhook::{CreateWebhook, Delivery, DeliveryStatus, Webhook, WebhookEvent, WebhookFormat, WebhookInfo};
@@ -130,7 +131,7 @@ pub(super) async fn delete(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct DeliveriesQuery {
     /// At most this many, newest first.
     limit: Option<u32>,
@@ -140,7 +141,7 @@ pub(super) async fn deliveries(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<DeliveriesQuery>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Vec<Delivery>>, AppError> {
     caller.require_admin()?;
     let limit = clamp_limit(q.limit, 50, 1000);
