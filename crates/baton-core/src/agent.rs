@@ -111,6 +111,7 @@ impl FromStr for ExecutorKind {
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
     /// Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters).
+    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
     pub name: String,
     /// When to use this agent, for leads and routing.
     #[serde(default)]

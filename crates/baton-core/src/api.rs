@@ -150,9 +150,11 @@ pub struct ErrorDetail {
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// Path of a git repository with at least one commit.
+    #[schemars(regex(pattern = "^/"))]
     pub path: String,
     /// A name (the directory's name by default).
     #[serde(default)]
+    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
     pub name: Option<String>,
     /// The base branch (the repository's current branch by default).
     #[serde(default)]
@@ -200,6 +202,7 @@ pub struct CreateTask {
     #[serde(default)]
     pub project: Option<String>,
     /// What to do.
+    #[schemars(regex(pattern = r"\S"))]
     pub prompt: String,
     /// A short title (the prompt's first line by default).
     #[serde(default)]
@@ -266,6 +269,7 @@ pub struct CreateTask {
 #[serde(deny_unknown_fields)]
 pub struct ResumeTask {
     /// The follow-up message for the agent.
+    #[schemars(regex(pattern = r"\S"))]
     pub message: String,
     /// A new budget for the task, in US dollars (to continue a task paused for
     /// its budget).
@@ -554,6 +558,7 @@ pub struct PlannedTask {
 #[serde(deny_unknown_fields)]
 pub struct Orchestrate {
     /// What to build.
+    #[schemars(regex(pattern = r"\S"))]
     pub description: String,
     /// The project's id or name.
     #[serde(default)]
@@ -744,7 +749,8 @@ pub struct OrderDone {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// What it is for: `launcher`.
+    /// What it is for: `launcher` (sessions get theirs from Baton; there is one admin token).
+    #[schemars(extend("enum" = ["launcher"]))]
     pub kind: crate::model::TokenKind,
     /// A name for people (the host it is for).
     #[serde(default)]
@@ -977,6 +983,7 @@ pub struct RunFinished {
 #[serde(deny_unknown_fields)]
 pub struct PushDoc {
     /// Its name: `/`-separated segments of letters, digits, `.`, `_`, `-`.
+    #[schemars(regex(pattern = crate::names::DOC_NAME_PATTERN), length(min = 1, max = 200))]
     pub name: String,
     /// Its text.
     #[serde(default, skip_serializing_if = "Option::is_none")]

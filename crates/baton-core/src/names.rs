@@ -19,6 +19,14 @@ fn refuse(kind: &'static str, value: &str, why: &'static str) -> NameError {
     NameError { kind, value: value.to_owned(), why }
 }
 
+/// [`validate_simple_name`]'s rules as a regular expression, for the API's
+/// document (all but "no `..`").
+pub const SIMPLE_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
+/// [`validate_doc_name`]'s rules as a regular expression, for the API's document
+/// (all but the length).
+pub const DOC_NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$";
+
 /// Agent and project names: 1 to 64 characters of `[A-Za-z0-9._-]`, starting with a
 /// letter or digit.
 pub fn validate_simple_name(kind: &'static str, name: &str) -> Result<(), NameError> {

@@ -255,6 +255,7 @@ pub struct ActionLink {
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where to send (http or https).
+    #[schemars(url, regex(pattern = "^https?://"))]
     pub url: String,
     /// Event names, or `"*"` for all.
     pub events: Vec<String>,

@@ -98,6 +98,20 @@ async fn wrong_types_are_refused() {
     .await;
 }
 
+/// Found by schemathesis: serde reads a struct from an array of its fields, so a
+/// lead heartbeat of `[null, null]` was stored.
+#[tokio::test]
+async fn schemathesis_a_body_given_as_an_array_is_refused() {
+    let b = Baton::start();
+    refused(&b, Method::POST, "/api/projects/repo/heartbeat", Some("[null, null]"), 400, "invalid_body").await;
+    refused(&b, Method::POST, "/api/tasks", Some(r#"["repo", "a prompt"]"#), 400, "invalid_body").await;
+    let (status, beats) = raw(&b, Method::GET, "/api/projects/repo/heartbeats", Some(&b.token), &[], None).await;
+    assert_eq!((status, beats), (200, json!([])), "a refused heartbeat was stored");
+    // A query string of the wrong type is the error shape too (axum's own answer was plain text).
+    let (status, resp) = raw(&b, Method::GET, "/api/tasks?limit=many", Some(&b.token), &[], None).await;
+    assert_error(status, &resp, 400, "invalid_argument");
+}
+
 #[tokio::test]
 async fn a_body_that_is_not_json_typed_is_refused() {
     let b = Baton::start();

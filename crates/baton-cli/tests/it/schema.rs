@@ -40,16 +40,29 @@ async fn every_operation_answers_as_its_document_says() {
     assert!(venv.exists(), "schemathesis is not installed in testkit/api: run scripts/setup-test-deps");
     // Refusals first, while nothing runs, so the store holds still between requests.
     schemathesis(&b, "refused", "");
-    let token_file = b.dir.path().join("session.token");
-    b.agent("holder", &format!("echo \"$BATON_TOKEN\" > {}; sleep 900", token_file.display())).await;
-    b.task(json!({ "prompt": "hold a session open", "agent": "holder" })).await;
+    // What the refusal runs let through includes draining the launcher (an
+    // operation with no invalid form is sent as it is): undrain it to run an agent.
+    let launchers: Vec<serde_json::Value> = b.client.get("/api/launchers").await.unwrap();
+    for l in &launchers {
+        let id = l["id"].as_str().unwrap();
+        let _: serde_json::Value = b.client.post(&format!("/api/launchers/{id}/undrain"), &json!({})).await.unwrap();
+    }
+    // Into its own worktree: the sandbox lets it write nowhere else.
+    b.agent("holder", "echo \"$BATON_TOKEN\" > session.token; sleep 900").await;
+    let holder = b.task(json!({ "prompt": "hold a session open", "agent": "holder" })).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let token = loop {
-        let text = std::fs::read_to_string(&token_file).unwrap_or_default();
+        let worktree = b.get(&holder).await.task.git.worktree;
+        let text = worktree
+            .map(|w| std::fs::read_to_string(Path::new(&w).join("session.token")))
+            .and_then(Result::ok)
+            .unwrap_or_default();
         if !text.trim().is_empty() {
             break text.trim().to_owned();
         }
-        assert!(std::time::Instant::now() < deadline, "the agent never wrote its session token");
+        if std::time::Instant::now() > deadline {
+            panic!("the agent never wrote its session token: {:?}", b.get(&holder).await.task);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     schemathesis(&b, "accepted", &token);

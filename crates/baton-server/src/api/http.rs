@@ -36,7 +36,7 @@ impl IntoResponse for AppError {
 /// `unsupported_media_type`, too large → `payload_too_large`.
 pub struct ApiJson<T>(pub T);
 
-/// Like [`ApiJson`], but an empty body means `T::default()`.
+/// Like [`ApiJson`], but an empty body (no bytes at all) means `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), AppError> {
@@ -54,7 +54,12 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, By
     Ok((json_type.unwrap_or(false), bytes))
 }
 
+/// Every body of the API is a JSON object. serde would also read a struct from an
+/// array of its fields in order (`[null, null]`), which no document allows.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(AppError::new(ErrorCode::InvalidBody, "the body must be a JSON object, not an array"));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -86,7 +91,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
         let (json_type, bytes) = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() {
             return Ok(OptionalJson(T::default()));
         }
         if !json_type {
