@@ -62,6 +62,9 @@ pub enum ErrorCode {
     /// The database cannot be reached now; the request changed nothing that was
     /// acknowledged, and may be sent again (503).
     StoreUnavailable,
+    /// The disk holding the database is full; nothing was changed, and the request
+    /// may be sent again once there is space (507).
+    InsufficientStorage,
     /// Something went wrong inside the coordinator; its log has the details (500).
     Internal,
 }
@@ -90,6 +93,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::Internal => "internal",
         }
     }
@@ -116,6 +120,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable | ErrorCode::StoreUnavailable => 503,
+            ErrorCode::InsufficientStorage => 507,
         }
     }
 }

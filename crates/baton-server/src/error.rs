@@ -89,6 +89,14 @@ impl From<StoreError> for AppError {
                 details: None,
                 source: Some(source),
             },
+            StoreError::Full(source) => Self {
+                code: ErrorCode::InsufficientStorage,
+                message: format!(
+                    "the disk holding Baton's database is full ({source}); nothing was changed: free some space and try again"
+                ),
+                details: None,
+                source: Some(source),
+            },
             other => Self::internal(other),
         }
     }

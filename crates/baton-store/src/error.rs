@@ -42,6 +42,9 @@ pub enum StoreError {
     /// that got this may or may not have committed.
     #[error("the database is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The disk holding the database is full: nothing was written.
+    #[error("the disk holding the database is full")]
+    Full(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database is shared with a coordinator this one cannot work beside.
     #[error("{message}")]
     Incompatible {

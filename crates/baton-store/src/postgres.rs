@@ -129,7 +129,13 @@ fn describe(e: &postgres::Error) -> String {
 
 /// Maps a database error: a lost or refused connection is [`StoreError::Unavailable`].
 pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
-    if is_outage(&e) { StoreError::Unavailable(Box::new(e)) } else { StoreError::Database(Box::new(e)) }
+    if is_outage(&e) {
+        StoreError::Unavailable(Box::new(e))
+    } else if e.code() == Some(&SqlState::DISK_FULL) {
+        StoreError::Full(Box::new(e))
+    } else {
+        StoreError::Database(Box::new(e))
+    }
 }
 
 /// Whether an error means the database cannot be reached (rather than that it

@@ -245,9 +245,11 @@ fn finish_group(
         Err(e) => {
             tracing::error!(error = %e, "commit failed; the group was rolled back");
             let _ = conn.execute_batch("ROLLBACK");
+            let full = db::is_full(&e);
             let err = Arc::new(e);
             for completion in completions {
-                completion(Err(StoreError::Database(Box::new(SharedError(err.clone())))));
+                let shared = Box::new(SharedError(err.clone()));
+                completion(Err(if full { StoreError::Full(shared) } else { StoreError::Database(shared) }));
             }
         }
     }

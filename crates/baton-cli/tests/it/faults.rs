@@ -82,3 +82,80 @@ async fn a_database_locked_by_another_process_refuses_writes_clearly_then_recove
         b.post("/api/agents", json!({ "name": "during", "executor": "command", "command": ["true"] })).await;
     assert_eq!(status, 201, "the refused write changed nothing");
 }
+
+/// Unmounts a tmpfs lazily when dropped (before the test's temporary directory goes).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The data directory's disk fills up (a 24 MiB tmpfs, filled by another file):
+/// writes are refused with `507 insufficient_storage` saying so, reads still
+/// answer, nothing is half-written (SQLite's integrity check), and once the space
+/// is back writes work and a task runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_507_and_work_resumes_when_space_returns() {
+    if baton_testkit::pg::wanted() {
+        return; // The data directory's disk; PostgreSQL's own disk is its server's (disk_full maps to 507 too).
+    }
+    let mut mount = None;
+    let b = Baton::start_custom(&[], &[], &[], |repo| {
+        let data = repo.join(".baton");
+        std::fs::create_dir_all(&data).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount a tmpfs (the tests run as root)");
+        mount = Some(Tmpfs(data));
+    });
+    let _unmount = mount.unwrap();
+    b.agent("writer", "echo before > note.txt; echo done").await;
+    let first = b.task(json!({ "prompt": "before", "agent": "writer" })).await;
+    b.wait_status(&first, TaskStatus::Succeeded).await;
+
+    let filler = b.data.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    // SQLite may still fit a small write in pages it has; a few writes find the end.
+    let mut refused = None;
+    for i in 0..200 {
+        let (status, body) =
+            b.post("/api/agents", json!({ "name": format!("full-{i}"), "executor": "command", "command": ["true"], "description": "x".repeat(4096) })).await;
+        if status != 201 {
+            refused = Some((i, status, body));
+            break;
+        }
+    }
+    let (i, status, body) = refused.expect("a full disk refused no write");
+    assert_eq!((status, body["error"]["code"].as_str()), (507, Some("insufficient_storage")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("full"), "{body}");
+    let agents: serde_json::Value = b.client.get("/api/agents").await.expect("reads still answer");
+    assert!(
+        !agents.as_array().unwrap().iter().any(|a| a["name"] == format!("full-{i}")),
+        "the refused write left nothing"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) =
+        b.post("/api/agents", json!({ "name": "after", "executor": "command", "command": ["true"] })).await;
+    assert_eq!(status, 201, "writes work once there is space: {body}");
+    let second = b.task(json!({ "prompt": "after", "agent": "writer" })).await;
+    b.wait_status(&second, TaskStatus::Succeeded).await;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+        ])
+        .arg(b.data.join("baton.db"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

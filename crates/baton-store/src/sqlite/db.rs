@@ -115,7 +115,12 @@ fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
+    if is_full(&e) { StoreError::Full(Box::new(e)) } else { StoreError::Database(Box::new(e)) }
+}
+
+/// Whether SQLite failed for want of disk space.
+pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 impl StoreRead for Db<'_> {
