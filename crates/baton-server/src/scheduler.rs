@@ -18,6 +18,8 @@ mod plans;
 mod runs;
 mod settle;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
