@@ -182,3 +182,51 @@ async fn approval_retries_and_limits_decide_what_is_handed_out() {
     let next: Vec<TaskId> = w.claim().await.into_iter().map(|(t, _)| t).collect();
     assert_eq!(next, vec![tasks[2].clone()], "the third once one ended");
 }
+
+/// The timers' decisions take the instant to decide at, so they are tested at any
+/// instant without waiting for it: a run past its task's timeout, and a launcher
+/// silent past its heartbeat timeout.
+#[tokio::test]
+async fn timeouts_and_silent_launchers_are_decided_at_the_instant_given() {
+    use baton_core::time::Timestamp;
+    let w = world().await;
+    let slow = w.task(&[], json!({ "timeout_s": 60 })).await;
+    let open_ended = w.task(&[], json!({})).await;
+    let claimed = w.claim().await;
+    assert_eq!(claimed.len(), 2);
+    for (_, run) in &claimed {
+        let (id, launcher) = (run.clone(), w.launcher.clone());
+        transact(&w.state, move |tx, _| super::run_started(tx, &id, Some(&launcher), from(json!({ "pid": 4242 }))))
+            .await
+            .unwrap();
+    }
+    let slow_run = claimed.iter().find(|(t, _)| *t == slow).unwrap().1.clone();
+    let now = Timestamp::now();
+    let table = [
+        ("within its timeout", now.plus_millis(30_000), 0, vec![]),
+        ("past it", now.plus_millis(61_000), 0, vec![(slow_run.clone(), 60)]),
+        ("past it, but within the slack", now.plus_millis(61_000), 5_000, vec![]),
+        ("an hour on: only the run with a timeout", now.plus_millis(3_600_000), 0, vec![(slow_run.clone(), 60)]),
+    ];
+    for (name, at, slack, want) in table {
+        let got = w.state.store.read(move |r| super::overdue_runs(r, at, slack)).await.unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+    let overdue = vec![(slow_run.clone(), 60)];
+    transact(&w.state, move |tx, fx| super::stop_overdue(tx, fx, &overdue)).await.unwrap();
+    let id = slow_run.clone();
+    let run = w.state.store.read(move |r| r.run(&id)).await.unwrap().unwrap();
+    assert_eq!(run.stop_reason.as_deref(), Some("timed out after 60s"), "the launcher is told to stop it");
+
+    // Heartbeats: a cutoff before the launcher was last seen changes nothing; one
+    // after it takes the launcher offline and its runs are lost and queued again.
+    for (name, cutoff, lost) in
+        [("still heard from", now.plus_millis(-60_000), 0), ("silent", now.plus_millis(1_000), 2)]
+    {
+        let got = transact(&w.state, move |tx, fx| super::expire_silent(tx, fx, cutoff)).await.unwrap();
+        assert_eq!(got.iter().map(|(_, n)| *n).sum::<u32>(), lost, "{name}");
+    }
+    for task in [&slow, &open_ended] {
+        assert_eq!(w.status(task).await, Queued, "a lost run's task is queued again");
+    }
+}
