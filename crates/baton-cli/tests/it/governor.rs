@@ -48,8 +48,14 @@ async fn a_pool_of_two_never_runs_more_than_two() {
         ids.push(b.task(json!({ "prompt": format!("t{i}"), "agent": "slow" })).await);
     }
     // While they run, the pool says so.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let p = pool(&b, "sh").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let p = loop {
+        let p = pool(&b, "sh").await;
+        if p.in_use == 2 || std::time::Instant::now() > deadline {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     assert_eq!((p.size, p.limit, p.in_use), (Some(2), Some(2), 2), "{p:?}");
     assert!(p.queued >= 3, "{p:?}");
     assert_eq!(p.agents, vec!["slow".to_owned()]);
