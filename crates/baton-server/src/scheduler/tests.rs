@@ -41,7 +41,7 @@ async fn world() -> World {
     let store = baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
     let state = Arc::new(AppState::new(store, ServerConfig::new("http://127.0.0.1:1")));
     crate::projects::add_project(&state, from(json!({ "path": repo, "name": "p" })), false).await.unwrap();
-    let agent = from(json!({ "name": "a", "executor": "command", "command": ["true"] }));
+    let agent = from(json!({ "name": "a", "executor": "command", "command": ["true"], "delegates_to": ["a"] }));
     transact(&state, move |tx, _| crate::projects::save_agents(tx, &[agent])).await.unwrap();
     let req = from(json!({ "name": "l", "hostname": "h", "version": "0", "slots": 8, "executors": ["command"] }));
     let launcher =
@@ -229,4 +229,40 @@ async fn timeouts_and_silent_launchers_are_decided_at_the_instant_given() {
     for task in [&slow, &open_ended] {
         assert_eq!(w.status(task).await, Queued, "a lost run's task is queued again");
     }
+}
+
+/// A task started by an agent's session with `callback` tells that session when it
+/// ends: at once when the session is idle, else once its run ends — a resumed run
+/// of the parent, carrying the child's outcome.
+#[tokio::test]
+async fn a_callback_reaches_the_parent_session_once_it_is_idle() {
+    let w = world().await;
+    let parent = w.task(&[], json!({})).await;
+    let (_, parent_run) = w.claim().await.pop().unwrap();
+    let (id, launcher) = (parent_run.clone(), w.launcher.clone());
+    transact(&w.state, move |tx, _| super::run_started(tx, &id, Some(&launcher), from(json!({ "pid": 4242 }))))
+        .await
+        .unwrap();
+    let p = parent.clone();
+    let session = w.state.store.read(move |r| r.task(&p)).await.unwrap().unwrap().session_id.unwrap();
+    let as_parent = Caller { kind: TokenKind::Session, subject: Some(session.to_string()), token_hash: String::new() };
+    let req = from(json!({ "agent": "a", "prompt": "help", "callback": true }));
+    let config = w.state.config.clone();
+    let child =
+        transact(&w.state, move |tx, fx| super::create_task(tx, fx, &as_parent, req, &config)).await.unwrap().id;
+
+    // The child ends while the parent still runs: nothing is handed out for the parent yet.
+    let claimed = w.run_round(&[(&child, RunOk)]).await;
+    assert_eq!(claimed, vec![child.clone()]);
+    assert!(w.claim().await.is_empty(), "the parent is busy; its callback waits");
+    // The parent's run ends: the callback resumes its session with the child's outcome.
+    w.finish(&parent_run, RunOk).await;
+    let handed = {
+        let (launcher, config) = (w.launcher.clone(), w.state.config.clone());
+        transact(&w.state, move |tx, fx| super::claim_runs(tx, fx, &launcher, &config, &HashMap::new())).await.unwrap()
+    };
+    assert_eq!(handed.len(), 1, "one resumed run of the parent");
+    assert_eq!(handed[0].task.id, parent);
+    assert_eq!(handed[0].run.session_id, session);
+    assert!(handed[0].prompt.contains(child.as_str()), "it names the child: {}", handed[0].prompt);
 }
