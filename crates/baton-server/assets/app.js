@@ -231,7 +231,14 @@ class ApiError extends Error {
   }
 }
 
+/**
+ * Calls the coordinator's API; the parsed JSON answer, or an ApiError.
+ * @param {string} path
+ * @param {{method?: string, body?: unknown}} [options]
+ * @returns {Promise<any>}
+ */
 async function api(path, { method = 'GET', body } = {}) {
+  /** @type {RequestInit & {headers: Record<string, string>}} */
   const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   if (method !== 'GET' && method !== 'HEAD') {
     init.headers['content-type'] = 'application/json';
@@ -359,6 +366,7 @@ function upsert(map, key, obj) {
   return true;
 }
 
+/** @param {Api.Task} t */
 function upsertTask(t) {
   if (!t || !t.id) return;
   const old = S.tasks.get(t.id);
@@ -370,6 +378,7 @@ function upsertTask(t) {
   scheduleRender();
 }
 
+/** @param {Api.AgentInfo & {deleted?: boolean}} a */
 function upsertAgent(a) {
   if (!a || !a.name) return;
   if (a.deleted) S.agents.delete(a.name);
@@ -787,16 +796,25 @@ async function approveTask(id, btn) {
   }
 }
 
-/** A table row for a task, linking to it. */
+/**
+ * A table row for a task, linking to it.
+ * @param {Api.Task} t
+ * @param {unknown} cells
+ */
 function taskRow(t, cells) {
   return h('tr', { 'data-task-id': t.id, 'data-href': taskHref(t.id), class: 'row-link' }, cells);
 }
 
+/** @param {Api.Task} t */
 function taskTitleLink(t) {
   return h('a', { href: taskHref(t.id), 'data-focus-key': 'task:' + t.id }, t.title || t.id);
 }
 
-/** A compact block for a task in a list (children, dependencies, next wave). */
+/**
+ * A compact block for a task in a list (children, dependencies, next wave).
+ * @param {Api.Task | undefined} t
+ * @param {string} [id]
+ */
 function taskChip(t, id) {
   if (!t) {
     return h('li', { class: 'chip', 'data-task-id': id },
