@@ -4,7 +4,7 @@
 //   LOGIN_URL (a one-time login link), SHOTS (where to save screenshots).
 // Prints one line per step; exits non-zero on the first failure.
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -194,6 +194,50 @@ try {
   step("keyboard: 2 opens the board");
   await page.locator("body").press("2");
   await page.waitForSelector('[data-view="board"]');
+
+  step("a deep link opened cold in a new tab shows that task; back and forward move between views");
+  const cold = await browser.newContext();
+  await cold.addCookies(await page.context().cookies());
+  const tab = await cold.newPage();
+  tab.setDefaultTimeout(TIMEOUT);
+  await tab.goto(`${base}/#/tasks/${talker}`);
+  await tab.waitForSelector(`[data-view="task"] [data-task-status]`);
+  await tab.evaluate(() => (location.hash = "#/board"));
+  await tab.waitForSelector('[data-view="board"]');
+  await tab.goBack();
+  await tab.waitForSelector('[data-view="task"]');
+  await tab.goForward();
+  await tab.waitForSelector('[data-view="board"]');
+  await cold.close();
+
+  step("every view on a phone (375 px), light and dark: no sideways scrolling, and no serious or critical accessibility violation (axe-core)");
+  await page.setViewportSize({ width: 375, height: 740 });
+  await page.evaluate(readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8"));
+  const views = [["#/", "overview"], ["#/board", "board"], ["#/dag", "dag"], ["#/agents", "agents"], ["#/docs", "docs"],
+    ["#/costs", "costs"], ["#/webhooks", "webhooks"], [`#/tasks/${talker}`, "task"]];
+  const problems = [];
+  for (const scheme of ["light", "dark"]) {
+  await page.emulateMedia({ colorScheme: scheme });
+  for (const [hash, view] of views) {
+    await page.evaluate((h) => (location.hash = h), hash);
+    await page.waitForSelector(`[data-view="${view}"]`);
+    await page.waitForTimeout(150);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) problems.push(`${view} (${scheme}): ${overflow} px wider than the screen`);
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")} — ${(v.nodes[0].any[0] || v.nodes[0].all[0] || {}).message || v.help}`);
+    });
+    for (const f of found) problems.push(`${view} (${scheme}): ${f}`);
+    await page.screenshot({ path: `${env.SHOTS}/phone-${scheme}-${view}.png`, fullPage: true });
+  }
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+  step(`screenshots phone-*.png`);
+  if (problems.length) throw new Error(`on a phone:\n  ${problems.join("\n  ")}`);
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   step("still the same page, nothing from elsewhere, no script errors");
   if (!(await page.evaluate(() => window.__notReloaded === true))) throw new Error("the page was reloaded");

@@ -909,7 +909,7 @@ function OverviewView() {
   }
 
   function runningTable(list) {
-    return h('table', { class: 'table' },
+    return h('table', { tabindex: '0', class: 'table' },
       h('thead', null, h('tr', null, ['Task', 'Status', 'Agent', 'Branch', 'Last commit', 'Elapsed', 'Cost'].map((c) => h('th', null, c)))),
       h('tbody', null, list.map((t) => taskRow(t, [
         h('td', null, taskTitleLink(t), h('div', { class: 'muted small mono' }, t.id)),
@@ -932,7 +932,7 @@ function OverviewView() {
   }
 
   function launcherTable(list) {
-    return h('table', { class: 'table' },
+    return h('table', { tabindex: '0', class: 'table' },
       h('thead', null, h('tr', null, ['Name', 'Host', 'Status', 'Slots in use', 'Executors', 'Version', 'Last seen'].map((c) => h('th', null, c)))),
       h('tbody', null, list.map((l) => {
         const used = (l.running || []).length;
@@ -950,7 +950,7 @@ function OverviewView() {
   }
 
   function orchTable(list) {
-    return h('table', { class: 'table' },
+    return h('table', { tabindex: '0', class: 'table' },
       h('thead', null, h('tr', null, ['Description', 'Status', 'Subtasks', 'Planner', 'Updated'].map((c) => h('th', null, c)))),
       h('tbody', null, list.map((o) => {
         const subs = o.subtasks || [];
@@ -1685,7 +1685,7 @@ function TaskView() {
     if (!t || !reviewChecks) return;
     const checks = t.check_results || [];
     if (checks.length) {
-      rerender(reviewChecks, () => h('table', { class: 'table checks' },
+      rerender(reviewChecks, () => h('table', { tabindex: '0', class: 'table checks' },
         h('thead', null, h('tr', null, ['Check', 'Result', 'Exit code', 'Took', 'Output'].map((c) => h('th', null, c)))),
         h('tbody', null, checks.map((c, i) => h('tr', { class: c.passed ? 'pass' : 'fail', 'data-check': c.passed ? 'passed' : 'failed' },
           h('td', null, h('code', null, c.command)),
@@ -1701,7 +1701,7 @@ function TaskView() {
         : 'This task has no acceptance checks.'));
     }
     const runs = (detail && detail.runs) || [];
-    rerender(reviewRuns, () => runs.length ? h('table', { class: 'table' },
+    rerender(reviewRuns, () => runs.length ? h('table', { tabindex: '0', class: 'table' },
       h('thead', null, h('tr', null, ['Run', 'Kind', 'Status', 'Exit', 'Started', 'Took', 'Cost', 'Error'].map((c) => h('th', null, c)))),
       h('tbody', null, runs.map((r) => h('tr', { 'data-run-id': r.id },
         h('td', { class: 'mono small' }, r.id),
@@ -1909,7 +1909,7 @@ function AgentsView() {
     const when = (ts) => (ts ? h('span', { title: new Date(ms(ts)).toLocaleString() }, relTime(ts)) : '—');
     return h('section', { class: 'pools' },
       sectionHead('Pools', h('span', { class: 'muted small' }, 'runs at once per provider or account; a limit halves on a 429 and grows back as runs succeed')),
-      h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
         h('thead', null, h('tr', null, ['Pool', 'Limit', 'In use', 'Queued', '429s (1 h)', 'Last 429', 'Agents'].map((c) => h('th', null, c)))),
         h('tbody', null, pools.map((p) => h('tr', { 'data-pool-name': p.name },
           h('td', null, h('strong', null, p.name)),
@@ -2023,7 +2023,7 @@ function WebhooksView() {
       h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Events'), ' ', w.events.join(', ')),
       h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Deliveries'), ` ${w.pending} pending, ${w.failed} failed`),
       w.disabled ? h('p', { class: 'hint' }, w.disabled) : null,
-      log.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      log.length ? h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
         h('thead', null, h('tr', null, ['Event', 'Status', 'Attempts', 'Last answer', 'Made', ''].map((c) => h('th', null, c)))),
         h('tbody', null, log.map(deliveryRow)))) : h('p', { class: 'muted small' }, 'Nothing delivered yet.'));
   }
@@ -2137,7 +2137,7 @@ function DocsView() {
         d.project_id ? ` · project ${projectName(d.project_id)}` : null),
       (d.tags || []).length ? h('ul', { class: 'tags' }, d.tags.map((t) => h('li', { class: 'tag' }, t))) : null,
       meta.length ? h('div', { class: 'doc-section' }, h('h3', null, 'Metadata'),
-        h('table', { class: 'table kv' }, h('tbody', null, meta.map(([k, v]) => h('tr', null, h('th', null, k), h('td', { class: 'mono small' }, typeof v === 'string' ? v : JSON.stringify(v))))))) : null,
+        h('table', { tabindex: '0', class: 'table kv' }, h('tbody', null, meta.map(([k, v]) => h('tr', null, h('th', null, k), h('td', { class: 'mono small' }, typeof v === 'string' ? v : JSON.stringify(v))))))) : null,
       (d.relations || []).length ? h('div', { class: 'doc-section' }, h('h3', null, 'Relations'),
         h('ul', null, d.relations.map((r) => h('li', null, h('span', { class: 'muted' }, r.kind, ': '), h('a', { href: docHref(r.target) }, r.target))))) : null,
       (d.referenced_by || []).length ? h('div', { class: 'doc-section' }, h('h3', null, 'Referenced by'),
@@ -2222,17 +2222,17 @@ function CostsView() {
         h('div', { class: 'stat' }, h('div', { class: 'stat-n' }, fmtTokens(c.total && c.total.output_tokens)), h('div', { class: 'muted small' }, 'output tokens'))) : loading('Loading the costs…'),
       c ? h('div', { class: 'two-col' },
         h('section', { class: 'block' }, sectionHead('By project'),
-          Object.keys(c.projects || {}).length ? h('table', { class: 'table' }, usageHead('Project'),
+          Object.keys(c.projects || {}).length ? h('table', { tabindex: '0', class: 'table' }, usageHead('Project'),
             h('tbody', null, Object.entries(c.projects).sort(byCost).map(([id, u]) => h('tr', { 'data-project-id': id }, h('td', null, projectName(id)), usageCells(u))))) : empty('Nothing spent yet.')),
         h('section', { class: 'block' }, sectionHead('By agent'),
-          Object.keys(c.agents || {}).length ? h('table', { class: 'table' }, usageHead('Agent'),
+          Object.keys(c.agents || {}).length ? h('table', { tabindex: '0', class: 'table' }, usageHead('Agent'),
             h('tbody', null, Object.entries(c.agents).sort(byCost).map(([name, u]) => h('tr', { 'data-agent-name': name }, h('td', null, name), usageCells(u))))) : empty('Nothing spent yet.'))) : null,
       c && (c.rows || []).length > 1 ? h('section', { class: 'block' }, sectionHead('By project and agent'),
-        h('table', { class: 'table' },
+        h('table', { tabindex: '0', class: 'table' },
           h('thead', null, h('tr', null, h('th', null, 'Project'), h('th', null, 'Agent'), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Input tokens'), h('th', { class: 'num' }, 'Output tokens'))),
           h('tbody', null, [...c.rows].sort((a, b) => b.usage.cost_usd - a.usage.cost_usd).map((r) => h('tr', null, h('td', null, projectName(r.project_id)), h('td', null, r.agent), usageCells(r.usage)))))) : null,
       h('section', { class: 'block' }, sectionHead('By task', h('span', { class: 'count' }, String(tasks.length))),
-        tasks.length ? h('table', { class: 'table' },
+        tasks.length ? h('table', { tabindex: '0', class: 'table' },
           h('thead', null, h('tr', null, h('th', null, 'Task'), h('th', null, 'Status'), h('th', null, 'Agent'), h('th', null, 'Project'), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Input tokens'), h('th', { class: 'num' }, 'Output tokens'))),
           h('tbody', null, shown.map((t) => taskRow(t, [
             h('td', null, taskTitleLink(t), h('div', { class: 'muted small mono' }, t.id)),
