@@ -191,6 +191,17 @@ try {
   await page.waitForSelector('#live[data-live="connected"]');
   await page.waitForSelector(`[data-task-id="${away}"]:has-text("succeeded")`);
 
+  step("the fleet view: launchers with their host, slots, programs and sandbox; drain and undrain from the page");
+  await page.locator("body").press("8");
+  await page.waitForSelector('[data-view="fleet"] [data-launcher-id][data-draining="no"]');
+  await page.click('[data-launcher-id] [data-action="drain"]');
+  await page.waitForSelector('[data-launcher-id][data-draining="yes"]');
+  if (!(await api("/api/launchers")).some((l) => l.draining)) throw new Error("the page said draining, the API did not");
+  await shot("fleet");
+  await page.click('[data-launcher-id] [data-action="undrain"]');
+  await page.waitForSelector('[data-launcher-id][data-draining="no"]');
+  if ((await api("/api/launchers")).some((l) => l.draining)) throw new Error("still draining after undrain");
+
   step("keyboard: 2 opens the board");
   await page.locator("body").press("2");
   await page.waitForSelector('[data-view="board"]');
@@ -214,7 +225,7 @@ try {
   await page.setViewportSize({ width: 375, height: 740 });
   await page.evaluate(readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8"));
   const views = [["#/", "overview"], ["#/board", "board"], ["#/dag", "dag"], ["#/agents", "agents"], ["#/docs", "docs"],
-    ["#/costs", "costs"], ["#/webhooks", "webhooks"], [`#/tasks/${talker}`, "task"]];
+    ["#/costs", "costs"], ["#/webhooks", "webhooks"], ["#/fleet", "fleet"], [`#/tasks/${talker}`, "task"]];
   const problems = [];
   for (const scheme of ["light", "dark"]) {
   await page.emulateMedia({ colorScheme: scheme });

@@ -16,7 +16,7 @@ const CAN_STOP = new Set(['queued', 'running', 'checking', 'reviewing', 'pending
 const CAN_RETRY = new Set(['failed', 'cancelled']);
 const CAN_RESUME = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
 const LIVE = new Set(['running', 'checking']);
-const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs', 7: '#/webhooks' };
+const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs', 7: '#/webhooks', 8: '#/fleet' };
 const EVENTS_PAGE = 10000;
 
 // ---------------------------------------------------------------------------
@@ -624,7 +624,7 @@ function parseHash() {
   }
   if (!parts.length || (parts[0] === 'overview' && parts.length === 1)) return { name: 'overview', params: {} };
   const [first, ...rest] = parts;
-  if (['board', 'dag', 'agents', 'costs', 'webhooks'].includes(first) && !rest.length) return { name: first, params: {} };
+  if (['board', 'dag', 'agents', 'costs', 'webhooks', 'fleet'].includes(first) && !rest.length) return { name: first, params: {} };
   if (first === 'docs') return { name: 'docs', params: { doc: rest.length ? rest.join('/') : null } };
   if (first === 'tasks' && rest.length >= 1 && rest.length <= 2) return { name: 'task', params: { id: rest[0], tab: rest[1] || null } };
   return { name: 'notfound', params: { path } };
@@ -639,9 +639,10 @@ const VIEWS = {
   docs: DocsView,
   costs: CostsView,
   webhooks: WebhooksView,
+  fleet: FleetView,
   notfound: NotFoundView,
 };
-const NAV_OF = { overview: 'overview', board: 'board', dag: 'dag', agents: 'agents', docs: 'docs', costs: 'costs', webhooks: 'webhooks', task: null };
+const NAV_OF = { overview: 'overview', board: 'board', dag: 'dag', agents: 'agents', docs: 'docs', costs: 'costs', webhooks: 'webhooks', fleet: 'fleet', task: null };
 
 function route() {
   if (S.loggedOut) return;
@@ -2252,6 +2253,81 @@ function CostsView() {
       root = r;
       content = h('div');
       root.append(h('div', { class: 'page-head' }, h('h1', null, 'Costs')), content);
+      refresh();
+    },
+    refresh,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Fleet
+// ---------------------------------------------------------------------------
+
+/** The launchers: where agents run, what each host offers, and drain / undrain. */
+function FleetView() {
+  let content;
+  /** @type {Map<string, string>} what the last drain or undrain of a launcher said, when it failed */
+  const errors = new Map();
+  /**
+   * @param {Api.Launcher} l
+   * @param {boolean} draining
+   * @param {HTMLButtonElement} btn
+   */
+  async function setDraining(l, draining, btn) {
+    btn.disabled = true;
+    try {
+      const saved = await api(`/api/launchers/${enc(l.id)}/${draining ? 'drain' : 'undrain'}`, { method: 'POST' });
+      errors.delete(l.id);
+      upsert(S.launchers, saved.id, saved);
+    } catch (err) {
+      errors.set(l.id, err.message);
+    }
+    refresh();
+  }
+  /** @param {Api.Launcher} l */
+  function row(l) {
+    const used = (l.running || []).length;
+    const programs = Object.entries(l.programs || {});
+    return h('tr', { 'data-launcher-id': l.id, 'data-draining': l.draining ? 'yes' : 'no' },
+      h('td', null, h('strong', null, l.name), h('div', { class: 'muted small mono' }, l.id)),
+      h('td', { class: 'mono small' }, l.hostname),
+      h('td', null, h('span', { class: `badge launcher-${l.status}` }, l.status),
+        l.draining ? [' ', h('span', { class: 'tag warn' }, 'draining')] : null),
+      h('td', null, `${used} / ${l.slots}`),
+      h('td', null, (l.labels || []).length ? (l.labels || []).map((x) => h('span', { class: 'tag' }, x)) : h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'small' }, programs.length
+        ? programs.map(([name, p], i) => [i ? ', ' : '', name, h('span', { class: 'muted', title: p.path || '' }, !p.path ? ' (not found)' : p.version ? ` ${p.version}` : '')])
+        : (l.executors || []).join(', ')),
+      h('td', { class: 'small', title: (l.sandbox && l.sandbox.reason) || '' }, (l.sandbox && l.sandbox.kind) || '—'),
+      h('td', { class: 'small mono' }, l.version),
+      h('td', null, rel(l.last_seen)),
+      h('td', null,
+        h('button', { type: 'button', class: 'btn small', 'data-action': l.draining ? 'undrain' : 'drain', 'data-focus-key': 'drain:' + l.id,
+          title: l.draining ? 'Take new runs again' : 'Finish the runs it has and take no new ones',
+          onclick: (e) => setDraining(l, !l.draining, e.currentTarget) }, l.draining ? 'Undrain' : 'Drain'),
+        errors.has(l.id) ? h('div', { class: 'small warn-text' }, errors.get(l.id)) : null));
+  }
+  function build() {
+    if (!S.ready) return loading();
+    const list = [...S.launchers.values()].sort((a, b) => (a.status === b.status ? a.name.localeCompare(b.name) : a.status === 'online' ? -1 : 1));
+    const online = list.filter((l) => l.status === 'online');
+    const slots = online.reduce((n, l) => n + l.slots, 0);
+    const used = online.reduce((n, l) => n + (l.running || []).length, 0);
+    return [
+      h('p', { class: 'muted' }, `${online.length} of ${plural(list.length, 'launcher')} online · ${used} of ${plural(slots, 'slot')} in use`),
+      list.length
+        ? h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
+          h('thead', null, h('tr', null, ['Launcher', 'Host', 'Health', 'Slots', 'Labels', 'Programs', 'Sandbox', 'Version', 'Last seen', ''].map((c) => h('th', null, c)))),
+          h('tbody', null, list.map(row))))
+        : empty('No launcher has registered. `baton up` embeds one; `baton launcher` runs one elsewhere.'),
+    ];
+  }
+  function refresh() { rerender(content, build); }
+  return {
+    title: 'Fleet',
+    mount(root) {
+      content = h('div');
+      root.append(h('div', { class: 'page-head' }, h('h1', null, 'Fleet')), content);
       refresh();
     },
     refresh,
