@@ -147,7 +147,7 @@ try {
     await page.waitForSelector(`[data-view="${view}"]`);
     await shot(view);
   }
-  await page.waitForSelector(`[data-view="costs"] >> text=talker`);
+  await page.waitForSelector(`[data-view="costs"] tr[data-agent-name="talker"]`);
   step("the agents view lists the providers' pools");
   await page.click('[data-nav="agents"]');
   await page.waitForSelector('[data-pool-name="anthropic"]');
@@ -201,6 +201,17 @@ try {
   await page.click('[data-launcher-id] [data-action="undrain"]');
   await page.waitForSelector('[data-launcher-id][data-draining="no"]');
   if ((await api("/api/launchers")).some((l) => l.draining)) throw new Error("still draining after undrain");
+
+  step("charts in the page's own SVG: tasks finished per hour and queue depth, cost per hour by project and agent");
+  await page.evaluate(() => (location.hash = "#/"));
+  await page.waitForSelector('[data-chart="Tasks finished per hour"] rect.series');
+  await page.waitForSelector('[data-chart="Queue depth (tasks waiting to start)"] svg[aria-label]');
+  await shot("overview-charts");
+  await page.evaluate(() => (location.hash = "#/costs"));
+  await page.waitForSelector('[data-chart="Cost per hour, by agent"] rect.series');
+  const parts = await page.locator('[data-chart="Cost per hour, by agent"] rect.series title').allTextContents();
+  if (!parts.some((t) => t.includes("talker"))) throw new Error(`no talker in the cost chart: ${parts.join("; ")}`);
+  await shot("costs-charts");
 
   step("keyboard: 2 opens the board");
   await page.locator("body").press("2");

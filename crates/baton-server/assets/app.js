@@ -41,6 +41,72 @@ function s(tag, attrs, ...children) {
   return el;
 }
 
+/**
+ * Hourly buckets of the last `hours` hours, oldest first, each with its series' sums.
+ * @param {number} hours
+ * @returns {{start: number, label: string, parts: Map<string, number>}[]}
+ */
+function hourBuckets(hours) {
+  const now = Date.now();
+  const first = Math.floor(now / 3600e3) * 3600e3 - (hours - 1) * 3600e3;
+  return Array.from({ length: hours }, (_, i) => {
+    const start = first + i * 3600e3;
+    return { start, label: new Date(start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }), parts: new Map() };
+  });
+}
+
+/**
+ * Adds `value` to `series` in the bucket holding the instant `at` (ms), if any.
+ * @param {{start: number, parts: Map<string, number>}[]} buckets
+ * @param {number | null} at
+ * @param {string} series
+ * @param {number} value
+ */
+function addAt(buckets, at, series, value) {
+  if (at == null || !buckets.length) return;
+  const i = Math.floor((at - buckets[0].start) / 3600e3);
+  if (i < 0 || i >= buckets.length) return;
+  buckets[i].parts.set(series, (buckets[i].parts.get(series) || 0) + value);
+}
+
+/**
+ * A bar chart drawn with the page's own SVG: a bar per bucket, stacked by series,
+ * each part with its value on hover, and a legend when there are several series.
+ * @param {string} label what it shows, for the caption and screen readers
+ * @param {{label: string, parts: Map<string, number>}[]} buckets
+ * @param {(n: number) => string} format
+ * @param {(series: string, index: number) => string} [colorOf] a class giving a series its color
+ */
+function barChart(label, buckets, format, colorOf = (_, i) => `series-${i % 6}`) {
+  const W = 600, H = 150, left = 60, bottom = 18, top = 6;
+  const series = [...new Set(buckets.flatMap((b) => [...b.parts.keys()]))].sort();
+  const totals = buckets.map((b) => [...b.parts.values()].reduce((a, v) => a + v, 0));
+  const max = Math.max(0, ...totals);
+  const scale = max ? (H - bottom - top) / max : 0;
+  const bw = (W - left) / Math.max(1, buckets.length);
+  const bars = buckets.map((b, i) => {
+    let y = H - bottom;
+    return series.filter((k) => b.parts.get(k)).map((k) => {
+      const v = b.parts.get(k);
+      const height = Math.max(1, v * scale);
+      y -= height;
+      return s('rect', { x: (left + i * bw + 1).toFixed(1), y: y.toFixed(1), width: Math.max(1, bw - 2).toFixed(1), height: height.toFixed(1), class: `series ${colorOf(k, series.indexOf(k))}` },
+        s('title', null, `${b.label} · ${k}: ${format(v)}`));
+    });
+  });
+  const sum = totals.reduce((a, v) => a + v, 0);
+  return h('figure', { class: 'chart', 'data-chart': label },
+    s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${label}: ${format(sum)} in all, at most ${format(max)} in an hour` },
+      s('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, class: 'axis' }),
+      s('text', { x: left - 4, y: top + 8, class: 'tick', 'text-anchor': 'end' }, format(max)),
+      s('text', { x: left - 4, y: H - bottom, class: 'tick', 'text-anchor': 'end' }, format(0)),
+      buckets.length ? s('text', { x: left, y: H - 4, class: 'tick' }, buckets[0].label) : null,
+      buckets.length ? s('text', { x: W, y: H - 4, class: 'tick', 'text-anchor': 'end' }, buckets[buckets.length - 1].label) : null,
+      bars),
+    h('figcaption', null, label,
+      series.length > 1 ? h('span', { class: 'legend' }, series.map((k, i) => h('span', { class: 'legend-item' }, h('span', { class: `swatch ${colorOf(k, i)}`, 'aria-hidden': 'true' }), k))) : null));
+}
+
 function setAttrs(el, attrs) {
   if (!attrs) return;
   for (const [k, v] of Object.entries(attrs)) {
@@ -869,6 +935,10 @@ function OverviewView() {
         h('ul', { class: 'attention' }, attention.map(attentionItem))) : null,
 
       h('section', { class: 'block' },
+        sectionHead('The last 24 hours'),
+        h('div', { class: 'two-col' }, activityCharts())),
+
+      h('section', { class: 'block' },
         sectionHead('Launchers'),
         launchers.length ? launcherTable(launchers) : empty('No launcher has registered. `baton up` embeds one; `baton launcher` runs one elsewhere.')),
 
@@ -876,6 +946,23 @@ function OverviewView() {
         sectionHead('Orchestrations'),
         orchTable(orchs)) : null,
     ];
+  }
+
+  /** Tasks finished per hour, and how many waited to start at each hour's end. */
+  function activityCharts() {
+    const finished = hourBuckets(24);
+    const waiting = hourBuckets(24);
+    for (const t of S.tasks.values()) {
+      if (t.finished_at) addAt(finished, ms(t.finished_at), t.status, 1);
+      const from = ms(t.created_at);
+      const until = ms(t.started_at) || ms(t.finished_at) || Infinity;
+      for (const b of waiting) {
+        const end = b.start + 3600e3;
+        if (from <= end && until > end) b.parts.set('waiting', (b.parts.get('waiting') || 0) + 1);
+      }
+    }
+    const count = (n) => String(Math.round(n));
+    return [barChart('Tasks finished per hour', finished, count, (st) => `fill-${st}`), barChart('Queue depth (tasks waiting to start)', waiting, count, () => 'fill-queued')];
   }
 
   function projectCard(p, c) {
@@ -2209,6 +2296,19 @@ function CostsView() {
   }
   const usageHead = (first) => h('thead', null, h('tr', null, h('th', null, first), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Input tokens'), h('th', { class: 'num' }, 'Output tokens')));
   const byCost = (a, b) => ((b[1] && b[1].cost_usd) || 0) - ((a[1] && a[1].cost_usd) || 0);
+  /** What tasks that ended in each hour cost, by project and by agent. */
+  function costCharts() {
+    const byProject = hourBuckets(24);
+    const byAgent = hourBuckets(24);
+    for (const t of S.tasks.values()) {
+      const cost = t.usage && t.usage.cost_usd;
+      if (!cost) continue;
+      const at = ms(t.finished_at) || ms(t.updated_at);
+      addAt(byProject, at, projectName(t.project_id), cost);
+      addAt(byAgent, at, t.agent, cost);
+    }
+    return [barChart('Cost per hour, by project', byProject, fmtCost), barChart('Cost per hour, by agent', byAgent, fmtCost)];
+  }
   function build() {
     if (!S.ready) return loading();
     const c = S.costs;
@@ -2221,6 +2321,8 @@ function CostsView() {
         h('div', { class: 'stat' }, h('div', { class: 'stat-n', 'data-total-cost': '' }, fmtCost(c.total && c.total.cost_usd)), h('div', { class: 'muted small' }, 'spent in all')),
         h('div', { class: 'stat' }, h('div', { class: 'stat-n' }, fmtTokens(c.total && c.total.input_tokens)), h('div', { class: 'muted small' }, 'input tokens')),
         h('div', { class: 'stat' }, h('div', { class: 'stat-n' }, fmtTokens(c.total && c.total.output_tokens)), h('div', { class: 'muted small' }, 'output tokens'))) : loading('Loading the costs…'),
+      h('section', { class: 'block' }, sectionHead('Cost over the last 24 hours'),
+        h('div', { class: 'two-col' }, costCharts())),
       c ? h('div', { class: 'two-col' },
         h('section', { class: 'block' }, sectionHead('By project'),
           Object.keys(c.projects || {}).length ? h('table', { tabindex: '0', class: 'table' }, usageHead('Project'),
