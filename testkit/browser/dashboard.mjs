@@ -116,6 +116,10 @@ try {
   }, writer);
   await page.waitForSelector(`[data-view="task"]`);
   await page.waitForSelector('[data-task-status]:has-text("succeeded")');
+  step("its sandbox, as its launcher reported it");
+  const isolation = (await api(`/api/tasks/${writer}`)).isolation;
+  if (!isolation) throw new Error("the API reports no isolation for a task that ran");
+  await page.waitForSelector(`.facts [data-sandbox="${isolation.kind}"]`);
   await page.click('[data-tab="review"]');
   await page.waitForSelector("text=greeting.txt");
   await shot("review");

@@ -163,8 +163,10 @@ pub(crate) fn site_ops() -> Ops {
     use crate::webhooks::actions;
     let ops = vec![
         Op::get("/", dashboard::index, "The dashboard").responds("200", "the dashboard's page", "text/html"),
-        Op::get("/assets/app.js", dashboard::app_js, "The dashboard's script").responds("200", "script", "text/javascript"),
-        Op::get("/assets/app.css", dashboard::app_css, "The dashboard's style").responds("200", "style", "text/css"),
+        Op::get("/assets/{*path}", dashboard::asset, "A file of the dashboard: one of its script modules (`main.js` and what it imports) or its style (`app.css`)")
+            .responds("200", "the file", "text/javascript")
+            .responds("200", "the file", "text/css")
+            .responds("304", "not modified since the ETag given in If-None-Match", ""),
         Op::get("/login", dashboard::login, "Trade a one-time login code for the dashboard cookie")
             .about("Sets the HttpOnly, SameSite=Strict `baton_token` cookie and redirects (303) to `/`; a used or expired code gets a 401 page.")
             .responds("303", "logged in: the cookie is set", "")

@@ -67,14 +67,45 @@ async fn the_page_and_its_assets_are_served_by_baton_itself() {
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("default-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
-    assert!(html.contains("/assets/app.js") && html.contains("/assets/app.css"), "{html}");
-    for (path, kind) in [("/assets/app.js", "javascript"), ("/assets/app.css", "css")] {
-        let r = client.get(format!("{}{path}", b.url)).send().await.unwrap();
+    assert!(html.contains("/assets/main.js") && html.contains("/assets/app.css"), "{html}");
+    // Every module the page loads, found as the browser finds them: from main.js, import by import.
+    let mut queue = vec!["app.css".to_owned(), "main.js".to_owned()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = queue.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let r = client.get(format!("{}/assets/{path}", b.url)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
-        assert!(r.headers()["content-type"].to_str().unwrap().contains(kind));
+        let kind = if path.ends_with(".css") { "text/css" } else { "text/javascript" };
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
         let body = r.text().await.unwrap();
         assert!(!body.contains("http://") && !body.contains("https://"), "{path} loads nothing from elsewhere");
+        let import_lines = body.lines().filter(|l| l.starts_with("import ") || l.starts_with("} from "));
+        for spec in
+            import_lines.filter_map(|l| l.split_once(" from '")).map(|(_, rest)| &rest[..rest.find('\'').unwrap()])
+        {
+            let dir = std::path::Path::new(&path).parent().unwrap().to_path_buf();
+            let mut parts: Vec<String> = dir.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            for part in spec.split('/') {
+                match part {
+                    "." => {}
+                    ".." => assert!(parts.pop().is_some(), "{path} imports {spec}"),
+                    p => parts.push(p.to_owned()),
+                }
+            }
+            queue.push(parts.join("/"));
+        }
+        // A reload asks with the ETag and gets no body.
+        let again = client.get(format!("{}/assets/{path}", b.url)).header("if-none-match", &etag).send().await.unwrap();
+        assert_eq!(again.status(), 304, "{path}");
     }
+    assert!(seen.len() > 20 && seen.contains("views/task/view.js") && seen.contains("api/enums.js"), "{seen:?}");
+    let missing = client.get(format!("{}/assets/views/nothing.js", b.url)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::api::http::ApiQuery;
 use axum::Json;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use baton_core::model::TokenKind;
 use serde::Deserialize;
@@ -17,20 +17,72 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 const INDEX: &str = include_str!("../../assets/index.html");
-const APP_JS: &str = include_str!("../../assets/app.js");
-const APP_CSS: &str = include_str!("../../assets/app.css");
 
-/// Asset responses: no caching across Baton versions, and no sniffing.
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        body,
-    )
-        .into_response()
+/// The dashboard's files under `assets/`, embedded in the binary (a test checks
+/// that every `.js` and `.css` file there is listed, and that every module's
+/// imports are).
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../../assets/", $path)))),*]
+    };
+}
+const ASSETS: &[(&str, &str)] = embedded![
+    "app.css",
+    "main.js",
+    "router.js",
+    "api/client.js",
+    "api/enums.js",
+    "lib/charts.js",
+    "lib/debounce.js",
+    "lib/dom.js",
+    "lib/format.js",
+    "lib/links.js",
+    "lib/time.js",
+    "state/store.js",
+    "state/stream.js",
+    "ui/errors.js",
+    "ui/logged-out.js",
+    "ui/toast.js",
+    "views/agents.js",
+    "views/board.js",
+    "views/costs.js",
+    "views/dag.js",
+    "views/docs.js",
+    "views/fleet.js",
+    "views/not-found.js",
+    "views/overview.js",
+    "views/shared.js",
+    "views/webhooks.js",
+    "views/task/actions.js",
+    "views/task/head.js",
+    "views/task/review.js",
+    "views/task/timeline.js",
+    "views/task/view.js",
+];
+
+/// `GET /assets/{path}`: a module or the style sheet, with an ETag (of this
+/// build's file) so a reload asks once and gets `304 Not Modified`.
+pub(super) async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some((name, body)) = ASSETS.iter().find(|(name, _)| *name == path) else {
+        return Err(AppError::not_found("dashboard file", path));
+    };
+    let content_type =
+        if name.ends_with(".css") { "text/css; charset=utf-8" } else { "text/javascript; charset=utf-8" };
+    let etag = format!("\"{:016x}\"", fnv1a(body.as_bytes()));
+    let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag);
+    let status = if fresh { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    let headers = [
+        (header::CONTENT_TYPE, content_type.to_owned()),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (header::ETAG, etag),
+    ];
+    Ok(if fresh { (status, headers).into_response() } else { (status, headers, *body).into_response() })
+}
+
+/// A stable hash of a file's bytes (FNV-1a, 64 bits): its ETag.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 pub(super) async fn index() -> Response {
@@ -45,14 +97,6 @@ pub(super) async fn index() -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, "DENY".parse().expect("a valid header"));
     response
-}
-
-pub(super) async fn app_js() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
-}
-
-pub(super) async fn app_css() -> Response {
-    asset("text/css; charset=utf-8", APP_CSS)
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -91,4 +135,71 @@ pub(super) async fn login_link(State(state): State<Arc<AppState>>, caller: Calle
     caller.require_admin()?;
     let url = state.login_link().await?;
     Ok(Json(json!({ "url": url, "expires_in_s": crate::state::LOGIN_CODE_TTL.as_secs() })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+    use std::collections::BTreeSet;
+    use std::path::{Component, Path, PathBuf};
+
+    fn files(dir: &Path, root: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "js" || e == "css") {
+                out.insert(path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+
+    /// A module's relative imports (`from './x.js'`, `import('./x.js')`), resolved from its own folder.
+    fn imports(module: &str, text: &str) -> Vec<String> {
+        let dir = Path::new(module).parent().unwrap_or(Path::new(""));
+        let mut found = Vec::new();
+        for quote in ['\'', '"'] {
+            for (i, _) in text.match_indices(&format!("from {quote}.")) {
+                let rest = &text[i + 6..];
+                let spec = &rest[..rest.find(quote).unwrap()];
+                found.push(spec.to_owned());
+            }
+            for (i, _) in text.match_indices(&format!("import({quote}.")) {
+                let rest = &text[i + 8..];
+                found.push(rest[..rest.find(quote).unwrap()].to_owned());
+            }
+        }
+        found
+            .into_iter()
+            .map(|spec| {
+                let mut path = PathBuf::new();
+                for part in dir.join(&spec).components() {
+                    match part {
+                        Component::ParentDir => assert!(path.pop(), "{module} imports {spec}, outside the assets"),
+                        Component::Normal(p) => path.push(p),
+                        _ => {}
+                    }
+                }
+                path.to_string_lossy().replace('\\', "/")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_module_of_the_dashboard_is_embedded_and_so_is_everything_it_imports() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let mut on_disk = BTreeSet::new();
+        files(&root, &root, &mut on_disk);
+        let embedded: BTreeSet<String> = ASSETS.iter().map(|(name, _)| (*name).to_owned()).collect();
+        assert_eq!(embedded.len(), ASSETS.len(), "a file is listed twice");
+        assert_eq!(on_disk, embedded, "crates/baton-server/assets and the ASSETS list in api/dashboard.rs differ");
+        let index = super::INDEX;
+        assert!(index.contains("src=\"/assets/main.js\"") && index.contains("href=\"/assets/app.css\""));
+        for (name, text) in ASSETS {
+            for import in imports(name, text) {
+                assert!(embedded.contains(&import), "{name} imports {import}, which is not embedded");
+            }
+        }
+        assert!(imports("views/task/view.js", "import { x } from '../../lib/dom.js';") == ["lib/dom.js"]);
+    }
 }

@@ -317,6 +317,7 @@ fn path_param(name: &str) -> &'static str {
         "task" => "A task's id",
         "action" => "What to do",
         "key" => "The link's secret key",
+        "path" => "A file's path under the dashboard's assets (`views/board.js`)",
         _ => "",
     }
 }

@@ -1,0 +1,17 @@
+// Calling later, once.
+
+/** Calls `fn` once calls stop for `wait` ms — or, under a steady flood of calls, at
+ * least every `maxWait` ms, so a busy stream never starves it. */
+export function debounce(fn, wait, maxWait = Infinity) {
+  let timer = null;
+  let first = 0;
+  const d = (...args) => {
+    const now = Date.now();
+    if (!first) first = now;
+    clearTimeout(timer);
+    const delay = Math.min(wait, Math.max(0, first + maxWait - now));
+    timer = setTimeout(() => { timer = null; first = 0; fn(...args); }, delay);
+  };
+  d.cancel = () => { clearTimeout(timer); timer = null; first = 0; };
+  return d;
+}

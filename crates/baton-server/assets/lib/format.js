@@ -1,0 +1,99 @@
+// Plain values made readable: times, durations, money, tokens, bytes, text.
+
+export function ms(ts) {
+  if (ts == null) return null;
+  const n = typeof ts === 'number' ? ts : Date.parse(ts);
+  return Number.isFinite(n) ? n : null;
+}
+
+export function relTime(ts) {
+  const t = ms(ts);
+  if (t == null) return '—';
+  const d = (Date.now() - t) / 1000;
+  if (d < -5) return 'in ' + duration(-d * 1000);
+  if (d < 10) return 'just now';
+  if (d < 60) return `${Math.floor(d)} s ago`;
+  if (d < 3600) return `${Math.floor(d / 60)} min ago`;
+  if (d < 86400) return `${Math.floor(d / 3600)} h ago`;
+  if (d < 86400 * 30) return `${Math.floor(d / 86400)} d ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+export function duration(msec) {
+  if (msec == null || !Number.isFinite(msec)) return '—';
+  let sec = Math.max(0, Math.floor(msec / 1000));
+  if (sec < 60) return `${sec}s`;
+  const d = Math.floor(sec / 86400); sec -= d * 86400;
+  const hr = Math.floor(sec / 3600); sec -= hr * 3600;
+  const m = Math.floor(sec / 60); sec -= m * 60;
+  if (d) return `${d}d ${hr}h`;
+  if (hr) return `${hr}h ${m}m`;
+  return `${m}m ${sec}s`;
+}
+
+export function clock(ts) {
+  const t = ms(ts);
+  if (t == null) return '';
+  const d = new Date(t);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+export function fmtCost(n) {
+  if (n == null || !Number.isFinite(Number(n))) return '—';
+  const v = Number(n);
+  return '$' + (Math.abs(v) < 1 ? v.toFixed(4) : v.toFixed(2));
+}
+
+export function fmtTokens(n) {
+  n = Number(n) || 0;
+  if (n < 1000) return String(n);
+  if (n < 1e6) return (n / 1e3).toFixed(n < 1e4 ? 1 : 0) + 'k';
+  return (n / 1e6).toFixed(n < 1e7 ? 2 : 1) + 'M';
+}
+
+export function fmtBytes(n) {
+  n = Number(n) || 0;
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+export const shortSha = (sha) => (sha ? String(sha).slice(0, 7) : '');
+export const plural = (n, one, many = one + 's') => `${n} ${n === 1 ? one : many}`;
+
+export function truncate(text, n) {
+  const t = String(text ?? '');
+  return t.length > n ? t.slice(0, n - 1) + '…' : t;
+}
+
+export function oneLine(v, n = 140) {
+  let t;
+  if (v == null) t = '';
+  else if (typeof v === 'string') t = v;
+  else { try { t = JSON.stringify(v); } catch { t = String(v); } }
+  return truncate(t.replace(/\s+/g, ' ').trim(), n);
+}
+
+/** A tool output (string, content blocks or any JSON) as readable text. */
+export function textOf(v) {
+  if (v == null) return '';
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((b) => b && typeof b === 'object' && typeof b.text === 'string')) {
+    return v.map((b) => b.text).join('\n');
+  }
+  if (typeof v === 'object' && typeof v.content === 'string' && Object.keys(v).length <= 3) return v.content;
+  try { return JSON.stringify(v, null, 2); } catch { return String(v); }
+}
+
+export function pretty(v) {
+  if (typeof v === 'string') return v;
+  try { return JSON.stringify(v, null, 2); } catch { return String(v); }
+}
+
+const MAX_TEXT = 200000;
+export function capText(t) {
+  t = String(t ?? '');
+  return t.length > MAX_TEXT ? t.slice(0, MAX_TEXT) + `\n… (${t.length - MAX_TEXT} more characters)` : t;
+}

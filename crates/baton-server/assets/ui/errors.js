@@ -1,0 +1,20 @@
+// Errors shown in the page, in plain words, with what they concern.
+
+import { h } from '../lib/dom.js';
+import { errorList, errorMessage } from '../api/client.js';
+
+export function errorBox(verb, err) {
+  return h('div', { class: 'error-box', 'data-error': '' }, errorNodes(verb, err));
+}
+
+/** Nodes that say what went wrong, in plain words. */
+export function errorNodes(verb, err) {
+  const msg = errorMessage(err);
+  const text = verb ? `Could not ${verb}: ${msg}` : msg;
+  const list = errorList(err);
+  return [
+    h('p', { class: 'err-text' }, text),
+    list && h('p', { class: 'err-label' }, list.label),
+    list && h('ul', { class: 'err-files' }, list.items.map((f) => h('li', null, h('code', null, f)))),
+  ];
+}

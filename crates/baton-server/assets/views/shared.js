@@ -1,0 +1,111 @@
+// Pieces several views share: status badges, task rows and chips, the project
+// picker, the approve button's action.
+
+import { api } from '../api/client.js';
+import { TaskStatus } from '../api/enums.js';
+import { h } from '../lib/dom.js';
+import { ms } from '../lib/format.js';
+import { enc, taskHref } from '../lib/links.js';
+import { state, upsertTask } from '../state/store.js';
+import { toastError, toastOk } from '../ui/toast.js';
+
+/** Every task status, in the order of the Rust type (the board's columns). */
+export const STATUSES = TaskStatus;
+/** @type {Set<Api.TaskStatus>} statuses in which an agent or its checks are at work */
+export const LIVE = new Set(['running', 'checking']);
+
+/**
+ * The launchers, online first, then by name.
+ * @returns {Api.Launcher[]}
+ */
+export function launchersSorted() {
+  return [...state.launchers.values()].sort((a, b) => (a.status === b.status ? a.name.localeCompare(b.name) : a.status === 'online' ? -1 : 1));
+}
+
+export function badge(status, attrs = {}) {
+  return h('span', { ...attrs, class: `badge st-${status}` }, status);
+}
+
+export function projectName(id) {
+  const p = state.projects.get(id);
+  return p ? p.name : id;
+}
+
+export function loading(text = 'Loading…') {
+  return h('p', { class: 'loading' }, text);
+}
+
+export function empty(text) {
+  return h('p', { class: 'empty' }, text);
+}
+
+export function sectionHead(title, ...extra) {
+  return h('div', { class: 'section-head' }, h('h2', null, title), extra);
+}
+
+export function tasksSorted(filter) {
+  const out = [];
+  for (const t of state.tasks.values()) if (!filter || filter(t)) out.push(t);
+  out.sort((a, b) => (ms(b.updated_at) || 0) - (ms(a.updated_at) || 0));
+  return out;
+}
+
+export function projectSelect(value, onChange, key) {
+  const sel = h('select', { 'data-input': key, 'aria-label': 'Project', class: 'select' },
+    h('option', { value: '' }, 'All projects'),
+    [...state.projects.values()].map((p) => h('option', { value: p.id }, p.name)));
+  sel.value = state.projects.has(value) ? value : '';
+  sel.addEventListener('change', () => onChange(sel.value));
+  return sel;
+}
+
+export function refreshProjectSelect(sel, value) {
+  const want = ['', ...state.projects.keys()].join('|');
+  const have = [...sel.options].map((o) => o.value).join('|');
+  if (want !== have) {
+    sel.replaceChildren(h('option', { value: '' }, 'All projects'),
+      [...state.projects.values()].map((p) => h('option', { value: p.id }, p.name)));
+  }
+  sel.value = state.projects.has(value) ? value : '';
+}
+
+export async function approveTask(id, btn) {
+  const t = state.tasks.get(id);
+  if (btn) { btn.disabled = true; btn.textContent = 'Approving…'; }
+  try {
+    const task = await api(`/api/tasks/${enc(id)}/approve`, { method: 'POST', body: {} });
+    upsertTask(task);
+    toastOk(`Approved “${t ? t.title : id}”; it is queued.`);
+  } catch (err) {
+    toastError(`approve “${t ? t.title : id}”`, err);
+    if (btn) { btn.disabled = false; btn.textContent = 'Approve'; }
+  }
+}
+
+/**
+ * A table row for a task, linking to it.
+ * @param {Api.Task} t
+ * @param {unknown} cells
+ */
+export function taskRow(t, cells) {
+  return h('tr', { 'data-task-id': t.id, 'data-href': taskHref(t.id), class: 'row-link' }, cells);
+}
+
+/** @param {Api.Task} t */
+export function taskTitleLink(t) {
+  return h('a', { href: taskHref(t.id), 'data-focus-key': 'task:' + t.id }, t.title || t.id);
+}
+
+/**
+ * A compact block for a task in a list (children, dependencies, next wave).
+ * @param {Api.Task | undefined} t
+ * @param {string} [id]
+ */
+export function taskChip(t, id) {
+  if (!t) {
+    return h('li', { class: 'chip', 'data-task-id': id },
+      h('a', { href: taskHref(id) }, h('code', null, id)), ' ', h('span', { class: 'muted' }, 'unknown'));
+  }
+  return h('li', { class: 'chip', 'data-task-id': t.id },
+    badge(t.status), ' ', h('a', { href: taskHref(t.id) }, t.title || t.id), ' ', h('code', { class: 'muted' }, t.id));
+}

@@ -1,0 +1,103 @@
+// The webhooks (key 7, `#/webhooks`): each webhook, its recent deliveries (status,
+// attempts, last answer) and "redeliver". Deliveries change without events on the
+// stream: they are read every few seconds while the view is open.
+
+import { api } from '../api/client.js';
+import { h, rerender } from '../lib/dom.js';
+import { ms, relTime } from '../lib/format.js';
+import { enc } from '../lib/links.js';
+import { errorBox } from '../ui/errors.js';
+import { toastError, toastOk } from '../ui/toast.js';
+import { empty, loading } from './shared.js';
+
+/** @returns {import('../router.js').View} */
+export function WebhooksView() {
+  let content, alive = true, timer = null;
+  let error = null;
+  /** @type {Api.WebhookInfo[] | null} */
+  let hooks = null;
+  /** @type {Map<string, Api.Delivery[]>} */
+  const deliveries = new Map();
+  async function reloadNow() {
+    try {
+      const list = await api('/api/webhooks');
+      const logs = await Promise.all((list || []).map((w) => api(`/api/webhooks/${enc(w.id)}/deliveries?limit=10`)));
+      if (!alive) return;
+      hooks = list || [];
+      deliveries.clear();
+      hooks.forEach((w, i) => deliveries.set(w.id, logs[i] || []));
+      error = null;
+    } catch (err) {
+      error = err;
+    }
+    if (alive) refresh();
+  }
+  /** @param {Api.Delivery} d */
+  async function redeliver(d) {
+    try {
+      await api(`/api/deliveries/${enc(d.id)}/redeliver`, { method: 'POST', body: {} });
+      toastOk(`Delivery ${d.id} will be sent again now.`);
+      reloadNow();
+    } catch (err) {
+      toastError('send the delivery again', err);
+    }
+  }
+  function build() {
+    return [
+      error ? errorBox('load the webhooks', error) : null,
+      hooks === null ? loading()
+        : hooks.length ? hooks.map((w) => hookCard(w, deliveries.get(w.id) || [], redeliver))
+          : empty('No webhooks. Add one with: baton webhook add URL --event task.awaiting_approval --format slack'),
+    ];
+  }
+  function refresh() { if (content) rerender(content, build); }
+  return {
+    title: 'Webhooks',
+    mount(root) {
+      content = h('div');
+      root.append(h('div', { class: 'page-head' }, h('h1', null, 'Webhooks'),
+        h('p', { class: 'muted' }, 'Where Baton tells what happened: signed deliveries, retried for 24 h, with one-tap action links.')), content);
+      refresh();
+      reloadNow();
+      timer = setInterval(reloadNow, 3000);
+    },
+    refresh,
+    unmount() { alive = false; clearInterval(timer); },
+  };
+}
+
+/**
+ * A webhook: where it sends, which events, and its last deliveries.
+ * @param {Api.WebhookInfo} w
+ * @param {Api.Delivery[]} log
+ * @param {(d: Api.Delivery) => void} redeliver
+ */
+function hookCard(w, log, redeliver) {
+  return h('article', { class: 'card webhook-card', 'data-webhook-id': w.id },
+    h('div', { class: 'card-top' },
+      h('h3', null, h('code', null, w.id)),
+      h('span', { class: 'tag' }, w.format),
+      w.disabled ? h('span', { class: 'badge avail-no' }, 'disabled') : h('span', { class: 'badge avail-yes' }, 'active')),
+    h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'URL'), ' ', h('code', { class: 'wrap' }, w.url)),
+    h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Events'), ' ', w.events.join(', ')),
+    h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Deliveries'), ` ${w.pending} pending, ${w.failed} failed`),
+    w.disabled ? h('p', { class: 'hint' }, w.disabled) : null,
+    log.length ? h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
+      h('thead', null, h('tr', null, ['Event', 'Status', 'Attempts', 'Last answer', 'Made', ''].map((c) => h('th', null, c)))),
+      h('tbody', null, log.map((d) => deliveryRow(d, redeliver))))) : h('p', { class: 'muted small' }, 'Nothing delivered yet.'));
+}
+
+/**
+ * @param {Api.Delivery} d
+ * @param {(d: Api.Delivery) => void} redeliver
+ */
+function deliveryRow(d, redeliver) {
+  const last = d.attempts[d.attempts.length - 1];
+  return h('tr', { 'data-delivery-id': d.id },
+    h('td', null, h('code', null, d.event)),
+    h('td', null, h('span', { class: `badge delivery-${d.status}` }, d.status)),
+    h('td', null, String(d.attempts.length)),
+    h('td', { class: 'small' }, last ? last.error || String(last.status) : '—'),
+    h('td', null, h('span', { title: new Date(ms(d.created_at)).toLocaleString() }, relTime(d.created_at))),
+    h('td', null, h('button', { type: 'button', class: 'btn small', 'data-focus-key': `redeliver-${d.id}`, onclick: () => redeliver(d) }, 'Redeliver')));
+}
