@@ -174,6 +174,9 @@ try {
   }, reviewed);
   await page.waitForSelector('[data-loops] [data-verdict="approve"]');
   await page.waitForSelector('[data-loops] >> text=greeting.txt:1');
+  // The review is a step of the loop on the timeline.
+  await page.click('[data-tab="timeline"]');
+  await page.waitForSelector('[data-event-kind="log"][data-loop="review"]');
   await shot("review-verdict");
 
   step("search the context store");

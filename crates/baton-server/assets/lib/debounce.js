@@ -1,7 +1,13 @@
 // Calling later, once.
 
 /** Calls `fn` once calls stop for `wait` ms — or, under a steady flood of calls, at
- * least every `maxWait` ms, so a busy stream never starves it. */
+ * least every `maxWait` ms, so a busy stream never starves it. `cancel()` drops a pending call.
+ * @template {(...args: any[]) => any} F
+ * @param {F} fn
+ * @param {number} wait
+ * @param {number} [maxWait]
+ * @returns {((...args: Parameters<F>) => void) & {cancel: () => void}}
+ */
 export function debounce(fn, wait, maxWait = Infinity) {
   let timer = null;
   let first = 0;

@@ -4,13 +4,21 @@
 import { h, setText } from './dom.js';
 import { duration, ms, relTime } from './format.js';
 
-/** A time shown relative to now, refreshed locally; the exact time on hover. */
+/**
+ * A time shown relative to now, refreshed locally; the exact time on hover.
+ * @param {string | null | undefined} ts
+ * @param {Record<string, unknown>} [attrs]
+ */
 export function rel(ts, attrs = {}) {
   if (ts == null) return h('span', { class: 'muted' }, '—');
   return h('time', { ...attrs, datetime: ts, 'data-rel': ts, title: new Date(ms(ts)).toLocaleString() }, relTime(ts));
 }
 
-/** How long since `from` (ticking), or from `from` to `until`. */
+/**
+ * How long since `from` (ticking), or from `from` to `until`.
+ * @param {string | null | undefined} from
+ * @param {string | null} [until]
+ */
 export function since(from, until) {
   if (from == null) return h('span', { class: 'muted' }, '—');
   if (until != null) return h('span', { title: `from ${from} to ${until}` }, duration(ms(until) - ms(from)));

@@ -18,7 +18,7 @@ export function DagView() {
     title: 'DAG',
     mount(root) {
       sel = projectSelect(dagPrefs.project, (v) => { dagPrefs.project = v; this.refresh(); }, 'dag-project');
-      box = h('input', { type: 'checkbox', id: 'dag-linked', 'data-input': 'dag-linked' });
+      box = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', id: 'dag-linked', 'data-input': 'dag-linked' }));
       box.checked = dagPrefs.linkedOnly;
       box.addEventListener('change', () => { dagPrefs.linkedOnly = box.checked; this.refresh(); });
       content = h('div', { class: 'dag-content' });

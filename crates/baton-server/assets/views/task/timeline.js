@@ -160,6 +160,9 @@ function eventRow(ev, memo) {
 const label = (...text) => h('span', { class: 'ev-label' }, ...text);
 const inlineText = (text) => h('span', { class: 'ev-text inline' }, text);
 
+/** The feedback loops' names, as a step on the timeline says them. */
+const LOOP_NAMES = { checks: 'checks', conflict: 'conflict', review: 'review', pr: 'pull request', forge: 'CI / PR review' };
+
 /** @type {(d: any, el: HTMLElement, ev: any) => unknown} */
 const otherBody = (d, el, ev) => [label(ev.kind), ' ', h('span', { class: 'muted' }, oneLine(d, 200))];
 
@@ -198,7 +201,16 @@ const BODIES = {
     el.classList.add('is-error');
     return [label('Error'), ' ', inlineText(d.message ?? oneLine(d, 400))];
   },
-  log: (d) => [label('baton'), ' ', inlineText(d.message ?? oneLine(d, 400))],
+  log(d, el) {
+    if (!d.loop) return [label('baton'), ' ', inlineText(d.message ?? oneLine(d, 400))];
+    // A step of a feedback loop: what checks, a conflict, a reviewer or the forge said went back to the agent.
+    const kind = String(d.loop.kind || 'loop');
+    const detail = d.loop.detail || {};
+    el.classList.add('ev-loop');
+    el.setAttribute('data-loop', kind);
+    const step = detail.attempt != null ? `attempt ${detail.attempt} of ${detail.of}` : detail.round != null ? `round ${detail.round}` : null;
+    return [label('↻ ', LOOP_NAMES[kind] || kind), step ? h('span', { class: 'muted small' }, ' ', step) : null, ' ', inlineText(d.message ?? '')];
+  },
   init: (d) => [label('Started'), ' ', h('span', { class: 'muted' },
     [d.model && `model ${d.model}`, d.agent_session_id && `session ${d.agent_session_id}`, d.cwd && `in ${d.cwd}`].filter(Boolean).join(' · ') || 'agent process')],
   task(d, el, ev, memo) {

@@ -147,11 +147,11 @@ function layout(root, page) {
     e.preventDefault();
     const next = page.tab === 'timeline' ? 'review' : 'timeline';
     selectTab(next);
-    tabs.querySelector(`[data-tab="${next}"]`).focus();
+    /** @type {HTMLElement} */ (tabs.querySelector(`[data-tab="${next}"]`)).focus();
   });
   function selectTab(name) {
     page.tab = name === 'review' ? 'review' : 'timeline';
-    for (const b of tabs.querySelectorAll('[data-tab]')) {
+    for (const b of /** @type {NodeListOf<HTMLButtonElement>} */ (tabs.querySelectorAll('[data-tab]'))) {
       const on = b.getAttribute('data-tab') === page.tab;
       b.setAttribute('aria-selected', on ? 'true' : 'false');
       b.tabIndex = on ? 0 : -1;
