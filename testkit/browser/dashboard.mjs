@@ -173,7 +173,12 @@ try {
     location.hash = `#/tasks/${id}`;
   }, reviewed);
   await page.waitForSelector('[data-loops] [data-verdict="approve"]');
-  await page.waitForSelector('[data-loops] >> text=greeting.txt:1');
+  await page.waitForSelector('[data-loops] >> text=note.txt:1');
+  // Beside the diff, too: the verdict, and the comment on the file it concerns.
+  await page.click('[data-tab="review"]');
+  await page.waitForSelector('[data-reviews] [data-verdict="approve"]');
+  await page.waitForSelector('[data-file-comments="note.txt"] >> text=Friendly.');
+  await shot("review-comments");
   // The review is a step of the loop on the timeline.
   await page.click('[data-tab="timeline"]');
   await page.waitForSelector('[data-event-kind="log"][data-loop="review"]');

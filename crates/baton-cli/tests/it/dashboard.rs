@@ -116,7 +116,7 @@ async fn the_dashboard_in_a_real_browser() {
     b.agent("writer", "echo hello > greeting.txt; echo wrote it").await;
     b.agent("same-a", "echo A > same.txt").await;
     b.agent("same-b", "echo B > same.txt").await;
-    let verdict = r#"{"verdict":"approve","comments":[{"file":"greeting.txt","line":1,"body":"Friendly."}]}"#;
+    let verdict = r#"{"verdict":"approve","comments":[{"file":"note.txt","line":1,"body":"Friendly."}]}"#;
     let approver = format!(
         "python3 -c 'import json,sys; print(json.dumps({{\"type\":\"result\",\"text\":sys.argv[1]}}))' '{verdict}'"
     );

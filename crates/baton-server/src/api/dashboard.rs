@@ -55,6 +55,7 @@ const ASSETS: &[(&str, &str)] = embedded![
     "views/webhooks.js",
     "views/task/actions.js",
     "views/task/head.js",
+    "views/task/loops.js",
     "views/task/review.js",
     "views/task/timeline.js",
     "views/task/view.js",

@@ -1,7 +1,6 @@
 // The task page's header: title and status, why it stopped, the conflict radar,
-// the facts (agent, branch, cost, times, sandbox…), its feedback loops (pull
-// request, fix attempts, reviews), the tasks it depends on, needs and started,
-// its prompt and result.
+// the facts (agent, branch, cost, times, sandbox…), its feedback loops (loops.js),
+// the tasks it depends on, needs and started, its prompt and result.
 
 import { h, rerender } from '../../lib/dom.js';
 import { capText, fmtCost, fmtTokens, plural, shortSha } from '../../lib/format.js';
@@ -9,6 +8,7 @@ import { taskHref } from '../../lib/links.js';
 import { rel, since } from '../../lib/time.js';
 import { state } from '../../state/store.js';
 import { LIVE, badge, projectName, taskChip, tasksSorted } from '../shared.js';
+import { loopsBox } from './loops.js';
 
 /**
  * @param {import('./view.js').TaskPage} page
@@ -165,37 +165,4 @@ function startedBy(t, p) {
       : h('code', { 'data-parent-session': t.parent_session_id }, t.parent_session_id),
     h('span', { class: 'muted small' }, ` (session ${t.parent_session_id}${t.callback ? ', with callback' : ''})`),
     p && p.error ? h('span', { class: 'warn-text small' }, ` — ${p.error}`) : null);
-}
-
-/**
- * A task's feedback loops: its pull request, its fix attempts, its reviews with their comments.
- * @param {Api.Task} t
- */
-function loopsBox(t) {
-  const l = t.loops || {};
-  const reviews = l.reviews || [];
-  /** @type {[string, number][]} */
-  const attempts = [['checks', l.check_fixes], ['conflicts', l.conflict_fixes], ['CI and PR reviews', l.forge_fixes]];
-  const fixes = attempts.filter(([, n]) => n > 0);
-  if (!t.pr && !reviews.length && !fixes.length) return null;
-  const pr = t.pr;
-  const prLink = pr && /^https?:\/\//.test(pr.url) ? h('a', { href: pr.url, rel: 'noopener noreferrer', target: '_blank' }, `#${pr.number}`) : pr ? `#${pr.number}` : null;
-  return h('div', { class: 'rel', 'data-loops': '' },
-    h('h3', null, 'Feedback loops'),
-    pr ? h('p', { 'data-pr': pr.state }, 'Pull request ', prLink, ' ', h('span', { class: `tag ${pr.state === 'merged' ? 'ok' : ''}` }, pr.state),
-      pr.last_feedback ? h('span', { class: 'muted small' }, ` · last: ${pr.last_feedback}`) : null) : null,
-    fixes.length ? h('p', { 'data-fixes': '' }, 'Fix attempts: ', fixes.map(([what, n], i) => [i ? ' · ' : '', `${what} ${n} of ${l.fix_attempts}`])) : null,
-    reviews.length ? h('ol', { class: 'reviews' }, reviews.map(reviewItem)) : null);
-}
-
-/** @param {Api.Review} r */
-function reviewItem(r) {
-  const verdict = r.verdict ? r.verdict.replace('_', ' ') : r.error ? 'failed' : 'in progress';
-  const cls = r.verdict === 'approve' ? 'st-succeeded' : (r.verdict || r.error) ? 'st-failed' : 'st-reviewing';
-  return h('li', { 'data-verdict': r.verdict || (r.error ? 'failed' : 'pending') },
-    h('span', { class: `badge ${cls}` }, verdict), ' by ', h('a', { href: taskHref(r.task_id) }, r.reviewer), ' ',
-    h('span', { class: 'muted small' }, rel(r.at)),
-    r.error ? h('div', { class: 'warn-text small' }, r.error) : null,
-    (r.comments || []).length ? h('ul', null, r.comments.map((c) => h('li', null,
-      c.file ? h('code', null, c.line ? `${c.file}:${c.line}` : c.file) : null, c.file ? ' — ' : null, c.body))) : null);
 }

@@ -1,5 +1,6 @@
 // The task page's review tab: the acceptance checks with their output, the
-// branch's diff against its base, and the runs of the current session.
+// reviewers' verdicts, the branch's diff against its base (with the reviewers'
+// comments on each file), and the runs of the current session.
 
 import { ApiError, api, errorMessage } from '../../api/client.js';
 import { debounce } from '../../lib/debounce.js';
@@ -9,6 +10,7 @@ import { enc } from '../../lib/links.js';
 import { rel, since } from '../../lib/time.js';
 import { errorBox } from '../../ui/errors.js';
 import { LIVE, empty, loading, sectionHead } from '../shared.js';
+import { fileComments, reviewItem } from './loops.js';
 
 /**
  * @param {import('./view.js').TaskPage} page
@@ -17,8 +19,10 @@ export function Review(page) {
   const diffBox = h('div', { class: 'review-diff' });
   const checksBox = h('div', { class: 'review-checks' });
   const runsBox = h('div', { class: 'review-runs' });
+  const reviewsBox = h('section', { class: 'block', 'data-reviews': '', hidden: true });
   const panel = h('div', { class: 'panel', id: 'panel-review', role: 'tabpanel', 'aria-labelledby': 'tab-review', 'data-panel': 'review' },
     h('section', { class: 'block' }, sectionHead('Acceptance checks'), checksBox),
+    reviewsBox,
     h('section', { class: 'block' }, sectionHead('Changes'), diffBox),
     h('section', { class: 'block' }, sectionHead('Runs of the current session'), runsBox));
   const diffState = { loaded: false, head: undefined, loading: false, again: false };
@@ -34,7 +38,7 @@ export function Review(page) {
     if (!diffState.loaded) diffBox.replaceChildren(loading('Loading the diff…'));
     try {
       const diff = await api(`/api/tasks/${enc(t.id)}/diff`);
-      if (page.alive) rerender(diffBox, () => diffView(diff));
+      if (page.alive) rerender(diffBox, () => diffView(diff, reviewsOf(page.task())));
     } catch (err) {
       if (page.alive) diffBox.replaceChildren(diffError(err));
     } finally {
@@ -55,6 +59,9 @@ export function Review(page) {
       if (!t) return;
       rerender(checksBox, () => checksTable(t));
       rerender(runsBox, () => runsTable((page.detail && page.detail.runs) || []));
+      const reviews = reviewsOf(t);
+      reviewsBox.hidden = !reviews.length;
+      rerender(reviewsBox, () => [sectionHead('Reviews'), h('ol', { class: 'reviews' }, reviews.map(reviewItem))]);
     },
     /**
      * The task changed: its checks and runs are drawn again, its diff read again when its branch moved.
@@ -74,6 +81,9 @@ export function Review(page) {
     stop() { refreshDiffSoon.cancel(); },
   };
 }
+
+/** @param {Api.Task | null} t */
+const reviewsOf = (t) => (t && t.loops && t.loops.reviews) || [];
 
 /** Why there is no diff to show: no branch yet (409), or the error. */
 function diffError(err) {
@@ -125,10 +135,11 @@ function runsTable(runs) {
 
 /**
  * The branch's changes: the stat, untracked files, and the patch by file (each
- * folded once the patch is long).
+ * folded once the patch is long), with the reviewers' comments on each file.
  * @param {Api.Diff} diff
+ * @param {Api.Review[]} reviews
  */
-function diffView(diff) {
+function diffView(diff, reviews) {
   const files = diff.files || [];
   const untracked = diff.untracked || [];
   const sections = splitPatch(diff.patch || '');
@@ -147,6 +158,7 @@ function diffView(diff) {
       }
       return h('details', { class: 'diff-file', 'data-key': `diff:${sec.file}`, open: totalLines < 6000 || i < 5 || undefined },
         h('summary', null, h('code', null, sec.file), ' ', h('span', { class: 'plus' }, `+${adds}`), ' ', h('span', { class: 'minus' }, `−${dels}`)),
+        fileComments(reviews, sec.file),
         h('pre', { class: 'diff-body' }, sec.lines.map((l) => h('span', { class: `dl ${l.cls}` }, l.text + '\n'))));
     })) : empty('The patch is empty: no committed or uncommitted changes against the base.'),
   ];
