@@ -102,6 +102,13 @@ async fn the_page_and_its_assets_are_served_by_baton_itself() {
         assert_eq!(again.status(), 304, "{path}");
     }
     assert!(seen.len() > 20 && seen.contains("views/task/view.js") && seen.contains("api/enums.js"), "{seen:?}");
+    // The page names every module up front, so the browser fetches them at once.
+    for module in seen.iter().filter(|m| m.ends_with(".js")) {
+        assert!(
+            html.contains(&format!("<link rel=\"modulepreload\" href=\"/assets/{module}\">")),
+            "{module} is not preloaded"
+        );
+    }
     let missing = client.get(format!("{}/assets/views/nothing.js", b.url)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();
