@@ -26,6 +26,7 @@ let views = {};
 let current = null;
 let stopped = false;
 
+/** @type {Record<string, string>} */
 const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs', 7: '#/webhooks', 8: '#/fleet' };
 const PAGES = ['board', 'dag', 'agents', 'costs', 'webhooks', 'fleet'];
 
@@ -73,6 +74,7 @@ function route() {
   if (!hadFocus) main.focus({ preventScroll: true });
 }
 
+/** Marks the view's link in the header as the current page. @param {string} name */
 function markNav(name) {
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.getAttribute('data-nav') === name) a.setAttribute('aria-current', 'page');
@@ -80,13 +82,13 @@ function markNav(name) {
   }
 }
 
-/** Goes to `hash` (shows it again when it is already there). */
+/** Goes to `hash` (shows it again when it is already there). @param {string} hash */
 export function go(hash) {
   if (location.hash === hash || (hash === '#/' && (location.hash === '' || location.hash === '#'))) route();
   else location.hash = hash;
 }
 
-/** The addresses visited in this tab, so that Escape goes back only within the page. */
+/** @type {string[]} the addresses visited in this tab, so that Escape goes back only within the page */
 const navStack = [];
 function currentHash() {
   return location.hash && location.hash !== '#' ? location.hash : '#/';
@@ -137,11 +139,15 @@ function updateSpend() {
 
 // Keys and clicks.
 
+/**
+ * @param {EventTarget | null} t
+ * @returns {t is HTMLElement}
+ */
 function isTyping(t) {
   return t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
 }
 
-/** Escape goes back, 1–8 go to the views, Enter follows a focused row, `/` searches. */
+/** Escape goes back, 1–8 go to the views, Enter follows a focused row, `/` searches. @param {KeyboardEvent} e */
 function onKeyDown(e) {
   if (stopped) return;
   const t = e.target;
@@ -165,11 +171,12 @@ function onKeyDown(e) {
   }
 }
 
-/** A click on a row or card with `data-href` follows it (unless it was on a control or selected text). */
+/** A click on a row or card with `data-href` follows it (unless it was on a control or selected text). @param {MouseEvent} e */
 function onClick(e) {
-  const el = e.target instanceof Element ? e.target.closest('[data-href]') : null;
+  const target = e.target instanceof Element ? e.target : null;
+  const el = target ? target.closest('[data-href]') : null;
   if (!el || e.defaultPrevented || e.button !== 0) return;
-  const inner = e.target.closest('a, button, input, select, textarea, summary, label, details');
+  const inner = target.closest('a, button, input, select, textarea, summary, label, details');
   if (inner && el.contains(inner) && inner !== el) return;
   const sel = window.getSelection && window.getSelection();
   if (sel && String(sel).length > 0 && el.contains(sel.anchorNode)) return;

@@ -3,6 +3,12 @@
 
 /** An answer that is not a success: its HTTP status, stable code, message and details. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {any} [details]
+   */
   constructor(status, code, message, details) {
     super(message);
     this.status = status;
@@ -58,23 +64,27 @@ export function onUnauthorized(f) {
   unauthorized.push(f);
 }
 
-/** Whether an error is the browser not being logged in (shown once, by the page). */
+/** Whether an error is the browser not being logged in (shown once, by the page). @param {unknown} err */
 export function isUnauthorized(err) {
   return err instanceof ApiError && err.status === 401;
 }
 
-/** What went wrong, in one line. */
+/** What went wrong, in one line. @param {any} err */
 export function errorMessage(err) {
   if (err instanceof ApiError) return err.message;
   if (err && err.message) return err.message;
   return String(err);
 }
 
-/** The particulars of an error worth listing (conflicting files, candidates, a cycle). */
+/**
+ * The particulars of an error worth listing (conflicting files, candidates, a cycle).
+ * @param {any} err
+ * @returns {{label: string, items: string[]} | null}
+ */
 export function errorList(err) {
   const d = err && err.details;
   if (!d || typeof d !== 'object') return null;
-  const pick = (arr, label) => (Array.isArray(arr) && arr.length ? { label, items: arr.map(String) } : null);
+  const pick = (/** @type {unknown} */ arr, /** @type {string} */ label) => (Array.isArray(arr) && arr.length ? { label, items: arr.map(String) } : null);
   return pick(d.files, err.code === 'merge_conflict' ? 'Conflicting files:' : 'Files:')
     || pick(d.candidates, 'It matches more than one:')
     || pick(d.cycle, 'The dependency cycle:')

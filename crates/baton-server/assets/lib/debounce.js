@@ -9,9 +9,10 @@
  * @returns {((...args: Parameters<F>) => void) & {cancel: () => void}}
  */
 export function debounce(fn, wait, maxWait = Infinity) {
+  /** @type {ReturnType<typeof setTimeout> | null} */
   let timer = null;
   let first = 0;
-  const d = (...args) => {
+  const d = (/** @type {any[]} */ ...args) => {
     const now = Date.now();
     if (!first) first = now;
     clearTimeout(timer);

@@ -5,10 +5,11 @@
  * Creates an element. Attributes that are null or false are left out, `on…`
  * functions become listeners; children that are not nodes become text nodes, and
  * null, false and '' are skipped (arrays are flattened).
- * @param {string} tag
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
  * @param {Record<string, any> | null} [attrs]
  * @param {...any} children
- * @returns {HTMLElement}
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);

@@ -52,7 +52,7 @@ export function clock(ts) {
   const t = ms(ts);
   if (t == null) return '';
   const d = new Date(t);
-  const p = (n) => String(n).padStart(2, '0');
+  const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 

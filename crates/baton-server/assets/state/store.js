@@ -64,7 +64,11 @@ function tell(change) {
   for (const f of listeners) f(change);
 }
 
-/** Whether `next` is at least as recent as `old` (events may arrive out of order). */
+/**
+ * Whether `next` is at least as recent as `old` (events may arrive out of order).
+ * @param {any} old
+ * @param {any} next
+ */
 function isNewer(old, next) {
   if (!old) return true;
   const a = ms(old.updated_at ?? old.last_seen);
@@ -73,6 +77,13 @@ function isNewer(old, next) {
   return b >= a;
 }
 
+/**
+ * Keeps `obj` under `key` unless the one held is newer; whether it was kept.
+ * @template T
+ * @param {Map<string, T>} map
+ * @param {string} key
+ * @param {T} obj
+ */
 function upsert(map, key, obj) {
   const old = map.get(key);
   if (old && !isNewer(old, obj)) return false;
@@ -182,6 +193,7 @@ export async function loadSnapshots() {
   };
   const names = Object.keys(reads);
   const results = await Promise.allSettled(Object.values(reads));
+  /** @type {{what: string, err: unknown}[]} */
   const failed = [];
   const got = Object.fromEntries(results.map((r, i) => {
     if (r.status === 'fulfilled') return [names[i], r.value || []];
@@ -210,6 +222,7 @@ const flushLeads = debounce(() => {
   fetchLeads(ids);
 }, 1200, 4000);
 
+/** @param {string[]} ids */
 async function fetchLeads(ids) {
   await Promise.all(ids.map(async (id) => {
     try {
@@ -222,7 +235,7 @@ async function fetchLeads(ids) {
   tell({ kind: 'derived' });
 }
 
-/** Reads a project's lead status again, soon. */
+/** Reads a project's lead status again, soon. @param {string} id */
 export function queueLead(id) {
   if (!id || !state.ready) return;
   pendingLeads.add(id);

@@ -11,13 +11,13 @@ const FLEET_KINDS = ['task', 'session', 'run', 'launcher', 'project', 'agent', '
 
 /** @type {EventSource | null} */
 let fleet = null;
-/** Events that arrived before the snapshots: applied after them. */
+/** @type {any[]} events that arrived before the snapshots: applied after them */
 let buffered = [];
 let backoff = 1000;
 /** @type {number | null} the last event applied */
 let lastId = null;
 
-/** Shows in the header whether live updates are on. */
+/** Shows in the header whether live updates are on. @param {boolean} on */
 function setLive(on) {
   const el = document.getElementById('live');
   if (!el) return;
@@ -50,7 +50,10 @@ function open() {
   for (const kind of FLEET_KINDS) es.addEventListener(kind, (m) => { if (fleet === es) receive(m); });
 }
 
-/** The browser gave up (a non-200 answer): find out why, then open again. */
+/**
+ * The browser gave up (a non-200 answer): find out why, then open again.
+ * @param {number | null} resumeFrom
+ */
 async function reopen(resumeFrom) {
   try { await api('/healthz'); await api('/api/projects'); } catch { /* shown or retried */ }
   if (state.loggedOut) return;

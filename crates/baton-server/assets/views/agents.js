@@ -11,7 +11,10 @@ import { empty, loading, sectionHead } from './shared.js';
 
 /** @returns {import('../router.js').View} */
 export function AgentsView() {
-  let content, alive = true;
+  /** @type {HTMLElement} */
+  let content;
+  let alive = true;
+  /** @type {unknown} */
   let error = null;
   /** @type {Api.PoolInfo[]} */
   let pools = [];
@@ -62,8 +65,8 @@ export function AgentsView() {
  */
 function poolsSection(pools) {
   if (!pools.length) return null;
-  const limit = (p) => (p.limit == null ? 'no limit' : `${p.limit}${p.lowered ? ` (lowered${p.size != null ? ` from ${p.size}` : ''})` : ''}`);
-  const when = (ts) => (ts ? h('span', { title: new Date(ms(ts)).toLocaleString() }, relTime(ts)) : '—');
+  const limit = (/** @type {Api.PoolInfo} */ p) => (p.limit == null ? 'no limit' : `${p.limit}${p.lowered ? ` (lowered${p.size != null ? ` from ${p.size}` : ''})` : ''}`);
+  const when = (/** @type {string | null | undefined} */ ts) => (ts ? h('span', { title: new Date(ms(ts)).toLocaleString() }, relTime(ts)) : '—');
   return h('section', { class: 'pools' },
     sectionHead('Pools', h('span', { class: 'muted small' }, 'runs at once per provider or account; a limit halves on a 429 and grows back as runs succeed')),
     h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
@@ -85,7 +88,7 @@ function poolsSection(pools) {
  */
 function agentCard(a) {
   const installs = a.installs || [];
-  const list = (label, arr) => (arr && arr.length ? h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, label), ' ', arr.join(', ')) : null);
+  const list = (/** @type {string} */ label, /** @type {string[] | null | undefined} */ arr) => (arr && arr.length ? h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, label), ' ', arr.join(', ')) : null);
   return h('article', { class: `card agent-card${a.available === false ? ' unavailable' : ''}`, 'data-agent-name': a.name },
     h('div', { class: 'card-top' },
       h('h3', null, a.name),

@@ -15,7 +15,12 @@ const COLUMN_CAP = 150;
 
 /** @returns {import('../router.js').View} */
 export function BoardView() {
-  let sel, input, content;
+  /** @type {HTMLSelectElement} */
+  let sel;
+  /** @type {HTMLInputElement} */
+  let input;
+  /** @type {HTMLElement} */
+  let content;
   return {
     title: 'Board',
     mount(root) {
@@ -62,7 +67,8 @@ function matches(t) {
 /** The columns, from the state. */
 function build() {
   if (!state.ready) return loading();
-  const cols = new Map(STATUSES.map((st) => [st, []]));
+  /** @type {Map<string, Api.Task[]>} */
+  const cols = new Map(STATUSES.map((st) => [st, /** @type {Api.Task[]} */ ([])]));
   for (const t of tasksSorted(matches)) (cols.get(t.status) || cols.set(t.status, []).get(t.status)).push(t);
   return h('div', { class: 'board' }, [...cols.entries()].map(([st, list]) =>
     h('section', { class: `col${list.length ? '' : ' empty'}`, 'data-status': st, 'aria-label': `${st}: ${list.length}` },
@@ -100,7 +106,7 @@ function taskCard(t) {
   t.status === 'awaiting_approval' ? h('div', { class: 'approval' },
     h('span', { class: 'badge st-awaiting_approval approval-badge' }, 'approval waiting'),
     h('button', { type: 'button', class: 'btn small primary', 'data-action': 'approve', 'data-focus-key': 'approve:' + t.id,
-      onclick: (e) => { e.stopPropagation(); approveTask(t.id, e.currentTarget); } }, 'Approve')) : null,
+      onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ e) => { e.stopPropagation(); approveTask(t.id, e.currentTarget); } }, 'Approve')) : null,
   overlaps.length ? h('p', { class: 'radar', 'data-radar': '', title: overlaps.map((o) => `${o.task_id}: ${o.files.join(', ')}`).join('\n') },
     '⚠ overlaps ', plural(overlaps.length, 'live task'), ' (', plural(new Set(overlaps.flatMap((o) => o.files)).size, 'file'), ')') : null);
 }

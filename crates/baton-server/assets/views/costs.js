@@ -12,7 +12,9 @@ const TASK_ROWS = 300;
 
 /** @returns {import('../router.js').View} */
 export function CostsView() {
-  let content, showAll = false;
+  /** @type {HTMLElement} */
+  let content;
+  let showAll = false;
   const refresh = () => rerender(content, () => build(showAll, () => { showAll = true; refresh(); }));
   return {
     title: 'Costs',
@@ -30,7 +32,8 @@ function usageCells(u) {
   u = u || {};
   return [h('td', { class: 'num' }, fmtCost(u.cost_usd)), h('td', { class: 'num' }, fmtTokens(u.input_tokens)), h('td', { class: 'num' }, fmtTokens(u.output_tokens))];
 }
-const usageHead = (first) => h('thead', null, h('tr', null, h('th', null, first), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Input tokens'), h('th', { class: 'num' }, 'Output tokens')));
+const usageHead = (/** @type {string} */ first) => h('thead', null, h('tr', null, h('th', null, first), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Input tokens'), h('th', { class: 'num' }, 'Output tokens')));
+/** @param {[string, Api.Usage]} a @param {[string, Api.Usage]} b */
 const byCost = (a, b) => ((b[1] && b[1].cost_usd) || 0) - ((a[1] && a[1].cost_usd) || 0);
 /** What tasks that ended in each hour cost, by project and by agent. */
 function costCharts() {

@@ -13,7 +13,12 @@ const W = 230, H = 48, GX = 64, GY = 14, PAD = 16;
 
 /** @returns {import('../router.js').View} */
 export function DagView() {
-  let content, sel, box;
+  /** @type {HTMLElement} */
+  let content;
+  /** @type {HTMLSelectElement} */
+  let sel;
+  /** @type {HTMLInputElement} */
+  let box;
   return {
     title: 'DAG',
     mount(root) {
@@ -74,8 +79,10 @@ function build() {
  * @returns {Api.Task[][]}
  */
 function columns(tasks, byId, hasDependents) {
+  /** @type {Map<string, number>} */
   const depth = new Map();
   const visiting = new Set();
+  /** @type {(t: Api.Task) => number} */
   const depthOf = (t) => {
     if (depth.has(t.id)) return depth.get(t.id);
     if (visiting.has(t.id)) return 0;
@@ -99,7 +106,7 @@ function columns(tasks, byId, hasDependents) {
   cols.forEach((col, ci) => {
     if (ci === 0) col.sort((a, b) => (hasDependents.has(b.id) ? 1 : 0) - (hasDependents.has(a.id) ? 1 : 0));
     else {
-      const key = (t) => {
+      const key = (/** @type {Api.Task} */ t) => {
         const rs = (t.depends_on || []).map((d) => row.get(d)).filter((r) => r != null);
         return rs.length ? rs.reduce((a, b) => a + b, 0) / rs.length : 1e9;
       };

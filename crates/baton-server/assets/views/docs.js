@@ -14,8 +14,18 @@ const docPrefs = { q: '' };
 
 /** @returns {import('../router.js').View} */
 export function DocsView() {
-  let input, list, pane, alive = true;
-  let selected = null, version = null, seq = 0, dseq = 0;
+  /** @type {HTMLInputElement} */
+  let input;
+  /** @type {HTMLElement} */
+  let list;
+  /** @type {HTMLElement} */
+  let pane;
+  let alive = true;
+  /** @type {string | null} the document shown */
+  let selected = null;
+  /** @type {number | null} the version shown (null: the latest) */
+  let version = null;
+  let seq = 0, dseq = 0;
   /** @type {Api.DocEntry[]} */
   let results = [];
 
@@ -29,7 +39,7 @@ export function DocsView() {
       const res = await api(url);
       if (!alive || my !== seq) return;
       results = res || [];
-      renderList(q);
+      rerender(list, () => resultList(results, q, selected));
     } catch (err) {
       if (!alive || my !== seq) return;
       list.replaceChildren(errorBox('search the documents', err));
@@ -38,19 +48,6 @@ export function DocsView() {
     }
   }
   const searchSoon = debounce(search, 250);
-
-  function renderList(q) {
-    rerender(list, () => [
-      h('p', { class: 'muted small' }, q ? `${plural(results.length, 'match', 'matches')} for “${q}”` : `${plural(results.length, 'document')}, newest first`),
-      results.length ? h('ul', { class: 'doc-list' }, results.map((e) => h('li', null,
-        h('a', { href: docHref(e.name), class: `doc-item${e.name === selected ? ' selected' : ''}`, 'data-doc-name': e.name, 'data-focus-key': 'doc:' + e.name,
-          'aria-current': e.name === selected ? 'true' : null },
-        h('span', { class: 'doc-name' }, e.name),
-        h('span', { class: 'doc-meta' }, `v${e.version} · ${fmtBytes(e.size)} · `, rel(e.updated_at)),
-        (e.tags || []).length ? h('span', { class: 'tags' }, e.tags.map((t) => h('span', { class: 'tag' }, t))) : null,
-        e.snippet ? h('span', { class: 'snippet' }, highlight(e.snippet)) : null)))) : empty(q ? 'Nothing matches.' : 'The context store is empty.'),
-    ]);
-  }
 
   async function showDoc() {
     const my = ++dseq;
@@ -109,8 +106,29 @@ export function DocsView() {
   };
 }
 
-/** A search snippet with its `[matches]` marked. */
+/**
+ * The documents found (or the newest), each with its version, size, age, tags and
+ * the matching snippet; the one shown marked.
+ * @param {Api.DocEntry[]} results
+ * @param {string} q
+ * @param {string | null} selected
+ */
+function resultList(results, q, selected) {
+  return [
+    h('p', { class: 'muted small' }, q ? `${plural(results.length, 'match', 'matches')} for “${q}”` : `${plural(results.length, 'document')}, newest first`),
+    results.length ? h('ul', { class: 'doc-list' }, results.map((e) => h('li', null,
+      h('a', { href: docHref(e.name), class: `doc-item${e.name === selected ? ' selected' : ''}`, 'data-doc-name': e.name, 'data-focus-key': 'doc:' + e.name,
+        'aria-current': e.name === selected ? 'true' : null },
+      h('span', { class: 'doc-name' }, e.name),
+      h('span', { class: 'doc-meta' }, `v${e.version} · ${fmtBytes(e.size)} · `, rel(e.updated_at)),
+      (e.tags || []).length ? h('span', { class: 'tags' }, e.tags.map((t) => h('span', { class: 'tag' }, t))) : null,
+      e.snippet ? h('span', { class: 'snippet' }, highlight(e.snippet)) : null)))) : empty(q ? 'Nothing matches.' : 'The context store is empty.'),
+  ];
+}
+
+/** A search snippet with its `[matches]` marked. @param {string} snippet */
 function highlight(snippet) {
+  /** @type {(string | HTMLElement)[]} */
   const out = [];
   const re = /\[([^\[\]]*)\]/g;
   let last = 0, m;

@@ -11,6 +11,7 @@ import { empty, launchersSorted, loading } from './shared.js';
 
 /** @returns {import('../router.js').View} */
 export function FleetView() {
+  /** @type {HTMLElement} */
   let content;
   /** @type {Map<string, string>} what the last drain or undrain of a launcher said, when it failed */
   const errors = new Map();
@@ -88,6 +89,6 @@ function row(l, error, setDraining) {
     h('td', null,
       h('button', { type: 'button', class: 'btn small', 'data-action': l.draining ? 'undrain' : 'drain', 'data-focus-key': 'drain:' + l.id,
         title: l.draining ? 'Take new runs again' : 'Finish the runs it has and take no new ones',
-        onclick: (e) => setDraining(l, !l.draining, e.currentTarget) }, l.draining ? 'Undrain' : 'Drain'),
+        onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ e) => setDraining(l, !l.draining, e.currentTarget) }, l.draining ? 'Undrain' : 'Drain'),
       error ? h('div', { class: 'small warn-text' }, error) : null));
 }

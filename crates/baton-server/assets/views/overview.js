@@ -13,6 +13,7 @@ import {
 
 /** @returns {import('../router.js').View} */
 export function OverviewView() {
+  /** @type {HTMLElement} */
   let root;
   return {
     title: 'Overview',
@@ -86,7 +87,7 @@ function activityCharts() {
       if (from <= end && until > end) b.parts.set('waiting', (b.parts.get('waiting') || 0) + 1);
     }
   }
-  const count = (n) => String(Math.round(n));
+  const count = (/** @type {number} */ n) => String(Math.round(n));
   return [barChart('Tasks finished per hour', finished, count, (st) => `fill-${st}`), barChart('Queue depth (tasks waiting to start)', waiting, count, () => 'fill-queued')];
 }
 
@@ -121,7 +122,7 @@ function projectCard(p, c) {
       STATUSES.map((st) => h('li', { class: c[st] ? '' : 'zero' }, badge(st), h('span', { class: 'n' }, String(c[st] || 0))))),
     ld && ld.state && ld.state.nextWave && ld.state.nextWave.length
       ? h('div', { class: 'small' }, h('span', { class: 'muted' }, 'Next wave: '),
-        h('ul', { class: 'chips' }, ld.state.nextWave.slice(0, 8).map((id) => taskChip(state.tasks.get(id), id))))
+        h('ul', { class: 'chips' }, ld.state.nextWave.slice(0, 8).map((/** @type {string} */ id) => taskChip(state.tasks.get(id), id))))
       : null,
     total ? null : h('p', { class: 'small muted' }, 'No tasks yet.'));
 }
@@ -147,7 +148,7 @@ function attentionItem(t) {
     badge(t.status), ' ', taskTitleLink(t),
     t.reason ? h('span', { class: 'muted small' }, ' — ', truncate(t.reason, 160)) : null,
     t.status === 'awaiting_approval'
-      ? h('button', { type: 'button', class: 'btn small primary', 'data-action': 'approve', 'data-focus-key': 'approve:' + t.id, onclick: (e) => approveTask(t.id, e.currentTarget) }, 'Approve')
+      ? h('button', { type: 'button', class: 'btn small primary', 'data-action': 'approve', 'data-focus-key': 'approve:' + t.id, onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ e) => approveTask(t.id, e.currentTarget) }, 'Approve')
       : null);
 }
 

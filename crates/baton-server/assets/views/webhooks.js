@@ -12,7 +12,12 @@ import { empty, loading } from './shared.js';
 
 /** @returns {import('../router.js').View} */
 export function WebhooksView() {
-  let content, alive = true, timer = null;
+  /** @type {HTMLElement} */
+  let content;
+  let alive = true;
+  /** @type {ReturnType<typeof setInterval> | null} */
+  let timer = null;
+  /** @type {unknown} */
   let error = null;
   /** @type {Api.WebhookInfo[] | null} */
   let hooks = null;
@@ -20,6 +25,7 @@ export function WebhooksView() {
   const deliveries = new Map();
   async function reloadNow() {
     try {
+      /** @type {Api.WebhookInfo[]} */
       const list = await api('/api/webhooks');
       const logs = await Promise.all((list || []).map((w) => api(`/api/webhooks/${enc(w.id)}/deliveries?limit=10`)));
       if (!alive) return;

@@ -24,7 +24,7 @@ export function TaskActions(page, hooks) {
   const t = page.task();
   /** @type {Record<Action, HTMLButtonElement>} */
   const buttons = /** @type {any} */ ({});
-  const btn = (/** @type {Action} */ name, label, cls = '') => {
+  const btn = (/** @type {Action} */ name, /** @type {string} */ label, cls = '') => {
     const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: `btn ${cls}`, 'data-action': name }, label));
     b.addEventListener('click', () => act(name));
     buttons[name] = b;
@@ -87,7 +87,7 @@ export function TaskActions(page, hooks) {
     if (!now) return;
     const st = now.status;
     const merged = now.git && now.git.merge === 'merged';
-    const set = (/** @type {Action} */ name, ok, why) => {
+    const set = (/** @type {Action} */ name, /** @type {boolean} */ ok, /** @type {string} */ why) => {
       const b = buttons[name];
       if (b.dataset.busy) return;
       b.disabled = !ok;

@@ -49,9 +49,14 @@ function related(t, page) {
   };
 }
 
-/** Everything the header shows, as one string. */
+/**
+ * Everything the header shows, as one string.
+ * @param {Api.Task} t
+ * @param {import('./view.js').TaskPage} page
+ * @param {{children: Api.Task[], dependents: Api.Task[]}} related
+ */
 function keyOf(t, page, { children, dependents }) {
-  const brief = (x) => (x ? `${x.id}:${x.status}:${x.title}` : '');
+  const brief = (/** @type {Api.Task | undefined} */ x) => (x ? `${x.id}:${x.status}:${x.title}` : '');
   const parent = page.parent && page.parent.task_id ? state.tasks.get(page.parent.task_id) : null;
   return JSON.stringify([t.updated_at, t.status, state.projects.size, page.parent, parent && parent.title,
     (t.depends_on || []).map((d) => brief(state.tasks.get(d))), dependents.map(brief), children.map(brief),
@@ -59,6 +64,11 @@ function keyOf(t, page, { children, dependents }) {
     (page.detail.sessions || []).map((x) => `${x.id}:${x.status}`)]);
 }
 
+/**
+ * @param {Api.Task} t
+ * @param {import('./view.js').TaskPage} page
+ * @param {{children: Api.Task[], dependents: Api.Task[]}} related
+ */
 function headNodes(t, page, { children, dependents }) {
   const g = t.git || {};
   return [
@@ -101,6 +111,7 @@ function radarBox(overlaps) {
     })));
 }
 
+/** A fact of the header: its label and its value. @type {(label: string, ...value: any[]) => HTMLElement} */
 const fact = (label, ...value) => h('div', { class: 'fact' }, h('dt', null, label), h('dd', null, value));
 
 /**

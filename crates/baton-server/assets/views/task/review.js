@@ -25,9 +25,10 @@ export function Review(page) {
     reviewsBox,
     h('section', { class: 'block' }, sectionHead('Changes'), diffBox),
     h('section', { class: 'block' }, sectionHead('Runs of the current session'), runsBox));
+  /** @type {{loaded: boolean, head: string | null | undefined, loading: boolean, again: boolean}} */
   const diffState = { loaded: false, head: undefined, loading: false, again: false };
 
-  /** Reads the diff (again when the branch moved or an agent is at work). */
+  /** Reads the diff (again when the branch moved or an agent is at work). @param {boolean} [force] */
   async function ensureDiff(force) {
     const t = page.task();
     if (!t) return;
@@ -85,7 +86,7 @@ export function Review(page) {
 /** @param {Api.Task | null} t */
 const reviewsOf = (t) => (t && t.loops && t.loops.reviews) || [];
 
-/** Why there is no diff to show: no branch yet (409), or the error. */
+/** Why there is no diff to show: no branch yet (409), or the error. @param {unknown} err */
 function diffError(err) {
   if (err instanceof ApiError && err.status === 409) {
     return h('div', { class: 'notice', 'data-diff-empty': '' },
@@ -170,6 +171,7 @@ function diffView(diff, reviews) {
  */
 function splitPatch(patch) {
   const out = [];
+  /** @type {{file: string, lines: {cls: string, text: string}[]} | null} */
   let sec = null;
   let inHeader = false;
   const MAX = 40000;

@@ -11,6 +11,12 @@ import { state, upsertTask } from '../../state/store.js';
 import { errorBox } from '../../ui/errors.js';
 import { badge, loading } from '../shared.js';
 
+/**
+ * An event as the API and the stream give it.
+ * @typedef {{id: number, kind: Api.EventKind, ts: string, seq?: number, data?: any, raw?: string}} TimelineEvent
+ */
+/** @typedef {{lastTask: {status: string, reason?: string} | null}} Memo */
+
 /** Events read per request. */
 const EVENTS_PAGE = 10000;
 
@@ -24,8 +30,10 @@ export function Timeline(page) {
   const panel = h('div', { class: 'panel', id: 'panel-timeline', role: 'tabpanel', 'aria-labelledby': 'tab-timeline', 'data-panel': 'timeline' }, list, jump);
   /** @type {{close: () => void} | null} */
   let stream = null;
-  let lastId = 0, shownCount = 0, queue = [], flushQueued = false;
-  /** The last task event shown: a repeat of its status is dimmed. */
+  let lastId = 0, shownCount = 0, flushQueued = false;
+  /** @type {TimelineEvent[]} events waiting for the next frame */
+  let queue = [];
+  /** @type {Memo} the last task event shown: a repeat of its status is dimmed */
   const memo = { lastTask: null };
   const onScroll = () => { if (page.tab === 'timeline') jump.hidden = atBottom(); };
   window.addEventListener('scroll', onScroll, { passive: true });
@@ -54,6 +62,7 @@ export function Timeline(page) {
     if (page.alive) stream = follow(page, () => lastId, (ev) => enqueue([ev]));
   }
 
+  /** @param {TimelineEvent[]} evs */
   function enqueue(evs) {
     for (const ev of evs) {
       if (!ev || ev.id <= lastId) continue;
@@ -67,6 +76,7 @@ export function Timeline(page) {
     }
   }
 
+  /** @param {boolean | number} [initial] true for the first batch (a frame's timestamp otherwise) */
   function flush(initial) {
     flushQueued = false;
     if (!page.alive || !queue.length) return;
@@ -107,7 +117,9 @@ export function Timeline(page) {
 function follow(page, after, onEvent) {
   /** @type {EventSource | null} */
   let es = null;
-  let timer = null, backoff = 1000, closed = false;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  let backoff = 1000, closed = false;
   function open() {
     if (!page.alive || closed) return;
     const stream = new EventSource(`/api/stream?task=${enc(page.id)}&after=${after()}`, { withCredentials: true });
@@ -145,8 +157,8 @@ function atBottom() {
 
 /**
  * One event's row: its time (the exact time and its place in the session on hover) and its body.
- * @param {{id: number, kind: string, ts: string, seq?: number, data?: any, raw?: string}} ev
- * @param {{lastTask: {status: string, reason?: string} | null}} memo
+ * @param {TimelineEvent} ev
+ * @param {Memo} memo
  */
 function eventRow(ev, memo) {
   const d = ev.data && typeof ev.data === 'object' ? ev.data : {};
@@ -157,10 +169,10 @@ function eventRow(ev, memo) {
   return el;
 }
 
-const label = (...text) => h('span', { class: 'ev-label' }, ...text);
-const inlineText = (text) => h('span', { class: 'ev-text inline' }, text);
+const label = (/** @type {string[]} */ ...text) => h('span', { class: 'ev-label' }, ...text);
+const inlineText = (/** @type {string} */ text) => h('span', { class: 'ev-text inline' }, text);
 
-/** The feedback loops' names, as a step on the timeline says them. */
+/** @type {Record<string, string>} the feedback loops' names, as a step on the timeline says them */
 const LOOP_NAMES = { checks: 'checks', conflict: 'conflict', review: 'review', pr: 'pull request', forge: 'CI / PR review' };
 
 /** @type {(d: any, el: HTMLElement, ev: any) => unknown} */

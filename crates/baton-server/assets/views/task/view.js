@@ -36,7 +36,10 @@ export function TaskView() {
     id: '', detail: null, alive: true, tab: 'timeline', parent: null,
     task: () => (page.detail ? state.tasks.get(page.detail.id) || page.detail : null),
   };
-  let root, parts = null;
+  /** @type {HTMLElement} */
+  let root;
+  /** @type {ReturnType<typeof layout> | null} */
+  let parts = null;
 
   async function load() {
     let d;
@@ -137,11 +140,11 @@ function layout(root, page) {
   const review = Review(page);
   const actions = TaskActions(page, { merged: () => review.changed() });
   const head = TaskHead(page, () => actions.update());
-  const tabBtn = (name, label, extra) => h('button', {
+  const tabBtn = (/** @type {string} */ name, /** @type {string} */ label, /** @type {Node} */ extra) => h('button', {
     type: 'button', role: 'tab', class: 'tab', id: `tab-${name}`, 'data-tab': name, 'aria-controls': `panel-${name}`,
     onclick: () => selectTab(name),
   }, label, extra);
-  const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Task views' }, tabBtn('timeline', 'Timeline ', timeline.count), tabBtn('review', 'Review'));
+  const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Task views' }, tabBtn('timeline', 'Timeline ', timeline.count), tabBtn('review', 'Review', null));
   tabs.addEventListener('keydown', (e) => {
     if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
     e.preventDefault();
@@ -149,6 +152,7 @@ function layout(root, page) {
     selectTab(next);
     /** @type {HTMLElement} */ (tabs.querySelector(`[data-tab="${next}"]`)).focus();
   });
+  /** @param {string} name */
   function selectTab(name) {
     page.tab = name === 'review' ? 'review' : 'timeline';
     for (const b of /** @type {NodeListOf<HTMLButtonElement>} */ (tabs.querySelectorAll('[data-tab]'))) {
