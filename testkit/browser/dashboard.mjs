@@ -225,6 +225,12 @@ try {
   if (!parts.some((t) => t.includes("talker"))) throw new Error(`no talker in the cost chart: ${parts.join("; ")}`);
   await shot("costs-charts");
 
+  step("a link to a task that does not exist, and to a page that does not exist, say so");
+  await page.evaluate(() => (location.hash = "#/tasks/t-zzzzzzzzzz"));
+  await page.waitForSelector('[data-view="task"] [data-error] >> text=Could not load this task');
+  await page.evaluate(() => (location.hash = "#/no/such/page"));
+  await page.waitForSelector('[data-view="notfound"] >> text=Nothing here');
+
   step("keyboard: 2 opens the board");
   await page.locator("body").press("2");
   await page.waitForSelector('[data-view="board"]');

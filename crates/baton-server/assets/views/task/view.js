@@ -46,14 +46,11 @@ export function TaskView() {
     try {
       d = await api(`/api/tasks/${enc(page.id)}`);
     } catch (err) {
-      if (!page.alive) return;
-      root.replaceChildren(h('div', { class: 'page-head' }, h('h1', null, 'Task ', h('code', null, page.id))),
-        errorBox('load this task', err),
-        h('p', null, h('a', { href: '#/board' }, '← Back to the board')));
+      if (page.alive) root.replaceChildren(...loadFailed(page.id, err));
       return;
     }
     if (!page.alive) return;
-    take(d);
+    take(page, d);
     if (d.id !== page.id) {
       page.id = d.id;
       replaceAddress(taskHref(page.id));
@@ -63,19 +60,12 @@ export function TaskView() {
     await parts.timeline.load();
   }
 
-  /** @param {Api.TaskDetail} d */
-  function take(d) {
-    page.detail = d;
-    const { sessions, runs, overlaps, ...t } = d;
-    upsertTask(/** @type {Api.Task} */ (t));
-  }
-
   async function refreshDetail() {
     if (!page.alive || !page.detail) return;
     try {
       const d = await api(`/api/tasks/${enc(page.id)}`);
       if (!page.alive) return;
-      take(d);
+      take(page, d);
       parts.head.render();
       parts.review.render();
     } catch (err) {
@@ -128,6 +118,30 @@ export function TaskView() {
       if (parts) parts.stop();
     },
   };
+}
+
+/**
+ * Keeps what `GET /api/tasks/{id}` answered: the detail on the page, the task in the state.
+ * @param {TaskPage} page
+ * @param {Api.TaskDetail} d
+ */
+function take(page, d) {
+  page.detail = d;
+  const { sessions, runs, overlaps, ...t } = d;
+  upsertTask(/** @type {Api.Task} */ (t));
+}
+
+/**
+ * What the page says when the task cannot be read (an unknown or ambiguous id…).
+ * @param {string} id
+ * @param {unknown} err
+ */
+function loadFailed(id, err) {
+  return [
+    h('div', { class: 'page-head' }, h('h1', null, 'Task ', h('code', null, id))),
+    errorBox('load this task', err),
+    h('p', null, h('a', { href: '#/board' }, '← Back to the board')),
+  ];
 }
 
 /**
