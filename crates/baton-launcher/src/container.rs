@@ -14,6 +14,8 @@
 //! grace period), then `rm -f` whatever is left; the supervisor does it (see
 //! `supervisor`), so it holds after a launcher restart too. Network: `full` is the
 //! host's network, `none` no network at all (an allowlist needs bubblewrap).
+//! Output: with Podman the container writes straight to the supervisor's spool
+//! files (`--log-driver=passthrough`); Docker relays it through its attach stream.
 
 use std::path::{Path, PathBuf};
 
@@ -96,6 +98,12 @@ impl Container {
     /// with the agent's variables (`vars`, passed by name).
     pub fn run_args(&self, name: &str, vars: &[String], program: &str, args: &[String], stdin: bool) -> Vec<String> {
         let mut a: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), name.into(), "--pull=never".into()];
+        if self.runtime.file_name().is_some_and(|n| n == "podman") {
+            // The container's stdout and stderr are the runtime's own (the spool's
+            // files): nothing relayed through an attach socket, so nothing lost
+            // when a container exits at once.
+            a.push("--log-driver=passthrough".into());
+        }
         if stdin {
             a.push("-i".into());
         }
@@ -148,4 +156,32 @@ pub fn remove(runtime: &Path, name: &str, env: &[(String, String)]) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Container;
+    use std::path::PathBuf;
+
+    fn container(runtime: &str) -> Container {
+        Container {
+            runtime: PathBuf::from(runtime),
+            name: "baton-r-1".into(),
+            image: "img".into(),
+            writable: vec![PathBuf::from("/w")],
+            readable: vec![],
+            cwd: PathBuf::from("/w"),
+            offline: true,
+            runtime_env: vec![],
+        }
+    }
+
+    #[test]
+    fn podman_hands_the_container_the_spool_files_and_docker_relays() {
+        let podman = container("/usr/bin/podman").run_args("baton-r-1", &["BATON_URL".into()], "sh", &[], true);
+        assert!(podman.contains(&"--log-driver=passthrough".to_owned()), "{podman:?}");
+        assert!(podman.contains(&"-i".to_owned()) && podman.ends_with(&["img".to_owned(), "sh".to_owned()]));
+        let docker = container("/usr/bin/docker").run_args("baton-r-1", &[], "sh", &[], false);
+        assert!(!docker.iter().any(|a| a.starts_with("--log-driver")), "{docker:?}");
+    }
 }
