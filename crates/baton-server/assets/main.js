@@ -14,7 +14,7 @@
 import { onUnauthorized } from './api/client.js';
 import { startClock } from './lib/time.js';
 import { startRouter, stopRouter } from './router.js';
-import { markLoggedOut } from './state/store.js';
+import { markLoggedOut, state } from './state/store.js';
 import { startStream, stopStream } from './state/stream.js';
 import { showLoggedOut } from './ui/logged-out.js';
 import { AgentsView } from './views/agents.js';
@@ -42,10 +42,8 @@ const VIEWS = {
   notfound: NotFoundView,
 };
 
-let loggedOut = false;
 onUnauthorized(() => {
-  if (loggedOut) return;
-  loggedOut = true;
+  if (state.loggedOut) return;
   markLoggedOut();
   stopStream();
   stopRouter();

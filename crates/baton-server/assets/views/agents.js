@@ -4,10 +4,11 @@
 import { api } from '../api/client.js';
 import { h, rerender } from '../lib/dom.js';
 import { debounce } from '../lib/debounce.js';
-import { fmtCost, ms, relTime } from '../lib/format.js';
+import { fmtCost } from '../lib/format.js';
+import { rel } from '../lib/time.js';
 import { replaceAgents, state } from '../state/store.js';
 import { errorBox } from '../ui/errors.js';
-import { empty, loading, sectionHead } from './shared.js';
+import { empty, loading, pageWithHead, sectionHead } from './shared.js';
 
 /** @returns {import('../router.js').View} */
 export function AgentsView() {
@@ -44,9 +45,7 @@ export function AgentsView() {
   return {
     title: 'Agents',
     mount(root) {
-      content = h('div');
-      root.append(h('div', { class: 'page-head' }, h('h1', null, 'Agents'),
-        h('p', { class: 'muted' }, 'Definitions from .claude/agents, .baton/agents and the API, with where their CLI is installed, and the pools they share.')), content);
+      content = pageWithHead(root, 'Agents', 'Definitions from .claude/agents, .baton/agents and the API, with where their CLI is installed, and the pools they share.');
       refresh();
       reloadNow();
     },
@@ -66,7 +65,6 @@ export function AgentsView() {
 function poolsSection(pools) {
   if (!pools.length) return null;
   const limit = (/** @type {Api.PoolInfo} */ p) => (p.limit == null ? 'no limit' : `${p.limit}${p.lowered ? ` (lowered${p.size != null ? ` from ${p.size}` : ''})` : ''}`);
-  const when = (/** @type {string | null | undefined} */ ts) => (ts ? h('span', { title: new Date(ms(ts)).toLocaleString() }, relTime(ts)) : '—');
   return h('section', { class: 'pools' },
     sectionHead('Pools', h('span', { class: 'muted small' }, 'runs at once per provider or account; a limit halves on a 429 and grows back as runs succeed')),
     h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
@@ -77,7 +75,7 @@ function poolsSection(pools) {
         h('td', null, String(p.in_use)),
         h('td', null, String(p.queued)),
         h('td', null, String(p.throttled_last_hour)),
-        h('td', null, when(p.last_throttled_at)),
+        h('td', null, rel(p.last_throttled_at)),
         h('td', { class: 'small' }, (p.agents || []).join(', ') || '—')))))));
 }
 

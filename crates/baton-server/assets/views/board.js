@@ -2,13 +2,14 @@
 // approval button, merge state and the conflict radar's warning; filtered by
 // project and text.
 
+import { TaskStatus } from '../api/enums.js';
 import { h, rerender } from '../lib/dom.js';
 import { debounce } from '../lib/debounce.js';
 import { fmtCost, plural, truncate } from '../lib/format.js';
 import { taskHref } from '../lib/links.js';
 import { since } from '../lib/time.js';
 import { fetchRadar, queueRadar, state } from '../state/store.js';
-import { LIVE, STATUSES, approveTask, badge, loading, projectSelect, refreshProjectSelect, tasksSorted } from './shared.js';
+import { LIVE, approveTask, badge, loading, projectSelect, refreshProjectSelect, tasksSorted } from './shared.js';
 
 const boardPrefs = { project: '', filter: '' };
 const COLUMN_CAP = 150;
@@ -68,7 +69,7 @@ function matches(t) {
 function build() {
   if (!state.ready) return loading();
   /** @type {Map<string, Api.Task[]>} */
-  const cols = new Map(STATUSES.map((st) => [st, /** @type {Api.Task[]} */ ([])]));
+  const cols = new Map(TaskStatus.map((st) => [st, /** @type {Api.Task[]} */ ([])]));
   for (const t of tasksSorted(matches)) (cols.get(t.status) || cols.set(t.status, []).get(t.status)).push(t);
   return h('div', { class: 'board' }, [...cols.entries()].map(([st, list]) =>
     h('section', { class: `col${list.length ? '' : ' empty'}`, 'data-status': st, 'aria-label': `${st}: ${list.length}` },

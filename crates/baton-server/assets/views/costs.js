@@ -5,7 +5,7 @@ import { addAt, barChart, hourBuckets } from '../lib/charts.js';
 import { h, rerender } from '../lib/dom.js';
 import { fmtCost, fmtTokens, ms } from '../lib/format.js';
 import { state } from '../state/store.js';
-import { badge, empty, loading, projectName, sectionHead, taskRow, taskTitleLink } from './shared.js';
+import { badge, empty, loading, pageWithHead, projectName, sectionHead, taskRow, taskTitleLink } from './shared.js';
 
 /** How many tasks the "by task" table shows before "Show all". */
 const TASK_ROWS = 300;
@@ -19,8 +19,7 @@ export function CostsView() {
   return {
     title: 'Costs',
     mount(root) {
-      content = h('div');
-      root.append(h('div', { class: 'page-head' }, h('h1', null, 'Costs')), content);
+      content = pageWithHead(root, 'Costs');
       refresh();
     },
     refresh,

@@ -1,11 +1,12 @@
 // The dependency graph (key 3, `#/dag`): a column per depth, a box per task
 // colored by status, an arrow from each prerequisite; drawn in SVG.
 
+import { TaskStatus } from '../api/enums.js';
 import { h, rerender, s } from '../lib/dom.js';
 import { fmtCost, ms, truncate } from '../lib/format.js';
 import { taskHref } from '../lib/links.js';
 import { state } from '../state/store.js';
-import { STATUSES, badge, empty, loading, projectSelect, refreshProjectSelect, tasksSorted } from './shared.js';
+import { badge, empty, loading, projectSelect, refreshProjectSelect, tasksSorted } from './shared.js';
 
 const dagPrefs = { project: '', linkedOnly: false };
 /** A box's width and height, the gaps between columns and rows, the margin. */
@@ -30,7 +31,7 @@ export function DagView() {
       root.append(
         h('div', { class: 'page-head row' }, h('h1', null, 'Dependencies'),
           h('div', { class: 'toolbar' }, sel, h('label', { class: 'check', for: 'dag-linked' }, box, ' Only tasks with dependencies'))),
-        h('ul', { class: 'legend', 'aria-label': 'Status colors' }, STATUSES.map((st) => h('li', null, badge(st)))),
+        h('ul', { class: 'legend', 'aria-label': 'Status colors' }, TaskStatus.map((st) => h('li', null, badge(st)))),
         content);
       this.refresh();
     },

@@ -7,7 +7,7 @@ import { plural } from '../lib/format.js';
 import { enc } from '../lib/links.js';
 import { rel } from '../lib/time.js';
 import { saveLauncher, state } from '../state/store.js';
-import { empty, launchersSorted, loading } from './shared.js';
+import { empty, launchersSorted, loading, pageWithHead } from './shared.js';
 
 /** @returns {import('../router.js').View} */
 export function FleetView() {
@@ -35,8 +35,7 @@ export function FleetView() {
   return {
     title: 'Fleet',
     mount(root) {
-      content = h('div');
-      root.append(h('div', { class: 'page-head' }, h('h1', null, 'Fleet')), content);
+      content = pageWithHead(root, 'Fleet');
       refresh();
     },
     refresh,

@@ -2,13 +2,14 @@
 // needs attention, the last 24 hours in charts, launchers and orchestrations.
 
 import { addAt, barChart, hourBuckets } from '../lib/charts.js';
+import { TaskStatus } from '../api/enums.js';
 import { h, rerender } from '../lib/dom.js';
 import { duration, fmtCost, ms, plural, shortSha, truncate } from '../lib/format.js';
 import { taskHref } from '../lib/links.js';
 import { rel, since } from '../lib/time.js';
 import { state } from '../state/store.js';
 import {
-  LIVE, STATUSES, approveTask, badge, empty, launchersSorted, loading, sectionHead, taskChip, taskRow, taskTitleLink, tasksSorted,
+  LIVE, approveTask, badge, empty, launchersSorted, loading, sectionHead, taskChip, taskRow, taskTitleLink, tasksSorted,
 } from './shared.js';
 
 /** @returns {import('../router.js').View} */
@@ -119,7 +120,7 @@ function projectCard(p, c) {
     h('p', { class: 'small muted', 'data-project-progress': p.id },
       `${total} total · ${c.succeeded || 0} completed · ${(c.queued || 0) + (c.running || 0) + (c.checking || 0)} in progress · ${(c.pending || 0) + (c.awaiting_approval || 0)} to do`),
     h('ul', { class: 'counts', 'aria-label': 'Tasks by status' },
-      STATUSES.map((st) => h('li', { class: c[st] ? '' : 'zero' }, badge(st), h('span', { class: 'n' }, String(c[st] || 0))))),
+      TaskStatus.map((st) => h('li', { class: c[st] ? '' : 'zero' }, badge(st), h('span', { class: 'n' }, String(c[st] || 0))))),
     ld && ld.state && ld.state.nextWave && ld.state.nextWave.length
       ? h('div', { class: 'small' }, h('span', { class: 'muted' }, 'Next wave: '),
         h('ul', { class: 'chips' }, ld.state.nextWave.slice(0, 8).map((/** @type {string} */ id) => taskChip(state.tasks.get(id), id))))

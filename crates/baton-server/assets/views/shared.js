@@ -2,17 +2,27 @@
 // picker, the approve button's action.
 
 import { api } from '../api/client.js';
-import { TaskStatus } from '../api/enums.js';
 import { h } from '../lib/dom.js';
 import { ms } from '../lib/format.js';
 import { enc, taskHref } from '../lib/links.js';
 import { state, upsertTask } from '../state/store.js';
 import { toastError, toastOk } from '../ui/toast.js';
 
-/** Every task status, in the order of the Rust type (the board's columns). */
-export const STATUSES = TaskStatus;
 /** @type {Set<Api.TaskStatus>} statuses in which an agent or its checks are at work */
 export const LIVE = new Set(['running', 'checking']);
+
+/**
+ * Puts a view's heading (with a line on what it shows) in `root`, and returns the
+ * element its content goes in.
+ * @param {HTMLElement} root
+ * @param {string} title
+ * @param {string} [about]
+ */
+export function pageWithHead(root, title, about) {
+  const content = h('div');
+  root.append(h('div', { class: 'page-head' }, h('h1', null, title), about ? h('p', { class: 'muted' }, about) : null), content);
+  return content;
+}
 
 /**
  * The launchers, online first, then by name.

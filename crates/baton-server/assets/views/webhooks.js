@@ -4,11 +4,11 @@
 
 import { api } from '../api/client.js';
 import { h, rerender } from '../lib/dom.js';
-import { ms, relTime } from '../lib/format.js';
+import { rel } from '../lib/time.js';
 import { enc } from '../lib/links.js';
 import { errorBox } from '../ui/errors.js';
 import { toastError, toastOk } from '../ui/toast.js';
-import { empty, loading } from './shared.js';
+import { empty, loading, pageWithHead } from './shared.js';
 
 /** @returns {import('../router.js').View} */
 export function WebhooksView() {
@@ -60,9 +60,7 @@ export function WebhooksView() {
   return {
     title: 'Webhooks',
     mount(root) {
-      content = h('div');
-      root.append(h('div', { class: 'page-head' }, h('h1', null, 'Webhooks'),
-        h('p', { class: 'muted' }, 'Where Baton tells what happened: signed deliveries, retried for 24 h, with one-tap action links.')), content);
+      content = pageWithHead(root, 'Webhooks', 'Where Baton tells what happened: signed deliveries, retried for 24 h, with one-tap action links.');
       refresh();
       reloadNow();
       timer = setInterval(reloadNow, 3000);
@@ -104,6 +102,6 @@ function deliveryRow(d, redeliver) {
     h('td', null, h('span', { class: `badge delivery-${d.status}` }, d.status)),
     h('td', null, String(d.attempts.length)),
     h('td', { class: 'small' }, last ? last.error || String(last.status) : '—'),
-    h('td', null, h('span', { title: new Date(ms(d.created_at)).toLocaleString() }, relTime(d.created_at))),
+    h('td', null, rel(d.created_at)),
     h('td', null, h('button', { type: 'button', class: 'btn small', 'data-focus-key': `redeliver-${d.id}`, onclick: () => redeliver(d) }, 'Redeliver')));
 }

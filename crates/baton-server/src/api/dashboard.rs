@@ -61,15 +61,22 @@ const ASSETS: &[(&str, &str)] = embedded![
     "views/task/view.js",
 ];
 
+/// Each asset's ETag (a hash of its bytes), in the order of `ASSETS`; made once.
+fn etags() -> &'static [String] {
+    static ETAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ETAGS.get_or_init(|| ASSETS.iter().map(|(_, body)| format!("\"{:016x}\"", fnv1a(body.as_bytes()))).collect())
+}
+
 /// `GET /assets/{path}`: a module or the style sheet, with an ETag (of this
 /// build's file) so a reload asks once and gets `304 Not Modified`.
 pub(super) async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
-    let Some((name, body)) = ASSETS.iter().find(|(name, _)| *name == path) else {
+    let Some(i) = ASSETS.iter().position(|(name, _)| *name == path) else {
         return Err(AppError::not_found("dashboard file", path));
     };
+    let (name, body) = ASSETS[i];
     let content_type =
         if name.ends_with(".css") { "text/css; charset=utf-8" } else { "text/javascript; charset=utf-8" };
-    let etag = format!("\"{:016x}\"", fnv1a(body.as_bytes()));
+    let etag = etags()[i].clone();
     let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag);
     let status = if fresh { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
     let headers = [
@@ -78,7 +85,7 @@ pub(super) async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Resul
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         (header::ETAG, etag),
     ];
-    Ok(if fresh { (status, headers).into_response() } else { (status, headers, *body).into_response() })
+    Ok(if fresh { (status, headers).into_response() } else { (status, headers, body).into_response() })
 }
 
 /// A stable hash of a file's bytes (FNV-1a, 64 bits): its ETag.

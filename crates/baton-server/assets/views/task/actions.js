@@ -9,8 +9,11 @@ import { enc } from '../../lib/links.js';
 import { state, upsertTask } from '../../state/store.js';
 import { errorNodes } from '../../ui/errors.js';
 
+/** @type {Set<Api.TaskStatus>} */
 const CAN_STOP = new Set(['queued', 'running', 'checking', 'reviewing', 'pending', 'awaiting_approval', 'blocked', 'paused']);
+/** @type {Set<Api.TaskStatus>} */
 const CAN_RETRY = new Set(['failed', 'cancelled']);
+/** @type {Set<Api.TaskStatus>} */
 const CAN_RESUME = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
 const BUSY = { stop: 'Stopping…', retry: 'Retrying…', approve: 'Approving…', merge: 'Merging…', resume: 'Sending…' };
 

@@ -216,12 +216,11 @@ const BODIES = {
   log(d, el) {
     if (!d.loop) return [label('baton'), ' ', inlineText(d.message ?? oneLine(d, 400))];
     // A step of a feedback loop: what checks, a conflict, a reviewer or the forge said went back to the agent.
+    // Its message already says which attempt or round it is.
     const kind = String(d.loop.kind || 'loop');
-    const detail = d.loop.detail || {};
     el.classList.add('ev-loop');
     el.setAttribute('data-loop', kind);
-    const step = detail.attempt != null ? `attempt ${detail.attempt} of ${detail.of}` : detail.round != null ? `round ${detail.round}` : null;
-    return [label('↻ ', LOOP_NAMES[kind] || kind), step ? h('span', { class: 'muted small' }, ' ', step) : null, ' ', inlineText(d.message ?? '')];
+    return [label('↻ ', LOOP_NAMES[kind] || kind), ' ', inlineText(d.message ?? '')];
   },
   init: (d) => [label('Started'), ' ', h('span', { class: 'muted' },
     [d.model && `model ${d.model}`, d.agent_session_id && `session ${d.agent_session_id}`, d.cwd && `in ${d.cwd}`].filter(Boolean).join(' · ') || 'agent process')],
