@@ -1178,3 +1178,15 @@ mod tests {
         }
     }
 }
+
+/// What `POST /api/hooks` answers.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct HookRecorded {
+    /// The task that stands for the Claude Code session.
+    pub task_id: Option<crate::ids::TaskId>,
+    /// Its session.
+    pub session_id: Option<crate::ids::SessionId>,
+    /// Why nothing was recorded (a session Baton runs itself reports through its output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}

@@ -15,6 +15,7 @@ pub mod model;
 pub mod names;
 pub mod sandbox;
 pub mod status;
+pub mod text;
 pub mod time;
 pub mod webhook;
 

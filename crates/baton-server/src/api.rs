@@ -24,9 +24,10 @@ use axum::middleware;
 use baton_core::api::ErrorCode;
 
 use self::openapi::{Op, Ops};
+use crate::ServerConfig;
 use crate::auth;
 use crate::error::AppError;
-use crate::state::AppState;
+use baton_domain::AppState;
 
 /// The largest event batch a launcher may send, in bytes.
 const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
@@ -160,7 +161,7 @@ pub(crate) fn api_ops() -> Ops {
 
 /// The routes outside `/api`: the dashboard, health, metrics, action links.
 pub(crate) fn site_ops() -> Ops {
-    use crate::webhooks::actions;
+    use crate::actions;
     let ops = vec![
         Op::get("/", dashboard::index, "The dashboard").responds("200", "the dashboard's page", "text/html"),
         Op::get("/assets/{*path}", dashboard::asset, "A file of the dashboard: one of its script modules (`main.js` and what it imports) or its style (`app.css`)")
@@ -186,10 +187,10 @@ pub(crate) fn site_ops() -> Ops {
     Ops { prefix: "", ops }
 }
 
-/// The coordinator's router, over `state`.
-pub fn app(state: Arc<AppState>) -> Router {
+/// The coordinator's router, over `state`, answering as `http` says.
+pub fn app(state: Arc<AppState>, http: Arc<ServerConfig>) -> Router {
     let api = api_ops().router().fallback(not_found).method_not_allowed_fallback(method_not_allowed);
-    let max_body = state.config.max_body_bytes;
+    let max_body = http.max_body_bytes;
     // MCP over streamable HTTP: the same tools as `baton mcp`, each call made with
     // the caller's own token against this coordinator's API.
     let coordinator = baton_client::Client::new(&state.config.public_url, None)
@@ -202,11 +203,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .router()
         .nest("/api", api)
         .merge(mcp)
-        .merge(crate::git_http::routes())
+        .merge(crate::git_http::routes(http.git_hooks_dir.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::guard_origin))
+        .layer(middleware::from_fn_with_state(http, auth::guard_origin))
         .with_state(state)
 }
 
@@ -230,7 +231,6 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::state::ServerConfig;
 
     /// The document as served, parsed.
     fn document() -> serde_json::Value {
@@ -257,8 +257,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store =
             baton_store::sqlite::open(&baton_store::sqlite::SqliteOptions::new(dir.path().join("b.db"))).unwrap();
-        let state = Arc::new(AppState::new(store, ServerConfig::new("http://127.0.0.1:1")));
-        let router = app(state);
+        let config = ServerConfig::new("http://127.0.0.1:1");
+        let state = Arc::new(AppState::new(store, config.coordinator.clone()));
+        let router = app(state, Arc::new(config));
         let spec = document();
         for (path, ops) in spec["paths"].as_object().unwrap() {
             for method in ops.as_object().unwrap().keys() {

@@ -1,14 +1,14 @@
 //! Who is calling, and from where.
 //!
-//! Tokens are random, given out once, and stored only as SHA-256 hashes. A request
+//! Tokens are random, given out once, and stored only as SHA-256 hashes (see
+//! `baton_domain::tokens`). A request
 //! names its token in `Authorization: Bearer ...` (the CLI, launchers, agents) or in
 //! the `baton_token` cookie (the dashboard, after its login link). Requests from web
 //! pages of another origin, or with a `Host` the coordinator does not answer to,
 //! are refused before anything else runs, so a page in the user's browser cannot
 //! drive a coordinator on localhost.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
@@ -16,148 +16,14 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use baton_core::api::ErrorCode;
-use baton_core::ids::{LauncherId, SessionId};
-use baton_core::model::{TokenKind, TokenRecord};
-use baton_core::time::Timestamp;
-use sha2::{Digest, Sha256};
+use baton_domain::AppState;
+pub use baton_domain::tokens::{Caller, hash_token, new_token, random_hex, random_id, token_record};
 
+use crate::ServerConfig;
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// The cookie the dashboard's login link sets.
 pub const COOKIE: &str = "baton_token";
-
-/// SHA-256 of a token, in hex.
-pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A fresh token of `kind`: a kind prefix and 256 random bits in hex.
-pub fn new_token(kind: TokenKind) -> String {
-    let prefix = match kind {
-        TokenKind::Admin => "bta_",
-        TokenKind::Launcher => "btl_",
-        TokenKind::Session => "bts_",
-    };
-    format!("{prefix}{}", random_hex(32))
-}
-
-/// A fresh random id: `prefix` and 48 random bits in hex.
-pub fn random_id(prefix: &str) -> String {
-    format!("{prefix}{}", random_hex(6))
-}
-
-/// `bytes` random bytes from the operating system, in hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).expect("the operating system's random source failed");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A token record for a new token.
-pub fn token_record(token: &str, kind: TokenKind, subject: Option<String>) -> TokenRecord {
-    TokenRecord { hash: hash_token(token), kind, subject, created_at: Timestamp::now(), id: None, name: None }
-}
-
-/// Known tokens, by hash, so most requests need no database read.
-#[derive(Default)]
-pub struct TokenCache {
-    /// Hash → record.
-    map: RwLock<HashMap<String, TokenRecord>>,
-}
-
-impl TokenCache {
-    fn get(&self, hash: &str) -> Option<TokenRecord> {
-        self.map.read().ok()?.get(hash).cloned()
-    }
-
-    /// Remembers a token.
-    pub fn insert(&self, record: TokenRecord) {
-        if let Ok(mut map) = self.map.write() {
-            map.insert(record.hash.clone(), record);
-        }
-    }
-
-    /// Forgets one token.
-    pub fn forget_hash(&self, hash: &str) {
-        if let Ok(mut map) = self.map.write() {
-            map.remove(hash);
-        }
-    }
-
-    /// Forgets every token of `kind` for `subject`.
-    pub fn forget(&self, kind: TokenKind, subject: &str) {
-        self.forget_subject(kind.as_str(), Some(subject));
-    }
-
-    /// Forgets every token of a kind (as stored) and subject.
-    pub fn forget_subject(&self, kind: &str, subject: Option<&str>) {
-        if let Ok(mut map) = self.map.write() {
-            map.retain(|_, r| !(r.kind.as_str() == kind && r.subject.as_deref() == subject));
-        }
-    }
-
-    /// Forgets every token (revocations may have been missed).
-    pub fn clear(&self) {
-        if let Ok(mut map) = self.map.write() {
-            map.clear();
-        }
-    }
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// What its token allows.
-    pub kind: TokenKind,
-    /// The session or launcher the token belongs to.
-    pub subject: Option<String>,
-    /// The hash of its token (a launcher token is bound to its launcher at the
-    /// first registration).
-    pub token_hash: String,
-}
-
-impl Caller {
-    /// Refuses unless the caller holds the admin token.
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        match self.kind {
-            TokenKind::Admin => Ok(()),
-            _ => Err(AppError::forbidden("this needs the admin token")),
-        }
-    }
-
-    /// Refuses unless the caller holds a launcher token: the launcher protocol
-    /// takes nothing else (an admin token would skip the checks of which runs a
-    /// launcher holds).
-    pub fn require_launcher(&self) -> Result<(), AppError> {
-        match self.kind {
-            TokenKind::Launcher => Ok(()),
-            _ => Err(AppError::forbidden(
-                "the launcher protocol needs a launcher token (make one with `baton token create --launcher`)",
-            )),
-        }
-    }
-
-    /// Refuses a launcher token acting for another launcher.
-    pub fn require_launcher_id(&self, id: &LauncherId) -> Result<(), AppError> {
-        self.require_launcher()?;
-        match (self.kind, &self.subject) {
-            (TokenKind::Launcher, Some(subject)) if subject != id.as_str() => {
-                Err(AppError::forbidden("this launcher token belongs to another launcher"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The session a session token belongs to.
-    pub fn session(&self) -> Option<SessionId> {
-        match self.kind {
-            TokenKind::Session => self.subject.as_deref().and_then(|s| SessionId::parse(s).ok()),
-            _ => None,
-        }
-    }
-}
 
 fn bearer(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -184,7 +50,13 @@ fn bearer(parts: &Parts) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-impl FromRequestParts<Arc<AppState>> for Caller {
+/// The authenticated caller of a request, as a handler's argument: its token
+/// from the `Authorization` header or the dashboard's cookie, known to the
+/// store. A request without one is refused with 401 before the handler runs.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, AppError> {
@@ -207,7 +79,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
         };
         match record {
-            Some(r) => Ok(Caller { kind: r.kind, subject: r.subject, token_hash: r.hash }),
+            Some(r) => Ok(Auth(Caller { kind: r.kind, subject: r.subject, token_hash: r.hash })),
             None => Err(AppError::new(ErrorCode::Unauthorized, "unknown or revoked token")),
         }
     }
@@ -215,7 +87,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
 /// Refuses requests without a valid bearer token (for `/mcp`, whose tools then
 /// call the API with that same token).
-pub async fn require_token(_caller: Caller, req: Request, next: Next) -> Response {
+pub async fn require_token(_: Auth, req: Request, next: Next) -> Response {
     let bearer_header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -230,11 +102,11 @@ pub async fn require_token(_caller: Caller, req: Request, next: Next) -> Respons
 
 /// Refuses requests with a `Host` the coordinator does not answer to (DNS
 /// rebinding) and requests whose `Origin` is another site.
-pub async fn guard_origin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn guard_origin(State(config): State<Arc<ServerConfig>>, req: Request, next: Next) -> Response {
     // HTTP/2 names the host in the `:authority` pseudo-header (the URI), not `Host`.
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).or(authority.as_deref()).unwrap_or("");
-    if !state.config.host_allowed(host) {
+    if !config.host_allowed(host) {
         return AppError::new(ErrorCode::ForbiddenOrigin, format!("this coordinator does not answer to host {host:?}"))
             .into_response();
     }
@@ -249,19 +121,4 @@ pub async fn guard_origin(State(state): State<Arc<AppState>>, req: Request, next
         }
     }
     next.run(req).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_random_and_hashes_stable() {
-        let a = new_token(TokenKind::Admin);
-        let b = new_token(TokenKind::Admin);
-        assert_ne!(a, b);
-        assert!(a.starts_with("bta_") && a.len() == 68);
-        assert_eq!(hash_token("x"), hash_token("x"));
-        assert_eq!(hash_token("x").len(), 64);
-    }
 }

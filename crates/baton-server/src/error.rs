@@ -1,14 +1,16 @@
-//! The coordinator's one error type: what the scheduler, the merge queue and
-//! the projects' registration return. A stable [`ErrorCode`], a message for
-//! people, optional details, and the cause (for the log). It knows nothing of
-//! HTTP: `api::http` maps it to a response (the code's status, the JSON body).
+//! The HTTP server's one error type: what a handler answers when it does not
+//! succeed. A stable [`ErrorCode`], a message for people, optional details, and
+//! the cause (for the log). Each cause the server meets (the domain's refusals,
+//! the store's failures, the forge webhook's) is mapped to it once, here; its
+//! HTTP form is in `api::http`.
 
 use std::error::Error as StdError;
 
 use baton_core::api::ErrorCode;
 use baton_core::ids::IdError;
 use baton_core::names::NameError;
-use baton_core::status::IllegalTransition;
+use baton_domain::Error as DomainError;
+use baton_forge::WebhookError;
 use baton_store::StoreError;
 use serde_json::Value;
 
@@ -49,9 +51,8 @@ impl AppError {
     }
 
     /// `kind` `id` does not exist.
-    pub fn not_found(kind: &str, id: impl std::fmt::Display) -> Self {
-        Self::new(ErrorCode::NotFound, format!("no {kind} {id}"))
-            .with_details(serde_json::json!({ "kind": kind, "id": id.to_string() }))
+    pub fn not_found(kind: &'static str, id: impl std::fmt::Display) -> Self {
+        DomainError::not_found(kind, id).into()
     }
 
     /// A value that breaks a rule.
@@ -73,6 +74,21 @@ impl AppError {
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Store(e) => e.into(),
+            DomainError::Internal { what, source } => Self {
+                code: ErrorCode::Internal,
+                message: "internal error".into(),
+                details: None,
+                source: Some(source.unwrap_or_else(|| what.into())),
+            },
+            e => Self { code: e.code(), message: e.to_string(), details: e.details(), source: None },
+        }
     }
 }
 
@@ -102,10 +118,15 @@ impl From<StoreError> for AppError {
     }
 }
 
-impl From<IllegalTransition> for AppError {
-    fn from(e: IllegalTransition) -> Self {
-        Self::new(ErrorCode::IllegalTransition, e.to_string())
-            .with_details(serde_json::json!({ "entity": e.entity, "from": e.from, "to": e.to }))
+impl From<WebhookError> for AppError {
+    fn from(e: WebhookError) -> Self {
+        let code = match e {
+            WebhookError::Domain(e) => return e.into(),
+            WebhookError::FormEncoded => ErrorCode::UnsupportedMediaType,
+            WebhookError::NotJson(_) => ErrorCode::MalformedJson,
+            WebhookError::Unverified => ErrorCode::Unauthorized,
+        };
+        Self::new(code, e.to_string())
     }
 }
 
@@ -118,5 +139,11 @@ impl From<IdError> for AppError {
 impl From<NameError> for AppError {
     fn from(e: NameError) -> Self {
         Self::new(ErrorCode::InvalidArgument, e.to_string())
+    }
+}
+
+impl From<baton_core::status::IllegalTransition> for AppError {
+    fn from(e: baton_core::status::IllegalTransition) -> Self {
+        DomainError::from(e).into()
     }
 }

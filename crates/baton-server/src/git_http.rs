@@ -14,7 +14,7 @@
 //! (fast-forwards) before anything moves.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -30,10 +30,10 @@ use baton_core::model::{Project, TokenKind};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::auth::Caller;
+use crate::auth::{Auth, Caller};
 use crate::error::AppError;
-use crate::resolve;
-use crate::state::AppState;
+use baton_domain::AppState;
+use baton_domain::resolve;
 use baton_git::pktline::parse_commands;
 
 /// The most a request body (a push's pack) may be.
@@ -77,13 +77,18 @@ pub fn install_hooks(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The routes, to nest at the root.
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+pub(crate) fn routes(hooks: Option<PathBuf>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/git/{project}/info/refs", get(info_refs))
         .route("/git/{project}/git-upload-pack", post(upload_pack))
         .route("/git/{project}/git-receive-pack", post(receive_pack))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::Extension(GitHooks(hooks)))
 }
+
+/// Baton's own git hooks (`pre-receive`), run by pushes, when it has them.
+#[derive(Debug, Clone)]
+struct GitHooks(Option<PathBuf>);
 
 /// The two services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +122,13 @@ fn launcher_of(caller: &Caller) -> Result<Option<LauncherId>, AppError> {
 
 async fn project_of(state: &Arc<AppState>, name: &str) -> Result<Project, AppError> {
     let project = project_named(state, name).await?;
-    crate::projects::require_repository(&project)?;
+    baton_domain::projects::require_repository(&project)?;
     Ok(project)
 }
 
 async fn project_named(state: &Arc<AppState>, name: &str) -> Result<Project, AppError> {
     let name = name.strip_suffix(".git").unwrap_or(name).to_owned();
-    state.store.read(move |r| resolve::project_ref(r, &name)).await
+    Ok(state.store.read(move |r| resolve::project_ref(r, &name)).await?)
 }
 
 /// The protocol version the client asks for (`Git-Protocol: version=2`), when
@@ -165,7 +170,7 @@ fn upload_config() -> Vec<String> {
 
 async fn info_refs(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     UrlPath(project): UrlPath<String>,
     Query(q): Query<InfoQuery>,
     headers: HeaderMap,
@@ -283,7 +288,7 @@ async fn serve(
 
 async fn upload_pack(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     UrlPath(project): UrlPath<String>,
     req: Request,
 ) -> Result<Response, AppError> {
@@ -317,7 +322,8 @@ async fn allowed_refs(state: &Arc<AppState>, launcher: LauncherId) -> Result<Vec
 
 async fn receive_pack(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    axum::Extension(GitHooks(hooks)): axum::Extension<GitHooks>,
+    Auth(caller): Auth,
     UrlPath(project): UrlPath<String>,
     req: Request,
 ) -> Result<Response, AppError> {
@@ -355,7 +361,7 @@ async fn receive_pack(
             return Err(AppError::forbidden(format!("{} cannot be deleted", update.name)));
         }
     }
-    let hooks = match &state.config.git_hooks_dir {
+    let hooks = match &hooks {
         Some(dir) => format!("core.hooksPath={}", dir.display()),
         None => "core.hooksPath=/dev/null".to_owned(),
     };

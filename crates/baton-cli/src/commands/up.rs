@@ -177,11 +177,12 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     let public_url = exposure.public_url.clone().unwrap_or_else(|| url.clone());
     let mut config = ServerConfig::new(&public_url);
     config.allowed_hosts = Some(exposure.hosts.clone());
-    config.grace_s = args.grace;
-    config.launcher_timeout = Duration::from_secs(args.launcher_timeout);
-    config.heartbeat_retention = Duration::from_secs(args.heartbeat_retention);
-    config.heartbeat_interval = (config.launcher_timeout / 3).min(Duration::from_secs(5));
-    config.webhooks = baton_server::WebhookSettings {
+    let domain = &mut config.coordinator;
+    domain.grace_s = args.grace;
+    domain.launcher_timeout = Duration::from_secs(args.launcher_timeout);
+    domain.heartbeat_retention = Duration::from_secs(args.heartbeat_retention);
+    domain.heartbeat_interval = (domain.launcher_timeout / 3).min(Duration::from_secs(5));
+    domain.webhooks = baton_server::WebhookSettings {
         retries: args.webhook_retries.0.iter().map(|s| Duration::from_secs_f64(*s)).collect(),
         window: Duration::from_secs_f64(args.webhook_window),
         timeout: Duration::from_secs_f64(args.webhook_timeout),
@@ -206,16 +207,14 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
                 tracing::info!(project = %p.name, id = %p.id, path = %p.path, "project registered")
             }
             Err(e) => {
-                tracing::warn!(error = %e.message, "this repository was not registered as a project")
+                tracing::warn!(error = %e, "this repository was not registered as a project")
             }
         }
     }
 
     // A forge whose token is missing is said now, not at the first pull request.
-    if let Ok(all) = state.store.read(|r| r.projects()).await {
-        for warning in baton_server::forge::check_configuration(&all) {
-            eprintln!("warning: {warning}");
-        }
+    for warning in coordinator.configuration_warnings().await {
+        eprintln!("warning: {warning}");
     }
 
     for orphan in projects::orphan_worktrees(&state, &data_dir.join("worktrees")).await {

@@ -12,15 +12,12 @@ use baton_core::model::Launcher;
 use baton_core::status::LauncherStatus;
 
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::AppError;
-use crate::projects::save_agents;
-use crate::state::AppState;
+use baton_domain::AppState;
+use baton_domain::projects::save_agents;
 
-pub(super) async fn list(
-    State(state): State<Arc<AppState>>,
-    _caller: Caller,
-) -> Result<Json<Vec<AgentInfo>>, AppError> {
+pub(super) async fn list(State(state): State<Arc<AppState>>, _: Auth) -> Result<Json<Vec<AgentInfo>>, AppError> {
     let (agents, launchers) = state.store.read(|r| Ok::<_, AppError>((r.agents()?, r.launchers()?))).await?;
     let online: Vec<_> = launchers.iter().filter(|l| l.status == LauncherStatus::Online).collect();
     let infos = agents.into_iter().map(|def| agent_info(def, &online)).collect();
@@ -51,7 +48,7 @@ fn agent_info(def: AgentDef, online: &[&Launcher]) -> AgentInfo {
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(name): Path<String>,
 ) -> Result<Json<AgentDef>, AppError> {
     let n = name.clone();
@@ -64,12 +61,12 @@ fn prepare(mut def: AgentDef) -> Result<AgentDef, AppError> {
     def.validate().map_err(|e| AppError::invalid(e.to_string()))?;
     // A misspelt placeholder would reach the agent as it is written.
     if let Some(template) = &def.prompt_template {
-        let unknown = crate::prompt::unknown_placeholders(template);
+        let unknown = baton_domain::prompt::unknown_placeholders(template);
         if !unknown.is_empty() {
             return Err(AppError::invalid(format!(
                 "prompt_template uses unknown placeholders {}; known: {}",
                 unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", "),
-                crate::prompt::PLACEHOLDERS.join(", ")
+                baton_domain::prompt::PLACEHOLDERS.join(", ")
             )));
         }
     }
@@ -78,7 +75,7 @@ fn prepare(mut def: AgentDef) -> Result<AgentDef, AppError> {
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(def): ApiJson<AgentDef>,
 ) -> Result<(StatusCode, Json<AgentDef>), AppError> {
     caller.require_admin()?;
@@ -90,7 +87,7 @@ pub(super) async fn create(
             if tx.agent(&def.name)?.is_some() {
                 return Err(AppError::new(ErrorCode::AlreadyExists, format!("agent {} already exists", def.name)));
             }
-            save_agents(tx, std::slice::from_ref(&def))
+            Ok(save_agents(tx, std::slice::from_ref(&def))?)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(saved)))
@@ -98,7 +95,7 @@ pub(super) async fn create(
 
 pub(super) async fn replace(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(name): Path<String>,
     ApiJson(def): ApiJson<AgentDef>,
 ) -> Result<Json<AgentDef>, AppError> {
@@ -114,7 +111,7 @@ pub(super) async fn replace(
 
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, AppError> {
     caller.require_admin()?;

@@ -12,9 +12,9 @@ use baton_core::model::TokenKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{COOKIE, Caller, new_token, token_record};
+use crate::auth::{Auth, COOKIE, new_token, token_record};
 use crate::error::AppError;
-use crate::state::AppState;
+use baton_domain::AppState;
 
 const INDEX: &str = include_str!("../../assets/index.html");
 
@@ -133,7 +133,7 @@ pub(super) async fn login(State(state): State<Arc<AppState>>, ApiQuery(q): ApiQu
     let fresh = match q.code.as_deref() {
         Some(code) => match state.redeem_login_code(code).await {
             Ok(fresh) => fresh,
-            Err(e) => return e.into_response(),
+            Err(e) => return AppError::from(e).into_response(),
         },
         None => false,
     };
@@ -153,10 +153,13 @@ pub(super) async fn login(State(state): State<Arc<AppState>>, ApiQuery(q): ApiQu
 }
 
 /// `POST /api/login-links`: a new one-time dashboard login link (admin only).
-pub(super) async fn login_link(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, AppError> {
+pub(super) async fn login_link(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+) -> Result<Json<Value>, AppError> {
     caller.require_admin()?;
     let url = state.login_link().await?;
-    Ok(Json(json!({ "url": url, "expires_in_s": crate::state::LOGIN_CODE_TTL.as_secs() })))
+    Ok(Json(json!({ "url": url, "expires_in_s": baton_domain::state::LOGIN_CODE_TTL.as_secs() })))
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 use super::clamp_limit;
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::{docs, resolve};
+use baton_domain::AppState;
+use baton_domain::{docs, resolve};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
@@ -35,7 +35,7 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<DocEntry>>, AppError> {
     let query = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
@@ -59,7 +59,7 @@ pub(super) async fn list(
 
 pub(super) async fn push(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<PushDoc>,
 ) -> Result<(StatusCode, Json<DocDetail>), AppError> {
     let writer = caller.session();
@@ -88,7 +88,7 @@ pub(super) struct ShowQuery {
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Response, AppError> {
@@ -109,7 +109,7 @@ pub(super) async fn show(
 
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, AppError> {
     if caller.session().is_none() {

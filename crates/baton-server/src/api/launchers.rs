@@ -20,21 +20,22 @@ use baton_core::status::LauncherStatus;
 use baton_store::ActiveOf;
 
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::{Auth, Caller};
 use crate::error::AppError;
-use crate::state::{AppState, Waiting};
-use crate::{scheduler, transact, transact_urgent};
+use baton_domain::AppState;
+use baton_domain::state::Waiting;
+use baton_domain::{scheduler, transact, transact_urgent};
 
 /// The longest a poll may wait.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 
-pub(super) async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Vec<Launcher>>, AppError> {
+pub(super) async fn list(State(state): State<Arc<AppState>>, _: Auth) -> Result<Json<Vec<Launcher>>, AppError> {
     Ok(Json(state.store.read(|r| r.launchers()).await?))
 }
 
 pub(super) async fn register(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<RegisterLauncher>,
 ) -> Result<Json<Registered>, AppError> {
     caller.require_launcher()?;
@@ -89,7 +90,7 @@ impl Drop for Polling {
 /// a slot of its own frees, or a stop or order is given it.
 pub(super) async fn poll(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PollRequest>,
 ) -> Result<Json<PollResponse>, AppError> {
@@ -173,7 +174,7 @@ async fn base_commit(a: &mut Assignment) {
 /// `POST /api/launchers/{id}/drain`: no new work for it (admin).
 pub(super) async fn drain(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Launcher>, AppError> {
     set_draining(&state, &caller, &id, true).await
@@ -182,7 +183,7 @@ pub(super) async fn drain(
 /// `POST /api/launchers/{id}/undrain`: work again (admin).
 pub(super) async fn undrain(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Launcher>, AppError> {
     set_draining(&state, &caller, &id, false).await
@@ -203,7 +204,7 @@ async fn set_draining(
 /// A launcher did (or could not do) an order.
 pub(super) async fn order_done(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(done): ApiJson<OrderDone>,
 ) -> Result<Json<serde_json::Value>, AppError> {
@@ -218,7 +219,7 @@ pub(super) async fn order_done(
 
 pub(super) async fn attach(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AttachRequest>,
 ) -> Result<Json<AttachResponse>, AppError> {
@@ -234,7 +235,7 @@ pub(super) async fn attach(
 
 pub(super) async fn heartbeat(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> Result<Json<Launcher>, AppError> {

@@ -12,7 +12,7 @@ use baton_core::status::{LauncherStatus, RunStatus, TaskStatus};
 use serde_json::{Value, json};
 
 use crate::error::AppError;
-use crate::state::AppState;
+use baton_domain::AppState;
 
 pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({

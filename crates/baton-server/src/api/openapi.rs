@@ -21,9 +21,9 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::api::http::{ApiJson, ApiQuery, OptionalJson};
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::AppError;
-use crate::state::AppState;
+use baton_domain::AppState;
 
 /// What an operation says of itself while the document is made.
 #[derive(Default)]
@@ -95,7 +95,7 @@ impl Input for HeaderMap {}
 impl Input for bytes::Bytes {}
 impl Input for axum::extract::Request {}
 
-impl Input for Caller {
+impl Input for Auth {
     fn describe(draft: &mut Draft, _: &mut SchemaGenerator) {
         draft.secured = true;
     }

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::{Auth, Caller};
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::{resolve, scheduler, transact};
+use baton_domain::AppState;
+use baton_domain::{resolve, scheduler, transact};
 
 /// A plan's body: JSON, or YAML (`Content-Type: application/yaml`).
 pub(super) struct PlanBody(CreatePlan);
@@ -58,7 +58,7 @@ fn may_create(caller: &Caller) -> Result<(), AppError> {
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     PlanBody(req): PlanBody,
 ) -> Result<(StatusCode, Json<PlanCreated>), AppError> {
     may_create(&caller)?;
@@ -67,7 +67,7 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-pub(super) async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Vec<Plan>>, AppError> {
+pub(super) async fn list(State(state): State<Arc<AppState>>, _: Auth) -> Result<Json<Vec<Plan>>, AppError> {
     Ok(Json(state.store.read(|r| r.plans(1000)).await?))
 }
 
@@ -81,7 +81,7 @@ pub(super) struct PlanDetail {
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<PlanDetail>, AppError> {
     let detail = state
@@ -101,7 +101,7 @@ pub(super) async fn show(
 
 pub(super) async fn orchestrate(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<Orchestrate>,
 ) -> Result<(StatusCode, Json<Orchestration>), AppError> {
     may_create(&caller)?;
@@ -111,7 +111,7 @@ pub(super) async fn orchestrate(
 
 pub(super) async fn orchestration(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Orchestration>, AppError> {
     let o = state
@@ -127,14 +127,14 @@ pub(super) async fn orchestration(
 
 pub(super) async fn orchestrations(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
 ) -> Result<Json<Vec<Orchestration>>, AppError> {
     Ok(Json(state.store.read(|r| r.orchestrations(1000)).await?))
 }
 
 pub(super) async fn templates(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
 ) -> Result<Json<Vec<AgentTemplate>>, AppError> {
     let agents = state.store.read(|r| r.agents()).await?;
     Ok(Json(

@@ -11,10 +11,10 @@ use baton_core::model::Project;
 use serde::Deserialize;
 
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::{projects, resolve};
+use baton_domain::AppState;
+use baton_domain::{projects, resolve};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
@@ -24,7 +24,7 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Project>>, AppError> {
     let projects = state.store.read(|r| r.projects()).await?;
@@ -40,7 +40,7 @@ pub(super) async fn list(
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>), AppError> {
     caller.require_admin()?;
@@ -50,7 +50,7 @@ pub(super) async fn create(
 
 pub(super) async fn reload(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Project>, AppError> {
     caller.require_admin()?;
@@ -59,22 +59,22 @@ pub(super) async fn reload(
 
 pub(super) async fn pools(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
 ) -> Result<Json<Vec<baton_core::api::PoolInfo>>, AppError> {
     let now = baton_core::time::Timestamp::now();
-    Ok(Json(state.store.read(move |r| crate::scheduler::pools(r, now)).await?))
+    Ok(Json(state.store.read(move |r| baton_domain::scheduler::pools(r, now)).await?))
 }
 
 pub(super) async fn radar(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<baton_core::api::RadarEntry>>, AppError> {
     let radar = state
         .store
         .read(move |r| {
             let project = resolve::project_ref(r, &id)?;
-            crate::radar::project_radar(r, &project.id)
+            baton_domain::radar::project_radar(r, &project.id)
         })
         .await?;
     Ok(Json(radar))
@@ -82,16 +82,16 @@ pub(super) async fn radar(
 
 pub(super) async fn lead(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<baton_core::api::LeadStatus>, AppError> {
-    let status = state.store.read(move |r| crate::lead::status(r, &resolve::project_ref(r, &id)?)).await?;
+    let status = state.store.read(move |r| baton_domain::lead::status(r, &resolve::project_ref(r, &id)?)).await?;
     Ok(Json(status))
 }
 
 pub(super) async fn heartbeat(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     crate::api::http::OptionalJson(beat): crate::api::http::OptionalJson<baton_core::api::LeadBeat>,
 ) -> Result<Json<baton_core::model::LeadHeartbeat>, AppError> {
@@ -121,7 +121,7 @@ pub(super) async fn heartbeat(
 
 pub(super) async fn heartbeats(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<baton_core::model::LeadHeartbeat>>, AppError> {
     let beats = state
@@ -136,7 +136,7 @@ pub(super) async fn heartbeats(
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Project>, AppError> {
     Ok(Json(state.store.read(move |r| resolve::project_ref(r, &id)).await?))
@@ -151,7 +151,7 @@ pub(super) struct CostsQuery {
 /// `GET /api/costs`: tokens and dollars, in all and per project and agent.
 pub(super) async fn costs(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(q): ApiQuery<CostsQuery>,
 ) -> Result<Json<baton_core::api::Costs>, AppError> {
     let rows = state
@@ -165,16 +165,16 @@ pub(super) async fn costs(
 }
 
 /// `POST /api/hooks`: a Claude Code hook's JSON, recorded as an event of the
-/// session that stands for that Claude Code session (see [`crate::hooks`]).
+/// session that stands for that Claude Code session (see [`baton_domain::hooks`]).
 pub(super) async fn hook(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     crate::api::http::ApiJson(hook): crate::api::http::ApiJson<serde_json::Value>,
-) -> Result<Json<crate::hooks::HookRecorded>, AppError> {
+) -> Result<Json<baton_core::api::HookRecorded>, AppError> {
     if caller.session().is_none() {
         caller.require_admin()?;
     }
-    crate::hooks::check(&hook)?;
-    let recorded = state.store.write(move |tx| crate::hooks::record(tx, hook)).await?;
+    baton_domain::hooks::check(&hook)?;
+    let recorded = state.store.write(move |tx| baton_domain::hooks::record(tx, hook)).await?;
     Ok(Json(recorded))
 }

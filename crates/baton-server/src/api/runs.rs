@@ -9,14 +9,14 @@ use baton_core::ids::LauncherId;
 use baton_core::model::Run;
 
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::{Auth, Caller};
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::{resolve, scheduler, transact};
+use baton_domain::AppState;
+use baton_domain::{resolve, scheduler, transact};
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, AppError> {
     let run = state.store.read(move |r| resolve::run(r, &resolve::run_id(r, &id)?)).await?;
@@ -36,7 +36,7 @@ fn launcher_of(caller: &Caller) -> Result<Option<LauncherId>, AppError> {
 
 pub(super) async fn started(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(report): ApiJson<RunStarted>,
 ) -> Result<Json<Run>, AppError> {
@@ -51,7 +51,7 @@ pub(super) async fn started(
 
 pub(super) async fn checking(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, AppError> {
     let launcher = launcher_of(&caller)?;
@@ -65,7 +65,7 @@ pub(super) async fn checking(
 
 pub(super) async fn events(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> Result<Json<BatchAck>, AppError> {
@@ -105,7 +105,7 @@ async fn require_commit(state: &Arc<AppState>, run_id: &str, commit: &str) -> Re
 
 pub(super) async fn checkpoint(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(report): ApiJson<Checkpoint>,
 ) -> Result<Json<Run>, AppError> {
@@ -121,7 +121,7 @@ pub(super) async fn checkpoint(
 
 pub(super) async fn finished(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(report): ApiJson<RunFinished>,
 ) -> Result<Json<Run>, AppError> {

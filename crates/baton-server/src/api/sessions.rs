@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::clamp_limit;
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::{Auth, Caller};
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::{resolve, transact};
+use baton_domain::AppState;
+use baton_domain::{resolve, transact};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
@@ -28,7 +28,7 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Session>>, AppError> {
     let limit = clamp_limit(q.limit, 100, 10_000);
@@ -52,7 +52,7 @@ pub(super) struct SessionDetail {
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<SessionDetail>, AppError> {
     let detail = state
@@ -76,7 +76,7 @@ pub(super) struct EventsQuery {
 
 pub(super) async fn events(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, AppError> {
@@ -117,7 +117,7 @@ async fn held_session(state: &Arc<AppState>, caller: &Caller, id: &str) -> Resul
 /// of the conversation, so another host can resume it.
 pub(super) async fn put_state(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SessionState>,
 ) -> Result<axum::http::StatusCode, AppError> {
@@ -125,14 +125,14 @@ pub(super) async fn put_state(
     if body.files.iter().any(|f| f.path.starts_with('/') || f.path.split('/').any(|c| c == ".." || c.is_empty())) {
         return Err(AppError::invalid("session state files must be relative paths without `..`"));
     }
-    transact(&state, move |tx, _fx| Ok(tx.put_session_state(&session, &body)?)).await?;
+    transact(&state, move |tx, _fx| tx.put_session_state(&session, &body).map_err(AppError::from)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/sessions/{id}/state`: what the agent's CLI kept of the conversation.
 pub(super) async fn get_state(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<SessionState>, AppError> {
     let session = held_session(&state, &caller, &id).await?;

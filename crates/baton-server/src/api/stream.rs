@@ -30,10 +30,10 @@ use tokio::sync::broadcast::{
 };
 
 use super::tasks::parse_kinds;
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::AppError;
-use crate::resolve;
-use crate::state::AppState;
+use baton_domain::AppState;
+use baton_domain::resolve;
 
 /// How many events one catch-up read returns.
 const CATCH_UP_PAGE: u32 = 1000;
@@ -160,7 +160,7 @@ impl Drop for ClientGuard {
 
 pub(super) async fn stream(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(q): ApiQuery<StreamQuery>,
     req: Request,
 ) -> Result<Response, AppError> {

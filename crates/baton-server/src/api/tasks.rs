@@ -17,10 +17,10 @@ use serde::Deserialize;
 
 use super::clamp_limit;
 use crate::api::http::{ApiJson, OptionalJson};
-use crate::auth::Caller;
+use crate::auth::{Auth, Caller};
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::{resolve, scheduler, transact};
+use baton_domain::AppState;
+use baton_domain::{resolve, scheduler, transact};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
@@ -48,7 +48,7 @@ pub(super) fn parse_statuses(text: Option<&str>) -> Result<Vec<TaskStatus>, AppE
 
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Task>>, AppError> {
     let statuses = parse_statuses(q.status.as_deref())?;
@@ -72,7 +72,7 @@ pub(super) async fn list(
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<CreateTask>,
 ) -> Result<(StatusCode, Json<Task>), AppError> {
     if caller.kind == TokenKind::Launcher {
@@ -91,13 +91,13 @@ pub(super) fn detail(r: &dyn StoreRead, task: Task) -> Result<TaskDetail, AppErr
         Some(s) => r.runs_of_session(s)?,
         None => Vec::new(),
     };
-    let overlaps = crate::radar::overlaps(r, &task)?;
+    let overlaps = baton_domain::radar::overlaps(r, &task)?;
     Ok(TaskDetail { task, sessions, runs, overlaps })
 }
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<TaskDetail>, AppError> {
     let detail = state.store.read(move |r| detail(r, resolve::task_ref(r, &id)?)).await?;
@@ -128,7 +128,7 @@ pub(super) fn parse_kinds(text: Option<&str>) -> Result<Vec<EventKind>, AppError
 
 pub(super) async fn events(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, AppError> {
@@ -161,14 +161,14 @@ where
             &mut dyn baton_store::StoreTx,
             &mut scheduler::Effects,
             &baton_core::ids::TaskId,
-        ) -> Result<Task, AppError>
+        ) -> Result<Task, baton_domain::Error>
         + Send
         + 'static,
 {
     let task = transact(&state, move |tx, fx| {
         let task = resolve::task_ref(tx, &id)?;
         may_act(&caller, &task)?;
-        f(tx, fx, &task.id)
+        Ok::<_, AppError>(f(tx, fx, &task.id)?)
     })
     .await?;
     Ok(Json(task))
@@ -176,7 +176,7 @@ where
 
 pub(super) async fn stop(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     OptionalJson(req): OptionalJson<StopTask>,
 ) -> Result<Json<Task>, AppError> {
@@ -185,7 +185,7 @@ pub(super) async fn stop(
 
 pub(super) async fn resume(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ResumeTask>,
 ) -> Result<Json<Task>, AppError> {
@@ -194,7 +194,7 @@ pub(super) async fn resume(
 
 pub(super) async fn retry(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Task>, AppError> {
     act(state, caller, id, scheduler::retry_task).await
@@ -208,13 +208,13 @@ pub(super) struct DiffQuery {
 
 pub(super) async fn diff(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> Result<axum::response::Response, AppError> {
     use axum::response::IntoResponse;
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
-    let diff = crate::review::diff(&state, task).await?;
+    let diff = baton_domain::review::diff(&state, task).await?;
     Ok(match q.format.as_deref() {
         Some("patch") => {
             ([(axum::http::header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], diff.patch).into_response()
@@ -226,24 +226,24 @@ pub(super) async fn diff(
 
 pub(super) async fn merge(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     OptionalJson(req): OptionalJson<MergeTask>,
 ) -> Result<Json<Task>, AppError> {
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
     may_act(&caller, &task)?;
-    Ok(Json(crate::review::request_merge(&state, task.id, req.strategy, req.force).await?))
+    Ok(Json(baton_domain::review::request_merge(&state, task.id, req.strategy, req.force).await?))
 }
 
 /// `POST /api/tasks/{id}/pr`: push the task's branch and open its pull request.
 pub(super) async fn pr(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<Task>), AppError> {
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
     may_act(&caller, &task)?;
-    Ok((axum::http::StatusCode::CREATED, Json(crate::forge::open_pr(&state, task.id).await?)))
+    Ok((axum::http::StatusCode::CREATED, Json(baton_forge::open_pr(&state, task.id).await?)))
 }
 
 /// `POST /api/forge/github`: GitHub's webhook (no Baton token: the
@@ -256,18 +256,18 @@ pub(super) async fn github_webhook(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (event, signature) = (header("x-github-event"), header("x-hub-signature-256"));
     let content_type = header("content-type");
-    Ok(Json(crate::forge::github_webhook(&state, &event, &content_type, &signature, &body).await?))
+    Ok(Json(baton_forge::github_webhook(&state, &event, &content_type, &signature, &body).await?))
 }
 
 pub(super) async fn clean(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     OptionalJson(req): OptionalJson<CleanRequest>,
 ) -> Result<Json<CleanReport>, AppError> {
     let task = state.store.read(move |r| resolve::task_ref(r, &id)).await?;
     may_act(&caller, &task)?;
-    let report = crate::review::clean(&state, &task, req.force).await?;
+    let report = baton_domain::review::clean(&state, &task, req.force).await?;
     match &report.refused {
         Some(why) if !report.removed && !report.pending => Err(AppError::new(
             baton_core::api::ErrorCode::Conflict,
@@ -282,7 +282,7 @@ pub(super) async fn clean(
 /// `force`, every finished one).
 pub(super) async fn clean_all(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     OptionalJson(req): OptionalJson<CleanRequest>,
 ) -> Result<Json<Vec<CleanReport>>, AppError> {
     caller.require_admin()?;
@@ -296,7 +296,7 @@ pub(super) async fn clean_all(
             merged || abandoned || req.force
         })
         .collect();
-    Ok(Json(crate::review::clean_many(&state, &chosen, req.force, true).await?))
+    Ok(Json(baton_domain::review::clean_many(&state, &chosen, req.force, true).await?))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -312,7 +312,7 @@ pub(super) struct WaitQuery {
 /// the wait ends), with the task.
 pub(super) async fn wait(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    _: Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<TaskDetail>, AppError> {
@@ -341,7 +341,7 @@ pub(super) async fn wait(
 
 pub(super) async fn approve(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Task>, AppError> {
     act(state, caller, id, scheduler::approve_task).await

@@ -11,14 +11,14 @@ use baton_core::api::{CreateToken, NewToken, TokenInfo};
 use baton_core::model::TokenKind;
 
 use crate::api::http::ApiJson;
-use crate::auth::{Caller, new_token, token_record};
+use crate::auth::{Auth, new_token, token_record};
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::transact;
+use baton_domain::AppState;
+use baton_domain::transact;
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<NewToken>), AppError> {
     caller.require_admin()?;
@@ -39,12 +39,15 @@ pub(super) async fn create(
     record.id = Some(id.clone());
     record.name = req.name;
     let stored = record.clone();
-    transact(&state, move |tx, _fx| Ok(tx.put_token(&stored)?)).await?;
+    transact(&state, move |tx, _fx| tx.put_token(&stored).map_err(AppError::from)).await?;
     state.tokens.insert(record);
     Ok((StatusCode::CREATED, Json(NewToken { id, token })))
 }
 
-pub(super) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<TokenInfo>>, AppError> {
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+) -> Result<Json<Vec<TokenInfo>>, AppError> {
     caller.require_admin()?;
     let tokens = state.store.read(|r| r.tokens(TokenKind::Launcher)).await?;
     Ok(Json(
@@ -63,7 +66,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> 
 
 pub(super) async fn revoke(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     caller.require_admin()?;
@@ -76,7 +79,7 @@ pub(super) async fn revoke(
         });
         let token = found.ok_or_else(|| AppError::not_found("token", &id2))?;
         tx.delete_token(&token.hash)?;
-        Ok(token.hash)
+        Ok::<_, AppError>(token.hash)
     })
     .await?;
     state.tokens.forget_hash(&hash);

@@ -15,11 +15,11 @@ use serde::Deserialize;
 
 use super::clamp_limit;
 use crate::api::http::ApiJson;
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::AppError;
-use crate::signature::Secret;
-use crate::state::AppState;
-use crate::{resolve, transact};
+use baton_domain::AppState;
+use baton_domain::signature::Secret;
+use baton_domain::{resolve, transact};
 
 /// The longest URL a webhook may have.
 const URL_MAX: usize = 2048;
@@ -66,7 +66,7 @@ fn checked(req: CreateWebhook) -> Result<(CreateWebhook, WebhookFormat, Secret),
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookInfo>), AppError> {
     caller.require_admin()?;
@@ -77,7 +77,7 @@ pub(super) async fn create(
     let hook = transact(&state, move |tx, _fx| {
         let project_id = req.project.as_deref().map(|p| resolve::project_ref(tx, p)).transpose()?.map(|p| p.id);
         let hook = Webhook {
-            id: crate::auth::random_id("wh_"),
+            id: baton_domain::tokens::random_id("wh_"),
             url: req.url,
             events,
             project_id,
@@ -87,7 +87,7 @@ pub(super) async fn create(
             disabled: None,
         };
         tx.put_webhook(&hook)?;
-        Ok(hook)
+        Ok::<_, AppError>(hook)
     })
     .await?;
     let secret = hook.secret.clone();
@@ -98,7 +98,7 @@ pub(super) async fn create(
 
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
 ) -> Result<Json<Vec<WebhookInfo>>, AppError> {
     caller.require_admin()?;
     let hooks = state.store.read(|r| r.webhooks()?.into_iter().map(|h| info(r, h)).collect()).await?;
@@ -111,7 +111,7 @@ fn webhook(r: &dyn StoreRead, id: &str) -> Result<Webhook, AppError> {
 
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookInfo>, AppError> {
     caller.require_admin()?;
@@ -120,7 +120,7 @@ pub(super) async fn show(
 
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     caller.require_admin()?;
@@ -139,7 +139,7 @@ pub(super) struct DeliveriesQuery {
 
 pub(super) async fn deliveries(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Vec<Delivery>>, AppError> {
@@ -153,7 +153,7 @@ pub(super) async fn deliveries(
 /// `webhook-id` and body), now, with a retry window of its own.
 pub(super) async fn redeliver(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Delivery>, AppError> {
     caller.require_admin()?;

@@ -1,0 +1,167 @@
+//! The context store: documents agents share, with every version kept, searched
+//! by relevance. Text and bytes both live in the store (bytes once per SHA-256),
+//! so every replica sharing a database serves them.
+
+use base64::Engine;
+use baton_core::api::{DocDetail, PushDoc};
+use baton_core::doc::{Blob, Document};
+use baton_core::event::{EventKind, NewEvent};
+use baton_core::ids::SessionId;
+use baton_core::names::validate_doc_name;
+use baton_core::time::Timestamp;
+use baton_store::{DocFilter, StoreRead, StoreTx};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::resolve;
+
+/// How many tags a document may have, and how long each may be.
+const MAX_TAGS: usize = 64;
+const MAX_TAG_LEN: usize = 64;
+
+/// Checks a push and turns binary content into bytes.
+pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, Error> {
+    validate_doc_name(&req.name).map_err(|e| Error::invalid(e.to_string()))?;
+    let bytes = match (&req.content, &req.content_base64) {
+        (Some(_), Some(_)) => return Err(Error::invalid("give content or content_base64, not both")),
+        (None, None) => return Err(Error::invalid("a document needs content (or content_base64)")),
+        (Some(_), None) => None,
+        (None, Some(b64)) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| Error::invalid(format!("content_base64 is not base64: {e}")))?,
+        ),
+    };
+    for tag in req.tags.iter().flatten() {
+        if tag.is_empty() || tag.len() > MAX_TAG_LEN || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid(format!("invalid tag {tag:?}: 1 to {MAX_TAG_LEN} characters, no spaces")));
+        }
+    }
+    if req.tags.as_ref().is_some_and(|t| t.len() > MAX_TAGS) {
+        return Err(Error::invalid(format!("at most {MAX_TAGS} tags")));
+    }
+    for r in req.relations.iter().flatten() {
+        validate_doc_name(&r.target).map_err(|e| Error::invalid(format!("relation: {e}")))?;
+    }
+    Ok(bytes)
+}
+
+/// Writes a new version of a document (the first, or the next), inside a
+/// transaction. True when it was created.
+pub fn push(
+    tx: &mut dyn StoreTx,
+    req: PushDoc,
+    bytes: Option<Vec<u8>>,
+    writer: Option<SessionId>,
+) -> Result<(bool, Document), Error> {
+    let now = Timestamp::now();
+    let blob = match bytes {
+        Some(bytes) => {
+            let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            tx.put_blob(&sha256, &bytes)?;
+            Some((Blob { sha256 }, bytes.len() as u64))
+        }
+        None => None,
+    };
+    let project_id = req.project.as_deref().map(|p| resolve::project_ref(tx, p)).transpose()?.map(|p| p.id);
+    let previous = tx.document(&req.name)?;
+    let size = match (&req.content, &blob) {
+        (Some(text), _) => text.len() as u64,
+        (None, Some((_, size))) => *size,
+        (None, None) => 0,
+    };
+    let default_type = if blob.is_some() { "application/octet-stream" } else { "text/markdown" };
+    let doc = match previous {
+        Some(prev) => Document {
+            content_type: req.content_type.unwrap_or(if blob.is_some() == prev.blob.is_some() {
+                prev.content_type
+            } else {
+                default_type.to_owned()
+            }),
+            tags: req.tags.unwrap_or(prev.tags),
+            metadata: req.metadata.unwrap_or(prev.metadata),
+            relations: req.relations.unwrap_or(prev.relations),
+            project_id: project_id.or(prev.project_id),
+            version: prev.version + 1,
+            created_at: prev.created_at,
+            name: prev.name,
+            content: req.content,
+            blob: blob.map(|(b, _)| b),
+            size,
+            written_by: writer,
+            updated_at: now,
+        },
+        None => Document {
+            name: req.name,
+            content: req.content,
+            blob: blob.map(|(b, _)| b),
+            content_type: req.content_type.unwrap_or_else(|| default_type.to_owned()),
+            tags: req.tags.unwrap_or_default(),
+            metadata: req.metadata.unwrap_or_default(),
+            relations: req.relations.unwrap_or_default(),
+            project_id,
+            version: 1,
+            size,
+            written_by: writer,
+            created_at: now,
+            updated_at: now,
+        },
+    };
+    tx.put_document(&doc)?;
+    tx.append_event(writer_session(&doc).as_ref(), None, None, announcement(&doc))?;
+    Ok((doc.version == 1, doc))
+}
+
+fn writer_session(doc: &Document) -> Option<SessionId> {
+    doc.written_by.clone()
+}
+
+/// The event announcing a document's new version (without its content).
+fn announcement(doc: &Document) -> NewEvent {
+    let mut data = serde_json::to_value(without_content(doc.clone())).unwrap_or_default();
+    data["event"] = json!("written");
+    NewEvent::new(EventKind::Document, data)
+}
+
+/// Removes a document and its versions.
+pub fn delete(tx: &mut dyn StoreTx, name: &str) -> Result<(), Error> {
+    if !tx.delete_document(name)? {
+        return Err(Error::not_found("document", name));
+    }
+    tx.append_event(None, None, None, NewEvent::new(EventKind::Document, json!({ "name": name, "deleted": true })))?;
+    Ok(())
+}
+
+/// A document with its content, bytes, versions and back-references.
+pub fn detail(r: &dyn StoreRead, name: &str, version: Option<u32>) -> Result<DocDetail, Error> {
+    validate_doc_name(name).map_err(|e| Error::invalid(e.to_string()))?;
+    let doc = match version {
+        Some(v) => {
+            r.document_version(name, v)?.ok_or_else(|| Error::not_found("document version", format!("{name}@{v}")))?
+        }
+        None => r.document(name)?.ok_or_else(|| Error::not_found("document", name))?,
+    };
+    let content_base64 = match &doc.blob {
+        Some(blob) => {
+            let bytes = r.blob(&blob.sha256)?.ok_or_else(|| {
+                Error::internal(std::io::Error::other(format!("the bytes of {name} ({}) are missing", blob.sha256)))
+            })?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        None => None,
+    };
+    let versions = r.document_versions(name)?;
+    let referenced_by = r
+        .documents(&DocFilter { related_to: Some(name.to_owned()), limit: 1000, ..Default::default() })?
+        .into_iter()
+        .map(|h| h.doc.name)
+        .collect();
+    Ok(DocDetail { doc, content_base64, versions, referenced_by })
+}
+
+/// A document as listed: without its content.
+pub fn without_content(mut doc: Document) -> Document {
+    doc.content = None;
+    doc
+}
