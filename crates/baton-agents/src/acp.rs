@@ -433,121 +433,141 @@ where
             agent_client_protocol::on_receive_notification!(),
         )
         .on_receive_request(
-                        async move |req: RequestPermissionRequest, responder, _cx| {
-                                if let Ok(mut e) = perms.lock() {
-                    e.update(&SessionUpdate::ToolCallUpdate(req.tool_call.clone()));
-                    e.start_tool(&req.tool_call.tool_call_id.to_string());
-                }
-                let wanted: &[PermissionOptionKind] = match permission {
-                    Permission::Allow => &[PermissionOptionKind::AllowOnce, PermissionOptionKind::AllowAlways],
-                    Permission::Reject => &[PermissionOptionKind::RejectOnce, PermissionOptionKind::RejectAlways],
-                };
-                let choice = wanted.iter().find_map(|k| req.options.iter().find(|o| o.kind == *k));
-                let title = req.tool_call.fields.title.clone().unwrap_or_default();
-                emit(json!({ "type": "log", "message": format!("permission for {title}: {}", if permission == Permission::Allow { "allowed" } else { "rejected" }) }));
-                let outcome = match choice {
-                    Some(o) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(o.option_id.clone())),
-                    None => RequestPermissionOutcome::Cancelled,
-                };
-                responder.respond(RequestPermissionResponse::new(outcome))
+            async move |req: RequestPermissionRequest, responder, _cx| {
+                responder.respond(RequestPermissionResponse::new(decide(&perms, permission, &req)))
             },
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |req: ReadTextFileRequest, responder, _cx| {
-                let path = match confine(&reads, &req.path, true) {
-                    Ok(p) => p,
-                    Err(e) => return responder.respond_with_error(e),
-                };
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let skip = req.line.map_or(0, |l| l.saturating_sub(1) as usize);
-                        let lines = text.lines().skip(skip);
-                        let text = match req.limit {
-                            Some(n) => lines.take(n as usize).collect::<Vec<_>>().join("\n"),
-                            None if skip == 0 => text.clone(),
-                            None => lines.collect::<Vec<_>>().join("\n"),
-                        };
-                        responder.respond(ReadTextFileResponse::new(text))
-                    }
-                    Err(e) => responder.respond_with_error(Error::new(-32002, format!("{}: {e}", path.display()))),
-                }
+            async move |req: ReadTextFileRequest, responder, _cx| match read_file(&reads, &req) {
+                Ok(text) => responder.respond(ReadTextFileResponse::new(text)),
+                Err(e) => responder.respond_with_error(e),
             },
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |req: WriteTextFileRequest, responder, _cx| {
-                let path = match confine(&writes, &req.path, false) {
-                    Ok(p) => p,
-                    Err(e) => return responder.respond_with_error(e),
-                };
-                match std::fs::write(&path, &req.content) {
-                    Ok(()) => responder.respond(WriteTextFileResponse::new()),
-                    Err(e) => responder.respond_with_error(Error::new(-32603, format!("{}: {e}", path.display()))),
-                }
+            async move |req: WriteTextFileRequest, responder, _cx| match write_file(&writes, &req) {
+                Ok(()) => responder.respond(WriteTextFileResponse::new()),
+                Err(e) => responder.respond_with_error(e),
             },
             agent_client_protocol::on_receive_request!(),
         )
-        .connect_with(agent, async move |cx: ConnectionTo<Agent>| {
-            let init = cx
-                .send_request(
-                    InitializeRequest::new(ProtocolVersion::V1)
-                        .client_capabilities(
-                            ClientCapabilities::new().fs(FileSystemCapabilities::new().read_text_file(true).write_text_file(true)),
-                        )
-                        .client_info(Implementation::new("baton", env!("CARGO_PKG_VERSION"))),
-                )
+        .connect_with(agent, async move |cx: ConnectionTo<Agent>| turn(cx, options, root, emitter).await)
+        .await
+}
+
+/// Answers a permission request as the run's policy says, and records it.
+fn decide(
+    emitter: &Mutex<Emitter>,
+    permission: Permission,
+    req: &RequestPermissionRequest,
+) -> RequestPermissionOutcome {
+    if let Ok(mut e) = emitter.lock() {
+        e.update(&SessionUpdate::ToolCallUpdate(req.tool_call.clone()));
+        e.start_tool(&req.tool_call.tool_call_id.to_string());
+    }
+    let wanted: &[PermissionOptionKind] = match permission {
+        Permission::Allow => &[PermissionOptionKind::AllowOnce, PermissionOptionKind::AllowAlways],
+        Permission::Reject => &[PermissionOptionKind::RejectOnce, PermissionOptionKind::RejectAlways],
+    };
+    let choice = wanted.iter().find_map(|k| req.options.iter().find(|o| o.kind == *k));
+    let title = req.tool_call.fields.title.clone().unwrap_or_default();
+    let said = if permission == Permission::Allow { "allowed" } else { "rejected" };
+    emit(json!({ "type": "log", "message": format!("permission for {title}: {said}") }));
+    match choice {
+        Some(o) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(o.option_id.clone())),
+        None => RequestPermissionOutcome::Cancelled,
+    }
+}
+
+/// A file the agent reads through the client, inside its directory: the lines
+/// asked for.
+fn read_file(root: &Path, req: &ReadTextFileRequest) -> Result<String, Error> {
+    let path = confine(root, &req.path, true)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::new(-32002, format!("{}: {e}", path.display())))?;
+    let skip = req.line.map_or(0, |l| l.saturating_sub(1) as usize);
+    let lines = text.lines().skip(skip);
+    Ok(match req.limit {
+        Some(n) => lines.take(n as usize).collect::<Vec<_>>().join("\n"),
+        None if skip == 0 => text.clone(),
+        None => lines.collect::<Vec<_>>().join("\n"),
+    })
+}
+
+/// A file the agent writes through the client, inside its directory.
+fn write_file(root: &Path, req: &WriteTextFileRequest) -> Result<(), Error> {
+    let path = confine(root, &req.path, false)?;
+    std::fs::write(&path, &req.content).map_err(|e| Error::new(-32603, format!("{}: {e}", path.display())))
+}
+
+/// One turn over an open connection: initialize, a new or loaded session, the
+/// prompt (cancelled on the first interrupt, given up on the second), then the
+/// usage and result lines. The process's exit code.
+async fn turn(
+    cx: ConnectionTo<Agent>,
+    options: ClientOptions,
+    root: PathBuf,
+    emitter: Arc<Mutex<Emitter>>,
+) -> Result<i32, Error> {
+    let capabilities =
+        ClientCapabilities::new().fs(FileSystemCapabilities::new().read_text_file(true).write_text_file(true));
+    let init = cx
+        .send_request(
+            InitializeRequest::new(ProtocolVersion::V1)
+                .client_capabilities(capabilities)
+                .client_info(Implementation::new("baton", env!("CARGO_PKG_VERSION"))),
+        )
+        .block_task()
+        .await?;
+    let servers = mcp_servers(&options.mcp_servers);
+    let session_id = match &options.resume {
+        Some(id) if init.agent_capabilities.load_session => {
+            if let Ok(mut e) = emitter.lock() {
+                e.replaying = true;
+            }
+            let id = agent_client_protocol::v1::schema::SessionId::new(id.clone());
+            cx.send_request(LoadSessionRequest::new(id.clone(), root.clone()).mcp_servers(servers))
                 .block_task()
                 .await?;
-            let servers = mcp_servers(&options.mcp_servers);
-            let session_id = match &options.resume {
-                Some(id) if init.agent_capabilities.load_session => {
-                    if let Ok(mut e) = emitter.lock() {
-                        e.replaying = true;
-                    }
-                    let id = agent_client_protocol::v1::schema::SessionId::new(id.clone());
-                    cx.send_request(LoadSessionRequest::new(id.clone(), root.clone()).mcp_servers(servers)).block_task().await?;
-                    if let Ok(mut e) = emitter.lock() {
-                        e.replaying = false;
-                    }
-                    id
-                }
-                _ => cx.send_request(NewSessionRequest::new(root.clone()).mcp_servers(servers)).block_task().await?.session_id,
-            };
-            emit(json!({ "type": "init", "session_id": session_id.to_string() }));
-            let prompt = cx
-                .send_request(PromptRequest::new(session_id.clone(), vec![ContentBlock::Text(TextContent::new(options.prompt.clone()))]))
-                .block_task();
-            let mut prompt = std::pin::pin!(prompt);
-            let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(Error::into_internal_error)?;
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(Error::into_internal_error)?;
-            let mut cancelled = false;
-            let response = loop {
-                tokio::select! {
-                    r = &mut prompt => break r?,
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-                if cancelled {
-                    return Ok(130);
-                }
-                cancelled = true;
-                cx.send_notification(CancelNotification::new(session_id.clone()))?;
-            };
-                        let Ok(mut e) = emitter.lock() else { return Ok(1) };
-            e.start_all_tools();
-            e.flush();
-            if let Some(cost) = e.cost {
-                emit(json!({ "type": "usage", "cost_usd": cost }));
+            if let Ok(mut e) = emitter.lock() {
+                e.replaying = false;
             }
-            let refused = matches!(response.stop_reason, StopReason::Refusal);
-            emit(json!({
-                "type": "result", "text": e.last_message.clone().unwrap_or_default(), "session_id": session_id.to_string(),
-                "is_error": refused, "subtype": serde_json::to_value(response.stop_reason).unwrap_or(Value::Null),
-            }));
-            Ok(if response.stop_reason == StopReason::Cancelled { 130 } else { 0 })
-        })
-        .await
+            id
+        }
+        _ => cx.send_request(NewSessionRequest::new(root.clone()).mcp_servers(servers)).block_task().await?.session_id,
+    };
+    emit(json!({ "type": "init", "session_id": session_id.to_string() }));
+    let text = vec![ContentBlock::Text(TextContent::new(options.prompt.clone()))];
+    let prompt = cx.send_request(PromptRequest::new(session_id.clone(), text)).block_task();
+    let mut prompt = std::pin::pin!(prompt);
+    let signal = |kind| tokio::signal::unix::signal(kind).map_err(Error::into_internal_error);
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut cancelled = false;
+    let response = loop {
+        tokio::select! {
+            r = &mut prompt => break r?,
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if cancelled {
+            return Ok(130);
+        }
+        cancelled = true;
+        cx.send_notification(CancelNotification::new(session_id.clone()))?;
+    };
+    let Ok(mut e) = emitter.lock() else { return Ok(1) };
+    e.start_all_tools();
+    e.flush();
+    if let Some(cost) = e.cost {
+        emit(json!({ "type": "usage", "cost_usd": cost }));
+    }
+    let refused = matches!(response.stop_reason, StopReason::Refusal);
+    emit(json!({
+        "type": "result", "text": e.last_message.clone().unwrap_or_default(), "session_id": session_id.to_string(),
+        "is_error": refused, "subtype": serde_json::to_value(response.stop_reason).unwrap_or(Value::Null),
+    }));
+    Ok(if response.stop_reason == StopReason::Cancelled { 130 } else { 0 })
 }
 
 /// Replays the `session/update` notifications in `text` (transcript lines

@@ -47,6 +47,8 @@ struct Seen {
 /// The prompt of tasks whose runs a fake launcher keeps running (never ends).
 const HOLD: &str = "hold";
 
+/// `launchers` fake launchers of `slots` slots each against one coordinator:
+/// `tasks` tasks as fast as they go, then paced, then fairness under a limit.
 pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
     let c = Coordinator::start_with(1, "worktrees = false\n", &["--no-launcher"]);
     crate::measures::agent(&c, "noop", json!(["true"])).await;
@@ -64,19 +66,35 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
         assert!(start.elapsed() < Duration::from_secs(30), "the fleet did not register");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut out = Vec::new();
+    let big = launchers * slots as usize >= 1000 && tasks >= 10_000;
+    let mut out = flat_out(&c, &seen, launchers, slots, tasks, big).await;
+    out.extend(paced(&c, &seen, tasks, big).await);
+    out.extend(fairness(&c, &seen).await);
+    for l in fleet {
+        l.abort();
+    }
+    out
+}
 
-    // Throughput: `tasks` tasks, submitted as plans of 1,000.
+/// Throughput: `tasks` tasks, submitted as plans of 1,000, as fast as they go.
+async fn flat_out(
+    c: &Coordinator,
+    seen: &Mutex<Seen>,
+    launchers: usize,
+    slots: u32,
+    tasks: usize,
+    big: bool,
+) -> Vec<Measure> {
+    let mut out = Vec::new();
     let cpu_before = cpu_ms(c.pid());
     let start = Instant::now();
-    submit(&c, "repo", tasks, "x").await;
+    submit(c, "repo", tasks, "x").await;
     while seen.lock().unwrap().done < tasks {
         assert!(start.elapsed() < Duration::from_secs(600), "the fleet did not finish its tasks");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_ms(c.pid()) - cpu_before;
-    let big = launchers * slots as usize >= 1000 && tasks >= 10_000;
     out.push(measure(
         &format!("fleet {launchers}×{slots}: {tasks} tasks through"),
         secs,
@@ -88,9 +106,13 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
     let (median, p99) = median_p99(rtt);
     out.push(measure("  as fast as it goes: claim round trip, median", median, "-", "ms"));
     out.push(measure("  as fast as it goes: claim round trip, p99", p99, "-", "ms"));
+    out
+}
 
-    // The same number of tasks at the target's own rate (all of them in 60 s),
-    // submitted in plans of 100 at even intervals.
+/// The same number of tasks at the target's own rate (all of them in 60 s),
+/// submitted in plans of 100 at even intervals.
+async fn paced(c: &Coordinator, seen: &Mutex<Seen>, tasks: usize, big: bool) -> Vec<Measure> {
+    let mut out = Vec::new();
     let paced = Duration::from_secs(60).mul_f64(tasks as f64 / 10_000.0);
     let chunks = tasks.div_ceil(100);
     let start = Instant::now();
@@ -100,7 +122,7 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
     for i in 0..chunks {
         let due = start + paced.mul_f64(i as f64 / chunks as f64);
         tokio::time::sleep_until(due.into()).await;
-        submit_plan(&c, "repo", (tasks - i * 100).min(100), "x", &format!("paced{i}")).await;
+        submit_plan(c, "repo", (tasks - i * 100).min(100), "x", &format!("paced{i}")).await;
     }
     while seen.lock().unwrap().done < before + tasks {
         assert!(start.elapsed() < paced + Duration::from_secs(600), "the paced tasks did not finish");
@@ -121,8 +143,11 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
     ));
     let work = c.metric("baton_claim_work_seconds_total").await - work_secs;
     out.push(measure("    of which the claim's own work, mean", work * 1000.0 / n.max(1.0), "-", "ms"));
+    out
+}
 
-    // Fairness: 10,000 runs held back by a limit, then new runnable tasks.
+/// Fairness: 10,000 runs held back by a limit, then new runnable tasks.
+async fn fairness(c: &Coordinator, seen: &Mutex<Seen>) -> Vec<Measure> {
     let held = c._dir.path().join("held");
     std::fs::create_dir_all(held.join(".baton")).unwrap();
     std::fs::write(held.join(".baton/config.toml"), "worktrees = false\nparallel_limit = 1\n").unwrap();
@@ -134,7 +159,7 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
         .unwrap();
     assert!(ok.success());
     let _: Value = c.client.post("/api/projects", &json!({ "path": held, "name": "held" })).await.unwrap();
-    submit(&c, "held", 10_000, HOLD).await;
+    submit(c, "held", 10_000, HOLD).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut samples = Vec::new();
     for _ in 0..50 {
@@ -152,12 +177,10 @@ pub async fn fleet(launchers: usize, slots: u32, tasks: usize) -> Vec<Measure> {
         samples.push(claimed.duration_since(t0).as_secs_f64() * 1000.0);
     }
     let (median, p99) = median_p99(samples);
-    out.push(measure("  10,000 runs held: new task claimed, median", median, "< 50", "ms"));
-    out.push(measure("  10,000 runs held: new task claimed, p99", p99, "-", "ms"));
-    for l in fleet {
-        l.abort();
-    }
-    out
+    vec![
+        measure("  10,000 runs held: new task claimed, median", median, "< 50", "ms"),
+        measure("  10,000 runs held: new task claimed, p99", p99, "-", "ms"),
+    ]
 }
 
 /// Submits `n` tasks of the `noop` agent to a project, as plans of 1,000.

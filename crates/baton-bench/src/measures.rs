@@ -46,6 +46,7 @@ pub(crate) async fn create(c: &Coordinator, agent: &str, extra: Value) -> Task {
     c.client.post("/api/tasks", &body).await.unwrap()
 }
 
+/// Every measure, in order; `quick` runs a tenth of each.
 pub async fn all(quick: bool) -> Vec<Measure> {
     let scale = if quick { 10 } else { 1 };
     let mut out = Vec::new();
@@ -53,51 +54,8 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     let c = Coordinator::start(8, "worktrees = false\n");
     tokio::time::sleep(Duration::from_millis(500)).await;
     out.push(measure("coordinator idle RSS", rss_kib(c.pid()) as f64 / 1024.0, "< 20", "MiB"));
-
-    // Create-task latency, for tasks held back by an approval gate (the create path alone).
-    agent(&c, "held", json!(["true"])).await;
-    for _ in 0..50 {
-        create(&c, "held", json!({ "approval": "required" })).await;
-    }
-    let mut samples = Vec::new();
-    for _ in 0..2000 / scale {
-        let t = Instant::now();
-        create(&c, "held", json!({ "approval": "required" })).await;
-        samples.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let (median, p99) = median_p99(samples);
-    let pg = crate::harness::on_postgres();
-    out.push(measure("create task, median", median, if pg { "< 2" } else { "< 1" }, "ms"));
-    out.push(measure("create task, p99", p99, "-", "ms"));
-
-    let samples = spawn_latencies(&c, &c.stamps, 300 / scale).await.0;
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        let mut sorted = samples.clone();
-        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f) as usize];
-        eprintln!(
-            "spawn quantiles: p10 {:.2} p25 {:.2} p50 {:.2} p75 {:.2} p90 {:.2}",
-            q(0.1),
-            q(0.25),
-            q(0.5),
-            q(0.75),
-            q(0.9)
-        );
-        eprintln!("sequence: {:?}", samples.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>());
-    }
-    let (median, p99) = median_p99(samples);
-    let own = agent_start_cost(&c).await;
-    out.push(measure("create → agent's first instruction, median", median, "-", "ms"));
-    out.push(measure("  the agent's own start-up (excluded below)", own, "-", "ms"));
-    out.push(measure("create → agent spawned, median", median - own, if pg { "< 8" } else { "< 5" }, "ms"));
-    out.push(measure("create → agent spawned, p99", p99 - own, "-", "ms"));
-    // The same without a sandbox: what bubblewrap adds.
-    {
-        let bare = Coordinator::start(8, "worktrees = false\nsandbox = \"off\"\n");
-        let (bare_median, _) = median_p99(spawn_latencies(&bare, &bare.stamps, 300 / scale).await.0);
-        out.push(measure("no sandbox: create → agent spawned, median", bare_median - own, "-", "ms"));
-        out.push(measure("the sandbox adds to create → spawned, median", median - bare_median, "<= 3", "ms"));
-    }
+    out.extend(creates(&c, scale).await);
+    out.extend(spawns(&c, scale).await);
 
     // 1,000 no-op tasks, end to end.
     let n = 1000 / scale;
@@ -120,17 +78,81 @@ pub async fn all(quick: bool) -> Vec<Measure> {
 
     // 20,000 events a second from one agent, to 50 live clients.
     out.extend(crate::fanout::fanout(&c, 20_000, if quick { 1 } else { 3 }, 50).await);
+    out.extend(launcher_overhead(&c).await);
+    drop(c);
+    let (with_worktrees, embedded, own) = worktrees(scale).await;
+    out.extend(with_worktrees);
+    out.extend(remote(scale, embedded, own).await);
+    out.extend(worktree_overhead(quick).await);
+    out
+}
 
-    // Launcher overhead per running agent: what the coordinator process grows by,
-    // plus each supervisor's proportional memory (its private pages and its share
-    // of the binary's pages).
-    agent(&c, "sleeper", json!(["sleep", "60"])).await;
+/// Create-task latency, for tasks held back by an approval gate (the create
+/// path alone).
+async fn creates(c: &Coordinator, scale: usize) -> Vec<Measure> {
+    agent(c, "held", json!(["true"])).await;
+    for _ in 0..50 {
+        create(c, "held", json!({ "approval": "required" })).await;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..2000 / scale {
+        let t = Instant::now();
+        create(c, "held", json!({ "approval": "required" })).await;
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (median, p99) = median_p99(samples);
+    let pg = crate::harness::on_postgres();
+    vec![
+        measure("create task, median", median, if pg { "< 2" } else { "< 1" }, "ms"),
+        measure("create task, p99", p99, "-", "ms"),
+    ]
+}
+
+/// Create → agent spawned without worktrees, with the sandbox and without.
+async fn spawns(c: &Coordinator, scale: usize) -> Vec<Measure> {
+    let samples = spawn_latencies(c, &c.stamps, 300 / scale).await.0;
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        let mut sorted = samples.clone();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f) as usize];
+        eprintln!(
+            "spawn quantiles: p10 {:.2} p25 {:.2} p50 {:.2} p75 {:.2} p90 {:.2}",
+            q(0.1),
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            q(0.9)
+        );
+        eprintln!("sequence: {:?}", samples.iter().map(|s| (s * 10.0).round() / 10.0).collect::<Vec<_>>());
+    }
+    let (median, p99) = median_p99(samples);
+    let own = agent_start_cost(c).await;
+    let pg = crate::harness::on_postgres();
+    let mut out = vec![
+        measure("create → agent's first instruction, median", median, "-", "ms"),
+        measure("  the agent's own start-up (excluded below)", own, "-", "ms"),
+        measure("create → agent spawned, median", median - own, if pg { "< 8" } else { "< 5" }, "ms"),
+        measure("create → agent spawned, p99", p99 - own, "-", "ms"),
+    ];
+    // The same without a sandbox: what bubblewrap adds.
+    let bare = Coordinator::start(8, "worktrees = false\nsandbox = \"off\"\n");
+    let (bare_median, _) = median_p99(spawn_latencies(&bare, &bare.stamps, 300 / scale).await.0);
+    out.push(measure("no sandbox: create → agent spawned, median", bare_median - own, "-", "ms"));
+    out.push(measure("the sandbox adds to create → spawned, median", median - bare_median, "<= 3", "ms"));
+    out
+}
+
+/// Launcher overhead per running agent: what the coordinator process grows by,
+/// plus each supervisor's proportional memory (its private pages and its share
+/// of the binary's pages).
+async fn launcher_overhead(c: &Coordinator) -> Vec<Measure> {
+    agent(c, "sleeper", json!(["sleep", "60"])).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_kib(c.pid());
     let k = 8;
     let mut sleepers = Vec::new();
     for _ in 0..k {
-        sleepers.push(create(&c, "sleeper", json!({})).await.id.to_string());
+        sleepers.push(create(c, "sleeper", json!({})).await.id.to_string());
     }
     let start = Instant::now();
     let supervisors = loop {
@@ -145,25 +167,27 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     let growth = rss_kib(c.pid()).saturating_sub(before) as f64 / k as f64;
     let pss: u64 = supervisors.iter().map(|p| pss_kib(*p)).sum();
     let per_supervisor = pss as f64 / supervisors.len() as f64;
-    out.push(measure("launcher overhead per running agent", (growth + per_supervisor) / 1024.0, "< 2", "MiB"));
-    out.push(measure("  of which supervisor PSS", per_supervisor / 1024.0, "-", "MiB"));
     let rss: u64 = supervisors.iter().map(|p| rss_kib(*p)).sum();
-    out.push(measure(
-        "  supervisor RSS (shared pages counted)",
-        rss as f64 / supervisors.len() as f64 / 1024.0,
-        "-",
-        "MiB",
-    ));
+    let out = vec![
+        measure("launcher overhead per running agent", (growth + per_supervisor) / 1024.0, "< 2", "MiB"),
+        measure("  of which supervisor PSS", per_supervisor / 1024.0, "-", "MiB"),
+        measure("  supervisor RSS (shared pages counted)", rss as f64 / supervisors.len() as f64 / 1024.0, "-", "MiB"),
+    ];
     for id in sleepers {
         let _: Value = c.client.post(&format!("/api/tasks/{id}/stop"), &json!({})).await.unwrap();
     }
-    drop(c);
+    out
+}
 
-    // The same, with each task in its own worktree (the default): `git worktree
-    // add` before the agent starts, a WIP commit and the branch's summary after.
-    // Spare worktrees (`worktree_pool`, default 2) make the checkout before the
-    // agent starts; without them (pool 0) each task waits for `git init` and a
-    // checkout, and without the sandbox what bubblewrap adds is left out.
+/// The same, with each task in its own worktree (the default): `git worktree
+/// add` before the agent starts, a WIP commit and the branch's summary after.
+/// Spare worktrees (`worktree_pool`, default 2) make the checkout before the
+/// agent starts; without them (pool 0) each task waits for `git init` and a
+/// checkout, and without the sandbox what bubblewrap adds is left out. The
+/// measures, the embedded launcher's create → spawned and the agent's own
+/// start-up.
+async fn worktrees(scale: usize) -> (Vec<Measure>, f64, f64) {
+    let mut out = Vec::new();
     for (config, label) in [("worktree_pool = 0\n", "no spare worktrees"), ("sandbox = \"off\"\n", "no sandbox")] {
         let c = Coordinator::start(8, config);
         let own = agent_start_cost(&c).await;
@@ -182,10 +206,7 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     out.push(measure("with worktrees: agent's end → task succeeded (WIP, push), median", ended, "-", "ms"));
     let n = 200 / scale;
     out.push(measure(&format!("with worktrees: {n} no-op tasks end to end"), throughput(&c, n).await, "-", "s"));
-    drop(c);
-    out.extend(remote(scale, embedded, own).await);
-    out.extend(worktree_overhead(quick).await);
-    out
+    (out, embedded, own)
 }
 
 /// A launcher with a data directory of its own (its mirror fetched over `/git`,

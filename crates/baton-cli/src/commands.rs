@@ -27,7 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Up(args) => up::up(args).await,
         Command::Doctor(args) => doctor::doctor(args).await,
         Command::Launcher(args) if args.action.is_none() => launcher::launcher(url, token, args).await,
-        Command::Supervise { .. } => Err(CliError::Invalid("`baton supervise` is started by launchers".into())),
+        Command::Supervise { .. } => Err(CliError::Usage("`baton supervise` is started by launchers")),
         Command::AcpClient(args) => agents::acp_client(args).await,
         Command::Hook(args) => hook::hook(url, token, args).await,
         command => {
@@ -39,14 +39,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                     let link: serde_json::Value = client.post("/api/login-links", &serde_json::json!({})).await?;
                     let url = link["url"]
                         .as_str()
-                        .ok_or_else(|| CliError::Startup(format!("the coordinator sent no login link: {link}")))?;
+                        .ok_or(CliError::Unexpected { what: "an answer with no login link", source: None })?;
                     println!("{url}");
                     Ok(0)
                 }
                 Command::Mcp => {
-                    baton_mcp::serve_stdio(client)
-                        .await
-                        .map_err(|e| CliError::Startup(format!("MCP: {}", crate::error::report(&*e))))?;
+                    baton_mcp::serve_stdio(client).await.map_err(CliError::Mcp)?;
                     Ok(0)
                 }
                 Command::Ps(args) => tasks::ps(&client, args).await,

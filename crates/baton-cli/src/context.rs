@@ -26,9 +26,7 @@ pub fn client(url: Option<&str>, token: Option<&str>) -> Result<Client, CliError
         None => match &found {
             Some(dir) => read_trimmed(&dir.join("url"))?,
             None => {
-                return Err(CliError::NoCoordinator(
-                    "no coordinator found: run `baton up` in this repository, or set BATON_URL and BATON_TOKEN".into(),
-                ));
+                return Err(CliError::NoCoordinator);
             }
         },
     };

@@ -100,7 +100,7 @@ pub(crate) async fn run(
     jail: &Jail,
     timeout: Duration,
     sink: &mut Sink<'_>,
-    mut orders: Option<&mut mpsc::UnboundedReceiver<Order>>,
+    orders: Option<&mut mpsc::UnboundedReceiver<Order>>,
 ) -> (Ended, CheckResult) {
     let started = Instant::now();
     let mut result = CheckResult {
@@ -133,66 +133,8 @@ pub(crate) async fn run(
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         return (Ended::Exited(None), result);
     };
-    let (mut out, mut err) = (BufReader::new(out).lines(), BufReader::new(err).lines());
-    let (mut out_done, mut err_done) = (false, false);
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let mut tail_bytes = 0;
-    let mut pending = Vec::new();
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let mut ended = None;
-    // `sh`'s own exit: a command that leaves a process behind (`server &`) is done
-    // when `sh` is, not when the last holder of its pipes goes.
-    let mut exited: Option<Option<std::process::ExitStatus>> = None;
-    while !(out_done && err_done) {
-        let (stream, line) = tokio::select! {
-            line = out.next_line(), if !out_done => ("stdout", line),
-            line = err.next_line(), if !err_done => ("stderr", line),
-            status = child.wait(), if exited.is_none() => {
-                exited = Some(status.ok());
-                // What it left running goes now; its pipes close and the rest of
-                // the output is read to the end.
-                if let Some(g) = group {
-                    let _ = killpg(g, Signal::SIGKILL);
-                }
-                continue;
-            }
-            _ = &mut deadline => { ended = Some(Ended::TimedOut); break; }
-            order = next_order(&mut orders) => {
-                match order {
-                    Some(Order::Stop(_)) => {
-                        ended = Some(Ended::Stopped);
-                        break;
-                    }
-                    // The agent is done; its worktree is pushed when the checks are.
-                    Some(Order::Checkpoint) => {}
-                    // Nobody can send orders any more: stop listening.
-                    None => orders = None,
-                }
-                continue;
-            }
-        };
-        match line {
-            Ok(Some(line)) => {
-                pending.push(line_event(phase, command, stream, &line));
-                tail_bytes += line.len();
-                tail.push_back(line);
-                while tail_bytes > TAIL_BYTES {
-                    tail_bytes -= tail.pop_front().map_or(0, |l| l.len());
-                }
-                if pending.len() >= LINES_PER_BATCH {
-                    sink.send(std::mem::take(&mut pending)).await;
-                }
-            }
-            _ => {
-                if stream == "stdout" {
-                    out_done = true;
-                } else {
-                    err_done = true;
-                }
-            }
-        }
-    }
+    let mut output = Output { phase, command, tail: VecDeque::new(), tail_bytes: 0, pending: Vec::new() };
+    let (ended, exited) = follow(&mut child, group, (out, err), timeout, orders, sink, &mut output).await;
     let status = match ended {
         Some(_) => {
             if let Some(g) = group {
@@ -215,7 +157,97 @@ pub(crate) async fn run(
     result.exit_code = status.and_then(|s| s.code());
     result.passed = ended == Ended::Exited(Some(0));
     result.duration_ms = started.elapsed().as_millis() as u64;
-    result.output_tail = sink.redactor.string(tail.into_iter().collect::<Vec<_>>().join("\n"));
+    result.output_tail = sink.redactor.string(output.tail.into_iter().collect::<Vec<_>>().join("\n"));
+    let mut pending = output.pending;
+    pending.push(verdict_event(phase, command, &ended, &result, timeout));
+    sink.send(pending).await;
+    (ended, result)
+}
+
+/// A command's output as it is read: lines to send, and the tail kept for its
+/// check result.
+struct Output<'a> {
+    /// The phase the command belongs to (`setup`, `check`).
+    phase: &'a str,
+    /// The command.
+    command: &'a str,
+    /// The last lines, at most [`TAIL_BYTES`] of them.
+    tail: VecDeque<String>,
+    /// The bytes in `tail`.
+    tail_bytes: usize,
+    /// Events not sent yet.
+    pending: Vec<NewEvent>,
+}
+
+impl Output<'_> {
+    /// Takes one line; sends the pending events when there are enough.
+    async fn line(&mut self, stream: &str, line: String, sink: &mut Sink<'_>) {
+        self.pending.push(line_event(self.phase, self.command, stream, &line));
+        self.tail_bytes += line.len();
+        self.tail.push_back(line);
+        while self.tail_bytes > TAIL_BYTES {
+            self.tail_bytes -= self.tail.pop_front().map_or(0, |l| l.len());
+        }
+        if self.pending.len() >= LINES_PER_BATCH {
+            sink.send(std::mem::take(&mut self.pending)).await;
+        }
+    }
+}
+
+/// Reads a command's output to the end, or until it times out or is stopped.
+/// Why it ended early, if it did, and `sh`'s own exit status if it came.
+async fn follow(
+    child: &mut tokio::process::Child,
+    group: Option<Pid>,
+    (out, err): (tokio::process::ChildStdout, tokio::process::ChildStderr),
+    timeout: Duration,
+    mut orders: Option<&mut mpsc::UnboundedReceiver<Order>>,
+    sink: &mut Sink<'_>,
+    output: &mut Output<'_>,
+) -> (Option<Ended>, Option<Option<std::process::ExitStatus>>) {
+    let (mut out, mut err) = (BufReader::new(out).lines(), BufReader::new(err).lines());
+    let (mut out_done, mut err_done) = (false, false);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    // `sh`'s own exit: a command that leaves a process behind (`server &`) is done
+    // when `sh` is, not when the last holder of its pipes goes.
+    let mut exited: Option<Option<std::process::ExitStatus>> = None;
+    while !(out_done && err_done) {
+        let (stream, line) = tokio::select! {
+            line = out.next_line(), if !out_done => ("stdout", line),
+            line = err.next_line(), if !err_done => ("stderr", line),
+            status = child.wait(), if exited.is_none() => {
+                exited = Some(status.ok());
+                // What it left running goes now; its pipes close and the rest of
+                // the output is read to the end.
+                if let Some(g) = group {
+                    let _ = killpg(g, Signal::SIGKILL);
+                }
+                continue;
+            }
+            _ = &mut deadline => return (Some(Ended::TimedOut), exited),
+            order = next_order(&mut orders) => {
+                match order {
+                    Some(Order::Stop(_)) => return (Some(Ended::Stopped), exited),
+                    // The agent is done; its worktree is pushed when the checks are.
+                    Some(Order::Checkpoint) => {}
+                    // Nobody can send orders any more: stop listening.
+                    None => orders = None,
+                }
+                continue;
+            }
+        };
+        match line {
+            Ok(Some(line)) => output.line(stream, line, sink).await,
+            _ if stream == "stdout" => out_done = true,
+            _ => err_done = true,
+        }
+    }
+    (None, exited)
+}
+
+/// The event that says how a command ended.
+fn verdict_event(phase: &str, command: &str, ended: &Ended, result: &CheckResult, timeout: Duration) -> NewEvent {
     let verdict = match ended {
         Ended::Exited(Some(0)) => "passed".to_owned(),
         Ended::Exited(Some(code)) => format!("failed with exit code {code}"),
@@ -223,7 +255,7 @@ pub(crate) async fn run(
         Ended::TimedOut => format!("timed out after {}s", timeout.as_secs()),
         Ended::Stopped => "was stopped".to_owned(),
     };
-    pending.push(NewEvent::new(
+    NewEvent::new(
         EventKind::Log,
         json!({
             "message": format!("{phase} `{command}` {verdict} ({:.1}s)", result.duration_ms as f64 / 1000.0),
@@ -232,9 +264,7 @@ pub(crate) async fn run(
             "exit_code": result.exit_code,
             "passed": result.passed,
         }),
-    ));
-    sink.send(pending).await;
-    (ended, result)
+    )
 }
 
 async fn next_order(orders: &mut Option<&mut mpsc::UnboundedReceiver<Order>>) -> Option<Order> {

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_agents::executor::{Executor, SESSION_VARS, TurnRequest, find_program};
+use baton_agents::executor::{Executor, Launch, SESSION_VARS, TurnRequest, find_program};
 use baton_client::ClientError;
 use baton_core::api::{Assignment, FailureKind, RunFinished, RunStarted};
 use baton_core::event::NewEvent;
@@ -385,41 +385,15 @@ impl Launcher {
         port: u16,
         orders: &mut mpsc::UnboundedReceiver<Order>,
     ) -> Result<Prepared, StartFailure> {
-        let io = |what: &str, e: std::io::Error| StartFailure::Failed(format!("could not {what}: {e}"));
         let began = std::time::Instant::now();
         let mut phases: Vec<(&str, f64)> = Vec::new();
         let mut lap = |name: &'static str| phases.push((name, began.elapsed().as_secs_f64() * 1000.0));
-        spool.create().map_err(|e| io("create the run's spool directory", e))?;
-        let settings = &a.project.settings;
-        let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
-        let _ = std::fs::create_dir_all(&cache);
-        let cache_text = cache.to_string_lossy().into_owned();
-        let mut baton = a.env.clone();
-        baton.insert("BATON_PORT".into(), port.to_string());
-        baton.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
-        baton.insert("BATON_CACHE".into(), cache_text.clone());
-        let mut env = AgentEnv::build(&self.host_env, settings, &a.agent, &baton, &cache_text);
-        // A missing CLI fails before anything is prepared for it: the next start
-        // (a fallback agent's, say) gets its worktree new, setup included.
-        if let Some(program) = a.agent.program()
-            && find_program(&program, env.vars.get("PATH").map(String::as_str), Path::new(&a.project.path)).is_none()
-        {
-            return Err(StartFailure::Missing(format!(
-                "{program} is not installed on launcher {} (not found on its PATH); {}",
-                self.config.name,
-                a.agent.executor.install_hint()
-            )));
-        }
-        if !settings.uses_worktrees() && !self.mirrors.local() {
-            return Err(StartFailure::Failed(format!(
-                "project {} runs tasks in its checkout (worktrees = false), which launcher {} does not have",
-                a.project.name, self.config.name
-            )));
-        }
+        spool.create().map_err(|e| io_failure("create the run's spool directory", e))?;
+        let (mut env, cache) = self.agent_env(a, port)?;
         let home = self.home(a, &env)?;
         env.vars.insert("HOME".into(), home.to_string_lossy().into_owned());
         let mut notes: Vec<String> = Vec::new();
-        let workspace = if settings.uses_worktrees() {
+        let workspace = if a.project.settings.uses_worktrees() {
             let (w, created, n) =
                 Workspace::prepare(&self.mirrors, &self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?;
             notes.extend(n);
@@ -432,45 +406,20 @@ impl Launcher {
         if a.run.kind == baton_core::model::RunKind::Resume {
             notes.extend(self.bring_conversation(a, &home, &cwd, &env).await);
         }
-        let mut places = Places {
-            cwd: cwd.clone(),
-            writable: vec![cache.clone(), home.clone()],
-            readable: vec![spool.dir().to_owned()],
-            hidden: self.config.hidden.clone(),
-            user_home: self.host_env.get("HOME").map(PathBuf::from),
-        };
-        if let Some((w, _)) = &workspace {
-            places.writable.push(w.path.clone());
-            places.readable.extend(self.mirrors.objects(&a.project.id));
-        }
-        if self.mirrors.local() {
-            // The lead's checkout, read-only (where it is hidden, under `/tmp`).
-            places.readable.push(PathBuf::from(&a.project.path));
-        }
-        let jail = match self.jail(a, &places, spool).await {
-            Ok(j) => j,
+        let places = self.places(a, spool, &cwd, vec![cache, home], workspace.as_ref().map(|(w, _)| w));
+        let (jail, egress) = match self.confine(a, spool, &places, &mut env).await {
+            Ok(confined) => confined,
             Err(e) => {
                 discard_new(workspace.as_ref()).await;
                 return Err(e);
             }
         };
         lap("sandbox");
-        if jail.report.kind != baton_core::sandbox::SandboxKind::None {
-            env.vars.insert("TMPDIR".into(), "/tmp".into());
-        }
-        let egress = match self.egress(&jail, spool, &mut env) {
-            Ok(e) => e,
-            Err(e) => {
-                discard_new(workspace.as_ref()).await;
-                return Err(StartFailure::Failed(format!("could not set up the agent's network: {e}")));
-            }
-        };
         env.vars.insert("BATON_WORKTREE".into(), cwd.to_string_lossy().into_owned());
         if let Some((w, _)) = &workspace {
             env.vars.insert("BATON_BRANCH".into(), w.branch.clone());
         }
         let redactor = env.redactor();
-        let executor = Executor::from(a.agent.executor);
         let turn = TurnRequest {
             agent: &a.agent,
             prompt: &a.prompt,
@@ -481,7 +430,7 @@ impl Launcher {
             baton: &self.config.exe,
             sandboxed: jail.report.kind != baton_core::sandbox::SandboxKind::None,
         };
-        let launch = executor.launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
+        let launch = Executor::from(a.agent.executor).launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
         env.vars.extend(launch.env.clone());
         let vars: Vec<(String, String)> = env.vars.clone().into_iter().collect();
         if !notes.is_empty() {
@@ -498,66 +447,109 @@ impl Launcher {
             return Err(e);
         }
         lap("setup");
-        for (path, content) in &launch.files {
-            // Files may name the session's own coordinator URL and token (an MCP
-            // server's headers); they are private to the run.
-            let mut content = content.clone();
-            for key in SESSION_VARS {
-                if let Some(value) = env.vars.get(key) {
-                    content = content.replace(&format!("${{{key}}}"), value);
-                }
-            }
-            write_private(path, &content).map_err(|e| io(&format!("write {}", path.display()), e))?;
-        }
-        if let Some(input) = &launch.stdin {
-            spool.write_private("stdin", input.as_bytes()).map_err(|e| io("write the prompt", e))?;
-        }
-        let mut vars: Vec<(String, String)> = vars;
-        let (program, args) = match (jail.container(), jail.inner()) {
-            (Some(c), _) => {
-                let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
-                let args = c.run_args(&c.name, &names, &launch.program, &launch.args, launch.stdin.is_some());
-                // The runtime gets the launcher's container settings and the agent's
-                // variables, which it passes on by name.
-                vars = c.runtime_env.iter().cloned().chain(vars).collect();
-                (c.runtime.display().to_string(), args)
-            }
-            (None, Some(mut inner)) => {
-                let program = inner.remove(0);
-                inner.push(launch.program);
-                inner.extend(launch.args);
-                (program, inner)
-            }
-            (None, None) => (launch.program, launch.args),
-        };
-        let spec = Spec {
-            program,
-            args,
-            env: vars,
-            cwd,
-            stdin: launch.stdin.is_some(),
-            timeout_s: a.timeout_s,
-            grace_s: a.grace_s,
-            stall_s: a.task.stall_s,
-            sandbox: jail.prefix(),
-            secrets: env.secrets.clone(),
-            network: (jail.report.network != NetworkPolicy::Full && jail.container().is_none())
-                .then(|| jail.report.network.clone()),
-            container: jail.container().cloned(),
-        };
-        spool.write_spec(&spec).map_err(|e| io("write the process spec", e))?;
+        write_launch_files(spool, &launch, &env)?;
+        let spec = spec(a, launch, vars, cwd, &jail, &env);
+        spool.write_spec(&spec).map_err(|e| io_failure("write the process spec", e))?;
         lap("spec");
-        let (mut child, stdout) =
-            self.supervisor_for(spool).await.map_err(|e| io(&format!("start {}", self.config.exe.display()), e))?;
+        let started = self.start_supervisor(spool).await;
+        lap("started");
+        tracing::debug!(run = %a.run.id, ?phases, "the agent's start, ms since the assignment");
+        let (child, pid) = started?;
+        Ok(Prepared { child, pid, workspace: workspace.map(|(w, _)| w), jail, redactor, egress })
+    }
+
+    /// The agent's environment (named, never inherited) with Baton's own
+    /// variables, and the project's cache directory. A missing CLI fails before
+    /// anything is prepared for it: the next start (a fallback agent's, say) gets
+    /// its worktree new, setup included.
+    fn agent_env(&self, a: &Assignment, port: u16) -> Result<(AgentEnv, PathBuf), StartFailure> {
+        let settings = &a.project.settings;
+        let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
+        let _ = std::fs::create_dir_all(&cache);
+        let cache_text = cache.to_string_lossy().into_owned();
+        let mut baton = a.env.clone();
+        baton.insert("BATON_PORT".into(), port.to_string());
+        baton.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
+        baton.insert("BATON_CACHE".into(), cache_text.clone());
+        let env = AgentEnv::build(&self.host_env, settings, &a.agent, &baton, &cache_text);
+        if let Some(program) = a.agent.program()
+            && find_program(&program, env.vars.get("PATH").map(String::as_str), Path::new(&a.project.path)).is_none()
+        {
+            return Err(StartFailure::Missing(format!(
+                "{program} is not installed on launcher {} (not found on its PATH); {}",
+                self.config.name,
+                a.agent.executor.install_hint()
+            )));
+        }
+        if !settings.uses_worktrees() && !self.mirrors.local() {
+            return Err(StartFailure::Failed(format!(
+                "project {} runs tasks in its checkout (worktrees = false), which launcher {} does not have",
+                a.project.name, self.config.name
+            )));
+        }
+        Ok((env, cache))
+    }
+
+    /// Where the agent may write (its working tree, `writable`), what it may
+    /// read beside the system, and what it must not see.
+    fn places(
+        &self,
+        a: &Assignment,
+        spool: &Spool,
+        cwd: &Path,
+        writable: Vec<PathBuf>,
+        workspace: Option<&Workspace>,
+    ) -> Places {
+        let mut places = Places {
+            cwd: cwd.to_owned(),
+            writable,
+            readable: vec![spool.dir().to_owned()],
+            hidden: self.config.hidden.clone(),
+            user_home: self.host_env.get("HOME").map(PathBuf::from),
+        };
+        if let Some(w) = workspace {
+            places.writable.push(w.path.clone());
+            places.readable.extend(self.mirrors.objects(&a.project.id));
+        }
+        if self.mirrors.local() {
+            // The lead's checkout, read-only (where it is hidden, under `/tmp`).
+            places.readable.push(PathBuf::from(&a.project.path));
+        }
+        places
+    }
+
+    /// The agent's sandbox and, without the full network, its ways out.
+    async fn confine(
+        &self,
+        a: &Assignment,
+        spool: &Spool,
+        places: &Places,
+        env: &mut AgentEnv,
+    ) -> Result<(Jail, Option<Egress>), StartFailure> {
+        let jail = self.jail(a, places, spool).await?;
+        if jail.report.kind != baton_core::sandbox::SandboxKind::None {
+            env.vars.insert("TMPDIR".into(), "/tmp".into());
+        }
+        let egress = self
+            .egress(&jail, spool, env)
+            .map_err(|e| StartFailure::Failed(format!("could not set up the agent's network: {e}")))?;
+        Ok((jail, egress))
+    }
+
+    /// Starts the supervisor on the spool (a standby one when there is one) and
+    /// waits for its first line: the agent's process group, or why it could not
+    /// start it.
+    async fn start_supervisor(&self, spool: &Spool) -> Result<(tokio::process::Child, i32), StartFailure> {
+        let (mut child, stdout) = self
+            .supervisor_for(spool)
+            .await
+            .map_err(|e| io_failure(&format!("start {}", self.config.exe.display()), e))?;
         let mut line = String::new();
         let read = tokio::time::timeout(SUPERVISOR_START, BufReader::new(stdout).read_line(&mut line)).await;
         let launcher = self.clone();
         tokio::spawn(async move { launcher.refill_standby() });
-        let workspace = workspace.map(|(w, _)| w);
-        lap("started");
-        tracing::debug!(run = %a.run.id, ?phases, "the agent's start, ms since the assignment");
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
-            return Ok(Prepared { child, pid, workspace, jail, redactor, egress });
+            return Ok((child, pid));
         }
         let _ = child.wait().await;
         if let Some(message) = line.trim().strip_prefix("failed ") {
@@ -765,4 +757,73 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(content.as_bytes())
+}
+
+/// A start that failed doing `what`.
+fn io_failure(what: &str, e: std::io::Error) -> StartFailure {
+    StartFailure::Failed(format!("could not {what}: {e}"))
+}
+
+/// Writes the files the executor asked for (an MCP configuration, a prompt
+/// file), with the session's own URL and token put in, and the prompt for
+/// stdin; each private to the run.
+fn write_launch_files(spool: &Spool, launch: &Launch, env: &AgentEnv) -> Result<(), StartFailure> {
+    for (path, content) in &launch.files {
+        let mut content = content.clone();
+        for key in SESSION_VARS {
+            if let Some(value) = env.vars.get(key) {
+                content = content.replace(&format!("${{{key}}}"), value);
+            }
+        }
+        write_private(path, &content).map_err(|e| io_failure(&format!("write {}", path.display()), e))?;
+    }
+    if let Some(input) = &launch.stdin {
+        spool.write_private("stdin", input.as_bytes()).map_err(|e| io_failure("write the prompt", e))?;
+    }
+    Ok(())
+}
+
+/// What the supervisor runs: the agent's program inside its container or
+/// behind its sandbox's command line, with its variables, limits and network.
+fn spec(
+    a: &Assignment,
+    launch: Launch,
+    mut vars: Vec<(String, String)>,
+    cwd: PathBuf,
+    jail: &Jail,
+    env: &AgentEnv,
+) -> Spec {
+    let stdin = launch.stdin.is_some();
+    let (program, args) = match (jail.container(), jail.inner()) {
+        (Some(c), _) => {
+            let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
+            let args = c.run_args(&c.name, &names, &launch.program, &launch.args, stdin);
+            // The runtime gets the launcher's container settings and the agent's
+            // variables, which it passes on by name.
+            vars = c.runtime_env.iter().cloned().chain(vars).collect();
+            (c.runtime.display().to_string(), args)
+        }
+        (None, Some(mut inner)) => {
+            let program = inner.remove(0);
+            inner.push(launch.program);
+            inner.extend(launch.args);
+            (program, inner)
+        }
+        (None, None) => (launch.program, launch.args),
+    };
+    Spec {
+        program,
+        args,
+        env: vars,
+        cwd,
+        stdin,
+        timeout_s: a.timeout_s,
+        grace_s: a.grace_s,
+        stall_s: a.task.stall_s,
+        sandbox: jail.prefix(),
+        secrets: env.secrets.clone(),
+        network: (jail.report.network != NetworkPolicy::Full && jail.container().is_none())
+            .then(|| jail.report.network.clone()),
+        container: jail.container().cloned(),
+    }
 }

@@ -32,7 +32,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid};
 
-use crate::spool::{ExitRecord, Outcome, Spool};
+use crate::spool::{ExitRecord, Outcome, Spec, Spool};
 
 /// A supervisor that could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,40 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     let _lock =
         Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| SupervisorError::AlreadySupervised)?;
     std::fs::write(spool.path("supervisor.pid"), getpid().to_string()).map_err(SupervisorError::Spool)?;
+    let signals = take_signals()?;
+    let started = Instant::now();
+    let Some((child_pid, agent)) = spawn(spool, &spec)? else { return Ok(()) };
+    std::fs::write(spool.path("agent.pid"), agent.to_string()).map_err(SupervisorError::Spool)?;
+    announce(&format!("started {agent}"));
 
+    let target = Target { group: agent, container: spec.container.as_ref(), grace_s: spec.grace_s.max(1) };
+    let limits = Limits {
+        deadline: spec.timeout_s.map(|s| started + Duration::from_secs(s)),
+        stall: spec.stall_s.map(|s| Stall::new(spool, Duration::from_secs(s.max(1)))),
+    };
+    let (status, stopped) = wait(&signals, child_pid, &target, limits)?;
+    if let Some(c) = target.container {
+        crate::container::remove(&c.runtime, &c.name, &c.runtime_env);
+    }
+    kill_descendants(agent, child_pid);
+    let (exit_code, signal) = match status {
+        WaitStatus::Exited(_, code) => (Some(code), None),
+        WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
+        _ => (None, None),
+    };
+    let record = ExitRecord {
+        outcome: stopped.unwrap_or(Outcome::Exited),
+        exit_code,
+        signal,
+        error: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    spool.write_exit(&record).map_err(SupervisorError::Spool)
+}
+
+/// Blocks the stop signals and SIGCHLD, so they arrive only on the signalfd it
+/// answers with, ignores SIGPIPE, and becomes a child subreaper.
+fn take_signals() -> Result<SignalFd, SupervisorError> {
     let mut mask = SigSet::empty();
     for s in STOP_SIGNALS {
         mask.add(s);
@@ -104,15 +137,13 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     let signals =
         SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(SupervisorError::Sys)?;
     prctl::set_child_subreaper(true).map_err(SupervisorError::Sys)?;
+    Ok(signals)
+}
 
-    let append = |name: &str| OpenOptions::new().create(true).append(true).open(spool.path(name));
-    let stdout = append("stdout").map_err(SupervisorError::Spool)?;
-    let stderr = append("stderr").map_err(SupervisorError::Spool)?;
-    let stdin = if spec.stdin {
-        Stdio::from(File::open(spool.path("stdin")).map_err(SupervisorError::Spool)?)
-    } else {
-        Stdio::null()
-    };
+/// Starts the agent: its process (the sandbox's, when it has one) and the
+/// agent's process group. A program that cannot start is recorded as such in
+/// the spool, and answers `None`.
+fn spawn(spool: &Spool, spec: &Spec) -> Result<Option<(Pid, Pid)>, SupervisorError> {
     // In a sandbox, bubblewrap tells where the agent's process group is on a pipe.
     // A container's runtime is the process to run; the bubblewrap command line
     // kept beside it is for git in the worktree.
@@ -121,16 +152,61 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
         Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Sys)?),
         None => None,
     };
-    let mut cmd = match (sandbox, &info) {
-        (Some(prefix), Some((_, write))) => {
+    let mut cmd = command(spool, spec, sandbox.map(Vec::as_slice), info.as_ref().map(|(_, w)| w.as_raw_fd()))?;
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let error = format!("could not start {}: {e}", spec.program);
+            let record = ExitRecord {
+                outcome: Outcome::SpawnFailed,
+                exit_code: None,
+                signal: None,
+                error: Some(error.clone()),
+                duration_ms: 0,
+            };
+            spool.write_exit(&record).map_err(SupervisorError::Spool)?;
+            announce(&format!("failed {error}"));
+            return Ok(None);
+        }
+    };
+    let child_pid = Pid::from_raw(child.id() as i32);
+    drop(child);
+    let agent = match info {
+        Some((read, write)) => {
+            drop(write);
+            sandbox_group(read).unwrap_or(child_pid)
+        }
+        None => child_pid,
+    };
+    Ok(Some((child_pid, agent)))
+}
+
+/// The agent's command: its program (behind the sandbox's command line, which
+/// reports on `info_fd`), arguments, environment and directory, with stdout and
+/// stderr appended to the spool, in a process group of its own.
+fn command(
+    spool: &Spool,
+    spec: &Spec,
+    sandbox: Option<&[String]>,
+    info_fd: Option<std::os::fd::RawFd>,
+) -> Result<Command, SupervisorError> {
+    let append = |name: &str| OpenOptions::new().create(true).append(true).open(spool.path(name));
+    let stdout = append("stdout").map_err(SupervisorError::Spool)?;
+    let stderr = append("stderr").map_err(SupervisorError::Spool)?;
+    let stdin = if spec.stdin {
+        Stdio::from(File::open(spool.path("stdin")).map_err(SupervisorError::Spool)?)
+    } else {
+        Stdio::null()
+    };
+    let mut cmd = match (sandbox, info_fd) {
+        (Some(prefix), Some(fd)) => {
             let mut cmd = Command::new(&prefix[0]);
-            cmd.args(&prefix[1..]).arg("--info-fd").arg(write.as_raw_fd().to_string());
+            cmd.args(&prefix[1..]).arg("--info-fd").arg(fd.to_string());
             cmd.arg("--").arg(&spec.program);
             cmd
         }
         _ => Command::new(&spec.program),
     };
-    let info_fd = info.as_ref().map(|(_, w)| w.as_raw_fd());
     cmd.args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -155,54 +231,43 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
             Ok(())
         });
     }
-    let started = Instant::now();
-    let child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let error = format!("could not start {}: {e}", spec.program);
-            let record = ExitRecord {
-                outcome: Outcome::SpawnFailed,
-                exit_code: None,
-                signal: None,
-                error: Some(error.clone()),
-                duration_ms: 0,
-            };
-            spool.write_exit(&record).map_err(SupervisorError::Spool)?;
-            announce(&format!("failed {error}"));
-            return Ok(());
-        }
-    };
-    let child_pid = Pid::from_raw(child.id() as i32);
-    drop(child);
-    let agent = match info {
-        Some((read, write)) => {
-            drop(write);
-            sandbox_group(read).unwrap_or(child_pid)
-        }
-        None => child_pid,
-    };
-    std::fs::write(spool.path("agent.pid"), agent.to_string()).map_err(SupervisorError::Spool)?;
-    announce(&format!("started {agent}"));
+    Ok(cmd)
+}
 
-    let grace = Duration::from_secs(spec.grace_s.max(1));
-    let target = Target { group: agent, container: spec.container.as_ref(), grace_s: spec.grace_s.max(1) };
+/// What ends a run that has not ended by itself.
+struct Limits {
+    /// When its time limit passes.
+    deadline: Option<Instant>,
+    /// Its output's watch, when silence stops it.
+    stall: Option<Stall>,
+}
+
+/// Waits for the agent to exit, stopping it (interrupt, terminate after half
+/// the grace period, kill after all of it) when a stop signal comes, its time
+/// runs out or it stalls; a second stop signal kills at once. Its exit status,
+/// and why it was stopped if it was.
+fn wait(
+    signals: &SignalFd,
+    child_pid: Pid,
+    target: &Target<'_>,
+    mut limits: Limits,
+) -> Result<(WaitStatus, Option<Outcome>), SupervisorError> {
+    let grace = Duration::from_secs(target.grace_s);
     // A container's runtime kills it after the grace period itself; this is the
     // last resort if the runtime does not.
     let kill_after = if target.container.is_some() { grace + Duration::from_secs(5) } else { grace };
-    let deadline = spec.timeout_s.map(|s| started + Duration::from_secs(s));
-    let mut stall = spec.stall_s.map(|s| Stall::new(spool, Duration::from_secs(s.max(1))));
     let mut stopping: Option<(Outcome, Instant)> = None;
     let (mut termed, mut killed) = (false, false);
-    let status = loop {
+    loop {
         if let Some(status) = reap(child_pid) {
-            break status;
+            return Ok((status, stopping.map(|(o, _)| o)));
         }
         let now = Instant::now();
-        if stopping.is_none() && deadline.is_some_and(|d| now >= d) {
+        if stopping.is_none() && limits.deadline.is_some_and(|d| now >= d) {
             stopping = Some((Outcome::TimedOut, now));
             target.interrupt();
         }
-        if stopping.is_none() && stall.as_mut().is_some_and(|s| s.stalled(now)) {
+        if stopping.is_none() && limits.stall.as_mut().is_some_and(|s| s.stalled(now)) {
             stopping = Some((Outcome::Stalled, now));
             target.interrupt();
         }
@@ -220,7 +285,7 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
             Some((_, began)) if !termed => Some(began + grace / 2),
             Some((_, began)) if !killed => Some(began + kill_after),
             Some(_) => None,
-            None => [deadline, stall.as_ref().map(|s| s.next_look())].into_iter().flatten().min(),
+            None => [limits.deadline, limits.stall.as_ref().map(|s| s.next_look())].into_iter().flatten().min(),
         };
         let timeout = match next {
             Some(at) => PollTimeout::try_from(at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
@@ -244,24 +309,7 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
                 }
             }
         }
-    };
-    if let Some(c) = target.container {
-        crate::container::remove(&c.runtime, &c.name, &c.runtime_env);
     }
-    kill_descendants(agent, child_pid);
-    let (exit_code, signal) = match status {
-        WaitStatus::Exited(_, code) => (Some(code), None),
-        WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
-        _ => (None, None),
-    };
-    let record = ExitRecord {
-        outcome: stopping.map_or(Outcome::Exited, |(o, _)| o),
-        exit_code,
-        signal,
-        error: None,
-        duration_ms: started.elapsed().as_millis() as u64,
-    };
-    spool.write_exit(&record).map_err(SupervisorError::Spool)
 }
 
 /// Watches the size of the agent's output files: no growth for `limit` is a

@@ -68,13 +68,15 @@ pub async fn acp_client(args: AcpClientArgs) -> Result<u8, CliError> {
     let mut prompt = String::new();
     std::io::stdin()
         .read_to_string(&mut prompt)
-        .map_err(|e| CliError::Invalid(format!("could not read the prompt from stdin: {e}")))?;
+        .map_err(|e| CliError::io("could not read the prompt from stdin", e))?;
     let mcp_servers = match &args.mcp {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Invalid(format!("could not read {}: {e}", path.display())))?;
-            serde_json::from_str(&text).map_err(|e| {
-                CliError::Invalid(format!("{} is not a JSON object of MCP servers: {e}", path.display()))
+                .map_err(|e| CliError::io(format!("could not read {}", path.display()), e))?;
+            serde_json::from_str(&text).map_err(|e| CliError::BadFile {
+                path: path.clone(),
+                what: "a JSON object of MCP servers",
+                source: Some(e.into()),
             })?
         }
         None => Default::default(),

@@ -13,6 +13,7 @@ use crate::cli::DocCommand;
 use crate::error::CliError;
 use crate::output::{cut, print_json, table};
 
+/// Runs one `baton doc` command; its exit code.
 pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
     match command {
         DocCommand::Push { name, file, tags, meta, relations, content_type, project, json } => {
@@ -58,77 +59,92 @@ pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         DocCommand::Query { words, tags, prefix, limit, json } => {
-            let mut query = vec![format!("limit={limit}")];
-            if !words.is_empty() {
-                query.push(format!("q={}", encode(&words.join(" "))));
-            }
-            if !tags.is_empty() {
-                query.push(format!("tag={}", encode(&tags.join(","))));
-            }
-            if let Some(p) = prefix {
-                query.push(format!("prefix={}", encode(&p)));
-            }
-            let hits = client.docs(&query.join("&")).await?;
-            if json {
-                print_json(&hits);
-                return Ok(0);
-            }
-            let rows: Vec<Vec<String>> = hits
-                .iter()
-                .map(|h| {
-                    vec![
-                        h.doc.name.clone(),
-                        h.doc.version.to_string(),
-                        h.doc.tags.join(","),
-                        h.doc.updated_at.to_string(),
-                        cut(&h.snippet.clone().unwrap_or_default().replace('\n', " "), 60),
-                    ]
-                })
-                .collect();
-            table(&["NAME", "VERSION", "TAGS", "UPDATED", "MATCH"], &rows);
-            Ok(0)
+            query(client, &words, &tags, prefix, limit, json).await
         }
-        DocCommand::Info { name, json } => {
-            let detail = client.doc(&name, None).await?;
-            if json {
-                let mut value = serde_json::to_value(&detail).unwrap_or_default();
-                if let Some(obj) = value.as_object_mut() {
-                    obj.remove("content");
-                    obj.remove("content_base64");
-                }
-                print_json(&value);
-                return Ok(0);
-            }
-            let d = &detail.doc;
-            println!("name:         {}", d.name);
-            println!("version:      {} ({} bytes, {})", d.version, d.size, d.content_type);
-            println!("tags:         {}", d.tags.join(", "));
-            for (k, v) in &d.metadata {
-                println!("meta:         {k} = {v}");
-            }
-            for r in &d.relations {
-                println!(
-                    "relation:     {} {}",
-                    serde_json::to_value(r.kind).unwrap_or_default().as_str().unwrap_or(""),
-                    r.target
-                );
-            }
-            for name in &detail.referenced_by {
-                println!("named by:     {name}");
-            }
-            println!("created:      {}", d.created_at);
-            for v in &detail.versions {
-                let by = v.written_by.as_ref().map(|s| format!(" by {s}")).unwrap_or_default();
-                println!("  v{:<4} {} {} bytes{by}", v.version, v.updated_at, v.size);
-            }
-            Ok(0)
-        }
+        DocCommand::Info { name, json } => info(client, &name, json).await,
         DocCommand::Delete { name } => {
             client.delete_doc(&name).await?;
             println!("deleted {name}");
             Ok(0)
         }
     }
+}
+
+/// `baton doc query`: the documents that match, best first.
+async fn query(
+    client: &Client,
+    words: &[String],
+    tags: &[String],
+    prefix: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<u8, CliError> {
+    let mut query = vec![format!("limit={limit}")];
+    if !words.is_empty() {
+        query.push(format!("q={}", encode(&words.join(" "))));
+    }
+    if !tags.is_empty() {
+        query.push(format!("tag={}", encode(&tags.join(","))));
+    }
+    if let Some(p) = prefix {
+        query.push(format!("prefix={}", encode(&p)));
+    }
+    let hits = client.docs(&query.join("&")).await?;
+    if json {
+        print_json(&hits);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = hits
+        .iter()
+        .map(|h| {
+            vec![
+                h.doc.name.clone(),
+                h.doc.version.to_string(),
+                h.doc.tags.join(","),
+                h.doc.updated_at.to_string(),
+                cut(&h.snippet.clone().unwrap_or_default().replace('\n', " "), 60),
+            ]
+        })
+        .collect();
+    table(&["NAME", "VERSION", "TAGS", "UPDATED", "MATCH"], &rows);
+    Ok(0)
+}
+
+/// `baton doc info`: a document without its content, with its versions.
+async fn info(client: &Client, name: &str, json: bool) -> Result<u8, CliError> {
+    let detail = client.doc(name, None).await?;
+    if json {
+        let mut value = serde_json::to_value(&detail).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.remove("content");
+            obj.remove("content_base64");
+        }
+        print_json(&value);
+        return Ok(0);
+    }
+    let d = &detail.doc;
+    println!("name:         {}", d.name);
+    println!("version:      {} ({} bytes, {})", d.version, d.size, d.content_type);
+    println!("tags:         {}", d.tags.join(", "));
+    for (k, v) in &d.metadata {
+        println!("meta:         {k} = {v}");
+    }
+    for r in &d.relations {
+        println!(
+            "relation:     {} {}",
+            serde_json::to_value(r.kind).unwrap_or_default().as_str().unwrap_or(""),
+            r.target
+        );
+    }
+    for name in &detail.referenced_by {
+        println!("named by:     {name}");
+    }
+    println!("created:      {}", d.created_at);
+    for v in &detail.versions {
+        let by = v.written_by.as_ref().map(|s| format!(" by {s}")).unwrap_or_default();
+        println!("  v{:<4} {} {} bytes{by}", v.version, v.updated_at, v.size);
+    }
+    Ok(0)
 }
 
 /// A document's content as bytes.
@@ -138,7 +154,7 @@ async fn content(client: &Client, name: &str, version: Option<u32>) -> Result<Ve
         (Some(text), _) => text.into_bytes(),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map_err(|e| CliError::Invalid(format!("the coordinator sent bad base64: {e}")))?,
+            .map_err(|e| CliError::Unexpected { what: "base64", source: Some(e.into()) })?,
         (None, None) => Vec::new(),
     })
 }
@@ -160,8 +176,11 @@ fn parse_meta(pairs: &[String]) -> Result<std::collections::BTreeMap<String, Val
     pairs
         .iter()
         .map(|p| {
-            let (k, v) =
-                p.split_once('=').ok_or_else(|| CliError::Invalid(format!("--meta {p:?}: expected KEY=VALUE")))?;
+            let (k, v) = p.split_once('=').ok_or_else(|| CliError::BadValue {
+                flag: "--meta",
+                value: p.clone(),
+                problem: "expected KEY=VALUE",
+            })?;
             let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
             Ok((k.to_owned(), value))
         })
@@ -172,13 +191,10 @@ fn parse_relations(items: &[String]) -> Result<Vec<Relation>, CliError> {
     items
         .iter()
         .map(|item| {
-            let (kind, target) =
-                item.split_once(':').ok_or_else(|| CliError::Invalid(format!("--rel {item:?}: expected KIND:NAME")))?;
-            let kind: RelationKind = serde_json::from_value(Value::String(kind.to_owned())).map_err(|_| {
-                CliError::Invalid(format!(
-                    "--rel {item:?}: kind must be parent, child, related, predecessor or successor"
-                ))
-            })?;
+            let bad = |problem| CliError::BadValue { flag: "--rel", value: item.clone(), problem };
+            let (kind, target) = item.split_once(':').ok_or_else(|| bad("expected KIND:NAME"))?;
+            let kind: RelationKind = serde_json::from_value(Value::String(kind.to_owned()))
+                .map_err(|_| bad("kind must be parent, child, related, predecessor or successor"))?;
             Ok(Relation { kind, target: target.to_owned() })
         })
         .collect()

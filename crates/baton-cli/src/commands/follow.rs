@@ -56,7 +56,7 @@ pub async fn follow(client: &Client, task: &str, mut stream: EventStream, show: 
             Ok(None) | Err(_) => {
                 failures += 1;
                 if failures > 60 {
-                    return Err(CliError::NoCoordinator("lost the coordinator while following the task".into()));
+                    return Err(CliError::LostCoordinator("following the task"));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if let Ok(detail) = client.task(task).await

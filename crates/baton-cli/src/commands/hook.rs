@@ -66,8 +66,11 @@ fn install(dir: Option<PathBuf>, shared: bool) -> Result<u8, CliError> {
     };
     let file = dir.join(".claude").join(if shared { "settings.json" } else { "settings.local.json" });
     let mut settings: Value = match std::fs::read_to_string(&file) {
-        Ok(text) if !text.trim().is_empty() => serde_json::from_str(&text)
-            .map_err(|e| CliError::Invalid(format!("{} is not valid JSON ({e}); not changed", file.display())))?,
+        Ok(text) if !text.trim().is_empty() => serde_json::from_str(&text).map_err(|e| CliError::BadFile {
+            path: file.clone(),
+            what: "valid JSON (nothing was changed)",
+            source: Some(e.into()),
+        })?,
         Ok(_) => json!({}),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
         Err(e) => return Err(CliError::io(format!("cannot read {}", file.display()), e)),
@@ -92,17 +95,17 @@ fn install(dir: Option<PathBuf>, shared: bool) -> Result<u8, CliError> {
 /// Adds `command` to every event's hooks, replacing an earlier `baton hook`
 /// entry; true when something changed.
 fn add_hooks(settings: &mut Value, command: &str) -> Result<bool, CliError> {
-    let root =
-        settings.as_object_mut().ok_or_else(|| CliError::Invalid("the settings file is not a JSON object".into()))?;
+    let root = settings.as_object_mut().ok_or(CliError::Usage("the settings file is not a JSON object"))?;
     let hooks = root.entry("hooks").or_insert_with(|| json!({}));
-    let hooks =
-        hooks.as_object_mut().ok_or_else(|| CliError::Invalid("`hooks` in the settings is not an object".into()))?;
+    let hooks = hooks.as_object_mut().ok_or(CliError::Usage("`hooks` in the settings is not an object"))?;
     let mut changed = false;
     for (event, tools) in EVENTS {
         let list = hooks.entry(*event).or_insert_with(|| json!([]));
-        let list = list
-            .as_array_mut()
-            .ok_or_else(|| CliError::Invalid(format!("`hooks.{event}` in the settings is not a list")))?;
+        let list = list.as_array_mut().ok_or(CliError::BadValue {
+            flag: "hooks",
+            value: (*event).to_owned(),
+            problem: "is not a list in the settings",
+        })?;
         let ours = |h: &Value| h["command"].as_str().is_some_and(|c| c.ends_with(" hook") && c.contains("baton"));
         let present =
             list.iter().any(|m| m["hooks"].as_array().is_some_and(|hs| hs.iter().any(|h| h["command"] == command)));
@@ -137,7 +140,7 @@ fn repository_top() -> Result<PathBuf, CliError> {
         .output()
         .map_err(|e| CliError::io("cannot run git", e))?;
     if !out.status.success() {
-        return Err(CliError::Invalid("not in a git repository; give --dir".into()));
+        return Err(CliError::Usage("not in a git repository; give --dir"));
     }
     Ok(Path::new(String::from_utf8_lossy(&out.stdout).trim()).to_path_buf())
 }

@@ -62,7 +62,7 @@ pub async fn signalled() {
 }
 
 pub async fn launcher(url: Option<&str>, token: Option<&str>, args: LauncherArgs) -> Result<u8, CliError> {
-    let url = url.ok_or_else(|| CliError::Invalid("`baton launcher` needs --url (or BATON_URL)".into()))?;
+    let url = url.ok_or(CliError::Usage("`baton launcher` needs --url (or BATON_URL)"))?;
     let from_file = match &args.token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -72,20 +72,21 @@ pub async fn launcher(url: Option<&str>, token: Option<&str>, args: LauncherArgs
         ),
         None => None,
     };
-    let token = from_file.as_deref().or(token).ok_or_else(|| {
-        CliError::Invalid("`baton launcher` needs --token-file or --token (or BATON_TOKEN_FILE, BATON_TOKEN)".into())
-    })?;
+    let token = from_file
+        .as_deref()
+        .or(token)
+        .ok_or(CliError::Usage("`baton launcher` needs --token-file or --token (or BATON_TOKEN_FILE, BATON_TOKEN)"))?;
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| CliError::io(format!("cannot create {}", args.data_dir.display()), e))?;
     let _lock = super::up::lock_dir(&args.data_dir)?;
     let name = args.name.unwrap_or_else(|| nix_hostname().unwrap_or_else(|| "launcher".into()));
     let mut config = config(url, token, &args.data_dir, name, args.slots).await?;
     for label in &args.labels {
-        baton_core::names::validate_label(label).map_err(|e| CliError::Invalid(e.to_string()))?;
+        baton_core::names::validate_label(label).map_err(|source| CliError::BadName { what: "--label", source })?;
     }
     config.labels = args.labels.clone();
     config.ca_file = args.ca.clone();
-    let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Startup(crate::error::report(&e)))?;
+    let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Launcher(Box::new(e)))?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(launcher.run(stopped));
     eprintln!("launcher running against {url}");
@@ -105,7 +106,7 @@ pub async fn act(client: &baton_client::Client, args: LauncherArgs) -> Result<u8
     let (id, verb) = match args.action {
         Some(crate::cli::LauncherAction::Drain { id }) => (id, "drain"),
         Some(crate::cli::LauncherAction::Undrain { id }) => (id, "undrain"),
-        None => return Err(CliError::Invalid("nothing to do".into())),
+        None => return Err(CliError::Usage("nothing to do: give drain ID or undrain ID")),
     };
     let l: Launcher = client.post(&format!("/api/launchers/{id}/{verb}"), &serde_json::json!({})).await?;
     eprintln!(

@@ -22,9 +22,9 @@ fn read_plan(path: &std::path::Path) -> Result<CreatePlan, CliError> {
     };
     let json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
     if json {
-        serde_json::from_str(&text).map_err(|e| CliError::Invalid(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| bad_plan(path, e))
     } else {
-        serde_norway::from_str(&text).map_err(|e| CliError::Invalid(format!("{}: {e}", path.display())))
+        serde_norway::from_str(&text).map_err(|e| bad_plan(path, e))
     }
 }
 
@@ -53,7 +53,7 @@ pub async fn plan(client: &Client, args: PlanArgs) -> Result<u8, CliError> {
     let Some(stream) = stream.as_mut() else { return Ok(0) };
     while !status.values().all(|s| s.is_at_rest()) {
         let Some(event) = stream.next().await? else {
-            return Err(CliError::NoCoordinator("the coordinator closed the stream".into()));
+            return Err(CliError::LostCoordinator("following the plan"));
         };
         let Some(id) = event.task_id.as_ref().map(ToString::to_string).filter(|id| status.contains_key(id)) else {
             continue;
@@ -113,7 +113,8 @@ pub async fn orchestrate(client: &Client, args: OrchestrateArgs) -> Result<u8, C
             continue;
         };
         if event.kind == EventKind::Orchestration && event.data["id"] == o.id.as_str() {
-            o = serde_json::from_value(event.data).map_err(|e| CliError::Invalid(e.to_string()))?;
+            o = serde_json::from_value(event.data)
+                .map_err(|e| CliError::Unexpected { what: "an orchestration", source: Some(e.into()) })?;
         }
     }
     if args.json {
@@ -122,4 +123,9 @@ pub async fn orchestrate(client: &Client, args: OrchestrateArgs) -> Result<u8, C
         println!("{result}");
     }
     Ok(if o.status == OrchestrationStatus::Completed { 0 } else { 1 })
+}
+
+/// A plan file that does not parse.
+fn bad_plan(path: &std::path::Path, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    CliError::BadFile { path: path.to_owned(), what: "a plan", source: Some(Box::new(e)) }
 }

@@ -102,7 +102,9 @@ pub async fn clean(client: &Client, args: CleanArgs) -> Result<u8, CliError> {
                 Err(ClientError::Api { code: ErrorCode::Conflict, details: Some(details), .. }) => {
                     match serde_json::from_value::<CleanReport>(details) {
                         Ok(r) => reports.push(r),
-                        Err(e) => return Err(CliError::Invalid(format!("unexpected answer: {e}"))),
+                        Err(e) => {
+                            return Err(CliError::Unexpected { what: "a clean report", source: Some(e.into()) });
+                        }
                     }
                 }
                 Err(e) => return Err(e.into()),

@@ -72,9 +72,7 @@ pub async fn default_project(client: &Client) -> Result<String, CliError> {
     match (here, projects.as_slice()) {
         (Some(p), _) => Ok(p.id.to_string()),
         (None, [only]) => Ok(only.id.to_string()),
-        (None, []) => {
-            Err(CliError::Invalid("the coordinator has no project yet: run `baton up` in a git repository".into()))
-        }
-        (None, _) => Err(CliError::Invalid("several projects exist; name one with --project".into())),
+        (None, []) => Err(CliError::Usage("the coordinator has no project yet: run `baton up` in a git repository")),
+        (None, _) => Err(CliError::Usage("several projects exist; name one with --project")),
     }
 }

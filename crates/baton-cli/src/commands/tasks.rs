@@ -301,7 +301,7 @@ pub async fn result(client: &Client, args: IdArgs) -> Result<u8, CliError> {
     match &t.result {
         Some(r) => println!("{r}"),
         None if !t.status.is_at_rest() => {
-            return Err(CliError::Invalid(format!("task {} is {} and has no result yet", t.id, t.status)));
+            return Err(CliError::NoResult { task: t.id.to_string(), status: t.status });
         }
         None => eprintln!(
             "task {} {} without a result{}",

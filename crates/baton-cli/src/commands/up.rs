@@ -36,8 +36,7 @@ pub fn lock_dir(dir: &Path) -> Result<Flock<File>, CliError> {
         .write(true)
         .open(&path)
         .map_err(|e| CliError::io(format!("cannot open {}", path.display()), e))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock)
-        .map_err(|_| CliError::Startup(format!("another Baton process is using {}", dir.display())))
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| CliError::Locked(dir.to_owned()))
 }
 
 /// Makes a directory only its owner may enter.
@@ -84,7 +83,7 @@ async fn admin_token(coordinator: &Coordinator, data_dir: &Path) -> Result<Strin
             t
         }
     };
-    coordinator.trust_admin_token(&token).await.map_err(|e| CliError::Startup(e.to_string()))?;
+    coordinator.trust_admin_token(&token).await.map_err(CliError::coordinator("cannot store the admin token"))?;
     Ok(token)
 }
 
@@ -100,7 +99,7 @@ fn open_store(args: &UpArgs, data_dir: &Path) -> Result<baton_store::Store, CliE
                 Durability::Power => StoreDurability::Power,
             },
         };
-        sqlite::open(&options).map_err(|e| CliError::Startup(report(&e)))
+        sqlite::open(&options).map_err(|e| CliError::Store(Box::new(e)))
     };
     let store = match args.store.as_deref().map(str::trim) {
         None | Some("") => {
@@ -113,49 +112,35 @@ fn open_store(args: &UpArgs, data_dir: &Path) -> Result<baton_store::Store, CliE
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let options = baton_store::postgres::PgOptions::new(url);
-            baton_store::postgres::open(&options).map_err(|e| CliError::Startup(report(&e)))?
+            baton_store::postgres::open(&options).map_err(|e| CliError::Store(Box::new(e)))?
         }
         Some(url) if url.starts_with("sqlite:") => {
             let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
             if path.is_empty() {
-                return Err(CliError::Invalid("--store sqlite:PATH needs a path".into()));
+                return Err(CliError::Usage("--store sqlite:PATH needs a path"));
             }
             sqlite_at(PathBuf::from(path))?
         }
         Some(other) => {
-            return Err(CliError::Invalid(format!(
-                "--store {:?} is not a store URL: give postgres://USER:PASSWORD@HOST:PORT/DB or sqlite:PATH",
-                baton_store::postgres::redact(other)
-            )));
+            return Err(CliError::BadValue {
+                flag: "--store",
+                value: baton_store::postgres::redact(other),
+                problem: "not a store URL: give postgres://USER:PASSWORD@HOST:PORT/DB or sqlite:PATH",
+            });
         }
     };
     tracing::info!(store = store.kind(), "store opened");
     Ok(store)
 }
 
+/// `baton up`: the coordinator, its embedded launcher and the dashboard, until
+/// a signal stops them (the agents keep running).
 pub async fn up(args: UpArgs) -> Result<u8, CliError> {
-    let cwd = std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?;
-    let repo = match baton_git::Git::discover(&cwd).await {
-        Ok(repo) => Some(repo),
-        Err(baton_git::GitError::Spawn(_)) => {
-            return Err(CliError::Startup(
-                "git is not on PATH: Baton needs it for worktrees, branches and merges (apt-get install git)".into(),
-            ));
-        }
-        Err(_) => None,
-    };
-    let data_dir =
-        args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
-    private_dir(&data_dir)?;
-    let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
-    if !data_dir.join(".gitignore").exists() {
-        let _ = std::fs::write(data_dir.join(".gitignore"), GITIGNORE);
-    }
+    let (repo, data_dir) = data_dir(&args).await?;
     let _lock = lock_dir(&data_dir)?;
-
     let store = open_store(&args, &data_dir)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(baton_server::tls::load(cert, key).map_err(|e| CliError::Startup(report(&e)))?),
+        (Some(cert), Some(key)) => Some(baton_server::tls::load(cert, key).map_err(CliError::Tls)?),
         _ => None,
     };
     let listener = bind(&args.listen).await?;
@@ -174,7 +159,71 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
         None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
         None => format!("http://{addr}"),
     };
-    let public_url = exposure.public_url.clone().unwrap_or_else(|| url.clone());
+    let config = server_config(&args, &exposure, &url, &data_dir)?;
+    let coordinator =
+        Coordinator::start(store, config).await.map_err(CliError::coordinator("cannot start the coordinator"))?;
+    settle_in(&coordinator, &data_dir, repo.as_deref()).await?;
+    let login = coordinator.login_link().await.map_err(CliError::coordinator("cannot make a login link"))?;
+    // One write for both lines: whoever reads the first line may close the pipe.
+    let _ = write!(
+        std::io::stdout().lock(),
+        "listening on {url}\ndashboard: {login} (a one-time login link; `baton dashboard` prints another)\n",
+    );
+    let _ = std::io::stdout().flush();
+    write_private(&data_dir.join("url"), &url)?;
+    tracing::info!(data_dir = %data_dir.display(), "admin token in {}", data_dir.join("token").display());
+
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(serve(listener, local, tls, coordinator.router(), stopped.clone()));
+    let launcher = if args.no_launcher {
+        None
+    } else {
+        Some(start_launcher(&coordinator, &data_dir, &url, args.slots, stopped).await?)
+    };
+    tokio::select! {
+        _ = signalled() => {}
+        result = server => {
+            return match result {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(e)) => Err(CliError::io("the server stopped", e)),
+                Err(e) => Err(CliError::Server(e)),
+            };
+        }
+    }
+    eprintln!("stopping; running agents keep running and are re-attached by the next `baton up`");
+    let _ = std::fs::remove_file(data_dir.join("url"));
+    let _ = stop.send(true);
+    if let Some(l) = launcher {
+        let _ = tokio::time::timeout(Duration::from_secs(3), l).await;
+    }
+    coordinator.stop().await;
+    Ok(0)
+}
+
+/// The repository `baton up` runs in (if any) and its data directory, made
+/// private, with a `.gitignore` so git never shows it. No git on PATH is an
+/// error before anything is made.
+async fn data_dir(args: &UpArgs) -> Result<(Option<PathBuf>, PathBuf), CliError> {
+    let cwd = std::env::current_dir().map_err(|e| CliError::io("cannot read the current directory", e))?;
+    let repo = match baton_git::Git::discover(&cwd).await {
+        Ok(repo) => Some(repo),
+        Err(baton_git::GitError::Spawn(_)) => return Err(CliError::NoGit),
+        Err(_) => None,
+    };
+    let data_dir =
+        args.data_dir.clone().unwrap_or_else(|| repo.clone().unwrap_or_else(|| cwd.clone()).join(DATA_DIR_NAME));
+    private_dir(&data_dir)?;
+    let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+    if !data_dir.join(".gitignore").exists() {
+        let _ = std::fs::write(data_dir.join(".gitignore"), GITIGNORE);
+    }
+    Ok((repo, data_dir))
+}
+
+/// The coordinator's settings from `baton up`'s flags, with Baton's own git
+/// hooks written into the data directory.
+fn server_config(args: &UpArgs, exposure: &Exposure, url: &str, data_dir: &Path) -> Result<ServerConfig, CliError> {
+    let public_url = exposure.public_url.clone().unwrap_or_else(|| url.to_owned());
     let mut config = ServerConfig::new(&public_url);
     config.allowed_hosts = Some(exposure.hosts.clone());
     let domain = &mut config.coordinator;
@@ -192,15 +241,21 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
     baton_server::git_http::install_hooks(&hooks)
         .map_err(|e| CliError::io(format!("cannot write Baton's git hooks into {}", hooks.display()), e))?;
     config.git_hooks_dir = Some(hooks);
-    let coordinator = Coordinator::start(store, config).await.map_err(|e| CliError::Startup(e.to_string()))?;
+    Ok(config)
+}
+
+/// What a started coordinator does once: trusts the data directory's admin
+/// token, moves old binary documents into the store, registers the repository
+/// it runs in, and says what in the configuration would fail later.
+async fn settle_in(coordinator: &Coordinator, data_dir: &Path, repo: Option<&Path>) -> Result<(), CliError> {
     let state = Arc::clone(coordinator.state());
-    admin_token(&coordinator, &data_dir).await?;
+    admin_token(coordinator, data_dir).await?;
     match coordinator.import_blobs(&data_dir.join("docs")).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(documents = n, "binary documents moved from files into the store"),
         Err(e) => tracing::warn!(error = %e, "could not move binary documents into the store"),
     }
-    if let Some(root) = &repo {
+    if let Some(root) = repo {
         let req = CreateProject { path: root.to_string_lossy().into_owned(), ..Default::default() };
         match projects::add_project(&state, req, true).await {
             Ok(p) => {
@@ -211,52 +266,14 @@ pub async fn up(args: UpArgs) -> Result<u8, CliError> {
             }
         }
     }
-
     // A forge whose token is missing is said now, not at the first pull request.
     for warning in coordinator.configuration_warnings().await {
         eprintln!("warning: {warning}");
     }
-
     for orphan in projects::orphan_worktrees(&state, &data_dir.join("worktrees")).await {
         tracing::warn!(worktree = %orphan.display(), "this worktree belongs to no task Baton knows; it was left as it is");
     }
-
-    let login = coordinator.login_link().await.map_err(|e| CliError::Startup(e.to_string()))?;
-    // One write for both lines: whoever reads the first line may close the pipe.
-    let _ = write!(
-        std::io::stdout().lock(),
-        "listening on {url}\ndashboard: {login} (a one-time login link; `baton dashboard` prints another)\n",
-    );
-    let _ = std::io::stdout().flush();
-    write_private(&data_dir.join("url"), &url)?;
-    tracing::info!(data_dir = %data_dir.display(), "admin token in {}", data_dir.join("token").display());
-
-    let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, local, tls, coordinator.router(), stopped.clone()));
-    let launcher = if args.no_launcher {
-        None
-    } else {
-        Some(start_launcher(&coordinator, &data_dir, &url, args.slots, stopped).await?)
-    };
-
-    tokio::select! {
-        _ = signalled() => {}
-        result = server => {
-            return match result {
-                Ok(Ok(())) => Ok(0),
-                Ok(Err(e)) => Err(CliError::io("the server stopped", e)),
-                Err(e) => Err(CliError::Startup(format!("the server stopped: {e}"))),
-            };
-        }
-    }
-    eprintln!("stopping; running agents keep running and are re-attached by the next `baton up`");
-    let _ = std::fs::remove_file(data_dir.join("url"));
-    let _ = stop.send(true);
-    if let Some(l) = launcher {
-        let _ = tokio::time::timeout(Duration::from_secs(3), l).await;
-    }
-    coordinator.stop().await;
-    Ok(0)
+    Ok(())
 }
 
 /// Serves the API on `listener` (with TLS when `tls` is given) and on `local`
@@ -308,9 +325,11 @@ impl Exposure {
             Some(url) => {
                 let url = url.trim().trim_end_matches('/').to_owned();
                 let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(|| {
-                    CliError::Invalid(format!(
-                        "--public-url {url:?} is not an http(s) URL (like https://coord.example:7077)"
-                    ))
+                    CliError::BadValue {
+                        flag: "--public-url",
+                        value: url.clone(),
+                        problem: "not an http(s) URL (like https://coord.example:7077)",
+                    }
                 })?;
                 let authority = rest.split('/').next().unwrap_or("");
                 let host = match authority.rsplit_once(':') {
@@ -318,7 +337,7 @@ impl Exposure {
                     _ => authority,
                 };
                 if host.is_empty() || host.contains(['@', ' ']) {
-                    return Err(CliError::Invalid(format!("--public-url {url:?} names no host")));
+                    return Err(CliError::BadValue { flag: "--public-url", value: url, problem: "names no host" });
                 }
                 hosts.push(host.to_owned());
                 Some(url)
@@ -327,14 +346,16 @@ impl Exposure {
         };
         if !addr.ip().is_loopback() {
             if public_url.is_none() {
-                return Err(CliError::Invalid(format!(
-                    "listening on {addr} beyond loopback needs --public-url (the URL agents and launchers use, and the host this coordinator answers to)"
-                )));
+                return Err(CliError::Exposed {
+                    addr,
+                    needs: "needs --public-url (the URL agents and launchers use, and the host this coordinator answers to)",
+                });
             }
             if !tls && !args.insecure_http {
-                return Err(CliError::Invalid(format!(
-                    "listening on {addr} beyond loopback without TLS would send tokens in the clear: give --tls-cert FILE --tls-key FILE, or --insecure-http to accept that"
-                )));
+                return Err(CliError::Exposed {
+                    addr,
+                    needs: "without TLS would send tokens in the clear: give --tls-cert FILE --tls-key FILE, or --insecure-http to accept that",
+                });
             }
             if !tls {
                 eprintln!(
@@ -366,10 +387,11 @@ async fn start_launcher(
             id
         }
     };
-    let token = coordinator.launcher_token(&id).await.map_err(|e| CliError::Startup(e.to_string()))?;
+    let token =
+        coordinator.launcher_token(&id).await.map_err(CliError::coordinator("cannot make the launcher's token"))?;
     let mut config = launcher_config(url, &token, data_dir, "embedded".into(), slots).await?;
     config.local_repos = true;
-    let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Startup(report(&e)))?;
+    let launcher = baton_launcher::Launcher::new(config).map_err(|e| CliError::Launcher(Box::new(e)))?;
     Ok(tokio::spawn(async move {
         if let Err(e) = launcher.run(stopped).await {
             tracing::error!(error = %report(&e), "the launcher stopped");

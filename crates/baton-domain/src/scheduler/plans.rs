@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use baton_core::agent::AgentDef;
-use baton_core::api::{CreatePlan, PlanCreated, PlannedTask};
+use baton_core::api::{CreatePlan, PlanCreated, PlanDefaults, PlanSynthesis, PlanTask, PlannedTask};
 use baton_core::dag;
 use baton_core::ids::{PlanId, TaskId};
-use baton_core::model::Plan;
+use baton_core::model::{Plan, Project, Session};
 use baton_core::names::validate_simple_name;
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
@@ -32,11 +32,59 @@ pub fn create_plan(
     req: CreatePlan,
     config: &Config,
 ) -> Result<PlanCreated, Error> {
+    let checked = check_plan(tx, caller, &req, config)?;
+    write_plan(tx, fx, &req, checked)
+}
+
+/// A plan checked whole: every task made and in the order to create them.
+struct CheckedPlan {
+    /// The project its tasks run in.
+    project: Project,
+    /// The session that submits it, for a session token.
+    parent: Option<Session>,
+    /// Each task's prerequisites inside the plan, by index.
+    internal: Vec<Vec<usize>>,
+    /// Each task, ready to insert (its prerequisites outside the plan resolved).
+    news: Vec<NewTask>,
+    /// The indexes of the tasks, prerequisites first.
+    order: Vec<usize>,
+    /// The synthesis task's agent, when the plan has one.
+    synthesis: Option<AgentDef>,
+}
+
+/// Checks everything about a plan (names, agents, dependencies, cycles,
+/// delegation) and changes nothing.
+fn check_plan(tx: &dyn StoreTx, caller: &Caller, req: &CreatePlan, config: &Config) -> Result<CheckedPlan, Error> {
     let parent = match caller.session() {
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
     };
     let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
+    let index = check_names(req)?;
+    let mut agents: HashMap<(Option<String>, Vec<String>), AgentDef> = HashMap::new();
+    let mut internal: Vec<Vec<usize>> = Vec::with_capacity(req.tasks.len());
+    let mut news = Vec::with_capacity(req.tasks.len());
+    let from = Context { project: &project, parent: parent.as_ref(), config, defaults: &req.defaults };
+    for t in &req.tasks {
+        let (inside, outside): (Vec<&String>, Vec<&String>) =
+            t.depends_on.iter().partition(|n| index.contains_key(n.as_str()));
+        internal.push(inside.iter().map(|n| index[n.as_str()]).collect());
+        let outside: Vec<String> = outside.into_iter().cloned().collect();
+        let fields = task_fields(&from, t).map_err(|e| in_task(e, &t.name))?;
+        let agent = plan_agent(tx, &from, &mut agents, t)?;
+        news.push(plan_task(tx, &from, t, fields, agent, &outside).map_err(|e| in_task(e, &t.name))?);
+    }
+    let order = dag::topological_order(&internal)
+        .map_err(|cycle| Error::Cycle { cycle: cycle.iter().map(|&i| req.tasks[i].name.clone()).collect() })?;
+    let synthesis = match &req.synthesis {
+        Some(s) => Some(check_synthesis(tx, &from, s).map_err(|e| in_task(e, "synthesis"))?),
+        None => None,
+    };
+    Ok(CheckedPlan { project, parent, internal, news, order, synthesis })
+}
+
+/// The plan's size, and its task names (each once), by index.
+fn check_names(req: &CreatePlan) -> Result<HashMap<&str, usize>, Error> {
     if req.tasks.is_empty() {
         return Err(Error::invalid(if req.synthesis.is_some() {
             "the plan's synthesis would depend on nothing: a plan needs at least one task"
@@ -54,81 +102,128 @@ pub fn create_plan(
             return Err(Error::invalid(format!("two tasks of the plan are named {:?}", t.name)));
         }
     }
-    let d = &req.defaults;
-    let mut agents: HashMap<(Option<String>, Vec<String>), AgentDef> = HashMap::new();
-    let mut internal: Vec<Vec<usize>> = Vec::with_capacity(req.tasks.len());
-    let mut news = Vec::with_capacity(req.tasks.len());
-    for t in &req.tasks {
-        let checks = t.checks.clone().or_else(|| d.checks.clone()).unwrap_or_else(|| project.settings.checks.clone());
-        let timeout_s = t.timeout_s.or(d.timeout_s);
-        let budget_usd = t.budget_usd.or(d.budget_usd);
-        check_fields(&t.prompt, t.title.as_deref(), timeout_s, budget_usd, &checks, t.branch.as_deref())
-            .map_err(|e| in_task(e, &t.name))?;
-        for label in &t.require {
-            baton_core::names::validate_label(label).map_err(|e| in_task(e.into(), &t.name))?;
-        }
-        let agent_name = t.agent.clone().or_else(|| d.agent.clone());
-        let tags = if t.tags.is_empty() { d.tags.clone() } else { t.tags.clone() };
-        let key = (agent_name.clone(), tags.clone());
-        let agent = match agents.get(&key) {
-            Some(a) => a.clone(),
-            None => {
-                let a = resolve_agent(tx, &project, agent_name.as_deref(), &tags).map_err(|e| in_task(e, &t.name))?;
-                if let Some(parent) = &parent {
-                    check_delegation(tx, parent, &a, config.max_delegation_depth)?;
-                }
-                agents.insert(key, a.clone());
-                a
-            }
-        };
-        let (inside, outside): (Vec<&String>, Vec<&String>) =
-            t.depends_on.iter().partition(|n| index.contains_key(n.as_str()));
-        internal.push(inside.iter().map(|n| index[n.as_str()]).collect());
-        let outside: Vec<String> = outside.into_iter().cloned().collect();
-        let external = resolve_dependencies(tx, &project, &outside).map_err(|e| in_task(e, &t.name))?;
-        let loops = super::loops::settings(tx, &project, &agent, super::loops::Ask::default())
-            .map_err(|e| in_task(e, &t.name))?;
-        news.push(NewTask {
-            project: project.clone(),
-            prompt: t.prompt.clone(),
-            title: t.title.clone().unwrap_or_else(|| t.name.clone()),
-            timeout_s: timeout_s.or(agent.timeout_s),
-            stall_s: agent.stall_s,
-            budget_usd: budget_usd.or(agent.budget_usd),
-            agent,
-            tags,
-            depends_on: external,
-            checks,
-            max_retries: t.max_retries.or(d.max_retries).unwrap_or(0),
-            approval: t.approval.or(d.approval).is_some_and(|a| a.0),
-            branch: t.branch.clone(),
-            parent: parent.as_ref().map(|s| s.id.clone()),
-            callback: false,
-            plan: None,
-            orchestration: None,
-            sandbox: t.sandbox,
-            require: t.require.clone(),
-            loops,
-            review_of: None,
-            base: None,
-        });
-    }
-    let order = dag::topological_order(&internal)
-        .map_err(|cycle| Error::Cycle { cycle: cycle.iter().map(|&i| req.tasks[i].name.clone()).collect() })?;
-    let synthesis = match &req.synthesis {
-        Some(s) => {
-            check_fields(&s.prompt, s.title.as_deref(), None, None, &[], None).map_err(|e| in_task(e, "synthesis"))?;
-            let agent = resolve_agent(tx, &project, s.agent.as_deref(), &[]).map_err(|e| in_task(e, "synthesis"))?;
-            if let Some(parent) = &parent {
-                check_delegation(tx, parent, &agent, config.max_delegation_depth)
-                    .map_err(|e| in_task(e, "synthesis"))?;
-            }
-            Some((s, agent))
-        }
-        None => None,
-    };
+    Ok(index)
+}
 
-    // Everything is checked: create.
+/// What every task of a plan is checked against.
+struct Context<'a> {
+    /// The plan's project.
+    project: &'a Project,
+    /// The submitting session, whose delegation rules apply.
+    parent: Option<&'a Session>,
+    /// The coordinator's settings (the delegation depth).
+    config: &'a Config,
+    /// The plan's defaults for its tasks.
+    defaults: &'a PlanDefaults,
+}
+
+/// A plan task's own fields, with the plan's and the project's defaults.
+struct Fields {
+    /// Its acceptance checks.
+    checks: Vec<String>,
+    /// Its time limit.
+    timeout_s: Option<u64>,
+    /// Its budget.
+    budget_usd: Option<f64>,
+}
+
+/// Checks a plan task's own fields.
+fn task_fields(from: &Context<'_>, t: &PlanTask) -> Result<Fields, Error> {
+    let d = from.defaults;
+    let checks = t.checks.clone().or_else(|| d.checks.clone()).unwrap_or_else(|| from.project.settings.checks.clone());
+    let timeout_s = t.timeout_s.or(d.timeout_s);
+    let budget_usd = t.budget_usd.or(d.budget_usd);
+    check_fields(&t.prompt, t.title.as_deref(), timeout_s, budget_usd, &checks, t.branch.as_deref())?;
+    for label in &t.require {
+        baton_core::names::validate_label(label)?;
+    }
+    Ok(Fields { checks, timeout_s, budget_usd })
+}
+
+/// The agent of a plan task (resolved once per name and tags). A session that
+/// may not start it is refused as itself, not as the task's error.
+fn plan_agent(
+    tx: &dyn StoreTx,
+    from: &Context<'_>,
+    agents: &mut HashMap<(Option<String>, Vec<String>), AgentDef>,
+    t: &PlanTask,
+) -> Result<AgentDef, Error> {
+    let agent_name = t.agent.clone().or_else(|| from.defaults.agent.clone());
+    let key = (agent_name, task_tags(from, t));
+    if let Some(a) = agents.get(&key) {
+        return Ok(a.clone());
+    }
+    let a = resolve_agent(tx, from.project, key.0.as_deref(), &key.1).map_err(|e| in_task(e, &t.name))?;
+    if let Some(parent) = from.parent {
+        check_delegation(tx, parent, &a, from.config.max_delegation_depth)?;
+    }
+    agents.insert(key, a.clone());
+    Ok(a)
+}
+
+/// A plan task's tags, or the plan's.
+fn task_tags(from: &Context<'_>, t: &PlanTask) -> Vec<String> {
+    if t.tags.is_empty() { from.defaults.tags.clone() } else { t.tags.clone() }
+}
+
+/// One task of a plan, made (without its prerequisites inside the plan, which
+/// are known only by index until every task has an id).
+fn plan_task(
+    tx: &dyn StoreTx,
+    from: &Context<'_>,
+    t: &PlanTask,
+    fields: Fields,
+    agent: AgentDef,
+    outside: &[String],
+) -> Result<NewTask, Error> {
+    let (d, project) = (from.defaults, from.project);
+    let external = resolve_dependencies(tx, project, outside)?;
+    let loops = super::loops::settings(tx, project, &agent, super::loops::Ask::default())?;
+    Ok(NewTask {
+        project: project.clone(),
+        prompt: t.prompt.clone(),
+        title: t.title.clone().unwrap_or_else(|| t.name.clone()),
+        timeout_s: fields.timeout_s.or(agent.timeout_s),
+        stall_s: agent.stall_s,
+        budget_usd: fields.budget_usd.or(agent.budget_usd),
+        tags: task_tags(from, t),
+        agent,
+        depends_on: external,
+        checks: fields.checks,
+        max_retries: t.max_retries.or(d.max_retries).unwrap_or(0),
+        approval: t.approval.or(d.approval).is_some_and(|a| a.0),
+        branch: t.branch.clone(),
+        parent: from.parent.map(|s| s.id.clone()),
+        callback: false,
+        plan: None,
+        orchestration: None,
+        sandbox: t.sandbox,
+        require: t.require.clone(),
+        loops,
+        review_of: None,
+        base: None,
+    })
+}
+
+/// The synthesis task's fields and agent.
+fn check_synthesis(tx: &dyn StoreTx, from: &Context<'_>, s: &PlanSynthesis) -> Result<AgentDef, Error> {
+    check_fields(&s.prompt, s.title.as_deref(), None, None, &[], None)?;
+    let agent = resolve_agent(tx, from.project, s.agent.as_deref(), &[])?;
+    if let Some(parent) = from.parent {
+        check_delegation(tx, parent, &agent, from.config.max_delegation_depth)?;
+    }
+    Ok(agent)
+}
+
+/// Creates a checked plan's tasks, prerequisites first, then its synthesis and
+/// the plan itself.
+fn write_plan(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    req: &CreatePlan,
+    checked: CheckedPlan,
+) -> Result<PlanCreated, Error> {
+    let CheckedPlan { project, parent, internal, news, order, synthesis } = checked;
     let plan_id = PlanId::generate();
     let ids: Vec<TaskId> = req.tasks.iter().map(|_| TaskId::generate()).collect();
     let mut created = vec![None; req.tasks.len()];
@@ -150,8 +245,8 @@ pub fn create_plan(
         });
     }
     let mut tasks: Vec<PlannedTask> = created.into_iter().map(|t| t.expect("every task created")).collect();
-    let synthesis_id = match synthesis {
-        Some((s, agent)) => {
+    let synthesis_id = match (&req.synthesis, synthesis) {
+        (Some(s), Some(agent)) => {
             let title = s.title.clone().unwrap_or_else(|| "Synthesis".into());
             let new = NewTask {
                 depends_on: ids.clone(),
@@ -164,7 +259,7 @@ pub fn create_plan(
             tasks.push(PlannedTask { name: "synthesis".into(), id: task.id, status: task.status, reason: task.reason });
             Some(id)
         }
-        None => None,
+        _ => None,
     };
     let plan = Plan {
         id: plan_id,

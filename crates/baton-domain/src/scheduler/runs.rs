@@ -521,18 +521,65 @@ pub fn ingest_events(
     fx: &mut Effects,
     id: &RunId,
     caller: Option<&LauncherId>,
-    batch: EventBatch,
+    mut batch: EventBatch,
     config: &Config,
 ) -> Result<BatchAck, Error> {
     let mut run = resolve::run(tx, id)?;
     check_launcher(&run, caller)?;
+    if let Some(ack) = check_batch(&run, &batch, config)? {
+        return Ok(ack);
+    }
+    let mut session = resolve::session(tx, &run.session_id)?;
+    let mut task = resolve::task(tx, &run.task_id)?;
+    let mut tally = Tally::default();
+    if let Some(files) = batch.files_changed.take()
+        && files != task.git.files_changed
+    {
+        task.git.files_changed = files;
+        tally.task_changed = true;
+    }
+    let count = batch.events.len() as u64;
+    for event in &batch.events {
+        take_event(tx, event, &mut run, &mut session, &mut task, &mut tally)?;
+    }
+    let stored = tx.append_events(&session.id, Some(&run.id), Some(&task.id), batch.events)?;
+    let last_seq = stored.last().and_then(|e| e.seq).unwrap_or(0);
+    run.offsets = batch.to;
+    if tally.session_changed {
+        session.updated_at = Timestamp::now();
+        save_session(tx, &session)?;
+    } else if tally.task_changed {
+        tx.put_session(&session)?;
+    }
+    let over = if tally.spent && run.stop_reason.is_none() { over_budget(tx, &task)? } else { None };
+    if let Some(reason) = over.or(tally.looping) {
+        run.stop_reason = Some(reason);
+        if let Some(l) = &run.launcher_id {
+            fx.wake.launcher(l);
+        }
+        save_run(tx, &run)?;
+    } else {
+        tx.put_run(&run)?;
+    }
+    if tally.task_changed {
+        task.updated_at = Timestamp::now();
+        save_task(tx, &task)?;
+    }
+    fx.events_ingested += count;
+    Ok(BatchAck { offsets: run.offsets, last_seq, stop: run.stop_reason })
+}
+
+/// Checks a batch against its run: a run that takes events, offsets that follow
+/// on from what is acknowledged, events launchers may send, none too large. A
+/// batch already stored is answered with the acknowledgement it had.
+fn check_batch(run: &Run, batch: &EventBatch, config: &Config) -> Result<Option<BatchAck>, Error> {
     if !matches!(run.status, RunStatus::Claimed | RunStatus::Running) {
         return Err(Error::conflict(format!("run {} is {}; it takes no more events", run.id, run.status)));
     }
     let acked = run.offsets;
     if batch.from != acked {
         if batch.to.stdout <= acked.stdout && batch.to.stderr <= acked.stderr {
-            return Ok(BatchAck { offsets: acked, last_seq: 0, stop: run.stop_reason });
+            return Ok(Some(BatchAck { offsets: acked, last_seq: 0, stop: run.stop_reason.clone() }));
         }
         return Err(Error::Conflict {
             message: format!(
@@ -558,95 +605,83 @@ pub fn ingest_events(
             )));
         }
     }
-    let mut session = resolve::session(tx, &run.session_id)?;
-    let mut task = resolve::task(tx, &run.task_id)?;
-    let (mut session_changed, mut task_changed, mut spent) = (false, false, false);
-    if let Some(files) = batch.files_changed
-        && files != task.git.files_changed
-    {
-        task.git.files_changed = files;
-        task_changed = true;
-    }
-    let count = batch.events.len() as u64;
-    let mut looping = None;
-    for event in &batch.events {
-        match event.kind {
-            EventKind::ToolCall => {
-                let name = event.data["name"].as_str().unwrap_or("?");
-                run.repeats.call(event.data["id"].as_str(), name, &event.data["input"]);
-            }
-            EventKind::ToolResult => {
-                let failed = event.data["is_error"].as_bool() == Some(true);
-                let n = run.repeats.result(event.data["id"].as_str(), failed);
-                if n > 0 && looping.is_none() && run.stop_reason.is_none() {
-                    let limit = resolve::project(tx, &task.project_id)?.settings.loop_limit();
-                    if limit > 0 && n >= limit {
-                        looping = Some(format!(
-                            "looping: the agent made the same failing {} call {n} times in a row (loop_limit = {limit})",
-                            run.repeats.failing_tool()
-                        ));
-                    }
-                }
-            }
-            EventKind::Usage => {
-                if let Ok(usage) = serde_json::from_value::<Usage>(event.data.clone()) {
-                    run.usage.add(&usage);
-                    session.usage.add(&usage);
-                    task.usage.add(&usage);
-                    if usage.cost_usd != 0.0 {
-                        tx.add_project_spend(&task.project_id, usage.cost_usd)?;
-                    }
-                    task_changed = true;
-                    spent = true;
-                }
-            }
-            EventKind::Init => {
-                if let Some(agent_session) = event.data.get("agent_session_id").and_then(|v| v.as_str()) {
-                    session.agent_session_id = Some(agent_session.to_owned());
-                    session_changed = true;
-                }
-            }
-            EventKind::Result => {
-                if let Ok(result) = serde_json::from_value::<ResultData>(event.data.clone()) {
-                    if let Some(text) = result.text {
-                        run.result = Some(text.clone());
-                        task.result = Some(text);
-                        task_changed = true;
-                    }
-                    if let Some(agent_session) = result.agent_session_id {
-                        session.agent_session_id = Some(agent_session);
-                        session_changed = true;
-                    }
-                }
-            }
-            _ => {}
+    Ok(None)
+}
+
+/// What a batch's events changed.
+#[derive(Debug, Default)]
+struct Tally {
+    /// The session (its agent's session id).
+    session_changed: bool,
+    /// The task (usage, result, files).
+    task_changed: bool,
+    /// Money or tokens were spent.
+    spent: bool,
+    /// Why the agent is looping, when it is.
+    looping: Option<String>,
+}
+
+/// Takes one event into the run, session and task it belongs to.
+fn take_event(
+    tx: &mut dyn StoreTx,
+    event: &NewEvent,
+    run: &mut Run,
+    session: &mut Session,
+    task: &mut Task,
+    tally: &mut Tally,
+) -> Result<(), Error> {
+    match event.kind {
+        EventKind::ToolCall => {
+            let name = event.data["name"].as_str().unwrap_or("?");
+            run.repeats.call(event.data["id"].as_str(), name, &event.data["input"]);
         }
-    }
-    let stored = tx.append_events(&session.id, Some(&run.id), Some(&task.id), batch.events)?;
-    let last_seq = stored.last().and_then(|e| e.seq).unwrap_or(0);
-    run.offsets = batch.to;
-    if session_changed {
-        session.updated_at = Timestamp::now();
-        save_session(tx, &session)?;
-    } else if task_changed {
-        tx.put_session(&session)?;
-    }
-    let over = if spent && run.stop_reason.is_none() { over_budget(tx, &task)? } else { None };
-    if let Some(reason) = over.or(looping) {
-        run.stop_reason = Some(reason);
-        if let Some(l) = &run.launcher_id {
-            fx.wake.launcher(l);
+        EventKind::ToolResult => {
+            let failed = event.data["is_error"].as_bool() == Some(true);
+            let n = run.repeats.result(event.data["id"].as_str(), failed);
+            if n > 0 && tally.looping.is_none() && run.stop_reason.is_none() {
+                let limit = resolve::project(tx, &task.project_id)?.settings.loop_limit();
+                if limit > 0 && n >= limit {
+                    tally.looping = Some(format!(
+                        "looping: the agent made the same failing {} call {n} times in a row (loop_limit = {limit})",
+                        run.repeats.failing_tool()
+                    ));
+                }
+            }
         }
-        save_run(tx, &run)?;
-    } else {
-        tx.put_run(&run)?;
+        EventKind::Usage => {
+            if let Ok(usage) = serde_json::from_value::<Usage>(event.data.clone()) {
+                run.usage.add(&usage);
+                session.usage.add(&usage);
+                task.usage.add(&usage);
+                if usage.cost_usd != 0.0 {
+                    tx.add_project_spend(&task.project_id, usage.cost_usd)?;
+                }
+                tally.task_changed = true;
+                tally.spent = true;
+            }
+        }
+        EventKind::Init => {
+            if let Some(agent_session) = event.data.get("agent_session_id").and_then(|v| v.as_str()) {
+                session.agent_session_id = Some(agent_session.to_owned());
+                tally.session_changed = true;
+            }
+        }
+        EventKind::Result => {
+            if let Ok(result) = serde_json::from_value::<ResultData>(event.data.clone()) {
+                if let Some(text) = result.text {
+                    run.result = Some(text.clone());
+                    task.result = Some(text);
+                    tally.task_changed = true;
+                }
+                if let Some(agent_session) = result.agent_session_id {
+                    session.agent_session_id = Some(agent_session);
+                    tally.session_changed = true;
+                }
+            }
+        }
+        _ => {}
     }
-    if task_changed {
-        task.updated_at = Timestamp::now();
-        save_task(tx, &task)?;
-    }
-    fx.events_ingested += count;
-    Ok(BatchAck { offsets: run.offsets, last_seq, stop: run.stop_reason })
+    Ok(())
 }
 
 fn failure(error: String) -> RunFinished {
@@ -694,20 +729,8 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     save_session(tx, &session)?;
     tx.delete_tokens(TokenKind::Session.as_str(), Some(session.id.as_str()))?;
     fx.revoked_sessions.push(session.id.clone());
-    // The run's slot is free again: its launcher may take queued work now, and,
-    // when the run counted against a limit of its project or agent, so may others.
     let agent = tx.agent(&run.agent)?;
-    if let Some(l) = &run.launcher_id {
-        fx.wake.launcher(l);
-        if let Some(agent) = &agent {
-            let limited = agent.max_parallel.is_some()
-                || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some())
-                || governor::limits(tx, agent)?;
-            if limited {
-                fx.wake.slot_freed(agent.executor);
-            }
-        }
-    }
+    free_slot(tx, fx, &run, agent.as_ref())?;
 
     let mut task = resolve::task(tx, &run.task_id)?;
     if run.result.is_none()
@@ -724,80 +747,8 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
     if !report.checks.is_empty() {
         task.check_results = report.checks;
     }
-    match status {
-        RunStatus::Succeeded => {
-            task.throttled = 0;
-            if let Some(agent) = &agent
-                && let Some((pool, limit)) = governor::succeeded(tx, agent)?
-            {
-                let limit = limit.map_or("lifted".to_owned(), |l| format!("raised to {l}"));
-                let text = format!("a run of pool {pool} succeeded: its limit is {limit}");
-                tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::log(text))?;
-            }
-            if super::loops::review_wanted(&task) {
-                super::loops::start_review(tx, fx, &mut task)?;
-            } else {
-                succeed(tx, fx, &mut task, None)?;
-            }
-        }
-        RunStatus::Stopped if run.stop_reason.as_deref().is_some_and(is_budget_reason) => {
-            // Paused, not ended: the work is committed and the session kept.
-            let reason = run.stop_reason.clone().unwrap_or_default();
-            set_status(&mut task, TaskStatus::Paused, Some(reason.clone()))?;
-            save_task(tx, &task)?;
-            let data = json!({
-                "event": "budget.exceeded",
-                "message": format!("task paused: {}", &reason[BUDGET.len()..]),
-                "budget_usd": task.budget_usd,
-                "spent_usd": task.usage.cost_usd,
-            });
-            tx.append_event(
-                Some(&run.session_id),
-                Some(&run.id),
-                Some(&task.id),
-                NewEvent::new(EventKind::Log, data.clone()),
-            )?;
-            let budget = json!({ "budget": data });
-            crate::outbox::tell_task(tx, baton_core::webhook::WebhookEvent::BudgetExceeded, &task, budget)?;
-        }
-        RunStatus::Stopped => {
-            let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
-            set_status(&mut task, TaskStatus::Cancelled, Some(reason))?;
-            save_task(tx, &task)?;
-            block_dependents(tx, fx, &task)?;
-            settled(tx, fx, &task)?;
-        }
-        _ => {
-            let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
-            let throttled =
-                report.failure == Some(FailureKind::Overloaded) && task.throttled < governor::THROTTLE_RETRIES;
-            if throttled && let Some(agent) = &agent {
-                retry_throttled(tx, fx, &mut task, &run, session, agent, now)?;
-            } else if checks_failed && task.loops.fix_attempts > 0 {
-                super::loops::checks_failed(tx, fx, &mut task, &run, session)?;
-            } else if let Some(kind) = report.failure
-                && let Some(next) = fallback_agent(tx, &task)?
-            {
-                switch_agent(tx, fx, &mut task, &session, next, kind, run.error.as_deref())?;
-            } else if status == RunStatus::Lost && lost <= MAX_LOST {
-                if session.agent_session_id.is_some() {
-                    queue_run(tx, fx, &mut task, RunKind::Resume, RESUME_AFTER_LOSS.into(), Some(session), None)?;
-                } else {
-                    let prompt = task.prompt.clone();
-                    queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, None)?;
-                }
-                save_task(tx, &task)?;
-            } else if task.retries < task.max_retries {
-                task.retries += 1;
-                let backoff_ms = 1000i64 << (task.retries.min(8) - 1);
-                let prompt = task.prompt.clone();
-                queue_run(tx, fx, &mut task, RunKind::Start, prompt, None, Some(now.plus_millis(backoff_ms)))?;
-                save_task(tx, &task)?;
-            } else {
-                fail(tx, fx, &mut task, run.error.clone())?;
-            }
-        }
-    }
+    let ended = Ended { run: &run, session, agent: agent.as_ref(), failure: report.failure, checks_failed, now };
+    follow_through(tx, fx, &mut task, ended)?;
     // Callbacks that waited for this session to be idle are delivered now.
     if let Some(session) = tx.session(&run.session_id)?
         && !session.pending_callbacks.is_empty()
@@ -805,6 +756,123 @@ fn finish(tx: &mut dyn StoreTx, fx: &mut Effects, mut run: Run, report: RunFinis
         deliver_callbacks(tx, fx, session)?;
     }
     Ok(run)
+}
+
+/// The run's slot is free again: its launcher may take queued work now, and,
+/// when the run counted against a limit of its project or agent, so may others.
+fn free_slot(tx: &dyn StoreTx, fx: &mut Effects, run: &Run, agent: Option<&AgentDef>) -> Result<(), Error> {
+    let Some(l) = &run.launcher_id else { return Ok(()) };
+    fx.wake.launcher(l);
+    if let Some(agent) = agent {
+        let limited = agent.max_parallel.is_some()
+            || tx.project(&run.project_id)?.is_some_and(|p| p.settings.parallel_limit.is_some())
+            || governor::limits(tx, agent)?;
+        if limited {
+            fx.wake.slot_freed(agent.executor);
+        }
+    }
+    Ok(())
+}
+
+/// A run that ended, as its task's next step needs it.
+struct Ended<'a> {
+    /// The run, finished.
+    run: &'a Run,
+    /// Its session, idle, stopped or failed.
+    session: Session,
+    /// Its agent's definition, if it still exists.
+    agent: Option<&'a AgentDef>,
+    /// How it failed, when the launcher could tell.
+    failure: Option<FailureKind>,
+    /// Whether it failed because its acceptance checks did.
+    checks_failed: bool,
+    /// When it ended.
+    now: Timestamp,
+}
+
+/// The task's next step after a run ended: success (or a review), a pause for
+/// its budget, a cancellation, or what a failure calls for.
+fn follow_through(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, ended: Ended<'_>) -> Result<(), Error> {
+    let run = ended.run;
+    match run.status {
+        RunStatus::Succeeded => {
+            task.throttled = 0;
+            if let Some(agent) = ended.agent
+                && let Some((pool, limit)) = governor::succeeded(tx, agent)?
+            {
+                let limit = limit.map_or("lifted".to_owned(), |l| format!("raised to {l}"));
+                let text = format!("a run of pool {pool} succeeded: its limit is {limit}");
+                tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::log(text))?;
+            }
+            if super::loops::review_wanted(task) {
+                super::loops::start_review(tx, fx, task)?;
+            } else {
+                succeed(tx, fx, task, None)?;
+            }
+        }
+        RunStatus::Stopped if run.stop_reason.as_deref().is_some_and(is_budget_reason) => paused(tx, task, run)?,
+        RunStatus::Stopped => {
+            let reason = run.stop_reason.clone().unwrap_or_else(|| "stopped".into());
+            set_status(task, TaskStatus::Cancelled, Some(reason))?;
+            save_task(tx, task)?;
+            block_dependents(tx, fx, task)?;
+            settled(tx, fx, task)?;
+        }
+        _ => failed(tx, fx, task, ended)?,
+    }
+    Ok(())
+}
+
+/// Paused for its budget, not ended: the work is committed and the session kept.
+fn paused(tx: &mut dyn StoreTx, task: &mut Task, run: &Run) -> Result<(), Error> {
+    let reason = run.stop_reason.clone().unwrap_or_default();
+    set_status(task, TaskStatus::Paused, Some(reason.clone()))?;
+    save_task(tx, task)?;
+    let data = json!({
+        "event": "budget.exceeded",
+        "message": format!("task paused: {}", &reason[BUDGET.len()..]),
+        "budget_usd": task.budget_usd,
+        "spent_usd": task.usage.cost_usd,
+    });
+    tx.append_event(Some(&run.session_id), Some(&run.id), Some(&task.id), NewEvent::new(EventKind::Log, data.clone()))?;
+    let budget = json!({ "budget": data });
+    crate::outbox::tell_task(tx, baton_core::webhook::WebhookEvent::BudgetExceeded, task, budget)?;
+    Ok(())
+}
+
+/// A run that failed or was lost: retried slower when the model was
+/// overloaded, fixed when its checks failed, handed to a fallback agent,
+/// resumed when its host was lost, retried with backoff, or the task fails.
+fn failed(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, ended: Ended<'_>) -> Result<(), Error> {
+    let Ended { run, session, agent, failure, checks_failed, now } = ended;
+    let lost = tx.runs_of_session(&session.id)?.iter().filter(|r| r.status == RunStatus::Lost).count();
+    let throttled = failure == Some(FailureKind::Overloaded) && task.throttled < governor::THROTTLE_RETRIES;
+    if throttled && let Some(agent) = agent {
+        retry_throttled(tx, fx, task, run, session, agent, now)?;
+    } else if checks_failed && task.loops.fix_attempts > 0 {
+        super::loops::checks_failed(tx, fx, task, run, session)?;
+    } else if let Some(kind) = failure
+        && let Some(next) = fallback_agent(tx, task)?
+    {
+        switch_agent(tx, fx, task, &session, next, kind, run.error.as_deref())?;
+    } else if run.status == RunStatus::Lost && lost <= MAX_LOST {
+        if session.agent_session_id.is_some() {
+            queue_run(tx, fx, task, RunKind::Resume, RESUME_AFTER_LOSS.into(), Some(session), None)?;
+        } else {
+            let prompt = task.prompt.clone();
+            queue_run(tx, fx, task, RunKind::Start, prompt, None, None)?;
+        }
+        save_task(tx, task)?;
+    } else if task.retries < task.max_retries {
+        task.retries += 1;
+        let backoff_ms = 1000i64 << (task.retries.min(8) - 1);
+        let prompt = task.prompt.clone();
+        queue_run(tx, fx, task, RunKind::Start, prompt, None, Some(now.plus_millis(backoff_ms)))?;
+        save_task(tx, task)?;
+    } else {
+        fail(tx, fx, task, run.error.clone())?;
+    }
+    Ok(())
 }
 
 /// How the reason of a stop for a spent budget begins: such a stop pauses the
