@@ -407,6 +407,13 @@ pub struct RunArgs {
     /// How many times requested changes go back to the agent (default 2).
     #[arg(long, value_name = "N")]
     pub review_rounds: Option<u32>,
+    /// The model the agent runs with for this task, overriding its definition's.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// The branch the task starts from and lands on (default: the project's
+    /// default branch).
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
     /// Follow the task to its end, showing progress; exit 1 if it fails.
     #[arg(long, short)]
     pub wait: bool,

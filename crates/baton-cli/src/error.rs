@@ -28,13 +28,13 @@ pub enum CliError {
     #[error("{0}")]
     Usage(&'static str),
     /// A flag's value breaks a rule.
-    #[error("{flag} {value:?}: {problem}")]
+    #[error("{flag} {value:?} {problem}")]
     BadValue {
         /// The flag.
         flag: &'static str,
         /// What it was given.
         value: String,
-        /// What is wrong, and what it should be.
+        /// What is wrong, and what it should be (`is not …`).
         problem: &'static str,
     },
     /// A name (a label, say) that is not of the allowed form.
@@ -101,7 +101,7 @@ pub enum CliError {
     #[error("cannot open the store")]
     Store(#[source] Box<baton_store::StoreError>),
     /// The TLS certificate or key could not be loaded.
-    #[error("cannot use the TLS certificate and key")]
+    #[error("cannot load the TLS certificate and key")]
     Tls(#[source] baton_server::tls::TlsError),
     /// The coordinator could not be started or set up.
     #[error("{what}")]

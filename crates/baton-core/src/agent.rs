@@ -405,6 +405,26 @@ impl AgentDef {
         Ok(def)
     }
 
+    /// The definition as Markdown with front matter, the format
+    /// [`AgentDef::from_markdown`] reads (fields left at their defaults are left
+    /// out; the system prompt is the body).
+    pub fn to_markdown(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("system_prompt");
+            fields.remove("source");
+            fields.retain(|_, v| match v {
+                Value::Null => false,
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            });
+        }
+        let yaml = serde_norway::to_string(&value).unwrap_or_default();
+        format!("---\n{yaml}---\n{}\n", self.system_prompt)
+    }
+
     /// Checks the definition can be used.
     pub fn validate(&self) -> Result<(), AgentDefError> {
         validate_simple_name("agent name", &self.name)?;
@@ -560,5 +580,13 @@ mod tests {
         let r: Result<AgentDef, _> =
             serde_json::from_str(r#"{"name":"a","executor":"command","command":["x"],"bogus":1}"#);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_definition_reads_back_from_its_markdown() {
+        let text = "---\nname: rev\ndescription: Reviews\ncommand: [sh, -c, 'cat']\ntags: [review, rust]\nmodel: m-1\ntimeout_s: 60\nmcp_servers:\n  x: {command: y}\n---\nYou review.\n\nCarefully.\n";
+        let def = AgentDef::from_markdown(text, "rev", "api", ExecutorKind::ClaudeCode).unwrap();
+        let back = AgentDef::from_markdown(&def.to_markdown(), "other", "api", ExecutorKind::ClaudeCode).unwrap();
+        assert_eq!(back, def);
     }
 }

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     Conflict,
     /// The body or an event is larger than allowed (413).
     PayloadTooLarge,
+    /// An `Idempotency-Key` already used for another request (422): a key
+    /// stands for one request, and its repeats.
+    IdempotencyKeyReused,
     /// The coordinator cannot do this now (503).
     Unavailable,
     /// The database cannot be reached now; the request changed nothing that was
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::ForgeRefused => "forge_refused",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::InsufficientStorage => "insufficient_storage",
@@ -118,6 +122,7 @@ impl ErrorCode {
             | ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable | ErrorCode::StoreUnavailable => 503,
             ErrorCode::InsufficientStorage => 507,
@@ -264,9 +269,110 @@ pub struct CreateTask {
     /// The agent that reviews its work before it succeeds (default: the agent's, the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<String>,
+    /// The model its agent runs with, overriding the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The branch it starts from and lands on (default: the project's default
+    /// branch); it must exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Files for its agent, from the context store (push them first); each
+    /// reaches the agent beside its worktree, never on its branch, and is named
+    /// in its prompt. At most 10 MiB each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachFile>,
     /// How many times requested changes go back to its agent (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_rounds: Option<u32>,
+}
+
+/// A project's configuration file (`GET|PUT /api/projects/{id}/config`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Where it is (answers only; ignored in a request).
+    #[serde(default)]
+    pub path: String,
+    /// Its TOML.
+    pub text: String,
+}
+
+/// `POST /api/tasks/{id}/review`: a person's review of a task's work.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonReview {
+    /// The verdict, if the person gives one; it counts for `review_required`
+    /// as a reviewer agent's does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::model::Verdict>,
+    /// Comments, each on a file and line of the diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<crate::model::ReviewComment>,
+    /// Send the comments to the task's agent as its next turn (queued while it works).
+    #[serde(default)]
+    pub send: bool,
+}
+
+/// `POST /api/tasks/{id}/messages`: a message to the task's agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// What to say.
+    pub text: String,
+}
+
+/// `POST /api/tasks/{id}/revert`: one file set back to its base's version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertFile {
+    /// The file's path in the repository.
+    pub file: String,
+}
+
+/// `POST /api/attempts`: the same task started several times at once, to
+/// compare the attempts and keep the best (`POST /api/tasks/{id}/keep`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAttempts {
+    /// The task every attempt does (without `branch`: each has its own).
+    pub task: CreateTask,
+    /// How many copies of it (1 to 10; 2 by default), when `agents` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// One attempt per agent named (at most 10), instead of `count` copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+}
+
+/// `POST /api/tasks/{id}/keep`: keep one attempt.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepAttempt {
+    /// Whether to merge it too (default true): a succeeded attempt lands on its
+    /// base, through the merge queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<bool>,
+}
+
+/// What keeping an attempt did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Kept {
+    /// The kept task (merged, when it was asked to be).
+    pub task: crate::model::Task,
+    /// The other attempts, cancelled (their worktrees are removed once they are
+    /// at rest; their branches stay).
+    pub cancelled: Vec<crate::ids::TaskId>,
+}
+
+/// A file to attach to a new task: its name for the agent, and the context
+/// store document that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachFile {
+    /// The file's name, as the agent sees it (no `/`).
+    pub name: String,
+    /// The document holding its bytes.
+    pub doc: String,
 }
 
 /// `POST /api/tasks/{id}/resume`.
@@ -556,6 +662,29 @@ pub struct PlannedTask {
     /// Why it waits or is blocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// `POST /api/plans/check`: what a plan would create, checked as `POST
+/// /api/plans` checks it, with nothing created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlanCheck {
+    /// The plan's tasks, prerequisites first (the synthesis last).
+    pub tasks: Vec<CheckedTask>,
+}
+
+/// A task of a checked plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CheckedTask {
+    /// Its name in the plan (`synthesis` for the synthesis).
+    pub name: String,
+    /// Its title.
+    pub title: String,
+    /// The agent that would run it.
+    pub agent: String,
+    /// The tasks it waits for: names of the plan's tasks, ids of existing ones.
+    pub depends_on: Vec<String>,
+    /// Whether it waits for approval before it starts.
+    pub approval: bool,
 }
 
 /// `POST /api/orchestrate/task`: plan, execute and synthesise a description.

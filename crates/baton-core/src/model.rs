@@ -421,6 +421,65 @@ pub struct Task {
     pub started_at: Option<Timestamp>,
     /// When it last finished.
     pub finished_at: Option<Timestamp>,
+    /// The model its agent runs with for this task, when it overrides the
+    /// agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Messages a person sent while its agent worked, delivered when the turn
+    /// ends (or withdrawn before), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<FollowUp>,
+    /// The tasks started together with it as attempts at the same work (itself
+    /// included), in the order they were made; empty for a task on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<TaskId>,
+    /// Files a person attached to it: they reach its agent beside the worktree,
+    /// never on its branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A message for a task's agent sent while it worked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FollowUp {
+    /// Its id (`m-` and 12 hex digits).
+    pub id: String,
+    /// What it says.
+    pub text: String,
+    /// Where it is.
+    pub state: FollowUpState,
+    /// Who sent it (`admin`, or the sending session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// When it was sent.
+    pub at: Timestamp,
+    /// When it reached the agent, or was withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<Timestamp>,
+}
+
+/// Where a follow-up is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpState {
+    /// Waiting for the agent's turn to end.
+    Queued,
+    /// Given to the agent as its next turn.
+    Delivered,
+    /// Taken back before it was delivered.
+    Withdrawn,
+}
+
+/// A file attached to a task: kept in the context store, written beside the
+/// agent's worktree (read-only for it) before its runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Attachment {
+    /// Its file name.
+    pub name: String,
+    /// The context store document that holds its bytes.
+    pub doc: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// A task's feedback loops: its settings (resolved from the task, its agent and
@@ -467,10 +526,11 @@ impl Loops {
 /// One review of a task's work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Review {
-    /// The reviewer's agent.
+    /// The reviewer: its agent, or the person (`person`).
     pub reviewer: String,
-    /// The reviewer's task.
-    pub task_id: TaskId,
+    /// The reviewer's task (none for a person's review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
     /// The commit it reviewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -1236,4 +1296,24 @@ mod forge_tests {
         let many = ProjectSettings { fix_attempts: Some(11), ..Default::default() };
         assert!(many.validate().unwrap_err().contains("fix_attempts must be at most 10"));
     }
+}
+
+/// The first answer to a request made under an `Idempotency-Key`: a repeat of
+/// the request (the same caller, key and body) gets this answer again, and
+/// creates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotentAnswer {
+    /// Whose key it is: the hash of the caller's token.
+    pub scope: String,
+    /// The key the caller chose.
+    pub key: String,
+    /// A digest of the request (method, path and body), so the key reused for
+    /// another request is told apart.
+    pub request: String,
+    /// The answer's HTTP status.
+    pub status: u16,
+    /// The answer's JSON body.
+    pub body: String,
+    /// When the first request was answered.
+    pub created_at: Timestamp,
 }

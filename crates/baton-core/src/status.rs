@@ -117,7 +117,7 @@ state_machine! {
         /// Its checks passed; a reviewer agent is reading its work.
         Reviewing = "reviewing" => [Succeeded, Queued, Failed, Cancelled],
         /// Done, and its checks passed.
-        Succeeded = "succeeded" => [Queued],
+        Succeeded = "succeeded" => [Queued, Cancelled],
         /// The agent or its checks failed and no retry is left.
         Failed = "failed" => [Queued, Pending],
         /// Stopped by a user or by a budget.

@@ -103,6 +103,9 @@ named! {
         PlanCompleted = "plan.completed",
         /// An orchestration (planner, experts, synthesizer) ended.
         OrchestrationCompleted = "orchestration.completed",
+        /// A test a person asked for (`POST /api/webhooks/{id}/test`); sent to
+        /// that webhook only.
+        WebhookTest = "webhook.test",
     }
 }
 

@@ -34,6 +34,14 @@ pub enum Error {
         /// Which rule, and how to follow it.
         message: String,
     },
+    /// A value breaks a rule, at a place `details` names (a line and column).
+    #[error("{message}")]
+    InvalidAt {
+        /// Which rule.
+        message: String,
+        /// Where: `line`, `column`, or the field.
+        details: Value,
+    },
     /// A prefix names more than one thing.
     #[error("{text} names more than one {kind}")]
     Ambiguous {
@@ -191,7 +199,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::NotFound { .. } => ErrorCode::NotFound,
-            Error::Invalid { .. } | Error::Id(_) | Error::Name(_) => ErrorCode::InvalidArgument,
+            Error::Invalid { .. } | Error::InvalidAt { .. } | Error::Id(_) | Error::Name(_) => {
+                ErrorCode::InvalidArgument
+            }
             Error::Ambiguous { .. } => ErrorCode::AmbiguousId,
             Error::Cycle { .. } => ErrorCode::DependencyCycle,
             Error::TooLarge { .. } => ErrorCode::PayloadTooLarge,
@@ -220,8 +230,15 @@ impl Error {
             | Error::Conflict { details, .. }
             | Error::Unavailable { details, .. }
             | Error::ForgeRefused { details, .. } => details.clone(),
-            Error::MergeConflict { details, .. } => Some(details.clone()),
-            Error::InPlan { source, .. } => source.details(),
+            Error::MergeConflict { details, .. } | Error::InvalidAt { details, .. } => Some(details.clone()),
+            Error::InPlan { task, source } => {
+                // Which task, so an editor can show the error on its line.
+                let mut details = source.details().unwrap_or_else(|| json!({}));
+                if let Some(obj) = details.as_object_mut() {
+                    obj.insert("task".into(), json!(task));
+                }
+                Some(details)
+            }
             _ => None,
         }
     }

@@ -176,6 +176,10 @@ fn start(tx: &mut dyn StoreTx, hook: &Value, claude_session: &str, now: Timestam
         updated_at: now,
         started_at: Some(now),
         finished_at: None,
+        model: None,
+        follow_ups: Vec::new(),
+        attempts: Vec::new(),
+        attachments: Vec::new(),
     };
     let session = Session {
         id: SessionId::generate(),

@@ -20,6 +20,29 @@ use serde_json::Map;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// A test delivery to one webhook, as a person asks for it: queued now, sent
+/// by the worker like any other (signed, retried, recorded).
+pub fn test_delivery(tx: &mut dyn StoreTx, hook: &baton_core::webhook::Webhook) -> Result<Delivery, StoreError> {
+    let now = Timestamp::now();
+    let data = json!({ "message": "A test of this webhook, sent from Baton.", "webhook_id": hook.id });
+    let delivery = Delivery {
+        id: format!("msg_{}", crate::tokens::random_hex(12)),
+        webhook_id: hook.id.clone(),
+        event: WebhookEvent::WebhookTest,
+        payload: json!({ "type": WebhookEvent::WebhookTest, "timestamp": now.to_rfc3339(), "data": data }),
+        status: DeliveryStatus::Pending,
+        attempts: Vec::new(),
+        next_at: now,
+        created_at: now,
+        finished_at: None,
+        prepared: false,
+        retry_from: None,
+    };
+    tx.put_delivery(&delivery)?;
+    tx.notify(Notice::Deliveries)?;
+    Ok(delivery)
+}
+
 /// The most characters of a task's result or reason a notification carries.
 const TEXT_MAX: usize = 500;
 

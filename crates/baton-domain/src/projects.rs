@@ -247,3 +247,101 @@ pub async fn orphan_worktrees(state: &Arc<AppState>, dir: &Path) -> Vec<PathBuf>
         .unwrap_or_default();
     candidates.into_iter().zip(known).filter(|(_, known)| !known).map(|((path, _), _)| path).collect()
 }
+
+/// A project's configuration file as it is on disk (empty when it has none).
+pub async fn config_text(state: &Arc<AppState>, id: String) -> Result<baton_core::api::ProjectConfig, Error> {
+    let project = state.store.read(move |r| crate::resolve::project_ref(r, &id)).await?;
+    require_repository(&project)?;
+    let path = Path::new(&project.path).join(CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::invalid(format!("could not read {}: {e}", path.display()))),
+    };
+    Ok(baton_core::api::ProjectConfig { path: path.to_string_lossy().into_owned(), text })
+}
+
+/// Writes a project's configuration file (`.baton/config.toml` in its checkout,
+/// left uncommitted) after checking it by the rules `baton project reload`
+/// applies, then reloads the project. Nothing is written when it breaks one: the
+/// error says where (`details.line`, `details.column`).
+pub async fn write_config(state: &Arc<AppState>, id: String, text: String) -> Result<Project, Error> {
+    let project = state.store.read(move |r| crate::resolve::project_ref(r, &id)).await?;
+    require_repository(&project)?;
+    let settings: ProjectSettings = toml::from_str(&text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_column(&text, s.start)).unwrap_or((1, 1));
+        Error::InvalidAt {
+            message: format!("{CONFIG_FILE}, line {line}: {}", e.message()),
+            details: serde_json::json!({ "line": line, "column": column }),
+        }
+    })?;
+    settings.validate().map_err(Error::invalid)?;
+    let path = Path::new(&project.path).join(CONFIG_FILE);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::invalid(format!("could not create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&path, text).map_err(|e| Error::invalid(format!("could not write {}: {e}", path.display())))?;
+    reload_project(state, project.id.to_string()).await
+}
+
+/// The line and column (from 1) of byte `at` in `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The files of a project at `rev` (its default branch by default) whose path
+/// contains `query` (any case), at most `limit`, for completing paths in a
+/// prompt.
+pub async fn files(
+    state: &Arc<AppState>,
+    id: String,
+    rev: Option<String>,
+    query: String,
+    limit: usize,
+) -> Result<Vec<String>, Error> {
+    let project = state.store.read(move |r| crate::resolve::project_ref(r, &id)).await?;
+    require_repository(&project)?;
+    let rev = rev.unwrap_or_else(|| project.default_branch.clone());
+    baton_core::names::validate_branch_name(&rev)?;
+    let git = Git::new(&project.path);
+    let spec = format!("refs/heads/{rev}");
+    if git.resolve(&spec).await.map_err(git_error)?.is_none() {
+        return Err(Error::not_found("branch", rev));
+    }
+    let listing = git.run(["ls-tree", "-r", "--name-only", "--full-tree", spec.as_str()]).await.map_err(git_error)?;
+    let query = query.to_lowercase();
+    Ok(listing.lines().filter(|p| p.to_lowercase().contains(&query)).take(limit).map(str::to_owned).collect())
+}
+
+/// A project's branches a task may start from: every local branch but Baton's
+/// own task branches (`baton/…`), the default branch first.
+pub async fn branches(state: &Arc<AppState>, id: String) -> Result<Vec<String>, Error> {
+    let project = state.store.read(move |r| crate::resolve::project_ref(r, &id)).await?;
+    require_repository(&project)?;
+    let listing = Git::new(&project.path)
+        .run(["for-each-ref", "--format=%(refname:short)", "refs/heads/"])
+        .await
+        .map_err(git_error)?;
+    let mut names: Vec<String> = listing
+        .lines()
+        .filter(|b| !b.starts_with("baton/") && *b != project.default_branch)
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.insert(0, project.default_branch.clone());
+    Ok(names)
+}
+
+/// Refuses a branch the project's repository does not have.
+pub async fn require_branch(project: &Project, branch: &str) -> Result<(), Error> {
+    baton_core::names::validate_branch_name(branch)?;
+    require_repository(project)?;
+    if Git::new(&project.path).branch_exists(branch).await.map_err(git_error)? {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("project {} has no branch {branch}", project.name)))
+    }
+}

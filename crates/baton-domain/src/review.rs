@@ -595,3 +595,126 @@ async fn clean_outcome(state: &Arc<AppState>, report: &mut CleanReport, task: &T
     }
     Ok(())
 }
+
+/// A person's review of a task's work: their verdict (which counts for
+/// `review_required` as a reviewer agent's does) and comments on lines of its
+/// diff. With `send`, the comments go to the task's agent, each naming its file
+/// and line, as its next turn (queued while it works).
+pub fn person_review(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    id: &TaskId,
+    review: baton_core::api::PersonReview,
+    who: Option<String>,
+) -> Result<Task, Error> {
+    let mut task = resolve::task(tx, id)?;
+    if review.verdict.is_none() && review.comments.is_empty() {
+        return Err(Error::invalid("a review needs a verdict or at least one comment"));
+    }
+    if review.comments.iter().any(|c| c.body.trim().is_empty()) {
+        return Err(Error::invalid("a review comment must say something"));
+    }
+    if review.send && review.comments.is_empty() {
+        return Err(Error::invalid("`send` sends the comments to the agent: write at least one"));
+    }
+    if task.git.head.is_none() {
+        return Err(Error::conflict(format!("task {} has no work to review yet", task.id)));
+    }
+    task.loops.reviews.push(baton_core::model::Review {
+        reviewer: "person".into(),
+        task_id: None,
+        commit: task.git.head.clone(),
+        verdict: review.verdict,
+        comments: review.comments.clone(),
+        error: None,
+        output: None,
+        corrected: false,
+        at: Timestamp::now(),
+    });
+    task.updated_at = Timestamp::now();
+    let said = match review.verdict {
+        Some(baton_core::model::Verdict::Approve) => "approved the work",
+        Some(baton_core::model::Verdict::ChangesRequested) => "requested changes",
+        None => "commented",
+    };
+    let by = who.clone().unwrap_or_else(|| "a person".into());
+    let text = format!("{by} {said} ({} comment(s))", review.comments.len());
+    crate::scheduler::loops::record_step(
+        tx,
+        &task,
+        "review",
+        text,
+        json!({ "person": by, "verdict": review.verdict }),
+    )?;
+    emit_task(tx, &task)?;
+    if review.send {
+        let message = format!(
+            "A person reviewed your work{}. Address each comment:\n\n{}",
+            if review.verdict == Some(baton_core::model::Verdict::ChangesRequested) {
+                " and requests changes"
+            } else {
+                ""
+            },
+            crate::scheduler::loops::comment_list(&review.comments)
+        );
+        crate::scheduler::send_follow_up(tx, fx, id, message, who)?;
+        task = resolve::task(tx, id)?;
+    }
+    Ok(task)
+}
+
+/// Sets one file of a task's branch back to its base's version, in a new
+/// commit on the branch; the task's worktree on this host (clean, the task at
+/// rest) follows. Refused while its agent works, and for a worktree this
+/// coordinator cannot see.
+pub async fn revert_file(state: &Arc<AppState>, id: &TaskId, path: &str) -> Result<Task, Error> {
+    if path.is_empty() || path.starts_with('/') || path.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(Error::invalid(format!("{path:?} is not a path inside the repository")));
+    }
+    let target = id.clone();
+    let (task, project) = state
+        .store
+        .read(move |r| {
+            let task = resolve::task(r, &target)?;
+            let project = resolve::project(r, &task.project_id)?;
+            Ok::<_, Error>((task, project))
+        })
+        .await?;
+    if !task.status.is_at_rest() {
+        return Err(Error::conflict(format!(
+            "task {} is {}; a file is reverted only while it is at rest",
+            task.id, task.status
+        )));
+    }
+    crate::projects::require_repository(&project)?;
+    let (Some(branch), Some(base)) = (task.git.branch.clone(), task.git.base_commit.clone()) else {
+        return Err(Error::conflict(format!("task {} has no branch yet", task.id)));
+    };
+    let worktree = task.git.worktree.clone().filter(|w| Path::new(w).exists());
+    if let Some(w) = &worktree
+        && !worktree::uncommitted(&baton_git::Git::new(w)).await.map_err(Error::internal)?.is_empty()
+    {
+        return Err(Error::conflict(format!("task {}'s worktree has uncommitted changes", task.id)));
+    }
+    let message = format!("Revert {path} to its base (baton task {})", task.id);
+    let done = baton_git::edit::revert_path(Path::new(&project.path), &branch, &base, path, &message).await;
+    let reverted = match done {
+        Ok(r) => r,
+        Err(GitError::Failed { stderr, .. }) => return Err(Error::Conflict { message: stderr, details: None }),
+        Err(e) => return Err(Error::internal(e)),
+    };
+    if let Some(w) = &worktree {
+        baton_git::Git::new(w)
+            .run(["reset", "--quiet", "--hard", reverted.new.as_str()])
+            .await
+            .map_err(Error::internal)?;
+    }
+    let summary = worktree::summarize(Path::new(&project.path), &base, &reverted.new).await.map_err(Error::internal)?;
+    update_task(state, id, move |t| {
+        t.git.head = Some(summary.head);
+        t.git.commits = summary.commits;
+        t.git.files_changed = summary.files;
+        t.git.diff_stat = summary.stat;
+    })
+    .await
+}

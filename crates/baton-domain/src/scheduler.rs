@@ -8,7 +8,9 @@
 //! inside the same transaction: a task that succeeds promotes the dependents it
 //! was holding back; one that fails blocks them.
 
+pub mod attempts;
 pub mod emit;
+pub mod follow_ups;
 mod governor;
 mod launchers;
 pub mod loops;
@@ -27,12 +29,14 @@ use baton_core::agent::ExecutorKind;
 use baton_core::ids::{LauncherId, SessionId};
 use baton_core::model::TokenRecord;
 
+pub use attempts::{create_attempts, keep_attempt};
 pub use emit::save_task as emit_task;
+pub use follow_ups::{send_follow_up, withdraw_follow_up};
 pub use governor::{known as pool_known, list as pools};
 pub use launchers::{
     due_orders, due_stops, expire_silent, heartbeat, mark_offline, order_done, register, seen, set_draining,
 };
-pub use plans::create_plan;
+pub use plans::{check_plan_only, create_plan};
 pub use runs::{
     attach, claim_runs, ingest_events, lose_runs, overdue_runs, redeliver, run_checking, run_checkpoint, run_finished,
     run_started, stop_overdue,

@@ -33,6 +33,9 @@ const RENEW: Duration = Duration::from_secs(2);
 /// How often the timers look (and the others try for the lease).
 const TICK: Duration = Duration::from_secs(1);
 
+/// How long the first answer to a request made under an `Idempotency-Key` is kept.
+pub const IDEMPOTENCY_KEEP: Duration = Duration::from_secs(24 * 3600);
+
 /// How many ticks between the scheduler's own lead heartbeats.
 const SCHEDULER_BEAT_TICKS: u64 = 30;
 
@@ -70,6 +73,7 @@ async fn beat(state: &Arc<AppState>) {
         .write(move |tx| {
             let now = baton_core::Timestamp::now();
             tx.prune_heartbeats(now.plus_millis(-retention))?;
+            tx.prune_idempotent_answers(now.plus_millis(-(IDEMPOTENCY_KEEP.as_millis() as i64)))?;
             for project in tx.projects()? {
                 let filter = baton_store::TaskFilter {
                     project: Some(project.id.clone()),

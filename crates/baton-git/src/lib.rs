@@ -17,6 +17,7 @@
 //!   with `commit-tree`, and the base ref is moved with a compare-and-swap.
 
 #[doc(hidden)]
+pub mod edit;
 pub mod fuzzing;
 pub mod merge;
 pub mod pktline;

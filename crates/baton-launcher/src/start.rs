@@ -406,7 +406,13 @@ impl Launcher {
         if a.run.kind == baton_core::model::RunKind::Resume {
             notes.extend(self.bring_conversation(a, &home, &cwd, &env).await);
         }
-        let places = self.places(a, spool, &cwd, vec![cache, home], workspace.as_ref().map(|(w, _)| w));
+        let attached = self.attachments(a).await?;
+        let mut places = self.places(a, spool, &cwd, vec![cache, home], workspace.as_ref().map(|(w, _)| w));
+        places.readable.extend(attached.iter().map(|(dir, _)| dir.clone()));
+        let prompt = match (&attached, a.run.kind) {
+            (Some((_, note)), baton_core::model::RunKind::Start) => format!("{}{note}", a.prompt),
+            _ => a.prompt.clone(),
+        };
         let (jail, egress) = match self.confine(a, spool, &places, &mut env).await {
             Ok(confined) => confined,
             Err(e) => {
@@ -422,7 +428,7 @@ impl Launcher {
         let redactor = env.redactor();
         let turn = TurnRequest {
             agent: &a.agent,
-            prompt: &a.prompt,
+            prompt: &prompt,
             kind: a.run.kind,
             agent_session_id: a.session.agent_session_id.as_deref(),
             cwd: &cwd,
@@ -488,6 +494,41 @@ impl Launcher {
             )));
         }
         Ok((env, cache))
+    }
+
+    /// The files a person attached to the task, written beside its worktree
+    /// (once: a resumed run finds them there), and the lines that name them for
+    /// its first prompt.
+    async fn attachments(&self, a: &Assignment) -> Result<Option<(PathBuf, String)>, StartFailure> {
+        if a.task.attachments.is_empty() {
+            return Ok(None);
+        }
+        let dir = self.config.data_dir.join("attachments").join(a.task.id.as_str());
+        std::fs::create_dir_all(&dir).map_err(|e| io_failure("create the attachments' directory", e))?;
+        let client = self.client.with_token(a.env.get("BATON_TOKEN").cloned());
+        let mut note = String::from("\n\nFiles a person attached for you (read-only, outside the repository):\n");
+        for file in &a.task.attachments {
+            let path = dir.join(&file.name);
+            if !path.exists() {
+                let fetched = client
+                    .doc(&file.doc, None)
+                    .await
+                    .map_err(|e| StartFailure::Failed(format!("could not fetch the attachment {}: {e}", file.name)))?;
+                let bytes = match (fetched.doc.content, fetched.content_base64) {
+                    (Some(text), _) => text.into_bytes(),
+                    (None, Some(b64)) => {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| {
+                            StartFailure::Failed(format!("the attachment {} is not base64: {e}", file.name))
+                        })?
+                    }
+                    (None, None) => Vec::new(),
+                };
+                std::fs::write(&path, bytes).map_err(|e| io_failure(&format!("write {}", path.display()), e))?;
+            }
+            note.push_str(&format!("- {} ({} bytes)\n", path.display(), file.size));
+        }
+        Ok(Some((dir, note)))
     }
 
     /// Where the agent may write (its working tree, `writable`), what it may

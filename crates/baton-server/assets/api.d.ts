@@ -157,6 +157,11 @@ declare namespace Api {
     /** How to install the program, when no online launcher has it. */
     install_hint?: string | null;
   };
+  /** An agent's definition as Markdown with front matter (`GET|PUT */
+  type AgentMarkdown = {
+    /** The definition: YAML front matter between `---` lines, then the system prompt. */
+    markdown: string;
+  };
   /** A task moving to a fallback agent because its agent could not work. */
   type AgentSwitch = {
     /** The agent that failed. */
@@ -208,6 +213,13 @@ declare namespace Api {
     /** The base branch's head now, for a run asked to merge it into the task's */
     base_head?: string | null;
   };
+  /** A file to attach to a new task: its name for the agent, and the context */
+  type AttachFile = {
+    /** The file's name, as the agent sees it (no `/`). */
+    name: string;
+    /** The document holding its bytes. */
+    doc: string;
+  };
   /** `POST /api/launchers/{id}/attach`: a restarted launcher names the runs it still */
   type AttachRequest = {
     /** Runs found in its spool directory. */
@@ -226,6 +238,15 @@ declare namespace Api {
     assignment?: Api.Assignment | null;
     /** Set when the run should be stopped. */
     stop?: string | null;
+  };
+  /** A file attached to a task: kept in the context store, written beside the */
+  type Attachment = {
+    /** Its file name. */
+    name: string;
+    /** The context store document that holds its bytes. */
+    doc: string;
+    /** Its size in bytes. */
+    size: number;
   };
   /** One try at a delivery. */
   type Attempt = {
@@ -276,6 +297,19 @@ declare namespace Api {
     /** The end of its output. */
     output_tail: string;
   };
+  /** A task of a checked plan. */
+  type CheckedTask = {
+    /** Its name in the plan (`synthesis` for the synthesis). */
+    name: string;
+    /** Its title. */
+    title: string;
+    /** The agent that would run it. */
+    agent: string;
+    /** The tasks it waits for: names of the plan's tasks, ids of existing ones. */
+    depends_on: Array<string>;
+    /** Whether it waits for approval before it starts. */
+    approval: boolean;
+  };
   /** `POST /api/runs/{id}/checkpoint`: a snapshot of the task's worktree, pushed */
   type Checkpoint = {
     /** The snapshot's commit (its parent is the agent's HEAD when it was taken). */
@@ -315,6 +349,15 @@ declare namespace Api {
     agents: Record<string, Api.Usage>;
     /** Per project and agent. */
     rows: Array<Api.Spend>;
+  };
+  /** `POST /api/attempts`: the same task started several times at once, to */
+  type CreateAttempts = {
+    /** The task every attempt does (without `branch`: each has its own). */
+    task: Api.CreateTask;
+    /** How many copies of it (1 to 10; 2 by default), when `agents` is empty. */
+    count?: number | null;
+    /** One attempt per agent named (at most 10), instead of `count` copies. */
+    agents?: Array<string>;
   };
   /** `POST /api/plans` (JSON or YAML): a DAG of tasks in one call. Tasks name each */
   type CreatePlan = {
@@ -380,6 +423,12 @@ declare namespace Api {
     on_conflict?: Api.OnConflict | null;
     /** The agent that reviews its work before it succeeds (default: the agent's, the project's). */
     review_by?: string | null;
+    /** The model its agent runs with, overriding the agent's. */
+    model?: string | null;
+    /** The branch it starts from and lands on (default: the project's default */
+    base?: string | null;
+    /** Files for its agent, from the context store (push them first); each */
+    attachments?: Array<Api.AttachFile>;
     /** How many times requested changes go back to its agent (default 2). */
     review_rounds?: number | null;
   };
@@ -531,7 +580,7 @@ declare namespace Api {
     error: Api.ErrorDetail;
   };
   /** The stable error codes of the API. Clients match on these, never on messages. */
-  type ErrorCode = "malformed_json" | "invalid_body" | "invalid_argument" | "ambiguous_id" | "dependency_cycle" | "unsupported_media_type" | "unauthorized" | "forbidden" | "forbidden_origin" | "not_found" | "method_not_allowed" | "already_exists" | "illegal_transition" | "merge_conflict" | "review_required" | "forge_refused" | "conflict" | "payload_too_large" | "unavailable" | "store_unavailable" | "insufficient_storage" | "internal";
+  type ErrorCode = "malformed_json" | "invalid_body" | "invalid_argument" | "ambiguous_id" | "dependency_cycle" | "unsupported_media_type" | "unauthorized" | "forbidden" | "forbidden_origin" | "not_found" | "method_not_allowed" | "already_exists" | "illegal_transition" | "merge_conflict" | "review_required" | "forge_refused" | "conflict" | "payload_too_large" | "idempotency_key_reused" | "unavailable" | "store_unavailable" | "insufficient_storage" | "internal";
   /** The inside of an error response. */
   type ErrorDetail = {
     /** Stable code (see [`ErrorCode`]). */
@@ -590,6 +639,23 @@ declare namespace Api {
     /** What the agent is told. */
     message?: string;
   };
+  /** A message for a task's agent sent while it worked. */
+  type FollowUp = {
+    /** Its id (`m-` and 12 hex digits). */
+    id: string;
+    /** What it says. */
+    text: string;
+    /** Where it is. */
+    state: Api.FollowUpState;
+    /** Who sent it (`admin`, or the sending session). */
+    from?: string | null;
+    /** When it was sent. */
+    at: string;
+    /** When it reached the agent, or was withdrawn. */
+    settled_at?: string | null;
+  };
+  /** Where a follow-up is. */
+  type FollowUpState = "queued" | "delivered" | "withdrawn";
   /** Kinds of forge. */
   type ForgeKind = "github";
   /** `[forge]` in a project's config: where its pull requests live. */
@@ -626,6 +692,18 @@ declare namespace Api {
     session_id?: Api.SessionId | null;
     /** Why nothing was recorded (a session Baton runs itself reports through its output). */
     ignored?: string | null;
+  };
+  /** `POST /api/tasks/{id}/keep`: keep one attempt. */
+  type KeepAttempt = {
+    /** Whether to merge it too (default true): a succeeded attempt lands on its */
+    merge?: boolean | null;
+  };
+  /** What keeping an attempt did. */
+  type Kept = {
+    /** The kept task (merged, when it was asked to be). */
+    task: Api.Task;
+    /** The other attempts, cancelled (their worktrees are removed once they are */
+    cancelled: Array<Api.TaskId>;
   };
   /** A process that supervises agents on one host. */
   type Launcher = {
@@ -874,6 +952,15 @@ declare namespace Api {
     /** The files both change. */
     files: Array<string>;
   };
+  /** `POST /api/tasks/{id}/review`: a person's review of a task's work. */
+  type PersonReview = {
+    /** The verdict, if the person gives one; it counts for `review_required` */
+    verdict?: Api.Verdict | null;
+    /** Comments, each on a file and line of the diff. */
+    comments?: Array<Api.ReviewComment>;
+    /** Send the comments to the task's agent as its next turn (queued while it works). */
+    send?: boolean;
+  };
   /** A DAG of tasks submitted together. */
   type Plan = {
     /** Its id. */
@@ -888,6 +975,11 @@ declare namespace Api {
     synthesis?: Api.TaskId | null;
     /** When it was submitted. */
     created_at: string;
+  };
+  /** `POST /api/plans/check`: what a plan would create, checked as `POST */
+  type PlanCheck = {
+    /** The plan's tasks, prerequisites first (the synthesis last). */
+    tasks: Array<Api.CheckedTask>;
   };
   /** What `POST /api/plans` created. */
   type PlanCreated = {
@@ -1069,6 +1161,13 @@ declare namespace Api {
     /** When it was added. */
     created_at: string;
   };
+  /** A project's configuration file (`GET|PUT /api/projects/{id}/config`). */
+  type ProjectConfig = {
+    /** Where it is (answers only; ignored in a request). */
+    path?: string;
+    /** Its TOML. */
+    text: string;
+  };
   type ProjectId = string;
   /** How a project's tasks are run and merged. Read from `.baton/config.toml` in the */
   type ProjectSettings = {
@@ -1235,12 +1334,17 @@ declare namespace Api {
     /** A new budget for the task, in US dollars (to continue a task paused for */
     budget_usd?: number | null;
   };
+  /** `POST /api/tasks/{id}/revert`: one file set back to its base's version. */
+  type RevertFile = {
+    /** The file's path in the repository. */
+    file: string;
+  };
   /** One review of a task's work. */
   type Review = {
-    /** The reviewer's agent. */
+    /** The reviewer: its agent, or the person (`person`). */
     reviewer: string;
-    /** The reviewer's task. */
-    task_id: Api.TaskId;
+    /** The reviewer's task (none for a person's review). */
+    task_id?: Api.TaskId | null;
     /** The commit it reviewed. */
     commit?: string | null;
     /** Its verdict, once given (none: pending, or the review failed). */
@@ -1361,6 +1465,11 @@ declare namespace Api {
     reason?: string | null;
     /** Where its network traffic may go. */
     network?: Api.NetworkPolicy;
+  };
+  /** `POST /api/tasks/{id}/messages`: a message to the task's agent. */
+  type SendMessage = {
+    /** What to say. */
+    text: string;
   };
   /** One conversation with one agent process. */
   type Session = {
@@ -1565,6 +1674,14 @@ declare namespace Api {
     started_at?: string | null;
     /** When it last finished. */
     finished_at?: string | null;
+    /** The model its agent runs with for this task, when it overrides the */
+    model?: string | null;
+    /** Messages a person sent while its agent worked, delivered when the turn */
+    follow_ups?: Array<Api.FollowUp>;
+    /** The tasks started together with it as attempts at the same work (itself */
+    attempts?: Array<Api.TaskId>;
+    /** Files a person attached to it: they reach its agent beside the worktree, */
+    attachments?: Array<Api.Attachment>;
   };
   /** `GET /api/tasks/{id}` and the rest: a task with its sessions' summary. */
   type TaskDetail = {
@@ -1648,6 +1765,14 @@ declare namespace Api {
     started_at?: string | null;
     /** When it last finished. */
     finished_at?: string | null;
+    /** The model its agent runs with for this task, when it overrides the */
+    model?: string | null;
+    /** Messages a person sent while its agent worked, delivered when the turn */
+    follow_ups?: Array<Api.FollowUp>;
+    /** The tasks started together with it as attempts at the same work (itself */
+    attempts?: Array<Api.TaskId>;
+    /** Files a person attached to it: they reach its agent beside the worktree, */
+    attachments?: Array<Api.Attachment>;
     /** Its sessions, oldest first. */
     sessions?: Array<Api.Session>;
     /** The runs of its current session, oldest first. */
@@ -1715,7 +1840,7 @@ declare namespace Api {
   };
   /** A reviewer's verdict. */
   type Verdict = "approve" | "changes_requested";
-  type WebhookEvent = "task.succeeded" | "task.failed" | "task.blocked" | "task.awaiting_approval" | "task.merged" | "merge.conflict" | "budget.exceeded" | "launcher.offline" | "lead.stale" | "plan.completed" | "orchestration.completed";
+  type WebhookEvent = "task.succeeded" | "task.failed" | "task.blocked" | "task.awaiting_approval" | "task.merged" | "merge.conflict" | "budget.exceeded" | "launcher.offline" | "lead.stale" | "plan.completed" | "orchestration.completed" | "webhook.test";
   type WebhookFormat = "json" | "slack" | "discord" | "ntfy";
   /** A webhook as the API shows it: its secret only in the answer that made it. */
   type WebhookInfo = {

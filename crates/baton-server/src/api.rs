@@ -1,9 +1,11 @@
 //! The HTTP routes. Each resource has its own module of thin handlers.
 
 mod agents;
+mod conversation;
 mod dashboard;
 mod docs;
 pub(crate) mod http;
+pub(crate) mod idempotency;
 mod launchers;
 mod meta;
 mod openapi;
@@ -45,6 +47,14 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/projects/{id}/radar", projects::radar, "The project's conflict radar")
             .about("Every live task of the project (queued, running, checking, succeeded or failed, and not merged) that changes some of the same files as another live task, with the files they share, so a coming merge conflict shows before it happens. A task is never reported against its own prerequisites, whose work its branch contains."),
         Op::post("/projects/{id}/reload", projects::reload, "Read a project's settings and agent files again"),
+        Op::get("/projects/{id}/config", projects::config, "A project's configuration file (admin)")
+            .about("The text of `.baton/config.toml` in the project's checkout (empty when it has none), and where it is."),
+        Op::put("/projects/{id}/config", projects::write_config, "Write a project's configuration file (admin)")
+            .about("Checks the TOML by the rules `baton project reload` applies, writes it to `.baton/config.toml` in the project's checkout (left uncommitted) and reloads the project. Nothing is written when it breaks a rule: 400 invalid_argument with `details.line` and `details.column` for TOML that does not parse."),
+        Op::get("/projects/{id}/files", projects::files, "Paths of a project's files at a branch")
+            .about("The files of the branch `ref` (the project's default branch by default) whose path contains `q`, in the repository's order, for completing `@` paths in a prompt. 404 for a branch that does not exist."),
+        Op::get("/projects/{id}/branches", projects::branches, "The branches a task may start from")
+            .about("Every local branch of the project's repository but Baton's own task branches (`baton/…`), the default branch first."),
         Op::get("/pools", projects::pools, "List concurrency pools"),
         Op::get("/costs", projects::costs, "Tokens and money spent")
             .about("What the agents' sessions spent, in tokens and US dollars: in total, per project (keyed by project id), per agent (keyed by name), and per project and agent."),
@@ -78,6 +88,10 @@ pub(crate) fn api_ops() -> Ops {
             .about("Creates every task of the plan, as JSON or YAML (Content-Type: application/yaml; bodies up to 32 MiB, at most 50,000 tasks). Tasks name each other in `depends_on` by their names in the plan (or by ids of existing tasks); the whole plan is checked first (names, agents, dependencies, cycles) and nothing is created if anything is wrong: 400 dependency_cycle names the cycle in `details.cycle`. The optional synthesis task depends on every task and receives every result. Launcher tokens get 403; a session token may only start agents its definition's delegates_to names.")
             .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
             .takes("application/yaml", "the same plan in YAML"),
+        Op::post("/plans/check", plans::check, "Check a plan without creating it")
+            .about("Checks a plan exactly as POST /api/plans does (names, agents, dependencies, cycles, delegation) and answers with the tasks it would create, prerequisites first, each with its agent and what it waits for; nothing is created. The errors are POST /api/plans' own: a task's error names it in `details.task`, a cycle its members in `details.cycle`, and YAML that does not parse its `details.line` and `details.column`.")
+            .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
+            .takes("application/yaml", "the same plan in YAML"),
         Op::get("/plans/{id}", plans::show, "A plan with its tasks")
             .about("The plan, and its tasks whole in `task_list` (the synthesis last)."),
         Op::post("/orchestrate/task", plans::orchestrate, "Plan, execute and synthesise a description")
@@ -91,9 +105,15 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/agents", agents::list, "Agent definitions, with availability"),
         Op::post("/agents", agents::create, "Define an agent (admin)"),
         Op::get("/agents/{name}", agents::show, "An agent definition"),
+        Op::get("/agents/{name}/markdown", agents::markdown, "An agent definition as Markdown with front matter")
+            .about("The definition in the format of `.claude/agents/*.md` and `.baton/agents/*.md`: YAML front matter, then the system prompt."),
+        Op::put("/agents/{name}/markdown", agents::put_markdown, "Create or replace an agent from Markdown (admin)")
+            .about("Reads the definition from Markdown with front matter, as agent files are read, and saves it. A definition that comes from a file of a repository is refused with 409: change its file, or copy it under another name."),
         Op::put("/agents/{name}", agents::replace, "Create or replace an agent definition (admin)"),
         Op::delete("/agents/{name}", agents::delete, "Remove an agent definition (admin)"),
         Op::get("/tasks", tasks::list, "List tasks, newest first"),
+        Op::post("/attempts", conversation::attempts, "Start the same task several times at once")
+            .about("Creates `count` copies of the task (2 by default, at most 10), or one per agent in `agents`, each on its own branch and knowing the others (`attempts`), to compare them and keep the best with POST /api/tasks/{id}/keep."),
         Op::post("/tasks", tasks::create, "Create a task; it starts when its prerequisites succeed (and it is approved, if it must be)"),
         Op::get("/tasks/{id}", tasks::show, "A task with its sessions and runs"),
         Op::get("/tasks/{id}/events", tasks::events, "A task's events in stream order"),
@@ -101,6 +121,17 @@ pub(crate) fn api_ops() -> Ops {
         Op::post("/tasks/{id}/resume", tasks::resume, "Continue a finished task's conversation"),
         Op::post("/tasks/{id}/retry", tasks::retry, "Run a failed or cancelled task again in a new session"),
         Op::post("/tasks/{id}/approve", tasks::approve, "Let a task that awaits approval start"),
+        Op::post("/tasks/{id}/messages", conversation::send, "Send a message to a task's agent")
+            .about("While the agent works, the message is queued (state `queued`) and delivered with any others when its turn ends, as the next turn of the same session; until then it can be withdrawn. Sent to a task at rest, it resumes the session at once (state `delivered`). Needs the admin token, or the session token of the session that started the task."),
+        Op::get("/tasks/{id}/messages", conversation::messages, "A task's messages from people, with their states"),
+        Op::delete("/tasks/{id}/messages/{message}", conversation::withdraw, "Withdraw a queued message")
+            .about("Refused with 409 once the message was delivered."),
+        Op::post("/tasks/{id}/review", conversation::review, "A person's review of a task's work")
+            .about("Records a verdict (approve or changes_requested, which counts for review_required as a reviewer agent's does) and comments on files and lines of the diff. With `send`, the comments go to the task's agent as its next turn, each naming its file and line."),
+        Op::post("/tasks/{id}/revert", conversation::revert, "Set one file of a task's branch back to its base")
+            .about("Commits the file's version at the task's base commit on the task's branch (a file the base lacks is removed), moving the branch only if it did not move meanwhile, and brings the task's worktree on this host along. Refused with 409 while the task works, when its worktree has uncommitted changes, or when the file is already as its base has it."),
+        Op::post("/tasks/{id}/keep", conversation::keep, "Keep one of several attempts")
+            .about("Cancels the other attempts started with this task (stopping those still at work; their worktrees are removed once they are at rest, their branches stay) and, unless `merge` is false, merges this one through the merge queue. Refused with 409 for a task that is not one of several attempts."),
         Op::get("/tasks/{id}/diff", tasks::diff, "What a task changed against its base")
             .about("The task's changes against the commit it started from: from its worktree while it exists (uncommitted changes included, new files listed in `untracked`), else from its branch. With format=patch, the plain patch as text/x-diff. Refused with 409 conflict when the task has not started yet.")
             .returns::<baton_core::api::Diff>("200", "the diff")
@@ -146,6 +177,8 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/webhooks/{id}", webhooks::show, "A webhook (admin)"),
         Op::delete("/webhooks/{id}", webhooks::delete, "Remove a webhook and its deliveries (admin)"),
         Op::get("/webhooks/{id}/deliveries", webhooks::deliveries, "A webhook's deliveries, newest first (admin)"),
+        Op::post("/webhooks/{id}/test", webhooks::test, "Send a test delivery to a webhook (admin)")
+            .about("Queues a `webhook.test` delivery to this webhook alone, sent, signed and recorded like any other; follow it in its deliveries."),
         Op::post("/deliveries/{id}/redeliver", webhooks::redeliver, "Send a delivery again now: the same webhook-id and body, a retry window of its own (admin)"),
         Op::get("/tokens", tokens::list, "List tokens (admin): ids, kinds and subjects, never the secrets"),
         Op::post("/tokens", tokens::create, "Make a token (admin); the secret is in this answer only"),

@@ -9,8 +9,8 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState, Project, Run,
-    Session, Task, TokenKind, TokenRecord,
+    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState,
+    Project, Run, Session, Task, TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -257,6 +257,13 @@ pub trait StoreTx: StoreRead {
     fn acquire_lease(&mut self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<i64>, StoreError>;
     /// Gives a lease up (when `holder` has it).
     fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// The answer recorded for a caller's idempotency key, if any.
+    fn idempotent_answer(&mut self, scope: &str, key: &str) -> Result<Option<IdempotentAnswer>, StoreError>;
+    /// Records the first answer to a request made under an idempotency key;
+    /// [`StoreError::Duplicate`] if the key has one already.
+    fn put_idempotent_answer(&mut self, answer: &IdempotentAnswer) -> Result<(), StoreError>;
+    /// Forgets the answers recorded before `before`; how many.
+    fn prune_idempotent_answers(&mut self, before: Timestamp) -> Result<u64, StoreError>;
     /// Records a one-time login code (its hash) and when it expires.
     fn put_login_code(&mut self, hash: &str, expires: Timestamp) -> Result<(), StoreError>;
     /// Takes a login code: when it expires, if it was there (it is gone after).

@@ -10,8 +10,8 @@ use baton_core::doc::Document;
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, OrderKind, PoolState, Project, ProjectSettings, Run, Session,
-    Task, TokenKind, TokenRecord,
+    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, OrderKind, PoolState, Project,
+    ProjectSettings, Run, Session, Task, TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -432,6 +432,36 @@ fn login_codes_work_once_while_fresh() {
         assert_eq!(first, Some(later), "{backend}");
         assert_eq!(store.write(|tx| tx.take_login_code("h1")).await.unwrap(), None, "{backend}: once");
         assert_eq!(store.write(|tx| tx.take_login_code("never")).await.unwrap(), None, "{backend}");
+    });
+}
+
+#[test]
+fn an_idempotency_key_keeps_its_first_answer() {
+    each(|store, backend| async move {
+        let answer = |key: &str, body: &str| IdempotentAnswer {
+            scope: "caller".into(),
+            key: key.into(),
+            request: "digest".into(),
+            status: 201,
+            body: body.into(),
+            created_at: Timestamp::now(),
+        };
+        let first = answer("k1", "{\"id\":1}");
+        let put = first.clone();
+        store.write(move |tx| tx.put_idempotent_answer(&put)).await.unwrap();
+        let again = answer("k1", "{\"id\":2}");
+        let refused = store.write(move |tx| tx.put_idempotent_answer(&again)).await;
+        assert!(matches!(refused, Err(StoreError::Duplicate { .. })), "{backend}: {refused:?}");
+        let got = store.write(|tx| tx.idempotent_answer("caller", "k1")).await.unwrap();
+        assert_eq!(got, Some(first), "{backend}: the first answer stays");
+        assert_eq!(
+            store.write(|tx| tx.idempotent_answer("another", "k1")).await.unwrap(),
+            None,
+            "{backend}: per caller"
+        );
+        let later = Timestamp::now().plus_millis(1);
+        assert_eq!(store.write(move |tx| tx.prune_idempotent_answers(later)).await.unwrap(), 1, "{backend}");
+        assert_eq!(store.write(|tx| tx.idempotent_answer("caller", "k1")).await.unwrap(), None, "{backend}: pruned");
     });
 }
 

@@ -131,6 +131,9 @@ impl Summary {
                 );
                 (h, text(&o["description"]), 3, ("musical_score", "🎼"))
             }
+            Some(WebhookEvent::WebhookTest) => {
+                ("A test from Baton".to_owned(), text(&data["message"]), 3, ("bell", "🔔"))
+            }
             None => (payload["type"].as_str().unwrap_or("Baton").to_owned(), None, 3, ("bell", "🔔")),
         };
         (s.headline, s.detail, s.priority, s.tag) = (headline, detail, priority, tag);

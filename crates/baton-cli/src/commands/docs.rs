@@ -179,7 +179,7 @@ fn parse_meta(pairs: &[String]) -> Result<std::collections::BTreeMap<String, Val
             let (k, v) = p.split_once('=').ok_or_else(|| CliError::BadValue {
                 flag: "--meta",
                 value: p.clone(),
-                problem: "expected KEY=VALUE",
+                problem: "is not KEY=VALUE",
             })?;
             let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
             Ok((k.to_owned(), value))
@@ -192,9 +192,9 @@ fn parse_relations(items: &[String]) -> Result<Vec<Relation>, CliError> {
         .iter()
         .map(|item| {
             let bad = |problem| CliError::BadValue { flag: "--rel", value: item.clone(), problem };
-            let (kind, target) = item.split_once(':').ok_or_else(|| bad("expected KIND:NAME"))?;
+            let (kind, target) = item.split_once(':').ok_or_else(|| bad("is not KIND:NAME"))?;
             let kind: RelationKind = serde_json::from_value(Value::String(kind.to_owned()))
-                .map_err(|_| bad("kind must be parent, child, related, predecessor or successor"))?;
+                .map_err(|_| bad("has a kind that is not parent, child, related, predecessor or successor"))?;
             Ok(Relation { kind, target: target.to_owned() })
         })
         .collect()

@@ -104,7 +104,7 @@ fn add_hooks(settings: &mut Value, command: &str) -> Result<bool, CliError> {
         let list = list.as_array_mut().ok_or(CliError::BadValue {
             flag: "hooks",
             value: (*event).to_owned(),
-            problem: "is not a list in the settings",
+            problem: "in the settings is not a list",
         })?;
         let ours = |h: &Value| h["command"].as_str().is_some_and(|c| c.ends_with(" hook") && c.contains("baton"));
         let present =

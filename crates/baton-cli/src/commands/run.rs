@@ -40,6 +40,9 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<u8, CliError> {
         }),
         review_by: args.review_by,
         review_rounds: args.review_rounds,
+        model: args.model,
+        base: args.base,
+        attachments: Vec::new(),
     };
     let task = client.create_task(&req).await?;
     if !args.wait {

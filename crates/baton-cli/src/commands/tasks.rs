@@ -193,7 +193,8 @@ fn print_loops(t: &baton_core::model::Task) {
             (None, Some(e)) => format!("failed: {e}"),
             (None, None) => "in progress".to_owned(),
         };
-        println!("review   {} by {} ({}): {verdict}", i + 1, r.reviewer, r.task_id);
+        let by = r.task_id.as_ref().map_or_else(|| "a person".to_owned(), ToString::to_string);
+        println!("review   {} by {} ({by}): {verdict}", i + 1, r.reviewer);
         for c in &r.comments {
             let place = match (&c.file, c.line) {
                 (Some(f), Some(n)) => format!("{f}:{n}: "),

@@ -125,7 +125,7 @@ fn open_store(args: &UpArgs, data_dir: &Path) -> Result<baton_store::Store, CliE
             return Err(CliError::BadValue {
                 flag: "--store",
                 value: baton_store::postgres::redact(other),
-                problem: "not a store URL: give postgres://USER:PASSWORD@HOST:PORT/DB or sqlite:PATH",
+                problem: "is not a store URL: give postgres://USER:PASSWORD@HOST:PORT/DB or sqlite:PATH",
             });
         }
     };
@@ -328,7 +328,7 @@ impl Exposure {
                     CliError::BadValue {
                         flag: "--public-url",
                         value: url.clone(),
-                        problem: "not an http(s) URL (like https://coord.example:7077)",
+                        problem: "is not an http(s) URL (like https://coord.example:7077)",
                     }
                 })?;
                 let authority = rest.split('/').next().unwrap_or("");

@@ -124,11 +124,11 @@ async fn a_reviewer_asks_for_changes_the_author_makes_them_and_the_reviewer_appr
     assert_eq!(t.runs.len(), 2);
     assert!(t.runs[1].message.contains("`notes.txt:1` — say that it is tested"), "{}", t.runs[1].message);
     // The reviewer worked on a copy of the branch.
-    let reviewer = b.get(reviews[0].task_id.as_str()).await;
+    let reviewer = b.get(reviews[0].task_id.as_ref().unwrap().as_str()).await;
     assert_eq!(reviewer.task.review_of.as_ref().map(|r| r.as_str()), Some(id.as_str()));
     assert_eq!(reviewer.task.git.base_branch, t.task.git.branch);
     assert_ne!(reviewer.task.git.branch, t.task.git.branch);
-    let out = b.cli(&["merge", "--force", reviews[0].task_id.as_str()]);
+    let out = b.cli(&["merge", "--force", reviews[0].task_id.as_ref().unwrap().as_str()]);
     assert!(!out.status.success(), "a reviewer's copy is never merged");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is the review of task"),
@@ -155,7 +155,7 @@ async fn a_task_stopped_in_review_stops_its_reviewer_and_is_cancelled_once() {
     b.agent("slow", "sleep 30").await;
     let id = b.task(json!({ "prompt": "x", "agent": "author", "review_by": "slow" })).await;
     let t = b.wait_status(&id, TaskStatus::Reviewing).await;
-    let reviewer = t.task.loops.reviews[0].task_id.to_string();
+    let reviewer = t.task.loops.reviews[0].task_id.as_ref().unwrap().to_string();
     assert!(b.cli(&["stop", &id]).status.success());
     let t = ended(&b, &id).await;
     assert_eq!(t.task.status, TaskStatus::Cancelled);
@@ -209,7 +209,7 @@ async fn an_answer_outside_the_schema_gets_one_correction_then_fails_the_review(
     let review = &t.task.loops.reviews[0];
     assert_eq!(review.output.as_deref(), Some("LGTM, ship it"), "the answer is kept");
     assert!(review.corrected);
-    let reviewer = b.get(review.task_id.as_str()).await;
+    let reviewer = b.get(review.task_id.as_ref().unwrap().as_str()).await;
     assert_eq!(reviewer.runs.len(), 2, "one corrective turn");
     assert!(reviewer.runs[1].message.contains("\"verdict\""));
 }
@@ -262,9 +262,9 @@ async fn a_real_claude_code_reviewer_answers_in_the_schema() {
     assert_eq!(review.verdict, Some(Verdict::Approve));
     assert_eq!(review.comments[0].body, "Clear and tested.");
     assert_eq!(review.comments[0].line, Some(1));
-    let reviewer = b.get(review.task_id.as_str()).await;
+    let reviewer = b.get(review.task_id.as_ref().unwrap().as_str()).await;
     assert_eq!(reviewer.task.agent, "claude-reviewer");
-    let events = b.events(review.task_id.as_str()).await;
+    let events = b.events(review.task_id.as_ref().unwrap().as_str()).await;
     assert!(
         events.iter().any(|e| e.data.to_string().contains("notes")),
         "the reviewer read the change with its own tool"

@@ -3,6 +3,7 @@
 
 mod api_errors;
 mod chaos;
+mod cockpit;
 mod crash;
 mod dashboard;
 mod deploy;

@@ -244,7 +244,7 @@ pub(crate) fn start_review(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Ta
     let reviewer = insert(tx, fx, new, TaskId::generate())?;
     task.loops.reviews.push(Review {
         reviewer: name.clone(),
-        task_id: reviewer.id.clone(),
+        task_id: Some(reviewer.id.clone()),
         commit: Some(head),
         verdict: None,
         comments: Vec::new(),
@@ -312,7 +312,7 @@ fn parse_answer(output: &str) -> Result<Answer, String> {
 pub(crate) fn review_settled(tx: &mut dyn StoreTx, fx: &mut Effects, reviewer: &Task) -> Result<(), Error> {
     let Some(author_id) = &reviewer.review_of else { return Ok(()) };
     let Some(mut task) = tx.task(author_id)? else { return Ok(()) };
-    let current = task.loops.reviews.last().is_some_and(|r| r.task_id == reviewer.id);
+    let current = task.loops.reviews.last().is_some_and(|r| r.task_id.as_ref() == Some(&reviewer.id));
     if task.status != TaskStatus::Reviewing || !current {
         return Ok(());
     }
@@ -502,8 +502,8 @@ pub fn forge_feedback(
 
 /// A task in review is stopped: its reviewer's task is stopped too.
 pub(crate) fn stop_review(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task, reason: &str) -> Result<(), Error> {
-    let Some(review) = task.loops.reviews.last() else { return Ok(()) };
-    if let Some(reviewer) = tx.task(&review.task_id)?
+    let Some(reviewer_id) = task.loops.reviews.last().and_then(|r| r.task_id.clone()) else { return Ok(()) };
+    if let Some(reviewer) = tx.task(&reviewer_id)?
         && !reviewer.status.is_finished()
     {
         stop_task(tx, fx, &reviewer.id, Some(format!("the reviewed task was stopped: {reason}")))?;

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use baton_core::agent::AgentDef;
-use baton_core::api::{CreatePlan, PlanCreated, PlanDefaults, PlanSynthesis, PlanTask, PlannedTask};
+use baton_core::api::{
+    CheckedTask, CreatePlan, PlanCheck, PlanCreated, PlanDefaults, PlanSynthesis, PlanTask, PlannedTask,
+};
 use baton_core::dag;
 use baton_core::ids::{PlanId, TaskId};
 use baton_core::model::{Plan, Project, Session};
@@ -34,6 +36,43 @@ pub fn create_plan(
 ) -> Result<PlanCreated, Error> {
     let checked = check_plan(tx, caller, &req, config)?;
     write_plan(tx, fx, &req, checked)
+}
+
+/// Checks a plan as [`create_plan`] does and says what it would create;
+/// nothing is written.
+pub fn check_plan_only(
+    tx: &dyn StoreTx,
+    caller: &Caller,
+    req: &CreatePlan,
+    config: &Config,
+) -> Result<PlanCheck, Error> {
+    let checked = check_plan(tx, caller, req, config)?;
+    let mut tasks: Vec<CheckedTask> = checked
+        .order
+        .iter()
+        .map(|&i| {
+            let new = &checked.news[i];
+            let mut depends_on: Vec<String> = checked.internal[i].iter().map(|&j| req.tasks[j].name.clone()).collect();
+            depends_on.extend(new.depends_on.iter().map(ToString::to_string));
+            CheckedTask {
+                name: req.tasks[i].name.clone(),
+                title: new.title.clone(),
+                agent: new.agent.name.clone(),
+                depends_on,
+                approval: new.approval,
+            }
+        })
+        .collect();
+    if let (Some(s), Some(agent)) = (&req.synthesis, &checked.synthesis) {
+        tasks.push(CheckedTask {
+            name: "synthesis".into(),
+            title: s.title.clone().unwrap_or_else(|| "Synthesis".into()),
+            agent: agent.name.clone(),
+            depends_on: req.tasks.iter().map(|t| t.name.clone()).collect(),
+            approval: false,
+        });
+    }
+    Ok(PlanCheck { tasks })
 }
 
 /// A plan checked whole: every task made and in the order to create them.
@@ -202,6 +241,7 @@ fn plan_task(
         loops,
         review_of: None,
         base: None,
+        asked: super::tasks::Asked::default(),
     })
 }
 

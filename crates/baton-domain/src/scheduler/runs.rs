@@ -386,13 +386,16 @@ impl Rivals {
 fn assignment(
     tx: &dyn StoreTx,
     run: Run,
-    agent: AgentDef,
+    mut agent: AgentDef,
     project: Project,
     token: Option<String>,
     config: &Config,
 ) -> Result<Assignment, Error> {
     let task = resolve::task(tx, &run.task_id)?;
     let session = resolve::session(tx, &run.session_id)?;
+    if let Some(model) = &task.model {
+        agent.model = Some(model.clone());
+    }
     let prompt = match run.kind {
         RunKind::Start => crate::prompt::render(tx, &task, &agent, &project)?,
         RunKind::Resume => run.message.clone(),
@@ -794,6 +797,12 @@ struct Ended<'a> {
 /// its budget, a cancellation, or what a failure calls for.
 fn follow_through(tx: &mut dyn StoreTx, fx: &mut Effects, task: &mut Task, ended: Ended<'_>) -> Result<(), Error> {
     let run = ended.run;
+    // A person's messages that waited for this turn to end are its next turn.
+    if matches!(run.status, RunStatus::Succeeded | RunStatus::Failed)
+        && super::follow_ups::deliver_follow_ups(tx, fx, task)?
+    {
+        return Ok(());
+    }
     match run.status {
         RunStatus::Succeeded => {
             task.throttled = 0;

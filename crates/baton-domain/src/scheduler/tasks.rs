@@ -24,7 +24,7 @@ use crate::state::Config;
 use crate::tokens::Caller;
 
 /// The longest prompt accepted, in bytes.
-const MAX_PROMPT_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_PROMPT_BYTES: usize = 512 * 1024;
 
 /// Takes what a launcher reports of a task's branch and worktree, keeping what
 /// only the coordinator knows (whether and where it was merged).
@@ -120,6 +120,21 @@ pub(crate) struct NewTask {
     /// The branch and commit it starts from, when not the project's default
     /// branch's head (a reviewer's copy of the reviewed branch).
     pub base: Option<(String, String)>,
+    /// What a person asked of it beyond the agent's defaults.
+    pub asked: Asked,
+}
+
+/// What a person may ask of one task beyond its agent's and project's defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Asked {
+    /// The model, overriding the agent's.
+    pub model: Option<String>,
+    /// The branch it starts from and lands on (the project's default branch by default).
+    pub base_branch: Option<String>,
+    /// Files for its agent.
+    pub attachments: Vec<baton_core::model::Attachment>,
+    /// The tasks started with it as attempts at the same work.
+    pub attempts: Vec<TaskId>,
 }
 
 impl NewTask {
@@ -149,6 +164,7 @@ impl NewTask {
             loops: Loops::default(),
             review_of: None,
             base: None,
+            asked: Asked::default(),
         }
     }
 }
@@ -196,6 +212,13 @@ pub fn create_task(
     req: CreateTask,
     config: &Config,
 ) -> Result<Task, Error> {
+    let new = new_task(tx, caller, req, config)?;
+    insert(tx, fx, new, TaskId::generate())
+}
+
+/// A task from a request, checked (its agent resolved, its delegation allowed,
+/// its prerequisites found), not yet written.
+pub(crate) fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Config) -> Result<NewTask, Error> {
     let parent = match caller.session() {
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
@@ -221,7 +244,8 @@ pub fn create_task(
     };
     let loops = super::loops::settings(tx, &project, &agent, ask)?;
     let depends_on = resolve_dependencies(tx, &project, &req.depends_on)?;
-    let new = NewTask {
+    let asked = asked_of(tx, &req)?;
+    Ok(NewTask {
         title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
         prompt: req.prompt,
         timeout_s: req.timeout_s.or(agent.timeout_s),
@@ -243,9 +267,44 @@ pub fn create_task(
         loops,
         review_of: None,
         base: None,
+        asked,
         project,
-    };
-    insert(tx, fx, new, TaskId::generate())
+    })
+}
+
+/// The largest file a person may attach to a task.
+pub const MAX_ATTACHMENT_BYTES: u64 = 10 * 1024 * 1024;
+
+/// What a request asks beyond the defaults, checked: a model name, a base
+/// branch of a valid name, attachments that exist in the context store and are
+/// within [`MAX_ATTACHMENT_BYTES`].
+pub(crate) fn asked_of(tx: &dyn StoreTx, req: &CreateTask) -> Result<Asked, Error> {
+    if let Some(model) = &req.model
+        && (model.trim().is_empty() || model.len() > 200 || model.chars().any(char::is_control))
+    {
+        return Err(Error::invalid("`model` must be 1 to 200 characters without control characters"));
+    }
+    if let Some(base) = &req.base {
+        validate_branch_name(base)?;
+    }
+    let mut attachments = Vec::with_capacity(req.attachments.len());
+    for a in &req.attachments {
+        if a.name.is_empty() || a.name.len() > 200 || a.name.contains(['/', '\\']) || a.name.starts_with('.') {
+            return Err(Error::invalid(format!(
+                "attachment name {:?} must be a plain file name (no `/`, not starting with `.`)",
+                a.name
+            )));
+        }
+        let doc = tx.document(&a.doc)?.ok_or_else(|| Error::not_found("document", &a.doc))?;
+        if doc.size > MAX_ATTACHMENT_BYTES {
+            return Err(Error::too_large(format!(
+                "attachment {} is {} bytes; the limit is {MAX_ATTACHMENT_BYTES} bytes (10 MiB)",
+                a.name, doc.size
+            )));
+        }
+        attachments.push(baton_core::model::Attachment { name: a.name.clone(), doc: a.doc.clone(), size: doc.size });
+    }
+    Ok(Asked { model: req.model.clone(), base_branch: req.base.clone(), attachments, attempts: Vec::new() })
 }
 
 /// Existing tasks named as prerequisites: they must exist and be of the project.
@@ -323,7 +382,7 @@ pub(crate) fn insert_known(
             },
             None => TaskGit {
                 branch: Some(branch),
-                base_branch: Some(new.project.default_branch.clone()),
+                base_branch: Some(new.asked.base_branch.clone().unwrap_or_else(|| new.project.default_branch.clone())),
                 ..TaskGit::default()
             },
         },
@@ -340,6 +399,10 @@ pub(crate) fn insert_known(
         updated_at: now,
         started_at: None,
         finished_at: None,
+        model: new.asked.model,
+        follow_ups: Vec::new(),
+        attempts: new.asked.attempts,
+        attachments: new.asked.attachments,
     };
     match readiness_known(tx, &task.depends_on, known)? {
         Readiness::Blocked(reason) => {

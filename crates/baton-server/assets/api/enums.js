@@ -9,7 +9,7 @@ export const ContainerRuntime = Object.freeze(["podman","docker"]);
 export const DeliveryStatus = Object.freeze(["pending","delivered","failed"]);
 
 /** @type {readonly Api.ErrorCode[]} */
-export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","unavailable","store_unavailable","insufficient_storage","internal"]);
+export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","idempotency_key_reused","unavailable","store_unavailable","insufficient_storage","internal"]);
 
 /** @type {readonly Api.EventKind[]} */
 export const EventKind = Object.freeze(["init","message","tool_call","tool_result","output","usage","result","raw","error","log","task","session","run","project","agent","launcher","orchestration","document","hook"]);
@@ -19,6 +19,9 @@ export const ExecutorKind = Object.freeze(["claude-code","codex","gemini","acp",
 
 /** @type {readonly Api.FailureKind[]} */
 export const FailureKind = Object.freeze(["cli_missing","credentials","overloaded"]);
+
+/** @type {readonly Api.FollowUpState[]} */
+export const FollowUpState = Object.freeze(["queued","delivered","withdrawn"]);
 
 /** @type {readonly Api.ForgeKind[]} */
 export const ForgeKind = Object.freeze(["github"]);
@@ -78,7 +81,7 @@ export const TokenKind = Object.freeze(["admin","launcher","session"]);
 export const Verdict = Object.freeze(["approve","changes_requested"]);
 
 /** @type {readonly Api.WebhookEvent[]} */
-export const WebhookEvent = Object.freeze(["task.succeeded","task.failed","task.blocked","task.awaiting_approval","task.merged","merge.conflict","budget.exceeded","launcher.offline","lead.stale","plan.completed","orchestration.completed"]);
+export const WebhookEvent = Object.freeze(["task.succeeded","task.failed","task.blocked","task.awaiting_approval","task.merged","merge.conflict","budget.exceeded","launcher.offline","lead.stale","plan.completed","orchestration.completed","webhook.test"]);
 
 /** @type {readonly Api.WebhookFormat[]} */
 export const WebhookFormat = Object.freeze(["json","slack","discord","ntfy"]);

@@ -105,7 +105,13 @@ pub(super) async fn replace(
     }
     let def = prepare(def)?;
     let saved = def.clone();
-    state.store.write(move |tx| save_agents(tx, std::slice::from_ref(&def))).await?;
+    state
+        .store
+        .write(move |tx| {
+            refuse_file_backed(tx.agent(&def.name)?.as_ref())?;
+            Ok::<_, AppError>(save_agents(tx, std::slice::from_ref(&def))?)
+        })
+        .await?;
     Ok(Json(saved))
 }
 
@@ -119,6 +125,7 @@ pub(super) async fn delete(
     let existed = state
         .store
         .write(move |tx| {
+            refuse_file_backed(tx.agent(&n)?.as_ref())?;
             let existed = tx.delete_agent(&n)?;
             if existed {
                 let data = serde_json::json!({ "name": n, "deleted": true });
@@ -128,4 +135,63 @@ pub(super) async fn delete(
         })
         .await?;
     if existed { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::not_found("agent", name)) }
+}
+
+/// An agent's definition as Markdown with front matter (`GET|PUT
+/// /api/agents/{name}/markdown`).
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AgentMarkdown {
+    /// The definition: YAML front matter between `---` lines, then the system prompt.
+    markdown: String,
+}
+
+pub(super) async fn markdown(
+    State(state): State<Arc<AppState>>,
+    _: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<AgentMarkdown>, AppError> {
+    let n = name.clone();
+    let agent = state.store.read(move |r| r.agent(&n)).await?.ok_or_else(|| AppError::not_found("agent", name))?;
+    Ok(Json(AgentMarkdown { markdown: agent.to_markdown() }))
+}
+
+pub(super) async fn put_markdown(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<AgentMarkdown>,
+) -> Result<Json<AgentDef>, AppError> {
+    caller.require_admin()?;
+    let def = AgentDef::from_markdown(&req.markdown, &name, "api", baton_core::agent::ExecutorKind::ClaudeCode)
+        .map_err(|e| AppError::invalid(format!("agent {name}: {e}")))?;
+    if def.name != name {
+        return Err(AppError::invalid(format!(
+            "the front matter names agent {:?} but the path names {name:?}",
+            def.name
+        )));
+    }
+    let def = prepare(def)?;
+    let saved = def.clone();
+    state
+        .store
+        .write(move |tx| {
+            refuse_file_backed(tx.agent(&def.name)?.as_ref())?;
+            Ok::<_, AppError>(save_agents(tx, std::slice::from_ref(&def))?)
+        })
+        .await?;
+    Ok(Json(saved))
+}
+
+/// A definition read from a file of a repository is changed in its file (or
+/// copied under another name), never in place: the next reload would bring the
+/// file's back.
+fn refuse_file_backed(existing: Option<&AgentDef>) -> Result<(), AppError> {
+    match existing {
+        Some(def) if def.source.ends_with(".md") => Err(AppError::conflict(format!(
+            "agent {} comes from {}; change that file (then `baton project reload`), or copy the agent under another name",
+            def.name, def.source
+        ))),
+        _ => Ok(()),
+    }
 }

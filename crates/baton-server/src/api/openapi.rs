@@ -43,6 +43,18 @@ impl Draft {
         self.responses.insert(status.to_owned(), response);
     }
 
+    /// An answer with a JSON body of `schema`.
+    pub(crate) fn respond_with(&mut self, status: &str, description: &str, schema: Value) {
+        self.respond(status, description, Some(("application/json", schema)));
+    }
+
+    /// A request header the operation reads.
+    pub(crate) fn header(&mut self, name: &str, description: &str, schema: Value) {
+        self.params.push(
+            json!({ "name": name, "in": "header", "required": false, "description": description, "schema": schema }),
+        );
+    }
+
     pub(crate) fn json_body(&mut self, schema: Value, required: bool) {
         self.body = Some(json!({ "required": required, "content": { "application/json": { "schema": schema } } }));
     }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
-use baton_core::api::{AgentTemplate, CreatePlan, ErrorCode, Orchestrate, PlanCreated};
+use baton_core::api::{AgentTemplate, CreatePlan, ErrorCode, Orchestrate, PlanCheck, PlanCreated};
 use baton_core::model::TokenKind;
 use baton_core::model::{Orchestration, Plan, Task};
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::api::http::ApiJson;
+use crate::api::idempotency::{Created, IdempotencyKey, fingerprint, once};
 use crate::auth::{Auth, Caller};
 use crate::error::AppError;
 use baton_domain::AppState;
@@ -38,7 +39,12 @@ impl<S: Send + Sync> FromRequest<S> for PlanBody {
             }
         })?;
         serde_norway::from_slice(&bytes).map(PlanBody).map_err(|e| {
-            AppError::new(ErrorCode::InvalidBody, format!("the plan is not valid YAML of the plan's shape: {e}"))
+            let error =
+                AppError::new(ErrorCode::InvalidBody, format!("the plan is not valid YAML of the plan's shape: {e}"));
+            match e.location() {
+                Some(at) => error.with_details(serde_json::json!({ "line": at.line(), "column": at.column() })),
+                None => error,
+            }
         })
     }
 }
@@ -59,12 +65,28 @@ fn may_create(caller: &Caller) -> Result<(), AppError> {
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
+    key: IdempotencyKey,
     PlanBody(req): PlanBody,
-) -> Result<(StatusCode, Json<PlanCreated>), AppError> {
+) -> Result<Created<PlanCreated>, AppError> {
+    may_create(&caller)?;
+    let (st, who) = (Arc::clone(&state), caller.clone());
+    let request = fingerprint("POST /api/plans", &req);
+    let reply = once(&state, &caller, key, request, StatusCode::CREATED, move |tx, fx| {
+        Ok(scheduler::create_plan(tx, fx, &who, req, &st.config)?)
+    })
+    .await?;
+    Ok(Created(reply))
+}
+
+pub(super) async fn check(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    PlanBody(req): PlanBody,
+) -> Result<Json<PlanCheck>, AppError> {
     may_create(&caller)?;
     let st = Arc::clone(&state);
-    let created = transact(&state, move |tx, fx| scheduler::create_plan(tx, fx, &caller, req, &st.config)).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let checked = transact(&state, move |tx, _fx| scheduler::check_plan_only(tx, &caller, &req, &st.config)).await?;
+    Ok(Json(checked))
 }
 
 pub(super) async fn list(State(state): State<Arc<AppState>>, _: Auth) -> Result<Json<Vec<Plan>>, AppError> {

@@ -178,3 +178,51 @@ pub(super) async fn hook(
     let recorded = state.store.write(move |tx| baton_domain::hooks::record(tx, hook)).await?;
     Ok(Json(recorded))
 }
+
+pub(super) async fn config(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<baton_core::api::ProjectConfig>, AppError> {
+    caller.require_admin()?;
+    Ok(Json(projects::config_text(&state, id).await?))
+}
+
+pub(super) async fn write_config(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<baton_core::api::ProjectConfig>,
+) -> Result<Json<Project>, AppError> {
+    caller.require_admin()?;
+    Ok(Json(projects::write_config(&state, id, req.text).await?))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(super) struct FilesQuery {
+    /// The branch to list (the project's default branch by default).
+    #[serde(rename = "ref")]
+    rev: Option<String>,
+    /// Only paths containing this (any case).
+    q: Option<String>,
+    /// At most this many (default 50, at most 1000).
+    limit: Option<u32>,
+}
+
+pub(super) async fn files(
+    State(state): State<Arc<AppState>>,
+    _: Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<FilesQuery>,
+) -> Result<Json<Vec<String>>, AppError> {
+    let limit = super::clamp_limit(q.limit, 50, 1000) as usize;
+    Ok(Json(projects::files(&state, id, q.rev, q.q.unwrap_or_default(), limit).await?))
+}
+
+pub(super) async fn branches(
+    State(state): State<Arc<AppState>>,
+    _: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<String>>, AppError> {
+    Ok(Json(projects::branches(&state, id).await?))
+}

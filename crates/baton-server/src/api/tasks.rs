@@ -17,10 +17,12 @@ use serde::Deserialize;
 
 use super::clamp_limit;
 use crate::api::http::{ApiJson, OptionalJson};
+use crate::api::idempotency::{Created, Done, IdempotencyKey, Reply, fingerprint, once};
 use crate::auth::{Auth, Caller};
 use crate::error::AppError;
+use baton_core::ids::TaskId;
 use baton_domain::AppState;
-use baton_domain::{resolve, scheduler, transact};
+use baton_domain::{resolve, scheduler};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
@@ -73,15 +75,33 @@ pub(super) async fn list(
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateTask>,
-) -> Result<(StatusCode, Json<Task>), AppError> {
+) -> Result<Created<Task>, AppError> {
     if caller.kind == TokenKind::Launcher {
         return Err(AppError::forbidden("launcher tokens cannot create tasks"));
     }
-    let st = Arc::clone(&state);
-    let task = transact(&state, move |tx, fx| scheduler::create_task(tx, fx, &caller, req, &st.config)).await?;
-    state.metrics.tasks_created.fetch_add(1, Ordering::Relaxed);
-    Ok((StatusCode::CREATED, Json(task)))
+    if let Some(base) = req.base.clone() {
+        let (named, session) = (req.project.clone(), caller.session());
+        let project = state
+            .store
+            .read(move |r| {
+                let parent = session.map(|s| resolve::session(r, &s)).transpose()?;
+                resolve::request_project(r, named.as_deref(), parent.as_ref().map(|s| &s.project_id))
+            })
+            .await?;
+        baton_domain::projects::require_branch(&project, &base).await?;
+    }
+    let (st, who) = (Arc::clone(&state), caller.clone());
+    let request = fingerprint("POST /api/tasks", &req);
+    let reply = once(&state, &caller, key, request, StatusCode::CREATED, move |tx, fx| {
+        Ok(scheduler::create_task(tx, fx, &who, req, &st.config)?)
+    })
+    .await?;
+    if matches!(reply, Reply::Fresh(..)) {
+        state.metrics.tasks_created.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(Created(reply))
 }
 
 /// A task with its sessions and the runs of its current session.
@@ -146,7 +166,7 @@ pub(super) async fn events(
 }
 
 /// Admins act on any task; an agent's session acts on the tasks it started.
-fn may_act(caller: &Caller, task: &Task) -> Result<(), AppError> {
+pub(super) fn may_act(caller: &Caller, task: &Task) -> Result<(), AppError> {
     match caller.kind {
         TokenKind::Admin => Ok(()),
         TokenKind::Session if caller.session().is_some() && caller.session() == task.parent_session_id => Ok(()),
@@ -154,50 +174,62 @@ fn may_act(caller: &Caller, task: &Task) -> Result<(), AppError> {
     }
 }
 
-/// Runs an action on a task after checking the caller may act on it.
-async fn act<F>(state: Arc<AppState>, caller: Caller, id: String, f: F) -> Result<Json<Task>, AppError>
-where
-    F: FnOnce(
-            &mut dyn baton_store::StoreTx,
-            &mut scheduler::Effects,
-            &baton_core::ids::TaskId,
-        ) -> Result<Task, baton_domain::Error>
-        + Send
-        + 'static,
-{
-    let task = transact(&state, move |tx, fx| {
+/// An action on a task, as `act` runs it.
+type Action = dyn FnOnce(&mut dyn baton_store::StoreTx, &mut scheduler::Effects, &TaskId) -> Result<Task, baton_domain::Error>
+    + Send;
+
+/// Runs an action on a task after checking the caller may act on it, once per
+/// idempotency key.
+async fn act(
+    state: Arc<AppState>,
+    caller: Caller,
+    (id, key, request): (String, IdempotencyKey, String),
+    f: Box<Action>,
+) -> Result<Done<Task>, AppError> {
+    let who = caller.clone();
+    let reply = once(&state, &caller, key, request, StatusCode::OK, move |tx, fx| {
         let task = resolve::task_ref(tx, &id)?;
-        may_act(&caller, &task)?;
-        Ok::<_, AppError>(f(tx, fx, &task.id)?)
+        may_act(&who, &task)?;
+        Ok(f(tx, fx, &task.id)?)
     })
     .await?;
-    Ok(Json(task))
+    Ok(Done(reply))
 }
 
 pub(super) async fn stop(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
+    key: IdempotencyKey,
     OptionalJson(req): OptionalJson<StopTask>,
-) -> Result<Json<Task>, AppError> {
-    act(state, caller, id, move |tx, fx, id| scheduler::stop_task(tx, fx, id, req.reason)).await
+) -> Result<Done<Task>, AppError> {
+    let request = fingerprint(&format!("POST /api/tasks/{id}/stop"), &req);
+    act(state, caller, (id, key, request), Box::new(move |tx, fx, id| scheduler::stop_task(tx, fx, id, req.reason)))
+        .await
 }
 
 pub(super) async fn resume(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
+    key: IdempotencyKey,
     ApiJson(req): ApiJson<ResumeTask>,
-) -> Result<Json<Task>, AppError> {
-    act(state, caller, id, move |tx, fx, id| scheduler::resume_task(tx, fx, id, req.message, req.budget_usd)).await
+) -> Result<Done<Task>, AppError> {
+    let request = fingerprint(&format!("POST /api/tasks/{id}/resume"), &req);
+    let f = move |tx: &mut dyn baton_store::StoreTx, fx: &mut scheduler::Effects, id: &TaskId| {
+        scheduler::resume_task(tx, fx, id, req.message, req.budget_usd)
+    };
+    act(state, caller, (id, key, request), Box::new(f)).await
 }
 
 pub(super) async fn retry(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Task>, AppError> {
-    act(state, caller, id, scheduler::retry_task).await
+    key: IdempotencyKey,
+) -> Result<Done<Task>, AppError> {
+    let request = fingerprint(&format!("POST /api/tasks/{id}/retry"), &());
+    act(state, caller, (id, key, request), Box::new(scheduler::retry_task)).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -343,6 +375,8 @@ pub(super) async fn approve(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Task>, AppError> {
-    act(state, caller, id, scheduler::approve_task).await
+    key: IdempotencyKey,
+) -> Result<Done<Task>, AppError> {
+    let request = fingerprint(&format!("POST /api/tasks/{id}/approve"), &());
+    act(state, caller, (id, key, request), Box::new(scheduler::approve_task)).await
 }

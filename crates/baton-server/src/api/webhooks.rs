@@ -177,3 +177,21 @@ pub(super) async fn redeliver(
     .await?;
     Ok(Json(delivery))
 }
+
+/// `POST /api/webhooks/{id}/test`: a test delivery, sent like any other.
+pub(super) async fn test(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Delivery>), AppError> {
+    caller.require_admin()?;
+    let delivery = transact(&state, move |tx, _fx| {
+        let hook = webhook(tx, &id)?;
+        if let Some(why) = &hook.disabled {
+            return Err(AppError::conflict(format!("webhook {id} is disabled ({why}); add it again to use it")));
+        }
+        Ok(baton_domain::outbox::test_delivery(tx, &hook)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(delivery)))
+}

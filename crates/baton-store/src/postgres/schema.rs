@@ -214,6 +214,17 @@ CREATE TABLE action_links (
     data TEXT NOT NULL
 );
 "#,
+    r#"
+-- The first answer to each request made under an Idempotency-Key, per caller.
+CREATE TABLE idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys(created_at);
+"#,
 ];
 
 /// The newest schema this build knows.

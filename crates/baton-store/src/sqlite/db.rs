@@ -11,8 +11,8 @@ use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
 use baton_core::model::{
-    Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState, Project, Run,
-    Session, Task, TokenKind, TokenRecord, Usage,
+    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState,
+    Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -927,6 +927,28 @@ impl StoreTx for Db<'_> {
         // Expired, not deleted: the fencing number keeps growing.
         self.exec("UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2", [name, holder])?;
         Ok(())
+    }
+
+    fn idempotent_answer(&mut self, scope: &str, key: &str) -> Result<Option<IdempotentAnswer>, StoreError> {
+        self.doc(
+            "idempotent answer",
+            "SELECT data FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+            params![scope, key],
+        )
+    }
+
+    fn put_idempotent_answer(&mut self, answer: &IdempotentAnswer) -> Result<(), StoreError> {
+        let data = encode("idempotent answer", answer)?;
+        self.exec_unique(
+            "idempotency key",
+            "INSERT INTO idempotency_keys (scope, key, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+            params![answer.scope, answer.key, answer.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn prune_idempotent_answers(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.exec("DELETE FROM idempotency_keys WHERE created_at < ?1", [before.as_millis()])? as u64)
     }
 
     fn put_login_code(&mut self, hash: &str, expires: Timestamp) -> Result<(), StoreError> {

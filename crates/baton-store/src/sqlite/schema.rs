@@ -208,6 +208,17 @@ CREATE TABLE action_links (
     data TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The first answer to each request made under an Idempotency-Key, per caller.
+CREATE TABLE idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys(created_at);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
