@@ -13,12 +13,19 @@
 
 import { onUnauthorized } from './api/client.js';
 import { startClock } from './lib/time.js';
-import { startRouter, stopRouter } from './router.js';
+import { go, setOpeners, startRouter, stopRouter } from './router.js';
 import { markLoggedOut, state } from './state/store.js';
 import { startStream, stopStream } from './state/stream.js';
 import { showLoggedOut } from './ui/logged-out.js';
+import { openPalette, setActions } from './ui/palette.js';
+import { openAgentForm } from './views/agent-form.js';
 import { AgentsView } from './views/agents.js';
+import { AttemptsView } from './views/attempts.js';
 import { BoardView } from './views/board.js';
+import { openComposer } from './views/composer.js';
+import { InboxView, watchInbox } from './views/inbox.js';
+import { PlansView } from './views/plans.js';
+import { ProjectsView, openAddProject } from './views/projects.js';
 import { CostsView } from './views/costs.js';
 import { DagView } from './views/dag.js';
 import { DocsView } from './views/docs.js';
@@ -39,8 +46,22 @@ const VIEWS = {
   costs: CostsView,
   webhooks: WebhooksView,
   fleet: FleetView,
+  inbox: InboxView,
+  projects: ProjectsView,
+  plans: PlansView,
+  attempts: AttemptsView,
   notfound: NotFoundView,
 };
+
+setOpeners({ composer: () => openComposer(), palette: openPalette });
+setActions([
+  { label: 'New task', hint: 'action · n', run: () => openComposer() },
+  { label: 'New plan', hint: 'action · the plan editor', run: () => go('#/plans') },
+  { label: 'New agent', hint: 'action', run: () => openAgentForm(null) },
+  { label: 'Add project', hint: 'action', run: openAddProject },
+]);
+document.getElementById('new-task').addEventListener('click', () => openComposer());
+document.getElementById('open-palette').addEventListener('click', openPalette);
 
 onUnauthorized(() => {
   if (state.loggedOut) return;
@@ -53,3 +74,4 @@ onUnauthorized(() => {
 startClock();
 startStream(); // the stream first, so nothing falls between it and the snapshots
 startRouter(VIEWS);
+watchInbox();

@@ -15,6 +15,7 @@ import { listen, state } from './state/store.js';
  * @property {() => void} [refresh] redraws from the state (called at most ~5 times a second)
  * @property {(change: import('./state/store.js').Change) => void} [onChange] told of each change to the state
  * @property {() => void} [focusSearch] what `/` does
+ * @property {(e: KeyboardEvent) => boolean} [onKey] a key of the view's own (true when it took it)
  * @property {() => void} [unmount] stops what it started (streams, timers)
  */
 
@@ -27,8 +28,18 @@ let current = null;
 let stopped = false;
 
 /** @type {Record<string, string>} */
-const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs', 7: '#/webhooks', 8: '#/fleet' };
-const PAGES = ['board', 'dag', 'agents', 'costs', 'webhooks', 'fleet'];
+const NAV_KEYS = { 1: '#/', 2: '#/board', 3: '#/dag', 4: '#/agents', 5: '#/docs', 6: '#/costs', 7: '#/webhooks', 8: '#/fleet', 9: '#/inbox', 0: '#/projects' };
+const PAGES = ['board', 'dag', 'agents', 'costs', 'webhooks', 'fleet', 'inbox', 'projects', 'plans'];
+
+/** What the keys `n` and Ctrl+K / ⌘K open (set by main.js). */
+const openers = { composer: () => {}, palette: () => {} };
+/**
+ * Sets what `n` (the task composer) and Ctrl+K / ⌘K (the command palette) open.
+ * @param {{composer: () => void, palette: () => void}} o
+ */
+export function setOpeners(o) {
+  Object.assign(openers, o);
+}
 
 /**
  * The view and its parameters named by the address's hash.
@@ -49,6 +60,7 @@ export function parseHash() {
   if (PAGES.includes(first) && !rest.length) return { name: first, params: {} };
   if (first === 'docs') return { name: 'docs', params: { doc: rest.length ? rest.join('/') : null } };
   if (first === 'tasks' && rest.length >= 1 && rest.length <= 2) return { name: 'task', params: { id: rest[0], tab: rest[1] || null } };
+  if (first === 'attempts' && rest.length === 1) return { name: 'attempts', params: { id: rest[0] } };
   return { name: 'notfound', params: { path } };
 }
 
@@ -147,10 +159,16 @@ function isTyping(t) {
   return t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
 }
 
-/** Escape goes back, 1–8 go to the views, Enter follows a focused row, `/` searches. @param {KeyboardEvent} e */
+/** Escape goes back, 0–9 go to the views, Enter follows a focused row, `/` searches, `n` composes, Ctrl+K opens the palette. @param {KeyboardEvent} e */
 function onKeyDown(e) {
   if (stopped) return;
   const t = e.target;
+  if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === 'k' || e.key === 'K')) {
+    e.preventDefault();
+    openers.palette();
+    return;
+  }
+  if (document.querySelector('dialog[open]')) return;
   if (e.key === 'Escape') {
     if (isTyping(t)) { t.blur(); return; }
     if (e.defaultPrevented) return;
@@ -162,6 +180,11 @@ function onKeyDown(e) {
   if ((e.key === 'Enter' || e.key === ' ') && t instanceof Element && t.matches('[data-href]')) {
     e.preventDefault();
     go(t.getAttribute('data-href'));
+  } else if (e.key === 'n' && !e.shiftKey) {
+    e.preventDefault();
+    openers.composer();
+  } else if (current && current.view.onKey && current.view.onKey(e)) {
+    e.preventDefault();
   } else if (NAV_KEYS[e.key]) {
     e.preventDefault();
     go(NAV_KEYS[e.key]);
@@ -192,7 +215,7 @@ export function startRouter(table) {
   // A browser route such as /tasks/t-… (served by the same page) becomes its hash route.
   if ((!location.hash || location.hash === '#') && location.pathname !== '/' && !location.pathname.startsWith('/assets/')) {
     const p = location.pathname.replace(/\/+$/, '');
-    if (/^\/(board|dag|agents|docs|costs|webhooks|fleet|tasks)(\/|$)/.test(p)) history.replaceState(null, '', '/#' + p + location.search);
+    if (/^\/(board|dag|agents|docs|costs|webhooks|fleet|tasks|inbox|projects|plans|attempts)(\/|$)/.test(p)) history.replaceState(null, '', '/#' + p + location.search);
   }
   navStack.push(currentHash());
   window.addEventListener('hashchange', onHashChange);

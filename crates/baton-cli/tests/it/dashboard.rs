@@ -184,3 +184,102 @@ async fn the_dashboard_in_a_real_browser() {
     let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
     assert!(tasks.iter().any(|t| t["git"]["merge"] == "merged"), "the page merged a task");
 }
+
+/// What the cockpit's script asks this side to do: release an attempt (the file
+/// its agent waits for), say whether a worktree is gone, list `main`'s files,
+/// or say whether the webhook receiver got its test.
+async fn cockpit_answer(b: &Baton, line: &str, received: &std::sync::atomic::AtomicUsize) -> Option<String> {
+    let ask = line.strip_prefix("ask: ")?;
+    let (what, arg) = ask.split_once(' ').unwrap_or((ask, ""));
+    Some(match what {
+        "release" => {
+            let t = b.get(arg).await;
+            let wt = t.task.git.worktree.expect("a worktree");
+            std::fs::write(Path::new(&wt).join("go"), "").unwrap();
+            "released".to_owned()
+        }
+        "worktree" => {
+            let t = b.get(arg).await;
+            let gone = t.task.git.worktree.is_none_or(|w| !Path::new(&w).exists());
+            if gone { "gone" } else { "there" }.to_owned()
+        }
+        "main" => b.sh("git ls-tree --name-only main").replace('\n', " "),
+        "hook" => {
+            let start = std::time::Instant::now();
+            while received.load(std::sync::atomic::Ordering::SeqCst) == 0 && start.elapsed().as_secs() < 20 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if received.load(std::sync::atomic::Ordering::SeqCst) > 0 { "received" } else { "missing" }.to_owned()
+        }
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn the_cockpit_in_a_real_browser() {
+    let b = Baton::start_in(&[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton/agents")).unwrap();
+        std::fs::write(repo.join(".baton/agents/filed.md"), "---\ncommand: [sh, -c, 'true']\n---\nFrom a file.\n")
+            .unwrap();
+    });
+    let attempt = r#"if [ "$BATON_RESUME" = 1 ]; then printf '%s\n' "$BATON_PROMPT" > followup.txt; git add -A; git commit -qm followup; exit 0; fi; echo "$BATON_TASK_ID" > "result-$BATON_TASK_ID.txt"; git add -A; git commit -qm attempt; while [ ! -f go ]; do sleep 0.1; done; rm go"#;
+    b.agent("attempt", attempt).await;
+    let second = crate::harness::git_repo(&b.dir.path().join("second-home"));
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+    let count = std::sync::Arc::clone(&received);
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let count = std::sync::Arc::clone(&count);
+                async move {
+                    if body.contains("webhook.test") {
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    "ok"
+                }
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser/cockpit.mjs");
+    let mut node = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("BATON", BATON)
+        .env("BATON_URL", &b.url)
+        .env("BATON_TOKEN", &b.token)
+        .env("REPO", &b.repo)
+        .env("SECOND_REPO", &second)
+        .env("HOOK_URL", &hook_url)
+        .env("LOGIN_URL", login_link(&b))
+        .env("SHOTS", &shots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut answers = node.stdin.take().unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut stderr = node.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut stdout = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if let Some(answer) = cockpit_answer(&b, &line, &received).await {
+            answers.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+        }
+    }
+    let status = node.wait().await.unwrap();
+    let stderr = stderr.await.unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("step: done"), "{stdout}");
+}

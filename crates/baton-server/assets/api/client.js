@@ -18,18 +18,22 @@ export class ApiError extends Error {
 }
 
 /**
- * Calls the coordinator's API; the parsed JSON answer, or an ApiError.
+ * Calls the coordinator's API; the parsed JSON answer, or an ApiError. With
+ * `key`, the request carries it as its `Idempotency-Key`: sent again with the
+ * same key (a retry, a second click), it changes nothing more. With `raw`, the
+ * body is sent as it is, with `type` as its content type.
  * @param {string} path
- * @param {{method?: string, body?: unknown}} [options]
+ * @param {{method?: string, body?: unknown, key?: string, raw?: string, type?: string}} [options]
  * @returns {Promise<any>}
  */
-export async function api(path, { method = 'GET', body } = {}) {
+export async function api(path, { method = 'GET', body, key, raw, type } = {}) {
   /** @type {RequestInit & {headers: Record<string, string>}} */
   const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   if (method !== 'GET' && method !== 'HEAD') {
-    init.headers['content-type'] = 'application/json';
-    init.body = JSON.stringify(body ?? {});
+    init.headers['content-type'] = type || 'application/json';
+    init.body = raw != null ? raw : JSON.stringify(body ?? {});
   }
+  if (key) init.headers['idempotency-key'] = key;
   let res;
   try {
     res = await fetch(path, init);
@@ -52,6 +56,11 @@ export async function api(path, { method = 'GET', body } = {}) {
     throw new ApiError(res.status, (e && e.code) || `http_${res.status}`, message, e ? e.details : undefined);
   }
   return json;
+}
+
+/** A fresh idempotency key: one per thing a person submits. */
+export function newKey() {
+  return crypto.randomUUID ? crypto.randomUUID() : `k-${Date.now()}-${Math.random().toString(16).slice(2)}`;
 }
 
 /** @type {(() => void)[]} */

@@ -8,6 +8,8 @@ import { fmtCost } from '../lib/format.js';
 import { rel } from '../lib/time.js';
 import { replaceAgents, state } from '../state/store.js';
 import { errorBox } from '../ui/errors.js';
+import { toastError, toastOk } from '../ui/toast.js';
+import { fileBacked, openAgentForm } from './agent-form.js';
 import { empty, loading, pageWithHead, sectionHead } from './shared.js';
 
 /** @returns {import('../router.js').View} */
@@ -46,6 +48,7 @@ export function AgentsView() {
     title: 'Agents',
     mount(root) {
       content = pageWithHead(root, 'Agents', 'Definitions from .claude/agents, .baton/agents and the API, with where their CLI is installed, and the pools they share.');
+      content.before(h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'btn primary', 'data-action': 'new-agent', onclick: () => openAgentForm(null) }, 'New agent')));
       refresh();
       reloadNow();
     },
@@ -109,5 +112,32 @@ function agentCard(a) {
     list('Tools', a.tools),
     a.max_parallel != null ? h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'At most'), ` ${a.max_parallel} at once`) : null,
     a.budget_usd != null ? h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Budget'), ' ', fmtCost(a.budget_usd)) : null,
-    a.source ? h('div', { class: 'fact-line small muted' }, 'From ', h('code', null, a.source)) : null);
+    a.source ? h('div', { class: 'fact-line small muted' }, 'From ', h('code', null, a.source)) : null,
+    agentActions(a));
+}
+
+/**
+ * What a person may do with a definition: edit or delete one made through the
+ * API; copy any (a file's own is read-only here: "Copy to edit").
+ * @param {Api.AgentInfo} a
+ */
+function agentActions(a) {
+  const filed = fileBacked(a);
+  return h('div', { class: 'action-row' },
+    filed ? h('span', { class: 'muted small' }, 'Read-only: it comes from a file.') : null,
+    filed ? null : h('button', { type: 'button', class: 'btn small', 'data-action': 'edit-agent', onclick: () => openAgentForm(a) }, 'Edit'),
+    h('button', { type: 'button', class: 'btn small', 'data-action': filed ? 'copy-agent' : 'clone-agent', onclick: () => openAgentForm(a, { copy: true }) }, filed ? 'Copy to edit' : 'Clone'),
+    filed ? null : h('button', { type: 'button', class: 'btn small danger', 'data-action': 'delete-agent', onclick: () => deleteAgent(a.name) }, 'Delete'));
+}
+
+/** Removes an agent made through the API, after asking. @param {string} name */
+async function deleteAgent(name) {
+  if (!confirm(`Delete agent ${name}?`)) return;
+  try {
+    await api(`/api/agents/${encodeURIComponent(name)}`, { method: 'DELETE' });
+    replaceAgents(await api('/api/agents'));
+    toastOk(`Deleted agent ${name}.`);
+  } catch (err) {
+    toastError(`delete agent ${name}`, err);
+  }
 }

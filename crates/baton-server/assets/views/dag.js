@@ -1,14 +1,18 @@
 // The dependency graph (key 3, `#/dag`): a column per depth, a box per task
-// colored by status, an arrow from each prerequisite; drawn in SVG.
+// colored by status, an arrow from each prerequisite; drawn in SVG. "Add a task
+// after…" picks prerequisites on the graph, then opens the composer with them.
 
 import { TaskStatus } from '../api/enums.js';
 import { h, rerender, s } from '../lib/dom.js';
 import { fmtCost, ms, truncate } from '../lib/format.js';
 import { taskHref } from '../lib/links.js';
 import { state } from '../state/store.js';
+import { openComposer } from './composer.js';
 import { badge, empty, loading, projectSelect, refreshProjectSelect, tasksSorted } from './shared.js';
 
 const dagPrefs = { project: '', linkedOnly: false };
+/** @type {{on: boolean, ids: Set<string>}} picking prerequisites for a new task */
+const picking = { on: false, ids: new Set() };
 /** A box's width and height, the gaps between columns and rows, the margin. */
 const W = 230, H = 48, GX = 64, GY = 14, PAD = 16;
 
@@ -22,15 +26,37 @@ export function DagView() {
   let box;
   return {
     title: 'DAG',
+    onKey(e) {
+      if (!picking.on || (e.key !== 'Enter' && e.key !== ' ')) return false;
+      const n = document.activeElement instanceof Element ? document.activeElement.closest('[data-task-id]') : null;
+      if (!n) return false;
+      n.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+      return true;
+    },
     mount(root) {
       sel = projectSelect(dagPrefs.project, (v) => { dagPrefs.project = v; this.refresh(); }, 'dag-project');
       box = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', id: 'dag-linked', 'data-input': 'dag-linked' }));
       box.checked = dagPrefs.linkedOnly;
       box.addEventListener('change', () => { dagPrefs.linkedOnly = box.checked; this.refresh(); });
       content = h('div', { class: 'dag-content' });
+      content.addEventListener('click', (e) => {
+        const n = picking.on && e.target instanceof Element ? e.target.closest('[data-task-id]') : null;
+        if (!n) return;
+        e.preventDefault();
+        const id = n.getAttribute('data-task-id');
+        if (picking.ids.has(id)) picking.ids.delete(id); else picking.ids.add(id);
+        this.refresh();
+      }, true);
+      const pickBar = h('div', { class: 'toolbar pick-bar' });
+      const drawPickBar = () => pickBar.replaceChildren(picking.on
+        ? h('span', null, `${picking.ids.size} picked `,
+          h('button', { type: 'button', class: 'btn primary small', 'data-action': 'compose-after', onclick: () => { const after = [...picking.ids]; picking.on = false; picking.ids.clear(); drawPickBar(); this.refresh(); openComposer({ after, project: dagPrefs.project || undefined }); } }, 'New task after these'),
+          ' ', h('button', { type: 'button', class: 'btn small', onclick: () => { picking.on = false; picking.ids.clear(); drawPickBar(); this.refresh(); } }, 'Cancel'))
+        : h('button', { type: 'button', class: 'btn small', 'data-action': 'pick-after', onclick: () => { picking.on = true; drawPickBar(); this.refresh(); } }, 'Add a task after…'));
+      drawPickBar();
       root.append(
         h('div', { class: 'page-head row' }, h('h1', null, 'Dependencies'),
-          h('div', { class: 'toolbar' }, sel, h('label', { class: 'check', for: 'dag-linked' }, box, ' Only tasks with dependencies'))),
+          h('div', { class: 'toolbar' }, sel, h('label', { class: 'check', for: 'dag-linked' }, box, ' Only tasks with dependencies')), pickBar),
         h('ul', { class: 'legend', 'aria-label': 'Status colors' }, TaskStatus.map((st) => h('li', null, badge(st)))),
         content);
       this.refresh();
@@ -142,9 +168,11 @@ function edges(t, pos, byId) {
  * @param {{x: number, y: number}} p
  */
 function node(t, p) {
+  const picked = picking.ids.has(t.id);
   return s('g', {
-    class: `node st-${t.status}`, transform: `translate(${p.x},${p.y})`, tabindex: 0, role: 'link',
-    'data-task-id': t.id, 'data-status': t.status, 'data-href': taskHref(t.id), 'data-focus-key': 'task:' + t.id,
+    class: `node st-${t.status}${picked ? ' picked' : ''}`, transform: `translate(${p.x},${p.y})`, tabindex: 0, role: picking.on ? 'checkbox' : 'link',
+    'aria-checked': picking.on ? String(picked) : null,
+    'data-task-id': t.id, 'data-status': t.status, 'data-href': picking.on ? null : taskHref(t.id), 'data-focus-key': 'task:' + t.id,
     'aria-label': `${t.title} (${t.status})`,
   },
   s('title', null, `${t.title}\n${t.id} · ${t.status}${t.reason ? '\n' + t.reason : ''}`),

@@ -6,6 +6,7 @@ import { api } from '../api/client.js';
 import { h, rerender } from '../lib/dom.js';
 import { rel } from '../lib/time.js';
 import { enc } from '../lib/links.js';
+import { clearErrors, field, openDialog, showFieldError } from '../ui/dialog.js';
 import { errorBox } from '../ui/errors.js';
 import { toastError, toastOk } from '../ui/toast.js';
 import { empty, loading, pageWithHead } from './shared.js';
@@ -48,11 +49,24 @@ export function WebhooksView() {
       toastError('send the delivery again', err);
     }
   }
+  /** @param {Api.WebhookInfo} w @param {'test' | 'remove'} what */
+  async function hookAction(w, what) {
+    if (what === 'remove' && !confirm(`Remove webhook ${w.id} and its deliveries?`)) return;
+    try {
+      if (what === 'test') await api(`/api/webhooks/${enc(w.id)}/test`, { method: 'POST', body: {} });
+      else await api(`/api/webhooks/${enc(w.id)}`, { method: 'DELETE' });
+      toastOk(what === 'test' ? `A test delivery to ${w.id} is on its way.` : `Removed ${w.id}.`);
+      reloadNow();
+    } catch (err) {
+      toastError(what === 'test' ? 'send a test' : 'remove the webhook', err);
+    }
+  }
   function build() {
     return [
+      h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'btn primary', 'data-action': 'add-webhook', onclick: () => openAddWebhook(reloadNow) }, 'Add webhook')),
       error ? errorBox('load the webhooks', error) : null,
       hooks === null ? loading()
-        : hooks.length ? hooks.map((w) => hookCard(w, deliveries.get(w.id) || [], redeliver))
+        : hooks.length ? hooks.map((w) => hookCard(w, deliveries.get(w.id) || [], redeliver, hookAction))
           : empty('No webhooks. Add one with: baton webhook add URL --event task.awaiting_approval --format slack'),
     ];
   }
@@ -75,8 +89,9 @@ export function WebhooksView() {
  * @param {Api.WebhookInfo} w
  * @param {Api.Delivery[]} log
  * @param {(d: Api.Delivery) => void} redeliver
+ * @param {(w: Api.WebhookInfo, what: 'test' | 'remove') => void} action
  */
-function hookCard(w, log, redeliver) {
+function hookCard(w, log, redeliver, action) {
   return h('article', { class: 'card webhook-card', 'data-webhook-id': w.id },
     h('div', { class: 'card-top' },
       h('h3', null, h('code', null, w.id)),
@@ -86,6 +101,9 @@ function hookCard(w, log, redeliver) {
     h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Events'), ' ', w.events.join(', ')),
     h('div', { class: 'fact-line' }, h('span', { class: 'muted' }, 'Deliveries'), ` ${w.pending} pending, ${w.failed} failed`),
     w.disabled ? h('p', { class: 'hint' }, w.disabled) : null,
+    h('div', { class: 'action-row' },
+      h('button', { type: 'button', class: 'btn small', 'data-action': 'test-webhook', onclick: () => action(w, 'test') }, 'Send test'),
+      h('button', { type: 'button', class: 'btn small danger', 'data-action': 'remove-webhook', onclick: () => action(w, 'remove') }, 'Remove')),
     log.length ? h('div', { class: 'table-wrap' }, h('table', { tabindex: '0', class: 'table' },
       h('thead', null, h('tr', null, ['Event', 'Status', 'Attempts', 'Last answer', 'Made', ''].map((c) => h('th', null, c)))),
       h('tbody', null, log.map((d) => deliveryRow(d, redeliver))))) : h('p', { class: 'muted small' }, 'Nothing delivered yet.'));
@@ -104,4 +122,35 @@ function deliveryRow(d, redeliver) {
     h('td', { class: 'small' }, last ? last.error || String(last.status) : '—'),
     h('td', null, rel(d.created_at)),
     h('td', null, h('button', { type: 'button', class: 'btn small', 'data-focus-key': `redeliver-${d.id}`, onclick: () => redeliver(d) }, 'Redeliver')));
+}
+
+/**
+ * The form that adds a webhook; its secret is shown once.
+ * @param {() => void} reload
+ */
+function openAddWebhook(reload) {
+  const url = /** @type {HTMLInputElement} */ (h('input', { class: 'input wide', name: 'url', placeholder: 'https://hooks.example/baton' }));
+  const events = /** @type {HTMLInputElement} */ (h('input', { class: 'input wide', name: 'events', value: '*' }));
+  const format = /** @type {HTMLSelectElement} */ (h('select', { class: 'select', name: 'format' }, ['json', 'slack', 'discord', 'ntfy'].map((f) => h('option', { value: f }, f))));
+  const secret = h('div', { class: 'notice', hidden: true, 'data-new-secret': '' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'form', novalidate: true },
+    field('URL', url), field('Events', events, 'Comma-separated (task.failed, task.awaiting_approval, …); * for every one.'), field('Format', format),
+    h('p', { class: 'field-error', role: 'alert', 'data-error-for': '*', hidden: true }), secret,
+    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'btn primary', 'data-action': 'save-webhook' }, 'Add'))));
+  openDialog('Add webhook', form);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    try {
+      /** @type {Api.WebhookInfo} */
+      const w = await api('/api/webhooks', { method: 'POST', body: { url: url.value.trim(), events: events.value.split(',').map((x) => x.trim()).filter(Boolean), format: format.value } });
+      secret.hidden = false;
+      secret.replaceChildren(h('p', null, `Added ${w.id}. Its signing secret, shown only now:`), h('code', null, w.secret || ''));
+      reload();
+    } catch (err) {
+      const m = err && /** @type {any} */ (err).message ? String(/** @type {any} */ (err).message) : String(err);
+      showFieldError(form, /`url`/.test(m) ? 'URL' : /event/.test(m) ? 'Events' : /format/.test(m) ? 'Format' : null, m);
+    }
+  });
+  url.focus();
 }

@@ -32,10 +32,11 @@ export function loopsBox(t) {
  * @param {Api.Review} r
  */
 export function reviewItem(r) {
-  const verdict = r.verdict ? r.verdict.replace('_', ' ') : r.error ? 'failed' : 'in progress';
+  const person = !r.task_id;
+  const verdict = r.verdict ? r.verdict.replace('_', ' ') : r.error ? 'failed' : person ? 'comments' : 'in progress';
   const cls = r.verdict === 'approve' ? 'st-succeeded' : (r.verdict || r.error) ? 'st-failed' : 'st-reviewing';
   return h('li', { 'data-verdict': r.verdict || (r.error ? 'failed' : 'pending') },
-    h('span', { class: `badge ${cls}` }, verdict), ' by ', h('a', { href: taskHref(r.task_id) }, r.reviewer), ' ',
+    h('span', { class: `badge ${cls}` }, verdict), ' by ', person ? h('strong', null, 'a person') : h('a', { href: taskHref(r.task_id) }, r.reviewer), ' ',
     h('span', { class: 'muted small' }, rel(r.at)),
     r.error ? h('div', { class: 'warn-text small' }, r.error) : null,
     (r.comments || []).length ? h('ul', null, r.comments.map((c) => h('li', null,

@@ -10,6 +10,7 @@ import { enc } from '../../lib/links.js';
 import { rel, since } from '../../lib/time.js';
 import { errorBox } from '../../ui/errors.js';
 import { LIVE, empty, loading, sectionHead } from '../shared.js';
+import { ReviewDraft } from './comments.js';
 import { fileComments, reviewItem } from './loops.js';
 
 /**
@@ -20,9 +21,15 @@ export function Review(page) {
   const checksBox = h('div', { class: 'review-checks' });
   const runsBox = h('div', { class: 'review-runs' });
   const reviewsBox = h('section', { class: 'block', 'data-reviews': '', hidden: true });
+  const draft = ReviewDraft(page, () => { diffState.loaded = false; ensureDiff(true); });
+  diffBox.addEventListener('click', (e) => {
+    const el = e.target instanceof Element ? e.target.closest('[data-line]') : null;
+    if (el) draft.pick(diffBox, el.getAttribute('data-file'), Number(el.getAttribute('data-line')));
+  });
   const panel = h('div', { class: 'panel', id: 'panel-review', role: 'tabpanel', 'aria-labelledby': 'tab-review', 'data-panel': 'review' },
     h('section', { class: 'block' }, sectionHead('Acceptance checks'), checksBox),
     reviewsBox,
+    draft.element,
     h('section', { class: 'block' }, sectionHead('Changes'), diffBox),
     h('section', { class: 'block' }, sectionHead('Runs of the current session'), runsBox));
   /** @type {{loaded: boolean, head: string | null | undefined, loading: boolean, again: boolean}} */
@@ -39,7 +46,7 @@ export function Review(page) {
     if (!diffState.loaded) diffBox.replaceChildren(loading('Loading the diff…'));
     try {
       const diff = await api(`/api/tasks/${enc(t.id)}/diff`);
-      if (page.alive) rerender(diffBox, () => diffView(diff, reviewsOf(page.task())));
+      if (page.alive) rerender(diffBox, () => diffView(diff, reviewsOf(page.task()), draft.fileTools));
     } catch (err) {
       if (page.alive) diffBox.replaceChildren(diffError(err));
     } finally {
@@ -139,8 +146,9 @@ function runsTable(runs) {
  * folded once the patch is long), with the reviewers' comments on each file.
  * @param {Api.Diff} diff
  * @param {Api.Review[]} reviews
+ * @param {(file: string) => Node} tools what goes under each file (a comment, revert)
  */
-function diffView(diff, reviews) {
+function diffView(diff, reviews, tools) {
   const files = diff.files || [];
   const untracked = diff.untracked || [];
   const sections = splitPatch(diff.patch || '');
@@ -160,20 +168,24 @@ function diffView(diff, reviews) {
       return h('details', { class: 'diff-file', 'data-key': `diff:${sec.file}`, open: totalLines < 6000 || i < 5 || undefined },
         h('summary', null, h('code', null, sec.file), ' ', h('span', { class: 'plus' }, `+${adds}`), ' ', h('span', { class: 'minus' }, `−${dels}`)),
         fileComments(reviews, sec.file),
-        h('pre', { class: 'diff-body' }, sec.lines.map((l) => h('span', { class: `dl ${l.cls}` }, l.text + '\n'))));
+        h('pre', { class: 'diff-body', tabindex: 0 }, sec.lines.map((l) => h('span', {
+          class: `dl ${l.cls}`, 'data-line': l.line || null, 'data-file': l.line ? sec.file : null, title: l.line ? `line ${l.line}: click to comment` : null,
+        }, l.text + '\n'))),
+        tools(sec.file));
     })) : empty('The patch is empty: no committed or uncommitted changes against the base.'),
   ];
 }
 /**
  * A patch cut into files, each line with its class (added, removed, hunk, header).
  * @param {string} patch
- * @returns {{file: string, lines: {cls: string, text: string}[]}[]}
+ * @returns {{file: string, lines: {cls: string, text: string, line?: number}[]}[]}
  */
 function splitPatch(patch) {
   const out = [];
-  /** @type {{file: string, lines: {cls: string, text: string}[]} | null} */
+  /** @type {{file: string, lines: {cls: string, text: string, line?: number}[]} | null} */
   let sec = null;
   let inHeader = false;
+  let next = 0;
   const MAX = 40000;
   let count = 0;
   for (const line of patch.split('\n')) {
@@ -189,15 +201,23 @@ function splitPatch(patch) {
       continue;
     }
     let cls = 'd-ctx';
-    if (line.startsWith('@@')) { cls = 'd-hunk'; inHeader = false; }
+    /** @type {number | undefined} the line's number in the new file */
+    let at;
+    if (line.startsWith('@@')) {
+      cls = 'd-hunk';
+      inHeader = false;
+      const m = /\+(\d+)/.exec(line);
+      next = m ? Number(m[1]) : 0;
+    }
     else if (inHeader) {
       cls = 'd-meta';
       const m = /^\+\+\+ b\/(.*)$/.exec(line);
       if (m) sec.file = m[1];
-    } else if (line.startsWith('+')) cls = 'd-add';
+    } else if (line.startsWith('+')) { cls = 'd-add'; at = next++; }
     else if (line.startsWith('-')) cls = 'd-del';
     else if (line.startsWith('\\')) cls = 'd-meta';
-    sec.lines.push({ cls, text: line });
+    else if (next) at = next++;
+    sec.lines.push({ cls, text: line, line: at });
   }
   for (const x of out) while (x.lines.length && x.lines[x.lines.length - 1].text === '') x.lines.pop();
   return out.filter((x) => x.lines.length);

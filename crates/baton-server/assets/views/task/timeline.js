@@ -62,14 +62,19 @@ export function Timeline(page) {
     if (page.alive) stream = follow(page, () => lastId, (ev) => enqueue([ev]));
   }
 
+  /** @type {((evs: TimelineEvent[]) => void)[]} who else reads the events (the conversation) */
+  const readers = [];
   /** @param {TimelineEvent[]} evs */
   function enqueue(evs) {
+    const fresh = [];
     for (const ev of evs) {
       if (!ev || ev.id <= lastId) continue;
       lastId = ev.id;
       queue.push(ev);
+      fresh.push(ev);
       if (ev.kind === 'task' && ev.data) upsertTask(ev.data);
     }
+    if (fresh.length) for (const r of readers) r(fresh);
     if (!flushQueued && queue.length) {
       flushQueued = true;
       requestAnimationFrame(flush);
@@ -97,6 +102,8 @@ export function Timeline(page) {
     /** The number of events, for the tab's label. */
     count,
     load,
+    /** Gives every event read from now on to `f` too. @param {(evs: TimelineEvent[]) => void} f */
+    onEvents(f) { readers.push(f); },
     /** The tabs changed: "↓ Latest" shows again when scrolled away. */
     shown() { jump.hidden = true; },
     stop() {

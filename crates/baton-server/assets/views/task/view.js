@@ -1,6 +1,8 @@
-// The task page (`#/tasks/ID`, `#/tasks/ID/review`): its header (head.js), its
-// actions (actions.js), and two tabs — the live timeline of every event
-// (timeline.js) and the review: checks, the diff, the runs (review.js).
+// The task page (`#/tasks/ID`, `#/tasks/ID/conversation`, `#/tasks/ID/review`):
+// its header (head.js), its actions (actions.js), and three tabs — the live
+// timeline of every event (timeline.js), the conversation with its agent
+// (conversation.js) and the review: checks, the diff with comments, the runs
+// (review.js, comments.js).
 //
 // This module loads the task, lays the parts out, and passes them what changes.
 
@@ -14,6 +16,7 @@ import { errorBox } from '../../ui/errors.js';
 import { toastError } from '../../ui/toast.js';
 import { loading } from '../shared.js';
 import { TaskActions } from './actions.js';
+import { Conversation } from './conversation.js';
 import { TaskHead } from './head.js';
 import { Review } from './review.js';
 import { Timeline } from './timeline.js';
@@ -24,7 +27,7 @@ import { Timeline } from './timeline.js';
  * @property {string} id the task's full id (once loaded)
  * @property {Api.TaskDetail | null} detail the last `GET /api/tasks/{id}`: the task with its sessions, runs and overlaps
  * @property {boolean} alive false once the page is left
- * @property {'timeline' | 'review'} tab the tab shown
+ * @property {'timeline' | 'conversation' | 'review'} tab the tab shown
  * @property {{session: string, task_id?: string, error?: string} | null} parent the session that started it, and its task
  * @property {() => Api.Task | null} task the task as the state holds it now
  */
@@ -87,6 +90,7 @@ export function TaskView() {
     if (t.id === page.detail.id) {
       parts.head.render();
       parts.review.onTask(t, old);
+      parts.conversation.render();
       if (!old || old.status !== t.status || old.session_id !== t.session_id) refreshDetailSoon();
     } else if (t.project_id === page.detail.project_id) {
       // Another task of the project: the radar or the list of children may change.
@@ -99,7 +103,7 @@ export function TaskView() {
     mount(r, params) {
       root = r;
       page.id = params.id;
-      page.tab = params.tab === 'review' ? 'review' : 'timeline';
+      page.tab = tabOf(params.tab);
       root.append(loading());
       load();
     },
@@ -118,6 +122,14 @@ export function TaskView() {
       if (parts) parts.stop();
     },
   };
+}
+
+/** The tabs, in order. @type {('timeline' | 'conversation' | 'review')[]} */
+const TABS = ['timeline', 'conversation', 'review'];
+
+/** The tab an address names (the timeline by default). @param {string | null | undefined} name */
+function tabOf(name) {
+  return TABS.find((t) => t === name) || 'timeline';
 }
 
 /**
@@ -152,23 +164,27 @@ function loadFailed(id, err) {
 function layout(root, page) {
   const timeline = Timeline(page);
   const review = Review(page);
+  const conversation = Conversation(page);
+  timeline.onEvents((evs) => conversation.take(evs));
   const actions = TaskActions(page, { merged: () => review.changed() });
   const head = TaskHead(page, () => actions.update());
   const tabBtn = (/** @type {string} */ name, /** @type {string} */ label, /** @type {Node} */ extra) => h('button', {
     type: 'button', role: 'tab', class: 'tab', id: `tab-${name}`, 'data-tab': name, 'aria-controls': `panel-${name}`,
     onclick: () => selectTab(name),
   }, label, extra);
-  const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Task views' }, tabBtn('timeline', 'Timeline ', timeline.count), tabBtn('review', 'Review', null));
+  const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Task views' },
+    tabBtn('timeline', 'Timeline ', timeline.count), tabBtn('conversation', 'Conversation', null), tabBtn('review', 'Review', null));
   tabs.addEventListener('keydown', (e) => {
     if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
     e.preventDefault();
-    const next = page.tab === 'timeline' ? 'review' : 'timeline';
+    const i = TABS.indexOf(page.tab);
+    const next = TABS[(i + (e.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length];
     selectTab(next);
     /** @type {HTMLElement} */ (tabs.querySelector(`[data-tab="${next}"]`)).focus();
   });
   /** @param {string} name */
   function selectTab(name) {
-    page.tab = name === 'review' ? 'review' : 'timeline';
+    page.tab = tabOf(name);
     for (const b of /** @type {NodeListOf<HTMLButtonElement>} */ (tabs.querySelectorAll('[data-tab]'))) {
       const on = b.getAttribute('data-tab') === page.tab;
       b.setAttribute('aria-selected', on ? 'true' : 'false');
@@ -176,17 +192,18 @@ function layout(root, page) {
     }
     timeline.panel.hidden = page.tab !== 'timeline';
     review.panel.hidden = page.tab !== 'review';
+    conversation.panel.hidden = page.tab !== 'conversation';
     timeline.shown();
     if (page.tab === 'review') review.ensureDiff();
   }
   // The review panel comes first in the document: the visible one is then found first by text.
-  root.replaceChildren(head.element, actions.element, tabs, review.panel, timeline.panel);
+  root.replaceChildren(head.element, actions.element, tabs, review.panel, conversation.panel, timeline.panel);
   head.render();
   actions.update();
   review.render();
   selectTab(page.tab);
   return {
-    head, review, timeline, selectTab,
+    head, review, timeline, conversation, selectTab,
     stop() { timeline.stop(); review.stop(); },
   };
 }
