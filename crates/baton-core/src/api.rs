@@ -1319,3 +1319,19 @@ pub struct HookRecorded {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
 }
+
+/// One hour of the fleet's work, from the aggregates the coordinator keeps up
+/// to date as tasks end and agents spend (`GET /api/stats/hourly`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HourStats {
+    /// When the hour began.
+    pub start: crate::time::Timestamp,
+    /// Tasks that ended in it, by the status they ended in.
+    pub finished: BTreeMap<String, u64>,
+    /// Tasks waiting to start at its end (its last sample, for the hour under way).
+    pub queued: Option<u64>,
+    /// What agents spent in it, in US dollars, by project id.
+    pub cost_by_project: BTreeMap<String, f64>,
+    /// What agents spent in it, in US dollars, by agent.
+    pub cost_by_agent: BTreeMap<String, f64>,
+}

@@ -46,6 +46,9 @@ const BACKOFF_TICKS: u64 = 3;
 /// How many ticks between looks for runs past their timeout.
 const OVERDUE_TICKS: u64 = 5;
 
+/// How many ticks between samples of the queue's depth for the hourly charts.
+const QUEUE_TICKS: u64 = 30;
+
 /// How many ticks between looks at whether a project's lead went silent.
 const LEAD_TICKS: u64 = 10;
 
@@ -172,6 +175,9 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     if t.ticks.is_multiple_of(LEAD_TICKS) {
         watch_leads(state, &mut t.leads).await;
     }
+    if t.ticks.is_multiple_of(QUEUE_TICKS) {
+        sample_queue(state).await;
+    }
     if t.ticks.is_multiple_of(BACKOFF_TICKS) {
         let now = Timestamp::now();
         wake_after_backoff(state, t.checked, now).await;
@@ -179,6 +185,21 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     }
     t.ticks += 1;
     expire_silent(state, t.since).await;
+}
+
+/// Records how many tasks wait to start now as this hour's queue depth (the
+/// last sample of an hour stays: its depth at its end).
+async fn sample_queue(state: &Arc<AppState>) {
+    let sampled = state
+        .store
+        .write(|tx| {
+            let queued = tx.count_in_status(TaskStatus::Queued)?;
+            tx.set_hourly_queue(scheduler::this_hour(), queued)
+        })
+        .await;
+    if let Err(e) = sampled {
+        tracing::warn!(error = %e, "could not sample the queue's depth");
+    }
 }
 
 /// Launchers silent for longer than the timeout go offline; their runs are lost.

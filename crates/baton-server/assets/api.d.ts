@@ -693,6 +693,19 @@ declare namespace Api {
     /** Why nothing was recorded (a session Baton runs itself reports through its output). */
     ignored?: string | null;
   };
+  /** One hour of the fleet's work, from the aggregates the coordinator keeps up */
+  type HourStats = {
+    /** When the hour began. */
+    start: string;
+    /** Tasks that ended in it, by the status they ended in. */
+    finished: Record<string, number>;
+    /** Tasks waiting to start at its end (its last sample, for the hour under way). */
+    queued?: number | null;
+    /** What agents spent in it, in US dollars, by project id. */
+    cost_by_project: Record<string, number>;
+    /** What agents spent in it, in US dollars, by agent. */
+    cost_by_agent: Record<string, number>;
+  };
   /** `POST /api/tasks/{id}/keep`: keep one attempt. */
   type KeepAttempt = {
     /** Whether to merge it too (default true): a succeeded attempt lands on its */

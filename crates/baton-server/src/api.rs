@@ -56,6 +56,8 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/projects/{id}/branches", projects::branches, "The branches a task may start from")
             .about("Every local branch of the project's repository but Baton's own task branches (`baton/…`), the default branch first."),
         Op::get("/pools", projects::pools, "List concurrency pools"),
+        Op::get("/stats/hourly", projects::hourly, "The fleet's work hour by hour")
+            .about("For each of the last `hours` hours (24 by default), oldest first: the tasks that ended in it by status, the queue's depth at its end (sampled every 30 s; none before sampling began) and what agents spent in it by project and by agent. Read from aggregates kept up to date as tasks end and agents spend, so it costs the same after a million tasks as after ten."),
         Op::get("/costs", projects::costs, "Tokens and money spent")
             .about("What the agents' sessions spent, in tokens and US dollars: in total, per project (keyed by project id), per agent (keyed by name), and per project and agent."),
         Op::post("/hooks", projects::hook, "Record a Claude Code hook")

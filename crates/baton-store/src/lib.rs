@@ -22,5 +22,5 @@ mod store;
 pub use error::StoreError;
 pub use store::{
     ActiveOf, Backend, Committed, Completion, DocFilter, DocHit, EventFilter, Notice, QueuedRuns, ReadJob, Store,
-    StoreRead, StoreTx, TaskFilter, WriteJob,
+    HourDelta, HourRow, StoreRead, StoreTx, TaskFilter, WriteJob,
 };

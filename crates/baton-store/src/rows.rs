@@ -67,3 +67,27 @@ impl EventRow {
         })
     }
 }
+
+/// An hour's counts of tasks ended as stored (succeeded, failed, cancelled) for
+/// one that ended in `status`.
+pub(crate) fn finished_counts(status: Option<baton_core::status::TaskStatus>) -> [i64; 3] {
+    use baton_core::status::TaskStatus;
+    match status {
+        Some(TaskStatus::Succeeded) => [1, 0, 0],
+        Some(TaskStatus::Failed) => [0, 1, 0],
+        Some(TaskStatus::Cancelled) => [0, 0, 1],
+        _ => [0, 0, 0],
+    }
+}
+
+/// An hour's row as read back (a project id that does not parse is left out).
+pub(crate) fn hour_row(hour: i64, project: &str, agent: String, n: [i64; 3], cost_usd: f64) -> Option<crate::HourRow> {
+    use baton_core::status::TaskStatus;
+    let finished = [TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Cancelled]
+        .into_iter()
+        .zip(n)
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| (s, n as u64))
+        .collect();
+    Some(crate::HourRow { hour, project: project.parse().ok()?, agent, finished, cost_usd })
+}

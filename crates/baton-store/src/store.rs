@@ -30,6 +30,39 @@ pub struct TaskFilter {
     pub parent_session: Option<SessionId>,
     /// At most this many, newest first (all, when `None`).
     pub limit: Option<u32>,
+    /// Only tasks older than this one (the last of the page before): pages by
+    /// key, so tasks made or changed meanwhile neither repeat nor go missing.
+    pub before: Option<TaskId>,
+}
+
+/// What happened in one hour, to add to its aggregates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourDelta {
+    /// The hour (its start, in milliseconds, a multiple of 3,600,000).
+    pub hour: i64,
+    /// The project.
+    pub project: ProjectId,
+    /// The agent.
+    pub agent: String,
+    /// A task that ended, in this status.
+    pub finished: Option<TaskStatus>,
+    /// Money spent, in US dollars.
+    pub cost_usd: f64,
+}
+
+/// One hour's aggregates for one project and agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourRow {
+    /// The hour (its start, in milliseconds).
+    pub hour: i64,
+    /// The project.
+    pub project: ProjectId,
+    /// The agent.
+    pub agent: String,
+    /// Tasks ended, by status.
+    pub finished: Vec<(TaskStatus, u64)>,
+    /// Money spent, in US dollars.
+    pub cost_usd: f64,
 }
 
 /// Which events of the global stream to read.
@@ -98,6 +131,12 @@ pub trait StoreRead {
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
     /// Tasks that depend on `id`.
     fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError>;
+    /// The hourly aggregates from `since_hour` (milliseconds) on, oldest first.
+    fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError>;
+    /// The queue's depth sampled at each hour from `since_hour` on, oldest first.
+    fn hourly_queue(&self, since_hour: i64) -> Result<Vec<(i64, u64)>, StoreError>;
+    /// How many tasks are in `status` (by the status index alone).
+    fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError>;
     /// How many tasks are in each status (for metrics).
     fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError>;
     /// A document by name (its current version).
@@ -292,6 +331,10 @@ pub trait StoreTx: StoreRead {
     fn put_pool_state(&mut self, state: &PoolState) -> Result<(), StoreError>;
     /// Adds to a project's running total of spend (see [`StoreRead::project_spent`]).
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError>;
+    /// Adds to one hour's aggregates.
+    fn add_hour(&mut self, delta: &HourDelta) -> Result<(), StoreError>;
+    /// Records the queue's depth for an hour (the last sample of it stays).
+    fn set_hourly_queue(&mut self, hour: i64, queued: u64) -> Result<(), StoreError>;
     /// Writes a document's new version (the earlier ones are kept).
     fn put_document(&mut self, doc: &Document) -> Result<(), StoreError>;
     /// Removes a document and its versions; false when there was none.

@@ -17,7 +17,7 @@ use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::postgres::PgOptions;
 use baton_store::sqlite::SqliteOptions;
-use baton_store::{ActiveOf, DocFilter, EventFilter, Notice, QueuedRuns, Store, StoreError, TaskFilter};
+use baton_store::{HourDelta, ActiveOf, DocFilter, EventFilter, Notice, QueuedRuns, Store, StoreError, TaskFilter};
 use baton_testkit::pg::TestDatabase as PgDatabase;
 use serde_json::json;
 
@@ -432,6 +432,49 @@ fn login_codes_work_once_while_fresh() {
         assert_eq!(first, Some(later), "{backend}");
         assert_eq!(store.write(|tx| tx.take_login_code("h1")).await.unwrap(), None, "{backend}: once");
         assert_eq!(store.write(|tx| tx.take_login_code("never")).await.unwrap(), None, "{backend}");
+    });
+}
+
+#[test]
+fn tasks_page_by_key_and_hours_add_up() {
+    each(|store, backend| async move {
+        let project = ProjectId::generate();
+        let mut made = Vec::new();
+        for _ in 0..5 {
+            let t = task(&project, TaskStatus::Pending);
+            let put = t.clone();
+            store.write(move |tx| tx.insert_task(&put)).await.unwrap();
+            made.push(t.id);
+        }
+        let page = |before: Option<TaskId>| {
+            let store = store.clone();
+            async move {
+                let filter = TaskFilter { limit: Some(2), before, ..Default::default() };
+                store.read(move |r| r.tasks(&filter)).await.unwrap().into_iter().map(|t| t.id).collect::<Vec<_>>()
+            }
+        };
+        let first = page(None).await;
+        assert_eq!(first, [made[4].clone(), made[3].clone()], "{backend}: newest first");
+        // A task made meanwhile is not in the next page, and nothing repeats.
+        let late = task(&project, TaskStatus::Pending);
+        store.write(move |tx| tx.insert_task(&late)).await.unwrap();
+        let second = page(first.last().cloned()).await;
+        assert_eq!(second, [made[2].clone(), made[1].clone()], "{backend}");
+        let third = page(second.last().cloned()).await;
+        assert_eq!(third, [made[0].clone()], "{backend}");
+        let hour = 3_600_000 * 100;
+        for (status, cost) in [(Some(TaskStatus::Succeeded), 0.5), (Some(TaskStatus::Failed), 0.25), (None, 1.0)] {
+            let d = HourDelta { hour, project: project.clone(), agent: "a".into(), finished: status, cost_usd: cost };
+            store.write(move |tx| tx.add_hour(&d)).await.unwrap();
+        }
+        store.write(move |tx| tx.set_hourly_queue(hour, 3)).await.unwrap();
+        store.write(move |tx| tx.set_hourly_queue(hour, 7)).await.unwrap();
+        let rows = store.read(move |r| r.hours(hour, None)).await.unwrap();
+        assert_eq!(rows.len(), 1, "{backend}");
+        assert_eq!(rows[0].finished, [(TaskStatus::Succeeded, 1), (TaskStatus::Failed, 1)], "{backend}");
+        assert!((rows[0].cost_usd - 1.75).abs() < 1e-9, "{backend}");
+        assert_eq!(store.read(move |r| r.hourly_queue(hour)).await.unwrap(), [(hour, 7)], "{backend}: the last sample");
+        assert!(store.read(move |r| r.hours(hour + 3_600_000, None)).await.unwrap().is_empty(), "{backend}");
     });
 }
 

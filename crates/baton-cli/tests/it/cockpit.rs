@@ -357,3 +357,43 @@ async fn a_task_starts_from_the_base_branch_and_model_it_was_given() {
     let (s, refused) = b.post("/api/tasks", json!({ "project": "repo", "prompt": "x", "base": "nope" })).await;
     assert_eq!(s, 400, "{refused}");
 }
+
+#[tokio::test]
+async fn lists_page_by_key_and_the_hours_add_up_what_happened() {
+    let b = Baton::start();
+    b.agent("spender", r#"echo '{"type":"usage","input_tokens":1,"output_tokens":1,"cost_usd":0.25}'"#).await;
+    b.agent("failing", "exit 3").await;
+    let mut ids = Vec::new();
+    for agent in ["spender", "spender", "failing"] {
+        ids.push(b.task(json!({ "prompt": "x", "agent": agent })).await);
+    }
+    for id in &ids {
+        b.wait_for(id, "the end", |t| t.task.status.is_at_rest()).await;
+    }
+    let page = |before: Option<&str>| {
+        let url = match before {
+            Some(k) => format!("{}/api/tasks?limit=2&before={k}", b.url),
+            None => format!("{}/api/tasks?limit=2", b.url),
+        };
+        let token = b.token.clone();
+        async move {
+            let resp = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+            let next = resp.headers().get("baton-next-before").map(|v| v.to_str().unwrap().to_owned());
+            let tasks: Vec<Value> = resp.json().await.unwrap();
+            (tasks.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>(), next)
+        }
+    };
+    let (first, next) = page(None).await;
+    assert_eq!(first, [ids[2].clone(), ids[1].clone()]);
+    let late = b.task(json!({ "prompt": "late", "agent": "spender", "approval": "required" })).await;
+    let (second, end) = page(next.as_deref()).await;
+    assert_eq!(second, [ids[0].clone()], "the older page, without the task made meanwhile");
+    assert_eq!(end, None, "the last page names no next");
+    assert!(!second.contains(&late));
+    let (_, hours) = call(&b, reqwest::Method::GET, "/api/stats/hourly?hours=2", None).await;
+    let now = &hours[1];
+    assert_eq!(now["finished"]["succeeded"], 2, "{hours}");
+    assert_eq!(now["finished"]["failed"], 1, "{hours}");
+    let spent: f64 = now["cost_by_agent"]["spender"].as_f64().unwrap();
+    assert!((spent - 0.5).abs() < 1e-9, "{hours}");
+}

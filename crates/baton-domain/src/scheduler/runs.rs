@@ -658,6 +658,13 @@ fn take_event(
                 task.usage.add(&usage);
                 if usage.cost_usd != 0.0 {
                     tx.add_project_spend(&task.project_id, usage.cost_usd)?;
+                    tx.add_hour(&baton_store::HourDelta {
+                        hour: super::settle::this_hour(),
+                        project: task.project_id.clone(),
+                        agent: task.agent.clone(),
+                        finished: None,
+                        cost_usd: usage.cost_usd,
+                    })?;
                 }
                 tally.task_changed = true;
                 tally.spent = true;

@@ -4,7 +4,7 @@
 
 use baton_core::model::{Callback, RunKind, Session, Task};
 use baton_core::status::TaskStatus;
-use baton_store::StoreTx;
+use baton_store::{HourDelta, StoreTx};
 
 use super::Effects;
 use super::emit::{save_session, save_task};
@@ -15,6 +15,15 @@ use crate::resolve;
 
 /// Runs the consequences of `task` having settled.
 pub(crate) fn settled(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task) -> Result<(), Error> {
+    if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled) {
+        tx.add_hour(&HourDelta {
+            hour: this_hour(),
+            project: task.project_id.clone(),
+            agent: task.agent.clone(),
+            finished: Some(task.status),
+            cost_usd: 0.0,
+        })?;
+    }
     call_back(tx, fx, task)?;
     if task.orchestration.is_some() {
         orchestrations::advance(tx, fx, task)?;
@@ -23,6 +32,12 @@ pub(crate) fn settled(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task) -> Re
         super::loops::review_settled(tx, fx, task)?;
     }
     Ok(())
+}
+
+/// The start of the hour now, in milliseconds: the key of its aggregates.
+pub fn this_hour() -> i64 {
+    let now = baton_core::time::Timestamp::now().as_millis();
+    now - now.rem_euclid(3_600_000)
 }
 
 /// Tells the parent session of a task started with `callback` how it ended: at

@@ -58,6 +58,21 @@ export async function api(path, { method = 'GET', body, key, raw, type } = {}) {
   return json;
 }
 
+/**
+ * A page of a list: its items, and the key of the next page (`null` at the end).
+ * @param {string} path
+ * @returns {Promise<{items: any[], next: string | null}>}
+ */
+export async function apiPage(path) {
+  const res = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' } });
+  if (res.status === 401) {
+    for (const f of unauthorized) f();
+    throw new ApiError(401, 'unauthorized', 'Not logged in.');
+  }
+  if (!res.ok) return { items: await api(path), next: null };
+  return { items: await res.json(), next: res.headers.get('baton-next-before') };
+}
+
 /** A fresh idempotency key: one per thing a person submits. */
 export function newKey() {
   return crypto.randomUUID ? crypto.randomUUID() : `k-${Date.now()}-${Math.random().toString(16).slice(2)}`;

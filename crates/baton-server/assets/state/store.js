@@ -6,7 +6,7 @@
 // module writes to `state`). Views read `state` and are told what changed through
 // `listen`; they change it only by calling the functions below.
 
-import { api, errorMessage, isUnauthorized } from '../api/client.js';
+import { api, apiPage, errorMessage, isUnauthorized } from '../api/client.js';
 import { debounce } from '../lib/debounce.js';
 import { ms } from '../lib/format.js';
 import { enc } from '../lib/links.js';
@@ -44,6 +44,10 @@ export const state = {
   radar: new Map(),
   /** @type {Api.Costs | null} */
   costs: null,
+  /** @type {Api.HourStats[]} the last 24 hours, from the coordinator's aggregates */
+  hourly: [],
+  /** @type {string | null} the key of the next page of older tasks (null: all are read) */
+  olderTasks: null,
   /** @type {string | null} */
   costsError: null,
 };
@@ -100,7 +104,10 @@ export function upsertTask(t) {
   const old = state.tasks.get(t.id);
   if (!upsert(state.tasks, t.id, t)) return;
   queueLead(t.project_id);
-  if (!old || old.status !== t.status || (old.usage && t.usage && old.usage.cost_usd !== t.usage.cost_usd)) queueCosts();
+  if (!old || old.status !== t.status || (old.usage && t.usage && old.usage.cost_usd !== t.usage.cost_usd)) {
+    queueCosts();
+    queueHourly();
+  }
   tell({ kind: 'task', task: t, old });
 }
 
@@ -185,7 +192,8 @@ export function applyEvent(ev) {
 export async function loadSnapshots() {
   const reads = {
     projects: api('/api/projects'),
-    tasks: api('/api/tasks?limit=1000'),
+    tasks: apiPage(`/api/tasks?limit=${TASK_PAGE}`),
+    hourly: api('/api/stats/hourly?hours=24'),
     launchers: api('/api/launchers'),
     agents: api('/api/agents'),
     costs: api('/api/costs'),
@@ -202,7 +210,9 @@ export async function loadSnapshots() {
   }));
   if (state.loggedOut) return failed;
   for (const p of got.projects || []) state.projects.set(p.id, p);
-  for (const t of got.tasks || []) upsert(state.tasks, t.id, t);
+  for (const t of (got.tasks && got.tasks.items) || []) upsert(state.tasks, t.id, t);
+  state.olderTasks = (got.tasks && got.tasks.next) || null;
+  if (Array.isArray(got.hourly)) state.hourly = got.hourly;
   for (const l of got.launchers || []) upsert(state.launchers, l.id, l);
   for (const a of got.agents || []) state.agents.set(a.name, a);
   for (const o of got.orchestrations || []) upsert(state.orchestrations, o.id, o);
@@ -241,6 +251,29 @@ export function queueLead(id) {
   pendingLeads.add(id);
   flushLeads();
 }
+
+/** How many tasks a page of the list holds. */
+const TASK_PAGE = 500;
+
+/** Reads the next page of older tasks. */
+export async function loadOlderTasks() {
+  if (!state.olderTasks) return;
+  const page = await apiPage(`/api/tasks?limit=${TASK_PAGE}&before=${enc(state.olderTasks)}`);
+  for (const t of page.items) upsert(state.tasks, t.id, t);
+  state.olderTasks = page.next;
+  tell({ kind: 'snapshot' });
+}
+
+/** Reads the hourly aggregates again, soon. */
+export const queueHourly = debounce(async () => {
+  if (!state.ready) return;
+  try {
+    state.hourly = await api('/api/stats/hourly?hours=24');
+  } catch (err) {
+    if (!isUnauthorized(err)) console.warn('hourly', err);
+  }
+  tell({ kind: 'derived' });
+}, 2000, 10000);
 
 /** Reads the costs again, soon. */
 export const queueCosts = debounce(async () => {

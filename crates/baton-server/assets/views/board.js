@@ -8,7 +8,8 @@ import { debounce } from '../lib/debounce.js';
 import { fmtCost, plural, truncate } from '../lib/format.js';
 import { taskHref } from '../lib/links.js';
 import { since } from '../lib/time.js';
-import { fetchRadar, queueRadar, state } from '../state/store.js';
+import { fetchRadar, loadOlderTasks, queueRadar, state } from '../state/store.js';
+import { toastError } from '../ui/toast.js';
 import { LIVE, approveTask, badge, loading, projectSelect, refreshProjectSelect, tasksSorted } from './shared.js';
 
 const boardPrefs = { project: '', filter: '' };
@@ -71,13 +72,17 @@ function build() {
   /** @type {Map<string, Api.Task[]>} */
   const cols = new Map(TaskStatus.map((st) => [st, /** @type {Api.Task[]} */ ([])]));
   for (const t of tasksSorted(matches)) (cols.get(t.status) || cols.set(t.status, []).get(t.status)).push(t);
-  return h('div', { class: 'board' }, [...cols.entries()].map(([st, list]) =>
+  const older = state.olderTasks ? h('p', null, h('button', {
+    type: 'button', class: 'btn small', 'data-action': 'older-tasks',
+    onclick: () => loadOlderTasks().catch((/** @type {unknown} */ err) => toastError('load older tasks', err)),
+  }, 'Load older tasks')) : null;
+  return [older, h('div', { class: 'board' }, [...cols.entries()].map(([st, list]) =>
     h('section', { class: `col${list.length ? '' : ' empty'}`, 'data-status': st, 'aria-label': `${st}: ${list.length}` },
       h('header', { class: 'col-head', title: `${st}: ${list.length}` }, badge(st), h('span', { class: 'count' }, String(list.length))),
       list.length ? h('div', { class: 'col-cards' },
         list.slice(0, COLUMN_CAP).map(taskCard),
         list.length > COLUMN_CAP ? h('p', { class: 'muted small' }, `… and ${list.length - COLUMN_CAP} more (filter to narrow)`) : null)
-        : h('p', { class: 'muted small col-empty' }, 'none'))));
+        : h('p', { class: 'muted small col-empty' }, 'none'))))];
 }
 
 /**

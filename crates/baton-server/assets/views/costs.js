@@ -34,16 +34,14 @@ function usageCells(u) {
 const usageHead = (/** @type {string} */ first) => h('thead', null, h('tr', null, h('th', null, first), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Input tokens'), h('th', { class: 'num' }, 'Output tokens')));
 /** @param {[string, Api.Usage]} a @param {[string, Api.Usage]} b */
 const byCost = (a, b) => ((b[1] && b[1].cost_usd) || 0) - ((a[1] && a[1].cost_usd) || 0);
-/** What tasks that ended in each hour cost, by project and by agent. */
+/** What agents spent in each hour, by project and by agent, from the coordinator's aggregates. */
 function costCharts() {
   const byProject = hourBuckets(24);
   const byAgent = hourBuckets(24);
-  for (const t of state.tasks.values()) {
-    const cost = t.usage && t.usage.cost_usd;
-    if (!cost) continue;
-    const at = ms(t.finished_at) || ms(t.updated_at);
-    addAt(byProject, at, projectName(t.project_id), cost);
-    addAt(byAgent, at, t.agent, cost);
+  for (const hs of state.hourly) {
+    const at = ms(hs.start) + 1;
+    for (const [p, cost] of Object.entries(hs.cost_by_project || {})) addAt(byProject, at, projectName(p), cost);
+    for (const [a, cost] of Object.entries(hs.cost_by_agent || {})) addAt(byAgent, at, a, cost);
   }
   return [barChart('Cost per hour, by project', byProject, fmtCost), barChart('Cost per hour, by agent', byAgent, fmtCost)];
 }

@@ -75,18 +75,17 @@ function build() {
   ];
 }
 
-/** Tasks finished per hour, and how many waited to start at each hour's end. */
+/**
+ * Tasks finished per hour, and how many waited to start at each hour's end, from
+ * the coordinator's aggregates (not from the tasks the page holds).
+ */
 function activityCharts() {
   const finished = hourBuckets(24);
   const waiting = hourBuckets(24);
-  for (const t of state.tasks.values()) {
-    if (t.finished_at) addAt(finished, ms(t.finished_at), t.status, 1);
-    const from = ms(t.created_at);
-    const until = ms(t.started_at) || ms(t.finished_at) || Infinity;
-    for (const b of waiting) {
-      const end = b.start + 3600e3;
-      if (from <= end && until > end) b.parts.set('waiting', (b.parts.get('waiting') || 0) + 1);
-    }
+  for (const hs of state.hourly) {
+    const at = ms(hs.start) + 1;
+    for (const [st, n] of Object.entries(hs.finished || {})) addAt(finished, at, st, n);
+    if (hs.queued != null) addAt(waiting, at, 'waiting', hs.queued);
   }
   const count = (/** @type {number} */ n) => String(Math.round(n));
   return [barChart('Tasks finished per hour', finished, count, (st) => `fill-${st}`), barChart('Queue depth (tasks waiting to start)', waiting, count, () => 'fill-queued')];

@@ -87,12 +87,16 @@ async function openSettings(p) {
     h('p', { class: 'field-error', role: 'alert', 'data-error-for': '*', hidden: true }),
     h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'btn primary', 'data-action': 'save-settings' }, 'Save'))));
   const dlg = openDialog(`Settings of ${p.name}`, form, { wide: true });
+  // Nothing is typed until the file is read: it would be overwritten.
+  text.disabled = true;
   try {
     /** @type {Api.ProjectConfig} */
     const c = await api(`/api/projects/${enc(p.id)}/config`);
     text.value = c.text;
   } catch (err) {
     showFieldError(form, 'Settings', errorMessage(err));
+  } finally {
+    text.disabled = false;
   }
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

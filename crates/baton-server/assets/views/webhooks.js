@@ -129,7 +129,7 @@ function deliveryRow(d, redeliver) {
  * @param {() => void} reload
  */
 function openAddWebhook(reload) {
-  const url = /** @type {HTMLInputElement} */ (h('input', { class: 'input wide', name: 'url', placeholder: 'https://hooks.example/baton' }));
+  const url = /** @type {HTMLInputElement} */ (h('input', { class: 'input wide', name: 'url', placeholder: 'The receiver’s http(s) URL' }));
   const events = /** @type {HTMLInputElement} */ (h('input', { class: 'input wide', name: 'events', value: '*' }));
   const format = /** @type {HTMLSelectElement} */ (h('select', { class: 'select', name: 'format' }, ['json', 'slack', 'discord', 'ntfy'].map((f) => h('option', { value: f }, f))));
   const secret = h('div', { class: 'notice', hidden: true, 'data-new-secret': '' });

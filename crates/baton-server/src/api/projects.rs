@@ -226,3 +226,57 @@ pub(super) async fn branches(
 ) -> Result<Json<Vec<String>>, AppError> {
     Ok(Json(projects::branches(&state, id).await?))
 }
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(super) struct HourlyQuery {
+    /// How many hours back, this one included (default 24, at most 24 × 90).
+    hours: Option<u32>,
+    /// Only this project's (id or name).
+    project: Option<String>,
+}
+
+pub(super) async fn hourly(
+    State(state): State<Arc<AppState>>,
+    _: Auth,
+    ApiQuery(q): ApiQuery<HourlyQuery>,
+) -> Result<Json<Vec<baton_core::api::HourStats>>, AppError> {
+    let hours = super::clamp_limit(q.hours, 24, 24 * 90) as i64;
+    let now = baton_domain::scheduler::this_hour();
+    let since = now - (hours - 1) * 3_600_000;
+    let (rows, queue) = state
+        .store
+        .read(move |r| {
+            let project = match &q.project {
+                Some(p) => Some(resolve::project_ref(r, p)?.id),
+                None => None,
+            };
+            Ok::<_, AppError>((r.hours(since, project.as_ref())?, r.hourly_queue(since)?))
+        })
+        .await?;
+    let mut out: Vec<baton_core::api::HourStats> = (0..hours)
+        .map(|i| baton_core::api::HourStats {
+            start: baton_core::time::Timestamp::from_millis(since + i * 3_600_000),
+            finished: Default::default(),
+            queued: None,
+            cost_by_project: Default::default(),
+            cost_by_agent: Default::default(),
+        })
+        .collect();
+    let slot = |hour: i64| usize::try_from((hour - since) / 3_600_000).ok();
+    for row in rows {
+        let Some(h) = slot(row.hour).and_then(|i| out.get_mut(i)) else { continue };
+        for (status, n) in row.finished {
+            *h.finished.entry(status.as_str().to_owned()).or_default() += n;
+        }
+        if row.cost_usd != 0.0 {
+            *h.cost_by_project.entry(row.project.to_string()).or_default() += row.cost_usd;
+            *h.cost_by_agent.entry(row.agent).or_default() += row.cost_usd;
+        }
+    }
+    for (hour, n) in queue {
+        if let Some(h) = slot(hour).and_then(|i| out.get_mut(i)) {
+            h.queued = Some(n);
+        }
+    }
+    Ok(Json(out))
+}

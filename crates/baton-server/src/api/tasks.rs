@@ -34,6 +34,32 @@ pub(super) struct ListQuery {
     parent: Option<String>,
     /// At most this many, newest first.
     limit: Option<u32>,
+    /// Only tasks older than this one: the last task of the page before. A full
+    /// page's answer names the next page's in its `Baton-Next-Before` header.
+    before: Option<String>,
+}
+
+/// A page of a list: its items, and (in the `Baton-Next-Before` header) the key
+/// of the next page when this one is full.
+pub(super) struct Page<T> {
+    items: Vec<T>,
+    next: Option<String>,
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Page<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = Json(self.items).into_response();
+        if let Some(next) = self.next.and_then(|n| n.parse().ok()) {
+            response.headers_mut().insert("baton-next-before", next);
+        }
+        response
+    }
+}
+
+impl<T: schemars::JsonSchema> super::openapi::Output for Page<T> {
+    fn describe(draft: &mut super::openapi::Draft, g: &mut schemars::SchemaGenerator) {
+        draft.respond_with("200", "ok; a full page names the next in its Baton-Next-Before header", g.subschema_for::<Vec<T>>().to_value());
+    }
 }
 
 /// Parses `a,b,c` into statuses.
@@ -52,7 +78,7 @@ pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     _: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<Task>>, AppError> {
+) -> Result<Page<Task>, AppError> {
     let statuses = parse_statuses(q.status.as_deref())?;
     let limit = q.limit.map(|l| clamp_limit(Some(l), 100, 100_000));
     let tasks = state
@@ -66,10 +92,16 @@ pub(super) async fn list(
                 Some(s) => Some(resolve::session_id(r, s)?),
                 None => None,
             };
-            Ok::<_, AppError>(r.tasks(&TaskFilter { project, statuses, parent_session, limit })?)
+            let before = match &q.before {
+                Some(t) => Some(resolve::task_ref(r, t)?.id),
+                None => None,
+            };
+            Ok::<_, AppError>(r.tasks(&TaskFilter { project, statuses, parent_session, limit, before })?)
         })
         .await?;
-    Ok(Json(tasks))
+    let full = limit.is_some_and(|l| tasks.len() == l as usize);
+    let next = if full { tasks.last().map(|t| t.id.to_string()) } else { None };
+    Ok(Page { items: tasks, next })
 }
 
 pub(super) async fn create(

@@ -29,7 +29,9 @@ use serde::de::DeserializeOwned;
 use super::{NOW_MS, pg_err};
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
-use crate::store::{ActiveOf, DocFilter, DocHit, EventFilter, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter};
+use crate::store::{
+    ActiveOf, DocFilter, DocHit, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
+};
 
 /// A parameter list.
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -208,15 +210,17 @@ impl StoreRead for PgDb<'_> {
         let project = filter.project.as_ref().map(|p| p.as_str());
         let parent = filter.parent_session.as_ref().map(|s| s.as_str());
         let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let before = filter.before.as_ref().map(|t| t.as_str());
         let mut sql = String::from(
             "SELECT data FROM tasks WHERE ($1::text IS NULL OR project_id = $1)
              AND ($2::text IS NULL OR parent_session_id = $2) AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+             AND ($4::text IS NULL OR (created_at, n) < (SELECT created_at, n FROM tasks WHERE id = $4))
              ORDER BY created_at DESC, n DESC",
         );
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
-        self.docs("task", &sql, &[&project, &parent, &statuses])
+        self.docs("task", &sql, &[&project, &parent, &statuses, &before])
     }
 
     fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError> {
@@ -225,6 +229,31 @@ impl StoreRead for PgDb<'_> {
             "SELECT t.data FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = $1 ORDER BY t.created_at, t.n",
             &[&id.as_str()],
         )
+    }
+
+    fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError> {
+        let rows = self.rows(
+            "SELECT hour, project_id, agent, succeeded, failed, cancelled, cost_usd FROM hours
+             WHERE hour >= $1 AND ($2::text IS NULL OR project_id = $2) ORDER BY hour, project_id, agent",
+            &[&since_hour, &project.map(|p| p.as_str())],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let n = [r.get::<_, i64>(3), r.get::<_, i64>(4), r.get::<_, i64>(5)];
+                crate::rows::hour_row(r.get(0), r.get(1), r.get(2), n, r.get(6))
+            })
+            .collect())
+    }
+
+    fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError> {
+        let row = self.row("SELECT COUNT(*) FROM tasks WHERE status = $1", &[&status.as_str()])?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    fn hourly_queue(&self, since_hour: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        let rows = self.rows("SELECT hour, queued FROM hourly_queue WHERE hour >= $1 ORDER BY hour", &[&since_hour])?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1) as u64)).collect())
     }
 
     fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
@@ -857,6 +886,26 @@ impl StoreTx for PgDb<'_> {
 
     fn prune_idempotent_answers(&mut self, before: Timestamp) -> Result<u64, StoreError> {
         self.exec("DELETE FROM idempotency_keys WHERE created_at < $1", &[&before.as_millis()])
+    }
+
+    fn add_hour(&mut self, d: &HourDelta) -> Result<(), StoreError> {
+        let n = crate::rows::finished_counts(d.finished);
+        self.exec(
+            "INSERT INTO hours (hour, project_id, agent, succeeded, failed, cancelled, cost_usd) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (hour, project_id, agent) DO UPDATE SET succeeded = hours.succeeded + excluded.succeeded,
+                 failed = hours.failed + excluded.failed, cancelled = hours.cancelled + excluded.cancelled,
+                 cost_usd = hours.cost_usd + excluded.cost_usd",
+            &[&d.hour, &d.project.as_str(), &d.agent, &n[0], &n[1], &n[2], &d.cost_usd],
+        )?;
+        Ok(())
+    }
+
+    fn set_hourly_queue(&mut self, hour: i64, queued: u64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO hourly_queue (hour, queued) VALUES ($1, $2) ON CONFLICT (hour) DO UPDATE SET queued = excluded.queued",
+            &[&hour, &(queued as i64)],
+        )?;
+        Ok(())
     }
 
     fn put_login_code(&mut self, hash: &str, expires: Timestamp) -> Result<(), StoreError> {

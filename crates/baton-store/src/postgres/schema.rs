@@ -224,6 +224,23 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, key)
 );
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys(created_at);
+-- Every task newest first, for pages of the whole list.
+CREATE INDEX tasks_by_created ON tasks(created_at, n);
+-- What each hour saw, kept up to date as tasks end and agents spend.
+CREATE TABLE hours (
+    hour BIGINT NOT NULL,
+    project_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    succeeded BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    cancelled BIGINT NOT NULL DEFAULT 0,
+    cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, project_id, agent)
+);
+CREATE TABLE hourly_queue (
+    hour BIGINT PRIMARY KEY,
+    queued BIGINT NOT NULL
+);
 "#,
 ];
 

@@ -23,7 +23,9 @@ use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
-use crate::store::{ActiveOf, DocFilter, DocHit, EventFilter, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter};
+use crate::store::{
+    ActiveOf, DocFilter, DocHit, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
+};
 
 /// One connection, and what a write job appended and noticed (published after
 /// the commit).
@@ -167,6 +169,13 @@ impl StoreRead for Db<'_> {
             let names: Vec<String> = filter.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
             clauses.push(format!("status IN ({})", names.join(",")));
         }
+        if let Some(before) = &filter.before {
+            values.push(SqlValue::Text(before.to_string()));
+            clauses.push(format!(
+                "(created_at, rowid) < (SELECT created_at, rowid FROM tasks WHERE id = ?{})",
+                values.len()
+            ));
+        }
         let mut sql = String::from("SELECT data FROM tasks");
         if !clauses.is_empty() {
             sql.push_str(" WHERE ");
@@ -185,6 +194,39 @@ impl StoreRead for Db<'_> {
             "SELECT t.data FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = ?1 ORDER BY t.created_at",
             [id.as_str()],
         )
+    }
+
+    fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT hour, project_id, agent, succeeded, failed, cancelled, cost_usd FROM hours
+                 WHERE hour >= ?1 AND (?2 IS NULL OR project_id = ?2) ORDER BY hour, project_id, agent",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![since_hour, project.map(|p| p.as_str())], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, [r.get::<_, i64>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?], r.get::<_, f64>(6)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        Ok(rows.into_iter().filter_map(|(hour, p, agent, n, cost)| crate::rows::hour_row(hour, &p, agent, n, cost)).collect())
+    }
+
+    fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM tasks WHERE status = ?1")
+            .and_then(|mut st| st.query_row([status.as_str()], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+            .map_err(db_err)
+    }
+
+    fn hourly_queue(&self, since_hour: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut st =
+            self.conn.prepare_cached("SELECT hour, queued FROM hourly_queue WHERE hour >= ?1 ORDER BY hour").map_err(db_err)?;
+        st.query_map([since_hour], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)
     }
 
     fn task_counts(&self, project: Option<&ProjectId>) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
@@ -799,6 +841,26 @@ impl StoreTx for Db<'_> {
         self.exec(
             "INSERT INTO pools (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
             params![state.name, data],
+        )?;
+        Ok(())
+    }
+
+    fn add_hour(&mut self, d: &HourDelta) -> Result<(), StoreError> {
+        let n = crate::rows::finished_counts(d.finished);
+        self.exec(
+            "INSERT INTO hours (hour, project_id, agent, succeeded, failed, cancelled, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(hour, project_id, agent) DO UPDATE SET succeeded = succeeded + excluded.succeeded,
+                 failed = failed + excluded.failed, cancelled = cancelled + excluded.cancelled,
+                 cost_usd = cost_usd + excluded.cost_usd",
+            params![d.hour, d.project.as_str(), d.agent, n[0], n[1], n[2], d.cost_usd],
+        )?;
+        Ok(())
+    }
+
+    fn set_hourly_queue(&mut self, hour: i64, queued: u64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO hourly_queue (hour, queued) VALUES (?1, ?2) ON CONFLICT(hour) DO UPDATE SET queued = excluded.queued",
+            params![hour, queued as i64],
         )?;
         Ok(())
     }

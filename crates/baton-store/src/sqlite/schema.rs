@@ -218,6 +218,23 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys(created_at);
+-- Every task newest first, for pages of the whole list.
+CREATE INDEX tasks_by_created ON tasks(created_at);
+-- What each hour saw, kept up to date as tasks end and agents spend.
+CREATE TABLE hours (
+    hour INTEGER NOT NULL,
+    project_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, project_id, agent)
+) WITHOUT ROWID;
+CREATE TABLE hourly_queue (
+    hour INTEGER PRIMARY KEY,
+    queued INTEGER NOT NULL
+);
 "#,
 ];
 
