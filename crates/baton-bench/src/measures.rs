@@ -78,6 +78,7 @@ pub async fn all(quick: bool) -> Vec<Measure> {
 
     // 20,000 events a second from one agent, to 50 live clients.
     out.extend(crate::fanout::fanout(&c, 20_000, if quick { 1 } else { 3 }, 50).await);
+    out.extend(board_first_load(100_000 / scale).await);
     out.extend(launcher_overhead(&c).await);
     drop(c);
     let (with_worktrees, embedded, own) = worktrees(scale).await;
@@ -282,6 +283,35 @@ async fn dag_submission(c: &Coordinator, n: usize) -> f64 {
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(created["tasks"].as_array().map(Vec::len), Some(n));
     ms
+}
+
+/// The dashboard's first load with `n` tasks in the store: a page of the task
+/// list and the hourly aggregates its charts draw, as the board reads them.
+async fn board_first_load(n: usize) -> Vec<Measure> {
+    let c = Coordinator::start(8, "worktrees = false\n");
+    agent(&c, "held", json!(["true"])).await;
+    let mut left = n;
+    let mut i = 0;
+    while left > 0 {
+        let size = left.min(50_000);
+        let tasks: Vec<Value> = (0..size).map(|k| json!({ "name": format!("h{i}-{k}"), "prompt": "held" })).collect();
+        let plan = json!({ "project": "repo", "defaults": { "agent": "held", "approval": "required" }, "tasks": tasks });
+        let _: Value = c.client.post("/api/plans", &plan).await.expect("the plan is accepted");
+        left -= size;
+        i += 1;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let _: Vec<Value> = c.client.get("/api/tasks?limit=500").await.unwrap();
+        let _: Vec<Value> = c.client.get("/api/stats/hourly?hours=24").await.unwrap();
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (median, p99) = median_p99(samples);
+    vec![
+        measure(&format!("board's first load with {n} tasks, median"), median, "-", "ms"),
+        measure(&format!("board's first load with {n} tasks, p99"), p99, "-", "ms"),
+    ]
 }
 
 /// Seconds for `n` no-op tasks, created back to back, to all succeed.

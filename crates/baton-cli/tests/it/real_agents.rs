@@ -468,3 +468,30 @@ async fn a_run_lost_with_its_host_is_resumed_through_the_agents_session() {
     assert!(last["body"].to_string().contains("interrupted"), "the agent is told what happened");
     assert_eq!(b.sh(&format!("git show {}:hello.txt", t.task.git.branch.unwrap())), "before the crash");
 }
+
+/// A person's follow-up to a real Claude Code while it works: queued, then, when
+/// its turn ends, the next turn of the same conversation — the model sees it.
+#[tokio::test]
+async fn claude_code_gets_a_follow_up_queued_while_it_worked() {
+    let (b, fake) = setup(
+        Cli::Claude,
+        vec![Step::bash("while [ ! -f go ]; do sleep 0.1; done; echo waited"), Step::text("First turn done."), Step::text("Noted the follow-up.")],
+    )
+    .await;
+    let id = b.task(json!({ "prompt": "Wait for the go file", "agent": "worker" })).await;
+    let t = b
+        .wait_within(TURN, &id, "the tool call running", |t| {
+            t.task.status == TaskStatus::Running && t.task.git.worktree.is_some()
+        })
+        .await;
+    let (status, queued) = b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "Also mention the weather" })).await;
+    assert_eq!((status, queued["state"].as_str()), (201, Some("queued")), "{queued}");
+    std::fs::write(Path::new(&t.task.git.worktree.unwrap()).join("go"), "").unwrap();
+    let t = finished(&b, &id, 2).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.runs[1].kind, RunKind::Resume);
+    assert_eq!(t.task.result.as_deref(), Some("Noted the follow-up."));
+    let last = fake.requests().into_iter().rev().find(|r| r["path"] != "/").expect("requests");
+    let body = last["body"].to_string();
+    assert!(body.contains("Also mention the weather") && body.contains("Wait for the go file"), "{body}");
+}
