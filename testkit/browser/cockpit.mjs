@@ -10,7 +10,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const env = process.env;
 const base = env.BATON_URL;
@@ -45,10 +45,7 @@ const taskCount = async () => (await api("/api/tasks")).length;
 const task = (id) => api(`/api/tasks/${id}`);
 
 mkdirSync(env.SHOTS, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launchChromium();
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });

@@ -295,7 +295,8 @@ async fn board_first_load(n: usize) -> Vec<Measure> {
     while left > 0 {
         let size = left.min(50_000);
         let tasks: Vec<Value> = (0..size).map(|k| json!({ "name": format!("h{i}-{k}"), "prompt": "held" })).collect();
-        let plan = json!({ "project": "repo", "defaults": { "agent": "held", "approval": "required" }, "tasks": tasks });
+        let plan =
+            json!({ "project": "repo", "defaults": { "agent": "held", "approval": "required" }, "tasks": tasks });
         let _: Value = c.client.post("/api/plans", &plan).await.expect("the plan is accepted");
         left -= size;
         i += 1;

@@ -25,19 +25,8 @@ use std::time::Duration;
 pub fn test_delivery(tx: &mut dyn StoreTx, hook: &baton_core::webhook::Webhook) -> Result<Delivery, StoreError> {
     let now = Timestamp::now();
     let data = json!({ "message": "A test of this webhook, sent from Baton.", "webhook_id": hook.id });
-    let delivery = Delivery {
-        id: format!("msg_{}", crate::tokens::random_hex(12)),
-        webhook_id: hook.id.clone(),
-        event: WebhookEvent::WebhookTest,
-        payload: json!({ "type": WebhookEvent::WebhookTest, "timestamp": now.to_rfc3339(), "data": data }),
-        status: DeliveryStatus::Pending,
-        attempts: Vec::new(),
-        next_at: now,
-        created_at: now,
-        finished_at: None,
-        prepared: false,
-        retry_from: None,
-    };
+    let payload = json!({ "type": WebhookEvent::WebhookTest, "timestamp": now.to_rfc3339(), "data": data });
+    let delivery = pending(hook.id.clone(), WebhookEvent::WebhookTest, payload, now);
     tx.put_delivery(&delivery)?;
     tx.notify(Notice::Deliveries)?;
     Ok(delivery)
@@ -205,21 +194,26 @@ where
         payload["data"]["actions"] = json!(actions);
     }
     for hook in hooks {
-        tx.put_delivery(&Delivery {
-            id: format!("msg_{}", crate::tokens::random_hex(12)),
-            webhook_id: hook.id,
-            event,
-            payload: payload.clone(),
-            status: DeliveryStatus::Pending,
-            attempts: Vec::new(),
-            next_at: now,
-            created_at: now,
-            finished_at: None,
-            prepared: false,
-            retry_from: None,
-        })?;
+        tx.put_delivery(&pending(hook.id, event, payload.clone(), now))?;
     }
     tx.notify(Notice::Deliveries)
+}
+
+/// A delivery of `payload` to a webhook, due now.
+fn pending(webhook_id: String, event: WebhookEvent, payload: Value, now: Timestamp) -> Delivery {
+    Delivery {
+        id: format!("msg_{}", crate::tokens::random_hex(12)),
+        webhook_id,
+        event,
+        payload,
+        status: DeliveryStatus::Pending,
+        attempts: Vec::new(),
+        next_at: now,
+        created_at: now,
+        finished_at: None,
+        prepared: false,
+        retry_from: None,
+    }
 }
 
 fn clip(text: &str) -> String {

@@ -292,6 +292,18 @@ async fn land(state: &Arc<AppState>, project: &Project, task: Task, strategy: Me
     }
 }
 
+/// Gives launchers their orders (each woken for its own).
+async fn put_orders(state: &Arc<AppState>, orders: Vec<LauncherOrder>) -> Result<(), Error> {
+    crate::transact(state, move |tx, fx| {
+        for o in &orders {
+            tx.put_order(o)?;
+            fx.wake.launcher(&o.launcher_id);
+        }
+        Ok::<_, Error>(())
+    })
+    .await
+}
+
 /// Records that the task's pull request merged on its forge (`how`): the task
 /// is merged, and its timeline says so.
 pub fn mark_pr_merged(tx: &mut dyn StoreTx, task: &mut Task, sha: Option<String>, how: &str) -> Result<(), Error> {
@@ -395,15 +407,7 @@ async fn order_and_wait(
     limit: std::time::Duration,
 ) -> Result<bool, Error> {
     let mut events = state.store.subscribe();
-    let queued = orders.clone();
-    crate::transact(state, move |tx, fx| {
-        for o in &queued {
-            tx.put_order(o)?;
-            fx.wake.launcher(&o.launcher_id);
-        }
-        Ok::<_, Error>(())
-    })
-    .await?;
+    put_orders(state, orders.clone()).await?;
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let pending = orders.clone();
@@ -465,15 +469,7 @@ pub async fn clean_many(
     }
     let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
     if !wait {
-        let queued = orders;
-        crate::transact(state, move |tx, fx| {
-            for o in &queued {
-                tx.put_order(o)?;
-                fx.wake.launcher(&o.launcher_id);
-            }
-            Ok::<_, Error>(())
-        })
-        .await?;
+        put_orders(state, orders).await?;
         return Ok(reports);
     }
     order_and_wait(state, orders.clone(), &ids, CLEAN_WAIT).await?;

@@ -37,11 +37,11 @@ pub use launchers::{
     due_orders, due_stops, expire_silent, heartbeat, mark_offline, order_done, register, seen, set_draining,
 };
 pub use plans::{check_plan_only, create_plan};
-pub use settle::this_hour;
 pub use runs::{
     attach, claim_runs, ingest_events, lose_runs, overdue_runs, redeliver, run_checking, run_checkpoint, run_finished,
     run_started, stop_overdue,
 };
+pub use settle::this_hour;
 pub use tasks::update_git;
 pub use tasks::{approve_task, create_task, resume_budget_paused, resume_task, retry_task, stop_task};
 

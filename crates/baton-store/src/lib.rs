@@ -21,6 +21,6 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    ActiveOf, Backend, Committed, Completion, DocFilter, DocHit, EventFilter, Notice, QueuedRuns, ReadJob, Store,
-    HourDelta, HourRow, StoreRead, StoreTx, TaskFilter, WriteJob,
+    ActiveOf, Backend, Committed, Completion, DocFilter, DocHit, EventFilter, HourDelta, HourRow, Notice, QueuedRuns,
+    ReadJob, Store, StoreRead, StoreTx, TaskFilter, WriteJob,
 };

@@ -17,7 +17,7 @@ use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::postgres::PgOptions;
 use baton_store::sqlite::SqliteOptions;
-use baton_store::{HourDelta, ActiveOf, DocFilter, EventFilter, Notice, QueuedRuns, Store, StoreError, TaskFilter};
+use baton_store::{ActiveOf, DocFilter, EventFilter, HourDelta, Notice, QueuedRuns, Store, StoreError, TaskFilter};
 use baton_testkit::pg::TestDatabase as PgDatabase;
 use serde_json::json;
 

@@ -112,39 +112,10 @@ async fn the_dashboard_in_a_real_browser() {
     b.agent("approver", &approver).await;
     b.agent("noter", "echo reviewed > note.txt").await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser/dashboard.mjs");
-    assert!(
-        script.parent().unwrap().join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed in testkit/browser: run scripts/setup-test-deps"
-    );
-    let mut node = tokio::process::Command::new("node")
-        .arg(&script)
-        .env("BATON", BATON)
-        .env("BATON_URL", &b.url)
-        .env("BATON_TOKEN", &b.token)
-        .env("REPO", &b.repo)
-        .env("LOGIN_URL", login_link(&b))
-        .env("SHOTS", &shots)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut answers = node.stdin.take().unwrap();
-    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-    let mut stderr = node.stderr.take().unwrap();
-    let stderr = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
+    let mut script = Script::start("dashboard.mjs", &b, &[("SHOTS", shots.display().to_string())]);
     // The script asks for what only this side can do to the coordinator.
     let home = b.address();
-    let mut stdout = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        stdout.push_str(&line);
-        stdout.push('\n');
+    while let Some(line) = script.next().await {
         let answer = match line.as_str() {
             // Gone from where the page knows it; a task runs to its end elsewhere meanwhile.
             "ask: away" => {
@@ -160,11 +131,9 @@ async fn the_dashboard_in_a_real_browser() {
             }
             _ => continue,
         };
-        answers.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+        script.answer(&answer).await;
     }
-    let status = node.wait().await.unwrap();
-    let stderr = stderr.await.unwrap();
-    assert!(status.success(), "{stdout}\n{stderr}");
+    script.finish().await;
     for view in [
         "board",
         "task-timeline",
@@ -245,41 +214,80 @@ async fn the_cockpit_in_a_real_browser() {
         axum::serve(listener, app).await.unwrap();
     });
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser/cockpit.mjs");
-    let mut node = tokio::process::Command::new("node")
-        .arg(&script)
-        .env("BATON", BATON)
-        .env("BATON_URL", &b.url)
-        .env("BATON_TOKEN", &b.token)
-        .env("REPO", &b.repo)
-        .env("SECOND_REPO", &second)
-        .env("HOOK_URL", &hook_url)
-        .env("LOGIN_URL", login_link(&b))
-        .env("SHOTS", &shots)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut answers = node.stdin.take().unwrap();
-    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-    let mut stderr = node.stderr.take().unwrap();
-    let stderr = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
-    let mut stdout = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        stdout.push_str(&line);
-        stdout.push('\n');
+    let env =
+        [("SHOTS", shots.display().to_string()), ("SECOND_REPO", second.display().to_string()), ("HOOK_URL", hook_url)];
+    let mut script = Script::start("cockpit.mjs", &b, &env);
+    while let Some(line) = script.next().await {
         if let Some(answer) = cockpit_answer(&b, &line, &received).await {
-            answers.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            script.answer(&answer).await;
         }
     }
-    let status = node.wait().await.unwrap();
-    let stderr = stderr.await.unwrap();
-    assert!(status.success(), "{stdout}\n{stderr}");
+    let stdout = script.finish().await;
     assert!(stdout.contains("step: done"), "{stdout}");
+}
+
+/// A browser script of `testkit/browser/` run by node against `b`: its lines as
+/// they come (a line `ask: …` waits for an answer on its stdin), and its end.
+struct Script {
+    node: tokio::process::Child,
+    answers: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+    stdout: String,
+}
+
+impl Script {
+    /// Starts `name` with the coordinator's address, a token, the repository and a
+    /// login link, and `env`.
+    fn start(name: &str, b: &Baton, env: &[(&str, String)]) -> Script {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testkit/browser").join(name);
+        assert!(
+            script.parent().unwrap().join("node_modules/playwright-core").exists(),
+            "playwright-core is not installed in testkit/browser: run scripts/setup-test-deps"
+        );
+        let mut node = tokio::process::Command::new("node")
+            .arg(&script)
+            .env("BATON", BATON)
+            .env("BATON_URL", &b.url)
+            .env("BATON_TOKEN", &b.token)
+            .env("REPO", &b.repo)
+            .env("LOGIN_URL", login_link(b))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let answers = node.stdin.take().unwrap();
+        let lines = BufReader::new(node.stdout.take().unwrap()).lines();
+        let mut stderr = node.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Script { node, answers, lines, stderr, stdout: String::new() }
+    }
+
+    /// Its next line, or none at its end.
+    async fn next(&mut self) -> Option<String> {
+        let line = self.lines.next_line().await.unwrap()?;
+        self.stdout.push_str(&line);
+        self.stdout.push('\n');
+        Some(line)
+    }
+
+    /// Answers the question it asked last.
+    async fn answer(&mut self, text: &str) {
+        self.answers.write_all(format!("{text}\n").as_bytes()).await.unwrap();
+    }
+
+    /// Waits for its end, which must be a success; what it printed.
+    async fn finish(mut self) -> String {
+        let status = self.node.wait().await.unwrap();
+        let stderr = self.stderr.await.unwrap();
+        assert!(status.success(), "{}\n{stderr}", self.stdout);
+        self.stdout
+    }
 }

@@ -475,7 +475,11 @@ async fn a_run_lost_with_its_host_is_resumed_through_the_agents_session() {
 async fn claude_code_gets_a_follow_up_queued_while_it_worked() {
     let (b, fake) = setup(
         Cli::Claude,
-        vec![Step::bash("while [ ! -f go ]; do sleep 0.1; done; echo waited"), Step::text("First turn done."), Step::text("Noted the follow-up.")],
+        vec![
+            Step::bash("while [ ! -f go ]; do sleep 0.1; done; echo waited"),
+            Step::text("First turn done."),
+            Step::text("Noted the follow-up."),
+        ],
     )
     .await;
     let id = b.task(json!({ "prompt": "Wait for the go file", "agent": "worker" })).await;
@@ -484,7 +488,8 @@ async fn claude_code_gets_a_follow_up_queued_while_it_worked() {
             t.task.status == TaskStatus::Running && t.task.git.worktree.is_some()
         })
         .await;
-    let (status, queued) = b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "Also mention the weather" })).await;
+    let (status, queued) =
+        b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "Also mention the weather" })).await;
     assert_eq!((status, queued["state"].as_str()), (201, Some("queued")), "{queued}");
     std::fs::write(Path::new(&t.task.git.worktree.unwrap()).join("go"), "").unwrap();
     let t = finished(&b, &id, 2).await;

@@ -103,6 +103,12 @@ pub(super) async fn replace(
     if def.name != name {
         return Err(AppError::invalid(format!("the body names agent {:?} but the path names {name:?}", def.name)));
     }
+    Ok(Json(replace_agent(&state, def).await?))
+}
+
+/// Checks a definition and saves it in place of one of the same name (never
+/// one read from a file).
+async fn replace_agent(state: &Arc<AppState>, def: AgentDef) -> Result<AgentDef, AppError> {
     let def = prepare(def)?;
     let saved = def.clone();
     state
@@ -112,7 +118,7 @@ pub(super) async fn replace(
             Ok::<_, AppError>(save_agents(tx, std::slice::from_ref(&def))?)
         })
         .await?;
-    Ok(Json(saved))
+    Ok(saved)
 }
 
 pub(super) async fn delete(
@@ -171,16 +177,7 @@ pub(super) async fn put_markdown(
             def.name
         )));
     }
-    let def = prepare(def)?;
-    let saved = def.clone();
-    state
-        .store
-        .write(move |tx| {
-            refuse_file_backed(tx.agent(&def.name)?.as_ref())?;
-            Ok::<_, AppError>(save_agents(tx, std::slice::from_ref(&def))?)
-        })
-        .await?;
-    Ok(Json(saved))
+    Ok(Json(replace_agent(&state, def).await?))
 }
 
 /// A definition read from a file of a repository is changed in its file (or

@@ -58,7 +58,11 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Page<T> {
 
 impl<T: schemars::JsonSchema> super::openapi::Output for Page<T> {
     fn describe(draft: &mut super::openapi::Draft, g: &mut schemars::SchemaGenerator) {
-        draft.respond_with("200", "ok; a full page names the next in its Baton-Next-Before header", g.subschema_for::<Vec<T>>().to_value());
+        draft.respond_with(
+            "200",
+            "ok; a full page names the next in its Baton-Next-Before header",
+            g.subschema_for::<Vec<T>>().to_value(),
+        );
     }
 }
 

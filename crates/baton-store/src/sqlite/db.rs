@@ -206,11 +206,20 @@ impl StoreRead for Db<'_> {
             .map_err(db_err)?;
         let rows = st
             .query_map(params![since_hour, project.map(|p| p.as_str())], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, [r.get::<_, i64>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?], r.get::<_, f64>(6)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    [r.get::<_, i64>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?],
+                    r.get::<_, f64>(6)?,
+                ))
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db_err)?;
-        Ok(rows.into_iter().filter_map(|(hour, p, agent, n, cost)| crate::rows::hour_row(hour, &p, agent, n, cost)).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(hour, p, agent, n, cost)| crate::rows::hour_row(hour, &p, agent, n, cost))
+            .collect())
     }
 
     fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError> {
@@ -222,8 +231,10 @@ impl StoreRead for Db<'_> {
     }
 
     fn hourly_queue(&self, since_hour: i64) -> Result<Vec<(i64, u64)>, StoreError> {
-        let mut st =
-            self.conn.prepare_cached("SELECT hour, queued FROM hourly_queue WHERE hour >= ?1 ORDER BY hour").map_err(db_err)?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT hour, queued FROM hourly_queue WHERE hour >= ?1 ORDER BY hour")
+            .map_err(db_err)?;
         st.query_map([since_hour], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db_err)
