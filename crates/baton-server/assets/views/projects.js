@@ -21,8 +21,8 @@ export function ProjectsView() {
   let tokens = null;
   /** @type {unknown} */
   let tokenError = null;
-  /** @type {{token: string | null}} a token just made, shown this once */
-  const fresh = { token: null };
+  /** @type {{token: string | null, name: string}} a token just made, shown this once; the name being typed */
+  const fresh = { token: null, name: '' };
   async function loadTokens() {
     try { tokens = await api('/api/tokens'); tokenError = null; } catch (err) { tokenError = err; }
     refresh();
@@ -116,11 +116,15 @@ async function openSettings(p) {
  * Launcher tokens: each, with Revoke; and a form for a new one, shown once.
  * @param {Api.TokenInfo[] | null} tokens
  * @param {unknown} error
- * @param {{token: string | null}} fresh
+ * @param {{token: string | null, name: string}} fresh
  * @param {() => void} reload
  */
 function tokensSection(tokens, error, fresh, reload) {
-  const name = /** @type {HTMLInputElement} */ (h('input', { class: 'input', id: 'token-name', placeholder: 'gpu-host-1' }));
+  // What is typed survives the view being drawn again (a project changed meanwhile).
+  const name = /** @type {HTMLInputElement} */ (h('input', {
+    class: 'input', id: 'token-name', placeholder: 'gpu-host-1', value: fresh.name, 'data-focus-key': 'token-name',
+    oninput: () => { fresh.name = name.value; },
+  }));
   const shown = h('div', { class: 'notice', role: 'status', hidden: !fresh.token, 'data-new-token': '' },
     fresh.token ? [h('p', null, 'Copy it now: it is shown only this once.'), h('code', { class: 'token-secret' }, fresh.token)] : null);
   const make = async () => {
@@ -128,6 +132,7 @@ function tokensSection(tokens, error, fresh, reload) {
       /** @type {Api.NewToken} */
       const t = await api('/api/tokens', { method: 'POST', body: { kind: 'launcher', name: name.value.trim() || undefined } });
       fresh.token = t.token;
+      fresh.name = '';
       reload();
     } catch (err) { toastError('make a token', err); }
   };
