@@ -205,12 +205,73 @@ pub struct AgentDef {
     /// The agent that reviews its tasks' work before they succeed (default: the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<String>,
+    /// Whether it keeps a memory between tasks: labelled blocks, a journal
+    /// Baton writes at each task's end, and documents under `agents/NAME/`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory: bool,
+    /// The agents it may send messages to (besides those it may delegate to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages_to: Vec<String>,
+    /// How deep the tasks it starts may start tasks in turn (fewer than the
+    /// coordinator's own limit, when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
+    /// How many of the tasks it started may be unfinished at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fanout: Option<u32>,
+    /// Which documents its sessions may write and append to (all, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<DocRules>,
     /// Front matter keys Baton does not use, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,
     /// Where the definition came from: `builtin`, `api`, or a file path.
     #[serde(default)]
     pub source: String,
+}
+
+/// Which documents an agent's sessions may change (seed 003's gatekeeper):
+/// name patterns where `*` stands for any characters (`status/*`, `log/*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocRules {
+    /// Names it may write (create, or replace the content of).
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Names it may append to (a new version that keeps the old content first).
+    #[serde(default)]
+    pub append: Vec<String>,
+}
+
+impl DocRules {
+    /// Whether `name` matches one of `patterns`.
+    pub fn matches(patterns: &[String], name: &str) -> bool {
+        patterns.iter().any(|p| glob(p, name))
+    }
+
+    /// Checks the patterns are usable: non-empty, printable, at most 200 characters.
+    pub fn validate(&self) -> Result<(), String> {
+        for p in self.write.iter().chain(&self.append) {
+            if p.is_empty() || p.len() > 200 || p.chars().any(char::is_control) || p.contains("**") {
+                return Err(format!("doc rule {p:?} is not a name pattern (letters, `/`, and `*` for any characters)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` matches `pattern`, `*` standing for any characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else { return false };
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=tail.len()).filter(|&i| tail.is_char_boundary(i)).any(|i| glob(rest, &tail[i..]))
+        }
+    }
 }
 
 /// Prices per million tokens, in US dollars.
@@ -296,6 +357,12 @@ struct FrontMatter {
     fix_attempts: Option<u32>,
     review_by: Option<String>,
     stall_s: Option<u64>,
+    memory: Option<bool>,
+    #[serde(deserialize_with = "list_or_csv")]
+    messages_to: Vec<String>,
+    max_depth: Option<u32>,
+    max_fanout: Option<u32>,
+    docs: Option<DocRules>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -398,6 +465,11 @@ impl AgentDef {
             fix_attempts: fm.fix_attempts,
             stall_s: fm.stall_s,
             review_by: fm.review_by,
+            memory: fm.memory.unwrap_or(false),
+            messages_to: fm.messages_to,
+            max_depth: fm.max_depth,
+            max_fanout: fm.max_fanout,
+            docs: fm.docs,
             extra: fm.extra,
             source: source.to_owned(),
         };
@@ -428,6 +500,12 @@ impl AgentDef {
     /// Checks the definition can be used.
     pub fn validate(&self) -> Result<(), AgentDefError> {
         validate_simple_name("agent name", &self.name)?;
+        for other in &self.messages_to {
+            validate_simple_name("agent name", other)?;
+        }
+        if let Some(rules) = &self.docs {
+            rules.validate().map_err(|why| AgentDefError::Invalid { name: self.name.clone(), why })?;
+        }
         for other in self.delegates_to.iter().chain(&self.fallback) {
             validate_simple_name("agent name", other)?;
         }
@@ -521,6 +599,11 @@ impl AgentDef {
             fix_attempts: None,
             review_by: None,
             stall_s: None,
+            memory: false,
+            messages_to: Vec::new(),
+            max_depth: None,
+            max_fanout: None,
+            docs: None,
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };
@@ -588,5 +671,22 @@ mod tests {
         let def = AgentDef::from_markdown(text, "rev", "api", ExecutorKind::ClaudeCode).unwrap();
         let back = AgentDef::from_markdown(&def.to_markdown(), "other", "api", ExecutorKind::ClaudeCode).unwrap();
         assert_eq!(back, def);
+    }
+
+    #[test]
+    fn doc_rules_match_names_by_pattern() {
+        let rules = DocRules { write: vec!["status/*".into(), "exact".into()], append: vec!["log/*/day".into()] };
+        assert!(DocRules::matches(&rules.write, "status/now"));
+        assert!(DocRules::matches(&rules.write, "exact"));
+        assert!(!DocRules::matches(&rules.write, "exactly"));
+        assert!(!DocRules::matches(&rules.write, "log/x"));
+        assert!(DocRules::matches(&rules.append, "log/2026/day"));
+        assert!(!DocRules::matches(&rules.append, "log/2026/night"));
+        assert!(DocRules { write: vec!["a**".into()], append: vec![] }.validate().is_err());
+        let text = "---\ncommand: [sh]\nmemory: true\nmessages_to: lead\ndocs: {write: [\"status/*\"], append: [\"log/*\"]}\n---\n";
+        let def = AgentDef::from_markdown(text, "w", "f.md", ExecutorKind::Command).unwrap();
+        assert!(def.memory);
+        assert_eq!(def.messages_to, ["lead"]);
+        assert_eq!(def.docs.unwrap().append, ["log/*"]);
     }
 }

@@ -11,6 +11,7 @@ pub mod dag;
 pub mod doc;
 pub mod event;
 pub mod ids;
+pub mod memory;
 pub mod model;
 pub mod names;
 pub mod sandbox;

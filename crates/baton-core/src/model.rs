@@ -437,6 +437,12 @@ pub struct Task {
     /// never on its branch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The inbox message it takes (an agent's message to this task's agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The project it leads, for a lead's task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leads: Option<ProjectId>,
 }
 
 /// A message for a task's agent sent while it worked.
@@ -1316,4 +1322,34 @@ pub struct IdempotentAnswer {
     pub body: String,
     /// When the first request was answered.
     pub created_at: Timestamp,
+}
+
+/// The lead Baton runs for a project: which agent, its task, and the fencing
+/// number that tells its acting session from an earlier one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LeadRecord {
+    /// The project.
+    pub project_id: ProjectId,
+    /// The agent that leads.
+    pub agent: String,
+    /// Whether a lead is wanted (started, not stopped or done).
+    pub wanted: bool,
+    /// Its task: a long-lived conversation, at rest between its wakings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+    /// Raised each time a new session leads; a request of an older one is refused.
+    pub fence: u64,
+    /// How many times it was started again (resumed or fresh) after dying.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why it last had to start fresh, or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When it was started.
+    pub started_at: Timestamp,
+    /// When it ends at the latest (4 hours after it started, by default).
+    pub deadline: Timestamp,
+    /// When it said it was done (every task of the project settled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<Timestamp>,
 }

@@ -42,6 +42,20 @@ pub enum Error {
         /// Where: `line`, `column`, or the field.
         details: Value,
     },
+    /// A write would make a memory block larger than its limit.
+    #[error(
+        "memory block {label} may hold {limit} characters; this write would make it {size} (it holds {current}); nothing was changed"
+    )]
+    OverLimit {
+        /// The block.
+        label: String,
+        /// Its size after the write, in characters.
+        size: u32,
+        /// Its size now.
+        current: u32,
+        /// Its limit.
+        limit: u32,
+    },
     /// A prefix names more than one thing.
     #[error("{text} names more than one {kind}")]
     Ambiguous {
@@ -204,7 +218,7 @@ impl Error {
             }
             Error::Ambiguous { .. } => ErrorCode::AmbiguousId,
             Error::Cycle { .. } => ErrorCode::DependencyCycle,
-            Error::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::TooLarge { .. } | Error::OverLimit { .. } => ErrorCode::PayloadTooLarge,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::NotNow { .. } | Error::Transition(_) => ErrorCode::IllegalTransition,
@@ -225,6 +239,9 @@ impl Error {
             Error::NotFound { kind, id } => Some(json!({ "kind": kind, "id": id })),
             Error::Ambiguous { candidates, .. } => Some(json!({ "candidates": candidates })),
             Error::Cycle { cycle } => Some(json!({ "cycle": cycle })),
+            Error::OverLimit { label, size, current, limit } => {
+                Some(json!({ "label": label, "size": size, "current": current, "limit": limit }))
+            }
             Error::Transition(e) => Some(json!({ "entity": e.entity, "from": e.from, "to": e.to })),
             Error::AlreadyExists { details, .. }
             | Error::Conflict { details, .. }

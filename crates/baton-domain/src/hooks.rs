@@ -180,6 +180,8 @@ fn start(tx: &mut dyn StoreTx, hook: &Value, claude_session: &str, now: Timestam
         follow_ups: Vec::new(),
         attempts: Vec::new(),
         attachments: Vec::new(),
+        message: None,
+        leads: None,
     };
     let session = Session {
         id: SessionId::generate(),

@@ -22,6 +22,7 @@ pub mod error;
 pub mod forge;
 pub mod hooks;
 pub mod lead;
+pub mod memory;
 pub mod notices;
 pub mod outbox;
 pub mod projects;

@@ -8,9 +8,10 @@ use baton_core::api::{SessionState, Spend};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::memory::{AgentMessage, JournalEntry, MemoryBlock, MessageState};
 use baton_core::model::{
-    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState,
-    Project, Run, Session, Task, TokenKind, TokenRecord,
+    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, LeadRecord, MergeRequest, Orchestration, OrderKind, Plan,
+    PoolState, Project, Run, Session, Task, TokenKind, TokenRecord,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -131,10 +132,26 @@ pub trait StoreRead {
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
     /// Tasks that depend on `id`.
     fn dependents(&self, id: &TaskId) -> Result<Vec<Task>, StoreError>;
+    /// The newest version of each of an owner's memory blocks, by label.
+    fn memory_blocks(&self, owner: &str) -> Result<Vec<MemoryBlock>, StoreError>;
+    /// Every version of one block, newest first.
+    fn memory_versions(&self, owner: &str, label: &str) -> Result<Vec<MemoryBlock>, StoreError>;
+    /// An agent's journal, newest first, at most `limit` entries.
+    fn journal(&self, agent: &str, limit: u32) -> Result<Vec<JournalEntry>, StoreError>;
+    /// A message by id.
+    fn message(&self, id: &str) -> Result<Option<AgentMessage>, StoreError>;
+    /// The messages to an agent in these states (any, when empty), oldest first.
+    fn messages(&self, to: &str, states: &[MessageState], limit: u32) -> Result<Vec<AgentMessage>, StoreError>;
+    /// The lead Baton runs for a project, if any was ever started.
+    fn lead(&self, project: &ProjectId) -> Result<Option<LeadRecord>, StoreError>;
+    /// Every project's lead record.
+    fn leads(&self) -> Result<Vec<LeadRecord>, StoreError>;
     /// The hourly aggregates from `since_hour` (milliseconds) on, oldest first.
     fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError>;
     /// The queue's depth sampled at each hour from `since_hour` on, oldest first.
     fn hourly_queue(&self, since_hour: i64) -> Result<Vec<(i64, u64)>, StoreError>;
+    /// When the oldest queued run of an agent was queued (the head of its queue).
+    fn oldest_queued_run(&self, agent: &str) -> Result<Option<Timestamp>, StoreError>;
     /// How many tasks are in `status` (by the status index alone).
     fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError>;
     /// How many tasks are in each status (for metrics).
@@ -331,6 +348,15 @@ pub trait StoreTx: StoreRead {
     fn put_pool_state(&mut self, state: &PoolState) -> Result<(), StoreError>;
     /// Adds to a project's running total of spend (see [`StoreRead::project_spent`]).
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError>;
+    /// Writes a new version of a memory block ([`StoreError::Duplicate`] when
+    /// that version exists: another write came first).
+    fn put_memory_block(&mut self, block: &MemoryBlock) -> Result<(), StoreError>;
+    /// Appends to an agent's journal; the entry's place in it.
+    fn append_journal(&mut self, entry: &JournalEntry) -> Result<i64, StoreError>;
+    /// Inserts or replaces a message.
+    fn put_message(&mut self, message: &AgentMessage) -> Result<(), StoreError>;
+    /// Inserts or replaces a project's lead record.
+    fn put_lead(&mut self, lead: &LeadRecord) -> Result<(), StoreError>;
     /// Adds to one hour's aggregates.
     fn add_hour(&mut self, delta: &HourDelta) -> Result<(), StoreError>;
     /// Records the queue's depth for an hour (the last sample of it stays).

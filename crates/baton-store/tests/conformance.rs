@@ -479,6 +479,87 @@ fn tasks_page_by_key_and_hours_add_up() {
 }
 
 #[test]
+fn memory_journal_inbox_and_leads_round_trip() {
+    use baton_core::memory::{AgentMessage, JournalEntry, JournalKind, MemoryBlock, MessageState};
+    each(|store, backend| async move {
+        let block = |label: &str, version: u32, text: &str| MemoryBlock {
+            owner: "w".into(),
+            label: label.into(),
+            text: text.into(),
+            limit: 100,
+            description: String::new(),
+            read_only: false,
+            agents: Vec::new(),
+            version,
+            written_by: None,
+            updated_at: Timestamp::now(),
+        };
+        for b in [block("notes", 1, "one"), block("notes", 2, "two"), block("persona", 1, "me")] {
+            store.write(move |tx| tx.put_memory_block(&b)).await.unwrap();
+        }
+        let again = block("notes", 2, "clash");
+        let refused = store.write(move |tx| tx.put_memory_block(&again)).await;
+        assert!(matches!(refused, Err(StoreError::Duplicate { .. })), "{backend}: {refused:?}");
+        let now: Vec<(String, String)> =
+            store.read(|r| r.memory_blocks("w")).await.unwrap().into_iter().map(|b| (b.label, b.text)).collect();
+        assert_eq!(now, [("notes".into(), "two".into()), ("persona".into(), "me".into())], "{backend}");
+        let versions = store.read(|r| r.memory_versions("w", "notes")).await.unwrap();
+        assert_eq!(versions.iter().map(|b| b.version).collect::<Vec<_>>(), [2, 1], "{backend}");
+        for text in ["first", "second"] {
+            let e = JournalEntry {
+                seq: 0,
+                agent: "w".into(),
+                kind: JournalKind::Note,
+                task_id: None,
+                text: text.into(),
+                data: serde_json::Value::Null,
+                at: Timestamp::now(),
+            };
+            store.write(move |tx| tx.append_journal(&e)).await.unwrap();
+        }
+        let journal = store.read(|r| r.journal("w", 10)).await.unwrap();
+        assert_eq!(journal.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["second", "first"], "{backend}");
+        assert!(journal[0].seq > journal[1].seq, "{backend}");
+        let mut m = AgentMessage {
+            id: "msg-1".into(),
+            to: "w".into(),
+            from: "admin".into(),
+            from_session: None,
+            text: "hi".into(),
+            state: MessageState::Queued,
+            task_id: None,
+            reason: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        };
+        let put = m.clone();
+        store.write(move |tx| tx.put_message(&put)).await.unwrap();
+        m.state = MessageState::Delivered;
+        let put = m.clone();
+        store.write(move |tx| tx.put_message(&put)).await.unwrap();
+        let queued = store.read(|r| r.messages("w", &[MessageState::Queued], 10)).await.unwrap();
+        assert!(queued.is_empty(), "{backend}");
+        assert_eq!(store.read(|r| r.message("msg-1")).await.unwrap(), Some(m), "{backend}");
+        let project = ProjectId::generate();
+        let lead = baton_core::model::LeadRecord {
+            project_id: project.clone(),
+            agent: "lead".into(),
+            wanted: true,
+            task_id: None,
+            fence: 1,
+            restarts: 0,
+            note: None,
+            started_at: Timestamp::now(),
+            deadline: Timestamp::now(),
+            done_at: None,
+        };
+        let put = lead.clone();
+        store.write(move |tx| tx.put_lead(&put)).await.unwrap();
+        assert_eq!(store.read(move |r| r.lead(&project)).await.unwrap(), Some(lead), "{backend}");
+    });
+}
+
+#[test]
 fn an_idempotency_key_keeps_its_first_answer() {
     each(|store, backend| async move {
         let answer = |key: &str, body: &str| IdempotentAnswer {

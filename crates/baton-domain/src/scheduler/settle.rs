@@ -24,6 +24,9 @@ pub(crate) fn settled(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task) -> Re
             cost_usd: 0.0,
         })?;
     }
+    if task.status.is_settled() {
+        crate::memory::record_outcome(tx, task)?;
+    }
     call_back(tx, fx, task)?;
     if task.orchestration.is_some() {
         orchestrations::advance(tx, fx, task)?;

@@ -135,6 +135,10 @@ pub(crate) struct Asked {
     pub attachments: Vec<baton_core::model::Attachment>,
     /// The tasks started with it as attempts at the same work.
     pub attempts: Vec<TaskId>,
+    /// The inbox message it takes.
+    pub message: Option<String>,
+    /// The project it leads.
+    pub leads: Option<baton_core::ids::ProjectId>,
 }
 
 impl NewTask {
@@ -304,7 +308,7 @@ pub(crate) fn asked_of(tx: &dyn StoreTx, req: &CreateTask) -> Result<Asked, Erro
         }
         attachments.push(baton_core::model::Attachment { name: a.name.clone(), doc: a.doc.clone(), size: doc.size });
     }
-    Ok(Asked { model: req.model.clone(), base_branch: req.base.clone(), attachments, attempts: Vec::new() })
+    Ok(Asked { model: req.model.clone(), base_branch: req.base.clone(), attachments, ..Asked::default() })
 }
 
 /// Existing tasks named as prerequisites: they must exist and be of the project.
@@ -403,6 +407,8 @@ pub(crate) fn insert_known(
         follow_ups: Vec::new(),
         attempts: new.asked.attempts,
         attachments: new.asked.attachments,
+        message: new.asked.message,
+        leads: new.asked.leads,
     };
     match readiness_known(tx, &task.depends_on, known)? {
         Readiness::Blocked(reason) => {

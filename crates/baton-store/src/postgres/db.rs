@@ -15,9 +15,10 @@ use baton_core::api::{SessionState, Spend};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::memory::{AgentMessage, JournalEntry, MemoryBlock, MessageState};
 use baton_core::model::{
-    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState,
-    Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
+    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, LeadRecord, MergeRequest, Orchestration, OrderKind, Plan,
+    PoolState, Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -244,6 +245,58 @@ impl StoreRead for PgDb<'_> {
                 crate::rows::hour_row(r.get(0), r.get(1), r.get(2), n, r.get(6))
             })
             .collect())
+    }
+
+    fn memory_blocks(&self, owner: &str) -> Result<Vec<MemoryBlock>, StoreError> {
+        self.docs(
+            "memory block",
+            "SELECT DISTINCT ON (label) data FROM memory_blocks WHERE owner = $1 ORDER BY label, version DESC",
+            &[&owner],
+        )
+    }
+
+    fn memory_versions(&self, owner: &str, label: &str) -> Result<Vec<MemoryBlock>, StoreError> {
+        self.docs(
+            "memory block",
+            "SELECT data FROM memory_blocks WHERE owner = $1 AND label = $2 ORDER BY version DESC",
+            &[&owner, &label],
+        )
+    }
+
+    fn journal(&self, agent: &str, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = self.rows(
+            "SELECT seq, data FROM journal WHERE agent = $1 ORDER BY seq DESC LIMIT $2",
+            &[&agent, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| decode::<JournalEntry>("journal entry", r.get(1)).map(|e| JournalEntry { seq: r.get(0), ..e }))
+            .collect()
+    }
+
+    fn message(&self, id: &str) -> Result<Option<AgentMessage>, StoreError> {
+        self.doc("message", "SELECT data FROM agent_messages WHERE id = $1", &[&id])
+    }
+
+    fn messages(&self, to: &str, states: &[MessageState], limit: u32) -> Result<Vec<AgentMessage>, StoreError> {
+        let all = self.docs::<AgentMessage>(
+            "message",
+            "SELECT data FROM agent_messages WHERE to_agent = $1 ORDER BY created_at, id",
+            &[&to],
+        )?;
+        Ok(all.into_iter().filter(|m| states.is_empty() || states.contains(&m.state)).take(limit as usize).collect())
+    }
+
+    fn lead(&self, project: &ProjectId) -> Result<Option<LeadRecord>, StoreError> {
+        self.doc("lead", "SELECT data FROM leads WHERE project_id = $1", &[&project.as_str()])
+    }
+
+    fn leads(&self) -> Result<Vec<LeadRecord>, StoreError> {
+        self.docs("lead", "SELECT data FROM leads ORDER BY project_id", &[])
+    }
+
+    fn oldest_queued_run(&self, agent: &str) -> Result<Option<Timestamp>, StoreError> {
+        let row = self.row("SELECT MIN(created_at) FROM runs WHERE agent = $1 AND status = 'queued'", &[&agent])?;
+        Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)).map(Timestamp::from_millis))
     }
 
     fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError> {
@@ -886,6 +939,42 @@ impl StoreTx for PgDb<'_> {
 
     fn prune_idempotent_answers(&mut self, before: Timestamp) -> Result<u64, StoreError> {
         self.exec("DELETE FROM idempotency_keys WHERE created_at < $1", &[&before.as_millis()])
+    }
+
+    fn put_memory_block(&mut self, block: &MemoryBlock) -> Result<(), StoreError> {
+        let data = encode("memory block", block)?;
+        self.insert_new(
+            "a version of this memory block".into(),
+            "INSERT INTO memory_blocks (owner, label, version, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&block.owner, &block.label, &i64::from(block.version), &data],
+        )
+    }
+
+    fn append_journal(&mut self, entry: &JournalEntry) -> Result<i64, StoreError> {
+        let data = encode("journal entry", entry)?;
+        let row =
+            self.row("INSERT INTO journal (agent, data) VALUES ($1, $2) RETURNING seq", &[&entry.agent, &data])?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    fn put_message(&mut self, m: &AgentMessage) -> Result<(), StoreError> {
+        let data = encode("message", m)?;
+        let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        self.exec(
+            "INSERT INTO agent_messages (id, to_agent, state, created_at, data) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data",
+            &[&m.id, &m.to, &state, &m.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_lead(&mut self, lead: &LeadRecord) -> Result<(), StoreError> {
+        let data = encode("lead", lead)?;
+        self.exec(
+            "INSERT INTO leads (project_id, data) VALUES ($1, $2) ON CONFLICT (project_id) DO UPDATE SET data = excluded.data",
+            &[&lead.project_id.as_str(), &data],
+        )?;
+        Ok(())
     }
 
     fn add_hour(&mut self, d: &HourDelta) -> Result<(), StoreError> {

@@ -242,6 +242,35 @@ CREATE TABLE hourly_queue (
     queued BIGINT NOT NULL
 );
 "#,
+    r#"
+-- What lives between an agent's tasks: its memory's blocks (every version),
+-- its journal, its inbox; and the lead Baton runs per project.
+CREATE TABLE memory_blocks (
+    owner TEXT NOT NULL,
+    label TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (owner, label, version)
+);
+CREATE TABLE journal (
+    seq BIGSERIAL PRIMARY KEY,
+    agent TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX journal_by_agent ON journal(agent, seq);
+CREATE TABLE agent_messages (
+    id TEXT PRIMARY KEY,
+    to_agent TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX agent_messages_by_agent ON agent_messages(to_agent, state, created_at);
+CREATE TABLE leads (
+    project_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"#,
 ];
 
 /// The newest schema this build knows.

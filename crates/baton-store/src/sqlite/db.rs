@@ -10,9 +10,10 @@ use baton_core::api::{SessionState, Spend};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
+use baton_core::memory::{AgentMessage, JournalEntry, MemoryBlock, MessageState};
 use baton_core::model::{
-    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, MergeRequest, Orchestration, OrderKind, Plan, PoolState,
-    Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
+    IdempotentAnswer, Launcher, LauncherOrder, LeadHeartbeat, LeadRecord, MergeRequest, Orchestration, OrderKind, Plan,
+    PoolState, Project, Run, Session, Task, TokenKind, TokenRecord, Usage,
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -220,6 +221,66 @@ impl StoreRead for Db<'_> {
             .into_iter()
             .filter_map(|(hour, p, agent, n, cost)| crate::rows::hour_row(hour, &p, agent, n, cost))
             .collect())
+    }
+
+    fn memory_blocks(&self, owner: &str) -> Result<Vec<MemoryBlock>, StoreError> {
+        self.docs(
+            "memory block",
+            "SELECT data FROM memory_blocks m WHERE owner = ?1
+             AND version = (SELECT MAX(version) FROM memory_blocks WHERE owner = m.owner AND label = m.label) ORDER BY label",
+            [owner],
+        )
+    }
+
+    fn memory_versions(&self, owner: &str, label: &str) -> Result<Vec<MemoryBlock>, StoreError> {
+        self.docs(
+            "memory block",
+            "SELECT data FROM memory_blocks WHERE owner = ?1 AND label = ?2 ORDER BY version DESC",
+            [owner, label],
+        )
+    }
+
+    fn journal(&self, agent: &str, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, data FROM journal WHERE agent = ?1 ORDER BY seq DESC LIMIT ?2")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![agent, limit], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(seq, data)| decode::<JournalEntry>("journal entry", &data).map(|e| JournalEntry { seq, ..e }))
+            .collect()
+    }
+
+    fn message(&self, id: &str) -> Result<Option<AgentMessage>, StoreError> {
+        self.doc("message", "SELECT data FROM agent_messages WHERE id = ?1", [id])
+    }
+
+    fn messages(&self, to: &str, states: &[MessageState], limit: u32) -> Result<Vec<AgentMessage>, StoreError> {
+        let all = self.docs::<AgentMessage>(
+            "message",
+            "SELECT data FROM agent_messages WHERE to_agent = ?1 ORDER BY created_at, id",
+            [to],
+        )?;
+        Ok(all.into_iter().filter(|m| states.is_empty() || states.contains(&m.state)).take(limit as usize).collect())
+    }
+
+    fn lead(&self, project: &ProjectId) -> Result<Option<LeadRecord>, StoreError> {
+        self.doc("lead", "SELECT data FROM leads WHERE project_id = ?1", [project.as_str()])
+    }
+
+    fn leads(&self) -> Result<Vec<LeadRecord>, StoreError> {
+        self.docs("lead", "SELECT data FROM leads ORDER BY project_id", [])
+    }
+
+    fn oldest_queued_run(&self, agent: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT MIN(created_at) FROM runs WHERE agent = ?1 AND status = 'queued'")
+            .and_then(|mut st| st.query_row([agent], |r| r.get::<_, Option<i64>>(0)))
+            .map(|at| at.map(Timestamp::from_millis))
+            .map_err(db_err)
     }
 
     fn count_in_status(&self, status: TaskStatus) -> Result<u64, StoreError> {
@@ -852,6 +913,42 @@ impl StoreTx for Db<'_> {
         self.exec(
             "INSERT INTO pools (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
             params![state.name, data],
+        )?;
+        Ok(())
+    }
+
+    fn put_memory_block(&mut self, block: &MemoryBlock) -> Result<(), StoreError> {
+        let data = encode("memory block", block)?;
+        self.exec_unique(
+            "a version of this memory block",
+            "INSERT INTO memory_blocks (owner, label, version, data) VALUES (?1, ?2, ?3, ?4)",
+            params![block.owner, block.label, block.version, data],
+        )?;
+        Ok(())
+    }
+
+    fn append_journal(&mut self, entry: &JournalEntry) -> Result<i64, StoreError> {
+        let data = encode("journal entry", entry)?;
+        self.exec("INSERT INTO journal (agent, data) VALUES (?1, ?2)", params![entry.agent, data])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn put_message(&mut self, m: &AgentMessage) -> Result<(), StoreError> {
+        let data = encode("message", m)?;
+        let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        self.exec(
+            "INSERT INTO agent_messages (id, to_agent, state, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, data = excluded.data",
+            params![m.id, m.to, state, m.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn put_lead(&mut self, lead: &LeadRecord) -> Result<(), StoreError> {
+        let data = encode("lead", lead)?;
+        self.exec(
+            "INSERT INTO leads (project_id, data) VALUES (?1, ?2) ON CONFLICT(project_id) DO UPDATE SET data = excluded.data",
+            params![lead.project_id.as_str(), data],
         )?;
         Ok(())
     }

@@ -236,6 +236,35 @@ CREATE TABLE hourly_queue (
     queued INTEGER NOT NULL
 );
 "#,
+    r#"
+-- What lives between an agent's tasks: its memory's blocks (every version),
+-- its journal, its inbox; and the lead Baton runs per project.
+CREATE TABLE memory_blocks (
+    owner TEXT NOT NULL,
+    label TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (owner, label, version)
+);
+CREATE TABLE journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX journal_by_agent ON journal(agent, seq);
+CREATE TABLE agent_messages (
+    id TEXT PRIMARY KEY,
+    to_agent TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX agent_messages_by_agent ON agent_messages(to_agent, state, created_at);
+CREATE TABLE leads (
+    project_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,0 +1,166 @@
+//! What lives between an agent's tasks: its memory (labelled blocks, each with
+//! a character limit, every version kept), its journal (what Baton recorded at
+//! each task's end, and notes the agent appended), and its inbox (messages
+//! sent to it, with their states).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{SessionId, TaskId};
+use crate::time::Timestamp;
+
+/// The owner of blocks several agents share.
+pub const SHARED: &str = "shared";
+
+/// The blocks every agent with memory has, with their limits in characters.
+pub const DEFAULT_BLOCKS: &[(&str, u32, &str)] = &[
+    ("persona", 2_000, "Who you are and how you work: kept across tasks."),
+    ("notes", 5_000, "What you learned that the next task should know."),
+];
+
+/// The largest limit a block may have, in characters.
+pub const MAX_BLOCK_LIMIT: u32 = 100_000;
+
+/// One version of a labelled block of an agent's memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MemoryBlock {
+    /// Its owner: the agent's name, or `shared`.
+    pub owner: String,
+    /// Its label (`persona`, `notes`, …).
+    pub label: String,
+    /// What it holds.
+    pub text: String,
+    /// How many characters it may hold; a write past it is refused.
+    pub limit: u32,
+    /// What it is for, as the agent is told.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the agent may only read it (people still write it).
+    #[serde(default)]
+    pub read_only: bool,
+    /// For a shared block: the agents that see it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    /// Its version: 1 for the first, one more for each write.
+    pub version: u32,
+    /// Who wrote this version (`admin`, an agent's session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
+    /// When.
+    pub updated_at: Timestamp,
+}
+
+impl MemoryBlock {
+    /// Its size, in characters.
+    pub fn chars(&self) -> u32 {
+        self.text.chars().count() as u32
+    }
+}
+
+/// What kind of journal entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalKind {
+    /// Baton's record of a task's end: outcome, diff stat, cost, last message.
+    Outcome,
+    /// A note the agent (or a person) appended.
+    Note,
+}
+
+/// An entry of an agent's journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JournalEntry {
+    /// Its place in the journal (assigned by the store; 0 before).
+    #[serde(default)]
+    pub seq: i64,
+    /// The agent.
+    pub agent: String,
+    /// What kind.
+    pub kind: JournalKind,
+    /// The task it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+    /// What it says.
+    pub text: String,
+    /// Particulars (status, diff stat, cost).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub data: Value,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Where a message to an agent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// Waiting for the agent.
+    Queued,
+    /// Given to the agent (a task of its own, taken before its queued tasks).
+    Delivered,
+    /// The agent's task for it ended.
+    Done,
+    /// Not taken: the sender may not message the agent, or the agent is gone.
+    Refused,
+}
+
+/// A message in an agent's inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentMessage {
+    /// Its id (`msg-` and 12 hex digits).
+    pub id: String,
+    /// The agent it is for.
+    pub to: String,
+    /// Who sent it: `admin`, or the sending agent's name.
+    pub from: String,
+    /// The sending session, which hears how it ended (as a callback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_session: Option<SessionId>,
+    /// What it says.
+    pub text: String,
+    /// Where it is.
+    pub state: MessageState,
+    /// The task that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+    /// Why it was refused, or how its task ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was sent.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// How a write changes a block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Its text becomes the text given.
+    #[default]
+    Replace,
+    /// The text given is added at its end, on a line of its own.
+    Append,
+}
+
+/// A write of a block (`PUT /api/agents/{name}/memory/{label}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBlock {
+    /// The text.
+    pub text: String,
+    /// Replace (the default) or append.
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// A new limit, in characters (people only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Whether the agent may only read it (people only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Share it with these agents too (people only; it becomes a shared block).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub share_with: Vec<String>,
+}
