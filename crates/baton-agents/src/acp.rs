@@ -63,7 +63,7 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         program: turn.baton.to_string_lossy().into_owned(),
         args,
         env: BTreeMap::new(),
-        stdin: Some(turn.prompt.to_owned()),
+        stdin: Some(crate::executor::with_memory(turn, turn.prompt.to_owned())),
         files,
     })
 }

@@ -47,6 +47,21 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
             args.push("--strict-mcp-config".into());
         }
     }
+    if let Some(memory) = turn.memory {
+        // The memory comes through a SessionStart hook, which Claude Code runs at
+        // start, on resume and after a compaction: `baton memory-context` asks the
+        // coordinator for it as it is then, or gives the run's copy.
+        let (copy, settings) = (turn.dir.join("memory.md"), turn.dir.join("claude-settings.json"));
+        let command = format!(
+            "{} memory-context --fallback {}",
+            quote(&turn.baton.to_string_lossy()),
+            quote(&copy.to_string_lossy())
+        );
+        let hooks = json!({ "hooks": { "SessionStart": [{ "hooks": [{ "type": "command", "command": command }] }] } });
+        files.push((copy, memory.to_owned()));
+        files.push((settings.clone(), hooks.to_string()));
+        args.extend(["--settings".into(), settings.to_string_lossy().into_owned()]);
+    }
     if turn.kind == RunKind::Resume
         && let Some(id) = turn.agent_session_id
     {
@@ -54,6 +69,11 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     }
     args.extend(agent.args.iter().cloned());
     Ok(Launch { program, args, env: Default::default(), stdin: Some(turn.prompt.to_owned()), files })
+}
+
+/// A word for the shell, in single quotes.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// The parser of Claude Code's stream.

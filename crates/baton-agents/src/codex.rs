@@ -53,8 +53,13 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         args.extend(["resume".into(), id.to_owned()]);
     }
     args.push("-".into());
-    let prompt = crate::executor::with_system_prompt(turn);
-    Ok(Launch { program, args, env: Default::default(), stdin: Some(prompt), files: Vec::new() })
+    let mut prompt = crate::executor::with_system_prompt(turn);
+    // The memory: Codex reads AGENTS.md in its home at every turn.
+    let files: Vec<_> = crate::executor::memory_file(turn, ".codex/AGENTS.md").into_iter().collect();
+    if files.is_empty() {
+        prompt = crate::executor::with_memory(turn, prompt);
+    }
+    Ok(Launch { program, args, env: Default::default(), stdin: Some(prompt), files })
 }
 
 /// The parser of Codex's stream.

@@ -22,8 +22,9 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         agent: agent.name.clone(),
         why: "the command executor needs `command`".into(),
     })?;
+    let prompt = crate::executor::with_memory(turn, turn.prompt.to_owned());
     let mut env = BTreeMap::new();
-    env.insert("BATON_PROMPT".to_owned(), turn.prompt.to_owned());
+    env.insert("BATON_PROMPT".to_owned(), prompt.clone());
     if !agent.system_prompt.is_empty() {
         env.insert("BATON_SYSTEM_PROMPT".to_owned(), agent.system_prompt.clone());
     }
@@ -37,7 +38,7 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         program: program.clone(),
         args: rest.iter().chain(&agent.args).cloned().collect(),
         env,
-        stdin: Some(turn.prompt.to_owned()),
+        stdin: Some(prompt),
         files: Vec::new(),
     })
 }

@@ -32,6 +32,12 @@ pub struct TurnRequest<'a> {
     /// Whether the agent runs inside Baton's sandbox (a CLI's own sandbox is
     /// then switched off rather than nested).
     pub sandboxed: bool,
+    /// The agent's memory, for an agent that keeps one: how it reaches the agent
+    /// depends on the CLI (never through the worktree).
+    pub memory: Option<&'a str>,
+    /// The agent's HOME when it is the task's own (made by the launcher), where a
+    /// CLI's global instructions file may be written.
+    pub own_home: Option<&'a Path>,
 }
 
 /// How to start the agent process for a turn.
@@ -109,6 +115,24 @@ pub(crate) fn with_system_prompt(turn: &TurnRequest<'_>) -> String {
         "" => turn.prompt.to_owned(),
         system => format!("{system}\n\n{}", turn.prompt),
     }
+}
+
+/// The prompt with the agent's memory before it, on a task's first turn: for
+/// the CLIs that have no other way to get it.
+pub(crate) fn with_memory(turn: &TurnRequest<'_>, prompt: String) -> String {
+    match (turn.memory, turn.kind) {
+        (Some(memory), RunKind::Start) => format!("{memory}\n---\n\n{prompt}"),
+        _ => prompt,
+    }
+}
+
+/// The agent's memory as a CLI's global instructions file in the task's own
+/// HOME (`relative` to it): the file, or, when the HOME is not the task's own,
+/// nothing (the memory then goes before the first prompt).
+pub(crate) fn memory_file(turn: &TurnRequest<'_>, relative: &str) -> Option<(PathBuf, String)> {
+    let memory = turn.memory?;
+    let home = turn.own_home?;
+    Some((home.join(relative), memory.to_owned()))
 }
 
 /// The MCP servers of an agent for a turn: its definition's, plus Baton's own

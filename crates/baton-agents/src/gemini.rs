@@ -35,7 +35,7 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
     // The worktree is Baton's own: headless Gemini refuses to run in a folder it
     // has not been told to trust.
     env.insert("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned());
-    let prompt = crate::executor::with_system_prompt(turn);
+    let mut prompt = crate::executor::with_system_prompt(turn);
     // MCP servers: Gemini reads them only from settings files, so Baton's go into a
     // file of the run's own, read as the lowest layer of settings ("system
     // defaults"): the user's settings still apply on top.
@@ -45,6 +45,11 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
         let path = turn.dir.join("gemini-settings.json");
         files.push((path.clone(), json!({ "mcpServers": servers }).to_string()));
         env.insert("GEMINI_CLI_SYSTEM_DEFAULTS_PATH".to_owned(), path.to_string_lossy().into_owned());
+    }
+    // The memory: Gemini reads GEMINI.md in its home's .gemini at every turn.
+    match crate::executor::memory_file(turn, ".gemini/GEMINI.md") {
+        Some(file) => files.push(file),
+        None => prompt = crate::executor::with_memory(turn, prompt),
     }
     Ok(Launch { program, args, env, stdin: Some(prompt), files })
 }

@@ -119,6 +119,33 @@ pub enum Command {
     /// retried for 24 h, with one-tap action links).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// An agent's memory (for agents whose definition says `memory: true`):
+    /// labelled blocks with a limit each, every version kept, and a journal Baton
+    /// writes at each task's end. It reaches the agent at each task's start.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+    /// Send a message to an agent's inbox. From a person it wakes the agent: a task
+    /// of its own, ahead of the agent's queued tasks (inside an agent's task, the
+    /// agent's authority decides). Prints the message's id and state.
+    Send(SendArgs),
+    /// An agent's inbox: each message with its sender and state (queued,
+    /// delivered, done, refused).
+    Inbox {
+        /// The agent.
+        agent: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an agent's memory as Claude Code's SessionStart hook wants it (run
+    /// by the hook Baton gives Claude Code agents with memory; not for people).
+    #[command(hide = true)]
+    MemoryContext {
+        /// The memory as it was when the run started, used when the coordinator
+        /// cannot be reached.
+        #[arg(long, value_name = "FILE")]
+        fallback: Option<PathBuf>,
+    },
     /// Supervise one agent process (started by launchers; not for people).
     #[command(hide = true)]
     Supervise {
@@ -233,6 +260,89 @@ pub enum WebhookCommand {
         /// The delivery's id (`msg_…`).
         id: String,
     },
+}
+
+/// `baton memory`.
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// The agent's blocks (size against limit, version), its journal's newest
+    /// entries, and how much of it reaches the agent.
+    Show {
+        /// The agent.
+        agent: String,
+        /// Print the text exactly as it reaches the agent instead.
+        #[arg(long)]
+        context: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a block (a new version; the earlier ones are kept). A text longer than
+    /// the block's limit is refused with both sizes and nothing changes.
+    Set {
+        /// The agent.
+        agent: String,
+        /// The block's label (`persona`, `notes`, or a new one).
+        label: String,
+        /// The text (`-` or none: read from stdin).
+        text: Option<String>,
+        /// Add the text at the block's end instead of replacing it.
+        #[arg(long)]
+        append: bool,
+        /// A new limit, in characters.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Make the block read-only to the agent (`--read-only=false` to undo).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        read_only: Option<bool>,
+        /// Share the block with these agents as well (repeatable, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        share_with: Vec<String>,
+    },
+    /// Bring back an earlier version of a block (as the newest version).
+    Revert {
+        /// The agent.
+        agent: String,
+        /// The block's label.
+        label: String,
+        /// The version to bring back (see `baton memory versions`).
+        version: u32,
+    },
+    /// Every version of a block, newest first.
+    Versions {
+        /// The agent.
+        agent: String,
+        /// The block's label.
+        label: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a note to the agent's journal.
+    Note {
+        /// The agent.
+        agent: String,
+        /// The note.
+        text: String,
+    },
+}
+
+/// `baton send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The agent.
+    pub agent: String,
+    /// What to say.
+    pub message: String,
+    /// The project its work belongs to (needed when there are several).
+    #[arg(long, short)]
+    pub project: Option<String>,
+    /// An idempotency key: the same key again sends nothing more (default: a new one).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `baton acp-client`.
@@ -687,6 +797,10 @@ pub enum DocCommand {
         /// The project it is about.
         #[arg(long)]
         project: Option<String>,
+        /// Add the text at the end of the current version instead of replacing it
+        /// (all an agent whose document rules say `append` may do).
+        #[arg(long)]
+        append: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

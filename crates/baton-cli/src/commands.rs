@@ -6,6 +6,7 @@ mod doctor;
 mod follow;
 mod hook;
 mod launcher;
+mod memory;
 mod plans;
 mod projects;
 mod review;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Supervise { .. } => Err(CliError::Usage("`baton supervise` is started by launchers")),
         Command::AcpClient(args) => agents::acp_client(args).await,
         Command::Hook(args) => hook::hook(url, token, args).await,
+        Command::MemoryContext { fallback } => memory::hook_context(url, token, fallback).await,
         command => {
             let client = context::client(url, token)?;
             match command {
@@ -68,11 +70,15 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Pools(args) => projects::pools(&client, args).await,
                 Command::Token(command) => tokens::token(&client, command).await,
                 Command::Webhook(command) => webhooks::webhook(&client, command).await,
+                Command::Memory(command) => memory::memory(&client, command).await,
+                Command::Send(args) => memory::send(&client, args).await,
+                Command::Inbox { agent, json } => memory::inbox(&client, &agent, json).await,
                 Command::Up(_)
                 | Command::Doctor(_)
                 | Command::Supervise { .. }
                 | Command::AcpClient(_)
-                | Command::Hook(_) => {
+                | Command::Hook(_)
+                | Command::MemoryContext { .. } => {
                     unreachable!("handled above")
                 }
             }

@@ -218,6 +218,18 @@ impl Client {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
+    /// `POST path` with a JSON body and an `Idempotency-Key`: sent again with
+    /// the same key, the coordinator answers as it did the first time and
+    /// changes nothing more.
+    pub async fn post_once<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        key: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(self.request(Method::POST, path).header("Idempotency-Key", key).json(body)).await
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,

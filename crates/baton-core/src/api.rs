@@ -950,6 +950,10 @@ pub struct Assignment {
     /// object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_head: Option<String>,
+    /// The agent's memory as it reaches the agent (its blocks and newest
+    /// journal entries), for an agent that keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// A prerequisite of the task being started.
@@ -1140,6 +1144,11 @@ pub struct PushDoc {
     /// The project it is about (id or name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// Add `content` at the end of the current version's text (on a line of its
+    /// own) instead of replacing it: what an agent whose document rules let it
+    /// only append may do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub append: bool,
 }
 
 /// `GET /api/docs/{name}`: a document with its content and its versions.

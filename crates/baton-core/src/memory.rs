@@ -164,3 +164,75 @@ pub struct WriteBlock {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub share_with: Vec<String>,
 }
+
+/// `GET /api/agents/{name}/memory`: an agent's blocks and the newest entries
+/// of its journal, with what reaches the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MemoryView {
+    /// The agent.
+    pub agent: String,
+    /// Its blocks now (its own, and the shared ones that name it).
+    pub blocks: Vec<MemoryBlock>,
+    /// Its journal, newest first (at most 50 entries).
+    pub journal: Vec<JournalEntry>,
+    /// How many characters of memory reach the agent at the start of a task.
+    pub context_chars: u32,
+    /// The most that may reach it.
+    pub context_budget: u32,
+}
+
+/// `POST /api/agents/{name}/memory/{label}/revert`: bring back an earlier version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertBlock {
+    /// The version whose text becomes the newest.
+    pub version: u32,
+}
+
+/// `POST /api/agents/{name}/journal`: a note in an agent's journal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalNote {
+    /// What to note.
+    pub text: String,
+}
+
+/// `POST /api/agents/{name}/messages`: a message to an agent's inbox.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendToAgent {
+    /// What to say.
+    pub text: String,
+    /// The project its work belongs to (a sending agent's own by default; needed
+    /// from a person when there are several projects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
+/// `GET /api/agents/{name}/memory/context`: exactly what reaches the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MemoryContext {
+    /// The agent.
+    pub agent: String,
+    /// The text, as the agent gets it (empty for an agent without memory).
+    pub text: String,
+}
+
+/// `GET /api/me`: who a token speaks for.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Me {
+    /// `admin`, `launcher` or `session`.
+    pub kind: String,
+    /// For a session token: its session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
+    /// For a session token: the session's task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// For a session token: the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// For a session token: the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}

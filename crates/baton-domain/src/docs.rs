@@ -3,6 +3,7 @@
 //! so every replica sharing a database serves them.
 
 use base64::Engine;
+use baton_core::agent::DocRules;
 use baton_core::api::{DocDetail, PushDoc};
 use baton_core::doc::{Blob, Document};
 use baton_core::event::{EventKind, NewEvent};
@@ -66,6 +67,22 @@ pub fn push(
     };
     let project_id = req.project.as_deref().map(|p| resolve::project_ref(tx, p)).transpose()?.map(|p| p.id);
     let previous = tx.document(&req.name)?;
+    if let Some(session) = &writer {
+        check_rules(tx, session, &req.name, if req.append { Change::Append } else { Change::Write })?;
+    }
+    let mut req = req;
+    if req.append {
+        let before = match &previous {
+            Some(p) if p.blob.is_some() => {
+                return Err(Error::conflict(format!("{} is binary: nothing to append to", p.name)));
+            }
+            Some(p) => p.content.clone().unwrap_or_default(),
+            None => String::new(),
+        };
+        let added = req.content.take().ok_or_else(|| Error::invalid("`append` needs text `content`"))?;
+        req.content =
+            Some(if before.is_empty() { added } else { format!("{}\n{added}", before.trim_end_matches('\n')) });
+    }
     let size = match (&req.content, &blob) {
         (Some(text), _) => text.len() as u64,
         (None, Some((_, size))) => *size,
@@ -122,6 +139,47 @@ fn announcement(doc: &Document) -> NewEvent {
     let mut data = serde_json::to_value(without_content(doc.clone())).unwrap_or_default();
     data["event"] = json!("written");
     NewEvent::new(EventKind::Document, data)
+}
+
+/// How a session changes a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Creates it, replaces its content, or removes it.
+    Write,
+    /// Adds to the end of its text.
+    Append,
+}
+
+/// The gatekeeper (seed 003): an agent's session may change a document only as
+/// its definition's `docs` rules allow (any, without rules), and never another
+/// agent's archival memory under `agents/NAME/`.
+pub fn check_rules(r: &dyn StoreRead, session: &SessionId, name: &str, change: Change) -> Result<(), Error> {
+    let agent = resolve::session(r, session)?.agent;
+    if let Some(owner) = name.strip_prefix("agents/").and_then(|rest| rest.split('/').next())
+        && owner != agent
+    {
+        return Err(Error::forbidden(format!("{name} is agent {owner}'s memory: agent {agent} may not change it")));
+    }
+    let Some(rules) = r.agent(&agent)?.and_then(|def| def.docs) else { return Ok(()) };
+    let own = name.starts_with(&format!("agents/{agent}/"));
+    let writes = own || DocRules::matches(&rules.write, name);
+    let appends = writes || DocRules::matches(&rules.append, name);
+    match change {
+        Change::Write if writes => Ok(()),
+        Change::Append if appends => Ok(()),
+        Change::Write if appends => {
+            Err(Error::forbidden(format!("agent {agent} may only append to {name} (push with `append: true`)")))
+        }
+        _ => Err(Error::forbidden(format!(
+            "agent {agent}'s document rules do not let it change {name} (write: {}; append: {})",
+            list(&rules.write),
+            list(&rules.append)
+        ))),
+    }
+}
+
+fn list(patterns: &[String]) -> String {
+    if patterns.is_empty() { "none".into() } else { patterns.join(", ") }
 }
 
 /// Removes a document and its versions.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use baton_core::api::{ActiveAgent, LeadState, LeadStatus};
-use baton_core::ids::TaskId;
+use baton_core::ids::{ProjectId, TaskId};
 use baton_core::model::{Project, Task};
 use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
@@ -17,6 +17,12 @@ use crate::Error;
 pub const STALE_S: u64 = 600;
 /// Default seconds before a silent lead is stopped (seed 000: an hour).
 pub const STOPPED_S: u64 = 3600;
+
+/// The task of the lead Baton runs for `project`, when `agent` leads it and a
+/// lead is wanted.
+pub fn acting_task(r: &dyn StoreRead, project: &ProjectId, agent: &str) -> Result<Option<TaskId>, Error> {
+    Ok(r.lead(project)?.filter(|l| l.wanted && l.agent == agent).and_then(|l| l.task_id))
+}
 
 /// The lead's status of `project` now.
 pub fn status(r: &dyn StoreRead, project: &Project) -> Result<LeadStatus, Error> {

@@ -21,6 +21,7 @@ pub mod docs;
 pub mod error;
 pub mod forge;
 pub mod hooks;
+pub mod inbox;
 pub mod lead;
 pub mod memory;
 pub mod notices;

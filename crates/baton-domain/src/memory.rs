@@ -11,15 +11,17 @@
 
 use baton_core::agent::AgentDef;
 use baton_core::memory::{
-    DEFAULT_BLOCKS, JournalEntry, JournalKind, MAX_BLOCK_LIMIT, MemoryBlock, SHARED, WriteBlock, WriteMode,
+    DEFAULT_BLOCKS, JournalEntry, JournalKind, MAX_BLOCK_LIMIT, MemoryBlock, MemoryView, SHARED, WriteBlock, WriteMode,
 };
 use baton_core::model::Task;
+use baton_core::model::TokenKind;
 use baton_core::names::validate_simple_name;
 use baton_core::time::Timestamp;
 use baton_store::{StoreRead, StoreTx};
 use serde_json::json;
 
 use crate::Error;
+use crate::tokens::Caller;
 
 /// How many characters of memory reach the agent at most (blocks first, then
 /// the journal's newest entries).
@@ -92,6 +94,9 @@ pub fn write_block(
     by: &Writer,
 ) -> Result<MemoryBlock, Error> {
     validate_simple_name("memory label", label)?;
+    if label == "context" {
+        return Err(Error::invalid("`context` is not a block's label: it names what reaches the agent"));
+    }
     agent_with_memory(tx, agent)?;
     let person = *by == Writer::Person;
     if !person && (w.limit.is_some() || w.read_only.is_some() || !w.share_with.is_empty()) {
@@ -207,20 +212,34 @@ pub(crate) fn record_outcome(tx: &mut dyn StoreTx, task: &Task) -> Result<(), Er
 }
 
 /// What reaches the agent: its blocks, then its newest journal entries, within
-/// [`CONTEXT_BUDGET`] characters. `None` for an agent without memory.
+/// [`CONTEXT_BUDGET`] characters. A block is given whole or not at all: one
+/// that does not fit is named, with its size, for the agent to read with
+/// `memory_view` (nothing is cut). `None` for an agent without memory.
 pub fn context(r: &dyn StoreRead, agent: &AgentDef) -> Result<Option<String>, Error> {
     if !agent.memory {
         return Ok(None);
     }
     let mut text = String::from("# Your memory (kept by Baton between your tasks)\n");
+    let mut left_out = Vec::new();
     for b in blocks(r, &agent.name)? {
         let ro = if b.read_only { ", read-only" } else { "" };
-        text.push_str(&format!("\n## {} ({} of {} characters{ro})\n", b.label, b.chars(), b.limit));
+        let mut part = format!("\n## {} ({} of {} characters{ro})\n", b.label, b.chars(), b.limit);
         if !b.description.is_empty() {
-            text.push_str(&format!("_{}_\n", b.description));
+            part.push_str(&format!("_{}_\n", b.description));
         }
-        text.push_str(if b.text.is_empty() { "(empty)" } else { &b.text });
-        text.push('\n');
+        part.push_str(if b.text.is_empty() { "(empty)" } else { &b.text });
+        part.push('\n');
+        if text.chars().count() + part.chars().count() > CONTEXT_BUDGET {
+            left_out.push(format!("{} ({} characters)", b.label, b.chars()));
+        } else {
+            text.push_str(&part);
+        }
+    }
+    if !left_out.is_empty() {
+        text.push_str(&format!(
+            "\nNot shown, over the budget of {CONTEXT_BUDGET} characters: {}. Read them with memory_view.\n",
+            left_out.join(", ")
+        ));
     }
     text.push_str("\nChange a block with the memory_write tool; add to your journal with journal_append.\n");
     let journal = r.journal(&agent.name, 50)?;
@@ -235,4 +254,36 @@ pub fn context(r: &dyn StoreRead, agent: &AgentDef) -> Result<Option<String>, Er
         }
     }
     Ok(Some(text))
+}
+
+/// An agent's memory as people and the agent see it.
+pub fn view(r: &dyn StoreRead, agent: &str) -> Result<MemoryView, Error> {
+    let def = agent_with_memory(r, agent)?;
+    let text = context(r, &def)?.unwrap_or_default();
+    Ok(MemoryView {
+        agent: agent.into(),
+        blocks: blocks(r, agent)?,
+        journal: r.journal(agent, 50)?,
+        context_chars: text.chars().count() as u32,
+        context_budget: CONTEXT_BUDGET as u32,
+    })
+}
+
+/// Who may read and write an agent's memory: a person (the admin token), or
+/// a session of that agent itself. Any other caller is refused.
+pub fn writer(r: &dyn StoreRead, caller: &Caller, agent: &str) -> Result<Writer, Error> {
+    if caller.kind == TokenKind::Admin {
+        return Ok(Writer::Person);
+    }
+    let Some(id) = caller.session() else {
+        return Err(Error::forbidden("an agent's memory is its own: this needs the admin token or its session's"));
+    };
+    let session = crate::resolve::session(r, &id)?;
+    if session.agent != agent {
+        return Err(Error::forbidden(format!(
+            "a session of agent {} may use its own memory only, not agent {agent}'s",
+            session.agent
+        )));
+    }
+    Ok(Writer::Agent(agent.into()))
 }

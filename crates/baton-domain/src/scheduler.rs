@@ -19,7 +19,7 @@ mod placement;
 mod plans;
 mod runs;
 mod settle;
-mod tasks;
+pub(crate) mod tasks;
 #[cfg(test)]
 mod tests;
 

@@ -407,7 +407,7 @@ impl Launcher {
             notes.extend(self.bring_conversation(a, &home, &cwd, &env).await);
         }
         let attached = self.attachments(a).await?;
-        let mut places = self.places(a, spool, &cwd, vec![cache, home], workspace.as_ref().map(|(w, _)| w));
+        let mut places = self.places(a, spool, &cwd, vec![cache, home.clone()], workspace.as_ref().map(|(w, _)| w));
         places.readable.extend(attached.iter().map(|(dir, _)| dir.clone()));
         let prompt = match (&attached, a.run.kind) {
             (Some((_, note)), baton_core::model::RunKind::Start) => format!("{}{note}", a.prompt),
@@ -435,6 +435,8 @@ impl Launcher {
             dir: spool.dir(),
             baton: &self.config.exe,
             sandboxed: jail.report.kind != baton_core::sandbox::SandboxKind::None,
+            memory: a.memory.as_deref(),
+            own_home: (!AgentEnv::named(&a.project.settings, &a.agent, "HOME")).then_some(home.as_path()),
         };
         let launch = Executor::from(a.agent.executor).launch(&turn).map_err(|e| StartFailure::Failed(e.to_string()))?;
         env.vars.extend(launch.env.clone());
@@ -796,6 +798,9 @@ impl Launcher {
 fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(content.as_bytes())
 }
@@ -811,8 +816,11 @@ fn io_failure(what: &str, e: std::io::Error) -> StartFailure {
 fn write_launch_files(spool: &Spool, launch: &Launch, env: &AgentEnv) -> Result<(), StartFailure> {
     for (path, content) in &launch.files {
         let mut content = content.clone();
-        for key in SESSION_VARS {
-            if let Some(value) = env.vars.get(key) {
+        // Only configuration (JSON) names the session's variables; text such as
+        // an agent's memory is written as it is.
+        let config = path.extension().is_some_and(|e| e == "json");
+        for key in SESSION_VARS.iter().filter(|_| config) {
+            if let Some(value) = env.vars.get(*key) {
                 content = content.replace(&format!("${{{key}}}"), value);
             }
         }

@@ -131,6 +131,8 @@ pub struct DocPushArgs {
     pub relations: Option<Vec<Relation>>,
     /// The project it is about (id or name).
     pub project: Option<String>,
+    /// Add the content at the end of the current version instead of replacing it (for logs).
+    pub append: Option<bool>,
 }
 
 /// `doc_read`.
@@ -163,4 +165,54 @@ pub struct DocQueryArgs {
 pub struct DocName {
     /// The document's name.
     pub name: String,
+}
+
+/// `memory_view`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryViewArgs {
+    /// Show every version of this block instead of the whole memory.
+    pub label: Option<String>,
+}
+
+/// `memory_write`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryWriteArgs {
+    /// The block's label (`persona`, `notes`, or a new one of letters, digits, `-`, `_`).
+    pub label: String,
+    /// The text.
+    pub text: String,
+    /// `replace` (default): the block becomes this text; `append`: the text is added on a line of its own.
+    pub mode: Option<baton_core::memory::WriteMode>,
+}
+
+/// `memory_search`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySearchArgs {
+    /// Words to find in your archival memory (documents under `agents/YOUR_NAME/` in the context store); empty lists the newest.
+    pub query: Option<String>,
+    /// At most this many (default 10).
+    pub limit: Option<u32>,
+}
+
+/// `journal_append`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalAppendArgs {
+    /// What to note (kept in your journal; the newest entries reach you at each task's start).
+    pub text: String,
+}
+
+/// `send_message`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageArgs {
+    /// The agent to send to (one your definition's `messages_to` or `delegates_to` names).
+    pub to: String,
+    /// What to say.
+    pub text: String,
+    /// A key of your choosing: sending again with the same key sends nothing more.
+    pub key: Option<String>,
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use baton_client::{Client, ClientError, encode};
 use baton_core::api::{CreateTask, DocDetail, PushDoc, TaskDetail};
+use baton_core::memory::{AgentMessage, JournalNote, Me, MemoryBlock, SendToAgent, WriteBlock};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
@@ -28,7 +29,9 @@ const INSTRUCTIONS: &str = "Baton runs coding agents on git worktrees. Use start
 agent (it runs on its own branch; wait=none returns at once so you can keep talking, callback=true \
 brings its result back to you when it ends), task_status / task_result / list_tasks to follow it, \
 resume_task to continue its conversation, task_diff and merge_task to review and land its work, \
-submit_plan for a DAG of tasks, and doc_push / doc_query / doc_read to share knowledge with other agents.";
+submit_plan for a DAG of tasks, doc_push / doc_query / doc_read to share knowledge with other agents, \
+memory_view / memory_write / memory_search / journal_append for your own memory between tasks, and send_message \
+to another agent's inbox.";
 
 /// Longest a diff returned to a model may be.
 const MAX_DIFF: usize = 100_000;
@@ -119,6 +122,12 @@ impl BatonMcp {
                 return Ok(t);
             }
         }
+    }
+
+    /// The agent the caller's token speaks for.
+    async fn me(client: &Client) -> Result<String, String> {
+        let me: Me = client.get("/api/me").await.map_err(explain)?;
+        me.agent.ok_or_else(|| "memory belongs to an agent: this needs an agent's session token".to_owned())
     }
 
     async fn answer_for(client: &Client, id: &str, wait: Option<Wait>, wait_s: Option<u64>) -> Answer {
@@ -305,6 +314,7 @@ impl BatonMcp {
             metadata: a.metadata,
             relations: a.relations,
             project: a.project,
+            append: a.append.unwrap_or(false),
             ..Default::default()
         };
         let d = self.client(&ctx).push_doc(&req).await.map_err(explain)?;
@@ -358,6 +368,102 @@ impl BatonMcp {
             obj.remove("content_base64");
         }
         Ok(pretty(&value))
+    }
+
+    #[tool(
+        description = "Your memory, kept by Baton between your tasks: each block (label, size against its limit, version, text) and your journal's newest entries. With a label, every version of that block.",
+        annotations(read_only_hint = true)
+    )]
+    async fn memory_view(&self, Parameters(a): Parameters<MemoryViewArgs>, ctx: RequestContext<RoleServer>) -> Answer {
+        let client = self.client(&ctx);
+        let agent = Self::me(&client).await?;
+        let path = match &a.label {
+            Some(label) => format!("/api/agents/{}/memory/{}", encode(&agent), encode(label)),
+            None => format!("/api/agents/{}/memory", encode(&agent)),
+        };
+        let value: Value = client.get(&path).await.map_err(explain)?;
+        Ok(pretty(&value))
+    }
+
+    #[tool(
+        description = "Write a block of your memory: replace its text, or append a line. Each block has a limit in characters; a write past it is refused with the block's size and limit (nothing is cut), so make room first. Every version is kept."
+    )]
+    async fn memory_write(
+        &self,
+        Parameters(a): Parameters<MemoryWriteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Answer {
+        let client = self.client(&ctx);
+        let agent = Self::me(&client).await?;
+        let w = WriteBlock { text: a.text, mode: a.mode.unwrap_or_default(), ..WriteBlock::default() };
+        let path = format!("/api/agents/{}/memory/{}", encode(&agent), encode(&a.label));
+        let b: MemoryBlock = client.put(&path, &w).await.map_err(|e| match &e {
+            ClientError::Api { details: Some(d), .. } => format!("{}\n{}", explain_ref(&e), pretty(d)),
+            _ => explain(e),
+        })?;
+        Ok(format!("{} is version {} ({} of {} characters)", b.label, b.version, b.chars(), b.limit))
+    }
+
+    #[tool(
+        description = "Search your archival memory: the documents under agents/YOUR_NAME/ in the context store (write them with doc_push), ranked by relevance.",
+        annotations(read_only_hint = true)
+    )]
+    async fn memory_search(
+        &self,
+        Parameters(a): Parameters<MemorySearchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Answer {
+        let client = self.client(&ctx);
+        let agent = Self::me(&client).await?;
+        let mut query = vec![
+            format!("limit={}", a.limit.unwrap_or(10).clamp(1, 100)),
+            format!("prefix={}", encode(&format!("agents/{agent}/"))),
+        ];
+        if let Some(q) = a.query.as_deref().filter(|q| !q.trim().is_empty()) {
+            query.push(format!("q={}", encode(q)));
+        }
+        let hits = client.docs(&query.join("&")).await.map_err(explain)?;
+        let list: Vec<Value> = hits
+            .iter()
+            .map(|h| json!({ "name": h.doc.name, "updated_at": h.doc.updated_at, "match": h.snippet }))
+            .collect();
+        Ok(pretty(&list))
+    }
+
+    #[tool(
+        description = "Add a note to your journal. Baton records each task's end there itself; the newest entries reach you when a task starts."
+    )]
+    async fn journal_append(
+        &self,
+        Parameters(a): Parameters<JournalAppendArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Answer {
+        let client = self.client(&ctx);
+        let agent = Self::me(&client).await?;
+        let e: Value = client
+            .post(&format!("/api/agents/{}/journal", encode(&agent)), &JournalNote { text: a.text })
+            .await
+            .map_err(explain)?;
+        Ok(format!("noted (entry {})", e["seq"]))
+    }
+
+    #[tool(
+        description = "Send a message to another agent's inbox. If you may delegate to it, it is woken and takes the message before its queued tasks, and how it ended comes back to you; otherwise the message waits for its next task."
+    )]
+    async fn send_message(
+        &self,
+        Parameters(a): Parameters<SendMessageArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Answer {
+        let client = self.client(&ctx);
+        let req = SendToAgent { text: a.text, project: None };
+        let path = format!("/api/agents/{}/messages", encode(&a.to));
+        let m: AgentMessage = match &a.key {
+            Some(key) => client.post_once(&path, key, &req).await,
+            None => client.post(&path, &req).await,
+        }
+        .map_err(explain)?;
+        Ok(pretty(&json!({ "id": m.id, "state": m.state, "task": m.task_id })))
     }
 
     #[tool(

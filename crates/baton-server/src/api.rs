@@ -7,6 +7,7 @@ mod docs;
 pub(crate) mod http;
 pub(crate) mod idempotency;
 mod launchers;
+mod memory;
 mod meta;
 mod openapi;
 mod plans;
@@ -113,6 +114,22 @@ pub(crate) fn api_ops() -> Ops {
             .about("Reads the definition from Markdown with front matter, as agent files are read, and saves it. A definition that comes from a file of a repository is refused with 409: change its file, or copy it under another name."),
         Op::put("/agents/{name}", agents::replace, "Create or replace an agent definition (admin)"),
         Op::delete("/agents/{name}", agents::delete, "Remove an agent definition (admin)"),
+        Op::get("/agents/{name}/memory", memory::show, "An agent's memory: its blocks and journal")
+            .about("For an agent whose definition says `memory: true`: its blocks now (its own, `persona` and `notes` by default, and the shared blocks that name it), each with its size, limit and version; its journal, newest first; and how many characters reach the agent at a task's start against the budget. Needs the admin token or a session token of that agent (403 otherwise); 409 for an agent without memory.")
+            .returns::<baton_core::memory::MemoryView>("200", "the memory"),
+        Op::get("/agents/{name}/memory/context", memory::context, "What of its memory reaches the agent")
+            .about("Exactly the text the agent gets at a task's start (Claude Code also after a resume or a compaction, through its SessionStart hook): its blocks whole, then its newest journal entries, within the budget. A block that does not fit is named, never cut."),
+        Op::put("/agents/{name}/memory/{label}", memory::put, "Write a block of an agent's memory")
+            .about("Replaces the block's text (or appends to it, with `mode: append`) as a new version; every version is kept. A write that would make the block longer than its limit is refused with 413 payload_too_large, its `details` giving `size`, `current` and `limit`, and nothing changes: nothing is ever cut. A person may also set `limit` (1 to 100,000 characters), `read_only`, `description` and `share_with` (the block becomes shared with those agents); an agent's session token may write its own agent's blocks that are not read-only. Labels are simple names."),
+        Op::get("/agents/{name}/memory/{label}", memory::versions, "Every version of a block, newest first"),
+        Op::post("/agents/{name}/memory/{label}/revert", memory::revert, "Bring back an earlier version of a block")
+            .about("Writes the text of `version` again as the newest version (the versions between are kept)."),
+        Op::post("/agents/{name}/journal", memory::note, "Add a note to an agent's journal")
+            .about("Baton itself records each task's end in the journal (its outcome, diff stat, cost and last message, also when the agent was killed); this adds a note of the agent's or a person's. Needs the admin token or a session token of that agent."),
+        Op::post("/agents/{name}/messages", memory::send, "Send a message to an agent's inbox")
+            .about("From a person (the admin token), or from an agent whose definition names this one in `messages_to` or `delegates_to` (403 otherwise, and nothing is kept; 404 for an agent that does not exist). A sender with authority over the agent (a person, or an agent that may delegate to it) wakes it: the message becomes a task of its own at the head of the agent's queue, ahead of its queued tasks, and its end goes back to the sending session as a callback. Other messages wait (state `queued`) and come with the agent's next task. A message to the lead Baton runs for the project is the lead's next turn. Honours Idempotency-Key."),
+        Op::get("/agents/{name}/messages", memory::inbox, "An agent's inbox, with each message's state")
+            .about("Oldest first: queued, delivered (with the task that took it), done (with how that task ended), or refused."),
         Op::get("/tasks", tasks::list, "List tasks, newest first"),
         Op::post("/attempts", conversation::attempts, "Start the same task several times at once")
             .about("Creates `count` copies of the task (2 by default, at most 10), or one per agent in `agents`, each on its own branch and knowing the others (`attempts`), to compare them and keep the best with POST /api/tasks/{id}/keep."),
@@ -188,6 +205,8 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/stream", stream::stream, "Live events: a WebSocket when the request upgrades, server-sent events otherwise. Resume with `after` or Last-Event-ID; without either, starts now.")
             .responds("101", "WebSocket: one JSON event per text frame", "")
             .responds("200", "server-sent events: `id`, `event` (the kind) and `data` (the event JSON)", "text/event-stream"),
+        Op::get("/me", memory::me, "Who this token speaks for")
+            .about("The token's kind and, for an agent's session token, its session, task, agent and project: how an agent finds its own name for its memory and inbox."),
         Op::get("/openapi.json", meta::openapi, "This document: made from the routes and the Rust types they take and give")
             .responds("200", "the OpenAPI 3.1 document", "application/json"),
     ];

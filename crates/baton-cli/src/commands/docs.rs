@@ -16,7 +16,7 @@ use crate::output::{cut, print_json, table};
 /// Runs one `baton doc` command; its exit code.
 pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
     match command {
-        DocCommand::Push { name, file, tags, meta, relations, content_type, project, json } => {
+        DocCommand::Push { name, file, tags, meta, relations, content_type, project, append, json } => {
             let bytes = read_input(file.as_deref())?;
             let (content, content_base64) = match String::from_utf8(bytes) {
                 Ok(text) => (Some(text), None),
@@ -31,6 +31,7 @@ pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
                 metadata: (!meta.is_empty()).then(|| parse_meta(&meta)).transpose()?,
                 relations: (!relations.is_empty()).then(|| parse_relations(&relations)).transpose()?,
                 project,
+                append,
             };
             let detail = client.push_doc(&req).await?;
             if json {

@@ -17,6 +17,7 @@ mod hooks;
 mod lifecycle;
 mod loops;
 mod mcp;
+mod memory;
 mod orchestration;
 mod real_agents;
 mod replicas;

@@ -500,3 +500,67 @@ async fn claude_code_gets_a_follow_up_queued_while_it_worked() {
     let body = last["body"].to_string();
     assert!(body.contains("Also mention the weather") && body.contains("Wait for the go file"), "{body}");
 }
+
+/// A real Claude Code with memory: its blocks reach the model through the
+/// SessionStart hook at the start, and again, as they are then, after a
+/// compaction (`/compact`, a SessionStart with source `compact`).
+#[tokio::test]
+async fn claude_code_sees_its_memory_at_start_and_after_a_compaction() {
+    // Enough of a conversation to compact: tool calls and their results.
+    let fake = FakeModel::start(Script::new(vec![
+        Step::bash("echo one"),
+        Step::bash("echo two"),
+        Step::text("First turn done."),
+        Step::text("Summary of the conversation so far."),
+        Step::text("Third turn done."),
+    ]))
+    .await
+    .unwrap();
+    let b = Baton::start();
+    let mut def = Cli::Claude.def("worker", &fake.url, &b.dir.path().join("home"));
+    def["memory"] = json!(true);
+    b.agent_def(def).await;
+    let put = |text: &str| b.put("/api/agents/worker/memory/notes", json!({ "text": text }));
+    assert_eq!(put("The staging database is called kestrel.").await.0, 200);
+    let id = b.task(json!({ "prompt": "Say hello", "agent": "worker" })).await;
+    let t = finished(&b, &id, 1).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let first = fake.requests().into_iter().rev().find(|r| r["path"] == "/v1/messages").expect("a request");
+    assert!(first["body"].to_string().contains("kestrel"), "the block reached the model: {}", first["body"]);
+    assert_eq!(put("The staging database moved to osprey.").await.0, 200);
+    let before = fake.requests().len();
+    b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "/compact" })).await;
+    let t = finished(&b, &id, 2).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "Which database?" })).await;
+    let t = finished(&b, &id, 3).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let events = b.events(&id).await;
+    let given: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.data["message"].as_str().filter(|m| m.starts_with("memory given")).map(String::from))
+        .collect();
+    let asked: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/v1/messages")
+        .map(|r| {
+            let m = &r["body"]["messages"];
+            let last = m.as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
+            format!(
+                "{} messages; last: {}",
+                m.as_array().map_or(0, Vec::len),
+                &last.to_string().chars().take(400).collect::<String>()
+            )
+        })
+        .collect();
+    assert!(
+        given.iter().any(|m| m.ends_with("(compact)")),
+        "a SessionStart after the compaction: {given:?}\n{asked:#?}\n{}",
+        dump(&events)
+    );
+    let last = fake.requests().into_iter().rev().find(|r| r["path"] == "/v1/messages").unwrap();
+    let body = last["body"].to_string();
+    assert!(body.contains("osprey"), "the memory as it is now reached the model after the compaction: {body}");
+    assert!(fake.requests().len() > before);
+}

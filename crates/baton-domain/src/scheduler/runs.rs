@@ -384,7 +384,7 @@ impl Rivals {
 /// Everything a launcher needs for a run. Without `token` (a re-attach), the
 /// launcher keeps the token it was first given.
 fn assignment(
-    tx: &dyn StoreTx,
+    tx: &mut dyn StoreTx,
     run: Run,
     mut agent: AgentDef,
     project: Project,
@@ -397,9 +397,15 @@ fn assignment(
         agent.model = Some(model.clone());
     }
     let prompt = match run.kind {
-        RunKind::Start => crate::prompt::render(tx, &task, &agent, &project)?,
+        // Messages waiting in the agent's inbox come with its next task (once:
+        // a start made again hands it the same ones).
+        RunKind::Start => {
+            let inbox = crate::inbox::hand_over(tx, &task)?.unwrap_or_default();
+            format!("{inbox}{}", crate::prompt::render(tx, &task, &agent, &project)?)
+        }
         RunKind::Resume => run.message.clone(),
     };
+    let memory = crate::memory::context(tx, &agent)?;
     let mut env = BTreeMap::new();
     env.insert("BATON_URL".to_owned(), config.public_url.clone());
     env.insert("BATON_TASK_ID".to_owned(), task.id.to_string());
@@ -428,6 +434,7 @@ fn assignment(
         env,
         base_commit: None,
         base_head: None,
+        memory,
     })
 }
 

@@ -26,6 +26,7 @@ pub(crate) fn settled(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task) -> Re
     }
     if task.status.is_settled() {
         crate::memory::record_outcome(tx, task)?;
+        crate::inbox::settle(tx, task)?;
     }
     call_back(tx, fx, task)?;
     if task.orchestration.is_some() {

@@ -454,22 +454,50 @@ pub(crate) fn check_delegation(
     target: &AgentDef,
     max_depth: u32,
 ) -> Result<(), Error> {
-    let allowed =
-        tx.agent(&parent.agent)?.map(|a| a.delegates_to.iter().any(|n| n == &target.name || n == "*")).unwrap_or(false);
-    if !allowed {
+    let Some(def) = tx.agent(&parent.agent)? else {
+        return Err(Error::forbidden(format!("agent {} is no longer defined", parent.agent)));
+    };
+    if !def.delegates_to.iter().any(|n| n == &target.name || n == "*") {
         return Err(Error::forbidden(format!(
             "agent {} may not start agent {} (add it to {}'s `delegates_to`)",
             parent.agent, target.name, parent.agent
         )));
     }
-    let mut depth = 2;
+    if let Some(fanout) = def.max_fanout {
+        let filter = TaskFilter {
+            parent_session: Some(parent.id.clone()),
+            statuses: TaskStatus::ALL.iter().copied().filter(|s| !s.is_settled()).collect(),
+            ..TaskFilter::default()
+        };
+        if tx.tasks(&filter)?.len() as u32 >= fanout {
+            return Err(Error::forbidden(format!(
+                "agent {} may have at most {fanout} unfinished tasks of its own at once (its `max_fanout`)",
+                parent.agent
+            )));
+        }
+    }
+    // Each ancestor's own `max_depth` bounds how far below it the chain goes.
+    let (mut depth, mut below) = (2, 1);
+    let mut limits = def.max_depth.map(|d| (parent.agent.clone(), d, below)).into_iter().collect::<Vec<_>>();
     let mut ancestor = parent.parent_session_id.clone();
     while let Some(id) = ancestor {
         depth += 1;
-        ancestor = tx.session(&id)?.and_then(|s| s.parent_session_id);
+        below += 1;
+        let session = tx.session(&id)?;
+        if let Some(s) = &session
+            && let Some(d) = tx.agent(&s.agent)?.and_then(|a| a.max_depth)
+        {
+            limits.push((s.agent.clone(), d, below));
+        }
+        ancestor = session.and_then(|s| s.parent_session_id);
     }
     if depth > max_depth {
         return Err(Error::forbidden(format!("delegation may be at most {max_depth} levels deep")));
+    }
+    if let Some((agent, d, _)) = limits.into_iter().find(|(_, d, below)| below > d) {
+        return Err(Error::forbidden(format!(
+            "agent {agent}'s work may be delegated at most {d} level(s) below it (its `max_depth`)"
+        )));
     }
     Ok(())
 }
@@ -552,6 +580,14 @@ pub(crate) fn queue_run(
             updated_at: now,
         },
     };
+    // A message in the agent's inbox is taken before its queued work: its run
+    // goes to the head of the agent's queue (runs are claimed oldest first).
+    let queued_at = match (&task.message, kind) {
+        (Some(_), RunKind::Start) => {
+            tx.oldest_queued_run(&agent.name)?.map_or(now, |head| Timestamp::from_millis(head.as_millis() - 1).min(now))
+        }
+        _ => now,
+    };
     let run = Run {
         id: RunId::generate(),
         session_id: session.id.clone(),
@@ -573,7 +609,7 @@ pub(crate) fn queue_run(
         repeats: Default::default(),
         usage: Usage::default(),
         not_before,
-        created_at: now,
+        created_at: queued_at,
         claimed_at: None,
         started_at: None,
         finished_at: None,

@@ -112,10 +112,19 @@ pub(super) async fn delete(
     Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    if caller.session().is_none() {
+    let session = caller.session();
+    if session.is_none() {
         caller.require_admin()?;
     }
     baton_core::names::validate_doc_name(&name).map_err(|e| AppError::invalid(e.to_string()))?;
-    state.store.write(move |tx| docs::delete(tx, &name)).await?;
+    state
+        .store
+        .write(move |tx| {
+            if let Some(s) = &session {
+                docs::check_rules(tx, s, &name, docs::Change::Write)?;
+            }
+            docs::delete(tx, &name)
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
