@@ -85,8 +85,12 @@ pub enum Command {
     /// The context store: documents agents share (every version kept, searched by relevance).
     #[command(subcommand)]
     Doc(DocCommand),
-    /// List agent definitions and whether they can run.
-    Agents(JsonArgs),
+    /// List agent definitions and whether they can run; `baton agents status` shows
+    /// the agents that live between tasks (with memory, or leading a project).
+    Agents(AgentsArgs),
+    /// The lead Baton runs for a project and keeps alive: start, stop, status.
+    #[command(subcommand)]
+    Lead(LeadCommand),
     /// Record a Claude Code hook: reads the hook's JSON on stdin and adds it to the session
     /// that stands for that Claude Code session. Never blocks Claude Code: it gives up after
     /// two seconds and always exits 0. `baton hook install` writes the hook settings.
@@ -259,6 +263,63 @@ pub enum WebhookCommand {
     Redeliver {
         /// The delivery's id (`msg_…`).
         id: String,
+    },
+}
+
+/// `baton agents`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentsArgs {
+    /// What to show instead of the definitions.
+    #[command(subcommand)]
+    pub action: Option<AgentsAction>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton agents status`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsAction {
+    /// The agents that live between tasks: each agent with memory and each lead,
+    /// with its state (working, messages queued, idle), its queue and inbox, its
+    /// memory against its limits, the projects it leads and its last activity.
+    Status(JsonArgs),
+}
+
+/// `baton lead`.
+#[derive(Debug, Subcommand)]
+pub enum LeadCommand {
+    /// Start the project's lead (the project's `lead` setting, or --agent): Baton
+    /// renders its prompt from the lead template, restarts it when it dies, and
+    /// wakes it only when something happens.
+    Start {
+        /// The project (default: the one you are in, or the only one).
+        project: Option<String>,
+        /// The agent that leads.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Stop the project's lead and start it again in a fresh session.
+    Restart {
+        /// The project (default: the one you are in, or the only one).
+        project: Option<String>,
+        /// The agent that leads (default: the one that led).
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Stop the project's lead: Baton no longer keeps it alive.
+    Stop {
+        /// The project (default: the one you are in, or the only one).
+        project: Option<String>,
+    },
+    /// The project's lead: agent, state, session, restarts, deadline.
+    Status {
+        /// The project (default: the one you are in, or the only one).
+        project: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -57,7 +57,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Resume(args) => tasks::resume(&client, args).await,
                 Command::Retry(args) => tasks::retry(&client, args).await,
                 Command::Approve(args) => tasks::approve(&client, args).await,
-                Command::Agents(args) => agents::agents(&client, args).await,
+                Command::Agents(args) => match args.action {
+                    Some(crate::cli::AgentsAction::Status(a)) => memory::cluster(&client, a.json).await,
+                    None => agents::agents(&client, crate::cli::JsonArgs { json: args.json }).await,
+                },
+                Command::Lead(command) => memory::lead(&client, command).await,
                 Command::Plan(args) => plans::plan(&client, args).await,
                 Command::Orchestrate(args) => plans::orchestrate(&client, args).await,
                 Command::Diff(args) => review::diff(&client, args).await,

@@ -500,13 +500,20 @@ impl AgentDef {
     /// Checks the definition can be used.
     pub fn validate(&self) -> Result<(), AgentDefError> {
         validate_simple_name("agent name", &self.name)?;
-        for other in &self.messages_to {
+        if self.name == "status" {
+            return Err(AgentDefError::Invalid {
+                name: self.name.clone(),
+                why: "`status` names the cluster view (/api/agents/status), not an agent".into(),
+            });
+        }
+        // `*` in delegates_to or messages_to stands for every agent.
+        for other in self.messages_to.iter().chain(&self.delegates_to).filter(|n| *n != "*") {
             validate_simple_name("agent name", other)?;
         }
         if let Some(rules) = &self.docs {
             rules.validate().map_err(|why| AgentDefError::Invalid { name: self.name.clone(), why })?;
         }
-        for other in self.delegates_to.iter().chain(&self.fallback) {
+        for other in &self.fallback {
             validate_simple_name("agent name", other)?;
         }
         let invalid = |why: &str| AgentDefError::Invalid { name: self.name.clone(), why: why.to_owned() };

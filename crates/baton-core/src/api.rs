@@ -551,6 +551,10 @@ pub struct CreatePlan {
     /// A final task that depends on every other and receives every result.
     #[serde(default)]
     pub synthesis: Option<PlanSynthesis>,
+    /// For an agent's session: wake it once, when every task of the plan has
+    /// ended, with how each ended (instead of a callback per task).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub callback: bool,
 }
 
 /// Shared defaults of a plan's tasks.
@@ -761,6 +765,10 @@ pub struct LeadStatus {
     pub completed_count: u64,
     /// Counts and the next wave.
     pub state: LeadState,
+    /// The lead Baton runs for the project, when one was started: its session,
+    /// whether it works or rests, and how it was kept alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<crate::memory::LeadView>,
 }
 
 /// An agent at work, in seed 000's shape.

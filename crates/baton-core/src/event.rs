@@ -60,6 +60,8 @@ pub enum EventKind {
     Document,
     /// A Claude Code hook reported (`baton hook`); `data` is the hook's JSON.
     Hook,
+    /// The lead Baton runs for a project changed; `data` is its record.
+    Lead,
 }
 
 impl EventKind {
@@ -84,6 +86,7 @@ impl EventKind {
         EventKind::Orchestration,
         EventKind::Document,
         EventKind::Hook,
+        EventKind::Lead,
     ];
 
     /// The stored name.
@@ -108,6 +111,7 @@ impl EventKind {
             EventKind::Orchestration => "orchestration",
             EventKind::Document => "document",
             EventKind::Hook => "hook",
+            EventKind::Lead => "lead",
         }
     }
 
@@ -312,6 +316,7 @@ pub fn summarize(kind: EventKind, data: &Value) -> String {
         }
         EventKind::Project | EventKind::Agent | EventKind::Document => format!("{} {}", kind, s("name")),
         EventKind::Hook => format!("hook {}", s("hook_event_name")),
+        EventKind::Lead => format!("lead of {} {}", s("project_id"), s("note")),
     }
 }
 

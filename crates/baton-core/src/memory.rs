@@ -236,3 +236,75 @@ pub struct Me {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
 }
+
+/// The lead Baton runs for a project, as people see it (`GET
+/// /api/projects/{id}/lead`, and in `/orchestrator`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LeadView {
+    /// Its record.
+    #[serde(flatten)]
+    pub record: crate::model::LeadRecord,
+    /// The project's name.
+    pub project: String,
+    /// `working` (its process runs a turn), `idle` (at rest: no process, no
+    /// model call), `reviving` (its run died; Baton brings it back), `stopped`
+    /// or `done`.
+    pub state: String,
+    /// Its task's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_status: Option<crate::status::TaskStatus>,
+    /// Its agent process, while it works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// When its task last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<Timestamp>,
+}
+
+/// `POST /api/projects/{id}/lead/start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartLead {
+    /// The agent that leads (default: the project's `lead` setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// `POST /api/projects/{id}/lead/wake`: the lead's timer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WakeLead {
+    /// In how many seconds.
+    pub in_s: u64,
+    /// What to tell it then.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `GET /api/agents/status`: an agent that lives between tasks (one with
+/// memory, or one that leads a project), as the cluster view shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentStatus {
+    /// The agent.
+    pub agent: String,
+    /// `working` (a task of it runs), `messages queued` (its inbox waits for
+    /// it), or `idle`.
+    pub state: String,
+    /// Its tasks at work now.
+    pub working: u32,
+    /// Its tasks waiting for a slot.
+    pub queued_tasks: u32,
+    /// Messages waiting in its inbox.
+    pub queued_messages: u32,
+    /// Whether it keeps a memory.
+    pub memory: bool,
+    /// Its blocks' sizes, in characters, summed.
+    pub memory_chars: u32,
+    /// Their limits, summed.
+    pub memory_limit: u32,
+    /// The projects it leads (Baton keeps each alive).
+    pub leads: Vec<LeadView>,
+    /// When it last did something (a task of it changed, or its journal grew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<Timestamp>,
+}

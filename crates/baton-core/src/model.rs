@@ -116,6 +116,16 @@ pub struct ProjectSettings {
     pub merge_via: Option<MergeVia>,
     /// The forge (GitHub) that hosts the repository's pull requests.
     pub forge: Option<ForgeSettings>,
+    /// The agent Baton runs as the project's lead and keeps alive (`lead = "AGENT"`):
+    /// started when the project is loaded, restarted when it dies.
+    pub lead: Option<String>,
+    /// Seconds a lead may live before Baton ends it (default 4 hours).
+    pub lead_timeout_s: Option<u64>,
+    /// The lead's prompt template, relative to the repository (default
+    /// `.baton/lead.md` when it exists, else Baton's own, after seed 000's).
+    pub lead_template: Option<String>,
+    /// The project's technology, as the lead's template says it (`{{TECH_STACK}}`).
+    pub tech_stack: Option<String>,
 }
 
 /// The most `fix_attempts` or `review_rounds` anything may ask for.
@@ -257,6 +267,17 @@ impl ProjectSettings {
     /// Checks the settings that have rules beyond their type.
     pub fn validate(&self) -> Result<(), String> {
         crate::sandbox::validate_pass_env(&self.pass_env)?;
+        if let Some(lead) = &self.lead {
+            crate::names::validate_simple_name("agent name", lead).map_err(|e| format!("lead: {e}"))?;
+        }
+        if self.lead_timeout_s == Some(0) {
+            return Err("lead_timeout_s must be at least 1".into());
+        }
+        if let Some(t) = &self.lead_template
+            && (t.is_empty() || t.starts_with('/') || t.split('/').any(|p| p == ".."))
+        {
+            return Err(format!("lead_template = {t:?} must be a path inside the repository"));
+        }
         if let Some(n) = self.worktree_pool.filter(|n| *n > MAX_WORKTREE_POOL) {
             return Err(format!(
                 "worktree_pool = {n} is more than {MAX_WORKTREE_POOL} (each spare worktree is a checkout on disk)"
@@ -847,6 +868,13 @@ pub struct Plan {
     pub tasks: BTreeMap<String, TaskId>,
     /// The synthesis task, which receives every result.
     pub synthesis: Option<TaskId>,
+    /// The session told once, when every task of the plan has ended (a plan
+    /// submitted with `callback` by an agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_session: Option<SessionId>,
+    /// Whether that session was told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub called_back: bool,
     /// When it was submitted.
     pub created_at: Timestamp,
 }
@@ -1337,12 +1365,23 @@ pub struct LeadRecord {
     /// Its task: a long-lived conversation, at rest between its wakings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<TaskId>,
-    /// Raised each time a new session leads; a request of an older one is refused.
+    /// The session that leads now; a request from an earlier one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    /// Raised at every change of the record: a writer that read an older one
+    /// gives up (so two replicas never start two leads).
     pub fence: u64,
-    /// How many times it was started again (resumed or fresh) after dying.
+    /// How many times it was started again (resumed or fresh) after it died.
     #[serde(default)]
     pub restarts: u32,
-    /// Why it last had to start fresh, or stopped.
+    /// When it was last started again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Timestamp>,
+    /// Whether the run now queued resumes it after it died (if that fails, a
+    /// fresh session starts with a handoff).
+    #[serde(default)]
+    pub reviving: bool,
+    /// What happened last: why it restarted, started fresh or stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// When it was started.
@@ -1352,4 +1391,10 @@ pub struct LeadRecord {
     /// When it said it was done (every task of the project settled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at: Option<Timestamp>,
+    /// A timer it set: when to wake it, and what to tell it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
+    /// What the timer tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_note: Option<String>,
 }

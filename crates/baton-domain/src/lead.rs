@@ -31,9 +31,14 @@ pub fn status(r: &dyn StoreRead, project: &Project) -> Result<LeadStatus, Error>
     let age = last.as_ref().map(|h| now.millis_since(h.at).max(0));
     let stale = project.settings.heartbeat_stale_s.unwrap_or(STALE_S) as i64 * 1000;
     let stopped = project.settings.heartbeat_stopped_s.unwrap_or(STOPPED_S) as i64 * 1000;
-    let status = match age {
-        Some(a) if a < stale => "running",
-        Some(a) if a < stopped => "stale",
+    let lead = crate::leads::view(r, project)?;
+    // A lead Baton runs is alive while its process works or its session rests
+    // (no model call is needed to know it), whatever heartbeats say.
+    let status = match (lead.as_ref().filter(|l| l.record.wanted).map(|l| l.state.as_str()), age) {
+        (Some("working" | "idle"), _) => "running",
+        (Some(_), _) => "stale",
+        (None, Some(a)) if a < stale => "running",
+        (None, Some(a)) if a < stopped => "stale",
         _ => "stopped",
     };
     let tasks = r.tasks(&TaskFilter { project: Some(project.id.clone()), ..Default::default() })?;
@@ -66,7 +71,11 @@ pub fn status(r: &dyn StoreRead, project: &Project) -> Result<LeadStatus, Error>
         is_healthy: status == "running" && !troubled,
         last_poll: last.as_ref().map(|h| h.at),
         time_since_last_poll: age,
-        session_key: last.as_ref().and_then(|h| h.session_key.clone()),
+        session_key: lead
+            .as_ref()
+            .filter(|l| l.record.wanted)
+            .and_then(|l| l.record.session_id.as_ref().map(|s| s.to_string()))
+            .or_else(|| last.as_ref().and_then(|h| h.session_key.clone())),
         source: last.as_ref().map(|h| h.source.clone()),
         active_agents,
         completed_count: count(&|s| s == TaskStatus::Succeeded),
@@ -77,5 +86,6 @@ pub fn status(r: &dyn StoreRead, project: &Project) -> Result<LeadStatus, Error>
             tasks_todo: count(&|s| matches!(s, TaskStatus::Pending | TaskStatus::AwaitingApproval)),
             next_wave: next_wave.into_iter().map(|t| t.id.to_string()).collect(),
         },
+        lead,
     })
 }

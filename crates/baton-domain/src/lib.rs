@@ -23,6 +23,7 @@ pub mod forge;
 pub mod hooks;
 pub mod inbox;
 pub mod lead;
+pub mod leads;
 pub mod memory;
 pub mod notices;
 pub mod outbox;

@@ -119,6 +119,7 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
                 existing.settings = project.settings;
                 save_project(tx, &existing)?;
                 save_agents(tx, &agents)?;
+                crate::leads::check_settings(tx, &existing)?;
                 return Ok(existing);
             }
             let mut project = project;
@@ -130,6 +131,7 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
             }
             save_project(tx, &project)?;
             save_agents(tx, &agents)?;
+            crate::leads::check_settings(tx, &project)?;
             Ok(project)
         })
         .await?;
@@ -153,6 +155,7 @@ pub async fn reload_project(state: &Arc<AppState>, id: String) -> Result<Project
         project.settings = settings;
         save_project(tx, &project)?;
         save_agents(tx, &agents)?;
+        crate::leads::check_settings(tx, &project)?;
         let resumed = crate::scheduler::resume_budget_paused(tx, fx, &project.id)?;
         if resumed > 0 {
             tracing::info!(project = %project.name, resumed, "tasks paused for their budget continue");
@@ -276,6 +279,8 @@ pub async fn write_config(state: &Arc<AppState>, id: String, text: String) -> Re
         }
     })?;
     settings.validate().map_err(Error::invalid)?;
+    let candidate = Project { settings: settings.clone(), ..project.clone() };
+    state.store.read(move |r| crate::leads::check_settings(r, &candidate)).await?;
     let path = Path::new(&project.path).join(CONFIG_FILE);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::invalid(format!("could not create {}: {e}", dir.display())))?;

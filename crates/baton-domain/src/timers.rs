@@ -63,6 +63,8 @@ struct Timers {
     since: Timestamp,
     /// When the backoffs were last looked at.
     checked: Timestamp,
+    /// The last error keeping each project's lead (told once).
+    lead_errors: std::collections::HashMap<baton_core::ids::ProjectId, String>,
     ticks: u64,
 }
 
@@ -131,7 +133,13 @@ pub async fn run(state: Arc<AppState>) {
                     if timers.is_none() {
                         tracing::info!(replica = %state.replica, "this coordinator runs the timers and the merge queue");
                         let now = Timestamp::now();
-                        timers = Some(Timers { leads: Default::default(), since: now, checked: now, ticks: 0 });
+                        timers = Some(Timers {
+                            leads: Default::default(),
+                            since: now,
+                            checked: now,
+                            lead_errors: Default::default(),
+                            ticks: 0,
+                        });
                         state.leader.store(true, Ordering::Relaxed);
                         state.merge_work.notify_one();
                     }
@@ -185,6 +193,42 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     }
     t.ticks += 1;
     expire_silent(state, t.since).await;
+    keep_leads(state, &mut t.lead_errors).await;
+}
+
+/// Every project's lead, looked at (each in a transaction of its own): started
+/// where the settings want one, revived when its run died, woken when its
+/// timer fired, ended at its deadline. An error is logged once per project
+/// until it changes.
+async fn keep_leads(state: &Arc<AppState>, errors: &mut std::collections::HashMap<baton_core::ids::ProjectId, String>) {
+    let cared = state
+        .store
+        .read(|r| {
+            let mut due = Vec::new();
+            for p in r.projects()? {
+                if crate::leads::needs_care(r, &p)? {
+                    due.push(p);
+                }
+            }
+            Ok::<_, crate::Error>(due)
+        })
+        .await;
+    let Ok(projects) = cared else { return };
+    for project in projects {
+        let (st, id) = (Arc::clone(state), project.id.clone());
+        let kept = transact(state, move |tx, fx| crate::leads::reconcile(tx, fx, &id, &st.config)).await;
+        match kept {
+            Ok(()) => {
+                errors.remove(&project.id);
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if errors.insert(project.id.clone(), text.clone()).as_ref() != Some(&text) {
+                    tracing::warn!(project = %project.name, error = %text, "could not keep the project's lead");
+                }
+            }
+        }
+    }
 }
 
 /// Records how many tasks wait to start now as this hour's queue depth (the

@@ -111,7 +111,7 @@ pub struct MergeArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitPlan {
-    /// The plan: `{"name", "project", "defaults": {...}, "tasks": [{"name", "prompt", "agent", "depends_on": [names], "approval"}], "synthesis": {...}}` as a JSON object, or the same as YAML text.
+    /// The plan: `{"name", "project", "defaults": {...}, "tasks": [{"name", "prompt", "agent", "depends_on": [names], "approval"}], "synthesis": {...}, "callback": true}` as a JSON object, or the same as YAML text. With `"callback": true` you are woken once, when every task of the plan has ended.
     pub plan: Value,
 }
 
@@ -215,4 +215,14 @@ pub struct SendMessageArgs {
     pub text: String,
     /// A key of your choosing: sending again with the same key sends nothing more.
     pub key: Option<String>,
+}
+
+/// `lead_wake_me`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadWakeArgs {
+    /// In how many seconds to be woken (1 to 604800).
+    pub in_s: u64,
+    /// What you want to be told then.
+    pub note: Option<String>,
 }

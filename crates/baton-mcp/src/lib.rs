@@ -467,6 +467,34 @@ impl BatonMcp {
     }
 
     #[tool(
+        description = "For the project's lead: say you are done. Refused while any task of the project is still open (they are listed); then Baton stops keeping you alive."
+    )]
+    async fn lead_done(&self, ctx: RequestContext<RoleServer>) -> Answer {
+        let client = self.client(&ctx);
+        let me: Me = client.get("/api/me").await.map_err(explain)?;
+        let project = me.project.ok_or_else(|| "this needs the lead's session token".to_owned())?;
+        let path = format!("/api/projects/{}/lead/done", encode(&project));
+        let v: Value = client.post(&path, &json!({})).await.map_err(|e| match &e {
+            ClientError::Api { details: Some(d), .. } => format!("{}\n{}", explain_ref(&e), pretty(d)),
+            _ => explain(e),
+        })?;
+        Ok(format!("done: the lead of {} rests for good", v["project"].as_str().unwrap_or(&project)))
+    }
+
+    #[tool(
+        description = "For the project's lead: set a timer. Baton wakes you in in_s seconds with your note, as your next turn; end your turn meanwhile (waiting costs nothing)."
+    )]
+    async fn lead_wake_me(&self, Parameters(a): Parameters<LeadWakeArgs>, ctx: RequestContext<RoleServer>) -> Answer {
+        let client = self.client(&ctx);
+        let me: Me = client.get("/api/me").await.map_err(explain)?;
+        let project = me.project.ok_or_else(|| "this needs the lead's session token".to_owned())?;
+        let body = json!({ "in_s": a.in_s, "note": a.note.unwrap_or_default() });
+        let _: Value =
+            client.post(&format!("/api/projects/{}/lead/wake", encode(&project)), &body).await.map_err(explain)?;
+        Ok(format!("you will be woken in {} s", a.in_s))
+    }
+
+    #[tool(
         description = "Delete a document and all its versions from the shared context store.",
         annotations(destructive_hint = true)
     )]

@@ -7,6 +7,7 @@ mod docs;
 pub(crate) mod http;
 pub(crate) mod idempotency;
 mod launchers;
+mod leads;
 mod memory;
 mod meta;
 mod openapi;
@@ -80,6 +81,17 @@ pub(crate) fn api_ops() -> Ops {
             .about("Announced as a `document` event ({name, deleted}). Needs the admin token or a session token (launcher tokens get 403)."),
         Op::get("/projects/{id}/orchestrator", projects::lead, "The lead's status for a project")
             .about("In the shape of seed 000's dashboard: `status` is running, stale or stopped from the age of the last heartbeat (10 and 60 minutes by default, or the project's heartbeat_stale_s / heartbeat_stopped_s), with the agents at work, the task counts and the next wave. The scheduler beats while the project has unfinished tasks; a lead agent beats with POST /api/projects/{id}/heartbeat."),
+        Op::get("/projects/{id}/lead", leads::show, "The lead Baton runs for the project")
+            .about("Its agent, task and session (the acting one: `fence` rises at every change, and a request of an earlier session is refused), `state` (working, idle, reviving, stopped, done), its process while it works, its deadline, how often it was restarted and why. 404 when no lead was ever started.")
+            .returns::<baton_core::memory::LeadView>("200", "the lead"),
+        Op::post("/projects/{id}/lead/start", leads::start, "Start the project's lead (admin)")
+            .about("Runs `agent` (or the project's `lead` setting) as the project's lead: a task of its own whose prompt is the lead template rendered from the project (its name, paths, context, the agents it may hand work to and the current task graph). Baton keeps it alive: a run that dies is resumed in the same session, and a resume that fails gives way to a fresh session with a handoff (its memory, journal and the open tasks). Between its wakings (a task it started ending, a message, a timer it set, a person writing to it) it rests with no process. It ends at its deadline (`lead_timeout_s`, 4 hours by default) or when it says it is done. Starting a running lead again with the same agent changes nothing; with another agent, 409. 404 for an unknown agent. The body may be empty."),
+        Op::post("/projects/{id}/lead/stop", leads::stop, "Stop the project's lead (admin)")
+            .about("It is no longer wanted: its task is stopped if it works, and Baton does not bring it back (the project's `lead` setting does not start it again until `lead/start`)."),
+        Op::post("/projects/{id}/lead/done", leads::done, "The lead says it is done")
+            .about("From the session of the project's acting lead only (403 otherwise, also for an earlier session that was replaced). Refused with 409 and the open tasks in `details.open` while any task of the project has not ended; then the lead is no longer wanted and rests for good."),
+        Op::post("/projects/{id}/lead/wake", leads::wake, "The lead sets a timer")
+            .about("From the session of the project's acting lead only: Baton wakes it in `in_s` seconds (1 s to 7 days) with `note`, as its next turn. One timer at a time; a new one replaces it."),
         Op::post("/projects/{id}/heartbeat", projects::heartbeat, "A lead agent's heartbeat")
             .about("Records that the project's lead is alive, with its view of the work (free form). Needs the admin token or an agent's session token (launcher tokens get 403); for a session token, `source` defaults to the session's agent and `session_key` to the session. The body may be empty."),
         Op::get("/projects/{id}/heartbeats", projects::heartbeats, "The project's heartbeat history")
@@ -107,6 +119,8 @@ pub(crate) fn api_ops() -> Ops {
             .about("Every agent definition as an expert a planner's subtasks can name in `agent_type`, with its description and tags."),
         Op::get("/agents", agents::list, "Agent definitions, with availability"),
         Op::post("/agents", agents::create, "Define an agent (admin)"),
+        Op::get("/agents/status", leads::agents_status, "The agents that live between tasks")
+            .about("Each agent with memory and each agent that leads a project: `state` (working, messages queued, idle), its tasks at work and queued, the messages waiting in its inbox, its memory's size against its limits, the projects it leads (with each lead's state) and its last activity."),
         Op::get("/agents/{name}", agents::show, "An agent definition"),
         Op::get("/agents/{name}/markdown", agents::markdown, "An agent definition as Markdown with front matter")
             .about("The definition in the format of `.claude/agents/*.md` and `.baton/agents/*.md`: YAML front matter, then the system prompt."),

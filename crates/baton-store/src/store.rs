@@ -355,8 +355,11 @@ pub trait StoreTx: StoreRead {
     fn append_journal(&mut self, entry: &JournalEntry) -> Result<i64, StoreError>;
     /// Inserts or replaces a message.
     fn put_message(&mut self, message: &AgentMessage) -> Result<(), StoreError>;
-    /// Inserts or replaces a project's lead record.
-    fn put_lead(&mut self, lead: &LeadRecord) -> Result<(), StoreError>;
+    /// Writes a project's lead record if nothing changed it meanwhile: a new
+    /// record when `expected` is `None` and there is none, else only while its
+    /// fence is still `expected`. False when another writer came first (the
+    /// caller gives up its transaction).
+    fn put_lead(&mut self, lead: &LeadRecord, expected: Option<u64>) -> Result<bool, StoreError>;
     /// Adds to one hour's aggregates.
     fn add_hour(&mut self, delta: &HourDelta) -> Result<(), StoreError>;
     /// Records the queue's depth for an hour (the last sample of it stays).

@@ -546,15 +546,28 @@ fn memory_journal_inbox_and_leads_round_trip() {
             agent: "lead".into(),
             wanted: true,
             task_id: None,
+            session_id: None,
             fence: 1,
             restarts: 0,
+            restarted_at: None,
+            reviving: false,
             note: None,
             started_at: Timestamp::now(),
             deadline: Timestamp::now(),
             done_at: None,
+            wake_at: None,
+            wake_note: None,
         };
         let put = lead.clone();
-        store.write(move |tx| tx.put_lead(&put)).await.unwrap();
+        assert!(store.write(move |tx| tx.put_lead(&put, None)).await.unwrap(), "{backend}");
+        let put = lead.clone();
+        assert!(!store.write(move |tx| tx.put_lead(&put, None)).await.unwrap(), "one record only: {backend}");
+        let stale = baton_core::model::LeadRecord { fence: 2, wanted: false, ..lead.clone() };
+        assert!(!store.write(move |tx| tx.put_lead(&stale, Some(0))).await.unwrap(), "a stale fence: {backend}");
+        let next = baton_core::model::LeadRecord { fence: 2, ..lead.clone() };
+        let put = next.clone();
+        assert!(store.write(move |tx| tx.put_lead(&put, Some(1))).await.unwrap(), "{backend}");
+        let lead = next;
         assert_eq!(store.read(move |r| r.lead(&project)).await.unwrap(), Some(lead), "{backend}");
     });
 }

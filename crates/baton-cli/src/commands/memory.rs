@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use baton_client::Client;
 use baton_core::memory::{
-    AgentMessage, JournalEntry, JournalNote, MemoryBlock, MemoryContext, MemoryView, RevertBlock, SendToAgent,
-    WriteBlock, WriteMode,
+    AgentMessage, AgentStatus, JournalEntry, JournalNote, LeadView, MemoryBlock, MemoryContext, MemoryView,
+    RevertBlock, SendToAgent, StartLead, WriteBlock, WriteMode,
 };
 use serde_json::json;
 
-use crate::cli::{MemoryCommand, SendArgs};
+use crate::cli::{LeadCommand, MemoryCommand, SendArgs};
 use crate::context;
 use crate::error::CliError;
 use crate::output::{ago, cut, print_json, table};
@@ -171,5 +171,77 @@ pub async fn hook_context(url: Option<&str>, token: Option<&str>, fallback: Opti
     let text = fresh.or_else(|| fallback.and_then(|f| std::fs::read_to_string(f).ok())).unwrap_or_default();
     let answer = json!({ "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text } });
     println!("{answer}");
+    Ok(0)
+}
+
+pub async fn lead(client: &Client, command: LeadCommand) -> Result<u8, CliError> {
+    let project = |p: Option<String>| async move {
+        match p {
+            Some(p) => Ok::<_, CliError>(p),
+            None => super::run::default_project(client).await,
+        }
+    };
+    let (view, json): (LeadView, bool) = match command {
+        LeadCommand::Start { project: p, agent } => {
+            let path = format!("/api/projects/{}/lead/start", project(p).await?);
+            (client.post(&path, &StartLead { agent }).await?, false)
+        }
+        LeadCommand::Restart { project: p, agent } => {
+            let id = project(p).await?;
+            let stopped: LeadView = client.post(&format!("/api/projects/{id}/lead/stop"), &json!({})).await?;
+            let agent = agent.or(Some(stopped.record.agent));
+            (client.post(&format!("/api/projects/{id}/lead/start"), &StartLead { agent }).await?, false)
+        }
+        LeadCommand::Stop { project: p } => {
+            let path = format!("/api/projects/{}/lead/stop", project(p).await?);
+            (client.post(&path, &json!({})).await?, false)
+        }
+        LeadCommand::Status { project: p, json } => {
+            (client.get(&format!("/api/projects/{}/lead", project(p).await?)).await?, json)
+        }
+    };
+    if json {
+        print_json(&view);
+        return Ok(0);
+    }
+    let r = &view.record;
+    println!("project   {}", view.project);
+    println!("agent     {}", r.agent);
+    println!("state     {}{}", view.state, view.pid.map(|p| format!(" (pid {p})")).unwrap_or_default());
+    if let (Some(task), Some(session)) = (&r.task_id, &r.session_id) {
+        println!("task      {task} (session {session}, fence {})", r.fence);
+    }
+    println!("deadline  {}", r.deadline);
+    if r.restarts > 0 {
+        println!("restarts  {}", r.restarts);
+    }
+    if let Some(note) = &r.note {
+        println!("last      {note}");
+    }
+    Ok(0)
+}
+
+pub async fn cluster(client: &Client, json: bool) -> Result<u8, CliError> {
+    let agents: Vec<AgentStatus> = client.get("/api/agents/status").await?;
+    if json {
+        print_json(&agents);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            let leads: Vec<String> = a.leads.iter().map(|l| format!("{} ({})", l.project, l.state)).collect();
+            vec![
+                a.agent.clone(),
+                a.state.clone(),
+                format!("{}/{}", a.working, a.queued_tasks),
+                a.queued_messages.to_string(),
+                if a.memory { format!("{}/{}", a.memory_chars, a.memory_limit) } else { "-".into() },
+                leads.join(", "),
+                a.last_activity.map(ago).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["AGENT", "STATE", "WORKING/QUEUED", "INBOX", "MEMORY", "LEADS", "LAST ACTIVITY"], &rows);
     Ok(0)
 }

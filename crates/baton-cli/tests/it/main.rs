@@ -14,6 +14,7 @@ mod forge;
 mod governor;
 mod harness;
 mod hooks;
+mod leads;
 mod lifecycle;
 mod loops;
 mod mcp;

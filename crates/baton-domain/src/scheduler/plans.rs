@@ -98,6 +98,10 @@ fn check_plan(tx: &dyn StoreTx, caller: &Caller, req: &CreatePlan, config: &Conf
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
     };
+    if let Some(parent) = &parent {
+        // A session of a lead that was replaced starts nothing (its fence is old).
+        crate::leads::acting(tx, &parent.id)?;
+    }
     let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
     let index = check_names(req)?;
     let mut agents: HashMap<(Option<String>, Vec<String>), AgentDef> = HashMap::new();
@@ -307,6 +311,8 @@ fn write_plan(
         project_id: project.id.clone(),
         tasks: req.tasks.iter().zip(&ids).map(|(t, id)| (t.name.clone(), id.clone())).collect(),
         synthesis: synthesis_id,
+        callback_session: parent.filter(|_| req.callback).map(|s| s.id),
+        called_back: false,
         created_at: Timestamp::now(),
     };
     tx.put_plan(&plan)?;
@@ -316,4 +322,45 @@ fn write_plan(
 /// The error, saying which task of the plan it is about.
 fn in_task(e: Error, name: &str) -> Error {
     Error::InPlan { task: name.to_owned(), source: Box::new(e) }
+}
+
+/// A task of a plan settled: when the plan was submitted with `callback` and
+/// every one of its tasks has now ended, its session is told once, with how
+/// each ended. The plan is written first, so that of two tasks settling at
+/// once on two replicas the second sees the first (the row is locked until
+/// its transaction ends).
+pub(crate) fn plan_task_settled(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &baton_core::model::Task,
+) -> Result<(), Error> {
+    let Some(id) = &task.plan_id else { return Ok(()) };
+    let Some(plan) = tx.plan(id)? else { return Ok(()) };
+    if plan.callback_session.is_none() || plan.called_back {
+        return Ok(());
+    }
+    tx.put_plan(&plan)?;
+    let Some(mut plan) = tx.plan(id)? else { return Ok(()) };
+    let mut ended = Vec::new();
+    for (name, tid) in
+        plan.tasks.iter().map(|(n, t)| (n.as_str(), t)).chain(plan.synthesis.iter().map(|t| ("synthesis", t)))
+    {
+        let status = if *tid == task.id { Some(task.status) } else { tx.task(tid)?.map(|t| t.status) };
+        match status {
+            Some(s) if s.is_settled() => ended.push(format!("- {name} ({tid}): {s}")),
+            _ => return Ok(()),
+        }
+    }
+    plan.called_back = true;
+    tx.put_plan(&plan)?;
+    let session = crate::leads::current_session(tx, plan.callback_session.as_ref().expect("checked above"))?;
+    let Some(mut parent) = tx.session(&session)? else { return Ok(()) };
+    let all = ended.iter().all(|l| l.ends_with(": succeeded"));
+    parent.pending_callbacks.push(baton_core::model::Callback {
+        task_id: task.id.clone(),
+        title: format!("plan {} ({})", plan.name, plan.id),
+        status: if all { baton_core::status::TaskStatus::Succeeded } else { baton_core::status::TaskStatus::Failed },
+        text: format!("Every task of plan {} has ended:\n{}", plan.name, ended.join("\n")),
+    });
+    super::settle::deliver_callbacks(tx, fx, parent)
 }

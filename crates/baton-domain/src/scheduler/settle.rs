@@ -27,8 +27,12 @@ pub(crate) fn settled(tx: &mut dyn StoreTx, fx: &mut Effects, task: &Task) -> Re
     if task.status.is_settled() {
         crate::memory::record_outcome(tx, task)?;
         crate::inbox::settle(tx, task)?;
+        crate::leads::on_settled(tx, task)?;
     }
     call_back(tx, fx, task)?;
+    if task.plan_id.is_some() && task.status.is_settled() {
+        super::plans::plan_task_settled(tx, fx, task)?;
+    }
     if task.orchestration.is_some() {
         orchestrations::advance(tx, fx, task)?;
     }
@@ -52,7 +56,9 @@ fn call_back(tx: &mut dyn StoreTx, fx: &mut Effects, child: &Task) -> Result<(),
         return Ok(());
     }
     let Some(parent_id) = &child.parent_session_id else { return Ok(()) };
-    let Some(mut parent) = tx.session(parent_id)? else { return Ok(()) };
+    // An earlier session of a project's lead: the session that leads now hears it.
+    let parent_id = crate::leads::current_session(tx, parent_id)?;
+    let Some(mut parent) = tx.session(&parent_id)? else { return Ok(()) };
     let text = match child.status {
         TaskStatus::Succeeded => child.result.clone().unwrap_or_default(),
         _ => child.reason.clone().or_else(|| child.result.clone()).unwrap_or_default(),

@@ -238,6 +238,8 @@ pub(crate) fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, confi
     }
     let agent = resolve_agent(tx, &project, req.agent.as_deref(), &req.tags)?;
     if let Some(parent) = &parent {
+        // A session of a lead that was replaced starts nothing (its fence is old).
+        crate::leads::acting(tx, &parent.id)?;
         check_delegation(tx, parent, &agent, config.max_delegation_depth)?;
     }
     let ask = super::loops::Ask {
@@ -644,6 +646,10 @@ pub(crate) fn succeed(
     set_status(task, TaskStatus::Succeeded, reason)?;
     let remerge = std::mem::take(&mut task.loops.remerge);
     save_task(tx, task)?;
+    // A lead's turn ended: it rests; nothing of it is merged or pushed.
+    if task.leads.is_some() {
+        return settled(tx, fx, task);
+    }
     promote_dependents(tx, fx, &task.id)?;
     let project = tx.project(&task.project_id)?;
     let approved = super::loops::merge_gate(task, false).is_ok();

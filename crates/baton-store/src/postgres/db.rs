@@ -968,13 +968,20 @@ impl StoreTx for PgDb<'_> {
         Ok(())
     }
 
-    fn put_lead(&mut self, lead: &LeadRecord) -> Result<(), StoreError> {
+    fn put_lead(&mut self, lead: &LeadRecord, expected: Option<u64>) -> Result<bool, StoreError> {
         let data = encode("lead", lead)?;
-        self.exec(
-            "INSERT INTO leads (project_id, data) VALUES ($1, $2) ON CONFLICT (project_id) DO UPDATE SET data = excluded.data",
-            &[&lead.project_id.as_str(), &data],
-        )?;
-        Ok(())
+        let fence = lead.fence as i64;
+        let changed = match expected {
+            None => self.exec(
+                "INSERT INTO leads (project_id, fence, data) VALUES ($1, $2, $3) ON CONFLICT (project_id) DO NOTHING",
+                &[&lead.project_id.as_str(), &fence, &data],
+            )?,
+            Some(before) => self.exec(
+                "UPDATE leads SET fence = $2, data = $3 WHERE project_id = $1 AND fence = $4",
+                &[&lead.project_id.as_str(), &fence, &data, &(before as i64)],
+            )?,
+        };
+        Ok(changed == 1)
     }
 
     fn add_hour(&mut self, d: &HourDelta) -> Result<(), StoreError> {

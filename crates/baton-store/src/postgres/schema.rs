@@ -268,6 +268,7 @@ CREATE TABLE agent_messages (
 CREATE INDEX agent_messages_by_agent ON agent_messages(to_agent, state, created_at);
 CREATE TABLE leads (
     project_id TEXT PRIMARY KEY,
+    fence BIGINT NOT NULL,
     data TEXT NOT NULL
 );
 "#,

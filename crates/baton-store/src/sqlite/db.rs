@@ -944,13 +944,19 @@ impl StoreTx for Db<'_> {
         Ok(())
     }
 
-    fn put_lead(&mut self, lead: &LeadRecord) -> Result<(), StoreError> {
+    fn put_lead(&mut self, lead: &LeadRecord, expected: Option<u64>) -> Result<bool, StoreError> {
         let data = encode("lead", lead)?;
-        self.exec(
-            "INSERT INTO leads (project_id, data) VALUES (?1, ?2) ON CONFLICT(project_id) DO UPDATE SET data = excluded.data",
-            params![lead.project_id.as_str(), data],
-        )?;
-        Ok(())
+        let changed = match expected {
+            None => self.exec(
+                "INSERT INTO leads (project_id, fence, data) VALUES (?1, ?2, ?3) ON CONFLICT(project_id) DO NOTHING",
+                params![lead.project_id.as_str(), lead.fence as i64, data],
+            )?,
+            Some(fence) => self.exec(
+                "UPDATE leads SET fence = ?2, data = ?3 WHERE project_id = ?1 AND fence = ?4",
+                params![lead.project_id.as_str(), lead.fence as i64, data, fence as i64],
+            )?,
+        };
+        Ok(changed == 1)
     }
 
     fn add_hour(&mut self, d: &HourDelta) -> Result<(), StoreError> {
