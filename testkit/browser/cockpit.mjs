@@ -66,6 +66,7 @@ try {
 
   await projects(page, shot);
   await agents(page, shot);
+  await living(page, shot, hash);
   await composer(page, shot, hash);
   const kept = await attempts(page, shot, hash);
   await planEditor(page, shot, hash);
@@ -83,6 +84,40 @@ try {
   await browser.close();
 }
 process.exit(failed ? 1 : 0);
+
+async function living(page, shot, hash) {
+  step("agents that live: memory edited, refused past its limit and reverted; a lead stopped and started from the page");
+  await api("/api/agents", { method: "POST", body: JSON.stringify({ name: "keeper", executor: "command", command: ["true"], memory: true }) });
+  await api("/api/agents", { method: "POST", body: JSON.stringify({ name: "captain", executor: "command", command: ["sh", "-c", "echo planned"], delegates_to: ["*"] }) });
+  await api("/api/projects/repo/lead/start", { method: "POST", body: JSON.stringify({ agent: "captain" }) });
+  await hash("#/agents");
+  await page.waitForSelector('[data-living-agent="keeper"]');
+  await page.click('[data-living-agent="keeper"] [data-action="open-memory"]');
+  const notes = page.locator('[data-block="notes"] textarea');
+  await notes.fill("Deploys go through staging first.");
+  await page.click('[data-block="notes"] [data-action="save-block"]');
+  await page.waitForSelector('[data-block-size="notes"]:has-text("version 1")');
+  await notes.fill("x".repeat(5001));
+  await page.click('[data-block="notes"] [data-action="save-block"]');
+  await page.waitForSelector('[data-block="notes"] [role="alert"]:has-text("5000")');
+  await notes.fill("Deploys go through canary first.");
+  await page.click('[data-block="notes"] [data-action="save-block"]');
+  await page.waitForSelector('[data-block-size="notes"]:has-text("version 2")');
+  await page.click('[data-block="notes"] summary');
+  await page.click('[data-block="notes"] [data-action="revert-block"] >> nth=-1');
+  await until("reverted to version 1's text", async () => (await api("/api/agents/keeper/memory")).blocks.find((b) => b.label === "notes").text === "Deploys go through staging first.");
+  await shot("memory");
+  await page.keyboard.press("Escape");
+  await until("the lead rests", async () => (await api("/api/projects/repo/lead")).state === "idle");
+  await hash("#/overview");
+  await hash("#/agents");
+  await page.click('[data-lead-project="repo"] [data-action="lead-stop"]');
+  await until("the lead stopped", async () => (await api("/api/projects/repo/lead")).state === "stopped");
+  await page.waitForSelector('[data-lead-project="repo"] [data-action="lead-start"]');
+  await page.click('[data-lead-project="repo"] [data-action="lead-start"]');
+  await until("the lead started again", async () => (await api("/api/projects/repo/lead")).wanted === true);
+  await api("/api/projects/repo/lead/stop", { method: "POST", body: "{}" });
+}
 
 async function projects(page, shot) {
   step("projects: a path that is not a repository is refused beside its field; a real one is added");

@@ -77,6 +77,16 @@ declare namespace Api {
     fix_attempts?: number | null;
     /** The agent that reviews its tasks' work before they succeed (default: the project's). */
     review_by?: string | null;
+    /** Whether it keeps a memory between tasks: labelled blocks, a journal */
+    memory?: boolean;
+    /** The agents it may send messages to (besides those it may delegate to). */
+    messages_to?: Array<string>;
+    /** How deep the tasks it starts may start tasks in turn (fewer than the */
+    max_depth?: number | null;
+    /** How many of the tasks it started may be unfinished at once. */
+    max_fanout?: number | null;
+    /** Which documents its sessions may write and append to (all, when unset). */
+    docs?: Api.DocRules | null;
     /** Front matter keys Baton does not use, kept as they were. */
     extra?: Record<string, unknown>;
     /** Where the definition came from: `builtin`, `api`, or a file path. */
@@ -144,6 +154,16 @@ declare namespace Api {
     fix_attempts?: number | null;
     /** The agent that reviews its tasks' work before they succeed (default: the project's). */
     review_by?: string | null;
+    /** Whether it keeps a memory between tasks: labelled blocks, a journal */
+    memory?: boolean;
+    /** The agents it may send messages to (besides those it may delegate to). */
+    messages_to?: Array<string>;
+    /** How deep the tasks it starts may start tasks in turn (fewer than the */
+    max_depth?: number | null;
+    /** How many of the tasks it started may be unfinished at once. */
+    max_fanout?: number | null;
+    /** Which documents its sessions may write and append to (all, when unset). */
+    docs?: Api.DocRules | null;
     /** Front matter keys Baton does not use, kept as they were. */
     extra?: Record<string, unknown>;
     /** Where the definition came from: `builtin`, `api`, or a file path. */
@@ -161,6 +181,52 @@ declare namespace Api {
   type AgentMarkdown = {
     /** The definition: YAML front matter between `---` lines, then the system prompt. */
     markdown: string;
+  };
+  /** A message in an agent's inbox. */
+  type AgentMessage = {
+    /** Its id (`msg-` and 12 hex digits). */
+    id: string;
+    /** The agent it is for. */
+    to: string;
+    /** Who sent it: `admin`, or the sending agent's name. */
+    from: string;
+    /** The sending session, which hears how it ended (as a callback). */
+    from_session?: Api.SessionId | null;
+    /** What it says. */
+    text: string;
+    /** Where it is. */
+    state: Api.MessageState;
+    /** The task that took it. */
+    task_id?: Api.TaskId | null;
+    /** Why it was refused, or how its task ended. */
+    reason?: string | null;
+    /** When it was sent. */
+    created_at: string;
+    /** When it last changed. */
+    updated_at: string;
+  };
+  /** `GET /api/agents/status`: an agent that lives between tasks (one with */
+  type AgentStatus = {
+    /** The agent. */
+    agent: string;
+    /** `working` (a task of it runs), `messages queued` (its inbox waits for */
+    state: string;
+    /** Its tasks at work now. */
+    working: number;
+    /** Its tasks waiting for a slot. */
+    queued_tasks: number;
+    /** Messages waiting in its inbox. */
+    queued_messages: number;
+    /** Whether it keeps a memory. */
+    memory: boolean;
+    /** Its blocks' sizes, in characters, summed. */
+    memory_chars: number;
+    /** Their limits, summed. */
+    memory_limit: number;
+    /** The projects it leads (Baton keeps each alive). */
+    leads: Array<Api.LeadView>;
+    /** When it last did something (a task of it changed, or its journal grew). */
+    last_activity?: string | null;
   };
   /** A task moving to a fallback agent because its agent could not work. */
   type AgentSwitch = {
@@ -212,6 +278,8 @@ declare namespace Api {
     base_commit?: string | null;
     /** The base branch's head now, for a run asked to merge it into the task's */
     base_head?: string | null;
+    /** The agent's memory as it reaches the agent (its blocks and newest */
+    memory?: string | null;
   };
   /** A file to attach to a new task: its name for the agent, and the context */
   type AttachFile = {
@@ -371,6 +439,8 @@ declare namespace Api {
     tasks: Array<Api.PlanTask>;
     /** A final task that depends on every other and receives every result. */
     synthesis?: Api.PlanSynthesis | null;
+    /** For an agent's session: wake it once, when every task of the plan has */
+    callback?: boolean;
   };
   /** `POST /api/projects`. */
   type CreateProject = {
@@ -563,6 +633,13 @@ declare namespace Api {
     /** The matching passage, matches in `[` `]` (searches only). */
     snippet?: string | null;
   };
+  /** Which documents an agent's sessions may change (seed 003's gatekeeper): */
+  type DocRules = {
+    /** Names it may write (create, or replace the content of). */
+    write?: Array<string>;
+    /** Names it may append to (a new version that keeps the old content first). */
+    append?: Array<string>;
+  };
   /** One version of a document, without its content (`GET /api/docs/{name}` lists them). */
   type DocVersion = {
     /** The version number. */
@@ -623,7 +700,7 @@ declare namespace Api {
     files_changed?: Array<string> | null;
   };
   /** What an event records. */
-  type EventKind = "init" | "message" | "tool_call" | "tool_result" | "output" | "usage" | "result" | "raw" | "error" | "log" | "task" | "session" | "run" | "project" | "agent" | "launcher" | "orchestration" | "document" | "hook";
+  type EventKind = "init" | "message" | "tool_call" | "tool_result" | "output" | "usage" | "result" | "raw" | "error" | "log" | "task" | "session" | "run" | "project" | "agent" | "launcher" | "orchestration" | "document" | "hook" | "lead";
   /** How an agent is run. */
   type ExecutorKind = "claude-code" | "codex" | "gemini" | "acp" | "command";
   /** A failure another agent might not have: the CLI is missing, or the provider */
@@ -705,6 +782,30 @@ declare namespace Api {
     cost_by_project: Record<string, number>;
     /** What agents spent in it, in US dollars, by agent. */
     cost_by_agent: Record<string, number>;
+  };
+  /** An entry of an agent's journal. */
+  type JournalEntry = {
+    /** Its place in the journal (assigned by the store; 0 before). */
+    seq?: number;
+    /** The agent. */
+    agent: string;
+    /** What kind. */
+    kind: Api.JournalKind;
+    /** The task it is about. */
+    task_id?: Api.TaskId | null;
+    /** What it says. */
+    text: string;
+    /** Particulars (status, diff stat, cost). */
+    data?: unknown;
+    /** When. */
+    at: string;
+  };
+  /** What kind of journal entry. */
+  type JournalKind = "outcome" | "note";
+  /** `POST /api/agents/{name}/journal`: a note in an agent's journal. */
+  type JournalNote = {
+    /** What to note. */
+    text: string;
   };
   /** `POST /api/tasks/{id}/keep`: keep one attempt. */
   type KeepAttempt = {
@@ -824,6 +925,51 @@ declare namespace Api {
     completedCount: number;
     /** Counts and the next wave. */
     state: Api.LeadState;
+    /** The lead Baton runs for the project, when one was started: its session, */
+    lead?: Api.LeadView | null;
+  };
+  /** The lead Baton runs for a project, as people see it (`GET */
+  type LeadView = {
+    /** The project. */
+    project_id: Api.ProjectId;
+    /** The agent that leads. */
+    agent: string;
+    /** Whether a lead is wanted (started, not stopped or done). */
+    wanted: boolean;
+    /** Its task: a long-lived conversation, at rest between its wakings. */
+    task_id?: Api.TaskId | null;
+    /** The session that leads now; a request from an earlier one is refused. */
+    session_id?: Api.SessionId | null;
+    /** Raised at every change of the record: a writer that read an older one */
+    fence: number;
+    /** How many times it was started again (resumed or fresh) after it died. */
+    restarts?: number;
+    /** When it was last started again. */
+    restarted_at?: string | null;
+    /** Whether the run now queued resumes it after it died (if that fails, a */
+    reviving?: boolean;
+    /** What happened last: why it restarted, started fresh or stopped. */
+    note?: string | null;
+    /** When it was started. */
+    started_at: string;
+    /** When it ends at the latest (4 hours after it started, by default). */
+    deadline: string;
+    /** When it said it was done (every task of the project settled). */
+    done_at?: string | null;
+    /** A timer it set: when to wake it, and what to tell it then. */
+    wake_at?: string | null;
+    /** What the timer tells it. */
+    wake_note?: string | null;
+    /** The project's name. */
+    project: string;
+    /** `working` (its process runs a turn), `idle` (at rest: no process, no */
+    state: string;
+    /** Its task's status. */
+    task_status?: Api.TaskStatus | null;
+    /** Its agent process, while it works. */
+    pid?: number | null;
+    /** When its task last changed. */
+    last_activity?: string | null;
   };
   /** A task's feedback loops: its settings (resolved from the task, its agent and */
   type Loops = {
@@ -846,6 +992,62 @@ declare namespace Api {
     /** Its reviews, oldest first. */
     reviews?: Array<Api.Review>;
   };
+  /** `GET /api/me`: who a token speaks for. */
+  type Me = {
+    /** `admin`, `launcher` or `session`. */
+    kind: string;
+    /** For a session token: its session. */
+    session?: Api.SessionId | null;
+    /** For a session token: the session's task. */
+    task?: Api.TaskId | null;
+    /** For a session token: the agent. */
+    agent?: string | null;
+    /** For a session token: the project. */
+    project?: string | null;
+  };
+  /** One version of a labelled block of an agent's memory. */
+  type MemoryBlock = {
+    /** Its owner: the agent's name, or `shared`. */
+    owner: string;
+    /** Its label (`persona`, `notes`, …). */
+    label: string;
+    /** What it holds. */
+    text: string;
+    /** How many characters it may hold; a write past it is refused. */
+    limit: number;
+    /** What it is for, as the agent is told. */
+    description?: string;
+    /** Whether the agent may only read it (people still write it). */
+    read_only?: boolean;
+    /** For a shared block: the agents that see it. */
+    agents?: Array<string>;
+    /** Its version: 1 for the first, one more for each write. */
+    version: number;
+    /** Who wrote this version (`admin`, an agent's session). */
+    written_by?: string | null;
+    /** When. */
+    updated_at: string;
+  };
+  /** `GET /api/agents/{name}/memory/context`: exactly what reaches the agent. */
+  type MemoryContext = {
+    /** The agent. */
+    agent: string;
+    /** The text, as the agent gets it (empty for an agent without memory). */
+    text: string;
+  };
+  /** `GET /api/agents/{name}/memory`: an agent's blocks and the newest entries */
+  type MemoryView = {
+    /** The agent. */
+    agent: string;
+    /** Its blocks now (its own, and the shared ones that name it). */
+    blocks: Array<Api.MemoryBlock>;
+    /** Its journal, newest first (at most 50 entries). */
+    journal: Array<Api.JournalEntry>;
+    /** How many characters of memory reach the agent at the start of a task. */
+    context_chars: number;
+    /** The most that may reach it. */
+    context_budget: number;
+  };
   /** Whether and how a task's branch reached its base. */
   type MergeState = "none" | "queued" | "merged" | "conflict";
   /** How a task's branch lands on the base branch. */
@@ -859,6 +1061,8 @@ declare namespace Api {
   };
   /** Where `baton merge` lands a task. */
   type MergeVia = "baton" | "forge";
+  /** Where a message to an agent is. */
+  type MessageState = "queued" | "delivered" | "done" | "refused";
   /** Where an agent's network traffic may go: "full", "none", or a list of host:port it may reach. */
   type NetworkPolicy = "full" | "none" | Array<string>;
   /** An event to append (the coordinator assigns `id` and `seq`). */
@@ -986,6 +1190,10 @@ declare namespace Api {
     tasks: Record<string, Api.TaskId>;
     /** The synthesis task, which receives every result. */
     synthesis?: Api.TaskId | null;
+    /** The session told once, when every task of the plan has ended (a plan */
+    callback_session?: Api.SessionId | null;
+    /** Whether that session was told. */
+    called_back?: boolean;
     /** When it was submitted. */
     created_at: string;
   };
@@ -1030,6 +1238,10 @@ declare namespace Api {
     tasks: Record<string, Api.TaskId>;
     /** The synthesis task, which receives every result. */
     synthesis?: Api.TaskId | null;
+    /** The session told once, when every task of the plan has ended (a plan */
+    callback_session?: Api.SessionId | null;
+    /** Whether that session was told. */
+    called_back?: boolean;
     /** When it was submitted. */
     created_at: string;
     task_list: Array<Api.Task>;
@@ -1250,6 +1462,14 @@ declare namespace Api {
     merge_via?: Api.MergeVia | null;
     /** The forge (GitHub) that hosts the repository's pull requests. */
     forge?: Api.ForgeSettings | null;
+    /** The agent Baton runs as the project's lead and keeps alive (`lead = "AGENT"`): */
+    lead?: string | null;
+    /** Seconds a lead may live before Baton ends it (default 4 hours). */
+    lead_timeout_s?: number | null;
+    /** The lead's prompt template, relative to the repository (default */
+    lead_template?: string | null;
+    /** The project's technology, as the lead's template says it (`{{TECH_STACK}}`). */
+    tech_stack?: string | null;
   };
   /** A task's pull request. */
   type PullRequest = {
@@ -1290,6 +1510,8 @@ declare namespace Api {
     relations?: Array<Api.Relation> | null;
     /** The project it is about (id or name). */
     project?: string | null;
+    /** Add `content` at the end of the current version's text (on a line of its */
+    append?: boolean;
   };
   /** `GET /api/projects/{id}/radar`: every live task that overlaps another. */
   type RadarEntry = {
@@ -1346,6 +1568,11 @@ declare namespace Api {
     message: string;
     /** A new budget for the task, in US dollars (to continue a task paused for */
     budget_usd?: number | null;
+  };
+  /** `POST /api/agents/{name}/memory/{label}/revert`: bring back an earlier version. */
+  type RevertBlock = {
+    /** The version whose text becomes the newest. */
+    version: number;
   };
   /** `POST /api/tasks/{id}/revert`: one file set back to its base's version. */
   type RevertFile = {
@@ -1484,6 +1711,13 @@ declare namespace Api {
     /** What to say. */
     text: string;
   };
+  /** `POST /api/agents/{name}/messages`: a message to an agent's inbox. */
+  type SendToAgent = {
+    /** What to say. */
+    text: string;
+    /** The project its work belongs to (a sending agent's own by default; needed */
+    project?: string | null;
+  };
   /** One conversation with one agent process. */
   type Session = {
     /** Its id. */
@@ -1566,6 +1800,11 @@ declare namespace Api {
     stdout?: number;
     /** Bytes of stderr acknowledged. */
     stderr?: number;
+  };
+  /** `POST /api/projects/{id}/lead/start`. */
+  type StartLead = {
+    /** The agent that leads (default: the project's `lead` setting). */
+    agent?: string | null;
   };
   /** One file of a [`SessionState`]. */
   type StateFile = {
@@ -1695,6 +1934,10 @@ declare namespace Api {
     attempts?: Array<Api.TaskId>;
     /** Files a person attached to it: they reach its agent beside the worktree, */
     attachments?: Array<Api.Attachment>;
+    /** The inbox message it takes (an agent's message to this task's agent). */
+    message?: string | null;
+    /** The project it leads, for a lead's task. */
+    leads?: Api.ProjectId | null;
   };
   /** `GET /api/tasks/{id}` and the rest: a task with its sessions' summary. */
   type TaskDetail = {
@@ -1786,6 +2029,10 @@ declare namespace Api {
     attempts?: Array<Api.TaskId>;
     /** Files a person attached to it: they reach its agent beside the worktree, */
     attachments?: Array<Api.Attachment>;
+    /** The inbox message it takes (an agent's message to this task's agent). */
+    message?: string | null;
+    /** The project it leads, for a lead's task. */
+    leads?: Api.ProjectId | null;
     /** Its sessions, oldest first. */
     sessions?: Array<Api.Session>;
     /** The runs of its current session, oldest first. */
@@ -1853,6 +2100,13 @@ declare namespace Api {
   };
   /** A reviewer's verdict. */
   type Verdict = "approve" | "changes_requested";
+  /** `POST /api/projects/{id}/lead/wake`: the lead's timer. */
+  type WakeLead = {
+    /** In how many seconds. */
+    in_s: number;
+    /** What to tell it then. */
+    note?: string;
+  };
   type WebhookEvent = "task.succeeded" | "task.failed" | "task.blocked" | "task.awaiting_approval" | "task.merged" | "merge.conflict" | "budget.exceeded" | "launcher.offline" | "lead.stale" | "plan.completed" | "orchestration.completed" | "webhook.test";
   type WebhookFormat = "json" | "slack" | "discord" | "ntfy";
   /** A webhook as the API shows it: its secret only in the answer that made it. */
@@ -1878,4 +2132,21 @@ declare namespace Api {
     /** The signing secret: only in the answer to its creation. */
     secret?: string | null;
   };
+  /** A write of a block (`PUT /api/agents/{name}/memory/{label}`). */
+  type WriteBlock = {
+    /** The text. */
+    text: string;
+    /** Replace (the default) or append. */
+    mode?: Api.WriteMode;
+    /** A new limit, in characters (people only). */
+    limit?: number | null;
+    /** Whether the agent may only read it (people only). */
+    read_only?: boolean | null;
+    /** What it is for. */
+    description?: string | null;
+    /** Share it with these agents too (people only; it becomes a shared block). */
+    share_with?: Array<string>;
+  };
+  /** How a write changes a block. */
+  type WriteMode = "replace" | "append";
 }

@@ -564,3 +564,39 @@ async fn claude_code_sees_its_memory_at_start_and_after_a_compaction() {
     assert!(body.contains("osprey"), "the memory as it is now reached the model after the compaction: {body}");
     assert!(fake.requests().len() > before);
 }
+
+/// A real Claude Code as a project's lead, idle: no process and not one model
+/// call while it waits (20 s here; `BATON_TEST_LEAD_IDLE_S=600` waits the ten
+/// minutes the issue names), then a person's message wakes it at once.
+#[tokio::test]
+async fn an_idle_claude_code_lead_makes_no_model_calls_until_woken() {
+    let fake = FakeModel::start(Script::new(vec![
+        Step::text("Nothing to hand out yet; resting."),
+        Step::text("Woken by a person."),
+    ]))
+    .await
+    .unwrap();
+    let b = Baton::start();
+    let mut def = Cli::Claude.def("captain", &fake.url, &b.dir.path().join("home"));
+    def["memory"] = json!(true);
+    def["delegates_to"] = json!(["*"]);
+    b.agent_def(def).await;
+    let (s, started) = b.post("/api/projects/repo/lead/start", json!({ "agent": "captain" })).await;
+    assert_eq!(s, 200, "{started}");
+    let task = started["task_id"].as_str().unwrap().to_owned();
+    let t = finished(&b, &task, 1).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let calls = || fake.requests().iter().filter(|r| r["path"] == "/v1/messages").count();
+    let before = calls();
+    assert!(before >= 1);
+    let idle: u64 = std::env::var("BATON_TEST_LEAD_IDLE_S").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    assert_eq!(calls(), before, "no model call in {idle} s of idling");
+    assert!(crate::harness::processes_of_task(&task).is_empty(), "no process while it rests");
+    let l: Value = b.client.get("/api/projects/repo/lead").await.unwrap();
+    assert_eq!((l["state"].as_str(), l["pid"].as_i64()), (Some("idle"), None), "{l}");
+    b.post(&format!("/api/tasks/{task}/messages"), json!({ "text": "Anything to do?" })).await;
+    let t = finished(&b, &task, 2).await;
+    assert_eq!(t.task.result.as_deref(), Some("Woken by a person."));
+    assert!(calls() > before);
+}

@@ -331,3 +331,79 @@ fn bad_stores_are_refused_at_start_with_a_clear_error() {
     assert_ne!(code, Some(0));
     assert!(err.contains("c-old") && err.contains("one Baton version"), "{err}");
 }
+
+/// How many of the project's lead tasks are at work or waiting to be.
+async fn live_leads(b: &Baton) -> usize {
+    let tasks: Vec<Value> = b.client.get("/api/tasks?limit=1000").await.unwrap_or_default();
+    tasks
+        .iter()
+        .filter(|t| {
+            t["leads"].is_string() && ["queued", "running", "checking"].contains(&t["status"].as_str().unwrap_or(""))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn two_replicas_never_run_two_leads_for_one_project_even_while_one_is_killed() {
+    let mut a = Baton::start_on_postgres(&["--no-launcher"]);
+    within(Duration::from_secs(10), "a runs the timers", async || runs_timers(&a).await).await;
+    let b = a.replica(&[]);
+    let hold = b.shared("hold");
+    std::fs::write(&hold, "").unwrap();
+    let script = format!("while [ -f {} ]; do sleep 0.1; done", hold.display());
+    b.agent_def(json!({ "name": "captain", "executor": "command", "command": ["sh", "-c", script], "sandbox": "off" }))
+        .await;
+    // Started through both replicas at once, many times: one lead.
+    let starts = (0..6).map(|i| {
+        let c = if i % 2 == 0 { a.client.clone() } else { b.client.clone() };
+        async move { c.post::<Value, _>("/api/projects/repo/lead/start", &json!({ "agent": "captain" })).await }
+    });
+    let answers = futures_util::future::join_all(starts).await;
+    let tasks: HashSet<String> = answers
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|v| v["task_id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(tasks.len(), 1, "one lead task whoever was asked: {answers:?}");
+    let task = tasks.into_iter().next().unwrap();
+    b.wait_status(&task, TaskStatus::Running).await;
+    // Watch while the replica running the timers dies and the lead's process is killed.
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (flag, url, token) = (watching.clone(), b.url.clone(), b.token.clone());
+    let watcher = tokio::spawn(async move {
+        let c = baton_client::Client::new(&url, Some(token)).unwrap();
+        let mut most = 0;
+        while flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let tasks: Vec<Value> = c.get("/api/tasks?limit=1000").await.unwrap_or_default();
+            let live = tasks
+                .iter()
+                .filter(|t| {
+                    t["leads"].is_string()
+                        && ["queued", "running", "checking"].contains(&t["status"].as_str().unwrap_or(""))
+                })
+                .count();
+            most = most.max(live);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        most
+    });
+    a.kill9();
+    within(Duration::from_secs(15), "b takes the timers over", async || runs_timers(&b).await).await;
+    let pids: Vec<i32> = crate::harness::processes_of_task(&task);
+    assert!(!pids.is_empty(), "the lead's process runs");
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    within(Duration::from_secs(30), "the lead resumed by b", async || {
+        let l: Value = b.client.get("/api/projects/repo/lead").await.unwrap_or_default();
+        l["restarts"] == 1 && l["state"] == "working"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(watcher.await.unwrap(), 1, "never two leads at work at once");
+    assert_eq!(live_leads(&b).await, 1);
+    let l: Value = b.client.get("/api/projects/repo/lead").await.unwrap();
+    assert_eq!(l["task_id"].as_str(), Some(task.as_str()), "the same lead, resumed: {l}");
+    std::fs::remove_file(&hold).unwrap();
+}

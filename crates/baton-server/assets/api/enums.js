@@ -12,7 +12,7 @@ export const DeliveryStatus = Object.freeze(["pending","delivered","failed"]);
 export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","idempotency_key_reused","unavailable","store_unavailable","insufficient_storage","internal"]);
 
 /** @type {readonly Api.EventKind[]} */
-export const EventKind = Object.freeze(["init","message","tool_call","tool_result","output","usage","result","raw","error","log","task","session","run","project","agent","launcher","orchestration","document","hook"]);
+export const EventKind = Object.freeze(["init","message","tool_call","tool_result","output","usage","result","raw","error","log","task","session","run","project","agent","launcher","orchestration","document","hook","lead"]);
 
 /** @type {readonly Api.ExecutorKind[]} */
 export const ExecutorKind = Object.freeze(["claude-code","codex","gemini","acp","command"]);
@@ -26,6 +26,9 @@ export const FollowUpState = Object.freeze(["queued","delivered","withdrawn"]);
 /** @type {readonly Api.ForgeKind[]} */
 export const ForgeKind = Object.freeze(["github"]);
 
+/** @type {readonly Api.JournalKind[]} */
+export const JournalKind = Object.freeze(["outcome","note"]);
+
 /** @type {readonly Api.LauncherStatus[]} */
 export const LauncherStatus = Object.freeze(["online","offline"]);
 
@@ -37,6 +40,9 @@ export const MergeStrategy = Object.freeze(["merge","squash","rebase"]);
 
 /** @type {readonly Api.MergeVia[]} */
 export const MergeVia = Object.freeze(["baton","forge"]);
+
+/** @type {readonly Api.MessageState[]} */
+export const MessageState = Object.freeze(["queued","delivered","done","refused"]);
 
 /** @type {readonly Api.OnConflict[]} */
 export const OnConflict = Object.freeze(["refuse","resume"]);
@@ -85,3 +91,6 @@ export const WebhookEvent = Object.freeze(["task.succeeded","task.failed","task.
 
 /** @type {readonly Api.WebhookFormat[]} */
 export const WebhookFormat = Object.freeze(["json","slack","discord","ntfy"]);
+
+/** @type {readonly Api.WriteMode[]} */
+export const WriteMode = Object.freeze(["replace","append"]);

@@ -10,6 +10,7 @@ import { replaceAgents, state } from '../state/store.js';
 import { errorBox } from '../ui/errors.js';
 import { toastError, toastOk } from '../ui/toast.js';
 import { fileBacked, openAgentForm } from './agent-form.js';
+import { clusterSection } from './cluster.js';
 import { empty, loading, pageWithHead, sectionHead } from './shared.js';
 
 /** @returns {import('../router.js').View} */
@@ -21,11 +22,14 @@ export function AgentsView() {
   let error = null;
   /** @type {Api.PoolInfo[]} */
   let pools = [];
+  /** @type {Api.AgentStatus[]} */
+  let living = [];
   async function reloadNow() {
     try {
-      const [list, poolList] = await Promise.all([api('/api/agents'), api('/api/pools')]);
+      const [list, poolList, cluster] = await Promise.all([api('/api/agents'), api('/api/pools'), api('/api/agents/status')]);
       if (!alive) return;
       pools = poolList || [];
+      living = cluster || [];
       replaceAgents(list);
       error = null;
     } catch (err) {
@@ -38,6 +42,7 @@ export function AgentsView() {
     const agents = [...state.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
     return [
       error ? errorBox('load the agents', error) : null,
+      clusterSection(living, reloadNow),
       !state.ready && !agents.length ? loading()
         : agents.length ? h('div', { class: 'agent-grid' }, agents.map(agentCard)) : empty('No agents are defined.'),
       poolsSection(pools),
@@ -55,7 +60,7 @@ export function AgentsView() {
     refresh,
     onChange(change) {
       // Installs, availability and pools change with the launchers and the runs.
-      if (change.kind === 'run' || change.kind === 'launcher' || change.kind === 'agent') reload();
+      if (['run', 'launcher', 'agent', 'lead'].includes(change.kind)) reload();
     },
     unmount() { alive = false; reload.cancel(); },
   };

@@ -49,6 +49,7 @@ const ASSETS: &[(&str, &str)] = embedded![
     "views/agents.js",
     "views/attempts.js",
     "views/board.js",
+    "views/cluster.js",
     "views/completer.js",
     "views/composer.js",
     "views/costs.js",
