@@ -24,18 +24,8 @@ async fn post_keyed(b: &Baton, path: &str, key: &str, body: Value) -> (u16, Valu
     (resp.status().as_u16(), resp.json().await.unwrap_or_default())
 }
 
-/// A request with any method; the status and the JSON answer.
-async fn call(b: &Baton, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", b.url)).bearer_auth(&b.token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
-}
-
 async fn task_count(b: &Baton) -> usize {
-    let (_, tasks) = call(b, reqwest::Method::GET, "/api/tasks", None).await;
+    let (_, tasks) = b.call(reqwest::Method::GET, "/api/tasks", None).await;
     tasks.as_array().unwrap().len()
 }
 
@@ -82,7 +72,7 @@ async fn a_message_sent_while_the_agent_works_is_queued_then_delivered_or_withdr
     assert_eq!((s, kept["state"].as_str()), (201, Some("queued")), "{kept}");
     let (_, gone) = b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "never mind" })).await;
     let mid = gone["id"].as_str().unwrap();
-    let (s, withdrawn) = call(&b, reqwest::Method::DELETE, &format!("/api/tasks/{id}/messages/{mid}"), None).await;
+    let (s, withdrawn) = b.call(reqwest::Method::DELETE, &format!("/api/tasks/{id}/messages/{mid}"), None).await;
     assert_eq!((s, withdrawn["state"].as_str()), (200, Some("withdrawn")), "{withdrawn}");
     std::fs::write(dir.join("go"), "").unwrap();
     let t = b.wait_for(&id, "two turns", |t| t.runs.len() == 2 && t.task.status == TaskStatus::Succeeded).await;
@@ -92,7 +82,7 @@ async fn a_message_sent_while_the_agent_works_is_queued_then_delivered_or_withdr
     assert!(!turns.contains("never mind"), "a withdrawn message never arrives: {turns}");
     let states: Vec<FollowUpState> = t.task.follow_ups.iter().map(|m| m.state).collect();
     assert_eq!(states, [FollowUpState::Delivered, FollowUpState::Withdrawn]);
-    let (s, again) = call(&b, reqwest::Method::DELETE, &format!("/api/tasks/{id}/messages/{mid}"), None).await;
+    let (s, again) = b.call(reqwest::Method::DELETE, &format!("/api/tasks/{id}/messages/{mid}"), None).await;
     assert_eq!(s, 409, "{again}");
     // Sent to a task at rest: it resumes at once.
     let (_, now) = b.post(&format!("/api/tasks/{id}/messages"), json!({ "text": "and C" })).await;
@@ -252,52 +242,47 @@ async fn agents_round_trip_as_markdown_and_files_are_not_changed_in_place() {
             .unwrap();
     });
     let md = "---\nname: written\ndescription: From the page\ncommand: [sh, -c, 'echo hi']\n---\nBe brief.\n";
-    let (s, def) =
-        call(&b, reqwest::Method::PUT, "/api/agents/written/markdown", Some(json!({ "markdown": md }))).await;
+    let (s, def) = b.call(reqwest::Method::PUT, "/api/agents/written/markdown", Some(json!({ "markdown": md }))).await;
     assert_eq!(s, 200, "{def}");
     assert_eq!(def["system_prompt"], "Be brief.");
-    let (_, back) = call(&b, reqwest::Method::GET, "/api/agents/written/markdown", None).await;
+    let (_, back) = b.call(reqwest::Method::GET, "/api/agents/written/markdown", None).await;
     assert!(back["markdown"].as_str().unwrap().contains("description: From the page"), "{back}");
     let out = b.cli(&["agents", "--json"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"written\""));
-    let (s, refused) = call(
-        &b,
-        reqwest::Method::PUT,
-        "/api/agents/filed/markdown",
-        Some(json!({ "markdown": md.replace("written", "filed") })),
-    )
-    .await;
+    let (s, refused) = b
+        .call(
+            reqwest::Method::PUT,
+            "/api/agents/filed/markdown",
+            Some(json!({ "markdown": md.replace("written", "filed") })),
+        )
+        .await;
     assert_eq!(s, 409, "{refused}");
-    let (s, _) = call(&b, reqwest::Method::DELETE, "/api/agents/filed", None).await;
+    let (s, _) = b.call(reqwest::Method::DELETE, "/api/agents/filed", None).await;
     assert_eq!(s, 409, "a file-backed agent is not deleted in place");
     let (s, _) =
-        call(&b, reqwest::Method::PUT, "/api/agents/x/markdown", Some(json!({ "markdown": "no front matter" }))).await;
+        b.call(reqwest::Method::PUT, "/api/agents/x/markdown", Some(json!({ "markdown": "no front matter" }))).await;
     assert_eq!(s, 400);
 }
 
 #[tokio::test]
 async fn settings_are_written_only_when_they_check_and_a_webhook_gets_its_test() {
     let b = Baton::start();
-    let (s, refused) = call(
-        &b,
-        reqwest::Method::PUT,
-        "/api/projects/repo/config",
-        Some(json!({ "text": "parallel_limit = \"x\"\n" })),
-    )
-    .await;
+    let (s, refused) = b
+        .call(reqwest::Method::PUT, "/api/projects/repo/config", Some(json!({ "text": "parallel_limit = \"x\"\n" })))
+        .await;
     assert_eq!(s, 400, "{refused}");
     assert_eq!(refused["error"]["details"]["line"], 1);
     assert!(!b.repo.join(".baton/config.toml").exists(), "nothing was written");
-    let (s, project) =
-        call(&b, reqwest::Method::PUT, "/api/projects/repo/config", Some(json!({ "text": "parallel_limit = 3\n" })))
-            .await;
+    let (s, project) = b
+        .call(reqwest::Method::PUT, "/api/projects/repo/config", Some(json!({ "text": "parallel_limit = 3\n" })))
+        .await;
     assert_eq!(s, 200, "{project}");
     assert_eq!(project["settings"]["parallel_limit"], 3);
-    let (_, config) = call(&b, reqwest::Method::GET, "/api/projects/repo/config", None).await;
+    let (_, config) = b.call(reqwest::Method::GET, "/api/projects/repo/config", None).await;
     assert_eq!(config["text"], "parallel_limit = 3\n");
-    let (_, files) = call(&b, reqwest::Method::GET, "/api/projects/repo/files?q=READ", None).await;
+    let (_, files) = b.call(reqwest::Method::GET, "/api/projects/repo/files?q=READ", None).await;
     assert!(files.as_array().unwrap().iter().any(|f| f == "README.md"), "{files}");
-    let (_, branches) = call(&b, reqwest::Method::GET, "/api/projects/repo/branches", None).await;
+    let (_, branches) = b.call(reqwest::Method::GET, "/api/projects/repo/branches", None).await;
     assert_eq!(branches[0], "main");
     // A webhook's test delivery reaches it.
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -390,7 +375,7 @@ async fn lists_page_by_key_and_the_hours_add_up_what_happened() {
     assert_eq!(second, [ids[0].clone()], "the older page, without the task made meanwhile");
     assert_eq!(end, None, "the last page names no next");
     assert!(!second.contains(&late));
-    let (_, hours) = call(&b, reqwest::Method::GET, "/api/stats/hourly?hours=2", None).await;
+    let (_, hours) = b.call(reqwest::Method::GET, "/api/stats/hourly?hours=2", None).await;
     let now = &hours[1];
     assert_eq!(now["finished"]["succeeded"], 2, "{hours}");
     assert_eq!(now["finished"]["failed"], 1, "{hours}");

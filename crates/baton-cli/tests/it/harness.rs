@@ -383,13 +383,17 @@ impl Baton {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let resp = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        self.call(method, path, Some(body)).await
+    }
+
+    /// A request with any method and the admin token, with a JSON body or none;
+    /// the status and the JSON answer (`Null` when none).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
         (resp.status().as_u16(), resp.json().await.unwrap_or_default())
     }
 

@@ -9,18 +9,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{Baton, processes_of_task, wait_lines};
 
-/// A request with any method and the admin token; the status and the JSON answer.
-async fn call(b: &Baton, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", b.url)).bearer_auth(&b.token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
-}
-
 async fn get(b: &Baton, path: &str) -> Value {
-    let (s, v) = call(b, reqwest::Method::GET, path, None).await;
+    let (s, v) = b.call(reqwest::Method::GET, path, None).await;
     assert_eq!(s, 200, "GET {path}: {v}");
     v
 }
@@ -89,9 +79,9 @@ async fn a_note_an_agent_writes_with_its_token_reaches_its_next_task() {
 async fn a_write_past_a_blocks_limit_is_refused_with_both_sizes_and_revert_brings_back_a_version() {
     let b = Baton::start();
     agent_with(&b, "keeper", "true", json!({ "memory": true })).await;
-    let b = &b;
+    let shared = &b;
     let put = |text: String| async move {
-        call(b, reqwest::Method::PUT, "/api/agents/keeper/memory/persona", Some(json!({ "text": text }))).await
+        shared.call(reqwest::Method::PUT, "/api/agents/keeper/memory/persona", Some(json!({ "text": text }))).await
     };
     let (s, v1) = put("terse and careful".into()).await;
     assert_eq!((s, v1["version"].as_u64()), (200, Some(1)), "{v1}");
@@ -101,13 +91,13 @@ async fn a_write_past_a_blocks_limit_is_refused_with_both_sizes_and_revert_bring
     assert_eq!(s, 413, "{refused}");
     assert_eq!(refused["error"]["code"], "payload_too_large");
     assert_eq!(refused["error"]["details"], json!({ "label": "persona", "size": 2001, "current": 6, "limit": 2000 }));
-    let (s, refused) = call(
-        &b,
-        reqwest::Method::PUT,
-        "/api/agents/keeper/memory/persona",
-        Some(json!({ "text": "y".repeat(1995), "mode": "append" })),
-    )
-    .await;
+    let (s, refused) = b
+        .call(
+            reqwest::Method::PUT,
+            "/api/agents/keeper/memory/persona",
+            Some(json!({ "text": "y".repeat(1995), "mode": "append" })),
+        )
+        .await;
     assert_eq!(
         (s, refused["error"]["details"]["size"].as_u64()),
         (413, Some(2002)),
@@ -117,8 +107,7 @@ async fn a_write_past_a_blocks_limit_is_refused_with_both_sizes_and_revert_bring
     assert_eq!(versions.as_array().unwrap().len(), 2, "nothing was written: {versions}");
     assert_eq!(versions[0]["text"], "chatty");
     let (s, back) =
-        call(&b, reqwest::Method::POST, "/api/agents/keeper/memory/persona/revert", Some(json!({ "version": 1 })))
-            .await;
+        b.call(reqwest::Method::POST, "/api/agents/keeper/memory/persona/revert", Some(json!({ "version": 1 }))).await;
     assert_eq!((s, back["version"].as_u64(), back["text"].as_str()), (200, Some(3), Some("terse and careful")));
     // The CLI says the same.
     let out = b.cli(&["memory", "set", "keeper", "notes", "short"]);
@@ -136,12 +125,11 @@ async fn a_write_past_a_blocks_limit_is_refused_with_both_sizes_and_revert_bring
         ("/api/agents/keeper/memory/notes", json!({ "text": "x", "limit": 100_001 }), 400),
         ("/api/agents/nobody/memory/notes", json!({ "text": "x" }), 404),
     ] {
-        let (s, v) = call(&b, reqwest::Method::PUT, path, Some(body)).await;
+        let (s, v) = b.call(reqwest::Method::PUT, path, Some(body)).await;
         assert_eq!(s, status, "{path}: {v}");
     }
     agent_with(&b, "forgetful", "true", json!({})).await;
-    let (s, v) =
-        call(&b, reqwest::Method::PUT, "/api/agents/forgetful/memory/notes", Some(json!({ "text": "x" }))).await;
+    let (s, v) = b.call(reqwest::Method::PUT, "/api/agents/forgetful/memory/notes", Some(json!({ "text": "x" }))).await;
     assert_eq!(s, 409, "an agent without memory: {v}");
     let view = get(&b, "/api/agents/keeper/memory").await;
     let notes = view["blocks"].as_array().unwrap().iter().find(|b| b["label"] == "notes").unwrap().clone();
@@ -300,6 +288,6 @@ async fn document_rules_let_a_worker_append_to_logs_only_and_the_lead_write_stat
         )
         .await;
     assert_eq!(s, 400, "{v}");
-    let (s, _) = call(&b, reqwest::Method::GET, "/api/agents/bad", None).await;
+    let (s, _) = b.call(reqwest::Method::GET, "/api/agents/bad", None).await;
     assert_eq!(s, 404);
 }
