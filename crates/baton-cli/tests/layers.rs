@@ -21,6 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("baton-domain", &["baton-core", "baton-store", "baton-git", "baton-agents"]),
     ("baton-forge", &["baton-core", "baton-store", "baton-git", "baton-domain"]),
     ("baton-webhooks", &["baton-core", "baton-store", "baton-domain"]),
+    ("baton-chat", &["baton-core", "baton-store", "baton-domain"]),
     (
         "baton-server",
         &[
@@ -33,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "baton-domain",
             "baton-forge",
             "baton-webhooks",
+            "baton-chat",
         ],
     ),
     (

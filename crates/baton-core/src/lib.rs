@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod chat;
 pub mod dag;
 pub mod doc;
 pub mod event;

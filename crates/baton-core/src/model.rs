@@ -126,6 +126,8 @@ pub struct ProjectSettings {
     pub lead_template: Option<String>,
     /// The project's technology, as the lead's template says it (`{{TECH_STACK}}`).
     pub tech_stack: Option<String>,
+    /// `[chat.slack]` and `[chat.discord]`: the channels that talk to this project.
+    pub chat: Option<crate::chat::ChatSettings>,
 }
 
 /// The most `fix_attempts` or `review_rounds` anything may ask for.
@@ -269,6 +271,9 @@ impl ProjectSettings {
         crate::sandbox::validate_pass_env(&self.pass_env)?;
         if let Some(lead) = &self.lead {
             crate::names::validate_simple_name("agent name", lead).map_err(|e| format!("lead: {e}"))?;
+        }
+        if let Some(chat) = &self.chat {
+            chat.validate()?;
         }
         if self.lead_timeout_s == Some(0) {
             return Err("lead_timeout_s must be at least 1".into());

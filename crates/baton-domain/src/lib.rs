@@ -17,6 +17,7 @@
 //! an integration (`baton-forge`, `baton-webhooks`) or on the server: they
 //! depend on it. A test in `baton-cli` checks this from `cargo metadata`.
 
+pub mod chat;
 pub mod docs;
 pub mod error;
 pub mod forge;

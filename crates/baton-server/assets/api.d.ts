@@ -352,6 +352,13 @@ declare namespace Api {
     /** Its result, or why it failed. */
     text: string;
   };
+  /** `[chat]` in a project's config. */
+  type ChatSettings = {
+    /** `[chat.slack]`. */
+    slack?: Api.SlackSettings | null;
+    /** `[chat.discord]`. */
+    discord?: Api.DiscordSettings | null;
+  };
   /** One acceptance check, run in the task's worktree after its agent finished. */
   type CheckResult = {
     /** The command (run with `sh -c`). */
@@ -565,6 +572,29 @@ declare namespace Api {
     /** New files not yet committed (not in the patch). */
     untracked?: Array<string>;
   };
+  /** `[chat.discord]`. */
+  type DiscordSettings = {
+    /** The coordinator's variable holding the bot token. */
+    bot_token_env?: string;
+    /** The application's public key (hex), which signs its interactions. */
+    public_key?: string;
+    /** The application's id. */
+    application_id?: string;
+    /** The REST API's root (default `https://discord.com/api/v10`). */
+    api_url?: string | null;
+    /** The Gateway's URL (default: asked of the API), for messages in threads */
+    gateway_url?: string | null;
+    /** The channel's id: events from it act in this project. */
+    channel?: string;
+    /** Who answers a plain mention (default: the project's default agent). */
+    agent?: string | null;
+    /** Everything, merges included. */
+    admins?: Array<string>;
+    /** Start, stop, approve, retry and talk to agents. */
+    operators?: Array<string>;
+    /** Read status. */
+    viewers?: Array<string>;
+  };
   /** `GET /api/docs/{name}`: a document with its content and its versions. */
   type DocDetail = {
     /** Its name, unique (`notes/api.md`); see [`crate::names::validate_doc_name`]. */
@@ -751,6 +781,23 @@ declare namespace Api {
     remote?: string | null;
     /** Seconds between polls of open pull requests (default 60; 0 = webhook only). */
     poll_s?: number | null;
+  };
+  /** How a project's chat service is doing, as `GET /api/chat/status` and */
+  type Health = {
+    /** The project. */
+    project: string;
+    /** `slack` or `discord`. */
+    service: string;
+    /** 401/403 answers in a row. */
+    auth_failures: number;
+    /** Why it stopped posting, after repeated 401/403. */
+    stopped?: string | null;
+    /** Whether its Socket Mode or Gateway connection is up (when it has one). */
+    connected?: boolean | null;
+    /** The last post that went out. */
+    last_sent?: string | null;
+    /** The last error. */
+    last_error?: string | null;
   };
   /** `POST /api/launchers/{id}/heartbeat`. */
   type Heartbeat = {
@@ -1470,6 +1517,8 @@ declare namespace Api {
     lead_template?: string | null;
     /** The project's technology, as the lead's template says it (`{{TECH_STACK}}`). */
     tech_stack?: string | null;
+    /** `[chat.slack]` and `[chat.discord]`: the channels that talk to this project. */
+    chat?: Api.ChatSettings | null;
   };
   /** A task's pull request. */
   type PullRequest = {
@@ -1785,6 +1834,27 @@ declare namespace Api {
   };
   /** Where a session (one conversation with an agent) is. */
   type SessionStatus = "queued" | "running" | "idle" | "failed" | "stopped";
+  /** `[chat.slack]`. */
+  type SlackSettings = {
+    /** The coordinator's variable holding the bot token (`xoxb-…`). */
+    bot_token_env?: string;
+    /** The coordinator's variable holding the app's signing secret (HTTP events). */
+    signing_secret_env?: string | null;
+    /** The coordinator's variable holding an app-level token (`xapp-…`) for */
+    app_token_env?: string | null;
+    /** The Web API's root (default `https://slack.com/api`). */
+    api_url?: string | null;
+    /** The channel's id (`C…`): events from it act in this project. */
+    channel?: string;
+    /** Who answers a plain mention (default: the project's default agent). */
+    agent?: string | null;
+    /** Everything, merges included. */
+    admins?: Array<string>;
+    /** Start, stop, approve, retry and talk to agents. */
+    operators?: Array<string>;
+    /** Read status. */
+    viewers?: Array<string>;
+  };
   /** Money and tokens one agent spent in one project (sessions summed). */
   type Spend = {
     /** The project. */

@@ -1,6 +1,7 @@
 //! The HTTP routes. Each resource has its own module of thin handlers.
 
 mod agents;
+mod chat;
 mod conversation;
 mod dashboard;
 mod docs;
@@ -178,6 +179,20 @@ pub(crate) fn api_ops() -> Ops {
         Op::post("/forge/github", tasks::github_webhook, "GitHub's webhook")
             .about("Point a GitHub webhook here (content type application/json; events: check runs, pull requests, pull request reviews) with the secret in the coordinator's variable named by the project's [forge] webhook_secret_env. Needs no Baton token: the X-Hub-Signature-256 header, checked against the secret of the project whose [forge] repo the payload names, authenticates it (401 otherwise, and nothing changes). A completed check run that failed, or a review requesting changes, resumes the task's agent; a merged pull request marks the task merged. Other events are acknowledged and ignored.")
             .takes("application/json", "GitHub's webhook payload (check_run, pull_request, pull_request_review, ping)"),
+        Op::post("/chat/slack/events", chat::slack_events, "Slack's Events API")
+            .about("Point the Slack app's Event Subscriptions here (app_mention, message.channels, message.im). Needs no Baton token: the X-Slack-Signature (v0 HMAC-SHA256 of `v0:timestamp:body` with the signing secret in the variable the project's [chat.slack] signing_secret_env names), within five minutes of X-Slack-Request-Timestamp, authenticates it (401 otherwise, and nothing changes). The url_verification challenge is answered. A mention starts a task in the channel's project (or talks to the agent it names first, or to the project's lead) and its answer goes in the thread; a reply in a thread Baton follows resumes that task's session. Each message is kept under its own id before the answer, so Slack's retries (X-Slack-Retry-Num) act once.")
+            .takes("application/json", "Slack's event callback"),
+        Op::post("/chat/slack/commands", chat::slack_commands, "Slack's slash command `/baton`")
+            .about("`/baton run [--agent A] PROMPT`, `/baton status [TASK]`, `/baton approve|merge|stop|retry TASK`, signed as for events. Answered at once; the result follows through the command's response_url. Users with no role in the project's [chat.slack] are refused at once, only to them.")
+            .takes("application/x-www-form-urlencoded", "Slack's slash command fields"),
+        Op::post("/chat/slack/interactions", chat::slack_interactions, "Slack's interactivity: buttons on Baton's messages")
+            .about("Approve, Merge, Retry and Stop act through the same scheduler functions as the API, and the message is edited to say who did what. Signed as for events; each press acts once.")
+            .takes("application/x-www-form-urlencoded", "Slack's `payload` field"),
+        Op::post("/chat/discord/interactions", chat::discord_interactions, "Discord's interactions endpoint")
+            .about("Point the Discord application's Interactions Endpoint URL here. Needs no Baton token: the X-Signature-Ed25519 over X-Signature-Timestamp and the body, checked with the project's [chat.discord] public_key, authenticates it (401 otherwise). PING is answered with PONG; `/baton` commands get a deferred answer the worker fills in; buttons a deferred update of their message. Each interaction acts once.")
+            .takes("application/json", "Discord's interaction"),
+        Op::get("/chat/status", chat::status, "Chat services as this replica sees them")
+            .about("For each project's Slack and Discord: refusals of its token in a row, whether posting stopped (after three 401/403) and why, whether its Socket Mode or Gateway connection is up, the last post and the last error."),
         Op::post("/tasks/{id}/clean", tasks::clean, "Remove a task's worktree")
             .about("Removes the task's worktree without losing work. Refused with 409 conflict (details: the CleanReport) when the task is queued, running or checking, has no worktree, or when removing it would lose uncommitted changes or commits its base does not have, unless `force` (which still keeps an unmerged branch; a merged one is deleted). Needs the admin token, or the session token of the session that started the task. The body may be empty."),
         Op::post("/clean", tasks::clean_all, "Remove the worktrees of merged and abandoned tasks (admin)")

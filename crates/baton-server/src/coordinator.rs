@@ -76,6 +76,8 @@ impl Coordinator {
             tokio::spawn(review::merge_worker(Arc::clone(&state))),
             tokio::spawn(baton_forge::worker(Arc::clone(&state))),
             tokio::spawn(baton_webhooks::worker(Arc::clone(&state))),
+            tokio::spawn(baton_chat::worker(Arc::clone(&state))),
+            tokio::spawn(baton_chat::connections(Arc::clone(&state))),
         ];
         Ok(Self { state, http: Arc::new(config), background })
     }

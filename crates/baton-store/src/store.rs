@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{SessionState, Spend};
+use baton_core::chat::{ChatInbound, ChatPost, ChatThread};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
@@ -146,6 +147,18 @@ pub trait StoreRead {
     fn lead(&self, project: &ProjectId) -> Result<Option<LeadRecord>, StoreError>;
     /// Every project's lead record.
     fn leads(&self) -> Result<Vec<LeadRecord>, StoreError>;
+    /// What came in from chat and waits to be acted on, oldest first.
+    fn chat_inbound_pending(&self, limit: u32) -> Result<Vec<ChatInbound>, StoreError>;
+    /// A chat thread by its key.
+    fn chat_thread(&self, key: &str) -> Result<Option<ChatThread>, StoreError>;
+    /// The threads bound to a task.
+    fn chat_threads_of_task(&self, task: &TaskId) -> Result<Vec<ChatThread>, StoreError>;
+    /// The threads whose task may still say something.
+    fn chat_threads_open(&self) -> Result<Vec<ChatThread>, StoreError>;
+    /// Chat posts waiting to be sent, oldest first.
+    fn chat_posts_pending(&self, limit: u32) -> Result<Vec<ChatPost>, StoreError>;
+    /// A chat post by id.
+    fn chat_post(&self, id: &str) -> Result<Option<ChatPost>, StoreError>;
     /// The hourly aggregates from `since_hour` (milliseconds) on, oldest first.
     fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError>;
     /// The queue's depth sampled at each hour from `since_hour` on, oldest first.
@@ -360,6 +373,19 @@ pub trait StoreTx: StoreRead {
     /// fence is still `expected`. False when another writer came first (the
     /// caller gives up its transaction).
     fn put_lead(&mut self, lead: &LeadRecord, expected: Option<u64>) -> Result<bool, StoreError>;
+    /// Records what came in from chat unless its key was seen before; false
+    /// for a repeat (a retry, a redelivery), which is then left alone.
+    fn add_chat_inbound(&mut self, inbound: &ChatInbound) -> Result<bool, StoreError>;
+    /// Writes what became of something that came in from chat.
+    fn put_chat_inbound(&mut self, inbound: &ChatInbound) -> Result<(), StoreError>;
+    /// Inserts or replaces a chat thread's binding (`open` while its task may
+    /// still say something).
+    fn put_chat_thread(&mut self, thread: &ChatThread, open: bool) -> Result<(), StoreError>;
+    /// Inserts or replaces a chat post.
+    fn put_chat_post(&mut self, post: &ChatPost) -> Result<(), StoreError>;
+    /// Forgets chat records finished before `before` (inbound keys are kept
+    /// that long for deduplication).
+    fn prune_chat(&mut self, before: Timestamp) -> Result<u64, StoreError>;
     /// Adds to one hour's aggregates.
     fn add_hour(&mut self, delta: &HourDelta) -> Result<(), StoreError>;
     /// Records the queue's depth for an hour (the last sample of it stays).

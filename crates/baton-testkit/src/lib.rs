@@ -15,6 +15,7 @@
 //! bare repository), and the webhooks GitHub would send about them, signed.
 
 mod anthropic;
+pub mod discord;
 pub mod forge;
 mod gemini;
 mod openai;
@@ -22,6 +23,7 @@ pub mod pg;
 pub mod receiver;
 mod script;
 mod server;
+pub mod slack;
 
 pub use script::{ApiError, Script, Step};
 pub use server::FakeModel;

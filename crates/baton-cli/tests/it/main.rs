@@ -3,6 +3,7 @@
 
 mod api_errors;
 mod chaos;
+mod chat;
 mod cockpit;
 mod crash;
 mod dashboard;

@@ -272,6 +272,32 @@ CREATE TABLE leads (
     data TEXT NOT NULL
 );
 "#,
+    r#"
+-- Chat: what came in (deduplicated by the service's ids, acted on once), the
+-- threads bound to tasks, and the outbox of posts.
+CREATE TABLE chat_inbound (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX chat_inbound_by_state ON chat_inbound(state, received_at);
+CREATE TABLE chat_threads (
+    key TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    open BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX chat_threads_by_task ON chat_threads(task_id);
+CREATE INDEX chat_threads_open ON chat_threads(open);
+CREATE TABLE chat_posts (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX chat_posts_by_state ON chat_posts(state, created_at);
+"#,
 ];
 
 /// The newest schema this build knows.

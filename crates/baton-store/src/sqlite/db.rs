@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{SessionState, Spend};
+use baton_core::chat::{ChatInbound, ChatPost, ChatThread};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
@@ -269,6 +270,38 @@ impl StoreRead for Db<'_> {
 
     fn lead(&self, project: &ProjectId) -> Result<Option<LeadRecord>, StoreError> {
         self.doc("lead", "SELECT data FROM leads WHERE project_id = ?1", [project.as_str()])
+    }
+
+    fn chat_inbound_pending(&self, limit: u32) -> Result<Vec<ChatInbound>, StoreError> {
+        self.docs(
+            "chat inbound",
+            "SELECT data FROM chat_inbound WHERE state = 'pending' ORDER BY received_at, key LIMIT ?1",
+            [limit],
+        )
+    }
+
+    fn chat_thread(&self, key: &str) -> Result<Option<ChatThread>, StoreError> {
+        self.doc("chat thread", "SELECT data FROM chat_threads WHERE key = ?1", [key])
+    }
+
+    fn chat_threads_of_task(&self, task: &TaskId) -> Result<Vec<ChatThread>, StoreError> {
+        self.docs("chat thread", "SELECT data FROM chat_threads WHERE task_id = ?1 ORDER BY key", [task.as_str()])
+    }
+
+    fn chat_threads_open(&self) -> Result<Vec<ChatThread>, StoreError> {
+        self.docs("chat thread", "SELECT data FROM chat_threads WHERE open = 1 ORDER BY key", [])
+    }
+
+    fn chat_posts_pending(&self, limit: u32) -> Result<Vec<ChatPost>, StoreError> {
+        self.docs(
+            "chat post",
+            "SELECT data FROM chat_posts WHERE state = 'pending' ORDER BY created_at, id LIMIT ?1",
+            [limit],
+        )
+    }
+
+    fn chat_post(&self, id: &str) -> Result<Option<ChatPost>, StoreError> {
+        self.doc("chat post", "SELECT data FROM chat_posts WHERE id = ?1", [id])
     }
 
     fn leads(&self) -> Result<Vec<LeadRecord>, StoreError> {
@@ -931,6 +964,48 @@ impl StoreTx for Db<'_> {
         let data = encode("journal entry", entry)?;
         self.exec("INSERT INTO journal (agent, data) VALUES (?1, ?2)", params![entry.agent, data])?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    fn add_chat_inbound(&mut self, c: &ChatInbound) -> Result<bool, StoreError> {
+        let data = encode("chat inbound", c)?;
+        let added = self.exec(
+            "INSERT INTO chat_inbound (key, state, received_at, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO NOTHING",
+            params![c.key, c.state, c.received_at.as_millis(), data],
+        )?;
+        Ok(added == 1)
+    }
+
+    fn put_chat_inbound(&mut self, c: &ChatInbound) -> Result<(), StoreError> {
+        let data = encode("chat inbound", c)?;
+        self.exec("UPDATE chat_inbound SET state = ?2, data = ?3 WHERE key = ?1", params![c.key, c.state, data])?;
+        Ok(())
+    }
+
+    fn put_chat_thread(&mut self, t: &ChatThread, open: bool) -> Result<(), StoreError> {
+        let data = encode("chat thread", t)?;
+        self.exec(
+            "INSERT INTO chat_threads (key, task_id, open, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(key) DO UPDATE SET task_id = excluded.task_id, open = excluded.open, data = excluded.data",
+            params![t.key, t.task_id.as_str(), open, data],
+        )?;
+        Ok(())
+    }
+
+    fn put_chat_post(&mut self, p: &ChatPost) -> Result<(), StoreError> {
+        let data = encode("chat post", p)?;
+        self.exec(
+            "INSERT INTO chat_posts (id, state, created_at, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, data = excluded.data",
+            params![p.id, p.state, p.created_at.as_millis(), data],
+        )?;
+        Ok(())
+    }
+
+    fn prune_chat(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        let at = before.as_millis();
+        let a = self.exec("DELETE FROM chat_inbound WHERE state <> 'pending' AND received_at < ?1", [at])?;
+        let b = self.exec("DELETE FROM chat_posts WHERE state <> 'pending' AND created_at < ?1", [at])?;
+        Ok((a + b) as u64)
     }
 
     fn put_message(&mut self, m: &AgentMessage) -> Result<(), StoreError> {
