@@ -108,8 +108,16 @@ async fn a_killed_lead_runs_again_in_its_session_and_a_failed_resume_starts_fres
     .await;
     assert_ne!(fresh["session_id"].as_str(), Some(session.as_str()));
     assert!(fresh["note"].as_str().unwrap().contains("resuming it failed"), "{fresh}");
-    let last = prompts(&dir).pop().unwrap();
-    assert!(last.0.ends_with(fresh["session_id"].as_str().unwrap()), "{last:?}");
+    let new_session = fresh["session_id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    let last = loop {
+        // Its process may not have written its prompt yet.
+        if let Some(p) = prompts(&dir).into_iter().find(|(name, _)| name.ends_with(&new_session)) {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no prompt of session {new_session}: {:?}", prompts(&dir));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(last.1.contains("## Handoff") && last.1.contains("ship the parser first"), "{}", last.1);
     assert_eq!(b.get(&task).await.task.status, TaskStatus::Failed, "the old task stays as it ended");
     let (s, stopped) = b.post("/api/projects/repo/lead/stop", json!({})).await;
