@@ -47,6 +47,10 @@ pub(crate) fn launch(turn: &TurnRequest<'_>) -> Result<Launch, LaunchError> {
             args.push("--strict-mcp-config".into());
         }
     }
+    // Permissions it lacks are asked of people through Baton's MCP server.
+    if agent.ask_permission && servers.contains_key(crate::executor::BATON_MCP) {
+        args.extend(["--permission-prompt-tool".into(), "mcp__baton__permission_prompt".into()]);
+    }
     if let Some(memory) = turn.memory {
         // The memory comes through a SessionStart hook, which Claude Code runs at
         // start, on resume and after a compaction: `baton memory-context` asks the

@@ -291,10 +291,16 @@ pub(crate) fn connected(project: &ProjectId, service: ChatService, up: bool) {
 pub async fn connections(state: Arc<AppState>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut running: HashMap<(ProjectId, ChatService), tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut told: HashSet<(ProjectId, String)> = HashSet::new();
     loop {
         if let Ok(projects) = state.store.read(|r| r.projects()).await {
             for p in projects {
                 let chat = p.settings.chat.clone().unwrap_or_default();
+                for var in unset_variables(&chat) {
+                    if told.insert((p.id.clone(), var.clone())) {
+                        tracing::error!(project = %p.name, variable = %var, "chat: the variable its settings name is not set; `baton doctor` says which");
+                    }
+                }
                 let wanted = [
                     (ChatService::Slack, chat.slack.as_ref().is_some_and(|s| s.app_token_env.is_some())),
                     (
@@ -320,4 +326,18 @@ pub async fn connections(state: Arc<AppState>) {
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+}
+
+/// The variables `[chat.*]` names that are not set in this process.
+pub fn unset_variables(chat: &baton_core::chat::ChatSettings) -> Vec<String> {
+    let mut vars = Vec::new();
+    if let Some(s) = &chat.slack {
+        vars.push(s.bot_token_env.clone());
+        vars.extend(s.signing_secret_env.clone());
+        vars.extend(s.app_token_env.clone());
+    }
+    if let Some(d) = &chat.discord {
+        vars.push(d.bot_token_env.clone());
+    }
+    vars.into_iter().filter(|v| std::env::var(v).map_or(true, |x| x.trim().is_empty())).collect()
 }

@@ -128,6 +128,10 @@ pub enum Command {
     /// writes at each task's end. It reaches the agent at each task's start.
     #[command(subcommand)]
     Memory(MemoryCommand),
+    /// Chat: `baton chat test` sends a message to the project's Slack and Discord
+    /// channels and says what worked; `baton chat status` shows each service.
+    #[command(subcommand)]
+    Chat(ChatCommand),
     /// Send a message to an agent's inbox. From a person it wakes the agent: a task
     /// of its own, ahead of the agent's queued tasks (inside an agent's task, the
     /// agent's authority decides). Prints the message's id and state.
@@ -386,6 +390,20 @@ pub enum MemoryCommand {
         /// The note.
         text: String,
     },
+}
+
+/// `baton chat`.
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// Post a test message to each configured channel and say whether it went.
+    Test {
+        /// The project (default: the one you are in, or the only one).
+        #[arg(long, short)]
+        project: Option<String>,
+    },
+    /// Each project's chat services: token refusals, whether posting stopped and
+    /// why, Socket Mode and Gateway connections.
+    Status(JsonArgs),
 }
 
 /// `baton send`.

@@ -76,6 +76,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Webhook(command) => webhooks::webhook(&client, command).await,
                 Command::Memory(command) => memory::memory(&client, command).await,
                 Command::Send(args) => memory::send(&client, args).await,
+                Command::Chat(command) => memory::chat(&client, command).await,
                 Command::Inbox { agent, json } => memory::inbox(&client, &agent, json).await,
                 Command::Up(_)
                 | Command::Doctor(_)

@@ -222,6 +222,17 @@ pub struct AgentDef {
     /// Which documents its sessions may write and append to (all, when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs: Option<DocRules>,
+    /// Claude Code: ask people for the permissions it lacks (through Baton's MCP
+    /// `permission_prompt`, posted in the task's chat thread as Allow / Deny)
+    /// instead of being refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ask_permission: bool,
+    /// Seconds to wait for an answer before `permission_policy` decides (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_timeout_s: Option<u64>,
+    /// `allow` or `deny` (the default): what an unanswered request gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_policy: Option<String>,
     /// Front matter keys Baton does not use, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,
@@ -363,6 +374,9 @@ struct FrontMatter {
     max_depth: Option<u32>,
     max_fanout: Option<u32>,
     docs: Option<DocRules>,
+    ask_permission: Option<bool>,
+    permission_timeout_s: Option<u64>,
+    permission_policy: Option<String>,
     #[serde(flatten)]
     extra: BTreeMap<String, Value>,
 }
@@ -470,6 +484,9 @@ impl AgentDef {
             max_depth: fm.max_depth,
             max_fanout: fm.max_fanout,
             docs: fm.docs,
+            ask_permission: fm.ask_permission.unwrap_or(false),
+            permission_timeout_s: fm.permission_timeout_s,
+            permission_policy: fm.permission_policy,
             extra: fm.extra,
             source: source.to_owned(),
         };
@@ -509,6 +526,12 @@ impl AgentDef {
         // `*` in delegates_to or messages_to stands for every agent.
         for other in self.messages_to.iter().chain(&self.delegates_to).filter(|n| *n != "*") {
             validate_simple_name("agent name", other)?;
+        }
+        if let Some(p) = self.permission_policy.as_deref().filter(|p| !matches!(*p, "allow" | "deny")) {
+            return Err(AgentDefError::Invalid {
+                name: self.name.clone(),
+                why: format!("permission_policy {p:?} must be allow or deny"),
+            });
         }
         if let Some(rules) = &self.docs {
             rules.validate().map_err(|why| AgentDefError::Invalid { name: self.name.clone(), why })?;
@@ -611,6 +634,9 @@ impl AgentDef {
             max_depth: None,
             max_fanout: None,
             docs: None,
+            ask_permission: false,
+            permission_timeout_s: None,
+            permission_policy: None,
             extra: BTreeMap::new(),
             source: "builtin".to_owned(),
         };

@@ -338,3 +338,32 @@ pub struct ChatPost {
     /// When it was queued.
     pub created_at: Timestamp,
 }
+
+/// An agent's request for a permission it lacks (Claude Code's
+/// `--permission-prompt-tool`), answered by a person in chat or, after its
+/// deadline, by the agent's policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PermissionRequest {
+    /// Its id (`perm-…`).
+    pub id: String,
+    /// The task asking.
+    pub task_id: TaskId,
+    /// The session asking.
+    pub session_id: SessionId,
+    /// The agent.
+    pub agent: String,
+    /// The tool it wants to use.
+    pub tool: String,
+    /// What it wants to do with it.
+    pub input: serde_json::Value,
+    /// `pending`, `allowed` or `denied`.
+    pub state: String,
+    /// Who answered (`slack:U…`, `discord:…`, `admin`), or `policy`.
+    pub by: Option<String>,
+    /// When it was asked.
+    pub created_at: Timestamp,
+    /// When the policy answers if nobody has.
+    pub deadline: Timestamp,
+    /// The policy then: `allow` or `deny`.
+    pub policy: String,
+}

@@ -353,6 +353,9 @@ fn project_status(r: &dyn StoreRead, project: &Project) -> Result<String, Error>
 /// A button (or its command): the same scheduler function as the API, then
 /// the message it was on edited to say who did what.
 fn button(tx: &mut dyn StoreTx, fx: &mut Effects, c: &ChatInbound, role: ChatRole, action: &str, task: &str) -> Acted {
+    if matches!(action, "allow" | "deny") {
+        return permission_button(tx, c, role, action, task);
+    }
     let needed = match action {
         "merge" => ChatRole::Admin,
         "view" => ChatRole::Viewer,
@@ -468,4 +471,125 @@ pub fn follow(tx: &mut dyn StoreTx, mut thread: ChatThread) -> Result<Vec<ChatPo
     let open = !(task.status.is_settled() && runs.iter().all(|r| r.status.is_finished()));
     tx.put_chat_thread(&thread, open)?;
     Ok(posts)
+}
+
+/// How long an agent's permission request waits for a person by default.
+pub const PERMISSION_TIMEOUT_S: u64 = 60;
+
+/// A Claude Code agent asks for a permission it lacks: the request is kept,
+/// posted with Allow / Deny in every chat thread bound to its task, and noted
+/// on the task's timeline.
+pub fn ask_permission(
+    tx: &mut dyn StoreTx,
+    session: &baton_core::ids::SessionId,
+    tool: String,
+    input: serde_json::Value,
+) -> Result<baton_core::chat::PermissionRequest, Error> {
+    let s = crate::resolve::session(tx, session)?;
+    let def = tx.agent(&s.agent)?.ok_or_else(|| Error::not_found("agent", &s.agent))?;
+    let now = Timestamp::now();
+    let timeout = def.permission_timeout_s.unwrap_or(PERMISSION_TIMEOUT_S).clamp(1, 3600);
+    let req = baton_core::chat::PermissionRequest {
+        id: crate::tokens::random_id("perm-"),
+        task_id: s.task_id.clone(),
+        session_id: s.id.clone(),
+        agent: s.agent.clone(),
+        tool,
+        input,
+        state: "pending".into(),
+        by: None,
+        created_at: now,
+        deadline: now.plus_millis(timeout as i64 * 1000),
+        policy: def.permission_policy.clone().unwrap_or_else(|| "deny".into()),
+    };
+    tx.put_permission(&req)?;
+    let input = req.input.to_string();
+    let what = baton_core::text::tail(&input, 500);
+    let line =
+        format!("{} asks to use {}: `{what}` (id {}; {} s, then {})", req.agent, req.tool, req.id, timeout, req.policy);
+    // The threads bound to the task, and those about to be (their first post
+    // still waiting in the outbox).
+    let mut threads: Vec<(ChatService, baton_core::ids::ProjectId, String, String)> = tx
+        .chat_threads_of_task(&req.task_id)?
+        .into_iter()
+        .map(|t| (t.service, t.project_id, t.channel, t.thread))
+        .collect();
+    for p in tx.chat_posts_pending(500)? {
+        if p.bind.as_ref() == Some(&req.task_id)
+            && let Some(t) = p.thread.filter(|t| !t.starts_with("from:"))
+            && !threads.iter().any(|(s, _, c, th)| *s == p.service && *c == p.channel && *th == t)
+        {
+            threads.push((p.service, p.project_id, p.channel, t));
+        }
+    }
+    for (service, project, channel, thread) in threads {
+        let mut p = post((&service, &project, &channel), Some(thread), line.clone());
+        p.as_agent = Some(req.agent.clone());
+        p.buttons = vec![
+            ChatButton { action: "allow".into(), target: req.id.clone(), label: "Allow".into() },
+            ChatButton { action: "deny".into(), target: req.id.clone(), label: "Deny".into() },
+        ];
+        tx.put_chat_post(&p)?;
+    }
+    note(tx, &req, format!("asked for permission: {line}"))?;
+    Ok(req)
+}
+
+fn note(tx: &mut dyn StoreTx, req: &baton_core::chat::PermissionRequest, text: String) -> Result<(), Error> {
+    tx.append_event(Some(&req.session_id), None, Some(&req.task_id), baton_core::event::NewEvent::log(text))?;
+    Ok(())
+}
+
+/// A person's answer (the first one counts).
+pub fn answer_permission(
+    tx: &mut dyn StoreTx,
+    id: &str,
+    allow: bool,
+    by: String,
+) -> Result<baton_core::chat::PermissionRequest, Error> {
+    let mut req = tx.permission(id)?.ok_or_else(|| Error::not_found("permission request", id))?;
+    if req.state != "pending" {
+        return Err(Error::conflict(format!(
+            "permission request {id} was {} by {} already",
+            req.state,
+            req.by.as_deref().unwrap_or("?")
+        )));
+    }
+    req.state = if allow { "allowed" } else { "denied" }.into();
+    req.by = Some(by.clone());
+    tx.put_permission(&req)?;
+    note(tx, &req, format!("permission for {} {} by {by}", req.tool, req.state))?;
+    Ok(req)
+}
+
+/// The request as it stands, its policy applied once its deadline passed.
+pub fn decided_permission(tx: &mut dyn StoreTx, id: &str) -> Result<baton_core::chat::PermissionRequest, Error> {
+    let mut req = tx.permission(id)?.ok_or_else(|| Error::not_found("permission request", id))?;
+    if req.state == "pending" && Timestamp::now() >= req.deadline {
+        req.state = if req.policy == "allow" { "allowed" } else { "denied" }.into();
+        req.by = Some("policy".into());
+        tx.put_permission(&req)?;
+        note(tx, &req, format!("no answer in time: the policy {} the permission for {}", req.state, req.tool))?;
+    }
+    Ok(req)
+}
+
+fn permission_button(tx: &mut dyn StoreTx, c: &ChatInbound, role: ChatRole, action: &str, id: &str) -> Acted {
+    if let Some(refused) = needs(role, ChatRole::Operator, c, "answer an agent's permission request") {
+        return Ok(refused);
+    }
+    let req = answer_permission(tx, id, action == "allow", format!("{}:{}", c.service, c.user))?;
+    let text = format!(
+        "{} may {}use {}: {} by <@{}>",
+        req.agent,
+        if action == "allow" { "" } else { "not " },
+        req.tool,
+        req.state,
+        c.user
+    );
+    let mut p = post((&c.service, &c.project_id, &c.channel), c.thread.clone(), text);
+    if let Some(to) = &c.reply_to {
+        p.post = PostKind::Reply { to: to.clone(), ephemeral: false, replace: true };
+    }
+    Ok((format!("{action} {id}"), vec![p]))
 }

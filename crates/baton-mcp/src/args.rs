@@ -226,3 +226,16 @@ pub struct LeadWakeArgs {
     /// What you want to be told then.
     pub note: Option<String>,
 }
+
+/// `permission_prompt` (Claude Code's `--permission-prompt-tool`).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PermissionPromptArgs {
+    /// The tool Claude Code wants to use.
+    pub tool_name: String,
+    /// Its input.
+    #[serde(default)]
+    pub input: Value,
+    /// The tool use's id.
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+}

@@ -495,6 +495,33 @@ impl BatonMcp {
     }
 
     #[tool(
+        description = "Claude Code's permission prompt: asks the people in the task's chat thread (Allow / Deny) whether a tool may be used; without an answer in time, the agent's policy decides."
+    )]
+    async fn permission_prompt(
+        &self,
+        Parameters(a): Parameters<PermissionPromptArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Answer {
+        let client = self.client(&ctx);
+        let asked: Value = client
+            .post("/api/permissions", &json!({ "tool_name": a.tool_name, "input": a.input }))
+            .await
+            .map_err(explain)?;
+        let id = asked["id"].as_str().unwrap_or_default().to_owned();
+        let mut req = asked;
+        while req["state"] == "pending" {
+            req = client.get(&format!("/api/permissions/{}/wait?timeout_s=20", encode(&id))).await.map_err(explain)?;
+        }
+        let answer = match req["state"].as_str() {
+            Some("allowed") => json!({ "behavior": "allow", "updatedInput": a.input }),
+            _ => {
+                json!({ "behavior": "deny", "message": format!("{} was denied by {}", a.tool_name, req["by"].as_str().unwrap_or("policy")) })
+            }
+        };
+        Ok(answer.to_string())
+    }
+
+    #[tool(
         description = "Delete a document and all its versions from the shared context store.",
         annotations(destructive_hint = true)
     )]

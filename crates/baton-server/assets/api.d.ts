@@ -87,6 +87,12 @@ declare namespace Api {
     max_fanout?: number | null;
     /** Which documents its sessions may write and append to (all, when unset). */
     docs?: Api.DocRules | null;
+    /** Claude Code: ask people for the permissions it lacks (through Baton's MCP */
+    ask_permission?: boolean;
+    /** Seconds to wait for an answer before `permission_policy` decides (default 60). */
+    permission_timeout_s?: number | null;
+    /** `allow` or `deny` (the default): what an unanswered request gets. */
+    permission_policy?: string | null;
     /** Front matter keys Baton does not use, kept as they were. */
     extra?: Record<string, unknown>;
     /** Where the definition came from: `builtin`, `api`, or a file path. */
@@ -164,6 +170,12 @@ declare namespace Api {
     max_fanout?: number | null;
     /** Which documents its sessions may write and append to (all, when unset). */
     docs?: Api.DocRules | null;
+    /** Claude Code: ask people for the permissions it lacks (through Baton's MCP */
+    ask_permission?: boolean;
+    /** Seconds to wait for an answer before `permission_policy` decides (default 60). */
+    permission_timeout_s?: number | null;
+    /** `allow` or `deny` (the default): what an unanswered request gets. */
+    permission_policy?: string | null;
     /** Front matter keys Baton does not use, kept as they were. */
     extra?: Record<string, unknown>;
     /** Where the definition came from: `builtin`, `api`, or a file path. */
@@ -250,8 +262,19 @@ declare namespace Api {
     /** Keywords it is matched by. */
     tags: Array<string>;
   };
+  type AnswerPermission = {
+    /** Allow (true) or deny (false). */
+    allow: boolean;
+  };
   /** Whether a task waits for `baton approve`. */
   type Approval = boolean | "required" | "none" | "auto";
+  /** `POST /api/permissions`: what an agent asks to do. */
+  type AskPermission = {
+    /** The tool it wants to use. */
+    tool_name: string;
+    /** Its input. */
+    input?: unknown;
+  };
   /** Everything a launcher needs to start (or re-attach to) a run. */
   type Assignment = {
     /** The run. */
@@ -358,6 +381,21 @@ declare namespace Api {
     slack?: Api.SlackSettings | null;
     /** `[chat.discord]`. */
     discord?: Api.DiscordSettings | null;
+  };
+  type ChatTest = {
+    /** The project (default: the only one). */
+    project?: string | null;
+  };
+  /** What a test post came to. */
+  type ChatTested = {
+    /** `slack` or `discord`. */
+    service: string;
+    /** The channel. */
+    channel: string;
+    /** Whether it was posted. */
+    sent: boolean;
+    /** Why not. */
+    error?: string | null;
   };
   /** One acceptance check, run in the task's worktree after its agent finished. */
   type CheckResult = {
@@ -1215,6 +1253,31 @@ declare namespace Api {
     task_id: Api.TaskId;
     /** The files both change. */
     files: Array<string>;
+  };
+  /** An agent's request for a permission it lacks (Claude Code's */
+  type PermissionRequest = {
+    /** Its id (`perm-…`). */
+    id: string;
+    /** The task asking. */
+    task_id: Api.TaskId;
+    /** The session asking. */
+    session_id: Api.SessionId;
+    /** The agent. */
+    agent: string;
+    /** The tool it wants to use. */
+    tool: string;
+    /** What it wants to do with it. */
+    input: unknown;
+    /** `pending`, `allowed` or `denied`. */
+    state: string;
+    /** Who answered (`slack:U…`, `discord:…`, `admin`), or `policy`. */
+    by?: string | null;
+    /** When it was asked. */
+    created_at: string;
+    /** When the policy answers if nobody has. */
+    deadline: string;
+    /** The policy then: `allow` or `deny`. */
+    policy: string;
   };
   /** `POST /api/tasks/{id}/review`: a person's review of a task's work. */
   type PersonReview = {

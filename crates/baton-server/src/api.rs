@@ -191,6 +191,15 @@ pub(crate) fn api_ops() -> Ops {
         Op::post("/chat/discord/interactions", chat::discord_interactions, "Discord's interactions endpoint")
             .about("Point the Discord application's Interactions Endpoint URL here. Needs no Baton token: the X-Signature-Ed25519 over X-Signature-Timestamp and the body, checked with the project's [chat.discord] public_key, authenticates it (401 otherwise). PING is answered with PONG; `/baton` commands get a deferred answer the worker fills in; buttons a deferred update of their message. Each interaction acts once.")
             .takes("application/json", "Discord's interaction"),
+        Op::post("/chat/test", chat::test, "Send a test message to the project's chat channels (admin)")
+            .about("Posts a test message to each channel of the project's [chat.slack] and [chat.discord] through the outbox and waits (up to 15 s) for each to be sent; says, per service, whether it was and why not. `baton chat test` calls it."),
+        Op::post("/permissions", chat::ask_permission, "An agent asks for a permission it lacks")
+            .about("What Claude Code's `--permission-prompt-tool` (Baton's MCP `permission_prompt`) sends for an agent whose definition says `ask_permission: true`. Needs the agent's session token. The request is posted with Allow and Deny buttons in every chat thread bound to the task and noted on its timeline; after `permission_timeout_s` (60 by default) the agent's `permission_policy` (deny by default) answers.")
+            .returns::<baton_core::chat::PermissionRequest>("201", "the request"),
+        Op::get("/permissions/{id}/wait", chat::wait_permission, "Wait for a permission request's answer")
+            .about("Answers when the request is allowed or denied (by a person, or by the policy at its deadline), or after `timeout_s` (25 at most) with it still pending."),
+        Op::post("/permissions/{id}", chat::answer_permission, "Answer a permission request (admin)")
+            .about("Allow or deny; the first answer counts (409 after). Chat buttons do the same for operators."),
         Op::get("/chat/status", chat::status, "Chat services as this replica sees them")
             .about("For each project's Slack and Discord: refusals of its token in a row, whether posting stopped (after three 401/403) and why, whether its Socket Mode or Gateway connection is up, the last post and the last error."),
         Op::post("/tasks/{id}/clean", tasks::clean, "Remove a task's worktree")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{SessionState, Spend};
-use baton_core::chat::{ChatInbound, ChatPost, ChatThread};
+use baton_core::chat::{ChatInbound, ChatPost, ChatThread, PermissionRequest};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, EventKind, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
@@ -159,6 +159,8 @@ pub trait StoreRead {
     fn chat_posts_pending(&self, limit: u32) -> Result<Vec<ChatPost>, StoreError>;
     /// A chat post by id.
     fn chat_post(&self, id: &str) -> Result<Option<ChatPost>, StoreError>;
+    /// A permission request by id.
+    fn permission(&self, id: &str) -> Result<Option<PermissionRequest>, StoreError>;
     /// The hourly aggregates from `since_hour` (milliseconds) on, oldest first.
     fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError>;
     /// The queue's depth sampled at each hour from `since_hour` on, oldest first.
@@ -383,6 +385,8 @@ pub trait StoreTx: StoreRead {
     fn put_chat_thread(&mut self, thread: &ChatThread, open: bool) -> Result<(), StoreError>;
     /// Inserts or replaces a chat post.
     fn put_chat_post(&mut self, post: &ChatPost) -> Result<(), StoreError>;
+    /// Inserts or replaces a permission request.
+    fn put_permission(&mut self, p: &PermissionRequest) -> Result<(), StoreError>;
     /// Forgets chat records finished before `before` (inbound keys are kept
     /// that long for deduplication).
     fn prune_chat(&mut self, before: Timestamp) -> Result<u64, StoreError>;

@@ -166,12 +166,80 @@ fn data_dir(given: Option<PathBuf>) -> Option<PathBuf> {
     cwd.ancestors().map(|d| d.join(DATA_DIR_NAME)).find(|d| d.is_dir())
 }
 
+/// The variables a project's settings name for its integrations (chat, the
+/// forge), each with where it is named.
+fn named_variables(settings: &baton_core::model::ProjectSettings) -> Vec<(String, &'static str)> {
+    let mut vars = Vec::new();
+    if let Some(chat) = &settings.chat {
+        if let Some(s) = &chat.slack {
+            vars.push((s.bot_token_env.clone(), "[chat.slack] bot_token_env"));
+            vars.extend(s.signing_secret_env.clone().map(|v| (v, "[chat.slack] signing_secret_env")));
+            vars.extend(s.app_token_env.clone().map(|v| (v, "[chat.slack] app_token_env")));
+        }
+        if let Some(d) = &chat.discord {
+            vars.push((d.bot_token_env.clone(), "[chat.discord] bot_token_env"));
+        }
+    }
+    if let Some(f) = &settings.forge {
+        vars.push((f.token_env.clone().unwrap_or_else(|| "GITHUB_TOKEN".into()), "[forge] token_env"));
+        vars.extend(f.webhook_secret_env.clone().map(|v| (v, "[forge] webhook_secret_env")));
+    }
+    vars
+}
+
+/// The integrations of the repository we are in: each variable its settings
+/// name set (as `baton up` would see it, from this shell), and what a running
+/// coordinator says of its chat services.
+async fn integrations(repo: &Path) -> Vec<Line> {
+    let Ok(text) = std::fs::read_to_string(repo.join(".baton/config.toml")) else { return Vec::new() };
+    let Ok(settings) = toml::from_str::<baton_core::model::ProjectSettings>(&text) else {
+        return vec![line(
+            Verdict::Fail,
+            ".baton/config.toml does not parse",
+            Some("run `baton project reload` to see where"),
+        )];
+    };
+    let mut lines = Vec::new();
+    for (var, named) in named_variables(&settings) {
+        match std::env::var(&var) {
+            Ok(v) if !v.trim().is_empty() => lines.push(line(Verdict::Ok, format!("{named}: {var} is set"), None)),
+            _ => lines.push(Line {
+                verdict: Verdict::Fail,
+                what: format!("{named}: {var} is not set"),
+                fix: Some(format!("export {var} in the coordinator's environment")),
+            }),
+        }
+    }
+    if settings.chat.is_some()
+        && let Ok(client) = crate::context::client(None, None)
+        && let Ok(Ok(status)) =
+            tokio::time::timeout(Duration::from_secs(3), client.get::<Vec<serde_json::Value>>("/api/chat/status")).await
+    {
+        for s in status {
+            let what =
+                format!("chat: {} of {}", s["service"].as_str().unwrap_or("?"), s["project"].as_str().unwrap_or("?"));
+            match s["stopped"].as_str() {
+                Some(why) => lines.push(Line {
+                    verdict: Verdict::Fail,
+                    what: format!("{what} stopped posting: {why}"),
+                    fix: Some("fix the token, then restart the coordinator".into()),
+                }),
+                None => lines.push(line(Verdict::Ok, format!("{what}: posting"), None)),
+            }
+        }
+    }
+    lines
+}
+
 pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
     let mut lines = vec![git().await, sandbox().await];
     lines.extend(containers().await);
     lines.extend(agent_clis().await);
     match data_dir(args.data_dir) {
         Some(dir) => {
+            if let Some(repo) = dir.parent() {
+                lines.extend(integrations(repo).await);
+            }
             lines.extend(permissions(&dir));
             lines.extend(exposure(&dir));
             lines.extend(disk(&dir));

@@ -12,7 +12,7 @@ use baton_core::memory::{
 };
 use serde_json::json;
 
-use crate::cli::{LeadCommand, MemoryCommand, SendArgs};
+use crate::cli::{ChatCommand, LeadCommand, MemoryCommand, SendArgs};
 use crate::context;
 use crate::error::CliError;
 use crate::output::{ago, cut, print_json, table};
@@ -244,4 +244,49 @@ pub async fn cluster(client: &Client, json: bool) -> Result<u8, CliError> {
         .collect();
     table(&["AGENT", "STATE", "WORKING/QUEUED", "INBOX", "MEMORY", "LEADS", "LAST ACTIVITY"], &rows);
     Ok(0)
+}
+
+pub async fn chat(client: &Client, command: ChatCommand) -> Result<u8, CliError> {
+    match command {
+        ChatCommand::Test { project } => {
+            let project = match project {
+                Some(p) => p,
+                None => super::run::default_project(client).await?,
+            };
+            let results: Vec<serde_json::Value> = client.post("/api/chat/test", &json!({ "project": project })).await?;
+            let mut failed = false;
+            for r in &results {
+                let (service, channel) = (r["service"].as_str().unwrap_or("?"), r["channel"].as_str().unwrap_or("?"));
+                match r["sent"].as_bool() {
+                    Some(true) => println!("ok    {service} {channel}: the test message was posted"),
+                    _ => {
+                        failed = true;
+                        println!("FAIL  {service} {channel}: {}", r["error"].as_str().unwrap_or("not posted"));
+                    }
+                }
+            }
+            Ok(if failed { 1 } else { 0 })
+        }
+        ChatCommand::Status(args) => {
+            let status: Vec<serde_json::Value> = client.get("/api/chat/status").await?;
+            if args.json {
+                print_json(&status);
+            } else {
+                for s in &status {
+                    let state = s["stopped"].as_str().map_or_else(|| "posting".to_owned(), |w| format!("stopped: {w}"));
+                    let conn = match s["connected"].as_bool() {
+                        Some(true) => ", connected",
+                        Some(false) => ", not connected",
+                        None => "",
+                    };
+                    println!(
+                        "{} {}: {state}{conn}",
+                        s["project"].as_str().unwrap_or("?"),
+                        s["service"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
 }

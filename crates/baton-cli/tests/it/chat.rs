@@ -111,7 +111,8 @@ async fn a_slack_mention_starts_a_task_answers_in_its_thread_and_a_reply_resumes
     assert!(status.text.contains("succeeded"), "{}", status.text);
 }
 
-#[tokio::test]
+// Multi-threaded: the fake Slack answers while the CLI runs (blocking) at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slash_commands_and_buttons_act_for_their_roles_only_and_once() {
     let (b, fake) = with_slack("", &[]).await;
     let cmd = |user: &str, text: &str, trigger: &str| {
@@ -192,6 +193,14 @@ async fn slash_commands_and_buttons_act_for_their_roles_only_and_once() {
         1,
         "one press, one act"
     );
+    // `baton chat test` posts and says so; `baton doctor` names the variables this shell lacks.
+    let out = b.cli(&["chat", "test"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ok    slack C1"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(fake.posts().iter().any(|p| p.text.contains("test message")));
+    let out = b.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[chat.slack] bot_token_env: SLACK_BOT is not set"), "{text}");
 }
 
 #[tokio::test]

@@ -600,3 +600,97 @@ async fn an_idle_claude_code_lead_makes_no_model_calls_until_woken() {
     assert_eq!(t.task.result.as_deref(), Some("Woken by a person."));
     assert!(calls() > before);
 }
+
+/// A real Claude Code that lacks a permission asks for it in its Slack thread:
+/// Allow → its command runs; Deny → it does not; no answer → its policy
+/// (deny) decides. Each answer is on the task's timeline with who gave it.
+#[tokio::test]
+async fn claude_codes_permission_prompts_are_answered_from_its_slack_thread() {
+    use baton_testkit::slack::{self, FakeSlack};
+    // Each task is a conversation of its own: the command, then an answer.
+    let fake = FakeModel::start(Script::new(vec![Step::bash("touch made.txt"), Step::text("Done.")])).await.unwrap();
+    let chat = FakeSlack::start("xoxb-fake").await;
+    let config = format!(
+        "[chat.slack]\nbot_token_env = \"SLACK_BOT\"\nsigning_secret_env = \"SLACK_SECRET\"\napi_url = \"{}\"\nchannel = \"C1\"\nagent = \"asker\"\noperators = [\"U1\"]\n",
+        chat.api_url
+    );
+    let b = Baton::start_custom(&[], &[("SLACK_BOT", "xoxb-fake"), ("SLACK_SECRET", "sek")], &[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), config).unwrap();
+    });
+    let mut def = Cli::Claude.def("asker", &fake.url, &b.dir.path().join("home"));
+    def["tools"] = json!(["Read"]);
+    def["ask_permission"] = json!(true);
+    def["permission_timeout_s"] = json!(8);
+    // Not acceptEdits, which lets file commands such as touch through.
+    def["permission_mode"] = json!("default");
+    b.agent_def(def).await;
+    for (n, (answer, file)) in
+        [(Some("allow"), "allowed"), (Some("deny"), "denied"), (None, "unanswered")].into_iter().enumerate()
+    {
+        let ts = format!("1700000{n}00.000100");
+        let mention = slack::event(&format!("Ev{n}"), "C1", "U1", &ts, None, &format!("<@UB> make {file}"), true);
+        let (s, _) = slack::send(
+            &b.url,
+            "/api/chat/slack/events",
+            "sek",
+            "application/json",
+            mention.to_string().as_bytes(),
+            0,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        let start = std::time::Instant::now();
+        let prompt = loop {
+            let found = chat.posts().into_iter().filter(|p| p.body.to_string().contains("\"allow\"")).nth(n);
+            if let Some(p) = found {
+                break p;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+                let events = b.events(tasks[0]["id"].as_str().unwrap()).await;
+                let posts: Vec<String> =
+                    chat.posts().iter().map(|p| format!("{} {:?} {}", p.kind, p.thread_ts, p.text)).collect();
+                panic!("no permission prompt in the thread: {posts:#?}\n{}", dump(&events));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(prompt.thread_ts.as_deref(), Some(ts.as_str()), "in the task's thread");
+        assert!(prompt.text.contains("Bash"), "{}", prompt.text);
+        let perm = prompt.body["blocks"][1]["elements"][0]["value"].as_str().unwrap().to_owned();
+        if let Some(action) = answer {
+            let form =
+                slack::click("C1", "U1", &prompt.ts, action, &perm, &chat.response_url(&perm), &format!("t-{perm}"));
+            slack::send(
+                &b.url,
+                "/api/chat/slack/interactions",
+                "sek",
+                "application/x-www-form-urlencoded",
+                form.as_bytes(),
+                0,
+                None,
+            )
+            .await;
+        }
+        let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+        let id = tasks.iter().find(|t| t["prompt"].as_str().is_some_and(|p| p.contains(file))).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let t = finished(&b, &id, 1).await;
+        let made = Path::new(t.task.git.worktree.as_deref().unwrap()).join("made.txt").exists();
+        assert_eq!(made, answer == Some("allow"), "{file}: {:?}", t.task.result);
+        let events = b.events(&id).await;
+        let said = match answer {
+            Some("allow") => "permission for Bash allowed by slack:U1",
+            Some(_) => "permission for Bash denied by slack:U1",
+            None => "no answer in time: the policy denied",
+        };
+        assert!(
+            find(&events, EventKind::Log, |e| e.data["message"].as_str().is_some_and(|m| m.contains(said))).is_some(),
+            "{said}\n{}",
+            dump(&events)
+        );
+    }
+}

@@ -172,3 +172,149 @@ pub(super) async fn discord_interactions(
 pub(super) async fn status(_: crate::auth::Auth) -> Json<Vec<baton_chat::Health>> {
     Json(baton_chat::status())
 }
+
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChatTest {
+    /// The project (default: the only one).
+    #[serde(default)]
+    project: Option<String>,
+}
+
+/// What a test post came to.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct ChatTested {
+    /// `slack` or `discord`.
+    service: String,
+    /// The channel.
+    channel: String,
+    /// Whether it was posted.
+    sent: bool,
+    /// Why not.
+    error: Option<String>,
+}
+
+pub(super) async fn test(
+    State(state): State<Arc<AppState>>,
+    crate::auth::Auth(caller): crate::auth::Auth,
+    super::http::OptionalJson(req): super::http::OptionalJson<ChatTest>,
+) -> Result<Json<Vec<ChatTested>>, AppError> {
+    caller.require_admin()?;
+    let project =
+        state.store.read(move |r| baton_domain::resolve::request_project(r, req.project.as_deref(), None)).await?;
+    let mut ids = Vec::new();
+    for service in [ChatService::Slack, ChatService::Discord] {
+        let Some((_, _, channel)) = baton_domain::chat::roles(&project, service) else { continue };
+        let text = format!("Baton's test message for project {}: this channel can hear from Baton.", project.name);
+        let post = baton_domain::chat::post((&service, &project.id, &channel), None, text);
+        ids.push((service, channel, post.id.clone()));
+        state.store.write(move |tx| tx.put_chat_post(&post)).await?;
+    }
+    if ids.is_empty() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            format!("project {} has no [chat.slack] or [chat.discord]", project.name),
+        ));
+    }
+    baton_chat::WORK.notify_one();
+    let mut out = Vec::new();
+    for (service, channel, id) in ids {
+        let start = std::time::Instant::now();
+        let post = loop {
+            let i = id.clone();
+            let p = state.store.read(move |r| r.chat_post(&i)).await?;
+            match p {
+                Some(p) if p.state != "pending" || start.elapsed() > std::time::Duration::from_secs(15) => {
+                    break Some(p);
+                }
+                None => break None,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        };
+        let (sent, error) =
+            match post {
+                Some(p) if p.state == "sent" => (true, None),
+                Some(p) => (
+                    false,
+                    Some(p.error.unwrap_or_else(|| {
+                        "still waiting after 15 s (is this the replica that runs the timers?)".into()
+                    })),
+                ),
+                None => (false, Some("the post disappeared".into())),
+            };
+        out.push(ChatTested { service: service.to_string(), channel, sent, error });
+    }
+    Ok(Json(out))
+}
+
+/// `POST /api/permissions`: what an agent asks to do.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AskPermission {
+    /// The tool it wants to use.
+    tool_name: String,
+    /// Its input.
+    #[serde(default)]
+    input: Value,
+}
+
+pub(super) async fn ask_permission(
+    State(state): State<Arc<AppState>>,
+    crate::auth::Auth(caller): crate::auth::Auth,
+    super::http::ApiJson(req): super::http::ApiJson<AskPermission>,
+) -> Result<(axum::http::StatusCode, Json<baton_core::chat::PermissionRequest>), AppError> {
+    let session = caller
+        .session()
+        .ok_or_else(|| AppError::forbidden("permission requests come from an agent's session token"))?;
+    if req.tool_name.trim().is_empty() || req.tool_name.len() > 200 {
+        return Err(AppError::invalid("`tool_name` must be 1 to 200 characters"));
+    }
+    let asked = baton_domain::transact(&state, move |tx, _| {
+        Ok::<_, AppError>(baton_domain::chat::ask_permission(tx, &session, req.tool_name, req.input)?)
+    })
+    .await?;
+    baton_chat::WORK.notify_one();
+    Ok((axum::http::StatusCode::CREATED, Json(asked)))
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub(super) struct WaitQuery {
+    /// At most this many seconds (25 at most).
+    timeout_s: Option<u64>,
+}
+
+pub(super) async fn wait_permission(
+    State(state): State<Arc<AppState>>,
+    _: crate::auth::Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    super::http::ApiQuery(q): super::http::ApiQuery<WaitQuery>,
+) -> Result<Json<baton_core::chat::PermissionRequest>, AppError> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(q.timeout_s.unwrap_or(25).min(25));
+    loop {
+        let i = id.clone();
+        let req = state.store.write(move |tx| baton_domain::chat::decided_permission(tx, &i)).await?;
+        if req.state != "pending" || std::time::Instant::now() >= until {
+            return Ok(Json(req));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AnswerPermission {
+    /// Allow (true) or deny (false).
+    allow: bool,
+}
+
+pub(super) async fn answer_permission(
+    State(state): State<Arc<AppState>>,
+    crate::auth::Auth(caller): crate::auth::Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    super::http::ApiJson(req): super::http::ApiJson<AnswerPermission>,
+) -> Result<Json<baton_core::chat::PermissionRequest>, AppError> {
+    caller.require_admin()?;
+    let answered =
+        state.store.write(move |tx| baton_domain::chat::answer_permission(tx, &id, req.allow, "admin".into())).await?;
+    Ok(Json(answered))
+}

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use baton_core::agent::AgentDef;
 use baton_core::api::{SessionState, Spend};
-use baton_core::chat::{ChatInbound, ChatPost, ChatThread};
+use baton_core::chat::{ChatInbound, ChatPost, ChatThread, PermissionRequest};
 use baton_core::doc::{DocVersion, Document};
 use baton_core::event::{Event, NewEvent};
 use baton_core::ids::{LauncherId, OrchestrationId, PlanId, ProjectId, RunId, SessionId, TaskId};
@@ -321,6 +321,10 @@ impl StoreRead for PgDb<'_> {
 
     fn chat_post(&self, id: &str) -> Result<Option<ChatPost>, StoreError> {
         self.doc("chat post", "SELECT data FROM chat_posts WHERE id = $1", &[&id])
+    }
+
+    fn permission(&self, id: &str) -> Result<Option<PermissionRequest>, StoreError> {
+        self.doc("permission", "SELECT data FROM permissions WHERE id = $1", &[&id])
     }
 
     fn leads(&self) -> Result<Vec<LeadRecord>, StoreError> {
@@ -1021,6 +1025,15 @@ impl StoreTx for PgDb<'_> {
             "INSERT INTO chat_posts (id, state, created_at, data) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data",
             &[&p.id, &p.state, &p.created_at.as_millis(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn put_permission(&mut self, p: &PermissionRequest) -> Result<(), StoreError> {
+        let data = encode("permission", p)?;
+        self.exec(
+            "INSERT INTO permissions (id, task_id, data) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            &[&p.id, &p.task_id.as_str(), &data],
         )?;
         Ok(())
     }

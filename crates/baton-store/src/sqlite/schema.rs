@@ -291,6 +291,11 @@ CREATE TABLE chat_posts (
     data TEXT NOT NULL
 );
 CREATE INDEX chat_posts_by_state ON chat_posts(state, created_at);
+CREATE TABLE permissions (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 "#,
 ];
 
