@@ -308,3 +308,18 @@ async fn discord_interactions_are_verified_commands_and_buttons_act_and_the_gate
     let turns: Vec<_> = fake.messages().into_iter().filter(|m| m.content == "turn 2").collect();
     assert_eq!(turns.len(), 1, "the reply acted once");
 }
+
+#[tokio::test]
+async fn a_mention_acknowledged_just_before_a_kill_9_is_acted_on_once_after_the_restart() {
+    let (mut b, fake) = with_slack("", &[]).await;
+    let mention = slack::event("Ev1", "C1", "U1", "1700000001.000100", None, "<@UB> count", true);
+    assert_eq!(event(&b, &mention, 0, None).await.0, 200, "acknowledged: it is kept");
+    b.kill9();
+    b.restart();
+    // Slack retries it too, after the restart: still once.
+    assert_eq!(event(&b, &mention, 0, Some(1)).await.0, 200);
+    until("the answer", Duration::from_secs(30), || fake.posts().into_iter().find(|p| p.text == "turn 1")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(tasks(&b).await.len(), 1, "acted on once");
+    assert_eq!(fake.posts().iter().filter(|p| p.text == "turn 1").count(), 1);
+}
