@@ -132,6 +132,13 @@ pub enum Command {
     /// channels and says what worked; `baton chat status` shows each service.
     #[command(subcommand)]
     Chat(ChatCommand),
+    /// Schedules: a task at each due time (`--cron EXPR` in UTC, or `--every DUR`).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Incoming webhooks that start tasks: `baton trigger add NAME --agent A
+    /// --template T` prints the URL's signing secret.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
     /// Send a message to an agent's inbox. From a person it wakes the agent: a task
     /// of its own, ahead of the agent's queued tasks (inside an agent's task, the
     /// agent's authority decides). Prints the message's id and state.
@@ -389,6 +396,88 @@ pub enum MemoryCommand {
         agent: String,
         /// The note.
         text: String,
+    },
+}
+
+/// `baton schedule`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Add a schedule: each due time starts a task with PROMPT.
+    Add {
+        /// A five-field cron expression, in UTC (`0 3 * * *`, `@daily`).
+        #[arg(long, conflicts_with = "every", required_unless_present = "every")]
+        cron: Option<String>,
+        /// Or an interval: `30s`, `5m`, `2h`, `1d` (at least one second).
+        #[arg(long)]
+        every: Option<String>,
+        /// The agent (default: the project's).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The project (default: the one you are in, or the only one).
+        #[arg(long, short)]
+        project: Option<String>,
+        /// Its name (default: from the prompt).
+        #[arg(long)]
+        name: Option<String>,
+        /// Firings missed while Baton was down: skip (default) or once.
+        #[arg(long, value_name = "skip|once")]
+        catch_up: Option<String>,
+        /// Start a firing while the previous task is still open.
+        #[arg(long)]
+        overlap: bool,
+        /// What each task is asked.
+        prompt: String,
+    },
+    /// List schedules: next due time, last firing.
+    List(JsonArgs),
+    /// Remove a schedule.
+    Rm {
+        /// Its id.
+        id: String,
+    },
+    /// Pause a schedule.
+    Pause {
+        /// Its id.
+        id: String,
+    },
+    /// Resume a schedule (next due from now).
+    Resume {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// `baton trigger`.
+#[derive(Debug, Subcommand)]
+pub enum TriggerCommand {
+    /// Add a trigger and print its signing secret (shown this once). Deliveries to
+    /// `POST /api/triggers/NAME`, signed as Standard Webhooks says, start a task of
+    /// AGENT with TEMPLATE filled from their JSON (`{{payload.field}}`).
+    Add {
+        /// Its name (the URL's last segment).
+        name: String,
+        /// The agent.
+        #[arg(long)]
+        agent: String,
+        /// The prompt template.
+        #[arg(long)]
+        template: String,
+        /// The project (default: the one you are in, or the only one).
+        #[arg(long, short)]
+        project: Option<String>,
+        /// At most this many tasks an hour (default 60).
+        #[arg(long)]
+        per_hour: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List triggers (never their secrets).
+    List(JsonArgs),
+    /// Remove a trigger.
+    Rm {
+        /// Its name.
+        name: String,
     },
 }
 

@@ -11,6 +11,7 @@ mod plans;
 mod projects;
 mod review;
 mod run;
+mod schedules;
 mod tasks;
 mod tokens;
 mod up;
@@ -77,6 +78,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Memory(command) => memory::memory(&client, command).await,
                 Command::Send(args) => memory::send(&client, args).await,
                 Command::Chat(command) => memory::chat(&client, command).await,
+                Command::Schedule(command) => schedules::schedule(&client, command).await,
+                Command::Trigger(command) => schedules::trigger(&client, command).await,
                 Command::Inbox { agent, json } => memory::inbox(&client, &agent, json).await,
                 Command::Up(_)
                 | Command::Doctor(_)

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     Conflict,
     /// The body or an event is larger than allowed (413).
     PayloadTooLarge,
+    /// Over a rate limit, such as a trigger's tasks an hour (429); `details`
+    /// names the limit.
+    RateLimited,
     /// An `Idempotency-Key` already used for another request (422): a key
     /// stands for one request, and its repeats.
     IdempotencyKeyReused,
@@ -95,6 +98,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::InsufficientStorage => "insufficient_storage",
@@ -123,6 +127,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable | ErrorCode::StoreUnavailable => 503,
             ErrorCode::InsufficientStorage => 507,

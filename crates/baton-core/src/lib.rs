@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod chat;
+pub mod cron;
 pub mod dag;
 pub mod doc;
 pub mod event;
@@ -19,6 +20,7 @@ pub mod sandbox;
 pub mod status;
 pub mod text;
 pub mod time;
+pub mod triggers;
 pub mod webhook;
 
 pub use ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};

@@ -128,6 +128,9 @@ pub struct ProjectSettings {
     pub tech_stack: Option<String>,
     /// `[chat.slack]` and `[chat.discord]`: the channels that talk to this project.
     pub chat: Option<crate::chat::ChatSettings>,
+    /// `[[schedules]]`: tasks started at their times (`cron` or `every`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::triggers::CreateSchedule>,
 }
 
 /// The most `fix_attempts` or `review_rounds` anything may ask for.
@@ -469,6 +472,10 @@ pub struct Task {
     /// The project it leads, for a lead's task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leads: Option<ProjectId>,
+    /// What started it by itself: `schedule sch-…`, `trigger NAME`, `issue
+    /// owner/repo#N`, `comment owner/repo#N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// A message for a task's agent sent while it worked.

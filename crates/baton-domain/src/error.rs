@@ -42,6 +42,14 @@ pub enum Error {
         /// Where: `line`, `column`, or the field.
         details: Value,
     },
+    /// Over a rate limit.
+    #[error("{message}")]
+    RateLimited {
+        /// What was refused and the limit.
+        message: String,
+        /// The limit and the window.
+        details: Value,
+    },
     /// A write would make a memory block larger than its limit.
     #[error(
         "memory block {label} may hold {limit} characters; this write would make it {size} (it holds {current}); nothing was changed"
@@ -219,6 +227,7 @@ impl Error {
             Error::Ambiguous { .. } => ErrorCode::AmbiguousId,
             Error::Cycle { .. } => ErrorCode::DependencyCycle,
             Error::TooLarge { .. } | Error::OverLimit { .. } => ErrorCode::PayloadTooLarge,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::NotNow { .. } | Error::Transition(_) => ErrorCode::IllegalTransition,
@@ -243,6 +252,7 @@ impl Error {
                 Some(json!({ "label": label, "size": size, "current": current, "limit": limit }))
             }
             Error::Transition(e) => Some(json!({ "entity": e.entity, "from": e.from, "to": e.to })),
+            Error::RateLimited { details, .. } => Some(details.clone()),
             Error::AlreadyExists { details, .. }
             | Error::Conflict { details, .. }
             | Error::Unavailable { details, .. }

@@ -182,6 +182,7 @@ fn start(tx: &mut dyn StoreTx, hook: &Value, claude_session: &str, now: Timestam
         attachments: Vec::new(),
         message: None,
         leads: None,
+        origin: None,
     };
     let session = Session {
         id: SessionId::generate(),

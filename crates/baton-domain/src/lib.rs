@@ -34,6 +34,7 @@ pub mod radar;
 pub mod resolve;
 pub mod review;
 pub mod scheduler;
+pub mod schedules;
 pub mod signature;
 pub mod state;
 pub mod timers;

@@ -120,6 +120,7 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
                 save_project(tx, &existing)?;
                 save_agents(tx, &agents)?;
                 crate::leads::check_settings(tx, &existing)?;
+                crate::schedules::sync(tx, &existing)?;
                 return Ok(existing);
             }
             let mut project = project;
@@ -132,6 +133,7 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
             save_project(tx, &project)?;
             save_agents(tx, &agents)?;
             crate::leads::check_settings(tx, &project)?;
+            crate::schedules::sync(tx, &project)?;
             Ok(project)
         })
         .await?;
@@ -156,6 +158,7 @@ pub async fn reload_project(state: &Arc<AppState>, id: String) -> Result<Project
         save_project(tx, &project)?;
         save_agents(tx, &agents)?;
         crate::leads::check_settings(tx, &project)?;
+        crate::schedules::sync(tx, &project)?;
         let resumed = crate::scheduler::resume_budget_paused(tx, fx, &project.id)?;
         if resumed > 0 {
             tracing::info!(project = %project.name, resumed, "tasks paused for their budget continue");

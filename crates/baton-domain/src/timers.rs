@@ -194,6 +194,20 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     t.ticks += 1;
     expire_silent(state, t.since).await;
     keep_leads(state, &mut t.lead_errors).await;
+    fire_schedules(state).await;
+}
+
+/// Fires the schedules that are due, each in a transaction of its own.
+async fn fire_schedules(state: &Arc<AppState>) {
+    let now = Timestamp::now();
+    let Ok(due) = state.store.read(move |r| r.schedules_due(now)).await else { return };
+    for s in due.into_iter().filter(|s| !s.paused) {
+        let (st, id) = (Arc::clone(state), s.id.clone());
+        let fired = transact(state, move |tx, fx| crate::schedules::fire(tx, fx, &id, now, &st.config)).await;
+        if let Err(e) = fired {
+            tracing::warn!(schedule = %s.id, error = %e, "could not fire a schedule");
+        }
+    }
 }
 
 /// Every project's lead, looked at (each in a transaction of its own): started

@@ -375,6 +375,8 @@ declare namespace Api {
     /** Its result, or why it failed. */
     text: string;
   };
+  /** What a schedule does with firings it missed while Baton was down. */
+  type CatchUp = "skip" | "once";
   /** `[chat]` in a project's config. */
   type ChatSettings = {
     /** `[chat.slack]`. */
@@ -498,6 +500,25 @@ declare namespace Api {
     /** Settings (`.baton/config.toml` of the repository by default). */
     settings?: Api.ProjectSettings | null;
   };
+  /** `POST /api/schedules`, and `[[schedules]]` in a project's config. */
+  type CreateSchedule = {
+    /** Its name (default: made from the prompt). */
+    name?: string | null;
+    /** The project (default: the only one). Not in a config file. */
+    project?: string | null;
+    /** A five-field cron expression, in UTC (`0 3 * * *`, `@daily`). */
+    cron?: string | null;
+    /** Or an interval: `30s`, `5m`, `2h`, `1d` (at least one second). */
+    every?: string | null;
+    /** The agent (default: the project's). */
+    agent?: string | null;
+    /** What each task is asked. */
+    prompt: string;
+    /** `skip` (default) or `once`. */
+    catch_up?: Api.CatchUp;
+    /** Start a firing while the previous task is still open. */
+    overlap?: boolean;
+  };
   /** `POST /api/tasks`. */
   type CreateTask = {
     /** The project's id or name (for agents, their own project by default). */
@@ -553,6 +574,21 @@ declare namespace Api {
     kind: Api.TokenKind;
     /** A name for people (the host it is for). */
     name?: string | null;
+  };
+  /** `POST /api/triggers`. */
+  type CreateTrigger = {
+    /** Its name: letters, digits, `-`, `_`. */
+    name: string;
+    /** The project (default: the only one). */
+    project?: string | null;
+    /** The agent. */
+    agent: string;
+    /** The prompt template. */
+    template: string;
+    /** At most this many tasks an hour (default 60). */
+    per_hour?: number | null;
+    /** The signing secret (default: a new one). */
+    secret?: string | null;
   };
   /** `POST /api/webhooks`. */
   type CreateWebhook = {
@@ -725,7 +761,7 @@ declare namespace Api {
     error: Api.ErrorDetail;
   };
   /** The stable error codes of the API. Clients match on these, never on messages. */
-  type ErrorCode = "malformed_json" | "invalid_body" | "invalid_argument" | "ambiguous_id" | "dependency_cycle" | "unsupported_media_type" | "unauthorized" | "forbidden" | "forbidden_origin" | "not_found" | "method_not_allowed" | "already_exists" | "illegal_transition" | "merge_conflict" | "review_required" | "forge_refused" | "conflict" | "payload_too_large" | "idempotency_key_reused" | "unavailable" | "store_unavailable" | "insufficient_storage" | "internal";
+  type ErrorCode = "malformed_json" | "invalid_body" | "invalid_argument" | "ambiguous_id" | "dependency_cycle" | "unsupported_media_type" | "unauthorized" | "forbidden" | "forbidden_origin" | "not_found" | "method_not_allowed" | "already_exists" | "illegal_transition" | "merge_conflict" | "review_required" | "forge_refused" | "conflict" | "payload_too_large" | "rate_limited" | "idempotency_key_reused" | "unavailable" | "store_unavailable" | "insufficient_storage" | "internal";
   /** The inside of an error response. */
   type ErrorDetail = {
     /** Stable code (see [`ErrorCode`]). */
@@ -1582,6 +1618,8 @@ declare namespace Api {
     tech_stack?: string | null;
     /** `[chat.slack]` and `[chat.discord]`: the channels that talk to this project. */
     chat?: Api.ChatSettings | null;
+    /** `[[schedules]]`: tasks started at their times (`cron` or `every`). */
+    schedules?: Array<Api.CreateSchedule>;
   };
   /** A task's pull request. */
   type PullRequest = {
@@ -1817,6 +1855,41 @@ declare namespace Api {
     reason?: string | null;
     /** Where its network traffic may go. */
     network?: Api.NetworkPolicy;
+  };
+  /** A schedule: a task started at each due time. */
+  type Schedule = {
+    /** Its id (`sch-…`; a config schedule's is made from its project and name). */
+    id: string;
+    /** Its name (unique in its project). */
+    name: string;
+    /** The project its tasks run in. */
+    project_id: Api.ProjectId;
+    /** A five-field cron expression, in UTC. */
+    cron?: string | null;
+    /** Or an interval, in milliseconds. */
+    every_ms?: number | null;
+    /** The agent (default: the project's). */
+    agent?: string | null;
+    /** What each task is asked. */
+    prompt: string;
+    /** Missed firings. */
+    catch_up?: Api.CatchUp;
+    /** Whether a firing starts while the previous task is still open. */
+    overlap?: boolean;
+    /** Whether it is paused. */
+    paused?: boolean;
+    /** Where it comes from: `api`, or `config` (the project's `[[schedules]]`). */
+    source: string;
+    /** When it is next due. */
+    next_at: string;
+    /** When it last fired. */
+    last_fired_at?: string | null;
+    /** Its last task. */
+    last_task?: Api.TaskId | null;
+    /** What happened at the last due time (fired, skipped and why). */
+    last_note?: string | null;
+    /** When it was made. */
+    created_at: string;
   };
   /** `POST /api/tasks/{id}/messages`: a message to the task's agent. */
   type SendMessage = {
@@ -2071,6 +2144,8 @@ declare namespace Api {
     message?: string | null;
     /** The project it leads, for a lead's task. */
     leads?: Api.ProjectId | null;
+    /** What started it by itself: `schedule sch-…`, `trigger NAME`, `issue */
+    origin?: string | null;
   };
   /** `GET /api/tasks/{id}` and the rest: a task with its sessions' summary. */
   type TaskDetail = {
@@ -2166,6 +2241,8 @@ declare namespace Api {
     message?: string | null;
     /** The project it leads, for a lead's task. */
     leads?: Api.ProjectId | null;
+    /** What started it by itself: `schedule sch-…`, `trigger NAME`, `issue */
+    origin?: string | null;
     /** Its sessions, oldest first. */
     sessions?: Array<Api.Session>;
     /** The runs of its current session, oldest first. */
@@ -2222,6 +2299,23 @@ declare namespace Api {
   };
   /** What a token lets its holder do. */
   type TokenKind = "admin" | "launcher" | "session";
+  /** An incoming webhook that starts a task: `POST /api/triggers/{name}`, */
+  type Trigger = {
+    /** Its name (its URL's last segment). */
+    name: string;
+    /** The project its tasks run in. */
+    project_id: Api.ProjectId;
+    /** The agent. */
+    agent: string;
+    /** The prompt, with `{{payload}}`, `{{payload.a.b}}`, `{{webhook_id}}`, `{{trigger}}`. */
+    template: string;
+    /** At most this many tasks an hour; more are refused with 429. */
+    per_hour: number;
+    /** The signing secret (`whsec_…`), shown once when made. */
+    secret?: string | null;
+    /** When it was made. */
+    created_at: string;
+  };
   /** Tokens and money spent. */
   type Usage = {
     /** Input tokens (including cache reads). */

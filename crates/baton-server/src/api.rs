@@ -15,6 +15,7 @@ mod openapi;
 mod plans;
 mod projects;
 mod runs;
+mod schedules;
 mod sessions;
 mod stream;
 mod tasks;
@@ -245,6 +246,24 @@ pub(crate) fn api_ops() -> Ops {
             .responds("200", "server-sent events: `id`, `event` (the kind) and `data` (the event JSON)", "text/event-stream"),
         Op::get("/me", memory::me, "Who this token speaks for")
             .about("The token's kind and, for an agent's session token, its session, task, agent and project: how an agent finds its own name for its memory and inbox."),
+        Op::get("/schedules", schedules::list, "Schedules, soonest first")
+            .about("Each schedule with its cron or interval, agent, prompt, catch_up, overlap, whether it is paused, when it is next due, and its last firing (its task, or why it was skipped)."),
+        Op::post("/schedules", schedules::create, "Add a schedule (admin)")
+            .about("A task at each due time: `cron` (five fields, UTC: `0 3 * * *`, `@daily`) or `every` (`30s`, `5m`, `2h`, `1d`; at least one second). Each firing is a task whose `origin` names the schedule, fired once per due time across replicas. `catch_up`: `skip` (default) or `once`, for firings missed while Baton was down; a firing does not start while the previous task is open unless `overlap`. A cron that does not parse is refused with 400 and `details.field`/`details.position`; an unknown agent with 404.")
+            .returns::<baton_core::triggers::Schedule>("201", "the schedule"),
+        Op::get("/schedules/{id}", schedules::show, "A schedule"),
+        Op::delete("/schedules/{id}", schedules::delete, "Remove a schedule (admin)")
+            .about("A schedule from a project's `[[schedules]]` is refused with 409: remove it there."),
+        Op::post("/schedules/{id}/pause", schedules::pause, "Pause a schedule (admin)"),
+        Op::post("/schedules/{id}/resume", schedules::resume, "Resume a schedule (admin); it is next due from now"),
+        Op::get("/triggers", schedules::triggers, "Incoming-webhook triggers (admin), never their secrets"),
+        Op::post("/triggers", schedules::add_trigger, "Add an incoming-webhook trigger (admin)")
+            .about("`POST /api/triggers/{name}` then starts a task of `agent` whose prompt is `template` filled from the delivery: `{{payload}}` (the whole JSON), `{{payload.a.b}}` (a field; array items by index), `{{webhook_id}}`, `{{trigger}}`; any other placeholder is refused here. Its signing secret (`whsec_…`) is in this answer only. `per_hour` (60 by default) caps its tasks.")
+            .returns::<baton_core::triggers::Trigger>("201", "the trigger, with its secret"),
+        Op::post("/triggers/{name}", schedules::fire, "A delivery to a trigger: start its task")
+            .about("Needs no Baton token: the Standard Webhooks signature (`webhook-id`, `webhook-timestamp` within five minutes, `webhook-signature` `v1,…` with the trigger's secret) authenticates it; 401 otherwise, and for an unknown trigger. A JSON body fills the template. The same `webhook-id` again answers 200 with the same task and starts nothing; past `per_hour` tasks in the last hour, 429 rate_limited with the limit in `details`.")
+            .takes("application/json", "the sender's JSON payload"),
+        Op::delete("/triggers/{name}", schedules::delete_trigger, "Remove a trigger and its deliveries (admin)"),
         Op::get("/openapi.json", meta::openapi, "This document: made from the routes and the Rust types they take and give")
             .responds("200", "the OpenAPI 3.1 document", "application/json"),
     ];

@@ -16,6 +16,7 @@ use baton_core::model::{
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
+use baton_core::triggers::{Schedule, Trigger, TriggerHit};
 use baton_core::webhook::{ActionLink, Delivery, Webhook};
 use tokio::sync::{broadcast, oneshot};
 
@@ -161,6 +162,20 @@ pub trait StoreRead {
     fn chat_post(&self, id: &str) -> Result<Option<ChatPost>, StoreError>;
     /// A permission request by id.
     fn permission(&self, id: &str) -> Result<Option<PermissionRequest>, StoreError>;
+    /// Every schedule, soonest first.
+    fn schedules(&self) -> Result<Vec<Schedule>, StoreError>;
+    /// A schedule by id.
+    fn schedule(&self, id: &str) -> Result<Option<Schedule>, StoreError>;
+    /// Schedules due at `now` (paused ones included), soonest first.
+    fn schedules_due(&self, now: Timestamp) -> Result<Vec<Schedule>, StoreError>;
+    /// Every incoming-webhook trigger.
+    fn triggers(&self) -> Result<Vec<Trigger>, StoreError>;
+    /// A trigger by name.
+    fn trigger(&self, name: &str) -> Result<Option<Trigger>, StoreError>;
+    /// A delivery a trigger took, by its webhook id.
+    fn trigger_hit(&self, trigger: &str, webhook_id: &str) -> Result<Option<TriggerHit>, StoreError>;
+    /// How many deliveries a trigger took since `since`.
+    fn trigger_hits_since(&self, trigger: &str, since: Timestamp) -> Result<u64, StoreError>;
     /// The hourly aggregates from `since_hour` (milliseconds) on, oldest first.
     fn hours(&self, since_hour: i64, project: Option<&ProjectId>) -> Result<Vec<HourRow>, StoreError>;
     /// The queue's depth sampled at each hour from `since_hour` on, oldest first.
@@ -387,6 +402,18 @@ pub trait StoreTx: StoreRead {
     fn put_chat_post(&mut self, post: &ChatPost) -> Result<(), StoreError>;
     /// Inserts or replaces a permission request.
     fn put_permission(&mut self, p: &PermissionRequest) -> Result<(), StoreError>;
+    /// Writes a schedule if it is still due at `expected` (its `next_at` when it
+    /// was read; `None` for a new one or an edit): false when another writer
+    /// fired it first.
+    fn put_schedule(&mut self, s: &Schedule, expected: Option<Timestamp>) -> Result<bool, StoreError>;
+    /// Removes a schedule; false when there was none.
+    fn delete_schedule(&mut self, id: &str) -> Result<bool, StoreError>;
+    /// Inserts or replaces a trigger.
+    fn put_trigger(&mut self, t: &Trigger) -> Result<(), StoreError>;
+    /// Removes a trigger and its deliveries; false when there was none.
+    fn delete_trigger(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Records a delivery a trigger took unless its webhook id was seen; false for a repeat.
+    fn add_trigger_hit(&mut self, hit: &TriggerHit) -> Result<bool, StoreError>;
     /// Forgets chat records finished before `before` (inbound keys are kept
     /// that long for deduplication).
     fn prune_chat(&mut self, before: Timestamp) -> Result<u64, StoreError>;

@@ -25,6 +25,7 @@ mod real_agents;
 mod replicas;
 mod sandbox;
 mod scale;
+mod schedules;
 mod schema;
 mod soak;
 mod stream;

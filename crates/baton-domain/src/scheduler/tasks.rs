@@ -139,6 +139,8 @@ pub(crate) struct Asked {
     pub message: Option<String>,
     /// The project it leads.
     pub leads: Option<baton_core::ids::ProjectId>,
+    /// What started it by itself.
+    pub origin: Option<String>,
 }
 
 impl NewTask {
@@ -411,6 +413,7 @@ pub(crate) fn insert_known(
         attachments: new.asked.attachments,
         message: new.asked.message,
         leads: new.asked.leads,
+        origin: new.asked.origin,
     };
     match readiness_known(tx, &task.depends_on, known)? {
         Readiness::Blocked(reason) => {

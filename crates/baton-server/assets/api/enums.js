@@ -2,6 +2,9 @@
 // coordinator's Rust types): every enumeration of the API, in the Rust types' order.
 // Do not edit: run `node testkit/browser/api-types.mjs`.
 
+/** @type {readonly Api.CatchUp[]} */
+export const CatchUp = Object.freeze(["skip","once"]);
+
 /** @type {readonly Api.ContainerRuntime[]} */
 export const ContainerRuntime = Object.freeze(["podman","docker"]);
 
@@ -9,7 +12,7 @@ export const ContainerRuntime = Object.freeze(["podman","docker"]);
 export const DeliveryStatus = Object.freeze(["pending","delivered","failed"]);
 
 /** @type {readonly Api.ErrorCode[]} */
-export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","idempotency_key_reused","unavailable","store_unavailable","insufficient_storage","internal"]);
+export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","rate_limited","idempotency_key_reused","unavailable","store_unavailable","insufficient_storage","internal"]);
 
 /** @type {readonly Api.EventKind[]} */
 export const EventKind = Object.freeze(["init","message","tool_call","tool_result","output","usage","result","raw","error","log","task","session","run","project","agent","launcher","orchestration","document","hook","lead"]);

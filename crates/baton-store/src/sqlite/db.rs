@@ -18,6 +18,7 @@ use baton_core::model::{
 };
 use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
+use baton_core::triggers::{Schedule, Trigger, TriggerHit};
 use baton_core::webhook::{ActionLink, Delivery, Webhook};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -306,6 +307,42 @@ impl StoreRead for Db<'_> {
 
     fn permission(&self, id: &str) -> Result<Option<PermissionRequest>, StoreError> {
         self.doc("permission", "SELECT data FROM permissions WHERE id = ?1", [id])
+    }
+
+    fn schedules(&self) -> Result<Vec<Schedule>, StoreError> {
+        self.docs("schedule", "SELECT data FROM schedules ORDER BY next_at, id", [])
+    }
+
+    fn schedule(&self, id: &str) -> Result<Option<Schedule>, StoreError> {
+        self.doc("schedule", "SELECT data FROM schedules WHERE id = ?1", [id])
+    }
+
+    fn schedules_due(&self, now: Timestamp) -> Result<Vec<Schedule>, StoreError> {
+        self.docs("schedule", "SELECT data FROM schedules WHERE next_at <= ?1 ORDER BY next_at, id", [now.as_millis()])
+    }
+
+    fn triggers(&self) -> Result<Vec<Trigger>, StoreError> {
+        self.docs("trigger", "SELECT data FROM triggers ORDER BY name", [])
+    }
+
+    fn trigger(&self, name: &str) -> Result<Option<Trigger>, StoreError> {
+        self.doc("trigger", "SELECT data FROM triggers WHERE name = ?1", [name])
+    }
+
+    fn trigger_hit(&self, trigger: &str, webhook_id: &str) -> Result<Option<TriggerHit>, StoreError> {
+        self.doc(
+            "trigger hit",
+            "SELECT data FROM trigger_hits WHERE trigger_name = ?1 AND webhook_id = ?2",
+            [trigger, webhook_id],
+        )
+    }
+
+    fn trigger_hits_since(&self, trigger: &str, since: Timestamp) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM trigger_hits WHERE trigger_name = ?1 AND at >= ?2")
+            .and_then(|mut st| st.query_row(params![trigger, since.as_millis()], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+            .map_err(db_err)
     }
 
     fn leads(&self) -> Result<Vec<LeadRecord>, StoreError> {
@@ -1012,6 +1049,49 @@ impl StoreTx for Db<'_> {
             params![p.id, p.task_id.as_str(), data],
         )?;
         Ok(())
+    }
+
+    fn put_schedule(&mut self, sc: &Schedule, expected: Option<Timestamp>) -> Result<bool, StoreError> {
+        let data = encode("schedule", sc)?;
+        let n = match expected {
+            None => self.exec(
+                "INSERT INTO schedules (id, project_id, next_at, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET next_at = excluded.next_at, data = excluded.data",
+                params![sc.id, sc.project_id.as_str(), sc.next_at.as_millis(), data],
+            )?,
+            Some(at) => self.exec(
+                "UPDATE schedules SET next_at = ?2, data = ?3 WHERE id = ?1 AND next_at = ?4",
+                params![sc.id, sc.next_at.as_millis(), data, at.as_millis()],
+            )?,
+        };
+        Ok(n == 1)
+    }
+
+    fn delete_schedule(&mut self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM schedules WHERE id = ?1", [id])? == 1)
+    }
+
+    fn put_trigger(&mut self, t: &Trigger) -> Result<(), StoreError> {
+        let data = encode("trigger", t)?;
+        self.exec(
+            "INSERT INTO triggers (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+            params![t.name, data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_trigger(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.exec("DELETE FROM trigger_hits WHERE trigger_name = ?1", [name])?;
+        Ok(self.exec("DELETE FROM triggers WHERE name = ?1", [name])? == 1)
+    }
+
+    fn add_trigger_hit(&mut self, h: &TriggerHit) -> Result<bool, StoreError> {
+        let data = encode("trigger hit", h)?;
+        let n = self.exec(
+            "INSERT INTO trigger_hits (trigger_name, webhook_id, at, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![h.trigger, h.webhook_id, h.at.as_millis(), data],
+        )?;
+        Ok(n == 1)
     }
 
     fn prune_chat(&mut self, before: Timestamp) -> Result<u64, StoreError> {

@@ -296,6 +296,26 @@ CREATE TABLE permissions (
     task_id TEXT NOT NULL,
     data TEXT NOT NULL
 );
+-- Work that starts by itself: schedules and incoming webhooks.
+CREATE TABLE schedules (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    next_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX schedules_by_next ON schedules(next_at);
+CREATE TABLE triggers (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE trigger_hits (
+    trigger_name TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (trigger_name, webhook_id)
+);
+CREATE INDEX trigger_hits_by_time ON trigger_hits(trigger_name, at);
 "#,
 ];
 
