@@ -195,6 +195,10 @@ pub struct ForgeSettings {
     pub remote: Option<String>,
     /// Seconds between polls of open pull requests (default 60; 0 = webhook only).
     pub poll_s: Option<u64>,
+    /// The label that makes an issue a task (default `baton`).
+    pub issue_label: Option<String>,
+    /// The agent that takes issues and `@baton` comments (default: the project's).
+    pub issue_agent: Option<String>,
 }
 
 impl ForgeSettings {
@@ -439,6 +443,9 @@ pub struct Task {
     /// Its pull request on the project's forge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr: Option<PullRequest>,
+    /// The forge issue it came from, and what the issue has been told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueLink>,
     /// Money and tokens spent on it so far.
     #[serde(default)]
     pub usage: Usage,
@@ -1362,6 +1369,19 @@ pub struct IdempotentAnswer {
     pub body: String,
     /// When the first request was answered.
     pub created_at: Timestamp,
+}
+
+/// A task's forge issue (a labelled issue, or an `@baton` comment on one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueLink {
+    /// The issue's number.
+    pub number: u64,
+    /// Whether the issue was told of the task's pull request.
+    #[serde(default)]
+    pub pr_told: bool,
+    /// Whether the issue was told how the task ended.
+    #[serde(default)]
+    pub end_told: bool,
 }
 
 /// The lead Baton runs for a project: which agent, its task, and the fencing

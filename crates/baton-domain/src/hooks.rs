@@ -183,6 +183,7 @@ fn start(tx: &mut dyn StoreTx, hook: &Value, claude_session: &str, now: Timestam
         message: None,
         leads: None,
         origin: None,
+        issue: None,
     };
     let session = Session {
         id: SessionId::generate(),

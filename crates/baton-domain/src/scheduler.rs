@@ -43,6 +43,7 @@ pub use runs::{
 };
 pub use settle::this_hour;
 pub use tasks::update_git;
+pub use tasks::{Asked, NewTask, insert as insert_task, new_task};
 pub use tasks::{approve_task, create_task, resume_budget_paused, resume_task, retry_task, stop_task};
 
 /// What an operation asks to be done once its transaction has committed.

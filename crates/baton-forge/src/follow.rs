@@ -22,9 +22,13 @@ use baton_domain::{AppState, Error, resolve, transact};
 
 /// What the worker remembers between passes (in memory: a restart tries again).
 #[derive(Default)]
-struct Memory {
+pub(super) struct Memory {
     /// When each project was last polled.
     polled: HashMap<String, tokio::time::Instant>,
+    /// Each project's ETag of its labelled issues.
+    pub(super) issue_etags: HashMap<String, String>,
+    /// Since when each project's issue comments were looked at (RFC 3339).
+    pub(super) comments_since: HashMap<String, String>,
     /// Tasks whose head could not be pushed or proposed, with that head: not
     /// tried again until the head changes.
     stuck: HashMap<TaskId, Option<String>>,
@@ -79,6 +83,23 @@ async fn pass(state: &Arc<AppState>, memory: &mut Memory) -> Result<Duration, Er
             if let Err(e) = follow(state, &github, &project, task, due, memory).await {
                 tracing::warn!(task = %id, error = %e, "could not follow the task's pull request");
             }
+        }
+        // Issues: told of their tasks; without a webhook, looked at for new work.
+        if let Err(e) = super::issues::tell(state, &project, &github).await {
+            tracing::warn!(project = %project.name, error = %e, "could not tell an issue of its task");
+        }
+        // A webhook whose secret is set brings issues and comments; else, polls.
+        let hooked = project
+            .settings
+            .forge
+            .as_ref()
+            .and_then(|f| f.webhook_secret_env.as_deref())
+            .is_some_and(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
+        if due
+            && !hooked
+            && let Err(e) = super::issues::poll(state, &project, &github, memory).await
+        {
+            tracing::warn!(project = %project.name, error = %e, "could not look at the project's issues");
         }
     }
     Ok(next)

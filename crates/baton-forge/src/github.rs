@@ -190,6 +190,68 @@ impl GitHub {
         Ok((status, tag, value))
     }
 
+    /// An issue (or a pull request, as an issue).
+    pub async fn issue(&self, number: u64) -> Result<Value, Error> {
+        let (status, _, value) = self.call(Method::GET, &format!("/issues/{number}"), None, None).await?;
+        if status != StatusCode::OK {
+            return Err(refused(status, &value, "could not read the issue"));
+        }
+        Ok(value)
+    }
+
+    /// An issue's comments, oldest first (the first hundred).
+    pub async fn issue_comments(&self, number: u64) -> Result<Vec<Value>, Error> {
+        let path = format!("/issues/{number}/comments?per_page=100");
+        let (status, _, value) = self.call(Method::GET, &path, None, None).await?;
+        if status != StatusCode::OK {
+            return Err(refused(status, &value, "could not read the issue's comments"));
+        }
+        Ok(value.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Comments on an issue (or a pull request).
+    pub async fn comment(&self, number: u64, body: &str) -> Result<(), Error> {
+        let req = json!({ "body": body });
+        let (status, _, value) =
+            self.call(Method::POST, &format!("/issues/{number}/comments"), Some(req), None).await?;
+        if status != StatusCode::CREATED {
+            return Err(refused(status, &value, "could not comment on the issue"));
+        }
+        Ok(())
+    }
+
+    /// Reacts 👀 to an issue (`issues/N`) or a comment (`issues/comments/ID`).
+    pub async fn eyes(&self, what: &str) -> Result<(), Error> {
+        let req = json!({ "content": "eyes" });
+        let (status, _, value) = self.call(Method::POST, &format!("/{what}/reactions"), Some(req), None).await?;
+        if !status.is_success() {
+            return Err(refused(status, &value, "could not react"));
+        }
+        Ok(())
+    }
+
+    /// Open issues with `label`, newest first (conditional on `etag`).
+    pub async fn labeled(&self, label: &str, etag: Option<&str>) -> Result<Fresh<Vec<Value>>, Error> {
+        let path = format!("/issues?labels={label}&state=open&per_page=50");
+        let (status, tag, value) = self.call(Method::GET, &path, None, etag).await?;
+        match status {
+            StatusCode::NOT_MODIFIED => Ok(Fresh::Same),
+            StatusCode::OK => Ok(Fresh::New(value.as_array().cloned().unwrap_or_default(), tag)),
+            _ => Err(refused(status, &value, "could not list the labelled issues")),
+        }
+    }
+
+    /// The repository's issue comments since `since` (RFC 3339), oldest first.
+    pub async fn comments_since(&self, since: &str, etag: Option<&str>) -> Result<Fresh<Vec<Value>>, Error> {
+        let path = format!("/issues/comments?since={since}&sort=created&direction=asc&per_page=100");
+        let (status, tag, value) = self.call(Method::GET, &path, None, etag).await?;
+        match status {
+            StatusCode::NOT_MODIFIED => Ok(Fresh::Same),
+            StatusCode::OK => Ok(Fresh::New(value.as_array().cloned().unwrap_or_default(), tag)),
+            _ => Err(refused(status, &value, "could not list the issue comments")),
+        }
+    }
+
     /// Opens a pull request.
     pub async fn create_pull(&self, title: &str, head: &str, base: &str, body: &str) -> Result<Pull, Error> {
         let req = json!({ "title": title, "head": head, "base": base, "body": body });

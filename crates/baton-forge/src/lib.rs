@@ -14,6 +14,7 @@
 
 mod follow;
 pub mod github;
+pub mod issues;
 mod webhook;
 
 pub use follow::worker;
@@ -127,6 +128,9 @@ fn pr_body(task: &Task, public_url: &str) -> String {
         "**Cost**: ${:.4} ({} tokens in, {} out), agent `{}`\n\n",
         u.cost_usd, u.input_tokens, u.output_tokens, task.agent
     ));
+    if let Some(issue) = &task.issue {
+        body.push_str(&format!("Fixes #{}\n\n", issue.number));
+    }
     body.push_str(&format!(
         "**Baton task**: [{}]({}/#/tasks/{})\n",
         task.id,

@@ -62,6 +62,14 @@ pub async fn github_webhook(
     };
     match event {
         "ping" => Ok(json!({ "ok": true })),
+        "issues" if matches!(payload["action"].as_str(), Some("labeled" | "opened")) => {
+            let Some(project) = projects.first() else { return ignored("no project") };
+            Ok(super::issues::labeled(state, project, &payload["issue"]).await?)
+        }
+        "issue_comment" if payload["action"] == "created" => {
+            let Some(project) = projects.first() else { return ignored("no project") };
+            Ok(super::issues::commented(state, project, &payload["issue"], &payload["comment"]).await?)
+        }
         "pull_request" if payload["action"] == "closed" => {
             let Some((_, task)) = pr_task(state, &projects, number).await? else {
                 return ignored("no task has this pull request");

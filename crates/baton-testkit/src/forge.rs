@@ -231,6 +231,79 @@ impl FakeForge {
     }
 }
 
+impl FakeForge {
+    /// Opens issue number 1001, 1002, … with `labels`; its number.
+    pub fn open_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
+        let mut inner = self.fresh();
+        let number = 1001 + inner.issues.len() as u64;
+        let labels: Vec<Value> = labels.iter().map(|l| json!({ "name": l })).collect();
+        let full_name = inner.full_name();
+        let url = inner.url.clone();
+        inner.issues.push(json!({
+            "number": number, "title": title, "body": body, "state": "open", "labels": labels,
+            "user": { "login": "reporter" }, "author_association": "MEMBER",
+            "url": format!("{url}/repos/{full_name}/issues/{number}"),
+        }));
+        number
+    }
+
+    /// A comment on issue or pull request `number` by `login`, whose
+    /// `author_association` is `association` (`MEMBER`, `NONE`…); its id.
+    pub fn add_comment(&self, number: u64, login: &str, association: &str, body: &str) -> u64 {
+        let mut inner = self.fresh();
+        let c = inner.issue_comment_json(number, login, association, body);
+        let id = c["id"].as_u64().unwrap_or_default();
+        inner.comments.push(c);
+        id
+    }
+
+    /// The comments on issue or pull request `number`, oldest first.
+    pub fn comments(&self, number: u64) -> Vec<Value> {
+        let inner = self.fresh();
+        let number = number.to_string();
+        inner.comments.iter().filter(|c| c["issue_number"].as_str() == Some(number.as_str())).cloned().collect()
+    }
+
+    /// The reactions made: (what, content), like (`issues/1001`, `eyes`).
+    pub fn reactions(&self) -> Vec<(String, String)> {
+        self.fresh().reactions.clone()
+    }
+
+    /// The `issues` webhook payload for issue `number` with `action` (`labeled`).
+    pub fn issue_event(&self, number: u64, action: &str) -> Value {
+        let inner = self.fresh();
+        let issue = inner
+            .issues
+            .iter()
+            .find(|i| i["number"] == number)
+            .cloned()
+            .unwrap_or_else(|| panic!("no issue #{number}"));
+        let label = issue["labels"][0].clone();
+        json!({ "action": action, "issue": issue, "label": label, "repository": inner.repository_json(), "sender": inner.user_json() })
+    }
+
+    /// The `issue_comment` webhook payload for comment `id` (action `created`).
+    pub fn comment_event(&self, id: u64) -> Value {
+        let inner = self.fresh();
+        let comment =
+            inner.comments.iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("no comment {id}"));
+        let number = comment["issue_number"].as_str().unwrap_or_default().to_owned();
+        let wanted: u64 = number.parse().unwrap_or_default();
+        let issue = match inner.issues.iter().find(|i| i["number"].as_u64() == Some(wanted)) {
+            Some(i) => i.clone(),
+            None => {
+                let pull = inner
+                    .pull(number.parse().unwrap_or_default())
+                    .unwrap_or_else(|| panic!("no issue or pull #{number}"));
+                let mut v = inner.pull_json(pull);
+                v["pull_request"] = json!({ "url": v["url"] });
+                v
+            }
+        };
+        json!({ "action": "created", "issue": issue, "comment": comment, "repository": inner.repository_json(), "sender": comment["user"] })
+    }
+}
+
 impl Drop for FakeForge {
     fn drop(&mut self) {
         self.server.abort();

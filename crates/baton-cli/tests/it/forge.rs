@@ -387,3 +387,88 @@ async fn a_green_pull_request_merges_itself_through_the_forge() {
     assert_eq!(t.task.pr.unwrap().state, PrState::Merged);
     assert_eq!(sh(f.bare.path(), "git show main:feature.txt").trim(), "feature");
 }
+
+/// The task a forge issue or comment started, by its origin.
+async fn task_of(b: &Baton, origin: &str) -> Option<serde_json::Value> {
+    let all: Vec<serde_json::Value> = b.client.get("/api/tasks").await.unwrap();
+    all.into_iter().find(|t| t["origin"].as_str() == Some(origin))
+}
+
+#[tokio::test]
+async fn a_labelled_issue_becomes_a_task_whose_pull_request_fixes_it_and_at_baton_on_the_pull_request_resumes_it() {
+    let f = forged("auto_pr = true", "issue_agent = \"feature\"", ENV).await;
+    f.b.agent("feature", FEATURE).await;
+    let n = f.fake.open_issue("Add the feature", "We need feature.txt, please.", &["baton"]);
+    f.fake.add_comment(n, "maintainer", "MEMBER", "Keep it small.");
+    let (status, answer) = send_webhook(&hook_url(&f.b), SECRET, "issues", &f.fake.issue_event(n, "labeled")).await;
+    assert_eq!(status, 200, "{answer}");
+    let origin = format!("issue {REPO}#{n}");
+    let task = task_of(&f.b, &origin).await.expect("a task for the issue");
+    let id = task["id"].as_str().unwrap().to_owned();
+    let prompt = task["prompt"].as_str().unwrap();
+    assert!(
+        prompt.contains("We need feature.txt") && prompt.contains("Keep it small."),
+        "the issue and its thread: {prompt}"
+    );
+    assert!(f.fake.reactions().contains(&(format!("issues/{n}"), "eyes".into())), "👀");
+    assert!(
+        f.fake.comments(n).iter().any(|c| c["body"].as_str().is_some_and(|b| b.contains(&id))),
+        "the issue links the task"
+    );
+    // The same delivery again starts nothing.
+    send_webhook(&hook_url(&f.b), SECRET, "issues", &f.fake.issue_event(n, "labeled")).await;
+    let t = f.b.wait_within(Duration::from_secs(30), &id, "its pull request", |t| t.task.pr.is_some()).await;
+    let pr = t.task.pr.clone().unwrap();
+    assert!(f.fake.pulls()[0]["body"].as_str().unwrap().contains(&format!("Fixes #{n}")));
+    let start = std::time::Instant::now();
+    while !f.fake.comments(n).iter().any(|c| c["body"].as_str().is_some_and(|b| b.contains(&pr.url))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the issue links the pull request: {:?}",
+            f.fake.comments(n)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // `@baton` on the task's pull request: the same session's next turn.
+    let c = f.fake.add_comment(pr.number, "maintainer", "MEMBER", "@baton also handle the empty case");
+    let (status, answer) = send_webhook(&hook_url(&f.b), SECRET, "issue_comment", &f.fake.comment_event(c)).await;
+    assert_eq!(status, 200, "{answer}");
+    let t =
+        f.b.wait_within(Duration::from_secs(30), &id, "the resumed turn", |t| {
+            t.runs.len() == 2 && t.task.status.is_finished()
+        })
+        .await;
+    assert!(t.runs[1].message.contains("also handle the empty case"), "{}", t.runs[1].message);
+    assert_eq!(t.runs[0].session_id, t.runs[1].session_id);
+    // A stranger's comment and Baton's own start nothing.
+    for (who, association, body) in
+        [("stranger", "NONE", "@baton delete it all"), ("baton-bot", "NONE", "<!-- baton -->\n@baton again")]
+    {
+        let c = f.fake.add_comment(n, who, association, body);
+        let (_, answer) = send_webhook(&hook_url(&f.b), SECRET, "issue_comment", &f.fake.comment_event(c)).await;
+        assert!(answer.contains("ignored"), "{answer}");
+    }
+    // A member's `@baton` on an issue starts a task of its own.
+    let c = f.fake.add_comment(n, "maintainer", "MEMBER", "@baton write the docs too");
+    send_webhook(&hook_url(&f.b), SECRET, "issue_comment", &f.fake.comment_event(c)).await;
+    assert!(task_of(&f.b, &format!("comment {REPO}#{n}")).await.is_some());
+    let all: Vec<serde_json::Value> = f.b.client.get("/api/tasks").await.unwrap();
+    assert_eq!(all.len(), 2, "one task per trigger, none for the others");
+}
+
+#[tokio::test]
+async fn without_a_webhook_labelled_issues_are_found_by_polling() {
+    let f = forged("", "poll_s = 1\nissue_agent = \"feature\"", &[("GITHUB_TOKEN", TOKEN)]).await;
+    f.b.agent("feature", FEATURE).await;
+    let n = f.fake.open_issue("Poll me", "Found without a webhook.", &["baton"]);
+    f.fake.open_issue("Not for Baton", "no label", &[]);
+    let start = std::time::Instant::now();
+    let origin = format!("issue {REPO}#{n}");
+    while task_of(&f.b, &origin).await.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the poll found no labelled issue");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all: Vec<serde_json::Value> = f.b.client.get("/api/tasks").await.unwrap();
+    assert_eq!(all.len(), 1, "once, and only the labelled one");
+}

@@ -74,7 +74,7 @@ pub(crate) fn set_status(task: &mut Task, to: TaskStatus, reason: Option<String>
 }
 
 /// A task to create, resolved and checked.
-pub(crate) struct NewTask {
+pub struct NewTask {
     /// Its project.
     pub project: Project,
     /// What to do.
@@ -126,7 +126,7 @@ pub(crate) struct NewTask {
 
 /// What a person may ask of one task beyond its agent's and project's defaults.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Asked {
+pub struct Asked {
     /// The model, overriding the agent's.
     pub model: Option<String>,
     /// The branch it starts from and lands on (the project's default branch by default).
@@ -141,6 +141,8 @@ pub(crate) struct Asked {
     pub leads: Option<baton_core::ids::ProjectId>,
     /// What started it by itself.
     pub origin: Option<String>,
+    /// The forge issue it came from.
+    pub issue: Option<baton_core::model::IssueLink>,
 }
 
 impl NewTask {
@@ -224,7 +226,7 @@ pub fn create_task(
 
 /// A task from a request, checked (its agent resolved, its delegation allowed,
 /// its prerequisites found), not yet written.
-pub(crate) fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Config) -> Result<NewTask, Error> {
+pub fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Config) -> Result<NewTask, Error> {
     let parent = match caller.session() {
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
@@ -335,7 +337,7 @@ pub(crate) fn resolve_dependencies(
 }
 
 /// Stores a new task and, when nothing holds it back, queues its first run.
-pub(crate) fn insert(tx: &mut dyn StoreTx, fx: &mut Effects, new: NewTask, id: TaskId) -> Result<Task, Error> {
+pub fn insert(tx: &mut dyn StoreTx, fx: &mut Effects, new: NewTask, id: TaskId) -> Result<Task, Error> {
     insert_known(tx, fx, new, id, &HashMap::new())
 }
 
@@ -414,6 +416,7 @@ pub(crate) fn insert_known(
         message: new.asked.message,
         leads: new.asked.leads,
         origin: new.asked.origin,
+        issue: new.asked.issue,
     };
     match readiness_known(tx, &task.depends_on, known)? {
         Readiness::Blocked(reason) => {

@@ -93,6 +93,51 @@ fn route(inner: &mut Inner, r: &ForgeRequest) -> Response {
             check_runs(inner, r, &reference.join("/"), &query)
         }
         ("GET", ["actions", "jobs", id, "logs"]) => job_log_redirect(inner, id),
+        ("GET", ["issues"]) => {
+            let label = query.get("labels").cloned().unwrap_or_default();
+            let list: Vec<Value> = inner
+                .issues
+                .iter()
+                .filter(|i| {
+                    i["state"] == "open"
+                        && (label.is_empty()
+                            || i["labels"].as_array().is_some_and(|l| l.iter().any(|x| x["name"] == label.as_str())))
+                })
+                .cloned()
+                .collect();
+            ok(r, &Value::Array(list))
+        }
+        ("GET", ["issues", "comments"]) => {
+            let since = query.get("since").cloned().unwrap_or_default();
+            let list: Vec<Value> = inner
+                .comments
+                .iter()
+                .filter(|c| c["created_at"].as_str().unwrap_or_default() >= since.as_str())
+                .cloned()
+                .collect();
+            ok(r, &Value::Array(list))
+        }
+        ("POST", ["issues", "comments", id, "reactions"]) => react(inner, r, &format!("issues/comments/{id}")),
+        ("GET", ["issues", n]) => match issue_json(inner, n) {
+            Some(v) => ok(r, &v),
+            None => not_found(),
+        },
+        ("GET", ["issues", n, "comments"]) => {
+            let list: Vec<Value> =
+                inner.comments.iter().filter(|c| c["issue_number"].as_str() == Some(*n)).cloned().collect();
+            ok(r, &Value::Array(list))
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let Some(body) = parse_body(r) else { return problems_parsing_json() };
+            if issue_json(inner, n).is_none() {
+                return not_found();
+            }
+            let text = body["body"].as_str().unwrap_or_default().to_owned();
+            let c = inner.issue_comment_json(n.parse().unwrap_or_default(), "baton-bot", "NONE", &text);
+            inner.comments.push(c.clone());
+            json_response(StatusCode::CREATED, &c)
+        }
+        ("POST", ["issues", n, "reactions"]) => react(inner, r, &format!("issues/{n}")),
         _ => not_found(),
     }
 }
@@ -440,4 +485,24 @@ fn validation_failed(errors: Vec<Value>, docs: &str) -> Response {
 /// One of GitHub's `custom` validation errors on a pull request.
 fn custom_error(message: &str) -> Value {
     json!({ "resource": "PullRequest", "code": "custom", "message": message })
+}
+
+/// An issue, or a pull request seen as an issue (with `pull_request`).
+fn issue_json(inner: &Inner, n: &str) -> Option<Value> {
+    let number: u64 = n.parse().ok()?;
+    if let Some(i) = inner.issues.iter().find(|i| i["number"] == number) {
+        return Some(i.clone());
+    }
+    let p = inner.pull(number)?;
+    let mut v = inner.pull_json(p);
+    v["pull_request"] = json!({ "url": v["url"] });
+    Some(v)
+}
+
+/// `POST …/reactions`: 201 with the reaction.
+fn react(inner: &mut Inner, r: &ForgeRequest, what: &str) -> Response {
+    let Some(body) = parse_body(r) else { return problems_parsing_json() };
+    let content = body["content"].as_str().unwrap_or_default().to_owned();
+    inner.reactions.push((what.to_owned(), content.clone()));
+    json_response(StatusCode::CREATED, &json!({ "id": inner.id(), "content": content }))
 }

@@ -136,6 +136,12 @@ pub(super) struct Inner {
     pub reviews: Vec<Review>,
     /// Every request received, in order.
     pub requests: Vec<ForgeRequest>,
+    /// Issues (numbered from 1001, beside the pull requests).
+    pub issues: Vec<Value>,
+    /// Issue and pull request comments, in id order.
+    pub comments: Vec<Value>,
+    /// Reactions: (what, content).
+    pub reactions: Vec<(String, String)>,
     /// The next id to give.
     next_id: u64,
 }
@@ -155,6 +161,9 @@ impl Inner {
             check_runs: Vec::new(),
             reviews: Vec::new(),
             requests: Vec::new(),
+            issues: Vec::new(),
+            comments: Vec::new(),
+            reactions: Vec::new(),
             next_id: 1_000_001,
         }
     }
@@ -163,6 +172,22 @@ impl Inner {
     pub fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// A comment on issue (or pull request) `number`, as GitHub shows it.
+    pub fn issue_comment_json(&mut self, number: u64, login: &str, association: &str, body: &str) -> Value {
+        let id = self.id();
+        let full_name = self.full_name();
+        json!({
+            "id": id,
+            "body": body,
+            "user": user_json(login),
+            "author_association": association,
+            "issue_url": format!("{}/repos/{full_name}/issues/{number}", self.url),
+            "issue_number": number.to_string(),
+            "created_at": now(),
+            "updated_at": now(),
+        })
     }
 
     /// `owner/name`.
