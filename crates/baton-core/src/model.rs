@@ -173,17 +173,22 @@ pub enum ForgeKind {
     /// GitHub or GitHub Enterprise Server.
     #[default]
     Github,
+    /// GitLab (gitlab.com or self-managed): merge requests, pipelines, notes.
+    Gitlab,
 }
 
 /// `[forge]` in a project's config: where its pull requests live.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForgeSettings {
-    /// `github`.
+    /// `github` or `gitlab`.
     pub kind: ForgeKind,
-    /// `owner/name`.
+    /// `owner/name` (GitHub), or the project's path (GitLab; also `project`).
     pub repo: String,
-    /// The API's root (default `https://api.github.com`).
+    /// GitLab: the project's path (`group/sub/name`) or numeric id.
+    pub project: Option<String>,
+    /// The API's root (default `https://api.github.com`, or
+    /// `https://gitlab.com/api/v4` for GitLab).
     pub api_url: Option<String>,
     /// The coordinator's environment variable holding the API token (default
     /// `GITHUB_TOKEN`). Read by the coordinator only, never given to agents.
@@ -204,12 +209,29 @@ pub struct ForgeSettings {
 impl ForgeSettings {
     /// The API's root, without a trailing slash.
     pub fn api_url(&self) -> String {
-        self.api_url.as_deref().unwrap_or("https://api.github.com").trim_end_matches('/').to_owned()
+        let default = match self.kind {
+            ForgeKind::Github => "https://api.github.com",
+            ForgeKind::Gitlab => "https://gitlab.com/api/v4",
+        };
+        self.api_url.as_deref().unwrap_or(default).trim_end_matches('/').to_owned()
     }
 
     /// The variable holding the token.
     pub fn token_env(&self) -> &str {
-        self.token_env.as_deref().unwrap_or("GITHUB_TOKEN")
+        let default = match self.kind {
+            ForgeKind::Github => "GITHUB_TOKEN",
+            ForgeKind::Gitlab => "GITLAB_TOKEN",
+        };
+        self.token_env.as_deref().unwrap_or(default)
+    }
+
+    /// The repository as the forge names it: GitHub's `owner/name`, GitLab's
+    /// project path or id.
+    pub fn repository(&self) -> &str {
+        match (self.kind, &self.project) {
+            (ForgeKind::Gitlab, Some(p)) => p,
+            _ => &self.repo,
+        }
     }
 
     /// The remote branches are pushed to.
@@ -219,6 +241,18 @@ impl ForgeSettings {
 
     /// Checks what needs no network: the repository's name and the variables' names.
     pub fn validate(&self) -> Result<(), String> {
+        if self.kind == ForgeKind::Gitlab {
+            let p = self.repository();
+            if p.is_empty()
+                || p.len() > 255
+                || p.starts_with('/')
+                || p.ends_with('/')
+                || p.chars().any(|c| c.is_whitespace())
+            {
+                return Err(format!("[forge] project = {p:?} must be the GitLab project's path (group/name) or id"));
+            }
+            return self.validate_urls();
+        }
         let parts: Vec<&str> = self.repo.split('/').collect();
         let part_ok = |p: &str| {
             !p.is_empty() && p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
@@ -226,6 +260,11 @@ impl ForgeSettings {
         if parts.len() != 2 || !parts.iter().all(|p| part_ok(p)) {
             return Err(format!("[forge] repo = {:?} must be \"owner/name\"", self.repo));
         }
+        self.validate_urls()
+    }
+
+    /// Checks the API's URL, the variables' names and the remote.
+    fn validate_urls(&self) -> Result<(), String> {
         if let Some(url) = &self.api_url {
             let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
                 .iter()

@@ -26,6 +26,8 @@ pub struct GitHub {
     repo: String,
     token: String,
     http: reqwest::Client,
+    /// Whether it speaks to GitLab (merge requests, pipelines, notes).
+    gitlab: bool,
 }
 
 /// A pull request, as far as Baton reads it.
@@ -152,7 +154,38 @@ impl GitHub {
             .user_agent(concat!("Baton/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(Error::internal)?;
-        Ok(GitHub { api: settings.api_url(), repo: settings.repo.clone(), token, http })
+        Ok(GitHub {
+            api: settings.api_url(),
+            repo: settings.repository().to_owned(),
+            token,
+            http,
+            gitlab: settings.kind == baton_core::model::ForgeKind::Gitlab,
+        })
+    }
+
+    /// The API's root.
+    pub(crate) fn api(&self) -> &str {
+        &self.api
+    }
+
+    /// The repository (GitHub) or project (GitLab).
+    pub(crate) fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The HTTP client.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Whether this is GitLab.
+    pub fn is_gitlab(&self) -> bool {
+        self.gitlab
     }
 
     /// One call; the status, ETag and JSON body (`Null` for none).
@@ -192,6 +225,9 @@ impl GitHub {
 
     /// An issue (or a pull request, as an issue).
     pub async fn issue(&self, number: u64) -> Result<Value, Error> {
+        if self.gitlab {
+            return super::gitlab::read_issue(self, number).await;
+        }
         let (status, _, value) = self.call(Method::GET, &format!("/issues/{number}"), None, None).await?;
         if status != StatusCode::OK {
             return Err(refused(status, &value, "could not read the issue"));
@@ -201,6 +237,9 @@ impl GitHub {
 
     /// An issue's comments, oldest first (the first hundred).
     pub async fn issue_comments(&self, number: u64) -> Result<Vec<Value>, Error> {
+        if self.gitlab {
+            return super::gitlab::issue_notes(self, number).await;
+        }
         let path = format!("/issues/{number}/comments?per_page=100");
         let (status, _, value) = self.call(Method::GET, &path, None, None).await?;
         if status != StatusCode::OK {
@@ -211,6 +250,9 @@ impl GitHub {
 
     /// Comments on an issue (or a pull request).
     pub async fn comment(&self, number: u64, body: &str) -> Result<(), Error> {
+        if self.gitlab {
+            return super::gitlab::note(self, number, body).await;
+        }
         let req = json!({ "body": body });
         let (status, _, value) =
             self.call(Method::POST, &format!("/issues/{number}/comments"), Some(req), None).await?;
@@ -222,6 +264,9 @@ impl GitHub {
 
     /// Reacts 👀 to an issue (`issues/N`) or a comment (`issues/comments/ID`).
     pub async fn eyes(&self, what: &str) -> Result<(), Error> {
+        if self.gitlab {
+            return super::gitlab::eyes(self, what).await;
+        }
         let req = json!({ "content": "eyes" });
         let (status, _, value) = self.call(Method::POST, &format!("/{what}/reactions"), Some(req), None).await?;
         if !status.is_success() {
@@ -232,6 +277,9 @@ impl GitHub {
 
     /// Open issues with `label`, newest first (conditional on `etag`).
     pub async fn labeled(&self, label: &str, etag: Option<&str>) -> Result<Fresh<Vec<Value>>, Error> {
+        if self.gitlab {
+            return super::gitlab::labeled(self, label).await;
+        }
         let path = format!("/issues?labels={label}&state=open&per_page=50");
         let (status, tag, value) = self.call(Method::GET, &path, None, etag).await?;
         match status {
@@ -243,6 +291,9 @@ impl GitHub {
 
     /// The repository's issue comments since `since` (RFC 3339), oldest first.
     pub async fn comments_since(&self, since: &str, etag: Option<&str>) -> Result<Fresh<Vec<Value>>, Error> {
+        if self.gitlab {
+            return Ok(Fresh::New(Vec::new(), None));
+        }
         let path = format!("/issues/comments?since={since}&sort=created&direction=asc&per_page=100");
         let (status, tag, value) = self.call(Method::GET, &path, None, etag).await?;
         match status {
@@ -254,6 +305,9 @@ impl GitHub {
 
     /// Opens a pull request.
     pub async fn create_pull(&self, title: &str, head: &str, base: &str, body: &str) -> Result<Pull, Error> {
+        if self.gitlab {
+            return super::gitlab::create_pull(self, title, head, base, body).await;
+        }
         let req = json!({ "title": title, "head": head, "base": base, "body": body });
         let (status, _, value) = self.call(Method::POST, "/pulls", Some(req), None).await?;
         if status != StatusCode::CREATED {
@@ -264,6 +318,9 @@ impl GitHub {
 
     /// A pull request, unless it is unchanged since `etag`.
     pub async fn pull(&self, number: u64, etag: Option<&str>) -> Result<Fresh<Pull>, Error> {
+        if self.gitlab {
+            return super::gitlab::read_pull(self, number).await;
+        }
         let (status, tag, value) = self.call(Method::GET, &format!("/pulls/{number}"), None, etag).await?;
         match status {
             StatusCode::NOT_MODIFIED => Ok(Fresh::Same),
@@ -274,6 +331,9 @@ impl GitHub {
 
     /// Merges a pull request whose head is `sha`; the merge's commit.
     pub async fn merge_pull(&self, number: u64, strategy: MergeStrategy, sha: Option<&str>) -> Result<String, Error> {
+        if self.gitlab {
+            return super::gitlab::merge_pull(self, number, strategy, sha).await;
+        }
         let method = match strategy {
             MergeStrategy::Merge => "merge",
             MergeStrategy::Squash => "squash",
@@ -292,6 +352,9 @@ impl GitHub {
 
     /// The check runs of a commit, unless unchanged since `etag`.
     pub async fn check_runs(&self, sha: &str, etag: Option<&str>) -> Result<Fresh<Vec<CheckRun>>, Error> {
+        if self.gitlab {
+            return super::gitlab::check_runs(self, sha).await;
+        }
         let path = format!("/commits/{sha}/check-runs?per_page=100");
         let (status, tag, value) = self.call(Method::GET, &path, None, etag).await?;
         match status {
@@ -304,6 +367,9 @@ impl GitHub {
     /// What a failed check printed: its job's log (GitHub Actions' check runs
     /// are jobs), else the check run's own output.
     pub async fn check_log(&self, run: &CheckRun) -> String {
+        if self.gitlab {
+            return tail(&super::gitlab::job_log(self, run.id).await, LOG_MAX).to_owned();
+        }
         if run.app.as_ref().is_some_and(|a| a.slug == "github-actions") {
             let url = format!("{}/repos/{}/actions/jobs/{}/logs", self.api, self.repo, run.id);
             let resp = self
@@ -331,6 +397,9 @@ impl GitHub {
 
     /// A pull request's reviews, unless unchanged since `etag`.
     pub async fn reviews(&self, number: u64, etag: Option<&str>) -> Result<Fresh<Vec<PullReview>>, Error> {
+        if self.gitlab {
+            return Ok(Fresh::New(Vec::new(), None));
+        }
         let path = format!("/pulls/{number}/reviews?per_page=100");
         let (status, tag, value) = self.call(Method::GET, &path, None, etag).await?;
         match status {

@@ -37,7 +37,7 @@ fn label(project: &Project) -> String {
 }
 
 fn repo(project: &Project) -> String {
-    project.settings.forge.as_ref().map(|f| f.repo.clone()).unwrap_or_default()
+    project.settings.forge.as_ref().map(|f| f.repository().to_owned()).unwrap_or_default()
 }
 
 /// The issue and its thread, as a prompt.

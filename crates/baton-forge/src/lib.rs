@@ -14,11 +14,12 @@
 
 mod follow;
 pub mod github;
+mod gitlab;
 pub mod issues;
 mod webhook;
 
 pub use follow::worker;
-pub use webhook::{WebhookError, github_webhook};
+pub use webhook::{WebhookError, github_webhook, gitlab_webhook};
 
 use std::sync::Arc;
 use std::time::Duration;

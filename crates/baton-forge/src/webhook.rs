@@ -200,6 +200,145 @@ async fn pr_task(
         .await
 }
 
+/// `POST /api/forge/gitlab`: GitLab's webhook. No Baton token: the
+/// `X-Gitlab-Token` must be the secret in the variable the project's
+/// `[forge] webhook_secret_env` names (401 otherwise, and nothing changes).
+/// Merge request hooks mark tasks merged or closed; a failed pipeline goes
+/// back to the agent with its failed jobs' traces; notes on a task's merge
+/// request go back as review feedback (`@baton …` as its next turn); issues
+/// with the trigger label and `@baton` notes on issues start tasks.
+pub async fn gitlab_webhook(
+    state: &Arc<AppState>,
+    event: &str,
+    token: &str,
+    body: &[u8],
+) -> Result<Value, WebhookError> {
+    let payload: Value = serde_json::from_slice(body).map_err(WebhookError::NotJson)?;
+    let path = payload["project"]["path_with_namespace"].as_str().unwrap_or_default().to_owned();
+    let id = payload["project"]["id"].as_u64().map(|i| i.to_string()).unwrap_or_default();
+    let projects: Vec<Project> = state
+        .store
+        .read(|r| r.projects())
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.settings.forge.as_ref().is_some_and(|f| {
+                f.kind == baton_core::model::ForgeKind::Gitlab && (f.repository() == path || f.repository() == id)
+            })
+        })
+        .filter(|p| secret(p).is_some_and(|s| s.len() == token.len() && same(s.as_bytes(), token.as_bytes())))
+        .collect();
+    let Some(project) = projects.first().cloned() else {
+        tracing::warn!(project = %path, "a GitLab webhook whose X-Gitlab-Token does not match");
+        return Err(WebhookError::Unverified);
+    };
+    let ignored = |why: &str| Ok(json!({ "ignored": why }));
+    let attrs = &payload["object_attributes"];
+    match event {
+        "Merge Request Hook" => {
+            let Some((_, task)) = pr_task(state, &projects, attrs["iid"].as_u64()).await? else {
+                return ignored("no task has this merge request");
+            };
+            match (attrs["action"].as_str(), attrs["state"].as_str()) {
+                (Some("merge"), _) | (_, Some("merged")) => {
+                    merged(state, task.id, attrs["merge_commit_sha"].as_str().map(str::to_owned)).await?
+                }
+                (Some("close"), _) => closed(state, task.id).await?,
+                _ => return ignored("not a merge or a close"),
+            }
+            Ok(json!({ "ok": true }))
+        }
+        "Pipeline Hook" if attrs["status"] == "failed" => {
+            let sha = attrs["sha"].as_str().unwrap_or_default().to_owned();
+            let number = payload["merge_request"]["iid"].as_u64();
+            let task = match pr_task(state, &projects, number).await? {
+                Some((_, t)) => Some(t),
+                None => pushed_task(state, &project, &sha).await?,
+            };
+            let Some(task) = task else { return ignored("no task pushed this commit") };
+            let github = client(&project)?;
+            let mut feedback = Vec::new();
+            for b in payload["builds"].as_array().into_iter().flatten().filter(|b| b["status"] == "failed") {
+                let run = super::gitlab::job(b, &sha);
+                let log = github.check_log(&run).await;
+                feedback.push(check_feedback(&run, &log));
+            }
+            if feedback.is_empty() {
+                return ignored("no failed job");
+            }
+            give(state, task.id, feedback).await?;
+            Ok(json!({ "ok": true }))
+        }
+        "Note Hook" => gitlab_note(state, &project, &projects, &payload).await,
+        "Issue Hook" => {
+            let mut issue = attrs.clone();
+            issue["labels"] = payload["labels"].clone();
+            Ok(super::issues::labeled(state, &project, &super::gitlab::issue(&issue)).await?)
+        }
+        _ => ignored("not an event Baton acts on"),
+    }
+}
+
+/// A note: on a task's merge request, review feedback (or, with `@baton`, the
+/// task's next turn); on an issue, `@baton` starts a task. From someone who
+/// may push only.
+async fn gitlab_note(
+    state: &Arc<AppState>,
+    project: &Project,
+    projects: &[Project],
+    payload: &Value,
+) -> Result<Value, WebhookError> {
+    let attrs = &payload["object_attributes"];
+    let body = attrs["note"].as_str().unwrap_or_default();
+    if body.contains(super::issues::MARKER) || attrs["system"] == true {
+        return Ok(json!({ "ignored": "Baton's own note" }));
+    }
+    let github = client(project)?;
+    let author = payload["user"]["id"].as_u64().unwrap_or_default();
+    let member = super::gitlab::may_push(&github, author).await;
+    let who = payload["user"]["username"].as_str().unwrap_or("someone").to_owned();
+    let note_id = attrs["id"].as_u64().unwrap_or_default();
+    match attrs["noteable_type"].as_str() {
+        Some("MergeRequest") => {
+            if !member {
+                return Ok(json!({ "ignored": "the author may not push to the project" }));
+            }
+            let Some((_, task)) = pr_task(state, projects, payload["merge_request"]["iid"].as_u64()).await? else {
+                return Ok(json!({ "ignored": "no task has this merge request" }));
+            };
+            let comment =
+                json!({ "id": note_id, "body": body, "author_association": "MEMBER", "user": { "login": who } });
+            if body.to_ascii_lowercase().contains(super::issues::MENTION) {
+                let issue = json!({ "number": payload["merge_request"]["iid"], "pull_request": {} });
+                return Ok(super::issues::commented(state, project, &issue, &comment).await?);
+            }
+            give(state, task.id, vec![review_feedback(note_id, &who, Some(body), &[])]).await?;
+            Ok(json!({ "ok": true }))
+        }
+        Some("Issue") => {
+            let association = if member { "MEMBER" } else { "NONE" };
+            let comment =
+                json!({ "id": note_id, "body": body, "author_association": association, "user": { "login": who } });
+            let mut issue = payload["issue"].clone();
+            issue["labels"] = json!([]);
+            Ok(super::issues::commented(state, project, &super::gitlab::issue(&issue), &comment).await?)
+        }
+        _ => Ok(json!({ "ignored": "a note on something else" })),
+    }
+}
+
+/// The task whose pull request's pushed head is `sha`.
+async fn pushed_task(state: &Arc<AppState>, project: &Project, sha: &str) -> Result<Option<Task>, Error> {
+    let (id, sha) = (project.id.clone(), sha.to_owned());
+    state
+        .store
+        .read(move |r| {
+            let tasks = r.tasks(&TaskFilter { project: Some(id), ..Default::default() })?;
+            Ok(tasks.into_iter().find(|t| t.pr.as_ref().and_then(|p| p.pushed.as_deref()) == Some(sha.as_str())))
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

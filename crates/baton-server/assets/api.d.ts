@@ -838,14 +838,16 @@ declare namespace Api {
   /** Where a follow-up is. */
   type FollowUpState = "queued" | "delivered" | "withdrawn";
   /** Kinds of forge. */
-  type ForgeKind = "github";
+  type ForgeKind = "github" | "gitlab";
   /** `[forge]` in a project's config: where its pull requests live. */
   type ForgeSettings = {
-    /** `github`. */
+    /** `github` or `gitlab`. */
     kind?: Api.ForgeKind;
-    /** `owner/name`. */
+    /** `owner/name` (GitHub), or the project's path (GitLab; also `project`). */
     repo?: string;
-    /** The API's root (default `https://api.github.com`). */
+    /** GitLab: the project's path (`group/sub/name`) or numeric id. */
+    project?: string | null;
+    /** The API's root (default `https://api.github.com`, or */
     api_url?: string | null;
     /** The coordinator's environment variable holding the API token (default */
     token_env?: string | null;
@@ -855,6 +857,10 @@ declare namespace Api {
     remote?: string | null;
     /** Seconds between polls of open pull requests (default 60; 0 = webhook only). */
     poll_s?: number | null;
+    /** The label that makes an issue a task (default `baton`). */
+    issue_label?: string | null;
+    /** The agent that takes issues and `@baton` comments (default: the project's). */
+    issue_agent?: string | null;
   };
   /** How a project's chat service is doing, as `GET /api/chat/status` and */
   type Health = {
@@ -903,6 +909,15 @@ declare namespace Api {
     cost_by_project: Record<string, number>;
     /** What agents spent in it, in US dollars, by agent. */
     cost_by_agent: Record<string, number>;
+  };
+  /** A task's forge issue (a labelled issue, or an `@baton` comment on one). */
+  type IssueLink = {
+    /** The issue's number. */
+    number: number;
+    /** Whether the issue was told of the task's pull request. */
+    pr_told?: boolean;
+    /** Whether the issue was told how the task ended. */
+    end_told?: boolean;
   };
   /** An entry of an agent's journal. */
   type JournalEntry = {
@@ -2122,6 +2137,8 @@ declare namespace Api {
     review_of?: Api.TaskId | null;
     /** Its pull request on the project's forge. */
     pr?: Api.PullRequest | null;
+    /** The forge issue it came from, and what the issue has been told. */
+    issue?: Api.IssueLink | null;
     /** Money and tokens spent on it so far. */
     usage?: Api.Usage;
     /** When it was created. */
@@ -2219,6 +2236,8 @@ declare namespace Api {
     review_of?: Api.TaskId | null;
     /** Its pull request on the project's forge. */
     pr?: Api.PullRequest | null;
+    /** The forge issue it came from, and what the issue has been told. */
+    issue?: Api.IssueLink | null;
     /** Money and tokens spent on it so far. */
     usage?: Api.Usage;
     /** When it was created. */

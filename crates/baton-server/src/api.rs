@@ -203,6 +203,9 @@ pub(crate) fn api_ops() -> Ops {
             .about("Allow or deny; the first answer counts (409 after). Chat buttons do the same for operators."),
         Op::get("/chat/status", chat::status, "Chat services as this replica sees them")
             .about("For each project's Slack and Discord: refusals of its token in a row, whether posting stopped (after three 401/403) and why, whether its Socket Mode or Gateway connection is up, the last post and the last error."),
+        Op::post("/forge/gitlab", tasks::gitlab_webhook, "GitLab's webhook")
+            .about("Point a GitLab project's webhook here (merge request, pipeline, note and issue events) with the secret token in the coordinator's variable named by the project's [forge] webhook_secret_env (kind = \"gitlab\"). Needs no Baton token: the X-Gitlab-Token must be that secret (401 otherwise, and nothing changes). A merged merge request marks its task merged; a failed pipeline resumes the task's agent with its failed jobs' traces; a note on a task's merge request goes back to it as review feedback (`@baton …` as its next turn); an issue with the trigger label, or an `@baton` note on an issue, starts a task. Notes count only from people who may push (Developer or above).")
+            .takes("application/json", "GitLab's webhook payload"),
         Op::post("/tasks/{id}/clean", tasks::clean, "Remove a task's worktree")
             .about("Removes the task's worktree without losing work. Refused with 409 conflict (details: the CleanReport) when the task is queued, running or checking, has no worktree, or when removing it would lose uncommitted changes or commits its base does not have, unless `force` (which still keeps an unmerged branch; a merged one is deleted). Needs the admin token, or the session token of the session that started the task. The body may be empty."),
         Op::post("/clean", tasks::clean_all, "Remove the worktrees of merged and abandoned tasks (admin)")

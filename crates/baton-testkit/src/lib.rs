@@ -18,6 +18,7 @@ mod anthropic;
 pub mod discord;
 pub mod forge;
 mod gemini;
+pub mod gitlab;
 mod openai;
 pub mod pg;
 pub mod receiver;

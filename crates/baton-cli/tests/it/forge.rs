@@ -472,3 +472,62 @@ async fn without_a_webhook_labelled_issues_are_found_by_polling() {
     let all: Vec<serde_json::Value> = f.b.client.get("/api/tasks").await.unwrap();
     assert_eq!(all.len(), 1, "once, and only the labelled one");
 }
+
+// Multi-threaded: the fake GitLab answers while the CLI runs (blocking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_merge_requests_take_pipeline_failures_back_to_the_agent_and_a_merge_marks_the_task() {
+    use baton_testkit::gitlab::{FakeGitLab, send_hook};
+    let bare = tempfile::tempdir().unwrap();
+    sh(bare.path(), "git init -q --bare -b main");
+    let fake = FakeGitLab::start("acme/widgets", "glpat-fake", Some(bare.path().to_path_buf())).await;
+    let config = format!(
+        "[forge]\nkind = \"gitlab\"\nproject = \"acme/widgets\"\napi_url = \"{}\"\nwebhook_secret_env = \"GL_HOOK\"\npoll_s = 0\n",
+        fake.api_url
+    );
+    let remote = bare.path().display().to_string();
+    let b = Baton::start_custom(&[], &[("GITLAB_TOKEN", "glpat-fake"), ("GL_HOOK", "gl-secret")], &[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), config).unwrap();
+        sh(repo, &format!("git remote add origin {remote} && git push -q origin main"));
+    });
+    b.agent("feature", FEATURE).await;
+    let t = succeeded(&b, "feature").await;
+    let id = t.task.id.to_string();
+    let out = b.cli(&["pr", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mrs = fake.merge_requests();
+    assert_eq!(mrs.len(), 1);
+    assert_eq!(mrs[0]["source_branch"].as_str(), t.task.git.branch.as_deref());
+    assert!(mrs[0]["description"].as_str().unwrap().contains(&id), "the description links the task");
+    let head = mrs[0]["sha"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/forge/gitlab", b.url);
+    // A failed pipeline: the agent gets the failed job's trace, and its fix goes to the same merge request.
+    let pid = fake.add_pipeline(&head, "failed", &[("lint", "success", "ok"), ("test", "failed", "TypeError: boom")]);
+    let (status, answer) = send_hook(&url, "not the secret", "Pipeline Hook", &fake.pipeline_event(pid)).await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = send_hook(&url, "gl-secret", "Pipeline Hook", &fake.pipeline_event(pid)).await;
+    assert_eq!(status, 200, "{answer}");
+    let t = b
+        .wait_within(Duration::from_secs(30), &id, "the fix pushed", |t| {
+            t.task.loops.forge_fixes == 1
+                && t.task.pr.as_ref().and_then(|p| p.pushed.clone()) == t.task.git.head
+                && t.task.git.head.as_deref() != Some(head.as_str())
+        })
+        .await;
+    assert!(t.runs.last().unwrap().message.contains("TypeError: boom"), "{}", t.runs.last().unwrap().message);
+    assert_eq!(fake.merge_requests().len(), 1, "the same merge request");
+    assert_eq!(fake.merge_requests()[0]["sha"].as_str(), t.task.git.head.as_deref());
+    // Merged on GitLab: the task is merged.
+    fake.merge_on_gitlab(1);
+    let (status, _) = send_hook(&url, "gl-secret", "Merge Request Hook", &fake.merge_request_event(1, "merge")).await;
+    assert_eq!(status, 200);
+    b.wait_for(&id, "merged", |t| t.task.git.merge == MergeState::Merged).await;
+    // An issue given the trigger label starts a task, as on GitHub.
+    let issue = json!({ "object_kind": "issue", "project": { "id": 42, "path_with_namespace": "acme/widgets" },
+        "object_attributes": { "iid": 7, "title": "Add the feature", "description": "Please.", "state": "opened" },
+        "labels": [{ "title": "baton" }] });
+    let (status, answer) = send_hook(&url, "gl-secret", "Issue Hook", &issue).await;
+    assert_eq!(status, 200, "{answer}");
+    let all: Vec<serde_json::Value> = b.client.get("/api/tasks").await.unwrap();
+    assert!(all.iter().any(|t| t["origin"] == "issue acme/widgets#7"), "{answer}");
+}

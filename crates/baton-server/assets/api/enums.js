@@ -27,7 +27,7 @@ export const FailureKind = Object.freeze(["cli_missing","credentials","overloade
 export const FollowUpState = Object.freeze(["queued","delivered","withdrawn"]);
 
 /** @type {readonly Api.ForgeKind[]} */
-export const ForgeKind = Object.freeze(["github"]);
+export const ForgeKind = Object.freeze(["github","gitlab"]);
 
 /** @type {readonly Api.JournalKind[]} */
 export const JournalKind = Object.freeze(["outcome","note"]);

@@ -327,6 +327,16 @@ pub(super) async fn github_webhook(
     Ok(Json(baton_forge::github_webhook(&state, &event, &content_type, &signature, &body).await?))
 }
 
+pub(super) async fn gitlab_webhook(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (event, token) = (header("x-gitlab-event"), header("x-gitlab-token"));
+    Ok(Json(baton_forge::gitlab_webhook(&state, &event, &token, &body).await?))
+}
+
 pub(super) async fn clean(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
