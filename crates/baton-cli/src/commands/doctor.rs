@@ -181,7 +181,7 @@ fn named_variables(settings: &baton_core::model::ProjectSettings) -> Vec<(String
         }
     }
     if let Some(f) = &settings.forge {
-        vars.push((f.token_env.clone().unwrap_or_else(|| "GITHUB_TOKEN".into()), "[forge] token_env"));
+        vars.push((f.token_env().to_owned(), "[forge] token_env"));
         vars.extend(f.webhook_secret_env.clone().map(|v| (v, "[forge] webhook_secret_env")));
     }
     vars
