@@ -128,6 +128,25 @@ pub enum Command {
     /// writes at each task's end. It reaches the agent at each task's start.
     #[command(subcommand)]
     Memory(MemoryCommand),
+    /// Back up the SQLite store: a consistent copy taken while Baton runs (the
+    /// database with its blobs, the admin token, the spools of runs not finished)
+    /// into FILE (.tar.gz). `--verify FILE` checks a backup instead. On
+    /// PostgreSQL, use pg_dump (see docs/operations.md).
+    Backup(BackupArgs),
+    /// Make a data directory from a backup (DIR must be empty or not exist); the
+    /// first `baton up` there reconciles it with what it finds on disk.
+    Restore {
+        /// The backup.
+        file: PathBuf,
+        /// The data directory to make.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// On the same host: the old data directory, whose spools of the runs
+        /// that were running are copied as they are now, so what the agents
+        /// printed after the backup is ingested at the first start.
+        #[arg(long, value_name = "OLD_DIR")]
+        spools_from: Option<PathBuf>,
+    },
     /// Chat: `baton chat test` sends a message to the project's Slack and Discord
     /// channels and says what worked; `baton chat status` shows each service.
     #[command(subcommand)]
@@ -397,6 +416,22 @@ pub enum MemoryCommand {
         /// The note.
         text: String,
     },
+}
+
+/// `baton backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup (or, with --verify, the backup to check).
+    pub file: PathBuf,
+    /// The data directory (default: `.baton/` of the repository you are in).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Replace FILE when it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Check the backup FILE: it opens, and SQLite's integrity check is clean.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// `baton schedule`.

@@ -32,6 +32,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Supervise { .. } => Err(CliError::Usage("`baton supervise` is started by launchers")),
         Command::AcpClient(args) => agents::acp_client(args).await,
         Command::Hook(args) => hook::hook(url, token, args).await,
+        Command::Backup(args) => doctor::backup(args),
+        Command::Restore { file, data_dir, spools_from } => doctor::restore(&file, &data_dir, spools_from.as_deref()),
         Command::MemoryContext { fallback } => memory::hook_context(url, token, fallback).await,
         command => {
             let client = context::client(url, token)?;
@@ -86,7 +88,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 | Command::Supervise { .. }
                 | Command::AcpClient(_)
                 | Command::Hook(_)
-                | Command::MemoryContext { .. } => {
+                | Command::MemoryContext { .. }
+                | Command::Backup(_)
+                | Command::Restore { .. } => {
                     unreachable!("handled above")
                 }
             }

@@ -65,6 +65,9 @@ pub enum CliError {
         /// What it needs.
         needs: &'static str,
     },
+    /// A backup or a restore did not happen.
+    #[error("{0}")]
+    Backup(Box<baton_store::backup::BackupError>),
     /// The coordinator answered with something the CLI cannot read.
     #[error("the coordinator sent {what} this baton cannot read")]
     Unexpected {
@@ -157,6 +160,10 @@ impl CliError {
             | CliError::BadFile { .. }
             | CliError::Exposed { .. }
             | CliError::NoResult { .. } => 7,
+            CliError::Backup(e) => match **e {
+                baton_store::backup::BackupError::Io { .. } | baton_store::backup::BackupError::Store(_) => 10,
+                _ => 7,
+            },
             CliError::Unexpected { .. }
             | CliError::Io { .. }
             | CliError::Locked(_)

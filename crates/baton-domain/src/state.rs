@@ -33,6 +33,9 @@ pub struct Config {
     pub heartbeat_retention: Duration,
     /// How webhook deliveries are sent and retried, and how long action links work.
     pub webhooks: WebhookSettings,
+    /// The data directory of an SQLite store (for `POST /api/backup`); none
+    /// on PostgreSQL.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// How webhook deliveries are sent and retried.
@@ -73,6 +76,7 @@ impl Config {
             max_event_bytes: 1024 * 1024,
             heartbeat_retention: Duration::from_secs(86_400),
             webhooks: WebhookSettings::default(),
+            data_dir: None,
         }
     }
 }

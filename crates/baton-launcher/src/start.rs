@@ -189,6 +189,13 @@ impl Launcher {
         let secrets = spec.as_ref().map(|s| s.secrets.clone()).unwrap_or_default();
         let redactor =
             Redactor::new(env.iter().filter(|(k, _)| secrets.contains(k)).map(|(k, v)| (k.clone(), v.clone())));
+        // A data directory made from a backup has no mirrors yet: made again
+        // here, so the run's work can be sent up as it ends.
+        if !self.mirrors.looks_whole(&assignment.project.id)
+            && let Err(e) = self.mirrors.ready(&assignment.project, &[]).await
+        {
+            tracing::warn!(run = %run_id, error = %e, "could not make the project's mirror again");
+        }
         let workspace = Workspace::of(&assignment);
         if assignment.run.status == RunStatus::Claimed
             && let Some(pid) = spool.read_pid("agent.pid")

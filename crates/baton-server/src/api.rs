@@ -247,6 +247,9 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/stream", stream::stream, "Live events: a WebSocket when the request upgrades, server-sent events otherwise. Resume with `after` or Last-Event-ID; without either, starts now.")
             .responds("101", "WebSocket: one JSON event per text frame", "")
             .responds("200", "server-sent events: `id`, `event` (the kind) and `data` (the event JSON)", "text/event-stream"),
+        Op::post("/backup", meta::backup, "An online backup of the store (admin)")
+            .about("On SQLite: a consistent copy taken while work goes on (the database with its blobs, the admin token and the spools of runs not finished) as a .tar.gz, which `baton restore FILE --data-dir DIR` makes a data directory of. On PostgreSQL: 409 saying how to back it up (pg_dump, or continuous archiving).")
+            .responds("200", "the backup", "application/gzip"),
         Op::get("/me", memory::me, "Who this token speaks for")
             .about("The token's kind and, for an agent's session token, its session, task, agent and project: how an agent finds its own name for its memory and inbox."),
         Op::get("/schedules", schedules::list, "Schedules, soonest first")

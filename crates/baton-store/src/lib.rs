@@ -12,6 +12,7 @@
 //! appended by a transaction are published to subscribers after it commits, in the
 //! order of their ids, which is what makes the live stream gap-free.
 
+pub mod backup;
 mod error;
 pub mod postgres;
 mod rows;

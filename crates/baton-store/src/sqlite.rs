@@ -4,6 +4,8 @@
 mod db;
 mod schema;
 
+pub use schema::known_version;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};

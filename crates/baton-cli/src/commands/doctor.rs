@@ -259,3 +259,59 @@ pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
     }
     Ok(if lines.iter().any(|l| l.verdict == Verdict::Fail) { 1 } else { 0 })
 }
+
+/// `baton backup`: a consistent copy of the SQLite store (or `--verify`).
+pub fn backup(args: crate::cli::BackupArgs) -> Result<u8, CliError> {
+    let known = baton_store::sqlite::known_version();
+    if args.verify {
+        return match baton_store::backup::verify(&args.file, known) {
+            Ok(m) => {
+                println!(
+                    "ok  {}: Baton {}, schema {}, taken {}; {} tasks, {} events, {} documents; integrity check clean",
+                    args.file.display(),
+                    m.baton,
+                    m.schema,
+                    m.taken_at,
+                    m.tasks,
+                    m.events,
+                    m.documents
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                println!("FAIL  {e}");
+                Ok(1)
+            }
+        };
+    }
+    let dir = data_dir(args.data_dir).ok_or(CliError::Usage(
+        "no data directory here: run in the repository where `baton up` runs, or give --data-dir (on PostgreSQL, use pg_dump)",
+    ))?;
+    let m = baton_store::backup::take(&dir, &args.file, args.force).map_err(|e| CliError::Backup(Box::new(e)))?;
+    eprintln!(
+        "backed up {} tasks, {} events, {} documents (schema {}) and {} spools into {}",
+        m.tasks,
+        m.events,
+        m.documents,
+        m.schema,
+        m.spools.len(),
+        args.file.display()
+    );
+    Ok(0)
+}
+
+/// `baton restore`: a data directory made from a backup.
+pub fn restore(file: &Path, dir: &Path, spools_from: Option<&Path>) -> Result<u8, CliError> {
+    let m = baton_store::backup::restore(file, dir, baton_store::sqlite::known_version(), spools_from)
+        .map_err(|e| CliError::Backup(Box::new(e)))?;
+    eprintln!(
+        "restored {} tasks, {} events, {} documents from a backup taken at {} into {}; start it with `baton up --data-dir {}`",
+        m.tasks,
+        m.events,
+        m.documents,
+        m.taken_at,
+        dir.display(),
+        dir.display()
+    );
+    Ok(0)
+}

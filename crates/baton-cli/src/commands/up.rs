@@ -228,6 +228,10 @@ fn server_config(args: &UpArgs, exposure: &Exposure, url: &str, data_dir: &Path)
     config.allowed_hosts = Some(exposure.hosts.clone());
     let domain = &mut config.coordinator;
     domain.grace_s = args.grace;
+    // Backups through the API are of an SQLite store in this data directory.
+    if args.store.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        domain.data_dir = Some(data_dir.to_owned());
+    }
     domain.launcher_timeout = Duration::from_secs(args.launcher_timeout);
     domain.heartbeat_retention = Duration::from_secs(args.heartbeat_retention);
     domain.heartbeat_interval = (domain.launcher_timeout / 3).min(Duration::from_secs(5));
@@ -270,8 +274,36 @@ async fn settle_in(coordinator: &Coordinator, data_dir: &Path, repo: Option<&Pat
     for warning in coordinator.configuration_warnings().await {
         eprintln!("warning: {warning}");
     }
-    for orphan in projects::orphan_worktrees(&state, &data_dir.join("worktrees")).await {
+    // The first start after `baton restore`: what the backup did not hold is
+    // reconciled below (worktrees it does not know are reported, never
+    // deleted; runs that were running are taken up from their spools, or lost).
+    let restored = data_dir.join("restored.json");
+    let mut roots = vec![data_dir.join("worktrees")];
+    if let Ok(note) = std::fs::read_to_string(&restored) {
+        tracing::warn!(note = %note.trim(), "first start after a restore: reconciling the store with what is on disk");
+        let _ = std::fs::rename(&restored, data_dir.join("restored.json.done"));
+        // The worktrees the backup's tasks used live where they were made.
+        let known = state.store.read(|r| r.tasks(&baton_store::TaskFilter::default())).await.unwrap_or_default();
+        for t in known {
+            let root = t.git.worktree.as_deref().map(Path::new).and_then(|w| w.parent()).and_then(|p| p.parent());
+            if let Some(root) = root.map(Path::to_path_buf).filter(|r| !roots.contains(r)) {
+                roots.push(root);
+            }
+        }
+    }
+    let mut orphans = Vec::new();
+    for root in &roots {
+        orphans.extend(projects::orphan_worktrees(&state, root).await);
+    }
+    for orphan in &orphans {
         tracing::warn!(worktree = %orphan.display(), "this worktree belongs to no task Baton knows; it was left as it is");
+    }
+    if roots.len() > 1 || data_dir.join("restored.json.done").exists() && !data_dir.join("reconciled.json").exists() {
+        // After a restore, what was found is kept for people to read.
+        let report =
+            serde_json::json!({ "unknown_worktrees": orphans, "at": baton_core::time::Timestamp::now().to_rfc3339() });
+        let _ =
+            std::fs::write(data_dir.join("reconciled.json"), serde_json::to_vec_pretty(&report).unwrap_or_default());
     }
     Ok(())
 }

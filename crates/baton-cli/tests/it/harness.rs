@@ -229,6 +229,15 @@ impl Baton {
         .unwrap();
     }
 
+    /// Kills this coordinator and starts one on the same repository with the
+    /// data directory `data` (a restored backup, say).
+    pub fn restart_on(&mut self, data: PathBuf) {
+        self.kill9();
+        self.args.extend(["--data-dir".to_owned(), data.display().to_string()]);
+        self.data = data;
+        self.launch(ANY_PORT);
+    }
+
     /// Whether this coordinator keeps its state in PostgreSQL.
     pub fn on_postgres(&self) -> bool {
         self.database.is_some()

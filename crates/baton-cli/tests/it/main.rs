@@ -9,6 +9,7 @@ mod crash;
 mod dashboard;
 mod deploy;
 mod docs;
+mod durability;
 mod faults;
 mod fleet;
 mod forge;

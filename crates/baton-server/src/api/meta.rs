@@ -111,3 +111,32 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
+
+/// `POST /api/backup`: an online backup of the SQLite store, as a `.tar.gz`;
+/// on PostgreSQL, how to back it up instead.
+pub(super) async fn backup(
+    State(state): State<Arc<AppState>>,
+    crate::auth::Auth(caller): crate::auth::Auth,
+) -> Result<Response, AppError> {
+    caller.require_admin()?;
+    let Some(dir) = state.config.data_dir.clone() else {
+        return Err(AppError::new(
+            baton_core::api::ErrorCode::Conflict,
+            format!(
+                "the store is {}: back it up with pg_dump (pg_dump -Fc -d URL -f baton.dump), or continuous archiving for point-in-time recovery; see docs/operations.md",
+                state.store.kind()
+            ),
+        ));
+    };
+    let out = dir.join(format!(".api-backup-{}.tar.gz", baton_core::ids::TaskId::generate().short()));
+    let path = out.clone();
+    tokio::task::spawn_blocking(move || baton_store::backup::take(&dir, &path, true))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|e| AppError::new(baton_core::api::ErrorCode::Internal, e.to_string()))?;
+    let bytes = tokio::fs::read(&out).await.map_err(AppError::internal)?;
+    let _ = tokio::fs::remove_file(&out).await;
+    let name = format!("attachment; filename=\"baton-{}.tar.gz\"", baton_core::time::Timestamp::now().as_millis());
+    Ok(([(header::CONTENT_TYPE, "application/gzip".to_owned()), (header::CONTENT_DISPOSITION, name)], bytes)
+        .into_response())
+}

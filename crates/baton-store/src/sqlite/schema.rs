@@ -319,6 +319,11 @@ CREATE INDEX trigger_hits_by_time ON trigger_hits(trigger_name, at);
 "#,
 ];
 
+/// The newest schema this Baton knows.
+pub fn known_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
 /// Brings the schema up to date, one migration per transaction.
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let db = |e: rusqlite::Error| StoreError::Database(Box::new(e));

@@ -1,0 +1,127 @@
+//! Nothing lost across backups and restores: a backup taken while tasks run,
+//! restored into a new data directory, starts with every task it knew, its
+//! running run taken up from the spool, a worktree made after it reported and
+//! kept; and bad backups and restores refused with nothing changed.
+
+use std::time::Duration;
+
+use baton_core::status::TaskStatus;
+use serde_json::{Value, json};
+
+use crate::harness::{Baton, processes_of_task, sh};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_tasks_run_restores_into_a_new_data_directory_with_nothing_lost() {
+    let mut b = Baton::start();
+    if b.on_postgres() {
+        return; // PostgreSQL is backed up by pg_dump; see docs/operations.md.
+    }
+    b.agent("quick", "echo $BATON_TASK_ID > done-$BATON_TASK_ID.txt && git add -A && git commit -qm done").await;
+    let go = b.shared("go");
+    let slow_script =
+        format!("echo started; while [ ! -f {} ]; do sleep 0.1; done; echo after-the-backup; sleep 600", go.display());
+    b.agent("slow", &slow_script).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(b.task(json!({ "prompt": format!("quick {i}"), "agent": "quick" })).await);
+    }
+    let slow = b.task(json!({ "prompt": "slow", "agent": "slow" })).await;
+    b.wait_for(&slow, "running", |t| t.task.status == TaskStatus::Running && t.task.git.worktree.is_some()).await;
+    let file = b.dir.path().join("baton.tar.gz");
+    let out = b.cli(&["backup", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = b.cli(&["backup", file.to_str().unwrap()]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--force"),
+        "an existing target is refused"
+    );
+    let out = b.cli(&["backup", "--verify", file.to_str().unwrap()]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("integrity check clean"));
+    let known: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    // After the backup: the slow agent writes more, and a task makes a worktree.
+    std::fs::write(&go, "").unwrap();
+    let after = b.task(json!({ "prompt": "after the backup", "agent": "quick" })).await;
+    let after_worktree =
+        b.wait_for(&after, "its worktree", |t| t.task.status.is_finished()).await.task.git.worktree.unwrap();
+    let spool_has = || {
+        std::fs::read_dir(b.data.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| std::fs::read_to_string(d.path().join("stdout")).is_ok_and(|t| t.contains("after-the-backup")))
+    };
+    for _ in 0..100 {
+        if spool_has() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The machine is lost: the coordinator dies, then the slow agent.
+    b.kill9();
+    for pid in processes_of_task(&slow) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let restored = b.dir.path().join("restored");
+    let old = b.data.clone();
+    let out = b.cli(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--spools-from",
+        old.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = b.cli(&["restore", file.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let copied: Vec<String> = std::fs::read_dir(restored.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| std::fs::read_to_string(d.path().join("stdout")).unwrap_or_default())
+        .collect();
+    assert!(copied.iter().any(|t| t.contains("after-the-backup")), "the spool as it is now: {copied:?}");
+    b.restart_on(restored.clone());
+    let now: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    for t in &known {
+        assert!(now.iter().any(|n| n["id"] == t["id"]), "task {} is there", t["id"]);
+    }
+    assert!(!now.iter().any(|n| n["id"] == after.as_str()), "a task made after the backup is not");
+    let t = b
+        .wait_within(Duration::from_secs(60), &slow, "the running run taken up", |t| {
+            t.task.status.is_finished() || t.runs.len() > 1
+        })
+        .await;
+    let events = b.events(&slow).await;
+    let dump: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {}", e.kind, e.data.to_string().chars().take(200).collect::<String>()))
+        .collect();
+    assert!(
+        events.iter().any(|e| e.data.to_string().contains("after-the-backup")),
+        "its later output, from the spool: {:?} {:?}\n{dump:#?}",
+        t.task.status,
+        t.runs.iter().map(|r| (&r.status, &r.error)).collect::<Vec<_>>()
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(restored.join("reconciled.json")).unwrap()).unwrap();
+    assert!(report["unknown_worktrees"].to_string().contains(&after_worktree), "{report}");
+    assert!(std::path::Path::new(&after_worktree).exists(), "reported, not deleted");
+    assert!(sh(&b.repo, "git fsck --no-progress 2>&1 && echo clean").contains("clean"));
+    assert_eq!(baton_store::backup::integrity(&restored.join("baton.db")), Ok(()));
+    for id in ids.iter().take(3) {
+        assert_eq!(b.get(id).await.task.status, TaskStatus::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn bad_backups_are_refused_with_what_is_wrong() {
+    let b = Baton::start();
+    let junk = b.dir.path().join("junk.tar.gz");
+    std::fs::write(&junk, b"not a backup").unwrap();
+    let out = b.cli(&["backup", "--verify", junk.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("not a usable Baton backup"));
+    let dir = b.dir.path().join("into");
+    let out = b.cli(&["restore", junk.to_str().unwrap(), "--data-dir", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!dir.join("baton.db").exists(), "nothing was made");
+}
