@@ -28,6 +28,7 @@
 
 mod db;
 mod schema;
+pub mod tls;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
@@ -168,7 +169,9 @@ pub fn open(options: &PgOptions) -> Result<Store, StoreError> {
 fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
     let place = redact(&options.url);
     let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { place: place.clone(), source };
-    let mut config = Config::from_str(&options.url).map_err(|e| {
+    let (url, tls_settings) = tls::split(&options.url).map_err(|e| open_err(e.into()))?;
+    let tls = tls::client_config(&tls_settings).map_err(|e| open_err(e.into()))?.map(tls::Rustls);
+    let mut config = Config::from_str(&url).map_err(|e| {
         open_err(
             format!("the store URL cannot be read ({e}); it looks like postgres://USER:PASSWORD@HOST:5432/DB").into(),
         )
@@ -178,6 +181,12 @@ fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
     }
     config.keepalives_idle(Duration::from_secs(15));
     config.application_name("baton");
+    config.ssl_mode(match tls_settings.mode {
+        tls::SslMode::Disable => postgres::config::SslMode::Disable,
+        tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
+        _ => postgres::config::SslMode::Require,
+    });
+    let config = PgConfig { pg: config, tls };
     let mut first = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
     let me = schema::Replica { id: &options.replica, host: &options.host };
     schema::migrate(&mut first.client, &me).map_err(|e| match e {
@@ -222,8 +231,18 @@ fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
     Ok(Store::new(Arc::new(backend), events, notices))
 }
 
-fn connect(config: &Config) -> Result<Conn, postgres::Error> {
-    let mut client = config.connect(NoTls)?;
+/// The connection settings, with TLS when the URL asks for it.
+#[derive(Clone)]
+struct PgConfig {
+    pg: Config,
+    tls: Option<tls::Rustls>,
+}
+
+fn connect(config: &PgConfig) -> Result<Conn, postgres::Error> {
+    let mut client = match &config.tls {
+        Some(tls) => config.pg.connect(tls.clone())?,
+        None => config.pg.connect(NoTls)?,
+    };
     // A statement that runs this long is a bug or a dead database; either way it
     // must not hold the write lock forever.
     client.batch_execute("SET statement_timeout = '60s'; SET idle_in_transaction_session_timeout = '60s'")?;
@@ -328,7 +347,7 @@ struct Envelope {
 
 /// The writer thread's state.
 struct Writer {
-    config: Config,
+    config: PgConfig,
     /// The connection (`None` after it was lost, until the next job).
     conn: Option<Conn>,
     publisher: Arc<Publisher>,
@@ -493,7 +512,7 @@ impl std::fmt::Display for Shared {
 
 impl std::error::Error for Shared {}
 
-fn read_loop(config: Config, conn: Conn, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
+fn read_loop(config: PgConfig, conn: Conn, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
     let mut conn = Some(conn);
     loop {
         let job = {
@@ -538,7 +557,7 @@ fn read_loop(config: Config, conn: Conn, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
 
 /// The listener thread: hears other replicas' commits and notices.
 struct Listener {
-    config: Config,
+    config: PgConfig,
     publisher: Arc<Publisher>,
     replica: String,
     stop: Arc<AtomicBool>,

@@ -125,3 +125,59 @@ async fn bad_backups_are_refused_with_what_is_wrong() {
     assert!(!out.status.success());
     assert!(!dir.join("baton.db").exists(), "nothing was made");
 }
+
+/// Starts `baton up --store URL` in a fresh repository and waits for its first
+/// line: `Ok` with the URL it listens on, or `Err` with what it said.
+fn up_with_store(url: &str) -> Result<(std::process::Child, String), String> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::harness::git_repo(dir.path());
+    let mut child = std::process::Command::new(crate::harness::BATON)
+        .args(["up", "--listen", "127.0.0.1:0", "--no-launcher", "--store", url])
+        .current_dir(&repo)
+        .env("BATON_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    if first.starts_with("listening on ") {
+        std::mem::forget(dir);
+        return Ok((child, first));
+    }
+    let out = child.wait_with_output().unwrap();
+    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn postgresql_over_tls_is_verified_as_the_url_says() {
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cluster = root.path().join("pg");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster");
+    let out = std::process::Command::new(&script).args(["start-ssl", cluster.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let base = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let stop = || {
+        let _ = std::process::Command::new(&script).args(["stop", cluster.to_str().unwrap()]).output();
+    };
+    let tls = cluster.join("tls");
+    let ca = tls.join("ca.pem").display().to_string();
+    let other = tls.join("other-ca.pem").display().to_string();
+    let verified = up_with_store(&format!("{base}?sslmode=verify-full&sslrootcert={ca}"));
+    let wrong = up_with_store(&format!("{base}?sslmode=verify-full&sslrootcert={other}"));
+    let plain = up_with_store(&format!("{base}?sslmode=disable"));
+    let bad_mode = up_with_store(&format!("{base}?sslmode=sometimes"));
+    let missing = up_with_store(&format!("{base}?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem"));
+    stop();
+    let (mut child, _) = verified.expect("verify-full with the right CA connects");
+    let _ = child.kill();
+    let _ = child.wait();
+    let why = wrong.err().expect("another CA is refused");
+    assert!(why.contains("UnknownIssuer") || why.contains("certificate"), "{why}");
+    let why = plain.err().expect("without TLS, a server that requires it refuses");
+    assert!(why.contains("pg_hba.conf") || why.contains("no encryption"), "the server's own words: {why}");
+    assert!(bad_mode.err().expect("an sslmode that does not exist").contains("sslmode=sometimes"));
+    assert!(missing.err().expect("a CA file that cannot be read").contains("/nonexistent/ca.pem"));
+}
