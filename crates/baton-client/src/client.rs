@@ -220,14 +220,36 @@ impl Client {
 
     /// `POST path` with a JSON body and an `Idempotency-Key`: sent again with
     /// the same key, the coordinator answers as it did the first time and
-    /// changes nothing more.
+    /// changes nothing more. So a request whose answer was lost (the
+    /// connection dropped after it was sent) or that met a coordinator busy
+    /// restarting (503) is sent again, with the same key, a few times.
     pub async fn post_once<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         path: &str,
         key: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        self.send(self.request(Method::POST, path).header("Idempotency-Key", key).json(body)).await
+        let mut pause = Duration::from_millis(200);
+        for attempt in 0.. {
+            let sent = self.send(self.request(Method::POST, path).header("Idempotency-Key", key).json(body)).await;
+            let again = match &sent {
+                Err(ClientError::Http(_) | ClientError::Connect { .. }) => true,
+                Err(ClientError::Api { status, .. }) => *status == 503,
+                _ => false,
+            };
+            if !again || attempt >= RETRIES {
+                return sent;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(3));
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// `POST path` with a fresh `Idempotency-Key`, sent again with it when the
+    /// answer is lost (see [`Client::post_once`]).
+    pub async fn post_safely<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        self.post_once(path, &new_key(), body).await
     }
 
     /// `PUT path` with a JSON body.
@@ -285,7 +307,7 @@ impl Client {
 
     /// `POST /api/tasks`.
     pub async fn create_task(&self, req: &CreateTask) -> Result<Task, ClientError> {
-        self.post("/api/tasks", req).await
+        self.post_safely("/api/tasks", req).await
     }
 
     /// `GET /api/tasks?query`.
@@ -305,7 +327,7 @@ impl Client {
 
     /// `POST /api/tasks/{id}/stop`.
     pub async fn stop_task(&self, id: &str, reason: Option<String>) -> Result<Task, ClientError> {
-        self.post(&format!("/api/tasks/{}/stop", encode(id)), &StopTask { reason }).await
+        self.post_safely(&format!("/api/tasks/{}/stop", encode(id)), &StopTask { reason }).await
     }
 
     /// `POST /api/tasks/{id}/resume`.
@@ -315,7 +337,7 @@ impl Client {
 
     /// `POST /api/tasks/{id}/resume`, with a new budget too.
     pub async fn resume_task_with(&self, id: &str, req: &ResumeTask) -> Result<Task, ClientError> {
-        self.post(&format!("/api/tasks/{}/resume", encode(id)), req).await
+        self.post_safely(&format!("/api/tasks/{}/resume", encode(id)), req).await
     }
 
     /// `GET /api/pools`.
@@ -330,7 +352,7 @@ impl Client {
 
     /// `POST /api/tasks/{id}/{action}` for retry and approve.
     pub async fn task_action(&self, id: &str, action: &str) -> Result<Task, ClientError> {
-        self.post(&format!("/api/tasks/{}/{action}", encode(id)), &serde_json::json!({})).await
+        self.post_safely(&format!("/api/tasks/{}/{action}", encode(id)), &serde_json::json!({})).await
     }
 
     /// `GET /api/sessions/{id}`.
@@ -476,4 +498,15 @@ pub fn encode(segment: &str) -> String {
         }
     }
     out
+}
+
+/// How many times a request with an `Idempotency-Key` is sent again after a
+/// lost answer or a 503.
+const RETRIES: u32 = 5;
+
+/// A fresh idempotency key: 32 random hex digits.
+pub fn new_key() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -296,7 +296,7 @@ impl BatonMcp {
                 .map_err(|e| format!("the plan is not valid YAML or JSON: {e}"))?,
             other => other,
         };
-        let created: Value = self.client(&ctx).post("/api/plans", &plan).await.map_err(|e| match &e {
+        let created: Value = self.client(&ctx).post_safely("/api/plans", &plan).await.map_err(|e| match &e {
             ClientError::Api { details: Some(d), .. } => format!("{}\n{}", explain_ref(&e), pretty(d)),
             _ => explain(e),
         })?;

@@ -37,7 +37,7 @@ pub async fn plan(client: &Client, args: PlanArgs) -> Result<u8, CliError> {
         req.project = Some(default_project(client).await?);
     }
     let mut stream = if args.wait { Some(client.stream(None, "kinds=task").await?) } else { None };
-    let created: PlanCreated = client.post("/api/plans", &req).await?;
+    let created: PlanCreated = client.post_safely("/api/plans", &req).await?;
     let names: HashMap<String, String> = created.tasks.iter().map(|t| (t.id.to_string(), t.name.clone())).collect();
     let mut status: BTreeMap<String, TaskStatus> = created.tasks.iter().map(|t| (t.id.to_string(), t.status)).collect();
     if args.json && !args.wait {

@@ -181,3 +181,56 @@ fn postgresql_over_tls_is_verified_as_the_url_says() {
     assert!(bad_mode.err().expect("an sslmode that does not exist").contains("sslmode=sometimes"));
     assert!(missing.err().expect("a CA file that cannot be read").contains("/nonexistent/ca.pem"));
 }
+
+/// A proxy to `upstream` that, for the first request whose head starts with
+/// `drop`, forwards it and its answer's arrival but closes the connection
+/// instead of passing the answer on: an answer lost after the commit.
+async fn lossy_proxy(upstream: String, drop: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, dropped) = (upstream.clone(), dropped.clone());
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let lose = buf[..n].starts_with(drop.as_bytes()) && !dropped.swap(true, std::sync::atomic::Ordering::SeqCst);
+                    server.write_all(&buf[..n]).await.unwrap();
+                    let m = server.read(&mut buf).await.unwrap_or(0);
+                    if lose || m == 0 {
+                        return; // the answer is lost with the connection
+                    }
+                    if client.write_all(&buf[..m]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_sent_again_and_makes_one_task() {
+    let b = Baton::start();
+    b.agent("quick", "true").await;
+    let proxy = lossy_proxy(b.address(), "POST /api/tasks ").await;
+    let client = baton_client::Client::new(&proxy, Some(b.token.clone())).unwrap();
+    let req = baton_core::api::CreateTask {
+        project: Some("repo".into()),
+        prompt: "once".into(),
+        agent: Some("quick".into()),
+        ..Default::default()
+    };
+    let made = client.create_task(&req).await.expect("the retry gets the first answer");
+    let all: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    assert_eq!(all.len(), 1, "one task, though the request was sent twice");
+    assert_eq!(all[0]["id"].as_str(), Some(made.id.as_str()));
+}

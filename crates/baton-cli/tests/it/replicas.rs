@@ -407,3 +407,22 @@ async fn two_replicas_never_run_two_leads_for_one_project_even_while_one_is_kill
     assert_eq!(l["task_id"].as_str(), Some(task.as_str()), "the same lead, resumed: {l}");
     std::fs::remove_file(&hold).unwrap();
 }
+
+#[tokio::test]
+async fn one_idempotency_key_through_two_replicas_makes_one_task() {
+    let a = Baton::start_on_postgres(&["--no-launcher"]);
+    let b = a.replica(&["--no-launcher"]);
+    let req = baton_core::api::CreateTask {
+        project: Some("repo".into()),
+        prompt: "once".into(),
+        approval: Some(baton_core::api::Approval(true)),
+        ..Default::default()
+    };
+    let first: baton_core::model::Task = a.client.post_once("/api/tasks", "key-across", &req).await.unwrap();
+    // The same caller (a key belongs to its token) through the other replica.
+    let same_caller = b.client.with_token(Some(a.token.clone()));
+    let again: baton_core::model::Task = same_caller.post_once("/api/tasks", "key-across", &req).await.unwrap();
+    assert_eq!(first.id, again.id, "the second replica answers with the first's task");
+    let all: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    assert_eq!(all.len(), 1);
+}

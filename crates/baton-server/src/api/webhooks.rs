@@ -67,14 +67,18 @@ fn checked(req: CreateWebhook) -> Result<(CreateWebhook, WebhookFormat, Secret),
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
+    key: super::idempotency::IdempotencyKey,
     ApiJson(req): ApiJson<CreateWebhook>,
-) -> Result<(StatusCode, Json<WebhookInfo>), AppError> {
+) -> Result<super::idempotency::Created<WebhookInfo>, AppError> {
     caller.require_admin()?;
+    let request = super::idempotency::fingerprint("POST /api/webhooks", &req);
     let (req, format, secret) = checked(req)?;
     let mut events = req.events.clone();
     events.sort_unstable();
     events.dedup();
-    let hook = transact(&state, move |tx, _fx| {
+    // The answer (its secret included) is kept with the key: a retry after a
+    // lost answer gets the same webhook and secret, and makes no second one.
+    let reply = super::idempotency::once(&state, &caller, key, request, StatusCode::CREATED, move |tx, _fx| {
         let project_id = req.project.as_deref().map(|p| resolve::project_ref(tx, p)).transpose()?.map(|p| p.id);
         let hook = Webhook {
             id: baton_domain::tokens::random_id("wh_"),
@@ -87,13 +91,13 @@ pub(super) async fn create(
             disabled: None,
         };
         tx.put_webhook(&hook)?;
-        Ok::<_, AppError>(hook)
+        let secret = hook.secret.clone();
+        let mut shown = info(tx, hook)?;
+        shown.secret = Some(secret);
+        Ok::<_, AppError>(shown)
     })
     .await?;
-    let secret = hook.secret.clone();
-    let mut shown = state.store.read(move |r| info(r, hook)).await?;
-    shown.secret = Some(secret);
-    Ok((StatusCode::CREATED, Json(shown)))
+    Ok(super::idempotency::Created(reply))
 }
 
 pub(super) async fn list(
