@@ -269,7 +269,7 @@ async fn record(state: &Arc<AppState>, mut p: ChatPost, outcome: Outcome) {
         }
     };
     if let Err(e) = result {
-        tracing::warn!(error = %e, "could not record a chat post's try");
+        tracing::warn!(error = ?e, "could not record a chat post's try");
     }
 }
 

@@ -248,7 +248,11 @@ impl Client {
 
     /// `POST path` with a fresh `Idempotency-Key`, sent again with it when the
     /// answer is lost (see [`Client::post_once`]).
-    pub async fn post_safely<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn post_safely<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         self.post_once(path, &new_key(), body).await
     }
 

@@ -573,6 +573,67 @@ fn memory_journal_inbox_and_leads_round_trip() {
 }
 
 #[test]
+fn chat_threads_and_posts_round_trip() {
+    use baton_core::chat::{ChatPost, ChatService, ChatThread, PostKind};
+    each(|store, backend| async move {
+        let task = TaskId::generate();
+        let thread = |thread: &str| ChatThread {
+            key: format!("slack:C1:{thread}"),
+            service: ChatService::Slack,
+            project_id: ProjectId::generate(),
+            channel: "C1".into(),
+            thread: thread.into(),
+            task_id: task.clone(),
+            session_id: None,
+            status_message: None,
+            shown: None,
+            answered: 0,
+            created_at: Timestamp::now(),
+        };
+        let (open, closed) = (thread("1.1"), thread("2.2"));
+        let (a, b) = (open.clone(), closed.clone());
+        store.write(move |tx| tx.put_chat_thread(&a, true)).await.unwrap();
+        store.write(move |tx| tx.put_chat_thread(&b, false)).await.unwrap();
+        let keys = |ts: Vec<ChatThread>| ts.into_iter().map(|t| t.key).collect::<Vec<_>>();
+        assert_eq!(keys(store.read(|r| r.chat_threads_open()).await.unwrap()), [open.key.clone()], "{backend}");
+        let of = task.clone();
+        let all = store.read(move |r| r.chat_threads_of_task(&of)).await.unwrap();
+        assert_eq!(keys(all), [open.key.clone(), closed.key.clone()], "{backend}");
+        let again = open.clone();
+        store.write(move |tx| tx.put_chat_thread(&again, false)).await.unwrap();
+        assert!(store.read(|r| r.chat_threads_open()).await.unwrap().is_empty(), "{backend}: closed");
+        let mut post = ChatPost {
+            id: "post-1".into(),
+            service: ChatService::Slack,
+            project_id: open.project_id.clone(),
+            channel: "C1".into(),
+            thread: Some("1.1".into()),
+            post: PostKind::New,
+            as_agent: None,
+            text: "hello".into(),
+            buttons: Vec::new(),
+            bind: None,
+            status_of: None,
+            state: "pending".into(),
+            attempts: 0,
+            next_at: Timestamp::now(),
+            result: None,
+            error: None,
+            created_at: Timestamp::now(),
+        };
+        let put = post.clone();
+        store.write(move |tx| tx.put_chat_post(&put)).await.unwrap();
+        assert_eq!(store.read(|r| r.chat_posts_pending(10)).await.unwrap(), [post.clone()], "{backend}");
+        post.state = "sent".into();
+        post.attempts = 1;
+        let put = post.clone();
+        store.write(move |tx| tx.put_chat_post(&put)).await.unwrap();
+        assert!(store.read(|r| r.chat_posts_pending(10)).await.unwrap().is_empty(), "{backend}");
+        assert_eq!(store.read(|r| r.chat_post("post-1")).await.unwrap(), Some(post), "{backend}");
+    });
+}
+
+#[test]
 fn an_idempotency_key_keeps_its_first_answer() {
     each(|store, backend| async move {
         let answer = |key: &str, body: &str| IdempotentAnswer {

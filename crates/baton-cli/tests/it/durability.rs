@@ -201,7 +201,8 @@ async fn lossy_proxy(upstream: String, drop: &'static str) -> String {
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,
                     };
-                    let lose = buf[..n].starts_with(drop.as_bytes()) && !dropped.swap(true, std::sync::atomic::Ordering::SeqCst);
+                    let lose = buf[..n].starts_with(drop.as_bytes())
+                        && !dropped.swap(true, std::sync::atomic::Ordering::SeqCst);
                     server.write_all(&buf[..n]).await.unwrap();
                     let m = server.read(&mut buf).await.unwrap_or(0);
                     if lose || m == 0 {

@@ -169,8 +169,8 @@ pub(super) async fn discord_interactions(
     Ok(Json(json!({ "type": kind })))
 }
 
-pub(super) async fn status(_: crate::auth::Auth) -> Json<Vec<baton_chat::Health>> {
-    Json(baton_chat::status())
+pub(super) async fn status(_: crate::auth::Auth) -> Result<Json<Vec<baton_chat::Health>>, AppError> {
+    Ok(Json(baton_chat::status()))
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema, Default)]

@@ -259,7 +259,13 @@ impl Op {
     pub(crate) fn takes(mut self, content: &'static str, description: &'static str) -> Self {
         self.describe.push(Box::new(move |draft, _| {
             let body = draft.body.get_or_insert_with(|| json!({ "required": true, "content": {} }));
-            body["content"][content] = json!({ "schema": {} });
+            // A form is fields of text; any JSON document otherwise.
+            let schema = if content == "application/x-www-form-urlencoded" {
+                json!({ "type": "object", "additionalProperties": { "type": "string" } })
+            } else {
+                json!({})
+            };
+            body["content"][content] = json!({ "schema": schema });
             body["description"] = json!(description);
         }));
         self

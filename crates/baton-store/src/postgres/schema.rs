@@ -285,7 +285,7 @@ CREATE INDEX chat_inbound_by_state ON chat_inbound(state, received_at);
 CREATE TABLE chat_threads (
     key TEXT PRIMARY KEY,
     task_id TEXT NOT NULL,
-    open BIGINT NOT NULL,
+    open BOOLEAN NOT NULL,
     data TEXT NOT NULL
 );
 CREATE INDEX chat_threads_by_task ON chat_threads(task_id);
