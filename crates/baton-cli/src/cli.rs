@@ -214,6 +214,11 @@ pub struct DoctorArgs {
     /// The data directory to check (default: `.baton/` of the repository you are in).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL store to check (as `baton up --store` takes it): the server's
+    /// version, whether the connection is encrypted and what of the server's
+    /// certificate was verified, and what a backup needs.
+    #[arg(long, env = "BATON_STORE", value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// `baton token`.
@@ -432,6 +437,11 @@ pub struct BackupArgs {
     /// Check the backup FILE: it opens, and SQLite's integrity check is clean.
     #[arg(long)]
     pub verify: bool,
+    /// A PostgreSQL store: Baton does not copy it itself; this checks the server
+    /// (its version, and the settings point-in-time recovery needs) and prints
+    /// the pg_dump and pg_restore commands to use.
+    #[arg(long, env = "BATON_STORE", value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// `baton schedule`.

@@ -163,6 +163,9 @@ impl Client {
     /// A request builder for `path` (starting with `/`), with the token.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{}", self.base(), path));
+        // Every request names the launcher protocol: a launcher's are refused by a
+        // coordinator that needs a newer one, and the header costs others nothing.
+        req = req.header(baton_core::api::LAUNCHER_PROTOCOL_HEADER, baton_core::api::LAUNCHER_PROTOCOL);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }

@@ -110,8 +110,8 @@ impl FromStr for ExecutorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
-    /// Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters).
-    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
+    /// Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters; not `status`).
+    #[schemars(regex(pattern = crate::names::AGENT_NAME_PATTERN))]
     pub name: String,
     /// When to use this agent, for leads and routing.
     #[serde(default)]
@@ -138,6 +138,7 @@ pub struct AgentDef {
     pub tags: Vec<String>,
     /// Agents this agent's sessions may start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::names::AGENT_OR_ALL_PATTERN)))]
     pub delegates_to: Vec<String>,
     /// MCP servers given to the agent (Claude Code's `mcpServers` shape).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -149,32 +150,40 @@ pub struct AgentDef {
     /// For `command`: the program and its arguments. For the others: the program
     /// (and leading arguments) to run instead of the CLI's usual name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("prefixItems" = [{ "type": "string", "minLength": 1 }]))]
     pub command: Vec<String>,
     /// Extra arguments appended to the CLI's command line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// Extra environment for the agent process.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[^=\\x00]+$" }))]
     pub env: BTreeMap<String, String>,
     /// Default timeout of its tasks, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub timeout_s: Option<u64>,
     /// Default seconds its tasks' runs may go without output before they are
     /// stopped as stalled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub stall_s: Option<u64>,
     /// Default budget of its tasks, in US dollars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
     pub budget_usd: Option<f64>,
     /// How many of its sessions may run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_parallel: Option<u32>,
     /// The concurrency pool (provider or account) its runs count against;
     /// default: its executor's ([`ExecutorKind::default_pool`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
     pub pool: Option<String>,
     /// Agents to use instead when this one's CLI cannot start or its provider refuses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::names::SIMPLE_NAME_PATTERN)))]
     pub fallback: Vec<String>,
     /// The template a task's prompt is rendered with (placeholders like `{{task}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,13 +206,16 @@ pub struct AgentDef {
     pub image: Option<String>,
     /// Launcher labels a host must have to run it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::names::LABEL_PATTERN)))]
     pub require: Vec<String>,
     /// How many times its tasks' sessions are resumed to fix failing checks, a
     /// conflict or a pull request's failures (default: the project's, else 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::model::MAX_LOOP_ROUNDS))]
     pub fix_attempts: Option<u32>,
     /// The agent that reviews its tasks' work before they succeed (default: the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
     pub review_by: Option<String>,
     /// Whether it keeps a memory between tasks: labelled blocks, a journal
     /// Baton writes at each task's end, and documents under `agents/NAME/`.
@@ -211,6 +223,7 @@ pub struct AgentDef {
     pub memory: bool,
     /// The agents it may send messages to (besides those it may delegate to).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::names::AGENT_OR_ALL_PATTERN)))]
     pub messages_to: Vec<String>,
     /// How deep the tasks it starts may start tasks in turn (fewer than the
     /// coordinator's own limit, when set).
@@ -232,6 +245,7 @@ pub struct AgentDef {
     pub permission_timeout_s: Option<u64>,
     /// `allow` or `deny` (the default): what an unanswered request gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["allow", "deny", null]))]
     pub permission_policy: Option<String>,
     /// Front matter keys Baton does not use, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -317,6 +331,15 @@ pub enum AgentDefError {
     /// A field has a value the executor cannot use.
     #[error("invalid agent {name:?}: {why}")]
     Invalid {
+        /// The agent's name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Fields valid one by one that do not go together (an executor without
+    /// the `command` it needs).
+    #[error("invalid agent {name:?}: {why}")]
+    Combination {
         /// The agent's name.
         name: String,
         /// What is wrong.
@@ -540,11 +563,12 @@ impl AgentDef {
             validate_simple_name("agent name", other)?;
         }
         let invalid = |why: &str| AgentDefError::Invalid { name: self.name.clone(), why: why.to_owned() };
+        let combination = |why: &str| AgentDefError::Combination { name: self.name.clone(), why: why.to_owned() };
         if self.executor == ExecutorKind::Command && self.command.is_empty() {
-            return Err(invalid("the command executor needs `command` (the program and its arguments)"));
+            return Err(combination("the command executor needs `command` (the program and its arguments)"));
         }
         if self.executor == ExecutorKind::Acp && self.command.is_empty() {
-            return Err(invalid("the acp executor needs `command` (the ACP agent to start)"));
+            return Err(combination("the acp executor needs `command` (the ACP agent to start)"));
         }
         if self.command.first().is_some_and(|p| p.is_empty()) {
             return Err(invalid("`command` must not start with an empty program name"));
@@ -577,7 +601,7 @@ impl AgentDef {
             crate::names::validate_image(image)?;
         }
         if self.sandbox == Some(SandboxMode::Container) && self.image.is_none() {
-            return Err(invalid("sandbox: container needs an `image`"));
+            return Err(combination("sandbox: container needs an `image`"));
         }
         for label in &self.require {
             crate::names::validate_label(label)?;

@@ -27,9 +27,19 @@ pub enum ErrorCode {
     InvalidBody,
     /// A value breaks a rule: an unsafe name, an unknown executor, an empty prompt (400).
     InvalidArgument,
-    /// An id given as a prefix matches more than one thing (400).
+    /// Each field is valid but together they break a rule the operation's
+    /// document states in words, as a schema cannot: both or neither of two
+    /// fields, a field another one rules out (422).
+    InvalidCombination,
+    /// Text in a language of its own (a project's TOML settings, an agent's
+    /// Markdown front matter, a cron expression, an interval, a prompt
+    /// template) that does not parse or breaks that language's rules; `details`
+    /// say where when it can (422).
+    InvalidContent,
+    /// An id given as a prefix matches more than one thing (409: a longer prefix
+    /// names one).
     AmbiguousId,
-    /// `depends_on` would make a cycle (400).
+    /// `depends_on` would make a cycle (422: each task is valid, the set is not).
     DependencyCycle,
     /// The body is not `application/json` (415).
     UnsupportedMediaType,
@@ -63,6 +73,9 @@ pub enum ErrorCode {
     /// An `Idempotency-Key` already used for another request (422): a key
     /// stands for one request, and its repeats.
     IdempotencyKeyReused,
+    /// A launcher speaks an older launcher protocol than the coordinator needs
+    /// (426): the message names both; upgrade the launcher.
+    UpgradeRequired,
     /// The coordinator cannot do this now (503).
     Unavailable,
     /// The database cannot be reached now; the request changed nothing that was
@@ -98,6 +111,9 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::InvalidCombination => "invalid_combination",
+            ErrorCode::InvalidContent => "invalid_content",
+            ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::StoreUnavailable => "store_unavailable",
@@ -111,9 +127,7 @@ impl ErrorCode {
         match self {
             ErrorCode::MalformedJson
             | ErrorCode::InvalidBody
-            | ErrorCode::InvalidArgument
-            | ErrorCode::AmbiguousId
-            | ErrorCode::DependencyCycle => 400,
+            | ErrorCode::InvalidArgument => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden | ErrorCode::ForbiddenOrigin => 403,
             ErrorCode::NotFound => 404,
@@ -123,10 +137,15 @@ impl ErrorCode {
             | ErrorCode::MergeConflict
             | ErrorCode::ReviewRequired
             | ErrorCode::ForgeRefused
+            | ErrorCode::AmbiguousId
             | ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::IdempotencyKeyReused
+            | ErrorCode::InvalidCombination
+            | ErrorCode::InvalidContent
+            | ErrorCode::DependencyCycle => 422,
+            ErrorCode::UpgradeRequired => 426,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable | ErrorCode::StoreUnavailable => 503,
@@ -217,10 +236,12 @@ pub struct CreateTask {
     #[serde(default)]
     pub project: Option<String>,
     /// What to do.
-    #[schemars(regex(pattern = r"\S"))]
+    #[schemars(regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub prompt: String,
-    /// A short title (the prompt's first line by default).
+    /// A short title (the prompt's first line by default): 1 to 200 characters,
+    /// not blank, no control characters.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::names::LINE_PATTERN))]
     pub title: Option<String>,
     /// The agent to use (by default one matching `tags`, else the project's default).
     #[serde(default)]
@@ -231,27 +252,33 @@ pub struct CreateTask {
     /// Ids (or unique prefixes) of tasks that must succeed first.
     #[serde(default)]
     pub depends_on: Vec<String>,
-    /// Acceptance checks (the project's by default).
+    /// Acceptance checks (the project's by default), none of them blank.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::names::NOT_BLANK_PATTERN)))]
     pub checks: Option<Vec<String>>,
     /// Seconds each run may take.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub timeout_s: Option<u64>,
     /// Seconds a run may go without output before it is stopped as stalled
     /// (default: the agent's; none: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub stall_s: Option<u64>,
     /// Automatic retries of a failed run.
     #[serde(default)]
     pub max_retries: Option<u32>,
     /// Spending limit in US dollars.
     #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub budget_usd: Option<f64>,
     /// Whether the task waits for approval before it starts.
     #[serde(default)]
     pub approval: Option<Approval>,
-    /// The branch to work on (default `baton/<short-id>-<slug-of-title>`).
+    /// The branch to work on (default `baton/<short-id>-<slug-of-title>`), a
+    /// name `git check-ref-format` takes, not starting with `-`.
     #[serde(default)]
+    #[schemars(regex(pattern = crate::names::BRANCH_NAME_PATTERN))]
     pub branch: Option<String>,
     /// For agents starting tasks: resume the calling session with the result.
     #[serde(default)]
@@ -262,11 +289,13 @@ pub struct CreateTask {
     pub sandbox: Option<crate::sandbox::SandboxMode>,
     /// Launcher labels a host must have to run it (`gpu`, `region=eu`).
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::names::LABEL_PATTERN)))]
     pub require: Vec<String>,
     /// How many times its session is resumed to fix failing checks (and
     /// conflicts, and its pull request's failures); default: the agent's, the
-    /// project's, else 2; 0 turns the loops off.
+    /// project's, else 2; 0 turns the loops off; at most 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::model::MAX_LOOP_ROUNDS))]
     pub fix_attempts: Option<u32>,
     /// `refuse` or `resume` when its merge conflicts (default: the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,20 +303,24 @@ pub struct CreateTask {
     /// The agent that reviews its work before it succeeds (default: the agent's, the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<String>,
-    /// The model its agent runs with, overriding the agent's.
+    /// The model its agent runs with, overriding the agent's (1 to 200
+    /// characters, no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::names::LINE_PATTERN))]
     pub model: Option<String>,
     /// The branch it starts from and lands on (default: the project's default
     /// branch); it must exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::BRANCH_NAME_PATTERN))]
     pub base: Option<String>,
     /// Files for its agent, from the context store (push them first); each
     /// reaches the agent beside its worktree, never on its branch, and is named
     /// in its prompt. At most 10 MiB each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachFile>,
-    /// How many times requested changes go back to its agent (default 2).
+    /// How many times requested changes go back to its agent (default 2; at most 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::model::MAX_LOOP_ROUNDS))]
     pub review_rounds: Option<u32>,
 }
 
@@ -322,7 +355,8 @@ pub struct PersonReview {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// What to say.
+    /// What to say (not blank).
+    #[schemars(length(min = 1), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub text: String,
 }
 
@@ -330,7 +364,8 @@ pub struct SendMessage {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevertFile {
-    /// The file's path in the repository.
+    /// The file's path in the repository (relative, without `.` or `..`).
+    #[schemars(regex(pattern = crate::names::REPO_PATH_PATTERN))]
     pub file: String,
 }
 
@@ -339,13 +374,17 @@ pub struct RevertFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAttempts {
-    /// The task every attempt does (without `branch`: each has its own).
+    /// The task every attempt does, without `branch` (each has its own; 422
+    /// invalid_combination otherwise).
     pub task: CreateTask,
     /// How many copies of it (1 to 10; 2 by default), when `agents` is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
     pub count: Option<u32>,
-    /// One attempt per agent named (at most 10), instead of `count` copies.
+    /// One attempt per agent named (at most 10), instead of `count` copies (both
+    /// given: 422 invalid_combination).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
     pub agents: Vec<String>,
 }
 
@@ -390,6 +429,7 @@ pub struct ResumeTask {
     /// A new budget for the task, in US dollars (to continue a task paused for
     /// its budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
     pub budget_usd: Option<f64>,
 }
 
@@ -551,7 +591,9 @@ pub struct CreatePlan {
     /// Values for every task that does not set its own.
     #[serde(default)]
     pub defaults: PlanDefaults,
-    /// The tasks.
+    /// The tasks: 1 to 50,000, each named once (two of one name: 422
+    /// invalid_combination).
+    #[schemars(length(min = 1, max = 50_000))]
     pub tasks: Vec<PlanTask>,
     /// A final task that depends on every other and receives every result.
     #[serde(default)]
@@ -572,17 +614,20 @@ pub struct PlanDefaults {
     /// Capabilities wanted.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Acceptance checks.
+    /// Acceptance checks, none of them blank.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::names::NOT_BLANK_PATTERN)))]
     pub checks: Option<Vec<String>>,
     /// Seconds each run may take.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub timeout_s: Option<u64>,
     /// Automatic retries.
     #[serde(default)]
     pub max_retries: Option<u32>,
     /// Spending limit per task.
     #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub budget_usd: Option<f64>,
     /// Approval gate.
     #[serde(default)]
@@ -594,11 +639,14 @@ pub struct PlanDefaults {
 #[serde(deny_unknown_fields)]
 pub struct PlanTask {
     /// Its name in the plan (how other tasks depend on it).
+    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
     pub name: String,
     /// What to do.
+    #[schemars(regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub prompt: String,
-    /// A title (the name by default).
+    /// A title (the name by default): 1 to 200 characters, not blank, no control characters.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::names::LINE_PATTERN))]
     pub title: Option<String>,
     /// The agent.
     #[serde(default)]
@@ -609,29 +657,34 @@ pub struct PlanTask {
     /// Names of plan tasks (or ids of existing tasks) that must succeed first.
     #[serde(default)]
     pub depends_on: Vec<String>,
-    /// Acceptance checks.
+    /// Acceptance checks, none of them blank.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::names::NOT_BLANK_PATTERN)))]
     pub checks: Option<Vec<String>>,
     /// Seconds each run may take.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub timeout_s: Option<u64>,
     /// Automatic retries.
     #[serde(default)]
     pub max_retries: Option<u32>,
     /// Spending limit.
     #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub budget_usd: Option<f64>,
     /// Approval gate (`required`).
     #[serde(default)]
     pub approval: Option<Approval>,
     /// The branch.
     #[serde(default)]
+    #[schemars(regex(pattern = crate::names::BRANCH_NAME_PATTERN))]
     pub branch: Option<String>,
     /// How its agent is isolated.
     #[serde(default)]
     pub sandbox: Option<crate::sandbox::SandboxMode>,
     /// Launcher labels a host must have to run it.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::names::LABEL_PATTERN)))]
     pub require: Vec<String>,
 }
 
@@ -640,12 +693,14 @@ pub struct PlanTask {
 #[serde(deny_unknown_fields)]
 pub struct PlanSynthesis {
     /// What to do with the results.
+    #[schemars(regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub prompt: String,
     /// The agent.
     #[serde(default)]
     pub agent: Option<String>,
-    /// A title.
+    /// A title: 1 to 200 characters, not blank, no control characters.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::names::LINE_PATTERN))]
     pub title: Option<String>,
 }
 
@@ -813,6 +868,25 @@ pub struct LeadState {
 // The launcher protocol.
 // ---------------------------------------------------------------------------
 
+/// The launcher protocol this build speaks, sent by a launcher on every request
+/// in the [`LAUNCHER_PROTOCOL_HEADER`] header and by the coordinator in
+/// [`Registered::protocol`]. Protocol 1 is Baton before the header (a launcher
+/// without it speaks 1); 2 adds what assignments carry since (a task's model,
+/// base branch, attachments and memory), which a launcher of protocol 1 would
+/// silently leave out.
+pub const LAUNCHER_PROTOCOL: u32 = 2;
+
+/// The oldest launcher protocol a coordinator of this build works with: an
+/// older launcher is refused with 426 upgrade_required, never given an
+/// assignment it would misread.
+pub const MIN_LAUNCHER_PROTOCOL: u32 = 2;
+
+/// The oldest coordinator protocol a launcher of this build works with.
+pub const MIN_COORDINATOR_PROTOCOL: u32 = 2;
+
+/// The header a launcher names its protocol in.
+pub const LAUNCHER_PROTOCOL_HEADER: &str = "baton-launcher-protocol";
+
 /// `POST /api/launchers/register`: a launcher introduces itself.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -832,6 +906,7 @@ pub struct RegisterLauncher {
     pub executors: Vec<ExecutorKind>,
     /// Its labels (`gpu`, `region=eu`).
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::names::LABEL_PATTERN)))]
     pub labels: Vec<String>,
     /// The best isolation it can give agents.
     #[serde(default)]
@@ -845,6 +920,10 @@ pub struct Registered {
     pub launcher: Launcher,
     /// How often to send heartbeats.
     pub heartbeat_interval_ms: u64,
+    /// The launcher protocol the coordinator speaks (0 from a coordinator
+    /// older than the field, which speaks 1).
+    #[serde(default)]
+    pub protocol: u32,
 }
 
 /// `POST /api/launchers/{id}/poll`: wait for work or stop orders. The coordinator
@@ -899,8 +978,10 @@ pub struct CreateToken {
     /// What it is for: `launcher` (sessions get theirs from Baton; there is one admin token).
     #[schemars(extend("enum" = ["launcher"]))]
     pub kind: crate::model::TokenKind,
-    /// A name for people (the host it is for).
+    /// A name for people (the host it is for): 1 to 128 characters, no
+    /// control characters, not blank.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128), regex(pattern = crate::names::LINE_PATTERN))]
     pub name: Option<String>,
 }
 
@@ -1136,17 +1217,25 @@ pub struct PushDoc {
     /// Its name: `/`-separated segments of letters, digits, `.`, `_`, `-`.
     #[schemars(regex(pattern = crate::names::DOC_NAME_PATTERN), length(min = 1, max = 200))]
     pub name: String,
-    /// Its text.
+    /// Its text. Give exactly one of `content` and `content_base64` (422
+    /// invalid_combination otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    /// Binary content, base64-encoded (stored as a file).
+    /// Binary content, base64-encoded with padding (stored as a file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::BASE64_PATTERN))]
     pub content_base64: Option<String>,
-    /// Its media type (default `text/markdown` for text, `application/octet-stream` for bytes).
+    /// Its media type (default `text/markdown` for text, `application/octet-stream`
+    /// for bytes). Content of a JSON or YAML type (`application/json`,
+    /// `+json`, `application/yaml`, ...) must parse as one (422
+    /// invalid_combination otherwise), so a raw read always answers what its type says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::MEDIA_TYPE_PATTERN))]
     pub content_type: Option<String>,
-    /// Labels (replace the earlier ones when given).
+    /// Labels (replace the earlier ones when given): at most 64, each 1 to 64
+    /// characters with no white space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 64), regex(pattern = crate::names::TAG_PATTERN)))]
     pub tags: Option<Vec<String>>,
     /// Metadata (replaces the earlier one when given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1159,7 +1248,7 @@ pub struct PushDoc {
     pub project: Option<String>,
     /// Add `content` at the end of the current version's text (on a line of its
     /// own) instead of replacing it: what an agent whose document rules let it
-    /// only append may do.
+    /// only append may do. Needs `content` (422 invalid_combination otherwise).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub append: bool,
 }
@@ -1328,6 +1417,21 @@ mod tests {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }
     }
+}
+
+/// A Claude Code hook's JSON, as `baton hook` sends it to `POST /api/hooks`: the
+/// two fields Baton needs, and whatever else the hook carries.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClaudeHook {
+    /// Claude Code's session id.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]{1,128}$"))]
+    pub session_id: String,
+    /// The hook: `SessionStart`, `UserPromptSubmit`, `PreToolUse`, `PostToolUse`, `Stop`, …
+    #[schemars(regex(pattern = "^[A-Za-z0-9]{1,64}$"))]
+    pub hook_event_name: String,
+    /// The rest of the hook's fields (`cwd`, `prompt`, `tool_name`, …), kept as sent.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What `POST /api/hooks` answers.

@@ -60,6 +60,7 @@ pub struct Relation {
     /// What the other document is to this one.
     pub kind: RelationKind,
     /// The other document's name.
+    #[schemars(regex(pattern = crate::names::DOC_NAME_PATTERN), length(min = 1, max = 200))]
     pub target: String,
 }
 

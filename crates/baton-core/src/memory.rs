@@ -193,7 +193,8 @@ pub struct RevertBlock {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JournalNote {
-    /// What to note.
+    /// What to note: 1 to 20,000 characters, not blank.
+    #[schemars(length(min = 1, max = 20_000), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub text: String,
 }
 
@@ -201,7 +202,8 @@ pub struct JournalNote {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendToAgent {
-    /// What to say.
+    /// What to say: 1 to 100,000 characters, not blank.
+    #[schemars(length(min = 1, max = 100_000), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub text: String,
     /// The project its work belongs to (a sending agent's own by default; needed
     /// from a person when there are several projects).

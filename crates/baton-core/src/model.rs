@@ -658,7 +658,8 @@ pub struct ReviewComment {
     /// The line it is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
-    /// What it says.
+    /// What it says (not blank).
+    #[schemars(length(min = 1), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub body: String,
 }
 

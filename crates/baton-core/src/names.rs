@@ -20,8 +20,103 @@ fn refuse(kind: &'static str, value: &str, why: &'static str) -> NameError {
 }
 
 /// [`validate_simple_name`]'s rules as a regular expression, for the API's
-/// document (all but "no `..`").
-pub const SIMPLE_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+/// document.
+pub const SIMPLE_NAME_PATTERN: &str = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
+/// An agent's name: a simple name other than `status` (the cluster view's path).
+pub const AGENT_NAME_PATTERN: &str = r"^(?!status$)(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
+/// An agent's name, or `*` for every agent.
+pub const AGENT_OR_ALL_PATTERN: &str = r"^(?:\*|(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63})$";
+
+/// [`validate_branch_name`]'s rules as a regular expression, for the API's document.
+pub const BRANCH_NAME_PATTERN: &str = r"^(?!-)(?!/)(?!@$)(?!\.)(?!.*//)(?!.*\.\.)(?!.*@\{)(?!.*[/.]$)(?!.*/\.)(?!.*\.lock/)(?!.*\.lock$)[^\s\\~^:?*\[\x00-\x1f\x7f-\x9f]{1,200}$";
+
+/// Text of 1 to `max` characters (given as the schema's `maxLength`), not blank,
+/// with no control characters: titles, models, tool names.
+pub const LINE_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// Base64 with padding, as the standard alphabet's strict decoder takes it (the
+/// unused bits of the last character zero), white space around it allowed.
+pub const BASE64_PATTERN: &str =
+    r"^\s*(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?\s*$";
+
+/// A tag or label of text: no white space, no control characters.
+pub const TAG_PATTERN: &str = r"^[^\s\x00-\x1f\x7f-\x9f]+$";
+
+/// [`validate_label`]'s rules as a regular expression, for the API's document.
+pub const LABEL_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}(=[A-Za-z0-9._-]{1,64})?$";
+
+/// A webhook or trigger secret: `whsec_` and the canonical base64 of 24 to 64
+/// bytes.
+pub const SECRET_PATTERN: &str = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$";
+
+/// A path inside a repository: relative, no empty or `..` segment, no NUL.
+pub const REPO_PATH_PATTERN: &str = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.(?:/|$))[^\x00]+$";
+
+/// Text with something in it besides white space (anchored: schemathesis's
+/// coverage phase cannot pair an unanchored `\S` with a long maxLength).
+pub const NOT_BLANK_PATTERN: &str = r"^\s*\S";
+
+/// [`validate_media_type`]'s rules as a regular expression, for the API's document.
+pub const MEDIA_TYPE_PATTERN: &str = r#"^(?=.{3,255}$)[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*( ?; ?[A-Za-z0-9!#$&^_.+-]+=([A-Za-z0-9!#$&^_.+-]+|"[ !#-:<-\[\]-~]*"))*$"#;
+
+fn media_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+}
+
+fn media_value(v: &str) -> bool {
+    let quoted = v.len() >= 2 && v.starts_with('"') && v.ends_with('"');
+    media_token(v) || (quoted && v[1..v.len() - 1].bytes().all(|b| (0x20..0x7f).contains(&b) && !b"\";\\".contains(&b)))
+}
+
+/// A media type (`text/markdown`, `application/json; charset=utf-8`): a type and
+/// a subtype of RFC 6838's characters (no wildcards), then `; name=value`
+/// parameters, a value plain or quoted (printable ASCII without `"`, `;` or
+/// `\`); 3 to 255 characters.
+pub fn validate_media_type(value: &str) -> Result<(), NameError> {
+    const KIND: &str = "media type";
+    if value.len() < 3 || value.len() > 255 {
+        return Err(refuse(KIND, value, "must be 3 to 255 characters"));
+    }
+    let parts: Vec<&str> = value.split(';').collect();
+    let last = parts.len() - 1;
+    for (i, part) in parts.into_iter().enumerate() {
+        let part = if i > 0 { part.strip_prefix(' ').unwrap_or(part) } else { part };
+        let part = if i < last { part.strip_suffix(' ').unwrap_or(part) } else { part };
+        if i == 0 {
+            let starts_well = |s: &str| s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+            let essence = part.split_once('/').is_some_and(|(main, sub)| {
+                media_token(main) && media_token(sub) && starts_well(main) && starts_well(sub)
+            });
+            if !essence {
+                return Err(refuse(KIND, value, "must be type/subtype, as text/markdown"));
+            }
+        } else if !part.split_once('=').is_some_and(|(name, v)| media_token(name) && media_value(v)) {
+            return Err(refuse(KIND, value, "parameters must be ; name=value"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether content of this media type is JSON (`application/json`,
+/// `application/problem+json`, `text/json`).
+pub fn is_json_media_type(value: &str) -> bool {
+    let sub = media_subtype(value);
+    sub == "json" || sub.ends_with("+json")
+}
+
+/// Whether content of this media type is YAML (`application/yaml`,
+/// `text/x-yaml`, `application/vnd.x+yaml`).
+pub fn is_yaml_media_type(value: &str) -> bool {
+    let sub = media_subtype(value);
+    sub == "yaml" || sub == "x-yaml" || sub.ends_with("+yaml")
+}
+
+fn media_subtype(value: &str) -> String {
+    let essence = value.split(';').next().unwrap_or_default();
+    essence.split_once('/').map(|(_, sub)| sub.trim().to_ascii_lowercase()).unwrap_or_default()
+}
 
 /// [`validate_doc_name`]'s rules as a regular expression, for the API's document
 /// (all but the length).
@@ -51,7 +146,7 @@ pub fn validate_simple_name(kind: &'static str, name: &str) -> Result<(), NameEr
 /// ending with `.lock`, no trailing `/` or `.`.
 pub fn validate_branch_name(name: &str) -> Result<(), NameError> {
     const KIND: &str = "branch name";
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.chars().count() > 200 {
         return Err(refuse(KIND, name, "must be 1 to 200 characters"));
     }
     if name.starts_with('-') {
@@ -210,5 +305,17 @@ mod tests {
     fn titles() {
         assert_eq!(title_from_prompt("\n\n  Fix it\nmore"), "Fix it");
         assert_eq!(title_from_prompt(&"x".repeat(100)).chars().count(), 80);
+    }
+
+    #[test]
+    fn media_types() {
+        for ok in ["text/markdown", "application/json; charset=utf-8", "image/svg+xml", "a/b;x=\"y z\"", "a/b ; c=d"] {
+            assert!(validate_media_type(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "text", "*/*", "text/*", "/x", "a/b;", "a/b; c", "a/b\n", "a/b;c=\"x;y\"", "a/ b", "a/b "] {
+            assert!(validate_media_type(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(is_json_media_type("application/problem+json; charset=utf-8") && is_json_media_type("text/JSON"));
+        assert!(is_yaml_media_type("application/x-yaml") && !is_yaml_media_type("text/plain"));
     }
 }

@@ -143,6 +143,11 @@ impl Serialize for NetworkPolicy {
     }
 }
 
+/// An allowlist entry, as [`NetworkPolicy::validate`] takes it: `host:port`, the
+/// host of letters, digits, `.` and `-` (`*.` in front for any subdomain), the
+/// port 1 to 65535.
+const NETWORK_ENTRY_PATTERN: &str = r"^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}:(0*)([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
+
 impl schemars::JsonSchema for NetworkPolicy {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "NetworkPolicy".into()
@@ -153,7 +158,7 @@ impl schemars::JsonSchema for NetworkPolicy {
             "description": "Where an agent's network traffic may go: \"full\", \"none\", or a list of host:port it may reach.",
             "oneOf": [
                 {"type": "string", "enum": ["full", "none"]},
-                {"type": "array", "items": {"type": "string"}}
+                {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": NETWORK_ENTRY_PATTERN}}
             ]
         })
     }

@@ -67,8 +67,9 @@ pub struct Schedule {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSchedule {
-    /// Its name (default: made from the prompt).
+    /// Its name (default: made from the prompt): 1 to 100 characters, not blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub name: Option<String>,
     /// The project (default: the only one). Not in a config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +83,8 @@ pub struct CreateSchedule {
     /// The agent (default: the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
-    /// What each task is asked.
+    /// What each task is asked (not blank).
+    #[schemars(length(min = 1), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub prompt: String,
     /// `skip` (default) or `once`.
     #[serde(default)]
@@ -117,20 +119,24 @@ pub struct Trigger {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTrigger {
-    /// Its name: letters, digits, `-`, `_`.
+    /// Its name: a simple name (letters, digits, `.`, `_`, `-`).
+    #[schemars(regex(pattern = crate::names::SIMPLE_NAME_PATTERN))]
     pub name: String,
     /// The project (default: the only one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     /// The agent.
     pub agent: String,
-    /// The prompt template.
+    /// The prompt template (not blank); placeholders other than the known
+    /// ones are refused with 422 invalid_content.
+    #[schemars(length(min = 1), regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub template: String,
     /// At most this many tasks an hour (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_hour: Option<u32>,
     /// The signing secret (default: a new one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::SECRET_PATTERN))]
     pub secret: Option<String>,
 }
 

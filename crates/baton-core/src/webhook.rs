@@ -257,20 +257,30 @@ pub struct ActionLink {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Where to send (http or https).
-    #[schemars(url, regex(pattern = "^https?://"))]
+    /// Where to send (http or https), at most 2,048 characters.
+    #[schemars(url, regex(pattern = "^https?://"), length(max = 2048))]
     pub url: String,
-    /// Event names, or `"*"` for all.
+    /// Event names, or `"*"` for all: at least one.
+    #[schemars(schema_with = "event_names")]
     pub events: Vec<String>,
     /// Only this project's events (id or name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     /// `json` (the default), `slack`, `discord` or `ntfy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["json", "slack", "discord", "ntfy", null]))]
     pub format: Option<String>,
-    /// A signing secret (`whsec_` and base64); one is made when absent.
+    /// A signing secret (`whsec_` and the base64 of 24 to 64 bytes); one is
+    /// made when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::SECRET_PATTERN))]
     pub secret: Option<String>,
+}
+
+/// `events` of a webhook: one or more event names, or `*`.
+fn event_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = WebhookEvent::ALL.iter().map(|e| e.as_str()).chain(["*"]).collect();
+    schemars::json_schema!({ "type": "array", "minItems": 1, "items": { "type": "string", "enum": names } })
 }
 
 /// A webhook as the API shows it: its secret only in the answer that made it.

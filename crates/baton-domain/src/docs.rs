@@ -8,7 +8,7 @@ use baton_core::api::{DocDetail, PushDoc};
 use baton_core::doc::{Blob, Document};
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::SessionId;
-use baton_core::names::validate_doc_name;
+use baton_core::names::{is_json_media_type, is_yaml_media_type, validate_doc_name, validate_media_type};
 use baton_core::time::Timestamp;
 use baton_store::{DocFilter, StoreRead, StoreTx};
 use serde_json::json;
@@ -25,8 +25,8 @@ const MAX_TAG_LEN: usize = 64;
 pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, Error> {
     validate_doc_name(&req.name).map_err(|e| Error::invalid(e.to_string()))?;
     let bytes = match (&req.content, &req.content_base64) {
-        (Some(_), Some(_)) => return Err(Error::invalid("give content or content_base64, not both")),
-        (None, None) => return Err(Error::invalid("a document needs content (or content_base64)")),
+        (Some(_), Some(_)) => return Err(Error::combination("give content or content_base64, not both")),
+        (None, None) => return Err(Error::combination("a document needs content (or content_base64)")),
         (Some(_), None) => None,
         (None, Some(b64)) => Some(
             base64::engine::general_purpose::STANDARD
@@ -34,8 +34,11 @@ pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, Error> {
                 .map_err(|e| Error::invalid(format!("content_base64 is not base64: {e}")))?,
         ),
     };
+    if let Some(t) = &req.content_type {
+        validate_media_type(t).map_err(|e| Error::invalid(e.to_string()))?;
+    }
     for tag in req.tags.iter().flatten() {
-        if tag.is_empty() || tag.len() > MAX_TAG_LEN || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(Error::invalid(format!("invalid tag {tag:?}: 1 to {MAX_TAG_LEN} characters, no spaces")));
         }
     }
@@ -48,6 +51,21 @@ pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, Error> {
     Ok(bytes)
 }
 
+/// Content of a JSON or YAML media type must parse as one: what a raw read
+/// answers is then what its type says.
+fn check_structured(doc: &Document, bytes: Option<&[u8]>) -> Result<(), Error> {
+    let bytes = doc.content.as_deref().map(str::as_bytes).or(bytes).unwrap_or_default();
+    let refused = |kind: &str, e: &dyn std::fmt::Display| {
+        Error::combination(format!("the content is typed {} but is not {kind}: {e}", doc.content_type))
+    };
+    if is_json_media_type(&doc.content_type) {
+        serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| refused("JSON", &e))?;
+    } else if is_yaml_media_type(&doc.content_type) {
+        serde_norway::from_slice::<serde_json::Value>(bytes).map_err(|e| refused("YAML", &e))?;
+    }
+    Ok(())
+}
+
 /// Writes a new version of a document (the first, or the next), inside a
 /// transaction. True when it was created.
 pub fn push(
@@ -57,10 +75,10 @@ pub fn push(
     writer: Option<SessionId>,
 ) -> Result<(bool, Document), Error> {
     let now = Timestamp::now();
-    let blob = match bytes {
+    let blob = match &bytes {
         Some(bytes) => {
-            let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-            tx.put_blob(&sha256, &bytes)?;
+            let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+            tx.put_blob(&sha256, bytes)?;
             Some((Blob { sha256 }, bytes.len() as u64))
         }
         None => None,
@@ -79,7 +97,7 @@ pub fn push(
             Some(p) => p.content.clone().unwrap_or_default(),
             None => String::new(),
         };
-        let added = req.content.take().ok_or_else(|| Error::invalid("`append` needs text `content`"))?;
+        let added = req.content.take().ok_or_else(|| Error::combination("`append` needs text `content`"))?;
         req.content =
             Some(if before.is_empty() { added } else { format!("{}\n{added}", before.trim_end_matches('\n')) });
     }
@@ -125,6 +143,7 @@ pub fn push(
             updated_at: now,
         },
     };
+    check_structured(&doc, bytes.as_deref())?;
     tx.put_document(&doc)?;
     tx.append_event(writer_session(&doc).as_ref(), None, None, announcement(&doc))?;
     Ok((doc.version == 1, doc))

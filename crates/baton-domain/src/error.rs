@@ -34,7 +34,14 @@ pub enum Error {
         /// Which rule, and how to follow it.
         message: String,
     },
-    /// A value breaks a rule, at a place `details` names (a line and column).
+    /// Fields valid each on its own break a rule together.
+    #[error("{message}")]
+    Combination {
+        /// Which rule.
+        message: String,
+    },
+    /// Text in a language of its own (TOML, front matter, cron, a template)
+    /// breaks that language's rules, at a place `details` names when it can.
     #[error("{message}")]
     InvalidAt {
         /// Which rule.
@@ -182,9 +189,19 @@ impl Error {
         Self::NotFound { kind, id: id.to_string() }
     }
 
+    /// Text in a language of its own that breaks its rules (`details`: where).
+    pub fn content(message: impl Into<String>, details: Value) -> Self {
+        Self::InvalidAt { message: message.into(), details }
+    }
+
     /// A value that breaks a rule.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid { message: message.into() }
+    }
+
+    /// Fields valid each on its own that break a rule together.
+    pub fn combination(message: impl Into<String>) -> Self {
+        Self::Combination { message: message.into() }
     }
 
     /// The state does not allow this now.
@@ -221,9 +238,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::NotFound { .. } => ErrorCode::NotFound,
-            Error::Invalid { .. } | Error::InvalidAt { .. } | Error::Id(_) | Error::Name(_) => {
-                ErrorCode::InvalidArgument
-            }
+            Error::Invalid { .. } | Error::Id(_) | Error::Name(_) => ErrorCode::InvalidArgument,
+            Error::InvalidAt { .. } => ErrorCode::InvalidContent,
+            Error::Combination { .. } => ErrorCode::InvalidCombination,
             Error::Ambiguous { .. } => ErrorCode::AmbiguousId,
             Error::Cycle { .. } => ErrorCode::DependencyCycle,
             Error::TooLarge { .. } | Error::OverLimit { .. } => ErrorCode::PayloadTooLarge,
@@ -276,6 +293,8 @@ impl Error {
         let details_or_null = || details.clone().unwrap_or(Value::Null);
         match code {
             ErrorCode::InvalidArgument => Error::Invalid { message },
+            ErrorCode::InvalidCombination => Error::Combination { message },
+            ErrorCode::InvalidContent => Error::InvalidAt { message, details: details_or_null() },
             ErrorCode::PayloadTooLarge => Error::TooLarge { message },
             ErrorCode::Forbidden => Error::Forbidden { message },
             ErrorCode::AlreadyExists => Error::AlreadyExists { message, details },
@@ -302,6 +321,8 @@ fn store_code(e: &StoreError) -> ErrorCode {
         StoreError::Duplicate { .. } => ErrorCode::AlreadyExists,
         StoreError::Closed => ErrorCode::Unavailable,
         StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
+        // A replica that stopped taking work for a newer one's migration.
+        StoreError::Incompatible { .. } => ErrorCode::Unavailable,
         StoreError::Full(_) => ErrorCode::InsufficientStorage,
         _ => ErrorCode::Internal,
     }

@@ -63,7 +63,7 @@ fn project_of(tx: &dyn StoreTx, cwd: Option<&str>) -> Result<Project, Error> {
     match projects.len() {
         1 => Ok(projects[0].clone()),
         0 => Err(Error::conflict("no project is registered; run `baton up` in a repository first")),
-        _ => Err(Error::invalid(format!("the hook's cwd {:?} is in no registered project", cwd.unwrap_or("")))),
+        _ => Err(Error::not_found("project containing", format!("{:?}", cwd.unwrap_or("")))),
     }
 }
 

@@ -25,8 +25,8 @@ use crate::scheduler::Effects;
 use crate::state::Config;
 use crate::tokens::Caller;
 
-/// The longest message, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 100_000;
+/// The longest message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 100_000;
 
 /// How many messages may wait in one inbox.
 pub const MAX_QUEUED: usize = 200;
@@ -71,8 +71,8 @@ pub fn send(
     config: &Config,
 ) -> Result<AgentMessage, Error> {
     validate_simple_name("agent name", to)?;
-    if req.text.trim().is_empty() || req.text.len() > MAX_MESSAGE_BYTES {
-        return Err(Error::invalid(format!("a message must be 1 to {MAX_MESSAGE_BYTES} bytes, not blank")));
+    if req.text.trim().is_empty() || req.text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(Error::invalid(format!("a message must be 1 to {MAX_MESSAGE_CHARS} characters, not blank")));
     }
     let target = tx.agent(to)?.ok_or_else(|| Error::not_found("agent", to))?;
     let from = sender(tx, caller, &target)?;

@@ -241,7 +241,7 @@ pub fn start(
     config: &Config,
 ) -> Result<LeadRecord, Error> {
     let name = agent.or(project.settings.lead.as_deref()).ok_or_else(|| {
-        Error::invalid(format!(
+        Error::conflict(format!(
             "name the lead's agent, or set `lead = \"AGENT\"` in project {}'s settings",
             project.name
         ))

@@ -167,8 +167,8 @@ pub fn append_note(
     text: String,
     task: Option<&Task>,
 ) -> Result<JournalEntry, Error> {
-    if text.trim().is_empty() || text.len() > 20_000 {
-        return Err(Error::invalid("a journal note must be 1 to 20,000 bytes"));
+    if text.trim().is_empty() || text.chars().count() > 20_000 {
+        return Err(Error::invalid("a journal note must be 1 to 20,000 characters, not blank"));
     }
     agent_with_memory(tx, agent)?;
     let mut entry = JournalEntry {

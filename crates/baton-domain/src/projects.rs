@@ -32,7 +32,8 @@ pub fn read_settings(root: &Path) -> Result<ProjectSettings, Error> {
 
 fn git_error(e: GitError) -> Error {
     match e {
-        GitError::NotARepository(_) | GitError::NoCommits(_) => Error::invalid(e.to_string()),
+        GitError::NotARepository(path) => Error::not_found("git repository", path.display()),
+        GitError::NoCommits(_) => Error::conflict(e.to_string()),
         other => Error::internal(other),
     }
 }
@@ -44,14 +45,16 @@ pub async fn inspect_repository(path: &str) -> Result<(PathBuf, String), Error> 
     if !given.is_absolute() {
         return Err(Error::invalid(format!("project path {path:?} must be absolute")));
     }
-    let canonical = std::fs::canonicalize(given).map_err(|e| Error::invalid(format!("project path {path}: {e}")))?;
+    // What the path names on this host: a missing directory is not found, a
+    // repository in an unusable state a conflict.
+    let canonical = std::fs::canonicalize(given).map_err(|_| Error::not_found("directory", path))?;
     if !canonical.is_dir() {
-        return Err(Error::invalid(format!("project path {path} is not a directory")));
+        return Err(Error::not_found("directory", path));
     }
     let root = Git::discover(&canonical).await.map_err(git_error)?;
     let root = std::fs::canonicalize(&root).unwrap_or(root);
     if root != canonical {
-        return Err(Error::invalid(format!(
+        return Err(Error::conflict(format!(
             "{path} is inside the repository at {}; register the repository's top directory",
             root.display()
         )));
@@ -61,7 +64,7 @@ pub async fn inspect_repository(path: &str) -> Result<(PathBuf, String), Error> 
         return Err(git_error(GitError::NoCommits(root)));
     }
     let branch = git.current_branch().await.map_err(git_error)?.ok_or_else(|| {
-        Error::invalid(format!("the repository at {} has a detached HEAD; name `default_branch`", root.display()))
+        Error::conflict(format!("the repository at {} has a detached HEAD; name `default_branch`", root.display()))
     })?;
     Ok((root, branch))
 }
@@ -281,9 +284,13 @@ pub async fn write_config(state: &Arc<AppState>, id: String, text: String) -> Re
             details: serde_json::json!({ "line": line, "column": column }),
         }
     })?;
-    settings.validate().map_err(Error::invalid)?;
+    settings.validate().map_err(|m| Error::content(format!("{CONFIG_FILE}: {m}"), serde_json::json!({})))?;
     let candidate = Project { settings: settings.clone(), ..project.clone() };
-    state.store.read(move |r| crate::leads::check_settings(r, &candidate)).await?;
+    // The settings' own rules broken are the text's fault, whatever the check.
+    state.store.read(move |r| crate::leads::check_settings(r, &candidate)).await.map_err(|e| match e {
+        Error::Invalid { message } => Error::content(message, serde_json::json!({})),
+        other => other,
+    })?;
     let path = Path::new(&project.path).join(CONFIG_FILE);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::invalid(format!("could not create {}: {e}", dir.display())))?;
@@ -350,6 +357,6 @@ pub async fn require_branch(project: &Project, branch: &str) -> Result<(), Error
     if Git::new(&project.path).branch_exists(branch).await.map_err(git_error)? {
         Ok(())
     } else {
-        Err(Error::invalid(format!("project {} has no branch {branch}", project.name)))
+        Err(Error::not_found("branch", format!("{branch} in project {}", project.name)))
     }
 }

@@ -605,7 +605,7 @@ pub fn person_review(
 ) -> Result<Task, Error> {
     let mut task = resolve::task(tx, id)?;
     if review.verdict.is_none() && review.comments.is_empty() {
-        return Err(Error::invalid("a review needs a verdict or at least one comment"));
+        return Err(Error::combination("a review needs a verdict or at least one comment"));
     }
     if review.comments.iter().any(|c| c.body.trim().is_empty()) {
         return Err(Error::invalid("a review comment must say something"));
@@ -664,7 +664,8 @@ pub fn person_review(
 /// rest) follows. Refused while its agent works, and for a worktree this
 /// coordinator cannot see.
 pub async fn revert_file(state: &Arc<AppState>, id: &TaskId, path: &str) -> Result<Task, Error> {
-    if path.is_empty() || path.starts_with('/') || path.split('/').any(|c| c == ".." || c.is_empty()) {
+    if path.is_empty() || path.starts_with('/') || path.contains('\0') || path.split('/').any(|c| c == ".." || c.is_empty())
+    {
         return Err(Error::invalid(format!("{path:?} is not a path inside the repository")));
     }
     let target = id.clone();

@@ -33,9 +33,9 @@ fn next_due(cron: Option<&str>, every_ms: Option<u64>, after: Timestamp) -> Resu
         (Some(expr), None) => Cron::parse(expr)
             .map_err(cron_error)?
             .next_after(after)
-            .ok_or_else(|| Error::invalid(format!("cron expression {expr:?} never matches"))),
+            .ok_or_else(|| Error::content(format!("cron expression {expr:?} never matches"), json!({ "given": expr }))),
         (None, Some(ms)) => Ok(after.plus_millis(ms as i64)),
-        _ => Err(Error::invalid("give exactly one of `cron` and `every`")),
+        _ => Err(Error::combination("give exactly one of `cron` and `every`")),
     }
 }
 
@@ -53,7 +53,11 @@ pub fn check(r: &dyn StoreRead, project: &Project, req: &CreateSchedule, source:
     if req.prompt.trim().is_empty() {
         return Err(Error::invalid("a schedule needs a prompt"));
     }
-    let every_ms = req.every.as_deref().map(parse_every).transpose().map_err(Error::invalid)?;
+    let every_ms = req
+        .every
+        .as_deref()
+        .map(|e| parse_every(e).map_err(|m| Error::content(m, json!({ "field": "every", "given": e }))))
+        .transpose()?;
     if let Some(agent) = &req.agent
         && r.agent(agent)?.is_none()
     {
@@ -62,7 +66,7 @@ pub fn check(r: &dyn StoreRead, project: &Project, req: &CreateSchedule, source:
     let now = Timestamp::now();
     let next_at = next_due(req.cron.as_deref(), every_ms, now)?;
     let name = req.name.clone().unwrap_or_else(|| baton_core::names::title_from_prompt(&req.prompt));
-    if name.trim().is_empty() || name.len() > 100 {
+    if name.trim().is_empty() || name.chars().count() > 100 {
         return Err(Error::invalid("a schedule's name must be 1 to 100 characters"));
     }
     let id = match source {
@@ -234,10 +238,13 @@ pub fn add_trigger(tx: &mut dyn StoreTx, req: CreateTrigger) -> Result<Trigger, 
         .filter(|n| !TRIGGER_NAMES.contains(&n.as_str()) && !n.starts_with("payload."))
         .collect();
     if !unknown.is_empty() {
-        return Err(Error::invalid(format!(
+        return Err(Error::content(
+            format!(
             "the template uses unknown placeholders {}; known: {{{{payload}}}}, {{{{payload.FIELD.…}}}}, {{{{webhook_id}}}}, {{{{trigger}}}}",
             unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
-        )));
+        ),
+            json!({ "field": "template", "unknown": unknown }),
+        ));
     }
     if tx.trigger(&req.name)?.is_some() {
         return Err(Error::AlreadyExists { message: format!("trigger {} exists already", req.name), details: None });

@@ -17,6 +17,9 @@ pub struct Remote {
     pub url: String,
     /// The launcher token sent as a bearer token.
     pub token: String,
+    /// The launcher protocol's header line (`Baton-Launcher-Protocol: 2`), sent
+    /// as a launcher's every request must.
+    pub protocol_header: String,
     /// A PEM file of CA certificates to trust, for a private CA.
     pub ca_file: Option<PathBuf>,
 }
@@ -24,12 +27,15 @@ pub struct Remote {
 impl Remote {
     /// Configuration for one git command, as `GIT_CONFIG_*` variables.
     fn env(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = vec![("http.extraHeader".to_owned(), format!("Authorization: Bearer {}", self.token))];
+        let mut pairs = vec![
+            ("http.extraHeader".to_owned(), format!("Authorization: Bearer {}", self.token)),
+            ("http.extraHeader".to_owned(), self.protocol_header.clone()),
+        ];
         if let Some(ca) = &self.ca_file {
             pairs.push(("http.sslCAInfo".to_owned(), ca.display().to_string()));
         }
-        const KEYS: [&str; 2] = ["GIT_CONFIG_KEY_0", "GIT_CONFIG_KEY_1"];
-        const VALUES: [&str; 2] = ["GIT_CONFIG_VALUE_0", "GIT_CONFIG_VALUE_1"];
+        const KEYS: [&str; 3] = ["GIT_CONFIG_KEY_0", "GIT_CONFIG_KEY_1", "GIT_CONFIG_KEY_2"];
+        const VALUES: [&str; 3] = ["GIT_CONFIG_VALUE_0", "GIT_CONFIG_VALUE_1", "GIT_CONFIG_VALUE_2"];
         let mut env = vec![("GIT_CONFIG_COUNT", pairs.len().to_string())];
         for (i, (k, v)) in pairs.into_iter().enumerate() {
             env.push((KEYS[i], k));

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use baton_client::{Client, ClientError};
 use baton_core::agent::ExecutorKind;
-use baton_core::api::{AttachRequest, ErrorCode, Heartbeat, PollRequest, RegisterLauncher, StopOrder};
+use baton_core::api::{
+    AttachRequest, ErrorCode, Heartbeat, MIN_COORDINATOR_PROTOCOL, PollRequest, RegisterLauncher, StopOrder,
+};
 use baton_core::ids::{LauncherId, RunId};
 use baton_core::model::ProgramInfo;
 use tokio::sync::{mpsc, watch};
@@ -72,6 +74,13 @@ pub enum LauncherError {
     /// The launcher's directories could not be used.
     #[error("error preparing the launcher's directories")]
     Io(#[from] std::io::Error),
+    /// The coordinator and this launcher speak launcher protocols that do not
+    /// work together; the message says which to upgrade.
+    #[error("{message}")]
+    Protocol {
+        /// Both protocols, and what to do.
+        message: String,
+    },
 }
 
 /// A run this launcher is working on.
@@ -137,7 +146,7 @@ impl Launcher {
     /// supervisors after the launcher stops, and are re-attached at the next start.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), LauncherError> {
         let id = tokio::select! {
-            id = self.register() => id,
+            id = self.register() => id?,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(id.clone()));
@@ -180,7 +189,16 @@ impl Launcher {
                 }
                 Err(ClientError::Api { code: ErrorCode::Conflict | ErrorCode::NotFound, message, .. }) => {
                     tracing::warn!(%message, "the coordinator does not know this launcher as online; registering again");
-                    self.register().await;
+                    if let Err(e) = self.register().await {
+                        heartbeat.abort();
+                        preflight.abort();
+                        return Err(e);
+                    }
+                }
+                Err(ClientError::Api { code: ErrorCode::UpgradeRequired, message, .. }) => {
+                    heartbeat.abort();
+                    preflight.abort();
+                    return Err(LauncherError::Protocol { message });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "poll failed; retrying");
@@ -212,8 +230,9 @@ impl Launcher {
     }
 
     /// Registers (retrying until the coordinator answers) and re-attaches to the
-    /// runs left in the spool directory.
-    async fn register(&self) -> LauncherId {
+    /// runs left in the spool directory. A coordinator whose launcher protocol
+    /// does not work with this launcher's is an error, not retried.
+    async fn register(&self) -> Result<LauncherId, LauncherError> {
         let previous =
             std::fs::read_to_string(&self.config.id_file).ok().and_then(|s| LauncherId::parse(s.trim()).ok());
         let request = RegisterLauncher {
@@ -229,6 +248,19 @@ impl Launcher {
         let mut delay = Duration::from_millis(100);
         let id = loop {
             match self.client.register_launcher(&request).await {
+                Ok(registered) if registered.protocol < MIN_COORDINATOR_PROTOCOL => {
+                    let theirs = registered.protocol.max(1);
+                    return Err(LauncherError::Protocol {
+                        message: format!(
+                            "the coordinator speaks launcher protocol {theirs}; this launcher (Baton {}) needs \
+                             {MIN_COORDINATOR_PROTOCOL} or later: upgrade the coordinator first",
+                            env!("CARGO_PKG_VERSION")
+                        ),
+                    });
+                }
+                Err(ClientError::Api { code: ErrorCode::UpgradeRequired, message, .. }) => {
+                    return Err(LauncherError::Protocol { message });
+                }
                 Ok(registered) => {
                     let every = Duration::from_millis(registered.heartbeat_interval_ms.clamp(100, 60_000));
                     if let Ok(mut h) = self.heartbeat_every.lock() {
@@ -250,7 +282,7 @@ impl Launcher {
             *slot = Some(id.clone());
         }
         self.reattach(&id).await;
-        id
+        Ok(id)
     }
 
     /// Tells the coordinator which runs are still on disk, and follows each one it

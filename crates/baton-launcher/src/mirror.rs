@@ -115,6 +115,11 @@ impl Mirrors {
             .map(|base| Remote {
                 url: format!("{base}/git/{project}"),
                 token: self.token.clone(),
+                protocol_header: format!(
+                    "{}: {}",
+                    baton_core::api::LAUNCHER_PROTOCOL_HEADER,
+                    baton_core::api::LAUNCHER_PROTOCOL
+                ),
                 ca_file: self.ca_file.clone(),
             })
             .collect()

@@ -17,7 +17,7 @@ declare namespace Api {
   };
   /** A reusable definition of a worker. */
   type AgentDef = {
-    /** Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters). */
+    /** Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters; not `status`). */
     name: string;
     /** When to use this agent, for leads and routing. */
     description?: string;
@@ -42,7 +42,7 @@ declare namespace Api {
     /** Whether the agent also gets Baton's own MCP server (`baton mcp`: tasks, */
     baton_mcp?: boolean | null;
     /** For `command`: the program and its arguments. For the others: the program */
-    command?: Array<string>;
+    command?: [string];
     /** Extra arguments appended to the CLI's command line. */
     args?: Array<string>;
     /** Extra environment for the agent process. */
@@ -92,7 +92,7 @@ declare namespace Api {
     /** Seconds to wait for an answer before `permission_policy` decides (default 60). */
     permission_timeout_s?: number | null;
     /** `allow` or `deny` (the default): what an unanswered request gets. */
-    permission_policy?: string | null;
+    permission_policy?: "allow" | "deny" | null;
     /** Front matter keys Baton does not use, kept as they were. */
     extra?: Record<string, unknown>;
     /** Where the definition came from: `builtin`, `api`, or a file path. */
@@ -100,7 +100,7 @@ declare namespace Api {
   };
   /** `GET /api/agents` entries: a definition and whether its CLI can run here. */
   type AgentInfo = {
-    /** Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters). */
+    /** Unique name (`[A-Za-z0-9._-]`, 1 to 64 characters; not `status`). */
     name: string;
     /** When to use this agent, for leads and routing. */
     description?: string;
@@ -125,7 +125,7 @@ declare namespace Api {
     /** Whether the agent also gets Baton's own MCP server (`baton mcp`: tasks, */
     baton_mcp?: boolean | null;
     /** For `command`: the program and its arguments. For the others: the program */
-    command?: Array<string>;
+    command?: [string];
     /** Extra arguments appended to the CLI's command line. */
     args?: Array<string>;
     /** Extra environment for the agent process. */
@@ -175,7 +175,7 @@ declare namespace Api {
     /** Seconds to wait for an answer before `permission_policy` decides (default 60). */
     permission_timeout_s?: number | null;
     /** `allow` or `deny` (the default): what an unanswered request gets. */
-    permission_policy?: string | null;
+    permission_policy?: "allow" | "deny" | null;
     /** Front matter keys Baton does not use, kept as they were. */
     extra?: Record<string, unknown>;
     /** Where the definition came from: `builtin`, `api`, or a file path. */
@@ -270,7 +270,7 @@ declare namespace Api {
   type Approval = boolean | "required" | "none" | "auto";
   /** `POST /api/permissions`: what an agent asks to do. */
   type AskPermission = {
-    /** The tool it wants to use. */
+    /** The tool it wants to use: 1 to 200 characters, not blank, no control characters. */
     tool_name: string;
     /** Its input. */
     input?: unknown;
@@ -430,6 +430,13 @@ declare namespace Api {
     /** The snapshot's commit (its parent is the agent's HEAD when it was taken). */
     commit: string;
   };
+  /** A Claude Code hook's JSON, as `baton hook` sends it to `POST /api/hooks`: the */
+  type ClaudeHook = {
+    /** Claude Code's session id. */
+    session_id: string;
+    /** The hook: `SessionStart`, `UserPromptSubmit`, `PreToolUse`, `PostToolUse`, `Stop`, … */
+    hook_event_name: string;
+  };
   /** What cleaning a task's worktree did. */
   type CleanReport = {
     /** The task. */
@@ -467,11 +474,11 @@ declare namespace Api {
   };
   /** `POST /api/attempts`: the same task started several times at once, to */
   type CreateAttempts = {
-    /** The task every attempt does (without `branch`: each has its own). */
+    /** The task every attempt does, without `branch` (each has its own; 422 */
     task: Api.CreateTask;
     /** How many copies of it (1 to 10; 2 by default), when `agents` is empty. */
     count?: number | null;
-    /** One attempt per agent named (at most 10), instead of `count` copies. */
+    /** One attempt per agent named (at most 10), instead of `count` copies (both */
     agents?: Array<string>;
   };
   /** `POST /api/plans` (JSON or YAML): a DAG of tasks in one call. Tasks name each */
@@ -482,7 +489,7 @@ declare namespace Api {
     project?: string | null;
     /** Values for every task that does not set its own. */
     defaults?: Api.PlanDefaults;
-    /** The tasks. */
+    /** The tasks: 1 to 50,000, each named once (two of one name: 422 */
     tasks: Array<Api.PlanTask>;
     /** A final task that depends on every other and receives every result. */
     synthesis?: Api.PlanSynthesis | null;
@@ -502,7 +509,7 @@ declare namespace Api {
   };
   /** `POST /api/schedules`, and `[[schedules]]` in a project's config. */
   type CreateSchedule = {
-    /** Its name (default: made from the prompt). */
+    /** Its name (default: made from the prompt): 1 to 100 characters, not blank. */
     name?: string | null;
     /** The project (default: the only one). Not in a config file. */
     project?: string | null;
@@ -512,7 +519,7 @@ declare namespace Api {
     every?: string | null;
     /** The agent (default: the project's). */
     agent?: string | null;
-    /** What each task is asked. */
+    /** What each task is asked (not blank). */
     prompt: string;
     /** `skip` (default) or `once`. */
     catch_up?: Api.CatchUp;
@@ -525,7 +532,7 @@ declare namespace Api {
     project?: string | null;
     /** What to do. */
     prompt: string;
-    /** A short title (the prompt's first line by default). */
+    /** A short title (the prompt's first line by default): 1 to 200 characters, */
     title?: string | null;
     /** The agent to use (by default one matching `tags`, else the project's default). */
     agent?: string | null;
@@ -533,7 +540,7 @@ declare namespace Api {
     tags?: Array<string>;
     /** Ids (or unique prefixes) of tasks that must succeed first. */
     depends_on?: Array<string>;
-    /** Acceptance checks (the project's by default). */
+    /** Acceptance checks (the project's by default), none of them blank. */
     checks?: Array<string> | null;
     /** Seconds each run may take. */
     timeout_s?: number | null;
@@ -545,7 +552,7 @@ declare namespace Api {
     budget_usd?: number | null;
     /** Whether the task waits for approval before it starts. */
     approval?: Api.Approval | null;
-    /** The branch to work on (default `baton/<short-id>-<slug-of-title>`). */
+    /** The branch to work on (default `baton/<short-id>-<slug-of-title>`), a */
     branch?: string | null;
     /** For agents starting tasks: resume the calling session with the result. */
     callback?: boolean;
@@ -559,31 +566,31 @@ declare namespace Api {
     on_conflict?: Api.OnConflict | null;
     /** The agent that reviews its work before it succeeds (default: the agent's, the project's). */
     review_by?: string | null;
-    /** The model its agent runs with, overriding the agent's. */
+    /** The model its agent runs with, overriding the agent's (1 to 200 */
     model?: string | null;
     /** The branch it starts from and lands on (default: the project's default */
     base?: string | null;
     /** Files for its agent, from the context store (push them first); each */
     attachments?: Array<Api.AttachFile>;
-    /** How many times requested changes go back to its agent (default 2). */
+    /** How many times requested changes go back to its agent (default 2; at most 10). */
     review_rounds?: number | null;
   };
   /** `POST /api/tokens`: a new token for a machine. */
   type CreateToken = {
     /** What it is for: `launcher` (sessions get theirs from Baton; there is one admin token). */
     kind: Api.TokenKind;
-    /** A name for people (the host it is for). */
+    /** A name for people (the host it is for): 1 to 128 characters, no */
     name?: string | null;
   };
   /** `POST /api/triggers`. */
   type CreateTrigger = {
-    /** Its name: letters, digits, `-`, `_`. */
+    /** Its name: a simple name (letters, digits, `.`, `_`, `-`). */
     name: string;
     /** The project (default: the only one). */
     project?: string | null;
     /** The agent. */
     agent: string;
-    /** The prompt template. */
+    /** The prompt template (not blank); placeholders other than the known */
     template: string;
     /** At most this many tasks an hour (default 60). */
     per_hour?: number | null;
@@ -592,15 +599,15 @@ declare namespace Api {
   };
   /** `POST /api/webhooks`. */
   type CreateWebhook = {
-    /** Where to send (http or https). */
+    /** Where to send (http or https), at most 2,048 characters. */
     url: string;
-    /** Event names, or `"*"` for all. */
-    events: Array<string>;
+    /** Event names, or `"*"` for all: at least one. */
+    events: Array<"task.succeeded" | "task.failed" | "task.blocked" | "task.awaiting_approval" | "task.merged" | "merge.conflict" | "budget.exceeded" | "launcher.offline" | "lead.stale" | "plan.completed" | "orchestration.completed" | "webhook.test" | "*">;
     /** Only this project's events (id or name). */
     project?: string | null;
     /** `json` (the default), `slack`, `discord` or `ntfy`. */
-    format?: string | null;
-    /** A signing secret (`whsec_` and base64); one is made when absent. */
+    format?: "json" | "slack" | "discord" | "ntfy" | null;
+    /** A signing secret (`whsec_` and the base64 of 24 to 64 bytes); one is */
     secret?: string | null;
   };
   /** A message for one webhook: the outbox's row. It is written in the same */
@@ -761,7 +768,7 @@ declare namespace Api {
     error: Api.ErrorDetail;
   };
   /** The stable error codes of the API. Clients match on these, never on messages. */
-  type ErrorCode = "malformed_json" | "invalid_body" | "invalid_argument" | "ambiguous_id" | "dependency_cycle" | "unsupported_media_type" | "unauthorized" | "forbidden" | "forbidden_origin" | "not_found" | "method_not_allowed" | "already_exists" | "illegal_transition" | "merge_conflict" | "review_required" | "forge_refused" | "conflict" | "payload_too_large" | "rate_limited" | "idempotency_key_reused" | "unavailable" | "store_unavailable" | "insufficient_storage" | "internal";
+  type ErrorCode = "malformed_json" | "invalid_body" | "invalid_argument" | "invalid_combination" | "invalid_content" | "ambiguous_id" | "dependency_cycle" | "unsupported_media_type" | "unauthorized" | "forbidden" | "forbidden_origin" | "not_found" | "method_not_allowed" | "already_exists" | "illegal_transition" | "merge_conflict" | "review_required" | "forge_refused" | "conflict" | "payload_too_large" | "rate_limited" | "idempotency_key_reused" | "upgrade_required" | "unavailable" | "store_unavailable" | "insufficient_storage" | "internal";
   /** The inside of an error response. */
   type ErrorDetail = {
     /** Stable code (see [`ErrorCode`]). */
@@ -940,7 +947,7 @@ declare namespace Api {
   type JournalKind = "outcome" | "note";
   /** `POST /api/agents/{name}/journal`: a note in an agent's journal. */
   type JournalNote = {
-    /** What to note. */
+    /** What to note: 1 to 20,000 characters, not blank. */
     text: string;
   };
   /** `POST /api/tasks/{id}/keep`: keep one attempt. */
@@ -1376,7 +1383,7 @@ declare namespace Api {
     agent?: string | null;
     /** Capabilities wanted. */
     tags?: Array<string>;
-    /** Acceptance checks. */
+    /** Acceptance checks, none of them blank. */
     checks?: Array<string> | null;
     /** Seconds each run may take. */
     timeout_s?: number | null;
@@ -1414,7 +1421,7 @@ declare namespace Api {
     prompt: string;
     /** The agent. */
     agent?: string | null;
-    /** A title. */
+    /** A title: 1 to 200 characters, not blank, no control characters. */
     title?: string | null;
   };
   /** One task of a plan. */
@@ -1423,7 +1430,7 @@ declare namespace Api {
     name: string;
     /** What to do. */
     prompt: string;
-    /** A title (the name by default). */
+    /** A title (the name by default): 1 to 200 characters, not blank, no control characters. */
     title?: string | null;
     /** The agent. */
     agent?: string | null;
@@ -1431,7 +1438,7 @@ declare namespace Api {
     tags?: Array<string>;
     /** Names of plan tasks (or ids of existing tasks) that must succeed first. */
     depends_on?: Array<string>;
-    /** Acceptance checks. */
+    /** Acceptance checks, none of them blank. */
     checks?: Array<string> | null;
     /** Seconds each run may take. */
     timeout_s?: number | null;
@@ -1661,13 +1668,13 @@ declare namespace Api {
   type PushDoc = {
     /** Its name: `/`-separated segments of letters, digits, `.`, `_`, `-`. */
     name: string;
-    /** Its text. */
+    /** Its text. Give exactly one of `content` and `content_base64` (422 */
     content?: string | null;
-    /** Binary content, base64-encoded (stored as a file). */
+    /** Binary content, base64-encoded with padding (stored as a file). */
     content_base64?: string | null;
-    /** Its media type (default `text/markdown` for text, `application/octet-stream` for bytes). */
+    /** Its media type (default `text/markdown` for text, `application/octet-stream` */
     content_type?: string | null;
-    /** Labels (replace the earlier ones when given). */
+    /** Labels (replace the earlier ones when given): at most 64, each 1 to 64 */
     tags?: Array<string> | null;
     /** Metadata (replaces the earlier one when given). */
     metadata?: Record<string, unknown> | null;
@@ -1710,6 +1717,8 @@ declare namespace Api {
     launcher: Api.Launcher;
     /** How often to send heartbeats. */
     heartbeat_interval_ms: number;
+    /** The launcher protocol the coordinator speaks (0 from a coordinator */
+    protocol?: number;
   };
   /** A link from one document to another. */
   type Relation = {
@@ -1741,7 +1750,7 @@ declare namespace Api {
   };
   /** `POST /api/tasks/{id}/revert`: one file set back to its base's version. */
   type RevertFile = {
-    /** The file's path in the repository. */
+    /** The file's path in the repository (relative, without `.` or `..`). */
     file: string;
   };
   /** One review of a task's work. */
@@ -1771,7 +1780,7 @@ declare namespace Api {
     file?: string | null;
     /** The line it is about. */
     line?: number | null;
-    /** What it says. */
+    /** What it says (not blank). */
     body: string;
   };
   /** One turn of a session handed to a launcher. */
@@ -1908,12 +1917,12 @@ declare namespace Api {
   };
   /** `POST /api/tasks/{id}/messages`: a message to the task's agent. */
   type SendMessage = {
-    /** What to say. */
+    /** What to say (not blank). */
     text: string;
   };
   /** `POST /api/agents/{name}/messages`: a message to an agent's inbox. */
   type SendToAgent = {
-    /** What to say. */
+    /** What to say: 1 to 100,000 characters, not blank. */
     text: string;
     /** The project its work belongs to (a sending agent's own by default; needed */
     project?: string | null;

@@ -65,29 +65,33 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/costs", projects::costs, "Tokens and money spent")
             .about("What the agents' sessions spent, in tokens and US dollars: in total, per project (keyed by project id), per agent (keyed by name), and per project and agent."),
         Op::post("/hooks", projects::hook, "Record a Claude Code hook")
-            .about("What `baton hook` sends: a Claude Code hook's JSON, recorded as events of the session that stands for that Claude Code session. The first hook of a Claude Code session creates an external task and session for it (Baton shows them but never runs, stops or resumes them), in the project its `cwd` is in. Prompts become `message` events, tool uses `tool_call` and `tool_result`, SessionStart `init`, other hooks `hook` events, with the hook's JSON as each event's raw form; Stop and SessionEnd make the session idle (SessionEnd also ends the task), and every hook counts as a heartbeat of the project's lead. A hook from a session Baton runs itself is answered with `ignored`. Refused with 400 invalid_argument when the body is not an object or its session_id or hook_event_name is missing or invalid, and with 409 conflict when no project is registered. Needs the admin token or a session token (launcher tokens get 403)."),
+            .about("What `baton hook` sends: a Claude Code hook's JSON, recorded as events of the session that stands for that Claude Code session. The first hook of a Claude Code session creates an external task and session for it (Baton shows them but never runs, stops or resumes them), in the project its `cwd` is in. Prompts become `message` events, tool uses `tool_call` and `tool_result`, SessionStart `init`, other hooks `hook` events, with the hook's JSON as each event's raw form; Stop and SessionEnd make the session idle (SessionEnd also ends the task), and every hook counts as a heartbeat of the project's lead. A hook from a session Baton runs itself is answered with `ignored`. Refused with 400 invalid_argument when the body is not an object or its session_id or hook_event_name is missing or invalid, with 404 not_found when its `cwd` is in none of several registered projects, and with 409 conflict when no project is registered. Needs the admin token or a session token (launcher tokens get 403)."),
         Op::post("/login-links", dashboard::login_link, "A new one-time dashboard login link")
             .about("Admin only. The link (valid 15 minutes, usable once) sets an HttpOnly cookie holding a fresh dashboard token and redirects to `/`; `baton dashboard` prints one."),
         Op::get("/docs", docs::list, "List or search the context store's documents")
             .about("Documents without their content. With `q`, a full-text search ranked by relevance (best first), each with its `score` and the matching `snippet`; every word must match, the last also as a prefix, and operators are taken as plain words. Without `q`, newest first.")
             .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))),
         Op::post("/docs", docs::push, "Create a document, or write a new version of it")
-            .about("Writes version 1 of a new document (201) or the next version of an existing one (200); earlier versions are kept, and fields left out of an edit keep their values. Give exactly one of `content` (text) and `content_base64` (bytes, stored as a file). Refused with 400 invalid_argument for an unsafe name, both or neither of content and content_base64, content_base64 that is not base64, or invalid tags or relation targets, and with 400 invalid_body for unknown fields. Announced as a `document` event. Needs the admin token or a session token (launcher tokens get 403); a session token is recorded as `written_by`.")
+            .about("Writes version 1 of a new document (201) or the next version of an existing one (200); earlier versions are kept, and fields left out of an edit keep their values. Give exactly one of `content` (text) and `content_base64` (bytes, stored as a file). Refused with 400 invalid_argument for an unsafe name, content_base64 that is not base64, a content_type that is not a media type, or invalid tags or relation targets; with 400 invalid_body for unknown fields; and with 422 invalid_combination for both or neither of content and content_base64, or content that is not what its JSON or YAML content_type says. Announced as a `document` event. Needs the admin token or a session token (launcher tokens get 403); a session token is recorded as `written_by`.")
             .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
             .returns::<baton_core::api::DocDetail>("200", "replaced"),
         Op::get("/docs/{*name}", docs::show, "A document with its content and versions")
-            .about("The document's latest version (or `version`), with its content (a binary one's bytes in `content_base64`), every version newest first, and the documents whose relations name it. With raw=true, the content itself with the document's media type instead of JSON.")
-            .returns::<baton_core::api::DocDetail>("200", "the document")
-            .responds("200", "with raw: the content itself, in its content type", "*/*"),
+            .about("The document's latest version (or `version`), with its content (a binary one's bytes in `content_base64`), every version newest first, and the documents whose relations name it. GET /api/raw/docs/{name} answers the content itself.")
+            .path_schema("name", doc_name()),
+        Op::get("/raw/docs/{*name}", docs::raw, "A document's content itself, with its media type")
+            .about("The bytes of the latest version (or `version`), as they were pushed, with the document's `content_type` (the dashboard's download link).")
+            .responds("200", "the content, in the document's media type", "*/*")
+            .path_schema("name", doc_name()),
         Op::delete("/docs/{*name}", docs::delete, "Remove a document and all its versions")
-            .about("Announced as a `document` event ({name, deleted}). Needs the admin token or a session token (launcher tokens get 403)."),
+            .about("Announced as a `document` event ({name, deleted}). Needs the admin token or a session token (launcher tokens get 403).")
+            .path_schema("name", doc_name()),
         Op::get("/projects/{id}/orchestrator", projects::lead, "The lead's status for a project")
             .about("In the shape of seed 000's dashboard: `status` is running, stale or stopped from the age of the last heartbeat (10 and 60 minutes by default, or the project's heartbeat_stale_s / heartbeat_stopped_s), with the agents at work, the task counts and the next wave. The scheduler beats while the project has unfinished tasks; a lead agent beats with POST /api/projects/{id}/heartbeat."),
         Op::get("/projects/{id}/lead", leads::show, "The lead Baton runs for the project")
             .about("Its agent, task and session (the acting one: `fence` rises at every change, and a request of an earlier session is refused), `state` (working, idle, reviving, stopped, done), its process while it works, its deadline, how often it was restarted and why. 404 when no lead was ever started.")
             .returns::<baton_core::memory::LeadView>("200", "the lead"),
         Op::post("/projects/{id}/lead/start", leads::start, "Start the project's lead (admin)")
-            .about("Runs `agent` (or the project's `lead` setting) as the project's lead: a task of its own whose prompt is the lead template rendered from the project (its name, paths, context, the agents it may hand work to and the current task graph). Baton keeps it alive: a run that dies is resumed in the same session, and a resume that fails gives way to a fresh session with a handoff (its memory, journal and the open tasks). Between its wakings (a task it started ending, a message, a timer it set, a person writing to it) it rests with no process. It ends at its deadline (`lead_timeout_s`, 4 hours by default) or when it says it is done. Starting a running lead again with the same agent changes nothing; with another agent, 409. 404 for an unknown agent. The body may be empty."),
+            .about("Runs `agent` (or the project's `lead` setting) as the project's lead: a task of its own whose prompt is the lead template rendered from the project (its name, paths, context, the agents it may hand work to and the current task graph). Baton keeps it alive: a run that dies is resumed in the same session, and a resume that fails gives way to a fresh session with a handoff (its memory, journal and the open tasks). Between its wakings (a task it started ending, a message, a timer it set, a person writing to it) it rests with no process. It ends at its deadline (`lead_timeout_s`, 4 hours by default) or when it says it is done. Starting a running lead again with the same agent changes nothing; with another agent, 409. 404 for an unknown agent; 409 when the body names no agent and the project has no `lead` setting. The body may be empty."),
         Op::post("/projects/{id}/lead/stop", leads::stop, "Stop the project's lead (admin)")
             .about("It is no longer wanted: its task is stopped if it works, and Baton does not bring it back (the project's `lead` setting does not start it again until `lead/start`)."),
         Op::post("/projects/{id}/lead/done", leads::done, "The lead says it is done")
@@ -102,13 +106,11 @@ pub(crate) fn api_ops() -> Ops {
             .about("The plans submitted with POST /api/plans, newest first (at most 1000).")
             .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))),
         Op::post("/plans", plans::create, "Submit a DAG of tasks in one call")
-            .about("Creates every task of the plan, as JSON or YAML (Content-Type: application/yaml; bodies up to 32 MiB, at most 50,000 tasks). Tasks name each other in `depends_on` by their names in the plan (or by ids of existing tasks); the whole plan is checked first (names, agents, dependencies, cycles) and nothing is created if anything is wrong: 400 dependency_cycle names the cycle in `details.cycle`. The optional synthesis task depends on every task and receives every result. Launcher tokens get 403; a session token may only start agents its definition's delegates_to names.")
-            .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
-            .takes("application/yaml", "the same plan in YAML"),
+            .about("Creates every task of the plan, as JSON or, for people, YAML of the same shape (Content-Type: application/yaml, where a scalar is read as text wherever text is expected; bodies up to 32 MiB, at most 50,000 tasks). Tasks name each other in `depends_on` by their names in the plan (or by ids of existing tasks); the whole plan is checked first (names, agents, dependencies, cycles) and nothing is created if anything is wrong: 422 dependency_cycle names the cycle in `details.cycle`. The optional synthesis task depends on every task and receives every result. Launcher tokens get 403; a session token may only start agents its definition's delegates_to names.")
+            .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))),
         Op::post("/plans/check", plans::check, "Check a plan without creating it")
             .about("Checks a plan exactly as POST /api/plans does (names, agents, dependencies, cycles, delegation) and answers with the tasks it would create, prerequisites first, each with its agent and what it waits for; nothing is created. The errors are POST /api/plans' own: a task's error names it in `details.task`, a cycle its members in `details.cycle`, and YAML that does not parse its `details.line` and `details.column`.")
-            .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)))
-            .takes("application/yaml", "the same plan in YAML"),
+            .map_route(|r| r.layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))),
         Op::get("/plans/{id}", plans::show, "A plan with its tasks")
             .about("The plan, and its tasks whole in `task_list` (the synthesis last)."),
         Op::post("/orchestrate/task", plans::orchestrate, "Plan, execute and synthesise a description")
@@ -136,10 +138,13 @@ pub(crate) fn api_ops() -> Ops {
         Op::get("/agents/{name}/memory/context", memory::context, "What of its memory reaches the agent")
             .about("Exactly the text the agent gets at a task's start (Claude Code also after a resume or a compaction, through its SessionStart hook): its blocks whole, then its newest journal entries, within the budget. A block that does not fit is named, never cut."),
         Op::put("/agents/{name}/memory/{label}", memory::put, "Write a block of an agent's memory")
-            .about("Replaces the block's text (or appends to it, with `mode: append`) as a new version; every version is kept. A write that would make the block longer than its limit is refused with 413 payload_too_large, its `details` giving `size`, `current` and `limit`, and nothing changes: nothing is ever cut. A person may also set `limit` (1 to 100,000 characters), `read_only`, `description` and `share_with` (the block becomes shared with those agents); an agent's session token may write its own agent's blocks that are not read-only. Labels are simple names."),
-        Op::get("/agents/{name}/memory/{label}", memory::versions, "Every version of a block, newest first"),
+            .about("Replaces the block's text (or appends to it, with `mode: append`) as a new version; every version is kept. A write that would make the block longer than its limit is refused with 413 payload_too_large, its `details` giving `size`, `current` and `limit`, and nothing changes: nothing is ever cut. A person may also set `limit` (1 to 100,000 characters), `read_only`, `description` and `share_with` (the block becomes shared with those agents); an agent's session token may write its own agent's blocks that are not read-only. Labels are simple names.")
+            .path_schema("label", simple_name()),
+        Op::get("/agents/{name}/memory/{label}", memory::versions, "Every version of a block, newest first")
+            .path_schema("label", simple_name()),
         Op::post("/agents/{name}/memory/{label}/revert", memory::revert, "Bring back an earlier version of a block")
-            .about("Writes the text of `version` again as the newest version (the versions between are kept)."),
+            .about("Writes the text of `version` again as the newest version (the versions between are kept).")
+            .path_schema("label", simple_name()),
         Op::post("/agents/{name}/journal", memory::note, "Add a note to an agent's journal")
             .about("Baton itself records each task's end in the journal (its outcome, diff stat, cost and last message, also when the agent was killed); this adds a note of the agent's or a person's. Needs the admin token or a session token of that agent."),
         Op::post("/agents/{name}/messages", memory::send, "Send a message to an agent's inbox")
@@ -226,10 +231,14 @@ pub(crate) fn api_ops() -> Ops {
         Op::post("/runs/{id}/finished", runs::finished, "Launcher protocol: the agent process ended"),
         Op::get("/launchers", launchers::list, "List launchers"),
         Op::post("/launchers/register", launchers::register, "Launcher protocol: register (again, after a restart, with the same id)"),
-        Op::post("/launchers/{id}/poll", launchers::poll, "Launcher protocol: wait for runs to start or stop; woken the moment a run is queued"),
-        Op::post("/launchers/{id}/attach", launchers::attach, "Launcher protocol: a restarted launcher names the runs it still has"),
-        Op::post("/launchers/{id}/heartbeat", launchers::heartbeat, "Launcher protocol: heartbeat with the runs it supervises"),
-        Op::post("/launchers/{id}/orders/done", launchers::order_done, "Launcher protocol: an order (stop, clean, fetch) was carried out"),
+        Op::post("/launchers/{id}/poll", launchers::poll, "Launcher protocol: wait for runs to start or stop; woken the moment a run is queued")
+            .path_schema("id", launcher_id()),
+        Op::post("/launchers/{id}/attach", launchers::attach, "Launcher protocol: a restarted launcher names the runs it still has")
+            .path_schema("id", launcher_id()),
+        Op::post("/launchers/{id}/heartbeat", launchers::heartbeat, "Launcher protocol: heartbeat with the runs it supervises")
+            .path_schema("id", launcher_id()),
+        Op::post("/launchers/{id}/orders/done", launchers::order_done, "Launcher protocol: an order (stop, clean, fetch) was carried out")
+            .path_schema("id", launcher_id()),
         Op::post("/launchers/{id}/drain", launchers::drain, "Drain a launcher: it finishes its runs and takes no new ones"),
         Op::post("/launchers/{id}/undrain", launchers::undrain, "Undrain a launcher: it takes new runs again"),
         Op::post("/runs/{id}/checkpoint", runs::checkpoint, "Launcher protocol: a run's work was committed to its branch as a checkpoint"),
@@ -314,6 +323,8 @@ pub fn app(state: Arc<AppState>, http: Arc<ServerConfig>) -> Router {
         .unwrap_or_else(|_| baton_client::Client::new("http://127.0.0.1:1", None).expect("a valid URL"));
     let mcp = Router::new()
         .nest_service("/mcp", baton_mcp::http_service(coordinator))
+        .layer(middleware::map_response(http::mcp_allow))
+        .layer(middleware::map_request(http::mcp_accept))
         .layer(middleware::map_response(http::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     site_ops()
@@ -326,6 +337,21 @@ pub fn app(state: Arc<AppState>, http: Arc<ServerConfig>) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(http, auth::guard_origin))
         .with_state(state)
+}
+
+/// A launcher's exact id, as the launcher protocol's paths take it.
+fn launcher_id() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "pattern": "^l-[0-9a-hjkmnp-tv-z]{10}$" })
+}
+
+/// A simple name (a memory block's label, say).
+fn simple_name() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "pattern": baton_core::names::SIMPLE_NAME_PATTERN })
+}
+
+/// A document's name, as `/api/docs/{name}` takes it.
+fn doc_name() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "minLength": 1, "maxLength": 200, "pattern": baton_core::names::DOC_NAME_PATTERN })
 }
 
 async fn not_found() -> AppError {

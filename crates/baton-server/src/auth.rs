@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use baton_core::api::ErrorCode;
+use baton_core::model::TokenKind;
 use baton_domain::AppState;
 pub use baton_domain::tokens::{Caller, hash_token, new_token, random_hex, random_id, token_record};
 
@@ -79,10 +80,41 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             }
         };
         match record {
-            Some(r) => Ok(Auth(Caller { kind: r.kind, subject: r.subject, token_hash: r.hash })),
+            Some(r) => {
+                check_launcher_protocol(parts, r.kind == TokenKind::Launcher)?;
+                Ok(Auth(Caller { kind: r.kind, subject: r.subject, token_hash: r.hash }))
+            }
             None => Err(AppError::new(ErrorCode::Unauthorized, "unknown or revoked token")),
         }
     }
+}
+
+/// A launcher's every request names its protocol; one older than this
+/// coordinator works with is refused (426) rather than handed work it would
+/// misread. No header is protocol 1 (Baton before the header). Other callers
+/// need not name one, but one they name is checked as a launcher's.
+fn check_launcher_protocol(parts: &Parts, launcher: bool) -> Result<(), AppError> {
+    use baton_core::api::{LAUNCHER_PROTOCOL, LAUNCHER_PROTOCOL_HEADER, MIN_LAUNCHER_PROTOCOL};
+    let named = parts.headers.get(LAUNCHER_PROTOCOL_HEADER).map(|v| v.to_str().unwrap_or("?"));
+    let theirs = match named {
+        None if !launcher => return Ok(()),
+        None => 1,
+        Some(v) => v.trim().parse::<u32>().map_err(|_| {
+            AppError::invalid(format!("{LAUNCHER_PROTOCOL_HEADER} must be a number (this coordinator speaks {LAUNCHER_PROTOCOL})"))
+        })?,
+    };
+    if theirs < MIN_LAUNCHER_PROTOCOL {
+        return Err(AppError::new(
+            ErrorCode::UpgradeRequired,
+            format!(
+                "this launcher speaks launcher protocol {theirs}; this coordinator (Baton {}) needs protocol \
+                 {MIN_LAUNCHER_PROTOCOL} or later: upgrade the launcher to the coordinator's Baton",
+                env!("CARGO_PKG_VERSION")
+            ),
+        )
+        .with_details(serde_json::json!({ "launcher_protocol": theirs, "needs": MIN_LAUNCHER_PROTOCOL })));
+    }
+    Ok(())
 }
 
 /// Refuses requests without a valid bearer token (for `/mcp`, whose tools then

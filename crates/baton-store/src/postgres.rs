@@ -53,7 +53,7 @@ use db::{Conn, PgDb};
 pub(crate) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
 
 /// The advisory lock every write transaction holds.
-const WRITE_LOCK: i64 = 0x6261_746f_6e00;
+pub(crate) const WRITE_LOCK: i64 = 0x6261_746f_6e00;
 
 /// How many events are read per query when catching up.
 const CATCH_UP_PAGE: i64 = 1_000;
@@ -169,7 +169,59 @@ pub fn open(options: &PgOptions) -> Result<Store, StoreError> {
 fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
     let place = redact(&options.url);
     let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { place: place.clone(), source };
-    let (url, tls_settings) = tls::split(&options.url).map_err(|e| open_err(e.into()))?;
+    let (config, _) = settings(&options.url)?;
+    let mut first = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
+    let me = schema::Replica { id: &options.replica, host: &options.host };
+    schema::migrate(&mut first.client, &me).map_err(|e| match e {
+        StoreError::Database(source) | StoreError::Unavailable(source) => open_err(source),
+        other => other,
+    })?;
+    let last =
+        first.query("SELECT COALESCE(MAX(id), 0)::BIGINT FROM events", &[])?.first().map_or(0, |r| r.get::<_, i64>(0));
+
+    let (events, _) = broadcast::channel(crate::sqlite::EVENT_BUFFER);
+    let (notices, _) = broadcast::channel(crate::sqlite::NOTICE_BUFFER);
+    let publisher = Arc::new(Publisher { last: Mutex::new(last), events: events.clone(), notices: notices.clone() });
+    let spawn_err = |e: std::io::Error| open_err(Box::new(e));
+
+    let (write_tx, write_rx) = mpsc::channel::<(WriteJob, bool)>();
+    let fence = Arc::new(Mutex::new(None));
+    let writer = Writer {
+        config: config.clone(),
+        conn: Some(first),
+        publisher: Arc::clone(&publisher),
+        replica: options.replica.clone(),
+        fence: Arc::clone(&fence),
+    };
+    thread::Builder::new().name("baton-pg-writer".into()).spawn(move || writer.run(write_rx)).map_err(spawn_err)?;
+
+    let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
+    let read_rx = Arc::new(Mutex::new(read_rx));
+    for i in 0..options.readers.max(1) {
+        let conn = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
+        let (jobs, config) = (Arc::clone(&read_rx), config.clone());
+        thread::Builder::new()
+            .name(format!("baton-pg-reader-{i}"))
+            .spawn(move || read_loop(config, conn, jobs))
+            .map_err(spawn_err)?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener =
+        Listener { config, publisher, replica: options.replica.clone(), stop: Arc::clone(&stop), fence: Arc::clone(&fence) };
+    let mut conn = connect(&listener.config).map_err(|e| open_err(describe(&e).into()))?;
+    listener.listen(&mut conn)?;
+    thread::Builder::new().name("baton-pg-listener".into()).spawn(move || listener.run(conn)).map_err(spawn_err)?;
+
+    let backend = PgBackend { writes: write_tx, reads: read_tx, stop, fence: Arc::clone(&fence) };
+    Ok(Store::new(Arc::new(backend), events, notices))
+}
+
+/// The connection settings a store URL names, TLS included.
+fn settings(url: &str) -> Result<(PgConfig, tls::TlsSettings), StoreError> {
+    let place = redact(url);
+    let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { place: place.clone(), source };
+    let (url, tls_settings) = tls::split(url).map_err(|e| open_err(e.into()))?;
     let tls = tls::client_config(&tls_settings).map_err(|e| open_err(e.into()))?.map(tls::Rustls);
     let mut config = Config::from_str(&url).map_err(|e| {
         open_err(
@@ -186,49 +238,60 @@ fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
         tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
         _ => postgres::config::SslMode::Require,
     });
-    let config = PgConfig { pg: config, tls };
-    let mut first = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
-    let me = schema::Replica { id: &options.replica, host: &options.host };
-    schema::migrate(&mut first.client, &me).map_err(|e| match e {
-        StoreError::Database(source) | StoreError::Unavailable(source) => open_err(source),
-        other => other,
-    })?;
-    let last =
-        first.query("SELECT COALESCE(MAX(id), 0)::BIGINT FROM events", &[])?.first().map_or(0, |r| r.get::<_, i64>(0));
+    Ok((PgConfig { pg: config, tls }, tls_settings))
+}
 
-    let (events, _) = broadcast::channel(crate::sqlite::EVENT_BUFFER);
-    let (notices, _) = broadcast::channel(crate::sqlite::NOTICE_BUFFER);
-    let publisher = Arc::new(Publisher { last: Mutex::new(last), events: events.clone(), notices: notices.clone() });
-    let spawn_err = |e: std::io::Error| open_err(Box::new(e));
+/// What `baton doctor` and `baton backup` say of a PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    /// `server_version`.
+    pub version: String,
+    /// The TLS version of the connection, when it is encrypted.
+    pub tls: Option<String>,
+    /// How far the server's certificate was checked: `the CA and the host name`,
+    /// `the CA`, or `nothing`.
+    pub verified: &'static str,
+    /// `wal_level` (point-in-time recovery needs `replica` or `logical`).
+    pub wal_level: String,
+    /// `archive_mode`.
+    pub archive_mode: String,
+    /// Baton's schema in it, when Baton has been there.
+    pub schema: Option<i64>,
+}
 
-    let (write_tx, write_rx) = mpsc::channel::<(WriteJob, bool)>();
-    let writer = Writer {
-        config: config.clone(),
-        conn: Some(first),
-        publisher: Arc::clone(&publisher),
-        replica: options.replica.clone(),
+/// Connects to the store at `url` (changing nothing) and reports the server,
+/// the connection's encryption and what was verified, and the settings a
+/// backup depends on.
+pub fn inspect(url: &str) -> Result<ServerReport, StoreError> {
+    let url = url.to_owned();
+    thread::scope(|scope| scope.spawn(|| inspect_here(&url)).join()).unwrap_or(Err(StoreError::Panicked))
+}
+
+fn inspect_here(url: &str) -> Result<ServerReport, StoreError> {
+    let place = redact(url);
+    let (config, tls_settings) = settings(url)?;
+    let mut conn = connect(&config).map_err(|e| StoreError::Open { place, source: describe(&e).into() })?;
+    let one = |c: &mut Conn, sql: &str| -> Result<String, StoreError> {
+        Ok(c.query(sql, &[])?.first().map(|r| r.get::<_, String>(0)).unwrap_or_default())
     };
-    thread::Builder::new().name("baton-pg-writer".into()).spawn(move || writer.run(write_rx)).map_err(spawn_err)?;
-
-    let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
-    let read_rx = Arc::new(Mutex::new(read_rx));
-    for i in 0..options.readers.max(1) {
-        let conn = connect(&config).map_err(|e| open_err(describe(&e).into()))?;
-        let (jobs, config) = (Arc::clone(&read_rx), config.clone());
-        thread::Builder::new()
-            .name(format!("baton-pg-reader-{i}"))
-            .spawn(move || read_loop(config, conn, jobs))
-            .map_err(spawn_err)?;
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let listener = Listener { config, publisher, replica: options.replica.clone(), stop: Arc::clone(&stop) };
-    let mut conn = connect(&listener.config).map_err(|e| open_err(describe(&e).into()))?;
-    listener.listen(&mut conn)?;
-    thread::Builder::new().name("baton-pg-listener".into()).spawn(move || listener.run(conn)).map_err(spawn_err)?;
-
-    let backend = PgBackend { writes: write_tx, reads: read_tx, stop };
-    Ok(Store::new(Arc::new(backend), events, notices))
+    let version = one(&mut conn, "SHOW server_version")?;
+    let wal_level = one(&mut conn, "SHOW wal_level")?;
+    let archive_mode = one(&mut conn, "SHOW archive_mode")?;
+    let tls = conn
+        .query("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl", &[])?
+        .first()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "TLS".into()));
+    let verified = match (tls.is_some(), tls_settings.mode, tls_settings.root_cert.is_some()) {
+        (false, ..) => "nothing",
+        (true, tls::SslMode::VerifyFull, _) => "the CA and the host name",
+        (true, tls::SslMode::VerifyCa, _) | (true, tls::SslMode::Require, true) => "the CA",
+        _ => "nothing",
+    };
+    let schema = match conn.query("SELECT version FROM schema_version", &[]) {
+        Ok(rows) => rows.first().map(|r| r.get::<_, i64>(0)),
+        Err(_) => None,
+    };
+    Ok(ServerReport { version, tls, verified, wal_level, archive_mode, schema })
 }
 
 /// The connection settings, with TLS when the URL asks for it.
@@ -257,6 +320,8 @@ struct PgBackend {
     reads: Sender<ReadJob>,
     /// Tells the listener to stop.
     stop: Arc<AtomicBool>,
+    /// Why this replica stopped taking work, when it did.
+    fence: Arc<Mutex<Option<String>>>,
 }
 
 impl Backend for PgBackend {
@@ -270,6 +335,10 @@ impl Backend for PgBackend {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.fence.lock().ok().and_then(|f| f.clone())
     }
 }
 
@@ -352,6 +421,9 @@ struct Writer {
     conn: Option<Conn>,
     publisher: Arc<Publisher>,
     replica: String,
+    /// Why this replica stopped taking work (a breaking migration by a newer
+    /// one), when it did: every write is then refused.
+    fence: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
@@ -391,7 +463,18 @@ impl Writer {
             fail_all(batch, &e);
             return;
         }
+        // Checked under the write lock: a breaking migration takes it too, so no
+        // write of this replica lands after the migration once it stopped.
+        let fenced = self.fence.lock().ok().and_then(|f| f.clone());
         let conn = self.conn.as_mut().expect("connected");
+        if let Some(message) = fenced {
+            let _ = conn.client.batch_execute("ROLLBACK");
+            for job in batch {
+                let (_, completion) = job(Err(StoreError::Incompatible { message: message.clone() }));
+                completion(Err(StoreError::Incompatible { message: message.clone() }));
+            }
+            return;
+        }
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let (mut appended, mut notices) = (Vec::new(), Vec::new());
         // A job alone needs no savepoint: if it fails, the transaction is rolled back.
@@ -561,9 +644,30 @@ struct Listener {
     publisher: Arc<Publisher>,
     replica: String,
     stop: Arc<AtomicBool>,
+    /// Set (and recorded in `replicas.stopped`) when the database's floor
+    /// passes the schema this build knows.
+    fence: Arc<Mutex<Option<String>>>,
 }
 
 impl Listener {
+    /// Stops taking work when the database moves past what this build can use
+    /// (and takes it up again if that move was called off).
+    fn check_fence(&self, c: &mut Conn) -> Result<(), StoreError> {
+        let reason = schema::fence_reason(&mut c.client, schema::known())?;
+        let Ok(mut fence) = self.fence.lock() else { return Ok(()) };
+        if *fence == reason {
+            return Ok(());
+        }
+        match &reason {
+            Some(r) => tracing::error!("{r}"),
+            None => tracing::warn!("the database's move to a newer schema was called off; taking work again"),
+        }
+        *fence = reason.clone();
+        drop(fence);
+        c.execute("UPDATE replicas SET stopped = $2 WHERE id = $1", &[&self.replica, &reason])?;
+        Ok(())
+    }
+
     fn listen(&self, conn: &mut Conn) -> Result<(), StoreError> {
         conn.client.batch_execute("LISTEN baton_events; LISTEN baton_notices").map_err(pg_err)
     }
@@ -594,7 +698,7 @@ impl Listener {
             if beat.elapsed() >= REPLICA_BEAT {
                 beat = Instant::now();
                 let sql = format!("UPDATE replicas SET seen_at = {NOW_MS} WHERE id = $1");
-                if let Err(e) = c.execute(&sql, &[&self.replica]) {
+                if let Err(e) = c.execute(&sql, &[&self.replica]).and_then(|_| self.check_fence(c)) {
                     tracing::warn!(error = %e, "could not record that this coordinator is alive");
                 }
             }

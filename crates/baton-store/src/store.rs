@@ -595,6 +595,11 @@ pub trait Backend: Send + Sync {
     fn submit_read(&self, job: ReadJob) -> Result<(), StoreError>;
     /// Which database this is.
     fn kind(&self) -> &'static str;
+    /// Why this coordinator stopped taking work, when it did (a newer one's
+    /// breaking migration of a shared database).
+    fn stopped(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The handle to the store. Cheap to clone.
@@ -632,6 +637,12 @@ impl Store {
     /// Which database this is, for people (`sqlite`, `postgres`).
     pub fn kind(&self) -> &'static str {
         self.backend.kind()
+    }
+
+    /// Why this coordinator stopped taking work, when it did: every write is
+    /// refused (a newer replica moved the shared database past this build).
+    pub fn stopped(&self) -> Option<String> {
+        self.backend.stopped()
     }
 
     /// Runs `f` in a write transaction and returns its result once committed. When

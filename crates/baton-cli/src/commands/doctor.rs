@@ -246,6 +246,9 @@ pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
         }
         None => lines.push(line(Verdict::Ok, "data directory: none here yet (`baton up` makes .baton/)", None)),
     }
+    if let Some(url) = args.store.as_deref().filter(|u| u.starts_with("postgres")) {
+        lines.push(postgres(url));
+    }
     for l in &lines {
         let tag = match l.verdict {
             Verdict::Ok => "ok  ",
@@ -260,8 +263,69 @@ pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
     Ok(if lines.iter().any(|l| l.verdict == Verdict::Fail) { 1 } else { 0 })
 }
 
+/// A PostgreSQL store: reachable, encrypted, and what was verified.
+fn postgres(url: &str) -> Line {
+    let place = baton_store::postgres::redact(url);
+    match baton_store::postgres::inspect(url) {
+        Err(e) => line(Verdict::Fail, format!("store {place}: {}", error_chain(&e)), Some("check the URL, the server and the network")),
+        Ok(r) => {
+            let schema = r.schema.map_or("no Baton schema yet".to_owned(), |s| format!("Baton schema {s}"));
+            let what = match &r.tls {
+                Some(v) => format!("store {place}: PostgreSQL {}, {schema}; encrypted ({v}), verified: {}", r.version, r.verified),
+                None => format!("store {place}: PostgreSQL {}, {schema}; NOT encrypted", r.version),
+            };
+            match (&r.tls, r.verified) {
+                (Some(_), "the CA and the host name") => line(Verdict::Ok, what, None),
+                (Some(_), _) => line(Verdict::Warn, what, Some("add sslmode=verify-full&sslrootcert=CA.pem to the URL")),
+                (None, _) => line(Verdict::Warn, what, Some("add sslmode=verify-full&sslrootcert=CA.pem, unless the server is on this host or a private network")),
+            }
+        }
+    }
+}
+
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// `baton backup` of a PostgreSQL store: the server checked, and how to back
+/// it up with its own tools.
+fn backup_postgres(url: &str, file: &Path) -> Result<u8, CliError> {
+    let place = baton_store::postgres::redact(url);
+    let r = match baton_store::postgres::inspect(url) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAIL  store {place}: {}", error_chain(&e));
+            return Ok(1);
+        }
+    };
+    let pitr = matches!(r.wal_level.as_str(), "replica" | "logical") && r.archive_mode != "off";
+    println!("PostgreSQL {} at {place} ({}).", r.version, r.schema.map_or("no Baton schema yet".into(), |s| format!("Baton schema {s}")));
+    println!("Baton does not copy a PostgreSQL store itself: use the server's tools, which take a consistent");
+    println!("snapshot while Baton runs, blobs and all (they are rows).");
+    println!("  back up:   pg_dump --format=custom --file={} '{place}'", file.display());
+    println!("  restore:   createdb NEWDB && pg_restore --no-owner --dbname=NEWDB {}", file.display());
+    println!("             then baton up --store postgres://…/NEWDB (the launchers' spools are on their hosts)");
+    println!(
+        "  point-in-time recovery: wal_level={} archive_mode={} — {}",
+        r.wal_level,
+        r.archive_mode,
+        if pitr { "ready (base backups with pg_basebackup, WAL archived)" } else { "not set up (needs wal_level=replica and archive_mode=on)" }
+    );
+    Ok(0)
+}
+
 /// `baton backup`: a consistent copy of the SQLite store (or `--verify`).
 pub fn backup(args: crate::cli::BackupArgs) -> Result<u8, CliError> {
+    if let Some(url) = args.store.as_deref().filter(|u| u.starts_with("postgres")) {
+        return backup_postgres(url, &args.file);
+    }
     let known = baton_store::sqlite::known_version();
     if args.verify {
         return match baton_store::backup::verify(&args.file, known) {

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 use crate::harness::Baton;
 
 /// Sends a raw request; the status and the JSON body.
+/// The launcher protocol header: this build's, and the one before it.
+const P2: [(&str, &str); 1] = [("Baton-Launcher-Protocol", "2")];
+const P1: [(&str, &str); 1] = [("Baton-Launcher-Protocol", "1")];
+
 async fn raw(
     b: &Baton,
     method: Method,
@@ -282,11 +286,21 @@ async fn launcher_reports_for_foreign_runs_and_bad_batches_are_refused() {
     // A launcher of this test's own, through the real protocol, holds the run.
     let token = b.launcher_token("tester").await;
     let register = r#"{"name":"tester","hostname":"h","version":"0","slots":1,"executors":["command"]}"#;
-    let (status, me) = raw(&b, Method::POST, "/api/launchers/register", Some(&token), &[], Some(register)).await;
+    // A launcher that names no protocol speaks protocol 1, older than this
+    // coordinator works with: refused by name, nothing registered.
+    let (status, old) = raw(&b, Method::POST, "/api/launchers/register", Some(&token), &[], Some(register)).await;
+    assert_error(status, &old, 426, "upgrade_required");
+    assert!(old["error"]["message"].as_str().unwrap().contains("launcher protocol 1"), "{old}");
+    let (status, old) = raw(&b, Method::POST, "/api/launchers/register", Some(&token), &P1, Some(register)).await;
+    assert_error(status, &old, 426, "upgrade_required");
+    let launchers: Vec<Value> = b.client.get("/api/launchers").await.unwrap();
+    assert!(launchers.is_empty(), "{launchers:?}");
+    let (status, me) = raw(&b, Method::POST, "/api/launchers/register", Some(&token), &P2, Some(register)).await;
     assert_eq!(status, 200, "{me}");
+    assert_eq!(me["protocol"], 2, "the coordinator names its protocol: {me}");
     let lid = me["launcher"]["id"].as_str().unwrap().to_owned();
     let (status, work) =
-        raw(&b, Method::POST, &format!("/api/launchers/{lid}/poll"), Some(&token), &[], Some(r#"{"wait_ms":5000}"#))
+        raw(&b, Method::POST, &format!("/api/launchers/{lid}/poll"), Some(&token), &P2, Some(r#"{"wait_ms":5000}"#))
             .await;
     assert_eq!(status, 200, "{work}");
     let run = work["runs"][0]["run"]["id"].as_str().unwrap().to_owned();
@@ -294,7 +308,7 @@ async fn launcher_reports_for_foreign_runs_and_bad_batches_are_refused() {
     let before = snapshot(&b).await;
     let send = |body: String, who: String| {
         let (b, run) = (&b, run.clone());
-        async move { raw(b, Method::POST, &format!("/api/runs/{run}/events"), Some(&who), &[], Some(&body)).await }
+        async move { raw(b, Method::POST, &format!("/api/runs/{run}/events"), Some(&who), &P2, Some(&body)).await }
     };
     let batch = r#"{"from":{"stdout":0,"stderr":0},"to":{"stdout":0,"stderr":0},"events":[{"kind":"task","data":{}}]}"#;
     let (status, body) = send(batch.into(), token.clone()).await;

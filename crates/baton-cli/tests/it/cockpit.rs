@@ -121,7 +121,7 @@ async fn comments_on_the_diff_reach_the_agent_with_their_files_and_lines() {
     let (s, _) = b.post(&format!("/api/tasks/{id}/review"), json!({ "verdict": "approve" })).await;
     assert_eq!(s, 200);
     let (s, bad) = b.post(&format!("/api/tasks/{id}/review"), json!({})).await;
-    assert_eq!(s, 400, "{bad}");
+    assert_eq!((s, bad["error"]["code"].as_str()), (422, Some("invalid_combination")), "{bad}");
 }
 
 #[tokio::test]
@@ -215,7 +215,7 @@ async fn a_plan_is_checked_without_being_created() {
         { "name": "b", "prompt": "b", "agent": "quick", "depends_on": ["a"] }
     ]});
     let (s, refused) = b.post("/api/plans/check", cycle).await;
-    assert_eq!((s, refused["error"]["code"].as_str()), (400, Some("dependency_cycle")), "{refused}");
+    assert_eq!((s, refused["error"]["code"].as_str()), (422, Some("dependency_cycle")), "{refused}");
     let unknown = json!({ "tasks": [{ "name": "x", "prompt": "x", "agent": "nobody" }] });
     let (s, refused) = b.post("/api/plans/check", unknown).await;
     assert_eq!(s, 404, "{refused}");
@@ -261,7 +261,7 @@ async fn agents_round_trip_as_markdown_and_files_are_not_changed_in_place() {
     assert_eq!(s, 409, "a file-backed agent is not deleted in place");
     let (s, _) =
         b.call(reqwest::Method::PUT, "/api/agents/x/markdown", Some(json!({ "markdown": "no front matter" }))).await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 422, "front matter is a language of its own: invalid_content");
 }
 
 #[tokio::test]
@@ -270,7 +270,7 @@ async fn settings_are_written_only_when_they_check_and_a_webhook_gets_its_test()
     let (s, refused) = b
         .call(reqwest::Method::PUT, "/api/projects/repo/config", Some(json!({ "text": "parallel_limit = \"x\"\n" })))
         .await;
-    assert_eq!(s, 400, "{refused}");
+    assert_eq!((s, refused["error"]["code"].as_str()), (422, Some("invalid_content")), "{refused}");
     assert_eq!(refused["error"]["details"]["line"], 1);
     assert!(!b.repo.join(".baton/config.toml").exists(), "nothing was written");
     let (s, project) = b
@@ -340,7 +340,7 @@ async fn a_task_starts_from_the_base_branch_and_model_it_was_given() {
     let path = path.trim_start_matches("- ").split(" (").next().unwrap();
     assert_eq!(std::fs::read_to_string(path).unwrap(), "attached words");
     let (s, refused) = b.post("/api/tasks", json!({ "project": "repo", "prompt": "x", "base": "nope" })).await;
-    assert_eq!(s, 400, "{refused}");
+    assert_eq!(s, 404, "a base branch that does not exist: {refused}");
 }
 
 #[tokio::test]

@@ -21,12 +21,13 @@ async fn a_backup_taken_while_tasks_run_restores_into_a_new_data_directory_with_
     let slow_script =
         format!("echo started; while [ ! -f {} ]; do sleep 0.1; done; echo after-the-backup; sleep 600", go.display());
     b.agent("slow", &slow_script).await;
-    let mut ids = Vec::new();
-    for i in 0..30 {
-        ids.push(b.task(json!({ "prompt": format!("quick {i}"), "agent": "quick" })).await);
-    }
     let slow = b.task(json!({ "prompt": "slow", "agent": "slow" })).await;
     b.wait_for(&slow, "running", |t| t.task.status == TaskStatus::Running && t.task.git.worktree.is_some()).await;
+    // 200 tasks, queued and running while the backup is taken.
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        ids.push(b.task(json!({ "prompt": format!("quick {i}"), "agent": "quick" })).await);
+    }
     let file = b.dir.path().join("baton.tar.gz");
     let out = b.cli(&["backup", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -109,7 +110,8 @@ async fn a_backup_taken_while_tasks_run_restores_into_a_new_data_directory_with_
     assert!(sh(&b.repo, "git fsck --no-progress 2>&1 && echo clean").contains("clean"));
     assert_eq!(baton_store::backup::integrity(&restored.join("baton.db")), Ok(()));
     for id in ids.iter().take(3) {
-        assert_eq!(b.get(id).await.task.status, TaskStatus::Succeeded);
+        let t = b.wait_for(id, "its end", |t| t.task.status.is_finished()).await;
+        assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
     }
 }
 
@@ -170,6 +172,28 @@ fn postgresql_over_tls_is_verified_as_the_url_says() {
     let plain = up_with_store(&format!("{base}?sslmode=disable"));
     let bad_mode = up_with_store(&format!("{base}?sslmode=sometimes"));
     let missing = up_with_store(&format!("{base}?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem"));
+    // baton doctor says what the connection is: encrypted, and what was verified.
+    let doctor = |url: &str| {
+        let out = std::process::Command::new(crate::harness::BATON)
+            .args(["doctor", "--store", url])
+            .current_dir(root.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.contains("store postgres")).unwrap_or_else(|| panic!("no store line: {text}")).to_owned()
+    };
+    let full = doctor(&format!("{base}?sslmode=verify-full&sslrootcert={ca}"));
+    assert!(full.starts_with("ok") && full.contains("encrypted (TLSv1.3)") && full.contains("the CA and the host name"), "{full}");
+    let unverified = doctor(&format!("{base}?sslmode=require"));
+    assert!(unverified.starts_with("warn") && unverified.contains("verified: nothing"), "{unverified}");
+    // baton backup of a PostgreSQL store checks the server and says how.
+    let out = std::process::Command::new(crate::harness::BATON)
+        .args(["backup", "--store", &format!("{base}?sslmode=verify-full&sslrootcert={ca}"), "baton.dump"])
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("pg_dump --format=custom --file=baton.dump") && said.contains("wal_level="), "{said}");
     stop();
     let (mut child, _) = verified.expect("verify-full with the right CA connects");
     let _ = child.kill();

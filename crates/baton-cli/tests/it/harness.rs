@@ -98,6 +98,7 @@ impl Baton {
         let mut baton = Self::unstarted(dir, repo, args);
         baton.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         baton.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        baton.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         baton.launch(ANY_PORT);
         baton
     }
@@ -121,9 +122,19 @@ impl Baton {
         self.replica_under(args, &[])
     }
 
+    /// A replica started with `env` set (another build, played by
+    /// `BATON_TEST_EXTRA_MIGRATIONS`).
+    pub fn replica_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Self {
+        self.replica_of(args, &[], env)
+    }
+
     /// A replica started under `wrapper` (a command that ends by running its
     /// arguments: `unshare …`).
     pub fn replica_under(&self, args: &[&str], wrapper: &[&str]) -> Self {
+        self.replica_of(args, wrapper, &[])
+    }
+
+    fn replica_of(&self, args: &[&str], wrapper: &[&str], env: &[(&str, &str)]) -> Self {
         assert!(self.database.is_some(), "replicas share a PostgreSQL database");
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");

@@ -68,6 +68,19 @@ fn prompts(dir: &Path) -> Vec<(String, String)> {
     found
 }
 
+/// The prompts written to `dir`, once there are at least `count` (the lead's
+/// process is known before its script has written its prompt).
+async fn prompts_within(dir: &Path, count: usize) -> Vec<(String, String)> {
+    for _ in 0..200 {
+        let found = prompts(dir);
+        if found.len() >= count {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} prompts in {}: {:?}", dir.display(), prompts(dir));
+}
+
 #[tokio::test]
 async fn a_killed_lead_runs_again_in_its_session_and_a_failed_resume_starts_fresh_with_a_handoff() {
     let b = Baton::start();
@@ -85,7 +98,7 @@ async fn a_killed_lead_runs_again_in_its_session_and_a_failed_resume_starts_fres
     let task = started["task_id"].as_str().unwrap().to_owned();
     let session = started["session_id"].as_str().unwrap().to_owned();
     lead_until(&b, Duration::from_secs(10), "working", |l| l["state"] == "working" && l["pid"].is_number()).await;
-    let first = prompts(&dir);
+    let first = prompts_within(&dir, 1).await;
     assert!(first[0].1.contains("You lead project repo"), "the template, rendered: {}", first[0].1);
     assert!(first[0].1.contains("- **hand** (command)"), "with the agents it may lead: {}", first[0].1);
     // Its process killed: running again in the same session, within 30 s.

@@ -30,5 +30,6 @@ mod schedules;
 mod schema;
 mod soak;
 mod stream;
+mod upgrades;
 mod webhooks;
 mod worktrees;

@@ -133,7 +133,7 @@ async fn plans_are_checked_whole_before_anything_is_created() {
             ]}),
         )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("dependency_cycle")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("dependency_cycle")), "{body}");
     assert_eq!(body["error"]["details"]["cycle"].as_array().unwrap().len(), 4);
     let (status, body) = b
         .post(

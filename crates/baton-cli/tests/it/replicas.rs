@@ -315,21 +315,84 @@ fn bad_stores_are_refused_at_start_with_a_clear_error() {
     assert_ne!(code, Some(0));
     assert!(err.contains("password authentication failed"), "{err}");
 
-    // A schema newer than this binary.
+    // A schema newer than this binary, past a breaking migration (a downgrade).
     drop(Baton::start_with(&["--no-launcher", "--store", &db.url]));
-    db.execute("UPDATE schema_version SET version = version + 1");
+    db.execute("UPDATE schema_version SET version = version + 1, floor = version + 1");
     let (code, err) = up(&db.url);
     assert_ne!(code, Some(0));
     assert!(err.contains("newer than this Baton knows"), "{err}");
-    db.execute("UPDATE schema_version SET version = version - 1");
-    // A live replica of another schema.
+    db.execute("UPDATE schema_version SET version = version - 1, floor = 5");
+    // A live replica of a Baton older than rolling upgrades, under a breaking
+    // migration this one would run.
     db.execute(
         "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at)
          VALUES ('c-old', 'old-host', '0.0.1', 0, 0, (extract(epoch from clock_timestamp()) * 1000)::BIGINT)",
     );
-    let (code, err) = up(&db.url);
-    assert_ne!(code, Some(0));
-    assert!(err.contains("c-old") && err.contains("one Baton version"), "{err}");
+    let out = std::process::Command::new(BATON)
+        .args(["up", "--listen", "127.0.0.1:0", "--no-launcher", "--store", &db.url, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .current_dir(dir.path())
+        .env("BATON_LOG", "error")
+        .env("BATON_TEST_EXTRA_MIGRATIONS", "breaking")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("c-old") && err.contains("cannot stop itself"), "{err}");
+    assert_eq!(db.integers("SELECT version FROM schema_version"), [7], "nothing migrated");
+}
+
+/// The database's schema version and floor.
+fn schema_of(db: &baton_testkit::pg::TestDatabase) -> (i64, i64) {
+    let row = db.integers("SELECT version FROM schema_version UNION ALL SELECT floor FROM schema_version");
+    (row[0], row[1])
+}
+
+#[tokio::test]
+async fn a_rolling_upgrade_keeps_older_replicas_working_and_a_breaking_migration_stops_them_first() {
+    let old = Baton::start_on_postgres(&[]);
+    let db = old.database.clone().unwrap();
+    old.agent("quick", "echo done > done-$BATON_TASK_ID.txt && git add -A && git commit -qm done").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(old.task(json!({ "prompt": format!("before {i}"), "agent": "quick" })).await);
+    }
+    // The next version, whose one migration is compatible, migrates under the
+    // old replica, which keeps working beside it.
+    let next = old.replica_with_env(&[], &[("BATON_TEST_EXTRA_MIGRATIONS", "compatible")]);
+    assert_eq!(schema_of(&db), (8, 5));
+    for (i, b) in [&old, &next, &old, &next].into_iter().enumerate() {
+        ids.push(b.task(json!({ "prompt": format!("side by side {i}"), "agent": "quick" })).await);
+    }
+    for id in &ids {
+        let t = next.wait_for(id, "the end", |t| t.task.status.is_finished()).await;
+        assert_eq!(t.task.status, TaskStatus::Succeeded, "{id}: {:?}", t.task.reason);
+    }
+    let health: Value = old.client.get("/healthz").await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // A version with a breaking migration: both older replicas stop taking work,
+    // each saying why, before it migrates.
+    let started = Instant::now();
+    let newest = old.replica_with_env(&[], &[("BATON_TEST_EXTRA_MIGRATIONS", "compatible,breaking")]);
+    println!("the breaking migration ran {:?} after its replica started", started.elapsed());
+    assert_eq!(schema_of(&db), (9, 9));
+    for b in [&old, &next] {
+        let health: Value = b.client.get("/healthz").await.unwrap();
+        assert_eq!(health["status"], "stopped", "{health}");
+        assert!(health["stopped"].as_str().is_some_and(|r| r.contains("schema 9") && r.contains("upgrade")), "{health}");
+        let (s, refused) = b.post("/api/tasks", json!({ "prompt": "refused", "agent": "quick" })).await;
+        assert_eq!((s, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().contains("stopped taking work"), "{refused}");
+    }
+    let stopped = db.integers("SELECT count(*) FROM replicas WHERE stopped IS NOT NULL");
+    assert_eq!(stopped, [2], "each older replica recorded why it stopped");
+    // The newest works on; every task made before is there, and kept.
+    let last = newest.task(json!({ "prompt": "after", "agent": "quick" })).await;
+    let t = newest.wait_for(&last, "the end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let all: Vec<Value> = newest.client.get("/api/tasks").await.unwrap();
+    let known: HashSet<&str> = all.iter().filter_map(|t| t["id"].as_str()).collect();
+    assert!(ids.iter().all(|id| known.contains(id.as_str())), "nothing lost");
 }
 
 /// How many of the project's lead tasks are at work or waiting to be.

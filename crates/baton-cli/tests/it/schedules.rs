@@ -52,10 +52,10 @@ async fn a_schedule_fires_on_time_and_not_over_its_open_task() {
     let out = b.cli(&["schedule", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("ticks"));
     for (body, status) in [
-        (json!({ "project": "repo", "cron": "0 25 * * *", "prompt": "x" }), 400),
-        (json!({ "project": "repo", "every": "500ms", "prompt": "x" }), 400),
+        (json!({ "project": "repo", "cron": "0 25 * * *", "prompt": "x" }), 422),
+        (json!({ "project": "repo", "every": "500ms", "prompt": "x" }), 422),
         (json!({ "project": "repo", "every": "1m", "agent": "nobody", "prompt": "x" }), 404),
-        (json!({ "project": "repo", "cron": "0 3 * * *", "every": "1m", "prompt": "x" }), 400),
+        (json!({ "project": "repo", "cron": "0 3 * * *", "every": "1m", "prompt": "x" }), 422),
     ] {
         let bad_cron = body["cron"] == "0 25 * * *";
         let (s, v) = b.post("/api/schedules", body).await;
@@ -150,7 +150,7 @@ async fn a_signed_delivery_starts_a_task_once_within_its_rate() {
             json!({ "name": "alerts", "agent": "fixer", "template": "Fix {{payload.title}} {{oops}}" }),
         )
         .await;
-    assert_eq!(s, 400, "{bad}");
+    assert_eq!((s, bad["error"]["code"].as_str()), (422, Some("invalid_content")), "{bad}");
     let out = b.cli(&[
         "trigger",
         "add",

@@ -323,18 +323,18 @@ async fn bad_repositories_branches_and_merges_are_refused() {
     let not_repo = b.dir.path().join("plain");
     std::fs::create_dir(&not_repo).unwrap();
     let (status, body) = b.post("/api/projects", json!({ "path": not_repo })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_argument")), "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("not a git repository"));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no git repository"), "{body}");
     let out = b.cli(&["project", "add", not_repo.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(out.status.code(), Some(3), "not found");
     let empty = b.dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     crate::harness::sh(&empty, "git init -q");
     let (status, body) = b.post("/api/projects", json!({ "path": empty })).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 409, "a repository without commits cannot be used yet: {body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("no commits"));
     let (status, _) = b.post("/api/projects", json!({ "path": b.repo.join("subdir-that-does-not-exist") })).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 404);
 
     for bad in ["a..b", "-x", "has space", "ctl\u{7}", "x~1", "ends/", "a.lock"] {
         let (status, body) = b.post("/api/tasks", json!({ "project": "repo", "prompt": "x", "branch": bad })).await;

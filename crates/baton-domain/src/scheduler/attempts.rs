@@ -50,7 +50,7 @@ pub fn create_attempts(
 /// The task of each attempt a request asks for.
 fn attempts_asked(req: &CreateAttempts) -> Result<Vec<CreateTask>, Error> {
     if req.task.branch.is_some() {
-        return Err(Error::invalid("attempts work on branches of their own: leave `branch` out"));
+        return Err(Error::combination("attempts work on branches of their own: leave `branch` out"));
     }
     let asks: Vec<CreateTask> = match (&req.agents[..], req.count) {
         ([], count) => {
@@ -64,7 +64,7 @@ fn attempts_asked(req: &CreateAttempts) -> Result<Vec<CreateTask>, Error> {
             agents.iter().map(|a| CreateTask { agent: Some(a.clone()), ..req.task.clone() }).collect()
         }
         (_, None) => return Err(Error::invalid(format!("at most {MAX_ATTEMPTS} agents"))),
-        (_, Some(_)) => return Err(Error::invalid("give `count` or `agents`, not both")),
+        (_, Some(_)) => return Err(Error::combination("give `count` or `agents`, not both")),
     };
     Ok(asks)
 }

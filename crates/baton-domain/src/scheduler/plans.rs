@@ -142,7 +142,7 @@ fn check_names(req: &CreatePlan) -> Result<HashMap<&str, usize>, Error> {
     for (i, t) in req.tasks.iter().enumerate() {
         validate_simple_name("task name", &t.name)?;
         if index.insert(t.name.as_str(), i).is_some() {
-            return Err(Error::invalid(format!("two tasks of the plan are named {:?}", t.name)));
+            return Err(Error::combination(format!("two tasks of the plan are named {:?}", t.name)));
         }
     }
     Ok(index)

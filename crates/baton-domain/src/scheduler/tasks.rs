@@ -290,7 +290,7 @@ pub const MAX_ATTACHMENT_BYTES: u64 = 10 * 1024 * 1024;
 /// within [`MAX_ATTACHMENT_BYTES`].
 pub(crate) fn asked_of(tx: &dyn StoreTx, req: &CreateTask) -> Result<Asked, Error> {
     if let Some(model) = &req.model
-        && (model.trim().is_empty() || model.len() > 200 || model.chars().any(char::is_control))
+        && (model.trim().is_empty() || model.chars().count() > 200 || model.chars().any(char::is_control))
     {
         return Err(Error::invalid("`model` must be 1 to 200 characters without control characters"));
     }

@@ -12,7 +12,7 @@ export const ContainerRuntime = Object.freeze(["podman","docker"]);
 export const DeliveryStatus = Object.freeze(["pending","delivered","failed"]);
 
 /** @type {readonly Api.ErrorCode[]} */
-export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","rate_limited","idempotency_key_reused","unavailable","store_unavailable","insufficient_storage","internal"]);
+export const ErrorCode = Object.freeze(["malformed_json","invalid_body","invalid_argument","invalid_combination","invalid_content","ambiguous_id","dependency_cycle","unsupported_media_type","unauthorized","forbidden","forbidden_origin","not_found","method_not_allowed","already_exists","illegal_transition","merge_conflict","review_required","forge_refused","conflict","payload_too_large","rate_limited","idempotency_key_reused","upgrade_required","unavailable","store_unavailable","insufficient_storage","internal"]);
 
 /** @type {readonly Api.EventKind[]} */
 export const EventKind = Object.freeze(["init","message","tool_call","tool_result","output","usage","result","raw","error","log","task","session","run","project","agent","launcher","orchestration","document","hook","lead"]);

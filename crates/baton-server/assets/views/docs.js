@@ -174,5 +174,5 @@ function docArticle(d, version, showVersion) {
       d.content != null
         ? h('pre', { class: 'pre doc-content' }, capText(d.content))
         : h('p', { class: 'notice' }, `binary, ${d.size} bytes `,
-          h('a', { href: `/api/docs/${docPath(d.name)}?raw=true${version ? `&version=${version}` : ''}`, download: d.name.split('/').pop() }, 'download'))));
+          h('a', { href: `/api/raw/docs/${docPath(d.name)}${version ? `?version=${version}` : ''}`, download: d.name.split('/').pop() }, 'download'))));
 }

@@ -251,7 +251,8 @@ pub(super) async fn test(
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AskPermission {
-    /// The tool it wants to use.
+    /// The tool it wants to use: 1 to 200 characters, not blank, no control characters.
+    #[schemars(length(min = 1, max = 200), regex(pattern = baton_core::names::LINE_PATTERN))]
     tool_name: String,
     /// Its input.
     #[serde(default)]
@@ -266,8 +267,9 @@ pub(super) async fn ask_permission(
     let session = caller
         .session()
         .ok_or_else(|| AppError::forbidden("permission requests come from an agent's session token"))?;
-    if req.tool_name.trim().is_empty() || req.tool_name.len() > 200 {
-        return Err(AppError::invalid("`tool_name` must be 1 to 200 characters"));
+    let tool = &req.tool_name;
+    if tool.trim().is_empty() || tool.chars().count() > 200 || tool.chars().any(char::is_control) {
+        return Err(AppError::invalid("`tool_name` must be 1 to 200 characters, not blank, no control characters"));
     }
     let asked = baton_domain::transact(&state, move |tx, _| {
         Ok::<_, AppError>(baton_domain::chat::ask_permission(tx, &session, req.tool_name, req.input)?)

@@ -82,8 +82,6 @@ pub(super) async fn push(
 pub(super) struct ShowQuery {
     /// An earlier version.
     version: Option<u32>,
-    /// The content itself, with its media type, instead of JSON.
-    raw: Option<bool>,
 }
 
 pub(super) async fn show(
@@ -91,11 +89,18 @@ pub(super) async fn show(
     _: Auth,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
+) -> Result<Json<DocDetail>, AppError> {
+    Ok(Json(state.store.read(move |r| docs::detail(r, &name, q.version)).await?))
+}
+
+/// The content itself, with the document's media type.
+pub(super) async fn raw(
+    State(state): State<Arc<AppState>>,
+    _: Auth,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Response, AppError> {
     let detail = state.store.read(move |r| docs::detail(r, &name, q.version)).await?;
-    if q.raw != Some(true) {
-        return Ok(Json(detail).into_response());
-    }
     let bytes = match (&detail.doc.content, &detail.content_base64) {
         (Some(text), _) => text.clone().into_bytes(),
         (None, Some(b64)) => {

@@ -60,7 +60,16 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(AppError::new(ErrorCode::InvalidBody, "the body must be a JSON object, not an array"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let first = serde_json::from_slice(bytes);
+    if let Err(e) = &first
+        && e.classify() == serde_json::error::Category::Data
+        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && integral_floats(&mut value)
+        && let Ok(t) = serde_json::from_value(value)
+    {
+        return Ok(t);
+    }
+    first.map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
@@ -69,6 +78,25 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             Category::Data => AppError::new(ErrorCode::InvalidBody, format!("the body has the wrong shape: {e}")),
         }
     })
+}
+
+/// JSON has one kind of number: `3.0` is the integer 3 to JSON Schema, and so to
+/// the API. Makes each number with no fraction an integer; says whether any was.
+fn integral_floats(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let whole = f.fract() == 0.0 && f.abs() < 9.0e15;
+            if whole {
+                *value = Value::from(f as i64);
+            }
+            whole
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| integral_floats(v) | any),
+        Value::Object(fields) => fields.values_mut().fold(false, |any, v| integral_floats(v) | any),
+        _ => false,
+    }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -131,6 +159,7 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     if !status.is_client_error() || is_json {
         return response;
     }
+    let allow = response.headers().get(header::ALLOW).cloned();
     let text = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
     let code = match status {
         StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
@@ -143,5 +172,28 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     let message = String::from_utf8_lossy(&text).trim().to_owned();
     let mut answer = AppError::new(code, if message.is_empty() { status.to_string() } else { message }).into_response();
     *answer.status_mut() = status;
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
     answer
+}
+
+/// A client of the MCP endpoint that takes anything (`*/*`, or no Accept at
+/// all) takes both answers the streamable HTTP transport gives.
+pub(crate) async fn mcp_accept(mut request: Request) -> Request {
+    let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    if accept.split(',').any(|a| a.split(';').next().unwrap_or("").trim() == "*/*") {
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, header::HeaderValue::from_static("application/json, text/event-stream"));
+    }
+    request
+}
+
+/// A 405 from the MCP endpoint names the methods it takes (RFC 9110 asks for `Allow`).
+pub(crate) async fn mcp_allow(mut response: Response) -> Response {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, POST, DELETE"));
+    }
+    response
 }

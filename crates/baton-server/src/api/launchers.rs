@@ -41,7 +41,11 @@ pub(super) async fn register(
     caller.require_launcher()?;
     let launcher = transact(&state, move |tx, fx| scheduler::register(tx, fx, &caller, req)).await?;
     state.wake_launchers();
-    Ok(Json(Registered { launcher, heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64 }))
+    Ok(Json(Registered {
+        launcher,
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+        protocol: baton_core::api::LAUNCHER_PROTOCOL,
+    }))
 }
 
 fn launcher_id(caller: &Caller, id: &str) -> Result<LauncherId, AppError> {

@@ -15,8 +15,10 @@ use crate::error::AppError;
 use baton_domain::AppState;
 
 pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let stopped = state.store.stopped();
     Json(json!({
-        "status": "ok",
+        "status": if stopped.is_some() { "stopped" } else { "ok" },
+        "stopped": stopped,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
         "store": state.store.kind(),

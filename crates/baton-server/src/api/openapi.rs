@@ -150,6 +150,11 @@ impl<T: JsonSchema> Input for ApiQuery<T> {
 /// A query parameter is absent rather than null: `["integer", "null"]` becomes
 /// `"integer"`.
 fn without_null(mut schema: Value) -> Value {
+    if schema.get("default").is_some_and(Value::is_null)
+        && let Some(fields) = schema.as_object_mut()
+    {
+        fields.remove("default");
+    }
     if let Some(types) = schema["type"].as_array() {
         let kept: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
         schema["type"] = if kept.len() == 1 { kept[0].clone() } else { Value::Array(kept) };
@@ -194,6 +199,8 @@ pub(crate) struct Op {
     summary: &'static str,
     description: Option<&'static str>,
     describe: Vec<Describe>,
+    /// Schemas of path parameters narrower than "any text".
+    path_schemas: Vec<(&'static str, Value)>,
 }
 
 macro_rules! method {
@@ -212,6 +219,7 @@ macro_rules! method {
                 summary,
                 description: None,
                 describe: vec![Box::new(describe)],
+                path_schemas: Vec::new(),
             }
         }
     };
@@ -229,12 +237,19 @@ impl Op {
         self
     }
 
+    /// The schema of a path parameter (a launcher's exact id, a document's
+    /// name), where the handler refuses anything else with 400.
+    pub(crate) fn path_schema(mut self, name: &'static str, schema: Value) -> Self {
+        self.path_schemas.push((name, schema));
+        self
+    }
+
     /// An answer the signature does not show (a [`Response`], another status).
     pub(crate) fn responds(mut self, status: &'static str, description: &'static str, content: &'static str) -> Self {
         self.describe.push(Box::new(move |draft, _| {
             let schema = match content {
                 "text/event-stream" => server_sent_event(),
-                _ if content.starts_with("application/json") => json!({}),
+                _ if content.starts_with("application/json") || content == "*/*" => json!({}),
                 _ => json!({"type": "string"}),
             };
             match draft.responses.get_mut(status).and_then(|r| r.get_mut("content")) {
@@ -285,10 +300,20 @@ impl Op {
         for describe in &self.describe {
             describe(&mut draft, g);
         }
+        if self.summary.starts_with("Launcher protocol") {
+            draft.header(
+                "Baton-Launcher-Protocol",
+                "The launcher protocol the launcher speaks. Every request of a launcher token carries it (none is protocol 1, Baton before the header); one older than the coordinator works with is refused with 426 upgrade_required, naming both.",
+                json!({ "type": "integer", "minimum": baton_core::api::MIN_LAUNCHER_PROTOCOL, "maximum": u32::MAX }),
+            );
+        }
         let mut params: Vec<Value> = path_params(self.path)
             .map(|name| {
-                json!({"name": name, "in": "path", "required": true, "description": path_param(name),
-                       "schema": {"type": "string", "minLength": 1}})
+                let schema = match self.path_schemas.iter().find(|(n, _)| *n == name) {
+                    Some((_, schema)) => schema.clone(),
+                    None => json!({"type": "string", "minLength": 1}),
+                };
+                json!({"name": name, "in": "path", "required": true, "description": path_param(name), "schema": schema})
             })
             .collect();
         params.extend(draft.params);
@@ -385,6 +410,10 @@ pub(crate) fn document(groups: &[&Ops]) -> Value {
         }
     }
     paths.extend(unrouted_paths().as_object().cloned().unwrap_or_default());
+    let mut paths = Value::Object(paths);
+    let mut schemas = Value::Object(g.take_definitions(true));
+    bound_integers(&mut paths);
+    bound_integers(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -398,13 +427,49 @@ pub(crate) fn document(groups: &[&Ops]) -> Value {
         "servers": [{"url": "http://127.0.0.1:7077"}],
         "paths": paths,
         "components": {
-            "schemas": g.take_definitions(true),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "baton_token"},
             },
         },
     })
+}
+
+/// A query parameter of comma-separated words, each one of `words` (white space
+/// around each, and empty items, allowed).
+pub(crate) fn comma_list<'a>(words: impl Iterator<Item = &'a str>) -> schemars::Schema {
+    let one = words.collect::<Vec<_>>().join("|");
+    let item = format!(r"\s*(?:(?:{one})\s*)?");
+    schemars::json_schema!({ "type": "string", "pattern": format!("^{item}(?:,{item})*$") })
+}
+
+/// An integer of a fixed width says its range: `format: uint32` alone does not
+/// tell a client that 2^32 is refused.
+fn bound_integers(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            let range: Option<(i128, i128)> = match fields.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0, u8::MAX.into())),
+                Some("uint16") => Some((0, u16::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                Some("uint64" | "uint") => Some((0, u64::MAX.into())),
+                Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+                Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64" | "int") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((low, high)) = range {
+                let number = |n: i128| serde_json::from_str::<Value>(&n.to_string()).unwrap_or(Value::Null);
+                fields.entry("minimum").or_insert_with(|| number(low));
+                fields.entry("maximum").or_insert_with(|| number(high));
+            }
+            fields.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 static DOCUMENT: OnceLock<String> = OnceLock::new();

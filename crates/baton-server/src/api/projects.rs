@@ -169,11 +169,12 @@ pub(super) async fn costs(
 pub(super) async fn hook(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
-    crate::api::http::ApiJson(hook): crate::api::http::ApiJson<serde_json::Value>,
+    crate::api::http::ApiJson(hook): crate::api::http::ApiJson<baton_core::api::ClaudeHook>,
 ) -> Result<Json<baton_core::api::HookRecorded>, AppError> {
     if caller.session().is_none() {
         caller.require_admin()?;
     }
+    let hook = serde_json::to_value(hook).map_err(|e| AppError::invalid(e.to_string()))?;
     baton_domain::hooks::check(&hook)?;
     let recorded = state.store.write(move |tx| baton_domain::hooks::record(tx, hook)).await?;
     Ok(Json(recorded))
@@ -202,6 +203,7 @@ pub(super) async fn write_config(
 pub(super) struct FilesQuery {
     /// The branch to list (the project's default branch by default).
     #[serde(rename = "ref")]
+    #[schemars(regex(pattern = baton_core::names::BRANCH_NAME_PATTERN))]
     rev: Option<String>,
     /// Only paths containing this (any case).
     q: Option<String>,

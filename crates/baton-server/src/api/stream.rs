@@ -50,6 +50,8 @@ pub(super) struct StreamQuery {
     /// Only this task's events.
     task: Option<String>,
     /// Only these kinds (comma-separated).
+    #[serde(default)]
+    #[schemars(schema_with = "super::tasks::kinds_schema")]
     kinds: Option<String>,
 }
 

@@ -29,6 +29,8 @@ pub(super) struct ListQuery {
     /// A project id or name.
     project: Option<String>,
     /// Comma-separated statuses.
+    #[serde(default)]
+    #[schemars(schema_with = "statuses_schema")]
     status: Option<String>,
     /// Only tasks started by this session.
     parent: Option<String>,
@@ -64,6 +66,16 @@ impl<T: schemars::JsonSchema> super::openapi::Output for Page<T> {
             g.subschema_for::<Vec<T>>().to_value(),
         );
     }
+}
+
+/// A comma-separated list of task statuses, as the document says it.
+fn statuses_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::openapi::comma_list(TaskStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+/// A comma-separated list of event kinds, as the document says it.
+pub(super) fn kinds_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::openapi::comma_list(EventKind::ALL.iter().map(|k| k.as_str()))
 }
 
 /// Parses `a,b,c` into statuses.
@@ -165,6 +177,8 @@ pub(super) struct EventsQuery {
     /// Only events after this stream position.
     after: Option<i64>,
     /// Comma-separated kinds.
+    #[serde(default)]
+    #[schemars(schema_with = "kinds_schema")]
     kinds: Option<String>,
     /// At most this many.
     limit: Option<u32>,
@@ -271,6 +285,7 @@ pub(super) async fn retry(
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct DiffQuery {
     /// `patch` for the plain patch instead of JSON.
+    #[schemars(regex(pattern = "^patch$"))]
     format: Option<String>,
 }
 

@@ -29,7 +29,7 @@ pub(super) async fn create(
         )));
     }
     if let Some(name) = &req.name
-        && (name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control))
+        && (name.trim().is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control))
     {
         return Err(AppError::invalid("`name` must be 1 to 128 characters without control characters"));
     }

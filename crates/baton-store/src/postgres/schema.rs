@@ -10,12 +10,33 @@
 
 use postgres::Client;
 
-use super::NOW_MS;
+use super::{NOW_MS, WRITE_LOCK};
 use crate::StoreError;
 
+/// A migration: its SQL, and whether a coordinator that knows only the
+/// migrations before it can keep working on the schema after it, beside the
+/// coordinators that know it (a rolling upgrade). Compatible: new tables, new
+/// indexes, new columns with defaults, nothing an older writer would leave
+/// wrong. Breaking: anything else; older coordinators stop taking work first.
+#[derive(Clone, Copy)]
+pub(crate) struct Migration {
+    sql: &'static str,
+    compatible: bool,
+}
+
+impl Migration {
+    const fn compatible(sql: &'static str) -> Self {
+        Self { sql, compatible: true }
+    }
+
+    const fn breaking(sql: &'static str) -> Self {
+        Self { sql, compatible: false }
+    }
+}
+
 /// Every migration, in order.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration::breaking(r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -167,8 +188,9 @@ CREATE TABLE merge_requests (
     data TEXT NOT NULL
 );
 CREATE INDEX merge_requests_pending ON merge_requests(done, created_at);
-"#,
-    r#"
+"#),
+    // Runs carry their project and agent, which an older writer would leave out.
+    Migration::breaking(r#"
 ALTER TABLE runs ADD COLUMN project_id TEXT;
 ALTER TABLE runs ADD COLUMN agent TEXT;
 UPDATE runs SET project_id = data::json->>'project_id', agent = data::json->>'agent';
@@ -181,8 +203,8 @@ CREATE TABLE project_spend (
 INSERT INTO project_spend (project_id, cost_usd)
     SELECT project_id, SUM(cost_usd) FROM sessions GROUP BY project_id;
 CREATE INDEX heartbeats_by_time ON heartbeats(at);
-"#,
-    r#"
+"#),
+    Migration::compatible(r#"
 CREATE TABLE pools (
     name TEXT PRIMARY KEY,
     data TEXT NOT NULL
@@ -190,8 +212,8 @@ CREATE TABLE pools (
 -- The queue in order with what a claim leaves out, read from the index alone.
 DROP INDEX runs_by_status;
 CREATE INDEX runs_by_status ON runs(status, created_at, n, project_id, agent);
-"#,
-    r#"
+"#),
+    Migration::compatible(r#"
 CREATE TABLE webhooks (
     id TEXT PRIMARY KEY,
     created_at BIGINT NOT NULL,
@@ -213,8 +235,10 @@ CREATE TABLE action_links (
     expires_at BIGINT NOT NULL,
     data TEXT NOT NULL
 );
-"#,
-    r#"
+"#),
+    // The hourly aggregates are kept by every writer as tasks end: an older one
+    // would leave them short.
+    Migration::breaking(r#"
 -- The first answer to each request made under an Idempotency-Key, per caller.
 CREATE TABLE idempotency_keys (
     scope TEXT NOT NULL,
@@ -241,8 +265,8 @@ CREATE TABLE hourly_queue (
     hour BIGINT PRIMARY KEY,
     queued BIGINT NOT NULL
 );
-"#,
-    r#"
+"#),
+    Migration::compatible(r#"
 -- What lives between an agent's tasks: its memory's blocks (every version),
 -- its journal, its inbox; and the lead Baton runs per project.
 CREATE TABLE memory_blocks (
@@ -271,8 +295,8 @@ CREATE TABLE leads (
     fence BIGINT NOT NULL,
     data TEXT NOT NULL
 );
-"#,
-    r#"
+"#),
+    Migration::compatible(r#"
 -- Chat: what came in (deduplicated by the service's ids, acted on once), the
 -- threads bound to tasks, and the outbox of posts.
 CREATE TABLE chat_inbound (
@@ -322,11 +346,35 @@ CREATE TABLE trigger_hits (
     PRIMARY KEY (trigger_name, webhook_id)
 );
 CREATE INDEX trigger_hits_by_time ON trigger_hits(trigger_name, at);
-"#,
+"#),
 ];
 
+/// Every migration this build runs: [`MIGRATIONS`], then, for tests of rolling
+/// upgrades only, `BATON_TEST_EXTRA_MIGRATIONS` (`compatible,breaking,...`):
+/// one empty table each, so a build can play the next version of itself.
+fn migrations() -> &'static [Migration] {
+    static ALL: std::sync::OnceLock<Vec<Migration>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<Migration> = MIGRATIONS.to_vec();
+        let extra = std::env::var("BATON_TEST_EXTRA_MIGRATIONS").unwrap_or_default();
+        for (i, kind) in extra.split(',').map(str::trim).filter(|k| !k.is_empty()).enumerate() {
+            let sql: &'static str = format!("CREATE TABLE test_migration_{} (n INT)", MIGRATIONS.len() + i + 1).leak();
+            all.push(Migration { sql, compatible: kind == "compatible" });
+        }
+        all
+    })
+}
+
 /// The newest schema this build knows.
-pub(crate) const KNOWN: i64 = MIGRATIONS.len() as i64;
+pub(crate) fn known() -> i64 {
+    migrations().len() as i64
+}
+
+/// The oldest schema a coordinator must know to work on schema `version`: the
+/// last breaking migration up to it.
+fn floor_of(version: i64) -> i64 {
+    migrations().iter().take(version.max(0) as usize).rposition(|m| !m.compatible).map_or(0, |i| i as i64 + 1)
+}
 
 /// The advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x6261_746f_6e01;
@@ -334,14 +382,25 @@ const MIGRATION_LOCK: i64 = 0x6261_746f_6e01;
 /// How long a replica that stopped refreshing its row still counts as running.
 pub(crate) const REPLICA_LIVE_MS: i64 = 30_000;
 
+/// How long a coordinator about to run a breaking migration waits for the
+/// older ones to stop taking work.
+const FENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// This coordinator, as recorded in `replicas`.
 pub(crate) struct Replica<'a> {
     pub(crate) id: &'a str,
     pub(crate) host: &'a str,
 }
 
-/// Brings the schema up to date (unless a live replica of an older schema would
-/// be left behind) and records this replica.
+/// Brings the schema up to date and records this replica.
+///
+/// Beside live replicas that know an older schema: compatible migrations run
+/// under them (they keep working); before a breaking one, the schema's `floor`
+/// is raised, each of them stops taking work at its next beat and says so in
+/// its row, and only then does the migration run, under the write lock (so no
+/// write of theirs lands after it). A replica of a Baton that cannot stop
+/// itself that way (older than the floor, and not `aware`) makes this one
+/// refuse to start instead.
 pub(crate) fn migrate(client: &mut Client, me: &Replica<'_>) -> Result<(), StoreError> {
     let db = super::pg_err;
     client
@@ -353,7 +412,14 @@ pub(crate) fn migrate(client: &mut Client, me: &Replica<'_>) -> Result<(), Store
         )
         .or_else(|e| if is_concurrent_create(&e) { Ok(()) } else { Err(db(e)) })?;
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).map_err(db)?;
-    let result = migrate_locked(client, me);
+    let result = client
+        .batch_execute(
+            "ALTER TABLE schema_version ADD COLUMN IF NOT EXISTS floor BIGINT NOT NULL DEFAULT 0;
+             ALTER TABLE replicas ADD COLUMN IF NOT EXISTS aware BOOLEAN NOT NULL DEFAULT FALSE;
+             ALTER TABLE replicas ADD COLUMN IF NOT EXISTS stopped TEXT",
+        )
+        .map_err(db)
+        .and_then(|()| migrate_locked(client, me));
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
     result
 }
@@ -364,46 +430,125 @@ fn is_concurrent_create(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE)
 }
 
+/// A live replica other than this one.
+struct Other {
+    id: String,
+    host: String,
+    baton: String,
+    schema: i64,
+    aware: bool,
+}
+
+fn live_others(client: &mut Client, me: &Replica<'_>) -> Result<Vec<Other>, StoreError> {
+    let sql = format!(
+        "SELECT id, host, baton, schema_version, aware FROM replicas WHERE seen_at > {NOW_MS} - $1 AND id <> $2 AND stopped IS NULL"
+    );
+    let rows = client.query(&sql, &[&REPLICA_LIVE_MS, &me.id]).map_err(super::pg_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| Other { id: r.get(0), host: r.get(1), baton: r.get(2), schema: r.get(3), aware: r.get(4) })
+        .collect())
+}
+
 fn migrate_locked(client: &mut Client, me: &Replica<'_>) -> Result<(), StoreError> {
     let db = super::pg_err;
-    let version: i64 = match client.query_opt("SELECT version FROM schema_version", &[]).map_err(db)? {
-        Some(row) => row.get(0),
+    let known = known();
+    let (version, floor): (i64, i64) = match client.query_opt("SELECT version, floor FROM schema_version", &[]).map_err(db)? {
+        Some(row) => (row.get(0), row.get(1)),
         None => {
             client.execute("INSERT INTO schema_version (version) VALUES (0)", &[]).map_err(db)?;
-            0
+            (0, 0)
         }
     };
-    if version > KNOWN {
-        return Err(StoreError::TooNew { found: version, known: KNOWN });
+    if version > known && floor > known {
+        return Err(StoreError::TooNew { found: version, known });
     }
-    let live =
-        format!("SELECT id, host, baton, schema_version FROM replicas WHERE seen_at > {NOW_MS} - $1 AND id <> $2");
-    for row in client.query(&live, &[&REPLICA_LIVE_MS, &me.id]).map_err(db)? {
-        let (id, host, baton, theirs): (String, String, String, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-        if theirs != KNOWN {
-            return Err(StoreError::Incompatible {
-                message: format!(
-                    "coordinator {id} on {host} (Baton {baton}) runs database schema {theirs}, this Baton needs schema {KNOWN}: \
-                     run every coordinator of one database on one Baton version (stop {id} first, then upgrade it)"
-                ),
-            });
-        }
+    if version > known {
+        tracing::info!(schema = version, known, "the database's schema is newer than this Baton's and works with it");
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let batch = format!("BEGIN; {sql}; UPDATE schema_version SET version = {}; COMMIT;", i + 1);
+    let target_floor = floor_of(known);
+    if version < known && target_floor > floor {
+        fence_older(client, me, target_floor)?;
+    }
+    for (i, m) in migrations().iter().enumerate().skip(version.max(0) as usize) {
+        let v = i as i64 + 1;
+        let batch = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); {}; UPDATE schema_version SET version = {v}, floor = GREATEST(floor, {}); COMMIT;",
+            m.sql,
+            floor_of(v)
+        );
         if let Err(e) = client.batch_execute(&batch) {
             let _ = client.batch_execute("ROLLBACK");
             return Err(db(e));
         }
-        tracing::info!(version = i + 1, "database migrated");
+        tracing::info!(version = v, compatible = m.compatible, "database migrated");
     }
     let upsert = format!(
-        "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at) VALUES ($1, $2, $3, $4, {NOW_MS}, {NOW_MS})
-         ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at"
+        "INSERT INTO replicas (id, host, baton, schema_version, started_at, seen_at, aware) VALUES ($1, $2, $3, $4, {NOW_MS}, {NOW_MS}, TRUE)
+         ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, schema_version = excluded.schema_version, aware = TRUE, stopped = NULL"
     );
-    client.execute(&upsert, &[&me.id, &me.host, &env!("CARGO_PKG_VERSION"), &KNOWN]).map_err(db)?;
+    client.execute(&upsert, &[&me.id, &me.host, &env!("CARGO_PKG_VERSION"), &known]).map_err(db)?;
     // Replicas gone for a day are forgotten.
     let prune = format!("DELETE FROM replicas WHERE seen_at < {NOW_MS} - 86400000");
     client.execute(&prune, &[]).map_err(db)?;
     Ok(())
+}
+
+/// Before a breaking migration: every live replica that knows less than
+/// `floor` stops taking work (refused when one cannot), or this one refuses
+/// to start and the floor is put back.
+fn fence_older(client: &mut Client, me: &Replica<'_>, floor: i64) -> Result<(), StoreError> {
+    let db = super::pg_err;
+    let older: Vec<Other> = live_others(client, me)?.into_iter().filter(|o| o.schema < floor).collect();
+    if older.is_empty() {
+        return Ok(());
+    }
+    let name = |o: &Other| format!("coordinator {} on {} (Baton {}, schema {})", o.id, o.host, o.baton, o.schema);
+    if let Some(o) = older.iter().find(|o| !o.aware) {
+        return Err(StoreError::Incompatible {
+            message: format!(
+                "{} cannot work on database schema {floor}, which this Baton needs, and cannot stop itself for a \
+                 rolling upgrade (its Baton is older than rolling upgrades): stop it, start this one, then upgrade it",
+                name(o)
+            ),
+        });
+    }
+    let before: i64 = client.query_one("SELECT floor FROM schema_version", &[]).map_err(db)?.get(0);
+    client.execute("UPDATE schema_version SET floor = $1", &[&floor]).map_err(db)?;
+    tracing::warn!(floor, older = older.len(), "a breaking migration: waiting for older coordinators to stop taking work");
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: Vec<Other> = live_others(client, me)?.into_iter().filter(|o| o.schema < floor).collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > FENCE_WAIT {
+            client.execute("UPDATE schema_version SET floor = $1", &[&before]).map_err(db)?;
+            return Err(StoreError::Incompatible {
+                message: format!(
+                    "{} did not stop taking work within {}s for the move to database schema {floor}: stop it, then start this one",
+                    name(&waiting[0]),
+                    FENCE_WAIT.as_secs()
+                ),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// What a running replica that knows schema `known` must do, from the
+/// database's `floor`: `Some(reason)` to stop taking work.
+pub(crate) fn fence_reason(client: &mut Client, known: i64) -> Result<Option<String>, StoreError> {
+    let row = client.query_opt("SELECT version, floor FROM schema_version", &[]).map_err(super::pg_err)?;
+    Ok(row.and_then(|r| {
+        let (version, floor): (i64, i64) = (r.get(0), r.get(1));
+        (floor > known).then(|| {
+            format!(
+                "this coordinator (Baton {}, database schema {known}) stopped taking work: the database is moving to \
+                 schema {} (now {version}), which coordinators older than schema {floor} cannot use; upgrade it and start it again",
+                env!("CARGO_PKG_VERSION"),
+                floor.max(version)
+            )
+        })
+    }))
 }
