@@ -125,9 +125,7 @@ impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedJson
-            | ErrorCode::InvalidBody
-            | ErrorCode::InvalidArgument => 400,
+            ErrorCode::MalformedJson | ErrorCode::InvalidBody | ErrorCode::InvalidArgument => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden | ErrorCode::ForbiddenOrigin => 403,
             ErrorCode::NotFound => 404,

@@ -38,7 +38,10 @@ pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, Error> {
         validate_media_type(t).map_err(|e| Error::invalid(e.to_string()))?;
     }
     for tag in req.tags.iter().flatten() {
-        if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if tag.is_empty()
+            || tag.chars().count() > MAX_TAG_LEN
+            || tag.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(Error::invalid(format!("invalid tag {tag:?}: 1 to {MAX_TAG_LEN} characters, no spaces")));
         }
     }

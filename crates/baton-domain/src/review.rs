@@ -664,7 +664,10 @@ pub fn person_review(
 /// rest) follows. Refused while its agent works, and for a worktree this
 /// coordinator cannot see.
 pub async fn revert_file(state: &Arc<AppState>, id: &TaskId, path: &str) -> Result<Task, Error> {
-    if path.is_empty() || path.starts_with('/') || path.contains('\0') || path.split('/').any(|c| c == ".." || c.is_empty())
+    if path.is_empty()
+        || path.starts_with('/')
+        || path.contains('\0')
+        || path.split('/').any(|c| c == ".." || c.is_empty())
     {
         return Err(Error::invalid(format!("{path:?} is not a path inside the repository")));
     }

@@ -240,9 +240,9 @@ pub fn add_trigger(tx: &mut dyn StoreTx, req: CreateTrigger) -> Result<Trigger, 
     if !unknown.is_empty() {
         return Err(Error::content(
             format!(
-            "the template uses unknown placeholders {}; known: {{{{payload}}}}, {{{{payload.FIELD.…}}}}, {{{{webhook_id}}}}, {{{{trigger}}}}",
-            unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
-        ),
+                "the template uses unknown placeholders {}; known: {{{{payload}}}}, {{{{payload.FIELD.…}}}}, {{{{webhook_id}}}}, {{{{trigger}}}}",
+                unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
+            ),
             json!({ "field": "template", "unknown": unknown }),
         ));
     }

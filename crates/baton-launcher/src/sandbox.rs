@@ -134,6 +134,57 @@ pub(crate) struct Places {
     pub user_home: Option<PathBuf>,
 }
 
+/// What must stay visible, read-only, for `program` to run in the sandbox when
+/// it lives where the sandbox hides things (`/tmp`, a hidden directory): its
+/// package — the topmost `node_modules` above it, else the prefix of its `bin`
+/// directory, else its own directory — found through its symlinks too, and
+/// the same for the interpreter its `#!` line names (looked up on `path` for
+/// `/usr/bin/env NAME`).
+pub(crate) fn program_roots(program: &Path, path: Option<&str>, hidden: &[PathBuf]) -> Vec<PathBuf> {
+    let covered = |p: &Path| p.starts_with("/tmp") || hidden.iter().any(|h| p.starts_with(h));
+    let mut seen = vec![program.to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(program) {
+        if let Some(interpreter) = interpreter(&real, path) {
+            seen.extend(std::fs::canonicalize(&interpreter).ok());
+            seen.push(interpreter);
+        }
+        seen.push(real);
+    }
+    let mut roots: Vec<PathBuf> = seen.iter().filter(|p| covered(p)).map(|p| package_root(p)).collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// The directory a program's package lives in (never `/tmp` or `/` itself).
+fn package_root(program: &Path) -> PathBuf {
+    let deep = |p: &Path| p.components().count() > 2;
+    if let Some(modules) = program.ancestors().filter(|a| a.file_name().is_some_and(|n| n == "node_modules")).last() {
+        return modules.to_path_buf();
+    }
+    let Some(dir) = program.parent() else { return program.to_path_buf() };
+    match dir.parent() {
+        Some(prefix) if dir.file_name().is_some_and(|n| n == "bin") && deep(prefix) => prefix.to_path_buf(),
+        _ if deep(dir) => dir.to_path_buf(),
+        _ => program.to_path_buf(),
+    }
+}
+
+/// The interpreter a script's `#!` line names, when it has one.
+fn interpreter(script: &Path, path: Option<&str>) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script).and_then(|mut f| f.read(&mut head)).ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?.strip_prefix("#!")?.lines().next()?.to_owned();
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    if !first.ends_with("/env") {
+        return Some(PathBuf::from(first));
+    }
+    let name = words.find(|w| !w.starts_with('-'))?;
+    baton_agents::executor::find_program(name, path, Path::new("/"))
+}
+
 /// One mount of a sandbox, in the order they win at one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Mount {
@@ -328,5 +379,35 @@ impl Jail {
     /// Git in `dir` inside the sandbox (hooks off), with `env`.
     pub fn git(&self, dir: &Path, env: Arc<Vec<(String, String)>>) -> baton_git::Git {
         baton_git::Git::jailed(dir, self.wrapper(), env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_s_package_is_what_stays_visible() {
+        let root = |p: &str| package_root(Path::new(p));
+        assert_eq!(
+            root("/tmp/x/testkit/agent-clis/node_modules/.bin/claude"),
+            Path::new("/tmp/x/testkit/agent-clis/node_modules")
+        );
+        assert_eq!(root("/tmp/a/node_modules/b/node_modules/c/cli.js"), Path::new("/tmp/a/node_modules"));
+        assert_eq!(root("/tmp/venv/bin/tool"), Path::new("/tmp/venv"));
+        assert_eq!(root("/tmp/x/target/debug/baton"), Path::new("/tmp/x/target/debug"));
+        assert_eq!(root("/tmp/bin/tool"), Path::new("/tmp/bin"), "never /tmp itself");
+        assert_eq!(root("/tmp/tool"), Path::new("/tmp/tool"), "the file alone");
+    }
+
+    #[test]
+    fn only_programs_where_the_sandbox_hides_things_are_bound() {
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        let bin = dir.path().join("pkg/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let script = bin.join("agent");
+        std::fs::write(&script, "#!/usr/bin/env sh\necho hi\n").unwrap();
+        assert_eq!(program_roots(&script, None, &[]), vec![dir.path().join("pkg")]);
+        assert!(program_roots(Path::new("/usr/bin/env"), None, &[]).is_empty(), "visible already");
     }
 }

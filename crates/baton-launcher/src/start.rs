@@ -24,7 +24,7 @@ use crate::launcher::{Active, Launcher};
 use crate::net::{Coordinator, Egress};
 use crate::process::{PidFd, kill_orphaned_agent, signal_stop, supervised};
 use crate::run::{Exit, Order, Registration, RunActor};
-use crate::sandbox::{Jail, NetPlan, Places};
+use crate::sandbox::{Jail, NetPlan, Places, program_roots};
 use crate::spool::{Spec, Spool};
 use crate::workspace::{Workspace, copy_files};
 
@@ -416,6 +416,13 @@ impl Launcher {
         let attached = self.attachments(a).await?;
         let mut places = self.places(a, spool, &cwd, vec![cache, home.clone()], workspace.as_ref().map(|(w, _)| w));
         places.readable.extend(attached.iter().map(|(dir, _)| dir.clone()));
+        // The agent's program and Baton's own (hooks, the network forwarder) stay
+        // visible wherever they live, `/tmp` included.
+        let path_var = env.vars.get("PATH").cloned();
+        if let Some(found) = a.agent.program().and_then(|p| find_program(&p, path_var.as_deref(), &cwd)) {
+            places.readable.extend(program_roots(&found, path_var.as_deref(), &places.hidden));
+        }
+        places.readable.extend(program_roots(&self.config.exe, path_var.as_deref(), &places.hidden));
         let prompt = match (&attached, a.run.kind) {
             (Some((_, note)), baton_core::model::RunKind::Start) => format!("{}{note}", a.prompt),
             _ => a.prompt.clone(),

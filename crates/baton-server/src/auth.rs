@@ -100,7 +100,9 @@ fn check_launcher_protocol(parts: &Parts, launcher: bool) -> Result<(), AppError
         None if !launcher => return Ok(()),
         None => 1,
         Some(v) => v.trim().parse::<u32>().map_err(|_| {
-            AppError::invalid(format!("{LAUNCHER_PROTOCOL_HEADER} must be a number (this coordinator speaks {LAUNCHER_PROTOCOL})"))
+            AppError::invalid(format!(
+                "{LAUNCHER_PROTOCOL_HEADER} must be a number (this coordinator speaks {LAUNCHER_PROTOCOL})"
+            ))
         })?,
     };
     if theirs < MIN_LAUNCHER_PROTOCOL {

@@ -103,6 +103,8 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Duplicate { what } => Self::new(ErrorCode::AlreadyExists, format!("{what} already exists")),
             StoreError::Closed => Self::new(ErrorCode::Unavailable, "the store is shutting down"),
+            // This replica stopped taking work for a newer one's migration.
+            StoreError::Incompatible { message } => Self::new(ErrorCode::Unavailable, message),
             StoreError::Unavailable(source) => Self {
                 code: ErrorCode::StoreUnavailable,
                 message: format!(

@@ -207,8 +207,13 @@ fn open_here(options: &PgOptions) -> Result<Store, StoreError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let listener =
-        Listener { config, publisher, replica: options.replica.clone(), stop: Arc::clone(&stop), fence: Arc::clone(&fence) };
+    let listener = Listener {
+        config,
+        publisher,
+        replica: options.replica.clone(),
+        stop: Arc::clone(&stop),
+        fence: Arc::clone(&fence),
+    };
     let mut conn = connect(&listener.config).map_err(|e| open_err(describe(&e).into()))?;
     listener.listen(&mut conn)?;
     thread::Builder::new().name("baton-pg-listener".into()).spawn(move || listener.run(conn)).map_err(spawn_err)?;

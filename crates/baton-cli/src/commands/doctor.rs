@@ -267,17 +267,32 @@ pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
 fn postgres(url: &str) -> Line {
     let place = baton_store::postgres::redact(url);
     match baton_store::postgres::inspect(url) {
-        Err(e) => line(Verdict::Fail, format!("store {place}: {}", error_chain(&e)), Some("check the URL, the server and the network")),
+        Err(e) => line(
+            Verdict::Fail,
+            format!("store {place}: {}", error_chain(&e)),
+            Some("check the URL, the server and the network"),
+        ),
         Ok(r) => {
             let schema = r.schema.map_or("no Baton schema yet".to_owned(), |s| format!("Baton schema {s}"));
             let what = match &r.tls {
-                Some(v) => format!("store {place}: PostgreSQL {}, {schema}; encrypted ({v}), verified: {}", r.version, r.verified),
+                Some(v) => format!(
+                    "store {place}: PostgreSQL {}, {schema}; encrypted ({v}), verified: {}",
+                    r.version, r.verified
+                ),
                 None => format!("store {place}: PostgreSQL {}, {schema}; NOT encrypted", r.version),
             };
             match (&r.tls, r.verified) {
                 (Some(_), "the CA and the host name") => line(Verdict::Ok, what, None),
-                (Some(_), _) => line(Verdict::Warn, what, Some("add sslmode=verify-full&sslrootcert=CA.pem to the URL")),
-                (None, _) => line(Verdict::Warn, what, Some("add sslmode=verify-full&sslrootcert=CA.pem, unless the server is on this host or a private network")),
+                (Some(_), _) => {
+                    line(Verdict::Warn, what, Some("add sslmode=verify-full&sslrootcert=CA.pem to the URL"))
+                }
+                (None, _) => line(
+                    Verdict::Warn,
+                    what,
+                    Some(
+                        "add sslmode=verify-full&sslrootcert=CA.pem, unless the server is on this host or a private network",
+                    ),
+                ),
             }
         }
     }
@@ -306,7 +321,11 @@ fn backup_postgres(url: &str, file: &Path) -> Result<u8, CliError> {
         }
     };
     let pitr = matches!(r.wal_level.as_str(), "replica" | "logical") && r.archive_mode != "off";
-    println!("PostgreSQL {} at {place} ({}).", r.version, r.schema.map_or("no Baton schema yet".into(), |s| format!("Baton schema {s}")));
+    println!(
+        "PostgreSQL {} at {place} ({}).",
+        r.version,
+        r.schema.map_or("no Baton schema yet".into(), |s| format!("Baton schema {s}"))
+    );
     println!("Baton does not copy a PostgreSQL store itself: use the server's tools, which take a consistent");
     println!("snapshot while Baton runs, blobs and all (they are rows).");
     println!("  back up:   pg_dump --format=custom --file={} '{place}'", file.display());
@@ -316,7 +335,11 @@ fn backup_postgres(url: &str, file: &Path) -> Result<u8, CliError> {
         "  point-in-time recovery: wal_level={} archive_mode={} — {}",
         r.wal_level,
         r.archive_mode,
-        if pitr { "ready (base backups with pg_basebackup, WAL archived)" } else { "not set up (needs wal_level=replica and archive_mode=on)" }
+        if pitr {
+            "ready (base backups with pg_basebackup, WAL archived)"
+        } else {
+            "not set up (needs wal_level=replica and archive_mode=on)"
+        }
     );
     Ok(0)
 }

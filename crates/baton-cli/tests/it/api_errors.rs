@@ -237,7 +237,8 @@ async fn unknown_agents_and_executors_are_refused() {
         "invalid_argument",
     )
     .await;
-    refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"a","executor":"command"}"#), 400, "invalid_argument")
+    // The command executor without a command: two fields that do not go together.
+    refused(&b, Method::POST, "/api/agents", Some(r#"{"name":"a","executor":"command"}"#), 422, "invalid_combination")
         .await;
 }
 

@@ -180,10 +180,16 @@ fn postgresql_over_tls_is_verified_as_the_url_says() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.lines().find(|l| l.contains("store postgres")).unwrap_or_else(|| panic!("no store line: {text}")).to_owned()
+        text.lines()
+            .find(|l| l.contains("store postgres"))
+            .unwrap_or_else(|| panic!("no store line: {text}"))
+            .to_owned()
     };
     let full = doctor(&format!("{base}?sslmode=verify-full&sslrootcert={ca}"));
-    assert!(full.starts_with("ok") && full.contains("encrypted (TLSv1.3)") && full.contains("the CA and the host name"), "{full}");
+    assert!(
+        full.starts_with("ok") && full.contains("encrypted (TLSv1.3)") && full.contains("the CA and the host name"),
+        "{full}"
+    );
     let unverified = doctor(&format!("{base}?sslmode=require"));
     assert!(unverified.starts_with("warn") && unverified.contains("verified: nothing"), "{unverified}");
     // baton backup of a PostgreSQL store checks the server and says how.
@@ -193,7 +199,12 @@ fn postgresql_over_tls_is_verified_as_the_url_says() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && said.contains("pg_dump --format=custom --file=baton.dump") && said.contains("wal_level="), "{said}");
+    assert!(
+        out.status.success()
+            && said.contains("pg_dump --format=custom --file=baton.dump")
+            && said.contains("wal_level="),
+        "{said}"
+    );
     stop();
     let (mut child, _) = verified.expect("verify-full with the right CA connects");
     let _ = child.kill();

@@ -132,7 +132,9 @@ async fn a_task_runs_on_another_host_shows_its_diff_while_it_runs_and_merges() {
 /// A git command run by the test, against the coordinator, with `token`.
 fn git_as(dir: &Path, token: Option<&str>, args: &str) -> (bool, String) {
     let auth = token
-        .map(|t| format!("-c http.extraHeader='Authorization: Bearer {t}' -c http.extraHeader='Baton-Launcher-Protocol: 2'"))
+        .map(|t| {
+            format!("-c http.extraHeader='Authorization: Bearer {t}' -c http.extraHeader='Baton-Launcher-Protocol: 2'")
+        })
         .unwrap_or_default();
     let out = Command::new("sh")
         .arg("-c")

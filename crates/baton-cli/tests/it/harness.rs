@@ -98,7 +98,6 @@ impl Baton {
         let mut baton = Self::unstarted(dir, repo, args);
         baton.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         baton.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
-        baton.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         baton.launch(ANY_PORT);
         baton
     }
@@ -145,6 +144,7 @@ impl Baton {
         baton.data = data;
         baton.database = self.database.clone();
         baton.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        baton.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         baton.launch(ANY_PORT);
         baton
     }

@@ -33,7 +33,7 @@ async fn lead_until(b: &Baton, limit: Duration, what: &str, done: impl Fn(&Value
 /// SIGKILL, once it sleeps.
 async fn kill_sleeper(task: &str) {
     let cmdline = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
-    for _ in 0..400 {
+    for _ in 0..1200 {
         let procs = processes_of_task(task);
         if procs.iter().any(|p| cmdline(p).starts_with("sleep")) {
             for pid in procs.into_iter().filter(|p| cmdline(p).starts_with("sh\0") || cmdline(p).starts_with("sleep")) {

@@ -156,7 +156,7 @@ async fn plans_are_checked_whole_before_anything_is_created() {
             json!({ "project": "repo", "tasks": [{ "name": "a", "prompt": "a" }, { "name": "a", "prompt": "b" }] }),
         )
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422, "two tasks of one name: each valid, the plan not");
     let after: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
     assert_eq!(before, after, "nothing was created");
 

@@ -379,7 +379,10 @@ async fn a_rolling_upgrade_keeps_older_replicas_working_and_a_breaking_migration
     for b in [&old, &next] {
         let health: Value = b.client.get("/healthz").await.unwrap();
         assert_eq!(health["status"], "stopped", "{health}");
-        assert!(health["stopped"].as_str().is_some_and(|r| r.contains("schema 9") && r.contains("upgrade")), "{health}");
+        assert!(
+            health["stopped"].as_str().is_some_and(|r| r.contains("schema 9") && r.contains("upgrade")),
+            "{health}"
+        );
         let (s, refused) = b.post("/api/tasks", json!({ "prompt": "refused", "agent": "quick" })).await;
         assert_eq!((s, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
         assert!(refused["error"]["message"].as_str().unwrap().contains("stopped taking work"), "{refused}");

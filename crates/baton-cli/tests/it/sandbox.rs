@@ -390,3 +390,37 @@ async fn a_container_agent_writes_its_file_its_work_lands_and_stop_kills_it() {
     assert_eq!(t.task.status, TaskStatus::Failed);
     assert!(t.task.reason.unwrap().contains("does not exist"));
 }
+
+#[tokio::test]
+async fn a_program_under_tmp_runs_sandboxed_and_a_missing_one_fails_with_its_path() {
+    let b = Baton::start();
+    // A program in a package under /tmp, which the sandbox's private /tmp covers,
+    // with its interpreter named by `#!/usr/bin/env` and a file of its package.
+    let pkg = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::create_dir_all(pkg.path().join("bin")).unwrap();
+    std::fs::create_dir_all(pkg.path().join("lib")).unwrap();
+    std::fs::write(pkg.path().join("lib/words.txt"), "from-the-package\n").unwrap();
+    let program = pkg.path().join("bin/tool");
+    let beside = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+    let script = format!(
+        "#!/usr/bin/env sh\ncat \"$(dirname \"$0\")/../lib/words.txt\"\ntest -e {} && echo beside-seen || echo beside-hidden\n",
+        beside.path().display()
+    );
+    std::fs::write(&program, script).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.agent_def(json!({ "name": "tmp-tool", "executor": "command", "command": [program] })).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "tmp-tool" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.task.isolation.clone().unwrap().kind, SandboxKind::Bubblewrap);
+    let out = printed(&b, &id).await.join("\n");
+    assert!(out.contains("from-the-package"), "the package is visible: {out}");
+    assert!(out.contains("beside-hidden"), "and the rest of /tmp is still private: {out}");
+    // A program that does not exist fails the run at once, naming its path.
+    b.agent_def(json!({ "name": "ghost-tool", "executor": "command", "command": ["/tmp/no/such/tool"] })).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "ghost-tool" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Failed);
+    let why = format!("{:?} {:?}", t.task.reason, t.runs.iter().map(|r| &r.error).collect::<Vec<_>>());
+    assert!(why.contains("/tmp/no/such/tool"), "{why}");
+}

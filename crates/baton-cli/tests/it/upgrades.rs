@@ -37,6 +37,7 @@ fn sqlite_stores_of_every_shipped_schema_open_with_every_row() {
 
 #[test]
 fn a_postgresql_dump_of_every_shipped_schema_opens_with_every_row() {
-    let server = baton_testkit::pg::server().expect("BATON_TEST_PG names no PostgreSQL server (scripts/test starts one)");
+    let server =
+        baton_testkit::pg::server().expect("BATON_TEST_PG names no PostgreSQL server (scripts/test starts one)");
     check("postgres-schema4", &["--pg", &server]);
 }

@@ -59,7 +59,9 @@ pub(super) async fn show(
 fn prepare(mut def: AgentDef) -> Result<AgentDef, AppError> {
     def.source = "api".into();
     def.validate().map_err(|e| match e {
-        baton_core::agent::AgentDefError::Combination { .. } => AppError::new(ErrorCode::InvalidCombination, e.to_string()),
+        baton_core::agent::AgentDefError::Combination { .. } => {
+            AppError::new(ErrorCode::InvalidCombination, e.to_string())
+        }
         e => AppError::invalid(e.to_string()),
     })?;
     // A misspelt placeholder would reach the agent as it is written.
@@ -178,10 +180,10 @@ pub(super) async fn put_markdown(
     let def = AgentDef::from_markdown(&req.markdown, &name, "api", baton_core::agent::ExecutorKind::ClaudeCode)
         .map_err(|e| AppError::new(ErrorCode::InvalidContent, format!("agent {name}: {e}")))?;
     if def.name != name {
-        return Err(AppError::new(ErrorCode::InvalidCombination, format!(
-            "the front matter names agent {:?} but the path names {name:?}",
-            def.name
-        )));
+        return Err(AppError::new(
+            ErrorCode::InvalidCombination,
+            format!("the front matter names agent {:?} but the path names {name:?}", def.name),
+        ));
     }
     Ok(Json(replace_agent(&state, def).await?))
 }

@@ -311,6 +311,10 @@ impl Op {
             .map(|name| {
                 let schema = match self.path_schemas.iter().find(|(n, _)| *n == name) {
                     Some((_, schema)) => schema.clone(),
+                    // Agents are named by simple names, checked before anything else.
+                    None if name == "name" && self.path.starts_with("/agents/") => {
+                        json!({"type": "string", "pattern": baton_core::names::SIMPLE_NAME_PATTERN})
+                    }
                     None => json!({"type": "string", "minLength": 1}),
                 };
                 json!({"name": name, "in": "path", "required": true, "description": path_param(name), "schema": schema})

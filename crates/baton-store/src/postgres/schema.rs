@@ -36,7 +36,8 @@ impl Migration {
 
 /// Every migration, in order.
 const MIGRATIONS: &[Migration] = &[
-    Migration::breaking(r#"
+    Migration::breaking(
+        r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -188,9 +189,11 @@ CREATE TABLE merge_requests (
     data TEXT NOT NULL
 );
 CREATE INDEX merge_requests_pending ON merge_requests(done, created_at);
-"#),
+"#,
+    ),
     // Runs carry their project and agent, which an older writer would leave out.
-    Migration::breaking(r#"
+    Migration::breaking(
+        r#"
 ALTER TABLE runs ADD COLUMN project_id TEXT;
 ALTER TABLE runs ADD COLUMN agent TEXT;
 UPDATE runs SET project_id = data::json->>'project_id', agent = data::json->>'agent';
@@ -203,8 +206,10 @@ CREATE TABLE project_spend (
 INSERT INTO project_spend (project_id, cost_usd)
     SELECT project_id, SUM(cost_usd) FROM sessions GROUP BY project_id;
 CREATE INDEX heartbeats_by_time ON heartbeats(at);
-"#),
-    Migration::compatible(r#"
+"#,
+    ),
+    Migration::compatible(
+        r#"
 CREATE TABLE pools (
     name TEXT PRIMARY KEY,
     data TEXT NOT NULL
@@ -212,8 +217,10 @@ CREATE TABLE pools (
 -- The queue in order with what a claim leaves out, read from the index alone.
 DROP INDEX runs_by_status;
 CREATE INDEX runs_by_status ON runs(status, created_at, n, project_id, agent);
-"#),
-    Migration::compatible(r#"
+"#,
+    ),
+    Migration::compatible(
+        r#"
 CREATE TABLE webhooks (
     id TEXT PRIMARY KEY,
     created_at BIGINT NOT NULL,
@@ -235,10 +242,12 @@ CREATE TABLE action_links (
     expires_at BIGINT NOT NULL,
     data TEXT NOT NULL
 );
-"#),
+"#,
+    ),
     // The hourly aggregates are kept by every writer as tasks end: an older one
     // would leave them short.
-    Migration::breaking(r#"
+    Migration::breaking(
+        r#"
 -- The first answer to each request made under an Idempotency-Key, per caller.
 CREATE TABLE idempotency_keys (
     scope TEXT NOT NULL,
@@ -265,8 +274,10 @@ CREATE TABLE hourly_queue (
     hour BIGINT PRIMARY KEY,
     queued BIGINT NOT NULL
 );
-"#),
-    Migration::compatible(r#"
+"#,
+    ),
+    Migration::compatible(
+        r#"
 -- What lives between an agent's tasks: its memory's blocks (every version),
 -- its journal, its inbox; and the lead Baton runs per project.
 CREATE TABLE memory_blocks (
@@ -295,8 +306,10 @@ CREATE TABLE leads (
     fence BIGINT NOT NULL,
     data TEXT NOT NULL
 );
-"#),
-    Migration::compatible(r#"
+"#,
+    ),
+    Migration::compatible(
+        r#"
 -- Chat: what came in (deduplicated by the service's ids, acted on once), the
 -- threads bound to tasks, and the outbox of posts.
 CREATE TABLE chat_inbound (
@@ -346,7 +359,8 @@ CREATE TABLE trigger_hits (
     PRIMARY KEY (trigger_name, webhook_id)
 );
 CREATE INDEX trigger_hits_by_time ON trigger_hits(trigger_name, at);
-"#),
+"#,
+    ),
 ];
 
 /// Every migration this build runs: [`MIGRATIONS`], then, for tests of rolling
@@ -453,13 +467,14 @@ fn live_others(client: &mut Client, me: &Replica<'_>) -> Result<Vec<Other>, Stor
 fn migrate_locked(client: &mut Client, me: &Replica<'_>) -> Result<(), StoreError> {
     let db = super::pg_err;
     let known = known();
-    let (version, floor): (i64, i64) = match client.query_opt("SELECT version, floor FROM schema_version", &[]).map_err(db)? {
-        Some(row) => (row.get(0), row.get(1)),
-        None => {
-            client.execute("INSERT INTO schema_version (version) VALUES (0)", &[]).map_err(db)?;
-            (0, 0)
-        }
-    };
+    let (version, floor): (i64, i64) =
+        match client.query_opt("SELECT version, floor FROM schema_version", &[]).map_err(db)? {
+            Some(row) => (row.get(0), row.get(1)),
+            None => {
+                client.execute("INSERT INTO schema_version (version) VALUES (0)", &[]).map_err(db)?;
+                (0, 0)
+            }
+        };
     if version > known && floor > known {
         return Err(StoreError::TooNew { found: version, known });
     }
@@ -515,7 +530,11 @@ fn fence_older(client: &mut Client, me: &Replica<'_>, floor: i64) -> Result<(), 
     }
     let before: i64 = client.query_one("SELECT floor FROM schema_version", &[]).map_err(db)?.get(0);
     client.execute("UPDATE schema_version SET floor = $1", &[&floor]).map_err(db)?;
-    tracing::warn!(floor, older = older.len(), "a breaking migration: waiting for older coordinators to stop taking work");
+    tracing::warn!(
+        floor,
+        older = older.len(),
+        "a breaking migration: waiting for older coordinators to stop taking work"
+    );
     let started = std::time::Instant::now();
     loop {
         let waiting: Vec<Other> = live_others(client, me)?.into_iter().filter(|o| o.schema < floor).collect();
