@@ -262,9 +262,11 @@ pub struct AgentDef {
 pub struct DocRules {
     /// Names it may write (create, or replace the content of).
     #[serde(default)]
+    #[schemars(inner(length(min = 1, max = 200), regex(pattern = crate::names::DOC_RULE_PATTERN)))]
     pub write: Vec<String>,
     /// Names it may append to (a new version that keeps the old content first).
     #[serde(default)]
+    #[schemars(inner(length(min = 1, max = 200), regex(pattern = crate::names::DOC_RULE_PATTERN)))]
     pub append: Vec<String>,
 }
 
@@ -277,7 +279,7 @@ impl DocRules {
     /// Checks the patterns are usable: non-empty, printable, at most 200 characters.
     pub fn validate(&self) -> Result<(), String> {
         for p in self.write.iter().chain(&self.append) {
-            if p.is_empty() || p.len() > 200 || p.chars().any(char::is_control) || p.contains("**") {
+            if p.is_empty() || p.chars().count() > 200 || p.chars().any(char::is_control) || p.contains("**") {
                 return Err(format!("doc rule {p:?} is not a name pattern (letters, `/`, and `*` for any characters)"));
             }
         }

@@ -54,6 +54,9 @@ pub const SECRET_PATTERN: &str = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-
 /// A path inside a repository: relative, no empty or `..` segment, no NUL.
 pub const REPO_PATH_PATTERN: &str = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.(?:/|$))[^\x00]+$";
 
+/// A document rule's name pattern: no control characters, no `**`.
+pub const DOC_RULE_PATTERN: &str = r"^(?!.*\*\*)[^\x00-\x1f\x7f-\x9f]+$";
+
 /// Text with something in it besides white space (anchored: schemathesis's
 /// coverage phase cannot pair an unanchored `\S` with a long maxLength).
 pub const NOT_BLANK_PATTERN: &str = r"^\s*\S";

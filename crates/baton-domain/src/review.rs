@@ -611,7 +611,7 @@ pub fn person_review(
         return Err(Error::invalid("a review comment must say something"));
     }
     if review.send && review.comments.is_empty() {
-        return Err(Error::invalid("`send` sends the comments to the agent: write at least one"));
+        return Err(Error::combination("`send` sends the comments to the agent: write at least one"));
     }
     if task.git.head.is_none() {
         return Err(Error::conflict(format!("task {} has no work to review yet", task.id)));

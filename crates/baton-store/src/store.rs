@@ -378,6 +378,13 @@ pub trait StoreTx: StoreRead {
     fn put_pool_state(&mut self, state: &PoolState) -> Result<(), StoreError>;
     /// Adds to a project's running total of spend (see [`StoreRead::project_spent`]).
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError>;
+    /// Adds usage to what a project's agent spent (see [`StoreRead::spend`]).
+    fn add_spend(
+        &mut self,
+        project: &ProjectId,
+        agent: &str,
+        usage: &baton_core::model::Usage,
+    ) -> Result<(), StoreError>;
     /// Writes a new version of a memory block ([`StoreError::Duplicate`] when
     /// that version exists: another write came first).
     fn put_memory_block(&mut self, block: &MemoryBlock) -> Result<(), StoreError>;

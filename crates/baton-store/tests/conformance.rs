@@ -595,7 +595,7 @@ fn chat_threads_and_posts_round_trip() {
         store.write(move |tx| tx.put_chat_thread(&a, true)).await.unwrap();
         store.write(move |tx| tx.put_chat_thread(&b, false)).await.unwrap();
         let keys = |ts: Vec<ChatThread>| ts.into_iter().map(|t| t.key).collect::<Vec<_>>();
-        assert_eq!(keys(store.read(|r| r.chat_threads_open()).await.unwrap()), [open.key.clone()], "{backend}");
+        assert_eq!(keys(store.read(|r| r.chat_threads_open()).await.unwrap()), vec![open.key.clone()], "{backend}");
         let of = task.clone();
         let all = store.read(move |r| r.chat_threads_of_task(&of)).await.unwrap();
         assert_eq!(keys(all), [open.key.clone(), closed.key.clone()], "{backend}");
@@ -1000,6 +1000,8 @@ fn tasks_runs_sessions_and_launchers_round_trip() {
                 }
                 tx.put_session(&s1)?;
                 tx.put_session(&s2)?;
+                tx.add_spend(&s1.project_id, &s1.agent, &s1.usage)?;
+                tx.add_spend(&s2.project_id, &s2.agent, &s2.usage)?;
                 tx.put_launcher(&l)?;
                 tx.put_run(&r1)?;
                 tx.put_run(&r2)?;

@@ -156,6 +156,55 @@ fn disk(dir: &Path) -> Option<Line> {
     })
 }
 
+/// What the data directory holds, by kind, largest first.
+fn holdings(dir: &Path) -> Line {
+    fn size(p: &Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| size(&e.path())).sum(),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let kind = |name: &str| match name {
+        "runs" => "run spools",
+        "worktrees" => "worktrees",
+        "homes" => "agents' homes",
+        "mirrors" => "project mirrors",
+        n if n.starts_with("baton.db") => "the store",
+        _ => "other",
+    };
+    let mut by_kind: std::collections::BTreeMap<&str, (u64, usize)> = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let items = if path.is_dir() { std::fs::read_dir(&path).map(|d| d.count()).unwrap_or(0) } else { 0 };
+        let slot = by_kind.entry(kind(&name)).or_default();
+        slot.0 += size(&path);
+        slot.1 += items;
+    }
+    let total: u64 = by_kind.values().map(|(b, _)| b).sum();
+    let mut kinds: Vec<(&str, (u64, usize))> = by_kind.into_iter().collect();
+    kinds.sort_by_key(|(_, (bytes, _))| std::cmp::Reverse(*bytes));
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(k, (bytes, items))| match *items {
+            0 => format!("{k} {}", human(*bytes)),
+            n => format!("{k} {} ({n})", human(*bytes)),
+        })
+        .collect();
+    line(Verdict::Ok, format!("data directory {}: {} — {}", dir.display(), human(total), parts.join(", ")), None)
+}
+
+/// Bytes for people.
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
 /// The data directory to look at: the one given, else `.baton/` of the
 /// repository (or directory) we are in.
 fn data_dir(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -243,6 +292,7 @@ pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
             lines.extend(permissions(&dir));
             lines.extend(exposure(&dir));
             lines.extend(disk(&dir));
+            lines.push(holdings(&dir));
         }
         None => lines.push(line(Verdict::Ok, "data directory: none here yet (`baton up` makes .baton/)", None)),
     }

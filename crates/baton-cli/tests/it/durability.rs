@@ -39,6 +39,7 @@ async fn a_backup_taken_while_tasks_run_restores_into_a_new_data_directory_with_
     let out = b.cli(&["backup", "--verify", file.to_str().unwrap()]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("integrity check clean"));
     let known: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
+    doctor_names_what_the_data_directory_holds(&b);
     // After the backup: the slow agent writes more, and a task makes a worktree.
     std::fs::write(&go, "").unwrap();
     let after = b.task(json!({ "prompt": "after the backup", "agent": "quick" })).await;
@@ -113,6 +114,14 @@ async fn a_backup_taken_while_tasks_run_restores_into_a_new_data_directory_with_
         let t = b.wait_for(id, "its end", |t| t.task.status.is_finished()).await;
         assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
     }
+}
+
+/// `baton doctor` says what the data directory holds, by kind.
+fn doctor_names_what_the_data_directory_holds(b: &Baton) {
+    let out = b.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let holds = text.lines().find(|l| l.contains("data directory ")).unwrap_or_default();
+    assert!(holds.contains("the store") && holds.contains("run spools ("), "{text}");
 }
 
 #[tokio::test]
@@ -209,12 +218,12 @@ fn postgresql_over_tls_is_verified_as_the_url_says() {
     let (mut child, _) = verified.expect("verify-full with the right CA connects");
     let _ = child.kill();
     let _ = child.wait();
-    let why = wrong.err().expect("another CA is refused");
+    let why = wrong.expect_err("another CA is refused");
     assert!(why.contains("UnknownIssuer") || why.contains("certificate"), "{why}");
-    let why = plain.err().expect("without TLS, a server that requires it refuses");
+    let why = plain.expect_err("without TLS, a server that requires it refuses");
     assert!(why.contains("pg_hba.conf") || why.contains("no encryption"), "the server's own words: {why}");
-    assert!(bad_mode.err().expect("an sslmode that does not exist").contains("sslmode=sometimes"));
-    assert!(missing.err().expect("a CA file that cannot be read").contains("/nonexistent/ca.pem"));
+    assert!(bad_mode.expect_err("an sslmode that does not exist").contains("sslmode=sometimes"));
+    assert!(missing.expect_err("a CA file that cannot be read").contains("/nonexistent/ca.pem"));
 }
 
 /// A proxy to `upstream` that, for the first request whose head starts with

@@ -317,11 +317,12 @@ fn bad_stores_are_refused_at_start_with_a_clear_error() {
 
     // A schema newer than this binary, past a breaking migration (a downgrade).
     drop(Baton::start_with(&["--no-launcher", "--store", &db.url]));
+    let (version, floor) = schema_of(&db);
     db.execute("UPDATE schema_version SET version = version + 1, floor = version + 1");
     let (code, err) = up(&db.url);
     assert_ne!(code, Some(0));
     assert!(err.contains("newer than this Baton knows"), "{err}");
-    db.execute("UPDATE schema_version SET version = version - 1, floor = 5");
+    db.execute(&format!("UPDATE schema_version SET version = {version}, floor = {floor}"));
     // A live replica of a Baton older than rolling upgrades, under a breaking
     // migration this one would run.
     db.execute(
@@ -338,7 +339,7 @@ fn bad_stores_are_refused_at_start_with_a_clear_error() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("c-old") && err.contains("cannot stop itself"), "{err}");
-    assert_eq!(db.integers("SELECT version FROM schema_version"), [7], "nothing migrated");
+    assert_eq!(schema_of(&db), (version, floor), "nothing migrated");
 }
 
 /// The database's schema version and floor.
@@ -351,6 +352,7 @@ fn schema_of(db: &baton_testkit::pg::TestDatabase) -> (i64, i64) {
 async fn a_rolling_upgrade_keeps_older_replicas_working_and_a_breaking_migration_stops_them_first() {
     let old = Baton::start_on_postgres(&[]);
     let db = old.database.clone().unwrap();
+    let (known, floor) = schema_of(&db);
     old.agent("quick", "echo done > done-$BATON_TASK_ID.txt && git add -A && git commit -qm done").await;
     let mut ids = Vec::new();
     for i in 0..4 {
@@ -359,7 +361,7 @@ async fn a_rolling_upgrade_keeps_older_replicas_working_and_a_breaking_migration
     // The next version, whose one migration is compatible, migrates under the
     // old replica, which keeps working beside it.
     let next = old.replica_with_env(&[], &[("BATON_TEST_EXTRA_MIGRATIONS", "compatible")]);
-    assert_eq!(schema_of(&db), (8, 5));
+    assert_eq!(schema_of(&db), (known + 1, floor), "a compatible migration leaves the floor");
     for (i, b) in [&old, &next, &old, &next].into_iter().enumerate() {
         ids.push(b.task(json!({ "prompt": format!("side by side {i}"), "agent": "quick" })).await);
     }
@@ -375,12 +377,14 @@ async fn a_rolling_upgrade_keeps_older_replicas_working_and_a_breaking_migration
     let started = Instant::now();
     let newest = old.replica_with_env(&[], &[("BATON_TEST_EXTRA_MIGRATIONS", "compatible,breaking")]);
     println!("the breaking migration ran {:?} after its replica started", started.elapsed());
-    assert_eq!(schema_of(&db), (9, 9));
+    assert_eq!(schema_of(&db), (known + 2, known + 2));
     for b in [&old, &next] {
         let health: Value = b.client.get("/healthz").await.unwrap();
         assert_eq!(health["status"], "stopped", "{health}");
         assert!(
-            health["stopped"].as_str().is_some_and(|r| r.contains("schema 9") && r.contains("upgrade")),
+            health["stopped"]
+                .as_str()
+                .is_some_and(|r| r.contains(&format!("schema {}", known + 2)) && r.contains("upgrade")),
             "{health}"
         );
         let (s, refused) = b.post("/api/tasks", json!({ "prompt": "refused", "agent": "quick" })).await;

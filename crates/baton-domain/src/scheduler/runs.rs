@@ -663,6 +663,7 @@ fn take_event(
                 run.usage.add(&usage);
                 session.usage.add(&usage);
                 task.usage.add(&usage);
+                tx.add_spend(&session.project_id, &session.agent, &usage)?;
                 if usage.cost_usd != 0.0 {
                     tx.add_project_spend(&task.project_id, usage.cost_usd)?;
                     tx.add_hour(&baton_store::HourDelta {

@@ -24,6 +24,9 @@ use baton_core::ids::TaskId;
 use baton_domain::AppState;
 use baton_domain::{resolve, scheduler};
 
+/// The page `GET /api/tasks` answers without a `limit`.
+const TASK_PAGE: u32 = 1_000;
+
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
     /// A project id or name.
@@ -34,7 +37,9 @@ pub(super) struct ListQuery {
     status: Option<String>,
     /// Only tasks started by this session.
     parent: Option<String>,
-    /// At most this many, newest first.
+    /// At most this many, newest first (default 1,000; 0 is taken as 1 and
+    /// more than 100,000 as 100,000): a full page names the next in
+    /// `Baton-Next-Before`.
     limit: Option<u32>,
     /// Only tasks older than this one: the last task of the page before. A full
     /// page's answer names the next page's in its `Baton-Next-Before` header.
@@ -96,7 +101,8 @@ pub(super) async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Page<Task>, AppError> {
     let statuses = parse_statuses(q.status.as_deref())?;
-    let limit = q.limit.map(|l| clamp_limit(Some(l), 100, 100_000));
+    // Never every task at once: a year of history is a million of them.
+    let limit = Some(clamp_limit(q.limit, TASK_PAGE, 100_000));
     let tasks = state
         .store
         .read(move |r| {

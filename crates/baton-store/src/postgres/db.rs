@@ -400,8 +400,8 @@ impl StoreRead for PgDb<'_> {
 
     fn spend(&self, project: Option<&ProjectId>) -> Result<Vec<Spend>, StoreError> {
         let rows = self.rows(
-            "SELECT project_id, agent, SUM(input_tokens)::BIGINT, SUM(output_tokens)::BIGINT, SUM(cost_usd)
-             FROM sessions WHERE $1::text IS NULL OR project_id = $1 GROUP BY project_id, agent ORDER BY project_id, agent",
+            "SELECT project_id, agent, input_tokens, output_tokens, cost_usd
+             FROM spend WHERE $1::text IS NULL OR project_id = $1 ORDER BY project_id, agent",
             &[&project.map(|p| p.as_str())],
         )?;
         rows.iter()
@@ -1318,6 +1318,16 @@ impl StoreTx for PgDb<'_> {
         let deliveries = self.exec("DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1", &[&at])?;
         let links = self.exec("DELETE FROM action_links WHERE expires_at < $1", &[&at])?;
         Ok(deliveries + links)
+    }
+
+    fn add_spend(&mut self, project: &ProjectId, agent: &str, usage: &Usage) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO spend (project_id, agent, input_tokens, output_tokens, cost_usd) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (project_id, agent) DO UPDATE SET input_tokens = spend.input_tokens + excluded.input_tokens,
+                 output_tokens = spend.output_tokens + excluded.output_tokens, cost_usd = spend.cost_usd + excluded.cost_usd",
+            &[&project.as_str(), &agent, &(usage.input_tokens as i64), &(usage.output_tokens as i64), &usage.cost_usd],
+        )?;
+        Ok(())
     }
 
     fn add_project_spend(&mut self, project: &ProjectId, cost_usd: f64) -> Result<(), StoreError> {

@@ -361,6 +361,24 @@ CREATE TABLE trigger_hits (
 CREATE INDEX trigger_hits_by_time ON trigger_hits(trigger_name, at);
 "#,
     ),
+    // What each project's agents spent, kept by every writer as usage arrives
+    // (an older one would leave it short).
+    Migration::breaking(
+        r#"
+CREATE TABLE spend (
+    project_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, agent)
+);
+INSERT INTO spend (project_id, agent, input_tokens, output_tokens, cost_usd)
+SELECT project_id, agent, COALESCE(SUM(input_tokens), 0)::BIGINT, COALESCE(SUM(output_tokens), 0)::BIGINT,
+       COALESCE(SUM(cost_usd), 0)
+FROM sessions GROUP BY project_id, agent;
+"#,
+    ),
 ];
 
 /// Every migration this build runs: [`MIGRATIONS`], then, for tests of rolling

@@ -391,10 +391,8 @@ impl StoreRead for Db<'_> {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT json_extract(data, '$.project_id') AS p, json_extract(data, '$.agent') AS a,
-                        SUM(json_extract(data, '$.usage.input_tokens')), SUM(json_extract(data, '$.usage.output_tokens')),
-                        SUM(json_extract(data, '$.usage.cost_usd'))
-                 FROM sessions WHERE ?1 IS NULL OR p = ?1 GROUP BY p, a ORDER BY p, a",
+                "SELECT project_id, agent, input_tokens, output_tokens, cost_usd
+                 FROM spend WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, agent",
             )
             .map_err(db_err)?;
         let rows = st
@@ -1125,6 +1123,16 @@ impl StoreTx for Db<'_> {
             )?,
         };
         Ok(changed == 1)
+    }
+
+    fn add_spend(&mut self, project: &ProjectId, agent: &str, usage: &Usage) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO spend (project_id, agent, input_tokens, output_tokens, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(project_id, agent) DO UPDATE SET input_tokens = input_tokens + excluded.input_tokens,
+                 output_tokens = output_tokens + excluded.output_tokens, cost_usd = cost_usd + excluded.cost_usd",
+            params![project.as_str(), agent, usage.input_tokens as i64, usage.output_tokens as i64, usage.cost_usd],
+        )?;
+        Ok(())
     }
 
     fn add_hour(&mut self, d: &HourDelta) -> Result<(), StoreError> {

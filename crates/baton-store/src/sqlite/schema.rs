@@ -317,6 +317,24 @@ CREATE TABLE trigger_hits (
 );
 CREATE INDEX trigger_hits_by_time ON trigger_hits(trigger_name, at);
 "#,
+    r#"
+-- What each project's agents spent, kept up to date as usage arrives:
+-- GET /api/costs reads it instead of summing every session.
+CREATE TABLE spend (
+    project_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, agent)
+);
+INSERT INTO spend (project_id, agent, input_tokens, output_tokens, cost_usd)
+SELECT json_extract(data, '$.project_id'), json_extract(data, '$.agent'),
+       COALESCE(SUM(json_extract(data, '$.usage.input_tokens')), 0),
+       COALESCE(SUM(json_extract(data, '$.usage.output_tokens')), 0),
+       COALESCE(SUM(json_extract(data, '$.usage.cost_usd')), 0)
+FROM sessions GROUP BY 1, 2;
+"#,
 ];
 
 /// The newest schema this Baton knows.
