@@ -190,6 +190,7 @@ pub struct CreateProject {
     pub name: Option<String>,
     /// The base branch (the repository's current branch by default).
     #[serde(default)]
+    #[schemars(regex(pattern = crate::names::BRANCH_NAME_PATTERN))]
     pub default_branch: Option<String>,
     /// Settings (`.baton/config.toml` of the repository by default).
     #[serde(default)]
@@ -422,7 +423,7 @@ pub struct AttachFile {
 #[serde(deny_unknown_fields)]
 pub struct ResumeTask {
     /// The follow-up message for the agent.
-    #[schemars(regex(pattern = r"\S"))]
+    #[schemars(regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub message: String,
     /// A new budget for the task, in US dollars (to continue a task paused for
     /// its budget).
@@ -754,7 +755,7 @@ pub struct CheckedTask {
 #[serde(deny_unknown_fields)]
 pub struct Orchestrate {
     /// What to build.
-    #[schemars(regex(pattern = r"\S"))]
+    #[schemars(regex(pattern = crate::names::NOT_BLANK_PATTERN))]
     pub description: String,
     /// The project's id or name.
     #[serde(default)]

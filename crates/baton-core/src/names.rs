@@ -30,11 +30,11 @@ pub const AGENT_NAME_PATTERN: &str = r"^(?!status$)(?!.*\.\.)[A-Za-z0-9][A-Za-z0
 pub const AGENT_OR_ALL_PATTERN: &str = r"^(?:\*|(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63})$";
 
 /// [`validate_branch_name`]'s rules as a regular expression, for the API's document.
-pub const BRANCH_NAME_PATTERN: &str = r"^(?!-)(?!/)(?!@$)(?!\.)(?!.*//)(?!.*\.\.)(?!.*@\{)(?!.*[/.]$)(?!.*/\.)(?!.*\.lock/)(?!.*\.lock$)[^\s\\~^:?*\[\x00-\x1f\x7f-\x9f]{1,200}$";
+pub const BRANCH_NAME_PATTERN: &str = r"^(?!-)(?!/)(?!@$)(?!\.)(?!.*//)(?!.*\.\.)(?!.*@\{)(?!.*[/.]$)(?!.*/\.)(?!.*\.lock/)(?!.*\.lock$)[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\\~^:?*\[\x00-\x1f\x7f-\x9f]{1,200}$";
 
 /// Text of 1 to `max` characters (given as the schema's `maxLength`), not blank,
 /// with no control characters: titles, models, tool names.
-pub const LINE_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+pub const LINE_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
 
 /// Base64 with padding, as the standard alphabet's strict decoder takes it (the
 /// unused bits of the last character zero), white space around it allowed.
@@ -42,7 +42,8 @@ pub const BASE64_PATTERN: &str =
     r"^\s*(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?\s*$";
 
 /// A tag or label of text: no white space, no control characters.
-pub const TAG_PATTERN: &str = r"^[^\s\x00-\x1f\x7f-\x9f]+$";
+pub const TAG_PATTERN: &str =
+    r"^[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f]+$";
 
 /// [`validate_label`]'s rules as a regular expression, for the API's document.
 pub const LABEL_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}(=[A-Za-z0-9._-]{1,64})?$";
@@ -57,9 +58,11 @@ pub const REPO_PATH_PATTERN: &str = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.(?:/|
 /// A document rule's name pattern: no control characters, no `**`.
 pub const DOC_RULE_PATTERN: &str = r"^(?!.*\*\*)[^\x00-\x1f\x7f-\x9f]+$";
 
-/// Text with something in it besides white space (anchored: schemathesis's
-/// coverage phase cannot pair an unanchored `\S` with a long maxLength).
-pub const NOT_BLANK_PATTERN: &str = r"^\s*\S";
+/// Text with something in it besides white space, as Rust's `trim` sees it (its
+/// White_Space, which has U+0085 and not U+FEFF, unlike a regex's `\s`);
+/// anchored, as schemathesis's coverage phase cannot pair an unanchored class
+/// with a long maxLength.
+pub const NOT_BLANK_PATTERN: &str = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// [`validate_media_type`]'s rules as a regular expression, for the API's document.
 pub const MEDIA_TYPE_PATTERN: &str = r#"^(?=.{3,255}$)[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*( ?; ?[A-Za-z0-9!#$&^_.+-]+=([A-Za-z0-9!#$&^_.+-]+|"[ !#-:<-\[\]-~]*"))*$"#;

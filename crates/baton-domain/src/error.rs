@@ -28,6 +28,13 @@ pub enum Error {
         /// How it was named.
         id: String,
     },
+    /// A name in a definition or a setting refers to nothing here (a pool no
+    /// project sizes, an agent not defined); the message says how to fix it.
+    #[error("{message}")]
+    Unknown {
+        /// What is named, where, and what to do.
+        message: String,
+    },
     /// A value breaks a rule.
     #[error("{message}")]
     Invalid {
@@ -194,6 +201,11 @@ impl Error {
         Self::InvalidAt { message: message.into(), details }
     }
 
+    /// A name that refers to nothing here (404), with how to fix it.
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::Unknown { message: message.into() }
+    }
+
     /// A value that breaks a rule.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid { message: message.into() }
@@ -237,7 +249,7 @@ impl Error {
     /// The stable code this refusal or failure is known by.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::NotFound { .. } | Error::Unknown { .. } => ErrorCode::NotFound,
             Error::Invalid { .. } | Error::Id(_) | Error::Name(_) => ErrorCode::InvalidArgument,
             Error::InvalidAt { .. } => ErrorCode::InvalidContent,
             Error::Combination { .. } => ErrorCode::InvalidCombination,

@@ -202,7 +202,7 @@ pub fn save_agents(tx: &mut dyn StoreTx, agents: &[AgentDef]) -> Result<(), Erro
         if let Some(pool) = &agent.pool
             && !crate::scheduler::pool_known(tx, pool)?
         {
-            return Err(Error::invalid(format!(
+            return Err(Error::unknown(format!(
                 "agent {} names pool {pool:?}, which is not a provider's (anthropic, openai, google) and no project's \
                  [pools] sizes it; add `{pool} = N` under [pools] in .baton/config.toml",
                 agent.name

@@ -64,7 +64,7 @@ pub(crate) fn settings(tx: &dyn StoreTx, project: &Project, agent: &AgentDef, as
     if let Some(name) = &review_by
         && tx.agent(name)?.is_none()
     {
-        return Err(Error::invalid(format!(
+        return Err(Error::unknown(format!(
             "`review_by` in {from} names agent {name:?}, which is not defined (`baton agents` lists them)"
         )));
     }

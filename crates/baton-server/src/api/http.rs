@@ -82,6 +82,8 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
 
 /// JSON has one kind of number: `3.0` is the integer 3 to JSON Schema, and so to
 /// the API. Makes each number with no fraction an integer; says whether any was.
+/// (serde_json parses floats exactly, `float_roundtrip`: `1976666841428753.0` is
+/// that integer, not a neighbour with a fraction.)
 fn integral_floats(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
@@ -196,4 +198,16 @@ pub(crate) async fn mcp_allow(mut response: Response) -> Response {
         response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, POST, DELETE"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn integral_floats_are_integers_even_large_ones() {
+        let body = br#"{"project": "p", "prompt": "x", "timeout_s": 1976666841428753.0, "max_retries": 3.0}"#;
+        let task: baton_core::api::CreateTask = super::decode(body).unwrap();
+        assert_eq!((task.timeout_s, task.max_retries), (Some(1_976_666_841_428_753), Some(3)));
+        let fraction = br#"{"project": "p", "prompt": "x", "max_retries": 3.5}"#;
+        assert!(super::decode::<baton_core::api::CreateTask>(fraction).is_err());
+    }
 }
