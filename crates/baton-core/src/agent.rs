@@ -200,9 +200,11 @@ pub struct AgentDef {
     /// Host variables it is given (`NAME` or `PREFIX_*`), beyond its executor's
     /// own; shown redacted wherever Baton shows its output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = crate::names::PASS_ENV_PATTERN)))]
     pub pass_env: Vec<String>,
     /// The container image for `sandbox: container`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::IMAGE_PATTERN))]
     pub image: Option<String>,
     /// Launcher labels a host must have to run it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -712,7 +714,7 @@ mod tests {
         let bad_name = AgentDef::from_markdown("---\nname: ../x\n---\n", "x", "f", ExecutorKind::ClaudeCode);
         assert!(matches!(bad_name, Err(AgentDefError::Name(_))));
         let no_cmd = AgentDef::from_markdown("---\nexecutor: command\n---\n", "x", "f", ExecutorKind::ClaudeCode);
-        assert!(matches!(no_cmd, Err(AgentDefError::Invalid { .. })));
+        assert!(matches!(no_cmd, Err(AgentDefError::Combination { .. })));
         let bad_exec = AgentDef::from_markdown("---\nexecutor: cobol\n---\n", "x", "f", ExecutorKind::ClaudeCode);
         assert!(matches!(bad_exec, Err(AgentDefError::Yaml(_))));
     }

@@ -78,8 +78,10 @@ pub struct ProjectSettings {
     /// Where its agents' network traffic may go (default `full`).
     pub network: Option<NetworkPolicy>,
     /// Host variables its agents are given (`NAME` or `PREFIX_*`), shown redacted.
+    #[schemars(inner(regex(pattern = crate::names::PASS_ENV_PATTERN)))]
     pub pass_env: Vec<String>,
     /// The container image of agents run with `sandbox = "container"`.
+    #[schemars(regex(pattern = crate::names::IMAGE_PATTERN))]
     pub image: Option<String>,
     /// `podman` or `docker` for container sandboxes (default: whichever is installed).
     pub container_runtime: Option<ContainerRuntime>,

@@ -58,6 +58,13 @@ pub const REPO_PATH_PATTERN: &str = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.(?:/|
 /// A document rule's name pattern: no control characters, no `**`.
 pub const DOC_RULE_PATTERN: &str = r"^(?!.*\*\*)[^\x00-\x1f\x7f-\x9f]+$";
 
+/// A `pass_env` pattern: a variable name, or a prefix and `*`; never Baton's own
+/// (`BATON_…`, or a prefix of it).
+pub const PASS_ENV_PATTERN: &str = r"^(?!BATON_)(?!(?:B|BA|BAT|BATO|BATON)\*?$)[A-Za-z0-9_]+\*?$";
+
+/// [`validate_image`]'s rules as a regular expression.
+pub const IMAGE_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$";
+
 /// Text with something in it besides white space, as Rust's `trim` sees it (its
 /// White_Space, which has U+0085 and not U+FEFF, unlike a regex's `\s`);
 /// anchored, as schemathesis's coverage phase cannot pair an unanchored class

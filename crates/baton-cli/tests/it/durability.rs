@@ -121,7 +121,7 @@ fn doctor_names_what_the_data_directory_holds(b: &Baton) {
     let out = b.cli(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let holds = text.lines().find(|l| l.contains("data directory ")).unwrap_or_default();
-    assert!(holds.contains("the store") && holds.contains("run spools ("), "{text}");
+    assert!(holds.contains("the store") && holds.contains("run spools "), "{text}");
 }
 
 #[tokio::test]

@@ -218,13 +218,13 @@ async fn an_answer_outside_the_schema_gets_one_correction_then_fails_the_review(
 async fn bad_loop_settings_are_refused() {
     let b = Baton::start();
     b.agent("author", AUTHOR).await;
-    for (body, code) in [
-        (json!({ "project": "repo", "prompt": "x", "agent": "author", "review_by": "nobody" }), "invalid_argument"),
-        (json!({ "project": "repo", "prompt": "x", "agent": "author", "fix_attempts": 11 }), "invalid_argument"),
-        (json!({ "project": "repo", "prompt": "x", "agent": "author", "on_conflict": "pray" }), "invalid_body"),
+    for (body, status, code) in [
+        (json!({ "project": "repo", "prompt": "x", "agent": "author", "review_by": "nobody" }), 404, "not_found"),
+        (json!({ "project": "repo", "prompt": "x", "agent": "author", "fix_attempts": 11 }), 400, "invalid_argument"),
+        (json!({ "project": "repo", "prompt": "x", "agent": "author", "on_conflict": "pray" }), 400, "invalid_body"),
     ] {
-        let (status, answer) = b.post("/api/tasks", body.clone()).await;
-        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some(code)), "{body}: {answer}");
+        let (got, answer) = b.post("/api/tasks", body.clone()).await;
+        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{body}: {answer}");
     }
     let list: Value = reqwest::Client::new()
         .get(format!("{}/api/tasks", b.url))
