@@ -90,15 +90,18 @@ pub fn check_settings(r: &dyn StoreRead, project: &Project) -> Result<(), Error>
     if let Some(agent) = &project.settings.lead
         && r.agent(agent)?.is_none()
     {
-        return Err(Error::invalid(format!("lead = {agent:?} names no agent (see `baton agents`)")));
+        return Err(Error::unknown(format!("lead = {agent:?} names no agent (see `baton agents`)")));
     }
     let unknown = unknown_placeholders(&template(project)?);
     if !unknown.is_empty() {
-        return Err(Error::invalid(format!(
-            "the lead's template uses unknown placeholders {}; known: {}",
-            unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", "),
-            PLACEHOLDERS.join(", ")
-        )));
+        return Err(Error::content(
+            format!(
+                "the lead's template uses unknown placeholders {}; known: {}",
+                unknown.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", "),
+                PLACEHOLDERS.join(", ")
+            ),
+            serde_json::json!({ "field": "lead_template", "unknown": unknown }),
+        ));
     }
     Ok(())
 }

@@ -78,7 +78,7 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
         Some(b) => {
             baton_core::names::validate_branch_name(&b)?;
             if !Git::new(&root).branch_exists(&b).await.map_err(git_error)? {
-                return Err(Error::invalid(format!("branch {b} does not exist in {root_text}")));
+                return Err(Error::unknown(format!("branch {b} does not exist in {root_text}")));
             }
             b
         }
