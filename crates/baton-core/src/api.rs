@@ -192,7 +192,9 @@ pub struct CreateProject {
     #[serde(default)]
     #[schemars(regex(pattern = crate::names::BRANCH_NAME_PATTERN))]
     pub default_branch: Option<String>,
-    /// Settings (`.baton/config.toml` of the repository by default).
+    /// Settings (`.baton/config.toml` of the repository by default), checked as
+    /// that file is: a setting that breaks one of its rules (README,
+    /// Configuration) is refused with 422 invalid_content naming it.
     #[serde(default)]
     pub settings: Option<ProjectSettings>,
 }

@@ -84,11 +84,14 @@ pub async fn add_project(state: &Arc<AppState>, req: CreateProject, existing_ok:
         }
         None => branch,
     };
-    let settings = match req.settings {
-        Some(s) => s,
-        None => read_settings(&root)?,
+    let (settings, source) = match req.settings {
+        Some(s) => (s, "settings"),
+        None => (read_settings(&root)?, CONFIG_FILE),
     };
-    settings.validate().map_err(Error::invalid)?;
+    // Settings are `.baton/config.toml` as JSON: a rule they break is the text's.
+    settings
+        .validate()
+        .map_err(|m| Error::content(format!("{source}: {m}"), serde_json::json!({ "field": source })))?;
     let name = match req.name {
         Some(n) => n,
         None => root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into()),
@@ -150,7 +153,7 @@ pub async fn reload_project(state: &Arc<AppState>, id: String) -> Result<Project
     require_repository(&project)?;
     let root = PathBuf::from(&project.path);
     let settings = read_settings(&root)?;
-    settings.validate().map_err(Error::invalid)?;
+    settings.validate().map_err(|m| Error::content(format!("{CONFIG_FILE}: {m}"), serde_json::json!({})))?;
     let (agents, errors) = baton_agents::definitions::load_repository(&root);
     for e in &errors {
         tracing::warn!(error = %e, "agent definition skipped");

@@ -504,7 +504,7 @@ declare namespace Api {
     name?: string | null;
     /** The base branch (the repository's current branch by default). */
     default_branch?: string | null;
-    /** Settings (`.baton/config.toml` of the repository by default). */
+    /** Settings (`.baton/config.toml` of the repository by default), checked as */
     settings?: Api.ProjectSettings | null;
   };
   /** `POST /api/schedules`, and `[[schedules]]` in a project's config. */
