@@ -414,9 +414,12 @@ pub struct Kept {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachFile {
-    /// The file's name, as the agent sees it (no `/`).
+    /// The file's name, as the agent sees it: 1 to 200 characters, no `/`, backslash
+    /// or NUL, not starting with `.`.
+    #[schemars(regex(pattern = r"^[^./\\\x00][^/\\\x00]{0,199}$"))]
     pub name: String,
     /// The document holding its bytes.
+    #[schemars(regex(pattern = crate::names::DOC_NAME_PATTERN), length(min = 1, max = 200))]
     pub doc: String,
 }
 

@@ -306,7 +306,7 @@ declare namespace Api {
   };
   /** A file to attach to a new task: its name for the agent, and the context */
   type AttachFile = {
-    /** The file's name, as the agent sees it (no `/`). */
+    /** The file's name, as the agent sees it: 1 to 200 characters, no `/`, backslash */
     name: string;
     /** The document holding its bytes. */
     doc: string;

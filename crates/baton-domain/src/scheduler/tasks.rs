@@ -299,7 +299,11 @@ pub(crate) fn asked_of(tx: &dyn StoreTx, req: &CreateTask) -> Result<Asked, Erro
     }
     let mut attachments = Vec::with_capacity(req.attachments.len());
     for a in &req.attachments {
-        if a.name.is_empty() || a.name.len() > 200 || a.name.contains(['/', '\\']) || a.name.starts_with('.') {
+        if a.name.is_empty()
+            || a.name.chars().count() > 200
+            || a.name.contains(['/', '\\', '\0'])
+            || a.name.starts_with('.')
+        {
             return Err(Error::invalid(format!(
                 "attachment name {:?} must be a plain file name (no `/`, not starting with `.`)",
                 a.name
