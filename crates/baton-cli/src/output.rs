@@ -34,6 +34,16 @@ pub fn clock(ts: Timestamp) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
 }
 
+/// A size in bytes, compactly.
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n}B"),
+        1024..1_048_576 => format!("{:.0}K", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.0}M", n as f64 / 1_048_576.0),
+        _ => format!("{:.1}G", n as f64 / 1_073_741_824.0),
+    }
+}
+
 /// Cuts text to `max` characters on one line.
 pub fn cut(text: &str, max: usize) -> String {
     let line: String = text.chars().map(|c| if c == '\n' || c == '\t' { ' ' } else { c }).collect();

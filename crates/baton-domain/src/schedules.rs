@@ -147,6 +147,20 @@ pub fn set_paused(tx: &mut dyn StoreTx, id: &str, paused: bool) -> Result<Schedu
     Ok(s)
 }
 
+/// Removes a schedule made through the API (one from a project's
+/// `[[schedules]]` is removed there, in the file).
+pub fn remove(tx: &mut dyn StoreTx, id: &str) -> Result<(), Error> {
+    let s = tx.schedule(id)?.ok_or_else(|| Error::not_found("schedule", id))?;
+    if s.source == "config" {
+        return Err(Error::conflict(format!(
+            "schedule {} comes from the project's [[schedules]]: remove it there",
+            s.name
+        )));
+    }
+    tx.delete_schedule(id)?;
+    Ok(())
+}
+
 fn person() -> Caller {
     Caller { kind: TokenKind::Admin, subject: None, token_hash: String::new() }
 }

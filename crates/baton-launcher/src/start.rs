@@ -396,7 +396,7 @@ impl Launcher {
         let mut phases: Vec<(&str, f64)> = Vec::new();
         let mut lap = |name: &'static str| phases.push((name, began.elapsed().as_secs_f64() * 1000.0));
         spool.create().map_err(|e| io_failure("create the run's spool directory", e))?;
-        let (mut env, cache) = self.agent_env(a, port)?;
+        let (mut env, cache, program) = self.agent_env(a, port)?;
         let home = self.home(a, &env)?;
         env.vars.insert("HOME".into(), home.to_string_lossy().into_owned());
         let mut notes: Vec<String> = Vec::new();
@@ -419,8 +419,8 @@ impl Launcher {
         // The agent's program and Baton's own (hooks, the network forwarder) stay
         // visible wherever they live, `/tmp` included.
         let path_var = env.vars.get("PATH").cloned();
-        if let Some(found) = a.agent.program().and_then(|p| find_program(&p, path_var.as_deref(), &cwd)) {
-            places.readable.extend(program_roots(&found, path_var.as_deref(), &places.hidden));
+        if let Some(found) = &program {
+            places.readable.extend(program_roots(found, path_var.as_deref(), &places.hidden));
         }
         places.readable.extend(program_roots(&self.config.exe, path_var.as_deref(), &places.hidden));
         let prompt = match (&attached, a.run.kind) {
@@ -484,7 +484,8 @@ impl Launcher {
     /// variables, and the project's cache directory. A missing CLI fails before
     /// anything is prepared for it: the next start (a fallback agent's, say) gets
     /// its worktree new, setup included.
-    fn agent_env(&self, a: &Assignment, port: u16) -> Result<(AgentEnv, PathBuf), StartFailure> {
+    /// Also the agent's program as found on its PATH, when it names one.
+    fn agent_env(&self, a: &Assignment, port: u16) -> Result<(AgentEnv, PathBuf, Option<PathBuf>), StartFailure> {
         let settings = &a.project.settings;
         let cache = self.config.worktrees_dir.join(&a.project.name).join(".cache");
         let _ = std::fs::create_dir_all(&cache);
@@ -494,22 +495,26 @@ impl Launcher {
         baton.insert("BATON_PORTS".into(), self.config.ports_per_run.to_string());
         baton.insert("BATON_CACHE".into(), cache_text.clone());
         let env = AgentEnv::build(&self.host_env, settings, &a.agent, &baton, &cache_text);
-        if let Some(program) = a.agent.program()
-            && find_program(&program, env.vars.get("PATH").map(String::as_str), Path::new(&a.project.path)).is_none()
-        {
-            return Err(StartFailure::Missing(format!(
-                "{program} is not installed on launcher {} (not found on its PATH); {}",
-                self.config.name,
-                a.agent.executor.install_hint()
-            )));
-        }
+        let found = match a.agent.program() {
+            None => None,
+            Some(program) => {
+                let path = env.vars.get("PATH").map(String::as_str);
+                Some(find_program(&program, path, Path::new(&a.project.path)).ok_or_else(|| {
+                    StartFailure::Missing(format!(
+                        "{program} is not installed on launcher {} (not found on its PATH); {}",
+                        self.config.name,
+                        a.agent.executor.install_hint()
+                    ))
+                })?)
+            }
+        };
         if !settings.uses_worktrees() && !self.mirrors.local() {
             return Err(StartFailure::Failed(format!(
                 "project {} runs tasks in its checkout (worktrees = false), which launcher {} does not have",
                 a.project.name, self.config.name
             )));
         }
-        Ok((env, cache))
+        Ok((env, cache, found))
     }
 
     /// The files a person attached to the task, written beside its worktree

@@ -188,21 +188,15 @@ fn holdings(dir: &Path) -> Line {
     let parts: Vec<String> = kinds
         .iter()
         .map(|(k, (bytes, items))| match *items {
-            0 => format!("{k} {}", human(*bytes)),
-            n => format!("{k} {} ({n})", human(*bytes)),
+            0 => format!("{k} {}", crate::output::bytes(*bytes)),
+            n => format!("{k} {} ({n})", crate::output::bytes(*bytes)),
         })
         .collect();
-    line(Verdict::Ok, format!("data directory {}: {} — {}", dir.display(), human(total), parts.join(", ")), None)
-}
-
-/// Bytes for people.
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
+    line(
+        Verdict::Ok,
+        format!("data directory {}: {} — {}", dir.display(), crate::output::bytes(total), parts.join(", ")),
+        None,
+    )
 }
 
 /// The data directory to look at: the one given, else `.baton/` of the
@@ -319,7 +313,7 @@ fn postgres(url: &str) -> Line {
     match baton_store::postgres::inspect(url) {
         Err(e) => line(
             Verdict::Fail,
-            format!("store {place}: {}", error_chain(&e)),
+            format!("store {place}: {}", crate::error::report(&e)),
             Some("check the URL, the server and the network"),
         ),
         Ok(r) => {
@@ -348,17 +342,6 @@ fn postgres(url: &str) -> Line {
     }
 }
 
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
 /// `baton backup` of a PostgreSQL store: the server checked, and how to back
 /// it up with its own tools.
 fn backup_postgres(url: &str, file: &Path) -> Result<u8, CliError> {
@@ -366,7 +349,7 @@ fn backup_postgres(url: &str, file: &Path) -> Result<u8, CliError> {
     let r = match baton_store::postgres::inspect(url) {
         Ok(r) => r,
         Err(e) => {
-            println!("FAIL  store {place}: {}", error_chain(&e));
+            println!("FAIL  store {place}: {}", crate::error::report(&e));
             return Ok(1);
         }
     };

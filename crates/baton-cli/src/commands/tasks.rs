@@ -12,7 +12,7 @@ use super::follow::{self, Show};
 use crate::cli::{IdArgs, LogsArgs, PsArgs, ResumeArgs, StopArgs, WaitIdArgs};
 use crate::context::text_or_stdin;
 use crate::error::CliError;
-use crate::output::{EventPrinter, ago, cut, print_json, span, table};
+use crate::output::{EventPrinter, ago, bytes, cut, print_json, span, table};
 
 /// Finished tasks older than this are hidden by `baton ps` without `--all`.
 const PS_RECENT_MS: i64 = 24 * 3600 * 1000;
@@ -81,16 +81,6 @@ pub async fn show(client: &Client, args: IdArgs) -> Result<u8, CliError> {
     }
     print_detail(&detail);
     Ok(0)
-}
-
-/// A size in bytes, compactly.
-fn bytes(n: u64) -> String {
-    match n {
-        0..1024 => format!("{n}B"),
-        1024..1_048_576 => format!("{:.0}K", n as f64 / 1024.0),
-        1_048_576..1_073_741_824 => format!("{:.0}M", n as f64 / 1_048_576.0),
-        _ => format!("{:.1}G", n as f64 / 1_073_741_824.0),
-    }
 }
 
 fn print_detail(d: &TaskDetail) {

@@ -46,15 +46,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     caller.require_admin()?;
-    let i = id.clone();
-    let s = state.store.read(move |r| r.schedule(&i)).await?.ok_or_else(|| AppError::not_found("schedule", &id))?;
-    if s.source == "config" {
-        return Err(AppError::new(
-            ErrorCode::Conflict,
-            format!("schedule {} comes from the project's [[schedules]]: remove it there", s.name),
-        ));
-    }
-    state.store.write(move |tx| tx.delete_schedule(&id)).await?;
+    state.store.write(move |tx| schedules::remove(tx, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
