@@ -18,7 +18,7 @@ use baton_core::chat::{
     ChatAsk, ChatButton, ChatInbound, ChatPost, ChatRole, ChatRoles, ChatService, ChatThread, PostKind,
 };
 use baton_core::ids::TaskId;
-use baton_core::model::{Project, Task, TokenKind};
+use baton_core::model::{Project, Task};
 use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
 use baton_store::{StoreRead, StoreTx};
@@ -145,7 +145,7 @@ fn named_agent(r: &dyn StoreRead, text: &str) -> Result<Option<(String, String)>
 }
 
 fn person() -> Caller {
-    Caller { kind: TokenKind::Admin, subject: None, token_hash: String::new() }
+    Caller::person()
 }
 
 #[allow(clippy::too_many_arguments)]

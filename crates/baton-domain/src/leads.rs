@@ -17,7 +17,7 @@
 use baton_core::agent::AgentDef;
 use baton_core::api::CreateTask;
 use baton_core::ids::{ProjectId, SessionId, TaskId};
-use baton_core::model::{LeadRecord, Project, Task, TokenKind};
+use baton_core::model::{LeadRecord, Project, Task};
 use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
 use baton_store::{StoreRead, StoreTx, TaskFilter};
@@ -226,7 +226,7 @@ fn lead_task(
         checks: Some(Vec::new()),
         ..CreateTask::default()
     };
-    let person = Caller { kind: TokenKind::Admin, subject: None, token_hash: String::new() };
+    let person = Caller::person();
     let mut new = crate::scheduler::tasks::new_task(tx, &person, req, config)?;
     new.asked.leads = Some(project.id.clone());
     new.loops.review_by = None;

@@ -11,7 +11,7 @@
 use baton_core::api::CreateTask;
 use baton_core::cron::{Cron, parse_every};
 use baton_core::ids::{ProjectId, TaskId};
-use baton_core::model::{Project, TokenKind};
+use baton_core::model::Project;
 use baton_core::time::Timestamp;
 use baton_core::triggers::{CatchUp, CreateSchedule, CreateTrigger, Schedule, Trigger, TriggerHit};
 use baton_store::{StoreRead, StoreTx};
@@ -161,10 +161,6 @@ pub fn remove(tx: &mut dyn StoreTx, id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn person() -> Caller {
-    Caller { kind: TokenKind::Admin, subject: None, token_hash: String::new() }
-}
-
 /// Fires a schedule due at `now` (once per due time: false when another
 /// writer moved it first), or skips it: missed while Baton was down with
 /// `catch_up = skip`, or its previous task still open without `overlap`.
@@ -201,7 +197,7 @@ pub fn fire(tx: &mut dyn StoreTx, fx: &mut Effects, id: &str, now: Timestamp, co
                 agent: s.agent.clone(),
                 ..CreateTask::default()
             };
-            let mut new = crate::scheduler::tasks::new_task(tx, &person(), req, config)?;
+            let mut new = crate::scheduler::tasks::new_task(tx, &Caller::person(), req, config)?;
             new.asked.origin = Some(format!("schedule {}", s.id));
             let task = crate::scheduler::tasks::insert(tx, fx, new, TaskId::generate())?;
             s.last_fired_at = Some(now);
@@ -347,7 +343,7 @@ pub fn fire_trigger(
         agent: Some(t.agent.clone()),
         ..CreateTask::default()
     };
-    let mut new = crate::scheduler::tasks::new_task(tx, &person(), req, config)?;
+    let mut new = crate::scheduler::tasks::new_task(tx, &Caller::person(), req, config)?;
     new.asked.origin = Some(format!("trigger {}", t.name));
     let task = crate::scheduler::tasks::insert(tx, fx, new, TaskId::generate())?;
     tx.add_trigger_hit(&TriggerHit {

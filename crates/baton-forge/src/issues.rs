@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use baton_core::api::CreateTask;
 use baton_core::ids::TaskId;
-use baton_core::model::{IssueLink, Project, Task, TokenKind};
+use baton_core::model::{IssueLink, Project, Task};
 use baton_core::time::Timestamp;
 use baton_core::triggers::TriggerHit;
 use baton_domain::tokens::Caller;
@@ -78,7 +78,7 @@ async fn start_once(
         let agent = p.settings.forge.as_ref().and_then(|f| f.issue_agent.clone());
         let req =
             CreateTask { project: Some(p.id.to_string()), prompt, title: Some(title), agent, ..CreateTask::default() };
-        let person = Caller { kind: TokenKind::Admin, subject: None, token_hash: String::new() };
+        let person = Caller::person();
         let mut new = baton_domain::scheduler::new_task(tx, &person, req, &st.config)?;
         new.asked.origin = Some(origin);
         new.asked.issue = Some(IssueLink { number, pr_told: false, end_told: false });
