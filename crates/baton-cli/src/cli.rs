@@ -219,6 +219,8 @@ pub struct DoctorArgs {
     /// certificate was verified, and what a backup needs.
     #[arg(long, env = "BATON_STORE", value_name = "URL")]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub embeddings: EmbeddingsArgs,
 }
 
 /// `baton token`.
@@ -641,6 +643,32 @@ pub struct UpArgs {
     /// Seconds a notification's one-tap action link works.
     #[arg(long, env = "BATON_ACTION_LINK_TTL", default_value_t = 86_400.0, value_name = "SECONDS", value_parser = seconds)]
     pub action_link_ttl: f64,
+    #[command(flatten)]
+    pub embeddings: EmbeddingsArgs,
+}
+
+/// Where the context store's embeddings come from (`baton up`, `baton doctor`).
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddingsArgs {
+    /// Search the context store by meaning too: the base URL of an
+    /// OpenAI-compatible embeddings API (`http://127.0.0.1:11434/v1` for Ollama;
+    /// llama.cpp, vLLM and hosted APIs alike). Documents are embedded in the
+    /// background; without it, search is by words only.
+    #[arg(long = "embeddings", env = "BATON_EMBEDDINGS", value_name = "URL")]
+    pub url: Option<String>,
+    /// The embedding model to ask for. Changing it embeds every document again;
+    /// the old vectors are never mixed with the new.
+    #[arg(long = "embeddings-model", env = "BATON_EMBEDDINGS_MODEL", default_value = "nomic-embed-text", value_name = "MODEL")]
+    pub model: String,
+    /// The environment variable holding the endpoint's API key (sent as a bearer
+    /// token); `baton up` refuses to start when it is not set.
+    #[arg(long = "embeddings-key-env", env = "BATON_EMBEDDINGS_KEY_ENV", value_name = "VAR")]
+    pub key_env: Option<String>,
+    /// The number of dimensions the model's vectors have (learned from the first
+    /// answer when not given); a vector of another is refused, and changing this
+    /// embeds every document again.
+    #[arg(long = "embeddings-dims", env = "BATON_EMBEDDINGS_DIMS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub dims: Option<u32>,
 }
 
 /// Seconds, comma-separated (see [`UpArgs::webhook_retries`]).
@@ -1036,10 +1064,14 @@ pub enum DocCommand {
         #[arg(long)]
         version: Option<u32>,
     },
-    /// Search documents by words (ranked by relevance), or list them.
+    /// Search documents by words, by meaning, or both (ranked together), or list them.
     Query {
-        /// Words to look for in names, tags and content (none: the newest documents).
+        /// What to look for (none: the newest documents).
         words: Vec<String>,
+        /// `hybrid` (words and meaning, the default when the coordinator has an
+        /// embeddings endpoint), `words`, or `meaning`.
+        #[arg(long, value_parser = ["hybrid", "words", "meaning"])]
+        mode: Option<String>,
         /// Only documents with this tag (repeatable; all required).
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
@@ -1057,6 +1089,16 @@ pub enum DocCommand {
     Info {
         /// The document.
         name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed every document again (after a failure), or with --status only show
+    /// the meaning index: its model, the documents waiting, and those that failed.
+    Reindex {
+        /// Only show the index's state.
+        #[arg(long)]
+        status: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

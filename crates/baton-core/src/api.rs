@@ -1287,6 +1287,117 @@ pub struct DocEntry {
     /// The matching passage, matches in `[` `]` (searches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snippet: Option<String>,
+    /// Why it was found: by its words, by its meaning, or both (searches of
+    /// `/api/docs/search` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchedBy>,
+}
+
+/// How a search of the context store ranks documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Words and meaning, ranked together (reciprocal rank fusion); the default
+    /// when an embeddings endpoint is configured.
+    Hybrid,
+    /// The words typed (full-text search); the default without embeddings.
+    Words,
+    /// Meaning only: the passages whose embeddings are nearest the query's.
+    Meaning,
+}
+
+impl SearchMode {
+    /// The mode's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Words => "words",
+            SearchMode::Meaning => "meaning",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hybrid" => Ok(SearchMode::Hybrid),
+            "words" => Ok(SearchMode::Words),
+            "meaning" => Ok(SearchMode::Meaning),
+            other => Err(format!("unknown search mode {other:?}: hybrid, words or meaning")),
+        }
+    }
+}
+
+/// Why a document was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    /// Its words (names, tags or content).
+    Words,
+    /// A passage's meaning, near the query's.
+    Meaning,
+    /// Both.
+    Both,
+}
+
+/// `GET /api/docs/search`: the documents found, best first, and how the search
+/// went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DocSearch {
+    /// The mode searched in (`words` when no embeddings endpoint is configured
+    /// and none was asked for).
+    pub mode: SearchMode,
+    /// The documents found, best first: each with why and which passage.
+    pub hits: Vec<DocEntry>,
+    /// True when meaning results may be missing: documents still wait to be
+    /// embedded, or the endpoint could not embed the query.
+    pub partial: bool,
+    /// Documents waiting to be embedded.
+    pub pending: u64,
+    /// What limited the search, in words (`searched words only: no embeddings
+    /// endpoint is configured`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `GET|POST /api/docs/index`: the meaning index's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DocIndex {
+    /// The embeddings endpoint's base URL (none: search is by words only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The model the stored vectors are of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// How many dimensions its vectors have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dims: Option<u32>,
+    /// Documents waiting to be embedded.
+    pub pending: u64,
+    /// Documents that could not be embedded, given up on until a reindex.
+    pub failed: u64,
+    /// Documents whose last try failed, with why (the failed ones first).
+    pub failures: Vec<IndexFailure>,
+    /// Documents queued by this request (`POST` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<u64>,
+}
+
+/// A document the endpoint could not embed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IndexFailure {
+    /// The document.
+    pub name: String,
+    /// Its version.
+    pub version: u32,
+    /// Tries so far.
+    pub attempts: u32,
+    /// Why the last one failed.
+    pub error: String,
+    /// Given up on until a reindex (else tried again later).
+    pub failed: bool,
 }
 
 /// Money and tokens one agent spent in one project (sessions summed).

@@ -21,9 +21,18 @@ use crate::resolve;
 const MAX_TAGS: usize = 64;
 const MAX_TAG_LEN: usize = 64;
 
+/// Names `/api/docs/…` takes for itself.
+const RESERVED: [&str; 2] = ["search", "index"];
+
 /// Checks a push and turns binary content into bytes.
 pub fn check_push(req: &PushDoc) -> Result<Option<Vec<u8>>, Error> {
     validate_doc_name(&req.name).map_err(|e| Error::invalid(e.to_string()))?;
+    if RESERVED.contains(&req.name.as_str()) {
+        return Err(Error::invalid(format!(
+            "{:?} is reserved (GET /api/docs/{} is the context store's own); name the document otherwise",
+            req.name, req.name
+        )));
+    }
     let bytes = match (&req.content, &req.content_base64) {
         (Some(_), Some(_)) => return Err(Error::combination("give content or content_base64, not both")),
         (None, None) => return Err(Error::combination("a document needs content (or content_base64)")),

@@ -24,6 +24,7 @@ pub mod forge;
 pub mod hooks;
 pub mod inbox;
 pub mod lead;
+pub mod meaning;
 pub mod leads;
 pub mod memory;
 pub mod notices;

@@ -36,6 +36,8 @@ pub struct Config {
     /// The data directory of an SQLite store (for `POST /api/backup`); none
     /// on PostgreSQL.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Where the context store's embeddings come from; none: search by words only.
+    pub embeddings: Option<crate::meaning::EmbeddingsConfig>,
 }
 
 /// How webhook deliveries are sent and retried.
@@ -77,6 +79,7 @@ impl Config {
             heartbeat_retention: Duration::from_secs(86_400),
             webhooks: WebhookSettings::default(),
             data_dir: None,
+            embeddings: None,
         }
     }
 }
@@ -130,6 +133,8 @@ pub struct AppState {
     pub forge_work: Notify,
     /// Woken when a webhook delivery may be due.
     pub delivery_work: Notify,
+    /// Woken when a document may wait to be embedded.
+    pub embed_work: Notify,
     /// Whether this replica holds the timers' lease (runs the timers and the
     /// merge queue) now.
     pub leader: AtomicBool,
@@ -146,6 +151,10 @@ pub struct AppState {
     pub started: Instant,
     /// The projects' forge, for merges through it (`merge_via = "forge"`).
     pub forge: Arc<dyn Forge>,
+    /// The embeddings endpoint (with `config.embeddings`).
+    pub embedder: Option<Arc<dyn crate::meaning::Embedder>>,
+    /// The stored vectors, kept in memory for searches.
+    pub vectors: crate::meaning::VectorIndex,
 }
 
 impl AppState {
@@ -159,13 +168,22 @@ impl AppState {
             merge_work: Notify::new(),
             forge_work: Notify::new(),
             delivery_work: Notify::new(),
+            embed_work: Notify::new(),
             leader: AtomicBool::new(false),
             polling: Mutex::default(),
             unclaimed: Mutex::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
             forge: Arc::new(crate::forge::NoForge),
+            embedder: None,
+            vectors: crate::meaning::VectorIndex::default(),
         }
+    }
+
+    /// The same state, embedding documents through `embedder`.
+    pub fn with_embedder(mut self, embedder: Arc<dyn crate::meaning::Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
     }
 
     /// The same state, merging through `forge`.

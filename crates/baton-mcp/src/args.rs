@@ -149,8 +149,10 @@ pub struct DocReadArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocQueryArgs {
-    /// Words to look for; none: the newest documents.
+    /// What to look for, in words or by what it means; none: the newest documents.
     pub query: Option<String>,
+    /// `hybrid` (words and meaning ranked together; the default when Baton has an embeddings endpoint), `words` or `meaning`.
+    pub mode: Option<baton_core::api::SearchMode>,
     /// Only documents with all of these tags.
     pub tags: Option<Vec<String>>,
     /// Only names starting with this.
@@ -191,8 +193,10 @@ pub struct MemoryWriteArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemorySearchArgs {
-    /// Words to find in your archival memory (documents under `agents/YOUR_NAME/` in the context store); empty lists the newest.
+    /// What to find in your archival memory (documents under `agents/YOUR_NAME/` in the context store), by words or meaning; empty lists the newest.
     pub query: Option<String>,
+    /// `hybrid` (the default when Baton has an embeddings endpoint), `words` or `meaning`.
+    pub mode: Option<baton_core::api::SearchMode>,
     /// At most this many (default 10).
     pub limit: Option<u32>,
 }

@@ -14,7 +14,7 @@ mod args;
 use std::time::Duration;
 
 use baton_client::{Client, ClientError, encode};
-use baton_core::api::{CreateTask, DocDetail, PushDoc, TaskDetail};
+use baton_core::api::{CreateTask, DocDetail, DocSearch, PushDoc, SearchMode, TaskDetail};
 use baton_core::memory::{AgentMessage, JournalNote, Me, MemoryBlock, SendToAgent, WriteBlock};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
@@ -128,6 +128,44 @@ impl BatonMcp {
     async fn me(client: &Client) -> Result<String, String> {
         let me: Me = client.get("/api/me").await.map_err(explain)?;
         me.agent.ok_or_else(|| "memory belongs to an agent: this needs an agent's session token".to_owned())
+    }
+
+    /// A search of the context store (`query` holds the filters): the hits with
+    /// why each matched, and what limited the search.
+    async fn search(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        q: &str,
+        mode: Option<SearchMode>,
+        mut query: Vec<String>,
+        with_tags: bool,
+    ) -> Answer {
+        query.push(format!("q={}", encode(q)));
+        if let Some(m) = mode {
+            query.push(format!("mode={}", m.as_str()));
+        }
+        let client = self.client(ctx);
+        let found: DocSearch =
+            client.get(&format!("/api/docs/search?{}", query.join("&"))).await.map_err(explain)?;
+        let hits: Vec<Value> = found
+            .hits
+            .iter()
+            .map(|h| {
+                let mut hit = json!({ "name": h.doc.name, "version": h.doc.version, "updated_at": h.doc.updated_at, "matched": h.matched, "match": h.snippet });
+                if with_tags {
+                    hit["tags"] = json!(h.doc.tags);
+                }
+                hit
+            })
+            .collect();
+        let mut answer = json!({ "mode": found.mode, "hits": hits });
+        if found.partial {
+            answer["partial"] = json!(format!("{} documents still wait to be embedded", found.pending));
+        }
+        if let Some(note) = found.note {
+            answer["note"] = json!(note);
+        }
+        Ok(pretty(&answer))
     }
 
     async fn answer_for(client: &Client, id: &str, wait: Option<Wait>, wait_s: Option<u64>) -> Answer {
@@ -334,19 +372,19 @@ impl BatonMcp {
     }
 
     #[tool(
-        description = "Search the shared context store by words (in names, tags and content, ranked by relevance), or list the newest documents. Returns names, tags and the matching passage.",
+        description = "Search the shared context store by words and by meaning (names, tags and content; passages whose meaning is near your query are found even without the same words), or list the newest documents. Returns names, tags, why each matched (words, meaning or both) and the passage.",
         annotations(read_only_hint = true)
     )]
     async fn doc_query(&self, Parameters(a): Parameters<DocQueryArgs>, ctx: RequestContext<RoleServer>) -> Answer {
         let mut query = vec![format!("limit={}", a.limit.unwrap_or(10).clamp(1, 100))];
-        if let Some(q) = a.query.as_deref().filter(|q| !q.trim().is_empty()) {
-            query.push(format!("q={}", encode(q)));
-        }
         if let Some(tags) = a.tags.filter(|t| !t.is_empty()) {
             query.push(format!("tag={}", encode(&tags.join(","))));
         }
         if let Some(p) = &a.prefix {
             query.push(format!("prefix={}", encode(p)));
+        }
+        if let Some(q) = a.query.as_deref().filter(|q| !q.trim().is_empty()) {
+            return self.search(&ctx, q, a.mode, query, true).await;
         }
         let hits = self.client(&ctx).docs(&query.join("&")).await.map_err(explain)?;
         let list: Vec<Value> = hits
@@ -405,7 +443,7 @@ impl BatonMcp {
     }
 
     #[tool(
-        description = "Search your archival memory: the documents under agents/YOUR_NAME/ in the context store (write them with doc_push), ranked by relevance.",
+        description = "Search your archival memory by words and by meaning: the documents under agents/YOUR_NAME/ in the context store (write them with doc_push), ranked by relevance. Never another agent's.",
         annotations(read_only_hint = true)
     )]
     async fn memory_search(
@@ -415,12 +453,12 @@ impl BatonMcp {
     ) -> Answer {
         let client = self.client(&ctx);
         let agent = Self::me(&client).await?;
-        let mut query = vec![
+        let query = vec![
             format!("limit={}", a.limit.unwrap_or(10).clamp(1, 100)),
             format!("prefix={}", encode(&format!("agents/{agent}/"))),
         ];
         if let Some(q) = a.query.as_deref().filter(|q| !q.trim().is_empty()) {
-            query.push(format!("q={}", encode(q)));
+            return self.search(&ctx, q, a.mode, query, false).await;
         }
         let hits = client.docs(&query.join("&")).await.map_err(explain)?;
         let list: Vec<Value> = hits

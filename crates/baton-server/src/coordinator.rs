@@ -68,7 +68,13 @@ impl Coordinator {
     /// Builds a coordinator over `store` and starts its background work.
     pub async fn start(store: Store, config: ServerConfig) -> Result<Self, AppError> {
         let forge = Arc::new(baton_forge::Forges);
-        let state = Arc::new(AppState::new(store, config.coordinator.clone()).with_forge(forge));
+        let mut state = AppState::new(store, config.coordinator.clone()).with_forge(forge);
+        if let Some(embeddings) = &config.coordinator.embeddings {
+            let client = baton_embeddings::Client::new(embeddings.clone())
+                .map_err(|e| AppError::new(baton_core::api::ErrorCode::Unavailable, e))?;
+            state = state.with_embedder(Arc::new(client));
+        }
+        let state = Arc::new(state);
         projects::ensure_builtin_agents(&state).await?;
         let background = vec![
             tokio::spawn(notices::follow(Arc::clone(&state))),
@@ -78,6 +84,7 @@ impl Coordinator {
             tokio::spawn(baton_webhooks::worker(Arc::clone(&state))),
             tokio::spawn(baton_chat::worker(Arc::clone(&state))),
             tokio::spawn(baton_chat::connections(Arc::clone(&state))),
+            tokio::spawn(baton_embeddings::worker(Arc::clone(&state))),
         ];
         Ok(Self { state, http: Arc::new(config), background })
     }

@@ -10,8 +10,8 @@
 //! `api::site_ops`, which also make the OpenAPI document.
 //!
 //! This crate is the top of the coordinator: it may depend on every crate below
-//! it (core, store, git, agents, client, mcp, domain, forge, webhooks), and none
-//! of them may depend on it.
+//! it (core, store, git, agents, client, mcp, domain, forge, webhooks, chat,
+//! embeddings), and none of them may depend on it.
 
 mod actions;
 mod api;
@@ -22,5 +22,6 @@ pub mod git_http;
 pub mod tls;
 
 pub use api::app;
+pub use baton_domain::meaning::EmbeddingsConfig;
 pub use baton_domain::{AppState, Config, WebhookSettings, projects, transact, transact_urgent};
 pub use coordinator::{Coordinator, ServerConfig};

@@ -27,6 +27,7 @@
 //!   [`StoreError::Unavailable`] and is re-established for the next job.
 
 mod db;
+mod meaning;
 mod schema;
 pub mod tls;
 

@@ -91,3 +91,13 @@ pub(crate) fn hour_row(hour: i64, project: &str, agent: String, n: [i64; 3], cos
         .collect();
     Some(crate::HourRow { hour, project: project.parse().ok()?, agent, finished, cost_usd })
 }
+
+/// A vector as stored: its numbers as little-endian `f32`s.
+pub(crate) fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A stored vector (trailing bytes short of a number are ignored).
+pub(crate) fn vector_of(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}

@@ -2,6 +2,7 @@
 //! and a few reader threads with their own connections.
 
 mod db;
+mod meaning;
 mod schema;
 
 pub use schema::known_version;

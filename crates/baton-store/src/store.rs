@@ -112,6 +112,62 @@ pub struct DocHit {
     pub snippet: Option<String>,
 }
 
+/// Where the context store's meaning index stands: the embedding model its
+/// vectors are of, and how many documents wait to be embedded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbedStatus {
+    /// The model (and its settings) the stored vectors are of; none before the
+    /// first configured start.
+    pub model: Option<String>,
+    /// How many dimensions its vectors have (learned from the first answer
+    /// unless configured).
+    pub dims: Option<u32>,
+    /// Grows whenever a vector is added or removed: an index kept in memory is
+    /// current while this is unchanged.
+    pub generation: i64,
+    /// Documents waiting to be embedded (or re-embedded).
+    pub pending: u64,
+    /// Documents the endpoint could not embed (a wrong dimension), each with why.
+    pub failed: u64,
+}
+
+/// A document waiting to be embedded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedJob {
+    /// The document.
+    pub name: String,
+    /// The version to embed.
+    pub version: u32,
+    /// Tries so far.
+    pub attempts: u32,
+    /// Why the last try failed.
+    pub error: Option<String>,
+    /// Given up on until a reindex (the endpoint's answer can never fit).
+    pub failed: bool,
+}
+
+/// A passage of a document with its vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Its place in the document (0, 1, ...).
+    pub seq: u32,
+    /// Its text.
+    pub text: String,
+    /// Its embedding.
+    pub vector: Vec<f32>,
+}
+
+/// A stored chunk's vector, for the index kept in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkVector {
+    /// The document.
+    pub name: String,
+    /// The chunk's place in it.
+    pub seq: u32,
+    /// Its embedding.
+    pub vector: Vec<f32>,
+}
+
 /// Reads, inside a read snapshot or a write transaction.
 pub trait StoreRead {
     /// A project by id.
@@ -287,6 +343,17 @@ pub trait StoreRead {
     fn next_deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
     /// An action link by the hash of its secret part.
     fn action_link(&self, hash: &str) -> Result<Option<ActionLink>, StoreError>;
+    /// The meaning index's model, generation and backlog.
+    fn embed_status(&self) -> Result<EmbedStatus, StoreError>;
+    /// The documents given up on (or still failing), with why; at most `limit`.
+    fn embed_failures(&self, limit: u32) -> Result<Vec<EmbedJob>, StoreError>;
+    /// Every stored vector of `model`.
+    fn chunk_vectors(&self, model: &str) -> Result<Vec<ChunkVector>, StoreError>;
+    /// A chunk's text.
+    fn chunk_text(&self, name: &str, seq: u32) -> Result<Option<String>, StoreError>;
+    /// The names of the documents a filter's tags, project and prefix allow
+    /// (its query and limit are not used).
+    fn document_names(&self, filter: &DocFilter) -> Result<Vec<String>, StoreError>;
 }
 
 /// Writes, inside a transaction. Everything written by one job commits or rolls
@@ -432,6 +499,31 @@ pub trait StoreTx: StoreRead {
     fn put_document(&mut self, doc: &Document) -> Result<(), StoreError>;
     /// Removes a document and its versions; false when there was none.
     fn delete_document(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Takes up to `limit` documents due for embedding at `now`, holding each
+    /// until `until` (another worker does not take them meanwhile).
+    fn claim_embeddings(&mut self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<EmbedJob>, StoreError>;
+    /// Replaces a document's chunks with these vectors of `model` if `version`
+    /// is still its current one, and ends its job for that version; false when
+    /// a newer version came meanwhile (its job stays).
+    fn put_chunks(&mut self, name: &str, version: u32, model: &str, chunks: &[Chunk]) -> Result<bool, StoreError>;
+    /// Records a failed try of a document's job (for that version): tried again
+    /// at `next_at`, or never (`failed`) until a reindex.
+    fn embedding_failed(
+        &mut self,
+        name: &str,
+        version: u32,
+        error: &str,
+        next_at: Timestamp,
+        failed: bool,
+    ) -> Result<(), StoreError>;
+    /// Makes `model` (with `dims`, if known) the one vectors are of: when it
+    /// differs from the stored one, every vector of another is removed and every
+    /// document queued. True when it changed.
+    fn set_embed_model(&mut self, model: &str, dims: Option<u32>) -> Result<bool, StoreError>;
+    /// Queues documents for embedding: every text document (`all`, clearing
+    /// failures), or only those whose current version has no vectors and no
+    /// job. How many were queued.
+    fn queue_embeddings(&mut self, all: bool) -> Result<u64, StoreError>;
     /// Inserts or replaces a webhook.
     fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError>;
     /// Removes a webhook and its deliveries; whether there was one.

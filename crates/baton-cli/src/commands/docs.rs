@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 
 use base64::Engine;
 use baton_client::{Client, encode};
-use baton_core::api::PushDoc;
+use baton_core::api::{DocIndex, DocSearch, MatchedBy, PushDoc};
 use baton_core::doc::{Relation, RelationKind};
 
 use serde_json::Value;
@@ -59,9 +59,13 @@ pub async fn doc(client: &Client, command: DocCommand) -> Result<u8, CliError> {
             }
             Ok(0)
         }
-        DocCommand::Query { words, tags, prefix, limit, json } => {
+        DocCommand::Query { words, mode, tags, prefix, limit, json } if !words.is_empty() => {
+            search(client, &words.join(" "), mode, &tags, prefix, limit, json).await
+        }
+        DocCommand::Query { words, tags, prefix, limit, json, .. } => {
             query(client, &words, &tags, prefix, limit, json).await
         }
+        DocCommand::Reindex { status, json } => reindex(client, status, json).await,
         DocCommand::Info { name, json } => info(client, &name, json).await,
         DocCommand::Delete { name } => {
             client.delete_doc(&name).await?;
@@ -199,4 +203,90 @@ fn parse_relations(items: &[String]) -> Result<Vec<Relation>, CliError> {
             Ok(Relation { kind, target: target.to_owned() })
         })
         .collect()
+}
+
+/// `baton doc query WORDS`: a search by words, meaning or both, best first,
+/// each hit with why it matched; what limited the search goes to stderr.
+async fn search(
+    client: &Client,
+    words: &str,
+    mode: Option<String>,
+    tags: &[String],
+    prefix: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<u8, CliError> {
+    let mut query = vec![format!("limit={}", limit.clamp(1, 100)), format!("q={}", encode(words))];
+    if let Some(m) = mode {
+        query.push(format!("mode={m}"));
+    }
+    if !tags.is_empty() {
+        query.push(format!("tag={}", encode(&tags.join(","))));
+    }
+    if let Some(p) = prefix {
+        query.push(format!("prefix={}", encode(&p)));
+    }
+    let found: DocSearch = client.get(&format!("/api/docs/search?{}", query.join("&"))).await?;
+    if let Some(note) = &found.note {
+        eprintln!("{note}");
+    }
+    if found.partial && found.pending > 0 {
+        eprintln!("partial: {} documents still wait to be embedded", found.pending);
+    }
+    if json {
+        print_json(&found.hits);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = found
+        .hits
+        .iter()
+        .map(|h| {
+            let matched = h.matched.map_or("", |m| match m {
+                MatchedBy::Words => "words",
+                MatchedBy::Meaning => "meaning",
+                MatchedBy::Both => "both",
+            });
+            vec![
+                h.doc.name.clone(),
+                h.doc.version.to_string(),
+                matched.to_owned(),
+                h.doc.tags.join(","),
+                cut(&h.snippet.clone().unwrap_or_default().replace('\n', " "), 60),
+            ]
+        })
+        .collect();
+    table(&["NAME", "VERSION", "MATCHED", "TAGS", "PASSAGE"], &rows);
+    Ok(0)
+}
+
+/// `baton doc reindex`: every document queued to be embedded again (or, with
+/// `--status`, only the index's state).
+async fn reindex(client: &Client, status_only: bool, json: bool) -> Result<u8, CliError> {
+    let index: DocIndex = if status_only {
+        client.get("/api/docs/index").await?
+    } else {
+        client.post("/api/docs/index", &serde_json::json!({})).await?
+    };
+    if json {
+        print_json(&index);
+        return Ok(0);
+    }
+    match &index.endpoint {
+        Some(url) => println!("endpoint: {url}"),
+        None => println!("endpoint: none (search is by words only; start Baton with --embeddings URL)"),
+    }
+    if let Some(model) = &index.model {
+        let dims = index.dims.map_or_else(|| "dimensions not yet known".to_owned(), |d| format!("{d} dimensions"));
+        println!("model: {model} ({dims})");
+    }
+    if let Some(n) = index.queued {
+        println!("queued: {n} documents");
+    }
+    println!("waiting: {}", index.pending);
+    println!("failed: {}", index.failed);
+    for f in &index.failures {
+        let state = if f.failed { "failed" } else { "retrying" };
+        println!("  {} v{} ({state}, {} tries): {}", f.name, f.version, f.attempts, f.error);
+    }
+    Ok(if index.failed > 0 { 1 } else { 0 })
 }

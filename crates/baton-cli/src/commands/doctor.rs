@@ -293,6 +293,7 @@ pub async fn doctor(args: DoctorArgs) -> Result<u8, CliError> {
     if let Some(url) = args.store.as_deref().filter(|u| u.starts_with("postgres")) {
         lines.push(postgres(url));
     }
+    lines.extend(embeddings(&args.embeddings).await);
     for l in &lines {
         let tag = match l.verdict {
             Verdict::Ok => "ok  ",
@@ -434,4 +435,42 @@ pub fn restore(file: &Path, dir: &Path, spools_from: Option<&Path>) -> Result<u8
         dir.display()
     );
     Ok(0)
+}
+
+/// The embeddings endpoint: its key variable set, and (from a running
+/// coordinator) the documents waiting or failed.
+async fn embeddings(args: &crate::cli::EmbeddingsArgs) -> Vec<Line> {
+    let mut lines = Vec::new();
+    match super::up::embeddings(args) {
+        Ok(None) => {}
+        Ok(Some(config)) => lines.push(line(
+            Verdict::Ok,
+            format!("embeddings: {} ({}){}", config.url, config.model, if config.key.is_some() { ", key set" } else { "" }),
+            None,
+        )),
+        Err(e) => lines.push(Line {
+            verdict: Verdict::Fail,
+            what: format!("embeddings: {}", crate::error::report(&e)),
+            fix: Some("export the key variable in the coordinator's environment, or fix --embeddings".into()),
+        }),
+    }
+    if let Ok(client) = crate::context::client(None, None)
+        && let Ok(Ok(index)) = tokio::time::timeout(
+            Duration::from_secs(3),
+            client.get::<baton_core::api::DocIndex>("/api/docs/index"),
+        )
+        .await
+        && index.endpoint.is_some()
+    {
+        let what = format!("embeddings: {} documents waiting, {} failed", index.pending, index.failed);
+        match index.failures.iter().find(|f| f.failed) {
+            Some(f) => lines.push(Line {
+                verdict: Verdict::Fail,
+                what: format!("{what} ({}: {})", f.name, f.error),
+                fix: Some("fix the endpoint or the model, then `baton doc reindex`".into()),
+            }),
+            None => lines.push(line(Verdict::Ok, what, None)),
+        }
+    }
+    lines
 }

@@ -12,14 +12,14 @@ use baton_core::api::CreateProject;
 use baton_core::ids::LauncherId;
 use baton_core::model::TokenKind;
 use baton_server::auth::new_token;
-use baton_server::{Coordinator, ServerConfig, projects};
+use baton_server::{Coordinator, EmbeddingsConfig, ServerConfig, projects};
 use baton_store::sqlite::{self, Durability as StoreDurability, SqliteOptions};
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::launcher::{config as launcher_config, signalled};
-use crate::cli::{Durability, UpArgs};
+use crate::cli::{Durability, EmbeddingsArgs, UpArgs};
 use crate::context::DATA_DIR_NAME;
 use crate::error::{CliError, report};
 
@@ -241,6 +241,7 @@ fn server_config(args: &UpArgs, exposure: &Exposure, url: &str, data_dir: &Path)
         timeout: Duration::from_secs_f64(args.webhook_timeout),
         link_ttl: Duration::from_secs_f64(args.action_link_ttl),
     };
+    domain.embeddings = embeddings(&args.embeddings)?;
     let hooks = data_dir.join("hooks");
     baton_server::git_http::install_hooks(&hooks)
         .map_err(|e| CliError::io(format!("cannot write Baton's git hooks into {}", hooks.display()), e))?;
@@ -429,4 +430,32 @@ async fn start_launcher(
             tracing::error!(error = %report(&e), "the launcher stopped");
         }
     }))
+}
+
+/// The embeddings endpoint `--embeddings` names, with its key read from the
+/// variable `--embeddings-key-env` names (refused when that is not set).
+pub(crate) fn embeddings(args: &EmbeddingsArgs) -> Result<Option<EmbeddingsConfig>, CliError> {
+    let Some(url) = args.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else { return Ok(None) };
+    let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).unwrap_or("");
+    if host.is_empty() || host.starts_with('/') || url.chars().any(char::is_whitespace) {
+        return Err(CliError::BadValue {
+            flag: "--embeddings",
+            value: url.to_owned(),
+            problem: "is not an http(s) URL (the API's base, like http://127.0.0.1:11434/v1)",
+        });
+    }
+    let key = match args.key_env.as_deref().filter(|v| !v.is_empty()) {
+        Some(var) => match std::env::var(var) {
+            Ok(key) if !key.trim().is_empty() => Some(key.trim().to_owned()),
+            _ => {
+                return Err(CliError::BadValue {
+                    flag: "--embeddings-key-env",
+                    value: var.to_owned(),
+                    problem: "names an environment variable that is not set (export the endpoint's key in it)",
+                });
+            }
+        },
+        None => None,
+    };
+    Ok(Some(EmbeddingsConfig { url: url.to_owned(), model: args.model.clone(), key, dims: args.dims }))
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use baton_core::api::{DocDetail, DocEntry, PushDoc};
+use baton_core::api::{DocDetail, DocEntry, DocIndex, DocSearch, IndexFailure, PushDoc, SearchMode};
 use baton_store::DocFilter;
 use serde::Deserialize;
 
@@ -17,7 +17,7 @@ use crate::api::http::ApiJson;
 use crate::auth::Auth;
 use crate::error::AppError;
 use baton_domain::AppState;
-use baton_domain::{docs, resolve};
+use baton_domain::{docs, meaning, resolve};
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ListQuery {
@@ -52,9 +52,79 @@ pub(super) async fn list(
         .await?;
     let entries = hits
         .into_iter()
-        .map(|h| DocEntry { doc: docs::without_content(h.doc), score: h.score, snippet: h.snippet })
+        .map(|h| DocEntry { doc: docs::without_content(h.doc), score: h.score, snippet: h.snippet, matched: None })
         .collect();
     Ok(Json(entries))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(super) struct SearchQuery {
+    /// What to look for (at most 2,000 characters).
+    q: String,
+    /// `hybrid` (the default with an embeddings endpoint), `words` (the default
+    /// without) or `meaning`.
+    mode: Option<String>,
+    /// Comma-separated tags, all required (applied before ranking).
+    tag: Option<String>,
+    /// A project id or name (applied before ranking).
+    project: Option<String>,
+    /// Names starting with this (applied before ranking).
+    prefix: Option<String>,
+    /// At most this many (10 by default).
+    limit: Option<u32>,
+}
+
+pub(super) async fn search(
+    State(state): State<Arc<AppState>>,
+    _: Auth,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<DocSearch>, AppError> {
+    let mode = q.mode.as_deref().map(str::parse::<SearchMode>).transpose().map_err(AppError::invalid)?;
+    let tags: Vec<String> =
+        q.tag.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+    let limit = clamp_limit(q.limit, 10, 100);
+    let project = match q.project {
+        Some(p) => Some(state.store.read(move |r| resolve::project_ref(r, &p)).await?.id),
+        None => None,
+    };
+    let filter = DocFilter { query: None, tags, project, prefix: q.prefix, related_to: None, limit };
+    Ok(Json(meaning::search(&state, meaning::SearchRequest { query: q.q, mode, filter }).await?))
+}
+
+/// `GET /api/docs/index`.
+pub(super) async fn index(State(state): State<Arc<AppState>>, _: Auth) -> Result<Json<DocIndex>, AppError> {
+    Ok(Json(index_state(&state, None).await?))
+}
+
+/// `POST /api/docs/index`: every document queued to be embedded again.
+pub(super) async fn reindex(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> Result<Json<DocIndex>, AppError> {
+    caller.require_admin()?;
+    let queued = state.store.write(|tx| tx.queue_embeddings(true)).await?;
+    state.embed_work.notify_one();
+    Ok(Json(index_state(&state, Some(queued)).await?))
+}
+
+async fn index_state(state: &Arc<AppState>, queued: Option<u64>) -> Result<DocIndex, AppError> {
+    let (status, failures) = state.store.read(|r| Ok::<_, AppError>((r.embed_status()?, r.embed_failures(100)?))).await?;
+    let config = state.config.embeddings.as_ref();
+    Ok(DocIndex {
+        endpoint: config.map(|c| c.url.clone()),
+        model: status.model,
+        dims: status.dims,
+        pending: status.pending,
+        failed: status.failed,
+        failures: failures
+            .into_iter()
+            .map(|j| IndexFailure {
+                name: j.name,
+                version: j.version,
+                attempts: j.attempts,
+                error: j.error.unwrap_or_default(),
+                failed: j.failed,
+            })
+            .collect(),
+        queued,
+    })
 }
 
 pub(super) async fn push(
@@ -75,6 +145,7 @@ pub(super) async fn push(
             Ok::<_, AppError>((created, docs::detail(tx, &name, None)?))
         })
         .await?;
+    state.embed_work.notify_one();
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(detail)))
 }
 

@@ -39,7 +39,7 @@ fn rss_bytes() -> Option<u64> {
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
-    let (counts, launchers, running, queued) = state
+    let (counts, launchers, running, queued, index) = state
         .store
         .read(|r| {
             Ok::<_, AppError>((
@@ -47,6 +47,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
                 r.launchers()?,
                 r.runs_in_status(RunStatus::Running, u32::MAX)?.len(),
                 r.runs_in_status(RunStatus::Queued, u32::MAX)?.len(),
+                r.embed_status()?,
             ))
         })
         .await?;
@@ -95,6 +96,11 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
         let seconds = micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {seconds}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP baton_embeddings_pending Documents waiting to be embedded.\n# TYPE baton_embeddings_pending gauge\nbaton_embeddings_pending {}\n# HELP baton_embeddings_failed Documents the embeddings endpoint could not embed.\n# TYPE baton_embeddings_failed gauge\nbaton_embeddings_failed {}",
+        index.pending, index.failed
+    );
     let leader = u8::from(state.is_leader());
     let _ = writeln!(
         out,

@@ -33,7 +33,7 @@ use super::{NOW_MS, pg_err};
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
 use crate::store::{
-    ActiveOf, DocFilter, DocHit, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
+    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
 };
 
 /// A parameter list.
@@ -90,15 +90,15 @@ impl<'c> PgDb<'c> {
         Self { conn: RefCell::new(conn), appended: Vec::new(), notices: Vec::new() }
     }
 
-    fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+    pub(super) fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         self.conn.borrow_mut().query(sql, params)
     }
 
-    fn row(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+    pub(super) fn row(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
         Ok(self.rows(sql, params)?.into_iter().next())
     }
 
-    fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+    pub(super) fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         self.conn.borrow_mut().execute(sql, params)
     }
 
@@ -727,6 +727,26 @@ impl StoreRead for PgDb<'_> {
 
     fn action_link(&self, hash: &str) -> Result<Option<ActionLink>, StoreError> {
         self.doc("action link", "SELECT data FROM action_links WHERE hash = $1", &[&hash])
+    }
+
+    fn embed_status(&self) -> Result<EmbedStatus, StoreError> {
+        self.embed_status_now()
+    }
+
+    fn embed_failures(&self, limit: u32) -> Result<Vec<EmbedJob>, StoreError> {
+        self.embed_failures_now(limit)
+    }
+
+    fn chunk_vectors(&self, model: &str) -> Result<Vec<ChunkVector>, StoreError> {
+        self.chunk_vectors_of(model)
+    }
+
+    fn chunk_text(&self, name: &str, seq: u32) -> Result<Option<String>, StoreError> {
+        self.chunk_text_of(name, seq)
+    }
+
+    fn document_names(&self, filter: &DocFilter) -> Result<Vec<String>, StoreError> {
+        self.document_names_of(filter)
     }
 }
 
@@ -1362,7 +1382,7 @@ impl StoreTx for PgDb<'_> {
              ON CONFLICT (name, version) DO UPDATE SET data = excluded.data",
             &[&doc.name, &i64::from(doc.version), &data],
         )?;
-        Ok(())
+        self.queue_document(doc)
     }
 
     fn delete_document(&mut self, name: &str) -> Result<bool, StoreError> {
@@ -1370,6 +1390,34 @@ impl StoreTx for PgDb<'_> {
             return Ok(false);
         }
         self.exec("DELETE FROM document_versions WHERE name = $1", &[&name])?;
+        self.unindex(name)?;
         Ok(true)
+    }
+
+    fn claim_embeddings(&mut self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<EmbedJob>, StoreError> {
+        self.claim_embeddings_now(now, until, limit)
+    }
+
+    fn put_chunks(&mut self, name: &str, version: u32, model: &str, chunks: &[Chunk]) -> Result<bool, StoreError> {
+        self.put_chunks_now(name, version, model, chunks)
+    }
+
+    fn embedding_failed(
+        &mut self,
+        name: &str,
+        version: u32,
+        error: &str,
+        next_at: Timestamp,
+        failed: bool,
+    ) -> Result<(), StoreError> {
+        self.embedding_failed_now(name, version, error, next_at, failed)
+    }
+
+    fn set_embed_model(&mut self, model: &str, dims: Option<u32>) -> Result<bool, StoreError> {
+        self.set_embed_model_now(model, dims)
+    }
+
+    fn queue_embeddings(&mut self, all: bool) -> Result<u64, StoreError> {
+        self.queue_embeddings_now(all)
     }
 }

@@ -379,6 +379,38 @@ SELECT project_id, agent, COALESCE(SUM(input_tokens), 0)::BIGINT, COALESCE(SUM(o
 FROM sessions GROUP BY project_id, agent;
 "#,
     ),
+    // The context store's meaning index. Every writer queues a pushed document
+    // for embedding in the push's transaction (an older one would not).
+    Migration::breaking(
+        r#"
+CREATE TABLE doc_chunks (
+    name TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BYTEA NOT NULL,
+    PRIMARY KEY (name, seq)
+);
+CREATE INDEX doc_chunks_by_model ON doc_chunks(model);
+CREATE TABLE embed_jobs (
+    name TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL DEFAULT 0,
+    error TEXT,
+    failed BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX embed_jobs_due ON embed_jobs(failed, next_at);
+CREATE TABLE embed_state (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    model TEXT,
+    dims BIGINT,
+    generation BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO embed_state (id, generation) VALUES (1, 0);
+"#,
+    ),
 ];
 
 /// Every migration this build runs: [`MIGRATIONS`], then, for tests of rolling

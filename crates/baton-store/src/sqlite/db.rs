@@ -27,14 +27,14 @@ use serde::de::DeserializeOwned;
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
 use crate::store::{
-    ActiveOf, DocFilter, DocHit, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
+    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
 };
 
 /// One connection, and what a write job appended and noticed (published after
 /// the commit).
 pub(crate) struct Db<'c> {
     /// The connection.
-    conn: &'c Connection,
+    pub(super) conn: &'c Connection,
     /// Events appended by the current job.
     pub(crate) appended: Vec<Event>,
     /// Notices sent by the current job.
@@ -74,7 +74,7 @@ impl<'c> Db<'c> {
         texts.iter().map(|t| decode(what, t)).collect()
     }
 
-    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    pub(super) fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
         self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map_err(db_err)
     }
 
@@ -94,6 +94,35 @@ impl<'c> Db<'c> {
             .map_err(db_err)?;
         rows.into_iter().map(EventRow::into_event).collect()
     }
+}
+
+/// The conditions on `d` (a `documents` row) a filter's tags, project, prefix
+/// and relation make, their values appended to `args`.
+pub(super) fn doc_conds(filter: &DocFilter, args: &mut Vec<SqlValue>) -> Vec<String> {
+    let mut conds = Vec::new();
+    let mut arg = |v: SqlValue| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    for tag in &filter.tags {
+        let n = arg(SqlValue::Text(tag.clone()));
+        conds.push(format!("EXISTS (SELECT 1 FROM json_each(d.data, '$.tags') WHERE value = {n})"));
+    }
+    if let Some(p) = &filter.project {
+        let n = arg(SqlValue::Text(p.to_string()));
+        conds.push(format!("d.project_id = {n}"));
+    }
+    if let Some(prefix) = &filter.prefix {
+        let n = arg(SqlValue::Text(prefix.clone()));
+        conds.push(format!("substr(d.name, 1, length({n})) = {n}"));
+    }
+    if let Some(target) = &filter.related_to {
+        let n = arg(SqlValue::Text(target.clone()));
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(d.data, '$.relations') WHERE json_extract(value, '$.target') = {n})"
+        ));
+    }
+    conds
 }
 
 /// Takes a lease unless another holder's is still valid; renewing keeps the
@@ -474,24 +503,7 @@ impl StoreRead for Db<'_> {
             }
             None => ("d.data, NULL, NULL", "documents d", "d.updated_at DESC"),
         };
-        for tag in &filter.tags {
-            let n = arg(SqlValue::Text(tag.clone()), &mut args);
-            conds.push(format!("EXISTS (SELECT 1 FROM json_each(d.data, '$.tags') WHERE value = {n})"));
-        }
-        if let Some(p) = &filter.project {
-            let n = arg(SqlValue::Text(p.to_string()), &mut args);
-            conds.push(format!("d.project_id = {n}"));
-        }
-        if let Some(prefix) = &filter.prefix {
-            let n = arg(SqlValue::Text(prefix.clone()), &mut args);
-            conds.push(format!("substr(d.name, 1, length({n})) = {n}"));
-        }
-        if let Some(target) = &filter.related_to {
-            let n = arg(SqlValue::Text(target.clone()), &mut args);
-            conds.push(format!(
-                "EXISTS (SELECT 1 FROM json_each(d.data, '$.relations') WHERE json_extract(value, '$.target') = {n})"
-            ));
-        }
+        conds.extend(doc_conds(filter, &mut args));
         let limit = arg(SqlValue::Integer(filter.limit as i64), &mut args);
         let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let sql = format!("SELECT {select} FROM {from} {filter_sql} ORDER BY {order} LIMIT {limit}");
@@ -726,6 +738,26 @@ impl StoreRead for Db<'_> {
 
     fn action_link(&self, hash: &str) -> Result<Option<ActionLink>, StoreError> {
         self.doc("action link", "SELECT data FROM action_links WHERE hash = ?1", [hash])
+    }
+
+    fn embed_status(&self) -> Result<EmbedStatus, StoreError> {
+        self.embed_status_now()
+    }
+
+    fn embed_failures(&self, limit: u32) -> Result<Vec<EmbedJob>, StoreError> {
+        self.embed_failures_now(limit)
+    }
+
+    fn chunk_vectors(&self, model: &str) -> Result<Vec<ChunkVector>, StoreError> {
+        self.chunk_vectors_of(model)
+    }
+
+    fn chunk_text(&self, name: &str, seq: u32) -> Result<Option<String>, StoreError> {
+        self.chunk_text_of(name, seq)
+    }
+
+    fn document_names(&self, filter: &DocFilter) -> Result<Vec<String>, StoreError> {
+        self.document_names_of(filter)
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -1189,7 +1221,7 @@ impl StoreTx for Db<'_> {
             "INSERT INTO documents_fts (rowid, name, tags, content) VALUES (?1, ?2, ?3, ?4)",
             params![rowid, doc.name, doc.tags.join(" "), doc.content.as_deref().unwrap_or("")],
         )?;
-        Ok(())
+        self.queue_document(doc)
     }
 
     fn delete_document(&mut self, name: &str) -> Result<bool, StoreError> {
@@ -1201,7 +1233,35 @@ impl StoreTx for Db<'_> {
         let Some(rowid) = rowid else { return Ok(false) };
         self.exec("DELETE FROM documents_fts WHERE rowid = ?1", [rowid])?;
         self.exec("DELETE FROM document_versions WHERE name = ?1", [name])?;
+        self.unindex(name)?;
         Ok(true)
+    }
+
+    fn claim_embeddings(&mut self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<EmbedJob>, StoreError> {
+        self.claim_embeddings_now(now, until, limit)
+    }
+
+    fn put_chunks(&mut self, name: &str, version: u32, model: &str, chunks: &[Chunk]) -> Result<bool, StoreError> {
+        self.put_chunks_now(name, version, model, chunks)
+    }
+
+    fn embedding_failed(
+        &mut self,
+        name: &str,
+        version: u32,
+        error: &str,
+        next_at: Timestamp,
+        failed: bool,
+    ) -> Result<(), StoreError> {
+        self.embedding_failed_now(name, version, error, next_at, failed)
+    }
+
+    fn set_embed_model(&mut self, model: &str, dims: Option<u32>) -> Result<bool, StoreError> {
+        self.set_embed_model_now(model, dims)
+    }
+
+    fn queue_embeddings(&mut self, all: bool) -> Result<u64, StoreError> {
+        self.queue_embeddings_now(all)
     }
 
     fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError> {

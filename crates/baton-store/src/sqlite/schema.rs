@@ -335,6 +335,37 @@ SELECT json_extract(data, '$.project_id'), json_extract(data, '$.agent'),
        COALESCE(SUM(json_extract(data, '$.usage.cost_usd')), 0)
 FROM sessions GROUP BY 1, 2;
 "#,
+    r#"
+-- The context store's meaning index: each document's passages with their
+-- vectors (of one model), the documents waiting to be embedded (queued by the
+-- push itself), and which model the vectors are of.
+CREATE TABLE doc_chunks (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (name, seq)
+);
+CREATE INDEX doc_chunks_by_model ON doc_chunks(model);
+CREATE TABLE embed_jobs (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    failed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX embed_jobs_due ON embed_jobs(failed, next_at);
+CREATE TABLE embed_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    model TEXT,
+    dims INTEGER,
+    generation INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO embed_state (id, generation) VALUES (1, 0);
+"#,
 ];
 
 /// The newest schema this Baton knows.
