@@ -658,7 +658,12 @@ pub struct EmbeddingsArgs {
     pub url: Option<String>,
     /// The embedding model to ask for. Changing it embeds every document again;
     /// the old vectors are never mixed with the new.
-    #[arg(long = "embeddings-model", env = "BATON_EMBEDDINGS_MODEL", default_value = "nomic-embed-text", value_name = "MODEL")]
+    #[arg(
+        long = "embeddings-model",
+        env = "BATON_EMBEDDINGS_MODEL",
+        default_value = "nomic-embed-text",
+        value_name = "MODEL"
+    )]
     pub model: String,
     /// The environment variable holding the endpoint's API key (sent as a bearer
     /// token); `baton up` refuses to start when it is not set.

@@ -35,7 +35,9 @@ pub async fn worker(state: Arc<AppState>) {
         })
         .await;
     match start {
-        Ok((true, _)) => tracing::info!(model = %config.model, "a new embedding model: every document is embedded again"),
+        Ok((true, _)) => {
+            tracing::info!(model = %config.model, "a new embedding model: every document is embedded again")
+        }
         Ok((false, n)) if n > 0 => tracing::info!(documents = n, "documents queued for embedding"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prepare the meaning index"),
@@ -102,7 +104,12 @@ async fn embed_document(
         )));
     }
     Ok(Some(
-        texts.into_iter().zip(vectors).enumerate().map(|(i, (text, vector))| Chunk { seq: i as u32, text, vector }).collect(),
+        texts
+            .into_iter()
+            .zip(vectors)
+            .enumerate()
+            .map(|(i, (text, vector))| Chunk { seq: i as u32, text, vector })
+            .collect(),
     ))
 }
 

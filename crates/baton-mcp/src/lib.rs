@@ -145,8 +145,7 @@ impl BatonMcp {
             query.push(format!("mode={}", m.as_str()));
         }
         let client = self.client(ctx);
-        let found: DocSearch =
-            client.get(&format!("/api/docs/search?{}", query.join("&"))).await.map_err(explain)?;
+        let found: DocSearch = client.get(&format!("/api/docs/search?{}", query.join("&"))).await.map_err(explain)?;
         let hits: Vec<Value> = found
             .hits
             .iter()

@@ -22,6 +22,6 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    ActiveOf, Backend, Chunk, ChunkVector, Committed, Completion, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice, QueuedRuns,
-    ReadJob, Store, StoreRead, StoreTx, TaskFilter, WriteJob,
+    ActiveOf, Backend, Chunk, ChunkVector, Committed, Completion, DocFilter, DocHit, EmbedJob, EmbedStatus,
+    EventFilter, HourDelta, HourRow, Notice, QueuedRuns, ReadJob, Store, StoreRead, StoreTx, TaskFilter, WriteJob,
 };

@@ -16,6 +16,7 @@
 
 mod anthropic;
 pub mod discord;
+pub mod embeddings;
 pub mod forge;
 mod gemini;
 pub mod gitlab;

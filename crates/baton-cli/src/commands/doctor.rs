@@ -445,7 +445,12 @@ async fn embeddings(args: &crate::cli::EmbeddingsArgs) -> Vec<Line> {
         Ok(None) => {}
         Ok(Some(config)) => lines.push(line(
             Verdict::Ok,
-            format!("embeddings: {} ({}){}", config.url, config.model, if config.key.is_some() { ", key set" } else { "" }),
+            format!(
+                "embeddings: {} ({}){}",
+                config.url,
+                config.model,
+                if config.key.is_some() { ", key set" } else { "" }
+            ),
             None,
         )),
         Err(e) => lines.push(Line {
@@ -455,11 +460,9 @@ async fn embeddings(args: &crate::cli::EmbeddingsArgs) -> Vec<Line> {
         }),
     }
     if let Ok(client) = crate::context::client(None, None)
-        && let Ok(Ok(index)) = tokio::time::timeout(
-            Duration::from_secs(3),
-            client.get::<baton_core::api::DocIndex>("/api/docs/index"),
-        )
-        .await
+        && let Ok(Ok(index)) =
+            tokio::time::timeout(Duration::from_secs(3), client.get::<baton_core::api::DocIndex>("/api/docs/index"))
+                .await
         && index.endpoint.is_some()
     {
         let what = format!("embeddings: {} documents waiting, {} failed", index.pending, index.failed);

@@ -249,6 +249,14 @@ impl Baton {
         self.launch(ANY_PORT);
     }
 
+    /// Kills this coordinator and starts one on the same data with other
+    /// arguments to `baton up`.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.kill9();
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self.launch(ANY_PORT);
+    }
+
     /// Whether this coordinator keeps its state in PostgreSQL.
     pub fn on_postgres(&self) -> bool {
         self.database.is_some()

@@ -20,6 +20,7 @@ mod leads;
 mod lifecycle;
 mod loops;
 mod mcp;
+mod meaning;
 mod memory;
 mod orchestration;
 mod real_agents;

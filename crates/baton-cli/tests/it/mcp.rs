@@ -166,14 +166,14 @@ async fn a_gemini_worker_speaks_to_baton_over_mcp() {
 }
 
 /// A `baton mcp` process speaking raw JSON-RPC, for the bad input.
-struct Stdio_ {
+pub(crate) struct Stdio_ {
     child: std::process::Child,
     out: BufReader<std::process::ChildStdout>,
     next: u64,
 }
 
 impl Stdio_ {
-    fn start(b: &Baton, token: &str) -> Self {
+    pub(crate) fn start(b: &Baton, token: &str) -> Self {
         let mut child = Command::new(BATON)
             .arg("mcp")
             .env("BATON_URL", &b.url)
@@ -215,7 +215,7 @@ impl Stdio_ {
     }
 
     /// A tool call's result: (is_error, text).
-    fn tool(&mut self, name: &str, args: Value) -> (bool, String) {
+    pub(crate) fn tool(&mut self, name: &str, args: Value) -> (bool, String) {
         let r = self.call("tools/call", json!({ "name": name, "arguments": args }));
         let result = &r["result"];
         assert!(result.is_object(), "a tool answer, not a protocol error: {r}");

@@ -97,7 +97,10 @@ pub(super) async fn index(State(state): State<Arc<AppState>>, _: Auth) -> Result
 }
 
 /// `POST /api/docs/index`: every document queued to be embedded again.
-pub(super) async fn reindex(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> Result<Json<DocIndex>, AppError> {
+pub(super) async fn reindex(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+) -> Result<Json<DocIndex>, AppError> {
     caller.require_admin()?;
     let queued = state.store.write(|tx| tx.queue_embeddings(true)).await?;
     state.embed_work.notify_one();
@@ -105,7 +108,8 @@ pub(super) async fn reindex(State(state): State<Arc<AppState>>, Auth(caller): Au
 }
 
 async fn index_state(state: &Arc<AppState>, queued: Option<u64>) -> Result<DocIndex, AppError> {
-    let (status, failures) = state.store.read(|r| Ok::<_, AppError>((r.embed_status()?, r.embed_failures(100)?))).await?;
+    let (status, failures) =
+        state.store.read(|r| Ok::<_, AppError>((r.embed_status()?, r.embed_failures(100)?))).await?;
     let config = state.config.embeddings.as_ref();
     Ok(DocIndex {
         endpoint: config.map(|c| c.url.clone()),

@@ -33,7 +33,8 @@ use super::{NOW_MS, pg_err};
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
 use crate::store::{
-    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
+    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice,
+    QueuedRuns, StoreRead, StoreTx, TaskFilter,
 };
 
 /// A parameter list.

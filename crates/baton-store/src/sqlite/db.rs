@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 use crate::StoreError;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
 use crate::store::{
-    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
+    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice,
+    QueuedRuns, StoreRead, StoreTx, TaskFilter,
 };
 
 /// One connection, and what a write job appended and noticed (published after

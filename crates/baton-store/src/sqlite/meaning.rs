@@ -50,7 +50,8 @@ impl Db<'_> {
     }
 
     pub(super) fn chunk_vectors_of(&self, model: &str) -> Result<Vec<ChunkVector>, StoreError> {
-        let mut st = self.conn.prepare_cached("SELECT name, seq, vector FROM doc_chunks WHERE model = ?1").map_err(db_err)?;
+        let mut st =
+            self.conn.prepare_cached("SELECT name, seq, vector FROM doc_chunks WHERE model = ?1").map_err(db_err)?;
         st.query_map([model], |r| {
             Ok(ChunkVector { name: r.get(0)?, seq: r.get(1)?, vector: vector_of(&r.get::<_, Vec<u8>>(2)?) })
         })
@@ -69,7 +70,8 @@ impl Db<'_> {
         let mut args: Vec<SqlValue> = Vec::new();
         let conds = doc_conds(filter, &mut args);
         let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
-        let mut st = self.conn.prepare_cached(&format!("SELECT d.name FROM documents d {filter_sql}")).map_err(db_err)?;
+        let mut st =
+            self.conn.prepare_cached(&format!("SELECT d.name FROM documents d {filter_sql}")).map_err(db_err)?;
         st.query_map(params_from_iter(args), |r| r.get(0)).and_then(|rows| rows.collect()).map_err(db_err)
     }
 
