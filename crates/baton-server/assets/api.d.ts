@@ -743,6 +743,25 @@ declare namespace Api {
     score?: number | null;
     /** The matching passage, matches in `[` `]` (searches only). */
     snippet?: string | null;
+    /** Why it was found: by its words, by its meaning, or both (searches of */
+    matched?: Api.MatchedBy | null;
+  };
+  /** `GET|POST /api/docs/index`: the meaning index's state. */
+  type DocIndex = {
+    /** The embeddings endpoint's base URL (none: search is by words only). */
+    endpoint?: string | null;
+    /** The model the stored vectors are of. */
+    model?: string | null;
+    /** How many dimensions its vectors have. */
+    dims?: number | null;
+    /** Documents waiting to be embedded. */
+    pending: number;
+    /** Documents that could not be embedded, given up on until a reindex. */
+    failed: number;
+    /** Documents whose last try failed, with why (the failed ones first). */
+    failures: Array<Api.IndexFailure>;
+    /** Documents queued by this request (`POST` only). */
+    queued?: number | null;
   };
   /** Which documents an agent's sessions may change (seed 003's gatekeeper): */
   type DocRules = {
@@ -750,6 +769,19 @@ declare namespace Api {
     write?: Array<string>;
     /** Names it may append to (a new version that keeps the old content first). */
     append?: Array<string>;
+  };
+  /** `GET /api/docs/search`: the documents found, best first, and how the search */
+  type DocSearch = {
+    /** The mode searched in (`words` when no embeddings endpoint is configured */
+    mode: Api.SearchMode;
+    /** The documents found, best first: each with why and which passage. */
+    hits: Array<Api.DocEntry>;
+    /** True when meaning results may be missing: documents still wait to be */
+    partial: boolean;
+    /** Documents waiting to be embedded. */
+    pending: number;
+    /** What limited the search, in words (`searched words only: no embeddings */
+    note?: string | null;
   };
   /** One version of a document, without its content (`GET /api/docs/{name}` lists them). */
   type DocVersion = {
@@ -916,6 +948,19 @@ declare namespace Api {
     cost_by_project: Record<string, number>;
     /** What agents spent in it, in US dollars, by agent. */
     cost_by_agent: Record<string, number>;
+  };
+  /** A document the endpoint could not embed. */
+  type IndexFailure = {
+    /** The document. */
+    name: string;
+    /** Its version. */
+    version: number;
+    /** Tries so far. */
+    attempts: number;
+    /** Why the last one failed. */
+    error: string;
+    /** Given up on until a reindex (else tried again later). */
+    failed: boolean;
   };
   /** A task's forge issue (a labelled issue, or an `@baton` comment on one). */
   type IssueLink = {
@@ -1135,6 +1180,8 @@ declare namespace Api {
     /** Its reviews, oldest first. */
     reviews?: Array<Api.Review>;
   };
+  /** Why a document was found. */
+  type MatchedBy = "words" | "meaning" | "both";
   /** `GET /api/me`: who a token speaks for. */
   type Me = {
     /** `admin`, `launcher` or `session`. */
@@ -1915,6 +1962,8 @@ declare namespace Api {
     /** When it was made. */
     created_at: string;
   };
+  /** How a search of the context store ranks documents. */
+  type SearchMode = "hybrid" | "words" | "meaning";
   /** `POST /api/tasks/{id}/messages`: a message to the task's agent. */
   type SendMessage = {
     /** What to say (not blank). */

@@ -35,6 +35,9 @@ export const JournalKind = Object.freeze(["outcome","note"]);
 /** @type {readonly Api.LauncherStatus[]} */
 export const LauncherStatus = Object.freeze(["online","offline"]);
 
+/** @type {readonly Api.MatchedBy[]} */
+export const MatchedBy = Object.freeze(["words","meaning","both"]);
+
 /** @type {readonly Api.MergeState[]} */
 export const MergeState = Object.freeze(["none","queued","merged","conflict"]);
 
@@ -76,6 +79,9 @@ export const SandboxKind = Object.freeze(["bubblewrap","container","none"]);
 
 /** @type {readonly Api.SandboxMode[]} */
 export const SandboxMode = Object.freeze(["auto","required","off","container"]);
+
+/** @type {readonly Api.SearchMode[]} */
+export const SearchMode = Object.freeze(["hybrid","words","meaning"]);
 
 /** @type {readonly Api.SessionStatus[]} */
 export const SessionStatus = Object.freeze(["queued","running","idle","failed","stopped"]);
