@@ -17,7 +17,9 @@ use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_store::postgres::PgOptions;
 use baton_store::sqlite::SqliteOptions;
-use baton_store::{ActiveOf, DocFilter, EventFilter, HourDelta, Notice, QueuedRuns, Store, StoreError, TaskFilter};
+use baton_store::{
+    ActiveOf, Chunk, DocFilter, EventFilter, HourDelta, Notice, QueuedRuns, Store, StoreError, TaskFilter,
+};
 use baton_testkit::pg::TestDatabase as PgDatabase;
 use serde_json::json;
 
@@ -362,6 +364,80 @@ fn documents_are_searched_by_relevance_and_keep_their_versions() {
         store.write(|tx| tx.put_blob("abc", b"kept once: not replaced")).await.unwrap();
         assert_eq!(store.read(|r| r.blob("abc")).await.unwrap(), Some(bytes), "{backend}");
         assert_eq!(store.read(|r| r.blob("nope")).await.unwrap(), None, "{backend}");
+    });
+}
+
+#[test]
+fn the_meaning_index_queues_pushes_and_keeps_one_model() {
+    each(|store, backend| async move {
+        let now = Timestamp::now();
+        let later = now.plus_millis(60_000);
+        store
+            .write(|tx| {
+                tx.put_document(&document("a", "alpha", &["x"], 1))?;
+                tx.put_document(&document("b", "beta", &[], 1))?;
+                tx.set_embed_model("m1", None)
+            })
+            .await
+            .unwrap();
+        let status = store.read(|r| r.embed_status()).await.unwrap();
+        assert_eq!((status.model.as_deref(), status.pending, status.failed), (Some("m1"), 2, 0), "{backend}");
+        // Claimed documents are held: a second claim gets none of them.
+        let jobs = store.write(move |tx| tx.claim_embeddings(now, later, 10)).await.unwrap();
+        assert_eq!(jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["a", "b"], "{backend}");
+        assert!(store.write(move |tx| tx.claim_embeddings(now, later, 10)).await.unwrap().is_empty(), "{backend}");
+        let chunk = |v: Vec<f32>| vec![Chunk { seq: 0, text: "alpha".into(), vector: v }];
+        let gen0 = store.read(|r| r.embed_status()).await.unwrap().generation;
+        // A vector for a version that is no longer current is not kept.
+        store.write(|tx| tx.put_document(&document("a", "alpha two", &["x"], 2))).await.unwrap();
+        assert!(
+            !store.write(move |tx| tx.put_chunks("a", 1, "m1", &chunk(vec![1.0, 0.0]))).await.unwrap(),
+            "{backend}"
+        );
+        assert!(store.write(move |tx| tx.put_chunks("a", 2, "m1", &chunk(vec![1.0, 0.5]))).await.unwrap(), "{backend}");
+        let (status, vectors, text) = store
+            .read(|r| Ok::<_, StoreError>((r.embed_status()?, r.chunk_vectors("m1")?, r.chunk_text("a", 0)?)))
+            .await
+            .unwrap();
+        assert_eq!((status.pending, status.dims), (1, Some(2)), "{backend}: b waits; dimensions learned");
+        assert!(status.generation > gen0, "{backend}");
+        assert_eq!(vectors.len(), 1, "{backend}");
+        assert_eq!((vectors[0].name.as_str(), &vectors[0].vector), ("a", &vec![1.0, 0.5]), "{backend}");
+        assert_eq!(text.as_deref(), Some("alpha"), "{backend}");
+        // A failure: retried later, or given up on with the reason.
+        store.write(move |tx| tx.embedding_failed("b", 1, "wrong dimension", later, true)).await.unwrap();
+        let (status, failures) =
+            store.read(|r| Ok::<_, StoreError>((r.embed_status()?, r.embed_failures(10)?))).await.unwrap();
+        assert_eq!((status.pending, status.failed), (0, 1), "{backend}");
+        assert_eq!(
+            (failures[0].name.as_str(), failures[0].error.as_deref()),
+            ("b", Some("wrong dimension")),
+            "{backend}"
+        );
+        assert!(store.write(move |tx| tx.claim_embeddings(later, later, 10)).await.unwrap().is_empty(), "{backend}");
+        // Only the missing are queued; a reindex queues all and clears failures.
+        assert_eq!(store.write(|tx| tx.queue_embeddings(false)).await.unwrap(), 0, "{backend}");
+        assert_eq!(store.write(|tx| tx.queue_embeddings(true)).await.unwrap(), 2, "{backend}");
+        assert_eq!(store.read(|r| r.embed_status()).await.unwrap().failed, 0, "{backend}");
+        // Filters name the documents they allow.
+        let names = store
+            .read(|r| r.document_names(&DocFilter { tags: vec!["x".into()], ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(names, ["a"], "{backend}");
+        // Another model: every vector of the old one goes, every document waits.
+        assert!(!store.write(|tx| tx.set_embed_model("m1", None)).await.unwrap(), "{backend}");
+        assert!(store.write(|tx| tx.set_embed_model("m2", Some(3))).await.unwrap(), "{backend}");
+        let (status, old) =
+            store.read(|r| Ok::<_, StoreError>((r.embed_status()?, r.chunk_vectors("m1")?))).await.unwrap();
+        assert!(old.is_empty(), "{backend}");
+        assert_eq!((status.model.as_deref(), status.dims, status.pending), (Some("m2"), Some(3), 2), "{backend}");
+        // A removed document leaves the index; a binary one is never queued.
+        store.write(|tx| tx.delete_document("a")).await.unwrap();
+        let mut binary = document("c", "", &[], 1);
+        binary.content = None;
+        store.write(move |tx| tx.put_document(&binary)).await.unwrap();
+        assert_eq!(store.read(|r| r.embed_status()).await.unwrap().pending, 1, "{backend}");
     });
 }
 
