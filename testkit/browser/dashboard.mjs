@@ -180,6 +180,20 @@ try {
   await page.waitForSelector('[data-doc-name="notes/architecture"]');
   await page.click('[data-doc-name="notes/architecture"]');
   await page.waitForSelector("text=event pipeline");
+  // Found by meaning: the words "vehicle maintenance" are in no document, and
+  // the fleet note's passage is marked as a meaning match once it is embedded.
+  cli(["doc", "push", "notes/fleet"], "The car's service interval is 10,000 km.\n");
+  await page.fill('[data-input="doc-search"]', "vehicle maintenance");
+  for (let i = 0; ; i++) {
+    await page.press('[data-input="doc-search"]', "Enter");
+    try {
+      await page.waitForSelector('[data-doc-name="notes/fleet"][data-matched="meaning"]', { timeout: 1000 });
+      break;
+    } catch (e) {
+      if (i >= 20) throw e;
+    }
+  }
+  await page.waitForSelector('[data-search-state="hybrid"]');
   await shot("docs");
 
   step("the coordinator goes away: the page says so, and catches up when it is back");

@@ -97,9 +97,10 @@ async fn the_page_and_its_assets_are_served_by_baton_itself() {
     assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_in_a_real_browser() {
-    let mut b = Baton::start();
+    let embeddings = baton_testkit::embeddings::FakeEmbeddings::start(64).await;
+    let mut b = Baton::start_with(&["--embeddings", &embeddings.url]);
     let talker = r#"i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo "{\"type\":\"tool_call\",\"id\":\"c$i\",\"name\":\"Bash\",\"input\":{\"command\":\"step $i\"}}"; echo "{\"type\":\"tool_result\",\"id\":\"c$i\",\"output\":\"ok $i\"}"; echo '{"type":"usage","input_tokens":10,"output_tokens":2,"cost_usd":0.001}'; sleep 0.3; done"#;
     b.agent("talker", talker).await;
     b.agent("writer", "echo hello > greeting.txt; echo wrote it").await;

@@ -33,13 +33,15 @@ export function DocsView() {
     const my = ++seq;
     const q = input.value.trim();
     docPrefs.q = input.value;
-    const url = q ? `/api/docs?q=${enc(q)}&limit=100` : '/api/docs?limit=100';
+    const url = q ? `/api/docs/search?q=${enc(q)}&limit=100` : '/api/docs?limit=100';
     list.setAttribute('aria-busy', 'true');
     try {
       const res = await api(url);
       if (!alive || my !== seq) return;
-      results = res || [];
-      rerender(list, () => resultList(results, q, selected));
+      /** @type {Api.DocSearch | null} */
+      const found = q ? res : null;
+      results = (found ? found.hits : res) || [];
+      rerender(list, () => resultList(results, q, selected, found));
     } catch (err) {
       if (!alive || my !== seq) return;
       list.replaceChildren(errorBox('search the documents', err));
@@ -106,20 +108,39 @@ export function DocsView() {
   };
 }
 
+/** What a search found by, as its mark says it. */
+const MATCHED = { words: 'words', meaning: 'meaning', both: 'words + meaning' };
+
 /**
- * The documents found (or the newest), each with its version, size, age, tags and
- * the matching snippet; the one shown marked.
+ * How a search went: its mode, and what limited it.
+ * @param {Api.DocEntry[]} results
+ * @param {string} q
+ * @param {Api.DocSearch | null} found
+ */
+function searchLine(results, q, found) {
+  if (!found) return `${plural(results.length, 'document')}, newest first`;
+  const parts = [`${plural(results.length, 'match', 'matches')} for “${q}” (${found.mode})`];
+  if (found.partial && found.pending) parts.push(`${plural(found.pending, 'document')} still being embedded`);
+  if (found.note) parts.push(found.note);
+  return parts.join(' · ');
+}
+
+/**
+ * The documents found (or the newest), each with its version, size, age, tags,
+ * what it matched by and the matching passage; the one shown marked.
  * @param {Api.DocEntry[]} results
  * @param {string} q
  * @param {string | null} selected
+ * @param {Api.DocSearch | null} found
  */
-function resultList(results, q, selected) {
+function resultList(results, q, selected, found) {
   return [
-    h('p', { class: 'muted small' }, q ? `${plural(results.length, 'match', 'matches')} for “${q}”` : `${plural(results.length, 'document')}, newest first`),
+    h('p', { class: 'muted small', 'data-search-state': found ? found.mode : 'list' }, searchLine(results, q, found)),
     results.length ? h('ul', { class: 'doc-list' }, results.map((e) => h('li', null,
       h('a', { href: docHref(e.name), class: `doc-item${e.name === selected ? ' selected' : ''}`, 'data-doc-name': e.name, 'data-focus-key': 'doc:' + e.name,
-        'aria-current': e.name === selected ? 'true' : null },
+        'data-matched': e.matched || null, 'aria-current': e.name === selected ? 'true' : null },
       h('span', { class: 'doc-name' }, e.name),
+      e.matched ? h('span', { class: `badge match-${e.matched}`, title: `found by ${MATCHED[e.matched]}` }, MATCHED[e.matched]) : null,
       h('span', { class: 'doc-meta' }, `v${e.version} · ${fmtBytes(e.size)} · `, rel(e.updated_at)),
       (e.tags || []).length ? h('span', { class: 'tags' }, e.tags.map((t) => h('span', { class: 'tag' }, t))) : null,
       e.snippet ? h('span', { class: 'snippet' }, highlight(e.snippet)) : null)))) : empty(q ? 'Nothing matches.' : 'The context store is empty.'),
