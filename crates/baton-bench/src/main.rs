@@ -5,6 +5,7 @@
 //! target/release/baton-bench [--quick] [--fanout] [--baseline bench/baseline.json] [--save FILE]
 //! target/release/baton-bench --fleet 50x20 [--tasks 10000]   # the claim path at fleet scale
 //! target/release/baton-bench --soak 4   # tasks for 4 hours: the coordinator's memory and files must stay bounded
+//! target/release/baton-bench --search 100000   # hybrid search over 100,000 embedded passages
 //! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
 //! ```
 //!
@@ -18,6 +19,7 @@ mod fanout;
 mod fleet;
 mod harness;
 mod measures;
+mod search;
 mod soak;
 
 use std::collections::BTreeMap;
@@ -63,6 +65,12 @@ fn main() {
             std::process::exit(2);
         };
         rt.block_on(soak::soak(hours))
+    } else if let Some(chunks) = flag("--search") {
+        let Ok(chunks) = chunks.to_string_lossy().parse::<usize>() else {
+            eprintln!("baton-bench: --search takes a number of passages (100000)");
+            std::process::exit(2);
+        };
+        rt.block_on(search::search(chunks.max(10)))
     } else if args.iter().any(|a| a == "--fanout") {
         rt.block_on(async {
             let c = harness::Coordinator::start(8, "worktrees = false\n");

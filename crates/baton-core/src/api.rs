@@ -1360,6 +1360,18 @@ pub struct DocSearch {
     /// endpoint is configured`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// How long its parts took.
+    #[serde(default)]
+    pub took: SearchTook,
+}
+
+/// How long a search's parts took, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SearchTook {
+    /// Embedding the query at the endpoint (0 for a search by words).
+    pub embed_ms: f64,
+    /// Ranking (words, meaning, their fusion) and reading the hits.
+    pub rank_ms: f64,
 }
 
 /// `GET|POST /api/docs/index`: the meaning index's state.

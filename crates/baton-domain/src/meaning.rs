@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use baton_core::api::{DocEntry, DocSearch, MatchedBy, SearchMode};
+use baton_core::api::{DocEntry, DocSearch, MatchedBy, SearchMode, SearchTook};
 use baton_store::{DocFilter, DocHit, StoreRead};
 
 use crate::{AppState, Error};
@@ -316,6 +316,7 @@ pub async fn search(state: &Arc<AppState>, req: SearchRequest) -> Result<DocSear
     };
     let mut note = configured.is_none().then(|| "searched words only: no embeddings endpoint is configured".into());
     let mut query_vector = None;
+    let started = std::time::Instant::now();
     if let (true, Some((config, embedder))) = (mode != SearchMode::Words, configured) {
         match embedder.embed(std::slice::from_ref(&words)).await {
             Ok(mut v) if v.len() == 1 => query_vector = Some((config.model.clone(), normalized(v.remove(0)))),
@@ -324,8 +325,13 @@ pub async fn search(state: &Arc<AppState>, req: SearchRequest) -> Result<DocSear
             Err(e) => note = Some(format!("searched words only: the query could not be embedded ({e})")),
         }
     }
-    let state = Arc::clone(state);
-    state.clone().store.read(move |r| rank(r, &state.vectors, &words, mode, query_vector, req.filter, note)).await
+    let embed = started.elapsed();
+    let me = Arc::clone(state);
+    let mut found =
+        state.store.read(move |r| rank(r, &me.vectors, &words, mode, query_vector, req.filter, note)).await?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    found.took = SearchTook { embed_ms: ms(embed), rank_ms: ms(started.elapsed() - embed) };
+    Ok(found)
 }
 
 /// Ranks in one read: the word ranking and the meaning ranking, each over the
@@ -366,7 +372,7 @@ fn rank(
         None => Vec::new(),
     };
     let hits = fuse(r, mode, by_words, by_meaning, limit)?;
-    Ok(DocSearch { mode, hits, partial, pending: status.pending, note })
+    Ok(DocSearch { mode, hits, partial, pending: status.pending, note, took: SearchTook::default() })
 }
 
 /// The documents whose best passage is nearest `q`, with that passage and its
