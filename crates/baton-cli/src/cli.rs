@@ -158,6 +158,11 @@ pub enum Command {
     /// --template T` prints the URL's signing secret.
     #[command(subcommand)]
     Trigger(TriggerCommand),
+    /// Worksets: groups of projects a task changes together (`baton run
+    /// --workset NAME`): one directory with a worktree of each, one review, one
+    /// merge that lands in every repository or in none.
+    #[command(subcommand)]
+    Workset(WorksetCommand),
     /// Send a message to an agent's inbox. From a person it wakes the agent: a task
     /// of its own, ahead of the agent's queued tasks (inside an agent's task, the
     /// agent's authority decides). Prints the message's id and state.
@@ -494,6 +499,27 @@ pub enum ScheduleCommand {
     },
 }
 
+/// `baton workset`.
+#[derive(Debug, Subcommand)]
+pub enum WorksetCommand {
+    /// Add a workset of two or more projects (ids or names); each becomes a
+    /// directory named after it in its tasks' working directory.
+    Add {
+        /// Its name.
+        name: String,
+        /// Its projects, in order (the first is where its tasks are listed).
+        #[arg(required = true, num_args = 2..)]
+        projects: Vec<String>,
+    },
+    /// List worksets and their projects.
+    List(JsonArgs),
+    /// Remove a workset (its tasks keep their projects).
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
 /// `baton trigger`.
 #[derive(Debug, Subcommand)]
 pub enum TriggerCommand {
@@ -770,6 +796,10 @@ pub struct RunArgs {
     /// default branch).
     #[arg(long, value_name = "BRANCH")]
     pub base: Option<String>,
+    /// Change every project of a workset together (`baton workset add`): the
+    /// agent works in one directory with a worktree of each, named after them.
+    #[arg(long, value_name = "NAME", conflicts_with = "project")]
+    pub workset: Option<String>,
     /// Follow the task to its end, showing progress; exit 1 if it fails.
     #[arg(long, short)]
     pub wait: bool,

@@ -82,6 +82,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Command::Chat(command) => memory::chat(&client, command).await,
                 Command::Schedule(command) => schedules::schedule(&client, command).await,
                 Command::Trigger(command) => schedules::trigger(&client, command).await,
+                Command::Workset(command) => schedules::workset(&client, command).await,
                 Command::Inbox { agent, json } => memory::inbox(&client, &agent, json).await,
                 Command::Up(_)
                 | Command::Doctor(_)

@@ -323,6 +323,12 @@ pub struct CreateTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = crate::model::MAX_LOOP_ROUNDS))]
     pub review_rounds: Option<u32>,
+    /// A workset (its name): the task changes all its projects together, its
+    /// agent working in one directory with a worktree of each, and lands in all
+    /// of them or none. Its first project is the task's (`project` must be
+    /// that one, or left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workset: Option<String>,
 }
 
 /// A project's configuration file (`GET|PUT /api/projects/{id}/config`).
@@ -1052,6 +1058,10 @@ pub struct Assignment {
     /// journal entries), for an agent that keeps one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// For a task on a workset: its other projects, each checked out beside the
+    /// task's own in one directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workset: Vec<crate::workset::WorksetCheckout>,
 }
 
 /// A prerequisite of the task being started.

@@ -22,6 +22,7 @@ pub mod text;
 pub mod time;
 pub mod triggers;
 pub mod webhook;
+pub mod workset;
 
 pub use ids::{LauncherId, ProjectId, RunId, SessionId, TaskId};
 pub use time::Timestamp;

@@ -458,9 +458,12 @@ pub struct Task {
     /// The orchestration it belongs to, and its part in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orchestration: Option<OrchestrationRef>,
-    /// Git state: branch, worktree, commits.
+    /// Git state: branch, worktree, commits (of its own project's repository).
     #[serde(default)]
     pub git: TaskGit,
+    /// For a task on a workset: every project it changes, its own first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workset: Option<crate::workset::TaskWorkset>,
     /// How its acceptance checks went, the last time they ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub check_results: Vec<CheckResult>,

@@ -184,6 +184,7 @@ fn start(tx: &mut dyn StoreTx, hook: &Value, claude_session: &str, now: Timestam
         leads: None,
         origin: None,
         issue: None,
+        workset: None,
     };
     let session = Session {
         id: SessionId::generate(),

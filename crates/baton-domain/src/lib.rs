@@ -23,6 +23,7 @@ pub mod error;
 pub mod forge;
 pub mod hooks;
 pub mod inbox;
+mod landing;
 pub mod lead;
 pub mod leads;
 pub mod meaning;
@@ -40,6 +41,7 @@ pub mod signature;
 pub mod state;
 pub mod timers;
 pub mod tokens;
+pub mod worksets;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

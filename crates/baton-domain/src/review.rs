@@ -67,6 +67,7 @@ pub fn queue_merge(
 pub async fn merge_worker(state: Arc<AppState>) {
     loop {
         if state.is_leader() {
+            crate::landing::recover(&state).await;
             match state.store.read(|r| r.pending_merges()).await {
                 Ok(pending) => {
                     for request in pending {
@@ -220,7 +221,7 @@ async fn merge_task(state: &Arc<AppState>, id: &TaskId, strategy: Option<MergeSt
         .await?;
     crate::projects::require_repository(&project)?;
     let strategy = strategy.unwrap_or(project.settings.merge_strategy);
-    if project.settings.merge_via == Some(MergeVia::Forge) {
+    if project.settings.merge_via == Some(MergeVia::Forge) && task.workset.is_none() {
         let sha = state.forge.merge_pull(&project, &task, strategy).await?;
         let tid = task.id.clone();
         return crate::transact(state, move |tx, _| {
@@ -237,8 +238,12 @@ async fn merge_task(state: &Arc<AppState>, id: &TaskId, strategy: Option<MergeSt
     last.ok_or_else(|| Error::not_found("task", id))
 }
 
-/// Lands one task's branch on its base.
+/// Lands one task's branch on its base (a workset task's on each of its bases,
+/// all or none).
 async fn land(state: &Arc<AppState>, project: &Project, task: Task, strategy: MergeStrategy) -> Result<Task, Error> {
+    if task.workset.is_some() {
+        return crate::landing::land(state, task, strategy).await;
+    }
     let branch = task.git.branch.clone().ok_or_else(|| Error::conflict(format!("task {} has no branch", task.id)))?;
     let base = task.git.base_branch.clone().unwrap_or_else(|| project.default_branch.clone());
     let message = match strategy {

@@ -65,62 +65,90 @@ pub async fn land(
     strategy: MergeStrategy,
     message: &str,
 ) -> Result<Landed, GitError> {
-    let git = Git::new(repo);
-    let identity = git.identity_env().await?;
-    let base_ref = format!("refs/heads/{base}");
     for _ in 0..CAS_ATTEMPTS {
-        let old = git.resolve(&base_ref).await?.ok_or_else(|| missing(base))?;
-        let head = git.resolve(&format!("refs/heads/{branch}")).await?.ok_or_else(|| missing(branch))?;
-        if git.probe(["merge-base", "--is-ancestor", head.as_str(), old.as_str()]).await?.0 {
+        let Some(prepared) = prepare(repo, base, branch, strategy, message).await? else {
+            let old = Git::new(repo).resolve(&format!("refs/heads/{base}")).await?.ok_or_else(|| missing(base))?;
             return Ok(Landed { new: old.clone(), old });
-        }
-        let result = check(repo, &old, &head).await?;
-        let old_tree = git.run(["rev-parse", &format!("{old}^{{tree}}")]).await?.trim().to_owned();
-        if result.conflicts.is_empty() && result.tree == old_tree {
-            // Already there (an earlier squash or rebase of the same work).
-            return Ok(Landed { new: old.clone(), old });
-        }
-        let new = match strategy {
-            MergeStrategy::Merge | MergeStrategy::Squash => {
-                if !result.conflicts.is_empty() {
-                    return Err(GitError::Conflict { what: branch.to_owned(), files: result.conflicts });
-                }
-                let mut args = vec!["commit-tree", result.tree.as_str(), "-p", old.as_str()];
-                if strategy == MergeStrategy::Merge {
-                    args.extend(["-p", head.as_str()]);
-                }
-                args.extend(["-m", message]);
-                git.run_with_env(args, &identity).await?.trim().to_owned()
-            }
-            MergeStrategy::Rebase => replay(&git, &old, &head, &identity).await?,
         };
-        let checkouts = checkouts_of(&git, &base_ref).await?;
-        for dir in &checkouts {
-            let moved = Git::new(dir).probe(["read-tree", "-n", "-m", "-u", old.as_str(), new.as_str()]).await?.0;
-            if !moved {
-                return Err(GitError::Failed {
-                    args: "merge".into(),
-                    stderr: format!(
-                        "the checkout at {dir} has uncommitted changes to files this merge changes; commit or stash them first"
-                    ),
-                    code: None,
-                });
-            }
+        if swap(repo, base, &prepared, message).await? {
+            return Ok(prepared);
         }
-        let swapped = git.probe(["update-ref", "-m", message, base_ref.as_str(), new.as_str(), old.as_str()]).await?.0;
-        if !swapped {
-            continue;
-        }
-        // The merge has landed: a checkout that cannot follow (a file changed in the
-        // moment since the dry run) is reported, not turned into a failed merge.
-        for dir in &checkouts {
-            if let Err(e) = Git::new(dir).run(["read-tree", "-m", "-u", old.as_str(), new.as_str()]).await {
-                tracing::warn!(checkout = %dir, error = %e, "the merge landed but this checkout could not follow it");
-            }
-        }
-        return Ok(Landed { old, new });
     }
     Err(GitError::Failed { args: "update-ref".into(), stderr: format!("{base} kept moving; try again"), code: None })
+}
+
+/// The commit landing `branch` on `base` would make, made (its objects written)
+/// but not landed: `None` when the base has it already. A conflict is
+/// [`GitError::Conflict`].
+pub async fn prepare(
+    repo: &Path,
+    base: &str,
+    branch: &str,
+    strategy: MergeStrategy,
+    message: &str,
+) -> Result<Option<Landed>, GitError> {
+    let git = Git::new(repo);
+    let identity = git.identity_env().await?;
+    let old = git.resolve(&format!("refs/heads/{base}")).await?.ok_or_else(|| missing(base))?;
+    let head = git.resolve(&format!("refs/heads/{branch}")).await?.ok_or_else(|| missing(branch))?;
+    if git.probe(["merge-base", "--is-ancestor", head.as_str(), old.as_str()]).await?.0 {
+        return Ok(None);
+    }
+    let result = check(repo, &old, &head).await?;
+    let old_tree = git.run(["rev-parse", &format!("{old}^{{tree}}")]).await?.trim().to_owned();
+    if result.conflicts.is_empty() && result.tree == old_tree {
+        // Already there (an earlier squash or rebase of the same work).
+        return Ok(None);
+    }
+    let new = match strategy {
+        MergeStrategy::Merge | MergeStrategy::Squash => {
+            if !result.conflicts.is_empty() {
+                return Err(GitError::Conflict { what: branch.to_owned(), files: result.conflicts });
+            }
+            let mut args = vec!["commit-tree", result.tree.as_str(), "-p", old.as_str()];
+            if strategy == MergeStrategy::Merge {
+                args.extend(["-p", head.as_str()]);
+            }
+            args.extend(["-m", message]);
+            git.run_with_env(args, &identity).await?.trim().to_owned()
+        }
+        MergeStrategy::Rebase => replay(&git, &old, &head, &identity).await?,
+    };
+    Ok(Some(Landed { old, new }))
+}
+
+/// Moves `base` from `prepared.old` to `prepared.new` (a compare-and-swap), and
+/// the checkouts that have it checked out along: false, changing nothing, when
+/// the base is no longer at `old`. A checkout whose uncommitted changes touch
+/// the same files refuses it, before anything moves.
+pub async fn swap(repo: &Path, base: &str, prepared: &Landed, message: &str) -> Result<bool, GitError> {
+    let git = Git::new(repo);
+    let base_ref = format!("refs/heads/{base}");
+    let (old, new) = (prepared.old.as_str(), prepared.new.as_str());
+    let checkouts = checkouts_of(&git, &base_ref).await?;
+    for dir in &checkouts {
+        let moved = Git::new(dir).probe(["read-tree", "-n", "-m", "-u", old, new]).await?.0;
+        if !moved {
+            return Err(GitError::Failed {
+                args: "merge".into(),
+                stderr: format!(
+                    "the checkout at {dir} has uncommitted changes to files this merge changes; commit or stash them first"
+                ),
+                code: None,
+            });
+        }
+    }
+    if !git.probe(["update-ref", "-m", message, base_ref.as_str(), new, old]).await?.0 {
+        return Ok(false);
+    }
+    // The merge has landed: a checkout that cannot follow (a file changed in the
+    // moment since the dry run) is reported, not turned into a failed merge.
+    for dir in &checkouts {
+        if let Err(e) = Git::new(dir).run(["read-tree", "-m", "-u", old, new]).await {
+            tracing::warn!(checkout = %dir, error = %e, "the merge landed but this checkout could not follow it");
+        }
+    }
+    Ok(true)
 }
 
 fn missing(name: &str) -> GitError {

@@ -26,7 +26,7 @@ use crate::process::{PidFd, kill_orphaned_agent, signal_stop};
 use crate::sandbox::Jail;
 use crate::spool::{Outcome, Spool};
 use crate::watcher::Watch;
-use crate::workspace::Workspace;
+use crate::workspace::{Member, Workspace};
 
 /// How many of the last output lines make the fallback result.
 const TAIL_LINES: usize = 40;
@@ -121,6 +121,8 @@ pub(crate) struct RunActor {
     pub max_event_bytes: usize,
     /// The task's worktree, when it has one.
     pub workspace: Option<Workspace>,
+    /// A workset task's other projects' worktrees, beside its own.
+    pub members: Vec<Member>,
     /// The agent's sandbox: its checks and the git commands in its worktree run there.
     pub jail: Jail,
     /// Hides the run's secrets in everything sent.
@@ -229,6 +231,7 @@ impl RunActor {
             let git = self.worktree_git(&ws);
             ws.save(&git, &self.mirrors, &self.assignment.task.id, "abandoned").await;
         }
+        self.save_members("abandoned").await;
         let _ = self.spool.remove();
     }
 
@@ -273,6 +276,15 @@ impl RunActor {
                 None
             }
         };
+        for i in 0..self.members.len() {
+            let ws = self.members[i].workspace.clone();
+            let git = self.worktree_git(&ws);
+            let mut last = self.members[i].last_checkpoint.take();
+            if let Err(e) = ws.checkpoint(&git, &self.mirrors, &task, &mut last).await {
+                tracing::warn!(run = %self.assignment.run.id, project = %self.members[i].name, error = %e, "could not take a checkpoint");
+            }
+            self.members[i].last_checkpoint = last;
+        }
         let Some(commit) = commit else { return };
         self.last_commit = Some(commit.clone());
         // The conversation so far goes with the work: a host that dies mid-turn
@@ -301,6 +313,7 @@ impl RunActor {
         let (saved, problem) = workspace.save(&git, &self.mirrors, &self.assignment.task.id, why).await;
         report.git = Some(saved);
         self.workspace = Some(workspace.clone());
+        let problem = problem.or(self.save_members(why).await);
         if let Some(problem) = problem {
             // Work that did not reach the coordinator fails the run: it must not
             // look landed (it is kept in the worktree).
@@ -308,7 +321,7 @@ impl RunActor {
             report.error = Some(self.redactor.string(problem));
             return report;
         }
-        let checks = self.assignment.task.checks.clone();
+        let checks = self.checks(&workspace);
         if report.status != RunStatus::Succeeded || checks.is_empty() {
             return report;
         }
@@ -332,18 +345,12 @@ impl RunActor {
             offsets: self.offsets,
             redactor: &self.redactor,
         };
-        for check in &checks {
-            let (ended, result) = commands::run(
-                check,
-                "check",
-                &workspace.path,
-                &env,
-                &self.jail,
-                timeout,
-                &mut sink,
-                Some(&mut self.orders),
-            )
-            .await;
+        for (check, dir, whose) in &checks {
+            let (ended, mut result) =
+                commands::run(check, "check", dir, &env, &self.jail, timeout, &mut sink, Some(&mut self.orders)).await;
+            if let Some(name) = whose {
+                result.command = format!("{name}: {}", result.command);
+            }
             report.checks.push(result);
             match ended {
                 Ended::Exited(Some(0)) => {}
@@ -368,6 +375,39 @@ impl RunActor {
         }
         self.offsets = sink.offsets;
         report
+    }
+
+    /// The checks to run, each with its directory and, in a workset, whose it is:
+    /// the task's own (in the workset's directory, or its worktree), then each
+    /// project's own in its worktree.
+    fn checks(&self, workspace: &Workspace) -> Vec<(String, std::path::PathBuf, Option<String>)> {
+        let task = &self.assignment.task;
+        let Some(dir) = workspace.path.parent().filter(|_| task.workset.is_some()) else {
+            return task.checks.iter().map(|c| (c.clone(), workspace.path.clone(), None)).collect();
+        };
+        let own = &self.assignment.project;
+        let mut checks: Vec<_> = task.checks.iter().map(|c| (c.clone(), dir.to_owned(), None)).collect();
+        checks.extend(own.settings.checks.iter().map(|c| (c.clone(), workspace.path.clone(), Some(own.name.clone()))));
+        for m in &self.members {
+            checks.extend(m.checks.iter().map(|c| (c.clone(), m.workspace.path.clone(), Some(m.name.clone()))));
+        }
+        checks
+    }
+
+    /// Saves and pushes each other project's worktree of a workset task; the
+    /// first problem, naming its project.
+    async fn save_members(&mut self, why: &str) -> Option<String> {
+        let mut first = None;
+        for i in 0..self.members.len() {
+            let mut ws = self.members[i].workspace.clone();
+            let git = self.worktree_git(&ws);
+            let (_, problem) = ws.save(&git, &self.mirrors, &self.assignment.task.id, why).await;
+            if let Some(p) = problem {
+                first.get_or_insert_with(|| format!("{}: {p}", self.members[i].name));
+            }
+            self.members[i].workspace = ws;
+        }
+        first
     }
 
     /// How the run ended, from the supervisor's record and the agent's own words.

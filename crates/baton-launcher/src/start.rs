@@ -26,7 +26,7 @@ use crate::process::{PidFd, kill_orphaned_agent, signal_stop, supervised};
 use crate::run::{Exit, Order, Registration, RunActor};
 use crate::sandbox::{Jail, NetPlan, Places, program_roots};
 use crate::spool::{Spec, Spool};
-use crate::workspace::{Workspace, copy_files};
+use crate::workspace::{Member, Workspace, copy_files, workset_dir};
 
 /// How long a supervisor may take to say whether the agent started.
 const SUPERVISOR_START: Duration = Duration::from_secs(30);
@@ -55,6 +55,8 @@ pub(crate) struct Prepared {
     pid: i32,
     /// The task's worktree, when it has one.
     workspace: Option<Workspace>,
+    /// A workset task's other projects' worktrees.
+    members: Vec<Member>,
     /// The agent's sandbox.
     jail: Jail,
     /// Hides the run's secrets.
@@ -71,6 +73,8 @@ pub(crate) struct Started {
     offsets: SpoolOffsets,
     /// The task's worktree, when it has one.
     workspace: Option<Workspace>,
+    /// A workset task's other projects' worktrees.
+    members: Vec<Member>,
     /// The agent's sandbox (for the checks and the git commands in its worktree).
     jail: Jail,
     /// Hides the run's secrets.
@@ -126,6 +130,7 @@ impl Launcher {
                     exit: Exit::Child(p.child),
                     offsets: SpoolOffsets::default(),
                     workspace: p.workspace,
+                    members: p.members,
                     jail: p.jail,
                     redactor: p.redactor,
                     git_env: git_env(&env),
@@ -211,7 +216,8 @@ impl Launcher {
             Some(policy) => self.serve_egress(&spool, &policy).ok(),
             None => None,
         };
-        let started = Started { exit, offsets, workspace, jail, redactor, git_env: git_env(&env), egress };
+        let members = Workspace::members_of(&self.config.worktrees_dir, &assignment);
+        let started = Started { exit, offsets, workspace, members, jail, redactor, git_env: git_env(&env), egress };
         self.spawn_actor(spool, assignment, started, port, orders_rx);
     }
 
@@ -408,13 +414,39 @@ impl Launcher {
         } else {
             None
         };
+        let members = match &workspace {
+            Some(_) => match Workspace::prepare_members(&self.mirrors, &self.config.worktrees_dir, a).await {
+                Ok((members, n)) => {
+                    notes.extend(n);
+                    members
+                }
+                Err(e) => {
+                    discard_new(workspace.as_ref()).await;
+                    return Err(StartFailure::Failed(e));
+                }
+            },
+            None => Vec::new(),
+        };
         lap("workspace");
-        let cwd = workspace.as_ref().map_or_else(|| PathBuf::from(&a.project.path), |(w, _)| w.path.clone());
+        let cwd = match (&workspace, &a.task.workset) {
+            (Some(_), Some(_)) => workset_dir(&self.config.worktrees_dir, &a.task),
+            (Some((w, _)), None) => w.path.clone(),
+            (None, _) => PathBuf::from(&a.project.path),
+        };
         if a.run.kind == baton_core::model::RunKind::Resume {
             notes.extend(self.bring_conversation(a, &home, &cwd, &env).await);
         }
         let attached = self.attachments(a).await?;
         let mut places = self.places(a, spool, &cwd, vec![cache, home.clone()], workspace.as_ref().map(|(w, _)| w));
+        for (m, _) in &members {
+            places.readable.extend(self.mirrors.objects(&m.workspace.project));
+        }
+        if a.task.workset.is_some() {
+            places.writable.push(cwd.clone());
+            if self.mirrors.local() {
+                places.readable.extend(a.workset.iter().map(|c| PathBuf::from(&c.project.path)));
+            }
+        }
         places.readable.extend(attached.iter().map(|(dir, _)| dir.clone()));
         // The agent's program and Baton's own (hooks, the network forwarder) stay
         // visible wherever they live, `/tmp` included.
@@ -477,7 +509,8 @@ impl Launcher {
         lap("started");
         tracing::debug!(run = %a.run.id, ?phases, "the agent's start, ms since the assignment");
         let (child, pid) = started?;
-        Ok(Prepared { child, pid, workspace: workspace.map(|(w, _)| w), jail, redactor, egress })
+        let members = members.into_iter().map(|(m, _)| m).collect();
+        Ok(Prepared { child, pid, workspace: workspace.map(|(w, _)| w), members, jail, redactor, egress })
     }
 
     /// The agent's environment (named, never inherited) with Baton's own
@@ -704,6 +737,7 @@ impl Launcher {
             stop_sent: false,
             max_event_bytes: self.config.max_event_bytes,
             workspace: started.workspace,
+            members: started.members,
             jail: started.jail,
             redactor: started.redactor,
             git_env: started.git_env,

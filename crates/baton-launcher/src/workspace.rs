@@ -11,6 +11,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use baton_core::api::Assignment;
+use baton_core::workset::WorksetCheckout;
 use baton_core::ids::TaskId;
 use baton_core::model::TaskGit;
 use baton_core::names::{slugify, task_branch};
@@ -36,9 +37,56 @@ pub(crate) struct Workspace {
     pub pushed: Option<String>,
 }
 
+/// The directory a workset task's agent works in on this host: a worktree of
+/// each of its projects side by side, named after them.
+pub(crate) fn workset_dir(worktrees_dir: &Path, task: &baton_core::model::Task) -> PathBuf {
+    worktrees_dir.join("_worksets").join(format!("{}-{}", task.id.short(), slugify(&task.title)))
+}
+
+/// Another project's worktree of a workset task.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    /// Its worktree (in the workset's directory, named after the project).
+    pub workspace: Workspace,
+    /// The project's name.
+    pub name: String,
+    /// The project's own checks, run in its worktree.
+    pub checks: Vec<String>,
+    /// Its last checkpoint (HEAD and tree), so an unchanged one is not pushed again.
+    pub last_checkpoint: Option<(String, String)>,
+}
+
+/// The assignment as one other project of its workset sees it: that project,
+/// its base, and the task's branch there.
+fn member_assignment(a: &Assignment, c: &WorksetCheckout) -> Assignment {
+    let mut m = a.clone();
+    let base_branch = a
+        .task
+        .workset
+        .as_ref()
+        .and_then(|w| w.parts.iter().find(|p| p.project_id == c.project.id))
+        .map_or_else(|| c.project.default_branch.clone(), |p| p.base_branch.clone());
+    m.project = c.project.clone();
+    m.task.git = TaskGit {
+        branch: a.task.git.branch.clone(),
+        base_branch: Some(base_branch),
+        base_commit: Some(c.base_commit.clone()),
+        head: c.head.clone(),
+        ..TaskGit::default()
+    };
+    m.base_commit = Some(c.base_commit.clone());
+    m.base_head = None;
+    m.prerequisites = Vec::new();
+    m.workset = Vec::new();
+    m
+}
+
 /// Where the working tree of an assignment's task goes on this host.
 fn path_of(worktrees_dir: &Path, a: &Assignment) -> PathBuf {
     let task = &a.task;
+    if task.workset.is_some() {
+        return workset_dir(worktrees_dir, task).join(&a.project.name);
+    }
     match (&task.git.worktree, &task.git.launcher) {
         (Some(p), Some(l)) if a.run.launcher_id.as_ref() == Some(l) => PathBuf::from(p),
         _ => worktrees_dir.join(&a.project.name).join(format!("{}-{}", task.id.short(), slugify(&task.title))),
@@ -118,6 +166,61 @@ impl Workspace {
         let workspace =
             Workspace { project: a.project.id.clone(), path, branch, base_branch, base_commit, pushed: head };
         Ok((workspace, prepared.created, notes))
+    }
+
+    /// The worktrees of a workset task's other projects, prepared like the
+    /// task's own (each from its project's mirror), and whether each was made now.
+    pub(crate) async fn prepare_members(
+        mirrors: &Mirrors,
+        worktrees_dir: &Path,
+        a: &Assignment,
+    ) -> Result<(Vec<(Member, bool)>, Notes), String> {
+        let Some(workset) = &a.task.workset else { return Ok((Vec::new(), Vec::new())) };
+        if workset.parts.len() != a.workset.len() + 1 {
+            return Err(format!(
+                "the coordinator could not prepare every project of workset {} (see its log); the task starts again later",
+                workset.name
+            ));
+        }
+        let mut members = Vec::new();
+        let mut notes = Vec::new();
+        for checkout in &a.workset {
+            let m = member_assignment(a, checkout);
+            let (workspace, created, n) = Workspace::prepare(mirrors, worktrees_dir, &m).await?;
+            notes.extend(n);
+            let member = Member {
+                workspace,
+                name: checkout.project.name.clone(),
+                checks: checkout.project.settings.checks.clone(),
+                last_checkpoint: None,
+            };
+            members.push((member, created));
+        }
+        Ok((members, notes))
+    }
+
+    /// The other projects' worktrees an earlier start prepared (a re-attached run).
+    pub(crate) fn members_of(worktrees_dir: &Path, a: &Assignment) -> Vec<Member> {
+        a.workset
+            .iter()
+            .map(|checkout| {
+                let m = member_assignment(a, checkout);
+                let branch = m.task.git.branch.clone().unwrap_or_default();
+                Member {
+                    workspace: Workspace {
+                        project: checkout.project.id.clone(),
+                        path: path_of(worktrees_dir, &m),
+                        branch,
+                        base_branch: m.task.git.base_branch.clone().unwrap_or_default(),
+                        base_commit: checkout.base_commit.clone(),
+                        pushed: checkout.head.clone(),
+                    },
+                    name: checkout.project.name.clone(),
+                    checks: checkout.project.settings.checks.clone(),
+                    last_checkpoint: None,
+                }
+            })
+            .collect()
     }
 
     /// The workspace an earlier start prepared (for a re-attached run).

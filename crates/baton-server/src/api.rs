@@ -21,6 +21,7 @@ mod stream;
 mod tasks;
 mod tokens;
 mod webhooks;
+mod worksets;
 
 use std::sync::Arc;
 
@@ -285,6 +286,13 @@ pub(crate) fn api_ops() -> Ops {
             .about("Needs no Baton token: the Standard Webhooks signature (`webhook-id`, `webhook-timestamp` within five minutes, `webhook-signature` `v1,…` with the trigger's secret) authenticates it; 401 otherwise, and for an unknown trigger. A JSON body fills the template. The same `webhook-id` again answers 200 with the same task and starts nothing; past `per_hour` tasks in the last hour, 429 rate_limited with the limit in `details`.")
             .takes("application/json", "the sender's JSON payload"),
         Op::delete("/triggers/{name}", schedules::delete_trigger, "Remove a trigger and its deliveries (admin)"),
+        Op::get("/worksets", worksets::list, "Worksets: groups of projects a task changes together")
+            .about("Each workset with its projects (ids, and names: the directories of a task's worktrees), in order."),
+        Op::post("/worksets", worksets::create, "Add a workset (admin)")
+            .about("Two to 16 projects (ids or names), each once. A task with `workset` works in one directory holding a worktree of each project, named after it, each on the task's branch, and lands in all of them or none. Refused with 404 for an unknown project, with 422 invalid_combination for a project named twice, two projects whose directory names collide (names equal but for case: rename one), or a project whose agents work in its checkout itself (`worktrees = false`), and with 409 already_exists for a name taken.")
+            .returns::<baton_core::workset::WorksetView>("201", "the workset"),
+        Op::get("/worksets/{name}", worksets::show, "A workset"),
+        Op::delete("/worksets/{name}", worksets::delete, "Remove a workset (admin); its tasks keep their projects"),
         Op::get("/openapi.json", meta::openapi, "This document: made from the routes and the Rust types they take and give")
             .responds("200", "the OpenAPI 3.1 document", "application/json"),
     ];

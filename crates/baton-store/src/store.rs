@@ -18,6 +18,7 @@ use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_core::triggers::{Schedule, Trigger, TriggerHit};
 use baton_core::webhook::{ActionLink, Delivery, Webhook};
+use baton_core::workset::{Landing, Workset};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::StoreError;
@@ -354,6 +355,12 @@ pub trait StoreRead {
     /// The names of the documents a filter's tags, project and prefix allow
     /// (its query and limit are not used).
     fn document_names(&self, filter: &DocFilter) -> Result<Vec<String>, StoreError>;
+    /// A workset by name.
+    fn workset(&self, name: &str) -> Result<Option<Workset>, StoreError>;
+    /// Every workset, by name.
+    fn worksets(&self) -> Result<Vec<Workset>, StoreError>;
+    /// The landings across repositories begun and not finished.
+    fn landings(&self) -> Result<Vec<Landing>, StoreError>;
 }
 
 /// Writes, inside a transaction. Everything written by one job commits or rolls
@@ -524,6 +531,14 @@ pub trait StoreTx: StoreRead {
     /// failures), or only those whose current version has no vectors and no
     /// job. How many were queued.
     fn queue_embeddings(&mut self, all: bool) -> Result<u64, StoreError>;
+    /// Stores a new workset (`Duplicate` when the name is taken).
+    fn insert_workset(&mut self, workset: &Workset) -> Result<(), StoreError>;
+    /// Removes a workset; whether there was one.
+    fn delete_workset(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Records (or replaces) a task's landing journal.
+    fn put_landing(&mut self, landing: &Landing) -> Result<(), StoreError>;
+    /// Ends a task's landing journal.
+    fn delete_landing(&mut self, task: &TaskId) -> Result<(), StoreError>;
     /// Inserts or replaces a webhook.
     fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError>;
     /// Removes a webhook and its deliveries; whether there was one.

@@ -12,12 +12,14 @@ use crate::output::print_json;
 
 pub async fn run(client: &Client, args: RunArgs) -> Result<u8, CliError> {
     let prompt = text_or_stdin(&args.prompt)?;
-    let project = match args.project {
-        Some(p) => p,
-        None => default_project(client).await?,
+    let project = match (args.project, &args.workset) {
+        (Some(p), _) => Some(p),
+        (None, Some(_)) => None,
+        (None, None) => Some(default_project(client).await?),
     };
     let req = CreateTask {
-        project: Some(project),
+        project,
+        workset: args.workset,
         prompt,
         title: args.title,
         agent: args.agent,

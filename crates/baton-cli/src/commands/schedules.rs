@@ -1,9 +1,10 @@
-//! `baton schedule` and `baton trigger`: work that starts by itself.
+//! `baton schedule` and `baton trigger`: work that starts by itself; and
+//! `baton workset`: projects a task changes together.
 
 use baton_client::Client;
 use baton_core::triggers::{CatchUp, CreateSchedule, CreateTrigger, Schedule, Trigger};
 
-use crate::cli::{ScheduleCommand, TriggerCommand};
+use crate::cli::{ScheduleCommand, TriggerCommand, WorksetCommand};
 use crate::error::CliError;
 use crate::output::{ago, cut, print_json, table};
 
@@ -102,6 +103,32 @@ pub async fn trigger(client: &Client, command: TriggerCommand) -> Result<u8, Cli
         TriggerCommand::Rm { name } => {
             client.delete(&format!("/api/triggers/{name}")).await?;
             eprintln!("trigger {name} removed");
+        }
+    }
+    Ok(0)
+}
+
+pub async fn workset(client: &Client, command: WorksetCommand) -> Result<u8, CliError> {
+    match command {
+        WorksetCommand::Add { name, projects } => {
+            let req = baton_core::workset::CreateWorkset { name, projects };
+            let made: baton_core::workset::WorksetView = client.post("/api/worksets", &req).await?;
+            println!("{}", made.workset.name);
+            eprintln!("workset {}: {}", made.workset.name, made.names.join(", "));
+        }
+        WorksetCommand::List(args) => {
+            let all: Vec<baton_core::workset::WorksetView> = client.get("/api/worksets").await?;
+            if args.json {
+                print_json(&all);
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> =
+                all.iter().map(|w| vec![w.workset.name.clone(), w.names.join(", "), ago(w.workset.created_at)]).collect();
+            table(&["NAME", "PROJECTS", "MADE"], &rows);
+        }
+        WorksetCommand::Rm { name } => {
+            client.delete(&format!("/api/worksets/{}", baton_client::encode(&name))).await?;
+            println!("removed {name}");
         }
     }
     Ok(0)

@@ -435,6 +435,7 @@ fn assignment(
         base_commit: None,
         base_head: None,
         memory,
+        workset: Vec::new(),
     })
 }
 

@@ -143,6 +143,8 @@ pub struct Asked {
     pub origin: Option<String>,
     /// The forge issue it came from.
     pub issue: Option<baton_core::model::IssueLink>,
+    /// The workset it changes, with its own project first.
+    pub workset: Option<baton_core::workset::TaskWorkset>,
 }
 
 impl NewTask {
@@ -231,8 +233,22 @@ pub fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Con
         Some(id) => Some(resolve::session(tx, &id)?),
         None => None,
     };
-    let project = resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?;
-    let checks = req.checks.clone().unwrap_or_else(|| project.settings.checks.clone());
+    let (project, workset) = match &req.workset {
+        Some(name) => {
+            let (project, workset) = crate::worksets::for_task(tx, name, req.project.as_deref())?;
+            (project, Some(workset))
+        }
+        None => {
+            (resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?, None)
+        }
+    };
+    // A workset task's own checks are the ones asked for (run across the set);
+    // each project's run in that project's directory.
+    let checks = match (&req.checks, &workset) {
+        (Some(asked), _) => asked.clone(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => project.settings.checks.clone(),
+    };
     check_fields(&req.prompt, req.title.as_deref(), req.timeout_s, req.budget_usd, &checks, req.branch.as_deref())?;
     if req.stall_s == Some(0) {
         return Err(Error::invalid("`stall_s` must be at least 1"));
@@ -254,7 +270,8 @@ pub fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Con
     };
     let loops = super::loops::settings(tx, &project, &agent, ask)?;
     let depends_on = resolve_dependencies(tx, &project, &req.depends_on)?;
-    let asked = asked_of(tx, &req)?;
+    let mut asked = asked_of(tx, &req)?;
+    asked.workset = workset;
     Ok(NewTask {
         title: req.title.clone().unwrap_or_else(|| title_from_prompt(&req.prompt)),
         prompt: req.prompt,
@@ -421,6 +438,7 @@ pub(crate) fn insert_known(
         leads: new.asked.leads,
         origin: new.asked.origin,
         issue: new.asked.issue,
+        workset: new.asked.workset,
     };
     match readiness_known(tx, &task.depends_on, known)? {
         Readiness::Blocked(reason) => {

@@ -138,6 +138,10 @@ pub(super) async fn poll(
             state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
             for run in &mut runs {
                 base_commit(run).await;
+                if let Err(e) = workset_checkouts(&state, run).await {
+                    // The launcher refuses a workset run missing a project, saying why.
+                    tracing::warn!(task = %run.task.id, error = %e, "could not prepare a workset task's other projects");
+                }
             }
             return Ok(Json(PollResponse { runs, stops, orders }));
         }
@@ -173,6 +177,38 @@ async fn base_commit(a: &mut Assignment) {
         Ok(commit) => a.base_commit = commit,
         Err(e) => tracing::warn!(project = %a.project.name, error = %e, "could not read the base branch's head"),
     }
+}
+
+/// For a workset task, its other projects: each with the commit a new branch
+/// starts from (its base's head now), and the task's branch there when it has
+/// one (a later run continues from it).
+async fn workset_checkouts(state: &Arc<AppState>, a: &mut Assignment) -> Result<(), AppError> {
+    let Some(workset) = a.task.workset.clone() else { return Ok(()) };
+    let own = a.project.id.clone();
+    let ids: Vec<_> = workset.parts.iter().filter(|p| p.project_id != own).cloned().collect();
+    let projects = state
+        .store
+        .read(move |r| {
+            ids.iter()
+                .map(|p| Ok::<_, AppError>((baton_domain::resolve::project(r, &p.project_id)?, p.base_branch.clone())))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let branch = a.task.git.branch.clone().unwrap_or_default();
+    a.workset.clear();
+    for (project, base) in projects {
+        let git = baton_git::Git::new(&project.path);
+        let head = git.branch_head(&branch).await.map_err(AppError::internal)?;
+        let base_head = git.branch_head(&base).await.map_err(AppError::internal)?.ok_or_else(|| {
+            AppError::conflict(format!("branch {base} of project {} does not exist", project.name))
+        })?;
+        let base_commit = match &head {
+            Some(h) => git.run(["merge-base", base_head.as_str(), h.as_str()]).await.map_err(AppError::internal)?.trim().to_owned(),
+            None => base_head,
+        };
+        a.workset.push(baton_core::workset::WorksetCheckout { project, base_commit, head });
+    }
+    Ok(())
 }
 
 /// `POST /api/launchers/{id}/drain`: no new work for it (admin).

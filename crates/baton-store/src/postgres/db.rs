@@ -25,6 +25,7 @@ use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_core::triggers::{Schedule, Trigger, TriggerHit};
 use baton_core::webhook::{ActionLink, Delivery, Webhook};
+use baton_core::workset::{Landing, Workset};
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 use serde::de::DeserializeOwned;
@@ -749,6 +750,18 @@ impl StoreRead for PgDb<'_> {
     fn document_names(&self, filter: &DocFilter) -> Result<Vec<String>, StoreError> {
         self.document_names_of(filter)
     }
+
+    fn workset(&self, name: &str) -> Result<Option<Workset>, StoreError> {
+        self.doc("workset", "SELECT data FROM worksets WHERE name = $1", &[&name])
+    }
+
+    fn worksets(&self) -> Result<Vec<Workset>, StoreError> {
+        self.docs("workset", "SELECT data FROM worksets ORDER BY name", &[])
+    }
+
+    fn landings(&self) -> Result<Vec<Landing>, StoreError> {
+        self.docs("landing", "SELECT data FROM landings ORDER BY task_id", &[])
+    }
 }
 
 impl StoreTx for PgDb<'_> {
@@ -1420,5 +1433,32 @@ impl StoreTx for PgDb<'_> {
 
     fn queue_embeddings(&mut self, all: bool) -> Result<u64, StoreError> {
         self.queue_embeddings_now(all)
+    }
+
+    fn insert_workset(&mut self, workset: &Workset) -> Result<(), StoreError> {
+        let data = encode("workset", workset)?;
+        self.insert_new(
+            format!("workset {}", workset.name),
+            "INSERT INTO worksets (name, data) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&workset.name, &data],
+        )
+    }
+
+    fn delete_workset(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM worksets WHERE name = $1", &[&name])? > 0)
+    }
+
+    fn put_landing(&mut self, landing: &Landing) -> Result<(), StoreError> {
+        let data = encode("landing", landing)?;
+        self.exec(
+            "INSERT INTO landings (task_id, data) VALUES ($1, $2) ON CONFLICT (task_id) DO UPDATE SET data = excluded.data",
+            &[&landing.task_id.as_str(), &data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_landing(&mut self, task: &TaskId) -> Result<(), StoreError> {
+        self.exec("DELETE FROM landings WHERE task_id = $1", &[&task.as_str()])?;
+        Ok(())
     }
 }

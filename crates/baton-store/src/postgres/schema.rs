@@ -411,6 +411,20 @@ CREATE TABLE embed_state (
 INSERT INTO embed_state (id, generation) VALUES (1, 0);
 "#,
     ),
+    // Worksets and the journals of landings across their repositories: new
+    // tables an older coordinator never reads.
+    Migration::compatible(
+        r#"
+CREATE TABLE worksets (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE landings (
+    task_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// Every migration this build runs: [`MIGRATIONS`], then, for tests of rolling

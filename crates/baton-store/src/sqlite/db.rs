@@ -20,6 +20,7 @@ use baton_core::status::{RunStatus, TaskStatus};
 use baton_core::time::Timestamp;
 use baton_core::triggers::{Schedule, Trigger, TriggerHit};
 use baton_core::webhook::{ActionLink, Delivery, Webhook};
+use baton_core::workset::{Landing, Workset};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::de::DeserializeOwned;
@@ -761,6 +762,18 @@ impl StoreRead for Db<'_> {
         self.document_names_of(filter)
     }
 
+    fn workset(&self, name: &str) -> Result<Option<Workset>, StoreError> {
+        self.doc("workset", "SELECT data FROM worksets WHERE name = ?1", [name])
+    }
+
+    fn worksets(&self) -> Result<Vec<Workset>, StoreError> {
+        self.docs("workset", "SELECT data FROM worksets ORDER BY name", [])
+    }
+
+    fn landings(&self) -> Result<Vec<Landing>, StoreError> {
+        self.docs("landing", "SELECT data FROM landings ORDER BY task_id", [])
+    }
+
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.tokens_where("hash = ?1", [hash])?.pop())
     }
@@ -1263,6 +1276,34 @@ impl StoreTx for Db<'_> {
 
     fn queue_embeddings(&mut self, all: bool) -> Result<u64, StoreError> {
         self.queue_embeddings_now(all)
+    }
+
+    fn insert_workset(&mut self, workset: &Workset) -> Result<(), StoreError> {
+        let data = encode("workset", workset)?;
+        self.exec_unique(
+            &format!("workset {}", workset.name),
+            "INSERT INTO worksets (name, data) VALUES (?1, ?2)",
+            params![workset.name, data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_workset(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM worksets WHERE name = ?1", [name])? > 0)
+    }
+
+    fn put_landing(&mut self, landing: &Landing) -> Result<(), StoreError> {
+        let data = encode("landing", landing)?;
+        self.exec(
+            "INSERT INTO landings (task_id, data) VALUES (?1, ?2) ON CONFLICT(task_id) DO UPDATE SET data = excluded.data",
+            params![landing.task_id.as_str(), data],
+        )?;
+        Ok(())
+    }
+
+    fn delete_landing(&mut self, task: &TaskId) -> Result<(), StoreError> {
+        self.exec("DELETE FROM landings WHERE task_id = ?1", [task.as_str()])?;
+        Ok(())
     }
 
     fn put_webhook(&mut self, webhook: &Webhook) -> Result<(), StoreError> {

@@ -366,6 +366,18 @@ CREATE TABLE embed_state (
 );
 INSERT INTO embed_state (id, generation) VALUES (1, 0);
 "#,
+    r#"
+-- Worksets (groups of projects a task changes together) and the journals of
+-- landings across their repositories.
+CREATE TABLE worksets (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE landings (
+    task_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"#,
 ];
 
 /// The newest schema this Baton knows.
