@@ -86,10 +86,15 @@ pub(crate) async fn land(state: &Arc<AppState>, task: Task, strategy: MergeStrat
             let name = parts.iter().find(|p| p.project.id == step.project_id).map_or("?", |p| p.name.as_str());
             let why = match swapped {
                 Err(e) => e.to_string(),
-                _ => format!("{} of {name} moved after the merge was prepared (another task landed there)", step.branch),
+                _ => {
+                    format!("{} of {name} moved after the merge was prepared (another task landed there)", step.branch)
+                }
             };
             return Err(Error::Conflict {
-                message: format!("task {} did not land: {why}; nothing landed, and every branch is kept: merge again", task.id),
+                message: format!(
+                    "task {} did not land: {why}; nothing landed, and every branch is kept: merge again",
+                    task.id
+                ),
                 details: Some(json!({ "task": task.id, "repository": name })),
             });
         }
@@ -295,7 +300,10 @@ pub(crate) async fn recover(state: &Arc<AppState>) {
             let at = Git::new(&step.path).branch_head(&step.branch).await.ok().flatten();
             if at.as_deref() == Some(step.new.as_str()) {
                 moved.push(step);
-            } else if matches!(merge::swap(Path::new(&step.path), &step.branch, &landed(step), &message).await, Ok(true)) {
+            } else if matches!(
+                merge::swap(Path::new(&step.path), &step.branch, &landed(step), &message).await,
+                Ok(true)
+            ) {
                 moved.push(step);
             } else {
                 whole = false;

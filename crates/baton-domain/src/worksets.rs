@@ -45,8 +45,11 @@ pub fn create(tx: &mut dyn StoreTx, req: CreateWorkset) -> Result<WorksetView, E
         }
         projects.push(project);
     }
-    let workset =
-        Workset { name: req.name, projects: projects.iter().map(|p| p.id.clone()).collect(), created_at: Timestamp::now() };
+    let workset = Workset {
+        name: req.name,
+        projects: projects.iter().map(|p| p.id.clone()).collect(),
+        created_at: Timestamp::now(),
+    };
     tx.insert_workset(&workset)?;
     Ok(WorksetView { names: projects.into_iter().map(|p| p.name).collect(), workset })
 }

@@ -11,10 +11,10 @@
 use std::path::{Component, Path, PathBuf};
 
 use baton_core::api::Assignment;
-use baton_core::workset::WorksetCheckout;
 use baton_core::ids::TaskId;
 use baton_core::model::TaskGit;
 use baton_core::names::{slugify, task_branch};
+use baton_core::workset::WorksetCheckout;
 use baton_git::worktree::{self, Plan};
 use baton_git::{Git, transport};
 

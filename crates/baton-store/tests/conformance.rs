@@ -1261,10 +1261,13 @@ fn a_replica_of_another_schema_is_refused() {
     );
     // Nothing to migrate: it opens beside the old replica (which minds its own schema).
     drop(baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap());
-    // The newest migration (spend totals, a breaking one) still to run: refused, since
-    // a replica older than rolling upgrades cannot stop itself for it.
-    // (Schema 7's floor is 5, its last breaking migration.)
-    db.execute("DROP TABLE spend; UPDATE schema_version SET version = version - 1, floor = 5");
+    // The meaning index's migration (a breaking one) and the worksets' after it
+    // still to run: refused, since a replica older than rolling upgrades cannot
+    // stop itself for it. (Schema 8's floor is 8, the spend totals, breaking.)
+    db.execute(
+        "DROP TABLE worksets, landings, doc_chunks, embed_jobs, embed_state;
+         UPDATE schema_version SET version = version - 2, floor = 8",
+    );
     let Err(err) = baton_store::postgres::open(&PgOptions::new(&db.url)) else { panic!("refused") };
     let text = err.to_string();
     assert!(matches!(err, StoreError::Incompatible { .. }), "{err:?}");

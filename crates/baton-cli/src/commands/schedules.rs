@@ -122,8 +122,10 @@ pub async fn workset(client: &Client, command: WorksetCommand) -> Result<u8, Cli
                 print_json(&all);
                 return Ok(0);
             }
-            let rows: Vec<Vec<String>> =
-                all.iter().map(|w| vec![w.workset.name.clone(), w.names.join(", "), ago(w.workset.created_at)]).collect();
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|w| vec![w.workset.name.clone(), w.names.join(", "), ago(w.workset.created_at)])
+                .collect();
             table(&["NAME", "PROJECTS", "MADE"], &rows);
         }
         WorksetCommand::Rm { name } => {

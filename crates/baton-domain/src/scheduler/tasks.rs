@@ -238,9 +238,7 @@ pub fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Con
             let (project, workset) = crate::worksets::for_task(tx, name, req.project.as_deref())?;
             (project, Some(workset))
         }
-        None => {
-            (resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?, None)
-        }
+        None => (resolve::request_project(tx, req.project.as_deref(), parent.as_ref().map(|s| &s.project_id))?, None),
     };
     // A workset task's own checks are the ones asked for (run across the set);
     // each project's run in that project's directory.

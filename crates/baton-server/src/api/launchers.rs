@@ -199,11 +199,17 @@ async fn workset_checkouts(state: &Arc<AppState>, a: &mut Assignment) -> Result<
     for (project, base) in projects {
         let git = baton_git::Git::new(&project.path);
         let head = git.branch_head(&branch).await.map_err(AppError::internal)?;
-        let base_head = git.branch_head(&base).await.map_err(AppError::internal)?.ok_or_else(|| {
-            AppError::conflict(format!("branch {base} of project {} does not exist", project.name))
-        })?;
+        let base_head =
+            git.branch_head(&base).await.map_err(AppError::internal)?.ok_or_else(|| {
+                AppError::conflict(format!("branch {base} of project {} does not exist", project.name))
+            })?;
         let base_commit = match &head {
-            Some(h) => git.run(["merge-base", base_head.as_str(), h.as_str()]).await.map_err(AppError::internal)?.trim().to_owned(),
+            Some(h) => git
+                .run(["merge-base", base_head.as_str(), h.as_str()])
+                .await
+                .map_err(AppError::internal)?
+                .trim()
+                .to_owned(),
             None => base_head,
         };
         a.workset.push(baton_core::workset::WorksetCheckout { project, base_commit, head });

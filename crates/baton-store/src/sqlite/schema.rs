@@ -377,6 +377,10 @@ CREATE TABLE landings (
     task_id TEXT PRIMARY KEY,
     data TEXT NOT NULL
 );
+-- A document's tags beside its JSON: filtering by tag reads them, not the
+-- whole document.
+ALTER TABLE documents ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+UPDATE documents SET tags = COALESCE(json_extract(data, '$.tags'), '[]');
 "#,
 ];
 
