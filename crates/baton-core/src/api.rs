@@ -535,7 +535,8 @@ pub struct CleanReport {
 /// `GET /api/tasks/{id}/diff`: what the task changed against its base.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diff {
-    /// The task.
+    /// The task (for a workset task, every repository's changes, each file under
+    /// its project's name).
     pub task_id: TaskId,
     /// The commit it started from.
     pub base: String,

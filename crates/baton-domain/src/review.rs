@@ -368,9 +368,43 @@ pub async fn diff(state: &Arc<AppState>, task: Task) -> Result<Diff, Error> {
     };
     let repo = Path::new(&project.path);
     let git_err = |e: GitError| Error::internal(e);
-    let (patch, stat) = worktree::diff(repo, &base, &rev).await.map_err(git_err)?;
-    let files = worktree::summarize(repo, &base, &rev).await.map_err(git_err)?.files;
-    Ok(Diff { task_id: task.id, base, branch, files, stat, patch, untracked: Vec::new() })
+    let Some(workset) = task.workset.clone() else {
+        let (patch, stat) = worktree::diff(repo, &base, &rev).await.map_err(git_err)?;
+        let files = worktree::summarize(repo, &base, &rev).await.map_err(git_err)?.files;
+        return Ok(Diff { task_id: task.id, base, branch, files, stat, patch, untracked: Vec::new() });
+    };
+    // A workset task: each repository's changes, its paths under its name.
+    let mut diff = Diff {
+        task_id: task.id.clone(),
+        base,
+        branch: branch.clone(),
+        files: Vec::new(),
+        stat: String::new(),
+        patch: String::new(),
+        untracked: Vec::new(),
+    };
+    for part in &workset.parts {
+        let pid = part.project_id.clone();
+        let p = state.store.read(move |r| resolve::project(r, &pid)).await?;
+        let git = baton_git::Git::new(&p.path);
+        let (from, to) = if p.id == project.id {
+            (diff.base.clone(), rev.clone())
+        } else {
+            let Some(head) = git.branch_head(&branch).await.map_err(git_err)? else { continue };
+            let base_head = git.branch_head(&part.base_branch).await.map_err(git_err)?.unwrap_or_else(|| head.clone());
+            let from = git.run(["merge-base", base_head.as_str(), head.as_str()]).await.map_err(git_err)?;
+            (from.trim().to_owned(), head)
+        };
+        let (patch, stat) =
+            worktree::diff_under(Path::new(&p.path), &from, &to, Some(&part.name)).await.map_err(git_err)?;
+        let files = worktree::summarize(Path::new(&p.path), &from, &to).await.map_err(git_err)?.files;
+        diff.files.extend(files.into_iter().map(|f| format!("{}/{f}", part.name)));
+        if !stat.trim().is_empty() {
+            diff.stat.push_str(&format!("{}:\n{stat}", part.name));
+        }
+        diff.patch.push_str(&patch);
+    }
+    Ok(diff)
 }
 
 /// Asks the launcher running a task for a checkpoint now, and waits (a while)

@@ -391,8 +391,18 @@ pub(crate) fn split_z(text: &str) -> Vec<String> {
 
 /// The patch and `--stat` of commit `rev` against `base` in `repo`.
 pub async fn diff(repo: &Path, base: &str, rev: &str) -> Result<(String, String), GitError> {
+    diff_under(repo, base, rev, None).await
+}
+
+/// The same, its paths under `dir/` (a workset task's repository, named).
+pub async fn diff_under(repo: &Path, base: &str, rev: &str, dir: Option<&str>) -> Result<(String, String), GitError> {
     let git = Git::new(repo);
-    let mut args = vec!["diff", "--no-color", "--no-ext-diff", "--no-textconv", base, rev];
+    let prefixes = dir.map(|d| [format!("--src-prefix=a/{d}/"), format!("--dst-prefix=b/{d}/")]);
+    let mut args = vec!["diff", "--no-color", "--no-ext-diff", "--no-textconv"];
+    if let Some([a, b]) = &prefixes {
+        args.extend([a.as_str(), b.as_str()]);
+    }
+    args.extend([base, rev]);
     let patch = git.run(args.clone()).await?;
     args.insert(1, "--stat");
     let stat = git.run(args).await?;

@@ -346,11 +346,19 @@ impl RunActor {
             redactor: &self.redactor,
         };
         for (check, dir, whose) in &checks {
+            // The sandbox starts a command in the agent's directory: a project's
+            // own check goes to its worktree first.
+            let command = match whose {
+                Some(_) => format!("cd '{}' && {check}", dir.to_string_lossy().replace('\'', "'\\''")),
+                None => check.clone(),
+            };
             let (ended, mut result) =
-                commands::run(check, "check", dir, &env, &self.jail, timeout, &mut sink, Some(&mut self.orders)).await;
-            if let Some(name) = whose {
-                result.command = format!("{name}: {}", result.command);
-            }
+                commands::run(&command, "check", dir, &env, &self.jail, timeout, &mut sink, Some(&mut self.orders))
+                    .await;
+            result.command = match whose {
+                Some(name) => format!("{name}: {check}"),
+                None => check.clone(),
+            };
             report.checks.push(result);
             match ended {
                 Ended::Exited(Some(0)) => {}

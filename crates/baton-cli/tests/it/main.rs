@@ -33,4 +33,5 @@ mod soak;
 mod stream;
 mod upgrades;
 mod webhooks;
+mod worksets;
 mod worktrees;
