@@ -697,6 +697,10 @@ pub struct PlanTask {
     #[serde(default)]
     #[schemars(inner(regex(pattern = crate::names::LABEL_PATTERN)))]
     pub require: Vec<String>,
+    /// A workset whose first project is the plan's: this task changes all its
+    /// projects together (the others stay single-project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workset: Option<String>,
 }
 
 /// The synthesis task of a plan.

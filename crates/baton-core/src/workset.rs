@@ -64,6 +64,9 @@ pub struct WorksetPart {
     /// The commit that landed there, once merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_commit: Option<String>,
+    /// Its pull request's URL, once `baton pr` opened one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<String>,
 }
 
 /// What a launcher needs of each other project of a workset task.
@@ -76,6 +79,10 @@ pub struct WorksetCheckout {
     /// The task's branch there, when it has one already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
+    /// Its base's head now (brought into the mirror, for an agent asked to
+    /// merge it: a conflict to resolve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_head: Option<String>,
 }
 
 /// A landing across repositories, written before the first base moves: on a

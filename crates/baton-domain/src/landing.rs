@@ -56,7 +56,10 @@ pub(crate) async fn land(state: &Arc<AppState>, task: Task, strategy: MergeStrat
     };
     let mut parts = parts_of(state, &task, &workset).await?;
     for part in &mut parts {
-        part.prepared = prepare(part, &task, &branch, strategy, &message).await?;
+        part.prepared = match prepare(part, &branch, strategy, &message).await {
+            Err(Conflicted(files)) => return Err(conflict(state, &task, part, files).await),
+            Ok(prepared) => prepared?,
+        };
     }
     check(&task, &parts).await?;
     let steps: Vec<LandingStep> = parts
@@ -129,32 +132,58 @@ async fn parts_of(state: &Arc<AppState>, task: &Task, workset: &TaskWorkset) -> 
     Ok(parts)
 }
 
+/// A merge that conflicts in one repository: the files.
+struct Conflicted(Vec<String>);
+
 /// The merge commit of one repository, made but not landed.
 async fn prepare(
     part: &Part,
-    task: &Task,
     branch: &str,
     strategy: MergeStrategy,
     message: &str,
-) -> Result<Option<Landed>, Error> {
+) -> Result<Result<Option<Landed>, Error>, Conflicted> {
     let repo = Path::new(&part.project.path);
-    if Git::new(repo).branch_head(branch).await.map_err(Error::internal)?.is_none() {
+    match Git::new(repo).branch_head(branch).await {
         // The agent changed nothing here (its branch was never pushed).
-        return Ok(None);
+        Ok(None) => return Ok(Ok(None)),
+        Err(e) => return Ok(Err(Error::internal(e))),
+        Ok(Some(_)) => {}
     }
     match merge::prepare(repo, &part.base, branch, strategy, message).await {
-        Ok(prepared) => Ok(prepared),
-        Err(GitError::Conflict { files, .. }) => Err(Error::MergeConflict {
-            message: format!(
-                "merging task {} into {}'s {} conflicts in {}; nothing landed in any repository",
-                task.id,
-                part.name,
-                part.base,
-                files.join(", ")
-            ),
-            details: json!({ "task": task.id, "repository": part.name, "base": part.base, "files": files, "resumed": false }),
-        }),
-        Err(e) => Err(Error::Conflict { message: format!("{}: {e}", part.name), details: None }),
+        Ok(prepared) => Ok(Ok(prepared)),
+        Err(GitError::Conflict { files, .. }) => Err(Conflicted(files)),
+        Err(e) => Ok(Err(Error::Conflict { message: format!("{}: {e}", part.name), details: None })),
+    }
+}
+
+/// A conflict in one repository: nothing landed; the task says so and, when
+/// its loop allows, its agent is resumed to merge that repository's base.
+async fn conflict(state: &Arc<AppState>, task: &Task, part: &Part, files: Vec<String>) -> Error {
+    let head = Git::new(&part.project.path).branch_head(&part.base).await.ok().flatten();
+    let (tid, name, base) = (task.id.clone(), part.name.clone(), part.base.clone());
+    let told = json!({ "conflict": { "repository": name, "base": base, "files": files } });
+    let (n, b, f) = (name.clone(), base.clone(), files.clone());
+    let resumed = crate::transact(state, move |tx, fx| {
+        let mut task = resolve::task(tx, &tid)?;
+        task.git.merge = MergeState::Conflict;
+        task.updated_at = Timestamp::now();
+        emit_task(tx, &task)?;
+        crate::outbox::tell_task(tx, baton_core::webhook::WebhookEvent::MergeConflict, &task, told)?;
+        crate::scheduler::loops::workset_conflicted(tx, fx, &mut task, &n, &b, head.as_deref(), &f)
+    })
+    .await;
+    let resumed = match resumed {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let then = if resumed { "; its agent was resumed to resolve it, and it merges again when done" } else { "" };
+    Error::MergeConflict {
+        message: format!(
+            "merging task {} into {name}'s {base} conflicts in {}; nothing landed in any repository{then}",
+            task.id,
+            files.join(", ")
+        ),
+        details: json!({ "task": task.id, "repository": name, "base": base, "files": files, "resumed": resumed }),
     }
 }
 

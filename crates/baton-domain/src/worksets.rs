@@ -98,7 +98,13 @@ pub fn for_task(r: &dyn StoreRead, name: &str, named: Option<&str>) -> Result<(P
     let parts = projects
         .into_iter()
         .filter(|p| seen.insert(p.id.clone()))
-        .map(|p| WorksetPart { project_id: p.id, name: p.name, base_branch: p.default_branch, merged_commit: None })
+        .map(|p| WorksetPart {
+            project_id: p.id,
+            name: p.name,
+            base_branch: p.default_branch,
+            merged_commit: None,
+            pr: None,
+        })
         .collect();
     Ok((first, TaskWorkset { name: name.to_owned(), parts }))
 }

@@ -17,6 +17,7 @@ pub mod github;
 mod gitlab;
 pub mod issues;
 mod webhook;
+mod worksets;
 
 pub use follow::worker;
 pub use webhook::{WebhookError, github_webhook, gitlab_webhook};
@@ -152,6 +153,9 @@ pub async fn open_pr(state: &Arc<AppState>, id: TaskId) -> Result<Task, Error> {
             Ok::<_, Error>((task, project))
         })
         .await?;
+    if let Some(workset) = task.workset.clone() {
+        return worksets::open(state, task, workset).await;
+    }
     let github = client(&project)?;
     baton_domain::projects::require_repository(&project)?;
     if let Some(pr) = task.pr.as_ref().filter(|p| p.state == PrState::Open) {

@@ -75,7 +75,7 @@ fn member_assignment(a: &Assignment, c: &WorksetCheckout) -> Assignment {
         ..TaskGit::default()
     };
     m.base_commit = Some(c.base_commit.clone());
-    m.base_head = None;
+    m.base_head = c.base_head.clone();
     m.prerequisites = Vec::new();
     m.workset = Vec::new();
     m

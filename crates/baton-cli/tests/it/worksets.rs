@@ -169,6 +169,107 @@ async fn a_coordinator_killed_between_the_swaps_finishes_the_landing_on_restart(
     assert!(t.task.workset.unwrap().parts.iter().all(|p| p.merged_commit.is_some()));
 }
 
+/// A conflict in `web`: nothing lands, the agent is resumed with `web` named
+/// and merges web's main there; the merge then lands both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_in_one_repository_resumes_the_agent_with_it_named() {
+    let b = Baton::start();
+    let (api, web) = two_repositories(&b, &[]).await;
+    let script = r#"set -e
+case "$BATON_PROMPT" in
+  *"git -C web merge "*)
+    c=$(printf '%s' "$BATON_PROMPT" | sed -n 's/.*git -C web merge \([0-9a-f]*\).*/\1/p' | head -1)
+    git -C web -c user.email=a@b -c user.name=a merge -q "$c" || {
+      echo 'calls v2, and keeps theirs' > web/client.txt
+      git -C web add client.txt
+      git -C web -c user.email=a@b -c user.name=a commit -qm 'Merge web main'
+    }
+    echo resolved ;;
+  *) echo 'pub fn v2() {}' > api/lib.rs && echo 'calls v2' > web/client.txt && echo changed both ;;
+esac"#;
+    b.agent("both", script).await;
+    let body = json!({ "workset": "full", "project": "api", "prompt": "Rename the call to v2", "agent": "both", "on_conflict": "resume" });
+    let id = b.task(body).await;
+    b.wait_status(&id, TaskStatus::Succeeded).await;
+    sh(&web, "echo 'calls v1' > client.txt && git add client.txt && git commit -qm 'their client'");
+    let (status, body) = merge(&b, &id).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "merge_conflict", "{body}");
+    assert_eq!(
+        (body["error"]["details"]["repository"].as_str(), body["error"]["details"]["resumed"].as_bool()),
+        (Some("web"), Some(true)),
+        "{body}"
+    );
+    assert!(!main_has(&api, "lib.rs"), "nothing landed in api");
+    let t = b
+        .wait_for(&id, "merged after the agent resolved it", |t| {
+            t.task.git.merge == baton_core::model::MergeState::Merged
+        })
+        .await;
+    let resumed = t.runs.iter().find(|r| r.kind == baton_core::model::RunKind::Resume).expect("a resume");
+    assert!(resumed.message.contains("`web/`") && resumed.message.contains("git -C web merge"), "{}", resumed.message);
+    assert!(main_has(&api, "lib.rs"));
+    assert_eq!(sh(&web, "git show main:client.txt").trim(), "calls v2, and keeps theirs");
+}
+
+/// `baton pr` of a workset task: one pull request per repository, on each
+/// project's own forge, each linking the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_pr_opens_one_pull_request_per_repository_each_linking_the_other() {
+    const TOKEN: &str = "ghp_faketokenforworksets";
+    let b = Baton::start_custom(&[], &[("GITHUB_TOKEN", TOKEN)], &[], |_| {});
+    let mut fakes = Vec::new();
+    for name in ["api", "web"] {
+        let repo = git_repo(&b.dir.path().join(name));
+        let bare = tempfile::tempdir().unwrap();
+        sh(bare.path(), "git init -q --bare -b main");
+        sh(&repo, &format!("git remote add origin {} && git push -q origin main", bare.path().display()));
+        let fake = baton_testkit::forge::FakeForge::with_bare(&format!("acme/{name}"), TOKEN, bare.path()).await;
+        let forge = json!({ "kind": "github", "repo": format!("acme/{name}"), "api_url": fake.url, "poll_s": 0 });
+        let body = json!({ "path": repo, "name": name, "settings": { "forge": forge } });
+        let _: Value = b.client.post("/api/projects", &body).await.unwrap();
+        fakes.push((fake, bare));
+    }
+    assert!(b.cli(&["workset", "add", "full", "api", "web"]).status.success());
+    let id = change_both(&b).await;
+    let out = b.cli(&["pr", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = b.get(&id).await;
+    let urls: Vec<String> =
+        t.task.workset.unwrap().parts.iter().map(|p| p.pr.clone().expect("a pull request each")).collect();
+    for (i, (fake, _)) in fakes.iter().enumerate() {
+        let pulls = fake.pulls();
+        assert_eq!(pulls.len(), 1, "one pull request in {i}");
+        assert!(pulls[0]["body"].as_str().unwrap().contains("Workset"), "{}", pulls[0]["body"]);
+        let comments = fake.comments(pulls[0]["number"].as_u64().unwrap());
+        let other = &urls[1 - i];
+        assert!(comments.iter().any(|c| c["body"].as_str().unwrap_or("").contains(other.as_str())), "{comments:?}");
+    }
+}
+
+/// A plan mixes a single-project task and a workset task after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_mixes_workset_and_single_project_tasks() {
+    let b = Baton::start();
+    let (api, web) = two_repositories(&b, &[]).await;
+    b.agent("solo", "echo 'pub fn v1() {}' > lib.rs && echo wrote").await;
+    b.agent("both", "test -f api/lib.rs && echo 'calls v1' > web/client.txt && echo wrote").await;
+    let plan = json!({ "project": "api", "tasks": [
+        { "name": "lib", "prompt": "Add v1", "agent": "solo" },
+        { "name": "client", "prompt": "Call v1", "agent": "both", "workset": "full", "depends_on": ["lib"] },
+    ] });
+    let (status, made) = b.post("/api/plans", plan).await;
+    assert_eq!(status, 201, "{made}");
+    let (lib, client) =
+        (made["plan"]["tasks"]["lib"].as_str().unwrap(), made["plan"]["tasks"]["client"].as_str().unwrap());
+    let t = b.wait_status(client, TaskStatus::Succeeded).await;
+    assert_eq!(t.task.workset.map(|w| w.parts.len()), Some(2));
+    assert!(b.get(lib).await.task.workset.is_none());
+    let (status, body) = merge(&b, client).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(main_has(&api, "lib.rs") && main_has(&web, "client.txt"), "the prerequisite and the workset landed");
+}
+
 /// Bad input: an unknown project, a project twice, names that collide, a
 /// project whose agents work in its checkout; nothing is made.
 #[tokio::test]

@@ -165,6 +165,32 @@ pub fn merge_conflicted(
     base_head: Option<&str>,
     files: &[String],
 ) -> Result<bool, Error> {
+    conflicted(tx, fx, task, None, base, base_head, files)
+}
+
+/// The same for one repository of a workset task: the agent is told which
+/// (its directory) and merges that repository's base there.
+pub(crate) fn workset_conflicted(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    repository: &str,
+    base: &str,
+    base_head: Option<&str>,
+    files: &[String],
+) -> Result<bool, Error> {
+    conflicted(tx, fx, task, Some(repository), base, base_head, files)
+}
+
+fn conflicted(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    task: &mut Task,
+    repository: Option<&str>,
+    base: &str,
+    base_head: Option<&str>,
+    files: &[String],
+) -> Result<bool, Error> {
     let allowed = task.loops.fix_attempts;
     if task.loops.on_conflict != OnConflict::Resume || allowed == 0 || task.status != TaskStatus::Succeeded {
         return Ok(false);
@@ -187,16 +213,20 @@ pub fn merge_conflicted(
     let attempt = task.loops.conflict_fixes;
     let what = base_head.map_or_else(|| format!("`{base}`"), |h| format!("`{h}` (the head of `{base}`)"));
     let list: String = files.iter().map(|f| format!("- `{f}`\n")).collect();
+    let (yours, git, into) = match repository {
+        Some(repo) => (format!("Your branch in `{repo}/`"), format!("git -C {repo} merge"), format!("{repo}'s {base}")),
+        None => ("Your branch".to_owned(), "git merge".to_owned(), base.to_owned()),
+    };
     let message = format!(
-        "Your branch could not be merged into `{base}`: changes that landed there since you started conflict \
-         with yours in these files:\n\n{list}\nMerge {what} into your branch (`git merge {}`), resolve each conflict \
+        "{yours} could not be merged into `{base}`: changes that landed there since you started conflict \
+         with yours in these files:\n\n{list}\nMerge {what} into your branch (`{git} {}`), resolve each conflict \
          keeping the intent of both sides, and commit the merge. The checks run again when you finish, and the \
          merge is tried again (conflict fix {attempt} of {allowed}).{}",
         base_head.unwrap_or(base),
         reminder(task, &session),
     );
     let text = format!(
-        "merging into {base} conflicts in {}; resuming the agent to resolve it (attempt {attempt} of {allowed})",
+        "merging into {into} conflicts in {}; resuming the agent to resolve it (attempt {attempt} of {allowed})",
         files.join(", ")
     );
     record_step(
@@ -204,7 +234,7 @@ pub fn merge_conflicted(
         task,
         "conflict",
         text,
-        json!({ "attempt": attempt, "of": allowed, "base": base, "base_head": base_head, "files": files }),
+        json!({ "attempt": attempt, "of": allowed, "base": base, "base_head": base_head, "files": files, "repository": repository }),
     )?;
     queue_run(tx, fx, task, RunKind::Resume, message, Some(session), None)?;
     save_task(tx, task)?;

@@ -221,6 +221,11 @@ fn plan_task(
 ) -> Result<NewTask, Error> {
     let (d, project) = (from.defaults, from.project);
     let external = resolve_dependencies(tx, project, outside)?;
+    let mut asked = super::tasks::Asked::default();
+    if let Some(name) = &t.workset {
+        let (_, workset) = crate::worksets::for_task(tx, name, Some(project.id.as_str()))?;
+        asked.workset = Some(workset);
+    }
     let loops = super::loops::settings(tx, project, &agent, super::loops::Ask::default())?;
     Ok(NewTask {
         project: project.clone(),
@@ -232,7 +237,9 @@ fn plan_task(
         tags: task_tags(from, t),
         agent,
         depends_on: external,
-        checks: fields.checks,
+        // A workset task's own checks are only those asked for (each project's
+        // run in its worktree).
+        checks: if asked.workset.is_some() && t.checks.is_none() { Vec::new() } else { fields.checks },
         max_retries: t.max_retries.or(d.max_retries).unwrap_or(0),
         approval: t.approval.or(d.approval).is_some_and(|a| a.0),
         branch: t.branch.clone(),
@@ -245,7 +252,7 @@ fn plan_task(
         loops,
         review_of: None,
         base: None,
-        asked: super::tasks::Asked::default(),
+        asked,
     })
 }
 

@@ -210,9 +210,10 @@ async fn workset_checkouts(state: &Arc<AppState>, a: &mut Assignment) -> Result<
                 .map_err(AppError::internal)?
                 .trim()
                 .to_owned(),
-            None => base_head,
+            None => base_head.clone(),
         };
-        a.workset.push(baton_core::workset::WorksetCheckout { project, base_commit, head });
+        let base_head = Some(base_head);
+        a.workset.push(baton_core::workset::WorksetCheckout { project, base_commit, head, base_head });
     }
     Ok(())
 }

@@ -98,53 +98,6 @@ impl<'c> Db<'c> {
     }
 }
 
-impl Db<'_> {
-    /// A full-text search in two steps: the best `filter.limit` documents by
-    /// relevance first (no passage made, no document read), then each one's
-    /// document and matching passage. Making a passage for every match before
-    /// ranking would cost as much as the matches' text.
-    fn search_documents(&self, filter: &DocFilter, q: String) -> Result<Vec<DocHit>, StoreError> {
-        let mut args: Vec<SqlValue> = vec![SqlValue::Text(q.clone())];
-        let mut conds = vec!["documents_fts MATCH ?1".to_owned()];
-        let filtered = !filter.tags.is_empty()
-            || filter.project.is_some()
-            || filter.prefix.is_some()
-            || filter.related_to.is_some();
-        conds.extend(doc_conds(filter, &mut args));
-        args.push(SqlValue::Integer(filter.limit as i64));
-        let from =
-            if filtered { "documents_fts JOIN documents d ON d.id = documents_fts.rowid" } else { "documents_fts" };
-        let sql = format!(
-            "SELECT documents_fts.rowid, -bm25(documents_fts, 10.0, 5.0, 1.0) FROM {from} WHERE {}
-             ORDER BY bm25(documents_fts, 10.0, 5.0, 1.0) LIMIT ?{}",
-            conds.join(" AND "),
-            args.len()
-        );
-        let ranked: Vec<(i64, f64)> = self
-            .conn
-            .prepare_cached(&sql)
-            .and_then(|mut st| st.query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-            .map_err(db_err)?;
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT d.data, snippet(documents_fts, 2, '[', ']', '…', 16)
-                 FROM documents_fts JOIN documents d ON d.id = documents_fts.rowid
-                 WHERE documents_fts MATCH ?1 AND documents_fts.rowid = ?2",
-            )
-            .map_err(db_err)?;
-        let mut hits = Vec::with_capacity(ranked.len());
-        for (rowid, score) in ranked {
-            let row: Option<(String, Option<String>)> =
-                st.query_row(params![q, rowid], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(db_err)?;
-            if let Some((data, snippet)) = row {
-                hits.push(DocHit { doc: decode("document", &data)?, score: Some(score), snippet });
-            }
-        }
-        Ok(hits)
-    }
-}
-
 /// The conditions on `d` (a `documents` row) a filter's tags, project, prefix
 /// and relation make, their values appended to `args`.
 pub(super) fn doc_conds(filter: &DocFilter, args: &mut Vec<SqlValue>) -> Vec<String> {
@@ -542,7 +495,13 @@ impl StoreRead for Db<'_> {
                 let Some((last, rest)) = words.split_last() else { return Ok(Vec::new()) };
                 let mut q: String = rest.iter().map(|w| format!("\"{w}\" ")).collect();
                 q.push_str(&format!("\"{last}\"*"));
-                return self.search_documents(filter, q);
+                let n = arg(SqlValue::Text(q), &mut args);
+                conds.push(format!("documents_fts MATCH {n}"));
+                (
+                    "d.data, -bm25(documents_fts, 10.0, 5.0, 1.0), snippet(documents_fts, 2, '[', ']', '…', 16)",
+                    "documents_fts JOIN documents d ON d.id = documents_fts.rowid",
+                    "bm25(documents_fts, 10.0, 5.0, 1.0)",
+                )
             }
             None => ("d.data, NULL, NULL", "documents d", "d.updated_at DESC"),
         };
