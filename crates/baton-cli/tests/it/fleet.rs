@@ -35,13 +35,20 @@ impl Host {
     }
 
     pub(crate) fn start_with(b: &Baton, name: &str, url: &str, token: &str, extra: &[&str]) -> Host {
+        Self::start_hiding(b, name, url, token, extra, &[])
+    }
+
+    /// The same, hiding `more` directories too (other projects' repositories).
+    pub(crate) fn start_hiding(b: &Baton, name: &str, url: &str, token: &str, extra: &[&str], more: &[&Path]) -> Host {
         let dir = b.dir.path().join(format!("host-{name}"));
         std::fs::create_dir_all(dir.join("home")).unwrap();
         std::fs::write(dir.join("token"), token).unwrap();
-        let hide = b.repo.display().to_string();
+        let mut hides = vec![b.repo.display().to_string()];
+        hides.extend(more.iter().map(|p| p.display().to_string()));
+        let mounts: String = hides.iter().map(|h| format!("mount -t tmpfs tmpfs {h} && ")).collect();
         // `sh` stays the namespace's first process (its init: it reaps orphans),
         // with a /proc of the namespace's own.
-        let script = format!("mount -t tmpfs tmpfs {hide} && \"$@\"");
+        let script = format!("{mounts}\"$@\"");
         let child = Command::new("unshare")
             .args(["--pid", "--fork", "--mount-proc", "--mount", "--propagation", "private", "--kill-child"])
             .args(["sh", "-c", &script, "sh"])

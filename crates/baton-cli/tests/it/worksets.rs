@@ -270,6 +270,31 @@ async fn a_plan_mixes_workset_and_single_project_tasks() {
     assert!(main_has(&api, "lib.rs") && main_has(&web, "client.txt"), "the prerequisite and the workset landed");
 }
 
+/// A launcher on another host (namespaces, sharing nothing but a URL and a
+/// token) runs a workset task from a mirror of each repository; the merge
+/// lands both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launcher_on_another_host_runs_a_workset_task_from_mirrors() {
+    let b = Baton::start_with(&["--no-launcher"]);
+    let (api, web) = two_repositories(&b, &["test -f client.txt"]).await;
+    let token = b.launcher_token("far").await;
+    let host = crate::fleet::Host::start_hiding(&b, "far", &b.url, &token, &[], &[&api, &web]);
+    let me = host.launcher(&b).await;
+    let script = format!(
+        "test ! -e {}/README.md && test -f api/README.md && test -f web/README.md && echo 'pub fn v2() {{}}' > api/lib.rs && echo 'calls v2' > web/client.txt && echo 'from mirrors'",
+        api.display()
+    );
+    b.agent("both", &script).await;
+    let id = b.task(json!({ "workset": "full", "project": "api", "prompt": "Rename", "agent": "both" })).await;
+    let t = b.wait_within(Duration::from_secs(60), &id, "the end", |t| t.task.status.is_finished()).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    assert_eq!(t.runs[0].launcher_id.as_ref(), Some(&me.id));
+    assert!(t.task.git.worktree.as_deref().unwrap().starts_with(&host.dir.display().to_string()));
+    let (status, body) = merge(&b, &id).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(main_has(&api, "lib.rs") && main_has(&web, "client.txt"));
+}
+
 /// Bad input: an unknown project, a project twice, names that collide, a
 /// project whose agents work in its checkout; nothing is made.
 #[tokio::test]
