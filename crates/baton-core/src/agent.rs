@@ -223,6 +223,10 @@ pub struct AgentDef {
     /// Baton writes at each task's end, and documents under `agents/NAME/`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub memory: bool,
+    /// The projects it works in (names; any, when empty): a task in another, or
+    /// a workset task with another among its projects, is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
     /// The agents it may send messages to (besides those it may delegate to).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(regex(pattern = crate::names::AGENT_OR_ALL_PATTERN)))]
@@ -396,6 +400,8 @@ struct FrontMatter {
     review_by: Option<String>,
     stall_s: Option<u64>,
     memory: Option<bool>,
+    #[serde(default)]
+    projects: Vec<String>,
     #[serde(deserialize_with = "list_or_csv")]
     messages_to: Vec<String>,
     max_depth: Option<u32>,
@@ -507,6 +513,7 @@ impl AgentDef {
             stall_s: fm.stall_s,
             review_by: fm.review_by,
             memory: fm.memory.unwrap_or(false),
+            projects: fm.projects,
             messages_to: fm.messages_to,
             max_depth: fm.max_depth,
             max_fanout: fm.max_fanout,
@@ -658,6 +665,7 @@ impl AgentDef {
             review_by: None,
             stall_s: None,
             memory: false,
+            projects: Vec::new(),
             messages_to: Vec::new(),
             max_depth: None,
             max_fanout: None,

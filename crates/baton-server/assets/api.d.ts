@@ -79,6 +79,8 @@ declare namespace Api {
     review_by?: string | null;
     /** Whether it keeps a memory between tasks: labelled blocks, a journal */
     memory?: boolean;
+    /** The projects it works in (names; any, when empty): a task in another, or */
+    projects?: Array<string>;
     /** The agents it may send messages to (besides those it may delegate to). */
     messages_to?: Array<string>;
     /** How deep the tasks it starts may start tasks in turn (fewer than the */
@@ -162,6 +164,8 @@ declare namespace Api {
     review_by?: string | null;
     /** Whether it keeps a memory between tasks: labelled blocks, a journal */
     memory?: boolean;
+    /** The projects it works in (names; any, when empty): a task in another, or */
+    projects?: Array<string>;
     /** The agents it may send messages to (besides those it may delegate to). */
     messages_to?: Array<string>;
     /** How deep the tasks it starts may start tasks in turn (fewer than the */
@@ -303,6 +307,8 @@ declare namespace Api {
     base_head?: string | null;
     /** The agent's memory as it reaches the agent (its blocks and newest */
     memory?: string | null;
+    /** For a task on a workset: its other projects, each checked out beside the */
+    workset?: Array<Api.WorksetCheckout>;
   };
   /** A file to attach to a new task: its name for the agent, and the context */
   type AttachFile = {
@@ -574,6 +580,8 @@ declare namespace Api {
     attachments?: Array<Api.AttachFile>;
     /** How many times requested changes go back to its agent (default 2; at most 10). */
     review_rounds?: number | null;
+    /** A workset (its name): the task changes all its projects together, its */
+    workset?: string | null;
   };
   /** `POST /api/tokens`: a new token for a machine. */
   type CreateToken = {
@@ -610,6 +618,13 @@ declare namespace Api {
     /** A signing secret (`whsec_` and the base64 of 24 to 64 bytes); one is */
     secret?: string | null;
   };
+  /** `POST /api/worksets`. */
+  type CreateWorkset = {
+    /** Its name (letters, digits, `-`, `_`, `.`; at most 64 characters). */
+    name: string;
+    /** Its projects (ids or names), two or more, each once. */
+    projects: Array<string>;
+  };
   /** A message for one webhook: the outbox's row. It is written in the same */
   type Delivery = {
     /** Its id, sent as `webhook-id` (the same on every try). */
@@ -638,7 +653,7 @@ declare namespace Api {
   type DeliveryStatus = "pending" | "delivered" | "failed";
   /** `GET /api/tasks/{id}/diff`: what the task changed against its base. */
   type Diff = {
-    /** The task. */
+    /** The task (for a workset task, every repository's changes, each file under */
     task_id: Api.TaskId;
     /** The commit it started from. */
     base: string;
@@ -782,6 +797,8 @@ declare namespace Api {
     pending: number;
     /** What limited the search, in words (`searched words only: no embeddings */
     note?: string | null;
+    /** How long its parts took. */
+    took?: Api.SearchTook;
   };
   /** One version of a document, without its content (`GET /api/docs/{name}` lists them). */
   type DocVersion = {
@@ -1501,6 +1518,8 @@ declare namespace Api {
     sandbox?: Api.SandboxMode | null;
     /** Launcher labels a host must have to run it. */
     require?: Array<string>;
+    /** A workset whose first project is the plan's: this task changes all its */
+    workset?: string | null;
   };
   /** A task a plan created. */
   type PlannedTask = {
@@ -1964,6 +1983,13 @@ declare namespace Api {
   };
   /** How a search of the context store ranks documents. */
   type SearchMode = "hybrid" | "words" | "meaning";
+  /** How long a search's parts took, in milliseconds. */
+  type SearchTook = {
+    /** Embedding the query at the endpoint (0 for a search by words). */
+    embed_ms: number;
+    /** Ranking (words, meaning, their fusion) and reading the hits. */
+    rank_ms: number;
+  };
   /** `POST /api/tasks/{id}/messages`: a message to the task's agent. */
   type SendMessage = {
     /** What to say (not blank). */
@@ -2179,8 +2205,10 @@ declare namespace Api {
     plan_name?: string | null;
     /** The orchestration it belongs to, and its part in it. */
     orchestration?: Api.OrchestrationRef | null;
-    /** Git state: branch, worktree, commits. */
+    /** Git state: branch, worktree, commits (of its own project's repository). */
     git?: Api.TaskGit;
+    /** For a task on a workset: every project it changes, its own first. */
+    workset?: Api.TaskWorkset | null;
     /** How its acceptance checks went, the last time they ran. */
     check_results?: Array<Api.CheckResult>;
     /** The last result the agent reported. */
@@ -2278,8 +2306,10 @@ declare namespace Api {
     plan_name?: string | null;
     /** The orchestration it belongs to, and its part in it. */
     orchestration?: Api.OrchestrationRef | null;
-    /** Git state: branch, worktree, commits. */
+    /** Git state: branch, worktree, commits (of its own project's repository). */
     git?: Api.TaskGit;
+    /** For a task on a workset: every project it changes, its own first. */
+    workset?: Api.TaskWorkset | null;
     /** How its acceptance checks went, the last time they ran. */
     check_results?: Array<Api.CheckResult>;
     /** The last result the agent reported. */
@@ -2361,6 +2391,13 @@ declare namespace Api {
   type TaskId = string;
   /** Where a task is in its life. */
   type TaskStatus = "pending" | "awaiting_approval" | "queued" | "running" | "checking" | "reviewing" | "succeeded" | "failed" | "cancelled" | "paused" | "blocked";
+  /** A task's part of a workset: every project it changes, its own first. */
+  type TaskWorkset = {
+    /** The workset's name. */
+    name: string;
+    /** Each project, in order; the first is the task's own. */
+    parts: Array<Api.WorksetPart>;
+  };
   /** `GET /api/tokens` entries: a token without its secret. */
   type TokenInfo = {
     /** Its id. */
@@ -2435,6 +2472,41 @@ declare namespace Api {
     failed: number;
     /** The signing secret: only in the answer to its creation. */
     secret?: string | null;
+  };
+  /** What a launcher needs of each other project of a workset task. */
+  type WorksetCheckout = {
+    /** The project. */
+    project: Api.Project;
+    /** The commit of its base branch a new branch starts from. */
+    base_commit: string;
+    /** The task's branch there, when it has one already. */
+    head?: string | null;
+    /** Its base's head now (brought into the mirror, for an agent asked to */
+    base_head?: string | null;
+  };
+  /** One project of a task's workset. */
+  type WorksetPart = {
+    /** The project. */
+    project_id: Api.ProjectId;
+    /** Its name: the directory of its worktree. */
+    name: string;
+    /** The branch the task starts from and lands on there. */
+    base_branch: string;
+    /** The commit that landed there, once merged. */
+    merged_commit?: string | null;
+    /** Its pull request's URL, once `baton pr` opened one. */
+    pr?: string | null;
+  };
+  /** A workset as listed: with its projects' names. */
+  type WorksetView = {
+    /** Its name (letters, digits, `-`, `_`, `.`). */
+    name: string;
+    /** Its projects, in order (the first is where its tasks are listed). */
+    projects: Array<Api.ProjectId>;
+    /** When it was made. */
+    created_at: string;
+    /** Its projects' names, in the same order (each the directory its worktree */
+    names: Array<string>;
   };
   /** A write of a block (`PUT /api/agents/{name}/memory/{label}`). */
   type WriteBlock = {

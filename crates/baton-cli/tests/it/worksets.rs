@@ -321,8 +321,18 @@ async fn bad_worksets_are_refused_and_nothing_is_made() {
     }
     let sets: Vec<Value> = b.client.get("/api/worksets").await.unwrap();
     assert!(sets.is_empty());
-    let (got, body) = b.post("/api/tasks", json!({ "workset": "nope", "prompt": "x" })).await;
+    let (got, body) = b.post("/api/tasks", json!({ "workset": "nope", "project": "api", "prompt": "x" })).await;
     assert_eq!(got, 404, "{body}");
+    // An agent that works in one project only takes no task on a workset.
+    let web = git_repo(&b.dir.path().join("web"));
+    let _: Value = b.client.post("/api/projects", &json!({ "path": web, "name": "web" })).await.unwrap();
+    let (got, _) = b.post("/api/worksets", json!({ "name": "pair", "projects": ["api", "web"] })).await;
+    assert_eq!(got, 201);
+    b.agent_def(json!({ "name": "api-only", "executor": "command", "command": ["true"], "projects": ["api"] })).await;
+    let (got, body) =
+        b.post("/api/tasks", json!({ "workset": "pair", "project": "api", "prompt": "x", "agent": "api-only" })).await;
+    assert_eq!((got, body["error"]["code"].as_str()), (422, Some("invalid_combination")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("works only in api"), "{body}");
     let tasks: Vec<Value> = b.client.get("/api/tasks").await.unwrap();
     assert!(tasks.is_empty());
 }

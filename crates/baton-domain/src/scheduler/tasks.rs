@@ -255,6 +255,20 @@ pub fn new_task(tx: &dyn StoreTx, caller: &Caller, req: CreateTask, config: &Con
         baton_core::names::validate_label(label)?;
     }
     let agent = resolve_agent(tx, &project, req.agent.as_deref(), &req.tags)?;
+    if !agent.projects.is_empty() {
+        let names: Vec<&str> = match &workset {
+            Some(w) => w.parts.iter().map(|p| p.name.as_str()).collect(),
+            None => vec![project.name.as_str()],
+        };
+        if let Some(outside) = names.iter().find(|n| !agent.projects.iter().any(|p| p == *n)) {
+            let what = if workset.is_some() { "a workset task's projects include" } else { "the task is in" };
+            return Err(Error::combination(format!(
+                "agent {} works only in {}; {what} {outside}",
+                agent.name,
+                agent.projects.join(", ")
+            )));
+        }
+    }
     if let Some(parent) = &parent {
         // A session of a lead that was replaced starts nothing (its fence is old).
         crate::leads::acting(tx, &parent.id)?;
