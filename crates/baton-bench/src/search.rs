@@ -30,7 +30,7 @@ impl Words {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        if self.0 % 3 == 0 {
+        if self.0.is_multiple_of(3) {
             Self::VOCABULARY[(self.0 >> 8) as usize % Self::VOCABULARY.len()]
         } else {
             ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"][(self.0 >> 8) as usize % 8]
@@ -43,7 +43,7 @@ impl Words {
         while p.len() < 1100 {
             p.push(' ');
             p.push_str(self.next());
-            if self.0 % 7 == 0 {
+            if self.0.is_multiple_of(7) {
                 p.push_str(&format!("{}", self.0 % 1000));
             }
         }

@@ -327,17 +327,13 @@ pub(crate) async fn recover(state: &Arc<AppState>) {
         let mut whole = true;
         for step in &landing.steps {
             let at = Git::new(&step.path).branch_head(&step.branch).await.ok().flatten();
-            if at.as_deref() == Some(step.new.as_str()) {
-                moved.push(step);
-            } else if matches!(
-                merge::swap(Path::new(&step.path), &step.branch, &landed(step), &message).await,
-                Ok(true)
-            ) {
-                moved.push(step);
-            } else {
+            let there = at.as_deref() == Some(step.new.as_str())
+                || matches!(merge::swap(Path::new(&step.path), &step.branch, &landed(step), &message).await, Ok(true));
+            if !there {
                 whole = false;
                 break;
             }
+            moved.push(step);
         }
         if whole {
             tracing::info!(task = %task, "a landing left by a restart was finished");

@@ -406,27 +406,7 @@ impl Launcher {
         let home = self.home(a, &env)?;
         env.vars.insert("HOME".into(), home.to_string_lossy().into_owned());
         let mut notes: Vec<String> = Vec::new();
-        let workspace = if a.project.settings.uses_worktrees() {
-            let (w, created, n) =
-                Workspace::prepare(&self.mirrors, &self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?;
-            notes.extend(n);
-            Some((w, created))
-        } else {
-            None
-        };
-        let members = match &workspace {
-            Some(_) => match Workspace::prepare_members(&self.mirrors, &self.config.worktrees_dir, a).await {
-                Ok((members, n)) => {
-                    notes.extend(n);
-                    members
-                }
-                Err(e) => {
-                    discard_new(workspace.as_ref()).await;
-                    return Err(StartFailure::Failed(e));
-                }
-            },
-            None => Vec::new(),
-        };
+        let (workspace, members) = self.worktrees(a, &mut notes).await?;
         lap("workspace");
         let cwd = match (&workspace, &a.task.workset) {
             (Some(_), Some(_)) => workset_dir(&self.config.worktrees_dir, &a.task),
@@ -438,15 +418,7 @@ impl Launcher {
         }
         let attached = self.attachments(a).await?;
         let mut places = self.places(a, spool, &cwd, vec![cache, home.clone()], workspace.as_ref().map(|(w, _)| w));
-        for (m, _) in &members {
-            places.readable.extend(self.mirrors.objects(&m.workspace.project));
-        }
-        if a.task.workset.is_some() {
-            places.writable.push(cwd.clone());
-            if self.mirrors.local() {
-                places.readable.extend(a.workset.iter().map(|c| PathBuf::from(&c.project.path)));
-            }
-        }
+        self.workset_places(a, &mut places, &members);
         places.readable.extend(attached.iter().map(|(dir, _)| dir.clone()));
         // The agent's program and Baton's own (hooks, the network forwarder) stay
         // visible wherever they live, `/tmp` included.
@@ -583,6 +555,47 @@ impl Launcher {
             note.push_str(&format!("- {} ({} bytes)\n", path.display(), file.size));
         }
         Ok(Some((dir, note)))
+    }
+
+    /// The task's worktree (and a workset task's other projects'), prepared;
+    /// whether each was made now.
+    async fn worktrees(
+        &self,
+        a: &Assignment,
+        notes: &mut Vec<String>,
+    ) -> Result<(Option<(Workspace, bool)>, Vec<(Member, bool)>), StartFailure> {
+        if !a.project.settings.uses_worktrees() {
+            return Ok((None, Vec::new()));
+        }
+        let (w, created, n) =
+            Workspace::prepare(&self.mirrors, &self.config.worktrees_dir, a).await.map_err(StartFailure::Failed)?;
+        notes.extend(n);
+        let workspace = Some((w, created));
+        match Workspace::prepare_members(&self.mirrors, &self.config.worktrees_dir, a).await {
+            Ok((members, n)) => {
+                notes.extend(n);
+                Ok((workspace, members))
+            }
+            Err(e) => {
+                discard_new(workspace.as_ref()).await;
+                Err(StartFailure::Failed(e))
+            }
+        }
+    }
+
+    /// A workset task's agent writes its whole directory, and reads each other
+    /// project's objects (and, on the coordinator's host, its checkout).
+    fn workset_places(&self, a: &Assignment, places: &mut Places, members: &[(Member, bool)]) {
+        if a.task.workset.is_none() {
+            return;
+        }
+        for (m, _) in members {
+            places.readable.extend(self.mirrors.objects(&m.workspace.project));
+        }
+        places.writable.push(places.cwd.clone());
+        if self.mirrors.local() {
+            places.readable.extend(a.workset.iter().map(|c| PathBuf::from(&c.project.path)));
+        }
     }
 
     /// Where the agent may write (its working tree, `writable`), what it may

@@ -496,11 +496,15 @@ impl StoreRead for Db<'_> {
                 let mut q: String = rest.iter().map(|w| format!("\"{w}\" ")).collect();
                 q.push_str(&format!("\"{last}\"*"));
                 let n = arg(SqlValue::Text(q), &mut args);
+                // Ordered by FTS5's own `rank` (bm25 with these weights): FTS5
+                // sorts the matches itself, so the passage (`snippet`) and the
+                // document are made only for the rows the limit keeps.
                 conds.push(format!("documents_fts MATCH {n}"));
+                conds.push("rank MATCH 'bm25(10.0, 5.0, 1.0)'".to_owned());
                 (
-                    "d.data, -bm25(documents_fts, 10.0, 5.0, 1.0), snippet(documents_fts, 2, '[', ']', '…', 16)",
+                    "d.data, -rank, snippet(documents_fts, 2, '[', ']', '…', 16)",
                     "documents_fts JOIN documents d ON d.id = documents_fts.rowid",
-                    "bm25(documents_fts, 10.0, 5.0, 1.0)",
+                    "rank",
                 )
             }
             None => ("d.data, NULL, NULL", "documents d", "d.updated_at DESC"),
