@@ -196,6 +196,17 @@ try {
   await page.waitForSelector('[data-search-state="hybrid"]');
   await shot("docs");
 
+  step("a workset task's diff, by repository");
+  const across = JSON.parse(cli(["run", "--workset", "full", "--agent", "pair", "--title", "across both", "--wait", "--json", "Do it"])).id;
+  await page.evaluate((id) => {
+    location.hash = `#/tasks/${id}`;
+  }, across);
+  await page.waitForSelector('[data-task-status]:has-text("succeeded")');
+  await page.click('[data-tab="review"]');
+  await page.waitForSelector('[data-repository="api"] summary:has-text("api/lib.txt")');
+  await page.waitForSelector('[data-repository="web"] summary:has-text("web/client.txt")');
+  await shot("workset-diff");
+
   step("the coordinator goes away: the page says so, and catches up when it is back");
   await page.click('[data-nav="board"]');
   await page.waitForSelector('[data-view="board"]');

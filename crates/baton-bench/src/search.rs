@@ -16,25 +16,60 @@ const DIMS: usize = 384;
 /// Passages per document: each paragraph is about one passage long.
 const PASSAGES: usize = 10;
 
-/// A deterministic stream of words, some of them the fake's synonyms.
-struct Words(u64);
+/// A deterministic stream of words drawn as text draws them: from a
+/// vocabulary of [`VOCABULARY`] words by Zipf's law (the k-th most common word
+/// k times rarer than the first), with the fake's synonyms among them.
+struct Words {
+    state: u64,
+    /// The cumulative weights of the vocabulary's words, most common first.
+    cumulative: Vec<f64>,
+}
+
+/// How many words the corpus's language has.
+const VOCABULARY: usize = 20_000;
+/// Words of the fake's synonym table, placed among the vocabulary (every 500th
+/// from the 200th).
+const MEANINGFUL: &[&str] = &["car", "service", "interval", "database", "latency", "budget", "repair", "schedule"];
 
 impl Words {
-    const VOCABULARY: &'static [&'static str] = &[
-        "car", "service", "interval", "database", "latency", "budget", "garden", "roses", "soup", "tomato", "engine",
-        "queue", "worker", "branch", "merge", "review", "token", "launcher", "sandbox", "schedule", "river",
-        "mountain", "piano", "violin", "coffee", "bread", "window", "door", "paper", "stone",
-    ];
+    fn new(seed: u64) -> Self {
+        let mut total = 0.0;
+        let cumulative = (1..=VOCABULARY)
+            .map(|k| {
+                total += 1.0 / k as f64;
+                total
+            })
+            .collect();
+        Self { state: seed, cumulative }
+    }
 
-    fn next(&mut self) -> &'static str {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        if self.0.is_multiple_of(3) {
-            Self::VOCABULARY[(self.0 >> 8) as usize % Self::VOCABULARY.len()]
-        } else {
-            ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"][(self.0 >> 8) as usize % 8]
+    fn random(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// The word of rank `k` (0 the most common).
+    fn word(k: usize) -> String {
+        if k >= 200 && (k - 200).is_multiple_of(500) && (k - 200) / 500 < MEANINGFUL.len() {
+            return MEANINGFUL[(k - 200) / 500].to_owned();
         }
+        let (mut n, mut w) = (k, String::new());
+        loop {
+            w.push((b'a' + (n % 26) as u8) as char);
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+        }
+        format!("{w}{}", ["", "o", "en", "ar", "is"][k % 5])
+    }
+
+    fn next(&mut self) -> String {
+        let total = *self.cumulative.last().unwrap_or(&1.0);
+        let at = (self.random() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        Self::word(self.cumulative.partition_point(|c| *c < at))
     }
 
     /// A paragraph of about 1,100 characters.
@@ -42,10 +77,7 @@ impl Words {
         let mut p = format!("Note {serial}:");
         while p.len() < 1100 {
             p.push(' ');
-            p.push_str(self.next());
-            if self.0.is_multiple_of(7) {
-                p.push_str(&format!("{}", self.0 % 1000));
-            }
+            p.push_str(&self.next());
         }
         p
     }
@@ -83,7 +115,7 @@ pub async fn search(chunks: usize) -> Vec<Measure> {
     fake.start_again().await;
 
     let docs = chunks.div_ceil(PASSAGES);
-    let mut words = Words(0x9e37_79b9_7f4a_7c15);
+    let mut words = Words::new(0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
     for d in 0..docs {
         let text: Vec<String> = (0..PASSAGES).map(|p| words.paragraph(d * PASSAGES + p)).collect();
@@ -108,14 +140,22 @@ pub async fn search(chunks: usize) -> Vec<Measure> {
         "/s",
     ));
 
-    let queries =
-        ["vehicle maintenance", "database latency budget", "roses in the garden", "worker queue merge", "alpha"];
+    // Queries as people type them: two or three words, drawn from the same
+    // language (so common words are common in queries too), and phrases of the
+    // fake's synonyms that match by meaning.
+    let mut asked = Words::new(0x2545_f491_4f6c_dd1d);
+    let mut queries: Vec<String> =
+        (0..250).map(|i| (0..2 + i % 2).map(|_| asked.next()).collect::<Vec<_>>().join(" ")).collect();
+    let meant = ["vehicle maintenance", "database latency budget", "repair schedule"];
+    queries.extend(meant.iter().cycle().take(50).map(|q| (*q).to_owned()));
     let first: DocSearch = c.client.get("/api/docs/search?q=car%20service&limit=10").await.unwrap();
     out.push(measure("first search after the index changed (loads it)", first.took.rank_ms, "-", "ms"));
+    let common: DocSearch = c.client.get(&format!("/api/docs/search?q={}&limit=10", Words::word(0))).await.unwrap();
+    out.push(measure("hybrid search for the commonest word (in every passage)", common.took.rank_ms, "-", "ms"));
     for (label, extra) in [("hybrid", ""), ("hybrid, one tag in ten", "&tag=t3")] {
         let mut samples = Vec::new();
         for i in 0..300 {
-            let q = queries[i % queries.len()];
+            let q = &queries[i % queries.len()];
             let found: DocSearch =
                 c.client.get(&format!("/api/docs/search?q={}&limit=10{extra}", baton_client::encode(q))).await.unwrap();
             assert!(!found.partial, "{found:?}");

@@ -112,6 +112,18 @@ async fn the_dashboard_in_a_real_browser() {
     );
     b.agent("approver", &approver).await;
     b.agent("noter", "echo reviewed > note.txt").await;
+    // A workset of two more projects, for a task's diff by repository.
+    for name in ["api", "web"] {
+        let repo = crate::harness::git_repo(&b.dir.path().join(name));
+        let _: Value =
+            b.client.post("/api/projects", &serde_json::json!({ "path": repo, "name": name })).await.unwrap();
+    }
+    let _: Value = b
+        .client
+        .post("/api/worksets", &serde_json::json!({ "name": "full", "projects": ["api", "web"] }))
+        .await
+        .unwrap();
+    b.agent("pair", "echo v2 > api/lib.txt && echo 'calls v2' > web/client.txt && echo done").await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
     let mut script = Script::start("dashboard.mjs", &b, &[("SHOTS", shots.display().to_string())]);
     // The script asks for what only this side can do to the coordinator.
@@ -145,6 +157,7 @@ async fn the_dashboard_in_a_real_browser() {
         "agents",
         "costs",
         "docs",
+        "workset-diff",
         "review-verdict",
     ] {
         let file = shots.join(format!("{view}.png"));

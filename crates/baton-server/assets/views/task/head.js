@@ -124,6 +124,9 @@ function facts(t, page) {
   return [
     fact('Agent', t.agent, (t.agent_switches || []).length ? h('span', { class: 'muted small' }, ` (switched from ${t.agent_switches.map((x) => x.from).join(', ')})`) : null),
     fact('Project', projectName(t.project_id)),
+    t.workset ? fact('Workset', h('strong', null, t.workset.name), ': ', t.workset.parts.map((p, i) => [i ? ', ' : '',
+      p.pr ? h('a', { href: p.pr, rel: 'noopener' }, p.name) : h('code', null, p.name),
+      p.merged_commit ? h('span', { class: 'muted small' }, ` (landed ${shortSha(p.merged_commit)})`) : null])) : null,
     fact('Branch', g.branch ? h('code', null, g.branch) : h('span', { class: 'muted' }, 'none yet'), g.base_branch ? h('span', { class: 'muted small' }, ` → ${g.base_branch}`) : null),
     fact('Last commit', g.head ? h('code', { title: g.head }, shortSha(g.head)) : '—', g.commits && g.commits.length ? h('span', { class: 'muted small' }, ` (${plural(g.commits.length, 'commit')})`) : null),
     fact('Changes', g.diff_stat || (g.files_changed && g.files_changed.length ? plural(g.files_changed.length, 'file') : '—')),

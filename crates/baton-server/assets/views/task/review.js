@@ -46,7 +46,7 @@ export function Review(page) {
     if (!diffState.loaded) diffBox.replaceChildren(loading('Loading the diff…'));
     try {
       const diff = await api(`/api/tasks/${enc(t.id)}/diff`);
-      if (page.alive) rerender(diffBox, () => diffView(diff, reviewsOf(page.task()), draft.fileTools));
+      if (page.alive) rerender(diffBox, () => diffView(diff, reviewsOf(page.task()), draft.fileTools, repositoriesOf(page.task())));
     } catch (err) {
       if (page.alive) diffBox.replaceChildren(diffError(err));
     } finally {
@@ -142,39 +142,70 @@ function runsTable(runs) {
 }
 
 /**
+ * A workset task's repositories (their names, each the first segment of its
+ * files' paths in the diff); none for a task of one project.
+ * @param {Api.Task | undefined} t
+ * @returns {string[]}
+ */
+function repositoriesOf(t) {
+  return t && t.workset ? t.workset.parts.map((p) => p.name) : [];
+}
+
+/**
  * The branch's changes: the stat, untracked files, and the patch by file (each
- * folded once the patch is long), with the reviewers' comments on each file.
+ * folded once the patch is long), with the reviewers' comments on each file; a
+ * workset task's under a heading per repository.
  * @param {Api.Diff} diff
  * @param {Api.Review[]} reviews
  * @param {(file: string) => Node} tools what goes under each file (a comment, revert)
+ * @param {string[]} repositories a workset task's repositories, in order
  */
-function diffView(diff, reviews, tools) {
+function diffView(diff, reviews, tools, repositories) {
   const files = diff.files || [];
   const untracked = diff.untracked || [];
   const sections = splitPatch(diff.patch || '');
   const totalLines = sections.reduce((n, x) => n + x.lines.length, 0);
+  /** @type {(sec: {file: string, lines: {cls: string, text: string, line?: number}[]}, i: number) => Node} */
+  const fileView = (sec, i) => diffFile(sec, i, totalLines, reviews, tools);
+  const body = !repositories.length ? sections.map(fileView) : repositories.map((name) => {
+    const mine = sections.filter((sec) => sec.file.startsWith(name + '/'));
+    return h('section', { class: 'diff-repo', 'data-repository': name, 'aria-label': `Changes in ${name}` },
+      h('h3', null, name, h('span', { class: 'muted small' }, ` · ${plural(mine.length, 'file')}`)),
+      mine.length ? mine.map(fileView) : h('p', { class: 'muted small' }, 'No changes here.'));
+  });
   return [
     h('p', { class: 'muted small' }, 'Branch ', h('code', null, diff.branch), ' against ', h('code', { title: diff.base }, shortSha(diff.base)),
-      ` · ${plural(files.length, 'file')} changed`),
+      ` · ${plural(files.length, 'file')} changed`, repositories.length ? ` in ${plural(repositories.length, 'repository', 'repositories')}` : ''),
     diff.stat ? h('pre', { class: 'pre stat' }, diff.stat) : null,
     untracked.length ? h('div', { class: 'notice small' }, h('strong', null, 'Untracked (not in the patch): '),
       untracked.map((f, i) => [i ? ', ' : '', h('code', null, f)])) : null,
-    sections.length ? h('div', { class: 'diff' }, sections.map((sec, i) => {
-      let adds = 0, dels = 0;
-      for (const l of sec.lines) {
-        if (l.cls === 'd-add') adds++;
-        else if (l.cls === 'd-del') dels++;
-      }
-      return h('details', { class: 'diff-file', 'data-key': `diff:${sec.file}`, open: totalLines < 6000 || i < 5 || undefined },
-        h('summary', null, h('code', null, sec.file), ' ', h('span', { class: 'plus' }, `+${adds}`), ' ', h('span', { class: 'minus' }, `−${dels}`)),
-        fileComments(reviews, sec.file),
-        h('pre', { class: 'diff-body', tabindex: 0 }, sec.lines.map((l) => h('span', {
-          class: `dl ${l.cls}`, 'data-line': l.line || null, 'data-file': l.line ? sec.file : null, title: l.line ? `line ${l.line}: click to comment` : null,
-        }, l.text + '\n'))),
-        tools(sec.file));
-    })) : empty('The patch is empty: no committed or uncommitted changes against the base.'),
+    sections.length ? h('div', { class: 'diff' }, body) : empty('The patch is empty: no committed or uncommitted changes against the base.'),
   ];
 }
+
+/**
+ * One file of a patch, folded once the patch is long, with its comments and tools.
+ * @param {{file: string, lines: {cls: string, text: string, line?: number}[]}} sec
+ * @param {number} i
+ * @param {number} totalLines
+ * @param {Api.Review[]} reviews
+ * @param {(file: string) => Node} tools
+ */
+function diffFile(sec, i, totalLines, reviews, tools) {
+  let adds = 0, dels = 0;
+  for (const l of sec.lines) {
+    if (l.cls === 'd-add') adds++;
+    else if (l.cls === 'd-del') dels++;
+  }
+  return h('details', { class: 'diff-file', 'data-key': `diff:${sec.file}`, open: totalLines < 6000 || i < 5 || undefined },
+    h('summary', null, h('code', null, sec.file), ' ', h('span', { class: 'plus' }, `+${adds}`), ' ', h('span', { class: 'minus' }, `−${dels}`)),
+    fileComments(reviews, sec.file),
+    h('pre', { class: 'diff-body', tabindex: 0 }, sec.lines.map((l) => h('span', {
+      class: `dl ${l.cls}`, 'data-line': l.line || null, 'data-file': l.line ? sec.file : null, title: l.line ? `line ${l.line}: click to comment` : null,
+    }, l.text + '\n'))),
+    tools(sec.file));
+}
+
 /**
  * A patch cut into files, each line with its class (added, removed, hunk, header).
  * @param {string} patch
