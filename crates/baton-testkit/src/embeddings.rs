@@ -128,12 +128,7 @@ impl FakeEmbeddings {
     /// Listens again, on the same port.
     pub async fn start_again(&mut self) {
         self.stop();
-        for _ in 0..50 {
-            if tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::receiver::port_free(self.port).await;
         self.listen().await;
     }
 

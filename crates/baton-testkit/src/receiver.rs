@@ -97,12 +97,7 @@ impl Receiver {
     /// Listens again, on the same port.
     pub async fn start_again(&mut self) {
         self.stop();
-        for _ in 0..50 {
-            if tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        port_free(self.port).await;
         self.listen().await;
     }
 
@@ -192,5 +187,15 @@ mod tests {
         assert!(verify(secret, &r));
         r.body.push(b' ');
         assert!(!verify(secret, &r), "a changed body is detected");
+    }
+}
+
+/// Waits (up to 5 s) until `port` can be bound again after a server on it stopped.
+pub(crate) async fn port_free(port: u16) {
+    for _ in 0..50 {
+        if tokio::net::TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

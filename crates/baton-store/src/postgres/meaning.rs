@@ -14,6 +14,17 @@ use crate::store::{Chunk, ChunkVector, DocFilter, EmbedJob, EmbedStatus};
 /// The version of a `documents` row `d`.
 const DOC_VERSION: &str = "((d.data::jsonb)->>'version')::BIGINT";
 
+/// A job from a row of `name, version, attempts, error, failed`.
+fn job_of(r: &postgres::Row) -> EmbedJob {
+    EmbedJob {
+        name: r.get(0),
+        version: r.get::<_, i64>(1) as u32,
+        attempts: r.get::<_, i64>(2) as u32,
+        error: r.get(3),
+        failed: r.get(4),
+    }
+}
+
 impl PgDb<'_> {
     pub(super) fn embed_status_now(&self) -> Result<EmbedStatus, StoreError> {
         let row = self.row(
@@ -38,16 +49,7 @@ impl PgDb<'_> {
              ORDER BY failed DESC, name LIMIT $1",
             &[&i64::from(limit)],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| EmbedJob {
-                name: r.get(0),
-                version: r.get::<_, i64>(1) as u32,
-                attempts: r.get::<_, i64>(2) as u32,
-                error: r.get(3),
-                failed: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(job_of).collect())
     }
 
     pub(super) fn chunk_vectors_of(&self, model: &str) -> Result<Vec<ChunkVector>, StoreError> {
@@ -110,19 +112,10 @@ impl PgDb<'_> {
         let rows = self.rows(
             "UPDATE embed_jobs SET next_at = $2 WHERE name IN
                  (SELECT name FROM embed_jobs WHERE NOT failed AND next_at <= $1 ORDER BY next_at, name LIMIT $3)
-             RETURNING name, version, attempts, error",
+             RETURNING name, version, attempts, error, failed",
             &[&now.as_millis(), &until.as_millis(), &i64::from(limit)],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| EmbedJob {
-                name: r.get(0),
-                version: r.get::<_, i64>(1) as u32,
-                attempts: r.get::<_, i64>(2) as u32,
-                error: r.get(3),
-                failed: false,
-            })
-            .collect())
+        Ok(rows.iter().map(job_of).collect())
     }
 
     pub(super) fn put_chunks_now(
