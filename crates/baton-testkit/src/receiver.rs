@@ -165,6 +165,16 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
 }
 
+/// Waits (up to 5 s) until `port` can be bound again after a server on it stopped.
+pub(crate) async fn port_free(port: u16) {
+    for _ in 0..50 {
+        if tokio::net::TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,15 +197,5 @@ mod tests {
         assert!(verify(secret, &r));
         r.body.push(b' ');
         assert!(!verify(secret, &r), "a changed body is detected");
-    }
-}
-
-/// Waits (up to 5 s) until `port` can be bound again after a server on it stopped.
-pub(crate) async fn port_free(port: u16) {
-    for _ in 0..50 {
-        if tokio::net::TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
