@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("baton-forge", &["baton-core", "baton-store", "baton-git", "baton-domain"]),
     ("baton-webhooks", &["baton-core", "baton-store", "baton-domain"]),
     ("baton-chat", &["baton-core", "baton-store", "baton-domain"]),
+    ("baton-embeddings", &["baton-core", "baton-store", "baton-domain"]),
     (
         "baton-server",
         &[
@@ -35,6 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "baton-forge",
             "baton-webhooks",
             "baton-chat",
+            "baton-embeddings",
         ],
     ),
     (

@@ -60,10 +60,11 @@ pub(super) async fn list(
 #[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct SearchQuery {
     /// What to look for (at most 2,000 characters).
+    #[schemars(length(min = 1, max = 2000), regex(pattern = baton_core::names::NOT_BLANK_PATTERN))]
     q: String,
     /// `hybrid` (the default with an embeddings endpoint), `words` (the default
     /// without) or `meaning`.
-    mode: Option<String>,
+    mode: Option<SearchMode>,
     /// Comma-separated tags, all required (applied before ranking).
     tag: Option<String>,
     /// A project id or name (applied before ranking).
@@ -79,7 +80,6 @@ pub(super) async fn search(
     _: Auth,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<DocSearch>, AppError> {
-    let mode = q.mode.as_deref().map(str::parse::<SearchMode>).transpose().map_err(AppError::invalid)?;
     let tags: Vec<String> =
         q.tag.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
     let limit = clamp_limit(q.limit, 10, 100);
@@ -88,7 +88,7 @@ pub(super) async fn search(
         None => None,
     };
     let filter = DocFilter { query: None, tags, project, prefix: q.prefix, related_to: None, limit };
-    Ok(Json(meaning::search(&state, meaning::SearchRequest { query: q.q, mode, filter }).await?))
+    Ok(Json(meaning::search(&state, meaning::SearchRequest { query: q.q, mode: q.mode, filter }).await?))
 }
 
 /// `GET /api/docs/index`.
