@@ -29,6 +29,18 @@ async fn lead_until(b: &Baton, limit: Duration, what: &str, done: impl Fn(&Value
     }
 }
 
+/// Waits until the agent of `task` sleeps.
+async fn wait_for_sleeper(task: &str) {
+    let cmdline = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+    for _ in 0..1200 {
+        if processes_of_task(task).iter().any(|p| cmdline(p).starts_with("sleep")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no sleeping process of task {task}");
+}
+
 /// Kills the agent of `task` (its shell and the `sleep` it waits on) with
 /// SIGKILL, once it sleeps.
 async fn kill_sleeper(task: &str) {
@@ -113,6 +125,8 @@ async fn a_killed_lead_runs_again_in_its_session_and_a_failed_resume_starts_fres
     let t = b.get(&task).await;
     assert_eq!(t.runs.last().unwrap().kind, RunKind::Resume, "resumed, not started again");
     // Resuming fails as well: a fresh session starts, with a handoff in its prompt.
+    // (Once the resumed run waits: it reads `fail-resume` as it starts.)
+    wait_for_sleeper(&task).await;
     std::fs::write(dir.join("fail-resume"), "").unwrap();
     kill_sleeper(&task).await;
     let fresh = lead_until(&b, Duration::from_secs(30), "a fresh session", |l| {
