@@ -351,7 +351,8 @@ fn rank(
     let by_words = if mode == SearchMode::Meaning {
         Vec::new()
     } else {
-        r.documents(&DocFilter { query: Some(words.to_owned()), limit: pool as u32, ..filter.clone() })?
+        let telling = mode == SearchMode::Hybrid;
+        r.documents(&DocFilter { query: Some(words.to_owned()), limit: pool as u32, telling, ..filter.clone() })?
     };
     let mut partial = mode != SearchMode::Words && (status.pending > 0 || query_vector.is_none());
     let by_meaning = match &query_vector {

@@ -100,6 +100,12 @@ pub struct DocFilter {
     pub related_to: Option<String>,
     /// At most this many.
     pub limit: u32,
+    /// Rank by the query's telling words only: those in more than half of the
+    /// documents, and in more than a thousand (whose weight in the ranking is
+    /// nearly nil, and whose cost is the highest), are left out; a query of
+    /// nothing else finds nothing by its words. For a hybrid search, where
+    /// meaning ranks too (SQLite; PostgreSQL ranks every word).
+    pub telling: bool,
 }
 
 /// A document found, with how well it matched.

@@ -442,6 +442,33 @@ fn the_meaning_index_queues_pushes_and_keeps_one_model() {
 }
 
 #[test]
+fn a_hybrid_search_ranks_by_its_telling_words_only() {
+    each(|store, backend| async move {
+        store
+            .write(|tx| {
+                for i in 0..1100 {
+                    let text = if i % 100 == 0 { "common words and a rare one" } else { "common words" };
+                    tx.put_document(&document(&format!("d/{i}"), text, &[], 1))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let search = |q: &str, telling: bool| {
+            let filter = DocFilter { query: Some(q.into()), limit: 20, telling, ..Default::default() };
+            let store = store.clone();
+            async move { store.read(move |r| r.documents(&filter)).await.unwrap().len() }
+        };
+        assert_eq!(search("common", false).await, 20, "{backend}");
+        assert_eq!(search("common rare", true).await, 11, "{backend}");
+        assert_eq!(search("rare", true).await, 11, "{backend}");
+        if backend == "sqlite" {
+            assert_eq!(search("common", true).await, 0, "{backend}: in every document, and over a thousand");
+        }
+    });
+}
+
+#[test]
 fn a_read_job_sees_one_snapshot_even_while_writes_commit() {
     each(|store, backend| async move {
         let p = project("before");

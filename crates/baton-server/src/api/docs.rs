@@ -46,7 +46,7 @@ pub(super) async fn list(
         .store
         .read(move |r| {
             let project = q.project.as_deref().map(|p| resolve::project_ref(r, p)).transpose()?.map(|p| p.id);
-            let filter = DocFilter { query, tags, project, prefix: q.prefix, related_to: None, limit };
+            let filter = DocFilter { query, tags, project, prefix: q.prefix, related_to: None, limit, telling: false };
             Ok::<_, AppError>(r.documents(&filter)?)
         })
         .await?;
@@ -87,7 +87,7 @@ pub(super) async fn search(
         Some(p) => Some(state.store.read(move |r| resolve::project_ref(r, &p)).await?.id),
         None => None,
     };
-    let filter = DocFilter { query: None, tags, project, prefix: q.prefix, related_to: None, limit };
+    let filter = DocFilter { query: None, tags, project, prefix: q.prefix, related_to: None, limit, telling: false };
     Ok(Json(meaning::search(&state, meaning::SearchRequest { query: q.q, mode: q.mode, filter }).await?))
 }
 

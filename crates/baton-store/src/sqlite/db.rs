@@ -98,6 +98,30 @@ impl<'c> Db<'c> {
     }
 }
 
+/// How many documents a word must be in before a hybrid search leaves it out.
+const COMMON_FLOOR: i64 = 1000;
+
+impl Db<'_> {
+    /// The words but those in more than half of the documents and in more than
+    /// [`COMMON_FLOOR`] of them (below that, ranking them costs little).
+    fn telling_words(&self, words: Vec<String>) -> Result<Vec<String>, StoreError> {
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM documents")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(db_err)?;
+        let mut st = self.conn.prepare_cached("SELECT doc FROM documents_vocab WHERE term = ?1").map_err(db_err)?;
+        let mut kept = Vec::with_capacity(words.len());
+        for w in words {
+            let docs: i64 = st.query_row([&w], |r| r.get(0)).optional().map_err(db_err)?.unwrap_or(0);
+            if docs * 2 <= total || docs <= COMMON_FLOOR {
+                kept.push(w);
+            }
+        }
+        Ok(kept)
+    }
+}
+
 /// The conditions on `d` (a `documents` row) a filter's tags, project, prefix
 /// and relation make, their values appended to `args`.
 pub(super) fn doc_conds(filter: &DocFilter, args: &mut Vec<SqlValue>) -> Vec<String> {
@@ -491,7 +515,10 @@ impl StoreRead for Db<'_> {
         };
         let (select, from, order) = match &filter.query {
             Some(text) => {
-                let words = crate::search::words(text);
+                let mut words = crate::search::words(text);
+                if filter.telling {
+                    words = self.telling_words(words)?;
+                }
                 let Some((last, rest)) = words.split_last() else { return Ok(Vec::new()) };
                 let mut q: String = rest.iter().map(|w| format!("\"{w}\" ")).collect();
                 q.push_str(&format!("\"{last}\"*"));

@@ -381,6 +381,8 @@ CREATE TABLE landings (
 -- whole document.
 ALTER TABLE documents ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 UPDATE documents SET tags = COALESCE(json_extract(data, '$.tags'), '[]');
+-- How many documents each word is in (read by hybrid searches).
+CREATE VIRTUAL TABLE documents_vocab USING fts5vocab(documents_fts, 'row');
 "#,
 ];
 
