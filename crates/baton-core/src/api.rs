@@ -1332,19 +1332,6 @@ impl SearchMode {
     }
 }
 
-impl std::str::FromStr for SearchMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "hybrid" => Ok(SearchMode::Hybrid),
-            "words" => Ok(SearchMode::Words),
-            "meaning" => Ok(SearchMode::Meaning),
-            other => Err(format!("unknown search mode {other:?}: hybrid, words or meaning")),
-        }
-    }
-}
-
 /// Why a document was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]

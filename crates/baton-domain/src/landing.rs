@@ -34,7 +34,7 @@ use crate::{Error, resolve};
 
 /// How long one check of a landing may run.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
-/// How much of a failing check's output its error keeps.
+/// How much of a failing check's output its error keeps, in bytes.
 const OUTPUT_TAIL: usize = 2000;
 
 /// One repository of the landing: its project, its base, and what landing there
@@ -246,10 +246,7 @@ async fn run_check(command: &str, dir: &Path, whose: &str) -> Result<CheckResult
         Ok(Err(e)) => (None, format!("could not run it: {e}")),
         Err(_) => (None, format!("it ran past {} s and was stopped", CHECK_TIMEOUT.as_secs())),
     };
-    let tail: String = {
-        let chars: Vec<char> = text.chars().collect();
-        chars[chars.len().saturating_sub(OUTPUT_TAIL)..].iter().collect()
-    };
+    let tail = baton_core::text::tail(&text, OUTPUT_TAIL).to_owned();
     let result = CheckResult {
         command: command.to_owned(),
         exit_code,

@@ -2,8 +2,6 @@
 //! on one needs (its projects, checked out side by side, each on the task's
 //! branch).
 
-use std::collections::HashSet;
-
 use baton_core::model::Project;
 use baton_core::names::validate_simple_name;
 use baton_core::time::Timestamp;
@@ -94,10 +92,9 @@ pub fn for_task(r: &dyn StoreRead, name: &str, named: Option<&str>) -> Result<(P
             )));
         }
     }
-    let mut seen = HashSet::new();
+    // Each project is there once: `create` refuses a project named twice.
     let parts = projects
         .into_iter()
-        .filter(|p| seen.insert(p.id.clone()))
         .map(|p| WorksetPart {
             project_id: p.id,
             name: p.name,
