@@ -656,6 +656,12 @@ pub struct UpArgs {
     /// each project's newest is always kept).
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub heartbeat_retention: u64,
+    /// Days a settled task's printed output stays in the events table; after
+    /// that it moves into compressed archives per session, still read by
+    /// `baton logs`, the API and the dashboard (messages, tool calls and results
+    /// stay). Fractions are taken (0.5 is 12 hours). Default: kept forever.
+    #[arg(long, env = "BATON_RETAIN_OUTPUT_DAYS", value_name = "DAYS", value_parser = retain_days)]
+    pub retain_output_days: Option<f64>,
     /// Seconds between a webhook delivery's tries, comma-separated; the last
     /// repeats until --webhook-window ends (jittered ± 20 %).
     #[arg(long, env = "BATON_WEBHOOK_RETRIES", default_value = "5,30,120,600,3600", value_name = "SECONDS,…", value_parser = seconds_list)]
@@ -710,6 +716,13 @@ fn seconds(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(s) if s.is_finite() && s > 0.0 && s <= 31_536_000.0 => Ok(s),
         _ => Err(format!("{text:?} is not a number of seconds above 0")),
+    }
+}
+
+fn retain_days(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(d) if d.is_finite() && d > 0.0 && d <= 36_500.0 => Ok(d),
+        _ => Err(format!("{text:?} is not a number of days above 0 (at most 36,500)")),
     }
 }
 

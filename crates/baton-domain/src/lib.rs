@@ -34,6 +34,7 @@ pub mod projects;
 pub mod prompt;
 pub mod radar;
 pub mod resolve;
+pub mod retention;
 pub mod review;
 pub mod scheduler;
 pub mod schedules;

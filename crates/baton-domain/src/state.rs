@@ -31,6 +31,9 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// How long lead heartbeats are kept (each project's newest always is).
     pub heartbeat_retention: Duration,
+    /// How long a settled task's printed output stays in the events table before
+    /// it is archived (see [`crate::retention`]); forever when none.
+    pub retain_output: Option<Duration>,
     /// How webhook deliveries are sent and retried, and how long action links work.
     pub webhooks: WebhookSettings,
     /// The data directory of an SQLite store (for `POST /api/backup`); none
@@ -77,6 +80,7 @@ impl Config {
             max_delegation_depth: 4,
             max_event_bytes: 1024 * 1024,
             heartbeat_retention: Duration::from_secs(86_400),
+            retain_output: None,
             webhooks: WebhookSettings::default(),
             data_dir: None,
             embeddings: None,

@@ -52,6 +52,9 @@ const QUEUE_TICKS: u64 = 30;
 /// How many ticks between looks at whether a project's lead went silent.
 const LEAD_TICKS: u64 = 10;
 
+/// How many ticks between passes of output retention (when it is on).
+const RETAIN_TICKS: u64 = 5;
+
 /// What the timers remember between ticks.
 struct Timers {
     /// Whether each project's lead was stale at the last look (a lead that turns
@@ -65,6 +68,11 @@ struct Timers {
     checked: Timestamp,
     /// The last error keeping each project's lead (told once).
     lead_errors: std::collections::HashMap<baton_core::ids::ProjectId, String>,
+    /// Where output retention is among the waiting sessions (none while a pass
+    /// runs, on a task of its own).
+    retention: Option<crate::retention::Cursor>,
+    /// A pass of output retention in progress, which gives the cursor back.
+    retaining: Option<tokio::task::JoinHandle<crate::retention::Cursor>>,
     ticks: u64,
 }
 
@@ -138,6 +146,8 @@ pub async fn run(state: Arc<AppState>) {
                             since: now,
                             checked: now,
                             lead_errors: Default::default(),
+                            retention: Some(Default::default()),
+                            retaining: None,
                             ticks: 0,
                         });
                         state.leader.store(true, Ordering::Relaxed);
@@ -186,6 +196,9 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     if t.ticks.is_multiple_of(QUEUE_TICKS) {
         sample_queue(state).await;
     }
+    if t.ticks.is_multiple_of(RETAIN_TICKS) {
+        retain_output(state, t).await;
+    }
     if t.ticks.is_multiple_of(BACKOFF_TICKS) {
         let now = Timestamp::now();
         wake_after_backoff(state, t.checked, now).await;
@@ -195,6 +208,27 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     expire_silent(state, t.since).await;
     keep_leads(state, &mut t.lead_errors).await;
     fire_schedules(state).await;
+}
+
+/// Starts a pass of output retention on a task of its own (its work must not
+/// hold the other timers up), unless one still runs.
+async fn retain_output(state: &Arc<AppState>, t: &mut Timers) {
+    let Some(keep) = state.config.retain_output else { return };
+    if let Some(pass) = t.retaining.take_if(|p| p.is_finished()) {
+        t.retention = Some(pass.await.unwrap_or_default());
+    }
+    let Some(mut cursor) = t.retention.take() else { return };
+    let st = Arc::clone(state);
+    t.retaining = Some(tokio::spawn(async move {
+        match crate::retention::pass(&st, keep, &mut cursor).await {
+            Ok(p) if p.archived > 0 => {
+                tracing::info!(archived = p.archived, reclaimed_pages = p.reclaimed, "archived settled tasks' output");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not archive settled tasks' output"),
+        }
+        cursor
+    }));
 }
 
 /// Fires the schedules that are due, each in a transaction of its own.

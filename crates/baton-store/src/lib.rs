@@ -12,6 +12,7 @@
 //! appended by a transaction are published to subscribers after it commits, in the
 //! order of their ids, which is what makes the live stream gap-free.
 
+pub mod archive;
 pub mod backup;
 mod error;
 pub mod postgres;
@@ -22,6 +23,7 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    ActiveOf, Backend, Chunk, ChunkVector, Committed, Completion, DocFilter, DocHit, EmbedJob, EmbedStatus,
-    EventFilter, HourDelta, HourRow, Notice, QueuedRuns, ReadJob, Store, StoreRead, StoreTx, TaskFilter, WriteJob,
+    ActiveOf, ArchiveTotals, Backend, Chunk, ChunkVector, Committed, Completion, DocFilter, DocHit, EmbedJob,
+    EmbedStatus, EventFilter, HourDelta, HourRow, Notice, QueuedRuns, ReadJob, Store, StoreRead, StoreTx, TaskFilter,
+    WriteJob,
 };

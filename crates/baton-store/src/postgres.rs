@@ -26,6 +26,7 @@
 //! - **Outages.** A lost connection fails what was in flight with
 //!   [`StoreError::Unavailable`] and is re-established for the next job.
 
+mod archive;
 mod db;
 mod meaning;
 mod schema;

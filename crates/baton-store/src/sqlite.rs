@@ -1,6 +1,7 @@
 //! The SQLite backend: one file in WAL mode, one writer thread with group commit,
 //! and a few reader threads with their own connections.
 
+mod archive;
 mod db;
 mod meaning;
 mod schema;
@@ -74,6 +75,7 @@ pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
+    incremental_vacuum(&writer).map_err(open_err)?;
     writer.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};")).map_err(open_err)?;
     schema::migrate(&writer).map_err(|e| match e {
         StoreError::Database(source) => StoreError::Open { place: place.clone(), source },
@@ -102,6 +104,24 @@ pub fn open(options: &SqliteOptions) -> Result<Store, StoreError> {
 
     let backend = SqliteBackend { writes: write_tx, reads: read_tx };
     Ok(Store::new(Arc::new(backend), events, notices))
+}
+
+/// Makes the file give deleted rows' space back when asked
+/// (`auto_vacuum=INCREMENTAL`, see `StoreTx::reclaim_space`): set before the
+/// first table of a new file, and by one `VACUUM` (a copy of the file, once) for
+/// a file made before Baton set it.
+fn incremental_vacuum(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == 2 {
+        return Ok(());
+    }
+    conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL")?;
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    if tables > 0 {
+        tracing::info!("the store gives deleted rows' space back from now on: converting it once (VACUUM)");
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(())
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, rusqlite::Error> {

@@ -119,6 +119,19 @@ pub struct DocHit {
     pub snippet: Option<String>,
 }
 
+/// What the archive of output holds (see [`crate::archive`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveTotals {
+    /// Slices stored.
+    pub slices: u64,
+    /// Events in them.
+    pub events: u64,
+    /// Their size as JSON lines.
+    pub bytes: u64,
+    /// Their size compressed, as stored.
+    pub stored: u64,
+}
+
 /// Where the context store's meaning index stands: the embedding model its
 /// vectors are of, and how many documents wait to be embedded.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -300,6 +313,16 @@ pub trait StoreRead {
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError>;
     /// The position of the newest event (0 when there is none).
     fn last_event_id(&self) -> Result<i64, StoreError>;
+    /// The sessions that printed (events of [`crate::archive::ARCHIVED_KINDS`])
+    /// among the events past position `after`, read in order, at most `scan` of
+    /// them and none from `before` on; and the position read up to.
+    fn output_sessions(&self, after: i64, before: Timestamp, scan: u32) -> Result<(Vec<SessionId>, i64), StoreError>;
+    /// The position the archiver has read the events up to.
+    fn retention_scanned(&self) -> Result<i64, StoreError>;
+    /// Sessions whose output waits for their task to settle, by id, after `after`.
+    fn output_waiting(&self, after: Option<&SessionId>, limit: u32) -> Result<Vec<SessionId>, StoreError>;
+    /// What the archive of output holds.
+    fn archive_totals(&self) -> Result<ArchiveTotals, StoreError>;
 
     /// A token by its hash.
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
@@ -413,6 +436,18 @@ pub trait StoreTx: StoreRead {
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError>;
     /// Removes a token by its hash; whether there was one.
     fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError>;
+    /// Moves a session's oldest live output (at most
+    /// [`crate::archive::SLICE_EVENTS`] events) into one archived slice; how
+    /// many moved. Reads find them as before.
+    fn archive_output(&mut self, session: &SessionId) -> Result<u32, StoreError>;
+    /// Notes the position the archiver has read the events up to.
+    fn set_retention_scanned(&mut self, position: i64) -> Result<(), StoreError>;
+    /// Marks a session's output as waiting for its task to settle (or no longer).
+    fn wait_output(&mut self, session: &SessionId, waiting: bool) -> Result<(), StoreError>;
+    /// Gives the space deleted rows left back to the file system, a bounded
+    /// amount at a time (SQLite's incremental vacuum; PostgreSQL's autovacuum
+    /// does it there); how many pages went.
+    fn reclaim_space(&mut self) -> Result<u64, StoreError>;
     /// Saves what an agent's CLI keeps of a session's conversation.
     fn put_session_state(&mut self, id: &SessionId, state: &SessionState) -> Result<(), StoreError>;
     /// Stores a binary document's bytes under their SHA-256 (kept once).

@@ -1288,12 +1288,12 @@ fn a_replica_of_another_schema_is_refused() {
     );
     // Nothing to migrate: it opens beside the old replica (which minds its own schema).
     drop(baton_store::postgres::open(&PgOptions::new(&db.url)).unwrap());
-    // The meaning index's migration (a breaking one) and the worksets' after it
-    // still to run: refused, since a replica older than rolling upgrades cannot
+    // The meaning index's migration (a breaking one) and the worksets' and the
+    // archive's after it still to run: refused, since a replica older than rolling upgrades cannot
     // stop itself for it. (Schema 8's floor is 8, the spend totals, breaking.)
     db.execute(
-        "DROP TABLE worksets, landings, doc_chunks, embed_jobs, embed_state;
-         UPDATE schema_version SET version = version - 2, floor = 8",
+        "DROP TABLE event_archives, retention, output_waiting, worksets, landings, doc_chunks, embed_jobs, embed_state;
+         UPDATE schema_version SET version = version - 3, floor = 8",
     );
     let Err(err) = baton_store::postgres::open(&PgOptions::new(&db.url)) else { panic!("refused") };
     let text = err.to_string();
@@ -1362,5 +1362,118 @@ fn a_lost_connection_is_unavailable_then_recovers() {
         })
         .await;
         assert!(resync.is_ok(), "the listener tells that notices may have been missed");
+    });
+}
+
+#[test]
+fn archived_output_reads_as_it_did_and_its_space_comes_back() {
+    each(|store, backend| async move {
+        let p = project("archive");
+        let t = task(&p.id, TaskStatus::Succeeded);
+        let s = session(&t, None, 0.0);
+        let (sid, tid) = (s.id.clone(), t.id.clone());
+        store
+            .write(move |tx| {
+                tx.put_project(&p)?;
+                tx.insert_task(&t)?;
+                tx.put_session(&s)?;
+                // 25,000 lines printed, with a message every 1,000 (which stays).
+                for chunk in 0..25 {
+                    let mut events: Vec<NewEvent> = (0..1000)
+                        .map(|i| NewEvent::output("stdout", format!("line {} of the run", chunk * 1000 + i)))
+                        .collect();
+                    events.push(NewEvent::message("assistant", format!("message {chunk}")));
+                    tx.append_events(&s.id, None, Some(&t.id), events)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let read_all = |store: Store, sid: SessionId, tid: TaskId| async move {
+            let by_seq = store.read(move |r| r.session_events(&sid, 0, 100_000)).await.unwrap();
+            let (t2, t3) = (tid.clone(), tid.clone());
+            let by_task = store
+                .read(move |r| r.events(&EventFilter { task: Some(t2), limit: 100_000, ..Default::default() }))
+                .await
+                .unwrap();
+            // Paged, 999 at a time, from the middle on, and by kind.
+            let mut paged = Vec::new();
+            let mut after = 0;
+            loop {
+                let t = t3.clone();
+                let page = store
+                    .read(move |r| r.events(&EventFilter { task: Some(t), after, limit: 999, ..Default::default() }))
+                    .await
+                    .unwrap();
+                match page.last() {
+                    Some(e) => after = e.id,
+                    None => break,
+                }
+                paged.extend(page);
+            }
+            let messages = store
+                .read(move |r| {
+                    r.events(&EventFilter {
+                        task: Some(tid),
+                        kinds: vec![EventKind::Message],
+                        limit: 100,
+                        ..Default::default()
+                    })
+                })
+                .await
+                .unwrap();
+            (by_seq, by_task, paged, messages)
+        };
+        let before = read_all(store.clone(), sid.clone(), tid.clone()).await;
+        assert_eq!(before.0.len(), 25_025, "{backend}");
+        assert_eq!(before.2, before.1, "{backend}: paged reads the same");
+
+        // Found by a scan of the events up to a time, then archived a slice at a time.
+        let (sessions, upto) =
+            store.read(|r| r.output_sessions(0, Timestamp::now().plus_millis(1000), 100_000)).await.unwrap();
+        assert_eq!(sessions, [sid.clone()], "{backend}");
+        assert_eq!(upto, before.1.last().unwrap().id, "{backend}");
+        let none = store.read(|r| r.output_sessions(0, Timestamp::from_millis(0), 100_000)).await.unwrap();
+        assert_eq!(none, (Vec::new(), 0), "{backend}: nothing before the cutoff");
+        let mut moved = Vec::new();
+        loop {
+            let s = sid.clone();
+            let n = store.write(move |tx| tx.archive_output(&s)).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            moved.push(n);
+        }
+        assert_eq!(moved, [10_000, 10_000, 5_000], "{backend}");
+        let totals = store.read(|r| r.archive_totals()).await.unwrap();
+        assert_eq!((totals.slices, totals.events), (3, 25_000), "{backend}");
+        assert!(totals.stored * 5 < totals.bytes, "{backend}: compressed ({totals:?})");
+        let live = store.read(|r| r.events(&EventFilter { limit: 100_000, ..Default::default() })).await.unwrap();
+        assert_eq!(live.len(), 25, "{backend}: only messages stay in the table");
+
+        let after = read_all(store.clone(), sid.clone(), tid.clone()).await;
+        assert_eq!(after, before, "{backend}: reads the same after archiving");
+        if backend == "sqlite" {
+            let pages = store.write(|tx| tx.reclaim_space()).await.unwrap();
+            assert!(pages > 0, "{backend}: deleted rows' pages go back");
+        }
+
+        // Waiting sessions page by id; the archiver's place only moves on.
+        let s = sid.clone();
+        store
+            .write(move |tx| {
+                tx.wait_output(&s, true)?;
+                tx.wait_output(&s, true)?;
+                tx.set_retention_scanned(50)?;
+                tx.set_retention_scanned(40)
+            })
+            .await
+            .unwrap();
+        let (waiting, scanned) =
+            store.read(|r| Ok::<_, StoreError>((r.output_waiting(None, 10)?, r.retention_scanned()?))).await.unwrap();
+        assert_eq!((waiting, scanned), (vec![sid.clone()], 50), "{backend}");
+        let s = sid.clone();
+        let rest = store.read(move |r| r.output_waiting(Some(&s), 10)).await.unwrap();
+        assert!(rest.is_empty(), "{backend}");
     });
 }

@@ -234,6 +234,7 @@ fn server_config(args: &UpArgs, exposure: &Exposure, url: &str, data_dir: &Path)
     }
     domain.launcher_timeout = Duration::from_secs(args.launcher_timeout);
     domain.heartbeat_retention = Duration::from_secs(args.heartbeat_retention);
+    domain.retain_output = args.retain_output_days.map(|d| Duration::from_secs_f64(d * 86_400.0));
     domain.heartbeat_interval = (domain.launcher_timeout / 3).min(Duration::from_secs(5));
     domain.webhooks = baton_server::WebhookSettings {
         retries: args.webhook_retries.0.iter().map(|s| Duration::from_secs_f64(*s)).collect(),

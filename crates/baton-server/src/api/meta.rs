@@ -39,7 +39,7 @@ fn rss_bytes() -> Option<u64> {
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
-    let (counts, launchers, running, queued, index) = state
+    let (counts, launchers, running, queued, index, archive) = state
         .store
         .read(|r| {
             Ok::<_, AppError>((
@@ -48,6 +48,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
                 r.runs_in_status(RunStatus::Running, u32::MAX)?.len(),
                 r.runs_in_status(RunStatus::Queued, u32::MAX)?.len(),
                 r.embed_status()?,
+                r.archive_totals()?,
             ))
         })
         .await?;
@@ -101,6 +102,13 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
         "# HELP baton_embeddings_pending Documents waiting to be embedded.\n# TYPE baton_embeddings_pending gauge\nbaton_embeddings_pending {}\n# HELP baton_embeddings_failed Documents the embeddings endpoint could not embed.\n# TYPE baton_embeddings_failed gauge\nbaton_embeddings_failed {}",
         index.pending, index.failed
     );
+    for (name, help, value) in [
+        ("baton_archived_events", "Output events archived (see --retain-output-days).", archive.events),
+        ("baton_archive_bytes", "The archived output's size as JSON lines.", archive.bytes),
+        ("baton_archive_stored_bytes", "The archived output's size compressed, as stored.", archive.stored),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    }
     let leader = u8::from(state.is_leader());
     let _ = writeln!(
         out,

@@ -32,10 +32,11 @@ use serde::de::DeserializeOwned;
 
 use super::{NOW_MS, pg_err};
 use crate::StoreError;
+use crate::archive;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
 use crate::store::{
-    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice,
-    QueuedRuns, StoreRead, StoreTx, TaskFilter,
+    ActiveOf, ArchiveTotals, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta,
+    HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
 };
 
 /// A parameter list.
@@ -122,7 +123,7 @@ impl<'c> PgDb<'c> {
         self.rows(sql, params)?.iter().map(|r| decode(what, r.get::<_, &str>(0))).collect()
     }
 
-    fn events_where(&self, clause: &str, params: Params<'_>) -> Result<Vec<Event>, StoreError> {
+    pub(super) fn events_where(&self, clause: &str, params: Params<'_>) -> Result<Vec<Event>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {clause}");
         self.rows(&sql, params)?.iter().map(|r| event_row(r).into_event()).collect()
     }
@@ -599,22 +600,48 @@ impl StoreRead for PgDb<'_> {
     }
 
     fn session_events(&self, id: &SessionId, after_seq: i64, n: u32) -> Result<Vec<Event>, StoreError> {
-        self.events_where("session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", &[&id.as_str(), &after_seq, &limit(n)])
+        let live = self.events_where(
+            "session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&id.as_str(), &after_seq, &limit(n)],
+        )?;
+        archive::merged(self, live, archive::Scope::SessionSeq(id.as_str()), after_seq, n, |_| true)
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let session = filter.session.as_ref().map(|s| s.as_str());
         let task = filter.task.as_ref().map(|t| t.as_str());
         let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
-        self.events_where(
+        let live = self.events_where(
             "id > $1 AND ($2::text IS NULL OR session_id = $2) AND ($3::text IS NULL OR task_id = $3)
              AND (cardinality($4::text[]) = 0 OR kind = ANY($4)) ORDER BY id LIMIT $5",
             &[&filter.after, &session, &task, &kinds, &limit(filter.limit)],
-        )
+        )?;
+        match archive::scope_of(filter) {
+            Some(scope) => {
+                archive::merged(self, live, scope, filter.after, filter.limit, |e| archive::keeps(filter, e))
+            }
+            None => Ok(live),
+        }
     }
 
     fn last_event_id(&self) -> Result<i64, StoreError> {
         Ok(self.row("SELECT COALESCE(MAX(id), 0)::BIGINT FROM events", &[])?.map_or(0, |r| r.get(0)))
+    }
+
+    fn output_sessions(&self, after: i64, before: Timestamp, scan: u32) -> Result<(Vec<SessionId>, i64), StoreError> {
+        self.output_sessions_now(after, before, scan)
+    }
+
+    fn retention_scanned(&self) -> Result<i64, StoreError> {
+        self.retention_scanned_now()
+    }
+
+    fn output_waiting(&self, after: Option<&SessionId>, limit: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.output_waiting_now(after, limit)
+    }
+
+    fn archive_totals(&self) -> Result<ArchiveTotals, StoreError> {
+        self.archive_totals_now()
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -1293,6 +1320,22 @@ impl StoreTx for PgDb<'_> {
             &[&beat.project_id.as_str(), &beat.at.as_millis(), &data],
         )?;
         Ok(())
+    }
+
+    fn archive_output(&mut self, session: &SessionId) -> Result<u32, StoreError> {
+        self.archive_output_now(session)
+    }
+
+    fn set_retention_scanned(&mut self, position: i64) -> Result<(), StoreError> {
+        self.exec("UPDATE retention SET scanned = GREATEST(scanned, $1) WHERE id = 1", &[&position]).map(|_| ())
+    }
+
+    fn wait_output(&mut self, session: &SessionId, waiting: bool) -> Result<(), StoreError> {
+        self.wait_output_now(session, waiting)
+    }
+
+    fn reclaim_space(&mut self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     fn prune_heartbeats(&mut self, before: Timestamp) -> Result<u64, StoreError> {

@@ -425,6 +425,36 @@ CREATE TABLE landings (
 );
 "#,
     ),
+    // Output archived: a settled task's printed lines moved out of events into
+    // compressed slices, the archiver's place, and sessions waiting for their
+    // task to settle: new tables an older coordinator never reads (it reads
+    // archived output as gone).
+    Migration::compatible(
+        r#"
+CREATE TABLE event_archives (
+    id BIGSERIAL PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    task_id TEXT,
+    first_id BIGINT NOT NULL,
+    last_id BIGINT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    data BYTEA NOT NULL
+);
+CREATE INDEX event_archives_by_session ON event_archives(session_id, first_seq);
+CREATE INDEX event_archives_by_task ON event_archives(task_id, first_id) WHERE task_id IS NOT NULL;
+CREATE TABLE retention (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    scanned BIGINT NOT NULL
+);
+INSERT INTO retention (id, scanned) VALUES (1, 0);
+CREATE TABLE output_waiting (
+    session_id TEXT PRIMARY KEY
+);
+"#,
+    ),
 ];
 
 /// Every migration this build runs: [`MIGRATIONS`], then, for tests of rolling

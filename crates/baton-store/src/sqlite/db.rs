@@ -26,10 +26,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::de::DeserializeOwned;
 
 use crate::StoreError;
+use crate::archive;
 use crate::rows::{EVENT_COLUMNS, EventRow, decode, encode, token_kind};
 use crate::store::{
-    ActiveOf, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta, HourRow, Notice,
-    QueuedRuns, StoreRead, StoreTx, TaskFilter,
+    ActiveOf, ArchiveTotals, Chunk, ChunkVector, DocFilter, DocHit, EmbedJob, EmbedStatus, EventFilter, HourDelta,
+    HourRow, Notice, QueuedRuns, StoreRead, StoreTx, TaskFilter,
 };
 
 /// One connection, and what a write job appended and noticed (published after
@@ -87,7 +88,7 @@ impl<'c> Db<'c> {
         })
     }
 
-    fn events_where(&self, clause: &str, values: Vec<SqlValue>) -> Result<Vec<Event>, StoreError> {
+    pub(super) fn events_where(&self, clause: &str, values: Vec<SqlValue>) -> Result<Vec<Event>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {clause}");
         let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let rows = st
@@ -668,10 +669,11 @@ impl StoreRead for Db<'_> {
     }
 
     fn session_events(&self, id: &SessionId, after_seq: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.events_where(
+        let live = self.events_where(
             "session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             vec![SqlValue::Text(id.to_string()), SqlValue::Integer(after_seq), SqlValue::Integer(limit.into())],
-        )
+        )?;
+        archive::merged(self, live, archive::Scope::SessionSeq(id.as_str()), after_seq, limit, |_| true)
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
@@ -691,11 +693,33 @@ impl StoreRead for Db<'_> {
         }
         values.push(SqlValue::Integer(filter.limit.into()));
         clause.push_str(&format!(" ORDER BY id LIMIT ?{}", values.len()));
-        self.events_where(&clause, values)
+        let live = self.events_where(&clause, values)?;
+        match archive::scope_of(filter) {
+            Some(scope) => {
+                archive::merged(self, live, scope, filter.after, filter.limit, |e| archive::keeps(filter, e))
+            }
+            None => Ok(live),
+        }
     }
 
     fn last_event_id(&self) -> Result<i64, StoreError> {
         self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)).map_err(db_err)
+    }
+
+    fn output_sessions(&self, after: i64, before: Timestamp, scan: u32) -> Result<(Vec<SessionId>, i64), StoreError> {
+        self.output_sessions_now(after, before, scan)
+    }
+
+    fn retention_scanned(&self) -> Result<i64, StoreError> {
+        self.retention_scanned_now()
+    }
+
+    fn output_waiting(&self, after: Option<&SessionId>, limit: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.output_waiting_now(after, limit)
+    }
+
+    fn archive_totals(&self) -> Result<ArchiveTotals, StoreError> {
+        self.archive_totals_now()
     }
 
     fn plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError> {
@@ -1046,6 +1070,22 @@ impl StoreTx for Db<'_> {
             params![beat.project_id.as_str(), beat.at.as_millis(), data],
         )?;
         Ok(())
+    }
+
+    fn archive_output(&mut self, session: &SessionId) -> Result<u32, StoreError> {
+        self.archive_output_now(session)
+    }
+
+    fn set_retention_scanned(&mut self, position: i64) -> Result<(), StoreError> {
+        self.exec("UPDATE retention SET scanned = MAX(scanned, ?1) WHERE id = 1", [position]).map(|_| ())
+    }
+
+    fn wait_output(&mut self, session: &SessionId, waiting: bool) -> Result<(), StoreError> {
+        self.wait_output_now(session, waiting)
+    }
+
+    fn reclaim_space(&mut self) -> Result<u64, StoreError> {
+        self.reclaim_space_now()
     }
 
     fn prune_heartbeats(&mut self, before: Timestamp) -> Result<u64, StoreError> {

@@ -384,6 +384,34 @@ UPDATE documents SET tags = COALESCE(json_extract(data, '$.tags'), '[]');
 -- How many documents each word is in (read by hybrid searches).
 CREATE VIRTUAL TABLE documents_vocab USING fts5vocab(documents_fts, 'row');
 "#,
+    r#"
+-- Output archived: the lines a settled task's agent printed, moved out of
+-- events into compressed slices (one session each); where the archiver has
+-- read the events up to; and sessions whose output waits for their task to
+-- settle.
+CREATE TABLE event_archives (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    task_id TEXT,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX event_archives_by_session ON event_archives(session_id, first_seq);
+CREATE INDEX event_archives_by_task ON event_archives(task_id, first_id) WHERE task_id IS NOT NULL;
+CREATE TABLE retention (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    scanned INTEGER NOT NULL
+);
+INSERT INTO retention (id, scanned) VALUES (1, 0);
+CREATE TABLE output_waiting (
+    session_id TEXT PRIMARY KEY
+);
+"#,
 ];
 
 /// The newest schema this Baton knows.
