@@ -15,6 +15,7 @@ mod fleet;
 mod forge;
 mod governor;
 mod harness;
+mod history;
 mod hooks;
 mod leads;
 mod lifecycle;

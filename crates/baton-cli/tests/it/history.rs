@@ -1,0 +1,78 @@
+//! History that does not slow anything: settled tasks' output archived, read
+//! the same before and after, and across a restart (on the suite's store).
+
+use std::time::{Duration, Instant};
+
+use baton_core::event::EventKind;
+use baton_core::status::TaskStatus;
+use serde_json::json;
+
+use crate::harness::Baton;
+
+/// A gauge's value from `/metrics`.
+async fn gauge(b: &Baton, name: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", b.url)).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {text}"))
+}
+
+/// Every event of a task through the API, 250 at a time.
+async fn paged(b: &Baton, id: &str) -> Vec<baton_core::event::Event> {
+    let (mut all, mut after) = (Vec::new(), 0);
+    loop {
+        let page = b.client.task_events(id, after, 250).await.expect("events");
+        match page.last() {
+            Some(e) => after = e.id,
+            None => return all,
+        }
+        all.extend(page);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_output_reads_the_same_through_logs_and_the_api_across_a_restart() {
+    // Output is archived once its task has been settled for 0.00002 days (1.7 s).
+    let mut b = Baton::start_with(&["--retain-output-days", "0.00002"]);
+    b.agent("printer", "for i in $(seq 1 3000); do echo \"line $i of the printer\"; done; echo \"the end\" >&2").await;
+    let id = b.task(json!({ "agent": "printer", "prompt": "print" })).await;
+    b.wait_status(&id, TaskStatus::Succeeded).await;
+    let logs = b.cli(&["logs", &id]);
+    assert!(logs.status.success());
+    let events = b.events(&id).await;
+    let printed = events.iter().filter(|e| e.kind == EventKind::Output).count();
+    assert!(printed >= 3001, "{printed} lines printed");
+    assert_eq!(paged(&b, &id).await, events);
+
+    let started = Instant::now();
+    while gauge(&b, "baton_archived_events").await < printed as u64 {
+        assert!(started.elapsed() < Duration::from_secs(60), "not archived within 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stored = gauge(&b, "baton_archive_stored_bytes").await;
+    assert!(stored > 0 && stored * 4 < gauge(&b, "baton_archive_bytes").await, "compressed: {stored} bytes");
+    let same = |b: &Baton| {
+        let again = b.cli(&["logs", &id]);
+        assert_eq!(String::from_utf8_lossy(&again.stdout), String::from_utf8_lossy(&logs.stdout));
+    };
+    same(&b);
+    assert_eq!(b.events(&id).await, events, "the API reads the archived events as they were");
+    assert_eq!(paged(&b, &id).await, events, "and page by page");
+    let session = events.iter().find_map(|e| e.session_id.clone()).unwrap();
+    let (code, by_session) =
+        b.call(reqwest::Method::GET, &format!("/api/sessions/{session}/events?limit=10000"), None).await;
+    assert_eq!(code, 200, "{by_session}");
+    assert_eq!(
+        by_session.as_array().unwrap_or_else(|| panic!("{by_session}")).len(),
+        events.iter().filter(|e| e.session_id.is_some()).count()
+    );
+
+    b.restart();
+    same(&b);
+    assert_eq!(b.events(&id).await, events, "across a restart");
+    assert_eq!(
+        gauge(&b, "baton_archived_events").await,
+        printed as u64 + events.iter().filter(|e| e.kind == EventKind::Raw).count() as u64
+    );
+}
