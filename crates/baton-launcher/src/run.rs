@@ -147,6 +147,13 @@ pub(crate) struct RunActor {
     pub last_message: Option<String>,
     /// Its last lines of output.
     pub tail: std::collections::VecDeque<String>,
+    /// The home Baton makes for the task on this host (`homes/<task>` in its
+    /// data directory), removed at the run's end when the run used it and what it
+    /// holds is saved.
+    pub own_home: std::path::PathBuf,
+    /// Whether the conversation was saved at the run's end (the home holds
+    /// nothing that is not kept elsewhere).
+    pub home_saved: bool,
     /// Taken off the launcher's table when the actor ends.
     pub _registration: Registration,
 }
@@ -192,6 +199,9 @@ impl RunActor {
             }
         }
         let report = self.conclude().await;
+        if self.home_saved {
+            self.remove_own_home();
+        }
         let mut delay = Duration::from_millis(100);
         loop {
             match self.client.run_finished(&run_id, &report).await {
@@ -236,22 +246,49 @@ impl RunActor {
     }
 
     /// Saves what the agent's CLI keeps of its conversation with the coordinator,
-    /// so a launcher on another host can resume the session.
-    async fn save_conversation(&self) {
+    /// so a launcher on another host (or this one, once the home is gone) can
+    /// resume the session. Whether the home holds nothing unsaved now.
+    async fn save_conversation(&self) -> bool {
         let executor = self.assignment.agent.executor;
         if executor == baton_core::agent::ExecutorKind::Command {
-            return;
+            return true;
         }
-        let Ok(spec) = self.spool.read_spec() else { return };
+        let Ok(spec) = self.spool.read_spec() else { return false };
         let Some(home) = spec.env.iter().find(|(k, _)| k == "HOME").map(|(_, v)| std::path::PathBuf::from(v)) else {
-            return;
+            return false;
         };
         let collected =
             tokio::task::spawn_blocking(move || baton_agents::state::collect(executor, &home, &spec.cwd, &spec.env))
                 .await;
-        let Ok(Some(state)) = collected else { return };
-        if let Err(e) = self.client.put_session_state(&self.assignment.session.id, &state).await {
-            tracing::warn!(run = %self.assignment.run.id, error = %e, "could not save the agent's conversation");
+        let state = match collected {
+            Ok(Some(state)) => state,
+            Ok(None) => return true,
+            Err(_) => return false,
+        };
+        match self.client.put_session_state(&self.assignment.session.id, &state).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(run = %self.assignment.run.id, error = %e, "could not save the agent's conversation");
+                false
+            }
+        }
+    }
+
+    /// Removes the home Baton made for the task on this host, once what it holds
+    /// is saved: the next run of the task makes it again (and a resume brings
+    /// the conversation back from the coordinator). Done before the run's end is
+    /// reported, so no next run of the task can be preparing it meanwhile. A home
+    /// the agent's definition or project names is never touched.
+    fn remove_own_home(&self) {
+        let Ok(spec) = self.spool.read_spec() else { return };
+        let home = spec.env.iter().find(|(k, _)| k == "HOME").map(|(_, v)| std::path::PathBuf::from(v));
+        if home.as_deref() != Some(self.own_home.as_path()) {
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.own_home)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(run = %self.assignment.run.id, error = %e, "could not remove the task's home");
         }
     }
 
@@ -299,7 +336,7 @@ impl RunActor {
     /// succeeded — the task's acceptance checks.
     async fn conclude(&mut self) -> RunFinished {
         let mut report = self.report();
-        self.save_conversation().await;
+        self.home_saved = self.save_conversation().await;
         let why = match report.status {
             RunStatus::Succeeded => "the agent finished",
             RunStatus::Stopped => "stopped",

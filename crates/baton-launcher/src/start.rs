@@ -737,6 +737,7 @@ impl Launcher {
             0 => None,
             s => Some(Duration::from_secs(s)),
         };
+        let own_home = self.config.data_dir.join("homes").join(assignment.task.id.as_str());
         let actor = RunActor {
             client: self.client.clone(),
             parser: Executor::from(assignment.agent.executor).parser(&assignment.agent, assignment.session.usage),
@@ -763,6 +764,8 @@ impl Launcher {
             reported_result: false,
             last_message: None,
             tail: Default::default(),
+            own_home,
+            home_saved: false,
             _registration: registration,
         };
         tokio::spawn(actor.run());

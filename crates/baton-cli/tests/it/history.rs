@@ -76,3 +76,18 @@ async fn archived_output_reads_the_same_through_logs_and_the_api_across_a_restar
         printed as u64 + events.iter().filter(|e| e.kind == EventKind::Raw).count() as u64
     );
 }
+
+#[tokio::test]
+async fn a_finished_tasks_home_is_removed_and_made_again_for_a_resume() {
+    let b = Baton::start();
+    b.agent("homely", r#"test -f "$HOME/.gitconfig" && echo "home at $HOME""#).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "homely" })).await;
+    b.wait_status(&id, TaskStatus::Succeeded).await;
+    let home = b.data.join("homes").join(&id);
+    assert!(!home.exists(), "{} outlived its run", home.display());
+    let out = b.cli(&["resume", &id, "again", "--wait"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!home.exists(), "{} outlived its second run", home.display());
+    let said = b.events(&id).await.iter().filter(|e| e.data["line"] == format!("home at {}", home.display())).count();
+    assert_eq!(said, 2, "each run had its home, seeded");
+}
