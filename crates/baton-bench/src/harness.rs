@@ -62,6 +62,26 @@ pub struct Coordinator {
     pub token: String,
     /// Its PostgreSQL database, when the bench runs on PostgreSQL.
     pub _database: Option<baton_testkit::pg::TestDatabase>,
+    /// Its repository.
+    pub repo: PathBuf,
+    /// What `baton` was started with.
+    args: Vec<String>,
+}
+
+/// Starts `baton` with `args` in `repo`; it and the URL it listens on.
+fn spawn(repo: &Path, args: &[String]) -> (Child, String) {
+    let mut child = Command::new(baton_binary())
+        .args(args)
+        .current_dir(repo)
+        .env("BATON_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start baton up (build it with cargo build --release --bin baton)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    (child, url)
 }
 
 /// Whether the bench runs on PostgreSQL (`BATON_TEST_PG` names a server: each
@@ -90,20 +110,13 @@ impl Coordinator {
             .unwrap();
         assert!(ok.success());
         let database = on_postgres().then(baton_testkit::pg::TestDatabase::create);
-        let store: Vec<&str> = database.as_ref().map(|d| vec!["--store", d.url.as_str()]).unwrap_or_default();
-        let mut child = Command::new(baton_binary())
-            .args(["up", "--listen", "127.0.0.1:0", "--slots", &slots.to_string()])
-            .args(&store)
-            .args(extra)
-            .current_dir(&repo)
-            .env("BATON_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start baton up (build it with cargo build --release --bin baton)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+        let mut args: Vec<String> =
+            ["up", "--listen", "127.0.0.1:0", "--slots", &slots.to_string()].map(String::from).to_vec();
+        if let Some(d) = &database {
+            args.extend(["--store".to_owned(), d.url.clone()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, url) = spawn(&repo, &args);
         let token = std::fs::read_to_string(repo.join(".baton/token")).unwrap().trim().to_owned();
         // In the project's cache: the one place outside its worktree a sandboxed
         // agent may write.
@@ -117,6 +130,29 @@ impl Coordinator {
             url,
             token,
             _database: database,
+            repo,
+            args,
+        }
+    }
+
+    /// Stops the coordinator (SIGKILL).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped coordinator again on the same store.
+    pub fn start_again(&mut self) {
+        let (child, url) = spawn(&self.repo, &self.args);
+        self.client = Client::new(&url, Some(self.token.clone())).unwrap();
+        (self.child, self.url) = (child, url);
+    }
+
+    /// The store's SQLite file, or its PostgreSQL database's URL.
+    pub fn store_place(&self) -> Result<PathBuf, String> {
+        match &self._database {
+            Some(d) => Err(d.url.clone()),
+            None => Ok(self.repo.join(".baton/baton.db")),
         }
     }
 

@@ -234,7 +234,7 @@ async fn remote(scale: usize, embedded: f64, own: f64) -> Vec<Measure> {
 /// Creates tasks one after another, each with the stamp agent writing into
 /// `stamps`; the milliseconds from just before each `POST` to the stamp, and
 /// from the stamp to the task's end (the run's report, its WIP commit and push).
-async fn spawn_latencies(c: &Coordinator, stamps: &std::path::Path, n: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) async fn spawn_latencies(c: &Coordinator, stamps: &std::path::Path, n: usize) -> (Vec<f64>, Vec<f64>) {
     let stamp_dir = stamps.to_string_lossy().into_owned();
     agent(c, "stamp", json!([baton_binary().with_file_name("baton-bench"), "stamp", stamp_dir])).await;
     let mut samples = Vec::with_capacity(n);

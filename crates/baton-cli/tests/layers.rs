@@ -52,7 +52,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "baton-server",
         ],
     ),
-    ("baton-bench", &["baton-core", "baton-client", "baton-git", "baton-testkit"]),
+    ("baton-bench", &["baton-core", "baton-client", "baton-git", "baton-store", "baton-testkit"]),
 ];
 
 /// Crates the domain may not reach, directly or through another crate.

@@ -2,6 +2,8 @@
 //! live tasks of its project that change some of the same files, so the lead sees
 //! a coming conflict before it happens. A task and its own prerequisites (direct
 //! or not) are not reported against each other: its branch contains their work.
+//! It looks at the project's newest thousand tasks that may be live, however
+//! long the project's history.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -60,8 +62,25 @@ fn overlaps_in(task: &Task, tasks: &[Task], deps: &HashMap<&TaskId, &Vec<TaskId>
         .collect()
 }
 
+/// How many of a project's newest tasks that may be live the radar looks at: a
+/// conflict is between work in progress, and history must not slow it.
+const WINDOW: u32 = 1_000;
+
+/// The project's newest tasks in a status [`live`] takes, at most [`WINDOW`].
 fn project_tasks(r: &dyn StoreRead, project: &ProjectId) -> Result<Vec<Task>, Error> {
-    Ok(r.tasks(&TaskFilter { project: Some(project.clone()), ..Default::default() })?)
+    Ok(r.tasks(&TaskFilter {
+        project: Some(project.clone()),
+        statuses: vec![
+            TaskStatus::Queued,
+            TaskStatus::Running,
+            TaskStatus::Checking,
+            TaskStatus::Reviewing,
+            TaskStatus::Succeeded,
+            TaskStatus::Failed,
+        ],
+        limit: Some(WINDOW),
+        ..Default::default()
+    })?)
 }
 
 /// The overlaps of one task.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use baton_core::api::{RadarEntry, TaskDetail};
 use baton_core::model::Task;
+use baton_core::status::TaskStatus;
 use baton_core::time::Timestamp;
 use serde_json::json;
 
@@ -17,21 +18,28 @@ use crate::output::{EventPrinter, ago, bytes, cut, print_json, span, table};
 /// Finished tasks older than this are hidden by `baton ps` without `--all`.
 const PS_RECENT_MS: i64 = 24 * 3600 * 1000;
 
+/// How many of the newest tasks `baton ps` looks among for ones finished lately.
+const PS_RECENT_TASKS: u32 = 100;
+
 pub async fn ps(client: &Client, args: PsArgs) -> Result<u8, CliError> {
-    let mut query = String::from("limit=500");
-    if let Some(p) = &args.project {
-        query.push_str(&format!("&project={}", encode(p)));
-    }
-    if let Some(s) = &args.status {
-        query.push_str(&format!("&status={}", encode(s)));
-    }
+    let project = args.project.as_deref().map(|p| format!("&project={}", encode(p))).unwrap_or_default();
     let now = Timestamp::now();
-    let tasks: Vec<Task> = client
-        .tasks(&query)
-        .await?
-        .into_iter()
-        .filter(|t| args.all || !t.status.is_finished() || now.millis_since(t.updated_at) < PS_RECENT_MS)
-        .collect();
+    let tasks: Vec<Task> = match (&args.status, args.all) {
+        (Some(s), _) => client.tasks(&format!("limit=500{project}&status={}", encode(s))).await?,
+        (None, true) => client.tasks(&format!("limit=500{project}")).await?,
+        // What is open, and what finished lately among the newest: two short
+        // reads, however long the history.
+        (None, false) => {
+            let open: Vec<&str> = TaskStatus::ALL.iter().filter(|s| !s.is_finished()).map(|s| s.as_str()).collect();
+            let mut tasks = client.tasks(&format!("limit=500{project}&status={}", open.join(","))).await?;
+            let recent = client.tasks(&format!("limit={PS_RECENT_TASKS}{project}")).await?;
+            tasks.extend(recent.into_iter().filter(|t| t.status.is_finished()));
+            tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.as_str().cmp(a.id.as_str())));
+            tasks.dedup_by(|a, b| a.id == b.id);
+            tasks.retain(|t| !t.status.is_finished() || now.millis_since(t.updated_at) < PS_RECENT_MS);
+            tasks
+        }
+    };
     if args.json {
         print_json(&tasks);
         return Ok(0);
