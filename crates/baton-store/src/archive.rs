@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 
 use baton_core::event::{Event, EventKind};
+use baton_core::ids::SessionId;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
@@ -52,6 +53,49 @@ pub(crate) enum Scope<'a> {
     Session(&'a str),
     /// A task's (every session), by position.
     Task(&'a str),
+}
+
+impl Scope<'_> {
+    /// The query for the slices of this scope holding an event past `$2` (both
+    /// backends number parameters `$1`, `$2`), and its `$1`.
+    pub(crate) fn refs_sql(&self) -> (&'static str, &str) {
+        match self {
+            Scope::SessionSeq(s) => (
+                "SELECT id, first_seq FROM event_archives WHERE session_id = $1 AND last_seq > $2 ORDER BY first_seq",
+                s,
+            ),
+            Scope::Session(s) => {
+                ("SELECT id, first_id FROM event_archives WHERE session_id = $1 AND last_id > $2 ORDER BY first_id", s)
+            }
+            Scope::Task(t) => {
+                ("SELECT id, first_id FROM event_archives WHERE task_id = $1 AND last_id > $2 ORDER BY first_id", t)
+            }
+        }
+    }
+}
+
+/// The events read by a scan (`id, ts, session_id, kind`, in order), up to the
+/// first from `before` on: the sessions among them that printed, and the
+/// position read up to (`after` when none was read).
+pub(crate) fn printed<E>(
+    rows: impl Iterator<Item = Result<(i64, i64, Option<String>, String), E>>,
+    after: i64,
+    before: i64,
+) -> Result<(Vec<SessionId>, i64), E> {
+    let (mut sessions, mut upto) = (std::collections::BTreeSet::new(), after);
+    for row in rows {
+        let (id, ts, session, kind) = row?;
+        if ts >= before {
+            break;
+        }
+        upto = id;
+        if ARCHIVED_KINDS.iter().any(|k| k.as_str() == kind)
+            && let Some(s) = session.and_then(|s| SessionId::parse(&s).ok())
+        {
+            sessions.insert(s);
+        }
+    }
+    Ok((sessions.into_iter().collect(), upto))
 }
 
 /// What both backends read slices with.
@@ -164,7 +208,6 @@ pub(crate) fn merged(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_core::ids::SessionId;
     use baton_core::time::Timestamp;
 
     fn event(id: i64, seq: i64, kind: EventKind) -> Event {

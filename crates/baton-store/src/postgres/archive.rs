@@ -18,18 +18,7 @@ fn kind_names() -> Vec<&'static str> {
 
 impl Slices for PgDb<'_> {
     fn slice_refs(&self, scope: &Scope<'_>, after: i64) -> Result<Vec<SliceRef>, StoreError> {
-        let (sql, key) = match scope {
-            Scope::SessionSeq(s) => (
-                "SELECT id, first_seq FROM event_archives WHERE session_id = $1 AND last_seq > $2 ORDER BY first_seq",
-                *s,
-            ),
-            Scope::Session(s) => {
-                ("SELECT id, first_id FROM event_archives WHERE session_id = $1 AND last_id > $2 ORDER BY first_id", *s)
-            }
-            Scope::Task(t) => {
-                ("SELECT id, first_id FROM event_archives WHERE task_id = $1 AND last_id > $2 ORDER BY first_id", *t)
-            }
-        };
+        let (sql, key) = scope.refs_sql();
         Ok(self.rows(sql, &[&key, &after])?.iter().map(|r| SliceRef { id: r.get(0), first: r.get(1) }).collect())
     }
 
@@ -49,21 +38,8 @@ impl PgDb<'_> {
             "SELECT id, ts, session_id, kind FROM events WHERE id > $1 ORDER BY id LIMIT $2",
             &[&after, &i64::from(scan)],
         )?;
-        let (mut sessions, mut upto) = (std::collections::BTreeSet::new(), after);
-        for r in &rows {
-            if r.get::<_, i64>(1) >= before.as_millis() {
-                break;
-            }
-            upto = r.get(0);
-            let kind: &str = r.get(3);
-            if ARCHIVED_KINDS.iter().any(|k| k.as_str() == kind)
-                && let Some(s) = r.get::<_, Option<&str>>(2)
-                && let Ok(s) = SessionId::parse(s)
-            {
-                sessions.insert(s);
-            }
-        }
-        Ok((sessions.into_iter().collect(), upto))
+        let read = rows.iter().map(|r| Ok::<_, StoreError>((r.get(0), r.get(1), r.get(2), r.get(3))));
+        archive::printed(read, after, before.as_millis())
     }
 
     pub(super) fn retention_scanned_now(&self) -> Result<i64, StoreError> {

@@ -20,18 +20,7 @@ const RECLAIM_PAGES: u64 = 1_024;
 
 impl Slices for Db<'_> {
     fn slice_refs(&self, scope: &Scope<'_>, after: i64) -> Result<Vec<SliceRef>, StoreError> {
-        let (sql, key) = match scope {
-            Scope::SessionSeq(s) => (
-                "SELECT id, first_seq FROM event_archives WHERE session_id = ?1 AND last_seq > ?2 ORDER BY first_seq",
-                *s,
-            ),
-            Scope::Session(s) => {
-                ("SELECT id, first_id FROM event_archives WHERE session_id = ?1 AND last_id > ?2 ORDER BY first_id", *s)
-            }
-            Scope::Task(t) => {
-                ("SELECT id, first_id FROM event_archives WHERE task_id = ?1 AND last_id > ?2 ORDER BY first_id", *t)
-            }
-        };
+        let (sql, key) = scope.refs_sql();
         let mut st = self.conn.prepare_cached(sql).map_err(db_err)?;
         st.query_map(params![key, after], |r| Ok(SliceRef { id: r.get(0)?, first: r.get(1)? }))
             .and_then(|rows| rows.collect())
@@ -57,23 +46,9 @@ impl Db<'_> {
             .conn
             .prepare_cached("SELECT id, ts, session_id, kind FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")
             .map_err(db_err)?;
-        let mut rows = st.query(params![after, scan]).map_err(db_err)?;
-        let (mut sessions, mut upto) = (std::collections::BTreeSet::new(), after);
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let (id, ts): (i64, i64) = (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?);
-            if ts >= before.as_millis() {
-                break;
-            }
-            upto = id;
-            let kind: String = r.get(3).map_err(db_err)?;
-            if ARCHIVED_KINDS.iter().any(|k| k.as_str() == kind)
-                && let Some(s) = r.get::<_, Option<String>>(2).map_err(db_err)?
-                && let Ok(s) = SessionId::parse(&s)
-            {
-                sessions.insert(s);
-            }
-        }
-        Ok((sessions.into_iter().collect(), upto))
+        let rows =
+            st.query_map(params![after, scan], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(db_err)?;
+        archive::printed(rows, after, before.as_millis()).map_err(db_err)
     }
 
     pub(super) fn retention_scanned_now(&self) -> Result<i64, StoreError> {
