@@ -176,7 +176,7 @@ async fn fill(place: &Result<std::path::PathBuf, String>, project: ProjectId, n:
 fn write_task(tx: &mut dyn baton_store::StoreTx, project: &ProjectId, i: usize, at: i64) -> Result<(), StoreError> {
     let (task_id, session_id) = (TaskId::generate(), SessionId::generate());
     let ts = Timestamp::from_millis(at);
-    let status = if i % 10 == 0 { TaskStatus::Failed } else { TaskStatus::Succeeded };
+    let status = if i.is_multiple_of(10) { TaskStatus::Failed } else { TaskStatus::Succeeded };
     let agent = ["held", "coder", "reviewer"][i % 3];
     let task = serde_json::from_value(json!({
         "id": task_id, "project_id": project, "title": format!("history {i}"), "prompt": "p", "agent": agent,

@@ -1365,6 +1365,53 @@ fn a_lost_connection_is_unavailable_then_recovers() {
     });
 }
 
+/// A session's events by sequence number, its task's whole and paged (999 at a
+/// time), and the task's messages alone.
+async fn read_all(
+    store: Store,
+    sid: SessionId,
+    tid: TaskId,
+) -> (
+    Vec<baton_core::event::Event>,
+    Vec<baton_core::event::Event>,
+    Vec<baton_core::event::Event>,
+    Vec<baton_core::event::Event>,
+) {
+    let by_seq = store.read(move |r| r.session_events(&sid, 0, 100_000)).await.unwrap();
+    let (t2, t3) = (tid.clone(), tid.clone());
+    let by_task = store
+        .read(move |r| r.events(&EventFilter { task: Some(t2), limit: 100_000, ..Default::default() }))
+        .await
+        .unwrap();
+    // Paged, 999 at a time, from the middle on, and by kind.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let t = t3.clone();
+        let page = store
+            .read(move |r| r.events(&EventFilter { task: Some(t), after, limit: 999, ..Default::default() }))
+            .await
+            .unwrap();
+        match page.last() {
+            Some(e) => after = e.id,
+            None => break,
+        }
+        paged.extend(page);
+    }
+    let messages = store
+        .read(move |r| {
+            r.events(&EventFilter {
+                task: Some(tid),
+                kinds: vec![EventKind::Message],
+                limit: 100,
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap();
+    (by_seq, by_task, paged, messages)
+}
+
 #[test]
 fn archived_output_reads_as_it_did_and_its_space_comes_back() {
     each(|store, backend| async move {
@@ -1389,41 +1436,6 @@ fn archived_output_reads_as_it_did_and_its_space_comes_back() {
             })
             .await
             .unwrap();
-        let read_all = |store: Store, sid: SessionId, tid: TaskId| async move {
-            let by_seq = store.read(move |r| r.session_events(&sid, 0, 100_000)).await.unwrap();
-            let (t2, t3) = (tid.clone(), tid.clone());
-            let by_task = store
-                .read(move |r| r.events(&EventFilter { task: Some(t2), limit: 100_000, ..Default::default() }))
-                .await
-                .unwrap();
-            // Paged, 999 at a time, from the middle on, and by kind.
-            let mut paged = Vec::new();
-            let mut after = 0;
-            loop {
-                let t = t3.clone();
-                let page = store
-                    .read(move |r| r.events(&EventFilter { task: Some(t), after, limit: 999, ..Default::default() }))
-                    .await
-                    .unwrap();
-                match page.last() {
-                    Some(e) => after = e.id,
-                    None => break,
-                }
-                paged.extend(page);
-            }
-            let messages = store
-                .read(move |r| {
-                    r.events(&EventFilter {
-                        task: Some(tid),
-                        kinds: vec![EventKind::Message],
-                        limit: 100,
-                        ..Default::default()
-                    })
-                })
-                .await
-                .unwrap();
-            (by_seq, by_task, paged, messages)
-        };
         let before = read_all(store.clone(), sid.clone(), tid.clone()).await;
         assert_eq!(before.0.len(), 25_025, "{backend}");
         assert_eq!(before.2, before.1, "{backend}: paged reads the same");
@@ -1431,7 +1443,7 @@ fn archived_output_reads_as_it_did_and_its_space_comes_back() {
         // Found by a scan of the events up to a time, then archived a slice at a time.
         let (sessions, upto) =
             store.read(|r| r.output_sessions(0, Timestamp::now().plus_millis(1000), 100_000)).await.unwrap();
-        assert_eq!(sessions, [sid.clone()], "{backend}");
+        assert_eq!(sessions, std::slice::from_ref(&sid), "{backend}");
         assert_eq!(upto, before.1.last().unwrap().id, "{backend}");
         let none = store.read(|r| r.output_sessions(0, Timestamp::from_millis(0), 100_000)).await.unwrap();
         assert_eq!(none, (Vec::new(), 0), "{backend}: nothing before the cutoff");
