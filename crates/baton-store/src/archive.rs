@@ -98,6 +98,22 @@ pub(crate) fn printed<E>(
     Ok((sessions.into_iter().collect(), upto))
 }
 
+/// Stores a slice (both backends number parameters `$1`…): the session, the
+/// task, the first and last position and sequence number, the count, the size
+/// and the data.
+pub(crate) const INSERT_SLICE: &str = "INSERT INTO event_archives
+    (session_id, task_id, first_id, last_id, first_seq, last_seq, count, bytes, data)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Marks a session's output as waiting, or no longer (parameter `$1`).
+pub(crate) fn waiting_sql(waiting: bool) -> &'static str {
+    if waiting {
+        "INSERT INTO output_waiting (session_id) VALUES ($1) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM output_waiting WHERE session_id = $1"
+    }
+}
+
 /// What both backends read slices with.
 pub(crate) trait Slices {
     /// The slices of a scope holding any event past `after`, by their first key.

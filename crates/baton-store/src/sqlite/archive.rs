@@ -100,8 +100,7 @@ impl Db<'_> {
         }
         let slice = archive::pack(&events)?;
         self.exec(
-            "INSERT INTO event_archives (session_id, task_id, first_id, last_id, first_seq, last_seq, count, bytes, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            archive::INSERT_SLICE,
             params![
                 session.as_str(),
                 slice.task,
@@ -122,12 +121,7 @@ impl Db<'_> {
     }
 
     pub(super) fn wait_output_now(&mut self, session: &SessionId, waiting: bool) -> Result<(), StoreError> {
-        let sql = if waiting {
-            "INSERT INTO output_waiting (session_id) VALUES (?1) ON CONFLICT DO NOTHING"
-        } else {
-            "DELETE FROM output_waiting WHERE session_id = ?1"
-        };
-        self.exec(sql, [session.as_str()]).map(|_| ())
+        self.exec(archive::waiting_sql(waiting), [session.as_str()]).map(|_| ())
     }
 
     pub(super) fn reclaim_space_now(&mut self) -> Result<u64, StoreError> {
