@@ -27,6 +27,7 @@
 //!   [`StoreError::Unavailable`] and is re-established for the next job.
 
 mod archive;
+mod bulk;
 mod db;
 mod meaning;
 mod schema;

@@ -436,6 +436,15 @@ pub trait StoreTx: StoreRead {
     fn delete_tokens(&mut self, kind: &str, subject: Option<&str>) -> Result<u64, StoreError>;
     /// Removes a token by its hash; whether there was one.
     fn delete_token(&mut self, hash: &str) -> Result<bool, StoreError>;
+    /// Asks for a bulk write: the transaction's new tasks and the events
+    /// announcing them may be written together at its end, in a few statements
+    /// (PostgreSQL; SQLite writes each at once, which costs no round trip).
+    /// Reads within the transaction see them as usual.
+    fn begin_bulk(&mut self) {}
+    /// Writes what a bulk write has gathered (done before every commit).
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Moves a session's oldest live output (at most
     /// [`crate::archive::SLICE_EVENTS`] events) into one archived slice; how
     /// many moved. Reads find them as before.
@@ -831,7 +840,7 @@ impl Store {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
         let job: WriteJob = Box::new(move |tx: Result<&mut dyn StoreTx, StoreError>| {
             let result = match tx {
-                Ok(tx) => f(tx),
+                Ok(tx) => f(&mut *tx).and_then(|v| tx.flush().map(|()| v).map_err(E::from)),
                 Err(e) => Err(E::from(e)),
             };
             let ok = result.is_ok();

@@ -275,6 +275,8 @@ fn write_plan(
     checked: CheckedPlan,
 ) -> Result<PlanCreated, Error> {
     let CheckedPlan { project, parent, internal, news, order, synthesis } = checked;
+    // Thousands of tasks at once: written together at the end on PostgreSQL.
+    tx.begin_bulk();
     let plan_id = PlanId::generate();
     let ids: Vec<TaskId> = req.tasks.iter().map(|_| TaskId::generate()).collect();
     let mut created = vec![None; req.tasks.len()];

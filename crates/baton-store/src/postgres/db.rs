@@ -81,7 +81,9 @@ impl Conn {
 /// noticed.
 pub(crate) struct PgDb<'c> {
     /// The connection (queries need it mutably; reads take `&self`).
-    conn: RefCell<&'c mut Conn>,
+    pub(super) conn: RefCell<&'c mut Conn>,
+    /// What a bulk write has gathered (see [`super::bulk`]); none unless asked.
+    pub(super) bulk: Option<RefCell<super::bulk::Bulk>>,
     /// Events appended by the current job (published from memory after the commit).
     pub(crate) appended: Vec<Event>,
     /// Notices sent by the current job.
@@ -90,10 +92,11 @@ pub(crate) struct PgDb<'c> {
 
 impl<'c> PgDb<'c> {
     pub(crate) fn new(conn: &'c mut Conn) -> Self {
-        Self { conn: RefCell::new(conn), appended: Vec::new(), notices: Vec::new() }
+        Self { conn: RefCell::new(conn), bulk: None, appended: Vec::new(), notices: Vec::new() }
     }
 
     pub(super) fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        self.before(sql)?;
         self.conn.borrow_mut().query(sql, params)
     }
 
@@ -102,6 +105,7 @@ impl<'c> PgDb<'c> {
     }
 
     pub(super) fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        self.before(sql)?;
         self.conn.borrow_mut().execute(sql, params)
     }
 
@@ -209,6 +213,9 @@ impl StoreRead for PgDb<'_> {
     }
 
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        if let Some(t) = self.bulk_task(id) {
+            return Ok(Some(t));
+        }
         self.doc("task", "SELECT data FROM tasks WHERE id = $1", &[&id.as_str()])
     }
 
@@ -823,6 +830,9 @@ impl StoreTx for PgDb<'_> {
     }
 
     fn insert_task(&mut self, t: &Task) -> Result<(), StoreError> {
+        if self.bulk_insert(t) {
+            return Ok(());
+        }
         let data = encode("task", t)?;
         self.insert_new(
             format!("task {}", t.id),
@@ -847,6 +857,9 @@ impl StoreTx for PgDb<'_> {
     }
 
     fn put_task(&mut self, t: &Task) -> Result<(), StoreError> {
+        if self.bulk_put(t) {
+            return Ok(());
+        }
         let data = encode("task", t)?;
         self.exec(
             "UPDATE tasks SET status = $2, data = $3, parent_session_id = $4 WHERE id = $1",
@@ -916,6 +929,9 @@ impl StoreTx for PgDb<'_> {
         task: Option<&TaskId>,
         event: NewEvent,
     ) -> Result<Event, StoreError> {
+        if session.is_none() && self.bulk.is_some() {
+            return self.bulk_event(run, task, event)?.ok_or_else(|| StoreError::Database("not gathering".into()));
+        }
         let ts = event.ts.unwrap_or_else(Timestamp::now);
         let data = encode("event data", &event.data)?;
         let session_id = session.map(|s| s.as_str());
@@ -1320,6 +1336,14 @@ impl StoreTx for PgDb<'_> {
             &[&beat.project_id.as_str(), &beat.at.as_millis(), &data],
         )?;
         Ok(())
+    }
+
+    fn begin_bulk(&mut self) {
+        self.begin_bulk_now();
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.flush_bulk()
     }
 
     fn archive_output(&mut self, session: &SessionId) -> Result<u32, StoreError> {
