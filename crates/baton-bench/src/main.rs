@@ -6,6 +6,7 @@
 //! target/release/baton-bench --fleet 50x20 [--tasks 10000]   # the claim path at fleet scale
 //! target/release/baton-bench --soak 4   # tasks for 4 hours: the coordinator's memory and files must stay bounded
 //! target/release/baton-bench --search 100000   # hybrid search over 100,000 embedded passages
+//! target/release/baton-bench --dag 10000   # a plan of 10,000 tasks submitted, five times
 //! target/release/baton-bench --history 100000  # the same requests on an empty store and after 100,000 tasks
 //! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
 //! ```
@@ -79,6 +80,12 @@ fn main() {
             std::process::exit(2);
         };
         rt.block_on(history::history(tasks.max(1)))
+    } else if let Some(tasks) = flag("--dag") {
+        let Ok(tasks) = tasks.to_string_lossy().parse::<usize>() else {
+            eprintln!("baton-bench: --dag takes a number of tasks (10000)");
+            std::process::exit(2);
+        };
+        rt.block_on(measures::dag_alone(tasks.max(1)))
     } else if args.iter().any(|a| a == "--fanout") {
         rt.block_on(async {
             let c = harness::Coordinator::start(8, "worktrees = false\n");

@@ -88,6 +88,23 @@ pub async fn all(quick: bool) -> Vec<Measure> {
     out
 }
 
+/// A plan of `n` tasks submitted five times to one coordinator: the median and
+/// the slowest.
+pub async fn dag_alone(n: usize) -> Vec<Measure> {
+    let c = Coordinator::start(8, "worktrees = false\n");
+    agent(&c, "held", json!(["true"])).await;
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(dag_submission(&c, n).await);
+    }
+    let slowest = samples.iter().copied().fold(0.0, f64::max);
+    let (median, _) = median_p99(samples);
+    vec![
+        measure(&format!("{n}-task DAG submitted and scheduled, median of 5"), median, "< 1000", "ms"),
+        measure(&format!("{n}-task DAG submitted and scheduled, slowest of 5"), slowest, "-", "ms"),
+    ]
+}
+
 /// Create-task latency, for tasks held back by an approval gate (the create
 /// path alone).
 async fn creates(c: &Coordinator, scale: usize) -> Vec<Measure> {
