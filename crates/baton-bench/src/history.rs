@@ -173,7 +173,12 @@ async fn fill(place: &Result<std::path::PathBuf, String>, project: ProjectId, n:
 }
 
 /// One settled task of the history, finished at `at`, with its session and events.
-fn write_task(tx: &mut dyn baton_store::StoreTx, project: &ProjectId, i: usize, at: i64) -> Result<(), StoreError> {
+pub(crate) fn write_task(
+    tx: &mut dyn baton_store::StoreTx,
+    project: &ProjectId,
+    i: usize,
+    at: i64,
+) -> Result<(), StoreError> {
     let (task_id, session_id) = (TaskId::generate(), SessionId::generate());
     let ts = Timestamp::from_millis(at);
     let status = if i.is_multiple_of(10) { TaskStatus::Failed } else { TaskStatus::Succeeded };
@@ -214,7 +219,7 @@ fn write_task(tx: &mut dyn baton_store::StoreTx, project: &ProjectId, i: usize, 
 }
 
 /// The store's size on disk: the SQLite file and its WAL, or the database.
-fn store_bytes(c: &Coordinator) -> u64 {
+pub(crate) fn store_bytes(c: &Coordinator) -> u64 {
     match c.store_place() {
         Ok(path) => ["", "-wal"]
             .iter()

@@ -6,6 +6,7 @@
 //! target/release/baton-bench --fleet 50x20 [--tasks 10000]   # the claim path at fleet scale
 //! target/release/baton-bench --soak 4   # tasks for 4 hours: the coordinator's memory and files must stay bounded
 //! target/release/baton-bench --search 100000   # hybrid search over 100,000 embedded passages
+//! target/release/baton-bench --month 1000   # 30 simulated days of 1,000 tasks, with and without output retention
 //! target/release/baton-bench --dag 10000   # a plan of 10,000 tasks submitted, five times
 //! target/release/baton-bench --history 100000  # the same requests on an empty store and after 100,000 tasks
 //! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
@@ -22,6 +23,7 @@ mod fleet;
 mod harness;
 mod history;
 mod measures;
+mod month;
 mod search;
 mod soak;
 
@@ -80,6 +82,12 @@ fn main() {
             std::process::exit(2);
         };
         rt.block_on(history::history(tasks.max(1)))
+    } else if let Some(tasks) = flag("--month") {
+        let Ok(tasks) = tasks.to_string_lossy().parse::<usize>() else {
+            eprintln!("baton-bench: --month takes a number of tasks a day (1000)");
+            std::process::exit(2);
+        };
+        rt.block_on(month::month(tasks.max(1)))
     } else if let Some(tasks) = flag("--dag") {
         let Ok(tasks) = tasks.to_string_lossy().parse::<usize>() else {
             eprintln!("baton-bench: --dag takes a number of tasks (10000)");

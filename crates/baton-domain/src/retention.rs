@@ -45,6 +45,9 @@ pub struct Pass {
 #[derive(Debug, Default)]
 pub struct Cursor {
     after: Option<SessionId>,
+    /// Whether the last pass ran out of time with work left (the next one
+    /// starts at once rather than at its usual interval).
+    pub more: bool,
 }
 
 /// One pass: archives what has been settled for longer than `keep`.
@@ -73,17 +76,22 @@ pub async fn pass(state: &Arc<AppState>, keep: Duration, cursor: &mut Cursor) ->
     while started.elapsed() < PASS {
         let after = cursor.after.clone();
         let page = state.store.read(move |r| r.output_waiting(after.as_ref(), WAITING_PAGE)).await?;
-        cursor.after = page.last().cloned();
+        let last = page.len() < WAITING_PAGE as usize;
         for session in page {
+            cursor.after = Some(session.clone());
             done.archived += archive_session(state, session, cutoff).await?;
             if started.elapsed() >= PASS {
                 break;
             }
         }
-        if cursor.after.is_none() {
+        if last {
+            // Round again from the first next time.
+            cursor.after = None;
             break;
         }
     }
+    // Work is left when the scan or the waiting sessions were cut short.
+    cursor.more = started.elapsed() >= PASS;
     if done.archived > 0 {
         while started.elapsed() < PASS * 2 {
             let pages = state.store.write(|tx| tx.reclaim_space()).await?;

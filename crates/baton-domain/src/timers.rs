@@ -196,9 +196,7 @@ async fn run_timers(state: &Arc<AppState>, t: &mut Timers) {
     if t.ticks.is_multiple_of(QUEUE_TICKS) {
         sample_queue(state).await;
     }
-    if t.ticks.is_multiple_of(RETAIN_TICKS) {
-        retain_output(state, t).await;
-    }
+    retain_output(state, t).await;
     if t.ticks.is_multiple_of(BACKOFF_TICKS) {
         let now = Timestamp::now();
         wake_after_backoff(state, t.checked, now).await;
@@ -216,6 +214,10 @@ async fn retain_output(state: &Arc<AppState>, t: &mut Timers) {
     let Some(keep) = state.config.retain_output else { return };
     if let Some(pass) = t.retaining.take_if(|p| p.is_finished()) {
         t.retention = Some(pass.await.unwrap_or_default());
+    }
+    // Every RETAIN_TICKS, and at once again while a pass left work undone.
+    if !t.ticks.is_multiple_of(RETAIN_TICKS) && !t.retention.as_ref().is_some_and(|c| c.more) {
+        return;
     }
     let Some(mut cursor) = t.retention.take() else { return };
     let st = Arc::clone(state);
