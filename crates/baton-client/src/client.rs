@@ -322,6 +322,41 @@ impl Client {
         self.get(&format!("/api/tasks?{query}")).await
     }
 
+    /// A page of `GET /api/tasks?{query}`, and the key of the next page (its
+    /// `Baton-Next-Before`) when this one is full.
+    pub async fn tasks_page(&self, query: &str) -> Result<(Vec<Task>, Option<String>), ClientError> {
+        let response =
+            self.request(Method::GET, &format!("/api/tasks?{query}")).send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let next = response.headers().get("baton-next-before").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        let tasks = serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode { status: status.as_u16(), source: Box::new(e) })?;
+        Ok((tasks, next))
+    }
+
+    /// Every task `GET /api/tasks?{query}` lists, newest first, page after page
+    /// (by key: tasks made meanwhile neither repeat nor go missing).
+    pub async fn all_tasks(&self, query: &str) -> Result<Vec<Task>, ClientError> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page = match &before {
+                Some(b) => format!("{query}&limit=1000&before={}", encode(b)),
+                None => format!("{query}&limit=1000"),
+            };
+            let (tasks, next) = self.tasks_page(&page).await?;
+            all.extend(tasks);
+            match next {
+                Some(n) => before = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// `GET /api/tasks/{id}`.
     pub async fn task(&self, id: &str) -> Result<TaskDetail, ClientError> {
         self.get(&format!("/api/tasks/{}", encode(id))).await

@@ -83,8 +83,11 @@ pub struct ListTasks {
     pub project: Option<String>,
     /// Only tasks in these states, comma-separated (pending, queued, running, checking, succeeded, failed, cancelled, blocked, awaiting_approval).
     pub status: Option<String>,
-    /// At most this many (default 50).
+    /// At most this many (default 50, at most 500).
     pub limit: Option<u32>,
+    /// Only tasks older than this one: the `next` a full page named, for the
+    /// page after it.
+    pub before: Option<String>,
 }
 
 /// `stop_task`.

@@ -257,7 +257,7 @@ impl BatonMcp {
     }
 
     #[tool(
-        description = "List tasks, newest first, optionally of one project or in some states.",
+        description = "List tasks, newest first, optionally of one project or in some states. A full page answers {tasks, next}: pass next as before for the page after.",
         annotations(read_only_hint = true)
     )]
     async fn list_tasks(&self, Parameters(a): Parameters<ListTasks>, ctx: RequestContext<RoleServer>) -> Answer {
@@ -268,12 +268,19 @@ impl BatonMcp {
         if let Some(s) = &a.status {
             query.push(format!("status={}", encode(s)));
         }
-        let tasks = self.client(&ctx).tasks(&query.join("&")).await.map_err(explain)?;
+        if let Some(b) = &a.before {
+            query.push(format!("before={}", encode(b)));
+        }
+        let (tasks, next) = self.client(&ctx).tasks_page(&query.join("&")).await.map_err(explain)?;
         let list: Vec<Value> = tasks
             .iter()
             .map(|t| json!({ "id": t.id, "title": t.title, "status": t.status, "agent": t.agent, "branch": t.git.branch, "reason": t.reason }))
             .collect();
-        Ok(pretty(&list))
+        match next {
+            // A full page: the next one is asked for with `before`.
+            Some(next) => Ok(pretty(&json!({ "tasks": list, "next": next }))),
+            None => Ok(pretty(&list)),
+        }
     }
 
     #[tool(

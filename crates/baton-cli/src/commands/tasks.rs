@@ -26,7 +26,7 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<u8, CliError> {
     let now = Timestamp::now();
     let tasks: Vec<Task> = match (&args.status, args.all) {
         (Some(s), _) => client.tasks(&format!("limit=500{project}&status={}", encode(s))).await?,
-        (None, true) => client.tasks(&format!("limit=500{project}")).await?,
+        (None, true) => client.all_tasks(project.trim_start_matches('&')).await?,
         // What is open, and what finished lately among the newest: two short
         // reads, however long the history.
         (None, false) => {

@@ -91,3 +91,40 @@ async fn a_finished_tasks_home_is_removed_and_made_again_for_a_resume() {
     let said = b.events(&id).await.iter().filter(|e| e.data["line"] == format!("home at {}", home.display())).count();
     assert_eq!(said, 2, "each run had its home, seeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_ps_all_and_list_tasks_follow_pages_past_the_first() {
+    let b = Baton::start();
+    b.agent("held", "true").await;
+    let tasks: Vec<serde_json::Value> =
+        (0..1_203).map(|i| json!({ "name": format!("t{i}"), "prompt": "held" })).collect();
+    let plan = json!({ "project": "repo", "defaults": { "agent": "held", "approval": "required" }, "tasks": tasks });
+    let (code, _) = b.post("/api/plans", plan).await;
+    assert_eq!(code, 201);
+
+    let out = b.cli(&["ps", "--all", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1_203, "every task, past the first page of 1,000");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_203, "none twice");
+
+    // An agent pages with list_tasks: a full page names the next.
+    let mut mcp = crate::mcp::Stdio_::start(&b, &b.token);
+    let (failed, first) = mcp.tool("list_tasks", json!({ "limit": 500 }));
+    assert!(!failed, "{first}");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let mut seen: Vec<String> = first["tasks"].as_array().unwrap().iter().map(|t| t["id"].to_string()).collect();
+    let mut next = first["next"].as_str().map(str::to_owned);
+    while let Some(before) = next.take() {
+        let (failed, page) = mcp.tool("list_tasks", json!({ "limit": 500, "before": before }));
+        assert!(!failed, "{page}");
+        let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+        let items = page.get("tasks").unwrap_or(&page).as_array().unwrap().clone();
+        seen.extend(items.iter().map(|t| t["id"].to_string()));
+        next = page["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 1_203);
+}
