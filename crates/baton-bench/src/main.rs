@@ -42,6 +42,15 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    // A flag's number, or a clear stop when it is not one.
+    let count = |name: &str, what: &str| {
+        flag(name).map(|v| {
+            v.to_string_lossy().parse::<usize>().unwrap_or_else(|_| {
+                eprintln!("baton-bench: {name} takes a number of {what}");
+                std::process::exit(2);
+            })
+        })
+    };
     let baseline: BTreeMap<String, f64> = flag("--baseline")
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -70,29 +79,13 @@ fn main() {
             std::process::exit(2);
         };
         rt.block_on(soak::soak(hours))
-    } else if let Some(chunks) = flag("--search") {
-        let Ok(chunks) = chunks.to_string_lossy().parse::<usize>() else {
-            eprintln!("baton-bench: --search takes a number of passages (100000)");
-            std::process::exit(2);
-        };
+    } else if let Some(chunks) = count("--search", "passages (100000)") {
         rt.block_on(search::search(chunks.max(10)))
-    } else if let Some(tasks) = flag("--history") {
-        let Ok(tasks) = tasks.to_string_lossy().parse::<usize>() else {
-            eprintln!("baton-bench: --history takes a number of tasks (100000)");
-            std::process::exit(2);
-        };
+    } else if let Some(tasks) = count("--history", "tasks (100000)") {
         rt.block_on(history::history(tasks.max(1)))
-    } else if let Some(tasks) = flag("--month") {
-        let Ok(tasks) = tasks.to_string_lossy().parse::<usize>() else {
-            eprintln!("baton-bench: --month takes a number of tasks a day (1000)");
-            std::process::exit(2);
-        };
+    } else if let Some(tasks) = count("--month", "tasks a day (1000)") {
         rt.block_on(month::month(tasks.max(1)))
-    } else if let Some(tasks) = flag("--dag") {
-        let Ok(tasks) = tasks.to_string_lossy().parse::<usize>() else {
-            eprintln!("baton-bench: --dag takes a number of tasks (10000)");
-            std::process::exit(2);
-        };
+    } else if let Some(tasks) = count("--dag", "tasks (10000)") {
         rt.block_on(measures::dag_alone(tasks.max(1)))
     } else if args.iter().any(|a| a == "--fanout") {
         rt.block_on(async {
