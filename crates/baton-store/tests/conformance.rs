@@ -1489,3 +1489,84 @@ fn archived_output_reads_as_it_did_and_its_space_comes_back() {
         assert!(rest.is_empty(), "{backend}");
     });
 }
+
+#[test]
+fn a_bulk_write_reads_its_own_tasks_and_stores_them_with_their_events_in_order() {
+    each(|store, backend| async move {
+        let p = project("bulk");
+        let p2 = p.clone();
+        store.write(move |tx| tx.put_project(&p2)).await.unwrap();
+        let mut feed = store.subscribe();
+        let before = store.read(|r| r.last_event_id()).await.unwrap();
+        let first = task(&p.id, TaskStatus::Pending);
+        let (pid, id) = (p.id.clone(), first.id.clone());
+        let made = store
+            .write(move |tx| {
+                tx.begin_bulk();
+                let mut made: Vec<TaskId> = Vec::new();
+                for i in 0..1_500 {
+                    let mut t = task(&pid, TaskStatus::Pending);
+                    if i == 0 {
+                        t = first.clone();
+                    } else {
+                        t.depends_on = vec![made[i - 1].clone()];
+                    }
+                    tx.insert_task(&t)?;
+                    tx.append_event(None, None, Some(&t.id), NewEvent::log(format!("made {i}")))?;
+                    made.push(t.id);
+                }
+                // Read back from the transaction, changed, and read again.
+                let mut t = tx.task(&id)?.expect("its own task");
+                t.status = TaskStatus::AwaitingApproval;
+                tx.put_task(&t)?;
+                assert_eq!(tx.task(&id)?.map(|t| t.status), Some(TaskStatus::AwaitingApproval));
+                // A statement naming their table sees them all.
+                let listed = tx.tasks(&TaskFilter { project: Some(pid.clone()), ..Default::default() })?;
+                assert_eq!(listed.len(), 1_500);
+                // And the transaction goes on gathering after it.
+                let late = task(&pid, TaskStatus::Pending);
+                tx.insert_task(&late)?;
+                tx.append_event(None, None, Some(&late.id), NewEvent::log("late"))?;
+                made.push(late.id);
+                Ok::<_, StoreError>(made)
+            })
+            .await
+            .unwrap();
+        let events = store
+            .read(move |r| r.events(&EventFilter { after: before, limit: 10_000, ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1_501, "{backend}");
+        assert!(events.windows(2).all(|w| w[0].id < w[1].id), "{backend}");
+        assert_eq!(events.last().map(|e| e.task_id.clone()), Some(made.last().cloned()), "{backend}");
+        let third = made[2].clone();
+        let stored = store.read(move |r| r.task(&third)).await.unwrap().unwrap();
+        assert_eq!(stored.depends_on, vec![made[1].clone()], "{backend}");
+        let dependents = store
+            .read({
+                let m = made[1].clone();
+                move |r| r.dependents(&m)
+            })
+            .await
+            .unwrap();
+        assert_eq!(dependents.len(), 1, "{backend}: prerequisites stored");
+        let status = store
+            .read({
+                let m = made[0].clone();
+                move |r| r.task(&m)
+            })
+            .await
+            .unwrap()
+            .map(|t| t.status);
+        assert_eq!(status, Some(TaskStatus::AwaitingApproval), "{backend}");
+        // Published after the commit, in order.
+        let mut published = Vec::new();
+        while let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), feed.recv()).await {
+            published.push(c.event.id);
+            if published.len() == 1_501 {
+                break;
+            }
+        }
+        assert_eq!(published, events.iter().map(|e| e.id).collect::<Vec<_>>(), "{backend}");
+    });
+}
