@@ -17,13 +17,21 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 3 && args[1] == "supervise" {
-        let code = if args[2] == "--standby" {
-            baton_launcher::supervisor::standby()
-        } else {
-            baton_launcher::supervisor::main(std::path::Path::new(&args[2]))
+    if args.len() >= 3 && args[1] == "supervise" {
+        let code = match (args.get(2), args.get(3), args.get(4)) {
+            (Some(s), None, _) if s == "--standby" => baton_launcher::supervisor::standby(None),
+            (Some(s), Some(a), Some(bwrap)) if s == "--standby" && a == "--sandbox-ahead" => {
+                baton_launcher::supervisor::standby(Some(std::path::Path::new(bwrap)))
+            }
+            (Some(dir), None, _) => baton_launcher::supervisor::main(std::path::Path::new(dir)),
+            _ => 2,
         };
         return ExitCode::from(code as u8);
+    }
+    if args.len() == 4 && args[1] == "sandbox-init" && args[2] == "--status-fd" {
+        // Inside a sandbox made ahead, before the agent (see `baton_launcher::ahead`).
+        let code = args[3].to_str().and_then(|n| n.parse().ok()).map_or(2, baton_launcher::ahead::init);
+        return ExitCode::from(code.clamp(0, 255) as u8);
     }
     if args.len() > 2 && args[1] == "sandbox-net" {
         // Inside an agent's sandbox, before the agent (see `baton_launcher::net`).

@@ -12,6 +12,7 @@
 //! - each agent process runs under its own supervisor process ([`supervisor`]), so
 //!   agents survive the launcher's crash or upgrade and are re-attached.
 
+pub mod ahead;
 mod commands;
 pub mod container;
 mod env;

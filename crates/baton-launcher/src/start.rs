@@ -808,12 +808,14 @@ impl Launcher {
             if have >= STANDBY.min(self.config.slots as usize) {
                 return;
             }
-            let spawned = tokio::process::Command::new(&self.config.exe)
-                .args(["supervise", "--standby"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn();
+            let mut standby = tokio::process::Command::new(&self.config.exe);
+            standby.args(["supervise", "--standby"]);
+            // Its sandbox made ahead too, where the launcher runs as root (it
+            // needs to mount, then drops every capability before the agent).
+            if let Some(bwrap) = self.config.sandbox.bwrap.as_ref().filter(|_| nix::unistd::geteuid().is_root()) {
+                standby.arg("--sandbox-ahead").arg(bwrap);
+            }
+            let spawned = standby.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
             let mut child = match spawned {
                 Ok(c) => c,
                 Err(e) => {

@@ -55,8 +55,16 @@ const STOP_SIGNALS: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGH
 /// start-up work now and waits on stdin for the spool directory of its run, so a
 /// new run does not pay for starting a process. It exits quietly if stdin closes
 /// first (its launcher went away).
-pub fn standby() -> i32 {
+///
+/// With `ahead` (bubblewrap, for a root launcher), it also makes its sandbox
+/// now (see [`crate::ahead`]), for a run whose sandbox it can be.
+pub fn standby(ahead: Option<&Path>) -> i32 {
     let _ = nix::unistd::setsid();
+    let exe = std::env::current_exe();
+    let premade = match (ahead, &exe) {
+        (Some(bwrap), Ok(exe)) => crate::ahead::Premade::start(bwrap, exe).ok(),
+        _ => None,
+    };
     let mut line = String::new();
     match io::stdin().read_line(&mut line) {
         Ok(0) | Err(_) => return 0,
@@ -69,12 +77,17 @@ pub fn standby() -> i32 {
     if let Ok(log) = OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")) {
         let _ = nix::unistd::dup2_stderr(log.as_fd());
     }
-    main(dir)
+    finish(supervise(&Spool::at(dir), premade))
 }
 
 /// Supervises the run in `dir`; the process exit code.
 pub fn main(dir: &Path) -> i32 {
-    match supervise(&Spool::at(dir)) {
+    finish(supervise(&Spool::at(dir), None))
+}
+
+/// The exit code of a supervision.
+fn finish(done: Result<(), SupervisorError>) -> i32 {
+    match done {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("baton supervise: {e}");
@@ -83,7 +96,7 @@ pub fn main(dir: &Path) -> i32 {
     }
 }
 
-fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
+fn supervise(spool: &Spool, premade: Option<crate::ahead::Premade>) -> Result<(), SupervisorError> {
     // A session of its own: no controlling terminal, so no terminal signal (a
     // Ctrl-C or hang-up aimed at Baton) reaches the supervisor or its agent.
     let _ = nix::unistd::setsid();
@@ -94,7 +107,21 @@ fn supervise(spool: &Spool) -> Result<(), SupervisorError> {
     std::fs::write(spool.path("supervisor.pid"), getpid().to_string()).map_err(SupervisorError::Spool)?;
     let signals = take_signals()?;
     let started = Instant::now();
-    let Some((child_pid, agent)) = spawn(spool, &spec)? else { return Ok(()) };
+    let ahead = match (premade, crate::ahead::plan_of(spool, &spec)) {
+        (Some(premade), Some(plan)) => match premade.run(&plan) {
+            Ok(started) => Some(started),
+            Err(why) => {
+                eprintln!("baton supervise: the sandbox made ahead could not take the run ({why}); starting one");
+                None
+            }
+        },
+        _ => None,
+    };
+    let spawned = match ahead {
+        Some(started) => Some(started),
+        None => spawn(spool, &spec)?,
+    };
+    let Some((child_pid, agent)) = spawned else { return Ok(()) };
     std::fs::write(spool.path("agent.pid"), agent.to_string()).map_err(SupervisorError::Spool)?;
     announce(&format!("started {agent}"));
 
@@ -400,7 +427,7 @@ fn announce(line: &str) {
 
 /// The host pid of the sandbox's first process, from bubblewrap's `--info-fd`
 /// (`{"child-pid": N, ...}`): the leader of the process group the agent runs in.
-fn sandbox_group(read: std::os::fd::OwnedFd) -> Option<Pid> {
+pub(crate) fn sandbox_group(read: std::os::fd::OwnedFd) -> Option<Pid> {
     use std::io::Read;
     let mut file = File::from(read);
     let (mut text, mut chunk) = (Vec::new(), [0u8; 512]);

@@ -424,3 +424,49 @@ async fn a_program_under_tmp_runs_sandboxed_and_a_missing_one_fails_with_its_pat
     let why = format!("{:?} {:?}", t.task.reason, t.runs.iter().map(|r| &r.error).collect::<Vec<_>>());
     assert!(why.contains("/tmp/no/such/tool"), "{why}");
 }
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep").args(["-P", &pid.to_string()]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// The sandbox made ahead: each run takes a standby supervisor's own sandbox
+/// (its first process is that sandbox's, not one made for the run; a standby
+/// serves one run), and a sandbox that died before its run is replaced by one
+/// made for the run, isolated the same.
+#[tokio::test]
+async fn runs_take_sandboxes_made_ahead_once_and_a_dead_one_is_replaced() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let b = Baton::start_with(&["--slots", "2"]);
+    let probe = r#"tr '\0' ' ' < /proc/1/cmdline; echo; grep CapEff /proc/self/status; ls /tmp | wc -l"#;
+    b.agent_def(json!({ "name": "probe", "executor": "command", "command": ["sh", "-c", probe] })).await;
+    for _ in 0..3 {
+        let id = b.task(json!({ "prompt": "x", "agent": "probe" })).await;
+        let t = done(&b, &id).await;
+        assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+        let lines = printed(&b, &id).await;
+        assert!(lines[0].contains("sandbox-init"), "made ahead: {lines:?}");
+        assert!(lines[1].ends_with("0000000000000000"), "no capability left: {lines:?}");
+    }
+    let standbys: Vec<u32> = children(b.pid().unwrap())
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("--standby")))
+        .collect();
+    assert!(!standbys.is_empty(), "standby supervisors wait with their sandboxes");
+    // Kill every waiting sandbox: the next run is sandboxed by bubblewrap for it.
+    for s in &standbys {
+        for c in children(*s) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "probe" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let lines = printed(&b, &id).await;
+    assert!(lines[0].contains("--bind") && !lines[0].contains("sandbox-init"), "made for the run: {lines:?}");
+    assert!(lines[1].ends_with("0000000000000000"), "{lines:?}");
+}
