@@ -310,7 +310,15 @@ fn make(place: &Place, source: Option<&OwnedFd>) -> Result<(), String> {
         }
         (Place::Read(p) | Place::Write(p), Some(fd)) => {
             if !p.exists() {
-                std::fs::create_dir_all(p).map_err(|e| format!("cannot make {}: {e}", p.display()))?;
+                // Where a hiding tmpfs covers it: a mount point of its kind.
+                let is_dir =
+                    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR);
+                let made = if is_dir {
+                    std::fs::create_dir_all(p)
+                } else {
+                    p.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| File::create(p).map(drop))
+                };
+                made.map_err(|e| format!("cannot make {}: {e}", p.display()))?;
             }
             let from = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             mount(Some(&from), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)

@@ -451,6 +451,17 @@ async fn runs_take_sandboxes_made_ahead_once_and_a_dead_one_is_replaced() {
         assert!(lines[0].contains("sandbox-init"), "made ahead: {lines:?}");
         assert!(lines[1].ends_with("0000000000000000"), "no capability left: {lines:?}");
     }
+    // A program that is a file alone under /tmp: its mount point is a file.
+    let alone = tempfile::Builder::new().prefix("tool-").tempfile_in("/tmp").unwrap();
+    std::fs::write(alone.path(), "#!/bin/sh\ntr '\\0' ' ' < /proc/1/cmdline; echo; echo alone-ran\n").unwrap();
+    std::fs::set_permissions(alone.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let alone_path = alone.into_temp_path();
+    b.agent_def(json!({ "name": "alone", "executor": "command", "command": [alone_path.to_str().unwrap()] })).await;
+    let id = b.task(json!({ "prompt": "x", "agent": "alone" })).await;
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+    let lines = printed(&b, &id).await;
+    assert!(lines[0].contains("sandbox-init") && lines[1] == "alone-ran", "{lines:?}");
     let standbys: Vec<u32> = children(b.pid().unwrap())
         .into_iter()
         .filter(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("--standby")))
