@@ -52,8 +52,6 @@ pub struct Plan {
     pub places: Vec<Place>,
     /// The agent's directory.
     pub cwd: PathBuf,
-    /// Whether every capability goes (a root launcher's sandbox).
-    pub drop_caps: bool,
     /// The agent's program, arguments and whole environment.
     pub program: String,
     pub args: Vec<String>,
@@ -77,7 +75,7 @@ pub fn plan_of(spool: &Spool, spec: &Spec) -> Option<Plan> {
     if rest.len() < 7 || rest[..7] != COMMON[..7] {
         return None;
     }
-    let (mut places, mut cwd, mut drop_caps) = (Vec::new(), None, false);
+    let (mut places, mut cwd) = (Vec::new(), None);
     let mut args = rest[7..].iter();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -98,7 +96,8 @@ pub fn plan_of(spool: &Spool, spec: &Spec) -> Option<Plan> {
                 places.push(Place::Write(to.into()));
             }
             "--unshare-pid" | "--unshare-ipc" | "--new-session" | "--die-with-parent" => {}
-            "--cap-drop" if args.next()? == "ALL" => drop_caps = true,
+            // Every capability goes, whatever the line says (see `become_agent`).
+            "--cap-drop" if args.next()? == "ALL" => {}
             "--chdir" => cwd = Some(PathBuf::from(args.next()?)),
             _ => return None,
         }
@@ -106,7 +105,6 @@ pub fn plan_of(spool: &Spool, spec: &Spec) -> Option<Plan> {
     Some(Plan {
         places,
         cwd: cwd?,
-        drop_caps,
         program: spec.program.clone(),
         args: spec.args.clone(),
         env: spec.env.clone(),
@@ -264,9 +262,8 @@ fn become_agent(plan: &Plan) -> String {
     if let Err(e) = dup {
         return format!("cannot set up the agent's input and output: {e}");
     }
-    if plan.drop_caps
-        && let Err(e) = drop_capabilities()
-    {
+    // Always: the sandbox was made with them, the agent never has one.
+    if let Err(e) = drop_capabilities() {
         return e;
     }
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
@@ -418,7 +415,7 @@ mod tests {
                 Place::Write("/w".into())
             ]
         );
-        assert!(plan.drop_caps && plan.stdin.is_some() && plan.cwd == Path::new("/w"));
+        assert!(plan.stdin.is_some() && plan.cwd == Path::new("/w"));
         spec.sandbox = Some(line(&["--unshare-net", "--chdir", "/w"]));
         assert!(plan_of(&spool, &spec).is_none(), "a network of its own is bubblewrap's");
         spec.sandbox = Some(line(&["--ro-bind", "/x/hosts", "/etc/hosts", "--chdir", "/w"]));
