@@ -450,6 +450,24 @@ pub fn processes_of_task(task: &str) -> Vec<i32> {
             found.push(pid);
         }
     }
+    // The sandbox's first process (bubblewrap's, which the run records as its
+    // agent's) is the task's too, though a sandbox made ahead started it before
+    // the task's environment existed.
+    let parents: Vec<i32> = found
+        .iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: i32 = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+            let program = cmdline.split(|b| *b == 0).next()?;
+            program.ends_with(b"bwrap").then_some(ppid)
+        })
+        .collect();
+    for p in parents {
+        if !found.contains(&p) {
+            found.push(p);
+        }
+    }
     found
 }
 
