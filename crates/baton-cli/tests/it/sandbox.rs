@@ -467,6 +467,19 @@ async fn runs_take_sandboxes_made_ahead_once_and_a_dead_one_is_replaced() {
         .filter(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("--standby")))
         .collect();
     assert!(!standbys.is_empty(), "standby supervisors wait with their sandboxes");
+    // A standby that dies takes its sandbox with it: nothing is left waiting.
+    let gone = standbys[0];
+    let sandboxes = children(gone);
+    assert!(!sandboxes.is_empty(), "{gone} has its sandbox");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(gone as i32), nix::sys::signal::Signal::SIGKILL);
+    let start = std::time::Instant::now();
+    while sandboxes.iter().any(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    }) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the sandbox of a dead standby lingers");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Kill every waiting sandbox: the next run is sandboxed by bubblewrap for it.
     for s in &standbys {
         for c in children(*s) {
