@@ -15,7 +15,7 @@
 //! capability) is run by bubblewrap as before. So is everything when
 //! `sandbox-init` cannot apply the plan: it reports why on a pipe that closes
 //! when it becomes the agent, and never runs the agent unsandboxed. A sandbox
-//! made ahead dies with its supervisor.
+//! made ahead ends with its supervisor: its plan pipe closes.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -148,17 +148,14 @@ impl Premade {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
-        let parent = nix::unistd::getpid();
-        // SAFETY: only async-signal-safe calls (sigprocmask, signal, prctl,
-        // getppid, fcntl) run between fork and exec.
+        // No signal ends it: a bubblewrap killed while it sets up leaves its
+        // sandbox's first process waiting for it forever. It ends when its plan
+        // pipe closes (the supervisor gone, or done without it): `sandbox-init`
+        // reads nothing and exits, and the sandbox with it.
+        // SAFETY: only async-signal-safe calls (sigprocmask, signal, fcntl) run
+        // between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                // Bubblewrap goes when its supervisor does (it would wait for
-                // nothing otherwise); its sandbox goes with it.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                if nix::unistd::getppid() != parent {
-                    return Err(std::io::Error::other("the supervisor is gone"));
-                }
                 SigSet::empty().thread_set_mask().map_err(std::io::Error::from)?;
                 signal::signal(Signal::SIGPIPE, SigHandler::SigDfl).map_err(std::io::Error::from)?;
                 for fd in [info_fd, status_fd] {

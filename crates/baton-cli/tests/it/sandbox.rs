@@ -480,10 +480,16 @@ async fn runs_take_sandboxes_made_ahead_once_and_a_dead_one_is_replaced() {
         assert!(start.elapsed() < std::time::Duration::from_secs(5), "the sandbox of a dead standby lingers");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    // Kill every waiting sandbox: the next run is sandboxed by bubblewrap for it.
-    for s in &standbys {
-        for c in children(*s) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c as i32), nix::sys::signal::Signal::SIGKILL);
+    // Kill every waiting sandbox (its `sandbox-init`: the sandbox ends with
+    // it): the next run is sandboxed by bubblewrap for it.
+    for s in &standbys[1..] {
+        for bwrap in children(*s) {
+            for init in children(bwrap) {
+                for c in children(init) {
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c as i32), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
         }
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
