@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     if args.len() >= 3 && args[1] == "supervise" {
         let code = match (args.get(2), args.get(3), args.get(4)) {
             (Some(s), None, _) if s == "--standby" => baton_launcher::supervisor::standby(None),
+            (Some(s), Some(w), None) if s == "--standby" && w == "--container-warm" => {
+                baton_launcher::supervisor::standby_warm()
+            }
             (Some(s), Some(a), Some(bwrap)) if s == "--standby" && a == "--sandbox-ahead" => {
                 baton_launcher::supervisor::standby(Some(std::path::Path::new(bwrap)))
             }

@@ -85,6 +85,10 @@ pub struct ProjectSettings {
     pub image: Option<String>,
     /// `podman` or `docker` for container sandboxes (default: whichever is installed).
     pub container_runtime: Option<ContainerRuntime>,
+    /// How many containers of the agents' image each launcher keeps started and
+    /// waiting, so a run takes one instead of waiting for the runtime to make
+    /// it (default 0; at most [`MAX_CONTAINER_POOL`]; a root launcher only).
+    pub container_pool: Option<u32>,
     /// Seconds between snapshots of a working agent's worktree, pushed to
     /// `refs/baton/checkpoints/<task>` (default 60; 0 turns them off).
     pub checkpoint_s: Option<u64>,
@@ -303,6 +307,9 @@ pub const DEFAULT_LOOP_LIMIT: u32 = 5;
 /// The most spare worktrees a project may ask launchers to keep.
 pub const MAX_WORKTREE_POOL: u32 = 16;
 
+/// The most `container_pool` may ask for (each is a running container).
+pub const MAX_CONTAINER_POOL: u32 = 8;
+
 impl ProjectSettings {
     /// Whether tasks get their own worktree.
     pub fn uses_worktrees(&self) -> bool {
@@ -334,6 +341,11 @@ impl ProjectSettings {
         if let Some(n) = self.worktree_pool.filter(|n| *n > MAX_WORKTREE_POOL) {
             return Err(format!(
                 "worktree_pool = {n} is more than {MAX_WORKTREE_POOL} (each spare worktree is a checkout on disk)"
+            ));
+        }
+        if let Some(n) = self.container_pool.filter(|n| *n > MAX_CONTAINER_POOL) {
+            return Err(format!(
+                "container_pool = {n} is more than {MAX_CONTAINER_POOL} (each warm container is a running container)"
             ));
         }
         for (name, size) in &self.pools {

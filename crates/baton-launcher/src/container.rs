@@ -42,6 +42,22 @@ pub struct Container {
     pub offline: bool,
     /// The runtime process's own environment (the launcher's container settings).
     pub runtime_env: Vec<(String, String)>,
+    /// The agent's program, arguments and the names of its variables (for a
+    /// warm container, which is not started with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<InContainer>,
+    /// The warm container the run was handed, when it was (see `warm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<crate::warm::Slot>,
+}
+
+/// What runs in a container: the agent's program, its arguments, and the names
+/// of its variables (their values are in the spec's environment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InContainer {
+    pub program: String,
+    pub args: Vec<String>,
+    pub vars: Vec<String>,
 }
 
 /// Why a container cannot be made.
@@ -173,6 +189,8 @@ mod tests {
             cwd: PathBuf::from("/w"),
             offline: true,
             runtime_env: vec![],
+            agent: None,
+            warm: None,
         }
     }
 

@@ -103,6 +103,8 @@ pub struct Launcher {
     pub(crate) id: Arc<Mutex<Option<LauncherId>>>,
     /// Supervisors started ahead of time, waiting for a run.
     pub(crate) standby: Arc<Mutex<Vec<crate::start::Standby>>>,
+    /// Warm containers, by image (`container_pool`).
+    pub(crate) warm: Arc<crate::warm::Pools>,
     /// The projects' mirrors on this host.
     pub(crate) mirrors: Arc<Mirrors>,
     /// The launcher's own environment, from which agents' are named.
@@ -128,6 +130,8 @@ impl Launcher {
         // The launcher's own BATON_* (its token) never reaches an agent: agents'
         // environments are named from this, and BATON_* is never named.
         let host_env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")).collect();
+        crate::warm::Pools::clear_leftovers(&config.data_dir, crate::container::runtime_env(&host_env));
+        let warm = Arc::new(crate::warm::Pools::new(&config.data_dir, &config.exe));
         Ok(Self {
             config: Arc::new(config),
             client,
@@ -136,6 +140,7 @@ impl Launcher {
             ports: Arc::default(),
             id: Arc::default(),
             standby: Arc::default(),
+            warm,
             mirrors: Arc::new(mirrors),
             host_env: Arc::new(host_env),
             heartbeat_every: Arc::new(Mutex::new(Duration::from_secs(5))),

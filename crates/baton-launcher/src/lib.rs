@@ -28,6 +28,7 @@ mod spares;
 pub mod spool;
 mod start;
 pub mod supervisor;
+pub mod warm;
 mod watcher;
 mod workspace;
 

@@ -96,7 +96,17 @@ fn network_of(a: &Assignment) -> NetworkPolicy {
 pub(crate) struct Standby {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
-    stdout: tokio::process::ChildStdout,
+    stdout: BufReader<tokio::process::ChildStdout>,
+}
+
+impl Standby {
+    pub(crate) fn of(
+        child: tokio::process::Child,
+        stdin: tokio::process::ChildStdin,
+        stdout: BufReader<tokio::process::ChildStdout>,
+    ) -> Standby {
+        Standby { child, stdin, stdout }
+    }
 }
 
 /// The environment of git commands Baton runs in an agent's worktree: enough to
@@ -271,6 +281,15 @@ impl Launcher {
         }
     }
 
+    /// A warm container for the run's container, when its pool has one: the
+    /// spec names it, and its standby supervisor is the run's.
+    fn take_warm(&self, spec: &mut crate::spool::Spec) -> Option<Standby> {
+        let c = spec.container.as_mut()?;
+        let ready = self.warm.take(&crate::warm::Key::of(c))?;
+        c.warm = Some(ready.slot);
+        Some(ready.standby)
+    }
+
     /// A container of the agent's image for its run, with the same places a
     /// bubblewrap sandbox gives (and that sandbox, when there is one, for git in
     /// its worktree).
@@ -305,12 +324,15 @@ impl Launcher {
             cwd: places.cwd.clone(),
             offline: *network != NetworkPolicy::Full,
             runtime_env,
+            agent: None,
+            warm: None,
         };
         let git = match &self.config.sandbox.bwrap {
             Some(bwrap) => Jail::bubblewrap(bwrap, places, &NetworkPolicy::None, None),
             None => Jail::none(None),
         };
         let _ = spool;
+        self.warm.keep(&crate::warm::Key::of(&container), a.project.settings.container_pool.unwrap_or(0));
         Ok(Jail::in_container(container, git))
     }
 
@@ -474,10 +496,11 @@ impl Launcher {
         }
         lap("setup");
         write_launch_files(spool, &launch, &env)?;
-        let spec = spec(a, launch, vars, cwd, &jail, &env);
+        let mut spec = spec(a, launch, vars, cwd, &jail, &env);
+        let warm = self.take_warm(&mut spec);
         spool.write_spec(&spec).map_err(|e| io_failure("write the process spec", e))?;
         lap("spec");
-        let started = self.start_supervisor(spool).await;
+        let started = self.start_supervisor(spool, warm).await;
         lap("started");
         tracing::debug!(run = %a.run.id, ?phases, "the agent's start, ms since the assignment");
         let (child, pid) = started?;
@@ -647,15 +670,22 @@ impl Launcher {
     /// Starts the supervisor on the spool (a standby one when there is one) and
     /// waits for its first line: the agent's process group, or why it could not
     /// start it.
-    async fn start_supervisor(&self, spool: &Spool) -> Result<(tokio::process::Child, i32), StartFailure> {
-        let (mut child, stdout) = self
-            .supervisor_for(spool)
+    async fn start_supervisor(
+        &self,
+        spool: &Spool,
+        warm: Option<Standby>,
+    ) -> Result<(tokio::process::Child, i32), StartFailure> {
+        let took_warm = warm.is_some();
+        let (mut child, mut stdout) = self
+            .supervisor_for(spool, warm)
             .await
             .map_err(|e| io_failure(&format!("start {}", self.config.exe.display()), e))?;
         let mut line = String::new();
-        let read = tokio::time::timeout(SUPERVISOR_START, BufReader::new(stdout).read_line(&mut line)).await;
-        let launcher = self.clone();
-        tokio::spawn(async move { launcher.refill_standby() });
+        let read = tokio::time::timeout(SUPERVISOR_START, stdout.read_line(&mut line)).await;
+        if !took_warm {
+            let launcher = self.clone();
+            tokio::spawn(async move { launcher.refill_standby() });
+        }
         if let Some(pid) = line.trim().strip_prefix("started ").and_then(|p| p.parse::<i32>().ok()) {
             return Ok((child, pid));
         }
@@ -776,9 +806,10 @@ impl Launcher {
     async fn supervisor_for(
         &self,
         spool: &Spool,
-    ) -> std::io::Result<(tokio::process::Child, tokio::process::ChildStdout)> {
+        warm: Option<Standby>,
+    ) -> std::io::Result<(tokio::process::Child, BufReader<tokio::process::ChildStdout>)> {
         use tokio::io::AsyncWriteExt;
-        let standby = self.standby.lock().ok().and_then(|mut s| s.pop());
+        let standby = warm.or_else(|| self.standby.lock().ok().and_then(|mut s| s.pop()));
         if let Some(mut s) = standby {
             let line = format!("{}\n", spool.dir().display());
             if s.stdin.write_all(line.as_bytes()).await.is_ok() && s.stdin.flush().await.is_ok() {
@@ -796,7 +827,7 @@ impl Launcher {
             .stderr(Stdio::from(log))
             .spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("the supervisor has no stdout"))?;
-        Ok((child, stdout))
+        Ok((child, BufReader::new(stdout)))
     }
 
     /// Starts standby supervisors until there are enough.
@@ -827,7 +858,7 @@ impl Launcher {
                 return;
             };
             if let Ok(mut s) = self.standby.lock() {
-                s.push(Standby { child, stdin, stdout });
+                s.push(Standby { child, stdin, stdout: BufReader::new(stdout) });
             }
         }
     }
@@ -914,10 +945,15 @@ fn spec(
     env: &AgentEnv,
 ) -> Spec {
     let stdin = launch.stdin.is_some();
+    let mut container = jail.container().cloned();
     let (program, args) = match (jail.container(), jail.inner()) {
         (Some(c), _) => {
             let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
             let args = c.run_args(&c.name, &names, &launch.program, &launch.args, stdin);
+            if let Some(c) = container.as_mut() {
+                let (program, args) = (launch.program.clone(), launch.args.clone());
+                c.agent = Some(crate::container::InContainer { program, args, vars: names });
+            }
             // The runtime gets the launcher's container settings and the agent's
             // variables, which it passes on by name.
             vars = c.runtime_env.iter().cloned().chain(vars).collect();
@@ -944,6 +980,6 @@ fn spec(
         secrets: env.secrets.clone(),
         network: (jail.report.network != NetworkPolicy::Full && jail.container().is_none())
             .then(|| jail.report.network.clone()),
-        container: jail.container().cloned(),
+        container,
     }
 }

@@ -51,6 +51,14 @@ pub enum SupervisorError {
 /// The signals that ask for a stop.
 const STOP_SIGNALS: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
 
+/// What a standby supervisor made ahead of its run.
+pub enum Ahead {
+    /// Its sandbox (see [`crate::ahead`]).
+    Sandbox(crate::ahead::Premade),
+    /// A warm container (see [`crate::warm`]).
+    Container(crate::warm::Warm),
+}
+
 /// A supervisor started ahead of time (`baton supervise --standby`): it does its
 /// start-up work now and waits on stdin for the spool directory of its run, so a
 /// new run does not pay for starting a process. It exits quietly if stdin closes
@@ -62,12 +70,48 @@ pub fn standby(ahead: Option<&Path>) -> i32 {
     let _ = nix::unistd::setsid();
     let exe = std::env::current_exe();
     let premade = match (ahead, &exe) {
-        (Some(bwrap), Ok(exe)) => crate::ahead::Premade::start(bwrap, exe).ok(),
+        (Some(bwrap), Ok(exe)) => crate::ahead::Premade::start(bwrap, exe).ok().map(Ahead::Sandbox),
         _ => None,
     };
+    wait_for_run(premade)
+}
+
+/// A standby supervisor with a warm container (`baton supervise --standby
+/// --container-warm`): its first line of input is the container's key and
+/// slot ([`crate::warm::Order`]). It answers `warm` once the container is up
+/// (or `cold WHY`, and ends), then waits for its run; if none comes, it
+/// removes the container.
+pub fn standby_warm() -> i32 {
+    let _ = nix::unistd::setsid();
+    let mut line = String::new();
+    let order: crate::warm::Order = match io::stdin().read_line(&mut line).map(|_| serde_json::from_str(&line)) {
+        Ok(Ok(order)) => order,
+        _ => return 2,
+    };
+    match crate::warm::Warm::start(order.key, order.dir) {
+        Ok(warm) => {
+            let mut out = io::stdout();
+            let _ = writeln!(out, "warm");
+            let _ = out.flush();
+            wait_for_run(Some(Ahead::Container(warm)))
+        }
+        Err(why) => {
+            announce(&format!("cold {}", why.replace('\n', " ")));
+            1
+        }
+    }
+}
+
+/// Waits on stdin for the run's spool directory, and supervises it.
+fn wait_for_run(ahead: Option<Ahead>) -> i32 {
     let mut line = String::new();
     match io::stdin().read_line(&mut line) {
-        Ok(0) | Err(_) => return 0,
+        Ok(0) | Err(_) => {
+            if let Some(Ahead::Container(warm)) = ahead {
+                warm.discard();
+            }
+            return 0;
+        }
         Ok(_) => {}
     }
     let dir = Path::new(line.trim_end());
@@ -77,7 +121,7 @@ pub fn standby(ahead: Option<&Path>) -> i32 {
     if let Ok(log) = OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")) {
         let _ = nix::unistd::dup2_stderr(log.as_fd());
     }
-    finish(supervise(&Spool::at(dir), premade))
+    finish(supervise(&Spool::at(dir), ahead))
 }
 
 /// Supervises the run in `dir`; the process exit code.
@@ -96,7 +140,7 @@ fn finish(done: Result<(), SupervisorError>) -> i32 {
     }
 }
 
-fn supervise(spool: &Spool, premade: Option<crate::ahead::Premade>) -> Result<(), SupervisorError> {
+fn supervise(spool: &Spool, ahead: Option<Ahead>) -> Result<(), SupervisorError> {
     // A session of its own: no controlling terminal, so no terminal signal (a
     // Ctrl-C or hang-up aimed at Baton) reaches the supervisor or its agent.
     let _ = nix::unistd::setsid();
@@ -107,15 +151,35 @@ fn supervise(spool: &Spool, premade: Option<crate::ahead::Premade>) -> Result<()
     std::fs::write(spool.path("supervisor.pid"), getpid().to_string()).map_err(SupervisorError::Spool)?;
     let signals = take_signals()?;
     let started = Instant::now();
-    let ahead = match (premade, crate::ahead::plan_of(spool, &spec)) {
-        (Some(premade), Some(plan)) => match premade.run(&plan) {
-            Ok(started) => Some(started),
-            Err(why) => {
-                eprintln!("baton supervise: the sandbox made ahead could not take the run ({why}); starting one");
-                None
-            }
+    // The container the agent runs in: a warm one, when it took the run.
+    let mut container = spec.container.clone();
+    let ahead = match ahead {
+        Some(Ahead::Sandbox(premade)) => match crate::ahead::plan_of(spool, &spec) {
+            Some(plan) => match premade.run(&plan) {
+                Ok(started) => Some(started),
+                Err(why) => {
+                    eprintln!("baton supervise: the sandbox made ahead could not take the run ({why}); starting one");
+                    None
+                }
+            },
+            None => None,
         },
-        _ => None,
+        Some(Ahead::Container(warm)) => {
+            let name = warm.name().to_owned();
+            match warm.take(spool, &spec) {
+                Ok(started) => {
+                    if let Some(c) = container.as_mut() {
+                        c.name = name;
+                    }
+                    Some(started)
+                }
+                Err(why) => {
+                    eprintln!("baton supervise: the warm container {name} could not take the run ({why}); making one");
+                    None
+                }
+            }
+        }
+        None => None,
     };
     let spawned = match ahead {
         Some(started) => Some(started),
@@ -125,7 +189,7 @@ fn supervise(spool: &Spool, premade: Option<crate::ahead::Premade>) -> Result<()
     std::fs::write(spool.path("agent.pid"), agent.to_string()).map_err(SupervisorError::Spool)?;
     announce(&format!("started {agent}"));
 
-    let target = Target { group: agent, container: spec.container.as_ref(), grace_s: spec.grace_s.max(1) };
+    let target = Target { group: agent, container: container.as_ref(), grace_s: spec.grace_s.max(1) };
     let limits = Limits {
         deadline: spec.timeout_s.map(|s| started + Duration::from_secs(s)),
         stall: spec.stall_s.map(|s| Stall::new(spool, Duration::from_secs(s.max(1)))),
@@ -133,6 +197,9 @@ fn supervise(spool: &Spool, premade: Option<crate::ahead::Premade>) -> Result<()
     let (status, stopped) = wait(&signals, child_pid, &target, limits)?;
     if let Some(c) = target.container {
         crate::container::remove(&c.runtime, &c.name, &c.runtime_env);
+        if let Some(slot) = &c.warm {
+            crate::warm::forget(slot);
+        }
     }
     kill_descendants(agent, child_pid);
     let (exit_code, signal) = match status {

@@ -1674,6 +1674,8 @@ declare namespace Api {
     image?: string | null;
     /** `podman` or `docker` for container sandboxes (default: whichever is installed). */
     container_runtime?: Api.ContainerRuntime | null;
+    /** How many containers of the agents' image each launcher keeps started and */
+    container_pool?: number | null;
     /** Seconds between snapshots of a working agent's worktree, pushed to */
     checkpoint_s?: number | null;
     /** How many spare worktrees each launcher keeps ready at the head of the */

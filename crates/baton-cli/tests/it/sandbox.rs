@@ -391,6 +391,115 @@ async fn a_container_agent_writes_its_file_its_work_lands_and_stop_kills_it() {
     assert!(t.task.reason.unwrap().contains("does not exist"));
 }
 
+/// The warm containers of the Baton whose process is `pid`, waiting or
+/// running: name and the host pid of its first process.
+fn warm_containers(conf: &str, pid: u32) -> Vec<(String, i32)> {
+    let names = containers_named(conf, &format!("baton-warm-{pid}-"));
+    let mut found: Vec<(String, i32)> = names
+        .lines()
+        .filter_map(|name| {
+            let out = std::process::Command::new("podman")
+                .args(["inspect", "--format", "{{.State.Pid}}", name])
+                .env("CONTAINERS_CONF", conf)
+                .output()
+                .ok()?;
+            let pid = String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|p| *p > 0)?;
+            Some((name.to_owned(), pid))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Waits until the Baton of `pid` has `n` warm containers, and answers them.
+async fn wait_warm(conf: &str, pid: u32, n: usize) -> Vec<(String, i32)> {
+    let start = std::time::Instant::now();
+    loop {
+        let found = warm_containers(conf, pid);
+        if found.len() == n {
+            return found;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "wanted {n} warm containers, have {found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `container_pool`: a run takes a warm container (its places bound in, its
+/// variables and directory its own, its work landing as before), which is used
+/// once and removed; the pool fills again behind it, shrinks when the setting
+/// is lowered, a stop reaches a warm container's agent, and the launcher's end
+/// takes the waiting ones with it.
+#[tokio::test]
+async fn a_warm_container_takes_one_run_and_its_pool_refills_and_shrinks() {
+    let image = TestImage::build();
+    let conf = image.conf();
+    let mut b = Baton::start_custom(&[], &[("CONTAINERS_CONF", &conf)], &[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), "container_pool = 2\n").unwrap();
+        crate::harness::sh(repo, "git add . && git commit -qm pool");
+    });
+    let pid = b.pid().unwrap();
+    let boxed = |name: &str, script: &str| json!({ "name": name, "executor": "command", "command": ["sh", "-c", script], "sandbox": "container", "image": image.tag });
+    let script = "echo from-the-box > box.txt; echo \"wt=$BATON_WORKTREE pwd=$(pwd)\"; \
+                  echo \"secret=${GITHUB_TOKEN:-none}\"; echo to-stderr >&2";
+    b.agent_def(boxed("boxed", script)).await;
+    b.agent_def(boxed("sleeper", "echo started > started.txt; sleep 60")).await;
+    // The first run of the image makes its container, and its pool.
+    let first = b.task(json!({ "prompt": "x", "agent": "boxed" })).await;
+    assert_eq!(done(&b, &first).await.task.status, TaskStatus::Succeeded, "{:?}", printed(&b, &first).await);
+    let warm = wait_warm(&conf, pid, 2).await;
+
+    let id = b.task(json!({ "prompt": "x", "agent": "boxed", "checks": ["test -f box.txt"] })).await;
+    let t = done(&b, &id).await;
+    let lines = printed(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}: {lines:?}", t.task.reason);
+    assert_eq!(t.task.isolation.clone().unwrap().kind, SandboxKind::Container);
+    let wt = t.task.git.worktree.clone().unwrap();
+    let agent = t.runs[0].pid.unwrap();
+    let used = warm.iter().find(|(_, pid)| *pid == agent).unwrap_or_else(|| panic!("{agent} ran in none of {warm:?}"));
+    assert!(lines.contains(&format!("wt={wt} pwd={wt}")), "{lines:?}");
+    assert!(lines.contains(&"secret=none".to_owned()), "{lines:?}");
+    let errors =
+        b.events(&id).await.into_iter().filter(|e| e.kind == EventKind::Output && e.data["stream"] == "stderr");
+    assert!(errors.map(|e| e.data["line"].clone()).any(|l| l == "to-stderr"), "its errors are its run's too");
+    assert!(b.cli(&["merge", &id]).status.success());
+    assert_eq!(b.sh("git show main:box.txt"), "from-the-box");
+    // Used once: gone, and the pool is whole again without it.
+    let again = wait_warm(&conf, pid, 2).await;
+    assert!(!again.iter().any(|(n, _)| *n == used.0), "{again:?}");
+    assert_eq!(containers_named(&conf, &used.0), "", "the used container is removed");
+
+    // A stop reaches a warm container's agent.
+    let id = b.task(json!({ "prompt": "x", "agent": "sleeper" })).await;
+    let t = b
+        .wait_for(&id, "the agent's file", |t| {
+            t.task.git.worktree.as_ref().is_some_and(|w| std::path::Path::new(w).join("started.txt").exists())
+        })
+        .await;
+    let running: Vec<String> = warm_containers(&conf, pid).into_iter().map(|(n, _)| n).collect();
+    let ran_in = again.iter().find(|(n, _)| running.contains(n)).map(|(n, _)| n.clone());
+    assert!(b.cli(&["stop", &id, "--wait"]).status.success());
+    assert_eq!(b.get(&id).await.task.status, TaskStatus::Cancelled);
+    assert!(t.runs.len() == 1);
+    let after = wait_warm(&conf, pid, 2).await;
+    assert!(
+        again.iter().filter(|c| !after.contains(c)).count() == 1,
+        "the stopped run's warm container ({ran_in:?}) is gone: {again:?} then {after:?}"
+    );
+
+    // Lowered, the pool shrinks at the next run of the image.
+    std::fs::write(b.repo.join(".baton/config.toml"), "container_pool = 1\n").unwrap();
+    b.sh("git commit -qam smaller");
+    assert!(b.cli(&["project", "reload", "repo"]).status.success());
+    let id = b.task(json!({ "prompt": "x", "agent": "boxed" })).await;
+    assert_eq!(done(&b, &id).await.task.status, TaskStatus::Succeeded);
+    wait_warm(&conf, pid, 1).await;
+
+    // The launcher gone, its waiting containers go too.
+    b.kill9();
+    wait_warm(&conf, pid, 0).await;
+}
+
 #[tokio::test]
 async fn a_program_under_tmp_runs_sandboxed_and_a_missing_one_fails_with_its_path() {
     let b = Baton::start();

@@ -1,0 +1,604 @@
+//! Warm containers (`container_pool`). For `sandbox = "container"`, a launcher
+//! keeps containers of an image started and waiting, so a run does not wait
+//! for the runtime to make one (about 200 ms with Podman on a quiet host).
+//!
+//! A warm container belongs to a standby supervisor (`baton supervise --standby
+//! --container-warm`, see `supervisor::standby`). It runs the container as its
+//! child, as it would a run's, with only its slot directory bound and `sh`
+//! waiting on a FIFO there. When a run comes, the supervisor:
+//! - binds the run's places into the container's mount namespace, at the same
+//!   paths, read-only or writable: a detached copy of each mount, moved in with
+//!   the kernel's new mount API (so the launcher must be root);
+//! - links the run's spool files (input, output, errors) into the slot;
+//! - writes the plan (a shell script that exports the agent's variables, enters
+//!   its directory and execs the agent on those files) and opens the FIFO.
+//!
+//! The agent is then the container's first process, as in a container made for
+//! its run: its exit is the container's, a stop is the runtime's `stop`, and the
+//! container is removed at the end. A container is never used twice.
+//!
+//! Each image's pool (per runtime, network and runtime settings) holds the
+//! `container_pool` of the last run that used it here, is filled again behind
+//! each run, and shrinks when the setting is lowered (from the next run that
+//! uses it). A run a warm container cannot take runs in a container made for
+//! it, as before; an image whose warm containers cannot start (no `sh`) gets
+//! none.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::container::Container;
+use crate::spool::{Spec, Spool};
+
+/// What a warm container is made for: the runs whose container it can be.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Key {
+    /// The runtime's program.
+    pub runtime: PathBuf,
+    pub image: String,
+    /// No network at all (else the host's).
+    pub offline: bool,
+    /// The runtime process's own environment.
+    pub runtime_env: Vec<(String, String)>,
+}
+
+impl Key {
+    /// The warm containers a run's container can be.
+    pub fn of(c: &Container) -> Key {
+        Key {
+            runtime: c.runtime.clone(),
+            image: c.image.clone(),
+            offline: c.offline,
+            runtime_env: c.runtime_env.clone(),
+        }
+    }
+}
+
+/// A warm container a run was handed: its name and its slot directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// How long a warm container may take to start.
+const START_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long a refill waits: the agent that just took a warm container starts
+/// first, without a runtime process beside it competing for the CPU.
+const REFILL_AFTER: Duration = Duration::from_millis(150);
+
+/// What the container runs until its run comes: it says it is up, then reads
+/// the plan from the FIFO and runs it (`$0` is the slot). The plan, which holds
+/// the agent's variables, is never on disk.
+const WAITER: &str = ": > \"$0/ready\" && . \"$0/go\"";
+
+/// The container's name for a slot directory.
+fn name_of(dir: &Path) -> String {
+    format!("baton-warm-{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+}
+
+/// A warm container, waiting in its standby supervisor.
+pub struct Warm {
+    /// The runtime's `run` (the supervisor's child).
+    child: Child,
+    /// The container's first process, on the host.
+    pid: Pid,
+    key: Key,
+    slot: Slot,
+}
+
+impl Warm {
+    /// Starts a container for `key` with its slot at `dir`, and waits until it
+    /// is up.
+    pub fn start(key: Key, dir: PathBuf) -> Result<Warm, String> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+        std::fs::create_dir_all(&dir).map_err(|e| fail("make the slot", &e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail("slot", &e))?;
+        nix::unistd::mkfifo(&dir.join("go"), Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| fail("make the FIFO", &e))?;
+        std::fs::write(dir.join("pid"), std::process::id().to_string()).map_err(|e| fail("slot", &e))?;
+        std::fs::write(dir.join("runtime"), key.runtime.as_os_str().as_bytes()).map_err(|e| fail("slot", &e))?;
+        let slot = Slot { name: name_of(&dir), dir };
+        let log = File::create(slot.dir.join("container.log")).map_err(|e| fail("slot", &e))?;
+        let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), slot.name.clone()];
+        args.push("--pull=never".into());
+        if key.runtime.file_name().is_some_and(|n| n == "podman") {
+            args.push("--log-driver=passthrough".into());
+        }
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        args.extend(["--user".into(), format!("{uid}:{gid}")]);
+        args.extend(["--network".into(), if key.offline { "none" } else { "host" }.into()]);
+        args.extend(["-v".into(), format!("{0}:{0}", slot.dir.display())]);
+        args.extend([key.image.clone(), "sh".into(), "-c".into(), WAITER.into(), slot.dir.display().to_string()]);
+        let mut child = Command::new(&key.runtime)
+            .args(&args)
+            .env_clear()
+            .envs(key.runtime_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| fail("slot", &e))?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| fail(&format!("run {}", key.runtime.display()), &e))?;
+        let began = Instant::now();
+        while !slot.dir.join("ready").exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = std::fs::read_to_string(slot.dir.join("container.log")).unwrap_or_default();
+                let _ = std::fs::remove_dir_all(&slot.dir);
+                return Err(format!("the container ended ({status}) before it was up: {}", said.trim()));
+            }
+            if began.elapsed() > START_WITHIN {
+                let _ = child.kill();
+                crate::container::remove(&key.runtime, &slot.name, &key.runtime_env);
+                let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&slot.dir);
+                return Err("the container was not up within a minute".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let pid = inspect_pid(&key, &slot.name);
+        match pid {
+            Ok(pid) => Ok(Warm { child, pid, key, slot }),
+            Err(e) => {
+                Warm { child, pid: Pid::from_raw(0), key, slot }.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// Hands the container the run in `spool`: binds its places, links its
+    /// files, writes its plan and lets the container go. The runtime's process
+    /// and the agent's (the container's first); a container that cannot take
+    /// it is removed.
+    pub fn take(self, spool: &Spool, spec: &Spec) -> Result<(Pid, Pid), String> {
+        match self.hand_over(spool, spec) {
+            Ok(()) => Ok((Pid::from_raw(self.child.id() as i32), self.pid)),
+            Err(why) => {
+                self.discard();
+                Err(why)
+            }
+        }
+    }
+
+    fn hand_over(&self, spool: &Spool, spec: &Spec) -> Result<(), String> {
+        let c = spec.container.as_ref().ok_or("the run has no container")?;
+        let agent = c.agent.as_ref().ok_or("the run's container does not say what it runs")?;
+        if c.warm.as_ref() != Some(&self.slot) || Key::of(c) != self.key {
+            return Err("the run's container is not this one".into());
+        }
+        let dir = &self.slot.dir;
+        let append = |name: &str| OpenOptions::new().create(true).append(true).open(spool.path(name)).map(drop);
+        let mut stdio = vec!["stdout", "stderr"];
+        if spec.stdin {
+            stdio.push("stdin");
+        }
+        for name in &stdio {
+            if *name != "stdin" {
+                append(name).map_err(|e| format!("spool {name}: {e}"))?;
+            }
+            std::fs::hard_link(spool.path(name), dir.join(name)).map_err(|e| format!("link {name}: {e}"))?;
+        }
+        let mut places: Vec<(&Path, bool)> = c.writable.iter().map(|p| (p.as_path(), true)).collect();
+        places.extend(c.readable.iter().map(|p| (p.as_path(), false)));
+        places.sort_by_key(|(p, _)| p.components().count());
+        // The slot again, last: a place above it (a checkout holding the data
+        // directory) was bound read-only over it.
+        places.push((dir, true));
+        inject(self.pid, &places)?;
+        // The waiter has the FIFO open for reading (else this fails: it is gone);
+        // the plan is written whole, however long, then the FIFO closed.
+        let go = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(dir.join("go"))
+            .map_err(|e| format!("the container is not waiting: {e}"))?;
+        nix::fcntl::fcntl(&go, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()))
+            .map_err(|e| format!("the FIFO: {e}"))?;
+        (&go).write_all(plan(spec, agent, &c.cwd, dir).as_bytes()).map_err(|e| format!("send the plan: {e}"))
+    }
+
+    /// Removes the container and its slot, and waits for the runtime.
+    pub fn discard(mut self) {
+        crate::container::remove(&self.key.runtime, &self.slot.name, &self.key.runtime_env);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.slot.dir);
+    }
+
+    /// The container's name.
+    pub fn name(&self) -> &str {
+        &self.slot.name
+    }
+}
+
+/// Removes a run's slot once its container is done (the links to its files).
+pub fn forget(slot: &Slot) {
+    let _ = std::fs::remove_dir_all(&slot.dir);
+}
+
+/// The host pid of a container's first process.
+fn inspect_pid(key: &Key, name: &str) -> Result<Pid, String> {
+    let out = Command::new(&key.runtime)
+        .args(["inspect", "--format", "{{.State.Pid}}", name])
+        .env_clear()
+        .envs(key.runtime_env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("inspect the container: {e}"))?;
+    match String::from_utf8_lossy(&out.stdout).trim().parse::<i32>() {
+        Ok(pid) if pid > 0 => Ok(Pid::from_raw(pid)),
+        _ => Err(format!("inspect the container: {}", String::from_utf8_lossy(&out.stderr).trim())),
+    }
+}
+
+/// Single quotes for `sh`.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The plan: the agent's variables exported (the last value of each name, as
+/// the runtime would pass it), its directory, and the agent exec'd on the
+/// linked spool files.
+fn plan(spec: &Spec, agent: &crate::container::InContainer, cwd: &Path, dir: &Path) -> String {
+    let at = |name: &str| quote(&dir.join(name).to_string_lossy());
+    let mut out = String::new();
+    for name in &agent.vars {
+        let shell_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if let Some((_, value)) = spec.env.iter().rev().find(|(k, _)| k == name).filter(|_| shell_name) {
+            out.push_str(&format!("export {name}={}\n", quote(value)));
+        }
+    }
+    out.push_str(&format!("cd {} || exit 127\n", quote(&cwd.to_string_lossy())));
+    let input = if spec.stdin { at("stdin") } else { "/dev/null".into() };
+    out.push_str(&format!("exec {}", quote(&agent.program)));
+    for a in &agent.args {
+        out.push(' ');
+        out.push_str(&quote(a));
+    }
+    out.push_str(&format!(" <{input} >>{} 2>>{}\n", at("stdout"), at("stderr")));
+    out
+}
+
+/// The kernel's new mount API, which `nix` does not wrap.
+mod sys {
+    pub const OPEN_TREE_CLONE: u32 = 1;
+    pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
+    pub const MOUNT_ATTR_RDONLY: u64 = 1;
+    pub const AT_RECURSIVE: u32 = 0x8000;
+
+    /// `struct mount_attr`.
+    #[repr(C)]
+    pub struct MountAttr {
+        pub attr_set: u64,
+        pub attr_clr: u64,
+        pub propagation: u64,
+        pub userns_fd: u64,
+    }
+}
+
+/// A detached copy of the mount at `path` (and those under it), read-only
+/// unless `writable`.
+fn detached(path: &Path, writable: bool) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())?;
+    let flags = sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE | libc::O_CLOEXEC as u32;
+    // SAFETY: open_tree reads a NUL-terminated path and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to this process, and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if !writable {
+        let attr = sys::MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        let flags = libc::AT_EMPTY_PATH as u32 | sys::AT_RECURSIVE;
+        // SAFETY: mount_setattr reads `attr` (of the size given) and an empty path.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                flags,
+                &attr as *const sys::MountAttr,
+                std::mem::size_of::<sys::MountAttr>(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
+/// Binds `places` (parents first) into the mount namespace of `pid`'s process,
+/// at the same paths. A process that joins another mount namespace must have
+/// one thread: a child of the supervisor (which has one) does it.
+fn inject(pid: Pid, places: &[(&Path, bool)]) -> Result<(), String> {
+    let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| format!("the container's namespace: {e}"))?;
+    let mut trees = Vec::new();
+    for (path, writable) in places {
+        let fd = detached(path, *writable).map_err(|e| format!("copy the mount of {}: {e}", path.display()))?;
+        let target = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        trees.push((fd, target, path.to_path_buf(), path.is_dir()));
+    }
+    // SAFETY: the supervisor has a single thread; the child only makes system
+    // calls and small allocations, then exits without unwinding.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            let code = match enter(&ns, &trees) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("baton supervise: binding into the warm container: {e}");
+                    1
+                }
+            };
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            other => Err(format!("the run's places could not be bound into the container ({other:?})")),
+        },
+    }
+}
+
+/// In the child: joins the namespace and moves each copy in place.
+fn enter(ns: &File, trees: &[(OwnedFd, CString, PathBuf, bool)]) -> io::Result<()> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+    for (fd, target, path, is_dir) in trees {
+        if *is_dir {
+            std::fs::create_dir_all(path)?;
+        } else {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        }
+        // SAFETY: move_mount reads two NUL-terminated paths.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                sys::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::other(format!("{}: {}", path.display(), io::Error::last_os_error())));
+        }
+    }
+    Ok(())
+}
+
+/// A warm container's standby supervisor, ready (it said `warm`).
+pub(crate) struct Ready {
+    pub standby: crate::start::Standby,
+    pub slot: Slot,
+}
+
+/// What one key's pool should hold and has.
+#[derive(Default)]
+struct Pool {
+    size: u32,
+    ready: Vec<Ready>,
+    starting: u32,
+}
+
+/// Every image's warm containers on this launcher.
+pub(crate) struct Pools {
+    pools: Mutex<HashMap<Key, Pool>>,
+    /// Keys whose containers could not start (not tried again).
+    broken: Mutex<HashSet<Key>>,
+    /// Where slots live (`<data>/warm`).
+    dir: PathBuf,
+    /// Baton's binary.
+    exe: PathBuf,
+    counter: AtomicU64,
+}
+
+impl Pools {
+    pub(crate) fn new(data_dir: &Path, exe: &Path) -> Pools {
+        Pools {
+            pools: Mutex::default(),
+            broken: Mutex::default(),
+            dir: data_dir.join("warm"),
+            exe: exe.to_owned(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets `key`'s pool to `size`: the warm containers beyond it are dismissed
+    /// (their supervisors remove them), and it is filled in the background.
+    /// Nothing for a launcher that is not root (it could not bind a run's
+    /// places into a container).
+    pub(crate) fn keep(self: &Arc<Self>, key: &Key, size: u32) {
+        if !nix::unistd::geteuid().is_root() || self.broken.lock().unwrap_or_else(|e| e.into_inner()).contains(key) {
+            return;
+        }
+        let dismissed = {
+            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            if size == 0 && !pools.contains_key(key) {
+                return;
+            }
+            let pool = pools.entry(key.clone()).or_default();
+            pool.size = size;
+            let extra = pool.ready.len().saturating_sub(size as usize);
+            pool.ready.drain(..extra).collect::<Vec<_>>()
+        };
+        // Closing a standby's input dismisses it.
+        drop(dismissed);
+        self.fill(key);
+    }
+
+    /// A ready warm container for `key`, taken out of its pool (which is
+    /// filled again behind it).
+    pub(crate) fn take(self: &Arc<Self>, key: &Key) -> Option<Ready> {
+        let taken = self.pools.lock().unwrap_or_else(|e| e.into_inner()).get_mut(key)?.ready.pop();
+        if taken.is_some() {
+            let me = Arc::clone(self);
+            let key = key.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REFILL_AFTER).await;
+                me.fill(&key);
+            });
+        }
+        taken
+    }
+
+    /// Starts as many warm containers as `key`'s pool lacks.
+    fn fill(self: &Arc<Self>, key: &Key) {
+        loop {
+            {
+                let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(pool) = pools.get_mut(key) else { return };
+                if pool.ready.len() + pool.starting as usize >= pool.size as usize {
+                    return;
+                }
+                pool.starting += 1;
+            }
+            let me = Arc::clone(self);
+            let key = key.clone();
+            tokio::spawn(async move {
+                let made = me.start_one(&key).await;
+                let mut pools = me.pools.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(pool) = pools.get_mut(&key) else { return };
+                pool.starting = pool.starting.saturating_sub(1);
+                match made {
+                    Ok(ready) if pool.ready.len() < pool.size as usize => pool.ready.push(ready),
+                    // The pool shrank meanwhile: dismissed.
+                    Ok(_) => {}
+                    Err(why) => {
+                        tracing::warn!(image = %key.image, %why, "a warm container could not start; runs of this image get containers made for them");
+                        me.broken.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
+                        pools.remove(&key);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Starts a standby supervisor with a warm container, and waits until it
+    /// is up.
+    async fn start_one(&self, key: &Key) -> Result<Ready, String> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self.dir.join(format!("{}-{n}", std::process::id()));
+        let _ = std::fs::create_dir_all(&self.dir);
+        let mut child = tokio::process::Command::new(&self.exe)
+            .args(["supervise", "--standby", "--container-warm"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start a standby supervisor: {e}"))?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the standby supervisor has no pipes".into());
+        };
+        let order = serde_json::json!({ "key": key, "dir": dir });
+        stdin.write_all(format!("{order}\n").as_bytes()).await.map_err(|e| format!("the standby supervisor: {e}"))?;
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line).await;
+        if line.trim() != "warm" {
+            let _ = child.wait().await;
+            let why = line.trim().strip_prefix("cold ").unwrap_or("the standby supervisor ended").to_owned();
+            return Err(why);
+        }
+        let slot = Slot { name: name_of(&dir), dir };
+        Ok(Ready { standby: crate::start::Standby::of(child, stdin, stdout), slot })
+    }
+
+    /// Removes warm containers and slots left by supervisors that are gone (a
+    /// crash); in the background.
+    pub(crate) fn clear_leftovers(data_dir: &Path, runtime_env: Vec<(String, String)>) {
+        let dir = data_dir.join("warm");
+        let left: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|slot| {
+                let pid = std::fs::read_to_string(slot.join("pid")).unwrap_or_default();
+                let pid = pid.trim();
+                pid.is_empty() || !Path::new("/proc").join(pid).exists()
+            })
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        std::thread::spawn(move || {
+            for slot in left {
+                if let Ok(runtime) = std::fs::read_to_string(slot.join("runtime")) {
+                    crate::container::remove(Path::new(runtime.trim()), &name_of(&slot), &runtime_env);
+                }
+                let _ = std::fs::remove_dir_all(&slot);
+            }
+        });
+    }
+}
+
+/// What a warm standby supervisor is told first: its key and slot.
+#[derive(Deserialize)]
+pub struct Order {
+    pub key: Key,
+    pub dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_quotes_everything_and_execs_the_agent_on_the_slot_files() {
+        let spec = Spec {
+            program: "/usr/bin/podman".into(),
+            args: vec![],
+            env: vec![("PATH".into(), "/host".into()), ("PATH".into(), "/agent".into()), ("Q".into(), "it's".into())],
+            cwd: "/w".into(),
+            stdin: true,
+            timeout_s: None,
+            grace_s: 5,
+            stall_s: None,
+            sandbox: None,
+            secrets: vec![],
+            network: None,
+            container: None,
+        };
+        let agent = crate::container::InContainer {
+            program: "sh".into(),
+            args: vec!["-c".into(), "echo 'a b'".into()],
+            vars: vec!["PATH".into(), "Q".into(), "BAD-NAME".into()],
+        };
+        let plan = plan(&spec, &agent, Path::new("/work tree"), Path::new("/s"));
+        assert_eq!(
+            plan,
+            "export PATH='/agent'\nexport Q='it'\\''s'\ncd '/work tree' || exit 127\n\
+             exec 'sh' '-c' 'echo '\\''a b'\\''' <'/s/stdin' >>'/s/stdout' 2>>'/s/stderr'\n"
+        );
+        // And sh reads it back as written.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("set -- {}; printf '%s|' \"$@\"", "'echo '\\''a b'\\'''"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "echo 'a b'|");
+    }
+}
