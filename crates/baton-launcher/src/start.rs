@@ -314,7 +314,6 @@ impl Launcher {
         let runtime_env = crate::container::runtime_env(&self.host_env);
         let path = self.host_env.get("PATH").map(String::as_str);
         let runtime = crate::container::runtime(a.project.settings.container_runtime, path).map_err(failed)?;
-        crate::container::check_image(&runtime, &image, &runtime_env).await.map_err(failed)?;
         let container = Container {
             runtime,
             name: format!("baton-{}", a.run.id),
@@ -332,7 +331,15 @@ impl Launcher {
             None => Jail::none(None),
         };
         let _ = spool;
-        self.warm.keep(&crate::warm::Key::of(&container), a.project.settings.container_pool.unwrap_or(0));
+        let key = crate::warm::Key::of(&container);
+        // A warm container of the image shows it is there (the check is a
+        // runtime process, as long as the rest of the start).
+        if !self.warm.has_ready(&key) {
+            crate::container::check_image(&container.runtime, &container.image, &container.runtime_env)
+                .await
+                .map_err(failed)?;
+        }
+        self.warm.keep(&key, a.project.settings.container_pool.unwrap_or(0));
         Ok(Jail::in_container(container, git))
     }
 

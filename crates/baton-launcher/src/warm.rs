@@ -449,6 +449,11 @@ impl Pools {
         self.fill(key);
     }
 
+    /// Whether `key`'s pool has a warm container ready (so its image exists).
+    pub(crate) fn has_ready(&self, key: &Key) -> bool {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner()).get(key).is_some_and(|p| !p.ready.is_empty())
+    }
+
     /// A ready warm container for `key`, taken out of its pool (which is
     /// filled again behind it).
     pub(crate) fn take(self: &Arc<Self>, key: &Key) -> Option<Ready> {
