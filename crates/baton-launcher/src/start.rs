@@ -107,6 +107,11 @@ impl Standby {
     ) -> Standby {
         Standby { child, stdin, stdout }
     }
+
+    /// Whether it is still there, waiting.
+    pub(crate) fn waiting(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 /// The environment of git commands Baton runs in an agent's worktree: enough to

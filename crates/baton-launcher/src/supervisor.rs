@@ -102,8 +102,24 @@ pub fn standby_warm() -> i32 {
     }
 }
 
-/// Waits on stdin for the run's spool directory, and supervises it.
-fn wait_for_run(ahead: Option<Ahead>) -> i32 {
+/// Waits on stdin for the run's spool directory, and supervises it. A warm
+/// container that ends meanwhile ends its standby (its launcher then passes it by).
+fn wait_for_run(mut ahead: Option<Ahead>) -> i32 {
+    if let Some(Ahead::Container(warm)) = &mut ahead {
+        loop {
+            let stdin = io::stdin();
+            let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(1000u16)).is_ok_and(|n| n > 0) {
+                break;
+            }
+            if warm.ended() {
+                if let Some(Ahead::Container(warm)) = ahead {
+                    warm.discard();
+                }
+                return 0;
+            }
+        }
+    }
     let mut line = String::new();
     match io::stdin().read_line(&mut line) {
         Ok(0) | Err(_) => {

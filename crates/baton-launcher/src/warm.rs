@@ -85,6 +85,9 @@ const START_WITHIN: Duration = Duration::from_secs(60);
 /// first, without a runtime process beside it competing for the CPU.
 const REFILL_AFTER: Duration = Duration::from_millis(150);
 
+/// How often each pool is checked for warm containers that ended.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
 /// What the container runs until its run comes: it says it is up, then reads
 /// the plan from the FIFO and runs it (`$0` is the slot). The plan, which holds
 /// the agent's variables, is never on disk.
@@ -220,6 +223,11 @@ impl Warm {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.slot.dir);
+    }
+
+    /// Whether the container has ended (it was killed while it waited).
+    pub fn ended(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// The container's name.
@@ -439,6 +447,11 @@ impl Pools {
             if size == 0 && !pools.contains_key(key) {
                 return;
             }
+            if !pools.contains_key(key) {
+                let me = Arc::clone(self);
+                let key = key.clone();
+                tokio::spawn(async move { me.watch(key).await });
+            }
             let pool = pools.entry(key.clone()).or_default();
             pool.size = size;
             let extra = pool.ready.len().saturating_sub(size as usize);
@@ -449,6 +462,18 @@ impl Pools {
         self.fill(key);
     }
 
+    /// Fills `key`'s pool again whenever a warm container of it ends while it
+    /// waits (killed, or the runtime gone), for as long as the pool is kept.
+    async fn watch(self: Arc<Self>, key: Key) {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if !self.pools.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&key) {
+                return;
+            }
+            self.fill(&key);
+        }
+    }
+
     /// Whether `key`'s pool has a warm container ready (so its image exists).
     pub(crate) fn has_ready(&self, key: &Key) -> bool {
         self.pools.lock().unwrap_or_else(|e| e.into_inner()).get(key).is_some_and(|p| !p.ready.is_empty())
@@ -457,7 +482,12 @@ impl Pools {
     /// A ready warm container for `key`, taken out of its pool (which is
     /// filled again behind it).
     pub(crate) fn take(self: &Arc<Self>, key: &Key) -> Option<Ready> {
-        let taken = self.pools.lock().unwrap_or_else(|e| e.into_inner()).get_mut(key)?.ready.pop();
+        let taken = {
+            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            let ready = &mut pools.get_mut(key)?.ready;
+            // One whose supervisor ended (its container died) is passed by.
+            std::iter::from_fn(|| ready.pop()).find_map(|mut r| r.standby.waiting().then_some(r))
+        };
         if taken.is_some() {
             let me = Arc::clone(self);
             let key = key.clone();
@@ -475,6 +505,7 @@ impl Pools {
             {
                 let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(pool) = pools.get_mut(key) else { return };
+                pool.ready.retain_mut(|r| r.standby.waiting());
                 if pool.ready.len() + pool.starting as usize >= pool.size as usize {
                     return;
                 }

@@ -469,6 +469,15 @@ async fn a_warm_container_takes_one_run_and_its_pool_refills_and_shrinks() {
     assert!(!again.iter().any(|(n, _)| *n == used.0), "{again:?}");
     assert_eq!(containers_named(&conf, &used.0), "", "the used container is removed");
 
+    // Warm containers killed while they wait: the next run gets a container
+    // made for it (or a new warm one), and the pool is made again.
+    for (_, pid) in &again {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let id = b.task(json!({ "prompt": "x", "agent": "boxed" })).await;
+    assert_eq!(done(&b, &id).await.task.status, TaskStatus::Succeeded, "{:?}", printed(&b, &id).await);
+    let again = wait_warm(&conf, pid, 2).await;
+
     // A stop reaches a warm container's agent.
     let id = b.task(json!({ "prompt": "x", "agent": "sleeper" })).await;
     let t = b
