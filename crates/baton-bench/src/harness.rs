@@ -73,7 +73,8 @@ fn spawn(repo: &Path, args: &[String]) -> (Child, String) {
     let mut child = Command::new(baton_binary())
         .args(args)
         .current_dir(repo)
-        .env("BATON_LOG", "error")
+        // `BENCH_LOG=baton_launcher=debug` shows each start's phases.
+        .env("BATON_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -8,6 +8,7 @@
 //! target/release/baton-bench --search 100000   # hybrid search over 100,000 embedded passages
 //! target/release/baton-bench --month 1000   # 30 simulated days of 1,000 tasks, with and without output retention
 //! target/release/baton-bench --dag 10000   # a plan of 10,000 tasks submitted, five times
+//! target/release/baton-bench --worktrees   # create → spawned with worktrees alone: back to back and paced
 //! target/release/baton-bench --containers 30   # container runs: made for each, and warm (Podman, root)
 //! target/release/baton-bench --history 100000  # the same requests on an empty store and after 100,000 tasks
 //! BATON_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres target/release/baton-bench   # on PostgreSQL
@@ -87,6 +88,8 @@ fn main() {
         rt.block_on(history::history(tasks.max(1)))
     } else if let Some(tasks) = count("--month", "tasks a day (1000)") {
         rt.block_on(month::month(tasks.max(1)))
+    } else if args.iter().any(|a| a == "--worktrees") {
+        rt.block_on(async { measures::worktrees(if quick { 10 } else { 1 }).await.0 })
     } else if let Some(runs) = count("--containers", "runs (30)") {
         rt.block_on(containers::containers(runs.max(1)))
     } else if let Some(tasks) = count("--dag", "tasks (10000)") {
