@@ -224,8 +224,10 @@ async fn retain_output(state: &Arc<AppState>, t: &mut Timers) {
     t.retaining = Some(tokio::spawn(async move {
         match crate::retention::pass(&st, keep, &mut cursor).await {
             Ok(p) if p.archived > 0 => {
-                tracing::info!(archived = p.archived, reclaimed_pages = p.reclaimed, "archived settled tasks' output");
+                let (archived, scanned, reclaimed_pages) = (p.archived, p.scanned, p.reclaimed);
+                tracing::info!(archived, scanned, reclaimed_pages, "archived settled tasks' output");
             }
+            Ok(p) if p.scanned > 0 => tracing::debug!(scanned = p.scanned, "looked for settled tasks' output"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not archive settled tasks' output"),
         }

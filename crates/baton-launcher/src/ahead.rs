@@ -115,6 +115,9 @@ pub fn plan_of(spool: &Spool, spec: &Spec) -> Option<Plan> {
     })
 }
 
+/// What `sandbox-init` writes first on its status descriptor: it runs.
+const UP: [u8; 1] = *b"+";
+
 /// A sandbox made ahead, waiting for its plan.
 pub struct Premade {
     /// Bubblewrap (the supervisor's child).
@@ -172,7 +175,19 @@ impl Premade {
             let _ = child.wait();
             return Err(std::io::Error::other("bubblewrap did not start the sandbox"));
         };
-        Ok(Premade { child, group, plan: File::from(plan_w), status: File::from(status_r) })
+        // Until `sandbox-init` runs, bubblewrap is still setting the sandbox up,
+        // and its first process waits on it: if bubblewrap died now (its
+        // supervisor dismissed at once, and `--die-with-parent`), that process
+        // would wait forever. So the standby waits for `sandbox-init`'s first
+        // byte, after which bubblewrap's part is done.
+        let mut status = File::from(status_r);
+        let mut up = [0u8; 1];
+        if !matches!(status.read(&mut up), Ok(1)) || up != UP {
+            drop(plan_w);
+            let _ = child.wait();
+            return Err(std::io::Error::other("the sandbox made ahead did not start"));
+        }
+        Ok(Premade { child, group, plan: File::from(plan_w), status })
     }
 
     /// Hands the plan over and waits until the sandbox has become the agent:
@@ -200,6 +215,8 @@ pub fn init(status_fd: RawFd) -> i32 {
     // SAFETY: the descriptor was handed over for this process alone.
     let mut status = unsafe { File::from_raw_fd(status_fd) };
     let _ = fcntl(&status, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    // Running: the sandbox is made (see `Premade::start`).
+    let _ = status.write_all(&UP);
     let mut text = String::new();
     if std::io::stdin().read_to_string(&mut text).is_err() || text.is_empty() {
         return 0;

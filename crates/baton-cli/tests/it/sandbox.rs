@@ -288,10 +288,14 @@ struct TestImage {
 
 impl TestImage {
     fn build() -> Self {
+        Self::of(&[("/bin/dash", "/bin/sh"), ("/bin/sleep", "/bin/sleep")])
+    }
+
+    /// An image of these programs (host path, image path) and their libraries.
+    fn of(programs: &[(&str, &str)]) -> Self {
         let root = tempfile::tempdir().unwrap();
-        let mut files =
-            vec![("/bin/dash".to_owned(), "/bin/sh".to_owned()), ("/bin/sleep".to_owned(), "/bin/sleep".to_owned())];
-        for bin in ["/bin/dash", "/bin/sleep"] {
+        let mut files: Vec<(String, String)> = programs.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+        for (bin, _) in programs {
             let ldd = std::process::Command::new("ldd").arg(bin).output().unwrap();
             for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
                 files.push((lib.to_owned(), lib.to_owned()));
@@ -507,6 +511,29 @@ async fn a_warm_container_takes_one_run_and_its_pool_refills_and_shrinks() {
     // The launcher gone, its waiting containers go too.
     b.kill9();
     wait_warm(&conf, pid, 0).await;
+}
+
+/// An image without `sh` cannot have warm containers (they wait in it): its
+/// runs get containers made for them, as without a pool.
+#[tokio::test]
+async fn an_image_without_a_shell_gets_containers_made_for_each_run() {
+    let image = TestImage::of(&[("/bin/sleep", "/bin/sleep")]);
+    let conf = image.conf();
+    let b = Baton::start_custom(&[], &[("CONTAINERS_CONF", &conf)], &[], |repo| {
+        std::fs::create_dir_all(repo.join(".baton")).unwrap();
+        std::fs::write(repo.join(".baton/config.toml"), "container_pool = 2\n").unwrap();
+        crate::harness::sh(repo, "git add . && git commit -qm pool");
+    });
+    let pid = b.pid().unwrap();
+    b.agent_def(json!({ "name": "nap", "executor": "command", "command": ["sleep", "0"], "sandbox": "container", "image": image.tag })).await;
+    for _ in 0..3 {
+        let id = b.task(json!({ "prompt": "x", "agent": "nap" })).await;
+        let t = done(&b, &id).await;
+        assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?}", t.task.reason);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(warm_containers(&conf, pid), vec![], "no warm container was kept");
+    assert!(!b.data.join("warm").read_dir().is_ok_and(|mut d| d.next().is_some()), "no slot is left");
 }
 
 #[tokio::test]
