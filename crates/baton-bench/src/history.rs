@@ -18,8 +18,10 @@ use serde_json::{Value, json};
 use crate::harness::{Coordinator, baton_binary, rss_kib};
 use crate::measures::{Measure, agent, measure, median_p99, spawn_latencies};
 
-/// Lines printed per task.
-const LINES: usize = 40;
+/// Lines printed per task: 40, or `BENCH_LINES` (100 makes a million tasks a
+/// hundred million events).
+static LINES: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::env::var("BENCH_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(40));
 /// Tasks written per transaction.
 const BATCH: usize = 500;
 /// Tasks in the store the first figures are taken on (a first day's).
@@ -59,7 +61,7 @@ pub async fn history(n: usize) -> Vec<Measure> {
     fill(&place, project, n, FIRST_DAY).await;
     c.start_again();
     let fill_s = started.elapsed().as_secs_f64();
-    eprintln!("history: {n} tasks and {} events written in {fill_s:.0} s", n * (LINES + 3));
+    eprintln!("history: {n} tasks and {} events written in {fill_s:.0} s", n * (*LINES + 3));
     let full = figures(&c).await;
     let size = store_bytes(&c);
     let mut out = vec![measure(&format!("history: {n} tasks written, seconds"), fill_s, "-", "s")];
@@ -77,11 +79,11 @@ pub async fn history(n: usize) -> Vec<Measure> {
         out.push(measure(&format!("history: {name}, {n} tasks on"), f, "-", unit));
         out.push(measure(&format!("history: {name}, growth"), f / e.max(1e-9), "1.2", "×"));
     }
-    let events = (n * (LINES + 3)) as f64;
+    let events = (n * (*LINES + 3)) as f64;
     out.push(measure("history: store size", size as f64 / 1_048_576.0, "-", "MiB"));
     out.push(measure(
         "history: store size per million output events",
-        size as f64 / 1_048_576.0 / (n * LINES) as f64 * 1e6,
+        size as f64 / 1_048_576.0 / (n * *LINES) as f64 * 1e6,
         "-",
         "MiB",
     ));
@@ -198,7 +200,7 @@ pub(crate) fn write_task(
     }))
     .map_err(|source| StoreError::Corrupt { what: "session", source })?;
     tx.put_session(&session)?;
-    let mut events: Vec<NewEvent> = (0..LINES)
+    let mut events: Vec<NewEvent> = (0..*LINES)
         .map(|l| {
             let mut e = NewEvent::output("stdout", format!("step {l}: compiling crate {i} module {l} ... ok"));
             e.ts = Some(Timestamp::from_millis(at - 50_000 + l as i64 * 1000));

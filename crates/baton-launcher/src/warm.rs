@@ -116,8 +116,9 @@ impl Warm {
         std::fs::create_dir_all(&dir).map_err(|e| fail("make the slot", &e))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail("slot", &e))?;
         nix::unistd::mkfifo(&dir.join("go"), Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| fail("make the FIFO", &e))?;
-        std::fs::write(dir.join("pid"), std::process::id().to_string()).map_err(|e| fail("slot", &e))?;
-        std::fs::write(dir.join("runtime"), key.runtime.as_os_str().as_bytes()).map_err(|e| fail("slot", &e))?;
+        // Who owns it, beside the slot (which the agent may write).
+        let owner = format!("{}\n{}", std::process::id(), key.runtime.display());
+        std::fs::write(owner_of(&dir), owner).map_err(|e| fail("slot", &e))?;
         let slot = Slot { name: name_of(&dir), dir };
         let log = File::create(slot.dir.join("container.log")).map_err(|e| fail("slot", &e))?;
         let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), slot.name.clone()];
@@ -144,14 +145,14 @@ impl Warm {
         while !slot.dir.join("ready").exists() {
             if let Ok(Some(status)) = child.try_wait() {
                 let said = std::fs::read_to_string(slot.dir.join("container.log")).unwrap_or_default();
-                let _ = std::fs::remove_dir_all(&slot.dir);
+                remove_slot(&slot.dir);
                 return Err(format!("the container ended ({status}) before it was up: {}", said.trim()));
             }
             if began.elapsed() > START_WITHIN {
                 let _ = child.kill();
                 crate::container::remove(&key.runtime, &slot.name, &key.runtime_env);
                 let _ = child.wait();
-                let _ = std::fs::remove_dir_all(&slot.dir);
+                remove_slot(&slot.dir);
                 return Err("the container was not up within a minute".into());
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -222,7 +223,7 @@ impl Warm {
         crate::container::remove(&self.key.runtime, &self.slot.name, &self.key.runtime_env);
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.slot.dir);
+        remove_slot(&self.slot.dir);
     }
 
     /// Whether the container has ended (it was killed while it waited).
@@ -238,7 +239,18 @@ impl Warm {
 
 /// Removes a run's slot once its container is done (the links to its files).
 pub fn forget(slot: &Slot) {
-    let _ = std::fs::remove_dir_all(&slot.dir);
+    remove_slot(&slot.dir);
+}
+
+/// The file beside a slot that says which supervisor owns it and its runtime
+/// (outside the slot: the agent writes in the slot).
+fn owner_of(dir: &Path) -> PathBuf {
+    dir.with_extension("owner")
+}
+
+fn remove_slot(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(owner_of(dir));
 }
 
 /// The host pid of a container's first process.
@@ -565,30 +577,38 @@ impl Pools {
     /// Removes warm containers and slots left by supervisors that are gone (a
     /// crash); in the background.
     pub(crate) fn clear_leftovers(data_dir: &Path, runtime_env: Vec<(String, String)>) {
-        let dir = data_dir.join("warm");
-        let left: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|slot| {
-                let pid = std::fs::read_to_string(slot.join("pid")).unwrap_or_default();
-                let pid = pid.trim();
-                pid.is_empty() || !Path::new("/proc").join(pid).exists()
-            })
-            .collect();
+        let left = leftovers(&data_dir.join("warm"));
         if left.is_empty() {
             return;
         }
         std::thread::spawn(move || {
-            for slot in left {
-                if let Ok(runtime) = std::fs::read_to_string(slot.join("runtime")) {
-                    crate::container::remove(Path::new(runtime.trim()), &name_of(&slot), &runtime_env);
+            for (slot, runtime) in left {
+                if let Some(runtime) = runtime {
+                    crate::container::remove(&runtime, &name_of(&slot), &runtime_env);
                 }
-                let _ = std::fs::remove_dir_all(&slot);
+                remove_slot(&slot);
             }
         });
     }
+}
+
+/// The slots in `dir` whose supervisor is gone, each with its runtime (from
+/// its owner file; none when it has none).
+fn leftovers(dir: &Path) -> Vec<(PathBuf, Option<PathBuf>)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter_map(|slot| {
+            let owner = std::fs::read_to_string(owner_of(&slot)).unwrap_or_default();
+            let (pid, runtime) = owner.split_once('\n').unwrap_or((owner.as_str(), ""));
+            let alive = !pid.trim().is_empty() && Path::new("/proc").join(pid.trim()).exists();
+            let runtime = Some(PathBuf::from(runtime.trim())).filter(|r| r.is_absolute());
+            (!alive).then_some((slot, runtime))
+        })
+        .collect()
 }
 
 /// What a warm standby supervisor is told first: its key and slot.
@@ -601,6 +621,30 @@ pub struct Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_are_the_slots_whose_supervisor_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let slot = |name: &str, owner: Option<String>| {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            if let Some(o) = owner {
+                std::fs::write(dir.path().join(format!("{name}.owner")), o).unwrap();
+            }
+        };
+        slot("1-0", Some(format!("{}\n/usr/bin/podman", std::process::id())));
+        slot("1-1", Some("999999999\n/usr/bin/podman".into()));
+        slot("1-2", None);
+        slot("1-3", Some("999999999\nrelative/podman".into()));
+        let mut left = leftovers(dir.path());
+        left.sort();
+        let at = |n: &str| dir.path().join(n);
+        assert_eq!(
+            left,
+            vec![(at("1-1"), Some(PathBuf::from("/usr/bin/podman"))), (at("1-2"), None), (at("1-3"), None)]
+        );
+        remove_slot(&at("1-1"));
+        assert!(!at("1-1").exists() && !at("1-1.owner").exists());
+    }
 
     #[test]
     fn the_plan_quotes_everything_and_execs_the_agent_on_the_slot_files() {
