@@ -4,7 +4,8 @@
 //!
 //! The container sees the same places a bubblewrap sandbox makes writable,
 //! bind-mounted at the same paths (worktree, cache, HOME; the spool and borrowed
-//! objects read-only), runs as the launcher's user (so what it writes stays
+//! objects read-only), with Baton's data directories hidden under an empty tmpfs
+//! where a readable place holds them, runs as the launcher's user (so what it writes stays
 //! theirs), and gets the agent's named environment and nothing else: the
 //! runtime's own process gets the launcher's container settings (`CONTAINERS_*`,
 //! `DOCKER_*`, `XDG_RUNTIME_DIR`) plus the agent's variables, and passes the
@@ -36,6 +37,12 @@ pub struct Container {
     pub writable: Vec<PathBuf>,
     /// Directories mounted read-only.
     pub readable: Vec<PathBuf>,
+    /// Directories hidden (Baton's data directories, where a readable place
+    /// holds them), each behind its skeleton: a directory holding only the
+    /// mount points of the places inside it, mounted read-only over it (the
+    /// runtimes do not mount a tmpfs in order with the binds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<(PathBuf, PathBuf)>,
     /// The working directory.
     pub cwd: PathBuf,
     /// Whether it has no network at all (else the host's).
@@ -80,20 +87,58 @@ pub(crate) fn runtime(wanted: Option<ContainerRuntime>, path: Option<&str>) -> R
 
 /// Whether the runtime has `image` (never pulled: a run does not download).
 pub(crate) async fn check_image(runtime: &Path, image: &str, env: &[(String, String)]) -> Result<(), String> {
+    match image_id(runtime, image, env).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "container image {image} does not exist on this launcher; build or pull it first ({} pull {image})",
+            runtime.display()
+        )),
+        Err(e) => Err(format!("could not run {}: {e}", runtime.display())),
+    }
+}
+
+/// The id of the image `image` names now (none: there is no such image).
+pub(crate) async fn image_id(runtime: &Path, image: &str, env: &[(String, String)]) -> std::io::Result<Option<String>> {
     let mut cmd = tokio::process::Command::new(runtime);
     cmd.args(["image", "inspect", "--format", "{{.Id}}", image])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    match cmd.output().await {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(_) => Err(format!(
-            "container image {image} does not exist on this launcher; build or pull it first ({} pull {image})",
-            runtime.display()
-        )),
-        Err(e) => Err(format!("could not run {}: {e}", runtime.display())),
+    let out = cmd.output().await?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((out.status.success() && !id.is_empty()).then_some(id))
+}
+
+/// Makes, under `dir`, a skeleton of each hidden directory: its places'
+/// mount points and nothing else. Each hidden directory and its skeleton.
+pub(crate) fn skeletons(
+    dir: &Path,
+    hidden: &[PathBuf],
+    places: &[&PathBuf],
+) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut out = Vec::new();
+    for (i, h) in hidden.iter().filter(|h| h.is_dir()).enumerate() {
+        let skeleton = dir.join(format!("hidden-{i}"));
+        std::fs::create_dir_all(&skeleton)?;
+        for p in places {
+            let Ok(inside) = p.strip_prefix(h) else { continue };
+            if inside.as_os_str().is_empty() {
+                continue;
+            }
+            let point = skeleton.join(inside);
+            if p.is_dir() {
+                std::fs::create_dir_all(&point)?;
+            } else {
+                if let Some(parent) = point.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&point, b"")?;
+            }
+        }
+        out.push((h.clone(), skeleton));
     }
+    Ok(out)
 }
 
 /// The runtime process's own environment: the launcher's container settings.
@@ -127,6 +172,10 @@ impl Container {
         let gid = nix::unistd::getgid();
         a.extend(["--user".into(), format!("{uid}:{gid}")]);
         a.extend(["--network".into(), if self.offline { "none" } else { "host" }.into()]);
+        // The runtime mounts parents first, whatever the order here.
+        for (dir, skeleton) in &self.hidden {
+            a.extend(["-v".into(), format!("{}:{}:ro", skeleton.display(), dir.display())]);
+        }
         for dir in &self.writable {
             a.extend(["-v".into(), format!("{0}:{0}", dir.display())]);
         }
@@ -186,6 +235,7 @@ mod tests {
             image: "img".into(),
             writable: vec![PathBuf::from("/w")],
             readable: vec![],
+            hidden: vec![],
             cwd: PathBuf::from("/w"),
             offline: true,
             runtime_env: vec![],

@@ -319,12 +319,16 @@ impl Launcher {
         let runtime_env = crate::container::runtime_env(&self.host_env);
         let path = self.host_env.get("PATH").map(String::as_str);
         let runtime = crate::container::runtime(a.project.settings.container_runtime, path).map_err(failed)?;
+        let inside: Vec<&PathBuf> = places.writable.iter().chain(&places.readable).collect();
+        let hidden = crate::container::skeletons(spool.dir(), &places.hidden, &inside)
+            .map_err(|e| failed(format!("could not prepare the container's mounts: {e}")))?;
         let container = Container {
             runtime,
             name: format!("baton-{}", a.run.id),
             image,
             writable: places.writable.clone(),
             readable: places.readable.clone(),
+            hidden,
             cwd: places.cwd.clone(),
             offline: *network != NetworkPolicy::Full,
             runtime_env,
@@ -335,7 +339,6 @@ impl Launcher {
             Some(bwrap) => Jail::bubblewrap(bwrap, places, &NetworkPolicy::None, None),
             None => Jail::none(None),
         };
-        let _ = spool;
         let key = crate::warm::Key::of(&container);
         // A warm container of the image shows it is there (the check is a
         // runtime process, as long as the rest of the start).
@@ -694,6 +697,9 @@ impl Launcher {
             .map_err(|e| io_failure(&format!("start {}", self.config.exe.display()), e))?;
         let mut line = String::new();
         let read = tokio::time::timeout(SUPERVISOR_START, stdout.read_line(&mut line)).await;
+        if read.is_err() {
+            let _ = child.start_kill();
+        }
         if !took_warm {
             let launcher = self.clone();
             tokio::spawn(async move { launcher.refill_standby() });

@@ -91,12 +91,13 @@ pub fn standby_warm() -> i32 {
     match crate::warm::Warm::start(order.key, order.dir) {
         Ok(warm) => {
             let mut out = io::stdout();
-            let _ = writeln!(out, "warm");
+            let _ = writeln!(out, "warm {}", warm.image());
             let _ = out.flush();
             wait_for_run(Some(Ahead::Container(warm)))
         }
-        Err(why) => {
-            announce(&format!("cold {}", why.replace('\n', " ")));
+        Err(e) => {
+            let word = if e.image { "cold-image" } else { "cold" };
+            announce(&format!("{word} {}", e.why.replace('\n', " ")));
             1
         }
     }
@@ -106,17 +107,29 @@ pub fn standby_warm() -> i32 {
 /// container that ends meanwhile ends its standby (its launcher then passes it by).
 fn wait_for_run(mut ahead: Option<Ahead>) -> i32 {
     if let Some(Ahead::Container(warm)) = &mut ahead {
-        loop {
+        let readable = |ms: u16| {
             let stdin = io::stdin();
             let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(1000u16)).is_ok_and(|n| n > 0) {
+            poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|n| n > 0)
+        };
+        loop {
+            if readable(1000) {
                 break;
             }
             if warm.ended() {
-                if let Some(Ahead::Container(warm)) = ahead {
+                // A run sent meanwhile gets a container made for it; after
+                // this, the launcher's writes fail and it starts a supervisor.
+                let came = readable(0);
+                if !came && let Ok(null) = File::open("/dev/null") {
+                    let _ = nix::unistd::dup2_stdin(null.as_fd());
+                }
+                if let Some(Ahead::Container(warm)) = ahead.take() {
                     warm.discard();
                 }
-                return 0;
+                if !came {
+                    return 0;
+                }
+                break;
             }
         }
     }

@@ -27,19 +27,18 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::libc;
-use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -88,40 +87,72 @@ const REFILL_AFTER: Duration = Duration::from_millis(150);
 /// How often each pool is checked for warm containers that ended.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
+/// Every how many checks the image's name is looked up again.
+const IMAGE_EVERY: u64 = 5;
+
 /// What the container runs until its run comes: it says it is up, then reads
-/// the plan from the FIFO and runs it (`$0` is the slot). The plan, which holds
-/// the agent's variables, is never on disk.
-const WAITER: &str = ": > \"$0/ready\" && . \"$0/go\"";
+/// the plan on its input and runs it (`$0` is the slot). The plan, which holds
+/// the agent's variables, comes on a pipe only its supervisor holds: never on
+/// disk, never where another container could reach it.
+const WAITER: &str = ": > \"$0/ready\" && . /dev/stdin";
+
+/// How long the plan may take to be read.
+const SEND_WITHIN: Duration = Duration::from_secs(10);
 
 /// The container's name for a slot directory.
 fn name_of(dir: &Path) -> String {
     format!("baton-warm-{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
 }
 
-/// A warm container, waiting in its standby supervisor.
+/// Why a warm container could not start.
+#[derive(Debug)]
+pub struct NotStarted {
+    /// Whether the image cannot hold one (it ended before it was up: no `sh`).
+    pub image: bool,
+    pub why: String,
+}
+
+impl NotStarted {
+    fn other(why: impl Into<String>) -> Self {
+        NotStarted { image: false, why: why.into() }
+    }
+}
+
+/// A warm container, waiting in its standby supervisor. Dropped without being
+/// taken, it is removed.
 pub struct Warm {
     /// The runtime's `run` (the supervisor's child).
     child: Child,
-    /// The container's first process, on the host.
+    /// Where the plan goes: the container's input.
+    input: Option<ChildStdin>,
+    /// The container's first process, on the host, and its mount namespace
+    /// (held open since the container started, so a pid used again since
+    /// cannot stand for it).
     pid: Pid,
+    ns: Option<File>,
+    /// A pidfd of that process: readable once it has ended.
+    alive: Option<OwnedFd>,
+    /// The image it runs (its id).
+    image: String,
     key: Key,
     slot: Slot,
+    /// Taken by a run, or removed.
+    done: bool,
 }
 
 impl Warm {
     /// Starts a container for `key` with its slot at `dir`, and waits until it
     /// is up.
-    pub fn start(key: Key, dir: PathBuf) -> Result<Warm, String> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
-        std::fs::create_dir_all(&dir).map_err(|e| fail("make the slot", &e))?;
+    pub fn start(key: Key, dir: PathBuf) -> Result<Warm, NotStarted> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| NotStarted::other(format!("{what}: {e}"));
+        std::fs::create_dir(&dir).map_err(|e| fail("make the slot", &e))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail("slot", &e))?;
-        nix::unistd::mkfifo(&dir.join("go"), Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| fail("make the FIFO", &e))?;
         // Who owns it, beside the slot (which the agent may write).
         let owner = format!("{}\n{}", std::process::id(), key.runtime.display());
         std::fs::write(owner_of(&dir), owner).map_err(|e| fail("slot", &e))?;
         let slot = Slot { name: name_of(&dir), dir };
         let log = File::create(slot.dir.join("container.log")).map_err(|e| fail("slot", &e))?;
-        let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), slot.name.clone()];
+        let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "-i".into(), "--name".into(), slot.name.clone()];
         args.push("--pull=never".into());
         if key.runtime.file_name().is_some_and(|n| n == "podman") {
             args.push("--log-driver=passthrough".into());
@@ -135,59 +166,70 @@ impl Warm {
             .args(&args)
             .env_clear()
             .envs(key.runtime_env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(log.try_clone().map_err(|e| fail("slot", &e))?)
             .stderr(log)
             .process_group(0)
             .spawn()
             .map_err(|e| fail(&format!("run {}", key.runtime.display()), &e))?;
+        let input = child.stdin.take();
+        let mut warm = Warm {
+            child,
+            input,
+            pid: Pid::from_raw(0),
+            ns: None,
+            alive: None,
+            image: String::new(),
+            key,
+            slot,
+            done: false,
+        };
         let began = Instant::now();
-        while !slot.dir.join("ready").exists() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let said = std::fs::read_to_string(slot.dir.join("container.log")).unwrap_or_default();
-                remove_slot(&slot.dir);
-                return Err(format!("the container ended ({status}) before it was up: {}", said.trim()));
+        while !warm.slot.dir.join("ready").exists() {
+            if let Ok(Some(status)) = warm.child.try_wait() {
+                let said = read_nofollow(&warm.slot.dir.join("container.log"));
+                let why = format!("the container ended ({status}) before it was up: {}", said.trim());
+                return Err(NotStarted { image: true, why });
             }
             if began.elapsed() > START_WITHIN {
-                let _ = child.kill();
-                crate::container::remove(&key.runtime, &slot.name, &key.runtime_env);
-                let _ = child.wait();
-                remove_slot(&slot.dir);
-                return Err("the container was not up within a minute".into());
+                return Err(NotStarted::other("the container was not up within a minute"));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let pid = inspect_pid(&key, &slot.name);
-        match pid {
-            Ok(pid) => Ok(Warm { child, pid, key, slot }),
-            Err(e) => {
-                Warm { child, pid: Pid::from_raw(0), key, slot }.discard();
-                Err(e)
-            }
+        let (pid, image) = inspect(&warm.key, &warm.slot.name).map_err(NotStarted::other)?;
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if fd < 0 {
+            return Err(fail("watch the container", &io::Error::last_os_error()));
         }
+        // SAFETY: the descriptor was just returned to this process, and is owned here.
+        warm.alive = Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| fail("the container's namespace", &e))?;
+        let ours = std::fs::metadata("/proc/self/ns/mnt").map_err(|e| fail("this namespace", &e))?;
+        let theirs = ns.metadata().map_err(|e| fail("the container's namespace", &e))?;
+        if std::os::unix::fs::MetadataExt::ino(&ours) == std::os::unix::fs::MetadataExt::ino(&theirs) {
+            return Err(NotStarted::other("the container has no mount namespace of its own"));
+        }
+        (warm.pid, warm.ns, warm.image) = (pid, Some(ns), image);
+        Ok(warm)
     }
 
     /// Hands the container the run in `spool`: binds its places, links its
-    /// files, writes its plan and lets the container go. The runtime's process
-    /// and the agent's (the container's first); a container that cannot take
-    /// it is removed.
-    pub fn take(self, spool: &Spool, spec: &Spec) -> Result<(Pid, Pid), String> {
-        match self.hand_over(spool, spec) {
-            Ok(()) => Ok((Pid::from_raw(self.child.id() as i32), self.pid)),
-            Err(why) => {
-                self.discard();
-                Err(why)
-            }
-        }
+    /// files, sends its plan. The runtime's process and the agent's (the
+    /// container's first); a container that cannot take it is removed.
+    pub fn take(mut self, spool: &Spool, spec: &Spec) -> Result<(Pid, Pid), String> {
+        self.hand_over(spool, spec)?;
+        self.done = true;
+        Ok((Pid::from_raw(self.child.id() as i32), self.pid))
     }
 
-    fn hand_over(&self, spool: &Spool, spec: &Spec) -> Result<(), String> {
+    fn hand_over(&mut self, spool: &Spool, spec: &Spec) -> Result<(), String> {
         let c = spec.container.as_ref().ok_or("the run has no container")?;
         let agent = c.agent.as_ref().ok_or("the run's container does not say what it runs")?;
         if c.warm.as_ref() != Some(&self.slot) || Key::of(c) != self.key {
             return Err("the run's container is not this one".into());
         }
-        let dir = &self.slot.dir;
+        let dir = self.slot.dir.clone();
         let append = |name: &str| OpenOptions::new().create(true).append(true).open(spool.path(name)).map(drop);
         let mut stdio = vec!["stdout", "stderr"];
         if spec.stdin {
@@ -199,42 +241,96 @@ impl Warm {
             }
             std::fs::hard_link(spool.path(name), dir.join(name)).map_err(|e| format!("link {name}: {e}"))?;
         }
-        let mut places: Vec<(&Path, bool)> = c.writable.iter().map(|p| (p.as_path(), true)).collect();
-        places.extend(c.readable.iter().map(|p| (p.as_path(), false)));
-        places.sort_by_key(|(p, _)| p.components().count());
-        // The slot again, last: a place above it (a checkout holding the data
-        // directory) was bound read-only over it.
-        places.push((dir, true));
-        inject(self.pid, &places)?;
-        // The waiter has the FIFO open for reading (else this fails: it is gone);
-        // the plan is written whole, however long, then the FIFO closed.
-        let go = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(dir.join("go"))
-            .map_err(|e| format!("the container is not waiting: {e}"))?;
-        nix::fcntl::fcntl(&go, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()))
-            .map_err(|e| format!("the FIFO: {e}"))?;
-        (&go).write_all(plan(spec, agent, &c.cwd, dir).as_bytes()).map_err(|e| format!("send the plan: {e}"))
+        let mut places: Vec<(&Path, Mount)> = c.hidden.iter().map(|(p, _)| (p.as_path(), Mount::Hide)).collect();
+        places.extend(c.readable.iter().map(|p| (p.as_path(), Mount::Read)));
+        places.extend(c.writable.iter().map(|p| (p.as_path(), Mount::Write)));
+        places.sort_by_key(|(p, m)| (p.components().count(), *m));
+        // The slot again, last: it is in the data directory, hidden above.
+        places.push((&dir, Mount::Write));
+        if self.ended() {
+            return Err("the container has ended".into());
+        }
+        let ns = self.ns.as_ref().ok_or("the container's namespace is not known")?;
+        inject(ns, &places)?;
+        let input = self.input.take().ok_or("the container's input is gone")?;
+        send(input, plan(spec, agent, &c.cwd, &dir).as_bytes())
     }
 
     /// Removes the container and its slot, and waits for the runtime.
     pub fn discard(mut self) {
+        self.remove();
+    }
+
+    fn remove(&mut self) {
+        self.done = true;
+        drop(self.input.take());
         crate::container::remove(&self.key.runtime, &self.slot.name, &self.key.runtime_env);
         let _ = self.child.kill();
         let _ = self.child.wait();
         remove_slot(&self.slot.dir);
     }
 
-    /// Whether the container has ended (it was killed while it waited).
+    /// Whether the container has ended (it was killed while it waited): its
+    /// first process, or the runtime's.
     pub fn ended(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        let first = self.alive.as_ref().is_some_and(|fd| {
+            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+        });
+        first || matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// The container's name.
     pub fn name(&self) -> &str {
         &self.slot.name
     }
+
+    /// The id of the image it runs.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        if !self.done {
+            self.remove();
+        }
+    }
+}
+
+/// A file's text, not through a symbolic link (the slot is the container's to write).
+fn read_nofollow(path: &Path) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Ok(mut f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    text
+}
+
+/// Writes the plan to the container's input and closes it, within [`SEND_WITHIN`].
+fn send(input: ChildStdin, bytes: &[u8]) -> Result<(), String> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    fcntl(&input, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| format!("the container's input: {e}"))?;
+    let deadline = Instant::now() + SEND_WITHIN;
+    let mut left = bytes;
+    while !left.is_empty() {
+        match nix::unistd::write(&input, left) {
+            Ok(n) => left = &left[n..],
+            Err(nix::errno::Errno::EAGAIN) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    return Err("the container did not read its plan".into());
+                }
+                let mut fds = [nix::poll::PollFd::new(input.as_fd(), nix::poll::PollFlags::POLLOUT)];
+                let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+            }
+            Err(e) => return Err(format!("send the plan: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// Removes a run's slot once its container is done (the links to its files).
@@ -253,17 +349,19 @@ fn remove_slot(dir: &Path) {
     let _ = std::fs::remove_file(owner_of(dir));
 }
 
-/// The host pid of a container's first process.
-fn inspect_pid(key: &Key, name: &str) -> Result<Pid, String> {
+/// The host pid of a container's first process, and its image's id.
+fn inspect(key: &Key, name: &str) -> Result<(Pid, String), String> {
     let out = Command::new(&key.runtime)
-        .args(["inspect", "--format", "{{.State.Pid}}", name])
+        .args(["inspect", "--format", "{{.State.Pid}} {{.Image}}", name])
         .env_clear()
         .envs(key.runtime_env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("inspect the container: {e}"))?;
-    match String::from_utf8_lossy(&out.stdout).trim().parse::<i32>() {
-        Ok(pid) if pid > 0 => Ok(Pid::from_raw(pid)),
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (pid, image) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+    match pid.parse::<i32>() {
+        Ok(pid) if pid > 0 => Ok((Pid::from_raw(pid), image.to_owned())),
         _ => Err(format!("inspect the container: {}", String::from_utf8_lossy(&out.stderr).trim())),
     }
 }
@@ -347,22 +445,37 @@ fn detached(path: &Path, writable: bool) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Binds `places` (parents first) into the mount namespace of `pid`'s process,
-/// at the same paths. A process that joins another mount namespace must have
-/// one thread: a child of the supervisor (which has one) does it.
-fn inject(pid: Pid, places: &[(&Path, bool)]) -> Result<(), String> {
-    let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| format!("the container's namespace: {e}"))?;
-    let mut trees = Vec::new();
-    for (path, writable) in places {
-        let fd = detached(path, *writable).map_err(|e| format!("copy the mount of {}: {e}", path.display()))?;
+/// How a place is made in the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mount {
+    /// An empty tmpfs over a directory.
+    Hide,
+    /// The host's directory or file, read-only.
+    Read,
+    /// The host's directory or file, writable.
+    Write,
+}
+
+/// Makes `places` (parents first) in the mount namespace `ns`, at the same
+/// paths. A process that joins another mount namespace must have one thread:
+/// a child of the supervisor (which has one) does it.
+fn inject(ns: &File, places: &[(&Path, Mount)]) -> Result<(), String> {
+    let mut made = Vec::new();
+    for (path, mount) in places {
+        let tree = match mount {
+            Mount::Hide => None,
+            m => Some(
+                detached(path, *m == Mount::Write).map_err(|e| format!("copy the mount of {}: {e}", path.display()))?,
+            ),
+        };
         let target = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-        trees.push((fd, target, path.to_path_buf(), path.is_dir()));
+        made.push((tree, target, path.to_path_buf(), *mount == Mount::Hide || path.is_dir()));
     }
     // SAFETY: the supervisor has a single thread; the child only makes system
     // calls and small allocations, then exits without unwinding.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
-            let code = match enter(&ns, &trees) {
+            let code = match enter(ns, &made) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("baton supervise: binding into the warm container: {e}");
@@ -379,18 +492,26 @@ fn inject(pid: Pid, places: &[(&Path, bool)]) -> Result<(), String> {
     }
 }
 
-/// In the child: joins the namespace and moves each copy in place.
-fn enter(ns: &File, trees: &[(OwnedFd, CString, PathBuf, bool)]) -> io::Result<()> {
+/// In the child: joins the namespace (whose root becomes its own, so paths
+/// resolve inside the container) and makes each place.
+fn enter(ns: &File, made: &[(Option<OwnedFd>, CString, PathBuf, bool)]) -> io::Result<()> {
     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
-    for (fd, target, path, is_dir) in trees {
+    for (tree, target, path, is_dir) in made {
         if *is_dir {
             std::fs::create_dir_all(path)?;
         } else {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+            // Never blocks (a FIFO the image put there) nor follows a link.
+            let flags = libc::O_NONBLOCK | libc::O_NOFOLLOW;
+            OpenOptions::new().create(true).truncate(false).write(true).custom_flags(flags).open(path)?;
         }
+        let Some(fd) = tree else {
+            let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+            nix::mount::mount(Some("tmpfs"), path.as_path(), Some("tmpfs"), flags, Some("mode=0755"))?;
+            continue;
+        };
         // SAFETY: move_mount reads two NUL-terminated paths.
         let r = unsafe {
             libc::syscall(
@@ -413,6 +534,8 @@ fn enter(ns: &File, trees: &[(OwnedFd, CString, PathBuf, bool)]) -> io::Result<(
 pub(crate) struct Ready {
     pub standby: crate::start::Standby,
     pub slot: Slot,
+    /// The id of the image it runs.
+    image: String,
 }
 
 /// What one key's pool should hold and has.
@@ -475,12 +598,27 @@ impl Pools {
     }
 
     /// Fills `key`'s pool again whenever a warm container of it ends while it
-    /// waits (killed, or the runtime gone), for as long as the pool is kept.
+    /// waits (killed, or the runtime gone), and makes it again when its image's
+    /// name comes to mean another image (rebuilt, pulled), for as long as the
+    /// pool is kept.
     async fn watch(self: Arc<Self>, key: Key) {
-        loop {
+        for tick in 1u64.. {
             tokio::time::sleep(WATCH_EVERY).await;
-            if !self.pools.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&key) {
-                return;
+            let images: Vec<String> = match self.pools.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+                Some(pool) => pool.ready.iter().map(|r| r.image.clone()).collect(),
+                None => return,
+            };
+            if tick.is_multiple_of(IMAGE_EVERY) && !images.is_empty() {
+                let now = crate::container::image_id(&key.runtime, &key.image, &key.runtime_env).await.ok().flatten();
+                let stale: Vec<Ready> = {
+                    let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(pool) = pools.get_mut(&key) else { return };
+                    let (stale, keep) = pool.ready.drain(..).partition(|r| now.as_deref() != Some(r.image.as_str()));
+                    pool.ready = keep;
+                    stale
+                };
+                // Closing a standby's input dismisses it.
+                drop(stale);
             }
             self.fill(&key);
         }
@@ -517,7 +655,19 @@ impl Pools {
             {
                 let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(pool) = pools.get_mut(key) else { return };
-                pool.ready.retain_mut(|r| r.standby.waiting());
+                let (mut ready, mut gone) = (Vec::new(), Vec::new());
+                for mut r in pool.ready.drain(..) {
+                    if r.standby.waiting() { ready.push(r) } else { gone.push(r) }
+                }
+                pool.ready = ready;
+                // Supervisors that died (killed) leave their container: removed.
+                for r in gone {
+                    let key = key.clone();
+                    tokio::task::spawn_blocking(move || {
+                        crate::container::remove(&key.runtime, &r.slot.name, &key.runtime_env);
+                        remove_slot(&r.slot.dir);
+                    });
+                }
                 if pool.ready.len() + pool.starting as usize >= pool.size as usize {
                     return;
                 }
@@ -534,11 +684,14 @@ impl Pools {
                     Ok(ready) if pool.ready.len() < pool.size as usize => pool.ready.push(ready),
                     // The pool shrank meanwhile: dismissed.
                     Ok(_) => {}
-                    Err(why) => {
-                        tracing::warn!(image = %key.image, %why, "a warm container could not start; runs of this image get containers made for them");
+                    Err(e) if e.image => {
+                        let why = e.why;
+                        tracing::warn!(image = %key.image, %why, "the image cannot hold a warm container; its runs get containers made for them");
                         me.broken.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
                         pools.remove(&key);
                     }
+                    // Tried again at the next check.
+                    Err(e) => tracing::warn!(image = %key.image, why = %e.why, "a warm container could not start"),
                 }
             });
         }
@@ -546,9 +699,13 @@ impl Pools {
 
     /// Starts a standby supervisor with a warm container, and waits until it
     /// is up.
-    async fn start_one(&self, key: &Key) -> Result<Ready, String> {
+    async fn start_one(&self, key: &Key) -> Result<Ready, NotStarted> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let dir = self.dir.join(format!("{}-{n}", std::process::id()));
+        // Unique across launchers that had this pid (in a pid namespace).
+        let mut salt = [0u8; 4];
+        let _ = getrandom::fill(&mut salt);
+        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = self.dir.join(format!("{}-{n}-{salt}", std::process::id()));
         let _ = std::fs::create_dir_all(&self.dir);
         let mut child = tokio::process::Command::new(&self.exe)
             .args(["supervise", "--standby", "--container-warm"])
@@ -556,22 +713,32 @@ impl Pools {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("start a standby supervisor: {e}"))?;
+            .map_err(|e| NotStarted::other(format!("start a standby supervisor: {e}")))?;
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err("the standby supervisor has no pipes".into());
+            return Err(NotStarted::other("the standby supervisor has no pipes"));
         };
         let order = serde_json::json!({ "key": key, "dir": dir });
-        stdin.write_all(format!("{order}\n").as_bytes()).await.map_err(|e| format!("the standby supervisor: {e}"))?;
+        let sent = stdin.write_all(format!("{order}\n").as_bytes()).await;
+        sent.map_err(|e| NotStarted::other(format!("the standby supervisor: {e}")))?;
         let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        let _ = stdout.read_line(&mut line).await;
-        if line.trim() != "warm" {
-            let _ = child.wait().await;
-            let why = line.trim().strip_prefix("cold ").unwrap_or("the standby supervisor ended").to_owned();
-            return Err(why);
-        }
+        // A standby that does not answer is dismissed (its input closed).
+        let read = tokio::time::timeout(START_WITHIN + Duration::from_secs(15), stdout.read_line(&mut line)).await;
+        let Some(image) = line.trim().strip_prefix("warm ").filter(|_| read.is_ok()).map(str::to_owned) else {
+            drop(stdin);
+            if read.is_ok() {
+                let _ = child.wait().await;
+            }
+            let line = line.trim();
+            return Err(match line.strip_prefix("cold-image ") {
+                Some(why) => NotStarted { image: true, why: why.to_owned() },
+                None => {
+                    NotStarted::other(line.strip_prefix("cold ").unwrap_or("the standby supervisor did not answer"))
+                }
+            });
+        };
         let slot = Slot { name: name_of(&dir), dir };
-        Ok(Ready { standby: crate::start::Standby::of(child, stdin, stdout), slot })
+        Ok(Ready { standby: crate::start::Standby::of(child, stdin, stdout), slot, image })
     }
 
     /// Removes warm containers and slots left by supervisors that are gone (a

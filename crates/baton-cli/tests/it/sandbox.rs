@@ -358,7 +358,11 @@ async fn a_container_agent_writes_its_file_its_work_lands_and_stop_kills_it() {
     let conf = image.conf();
     let b = Baton::start_custom(&[], &[("CONTAINERS_CONF", &conf)], &[], |_| {});
     let boxed = |name: &str, script: &str| json!({ "name": name, "executor": "command", "command": ["sh", "-c", script], "sandbox": "container", "image": image.tag });
-    b.agent_def(boxed("boxed", "echo from-the-box > box.txt; echo \"secret=${GITHUB_TOKEN:-none}\"")).await;
+    let script = format!(
+        "echo from-the-box > box.txt; echo \"secret=${{GITHUB_TOKEN:-none}}\"; test -e {} && echo token-seen || echo token-hidden",
+        b.data.join("token").display()
+    );
+    b.agent_def(boxed("boxed", &script)).await;
     b.agent_def(boxed("sleeper", "echo started > started.txt; sleep 60")).await;
     let id = b.task(json!({ "prompt": "x", "agent": "boxed", "checks": ["test -f box.txt"] })).await;
     let t = done(&b, &id).await;
@@ -367,6 +371,7 @@ async fn a_container_agent_writes_its_file_its_work_lands_and_stop_kills_it() {
     // What it printed, and every event if the line is not there (a rare miss on a loaded host, once, on PostgreSQL).
     let lines = printed(&b, &id).await;
     assert!(lines.contains(&"secret=none".to_owned()), "printed {lines:?}; events {:#?}", b.events(&id).await);
+    assert!(lines.contains(&"token-hidden".to_owned()), "Baton's data directory is hidden: {lines:?}");
     assert!(b.cli(&["merge", &id]).status.success());
     assert_eq!(b.sh("git show main:box.txt"), "from-the-box");
     assert!(b.sh("git log -1 --format=%s main^2").starts_with("WIP:"), "Baton committed what the agent left");
@@ -444,8 +449,13 @@ async fn a_warm_container_takes_one_run_and_its_pool_refills_and_shrinks() {
     });
     let pid = b.pid().unwrap();
     let boxed = |name: &str, script: &str| json!({ "name": name, "executor": "command", "command": ["sh", "-c", script], "sandbox": "container", "image": image.tag });
-    let script = "echo from-the-box > box.txt; echo \"wt=$BATON_WORKTREE pwd=$(pwd)\"; \
-                  echo \"secret=${GITHUB_TOKEN:-none}\"; echo to-stderr >&2";
+    let token = b.data.join("token");
+    let script = format!(
+        "echo from-the-box > box.txt; echo \"wt=$BATON_WORKTREE pwd=$(pwd)\"; echo \"secret=${{GITHUB_TOKEN:-none}}\"; \
+         echo to-stderr >&2; test -e {0} && echo token-seen || echo token-hidden",
+        token.display(),
+    );
+    let script = script.as_str();
     b.agent_def(boxed("boxed", script)).await;
     b.agent_def(boxed("sleeper", "echo started > started.txt; sleep 60")).await;
     // The first run of the image makes its container, and its pool.
@@ -463,6 +473,7 @@ async fn a_warm_container_takes_one_run_and_its_pool_refills_and_shrinks() {
     let used = warm.iter().find(|(_, pid)| *pid == agent).unwrap_or_else(|| panic!("{agent} ran in none of {warm:?}"));
     assert!(lines.contains(&format!("wt={wt} pwd={wt}")), "{lines:?}");
     assert!(lines.contains(&"secret=none".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"token-hidden".to_owned()), "Baton's data directory is hidden: {lines:?}");
     let errors =
         b.events(&id).await.into_iter().filter(|e| e.kind == EventKind::Output && e.data["stream"] == "stderr");
     assert!(errors.map(|e| e.data["line"].clone()).any(|l| l == "to-stderr"), "its errors are its run's too");
@@ -479,7 +490,8 @@ async fn a_warm_container_takes_one_run_and_its_pool_refills_and_shrinks() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
     }
     let id = b.task(json!({ "prompt": "x", "agent": "boxed" })).await;
-    assert_eq!(done(&b, &id).await.task.status, TaskStatus::Succeeded, "{:?}", printed(&b, &id).await);
+    let t = done(&b, &id).await;
+    assert_eq!(t.task.status, TaskStatus::Succeeded, "{:?} {:?}", t.task.reason, printed(&b, &id).await);
     let again = wait_warm(&conf, pid, 2).await;
 
     // A stop reaches a warm container's agent.
