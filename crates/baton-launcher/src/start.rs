@@ -834,7 +834,9 @@ impl Launcher {
                 drop(s.stdin);
                 return Ok((s.child, s.stdout));
             }
-            let _ = s.child.start_kill();
+            // Not killed: a standby whose input closes ends by itself, and a warm
+            // one removes its container first (a kill would leave it running).
+            drop(s);
         }
         let log = std::fs::File::create(spool.path("supervisor.log"))?;
         let mut child = tokio::process::Command::new(&self.config.exe)
