@@ -438,7 +438,8 @@ impl Writer {
     fn run(mut self, jobs: Receiver<(WriteJob, bool)>) {
         let mut queue = WriteQueue::default();
         while let Some(group) = queue.next_group(&jobs) {
-            self.commit_group(group);
+            let left = self.commit_group(group, &mut || queue.urgent_waiting(&jobs));
+            queue.put_back(left);
         }
     }
 
@@ -456,8 +457,10 @@ impl Writer {
     }
 
     /// Runs a group of jobs in one transaction under the write lock, each in its
-    /// own savepoint, then commits, publishes, and answers every job.
-    fn commit_group(&mut self, batch: Vec<WriteJob>) {
+    /// own savepoint, then commits, publishes, and answers every job. When
+    /// `urgent` says an urgent job is waiting, the group stops after the job in
+    /// progress and commits; the jobs not run are returned.
+    fn commit_group(&mut self, batch: Vec<WriteJob>, urgent: &mut dyn FnMut() -> bool) -> Vec<WriteJob> {
         let replica = self.replica.clone();
         // A connection the server closed is found out here: made again once
         // (no job has run yet) before the group is told the database is away.
@@ -469,7 +472,7 @@ impl Writer {
         if let Err(e) = begun {
             self.lost(&e);
             fail_all(batch, &e);
-            return;
+            return Vec::new();
         }
         // Checked under the write lock: a breaking migration takes it too, so no
         // write of this replica lands after the migration once it stopped.
@@ -481,16 +484,25 @@ impl Writer {
                 let (_, completion) = job(Err(StoreError::Incompatible { message: message.clone() }));
                 completion(Err(StoreError::Incompatible { message: message.clone() }));
             }
-            return;
+            return Vec::new();
         }
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let (mut appended, mut notices) = (Vec::new(), Vec::new());
         // A job alone needs no savepoint: if it fails, the transaction is rolled back.
         let alone = batch.len() == 1;
         let mut undone = false;
-        for job in batch {
+        // What ends the previous job's savepoint, sent with the next one's start
+        // (one round trip a job); the last is ended by the commit.
+        let mut pending = "";
+        let mut batch = batch.into_iter();
+        let mut left = Vec::new();
+        while let Some(job) = batch.next() {
+            if !pending.is_empty() && urgent() {
+                left = std::iter::once(job).chain(batch).collect();
+                break;
+            }
             if !alone {
-                let _ = conn.client.batch_execute("SAVEPOINT job");
+                let _ = conn.client.batch_execute(&format!("{pending}SAVEPOINT job"));
             }
             let mut db = PgDb::new(conn);
             let ran = catch_unwind(AssertUnwindSafe(|| job(Ok(&mut db))));
@@ -499,22 +511,21 @@ impl Writer {
                 appended.append(&mut db.appended);
                 notices.append(&mut db.notices);
             }
-            match (ok, alone) {
-                (true, false) => {
-                    let _ = conn.client.batch_execute("RELEASE job");
+            pending = match (ok, alone) {
+                (true, false) => "RELEASE job; ",
+                (false, false) => "ROLLBACK TO job; RELEASE job; ",
+                (true, true) => "",
+                (false, true) => {
+                    undone = true;
+                    ""
                 }
-                (false, false) => {
-                    let _ = conn.client.batch_execute("ROLLBACK TO job; RELEASE job");
-                }
-                (true, true) => {}
-                (false, true) => undone = true,
-            }
+            };
             match ran {
                 Ok((_, completion)) => completions.push(completion),
                 Err(_) => tracing::error!("a store write job panicked; its writes were rolled back"),
             }
         }
-        let mut end = String::new();
+        let mut end = pending.to_string();
         if undone {
             end.push_str("ROLLBACK");
         } else {
@@ -555,6 +566,7 @@ impl Writer {
                 }
             }
         }
+        left
     }
 
     /// Begins a write transaction holding the write lock (one round trip).

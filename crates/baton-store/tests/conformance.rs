@@ -1500,10 +1500,13 @@ fn a_bulk_write_reads_its_own_tasks_and_stores_them_with_their_events_in_order()
         let before = store.read(|r| r.last_event_id()).await.unwrap();
         let first = task(&p.id, TaskStatus::Pending);
         let (pid, id) = (p.id.clone(), first.id.clone());
-        let made = store
+        let sid = SessionId::generate();
+        let (made, appended) = store
             .write(move |tx| {
                 tx.begin_bulk();
                 let mut made: Vec<TaskId> = Vec::new();
+                // Every message, in the order appended.
+                let mut appended: Vec<String> = Vec::new();
                 for i in 0..1_500 {
                     let mut t = task(&pid, TaskStatus::Pending);
                     if i == 0 {
@@ -1513,6 +1516,17 @@ fn a_bulk_write_reads_its_own_tasks_and_stores_them_with_their_events_in_order()
                     }
                     tx.insert_task(&t)?;
                     tx.append_event(None, None, Some(&t.id), NewEvent::log(format!("made {i}")))?;
+                    appended.push(format!("made {i}"));
+                    // A session's events between them: written at once, in order.
+                    if i % 100 == 7 {
+                        tx.append_event(Some(&sid), None, Some(&t.id), NewEvent::log(format!("session {i}")))?;
+                        appended.push(format!("session {i}"));
+                    }
+                    if i == 700 {
+                        let batch = vec![NewEvent::log("batch a"), NewEvent::log("batch b")];
+                        tx.append_events(&sid, None, None, batch)?;
+                        appended.extend(["batch a".to_owned(), "batch b".to_owned()]);
+                    }
                     made.push(t.id);
                 }
                 // Read back from the transaction, changed, and read again.
@@ -1527,8 +1541,9 @@ fn a_bulk_write_reads_its_own_tasks_and_stores_them_with_their_events_in_order()
                 let late = task(&pid, TaskStatus::Pending);
                 tx.insert_task(&late)?;
                 tx.append_event(None, None, Some(&late.id), NewEvent::log("late"))?;
+                appended.push("late".to_owned());
                 made.push(late.id);
-                Ok::<_, StoreError>(made)
+                Ok::<_, StoreError>((made, appended))
             })
             .await
             .unwrap();
@@ -1536,8 +1551,13 @@ fn a_bulk_write_reads_its_own_tasks_and_stores_them_with_their_events_in_order()
             .read(move |r| r.events(&EventFilter { after: before, limit: 10_000, ..Default::default() }))
             .await
             .unwrap();
-        assert_eq!(events.len(), 1_501, "{backend}");
+        assert_eq!(events.len(), 1_501 + 15 + 2, "{backend}");
         assert!(events.windows(2).all(|w| w[0].id < w[1].id), "{backend}");
+        let messages: Vec<String> =
+            events.iter().map(|e| e.data["message"].as_str().unwrap_or("").to_owned()).collect();
+        assert_eq!(messages, appended, "{backend}: ids in the order the events were appended");
+        let seqs: Vec<i64> = events.iter().filter(|e| e.session_id.is_some()).filter_map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=17).collect::<Vec<_>>(), "{backend}: the session numbered in order");
         assert_eq!(events.last().map(|e| e.task_id.clone()), Some(made.last().cloned()), "{backend}");
         let third = made[2].clone();
         let stored = store.read(move |r| r.task(&third)).await.unwrap().unwrap();
@@ -1563,10 +1583,49 @@ fn a_bulk_write_reads_its_own_tasks_and_stores_them_with_their_events_in_order()
         let mut published = Vec::new();
         while let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), feed.recv()).await {
             published.push(c.event.id);
-            if published.len() == 1_501 {
+            if published.len() == 1_501 + 15 + 2 {
                 break;
             }
         }
         assert_eq!(published, events.iter().map(|e| e.id).collect::<Vec<_>>(), "{backend}");
+    });
+}
+
+#[test]
+fn an_urgent_write_passes_a_group_in_progress() {
+    each(|store, backend| async move {
+        let ran: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let job = |name: String, ms: u64| {
+            let ran = std::sync::Arc::clone(&ran);
+            move |_: &mut dyn baton_store::StoreTx| {
+                std::thread::sleep(Duration::from_millis(ms));
+                ran.lock().unwrap().push(name);
+                Ok::<_, StoreError>(())
+            }
+        };
+        // The first job holds the writer while the others queue: they make one
+        // group, of 40 jobs of 10 ms each.
+        let mut slow = Vec::new();
+        slow.push(tokio::spawn({
+            let (store, job) = (store.clone(), job("first".into(), 100));
+            async move { store.write(job).await }
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..40 {
+            let (store, job) = (store.clone(), job(format!("slow {i}"), 10));
+            slow.push(tokio::spawn(async move { store.write(job).await }));
+        }
+        while !ran.lock().unwrap().iter().any(|n| n == "slow 2") {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        store.write_urgent(job("urgent".into(), 0)).await.unwrap();
+        for handle in slow {
+            handle.await.unwrap().unwrap();
+        }
+        let ran = ran.lock().unwrap().clone();
+        let at = ran.iter().position(|n| n == "urgent").unwrap();
+        assert_eq!(ran.len(), 42, "{backend}");
+        // Run after the job in progress, not after the group's 37 others.
+        assert!(at < 15, "{backend}: the urgent job ran {at}th: {ran:?}");
     });
 }

@@ -4,9 +4,13 @@
 //! round trips per task. The transaction reads its own gathered tasks from
 //! memory; any statement naming a table they go to (`tasks`, `task_deps`,
 //! `events`) writes them first, so nothing ever reads past them. Event ids
-//! are drawn from the sequence a block at a time: ids stay in the order the
-//! events were appended (a flush gives up the rest of a block), and an id
-//! drawn but not used is a gap, as a rolled-back insert leaves.
+//! are drawn from the sequence a block at a time (16 first, twice as many at
+//! each draw after, up to 1,024): every event the transaction appends while
+//! gathering takes its id from the block, a session's too (written at once,
+//! with its id), so ids stay in the order the events were appended; a batch
+//! of a session's events, numbered by the sequence itself, gives up the rest of
+//! the block first. An id drawn but not used is a gap, as a rolled-back insert
+//! leaves.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -20,8 +24,9 @@ use super::db::PgDb;
 use crate::StoreError;
 use crate::rows::encode;
 
-/// How many event ids are drawn at once.
-const ID_BLOCK: i64 = 1_024;
+/// How many event ids are drawn at once: at first, and at most.
+const FIRST_BLOCK: i64 = 16;
+const MAX_BLOCK: i64 = 1_024;
 
 /// What a bulk transaction has gathered and not yet written.
 #[derive(Default)]
@@ -32,6 +37,8 @@ pub(crate) struct Bulk {
     events: Vec<Event>,
     /// Event ids drawn and not yet used, in order.
     ids: VecDeque<i64>,
+    /// How many ids were drawn last.
+    drawn: i64,
 }
 
 /// Whether a statement names a table bulk writes go to.
@@ -49,7 +56,7 @@ impl PgDb<'_> {
     pub(super) fn before(&self, sql: &str) -> Result<(), StoreError> {
         let due = self.bulk.as_ref().is_some_and(|b| {
             let b = b.borrow();
-            !(b.tasks.is_empty() && b.events.is_empty() && b.ids.is_empty())
+            !(b.tasks.is_empty() && b.events.is_empty())
         });
         if due && touches(sql) { self.flush_bulk() } else { Ok(()) }
     }
@@ -86,22 +93,7 @@ impl PgDb<'_> {
         task: Option<&TaskId>,
         event: NewEvent,
     ) -> Result<Option<Event>, StoreError> {
-        let Some(bulk) = &self.bulk else { return Ok(None) };
-        if bulk.borrow().ids.is_empty() {
-            let drawn: Vec<i64> = self
-                .conn
-                .borrow_mut()
-                .query(
-                    "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::BIGINT) ORDER BY 1",
-                    &[&ID_BLOCK],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            bulk.borrow_mut().ids.extend(drawn);
-        }
-        let mut b = bulk.borrow_mut();
-        let id = b.ids.pop_front().ok_or_else(|| StoreError::Database("no event id was drawn".into()))?;
+        let Some(id) = self.bulk_id()? else { return Ok(None) };
         let stored = Event {
             id,
             ts: event.ts.unwrap_or_else(Timestamp::now),
@@ -113,17 +105,52 @@ impl PgDb<'_> {
             data: event.data,
             raw: event.raw,
         };
-        b.events.push(stored.clone());
-        drop(b);
+        self.bulk.as_ref().expect("gathering").borrow_mut().events.push(stored.clone());
         self.appended.push(stored.clone());
         Ok(Some(stored))
     }
 
+    /// The next event id from the block (drawn when it is empty); none when
+    /// not gathering.
+    pub(super) fn bulk_id(&self) -> Result<Option<i64>, StoreError> {
+        let Some(bulk) = &self.bulk else { return Ok(None) };
+        if bulk.borrow().ids.is_empty() {
+            let n = (bulk.borrow().drawn * 2).clamp(FIRST_BLOCK, MAX_BLOCK);
+            let drawn: Vec<i64> = self
+                .conn
+                .borrow_mut()
+                .query(
+                    "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('events', 'id')::regclass AS seq) q,
+                     generate_series(1, $1::BIGINT) ORDER BY 1",
+                    &[&n],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut b = bulk.borrow_mut();
+            b.ids.extend(drawn);
+            b.drawn = n;
+        }
+        let id = bulk.borrow_mut().ids.pop_front();
+        id.map(Some).ok_or_else(|| StoreError::Database("no event id was drawn".into()))
+    }
+
+    /// Gives up the ids drawn and not used (events numbered by the sequence
+    /// itself come next).
+    pub(super) fn give_up_ids(&self) {
+        if let Some(bulk) = &self.bulk {
+            bulk.borrow_mut().ids.clear();
+        }
+    }
+
     /// Writes what was gathered: the tasks, their prerequisites and the events,
-    /// a statement each; the ids drawn and not used are given up.
+    /// a statement each (the ids drawn and not used are kept).
     pub(super) fn flush_bulk(&self) -> Result<(), StoreError> {
         let Some(bulk) = &self.bulk else { return Ok(()) };
-        let Bulk { tasks, events, .. } = std::mem::take(&mut *bulk.borrow_mut());
+        let (tasks, events) = {
+            let mut b = bulk.borrow_mut();
+            (std::mem::take(&mut b.tasks), std::mem::take(&mut b.events))
+        };
         let mut conn = self.conn.borrow_mut();
         if !tasks.is_empty() {
             let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();

@@ -935,22 +935,29 @@ impl StoreTx for PgDb<'_> {
         let ts = event.ts.unwrap_or_else(Timestamp::now);
         let data = encode("event data", &event.data)?;
         let session_id = session.map(|s| s.as_str());
+        // While gathering, the id comes from the block, in order with the
+        // gathered events; none of those is a session's, so the session's
+        // numbering below does not need them written first.
+        let id = self.bulk_id()?;
         // Under the writer's lock: no other transaction numbers this session now.
-        let row = self.row(
-            "INSERT INTO events (ts, session_id, seq, run_id, task_id, kind, data, raw)
-             VALUES ($1, $2, CASE WHEN $2::text IS NULL THEN NULL
+        let sql = "INSERT INTO events (id, ts, session_id, seq, run_id, task_id, kind, data, raw)
+             VALUES (COALESCE($8, nextval(pg_get_serial_sequence('events', 'id'))), $1, $2, CASE WHEN $2::text IS NULL THEN NULL
                  ELSE (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE session_id = $2) END, $3, $4, $5, $6, $7)
-             RETURNING id, seq",
-            &[
-                &ts.as_millis(),
-                &session_id,
-                &run.map(|r| r.as_str()),
-                &task.map(|t| t.as_str()),
-                &event.kind.as_str(),
-                &data,
-                &event.raw,
-            ],
-        )?;
+             RETURNING id, seq";
+        let params: Params<'_> = &[
+            &ts.as_millis(),
+            &session_id,
+            &run.map(|r| r.as_str()),
+            &task.map(|t| t.as_str()),
+            &event.kind.as_str(),
+            &data,
+            &event.raw,
+            &id,
+        ];
+        let row = match id {
+            Some(_) => self.conn.borrow_mut().query(sql, params)?.into_iter().next(),
+            None => self.row(sql, params)?,
+        };
         let row = row.ok_or_else(|| StoreError::Database("an insert returned no row".into()))?;
         let stored = Event {
             id: row.get(0),
@@ -984,6 +991,8 @@ impl StoreTx for PgDb<'_> {
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         let data: Vec<String> = events.iter().map(|e| encode("event data", &e.data)).collect::<Result<_, _>>()?;
         let raw: Vec<Option<&str>> = events.iter().map(|e| e.raw.as_deref()).collect();
+        // Numbered by the sequence: after every id drawn before.
+        self.give_up_ids();
         let rows = self.rows(
             "INSERT INTO events (ts, session_id, seq, run_id, task_id, kind, data, raw)
              SELECT b.ts, $1, top.seq + b.n, $2, $3, b.kind, b.data, b.raw
