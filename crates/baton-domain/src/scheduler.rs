@@ -34,11 +34,11 @@ pub use emit::save_task as emit_task;
 pub use follow_ups::{send_follow_up, withdraw_follow_up};
 pub use governor::{known as pool_known, list as pools};
 pub use launchers::{
-    due_orders, due_stops, expire_silent, heartbeat, mark_offline, order_done, register, seen, set_draining,
+    Polled, due_orders, expire_silent, heartbeat, mark_offline, order_done, poll, register, seen, set_draining,
 };
 pub use plans::{check_plan_only, create_plan};
 pub use runs::{
-    attach, claim_runs, ingest_events, lose_runs, overdue_runs, redeliver, run_checking, run_checkpoint, run_finished,
+    attach, claim_runs, ingest_events, lose_runs, overdue_runs, run_checking, run_checkpoint, run_finished,
     run_started, stop_overdue,
 };
 pub use settle::this_hour;

@@ -1,8 +1,11 @@
 //! Launchers: registration, heartbeats, and going offline.
 
-use baton_core::api::{Heartbeat, OrderDone, RegisterLauncher, StopOrder};
+use std::collections::HashMap;
+
+use baton_core::agent::ExecutorKind;
+use baton_core::api::{Assignment, Heartbeat, OrderDone, RegisterLauncher, StopOrder};
 use baton_core::event::{EventKind, NewEvent};
-use baton_core::ids::{LauncherId, TaskId};
+use baton_core::ids::{LauncherId, RunId, TaskId};
 use baton_core::model::{Launcher, LauncherOrder, OrderKind};
 use baton_core::status::LauncherStatus;
 use baton_core::time::Timestamp;
@@ -11,10 +14,10 @@ use serde_json::json;
 
 use super::Effects;
 use super::emit::{save_launcher, save_task};
-use super::runs::lose_runs;
+use super::runs::{claim_for, lose_runs, redeliver};
 use super::tasks::refresh_unavailable;
-use crate::Error;
 use crate::tokens::Caller;
+use crate::{Config, Error};
 
 /// Registers a launcher, or welcomes back one that restarted with its old id. A
 /// launcher token is bound to the first launcher that registers with it.
@@ -101,22 +104,70 @@ const SEEN_REFRESH_MS: i64 = 1_000;
 /// Records that a launcher was heard from (liveness lives in the database, so
 /// whichever replica runs the timers sees it).
 pub fn seen(tx: &mut dyn StoreTx, id: &LauncherId) -> Result<(), Error> {
-    let now = Timestamp::now();
-    if let Some(mut launcher) = tx.launcher(id)?
-        && now.millis_since(launcher.last_seen) >= SEEN_REFRESH_MS
-    {
-        launcher.last_seen = now;
-        tx.put_launcher(&launcher)?;
+    if let Some(mut launcher) = tx.launcher(id)? {
+        heard(tx, &mut launcher)?;
     }
     Ok(())
 }
 
-/// The stop orders to send a launcher now: for each of its runs asked to stop,
-/// unless the order went out recently (it is repeated until the run ends).
-pub fn due_stops(tx: &mut dyn StoreTx, id: &LauncherId) -> Result<Vec<StopOrder>, Error> {
+/// [`seen`], on the record at hand.
+fn heard(tx: &mut dyn StoreTx, launcher: &mut Launcher) -> Result<(), Error> {
+    let now = Timestamp::now();
+    if now.millis_since(launcher.last_seen) >= SEEN_REFRESH_MS {
+        launcher.last_seen = now;
+        tx.put_launcher(launcher)?;
+    }
+    Ok(())
+}
+
+/// What one claim of a launcher's poll hands it.
+pub struct Polled {
+    /// Runs to start: handed again (their answer was lost), then newly claimed.
+    pub runs: Vec<Assignment>,
+    pub stops: Vec<StopOrder>,
+    pub orders: Vec<LauncherOrder>,
+    /// The executors it runs, and its slots free after this claim.
+    pub executors: Vec<ExecutorKind>,
+    pub free: u32,
+}
+
+/// A launcher's poll, once: it is heard from; runs it was given and never got
+/// are handed again (`has` names those it has, when it said); it claims what
+/// it may; and it gets its due stops and orders. Its active runs are read
+/// once, for all of these (a poll that finds nothing queued is four
+/// statements).
+pub fn poll(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    id: &LauncherId,
+    has: Option<&[RunId]>,
+    config: &Config,
+    waiting: &HashMap<LauncherId, Option<u32>>,
+) -> Result<Polled, Error> {
+    let mut launcher = tx.launcher(id)?.ok_or_else(|| Error::not_found("launcher", id))?;
+    if launcher.status == LauncherStatus::Offline {
+        return Err(Error::conflict(format!("launcher {id} is offline; register again")));
+    }
+    heard(tx, &mut launcher)?;
+    let active = tx.active_runs_of_launcher(id)?;
+    let mut runs = match has {
+        Some(has) => redeliver(tx, fx, id, &active, has, config)?,
+        None => Vec::new(),
+    };
+    let claimed = claim_for(tx, fx, &launcher, active.len() as u32, config, waiting)?;
+    let free = launcher.slots.saturating_sub(active.len() as u32 + claimed.len() as u32);
+    runs.extend(claimed);
+    let stops = due_stops(tx, active)?;
+    let orders = due_orders(tx, id)?;
+    Ok(Polled { runs, stops, orders, executors: launcher.executors, free })
+}
+
+/// The stop orders to send a launcher now, from its active runs: for each asked
+/// to stop, unless the order went out recently (it is repeated until the run ends).
+fn due_stops(tx: &mut dyn StoreTx, active: Vec<baton_core::model::Run>) -> Result<Vec<StopOrder>, Error> {
     let now = Timestamp::now();
     let mut stops = Vec::new();
-    for mut run in tx.active_runs_of_launcher(id)? {
+    for mut run in active {
         let Some(reason) = run.stop_reason.clone() else { continue };
         if run.stop_sent_at.is_some_and(|at| now.millis_since(at) < STOP_RESEND_MS) {
             continue;

@@ -94,11 +94,28 @@ pub fn claim_runs(
     waiting: &HashMap<LauncherId, Option<u32>>,
 ) -> Result<Vec<Assignment>, Error> {
     let launcher = tx.launcher(launcher_id)?.ok_or_else(|| Error::not_found("launcher", launcher_id))?;
-    let free_slots = launcher.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(launcher_id))?);
+    let active = tx.active_run_count(ActiveOf::Launcher(launcher_id))?;
+    claim_for(tx, fx, &launcher, active, config, waiting)
+}
+
+/// [`claim_runs`] for a launcher read already, with `active` runs: nothing is
+/// read past one statement when no run is queued at all.
+pub(super) fn claim_for(
+    tx: &mut dyn StoreTx,
+    fx: &mut Effects,
+    launcher: &Launcher,
+    active: u32,
+    config: &Config,
+    waiting: &HashMap<LauncherId, Option<u32>>,
+) -> Result<Vec<Assignment>, Error> {
+    let free_slots = launcher.slots.saturating_sub(active);
     if free_slots == 0 || launcher.draining {
         return Ok(Vec::new());
     }
-    let mut claim = Claim::new(tx, &launcher, waiting)?;
+    if tx.queued_runs(&QueuedRuns { limit: 1, ..QueuedRuns::default() })?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut claim = Claim::new(tx, launcher, waiting)?;
     // Enough to fill the free slots when most fit; more pages when they do not.
     let size = (free_slots * 4).clamp(16, CLAIM_PAGE);
     let mut page = QueuedRuns {
@@ -299,18 +316,19 @@ fn session_token(tx: &mut dyn StoreTx, fx: &mut Effects, run: &Run) -> Result<St
 const REDELIVER_AFTER_MS: i64 = 2_000;
 
 /// Runs claimed by a launcher whose poll answer it never got (its poll names the
-/// runs it has, and these are not among them): handed to it again, with a fresh
-/// session token.
-pub fn redeliver(
+/// runs it has, and these are not among them), found among its `active` runs:
+/// handed to it again, with a fresh session token.
+pub(super) fn redeliver(
     tx: &mut dyn StoreTx,
     fx: &mut Effects,
     launcher: &LauncherId,
+    active: &[Run],
     has: &[RunId],
     config: &Config,
 ) -> Result<Vec<Assignment>, Error> {
     let now = Timestamp::now();
     let mut out = Vec::new();
-    for run in tx.active_runs_of_launcher(launcher)? {
+    for run in active.iter().cloned() {
         let missed = run.status == RunStatus::Claimed
             && !has.contains(&run.id)
             && run.claimed_at.is_some_and(|at| now.millis_since(at) > REDELIVER_AFTER_MS);

@@ -11,13 +11,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use baton_core::agent::ExecutorKind;
 use baton_core::api::{
-    Assignment, AttachRequest, AttachResponse, ErrorCode, Heartbeat, OrderDone, PollRequest, PollResponse,
-    RegisterLauncher, Registered,
+    Assignment, AttachRequest, AttachResponse, Heartbeat, OrderDone, PollRequest, PollResponse, RegisterLauncher,
+    Registered,
 };
 use baton_core::ids::LauncherId;
 use baton_core::model::Launcher;
-use baton_core::status::LauncherStatus;
-use baton_store::ActiveOf;
 
 use crate::api::http::ApiJson;
 use crate::auth::{Auth, Caller};
@@ -109,26 +107,12 @@ pub(super) async fn poll(
         let has_now = has.take();
         let claim_started = Instant::now();
         let st2 = Arc::clone(&state);
-        let (mut runs, stops, orders, executors) = transact_urgent(&state, move |tx, fx| {
-            let work = Instant::now();
-            let _timed = Timed(work, &st2.metrics.claim_work_micros);
-            let launcher = tx.launcher(&lid)?.ok_or_else(|| AppError::not_found("launcher", &lid))?;
-            if launcher.status == LauncherStatus::Offline {
-                return Err(AppError::new(ErrorCode::Conflict, format!("launcher {lid} is offline; register again")));
-            }
-            scheduler::seen(tx, &lid)?;
-            let mut runs = match &has_now {
-                Some(has) => scheduler::redeliver(tx, fx, &lid, has, &st.config)?,
-                None => Vec::new(),
-            };
-            runs.extend(scheduler::claim_runs(tx, fx, &lid, &st.config, &waiting)?);
-            let stops = scheduler::due_stops(tx, &lid)?;
-            let orders = scheduler::due_orders(tx, &lid)?;
-            let free = launcher.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(&lid))?);
-            Ok((runs, stops, orders, (launcher.executors, free)))
+        let polled = transact_urgent(&state, move |tx, fx| {
+            let _timed = Timed(Instant::now(), &st2.metrics.claim_work_micros);
+            scheduler::poll(tx, fx, &lid, has_now.as_deref(), &st.config, &waiting)
         })
         .await?;
-        let (executors, free) = executors;
+        let scheduler::Polled { mut runs, stops, orders, executors, free } = polled;
         state.metrics.claims.fetch_add(1, Ordering::Relaxed);
         state.metrics.claim_micros.fetch_add(claim_started.elapsed().as_micros() as u64, Ordering::Relaxed);
         for run in &runs {
