@@ -206,6 +206,11 @@ pub trait StoreRead {
 
     /// A task by id.
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError>;
+    /// The tasks of these ids that exist, in any order (one statement where a
+    /// statement is a round trip).
+    fn tasks_by_id(&self, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
+        ids.iter().filter_map(|id| self.task(id).transpose()).collect()
+    }
     /// Tasks matching a filter, newest first.
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
     /// Tasks that depend on `id`.
@@ -295,6 +300,11 @@ pub trait StoreRead {
     /// How many runs are claimed or running, of a project, an agent or a launcher
     /// (counted by an index, not by reading the runs).
     fn active_run_count(&self, of: ActiveOf<'_>) -> Result<u32, StoreError>;
+    /// [`StoreRead::active_run_count`] of each of these launchers, in their
+    /// order (one statement where a statement is a round trip).
+    fn active_run_counts(&self, launchers: &[LauncherId]) -> Result<Vec<u32>, StoreError> {
+        launchers.iter().map(|l| self.active_run_count(ActiveOf::Launcher(l))).collect()
+    }
     /// What a project's sessions have spent, in dollars (a running total).
     fn project_spent(&self, project: &ProjectId) -> Result<f64, StoreError>;
 

@@ -892,6 +892,17 @@ fn the_queue_pages_past_full_projects_and_counts_by_index() {
                     r.active_run_count(ActiveOf::QueuedOfAgent("a"))?,
                     r.active_run_count(ActiveOf::QueuedOfAgent("z"))?,
                 );
+                // Several launchers counted at once, in the order asked; tasks by id.
+                let other = LauncherId::generate();
+                let many = r.active_run_counts(&[other.clone(), la.clone(), other])?;
+                let mut ids: Vec<TaskId> = first.iter().map(|r| r.task_id.clone()).collect();
+                ids.push(TaskId::generate());
+                let mut found: Vec<TaskId> = r.tasks_by_id(&ids)?.into_iter().map(|t| t.id).collect();
+                found.sort();
+                ids.truncate(3);
+                ids.sort();
+                assert_eq!(found, ids, "the tasks that exist");
+                assert_eq!(many, vec![0, 1, 0]);
                 Ok::<_, StoreError>(((first, rest, not_a, not_a_agent), counts))
             })
             .await

@@ -9,7 +9,7 @@ use baton_core::api::{
     Assignment, AttachResponse, Attached, BatchAck, EventBatch, FailureKind, Prerequisite, RunFinished, RunStarted,
 };
 use baton_core::event::{EventKind, NewEvent, ResultData};
-use baton_core::ids::{LauncherId, ProjectId, RunId};
+use baton_core::ids::{LauncherId, ProjectId, RunId, TaskId};
 use baton_core::model::{AgentSwitch, Launcher, OrderKind, Project, Run, RunKind, Session, Task, TokenKind, Usage};
 use baton_core::status::{RunStatus, SessionStatus, TaskStatus};
 use baton_core::time::Timestamp;
@@ -130,13 +130,19 @@ pub(super) fn claim_for(
         let Some(last) = queued.last() else { break };
         page.after = Some(last.id.clone());
         let full_page = queued.len() as u32 == size;
+        // The page's tasks in one read, for placement.
+        let ids: Vec<TaskId> = queued.iter().filter(|r| claim.may_consider(r)).map(|r| r.task_id.clone()).collect();
+        let mut tasks: HashMap<TaskId, Task> = tx.tasks_by_id(&ids)?.into_iter().map(|t| (t.id.clone(), t)).collect();
         for run in queued {
             if out.len() as u32 >= free_slots {
                 return Ok(out);
             }
-            if let Some((run, agent, project)) = claim.consider(tx, fx, run, free_slots - out.len() as u32)? {
+            let task = tasks.remove(&run.task_id);
+            if let Some((run, task, agent, project)) =
+                claim.consider(tx, fx, run, task, free_slots - out.len() as u32)?
+            {
                 let token = session_token(tx, fx, &run)?;
-                out.push(assignment(tx, run, agent, project, Some(token), config)?);
+                out.push(assignment(tx, run, task, agent, project, Some(token), config)?);
             }
         }
         if !full_page {
@@ -208,20 +214,26 @@ impl Claim {
         Ok(claim)
     }
 
+    /// Whether a run is not left out at once (its time has come; its project
+    /// and agent are not at their limits).
+    fn may_consider(&self, run: &Run) -> bool {
+        !(run.not_before.is_some_and(|t| t > self.now)
+            || self.full_projects.contains(&run.project_id)
+            || self.full_agents.contains(&run.agent))
+    }
+
     /// Claims a queued run for the launcher when it may and should take it;
     /// ends it when it cannot run anywhere any more (its agent is gone, its
-    /// budget is spent).
+    /// budget is spent). `task` is the run's task (none: it is gone).
     fn consider(
         &mut self,
         tx: &mut dyn StoreTx,
         fx: &mut Effects,
         mut run: Run,
+        task: Option<Task>,
         free: u32,
-    ) -> Result<Option<(Run, AgentDef, Project)>, Error> {
-        if run.not_before.is_some_and(|t| t > self.now)
-            || self.full_projects.contains(&run.project_id)
-            || self.full_agents.contains(&run.agent)
-        {
+    ) -> Result<Option<(Run, Task, AgentDef, Project)>, Error> {
+        if !self.may_consider(&run) {
             return Ok(None);
         }
         if !self.agents.contains_key(&run.agent) {
@@ -276,7 +288,7 @@ impl Claim {
             self.full_agents.extend(self.pools.mates(&agent.name));
             return Ok(None);
         }
-        let Some(task) = tx.task(&run.task_id)? else { return Ok(None) };
+        let Some(task) = task else { return Ok(None) };
         if !placement::may_take(&self.launcher, &self.launchers, &task, &agent, &project) {
             return Ok(None);
         }
@@ -296,7 +308,7 @@ impl Claim {
         run.launcher_id = Some(self.launcher.id.clone());
         run.claimed_at = Some(self.now);
         save_run(tx, &run)?;
-        Ok(Some((run, agent, project)))
+        Ok(Some((run, task, agent, project)))
     }
 }
 
@@ -339,7 +351,8 @@ pub(super) fn redeliver(
         let project = resolve::project(tx, &run.project_id)?;
         tracing::info!(run = %run.id, launcher = %launcher, "handing a run to its launcher again: its claim's answer was lost");
         let token = session_token(tx, fx, &run)?;
-        out.push(assignment(tx, run, agent, project, Some(token), config)?);
+        let task = resolve::task(tx, &run.task_id)?;
+        out.push(assignment(tx, run, task, agent, project, Some(token), config)?);
     }
     Ok(out)
 }
@@ -359,12 +372,19 @@ impl Rivals {
         launchers: &[Launcher],
         waiting: &HashMap<LauncherId, Option<u32>>,
     ) -> Result<Self, Error> {
+        let others: Vec<(&Launcher, Option<u32>)> = launchers
+            .iter()
+            .filter(|l| l.id != me.id)
+            .filter_map(|l| waiting.get(&l.id).map(|known| (l, *known)))
+            .collect();
+        // Those whose free slots are not known are counted together.
+        let unknown: Vec<LauncherId> = others.iter().filter(|(_, k)| k.is_none()).map(|(l, _)| l.id.clone()).collect();
+        let mut counted = if unknown.is_empty() { Vec::new() } else { tx.active_run_counts(&unknown)? }.into_iter();
         let mut out = Vec::new();
-        for l in launchers.iter().filter(|l| l.id != me.id) {
-            let Some(known) = waiting.get(&l.id) else { continue };
-            let free = match *known {
+        for (l, known) in others {
+            let free = match known {
                 Some(n) => n.min(l.slots),
-                None => l.slots.saturating_sub(tx.active_run_count(ActiveOf::Launcher(&l.id))?),
+                None => l.slots.saturating_sub(counted.next().unwrap_or(0)),
             };
             if free > 0 {
                 out.push((l.clone(), free));
@@ -404,12 +424,12 @@ impl Rivals {
 fn assignment(
     tx: &mut dyn StoreTx,
     run: Run,
+    task: Task,
     mut agent: AgentDef,
     project: Project,
     token: Option<String>,
     config: &Config,
 ) -> Result<Assignment, Error> {
-    let task = resolve::task(tx, &run.task_id)?;
     let session = resolve::session(tx, &run.session_id)?;
     if let Some(model) = &task.model {
         agent.model = Some(model.clone());
@@ -1087,10 +1107,11 @@ pub fn attach(
             Some(run) if !run.status.is_finished() && run.launcher_id.as_ref() == Some(launcher) => {
                 let agent = tx.agent(&run.agent)?.ok_or_else(|| Error::not_found("agent", &run.agent))?;
                 let project = resolve::project(tx, &run.project_id)?;
+                let task = resolve::task(tx, &run.task_id)?;
                 let stop = run.stop_reason.clone();
                 Attached {
                     run_id: id.clone(),
-                    assignment: Some(assignment(tx, run, agent, project, None, config)?),
+                    assignment: Some(assignment(tx, run, task, agent, project, None, config)?),
                     stop,
                 }
             }

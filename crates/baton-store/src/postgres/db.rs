@@ -219,6 +219,11 @@ impl StoreRead for PgDb<'_> {
         self.doc("task", "SELECT data FROM tasks WHERE id = $1", &[&id.as_str()])
     }
 
+    fn tasks_by_id(&self, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(|t| t.as_str()).collect();
+        self.docs("task", "SELECT data FROM tasks WHERE id = ANY($1)", &[&ids])
+    }
+
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
         let project = filter.project.as_ref().map(|p| p.as_str());
         let parent = filter.parent_session.as_ref().map(|s| s.as_str());
@@ -557,6 +562,20 @@ impl StoreRead for PgDb<'_> {
              ORDER BY created_at, n LIMIT $4",
             &[&q.after.as_ref().map(|r| r.as_str()), &projects, &agents, &limit(q.limit)],
         )
+    }
+
+    fn active_run_counts(&self, launchers: &[LauncherId]) -> Result<Vec<u32>, StoreError> {
+        let ids: Vec<&str> = launchers.iter().map(|l| l.as_str()).collect();
+        let counts: HashMap<String, i64> = self
+            .rows(
+                "SELECT launcher_id, COUNT(*) FROM runs
+                 WHERE launcher_id = ANY($1) AND status IN ('claimed', 'running') GROUP BY launcher_id",
+                &[&ids],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(ids.iter().map(|id| counts.get(*id).copied().unwrap_or(0) as u32).collect())
     }
 
     fn active_run_count(&self, of: ActiveOf<'_>) -> Result<u32, StoreError> {
