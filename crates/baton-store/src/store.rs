@@ -417,6 +417,11 @@ pub trait StoreTx: StoreRead {
     fn put_task(&mut self, task: &Task) -> Result<(), StoreError>;
     /// Inserts or replaces a session.
     fn put_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    /// Inserts a session just made (none of its events exist yet): a bulk
+    /// write gathers its events too.
+    fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.put_session(session)
+    }
     /// Inserts or replaces a run.
     fn put_run(&mut self, run: &Run) -> Result<(), StoreError>;
     /// Inserts or replaces a launcher.

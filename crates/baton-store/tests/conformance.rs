@@ -1640,3 +1640,123 @@ fn an_urgent_write_passes_a_group_in_progress() {
         assert!(at < 15, "{backend}: the urgent job ran {at}th: {ran:?}");
     });
 }
+
+#[test]
+fn a_job_reads_its_own_writes_of_agents_projects_and_launchers() {
+    each(|store, backend| async move {
+        let agent = |model: &str| {
+            let text = format!("---\nname: memo\nmodel: {model}\ncommand: [\"true\"]\n---\nbody\n");
+            baton_core::agent::AgentDef::from_markdown(&text, "memo", "test", baton_core::agent::ExecutorKind::Command)
+                .unwrap()
+        };
+        let (first, second) = (agent("one"), agent("two"));
+        let mut p = project("memo");
+        let l = launcher("memo");
+        let seen = store
+            .write(move |tx| {
+                tx.put_agent(&first)?;
+                let a1 = tx.agent("memo")?.and_then(|a| a.model);
+                tx.put_agent(&second)?;
+                let a2 = tx.agent("memo")?.and_then(|a| a.model);
+                tx.delete_agent("memo")?;
+                let a3 = tx.agent("memo")?.is_some();
+                tx.put_project(&p)?;
+                let p1 = tx.project(&p.id)?.map(|p| p.name);
+                p.name = "renamed".into();
+                tx.put_project(&p)?;
+                let p2 = tx.project(&p.id)?.map(|p| p.name);
+                let l1 = tx.launchers()?.len();
+                tx.put_launcher(&l)?;
+                let l2 = tx.launchers()?.len();
+                Ok::<_, StoreError>((a1, a2, a3, p1, p2, l1, l2))
+            })
+            .await
+            .unwrap();
+        let expected = (
+            Some("one".to_owned()),
+            Some("two".to_owned()),
+            false,
+            Some("memo".to_owned()),
+            Some("renamed".to_owned()),
+            0,
+            1,
+        );
+        assert_eq!(seen, expected, "{backend}");
+    });
+}
+
+#[test]
+fn a_bulk_write_gathers_new_sessions_their_runs_and_events_in_order() {
+    each(|store, backend| async move {
+        let p = project("gather");
+        let (p2, pid) = (p.clone(), p.id.clone());
+        // A session from before, with two events.
+        let old_task = task(&p.id, TaskStatus::Running);
+        let old = session(&old_task, None, 0.0);
+        let (ot, os) = (old_task.clone(), old.clone());
+        store
+            .write(move |tx| {
+                tx.put_project(&p2)?;
+                tx.insert_task(&ot)?;
+                tx.put_session(&os)?;
+                tx.append_event(Some(&os.id), None, None, NewEvent::log("old 1"))?;
+                tx.append_event(Some(&os.id), None, None, NewEvent::log("old 2"))?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let before = store.read(|r| r.last_event_id()).await.unwrap();
+        let old_id = old.id.clone();
+        let (made, appended) = store
+            .write(move |tx| {
+                tx.begin_bulk();
+                let mut made = Vec::new();
+                let mut appended: Vec<String> = Vec::new();
+                let mut log = |tx: &mut dyn baton_store::StoreTx, s: Option<&SessionId>, m: String| {
+                    appended.push(m.clone());
+                    tx.append_event(s, None, None, NewEvent::log(m)).map(|e| e.seq)
+                };
+                for i in 0..5 {
+                    let t = task(&pid, TaskStatus::Queued);
+                    tx.insert_task(&t)?;
+                    log(tx, None, format!("task {i}"))?;
+                    let s = session(&t, None, 0.0);
+                    tx.insert_session(&s)?;
+                    assert_eq!(log(tx, Some(&s.id), format!("session {i}"))?, Some(1));
+                    let mut r = run(&s, RunStatus::Queued, None);
+                    r.created_at = Timestamp::from_millis(5_000);
+                    tx.put_run(&r)?;
+                    assert_eq!(log(tx, Some(&s.id), format!("run {i}"))?, Some(2));
+                    // Written again before the end: the last write counts.
+                    r.message = format!("second {i}");
+                    tx.put_run(&r)?;
+                    if i == 2 {
+                        // A session from before is numbered after its own events.
+                        assert_eq!(log(tx, Some(&old_id), "old 3".into())?, Some(3));
+                        // A read of the runs sees those gathered so far.
+                        let queued = tx.queued_runs(&QueuedRuns { limit: 100, ..Default::default() })?;
+                        assert_eq!(queued.len(), 3);
+                        assert_eq!(log(tx, Some(&s.id), format!("after {i}"))?, Some(3));
+                    }
+                    made.push((s.id, r.id));
+                }
+                Ok::<_, StoreError>((made, appended))
+            })
+            .await
+            .unwrap();
+        let events = store
+            .read(move |r| r.events(&EventFilter { after: before, limit: 100, ..Default::default() }))
+            .await
+            .unwrap();
+        let messages: Vec<String> =
+            events.iter().map(|e| e.data["message"].as_str().unwrap_or("").to_owned()).collect();
+        assert_eq!(messages, appended, "{backend}: ids in the order the events were appended");
+        let runs = store.read(|r| r.queued_runs(&QueuedRuns { limit: 100, ..Default::default() })).await.unwrap();
+        let order: Vec<RunId> = runs.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(order, made.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(), "{backend}: queued in order");
+        assert!(runs.iter().all(|r| r.message.starts_with("second")), "{backend}");
+        let (sid, _) = made[4].clone();
+        let stored = store.read(move |r| r.session(&sid)).await.unwrap();
+        assert!(stored.is_some(), "{backend}: the session is stored");
+    });
+}

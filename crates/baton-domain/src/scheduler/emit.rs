@@ -39,6 +39,13 @@ pub fn save_session(tx: &mut dyn StoreTx, session: &Session) -> Result<(), Store
     Ok(())
 }
 
+/// [`save_session`] for a session just made.
+pub fn insert_session(tx: &mut dyn StoreTx, session: &Session) -> Result<(), StoreError> {
+    tx.insert_session(session)?;
+    tx.append_event(Some(&session.id), None, Some(&session.task_id), snapshot(EventKind::Session, session))?;
+    Ok(())
+}
+
 /// Writes a run and announces it in its session's timeline.
 pub fn save_run(tx: &mut dyn StoreTx, run: &Run) -> Result<(), StoreError> {
     tx.put_run(run)?;

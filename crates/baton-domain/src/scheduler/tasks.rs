@@ -601,6 +601,7 @@ pub(crate) fn queue_run(
 ) -> Result<Run, Error> {
     let now = Timestamp::now();
     let agent = tx.agent(&task.agent)?.ok_or_else(|| Error::not_found("agent", &task.agent))?;
+    let fresh = session.is_none();
     let session = match session {
         Some(mut s) => {
             s.status = s.status.transition(SessionStatus::Queued)?;
@@ -659,7 +660,11 @@ pub(crate) fn queue_run(
     task.session_id = Some(session.id.clone());
     set_status(task, TaskStatus::Queued, None)?;
     task.reason = super::placement::unavailable(tx, task, &agent)?;
-    save_session(tx, &session)?;
+    if fresh {
+        super::emit::insert_session(tx, &session)?;
+    } else {
+        save_session(tx, &session)?;
+    }
     save_run(tx, &run)?;
     match not_before {
         Some(at) => fx.wake_at = Some(fx.wake_at.map_or(at, |w| w.min(at))),

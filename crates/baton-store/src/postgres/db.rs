@@ -77,6 +77,27 @@ impl Conn {
     }
 }
 
+/// The rows of the small tables a job reads again and again (a claim or a plan
+/// asks for the same agent, project and launchers once per run), kept for the
+/// job: each is a round trip on PostgreSQL. A statement that writes one of
+/// these tables forgets them all.
+#[derive(Default)]
+pub(super) struct Memo {
+    agents: HashMap<String, Option<AgentDef>>,
+    projects: HashMap<ProjectId, Option<Project>>,
+    launchers: Option<Vec<Launcher>>,
+}
+
+impl Memo {
+    /// Forgets everything when `sql` writes a table kept here.
+    pub(super) fn before(&mut self, sql: &str) {
+        let writes = !sql.trim_start().starts_with("SELECT");
+        if writes && ["agents", "projects", "launchers"].iter().any(|t| sql.contains(t)) {
+            *self = Memo::default();
+        }
+    }
+}
+
 /// Reads and writes through one connection, and what a write job appended and
 /// noticed.
 pub(crate) struct PgDb<'c> {
@@ -84,6 +105,8 @@ pub(crate) struct PgDb<'c> {
     pub(super) conn: RefCell<&'c mut Conn>,
     /// What a bulk write has gathered (see [`super::bulk`]); none unless asked.
     pub(super) bulk: Option<RefCell<super::bulk::Bulk>>,
+    /// Reads kept for the job (see [`Memo`]).
+    pub(super) memo: RefCell<Memo>,
     /// Events appended by the current job (published from memory after the commit).
     pub(crate) appended: Vec<Event>,
     /// Notices sent by the current job.
@@ -92,7 +115,13 @@ pub(crate) struct PgDb<'c> {
 
 impl<'c> PgDb<'c> {
     pub(crate) fn new(conn: &'c mut Conn) -> Self {
-        Self { conn: RefCell::new(conn), bulk: None, appended: Vec::new(), notices: Vec::new() }
+        Self {
+            conn: RefCell::new(conn),
+            bulk: None,
+            memo: RefCell::default(),
+            appended: Vec::new(),
+            notices: Vec::new(),
+        }
     }
 
     pub(super) fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
@@ -189,7 +218,13 @@ fn limit(n: u32) -> i64 {
 
 impl StoreRead for PgDb<'_> {
     fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
-        self.doc("project", "SELECT data FROM projects WHERE id = $1", &[&id.as_str()])
+        if let Some(kept) = self.memo.borrow().projects.get(id) {
+            return Ok(kept.clone());
+        }
+        let project: Option<Project> =
+            self.doc("project", "SELECT data FROM projects WHERE id = $1", &[&id.as_str()])?;
+        self.memo.borrow_mut().projects.insert(id.clone(), project.clone());
+        Ok(project)
     }
 
     fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError> {
@@ -205,7 +240,12 @@ impl StoreRead for PgDb<'_> {
     }
 
     fn agent(&self, name: &str) -> Result<Option<AgentDef>, StoreError> {
-        self.doc("agent", "SELECT data FROM agents WHERE name = $1", &[&name])
+        if let Some(kept) = self.memo.borrow().agents.get(name) {
+            return Ok(kept.clone());
+        }
+        let agent: Option<AgentDef> = self.doc("agent", "SELECT data FROM agents WHERE name = $1", &[&name])?;
+        self.memo.borrow_mut().agents.insert(name.to_owned(), agent.clone());
+        Ok(agent)
     }
 
     fn agents(&self) -> Result<Vec<AgentDef>, StoreError> {
@@ -604,7 +644,12 @@ impl StoreRead for PgDb<'_> {
     }
 
     fn launchers(&self) -> Result<Vec<Launcher>, StoreError> {
-        self.docs("launcher", "SELECT data FROM launchers ORDER BY id", &[])
+        if let Some(kept) = &self.memo.borrow().launchers {
+            return Ok(kept.clone());
+        }
+        let launchers: Vec<Launcher> = self.docs("launcher", "SELECT data FROM launchers ORDER BY id", &[])?;
+        self.memo.borrow_mut().launchers = Some(launchers.clone());
+        Ok(launchers)
     }
 
     fn ids_with_prefix(&self, kind: &str, prefix: &str, n: u32) -> Result<Vec<String>, StoreError> {
@@ -887,7 +932,17 @@ impl StoreTx for PgDb<'_> {
         Ok(())
     }
 
+    fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        if self.bulk_session(s, true) {
+            return Ok(());
+        }
+        self.put_session(s)
+    }
+
     fn put_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        if self.bulk_session(s, false) {
+            return Ok(());
+        }
         let data = encode("session", s)?;
         self.exec(
             "INSERT INTO sessions (id, task_id, project_id, agent, agent_session_id, input_tokens, output_tokens, cost_usd, created_at, data)
@@ -912,6 +967,9 @@ impl StoreTx for PgDb<'_> {
     }
 
     fn put_run(&mut self, r: &Run) -> Result<(), StoreError> {
+        if self.bulk_run(r) {
+            return Ok(());
+        }
         let data = encode("run", r)?;
         self.exec(
             "INSERT INTO runs (id, session_id, status, launcher_id, created_at, project_id, agent, data)
@@ -948,8 +1006,15 @@ impl StoreTx for PgDb<'_> {
         task: Option<&TaskId>,
         event: NewEvent,
     ) -> Result<Event, StoreError> {
-        if session.is_none() && self.bulk.is_some() {
-            return self.bulk_event(run, task, event)?.ok_or_else(|| StoreError::Database("not gathering".into()));
+        // Gathered: a global event, or one of a session made in this transaction.
+        let gathered = match session {
+            None => self.bulk.is_some().then_some(None),
+            Some(s) => self.bulk_seq(s).map(|seq| Some((s, seq))),
+        };
+        if let Some(numbered) = gathered {
+            return self
+                .bulk_event(numbered, run, task, event)?
+                .ok_or_else(|| StoreError::Database("not gathering".into()));
         }
         let ts = event.ts.unwrap_or_else(Timestamp::now);
         let data = encode("event data", &event.data)?;
