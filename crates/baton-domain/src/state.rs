@@ -149,6 +149,9 @@ pub struct AppState {
     /// launchers and that no claim here has taken yet: the others are woken a
     /// moment later while this is above zero.
     pub unclaimed: Mutex<std::collections::HashMap<baton_core::agent::ExecutorKind, u32>>,
+    /// Launchers woken for queued runs whose claim has not ended yet: the others
+    /// are woken only once these have claimed (or after [`SECOND_WAKE_LATEST`]).
+    pub claiming: Mutex<std::collections::HashSet<LauncherId>>,
     /// Counters.
     pub metrics: Metrics,
     /// When the coordinator started.
@@ -176,6 +179,7 @@ impl AppState {
             leader: AtomicBool::new(false),
             polling: Mutex::default(),
             unclaimed: Mutex::default(),
+            claiming: Mutex::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
             forge: Arc::new(crate::forge::NoForge),
@@ -242,24 +246,46 @@ impl AppState {
             candidates.sort_by(|a, b| free(b.1).cmp(&free(a.1)).then_with(|| a.0.cmp(b.0)));
             // A freed slot (0 runs queued) wakes one launcher, and no second wake.
             let mut taken = 0u32;
+            let mut these = Vec::new();
             for (id, waiting) in &candidates {
                 if taken >= (*n).max(1) {
                     break;
                 }
                 waiting.notify.notify_one();
                 woken.insert((*id).clone());
+                these.push((*id).clone());
                 taken = taken.saturating_add(free(waiting));
             }
             if *n > 0 && candidates.iter().any(|(id, _)| !woken.contains(*id)) {
                 if let Ok(mut unclaimed) = self.unclaimed.lock() {
                     *unclaimed.entry(*executor).or_default() += n;
                 }
+                if let Ok(mut claiming) = self.claiming.lock() {
+                    claiming.extend(these.iter().cloned());
+                }
                 let (me, executor) = (Arc::clone(self), *executor);
                 tokio::spawn(async move {
-                    tokio::time::sleep(SECOND_WAKE).await;
+                    // Once the launchers woken have claimed: a claim that waits
+                    // for the store must not bring every other launcher's claim
+                    // down on it too.
+                    let start = std::time::Instant::now();
+                    loop {
+                        tokio::time::sleep(SECOND_WAKE).await;
+                        let busy = me.claiming.lock().map(|c| these.iter().any(|id| c.contains(id))).unwrap_or(false);
+                        if !busy || start.elapsed() >= SECOND_WAKE_LATEST {
+                            break;
+                        }
+                    }
                     me.wake_the_rest(executor);
                 });
             }
+        }
+    }
+
+    /// A launcher's claim ended (whatever it took).
+    pub fn claim_ended(&self, launcher: &LauncherId) {
+        if let Ok(mut claiming) = self.claiming.lock() {
+            claiming.remove(launcher);
         }
     }
 
@@ -304,5 +330,8 @@ pub struct Waiting {
 }
 
 /// How long after a wake that went to some launchers the others are woken, when
-/// the runs it was for are still unclaimed.
+/// the runs it was for are still unclaimed and the launchers woken have claimed.
 pub const SECOND_WAKE: Duration = Duration::from_millis(25);
+
+/// The others are woken by then, even if a launcher woken has not claimed yet.
+pub const SECOND_WAKE_LATEST: Duration = Duration::from_millis(500);

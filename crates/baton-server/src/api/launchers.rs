@@ -79,6 +79,8 @@ impl Polling {
 
 impl Drop for Polling {
     fn drop(&mut self) {
+        // A poll gone claims nothing more: the other launchers need not wait for it.
+        self.state.claim_ended(&self.id);
         if let Ok(mut p) = self.state.polling.lock()
             && p.get(&self.id).is_some_and(|w| Arc::ptr_eq(&w.notify, &self.notify))
         {
@@ -118,6 +120,7 @@ pub(super) async fn poll(
         for run in &runs {
             state.claimed(run.agent.executor, 1);
         }
+        state.claim_ended(&id);
         if !runs.is_empty() || !stops.is_empty() || !orders.is_empty() || Instant::now() >= deadline {
             state.metrics.runs_claimed.fetch_add(runs.len() as u64, Ordering::Relaxed);
             for run in &mut runs {
