@@ -124,7 +124,7 @@ fn apply(state: &Arc<AppState>, fx: Effects) {
     if fx.forge {
         state.forge_work.notify_one();
     }
-    if !fx.wake.is_empty() {
-        state.wake(&fx.wake);
-    }
+    // The launchers are woken by the notice the job sent (`notices::follow`), on
+    // this replica as on the others: waking them here as well counted each run
+    // twice as unclaimed, and every queued run then woke every launcher.
 }
