@@ -6,7 +6,7 @@ use baton_core::agent::ExecutorKind;
 use baton_core::api::{Assignment, Heartbeat, OrderDone, RegisterLauncher, StopOrder};
 use baton_core::event::{EventKind, NewEvent};
 use baton_core::ids::{LauncherId, RunId, TaskId};
-use baton_core::model::{Launcher, LauncherOrder, OrderKind};
+use baton_core::model::{Launcher, LauncherOrder, OrderKind, Run};
 use baton_core::status::LauncherStatus;
 use baton_core::time::Timestamp;
 use baton_store::StoreTx;
@@ -164,7 +164,7 @@ pub fn poll(
 
 /// The stop orders to send a launcher now, from its active runs: for each asked
 /// to stop, unless the order went out recently (it is repeated until the run ends).
-fn due_stops(tx: &mut dyn StoreTx, active: Vec<baton_core::model::Run>) -> Result<Vec<StopOrder>, Error> {
+fn due_stops(tx: &mut dyn StoreTx, active: Vec<Run>) -> Result<Vec<StopOrder>, Error> {
     let now = Timestamp::now();
     let mut stops = Vec::new();
     for mut run in active {
